@@ -1,0 +1,193 @@
+"""AlgorithmConfig: a typed dataclass behind RLlib's fluent builder.
+
+Every option is one dataclass field tagged with the builder method that sets it
+(`.environment`, `.env_runners`, `.training`, `.evaluation`, `.debugging`, `.resources`). An unknown
+key, or a value out of range, fails with a message naming the key and the closest valid one.
+Algorithm configs (PPOConfig, ...) subclass it, add their `training` fields and `validate()` rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
+from rlarena.errors import ConfigError, closest
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "fcnet_hiddens": [64, 64],  # SB3's PPO default net_arch
+    "fcnet_activation": "tanh",
+    "vf_share_layers": False,
+    "log_std_init": 0.0,
+}
+
+
+def option(default: Any, group: str, **kw: Any) -> Any:
+    """A config field set by the builder method `group`."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"group": group}, **kw)
+    return field(default=default, metadata={"group": group}, **kw)
+
+
+@dataclass
+class AlgorithmConfig:
+    algo_class: ClassVar[type | None] = None
+
+    # .environment()
+    env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
+    env_config: dict = option({}, "environment")  # kwargs for the env creator / gymnasium.make
+    # .env_runners()
+    num_env_runners: int = option(0, "env_runners")  # 0: sample in this process (Ray runners later)
+    num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
+    rollout_fragment_length: int | str = option("auto", "env_runners")  # "auto": train_batch_size / num_envs
+    vectorization_mode: str = option("auto", "env_runners")  # auto | sync | async | vector_entry_point
+    observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
+    # .training() (shared by all algorithms)
+    lr: float = option(3e-4, "training")
+    lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
+    gamma: float = option(0.99, "training")
+    train_batch_size: int = option(2048, "training")
+    grad_clip: float | None = option(0.5, "training")  # max global grad norm; None: no clipping
+    model: dict = option({}, "training")  # overrides of MODEL_DEFAULTS
+    # .evaluation()
+    evaluation_interval: int | None = option(None, "evaluation")  # evaluate every N train() calls
+    evaluation_duration: int = option(10, "evaluation")  # episodes per evaluation
+    evaluation_num_envs: int = option(0, "evaluation")  # 0: min(duration, 10)
+    evaluation_explore: bool = option(False, "evaluation")  # greedy actions unless True
+    # .debugging()
+    seed: int | None = option(None, "debugging")
+    # .resources()
+    num_torch_threads: int = option(1, "resources")  # 1 is fastest for small nets on CPU (benchmarks/)
+
+    # -- the fluent builder (RLlib's names) ---------------------------------------------------
+    def environment(self, env: EnvSpec | None = None, **kwargs: Any) -> AlgorithmConfig:
+        if env is not None:
+            kwargs["env"] = env
+        return self._set("environment", kwargs)
+
+    def env_runners(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("env_runners", kwargs)
+
+    def training(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("training", kwargs)
+
+    def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("evaluation", kwargs)
+
+    def debugging(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("debugging", kwargs)
+
+    def resources(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("resources", kwargs)
+
+    def _set(self, group: str, kwargs: dict[str, Any]) -> AlgorithmConfig:
+        names = self._fields(group)
+        for key, value in kwargs.items():
+            if key not in names:
+                raise ConfigError(f"{type(self).__name__}.{group}() has no option {key!r}."
+                                  f"{closest(key, self._fields())} Valid {group}() options: "
+                                  f"{', '.join(sorted(names))}.")
+            setattr(self, key, value)
+        return self
+
+    @classmethod
+    def _fields(cls, group: str | None = None) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls) if group is None or f.metadata.get("group") == group}
+
+    # -- derived values -----------------------------------------------------------------------
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return {**MODEL_DEFAULTS, **self.model}
+
+    @property
+    def fragment_length(self) -> int:
+        """Steps per env per iteration: rollout_fragment_length, or train_batch_size / num_envs rounded up."""
+        if self.rollout_fragment_length != "auto":
+            return int(self.rollout_fragment_length)
+        return math.ceil(self.train_batch_size / (self.num_envs_per_env_runner * max(1, self.num_env_runners)))
+
+    @property
+    def num_eval_envs(self) -> int:
+        return self.evaluation_num_envs or min(self.evaluation_duration, 10)
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key. Subclasses extend it."""
+        if self.env is None:
+            raise ConfigError("No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "
+                              "from register_env, an Env class or a creator fn(env_config)).")
+        self._check("lr", self.lr > 0, "must be > 0")
+        self._check("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
+        self._check("train_batch_size", self.train_batch_size >= 1, "must be >= 1")
+        self._check("num_envs_per_env_runner", self.num_envs_per_env_runner >= 1, "must be >= 1")
+        self._check("num_env_runners", self.num_env_runners == 0,
+                    "must be 0 for now: remote (Ray) env runners are not available in this version")
+        self._check("grad_clip", self.grad_clip is None or self.grad_clip > 0, "must be > 0 or None")
+        self._check("evaluation_duration", self.evaluation_duration >= 1, "must be >= 1")
+        self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,
+                    "must be >= 1 or None")
+        self._check("num_torch_threads", self.num_torch_threads >= 1, "must be >= 1")
+        self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "async", "vector_entry_point"))
+        self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
+        for key in self.model:
+            if key not in MODEL_DEFAULTS:
+                raise ConfigError(f"Unknown model option {key!r}.{closest(key, MODEL_DEFAULTS)} "
+                                  f"Valid model options: {', '.join(MODEL_DEFAULTS)}.")
+        from rlarena.nn.models import ACTIVATIONS
+        self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
+        if self.rollout_fragment_length != "auto":
+            self._check("rollout_fragment_length", int(self.rollout_fragment_length) >= 1, "must be >= 1 or 'auto'")
+        if self.lr_schedule is not None:
+            ok = all(isinstance(p, list | tuple) and len(p) == 2 and p[1] >= 0 for p in self.lr_schedule)
+            self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,
+                        "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]")
+
+    def _check(self, key: str, ok: bool, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"Invalid {key}={getattr(self, key, None)!r}: {rule}.")
+
+    def _choice(self, key: str, value: Any, valid: tuple) -> None:
+        if value not in valid:
+            raise ConfigError(f"Invalid {key}={value!r}.{closest(str(value), valid)} Valid values: "
+                              f"{', '.join(map(str, valid))}.")
+
+    # -- build and (de)serialize --------------------------------------------------------------
+    def build(self, env: EnvSpec | None = None) -> Any:
+        """Validate and build the algorithm (RLlib: `config.build_algo()`; `build()` is kept too)."""
+        if env is not None:
+            self.env = env
+        self.validate()
+        assert self.algo_class is not None, f"{type(self).__name__} has no algo_class"
+        return self.algo_class(self.copy())
+
+    build_algo = build
+
+    def copy(self) -> AlgorithmConfig:
+        return dataclasses.replace(self, env_config=dict(self.env_config), model=dict(self.model))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f: getattr(self, f) for f in self._fields()}
+        out["env"] = env_to_json(self.env)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlgorithmConfig:
+        fields = cls._fields()
+        unknown = [k for k in data if k not in fields]
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no option {unknown[0]!r}.{closest(unknown[0], fields)}")
+        values = dict(data)
+        if "env" in values:
+            values["env"] = env_from_json(values["env"])
+        return cls(**values)
+
+    def update_from_dict(self, data: dict[str, Any]) -> AlgorithmConfig:
+        """Set options by name regardless of builder group (for CLI --config and sweeps)."""
+        fields = self._fields()
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(f"{type(self).__name__} has no option {key!r}.{closest(key, fields)}")
+            setattr(self, key, value)
+        return self

@@ -1,0 +1,112 @@
+"""Checkpoint directories: one JSON file (config, counters, metadata, format version, file hashes)
+and one safetensors file per group of arrays (policy weights, optimizer state, ...).
+
+Loading never unpickles anything, so a checkpoint from a stranger is safe to open. Writing goes to a
+temporary sibling directory that is renamed into place; the JSON is written last, as the sentinel
+(Dopamine's habit), so a directory without it was never finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from rlarena.errors import CheckpointError
+
+FORMAT_VERSION = 1
+METADATA_FILE = "rlarena_checkpoint.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
+                     arrays: dict[str, dict[str, np.ndarray]]) -> str:
+    """Write `arrays` (group name -> {key: array}) and `metadata` as a checkpoint at `path`.
+
+    An existing checkpoint at `path` is replaced only once the new one is complete; a directory
+    that holds anything else is never overwritten.
+    """
+    target = Path(path).resolve()
+    if target.exists() and any(target.iterdir()) and not (target / METADATA_FILE).exists():
+        raise CheckpointError(f"Refusing to write a checkpoint into {str(target)!r}: it is a non-empty "
+                              f"directory that is not an rlarena checkpoint. Choose a new or empty directory.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        files = {}
+        for group, tensors in arrays.items():
+            name = f"{group}.safetensors"
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / name))
+            files[name] = _sha256(tmp / name)
+        meta = {"format_version": FORMAT_VERSION, **metadata, "files": files}
+        with open(tmp / METADATA_FILE, "w") as f:
+            json.dump(meta, f, indent=2, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(target)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Return (metadata, arrays) or raise CheckpointError saying what is wrong with the directory."""
+    root = Path(path)
+    if not root.exists():
+        raise CheckpointError(f"No checkpoint at {str(root)!r}: the path does not exist.")
+    if not root.is_dir():
+        raise CheckpointError(f"{str(root)!r} is a file; an rlarena checkpoint is a directory "
+                              f"containing {METADATA_FILE}.")
+    meta_path = root / METADATA_FILE
+    if not meta_path.exists():
+        raise CheckpointError(f"{str(root)!r} is not an rlarena checkpoint (no {METADATA_FILE}). It may be "
+                              f"unfinished, or another library's format.")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} is not valid JSON "
+                              f"({exc}).") from exc
+    if not isinstance(meta, dict) or "format_version" not in meta or "files" not in meta:
+        raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} lacks format_version/files.")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"Checkpoint {str(root)!r} has format version {meta['format_version']}, newer than "
+                              f"this rlarena reads ({FORMAT_VERSION}). Upgrade rlarena.")
+    arrays = {}
+    for name, digest in meta["files"].items():
+        file = root / name
+        if not file.exists():
+            raise CheckpointError(f"Checkpoint {str(root)!r} is incomplete: {name} is missing.")
+        if _sha256(file) != digest:
+            raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {name} does not match its recorded "
+                                  f"sha256 (truncated or modified after saving).")
+        try:
+            arrays[name.removesuffix(".safetensors")] = load_file(str(file))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise CheckpointError(f"Checkpoint {str(root)!r}: {name} cannot be read ({exc}).") from exc
+    return meta, arrays

@@ -1,0 +1,130 @@
+"""Turning what a user passes to `.environment(...)` into an env factory, and building vector envs.
+
+A user may give a Gymnasium id ("CartPole-v1"), a name registered with `register_env`, an env class,
+or a creator `fn(env_config) -> gymnasium.Env`. This is the one table where env names become objects.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from rlarena.errors import EnvError, closest
+
+EnvCreator = Callable[[dict], gym.Env]
+EnvSpec = str | type | EnvCreator
+
+_REGISTRY: dict[str, EnvCreator] = {}
+
+
+def register_env(name: str, creator: EnvCreator) -> None:
+    """Make `name` usable in `.environment(name)`; `creator(env_config)` returns a gymnasium.Env."""
+    if not callable(creator):
+        raise EnvError(f"register_env({name!r}, ...) needs a callable creator fn(env_config) -> Env, "
+                       f"got {type(creator).__name__}.")
+    _REGISTRY[name] = creator
+
+
+def registered_envs() -> list[str]:
+    """Names from `register_env` followed by every Gymnasium id."""
+    return sorted(_REGISTRY) + sorted(gym.registry)
+
+
+def env_name(env: EnvSpec) -> str:
+    """A readable name for messages and metrics."""
+    if isinstance(env, str):
+        return env
+    return getattr(env, "__qualname__", type(env).__name__)
+
+
+def env_to_json(env: EnvSpec | None) -> str | None:
+    """How a config stores its env: the id/registered name, or 'module:qualname' of a class/function.
+
+    Lambdas and local functions cannot be named; `from_checkpoint(..., env=...)` then takes the env.
+    """
+    if env is None or isinstance(env, str):
+        return env
+    module, qualname = getattr(env, "__module__", None), getattr(env, "__qualname__", "")
+    if not module or "<" in qualname:
+        return f"<unnamed:{env_name(env)}>"
+    return f"{module}:{qualname}"
+
+
+def env_from_json(value: str | None) -> EnvSpec | None:
+    """Inverse of env_to_json. Imports a 'module:qualname' (never unpickles)."""
+    if value is None or ":" not in value or value.startswith("<unnamed:"):
+        return value
+    module_name, qualname = value.split(":", 1)
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise EnvError(f"The checkpoint's env {value!r} cannot be imported ({exc}). Import or install the "
+                       f"module that defines it, or pass env=... to from_checkpoint().") from exc
+    return obj
+
+
+def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:
+    """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec."""
+    if isinstance(env, str):
+        if env.startswith("<unnamed:"):
+            raise EnvError(f"This config's env was a lambda or local function ({env[9:-1]}), which cannot be "
+                           f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
+                           f"with rlarena.register_env(name, creator) and use the name.")
+        if env in _REGISTRY:
+            creator = _REGISTRY[env]
+            if render_mode is None:
+                return creator
+            return lambda cfg: creator({**cfg, "render_mode": render_mode})
+        if env in gym.registry:
+            return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
+        raise EnvError(f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
+                       f"rlarena.register_env().{closest(env, registered_envs())}")
+    if isinstance(env, type):
+        if not issubclass(env, gym.Env):
+            raise EnvError(f"Env class {env.__name__} is not a gymnasium.Env subclass.")
+
+        def from_class(cfg: dict) -> gym.Env:
+            try:
+                return env(cfg) if cfg else env()
+            except TypeError:
+                return env(**cfg)
+
+        return from_class
+    if callable(env):
+        return env
+    raise EnvError(f"Cannot make an env from {env!r}: pass a Gymnasium id, a registered name, "
+                   f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
+
+
+def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "auto",
+                    render_mode: str | None = None) -> gym.vector.VectorEnv:
+    """A Gymnasium vector env in next-step autoreset mode (the native vector envs' own mode).
+
+    mode "auto": the env's native vector entry point when it has one (CartPole: numpy-batched),
+    else a SyncVectorEnv. "async" steps the envs in worker processes (worth it when the env is slow).
+    """
+    name = env_name(env)
+    try:
+        if isinstance(env, str) and env not in _REGISTRY and env in gym.registry:
+            spec = gym.spec(env)
+            native = spec.vector_entry_point is not None and render_mode is None
+            if mode in ("auto", "vector_entry_point") and native:
+                return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                                    **env_config)
+            if mode == "vector_entry_point":
+                raise EnvError(f"Env {env!r} has no native vector entry point; use vectorization_mode "
+                               f"'auto', 'sync' or 'async'.")
+        creator = make_env_creator(env, render_mode)
+        fns = [(lambda c=creator: c(dict(env_config))) for _ in range(num_envs)]
+        if mode == "async":
+            return gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    except EnvError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the env's own error, surfaced with its name
+        raise EnvError(f"Creating env {name!r} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,126 @@
+"""Policies: what turns a batch of observations into actions.
+
+`Policy` is the small seam every runner talks to; `TorchPolicy` is the trainable one holding an
+`ActorCritic` model, the observation preprocessing (flatten / one-hot / running normalization) and
+the sampler used on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.errors import ConfigError
+from rlarena.nn import ActorCritic, make_distribution
+from rlarena.rollout.normalize import RunningMeanStd
+
+
+def flat_obs_dim(space: gym.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        return int(np.prod(space.shape))
+    raise ConfigError(f"Observation space {space} is not supported yet: rlarena's default model takes "
+                      f"Box or Discrete observations. Flatten it with gymnasium.wrappers.FlattenObservation.")
+
+
+class Policy:
+    """Maps a batch of observations to a batch of actions. Subclass it for heuristics."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        del state
+
+
+class TorchPolicy(Policy):
+    """An actor-critic policy. `model` is a plain nn.Module: train it, export it, inspect it."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
+                 observation_filter: str = "NoFilter", seed: int | None = None):
+        super().__init__(observation_space, action_space)
+        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
+            raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
+        self.obs_dim = flat_obs_dim(observation_space)
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
+                                 activation=model_config["fcnet_activation"],
+                                 vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
+                                 log_std_init=model_config["log_std_init"])
+        self.dist = make_distribution(action_space, self.model.log_std)
+        self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
+        self.rng = np.random.default_rng(seed)
+        self._one_hot = (np.eye(self.obs_dim, dtype=np.float32)
+                         if isinstance(observation_space, gym.spaces.Discrete) else None)
+        if self.continuous:
+            self.action_shape: tuple[int, ...] = tuple(action_space.shape)
+            self.action_dtype = np.dtype(np.float32)
+            self._low, self._high = action_space.low, action_space.high
+        else:
+            self.action_shape, self.action_dtype = (), np.dtype(np.int64)
+
+    # -- observations -------------------------------------------------------------------------
+    def flatten(self, obs: np.ndarray) -> np.ndarray:
+        """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete), before the filter."""
+        if self._one_hot is not None:
+            return self._one_hot[np.asarray(obs, np.int64).reshape(-1)]
+        obs = np.asarray(obs)
+        if obs.dtype != np.float32 or obs.ndim != 2:
+            obs = obs.reshape(len(obs), -1).astype(np.float32)
+        return obs
+
+    def normalize(self, flat: np.ndarray) -> np.ndarray:
+        return flat if self.obs_filter is None else self.obs_filter(flat)
+
+    # -- actions ------------------------------------------------------------------------------
+    def sample(self, x: np.ndarray, explore: bool = True) -> np.ndarray:
+        """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
+        runs here; values and log-probs are computed after the rollout in one batched forward."""
+        with torch.inference_mode():
+            out = self.model.pi(torch.from_numpy(x)).numpy()
+        if self.continuous:
+            if not explore:
+                return out
+            std = np.exp(self.model.log_std.detach().numpy())
+            return (out + std * self.rng.standard_normal(out.shape, np.float32)).astype(np.float32)
+        if not explore:
+            return out.argmax(-1)
+        # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample from softmax(logits)
+        return (out - np.log(-np.log(self.rng.random(out.shape, np.float32)))).argmax(-1)
+
+    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        # Gaussian samples are clipped to the bounds only for the env; the stored action stays as
+        # sampled so its log-prob is exact (SB3 does the same).
+        return np.clip(actions, self._low, self._high) if self.continuous else actions
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        return self.to_env_actions(self.sample(self.normalize(self.flatten(obs_batch)), explore))
+
+    def compute_values(self, obs_batch: Any) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
+            return self.model.value(x).numpy()
+
+    # -- state --------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        if self.obs_filter is not None:
+            state.update({f"obs_filter.{k}": v for k, v in self.obs_filter.get_state().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        model_state = {k[6:]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        if self.obs_filter is not None:
+            self.obs_filter.set_state({k[11:]: v for k, v in state.items() if k.startswith("obs_filter.")})

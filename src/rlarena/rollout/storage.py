@@ -1,0 +1,46 @@
+"""Preallocated rollout storage: numpy arrays of shape [T, N, ...], reused every iteration.
+
+Numpy, not torch, during collection: writing one row of a numpy array costs ~1 µs, a torch
+index_put several. The algorithm takes zero-copy torch views with `torch.from_numpy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Rollout:
+    """One fragment of T steps from N envs, in the vector env's next-step autoreset layout.
+
+    obs[t+1] is what the env returned for the action at t, so obs[T] closes the fragment and, at a
+    truncation, obs[t+1] is the episode's final observation (to bootstrap from). The step after an
+    episode end only resets that env (the action is ignored); `valid` marks it False.
+    """
+
+    obs: np.ndarray  # [T+1, N, D] float32, preprocessed (flattened, one-hot, filtered) observations
+    actions: np.ndarray  # [T, N] int64 (Discrete) or [T, N, A] float32 (Box, before clipping)
+    rewards: np.ndarray  # [T, N] float32
+    terminated: np.ndarray  # [T, N] bool
+    truncated: np.ndarray  # [T, N] bool
+    valid: np.ndarray  # [T, N] bool: False where the env only reset
+    raw_obs: np.ndarray | None  # [T+1, N, D] float32 before the observation filter, when one is on
+
+    @classmethod
+    def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
+                 keep_raw_obs: bool) -> Rollout:
+        return cls(
+            obs=np.zeros((T + 1, N, obs_dim), np.float32),
+            actions=np.zeros((T, N, *action_shape), action_dtype),
+            rewards=np.zeros((T, N), np.float32),
+            terminated=np.zeros((T, N), bool),
+            truncated=np.zeros((T, N), bool),
+            valid=np.zeros((T, N), bool),
+            raw_obs=np.zeros((T + 1, N, obs_dim), np.float32) if keep_raw_obs else None,
+        )
+
+    @property
+    def num_steps(self) -> int:
+        return self.rewards.size
