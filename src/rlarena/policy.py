@@ -114,7 +114,8 @@ class TorchPolicy(Policy):
 
     # -- state --------------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
-        state = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        # copies: the live weights are views into the optimizer's flat buffer and keep changing
+        state = {f"model.{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
         if self.obs_filter is not None:
             state.update({f"obs_filter.{k}": v for k, v in self.obs_filter.get_state().items()})
         return state

@@ -15,6 +15,7 @@ import torch
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import ConfigError, TrainingError
+from rlarena.nn.flat import FlatParameters
 from rlarena.rollout.gae import compute_gae
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
@@ -95,9 +96,10 @@ class PPO(Algorithm):
     config: PPOConfig
 
     def setup(self) -> None:
+        self.flat = FlatParameters(self.policy.model)
         # Adam eps 1e-5 as SB3's PPO and CleanRL (torch's default is 1e-8)
-        self.optimizers[DEFAULT_POLICY_ID] = torch.optim.Adam(self.policy.model.parameters(), lr=self.config.lr,
-                                                              eps=1e-5, fused=True)
+        self.optimizers[DEFAULT_POLICY_ID] = torch.optim.Adam([self.flat.param], lr=self.config.lr, eps=1e-5,
+                                                              fused=True)
 
     def training_step(self) -> dict[str, float]:
         cfg, policy = self.config, self.policy
@@ -139,10 +141,10 @@ class PPO(Algorithm):
                                         f"update was not applied, so the weights are still finite. Lower lr "
                                         f"(now {lr}), set grad_clip, or normalize observations/rewards "
                                         f"(observation_filter='MeanStdFilter').")
-                optimizer.zero_grad(set_to_none=True)
+                self.flat.zero_grad()
                 loss.backward()
                 if cfg.grad_clip is not None:
-                    grad_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+                    grad_norms.append(self.flat.clip_grad_norm_(cfg.grad_clip))
                 optimizer.step()
                 if mb_stats is not None:
                     stats.append(mb_stats)
