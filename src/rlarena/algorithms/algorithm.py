@@ -46,7 +46,7 @@ class Algorithm:
             torch.manual_seed(_seed_for(config.seed, 0))
         self.env_name = env_name(config.env)
         self.env = make_vector_env(config.env, config.env_config, config.num_envs_per_env_runner,
-                                   config.vectorization_mode)
+                                   config.vectorization_mode, num_workers=config.num_env_workers)
         self.policy = TorchPolicy(self.env.single_observation_space, self.env.single_action_space,
                                   config.model_config, config.observation_filter, _seed_for(config.seed, 1))
         self.runner = EnvRunner(self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2),
@@ -98,7 +98,9 @@ class Algorithm:
         """`evaluation_duration` greedy episodes (unless evaluation_explore) on separate envs."""
         cfg = self.config
         if self._eval_env is None:
-            self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, cfg.vectorization_mode)
+            # evaluation is short and greedy: in-process envs (no worker processes to start)
+            mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
+            self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
         start = time.perf_counter()
         self.num_evaluations += 1
         out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,

@@ -42,7 +42,8 @@ class AlgorithmConfig:
     num_env_runners: int = option(0, "env_runners")  # 0: sample in this process (Ray runners later)
     num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
     rollout_fragment_length: int | str = option("auto", "env_runners")  # "auto": train_batch_size / num_envs
-    vectorization_mode: str = option("auto", "env_runners")  # auto | sync | async | vector_entry_point
+    vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
+    num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
     # .training() (shared by all algorithms)
     lr: float = option(3e-4, "training")
@@ -129,7 +130,8 @@ class AlgorithmConfig:
         self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,
                     "must be >= 1 or None")
         self._check("num_torch_threads", self.num_torch_threads >= 1, "must be >= 1")
-        self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "async", "vector_entry_point"))
+        self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
+        self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point"))
         self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
         for key in self.model:
             if key not in MODEL_DEFAULTS:

@@ -102,11 +102,12 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
 
 
 def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "auto",
-                    render_mode: str | None = None) -> gym.vector.VectorEnv:
+                    render_mode: str | None = None, num_workers: int = 2) -> gym.vector.VectorEnv:
     """A Gymnasium vector env in next-step autoreset mode (the native vector envs' own mode).
 
     mode "auto": the env's native vector entry point when it has one (CartPole: numpy-batched),
-    else a SyncVectorEnv. "async" steps the envs in worker processes (worth it when the env is slow).
+    else a SyncVectorEnv. "subproc" steps batches of envs in `num_workers` processes (worth it when
+    the env step is the cost, e.g. LunarLander); "async" is Gymnasium's one-process-per-env version.
     """
     name = env_name(env)
     try:
@@ -121,6 +122,9 @@ def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "
                                f"'auto', 'sync' or 'async'.")
         creator = make_env_creator(env, render_mode)
         fns = [(lambda c=creator: c(dict(env_config))) for _ in range(num_envs)]
+        if mode == "subproc":
+            from rlarena.envs.subproc import BatchedSubprocVectorEnv
+            return BatchedSubprocVectorEnv(fns, num_workers)
         if mode == "async":
             return gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)

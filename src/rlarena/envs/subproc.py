@@ -1,0 +1,119 @@
+"""A vector env that steps batches of envs in a few worker processes.
+
+Gymnasium's AsyncVectorEnv runs one process per env: 16 LunarLanders become 16 processes fighting
+over 2 cores, each step a round of 16 pipe messages. Here each of `num_workers` processes steps a
+SyncVectorEnv of its share of the envs; actions, observations, rewards and episode flags travel
+through shared memory, and the pipe carries one short command per worker per step.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlarena.errors import EnvError
+
+
+def _shared(ctx, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, np.ndarray]:
+    raw = ctx.RawArray("b", max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+    return raw, np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _worker(pipe, env_fns, lo: int, hi: int, buffers: dict[str, tuple[Any, tuple, np.dtype]]) -> None:
+    arrays = {k: np.frombuffer(raw, dtype=dt, count=int(np.prod(shape))).reshape(shape)[lo:hi]
+              for k, (raw, shape, dt) in buffers.items()}
+    env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    try:
+        while True:
+            cmd, arg = pipe.recv()
+            if cmd == "step":
+                obs, rew, term, trunc, _ = env.step(arrays["actions"])
+            elif cmd == "reset":
+                obs, _ = env.reset(seed=arg)
+                rew, term, trunc = 0.0, False, False
+            else:  # close
+                env.close()
+                pipe.send(("ok", None))
+                return
+            arrays["obs"][:] = obs
+            arrays["rewards"][:] = rew
+            arrays["terminated"][:] = term
+            arrays["truncated"][:] = trunc
+            pipe.send(("ok", None))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it with the env's name
+        pipe.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
+    """`len(env_fns)` envs split over `num_workers` processes (next-step autoreset, infos not kept)."""
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], num_workers: int = 2):
+        probe = env_fns[0]()
+        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
+        self.metadata = {**probe.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+        probe.close()
+        self.num_envs = n = len(env_fns)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, n)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, n)
+        if not isinstance(self.single_observation_space, gym.spaces.Box):
+            raise EnvError("vectorization_mode='subproc' needs a Box observation space; use 'async' or 'sync'.")
+        ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
+        specs = {"obs": ((n, *self.single_observation_space.shape), self.single_observation_space.dtype),
+                 "actions": ((n, *self.single_action_space.shape), self.single_action_space.dtype),
+                 "rewards": ((n,), np.float64), "terminated": ((n,), np.bool_), "truncated": ((n,), np.bool_)}
+        buffers, self._arrays = {}, {}
+        for key, (shape, dtype) in specs.items():
+            raw, self._arrays[key] = _shared(ctx, shape, dtype)
+            buffers[key] = (raw, shape, np.dtype(dtype))
+        num_workers = max(1, min(num_workers, n))
+        bounds = np.linspace(0, n, num_workers + 1).astype(int)
+        self._pipes, self._procs = [], []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, list(env_fns[lo:hi]), lo, hi, buffers), daemon=True)
+            proc.start()
+            child.close()
+            self._pipes.append(parent)
+            self._procs.append(proc)
+        self._closed = False
+
+    def _round(self, cmd: str, args: Sequence[Any]) -> None:
+        for pipe, arg in zip(self._pipes, args):
+            pipe.send((cmd, arg))
+        errors = [msg for status, msg in (pipe.recv() for pipe in self._pipes) if status == "error"]
+        if errors:
+            raise RuntimeError(errors[0])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        bounds = np.linspace(0, self.num_envs, len(self._pipes) + 1).astype(int)
+        self._round("reset", [None if seed is None else [seed + i for i in range(lo, hi)]
+                              for lo, hi in zip(bounds[:-1], bounds[1:])])
+        return self._arrays["obs"].copy(), {}
+
+    def step(self, actions):
+        self._arrays["actions"][:] = actions
+        self._round("step", [None] * len(self._pipes))
+        a = self._arrays
+        return (a["obs"].copy(), a["rewards"].copy(), a["terminated"].copy(), a["truncated"].copy(), {})
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pipe, proc in zip(self._pipes, self._procs):
+            try:
+                pipe.send(("close", None))
+                pipe.recv()
+            except (BrokenPipeError, EOFError, OSError):
+                pass
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.terminate()
