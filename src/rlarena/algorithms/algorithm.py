@@ -17,7 +17,8 @@ from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import EnvSpec, env_name, make_vector_env
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.nn.flat import Adam
 from rlarena.policy import TorchPolicy
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
 
@@ -27,6 +28,34 @@ DEFAULT_POLICY_ID = "default_policy"
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
                   "episode_reward_max": "episode_return_max", "timesteps_total": "num_env_steps_sampled_lifetime",
                   "episodes_total": "num_episodes_lifetime"}
+
+
+class ResultDict(dict):
+    """The flat metrics dict train() returns. Old nested RLlib access keeps working:
+    result["evaluation"]["episode_reward_mean"] and result["env_runners"]["episode_return_mean"]
+    return views of the flat "evaluation/..." and top-level keys; any other unknown key raises a
+    KeyError that names the closest keys."""
+
+    def __missing__(self, key: str) -> Any:
+        if key == "evaluation" and any(k.startswith("evaluation/") for k in self):
+            sub = {k.split("/", 1)[1]: v for k, v in self.items() if k.startswith("evaluation/")}
+            return _with_aliases(sub)
+        if key in ("env_runners", "sampler_results"):
+            return _with_aliases({k: v for k, v in self.items() if "/" not in k})
+        if key == "info":
+            return {"learner": {DEFAULT_POLICY_ID: {"learner_stats": dict(self)}}}
+        hint = closest(str(key), [k for k in self if isinstance(k, str)])
+        if key == "evaluation":
+            hint = " No evaluation ran this iteration: set .evaluation(evaluation_interval=N) or call evaluate()."
+        raise KeyError(f"{key!r} is not in the results.{hint} Results are flat: see list(result).")
+
+
+def _with_aliases(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = dict(metrics)
+    for old, new in METRIC_ALIASES.items():
+        if new in out:
+            out[old] = out[new]
+    return ResultDict(out)
 
 
 def _seed_for(seed: int | None, *salt: int) -> int | None:
@@ -52,7 +81,7 @@ class Algorithm:
         self.runner = EnvRunner(self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2),
                                 self.env_name)
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.optimizers: dict[str, Adam] = {}
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
@@ -81,14 +110,13 @@ class Algorithm:
         self.iteration += 1
         self.time_total_s += elapsed
         steps = self.num_env_steps_sampled_lifetime - steps_before
-        result: dict[str, Any] = {"training_iteration": self.iteration, **self.runner.stats.metrics(),
+        result = ResultDict({"training_iteration": self.iteration, **self.runner.stats.metrics(),
                                   "num_env_steps_sampled_this_iter": steps,
                                   "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                                   "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
                                   "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                                  **learner_stats}
-        for old, new in METRIC_ALIASES.items():
-            result[old] = result[new]
+                                  **learner_stats})
+        result.update(_with_aliases(result))
         interval = self.config.evaluation_interval
         if interval and self.iteration % interval == 0:
             result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
@@ -106,7 +134,7 @@ class Algorithm:
         out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
                                 _seed_for(cfg.seed, 4, self.num_evaluations), self.env_name)
         out["evaluation_time_s"] = time.perf_counter() - start
-        return out
+        return _with_aliases(out)
 
     # -- inference ----------------------------------------------------------------------------
     def get_policy(self, policy_id: str = DEFAULT_POLICY_ID) -> TorchPolicy:
@@ -130,8 +158,7 @@ class Algorithm:
         arrays = {f"policy.{DEFAULT_POLICY_ID}": self.policy.get_state(),
                   "rng": {"torch": torch.get_rng_state().numpy()}}
         for name, opt in self.optimizers.items():
-            arrays[f"optimizer.{name}"] = {f"{i}.{k}": v.numpy() for i, s in opt.state_dict()["state"].items()
-                                           for k, v in s.items()}
+            arrays[f"optimizer.{name}"] = opt.get_state()
         return arrays
 
     def save(self, checkpoint_dir: str | Path | None = None) -> str:
@@ -146,10 +173,7 @@ class Algorithm:
                              "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
                              "num_episodes_lifetime": self.runner.stats.lifetime},
                 "episode_window": list(self.runner.stats.window),
-                "rng": {"policy": self.policy.rng.bit_generator.state, "algorithm": self.rng.bit_generator.state},
-                "optimizer_param_groups": {name: [{k: v for k, v in g.items() if k != "params"}
-                                                  for g in opt.state_dict()["param_groups"]]
-                                           for name, opt in self.optimizers.items()}}
+                "rng": {"policy": self.policy.rng.bit_generator.state, "algorithm": self.rng.bit_generator.state}}
         return write_checkpoint(checkpoint_dir, meta, self._state_arrays())
 
     @classmethod
@@ -160,11 +184,21 @@ class Algorithm:
         """
         from rlarena.algorithms import get_algorithm_class
         meta, arrays = read_checkpoint(path)
-        algo_cls = get_algorithm_class(meta.get("algorithm", "?"))
+        missing = [k for k in ("algorithm", "config", "counters", "episode_window", "rng") if k not in meta]
+        if missing or not isinstance(meta["config"], dict):
+            raise CheckpointError(f"Checkpoint {str(path)!r} is corrupted: its metadata lacks "
+                                  f"{', '.join(missing) or 'a valid config'}.")
+        try:
+            algo_cls = get_algorithm_class(meta["algorithm"])
+        except ConfigError as exc:
+            raise CheckpointError(f"Checkpoint {str(path)!r}: {exc}") from None
         if cls is not Algorithm and not issubclass(algo_cls, cls):
             raise CheckpointError(f"{str(path)!r} holds a {algo_cls.__name__} checkpoint, not {cls.__name__}; "
                                   f"load it with Algorithm.from_checkpoint().")
-        config = algo_cls.config_class.from_dict(meta["config"])
+        try:
+            config = algo_cls.config_class.from_dict(meta["config"])
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
         if env is not None:
             config.env = env
         config.validate()
@@ -176,27 +210,23 @@ class Algorithm:
         try:
             self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
             for name, opt in self.optimizers.items():
-                flat = arrays[f"optimizer.{name}"]
-                state: dict[int, dict[str, torch.Tensor]] = {}
-                for key, value in flat.items():
-                    idx, field_name = key.split(".", 1)
-                    state.setdefault(int(idx), {})[field_name] = torch.from_numpy(value.copy())
-                groups = [{**g, "params": p["params"]} for g, p in
-                          zip(meta["optimizer_param_groups"][name], opt.state_dict()["param_groups"])]
-                opt.load_state_dict({"state": state, "param_groups": groups})
+                opt.set_state(arrays[f"optimizer.{name}"])
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
-        except (KeyError, RuntimeError, ValueError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
                                   f"{exc}). Was it saved with a different model or algorithm?") from exc
-        counters = meta["counters"]
-        self.iteration = counters["iteration"]
-        self.num_env_steps_sampled_lifetime = counters["num_env_steps_sampled_lifetime"]
-        self.time_total_s = counters["time_total_s"]
-        self.num_evaluations = counters["num_evaluations"]
-        self.runner.stats.lifetime = counters["num_episodes_lifetime"]
-        self.runner.stats.window.extend(tuple(p) for p in meta["episode_window"])
-        self.policy.rng.bit_generator.state = meta["rng"]["policy"]
-        self.rng.bit_generator.state = meta["rng"]["algorithm"]
+        try:
+            counters = meta["counters"]
+            self.iteration = int(counters["iteration"])
+            self.num_env_steps_sampled_lifetime = int(counters["num_env_steps_sampled_lifetime"])
+            self.time_total_s = float(counters["time_total_s"])
+            self.num_evaluations = int(counters["num_evaluations"])
+            self.runner.stats.lifetime = int(counters["num_episodes_lifetime"])
+            self.runner.stats.window.extend(tuple(p) for p in meta["episode_window"])
+            self.policy.rng.bit_generator.state = meta["rng"]["policy"]
+            self.rng.bit_generator.state = meta["rng"]["algorithm"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
         # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
         self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))
 

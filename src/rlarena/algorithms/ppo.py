@@ -15,7 +15,7 @@ import torch
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import ConfigError, TrainingError
-from rlarena.nn.flat import FlatParameters
+from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.gae import compute_gae
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
@@ -98,8 +98,7 @@ class PPO(Algorithm):
     def setup(self) -> None:
         self.flat = FlatParameters(self.policy.model)
         # Adam eps 1e-5 as SB3's PPO and CleanRL (torch's default is 1e-8)
-        self.optimizers[DEFAULT_POLICY_ID] = torch.optim.Adam([self.flat.param], lr=self.config.lr, eps=1e-5,
-                                                              fused=True)
+        self.optimizers[DEFAULT_POLICY_ID] = Adam(self.flat, lr=self.config.lr, eps=1e-5)
 
     def training_step(self) -> dict[str, float]:
         cfg, policy = self.config, self.policy
@@ -124,8 +123,7 @@ class PPO(Algorithm):
         adv_t, ret_t = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(returns.reshape(-1))
         values_old = values[: T * N]
         lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.lr = lr
 
         stats, grad_norms = [], []
         num_mb = max(1, math.ceil(len(valid) / cfg.minibatch_size))

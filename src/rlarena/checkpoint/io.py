@@ -37,6 +37,9 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
     that holds anything else is never overwritten.
     """
     target = Path(path).resolve()
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"Refusing to write a checkpoint to {str(target)!r}: it is a file. A checkpoint is "
+                              f"a directory; choose a new or empty directory path.")
     if target.exists() and any(target.iterdir()) and not (target / METADATA_FILE).exists():
         raise CheckpointError(f"Refusing to write a checkpoint into {str(target)!r}: it is a non-empty "
                               f"directory that is not an rlarena checkpoint. Choose a new or empty directory.")
@@ -92,8 +95,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} is not valid JSON "
                               f"({exc}).") from exc
-    if not isinstance(meta, dict) or "format_version" not in meta or "files" not in meta:
-        raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} lacks format_version/files.")
+    if (not isinstance(meta, dict) or not isinstance(meta.get("format_version"), int)
+            or not isinstance(meta.get("files"), dict)):
+        raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} lacks an integer "
+                              f"format_version or the files table.")
     if meta["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"Checkpoint {str(root)!r} has format version {meta['format_version']}, newer than "
                               f"this rlarena reads ({FORMAT_VERSION}). Upgrade rlarena.")

@@ -40,41 +40,49 @@ def env_name(env: EnvSpec) -> str:
     return getattr(env, "__qualname__", type(env).__name__)
 
 
-def env_to_json(env: EnvSpec | None) -> str | None:
-    """How a config stores its env: the id/registered name, or 'module:qualname' of a class/function.
-
-    Lambdas and local functions cannot be named; `from_checkpoint(..., env=...)` then takes the env.
+def env_to_json(env: EnvSpec | None) -> str | dict | None:
+    """How a config stores its env: the id or registered name as is; a class or function as
+    {"callable": "module:qualname"}. Lambdas and local functions cannot be named: they are stored as
+    {"unnamed": name} and `from_checkpoint(..., env=...)` then takes the env.
     """
     if env is None or isinstance(env, str):
         return env
     module, qualname = getattr(env, "__module__", None), getattr(env, "__qualname__", "")
     if not module or "<" in qualname:
-        return f"<unnamed:{env_name(env)}>"
-    return f"{module}:{qualname}"
+        return {"unnamed": env_name(env)}
+    return {"callable": f"{module}:{qualname}"}
 
 
-def env_from_json(value: str | None) -> EnvSpec | None:
-    """Inverse of env_to_json. Imports a 'module:qualname' (never unpickles)."""
-    if value is None or ":" not in value or value.startswith("<unnamed:"):
+def env_from_json(value: str | dict | None) -> EnvSpec | None:
+    """Inverse of env_to_json. Imports a {"callable": "module:qualname"} (never unpickles)."""
+    if value is None or isinstance(value, str):
         return value
-    module_name, qualname = value.split(":", 1)
+    if isinstance(value, dict) and "unnamed" in value:
+        return UnnamedEnv(str(value["unnamed"]))
+    if not isinstance(value, dict) or not isinstance(value.get("callable"), str) or ":" not in value["callable"]:
+        raise EnvError(f"Cannot read the env {value!r}: expected an env id or {{'callable': 'module:qualname'}}.")
+    module_name, qualname = value["callable"].split(":", 1)
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise EnvError(f"The checkpoint's env {value!r} cannot be imported ({exc}). Import or install the "
+        raise EnvError(f"The saved env {value['callable']!r} cannot be imported ({exc}). Import or install the "
                        f"module that defines it, or pass env=... to from_checkpoint().") from exc
     return obj
 
 
+class UnnamedEnv(str):
+    """The name of a lambda/local-function env read back from JSON: it cannot be rebuilt by name."""
+
+
 def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:
     """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec."""
-    if isinstance(env, str):
-        if env.startswith("<unnamed:"):
-            raise EnvError(f"This config's env was a lambda or local function ({env[9:-1]}), which cannot be "
+    if isinstance(env, UnnamedEnv):
+        raise EnvError(f"This config's env was a lambda or local function ({env}), which cannot be "
                            f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
-                           f"with rlarena.register_env(name, creator) and use the name.")
+                       f"with rlarena.register_env(name, creator) and use the name.")
+    if isinstance(env, str):
         if env in _REGISTRY:
             creator = _REGISTRY[env]
             if render_mode is None:

@@ -1,0 +1,26 @@
+"""The examples/ scripts run end to end (with a tiny training budget) and exit cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ["quickstart_cartpole.py", "quickstart_frozenlake.py"]
+
+
+@pytest.mark.parametrize("script", EXAMPLES)
+def test_example_runs(script: str, tmp_path: Path) -> None:
+    checkpoint_dir = tmp_path / "checkpoint"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--max-iters", "3", "--quiet",
+         "--checkpoint-dir", str(checkpoint_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    # every step of the tutorial ran: check_env, training, a checkpoint, the restored policy's episode
+    for expected in ("check_env: OK", "evaluate(): mean return", "saved checkpoint", "restored policy"):
+        assert expected in proc.stdout, f"{script}: {expected!r} missing from its output:\n{proc.stdout}"
+    assert (checkpoint_dir / "rlarena_checkpoint.json").exists()
