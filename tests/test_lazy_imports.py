@@ -1,0 +1,16 @@
+"""`import rlarena` and building/training a PPO stay light: heavy optional libraries (and
+torch._dynamo, which torch.optim pulls in at ~1.6 s) are not imported on that path."""
+
+import subprocess
+import sys
+
+HEAVY = ["ray", "gradio", "onnx", "onnxruntime", "pandas", "matplotlib", "tensorboard", "torch._dynamo",
+         "stable_baselines3", "pettingzoo"]
+
+
+def test_import_and_train_do_not_load_heavy_modules():
+    code = ("import sys, rlarena; algo = rlarena.PPOConfig().environment('CartPole-v1')"
+            ".training(train_batch_size=64, minibatch_size=64, num_epochs=1).build(); algo.train(); "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.check_output([sys.executable, "-c", code], text=True).strip().splitlines()[-1]
+    assert out == "[]", f"imported eagerly: {out}"
