@@ -29,6 +29,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _recover_interrupted_replace(target: Path) -> None:
+    """A process killed between the two renames of a replace leaves the previous checkpoint at
+    `.NAME.old-XXXX` and nothing at NAME: put it back (it was complete: it had been in place)."""
+    if target.exists():
+        return
+    for old in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if (old / METADATA_FILE).exists():
+            os.rename(old, target)
+            return
+
+
 def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
                      arrays: dict[str, dict[str, np.ndarray]]) -> str:
     """Write `arrays` (group name -> {key: array}) and `metadata` as a checkpoint at `path`.
@@ -37,6 +48,7 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
     that holds anything else is never overwritten.
     """
     target = Path(path).resolve()
+    _recover_interrupted_replace(target)
     if target.exists() and not target.is_dir():
         raise CheckpointError(f"Refusing to write a checkpoint to {str(target)!r}: it is a file. A checkpoint is "
                               f"a directory; choose a new or empty directory path.")
@@ -60,7 +72,11 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)  # put the previous checkpoint back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
@@ -81,6 +97,7 @@ def _json_default(obj: Any) -> Any:
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """Return (metadata, arrays) or raise CheckpointError saying what is wrong with the directory."""
     root = Path(path)
+    _recover_interrupted_replace(root.resolve())
     if not root.exists():
         raise CheckpointError(f"No checkpoint at {str(root)!r}: the path does not exist.")
     if not root.is_dir():

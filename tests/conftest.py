@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny, fast PPO configs and algorithms that are always stopped.
+
+Every training test here is sized for a 2-core CPU: small nets, small batches, few epochs, a fixed
+seed. Learning curves and speed belong in benchmarks/, not here (STYLE.md, habit 11).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from rlarena import Algorithm, PPOConfig
+from rlarena.envs import registry
+
+# Checkpoints name env classes as "module:qualname"; the probe envs' module must be importable by its
+# plain name whatever pytest's import mode.
+TESTS_DIR = str(Path(__file__).resolve().parent)
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+# Small enough that one train() on CartPole takes a few milliseconds.
+TINY_TRAINING: dict[str, Any] = {"train_batch_size": 128, "minibatch_size": 64, "num_epochs": 2,
+                                 "model": {"fcnet_hiddens": [16]}}
+
+# Keys whose values are wall-clock times: never compared, never asserted on.
+TIMING_KEYS = {"time_this_iter_s", "time_total_s", "env_steps_per_sec", "evaluation/evaluation_time_s"}
+
+
+def tiny_config(env: Any = "CartPole-v1", num_envs: int = 4, seed: int | None = 0, **training: Any) -> PPOConfig:
+    """A seeded PPOConfig with TINY_TRAINING, overridable per keyword."""
+    return (PPOConfig().environment(env).env_runners(num_envs_per_env_runner=num_envs)
+            .training(**{**TINY_TRAINING, **training}).debugging(seed=seed))
+
+
+@pytest.fixture
+def make_config() -> Callable[..., PPOConfig]:
+    return tiny_config
+
+
+@pytest.fixture
+def build() -> Iterator[Callable[[PPOConfig], Algorithm]]:
+    """build(config) -> algorithm; every algorithm built through it is stopped after the test."""
+    built: list[Algorithm] = []
+
+    def _build(config: PPOConfig) -> Algorithm:
+        algo = config.build()
+        built.append(algo)
+        return algo
+
+    yield _build
+    for algo in built:
+        algo.stop()
+
+
+@pytest.fixture
+def track() -> Iterator[Callable[[Algorithm], Algorithm]]:
+    """track(algo) -> algo: stop an algorithm made some other way (from_checkpoint) after the test."""
+    tracked: list[Algorithm] = []
+
+    def _track(algo: Algorithm) -> Algorithm:
+        tracked.append(algo)
+        return algo
+
+    yield _track
+    for algo in tracked:
+        algo.stop()
+
+
+@pytest.fixture
+def registered_env() -> Iterator[Callable[[str, Callable], str]]:
+    """register_env for one test only: the name is removed from the registry afterwards."""
+    names: list[str] = []
+
+    def _register(name: str, creator: Callable) -> str:
+        from rlarena import register_env
+        register_env(name, creator)
+        names.append(name)
+        return name
+
+    yield _register
+    for name in names:
+        registry._REGISTRY.pop(name, None)
+
+
+def weights(algo: Algorithm) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in algo.get_policy().model.state_dict().items()}
+
+
+def all_finite(algo: Algorithm) -> bool:
+    return all(torch.isfinite(p).all().item() for p in algo.get_policy().model.parameters())
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    """A result without its wall-clock timings, NaN mapped to a marker so that NaN == NaN."""
+    return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in result.items() if k not in TIMING_KEYS}
