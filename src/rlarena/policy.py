@@ -61,6 +61,7 @@ class TorchPolicy(Policy):
         self.dist = make_distribution(action_space, self.model.log_std)
         self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
         self.rng = np.random.default_rng(seed)
+        self._numpy_pi_key = -1
         self._one_hot = (np.eye(self.obs_dim, dtype=np.float32)
                          if isinstance(observation_space, gym.spaces.Discrete) else None)
         if self.continuous:
@@ -86,9 +87,12 @@ class TorchPolicy(Policy):
     # -- actions ------------------------------------------------------------------------------
     def sample(self, x: np.ndarray, explore: bool = True) -> np.ndarray:
         """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
-        runs here; values and log-probs are computed after the rollout in one batched forward."""
-        with torch.inference_mode():
-            out = self.model.pi(torch.from_numpy(x)).numpy()
+        runs here, in numpy over views of the live weights (ActorCritic.numpy_pi); values and
+        log-probs are computed after the rollout in one batched torch forward."""
+        key = self.model.pi_head.weight.data_ptr()
+        if key != self._numpy_pi_key:  # first call, or the parameters moved (e.g. to a flat buffer)
+            self._numpy_pi, self._numpy_pi_key = self.model.numpy_pi(), key
+        out = self._numpy_pi(x)
         if self.continuous:
             if not explore:
                 return out
@@ -96,8 +100,9 @@ class TorchPolicy(Policy):
             return (out + std * self.rng.standard_normal(out.shape, np.float32)).astype(np.float32)
         if not explore:
             return out.argmax(-1)
-        # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample from softmax(logits)
-        return (out - np.log(-np.log(self.rng.random(out.shape, np.float32)))).argmax(-1)
+        # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample from softmax(logits);
+        # -log(E) with E ~ Exp(1) is Gumbel noise (E = 0 has probability ~2^-53 in float64)
+        return (out - np.log(self.rng.standard_exponential(out.shape))).argmax(-1)
 
     def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
         # Gaussian samples are clipped to the bounds only for the env; the stored action stays as

@@ -83,8 +83,7 @@ class EnvRunner:
                 buf.raw_obs[t] = obs
             actions = sample(x)
             buf.actions[t] = actions
-            valid = ~pending
-            buf.valid[t] = valid
+            buf.valid[t] = ~pending
             try:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
@@ -93,20 +92,43 @@ class EnvRunner:
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
             buf.truncated[t] = truncated
-            self._ep_return += rewards
-            self._ep_len += valid
             pending = terminated | truncated
-            if pending.any():
-                done = np.flatnonzero(pending)
-                self.stats.add(self._ep_return[done], self._ep_len[done])
-                self._ep_return[done] = 0
-                self._ep_len[done] = 0
         buf.obs[-1] = normalize(obs)
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
             policy.obs_filter.update(buf.raw_obs[:-1][buf.valid])
         self._obs, self._pending_reset = obs, pending
+        self._record_episodes(buf)
         return buf
+
+    def _record_episodes(self, buf: Rollout) -> None:
+        """Episode returns and lengths from the whole fragment at once (not per step: with 64 envs
+        some episode ends on almost every step). Each episode's return is a difference of running
+        sums, plus what the episode had gathered before this fragment."""
+        done = buf.terminated | buf.truncated  # [T, N]
+        ret_sum = np.cumsum(buf.rewards, 0, dtype=np.float64)
+        len_sum = np.cumsum(buf.valid, 0)
+        t_end, env_idx = np.nonzero(done)  # sorted by time, then env
+        if len(t_end):
+            # the previous episode end in the same env, per env in time order
+            order = np.lexsort((t_end, env_idx))
+            t_sorted, e_sorted = t_end[order], env_idx[order]
+            first = np.ones(len(order), bool)
+            first[1:] = e_sorted[1:] != e_sorted[:-1]
+            prev_t = np.where(first, -1, np.roll(t_sorted, 1))
+            prev_ret = np.where(first, -self._ep_return[e_sorted], ret_sum[np.maximum(prev_t, 0), e_sorted])
+            prev_len = np.where(first, -self._ep_len[e_sorted], len_sum[np.maximum(prev_t, 0), e_sorted])
+            returns = np.empty(len(order))
+            lengths = np.empty(len(order), np.int64)
+            returns[order] = ret_sum[t_sorted, e_sorted] - prev_ret
+            lengths[order] = len_sum[t_sorted, e_sorted] - prev_len
+            self.stats.add(returns, lengths)
+        # what the still-running episodes have gathered since their last end (or the fragment start)
+        last_end = np.where(done.any(0), len(done) - 1 - np.argmax(done[::-1], 0), -1)
+        tail_ret = ret_sum[-1] - np.where(last_end >= 0, ret_sum[np.maximum(last_end, 0), np.arange(self.num_envs)], 0)
+        tail_len = len_sum[-1] - np.where(last_end >= 0, len_sum[np.maximum(last_end, 0), np.arange(self.num_envs)], 0)
+        self._ep_return = np.where(last_end >= 0, tail_ret, self._ep_return + tail_ret)
+        self._ep_len = np.where(last_end >= 0, tail_len, self._ep_len + tail_len)
 
 
 def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, explore: bool, seed: int | None,
