@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, option
@@ -30,7 +31,7 @@ class PPOConfig(AlgorithmConfig):
     minibatch_size: int = option(64, "training")
     entropy_coeff: float = option(0.0, "training")
     vf_loss_coeff: float = option(0.5, "training")
-    normalize_advantages: bool = option(True, "training")  # per minibatch, as SB3 and CleanRL
+    normalize_advantages: bool = option(True, "training")  # over the train batch (RLlib); SB3: per minibatch
     target_kl: float | None = option(None, "training")  # stop the epochs early past this KL (SB3)
 
     def validate(self) -> None:
@@ -51,27 +52,25 @@ class PPOConfig(AlgorithmConfig):
 def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
              adv: torch.Tensor, returns: torch.Tensor, values_old: torch.Tensor, with_stats: bool
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(loss, stats[len(STAT_NAMES)] or None) for one minibatch.
+    """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is already standardized.
 
     On CPU every torch op costs several microseconds of dispatch, which for these small nets is most
     of the time; so the statistics (and the entropy, when its coefficient is 0) are computed only
-    when asked for.
+    when asked for, and fused ops (mse_loss, add with alpha) stand in for chains of small ones.
     """
     dist_inputs, values = model(obs)
     need_entropy = with_stats or cfg.entropy_coeff != 0
     logp, entropy = dist.log_prob_entropy(dist_inputs, actions, need_entropy)
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
-    if cfg.normalize_advantages and len(adv) > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     # clipped surrogate objective, Schulman et al. 2017, eq. 7
     policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip_param, 1 + cfg.clip_param) * adv).mean()
     if cfg.vf_clip_param is not None:  # ppo2's value clipping: the pessimistic of both errors
         clipped = values_old + (values - values_old).clamp(-cfg.vf_clip_param, cfg.vf_clip_param)
         vf_loss = torch.max((values - returns).pow(2), (clipped - returns).pow(2)).mean()
     else:
-        vf_loss = (values - returns).pow(2).mean()  # SB3: F.mse_loss, no 1/2 factor
-    loss = policy_loss + cfg.vf_loss_coeff * vf_loss
+        vf_loss = F.mse_loss(values, returns)  # as SB3: no 1/2 factor
+    loss = torch.add(policy_loss, vf_loss, alpha=cfg.vf_loss_coeff)
     if cfg.entropy_coeff != 0:
         loss = loss - cfg.entropy_coeff * entropy.mean()
     if not with_stats:
@@ -120,6 +119,11 @@ class PPO(Algorithm):
 
         valid = np.flatnonzero(batch.valid.reshape(-1))  # drop the autoreset-only steps
         flat_obs = obs[:T].reshape(T * N, -1)
+        if cfg.normalize_advantages:
+            # standardized over the whole batch, as RLlib does (SB3 and CleanRL: per minibatch; the
+            # same when an epoch is one minibatch, and one set of ops per iteration instead of per step)
+            v = adv.reshape(-1)[valid]
+            adv = (adv - v.mean()) / (v.std(ddof=1) + 1e-8) if len(v) > 1 else adv
         adv_t, ret_t = torch.from_numpy(adv.reshape(-1)), torch.from_numpy(returns.reshape(-1))
         values_old = values[: T * N]
         lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)

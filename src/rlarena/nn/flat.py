@@ -54,8 +54,7 @@ class Adam:
         self.exp_avg_sq = torch.zeros_like(flat.param)
         self.steps = 0
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def step(self) -> None:  # the flat buffers never require grad: no autograd bookkeeping here
         beta1, beta2 = self.betas
         self.steps += 1
         g = self.flat.grad
