@@ -130,14 +130,15 @@ class PPO(Algorithm):
         optimizer.lr = lr
 
         stats, grad_norms = [], []
-        num_mb = max(1, math.ceil(len(valid) / cfg.minibatch_size))
+        columns = (flat_obs, actions, logp_old, adv_t, ret_t, values_old)
+        mb_size = math.ceil(len(valid) / max(1, math.ceil(len(valid) / cfg.minibatch_size)))
         for epoch in range(cfg.num_epochs):
             # statistics describe the last epoch (every epoch when target_kl needs the KL)
             with_stats = cfg.target_kl is not None or epoch == cfg.num_epochs - 1
             order = torch.from_numpy(valid[self.rng.permutation(len(valid))])
-            for idx in order.chunk(num_mb):
-                loss, mb_stats = ppo_loss(model, dist, cfg, flat_obs[idx], actions[idx], logp_old[idx],
-                                          adv_t[idx], ret_t[idx], values_old[idx], with_stats)
+            # one gather per column and epoch; the minibatches are then views of it
+            for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
+                loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch, with_stats)
                 if not math.isfinite(loss.item()):
                     raise TrainingError(f"PPO loss became {loss.item()} at iteration {self.iteration + 1}; the "
                                         f"update was not applied, so the weights are still finite. Lower lr "
