@@ -13,4 +13,19 @@ from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError,
 from rlarena.policy import Policy, TorchPolicy
 
 __all__ = ["PPO", "Algorithm", "AlgorithmConfig", "CheckpointError", "ConfigError", "EnvError", "PPOConfig",
-           "Policy", "RLArenaError", "TorchPolicy", "TrainingError", "__version__", "check_env", "register_env"]
+           "Policy", "RLArenaError", "TorchPolicy", "TrainingError", "__version__", "check_env", "register_env",
+           "Results", "choice", "grid_search", "loguniform", "run", "uniform"]
+
+# The experiment runner (rlarena.run and its search spaces), loaded on first use: `import rlarena`
+# stays free of pandas, matplotlib and tensorboard, which the runner imports only where it uses them.
+_LAZY = {"run": "rlarena.train.runner", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",
+         "choice": "rlarena.train.search", "uniform": "rlarena.train.search", "loguniform": "rlarena.train.search"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rlarena' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -1,19 +1,199 @@
-"""The `rlarena` command."""
+"""The `rlarena` command: train, rollout, evaluate, plot, list.
+
+Every user mistake (unknown algo, env, option or config key; malformed JSON or YAML; a missing or
+corrupted checkpoint) ends here as one line `error: ...` on stderr and exit status 2, never a
+traceback. Subcommands live in one table, COMMANDS; each adds its arguments and names its handler.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 
 from rlarena._version import __version__
+from rlarena.errors import RLArenaError, TrainingError
+
+Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
+    return value
+
+
+# -- train ------------------------------------------------------------------------------------------
+def add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--file", metavar="YAML", default=None,
+                   help="experiment file with algo, env, config, stop (e.g. tuned_examples/ppo/cartpole.yaml)")
+    p.add_argument("--algo", default="PPO", help="algorithm name (see `rlarena list algos`)")
+    p.add_argument("--env", default=None,
+                   help="Gymnasium id, register_env name, or module:EnvClassOrCreator (see `rlarena list envs`)")
+    p.add_argument("--config", default="{}", metavar="JSON",
+                   help="config options by name, e.g. '{\"lr\": 0.0003, \"num_envs_per_env_runner\": 8}'; "
+                        "{\"grid_search\": [...]} values make a sweep")
+    p.add_argument("--stop", default="{}", metavar="JSON",
+                   help="stop when any result key reaches its threshold, e.g. '{\"episode_return_mean\": 475}'")
+    p.add_argument("--checkpoint-freq", type=_non_negative, default=0, metavar="N", help="checkpoint every N iterations (0: never)")
+    p.add_argument("--checkpoint-at-end", action=argparse.BooleanOptionalAction, default=True,
+                   help="checkpoint when a trial stops")
+    p.add_argument("--num-to-keep", type=_positive, default=None, metavar="N",
+                   help="keep the best N checkpoints by --checkpoint-score-attribute (the N latest without it)")
+    p.add_argument("--checkpoint-score-attribute", default=None, metavar="KEY",
+                   help="result key ranking checkpoints and trials (ranking defaults to episode_return_mean)")
+    p.add_argument("--checkpoint-score-order", choices=("max", "min"), default="max", help="higher or lower is better")
+    p.add_argument("--storage-path", default="runs", metavar="DIR", help="directory holding the runs")
+    p.add_argument("--name", default=None, help="run directory under --storage-path; None: <algo>_<env>_<date>")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run --name (None: the latest of this algo and env) from its last checkpoint")
+    p.add_argument("--num-samples", type=_positive, default=1, metavar="N", help="trials per point of the search space")
+    p.add_argument("--seed", type=int, default=None, metavar="N", help="config seed (same as --config '{\"seed\": N}')")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="0: silent, 1: a row per iteration, 2: also learner statistics and checkpoints")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
+                   help="write TensorBoard event files (needs the tensorboard package)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
+                   help="write learning_curve.png when a trial ends (needs matplotlib)")
+
+
+def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
+    from rlarena.cli.train import train
+    return train(args, explicit)
+
+
+# -- rollout / evaluate -----------------------------------------------------------------------------
+def _add_checkpoint_args(p: argparse.ArgumentParser, episodes: int) -> None:
+    p.add_argument("checkpoint", help="checkpoint directory (or a trial directory: its latest checkpoint)")
+    p.add_argument("--episodes", type=_positive, default=episodes, help="number of episodes")
+    p.add_argument("--explore", action="store_true", help="sample actions instead of the greedy (most likely) one")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first episode (None: random)")
+    p.add_argument("--env", default=None,
+                   help="use this env instead of the checkpoint's (needed when it was a lambda)")
+
+
+def add_rollout(p: argparse.ArgumentParser) -> None:
+    _add_checkpoint_args(p, episodes=5)
+    p.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human'; not with --video)")
+    p.add_argument("--video", metavar="DIR", default=None, help="write one video per episode into DIR")
+    p.add_argument("--video-format", choices=("auto", "gif", "mp4"), default="auto",
+                   help="auto: MP4 when imageio-ffmpeg is installed, else GIF (Pillow)")
+    p.add_argument("--fps", type=_positive, default=30, help="video frames per second")
+    p.add_argument("--max-steps", type=_positive, default=None, help="cut episodes after this many steps")
+
+
+def run_rollout(args: argparse.Namespace, explicit: set[str]) -> int:
+    from rlarena.cli.rollout import rollout
+    return rollout(args)
+
+
+def add_evaluate(p: argparse.ArgumentParser) -> None:
+    _add_checkpoint_args(p, episodes=100)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
+
+
+def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
+    from rlarena.cli.rollout import evaluate
+    return evaluate(args)
+
+
+# -- plot / list ------------------------------------------------------------------------------------
+def add_plot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run directory (runs/<name>) or one trial directory in it")
+    p.add_argument("--y", nargs="+", default=None, metavar="KEY",
+                   help="result keys to plot (default: episode_return_mean and evaluation/episode_return_mean)")
+    p.add_argument("--x", default="num_env_steps_sampled_lifetime", metavar="KEY", help="result key on the x axis")
+
+
+def run_plot(args: argparse.Namespace, explicit: set[str]) -> int:
+    from rlarena.train.plot import plot_run
+    for path in plot_run(args.run_dir, args.y, args.x):
+        print(path)
+    return 0
+
+
+def add_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("algos", "envs"), help="what to list")
+
+
+def run_list(args: argparse.Namespace, explicit: set[str]) -> int:
+    if args.what == "algos":
+        from rlarena.algorithms import ALGORITHMS
+        names = list(ALGORITHMS)
+    else:
+        from rlarena.envs.registry import registered_envs
+        names = registered_envs()
+    print("\n".join(names))
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, set[str]], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
+    "train": ("train an agent (flags or an experiment file)", add_train, run_train),
+    "rollout": ("play episodes with a checkpoint: per-episode return, mean, optional video", add_rollout, run_rollout),
+    "evaluate": ("evaluate a checkpoint: return mean ± std, min, max", add_evaluate, run_evaluate),
+    "plot": ("write learning-curve PNGs from a run's progress.csv", add_plot, run_plot),
+    "list": ("list algorithms or environments", add_list, run_list),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="rlarena", description="Fast, lean reinforcement learning.",
+                                     formatter_class=Formatter, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"rlarena {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers = {}
+    for name, (summary, add, _) in COMMANDS.items():
+        parsers[name] = sub.add_parser(name, help=summary, description=summary, formatter_class=Formatter,
+                                       allow_abbrev=False)
+        add(parsers[name])
+    return parser, parsers
+
+
+def _explicit(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The dests of the options typed on the command line (to let them win over an experiment file)."""
+    given = set()
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if any(tok == opt or tok.startswith(opt + "=") for tok in argv):
+                given.add(action.dest)
+    return given
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rlarena", description="Fast, lean reinforcement learning.")
-    parser.add_argument("--version", action="version", version=f"rlarena {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, parsers = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handler = COMMANDS[args.command][2]
+    try:
+        return handler(args, _explicit(parsers[args.command], argv))
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except RLArenaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rlarena list envs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ through shared memory, and the pipe carries one short command per worker per ste
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ def _shared(ctx, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, np.ndarr
 
 
 def _worker(pipe, env_fns, lo: int, hi: int, buffers: dict[str, tuple[Any, tuple, np.dtype]]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it closes us)
     arrays = {k: np.frombuffer(raw, dtype=dt, count=int(np.prod(shape))).reshape(shape)[lo:hi]
               for k, (raw, shape, dt) in buffers.items()}
     env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)

@@ -1,0 +1,38 @@
+"""`rlarena train`: flags and/or an experiment file (-f) to rlarena.run. Flags given on the command
+line win over the file; --config and --stop are merged into the file's config and stop, key by key."""
+
+from __future__ import annotations
+
+import argparse
+
+from rlarena.cli.spec import RUN_KEYS, load_spec, make_config, parse_json
+from rlarena.errors import ConfigError
+from rlarena.train import run
+
+
+def train(args: argparse.Namespace, explicit: set[str]) -> int:
+    spec = load_spec(args.file) if args.file else {}
+    algo = args.algo if "algo" in explicit or "algo" not in spec else str(spec["algo"])
+    env = args.env or spec.get("env")
+    if env is None and "env" not in spec.get("config", {}):
+        raise ConfigError("No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`) or an "
+                          "experiment file with -f.")
+    options = {**spec.get("config", {}), **parse_json(args.config, "--config", '{"lr": 0.0003}')}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    config, param_space = make_config(algo, env, options)
+    stop = {**spec.get("stop", {}), **parse_json(args.stop, "--stop", '{"episode_return_mean": 475}')}
+    kwargs = {key: getattr(args, key) if key in explicit or key not in spec else spec[key] for key in RUN_KEYS}
+    if not stop and args.verbose:
+        print("No stop criterion: training until Ctrl-C (which writes a checkpoint first).")
+    results = run(config, stop=stop or None, param_space=param_space or None, resume=args.resume,
+                  verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot, **kwargs)
+    if results.interrupted:
+        return 130
+    if args.verbose and results.best_checkpoint:
+        print(f"\nrun directory: {results.experiment_path}\n"
+              f"  rlarena rollout {results.best_checkpoint} --episodes 5\n"
+              f"  rlarena evaluate {results.best_checkpoint} --episodes 100\n"
+              f"  rlarena plot {results.experiment_path}\n"
+              f"  tensorboard --logdir {results.experiment_path}")
+    return 0

@@ -1,0 +1,148 @@
+"""What rlarena.run returns: the trials, their checkpoints, and a pandas view (imported lazily).
+
+results.dataframe is one row per iteration for a single trial, one row per trial (ranked by the
+score attribute) for a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlarena.errors import ConfigError
+from rlarena.train.checkpoints import DEFAULT_SCORE_ATTRIBUTE, CheckpointManager, CheckpointRecord, score_of
+from rlarena.train.loggers import PARAMS_FILE, read_results
+
+STATE_FILE = "experiment_state.json"
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise ConfigError("results.dataframe needs pandas: pip install pandas "
+                          "(or the logging extra: pip install 'rlarena[logging]').") from None
+    return pandas
+
+
+@dataclass
+class TrialResult:
+    trial_id: str
+    path: str  # the trial directory
+    params: dict[str, Any]  # the options this trial's sweep variant set (empty for a single run)
+    status: str  # PENDING | RUNNING | INTERRUPTED | TERMINATED | ERROR
+    error: str | None = None
+    last_result: dict[str, Any] | None = None
+    checkpoints: list[CheckpointRecord] = field(default_factory=list)
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The trial's full config as written to params.json."""
+        path = Path(self.path) / PARAMS_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every iteration's result, read from result.json."""
+        return read_results(self.path)
+
+    @property
+    def dataframe(self) -> Any:
+        return _pandas().DataFrame(self.results)
+
+
+class Results:
+    """The trials of one rlarena.run call (or of an experiment directory: Results.from_path)."""
+
+    def __init__(self, experiment_path: str, trials: list[TrialResult], score_attribute: str | None = None,
+                 score_order: str = "max", interrupted: bool = False):
+        self.experiment_path = experiment_path
+        self.trials = trials
+        self.score_attribute = score_attribute or DEFAULT_SCORE_ATTRIBUTE
+        self.score_order = score_order
+        self.interrupted = interrupted
+
+    def _key(self, trial: TrialResult) -> tuple[bool, float]:
+        score = score_of(trial.last_result, self.score_attribute)
+        sign = 1.0 if self.score_order == "max" else -1.0
+        return (score is not None, sign * (score or 0.0))
+
+    def ranked(self) -> list[TrialResult]:
+        """Trials best first by the score attribute of their last result (Tune's scope='last')."""
+        return sorted(self.trials, key=self._key, reverse=True)
+
+    @property
+    def best_trial(self) -> TrialResult | None:
+        return self.ranked()[0] if self.trials else None
+
+    @property
+    def best_result(self) -> dict[str, Any] | None:
+        trial = self.best_trial
+        return trial.last_result if trial else None
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        """The best checkpoint of any trial, by the score attribute's value when it was saved."""
+        sign = 1.0 if self.score_order == "max" else -1.0
+        records = [r for t in self.trials for r in t.checkpoints]
+        if not records:
+            return None
+        return max(records, key=lambda r: (r.score is not None, sign * (r.score or 0.0), r.iteration)).path
+
+    @property
+    def last_checkpoint(self) -> str | None:
+        """The latest checkpoint of the best trial (of the only trial, for a single run)."""
+        trial = self.best_trial
+        return trial.last_checkpoint if trial else None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {t.trial_id: t.error for t in self.trials if t.error}
+
+    @property
+    def dataframe(self) -> Any:
+        """One row per iteration (one trial), or one row per trial, best first (a sweep)."""
+        pd = _pandas()
+        if len(self.trials) == 1:
+            return self.trials[0].dataframe
+        rows = []
+        for trial in self.ranked():
+            row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
+            row.update({f"config/{k}": v for k, v in trial.params.items()})
+            row.update(trial.last_result or {})
+            row.update(best_checkpoint=trial.best_checkpoint, path=trial.path, error=trial.error)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @classmethod
+    def from_path(cls, experiment_path: str | Path) -> Results:
+        """Load the results of an experiment directory written by rlarena.run."""
+        root = Path(experiment_path)
+        state_path = root / STATE_FILE
+        if not state_path.exists():
+            raise ConfigError(f"{str(root)!r} is not an rlarena experiment directory (no {STATE_FILE}).")
+        state = json.loads(state_path.read_text())
+        score_attribute = state.get("checkpoint_score_attribute")
+        trials = [load_trial(root, t, score_attribute, state.get("checkpoint_score_order", "max"))
+                  for t in state["trials"]]
+        return cls(str(root.resolve()), trials, score_attribute, state.get("checkpoint_score_order", "max"))
+
+    def __repr__(self) -> str:
+        return (f"Results({self.experiment_path!r}, trials={len(self.trials)}, "
+                f"best_checkpoint={self.best_checkpoint!r})")
+
+
+def load_trial(root: Path, entry: dict[str, Any], score_attribute: str | None, score_order: str) -> TrialResult:
+    """A TrialResult from a trial directory on disk (an entry of experiment_state.json)."""
+    trial_dir = root / entry["dirname"]
+    rows = read_results(trial_dir)
+    manager = CheckpointManager(trial_dir / "checkpoints", None, score_attribute, score_order)
+    manager.scan({int(r["training_iteration"]): r for r in rows})
+    return TrialResult(entry["trial_id"], str(trial_dir.resolve()), entry.get("params", {}), entry["status"],
+                       entry.get("error"), rows[-1] if rows else None, list(manager.records),
+                       manager.best.path if manager.best else None,
+                       manager.latest.path if manager.latest else None)
