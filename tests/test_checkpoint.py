@@ -16,6 +16,7 @@ from conftest import comparable, tiny_config, weights
 from probe_envs import DiscreteIdentityEnv
 from safetensors import safe_open
 
+import rlarena
 import rlarena.checkpoint.io as ckpt_io
 from rlarena import PPO, Algorithm, CheckpointError, EnvError
 from rlarena.checkpoint import METADATA_FILE
@@ -440,3 +441,14 @@ def test_restored_run_equals_the_original_given_the_same_fresh_episodes(build, t
         assert resumed == original
     for key, value in weights(algo).items():
         torch.testing.assert_close(weights(restored)[key], value, rtol=0, atol=0)
+
+
+def test_config_overrides_load_for_inference_with_one_env(saved, track):
+    algo, path = saved
+    light = track(Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1,
+                                                                    "vectorization_mode": "sync"}))
+    assert light.env.num_envs == 1 and light.iteration == algo.iteration
+    for key, value in weights(algo).items():
+        assert torch.equal(weights(light)[key], value), key
+    with pytest.raises(rlarena.ConfigError, match="Did you mean 'num_envs_per_env_runner'"):
+        Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runners": 1})

@@ -177,10 +177,13 @@ class Algorithm:
         return write_checkpoint(checkpoint_dir, meta, self._state_arrays())
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None) -> Algorithm:
+    def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None,
+                        config_overrides: dict[str, Any] | None = None) -> Algorithm:
         """Rebuild the algorithm saved at `path` and continue where it stopped.
 
-        `env` replaces the saved env (needed when the original was a lambda or local function).
+        `env` replaces the saved env (needed when the original was a lambda or local function);
+        `config_overrides` sets options by name before building, e.g. {"num_envs_per_env_runner": 1}
+        to load a policy for inference without the full set of training envs.
         """
         from rlarena.algorithms import get_algorithm_class
         meta, arrays = read_checkpoint(path)
@@ -201,6 +204,7 @@ class Algorithm:
             raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
         if env is not None:
             config.env = env
+        config.update_from_dict(config_overrides or {})
         config.validate()
         algo = algo_cls(config)
         algo._restore(meta, arrays)

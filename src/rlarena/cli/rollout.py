@@ -37,10 +37,14 @@ def resolve_checkpoint(path: str) -> str:
     return latest
 
 
-def load(args: argparse.Namespace) -> tuple[Algorithm, str]:
+# Inference needs no batch of training envs (nor worker processes): one in-process env suffices.
+INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync"}
+
+
+def load(args: argparse.Namespace, **overrides: object) -> tuple[Algorithm, str]:
     env = resolve_env(args.env) if args.env else None
     path = resolve_checkpoint(args.checkpoint)
-    return Algorithm.from_checkpoint(path, env=env), path
+    return Algorithm.from_checkpoint(path, env=env, config_overrides={**INFERENCE_OVERRIDES, **overrides}), path
 
 
 def rollout(args: argparse.Namespace) -> int:
@@ -106,13 +110,9 @@ def _episode(algo: Algorithm, env: Any, seed: int | None, args: argparse.Namespa
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    algo, path = load(args)
+    seed = {} if args.seed is None else {"seed": args.seed}
+    algo, path = load(args, evaluation_duration=args.episodes, evaluation_explore=args.explore, **seed)
     try:
-        # evaluate() reads these from the algorithm's own config copy at call time
-        algo.config.evaluation_duration = args.episodes
-        algo.config.evaluation_explore = args.explore
-        if args.seed is not None:
-            algo.config.seed = args.seed
         out = algo.evaluate()
     finally:
         algo.stop()
