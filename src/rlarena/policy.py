@@ -18,13 +18,26 @@ from rlarena.nn import ActorCritic, make_distribution
 from rlarena.rollout.normalize import RunningMeanStd
 
 
+MASKED_LOGIT = -1e9  # not -inf: softmax gives exactly 0 either way, and 0 * -1e9 keeps the entropy finite
+
+
+def is_masked_space(space: gym.Space) -> bool:
+    """The action-masking convention (PettingZoo's): Dict(observation=..., action_mask=...)."""
+    return isinstance(space, gym.spaces.Dict) and set(space.spaces) == {"observation", "action_mask"}
+
+
 def flat_obs_dim(space: gym.Space) -> int:
+    if is_masked_space(space):
+        return flat_obs_dim(space["observation"])
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
     if isinstance(space, gym.spaces.Box):
         return int(np.prod(space.shape))
-    raise ConfigError(f"Observation space {space} is not supported yet: rlarena's default model takes "
-                      f"Box or Discrete observations. Flatten it with gymnasium.wrappers.FlattenObservation.")
+    raise ConfigError(f"Observation space {space} is not supported yet: rlarena's default model takes Box, "
+                      f"Discrete or MultiDiscrete observations, optionally as Dict(observation=..., "
+                      f"action_mask=...). Flatten it with gymnasium.wrappers.FlattenObservation.")
 
 
 class Policy:
@@ -51,7 +64,11 @@ class TorchPolicy(Policy):
         super().__init__(observation_space, action_space)
         if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
+        if is_masked_space(observation_space) and not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError("Action masks need a Discrete action space.")
         self.obs_dim = flat_obs_dim(observation_space)
+        self.masked = is_masked_space(observation_space)
+        inner = observation_space["observation"] if self.masked else observation_space
         self.continuous = isinstance(action_space, gym.spaces.Box)
         out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
         self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
@@ -62,8 +79,10 @@ class TorchPolicy(Policy):
         self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
         self.rng = np.random.default_rng(seed)
         self._numpy_pi_key = -1
-        self._one_hot = (np.eye(self.obs_dim, dtype=np.float32)
-                         if isinstance(observation_space, gym.spaces.Discrete) else None)
+        self._one_hot = np.eye(self.obs_dim, dtype=np.float32) if isinstance(inner, gym.spaces.Discrete) else None
+        # MultiDiscrete: one one-hot block per component, concatenated
+        self._offsets = (np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
+                         if isinstance(inner, gym.spaces.MultiDiscrete) else None)
         if self.continuous:
             self.action_shape: tuple[int, ...] = tuple(action_space.shape)
             self.action_dtype = np.dtype(np.float32)
@@ -72,8 +91,16 @@ class TorchPolicy(Policy):
             self.action_shape, self.action_dtype = (), np.dtype(np.int64)
 
     # -- observations -------------------------------------------------------------------------
-    def flatten(self, obs: np.ndarray) -> np.ndarray:
-        """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete), before the filter."""
+    def flatten(self, obs: Any) -> np.ndarray:
+        """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete and MultiDiscrete; the
+        "observation" part of a masked Dict), before the filter."""
+        if self.masked:
+            obs = obs["observation"]
+        if self._offsets is not None:
+            idx = np.asarray(obs, np.int64).reshape(len(obs), -1) + self._offsets
+            out = np.zeros((len(idx), self.obs_dim), np.float32)
+            np.put_along_axis(out, idx, 1.0, axis=1)
+            return out
         if self._one_hot is not None:
             return self._one_hot[np.asarray(obs, np.int64).reshape(-1)]
         obs = np.asarray(obs)
@@ -81,11 +108,15 @@ class TorchPolicy(Policy):
             obs = obs.reshape(len(obs), -1).astype(np.float32)
         return obs
 
+    def action_mask(self, obs: Any) -> np.ndarray | None:
+        """bool [B, n] of the legal actions for a masked Dict observation, else None."""
+        return np.asarray(obs["action_mask"]).astype(bool, copy=False) if self.masked else None
+
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return flat if self.obs_filter is None else self.obs_filter(flat)
 
     # -- actions ------------------------------------------------------------------------------
-    def sample(self, x: np.ndarray, explore: bool = True) -> np.ndarray:
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
         runs here, in numpy over views of the live weights (ActorCritic.numpy_pi); values and
         log-probs are computed after the rollout in one batched torch forward."""
@@ -93,6 +124,8 @@ class TorchPolicy(Policy):
         if key != self._numpy_pi_key:  # first call, or the parameters moved (e.g. to a flat buffer)
             self._numpy_pi, self._numpy_pi_key = self.model.numpy_pi(), key
         out = self._numpy_pi(x)
+        if mask is not None:  # an illegal action is never sampled nor chosen greedily
+            out = np.where(mask, out, MASKED_LOGIT)
         if self.continuous:
             if not explore:
                 return out
@@ -110,7 +143,8 @@ class TorchPolicy(Policy):
         return np.clip(actions, self._low, self._high) if self.continuous else actions
 
     def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
-        return self.to_env_actions(self.sample(self.normalize(self.flatten(obs_batch)), explore))
+        x = self.normalize(self.flatten(obs_batch))
+        return self.to_env_actions(self.sample(x, explore, self.action_mask(obs_batch)))
 
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         with torch.inference_mode():

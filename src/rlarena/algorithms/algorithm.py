@@ -16,13 +16,15 @@ import torch
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
-from rlarena.envs.registry import EnvSpec, env_name, make_vector_env
+from rlarena.envs.registry import EnvSpec, env_name, make_env_creator, make_vector_env, ref_to_json
+from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
-from rlarena.nn.flat import Adam
-from rlarena.policy import TorchPolicy
+from rlarena.multiagent.builder import (DEFAULT_POLICY_ID, as_multi_agent, build_policy, default_mapping_fn,
+                                        make_multi_agent_env, policy_spaces)
+from rlarena.multiagent.policies import PolicySpec
+from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
+from rlarena.policy import Policy, TorchPolicy
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
-
-DEFAULT_POLICY_ID = "default_policy"
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
@@ -31,19 +33,22 @@ METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_
 
 
 class ResultDict(dict):
-    """The flat metrics dict train() returns. Old nested RLlib access keeps working:
-    result["evaluation"]["episode_reward_mean"] and result["env_runners"]["episode_return_mean"]
-    return views of the flat "evaluation/..." and top-level keys; any other unknown key raises a
-    KeyError that names the closest keys."""
+    """The flat metrics dict train() returns ("group/key" names for grouped metrics). Old nested
+    RLlib access keeps working: result["evaluation"]["episode_reward_mean"],
+    result["policy_reward_mean"]["policy1"], result["env_runners"]["episode_return_mean"] and
+    result["info"]["learner"][policy_id]["learner_stats"] return views of the flat keys; any other
+    unknown key raises a KeyError that names the closest keys."""
+
+    learner_stats: dict[str, dict[str, float]] = {}  # policy id -> stats, for result["info"]
 
     def __missing__(self, key: str) -> Any:
-        if key == "evaluation" and any(k.startswith("evaluation/") for k in self):
-            sub = {k.split("/", 1)[1]: v for k, v in self.items() if k.startswith("evaluation/")}
-            return _with_aliases(sub)
+        prefix = f"{key}/"
+        if any(isinstance(k, str) and k.startswith(prefix) for k in self):
+            return _with_aliases({k[len(prefix):]: v for k, v in self.items() if k.startswith(prefix)})
         if key in ("env_runners", "sampler_results"):
             return _with_aliases({k: v for k, v in self.items() if "/" not in k})
         if key == "info":
-            return {"learner": {DEFAULT_POLICY_ID: {"learner_stats": dict(self)}}}
+            return {"learner": {pid: {"learner_stats": stats} for pid, stats in self.learner_stats.items()}}
         hint = closest(str(key), [k for k in self if isinstance(k, str)])
         if key == "evaluation":
             hint = " No evaluation ran this iteration: set .evaluation(evaluation_interval=N) or call evaluate()."
@@ -74,28 +79,90 @@ class Algorithm:
         if config.seed is not None:
             torch.manual_seed(_seed_for(config.seed, 0))
         self.env_name = env_name(config.env)
-        self.env = make_vector_env(config.env, config.env_config, config.num_envs_per_env_runner,
-                                   config.vectorization_mode, num_workers=config.num_env_workers)
-        self.policy = TorchPolicy(self.env.single_observation_space, self.env.single_action_space,
-                                  config.model_config, config.observation_filter, _seed_for(config.seed, 1))
-        self.runner = EnvRunner(self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2),
-                                self.env_name)
+        self.callbacks = config.callbacks_class() if config.callbacks_class is not None else None
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
+        self.policies: dict[str, Policy] = {}
+        self.policy_configs: dict[str, AlgorithmConfig] = {}  # per-policy overrides applied
         self.optimizers: dict[str, Adam] = {}
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
         self.num_evaluations = 0
-        self._eval_env = None
+        self._eval_env: Any = None
+        probe = make_multi_agent_env(config.env, config.env_config)
+        self.is_multi_agent = probe is not None
+        self.env: Any = None
+        if self.is_multi_agent:
+            self._setup_multi_agent(probe)
+        else:
+            if config.policies is not None:
+                raise ConfigError(f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
+                                  f"PettingZoo env); {self.env_name!r} is a single-agent Gymnasium env.")
+            self.env = make_vector_env(config.env, config.env_config, config.num_envs_per_env_runner,
+                                       config.vectorization_mode, num_workers=config.num_env_workers)
+            self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.env.single_observation_space,
+                                                                  action_space=self.env.single_action_space))
+            self.policies_to_train = [DEFAULT_POLICY_ID]
+            self.runner: EnvRunner | MultiAgentEnvRunner = EnvRunner(
+                self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2), self.env_name)
         self.setup()
+        for pid in self.policies_to_train:
+            self.setup_policy(pid)
+
+    def _setup_multi_agent(self, probe: Any) -> None:
+        cfg = self.config
+        self.mapping_fn = cfg.policy_mapping_fn or default_mapping_fn
+        self._probe_env = probe
+        for pid, spec in (cfg.policies or {DEFAULT_POLICY_ID: PolicySpec()}).items():
+            self._add_policy_object(pid, spec)
+        self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
+                                      else [p for p, pol in self.policies.items() if isinstance(pol, TorchPolicy)])
+        creator = make_env_creator(cfg.env)
+        envs = [probe] + [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_envs_per_env_runner - 1)]
+        self.runner = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(self.policies_to_train),
+                                          cfg.fragment_length, _seed_for(cfg.seed, 2), self.env_name,
+                                          self.callbacks, self)
+
+    def _add_policy_object(self, pid: str, spec: PolicySpec) -> Policy:
+        if self.is_multi_agent:
+            obs_space, act_space = policy_spaces(pid, spec, self._probe_env, self.mapping_fn)
+            spec = PolicySpec(spec.policy_class, obs_space, act_space, dict(spec.config))
+        cfg = self.config.copy().update_from_dict(spec.config) if spec.config else self.config
+        cfg.validate()
+        policy = build_policy(spec, spec.observation_space, spec.action_space, cfg.model_config,
+                              cfg.observation_filter, _seed_for(self.config.seed, 1, len(self.policies)))
+        self.policies[pid], self.policy_configs[pid] = policy, cfg
+        if self.is_multi_agent:
+            self.config.policies = {**(self.config.policies or {}), pid: spec}
+        return policy
+
+    @property
+    def policy(self) -> TorchPolicy:
+        """The single-agent policy (the multi-agent default policy)."""
+        return self.get_policy(DEFAULT_POLICY_ID)  # type: ignore[return-value]
 
     # -- what subclasses write ----------------------------------------------------------------
     def setup(self) -> None:
-        """Create optimizers (and target networks, replay buffers, ...)."""
+        """Create algorithm-wide state (target networks, replay buffers, ...)."""
+
+    def setup_policy(self, policy_id: str) -> None:
+        """Create what training `policy_id` needs (its optimizer, ...)."""
 
     def training_step(self) -> dict[str, float]:
         """Sample and update once; return learner statistics."""
         raise NotImplementedError
+
+    def sample(self) -> dict[str, Any]:
+        """One fragment from the runner: {policy id: Rollout} for the policies in training."""
+        if self.is_multi_agent:
+            batches, steps = self.runner.sample()
+        else:
+            batch = self.runner.sample()
+            batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
+        self.num_env_steps_sampled_lifetime += steps
+        if self.callbacks is not None:
+            self.callbacks.on_sample_end(algorithm=self, batches=batches)
+        return batches
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -111,37 +178,145 @@ class Algorithm:
         self.time_total_s += elapsed
         steps = self.num_env_steps_sampled_lifetime - steps_before
         result = ResultDict({"training_iteration": self.iteration, **self.runner.stats.metrics(),
-                                  "num_env_steps_sampled_this_iter": steps,
-                                  "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
-                                  "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
-                                  "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                                  **learner_stats})
+                             "num_env_steps_sampled_this_iter": steps,
+                             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+                             "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
+                             "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
+                             **learner_stats})
         result.update(_with_aliases(result))
+        result.learner_stats = self._learner_stats_by_policy(learner_stats)
         interval = self.config.evaluation_interval
         if interval and self.iteration % interval == 0:
             result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
+        if self.callbacks is not None:
+            self.callbacks.on_train_result(algorithm=self, result=result)
         return result
+
+    def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
+        if not self.is_multi_agent:
+            return {DEFAULT_POLICY_ID: dict(stats)}
+        out: dict[str, dict[str, float]] = {}
+        for key, value in stats.items():
+            _, pid, name = key.split("/", 2)  # learner/<policy id>/<stat>
+            out.setdefault(pid, {})[name] = value
+        return out
 
     def evaluate(self) -> dict[str, float]:
         """`evaluation_duration` greedy episodes (unless evaluation_explore) on separate envs."""
         cfg = self.config
-        if self._eval_env is None:
-            # evaluation is short and greedy: in-process envs (no worker processes to start)
-            mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
-            self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
         start = time.perf_counter()
         self.num_evaluations += 1
-        out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
-                                _seed_for(cfg.seed, 4, self.num_evaluations), self.env_name)
+        seed = _seed_for(cfg.seed, 4, self.num_evaluations)
+        if self.is_multi_agent:
+            out = self._evaluate_multi_agent(seed)
+        else:
+            if self._eval_env is None:
+                # evaluation is short and greedy: in-process envs (no worker processes to start)
+                mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
+                self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
+            out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
+                                    seed, self.env_name)
         out["evaluation_time_s"] = time.perf_counter() - start
-        return _with_aliases(out)
+        out = _with_aliases(out)
+        if self.callbacks is not None:
+            self.callbacks.on_evaluate_end(algorithm=self, evaluation_metrics=out)
+        return out
+
+    def _evaluate_multi_agent(self, seed: int | None) -> dict[str, float]:
+        cfg = self.config
+        if self._eval_env is None:
+            creator = make_env_creator(cfg.env)
+            envs = [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_eval_envs)]
+            self._eval_env = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(), 1, None,
+                                                 self.env_name, None, self)
+        self._eval_env.mapping_fn = self.mapping_fn
+        stats = self._eval_env.run_episodes(cfg.evaluation_duration, cfg.evaluation_explore, seed)
+        returns = np.array([r for r, _ in stats.window])
+        out = {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
+               "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
+               "episode_len_mean": float(np.mean([n for _, n in stats.window])), "episodes": len(returns)}
+        out.update({k: v for k, v in stats.metrics().items() if "/" in k})
+        return out
+
+    # -- policies -----------------------------------------------------------------------------
+    def get_policy(self, policy_id: str = DEFAULT_POLICY_ID) -> Policy:
+        try:
+            return self.policies[policy_id]
+        except KeyError:
+            raise ConfigError(f"No policy {policy_id!r}.{closest(policy_id, self.policies)} "
+                              f"Policies: {', '.join(self.policies)}.") from None
+
+    def add_policy(self, policy_id: str, policy_cls: type[Policy] | None = None, *,
+                   policy_state: dict[str, np.ndarray] | None = None, observation_space: Any = None,
+                   action_space: Any = None, config: dict[str, Any] | None = None,
+                   policy_mapping_fn: Any = None, policies_to_train: list[str] | None = None) -> Policy:
+        """Add a policy between iterations (RLlib's add_policy). Spaces default to the env's agents
+        mapped to it, else to the first policy's; policy_state (from get_policy(x).get_state())
+        copies weights, e.g. to freeze a snapshot of the learner. The new mapping applies from each
+        env copy's next episode."""
+        self._require_multi_agent("add_policy")
+        if policy_id in self.policies:
+            raise ConfigError(f"A policy {policy_id!r} exists already; remove_policy() it first or pick another id.")
+        if policy_mapping_fn is not None:
+            self.set_policy_mapping_fn(policy_mapping_fn)
+        first = next(iter(self.policies.values()))
+        if observation_space is None or action_space is None:
+            try:
+                observation_space, action_space = policy_spaces(policy_id, PolicySpec(None, observation_space,
+                                                                                      action_space),
+                                                                self._probe_env, self.mapping_fn)
+            except ConfigError:
+                observation_space = observation_space or first.observation_space
+                action_space = action_space or first.action_space
+        policy = self._add_policy_object(policy_id, PolicySpec(policy_cls, observation_space, action_space,
+                                                               dict(config or {})))
+        if policy_state is not None:
+            policy.set_state(policy_state)
+        if policies_to_train is not None:
+            self.set_policies_to_train(policies_to_train)
+        elif self.config.policies_to_train is None and isinstance(policy, TorchPolicy):
+            self.set_policies_to_train([*self.policies_to_train, policy_id], remember=False)
+        return policy
+
+    def remove_policy(self, policy_id: str, *, policy_mapping_fn: Any = None,
+                      policies_to_train: list[str] | None = None) -> None:
+        """Remove a policy between iterations. Agents of running episodes that were mapped to it are
+        mapped again (with the new policy_mapping_fn) at their next step."""
+        self._require_multi_agent("remove_policy")
+        self.get_policy(policy_id)
+        if policy_mapping_fn is not None:
+            self.set_policy_mapping_fn(policy_mapping_fn)
+        for store in (self.policies, self.policy_configs, self.optimizers, self.config.policies or {}):
+            store.pop(policy_id, None)
+        self.set_policies_to_train(policies_to_train if policies_to_train is not None
+                                   else [p for p in self.policies_to_train if p != policy_id],
+                                   remember=policies_to_train is not None or self.config.policies_to_train is not None)
+        for runner in (self.runner, self._eval_env):
+            if runner is not None:
+                runner.forget_policy(policy_id)
+
+    def set_policy_mapping_fn(self, policy_mapping_fn: Any) -> None:
+        self.mapping_fn = self.config.policy_mapping_fn = policy_mapping_fn
+        for runner in (self.runner, self._eval_env):
+            if runner is not None:
+                runner.mapping_fn = policy_mapping_fn
+
+    def set_policies_to_train(self, policies_to_train: list[str], remember: bool = True) -> None:
+        for pid in policies_to_train:
+            if not isinstance(self.get_policy(pid), TorchPolicy):
+                raise ConfigError(f"Policy {pid!r} is a {type(self.policies[pid]).__name__}, which cannot be trained.")
+            if pid not in self.optimizers:
+                self.setup_policy(pid)
+        self.policies_to_train = list(policies_to_train)
+        if remember:
+            self.config.policies_to_train = list(policies_to_train)
+        self.runner.policies_to_train = set(policies_to_train)  # type: ignore[union-attr]
+
+    def _require_multi_agent(self, what: str) -> None:
+        if not self.is_multi_agent:
+            raise ConfigError(f"{what}() needs a multi-agent env; {self.env_name!r} is single-agent.")
 
     # -- inference ----------------------------------------------------------------------------
-    def get_policy(self, policy_id: str = DEFAULT_POLICY_ID) -> TorchPolicy:
-        if policy_id != DEFAULT_POLICY_ID:
-            raise ConfigError(f"No policy {policy_id!r}: this algorithm has one policy, {DEFAULT_POLICY_ID!r}.")
-        return self.policy
-
     def compute_actions(self, obs_batch: Any, explore: bool | None = None,
                         policy_id: str = DEFAULT_POLICY_ID) -> np.ndarray:
         """Actions for a batch of observations. explore=None samples (RLlib's default); False is greedy."""
@@ -149,14 +324,17 @@ class Algorithm:
 
     def compute_single_action(self, obs: Any, explore: bool | None = None,
                               policy_id: str = DEFAULT_POLICY_ID) -> Any:
-        action = self.compute_actions(np.asarray(obs)[None], explore, policy_id)[0]
-        return action.item() if action.ndim == 0 else action
+        action = self.compute_actions(stack_obs([obs]), explore, policy_id)[0]
+        return action.item() if np.ndim(action) == 0 else action
 
     # -- checkpoints --------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         """Every array a restored algorithm needs; subclasses with more state extend it."""
-        arrays = {f"policy.{DEFAULT_POLICY_ID}": self.policy.get_state(),
-                  "rng": {"torch": torch.get_rng_state().numpy()}}
+        arrays = {"rng": {"torch": torch.get_rng_state().numpy()}}
+        for pid, policy in self.policies.items():
+            state = policy.get_state()
+            if state:
+                arrays[f"policy.{pid}"] = state
         for name, opt in self.optimizers.items():
             arrays[f"optimizer.{name}"] = opt.get_state()
         return arrays
@@ -173,8 +351,17 @@ class Algorithm:
                              "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
                              "num_episodes_lifetime": self.runner.stats.lifetime},
                 "episode_window": list(self.runner.stats.window),
-                "rng": {"policy": self.policy.rng.bit_generator.state, "algorithm": self.rng.bit_generator.state}}
-        return write_checkpoint(checkpoint_dir, meta, self._state_arrays())
+                "policies": {pid: {"policy_class": ref_to_json(type(p)) if not isinstance(p, TorchPolicy) else None,
+                                   "observation_space": space_to_json(p.observation_space),
+                                   "action_space": space_to_json(p.action_space)}
+                             for pid, p in self.policies.items()},
+                "rng": {"algorithm": self.rng.bit_generator.state,
+                        "policies": {pid: p.rng.bit_generator.state for pid, p in self.policies.items()
+                                     if isinstance(p, TorchPolicy)}}}
+        path = write_checkpoint(checkpoint_dir, meta, self._state_arrays())
+        if self.callbacks is not None:
+            self.callbacks.on_checkpoint(algorithm=self, checkpoint_dir=path)
+        return path
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None,
@@ -183,7 +370,8 @@ class Algorithm:
 
         `env` replaces the saved env (needed when the original was a lambda or local function);
         `config_overrides` sets options by name before building, e.g. {"num_envs_per_env_runner": 1}
-        to load a policy for inference without the full set of training envs.
+        to load a policy for inference without the full set of training envs, or
+        {"policy_mapping_fn": fn} when the saved one was a lambda.
         """
         from rlarena.algorithms import get_algorithm_class
         meta, arrays = read_checkpoint(path)
@@ -200,7 +388,13 @@ class Algorithm:
                                   f"load it with Algorithm.from_checkpoint().")
         try:
             config = algo_cls.config_class.from_dict(meta["config"])
-        except (ConfigError, TypeError) as exc:
+            if config.policies is not None:  # the spaces each policy was built with (added ones too)
+                for pid, spec in config.policies.items():
+                    saved = meta.get("policies", {}).get(pid)
+                    if saved:
+                        spec.observation_space = space_from_json(saved["observation_space"])
+                        spec.action_space = space_from_json(saved["action_space"])
+        except (ConfigError, TypeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
         if env is not None:
             config.env = env
@@ -212,7 +406,9 @@ class Algorithm:
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
-            self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
+            for pid, policy in self.policies.items():
+                if f"policy.{pid}" in arrays or isinstance(policy, TorchPolicy):
+                    policy.set_state(arrays[f"policy.{pid}"])
             for name, opt in self.optimizers.items():
                 opt.set_state(arrays[f"optimizer.{name}"])
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
@@ -227,9 +423,10 @@ class Algorithm:
             self.num_evaluations = int(counters["num_evaluations"])
             self.runner.stats.lifetime = int(counters["num_episodes_lifetime"])
             self.runner.stats.window.extend(tuple(p) for p in meta["episode_window"])
-            self.policy.rng.bit_generator.state = meta["rng"]["policy"]
+            for pid, state in meta["rng"]["policies"].items():
+                self.policies[pid].rng.bit_generator.state = state  # type: ignore[attr-defined]
             self.rng.bit_generator.state = meta["rng"]["algorithm"]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
         # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
         self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))
@@ -237,7 +434,10 @@ class Algorithm:
     # -- lifetime -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Close the envs."""
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
+        elif isinstance(self.runner, MultiAgentEnvRunner):
+            self.runner.close()
         if self._eval_env is not None:
             self._eval_env.close()
             self._eval_env = None

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
+from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json, ref_from_json, ref_to_json
 from rlarena.errors import ConfigError, closest
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -57,6 +57,12 @@ class AlgorithmConfig:
     evaluation_duration: int = option(10, "evaluation")  # episodes per evaluation
     evaluation_num_envs: int = option(0, "evaluation")  # 0: min(duration, 10)
     evaluation_explore: bool = option(False, "evaluation")  # greedy actions unless True
+    # .multi_agent()
+    policies: dict | None = option(None, "multi_agent")  # policy id -> PolicySpec; None: one shared policy
+    policy_mapping_fn: Any = option(None, "multi_agent")  # fn(agent_id, episode, **kw) -> policy id
+    policies_to_train: list | None = option(None, "multi_agent")  # None: every trainable policy
+    # .callbacks()
+    callbacks_class: type | None = option(None, "callbacks")  # a rlarena.Callbacks subclass
     # .debugging()
     seed: int | None = option(None, "debugging")
     # .resources()
@@ -76,6 +82,18 @@ class AlgorithmConfig:
 
     def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("evaluation", kwargs)
+
+    def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
+        """policies={id: PolicySpec(...)} (or a list of ids), policy_mapping_fn, policies_to_train."""
+        if "policies" in kwargs:
+            kwargs["policies"] = normalize_policies(kwargs["policies"])
+        return self._set("multi_agent", kwargs)
+
+    def callbacks(self, callbacks_class: type) -> AlgorithmConfig:
+        from rlarena.callbacks import Callbacks
+        if not (isinstance(callbacks_class, type) and issubclass(callbacks_class, Callbacks)):
+            raise ConfigError(f"callbacks() takes a subclass of rlarena.Callbacks, got {callbacks_class!r}.")
+        return self._set("callbacks", {"callbacks_class": callbacks_class})
 
     def debugging(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("debugging", kwargs)
@@ -141,6 +159,16 @@ class AlgorithmConfig:
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
         if self.rollout_fragment_length != "auto":
             self._check("rollout_fragment_length", int(self.rollout_fragment_length) >= 1, "must be >= 1 or 'auto'")
+        if self.policies is not None:
+            self.policies = normalize_policies(self.policies)
+            for pid in self.policies_to_train or []:
+                if pid not in self.policies:
+                    raise ConfigError(f"policies_to_train names {pid!r}, which is not in policies."
+                                      f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}.")
+        if self.policy_mapping_fn is not None and not callable(self.policy_mapping_fn):
+            raise ConfigError("policy_mapping_fn must be a function fn(agent_id, episode, **kwargs) -> policy id. "
+                              "If it was a lambda saved in a checkpoint, pass it again with "
+                              "from_checkpoint(path, config_overrides={'policy_mapping_fn': fn}).")
         if self.lr_schedule is not None:
             ok = all(isinstance(p, list | tuple) and len(p) == 2 and p[1] >= 0 for p in self.lr_schedule)
             self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,
@@ -167,11 +195,19 @@ class AlgorithmConfig:
     build_algo = build
 
     def copy(self) -> AlgorithmConfig:
-        return dataclasses.replace(self, env_config=dict(self.env_config), model=dict(self.model))
+        return dataclasses.replace(self, env_config=dict(self.env_config), model=dict(self.model),
+                                   policies=None if self.policies is None else dict(self.policies),
+                                   policies_to_train=None if self.policies_to_train is None
+                                   else list(self.policies_to_train))
 
     def to_dict(self) -> dict[str, Any]:
         out = {f: getattr(self, f) for f in self._fields()}
         out["env"] = env_to_json(self.env)
+        if self.policies is not None:  # spaces are re-read from the env (checkpoints store them apart)
+            out["policies"] = {pid: {"policy_class": ref_to_json(spec.policy_class), "config": spec.config}
+                               for pid, spec in normalize_policies(self.policies).items()}
+        out["policy_mapping_fn"] = ref_to_json(self.policy_mapping_fn)
+        out["callbacks_class"] = ref_to_json(self.callbacks_class)
         return out
 
     @classmethod
@@ -183,6 +219,14 @@ class AlgorithmConfig:
         values = dict(data)
         if "env" in values:
             values["env"] = env_from_json(values["env"])
+        if values.get("policies") is not None:
+            from rlarena.multiagent.policies import PolicySpec
+            values["policies"] = {pid: PolicySpec(policy_class=ref_from_json(spec.get("policy_class"), "policy class"),
+                                                  config=dict(spec.get("config") or {}))
+                                  for pid, spec in values["policies"].items()}
+        for key, what in (("policy_mapping_fn", "policy_mapping_fn"), ("callbacks_class", "callbacks class")):
+            if key in values:
+                values[key] = ref_from_json(values[key], what)
         return cls(**values)
 
     def update_from_dict(self, data: dict[str, Any]) -> AlgorithmConfig:
@@ -193,3 +237,23 @@ class AlgorithmConfig:
                 raise ConfigError(f"{type(self).__name__} has no option {key!r}.{closest(key, fields)}")
             setattr(self, key, value)
         return self
+
+
+def normalize_policies(policies: Any) -> dict:
+    """{id: PolicySpec} from a dict of specs (or RLlib's (cls, obs_space, act_space, config) tuples,
+    or None for a default spec) or from a list/set of ids."""
+    from rlarena.multiagent.policies import PolicySpec
+    if isinstance(policies, list | set | tuple):
+        return {pid: PolicySpec() for pid in policies}
+    if not isinstance(policies, dict):
+        raise ConfigError(f"policies must be a dict {{policy_id: PolicySpec(...)}} or a list of ids, got {policies!r}.")
+    out = {}
+    for pid, spec in policies.items():
+        if spec is None:
+            spec = PolicySpec()
+        elif isinstance(spec, tuple):
+            spec = PolicySpec(*spec[:3], config=dict(spec[3] or {}) if len(spec) > 3 else {})
+        elif not isinstance(spec, PolicySpec):
+            raise ConfigError(f"policies[{pid!r}] must be a PolicySpec, got {type(spec).__name__}.")
+        out[str(pid)] = spec
+    return out

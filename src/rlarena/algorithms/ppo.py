@@ -17,6 +17,8 @@ from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import ConfigError, TrainingError
 from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.policy import MASKED_LOGIT
+from rlarena.rollout.storage import Rollout
 from rlarena.rollout.gae import compute_gae
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
@@ -49,9 +51,14 @@ class PPOConfig(AlgorithmConfig):
         self._check("target_kl", self.target_kl is None or self.target_kl > 0, "must be > 0 or None")
 
 
+def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Illegal actions get a logit of -1e9: probability 0, never sampled, never greedy."""
+    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
+
+
 def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
-             adv: torch.Tensor, returns: torch.Tensor, values_old: torch.Tensor, with_stats: bool
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+             adv: torch.Tensor, returns: torch.Tensor, values_old: torch.Tensor, with_stats: bool,
+             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is already standardized.
 
     On CPU every torch op costs several microseconds of dispatch, which for these small nets is most
@@ -59,6 +66,7 @@ def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tens
     when asked for, and fused ops (mse_loss, add with alpha) stand in for chains of small ones.
     """
     dist_inputs, values = model(obs)
+    dist_inputs = masked(dist_inputs, mask)
     need_entropy = with_stats or cfg.entropy_coeff != 0
     logp, entropy = dist.log_prob_entropy(dist_inputs, actions, need_entropy)
     log_ratio = logp - logp_old
@@ -94,30 +102,44 @@ class PPO(Algorithm):
     config_class = PPOConfig
     config: PPOConfig
 
-    def setup(self) -> None:
-        self.flat = FlatParameters(self.policy.model)
+    def setup_policy(self, policy_id: str) -> None:
+        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+        self.flats[policy_id] = FlatParameters(policy.model)
         # Adam eps 1e-5 as SB3's PPO and CleanRL (torch's default is 1e-8)
-        self.optimizers[DEFAULT_POLICY_ID] = Adam(self.flat, lr=self.config.lr, eps=1e-5)
+        self.optimizers[policy_id] = Adam(self.flats[policy_id], lr=cfg.lr, eps=1e-5)
+
+    def setup(self) -> None:
+        self.flats: dict[str, FlatParameters] = {}
 
     def training_step(self) -> dict[str, float]:
-        cfg, policy = self.config, self.policy
-        model, dist, optimizer = policy.model, policy.dist, self.optimizers[DEFAULT_POLICY_ID]
-        batch = self.runner.sample()
+        batches = self.sample()
+        out: dict[str, float] = {}
+        for pid in self.policies_to_train:
+            if pid not in batches:  # no agent of this policy acted in this fragment
+                continue
+            stats = self.update_policy(pid, batches[pid])
+            out.update({f"learner/{pid}/{k}": v for k, v in stats.items()} if self.is_multi_agent else stats)
+        return out
+
+    def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
+        """num_epochs of minibatch updates of one policy on its [T, N] rollout."""
+        cfg, policy = self.policy_configs[policy_id], self.policies[policy_id]
+        model, dist, optimizer, flat = policy.model, policy.dist, self.optimizers[policy_id], self.flats[policy_id]
         T, N = batch.rewards.shape
-        self.num_env_steps_sampled_lifetime += T * N
 
         # old log-probs and values for the whole fragment in one batched forward (the runner only
         # sampled actions); values[T] is V(obs after the last step), the bootstrap
         obs = torch.from_numpy(batch.obs)  # [T+1, N, D]
         actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
+        mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask.reshape(T * N, -1))
         with torch.no_grad():
             dist_inputs, values = model(obs.reshape((T + 1) * N, -1))
-            logp_old, _ = dist.log_prob_entropy(dist_inputs[: T * N], actions, False)
+            logp_old, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)
         values_np = values.numpy().reshape(T + 1, N)
         adv, returns = compute_gae(batch.rewards, values_np[:-1], batch.terminated, batch.truncated,
                                    values_np[1:], cfg.gamma, cfg.lambda_)
 
-        valid = np.flatnonzero(batch.valid.reshape(-1))  # drop the autoreset-only steps
+        valid = np.flatnonzero(batch.valid.reshape(-1))  # drop autoreset-only steps and padding
         flat_obs = obs[:T].reshape(T * N, -1)
         if cfg.normalize_advantages:
             # standardized over the whole batch, as RLlib does (SB3 and CleanRL: per minibatch; the
@@ -130,7 +152,7 @@ class PPO(Algorithm):
         optimizer.lr = lr
 
         stats, grad_norms = [], []
-        columns = (flat_obs, actions, logp_old, adv_t, ret_t, values_old)
+        columns = [flat_obs, actions, logp_old, adv_t, ret_t, values_old] + ([mask] if mask is not None else [])
         mb_size = math.ceil(len(valid) / max(1, math.ceil(len(valid) / cfg.minibatch_size)))
         for epoch in range(cfg.num_epochs):
             # statistics describe the last epoch (every epoch when target_kl needs the KL)
@@ -138,16 +160,18 @@ class PPO(Algorithm):
             order = torch.from_numpy(valid[self.rng.permutation(len(valid))])
             # one gather per column and epoch; the minibatches are then views of it
             for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
-                loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch, with_stats)
+                loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch[:6], with_stats,
+                                          mask=minibatch[6] if mask is not None else None)
                 if not math.isfinite(loss.item()):
-                    raise TrainingError(f"PPO loss became {loss.item()} at iteration {self.iteration + 1}; the "
-                                        f"update was not applied, so the weights are still finite. Lower lr "
+                    raise TrainingError(f"PPO loss became {loss.item()} at iteration {self.iteration + 1}"
+                                        f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}; "
+                                        f"the update was not applied, so the weights are still finite. Lower lr "
                                         f"(now {lr}), set grad_clip, or normalize observations/rewards "
                                         f"(observation_filter='MeanStdFilter').")
-                self.flat.zero_grad()
+                flat.zero_grad()
                 loss.backward()
                 if cfg.grad_clip is not None:
-                    grad_norms.append(self.flat.clip_grad_norm_(cfg.grad_clip))
+                    grad_norms.append(flat.clip_grad_norm_(cfg.grad_clip))
                 optimizer.step()
                 if mb_stats is not None:
                     stats.append(mb_stats)

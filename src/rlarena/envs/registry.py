@@ -40,40 +40,47 @@ def env_name(env: EnvSpec) -> str:
     return getattr(env, "__qualname__", type(env).__name__)
 
 
-def env_to_json(env: EnvSpec | None) -> str | dict | None:
-    """How a config stores its env: the id or registered name as is; a class or function as
-    {"callable": "module:qualname"}. Lambdas and local functions cannot be named: they are stored as
-    {"unnamed": name} and `from_checkpoint(..., env=...)` then takes the env.
-    """
-    if env is None or isinstance(env, str):
-        return env
-    module, qualname = getattr(env, "__module__", None), getattr(env, "__qualname__", "")
+def ref_to_json(obj: Any) -> str | dict | None:
+    """How a config stores a class or function: {"callable": "module:qualname"}. Strings (env ids,
+    registered names) stay as they are. Lambdas and local functions cannot be named: they are stored
+    as {"unnamed": name} and must be passed again when the config is restored."""
+    if obj is None or isinstance(obj, str):
+        return obj
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
     if not module or "<" in qualname:
-        return {"unnamed": env_name(env)}
+        return {"unnamed": getattr(obj, "__qualname__", type(obj).__name__)}
     return {"callable": f"{module}:{qualname}"}
 
 
-def env_from_json(value: str | dict | None) -> EnvSpec | None:
-    """Inverse of env_to_json. Imports a {"callable": "module:qualname"} (never unpickles)."""
+def ref_from_json(value: str | dict | None, what: str = "env") -> Any:
+    """Inverse of ref_to_json. Imports a {"callable": "module:qualname"} (never unpickles)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict) and "unnamed" in value:
-        return UnnamedEnv(str(value["unnamed"]))
+        return UnnamedEnv(str(value["unnamed"]))  # not callable: validation asks for it again
     if not isinstance(value, dict) or not isinstance(value.get("callable"), str) or ":" not in value["callable"]:
-        raise EnvError(f"Cannot read the env {value!r}: expected an env id or {{'callable': 'module:qualname'}}.")
+        raise EnvError(f"Cannot read the {what} {value!r}: expected {{'callable': 'module:qualname'}}.")
     module_name, qualname = value["callable"].split(":", 1)
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise EnvError(f"The saved env {value['callable']!r} cannot be imported ({exc}). Import or install the "
-                       f"module that defines it, or pass env=... to from_checkpoint().") from exc
+        raise EnvError(f"The saved {what} {value['callable']!r} cannot be imported ({exc}). Import or install "
+                       f"the module that defines it, or pass it again when restoring.") from exc
     return obj
 
 
+def env_to_json(env: EnvSpec | None) -> str | dict | None:
+    return ref_to_json(env)
+
+
+def env_from_json(value: str | dict | None) -> EnvSpec | None:
+    return ref_from_json(value, "env")
+
+
 class UnnamedEnv(str):
-    """The name of a lambda/local-function env read back from JSON: it cannot be rebuilt by name."""
+    """The name of a lambda/local function read back from JSON: it cannot be rebuilt by name."""
 
 
 def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:

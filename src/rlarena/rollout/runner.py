@@ -55,7 +55,8 @@ class EnvRunner:
         self.env, self.policy, self.env_name = env, policy, env_name
         self.num_envs = env.num_envs
         self.storage = Rollout.allocate(fragment_length, self.num_envs, policy.obs_dim, policy.action_shape,
-                                        policy.action_dtype, keep_raw_obs=policy.obs_filter is not None)
+                                        policy.action_dtype, keep_raw_obs=policy.obs_filter is not None,
+                                        num_actions=int(policy.action_space.n) if policy.masked else None)
         self.stats = EpisodeStats()
         self._ep_return = np.zeros(self.num_envs, np.float64)
         self._ep_len = np.zeros(self.num_envs, np.int64)
@@ -67,6 +68,7 @@ class EnvRunner:
         except Exception as exc:  # noqa: BLE001 - surfaced with the env's name
             raise _env_failed(self.env_name, "reset()", exc) from exc
         self._obs = self.policy.flatten(obs)  # raw (unfiltered) flat observations
+        self._mask = self.policy.action_mask(obs)
         self._pending_reset = np.zeros(self.num_envs, bool)
         self._ep_return[:] = 0
         self._ep_len[:] = 0
@@ -75,20 +77,23 @@ class EnvRunner:
         """Fill the storage with one fragment. The storage is reused: consume it before the next call."""
         buf, policy, env = self.storage, self.policy, self.env
         flatten, normalize, sample, to_env = policy.flatten, policy.normalize, policy.sample, policy.to_env_actions
-        obs, pending = self._obs, self._pending_reset
+        obs, mask, pending = self._obs, self._mask, self._pending_reset
+        action_mask = policy.action_mask
         for t in range(len(buf.rewards)):
             x = normalize(obs)
             buf.obs[t] = x
             if buf.raw_obs is not None:
                 buf.raw_obs[t] = obs
-            actions = sample(x)
+            if mask is not None:
+                buf.action_mask[t] = mask
+            actions = sample(x, True, mask)
             buf.actions[t] = actions
             buf.valid[t] = ~pending
             try:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
                 raise _env_failed(self.env_name, "step()", exc) from exc
-            obs = flatten(next_obs)
+            obs, mask = flatten(next_obs), action_mask(next_obs)
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
             buf.truncated[t] = truncated
@@ -97,7 +102,7 @@ class EnvRunner:
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
             policy.obs_filter.update(buf.raw_obs[:-1][buf.valid])
-        self._obs, self._pending_reset = obs, pending
+        self._obs, self._mask, self._pending_reset = obs, mask, pending
         self._record_episodes(buf)
         return buf
 

@@ -27,10 +27,12 @@ class Rollout:
     truncated: np.ndarray  # [T, N] bool
     valid: np.ndarray  # [T, N] bool: False where the env only reset
     raw_obs: np.ndarray | None  # [T+1, N, D] float32 before the observation filter, when one is on
+    action_mask: np.ndarray | None = None  # [T, N, n] bool legal actions, for masked policies
 
     @classmethod
     def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
-                 keep_raw_obs: bool) -> Rollout:
+                 keep_raw_obs: bool, num_actions: int | None = None) -> Rollout:
+        """num_actions: allocate action masks for that many discrete actions."""
         return cls(
             obs=np.zeros((T + 1, N, obs_dim), np.float32),
             actions=np.zeros((T, N, *action_shape), action_dtype),
@@ -39,6 +41,7 @@ class Rollout:
             truncated=np.zeros((T, N), bool),
             valid=np.zeros((T, N), bool),
             raw_obs=np.zeros((T + 1, N, obs_dim), np.float32) if keep_raw_obs else None,
+            action_mask=np.ones((T, N, num_actions), bool) if num_actions else None,
         )
 
     @property

@@ -1,0 +1,254 @@
+"""The multi-agent env runner: steps N copies of a MultiAgentEnv, maps agents to policies, batches
+each policy's acting agents into one compute_actions call, and packs each trainable policy's agent
+trajectories into a Rollout ([T+1, N] layout, one column per agent-episode segment).
+
+Transitions: an agent's transition runs from an observation it acts on to the next observation it
+receives; rewards that arrive in between (in a turn-based game, while the other player moves) are
+added to it. A fragment emits only complete transitions: a waiting agent's last transition (its next
+observation not known yet) is carried into the next fragment. A segment that the fragment cuts off
+is marked truncated, so GAE bootstraps from its closing observation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlarena.errors import ConfigError, EnvError, closest
+from rlarena.multiagent.episode import Episode
+from rlarena.policy import Policy, TorchPolicy
+from rlarena.rollout.runner import EpisodeStats
+from rlarena.rollout.storage import Rollout
+
+
+def stack_obs(observations: list[Any]) -> Any:
+    """A list of per-agent observations -> one batch (dict observations stacked per key)."""
+    if isinstance(observations[0], dict):
+        return {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
+    return np.stack([np.asarray(o) for o in observations])
+
+
+@dataclass
+class _Lane:
+    """One agent's transitions in the current episode, not yet emitted."""
+
+    policy_id: str
+    obs: list[np.ndarray] = field(default_factory=list)  # flat, before the observation filter
+    masks: list[np.ndarray] = field(default_factory=list)
+    actions: list[Any] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Segment:
+    lane: _Lane
+    terminated: bool  # else truncated (a time limit, or the fragment's end)
+    closing_obs: np.ndarray | None  # the observation after the last transition (to bootstrap from)
+
+
+@dataclass
+class MultiAgentEpisodeStats(EpisodeStats):
+    """Adds per-policy and per-agent returns (RLlib's policy_reward_mean) to the episode stats."""
+
+    policy_window: dict[str, deque] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=100)))
+    agent_window: dict[Any, deque] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=100)))
+
+    def add_episode(self, episode: Episode) -> None:
+        self.add(np.array([episode.total_reward]), np.array([episode.length]))
+        for agent, ret in episode.agent_rewards.items():
+            self.agent_window[agent].append(ret)
+            pid = episode.policy_for_agent.get(agent)
+            if pid is not None:
+                self.policy_window[pid].append(ret)
+
+    def metrics(self) -> dict[str, float]:
+        out = super().metrics()
+        out.update({f"policy_reward_mean/{pid}": float(np.mean(w)) for pid, w in self.policy_window.items() if w})
+        out.update({f"agent_return_mean/{a}": float(np.mean(w)) for a, w in self.agent_window.items() if w})
+        return out
+
+
+class MultiAgentEnvRunner:
+    def __init__(self, envs: list, policies: dict[str, Policy], mapping_fn: Callable[..., str],
+                 policies_to_train: set[str], fragment_length: int, seed: int | None, env_name: str,
+                 callbacks: Any = None, algorithm: Any = None):
+        self.envs, self.num_envs, self.env_name = envs, len(envs), env_name
+        self.policies, self.mapping_fn, self.policies_to_train = policies, mapping_fn, policies_to_train
+        self.fragment_length = fragment_length
+        self.callbacks, self.algorithm = callbacks, algorithm
+        self.stats = MultiAgentEpisodeStats()
+        self.reset(seed)
+
+    # -- episodes -----------------------------------------------------------------------------
+    def reset(self, seed: int | None) -> None:
+        self._obs: list[dict] = [{} for _ in self.envs]
+        self._episodes: list[Episode] = [Episode(env_index=i) for i in range(self.num_envs)]
+        self._lanes: list[dict[Any, _Lane]] = [{} for _ in self.envs]
+        for i in range(self.num_envs):
+            self._start_episode(i, None if seed is None else seed + i)
+
+    def _start_episode(self, i: int, seed: int | None = None) -> None:
+        try:
+            obs, _ = self.envs[i].reset(seed=seed)
+        except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+            raise EnvError(f"Env {self.env_name!r} raised in reset(): {type(exc).__name__}: {exc}") from exc
+        self._obs[i], self._lanes[i] = dict(obs), {}
+        self._episodes[i] = Episode(env_index=i)
+        if self.callbacks is not None:
+            self.callbacks.on_episode_start(episode=self._episodes[i], env_index=i, algorithm=self.algorithm)
+
+    def _policy_id(self, i: int, agent: Any) -> str:
+        pid = self._episodes[i].policy_for(agent, self.mapping_fn)
+        if pid not in self.policies:
+            raise ConfigError(f"policy_mapping_fn mapped agent {agent!r} to {pid!r}, which is not a policy."
+                              f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}.")
+        return pid
+
+    # -- stepping -----------------------------------------------------------------------------
+    def _act(self, explore: bool, collect: bool) -> list[dict]:
+        """One batched compute_actions per policy over every acting agent of every env."""
+        groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        for i, obs in enumerate(self._obs):
+            for agent in obs:
+                groups[self._policy_id(i, agent)].append((i, agent))
+        actions: list[dict] = [{} for _ in self.envs]
+        for pid, members in groups.items():
+            policy = self.policies[pid]
+            batch = stack_obs([self._obs[i][agent] for i, agent in members])
+            if isinstance(policy, TorchPolicy):
+                flat, mask = policy.flatten(batch), policy.action_mask(batch)
+                chosen = policy.sample(policy.normalize(flat), explore, mask)
+                env_actions = policy.to_env_actions(chosen)
+                if collect and pid in self.policies_to_train:
+                    for k, (i, agent) in enumerate(members):
+                        lane = self._lanes[i].setdefault(agent, _Lane(pid))
+                        lane.obs.append(flat[k])
+                        lane.masks.append(mask[k] if mask is not None else None)
+                        lane.actions.append(chosen[k])
+                        lane.rewards.append(0.0)
+            else:
+                env_actions = policy.compute_actions(batch, explore=explore)
+            for k, (i, agent) in enumerate(members):
+                actions[i][agent] = env_actions[k]
+        return actions
+
+    def _step(self, segments: dict[str, list[_Segment]] | None, explore: bool, on_episode_end=None) -> None:
+        actions = self._act(explore, collect=segments is not None)
+        for i, env in enumerate(self.envs):
+            try:
+                obs, rewards, terminateds, truncateds, _ = env.step(actions[i])
+            except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+                raise EnvError(f"Env {self.env_name!r} raised in step(): {type(exc).__name__}: {exc}") from exc
+            episode, lanes = self._episodes[i], self._lanes[i]
+            episode.length += 1
+            for agent, r in rewards.items():
+                episode.agent_rewards[agent] = episode.agent_rewards.get(agent, 0.0) + float(r)
+                if agent in lanes:
+                    lanes[agent].rewards[-1] += float(r)
+            all_terminated, all_truncated = terminateds.get("__all__", False), truncateds.get("__all__", False)
+            episode_over = all_terminated or all_truncated
+            done_agents = {a for a in (*terminateds, *truncateds)
+                           if a != "__all__" and (terminateds.get(a) or truncateds.get(a))}
+            for agent in list(lanes):
+                if episode_over or agent in done_agents:
+                    lane = lanes.pop(agent)
+                    terminated = bool(terminateds.get(agent, False) or (all_terminated and not truncateds.get(agent)))
+                    final = obs.get(agent)
+                    closing = None if final is None else self._flat_one(lane.policy_id, final)
+                    if segments is not None:
+                        segments[lane.policy_id].append(_Segment(lane, terminated, closing))
+            if self.callbacks is not None and self.callbacks.wants_episode_step:
+                self.callbacks.on_episode_step(episode=episode, env_index=i, algorithm=self.algorithm)
+            if episode_over:
+                self.stats.add_episode(episode)
+                if on_episode_end is not None:
+                    on_episode_end(episode)
+                if self.callbacks is not None:
+                    self.callbacks.on_episode_end(episode=episode, env_index=i, algorithm=self.algorithm)
+                self._start_episode(i)
+            else:
+                self._obs[i] = {a: o for a, o in obs.items() if a not in done_agents}
+
+    def _flat_one(self, pid: str, obs: Any) -> np.ndarray:
+        return self.policies[pid].flatten(stack_obs([obs]))[0]
+
+    # -- fragments ----------------------------------------------------------------------------
+    def sample(self) -> tuple[dict[str, Rollout], int]:
+        """(a Rollout per trainable policy that got data, env steps taken)."""
+        segments: dict[str, list[_Segment]] = defaultdict(list)
+        for _ in range(self.fragment_length):
+            self._step(segments, explore=True)
+        for i, lanes in enumerate(self._lanes):
+            for agent, lane in list(lanes.items()):
+                pending = self._obs[i].get(agent)
+                if pending is not None:  # about to act: every transition is complete
+                    segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending)))
+                    del lanes[agent]
+                elif len(lane.obs) > 1:  # waiting for its turn: carry the open transition over
+                    done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1])
+                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1]))
+                    lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
+                                         lane.rewards[-1:])
+        batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
+        return batches, self.fragment_length * self.num_envs
+
+    def _pack(self, policy: TorchPolicy, segments: list[_Segment]) -> Rollout:
+        T, S, D = max(len(s.lane.obs) for s in segments), len(segments), policy.obs_dim
+        buf = Rollout.allocate(T, S, D, policy.action_shape, policy.action_dtype,
+                               keep_raw_obs=policy.obs_filter is not None,
+                               num_actions=int(policy.action_space.n) if policy.masked else None)
+        raw = np.zeros((T + 1, S, D), np.float32)
+        buf.terminated[:] = True  # padding: cut the GAE chain there (padding is never valid)
+        for s, seg in enumerate(segments):
+            n, lane = len(seg.lane.obs), seg.lane
+            raw[:n, s] = lane.obs
+            if seg.closing_obs is not None:
+                raw[n, s] = seg.closing_obs
+            buf.actions[:n, s] = lane.actions
+            buf.rewards[:n, s] = lane.rewards
+            buf.valid[:n, s] = True
+            buf.terminated[:n, s] = False
+            buf.terminated[n - 1, s] = seg.terminated
+            buf.truncated[n - 1, s] = not seg.terminated
+            if buf.action_mask is not None:
+                buf.action_mask[:n, s] = lane.masks
+        buf.obs[:] = policy.normalize(raw.reshape(-1, D)).reshape(T + 1, S, D)
+        if buf.raw_obs is not None:
+            buf.raw_obs[:] = raw
+            policy.obs_filter.update(raw[:-1][buf.valid])
+        return buf
+
+    def run_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> MultiAgentEpisodeStats:
+        """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""
+        self.stats = MultiAgentEpisodeStats()
+        self.stats.window = deque()
+        quota = [(num_episodes + i) // self.num_envs for i in range(self.num_envs)]
+        done = [0] * self.num_envs
+        kept = MultiAgentEpisodeStats()
+        kept.window = deque()
+
+        def count(episode: Episode) -> None:
+            if done[episode.env_index] < quota[episode.env_index]:
+                done[episode.env_index] += 1
+                kept.add_episode(episode)
+
+        self.reset(seed)
+        while any(d < q for d, q in zip(done, quota)):
+            self._step(None, explore, on_episode_end=count)
+        return kept
+
+    def forget_policy(self, policy_id: str) -> None:
+        """After remove_policy: agents mapped to it are mapped again at their next step; its
+        unfinished transitions are dropped."""
+        for episode, lanes in zip(self._episodes, self._lanes):
+            for agent in [a for a, pid in episode.policy_for_agent.items() if pid == policy_id]:
+                del episode.policy_for_agent[agent]
+                lanes.pop(agent, None)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
