@@ -10,9 +10,13 @@ from rlarena.algorithms import PPO, Algorithm, AlgorithmConfig, PPOConfig
 from rlarena.envs import register_env
 from rlarena.envs.checker import check_env
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError, TrainingError
+from rlarena.callbacks import Callbacks
+from rlarena.envs.multi_agent import MultiAgentEnv
+from rlarena.multiagent import Episode, PolicySpec, RandomPolicy
 from rlarena.policy import Policy, TorchPolicy
 
-__all__ = ["PPO", "Algorithm", "AlgorithmConfig", "CheckpointError", "ConfigError", "EnvError", "PPOConfig",
+__all__ = ["PPO", "Algorithm", "AlgorithmConfig", "Callbacks", "CheckpointError", "ConfigError", "EnvError", "Episode",
+           "MultiAgentEnv", "PPOConfig", "PolicySpec", "RandomPolicy",
            "Policy", "RLArenaError", "TorchPolicy", "TrainingError", "__version__", "check_env", "register_env",
            "Results", "choice", "grid_search", "loguniform", "run", "uniform"]
 

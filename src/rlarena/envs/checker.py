@@ -35,7 +35,15 @@ def check_env(env: gymnasium.Env | type[gymnasium.Env] | str, *, warn: bool = Tr
     arguments) or a registered Gymnasium id (built with gymnasium.make); envs built here are closed.
     With warn=True, legal but likely mistakes (a float64 observation Box, an action Box other than
     [-1, 1], spaces rlarena's default models do not handle yet) are issued as UserWarnings.
+    Multi-agent envs (rlarena.MultiAgentEnv, PettingZoo AEC/Parallel) go to check_multi_agent_env.
     """
+    from rlarena.envs.multi_agent import is_multi_agent, pettingzoo_kind
+    if not isinstance(env, str | type) and (is_multi_agent(env) or pettingzoo_kind(env)):
+        from rlarena.envs.multi_agent_checker import check_multi_agent_env
+        return check_multi_agent_env(env)
+    if isinstance(env, type) and issubclass(env, gymnasium.Env) and is_multi_agent_class(env):
+        from rlarena.envs.multi_agent_checker import check_multi_agent_env
+        return check_multi_agent_env(env())
     built = _build(env)
     name = built.spec.id if built.spec is not None else type(built.unwrapped).__name__
     try:
@@ -50,6 +58,11 @@ def check_env(env: gymnasium.Env | type[gymnasium.Env] | str, *, warn: bool = Tr
     finally:
         if built is not env:
             built.close()
+
+
+def is_multi_agent_class(cls: type) -> bool:
+    from rlarena.envs.multi_agent import MultiAgentEnv
+    return issubclass(cls, MultiAgentEnv)
 
 
 def _build(env: Any) -> gymnasium.Env:
@@ -103,8 +116,8 @@ def _space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[st
     notes = []
     masked = isinstance(obs_space, spaces.Dict) and set(obs_space.spaces) == MASK_KEYS
     inner = obs_space["observation"] if masked else obs_space
-    if not isinstance(inner, (spaces.Box, spaces.Discrete)):
-        notes.append(f"observation_space {inner} is not Box or Discrete; rlarena's default models "
+    if not isinstance(inner, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
+        notes.append(f"observation_space {inner} is not Box, Discrete or MultiDiscrete; rlarena's default models "
                      "do not handle it yet: flatten it (gymnasium.wrappers.FlattenObservation).")
     if not isinstance(act_space, (spaces.Discrete, spaces.Box)):
         notes.append(f"action_space {act_space} is not Discrete or Box; rlarena's default models "

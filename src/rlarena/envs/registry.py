@@ -18,6 +18,8 @@ EnvCreator = Callable[[dict], gym.Env]
 EnvSpec = str | type | EnvCreator
 
 _REGISTRY: dict[str, EnvCreator] = {}
+# rlarena's built-in envs by name: "module:class", imported on first use
+_BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena"}
 
 
 def register_env(name: str, creator: EnvCreator) -> None:
@@ -29,8 +31,8 @@ def register_env(name: str, creator: EnvCreator) -> None:
 
 
 def registered_envs() -> list[str]:
-    """Names from `register_env` followed by every Gymnasium id."""
-    return sorted(_REGISTRY) + sorted(gym.registry)
+    """Names from `register_env`, rlarena's built-in envs, then every Gymnasium id."""
+    return sorted(_REGISTRY) + sorted(_BUILTIN) + sorted(gym.registry)
 
 
 def env_name(env: EnvSpec) -> str:
@@ -95,6 +97,10 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
             if render_mode is None:
                 return creator
             return lambda cfg: creator({**cfg, "render_mode": render_mode})
+        if env in _BUILTIN:
+            module_name, cls_name = _BUILTIN[env].split(":")
+            cls = getattr(importlib.import_module(module_name), cls_name)
+            return lambda cfg: cls({**cfg, "render_mode": render_mode} if render_mode else cfg)
         if env in gym.registry:
             return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
         raise EnvError(f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
