@@ -102,7 +102,8 @@ def load_tuned(path: str | Path) -> dict[str, Any]:
 def build_from_tuned(spec: dict[str, Any], seed: int, overrides: dict[str, Any] | None = None):
     from rlarena import PPOConfig
     cfg = PPOConfig().environment(spec["env"]).update_from_dict({**spec["config"], **(overrides or {})})
-    return cfg.debugging(seed=seed).build()
+    # the harness evaluates on its own schedule, with the training clock paused
+    return cfg.evaluation(evaluation_interval=None).debugging(seed=seed).build()
 
 
 # -- evaluation schedules -------------------------------------------------------------------------

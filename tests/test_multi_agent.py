@@ -251,3 +251,31 @@ def test_random_policy_respects_masks():
     masks = np.eye(4, dtype=np.int8)[np.random.default_rng(0).integers(0, 4, 200)]
     actions = policy.compute_actions({"observation": np.zeros((200, 2)), "action_mask": masks})
     assert (masks[np.arange(200), actions] == 1).all()
+
+
+class LegalityCheck(Callbacks):
+    checked = 0
+
+    def on_sample_end(self, *, algorithm, batches):
+        for batch in batches.values():
+            t, n = np.nonzero(batch.valid)
+            assert batch.action_mask[t, n, batch.actions[t, n]].all(), "an illegal action was sampled"
+            LegalityCheck.checked += len(t)
+
+
+def test_trains_on_a_pettingzoo_classic_game_with_masks():
+    import pettingzoo
+    LegalityCheck.checked = 0
+    algo = (PPOConfig().environment(lambda cfg: pettingzoo.make("aec", "classic/tictactoe-v3"))
+            .env_runners(num_envs_per_env_runner=4)
+            .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+            .callbacks(LegalityCheck).debugging(seed=0).build())
+    try:
+        for _ in range(2):
+            result = algo.train()
+        assert result["episodes_this_iter"] > 0 and LegalityCheck.checked > 300
+        # self-play with one shared policy: every game's rewards sum to 0 (win/loss) or 0 (draw)
+        assert abs(result["episode_return_mean"]) < 1e-6
+        assert algo.evaluate()["episodes"] == 10
+    finally:
+        algo.stop()
