@@ -249,3 +249,15 @@ def test_cartpole_tuned_example_file_runs(tmp_path):
                  '{"training_iteration": 2}', "--storage-path", str(tmp_path), "--name", "t", *QUIET]) == 0
     (trial,) = (tmp_path / "t").glob("PPO_CartPole-v1_*")
     assert progress_iterations(trial) == [1, 2] and (trial / "checkpoints" / "checkpoint_000002").exists()
+
+
+def test_multi_agent_train_rollout_evaluate(tmp_path, capsys):
+    from rlarena.cli.main import main
+    assert main(["train", "--env", "multi_agent_arena", "--config",
+                 '{"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 1, "env_config": {"ts": 20}}',
+                 "--stop", '{"training_iteration": 1}', "--storage-path", str(tmp_path), "--verbose", "0"]) == 0
+    checkpoint = str(next(tmp_path.glob("*/*/checkpoints/checkpoint_*")))
+    assert main(["rollout", checkpoint, "--episodes", "2"]) == 0
+    assert "mean return over 2 episodes" in capsys.readouterr().out
+    assert main(["evaluate", checkpoint, "--episodes", "2", "--json"]) == 0
+    assert '"episodes": 2' in capsys.readouterr().out

@@ -17,6 +17,8 @@ from rlarena.checkpoint.io import METADATA_FILE
 from rlarena.cli.spec import resolve_env
 from rlarena.envs.registry import make_env_creator
 from rlarena.errors import CheckpointError, EnvError
+from rlarena.multiagent.builder import as_multi_agent
+from rlarena.multiagent.episode import Episode
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -61,6 +63,8 @@ def rollout(args: argparse.Namespace) -> int:
         assert algo.config.env is not None  # a checkpoint's config always names its env
         try:
             env = make_env_creator(algo.config.env, render_mode)(dict(algo.config.env_config))
+            if algo.is_multi_agent:
+                env = as_multi_agent(env)
         except EnvError:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. pygame missing or no display for --render
@@ -96,9 +100,17 @@ def _episode(algo: Algorithm, env: Any, seed: int | None, args: argparse.Namespa
         if writer:
             writer.append(env.render())
         total, length, done = 0.0, 0, False
+        episode = Episode(env_index=0)  # multi-agent: maps each agent to its policy, once per episode
         while not done:
-            action = algo.compute_single_action(obs, explore=args.explore)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            if algo.is_multi_agent:  # obs holds exactly the agents to act; the reward is the agents' sum
+                actions = {agent: algo.compute_single_action(o, explore=args.explore,
+                                                             policy_id=episode.policy_for(agent, algo.mapping_fn))
+                           for agent, o in obs.items()}
+                obs, rewards, terminateds, truncateds, _ = env.step(actions)
+                reward, terminated, truncated = sum(rewards.values()), terminateds["__all__"], truncateds["__all__"]
+            else:
+                action = algo.compute_single_action(obs, explore=args.explore)
+                obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             length += 1
             done = terminated or truncated or (args.max_steps is not None and length >= args.max_steps)
