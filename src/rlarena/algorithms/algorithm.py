@@ -16,13 +16,26 @@ import torch
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
-from rlarena.envs.registry import EnvSpec, env_name, make_env_creator, make_vector_env, ref_to_json
+from rlarena.envs.registry import (
+    EnvSpec,
+    env_name,
+    make_env_creator,
+    make_vector_env,
+    ref_to_json,
+)
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
-from rlarena.multiagent.builder import (DEFAULT_POLICY_ID, as_multi_agent, build_policy, default_mapping_fn,
-                                        make_multi_agent_env, policy_spaces)
+from rlarena.multiagent.builder import (
+    DEFAULT_POLICY_ID,
+    as_multi_agent,
+    build_policy,
+    default_mapping_fn,
+    make_multi_agent_env,
+    policy_spaces,
+)
 from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
+from rlarena.nn.flat import Adam
 from rlarena.policy import Policy, TorchPolicy
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
 

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from rlarena.envs.checker import _Probe as _SingleAgentProbe
 from rlarena.envs.checker import (
     SEED,
     SEED_STEPS,
     _box_obs_problem,
     _describe,
     _ended,
-    _missing_reset_kwargs,
     _report,
     _same,
     _sample,
@@ -150,42 +150,14 @@ def _done(flags: dict, agent: Any) -> bool:
     return _ended(flags.get(agent, False))
 
 
-class _Probe:
-    """Calls reset/step and collects problems; an exception raised by the env ends the probe."""
+class _Probe(_SingleAgentProbe):
+    """The single-agent probe's reset/step bookkeeping (run, _call, _reset, _note) over dict-keyed
+    episodes: _rollout plays one episode of random legal actions."""
 
     def __init__(self, env: MultiAgentEnv, name: str) -> None:
-        self.env, self.name = env, name
-        self.problems: list[str] = []
-        self.seen: set[str] = set()  # kinds of problem already reported
-        self.missing = _missing_reset_kwargs(env)  # type: ignore[arg-type]  # duck-typed: reads env.reset
+        super().__init__(env, name)  # type: ignore[arg-type]  # duck-typed: reads env.reset
         self.unfinished = False
         self.action_spaces: dict[Any, spaces.Space] = {}
-
-    def run(self) -> list[str]:
-        if self.missing:
-            self.problems.append(
-                f"reset does not accept {' and '.join(k + '=' for k in self.missing)}; expected "
-                "`def reset(self, *, seed=None, options=None)`. Add the keywords and call "
-                "`super().reset(seed=seed)` first so self.np_random is seeded.")
-        self._episode()
-        if not self.problems:  # determinism means little until reset/step are well-formed
-            self._check_determinism()
-        return self.problems
-
-    # --- calling the env --------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            crash = (f"{what} raised {type(exc).__name__}: {exc} — expected it to run without "
-                     "error. Fix the env; the original traceback is chained above this error.")
-            raise EnvError(_report(self.name, [*self.problems, crash])) from exc
-
-    def _reset(self, seed: int | None) -> Any:
-        kwargs = {k: v for k, v in {"seed": seed, "options": None}.items() if k not in self.missing}
-        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-        return self._call(f"reset({args})", self.env.reset, **kwargs)
 
     def _actions(self, obs: dict, done: set) -> dict:
         """A random legal action for each agent in obs that is not done."""
@@ -200,15 +172,9 @@ class _Probe:
             actions[agent] = _sample(self.action_spaces[agent], agent_obs)
         return actions
 
-    def _note(self, kind: str, where: str, found: list[str]) -> None:
-        # only the first bad reset and the first bad step are reported: later ones repeat them
-        if found and kind not in self.seen:
-            self.seen.add(kind)
-            self.problems += [f"{where}: {problem}" for problem in found]
-
     # --- one episode ------------------------------------------------------------------------------
 
-    def _episode(self) -> None:
+    def _rollout(self) -> None:
         """Random legal actions until the episode ends, then one more reset."""
         self.action_spaces = {}
         obs = self._checked_reset(SEED, "first reset")
