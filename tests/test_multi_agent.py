@@ -279,3 +279,17 @@ def test_trains_on_a_pettingzoo_classic_game_with_masks():
         assert algo.evaluate()["episodes"] == 10
     finally:
         algo.stop()
+
+
+def test_per_policy_config_overrides():
+    cfg = arena_config().multi_agent(policies={"policy1": PolicySpec(), "policy2": PolicySpec(config={"lr": 1e-10})})
+    algo = cfg.build()
+    try:
+        before = {pid: algo.get_policy(pid).get_state() for pid in ("policy1", "policy2")}
+        result = algo.train()
+        after = {pid: algo.get_policy(pid).get_state() for pid in ("policy1", "policy2")}
+        assert result["learner/policy2/cur_lr"] == 1e-10 and result["learner/policy1/cur_lr"] == 1e-3
+        moved = {pid: max(np.abs(after[pid][k] - before[pid][k]).max() for k in after[pid]) for pid in after}
+        assert moved["policy2"] < 1e-7 < 1e-4 < moved["policy1"], moved
+    finally:
+        algo.stop()
