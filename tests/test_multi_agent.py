@@ -293,3 +293,25 @@ def test_per_policy_config_overrides():
         assert moved["policy2"] < 1e-7 < 1e-4 < moved["policy1"], moved
     finally:
         algo.stop()
+
+
+class EpisodeCounter(Callbacks):
+    lengths: list = []
+
+    def on_episode_end(self, *, episode, env_index, algorithm):
+        EpisodeCounter.lengths.append(episode.length)
+
+
+def test_episode_hooks_fire_for_a_single_agent_env():
+    EpisodeCounter.lengths = []
+    algo = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4)
+            .training(train_batch_size=800, minibatch_size=200, num_epochs=1).callbacks(EpisodeCounter)
+            .debugging(seed=0).build())
+    try:
+        result = algo.train()
+        assert EpisodeCounter.lengths and result["episodes_this_iter"] == len(EpisodeCounter.lengths)
+        assert result["episode_len_mean"] == pytest.approx(np.mean(EpisodeCounter.lengths))
+        assert algo.compute_single_action(np.zeros(4, np.float32), explore=False) in (0, 1)
+        assert algo.evaluate()["episodes"] == 10
+    finally:
+        algo.stop()

@@ -1,7 +1,7 @@
 """Callbacks: subclass and override the hooks you need. Every hook takes named arguments only.
 
 Order within one train() call: on_episode_start / on_episode_step / on_episode_end while sampling
-(multi-agent runner; per env copy), on_sample_end once the batches are packed, then the update,
+(per env copy; a single-agent env with these hooks runs as a one-agent multi-agent env), on_sample_end once the batches are packed, then the update,
 then on_train_result (which may add keys to the result). evaluate() ends with on_evaluate_end;
 save() ends with on_checkpoint.
 """
@@ -37,3 +37,11 @@ class Callbacks:
     @property
     def wants_episode_step(self) -> bool:
         return type(self).on_episode_step is not Callbacks.on_episode_step
+
+    @property
+    def wants_episode_hooks(self) -> bool:
+        """Any of on_episode_start/step/end overridden. For a single-agent env that runs it through
+        the multi-agent runner (one agent, "default_agent"): the vectorized runner has no per-episode
+        view. Without such hooks, single-agent training keeps the vectorized fast path."""
+        return any(getattr(type(self), name) is not getattr(Callbacks, name)
+                   for name in ("on_episode_start", "on_episode_step", "on_episode_end"))

@@ -102,7 +102,10 @@ class Algorithm:
         self.time_total_s = 0.0
         self.num_evaluations = 0
         self._eval_env: Any = None
-        probe = make_multi_agent_env(config.env, config.env_config)
+        # per-episode callback hooks need the multi-agent runner (it steps episodes one by one); a
+        # single-agent env then runs there as a one-agent env
+        episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
+        probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
         self.env: Any = None
         if self.is_multi_agent:

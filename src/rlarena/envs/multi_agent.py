@@ -147,3 +147,38 @@ def pettingzoo_kind(env: Any) -> str | None:
     if isinstance(env, pz.ParallelEnv):
         return "parallel"
     return None
+
+
+class SingleAgentAsMultiAgent(MultiAgentEnv):
+    """A Gymnasium env seen as a MultiAgentEnv with one agent, AGENT_ID (RLlib's "default_agent").
+
+    Used when callbacks need per-episode hooks on a single-agent env: the multi-agent runner calls
+    them, the numpy-vectorized single-agent runner does not (it never looks at one episode alone).
+    """
+
+    AGENT_ID = "default_agent"
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        self.env = env
+        self.possible_agents = [self.AGENT_ID]
+        self.agents: list[AgentID] = []
+        self.observation_spaces = {self.AGENT_ID: env.observation_space}
+        self.action_spaces = {self.AGENT_ID: env.action_space}
+        self.render_mode = getattr(env, "render_mode", None)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):  # type: ignore[override]
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.agents = [self.AGENT_ID]
+        return {self.AGENT_ID: obs}, {self.AGENT_ID: info}
+
+    def step(self, action_dict: MultiAgentDict):  # type: ignore[override]
+        a = self.AGENT_ID
+        obs, reward, terminated, truncated, info = self.env.step(action_dict[a])
+        return ({a: obs}, {a: reward}, {a: terminated, ALL: terminated}, {a: truncated, ALL: truncated},
+                {a: info})
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()

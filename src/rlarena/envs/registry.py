@@ -19,7 +19,8 @@ EnvSpec = str | type | EnvCreator
 
 _REGISTRY: dict[str, EnvCreator] = {}
 # rlarena's built-in envs by name: "module:class", imported on first use
-_BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena"}
+_BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
+            "connect_four": "rlarena.envs.connect_four:ConnectFourMultiAgent"}
 
 
 def register_env(name: str, creator: EnvCreator) -> None:

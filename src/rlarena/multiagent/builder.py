@@ -22,10 +22,11 @@ def default_mapping_fn(agent_id: Any, episode: Any, **kwargs: Any) -> str:
     return DEFAULT_POLICY_ID
 
 
-def make_multi_agent_env(env_spec: Any, env_config: dict) -> Any | None:
+def make_multi_agent_env(env_spec: Any, env_config: dict, single_agent_too: bool = False) -> Any | None:
     """A MultiAgentEnv for `env_spec` if it is a multi-agent env (ours, or PettingZoo AEC/Parallel,
-    which get wrapped), else None. Gymnasium ids are single-agent without building one."""
-    if isinstance(env_spec, str) and env_spec in gym.registry:
+    which get wrapped), else None. Gymnasium ids are single-agent without building one.
+    single_agent_too: wrap a single-agent env as a one-agent MultiAgentEnv instead of returning None."""
+    if isinstance(env_spec, str) and env_spec in gym.registry and not single_agent_too:
         return None
     from rlarena.envs.multi_agent import is_multi_agent
     creator = make_env_creator(env_spec)
@@ -35,17 +36,20 @@ def make_multi_agent_env(env_spec: Any, env_config: dict) -> Any | None:
         raise EnvError(f"Creating env {env_name(env_spec)!r} failed: {type(exc).__name__}: {exc}") from exc
     if is_multi_agent(env):
         return env
-    if isinstance(env, gym.Env):
+    if isinstance(env, gym.Env) and not single_agent_too:
         env.close()
         return None
     return as_multi_agent(env)
 
 
 def as_multi_agent(env: Any) -> Any:
-    """A MultiAgentEnv as is; a PettingZoo AEC or Parallel env wrapped (EnvError for anything else)."""
-    from rlarena.envs.multi_agent import is_multi_agent
+    """A MultiAgentEnv as is; a PettingZoo AEC or Parallel env, or a Gymnasium env (as one agent),
+    wrapped (EnvError for anything else)."""
+    from rlarena.envs.multi_agent import SingleAgentAsMultiAgent, is_multi_agent
     if is_multi_agent(env):
         return env
+    if isinstance(env, gym.Env):
+        return SingleAgentAsMultiAgent(env)
     from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
     return wrap_multi_agent(env)
 
