@@ -58,6 +58,9 @@ def snapshot(env: Any) -> tuple:
 
 def test_replays_1000_random_games_like_connect_four_v3(pz):
     ours, ref = cf.env(), reference(pz)
+    for agent in AGENTS:
+        assert ours.observation_space(agent) == ref.observation_space(agent)
+        assert ours.action_space(agent) == ref.action_space(agent)
     rng = np.random.default_rng(0)
     outcomes: dict[str, int] = {}
     games = [[int(c) for c in DRAW]] + [None] * 1000  # None: random moves
@@ -120,6 +123,7 @@ def test_wins_in_every_direction():
     assert g.full() and not g.legal_mask().any()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # api_test's notes on Dict observations, as for connect_four_v3
 def test_api_test_passes_on_the_aec_env(pz):
     from pettingzoo.test import api_test
     api_test(cf.env(), num_cycles=200)

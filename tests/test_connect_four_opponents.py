@@ -8,12 +8,25 @@ import numpy as np
 import pytest
 
 from rlarena.envs.connect_four import (
-    BOARD_MASK, BOTTOM, COLUMN_MASKS, BatchedConnectFour, Game, has_four, observation_space)
+    BOARD_MASK,
+    BOTTOM,
+    COLUMN_MASKS,
+    BatchedConnectFour,
+    Game,
+    has_four,
+    observation_space,
+)
 from rlarena.multiagent import PolicySpec, RandomPolicy
 from rlarena.multiagent import connect_four_opponents as op
 from rlarena.multiagent.connect_four_opponents import (
-    OPPONENTS, AlwaysSameHeuristic, BeatLastHeuristic, LinearHeuristic, NegamaxPolicy, SmartHeuristic,
-    negamax_policy)
+    OPPONENTS,
+    AlwaysSameHeuristic,
+    BeatLastHeuristic,
+    LinearHeuristic,
+    NegamaxPolicy,
+    SmartHeuristic,
+    negamax_policy,
+)
 
 OBS_SPACE = observation_space()
 ACT_SPACE = __import__("gymnasium").spaces.Discrete(7)

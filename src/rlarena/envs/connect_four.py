@@ -26,7 +26,7 @@ solver).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -81,16 +81,18 @@ class Game:
     """One board. `board` is PettingZoo's encoding: int8 [6, 7], 0 empty, 1 player_0, 2 player_1,
     row 0 at the top. `play` assumes a legal column; callers decide what an illegal one means."""
 
-    __slots__ = ("board", "heights", "bits", "moves")
+    __slots__ = ("bits", "board", "heights", "moves", "views")
 
     def __init__(self) -> None:
         self.board = np.zeros((ROWS, COLS), np.int8)
+        self.views = np.zeros((2, ROWS, COLS, 2), np.int8)  # views[seat]: seat's observation planes
         self.heights = [0] * COLS  # pieces per column
         self.bits = [0, 0]  # bitboard per seat
         self.moves = 0
 
     def reset(self) -> None:
         self.board[:] = 0
+        self.views[:] = 0
         self.heights = [0] * COLS
         self.bits = [0, 0]
         self.moves = 0
@@ -104,7 +106,9 @@ class Game:
     def play(self, col: int, seat: int) -> bool:
         """Drop seat's piece into col; True if it made four in a row."""
         h = self.heights[col]
-        self.board[ROWS - 1 - h, col] = seat + 1
+        row = ROWS - 1 - h
+        self.board[row, col] = seat + 1
+        self.views[seat, row, col, 0] = self.views[1 - seat, row, col, 1] = 1
         self.heights[col] = h + 1
         self.bits[seat] |= 1 << (col * COL_BITS + h)
         self.moves += 1
@@ -114,8 +118,8 @@ class Game:
         return self.moves == ROWS * COLS
 
     def planes(self, seat: int) -> np.ndarray:
-        """int8 [6, 7, 2]: plane 0 seat's pieces, plane 1 the opponent's."""
-        return np.stack((self.board == seat + 1, self.board == 2 - seat), axis=2).astype(np.int8)
+        """int8 [6, 7, 2]: plane 0 seat's pieces, plane 1 the opponent's (a new array)."""
+        return self.views[seat].copy()
 
 
 def observation_space() -> spaces.Dict:
@@ -181,7 +185,7 @@ def env(render_mode: str | None = None) -> Any:
     OrderEnforcingWrapper (errors before reset). Only render modes differ: "ansi" and "rgb_array"
     (numpy) instead of pygame's "human" and "rgb_array".
     """
-    from pettingzoo.utils import wrappers
+    from pettingzoo.utils import wrappers  # type: ignore[import-untyped]
     raw = raw_env(render_mode=render_mode)
     wrapped = wrappers.TerminateIllegalWrapper(raw, illegal_reward=-1)
     wrapped = wrappers.AssertOutOfBoundsWrapper(wrapped)
@@ -204,7 +208,7 @@ def __getattr__(name: str) -> Any:
 @functools.cache
 def _aec_class() -> type:
     from gymnasium.utils import EzPickle
-    from pettingzoo import AECEnv
+    from pettingzoo import AECEnv  # type: ignore[import-untyped]
 
     class ConnectFourAEC(AECEnv, EzPickle):
         """connect_four_v3's raw_env on rlarena's rules. Line for line the same state changes:
@@ -214,8 +218,15 @@ def _aec_class() -> type:
         agents leave through AECEnv._was_dead_step. Like the original, reset() leaves
         _skip_agent_selection alone."""
 
-        metadata = {"render_modes": list(RENDER_MODES), "name": "rlarena_connect_four_v3",
-                    "is_parallelizable": False, "render_fps": 2}
+        metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "name": "rlarena_connect_four_v3",
+                                              "is_parallelizable": False, "render_fps": 2}
+        agents: list[str]
+        agent_selection: str
+        rewards: dict[str, float]
+        _cumulative_rewards: dict[str, float]
+        terminations: dict[str, bool]
+        truncations: dict[str, bool]
+        infos: dict[str, dict[str, Any]]
 
         def __init__(self, render_mode: str | None = None) -> None:
             EzPickle.__init__(self, render_mode)
@@ -396,7 +407,7 @@ class ConnectFourMultiAgent(MultiAgentEnv):
     `config` keys: render_mode (None, "ansi", "rgb_array").
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "name": ENV_NAME}
+    metadata = {"render_modes": list(RENDER_MODES), "name": ENV_NAME}  # noqa: RUF012 - MultiAgentEnv's type
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = dict(config or {})
