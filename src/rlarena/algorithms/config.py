@@ -169,6 +169,12 @@ class AlgorithmConfig:
             raise ConfigError("policy_mapping_fn must be a function fn(agent_id, episode, **kwargs) -> policy id. "
                               "If it was a lambda saved in a checkpoint, pass it again with "
                               "from_checkpoint(path, config_overrides={'policy_mapping_fn': fn}).")
+        from rlarena.callbacks import Callbacks
+        if self.callbacks_class is not None and not (isinstance(self.callbacks_class, type)
+                                                     and issubclass(self.callbacks_class, Callbacks)):
+            raise ConfigError(f"callbacks_class must be a subclass of rlarena.Callbacks, got {self.callbacks_class!r}. "
+                              f"If it was defined in a script or function, pass it again with "
+                              f"from_checkpoint(path, config_overrides={{'callbacks_class': MyCallbacks}}).")
         if self.lr_schedule is not None:
             ok = all(isinstance(p, list | tuple) and len(p) == 2 and p[1] >= 0 for p in self.lr_schedule)
             self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,

@@ -109,6 +109,22 @@ def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
     return evaluate(args)
 
 
+# -- arena ----------------------------------------------------------------------------------------
+def add_arena(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a Connect Four checkpoint directory (default: the shipped agent)",
+                   nargs="?", default=None)
+    p.add_argument("--policy-id", default="learned", help="the checkpoint's policy to play")
+    p.add_argument("--games", type=int, default=100, help="games per seat against each opponent")
+    p.add_argument("--opponents", nargs="+", default=None, metavar="NAME",
+                   help="opponents (default: all: random, always_same, linear, beat_last, smart, negamax_1..7)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def run_arena(args: argparse.Namespace, explicit: set[str]) -> int:
+    from rlarena.cli.arena import arena
+    return arena(args)
+
+
 # -- plot / list ------------------------------------------------------------------------------------
 def add_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory (runs/<name>) or one trial directory in it")
@@ -144,6 +160,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "train": ("train an agent (flags or an experiment file)", add_train, run_train),
     "rollout": ("play episodes with a checkpoint: per-episode return, mean, optional video", add_rollout, run_rollout),
     "evaluate": ("evaluate a checkpoint: return mean ± std, min, max", add_evaluate, run_evaluate),
+    "arena": ("play a Connect Four agent against each opponent: a win/draw/loss table", add_arena, run_arena),
     "plot": ("write learning-curve PNGs from a run's progress.csv", add_plot, run_plot),
     "list": ("list algorithms or environments", add_list, run_list),
 }

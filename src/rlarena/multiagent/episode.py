@@ -21,11 +21,13 @@ class Episode:
     policy_for_agent: dict[Any, str] = field(default_factory=dict)  # fixed for the episode
     user_data: dict[str, Any] = field(default_factory=dict)
 
-    def policy_for(self, agent_id: Any, mapping_fn: Callable[..., str]) -> str:
-        """The agent's policy id; the mapping function is asked once per agent and episode."""
+    def policy_for(self, agent_id: Any, mapping_fn: Callable[..., str], worker: Any = None) -> str:
+        """The agent's policy id; the mapping function is asked once per agent and episode, as
+        mapping_fn(agent_id, episode, worker=...) where worker is the env runner (it holds
+        `.policies`), or None when spaces are being probed."""
         pid = self.policy_for_agent.get(agent_id)
         if pid is None:
-            pid = self.policy_for_agent[agent_id] = mapping_fn(agent_id, self, worker=None)
+            pid = self.policy_for_agent[agent_id] = mapping_fn(agent_id, self, worker=worker)
         return pid
 
     @property

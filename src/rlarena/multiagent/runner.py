@@ -102,7 +102,7 @@ class MultiAgentEnvRunner:
             self.callbacks.on_episode_start(episode=self._episodes[i], env_index=i, algorithm=self.algorithm)
 
     def _policy_id(self, i: int, agent: Any) -> str:
-        pid = self._episodes[i].policy_for(agent, self.mapping_fn)
+        pid = self._episodes[i].policy_for(agent, self.mapping_fn, worker=self)
         if pid not in self.policies:
             raise ConfigError(f"policy_mapping_fn mapped agent {agent!r} to {pid!r}, which is not a policy."
                               f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}.")

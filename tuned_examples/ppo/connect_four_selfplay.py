@@ -1,0 +1,75 @@
+"""Connect Four by self-play against a league (the shipped agent's recipe).
+
+The learner ("learned", a masked [256, 256] MLP actor-critic over the 6x7x2 planes) plays against
+the seed's heuristics (random, always_same, linear, beat_last, smart); whenever its score against
+the current mix passes 0.85, the league grows: the next negamax depth (1-4) joins, alternating with
+a frozen snapshot of the learner (at most 4 kept). Seats alternate every episode.
+Budget: --minutes of training on 2 CPU cores (default 50). At the end the learner plays 200 games
+per seat against every opponent and the checkpoint is written to --out.
+
+    python tuned_examples/ppo/connect_four_selfplay.py --out src/rlarena/agents/connect_four
+"""
+
+import argparse
+import time
+
+import gymnasium as gym
+
+from rlarena import PolicySpec, PPOConfig
+from rlarena.envs.connect_four import observation_space
+from rlarena.multiagent.connect_four_opponents import OPPONENTS
+from rlarena.multiagent.league import ConnectFourLeague, league_mapping_fn
+from rlarena.multiagent.matches import evaluation_table, format_table
+
+TARGETS = {"random": 0.99, "always_same": 0.98, "linear": 0.98, "beat_last": 0.98, "smart": 0.90,
+           "negamax_1": 0.90, "negamax_3": 0.75, "negamax_5": 0.50}
+HEURISTICS = ("random", "always_same", "linear", "beat_last", "smart")
+
+
+def config(seed: int, opponents=HEURISTICS, lr: float = 3e-4):
+    return (PPOConfig().environment("connect_four")
+            .env_runners(num_envs_per_env_runner=32)
+            .training(train_batch_size=8192, minibatch_size=1024, num_epochs=4, lr=lr, gamma=0.99,
+                      lambda_=0.95, entropy_coeff=0.01, model={"fcnet_hiddens": [256, 256]})
+            .multi_agent(policies={"learned": PolicySpec(),
+                                   **{name: PolicySpec(policy_class=OPPONENTS[name]) for name in opponents}},
+                         policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
+            .callbacks(ConnectFourLeague)
+            .debugging(seed=seed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=50.0)
+    parser.add_argument("--out", default="checkpoints/connect_four")
+    parser.add_argument("--games-per-seat", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--opponents", nargs="+", default=list(HEURISTICS), help="the league's first members")
+    parser.add_argument("--lr", type=float, default=3e-4)
+    args = parser.parse_args()
+    algo = config(args.seed, args.opponents, args.lr).build()
+    spaces = (observation_space(), gym.spaces.Discrete(7))
+    probe = {name: OPPONENTS[name](*spaces) for name in ("negamax_1", "negamax_3")}
+    start = time.perf_counter()
+    while algo.time_total_s < args.minutes * 60:
+        result = algo.train()
+        line = (f"iter {result['training_iteration']:4d}  steps {result['num_env_steps_sampled_lifetime']:9d}  "
+                f"train {algo.time_total_s / 60:5.1f} min  league score {result['league/score']:.2f}  "
+                f"size {result['league/size']}  snapshots {result['league/snapshots']}")
+        if result["training_iteration"] % 25 == 0:
+            table = evaluation_table(algo.get_policy("learned"), probe, 20)
+            line += "  " + "  ".join(f"vs {k} {v['score']:.2f}" for k, v in table.items())
+            algo.save(args.out + "_latest")
+        print(line, flush=True)
+    train_minutes = algo.time_total_s / 60
+    path = algo.save(args.out)
+    opponents = {name: OPPONENTS[name](*spaces) for name in TARGETS}
+    table = evaluation_table(algo.get_policy("learned"), opponents, args.games_per_seat)
+    print(f"\ntrained {train_minutes:.1f} min ({(time.perf_counter() - start) / 60:.1f} min wall), "
+          f"{algo.num_env_steps_sampled_lifetime} env steps; checkpoint {path}")
+    print(format_table(table, TARGETS))
+    algo.stop()
+
+
+if __name__ == "__main__":
+    main()
