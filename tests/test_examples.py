@@ -24,3 +24,12 @@ def test_example_runs(script: str, tmp_path: Path) -> None:
     for expected in ("check_env: OK", "evaluate(): mean return", "saved checkpoint", "restored policy"):
         assert expected in proc.stdout, f"{script}: {expected!r} missing from its output:\n{proc.stdout}"
     assert (checkpoint_dir / "rlarena_checkpoint.json").exists()
+
+
+@pytest.mark.parametrize("script, args", [("multi_agent_arena.py", ["--max-iters", "1"]),
+                                          ("connect_four_selfplay.py", ["--iters", "1"])])
+def test_multi_agent_examples_run(script: str, args: list[str]) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "iter   1" in out.stdout
