@@ -1,0 +1,25 @@
+"""The Connect Four agent shipped in the package loads with Algorithm.from_checkpoint, its trained
+policy is "learned", and it plays legal, winning Connect Four against weak opponents."""
+
+from pathlib import Path
+
+import gymnasium as gym
+
+import rlarena
+from rlarena import Algorithm
+from rlarena.envs.connect_four import observation_space
+from rlarena.multiagent.connect_four_opponents import OPPONENTS
+from rlarena.multiagent.matches import play_matches
+
+SHIPPED = Path(rlarena.__file__).parent / "agents" / "connect_four"
+
+
+def test_shipped_agent_loads_and_beats_weak_opponents():
+    algo = Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1})
+    try:
+        learned = algo.get_policy("learned")
+        spaces = (observation_space(), gym.spaces.Discrete(7))
+        assert play_matches(learned, OPPONENTS["linear"](*spaces), 20)["score"] >= 0.9
+        assert play_matches(learned, OPPONENTS["negamax_1"](*spaces), 20)["score"] >= 0.9
+    finally:
+        algo.stop()
