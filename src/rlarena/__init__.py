@@ -7,11 +7,17 @@
 
 from rlarena._version import __version__
 from rlarena.algorithms import PPO, Algorithm, AlgorithmConfig, PPOConfig
+from rlarena.callbacks import Callbacks
 from rlarena.envs import register_env
 from rlarena.envs.checker import check_env
-from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError, TrainingError
-from rlarena.callbacks import Callbacks
 from rlarena.envs.multi_agent import MultiAgentEnv
+from rlarena.errors import (
+    CheckpointError,
+    ConfigError,
+    EnvError,
+    RLArenaError,
+    TrainingError,
+)
 from rlarena.multiagent import Episode, PolicySpec, RandomPolicy
 from rlarena.policy import Policy, TorchPolicy
 

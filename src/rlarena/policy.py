@@ -7,6 +7,7 @@ the sampler used on the hot path.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import gymnasium as gym
@@ -16,7 +17,6 @@ import torch
 from rlarena.errors import ConfigError
 from rlarena.nn import ActorCritic, make_distribution
 from rlarena.rollout.normalize import RunningMeanStd
-
 
 MASKED_LOGIT = -1e9  # not -inf: softmax gives exactly 0 either way, and 0 * -1e9 keeps the entropy finite
 
@@ -40,14 +40,15 @@ def flat_obs_dim(space: gym.Space) -> int:
                       f"action_mask=...). Flatten it with gymnasium.wrappers.FlattenObservation.")
 
 
-class Policy:
+class Policy(ABC):
     """Maps a batch of observations to a batch of actions. Subclass it for heuristics."""
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space):
         self.observation_space, self.action_space = observation_space, action_space
 
+    @abstractmethod
     def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
-        raise NotImplementedError
+        """Actions [B] for a batch of observations (a dict of batches for masked observations)."""
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {}

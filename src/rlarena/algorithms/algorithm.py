@@ -7,6 +7,7 @@ compute_actions(), get_policy(), stop().
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,7 +84,7 @@ def _seed_for(seed: int | None, *salt: int) -> int | None:
     return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
 
 
-class Algorithm:
+class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
 
     def __init__(self, config: AlgorithmConfig):
@@ -164,9 +165,9 @@ class Algorithm:
     def setup_policy(self, policy_id: str) -> None:
         """Create what training `policy_id` needs (its optimizer, ...)."""
 
+    @abstractmethod
     def training_step(self) -> dict[str, float]:
         """Sample and update once; return learner statistics."""
-        raise NotImplementedError
 
     def sample(self) -> dict[str, Any]:
         """One fragment from the runner: {policy id: Rollout} for the policies in training."""

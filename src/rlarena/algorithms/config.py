@@ -13,7 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json, ref_from_json, ref_to_json
+from rlarena.envs.registry import (
+    EnvSpec,
+    env_from_json,
+    env_to_json,
+    ref_from_json,
+    ref_to_json,
+)
 from rlarena.errors import ConfigError, closest
 
 MODEL_DEFAULTS: dict[str, Any] = {

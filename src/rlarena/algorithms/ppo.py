@@ -18,8 +18,8 @@ from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import ConfigError, TrainingError
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.policy import MASKED_LOGIT
-from rlarena.rollout.storage import Rollout
 from rlarena.rollout.gae import compute_gae
+from rlarena.rollout.storage import Rollout
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
 

@@ -23,7 +23,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlarena.algorithms import ALGORITHMS, Algorithm, AlgorithmConfig, get_algorithm_class
+from rlarena.algorithms import (
+    ALGORITHMS,
+    Algorithm,
+    AlgorithmConfig,
+    get_algorithm_class,
+)
 from rlarena.envs.registry import EnvSpec, env_from_json, registered_envs
 from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.train.search import domains_from_json, has_domains

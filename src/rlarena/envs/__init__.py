@@ -1,6 +1,11 @@
 """Environment adapters, the env checker and vector-env construction. Never imports torch."""
 
-from rlarena.envs.registry import make_env_creator, make_vector_env, register_env, registered_envs
+from rlarena.envs.registry import (
+    make_env_creator,
+    make_vector_env,
+    register_env,
+    registered_envs,
+)
 
 __all__ = ["make_env_creator", "make_vector_env", "register_env", "registered_envs", "check_env"]
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.envs.checker import _Probe as _SingleAgentProbe
 from rlarena.envs.checker import (
     SEED,
     SEED_STEPS,
@@ -29,6 +28,7 @@ from rlarena.envs.checker import (
     _sample,
     _space_warnings,
 )
+from rlarena.envs.checker import _Probe as _SingleAgentProbe
 from rlarena.envs.multi_agent import ALL, MultiAgentEnv
 from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
 from rlarena.errors import EnvError

@@ -17,7 +17,13 @@ from typing import Any
 import gymnasium
 from gymnasium import spaces
 
-from rlarena.envs.multi_agent import ALL, AgentID, MultiAgentDict, MultiAgentEnv, pettingzoo_kind
+from rlarena.envs.multi_agent import (
+    ALL,
+    AgentID,
+    MultiAgentDict,
+    MultiAgentEnv,
+    pettingzoo_kind,
+)
 from rlarena.errors import EnvError
 
 StepResult = tuple[MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]

@@ -22,6 +22,7 @@ Plain numpy and Python ints only (no torch operations; rlarena.policy itself imp
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -50,9 +51,9 @@ class ConnectFourHeuristic(Policy):
         planes, mask = _unpack(obs_batch, type(self).__name__)
         return self.choose(planes, mask).astype(np.int64, copy=False)
 
+    @abstractmethod
     def choose(self, planes: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """planes int8 [B, 6, 7, 2], mask bool [B, 7] -> columns [B]."""
-        raise NotImplementedError
 
     def random_legal(self, mask: np.ndarray) -> np.ndarray:
         return np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)

@@ -4,22 +4,24 @@ they cost several microseconds each to build and validate, and we build one per 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
 
-class Distribution:
+class Distribution(ABC):
     """log_prob, entropy and the greedy action for a batch of distribution inputs."""
 
+    @abstractmethod
     def log_prob_entropy(self, inputs: torch.Tensor, actions: torch.Tensor, with_entropy: bool
                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(log_prob [B], entropy [B] or None), sharing the work between the two."""
-        raise NotImplementedError
 
+    @abstractmethod
     def greedy(self, inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The most likely action for each input."""
 
 
 class Categorical(Distribution):

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rlarena.errors import ConfigError
-from rlarena.train.checkpoints import DEFAULT_SCORE_ATTRIBUTE, CheckpointManager, CheckpointRecord, score_of
+from rlarena.train.checkpoints import (
+    DEFAULT_SCORE_ATTRIBUTE,
+    CheckpointManager,
+    CheckpointRecord,
+    score_of,
+)
 from rlarena.train.loggers import PARAMS_FILE, read_results
 
 STATE_FILE = "experiment_state.json"

@@ -32,12 +32,24 @@ from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.envs.registry import env_name
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.train.checkpoints import CheckpointManager
-from rlarena.train.loggers import PARAMS_FILE, TrialLogger, read_results, write_json_atomic
+from rlarena.train.loggers import (
+    PARAMS_FILE,
+    TrialLogger,
+    read_results,
+    write_json_atomic,
+)
 from rlarena.train.plot import plot_trial
 from rlarena.train.progress import Reporter
 from rlarena.train.results import STATE_FILE, Results, TrialResult, load_trial
 from rlarena.train.search import generate_variants, variant_tag
-from rlarena.train.stop import EVAL_PREFIX, Stopper, StopSpec, eval_key_error, key_due, missing_key_error
+from rlarena.train.stop import (
+    EVAL_PREFIX,
+    Stopper,
+    StopSpec,
+    eval_key_error,
+    key_due,
+    missing_key_error,
+)
 
 RESUMABLE = ("PENDING", "RUNNING", "INTERRUPTED", "ERROR")
 
