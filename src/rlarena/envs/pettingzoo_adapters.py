@@ -29,7 +29,39 @@ from rlarena.errors import EnvError
 StepResult = tuple[MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]
 
 
-class PettingZooAECAdapter(MultiAgentEnv):
+class _PettingZooAdapter(MultiAgentEnv):
+    """What both adapters share: the wrapped env, its metadata and per-agent spaces (asked of the
+    env for agents it creates on the fly), render and close."""
+
+    def __init__(self, env: Any, possible_agents: list[AgentID]) -> None:
+        self.env = env
+        self.metadata = dict(getattr(env, "metadata", None) or {})
+        self.render_mode = getattr(env, "render_mode", None)
+        self.possible_agents = possible_agents
+        self.agents = []
+        self.observation_spaces = {agent: env.observation_space(agent) for agent in self.possible_agents}
+        self.action_spaces = {agent: env.action_space(agent) for agent in self.possible_agents}
+        self._over = True
+
+    def get_observation_space(self, agent: AgentID) -> spaces.Space:
+        space = self.observation_spaces.get(agent)
+        return space if space is not None else self.env.observation_space(agent)
+
+    def get_action_space(self, agent: AgentID) -> spaces.Space:
+        space = self.action_spaces.get(agent)
+        return space if space is not None else self.env.action_space(agent)
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}<{self.env}>"
+
+
+class PettingZooAECAdapter(_PettingZooAdapter):
     """A turn-based PettingZoo AEC env as a MultiAgentEnv.
 
     - obs holds only the agent to move (env.agent_selection), plus the final observation of every
@@ -55,25 +87,10 @@ class PettingZooAECAdapter(MultiAgentEnv):
         if pettingzoo_kind(env) != "aec":
             raise EnvError(f"PettingZooAECAdapter needs a PettingZoo AEC env (e.g. connect_four_v3.env()), "
                            f"got {_describe(env)}.{_parallel_hint(env)}")
-        self.env = env
-        self.metadata = dict(getattr(env, "metadata", None) or {})
-        self.render_mode = getattr(env, "render_mode", None)
-        self.possible_agents = list(env.possible_agents)
-        self.agents = []
-        self.observation_spaces = {agent: env.observation_space(agent) for agent in self.possible_agents}
-        self.action_spaces = {agent: env.action_space(agent) for agent in self.possible_agents}
+        super().__init__(env, list(env.possible_agents))
         self._pending: dict[AgentID, float] = {}  # reward since the agent was last reported
         self._done: set[AgentID] = set()  # agents reported done this episode
         self._mover: AgentID | None = None  # the agent whose action the next step takes
-        self._over = True
-
-    def get_observation_space(self, agent: AgentID) -> spaces.Space:
-        space = self.observation_spaces.get(agent)
-        return space if space is not None else self.env.observation_space(agent)
-
-    def get_action_space(self, agent: AgentID) -> spaces.Space:
-        space = self.action_spaces.get(agent)
-        return space if space is not None else self.env.action_space(agent)
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
@@ -143,17 +160,9 @@ class PettingZooAECAdapter(MultiAgentEnv):
     def _refresh_agents(self) -> None:
         self.agents = [] if self._over else [a for a in self.env.agents if a not in self._done]
 
-    def render(self) -> Any:
-        return self.env.render()
-
-    def close(self) -> None:
-        self.env.close()
-
-    def __str__(self) -> str:
-        return f"PettingZooAECAdapter<{self.env}>"
 
 
-class PettingZooParallelAdapter(MultiAgentEnv):
+class PettingZooParallelAdapter(_PettingZooAdapter):
     """A simultaneous-move PettingZoo ParallelEnv as a MultiAgentEnv.
 
     PettingZoo's parallel API already has this shape: obs holds every live agent (and final
@@ -171,22 +180,7 @@ class PettingZooParallelAdapter(MultiAgentEnv):
         if pettingzoo_kind(env) != "parallel":
             raise EnvError(f"PettingZooParallelAdapter needs a PettingZoo ParallelEnv (e.g. "
                            f"module.parallel_env()), got {_describe(env)}.")
-        self.env = env
-        self.metadata = dict(getattr(env, "metadata", None) or {})
-        self.render_mode = getattr(env, "render_mode", None)
-        self.possible_agents = list(getattr(env, "possible_agents", None) or [])
-        self.agents = []
-        self.observation_spaces = {agent: env.observation_space(agent) for agent in self.possible_agents}
-        self.action_spaces = {agent: env.action_space(agent) for agent in self.possible_agents}
-        self._over = True
-
-    def get_observation_space(self, agent: AgentID) -> spaces.Space:
-        space = self.observation_spaces.get(agent)
-        return space if space is not None else self.env.observation_space(agent)
-
-    def get_action_space(self, agent: AgentID) -> spaces.Space:
-        space = self.action_spaces.get(agent)
-        return space if space is not None else self.env.action_space(agent)
+        super().__init__(env, list(getattr(env, "possible_agents", None) or []))
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
@@ -217,14 +211,6 @@ class PettingZooParallelAdapter(MultiAgentEnv):
         known = set(self.possible_agents)
         self.possible_agents += [agent for agent in obs if agent not in known]
 
-    def render(self) -> Any:
-        return self.env.render()
-
-    def close(self) -> None:
-        self.env.close()
-
-    def __str__(self) -> str:
-        return f"PettingZooParallelAdapter<{self.env}>"
 
 
 def wrap_multi_agent(env: Any) -> MultiAgentEnv:
