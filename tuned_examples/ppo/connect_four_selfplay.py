@@ -15,7 +15,7 @@ import time
 
 import gymnasium as gym
 
-from rlarena import PolicySpec, PPOConfig
+from rlarena import Algorithm, PolicySpec, PPOConfig
 from rlarena.envs.connect_four import observation_space
 from rlarena.multiagent.connect_four_opponents import OPPONENTS
 from rlarena.multiagent.league import ConnectFourLeague, league_mapping_fn
@@ -46,8 +46,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--opponents", nargs="+", default=list(HEURISTICS), help="the league's first members")
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue a run from its checkpoint until --minutes of training in all")
     args = parser.parse_args()
-    algo = config(args.seed, args.opponents, args.lr).build()
+    algo = Algorithm.from_checkpoint(args.resume) if args.resume else config(args.seed, args.opponents, args.lr).build()
     spaces = (observation_space(), gym.spaces.Discrete(7))
     probe = {name: OPPONENTS[name](*spaces) for name in ("negamax_1", "negamax_3")}
     start = time.perf_counter()
