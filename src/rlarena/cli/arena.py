@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
 import gymnasium as gym
 
 from rlarena.algorithms import Algorithm
@@ -14,15 +12,12 @@ from rlarena.errors import ConfigError, closest
 from rlarena.multiagent.connect_four_opponents import OPPONENTS
 from rlarena.multiagent.matches import evaluation_table, format_table
 
-SHIPPED = Path(__file__).resolve().parent.parent / "agents" / "connect_four"
-
-
 def arena(args: argparse.Namespace) -> int:
-    names = args.opponents or list(OPPONENTS)
+    names = args.opponents
     for name in names:
         if name not in OPPONENTS:
             raise ConfigError(f"Unknown opponent {name!r}.{closest(name, OPPONENTS)} Opponents: {', '.join(OPPONENTS)}.")
-    path = args.checkpoint or str(SHIPPED)
+    path = args.checkpoint
     algo = Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1})
     try:
         agent = algo.get_policy(args.policy_id)

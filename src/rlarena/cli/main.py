@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 
 from rlarena._version import __version__
@@ -111,12 +112,14 @@ def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
 
 # -- arena ----------------------------------------------------------------------------------------
 def add_arena(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a Connect Four checkpoint directory (default: the shipped agent)",
-                   nargs="?", default=None)
+    shipped = str(Path(__file__).resolve().parent.parent / "agents" / "connect_four")
+    p.add_argument("checkpoint", nargs="?", default=shipped,
+                   help="a Connect Four checkpoint directory; the default is the agent shipped with rlarena")
     p.add_argument("--policy-id", default="learned", help="the checkpoint's policy to play")
     p.add_argument("--games", type=int, default=100, help="games per seat against each opponent")
-    p.add_argument("--opponents", nargs="+", default=None, metavar="NAME",
-                   help="opponents (default: all: random, always_same, linear, beat_last, smart, negamax_1..7)")
+    p.add_argument("--opponents", nargs="+", metavar="NAME", help="opponents to play",
+                   default=["random", "always_same", "linear", "beat_last", "smart"]
+                   + [f"negamax_{depth}" for depth in range(1, 8)])
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
