@@ -99,6 +99,22 @@ def load_tuned(path: str | Path) -> dict[str, Any]:
     return spec
 
 
+def rlarena_from_sb3(env_id: str, hp: dict[str, Any], seed: int, threads: int):
+    """rlarena PPO with SB3-named hyperparameters (n_envs, n_steps, batch_size, ...), [64, 64] tanh."""
+    from rlarena import PPOConfig
+    return (PPOConfig().environment(env_id)
+            .env_runners(num_envs_per_env_runner=hp["n_envs"])
+            .training(lr=hp["learning_rate"], gamma=hp["gamma"], lambda_=hp["gae_lambda"],
+                      clip_param=hp["clip_range"], train_batch_size=hp["n_envs"] * hp["n_steps"],
+                      minibatch_size=hp["batch_size"], num_epochs=hp["n_epochs"], entropy_coeff=hp["ent_coef"],
+                      vf_loss_coeff=hp["vf_coef"], grad_clip=hp["max_grad_norm"],
+                      model={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
+            .evaluation(evaluation_duration=20)
+            .resources(num_torch_threads=threads)
+            .debugging(seed=seed)
+            .build())
+
+
 def build_from_tuned(spec: dict[str, Any], seed: int, overrides: dict[str, Any] | None = None):
     from rlarena import PPOConfig
     cfg = PPOConfig().environment(spec["env"]).update_from_dict({**spec["config"], **(overrides or {})})

@@ -40,6 +40,7 @@ from _common import (
     header,
     load_tuned,
     parse_seeds,
+    rlarena_from_sb3,
     run_rlarena,
     run_sb3,
     summarize,
@@ -54,18 +55,7 @@ ZOO = {"n_envs": 8, "n_steps": 32, "batch_size": 256, "n_epochs": 20, "learning_
 
 
 def rlarena_same_config(seed: int, threads: int):
-    from rlarena import PPOConfig
-    return (PPOConfig().environment(ENV_ID)
-            .env_runners(num_envs_per_env_runner=ZOO["n_envs"])
-            .training(lr=ZOO["learning_rate"], gamma=ZOO["gamma"], lambda_=ZOO["gae_lambda"],
-                      clip_param=ZOO["clip_range"], train_batch_size=ZOO["n_envs"] * ZOO["n_steps"],
-                      minibatch_size=ZOO["batch_size"], num_epochs=ZOO["n_epochs"], entropy_coeff=ZOO["ent_coef"],
-                      vf_loss_coeff=ZOO["vf_coef"], grad_clip=ZOO["max_grad_norm"],
-                      model={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
-            .evaluation(evaluation_duration=20)
-            .resources(num_torch_threads=threads)
-            .debugging(seed=seed)
-            .build())
+    return rlarena_from_sb3(ENV_ID, ZOO, seed, threads)
 
 
 # -- Stable-Baselines3 ----------------------------------------------------------------------------

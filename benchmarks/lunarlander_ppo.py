@@ -37,6 +37,7 @@ from _common import (
     header,
     load_tuned,
     parse_seeds,
+    rlarena_from_sb3,
     run_rlarena,
     run_sb3,
     summarize,
@@ -51,19 +52,7 @@ SEED_SETTINGS = {"n_envs": 16, "n_steps": 1024, "batch_size": 64, "n_epochs": 4,
 
 
 def rlarena_seed_config(seed: int, threads: int):
-    from rlarena import PPOConfig
-    hp = SEED_SETTINGS
-    return (PPOConfig().environment(ENV_ID)
-            .env_runners(num_envs_per_env_runner=hp["n_envs"])
-            .training(lr=hp["learning_rate"], gamma=hp["gamma"], lambda_=hp["gae_lambda"],
-                      clip_param=hp["clip_range"], train_batch_size=hp["n_envs"] * hp["n_steps"],
-                      minibatch_size=hp["batch_size"], num_epochs=hp["n_epochs"], entropy_coeff=hp["ent_coef"],
-                      vf_loss_coeff=hp["vf_coef"], grad_clip=hp["max_grad_norm"],
-                      model={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
-            .evaluation(evaluation_duration=20)
-            .resources(num_torch_threads=threads)
-            .debugging(seed=seed)
-            .build())
+    return rlarena_from_sb3(ENV_ID, SEED_SETTINGS, seed, threads)
 
 
 def sb3_run(seed: int, schedule, max_steps: int, threshold: float, threads: int) -> dict[str, Any]:

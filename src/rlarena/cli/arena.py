@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+
 import gymnasium as gym
 
 from rlarena.algorithms import Algorithm
@@ -11,6 +12,7 @@ from rlarena.envs.connect_four import observation_space
 from rlarena.errors import ConfigError, closest
 from rlarena.multiagent.connect_four_opponents import OPPONENTS
 from rlarena.multiagent.matches import evaluation_table, format_table
+
 
 def arena(args: argparse.Namespace) -> int:
     names = args.opponents

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from rlarena._version import __version__
 from rlarena.errors import RLArenaError, TrainingError

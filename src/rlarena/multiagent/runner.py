@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from rlarena.errors import ConfigError, EnvError, closest
+from rlarena.errors import ConfigError, closest
 from rlarena.multiagent.episode import Episode
 from rlarena.policy import Policy, TorchPolicy
-from rlarena.rollout.runner import EpisodeStats
+from rlarena.rollout.runner import EpisodeStats, env_failed
 from rlarena.rollout.storage import Rollout
 
 
@@ -95,7 +95,7 @@ class MultiAgentEnvRunner:
         try:
             obs, _ = self.envs[i].reset(seed=seed)
         except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-            raise EnvError(f"Env {self.env_name!r} raised in reset(): {type(exc).__name__}: {exc}") from exc
+            raise env_failed(self.env_name, "reset()", exc) from exc
         self._obs[i], self._lanes[i] = dict(obs), {}
         self._episodes[i] = Episode(env_index=i)
         if self.callbacks is not None:
@@ -142,7 +142,7 @@ class MultiAgentEnvRunner:
             try:
                 obs, rewards, terminateds, truncateds, _ = env.step(actions[i])
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-                raise EnvError(f"Env {self.env_name!r} raised in step(): {type(exc).__name__}: {exc}") from exc
+                raise env_failed(self.env_name, "step()", exc) from exc
             episode, lanes = self._episodes[i], self._lanes[i]
             episode.length += 1
             for agent, r in rewards.items():
@@ -224,8 +224,6 @@ class MultiAgentEnvRunner:
 
     def run_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> MultiAgentEpisodeStats:
         """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""
-        self.stats = MultiAgentEpisodeStats()
-        self.stats.window = deque()
         quota = [(num_episodes + i) // self.num_envs for i in range(self.num_envs)]
         done = [0] * self.num_envs
         kept = MultiAgentEpisodeStats()

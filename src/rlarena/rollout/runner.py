@@ -43,7 +43,7 @@ class EpisodeStats:
         return out
 
 
-def _env_failed(name: str, call: str, exc: Exception) -> EnvError:
+def env_failed(name: str, call: str, exc: Exception) -> EnvError:
     return EnvError(f"Env {name!r} raised in {call}: {type(exc).__name__}: {exc}")
 
 
@@ -66,7 +66,7 @@ class EnvRunner:
         try:
             obs, _ = self.env.reset(seed=seed)
         except Exception as exc:  # noqa: BLE001 - surfaced with the env's name
-            raise _env_failed(self.env_name, "reset()", exc) from exc
+            raise env_failed(self.env_name, "reset()", exc) from exc
         self._obs = self.policy.flatten(obs)  # raw (unfiltered) flat observations
         self._mask = self.policy.action_mask(obs)
         self._pending_reset = np.zeros(self.num_envs, bool)
@@ -92,7 +92,7 @@ class EnvRunner:
             try:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-                raise _env_failed(self.env_name, "step()", exc) from exc
+                raise env_failed(self.env_name, "step()", exc) from exc
             obs, mask = flatten(next_obs), action_mask(next_obs)
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
@@ -162,7 +162,7 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, expl
                     counts[i] += 1
                 ep_ret[i], ep_len[i] = 0.0, 0
     except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-        raise _env_failed(env_name, "evaluation", exc) from exc
+        raise env_failed(env_name, "evaluation", exc) from exc
     r = np.array(returns)
     return {"episode_return_mean": float(r.mean()), "episode_return_std": float(r.std()),
             "episode_return_min": float(r.min()), "episode_return_max": float(r.max()),
