@@ -6,30 +6,50 @@
 """
 
 from rlarena._version import __version__
-from rlarena.algorithms import PPO, Algorithm, AlgorithmConfig, PPOConfig
-from rlarena.callbacks import Callbacks
-from rlarena.envs import register_env
-from rlarena.envs.checker import check_env
-from rlarena.envs.multi_agent import MultiAgentEnv
-from rlarena.errors import (
-    CheckpointError,
-    ConfigError,
-    EnvError,
-    RLArenaError,
-    TrainingError,
-)
-from rlarena.multiagent import Episode, PolicySpec, RandomPolicy
-from rlarena.policy import Policy, TorchPolicy
 
-__all__ = ["PPO", "Algorithm", "AlgorithmConfig", "Callbacks", "CheckpointError", "ConfigError", "EnvError", "Episode",
-           "MultiAgentEnv", "PPOConfig", "PolicySpec", "RandomPolicy",
-           "Policy", "RLArenaError", "TorchPolicy", "TrainingError", "__version__", "check_env", "register_env",
-           "Results", "choice", "grid_search", "loguniform", "run", "uniform"]
+__all__ = [
+    "PPO",
+    "Algorithm",
+    "AlgorithmConfig",
+    "Callbacks",
+    "CheckpointError",
+    "ConfigError",
+    "EnvError",
+    "Episode",
+    "MultiAgentEnv",
+    "PPOConfig",
+    "Policy",
+    "PolicySpec",
+    "RLArenaError",
+    "RandomPolicy",
+    "Results",
+    "TorchPolicy",
+    "TrainingError",
+    "__version__",
+    "check_env",
+    "choice",
+    "grid_search",
+    "load_from_hub",
+    "loguniform",
+    "package_to_hub",
+    "register_env",
+    "run",
+    "uniform",
+]
 
-# The experiment runner (rlarena.run and its search spaces), loaded on first use: `import rlarena`
-# stays free of pandas, matplotlib and tensorboard, which the runner imports only where it uses them.
-_LAZY = {"run": "rlarena.train.runner", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",
-         "choice": "rlarena.train.search", "uniform": "rlarena.train.search", "loguniform": "rlarena.train.search"}
+# Every public name is loaded on first use. `import rlarena` alone imports neither torch nor the
+# experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
+# heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
+_LAZY = {"PPO": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
+         "PPOConfig": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
+         "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",
+         "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
+         "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors",
+         "Episode": "rlarena.multiagent", "PolicySpec": "rlarena.multiagent", "RandomPolicy": "rlarena.multiagent",
+         "Policy": "rlarena.policy", "TorchPolicy": "rlarena.torch_policy",
+         "run": "rlarena.train.runner", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",
+         "choice": "rlarena.train.search", "uniform": "rlarena.train.search", "loguniform": "rlarena.train.search",
+         "package_to_hub": "rlarena.hub", "load_from_hub": "rlarena.hub"}
 
 
 def __getattr__(name: str):
@@ -39,3 +59,7 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -37,8 +37,9 @@ from rlarena.multiagent.builder import (
 from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
 from rlarena.nn.flat import Adam
-from rlarena.policy import Policy, TorchPolicy
+from rlarena.policy import Policy
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
+from rlarena.torch_policy import TorchPolicy
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",

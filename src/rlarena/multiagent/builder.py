@@ -12,7 +12,8 @@ from rlarena.envs.registry import env_name, make_env_creator
 from rlarena.errors import ConfigError, EnvError
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.policies import PolicySpec
-from rlarena.policy import Policy, TorchPolicy
+from rlarena.policy import Policy
+from rlarena.torch_policy import TorchPolicy
 
 DEFAULT_POLICY_ID = "default_policy"
 

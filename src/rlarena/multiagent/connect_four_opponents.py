@@ -17,7 +17,7 @@ BeatLastHeuristic, SmartHeuristic) kept one cursor per policy object, shared by 
 here each choice depends only on the observation (and, for beat_last, on boards the policy has seen),
 so a batch may mix games in any order. Differences are noted per class.
 
-Plain numpy and Python ints only (no torch operations; rlarena.policy itself imports torch).
+Plain numpy and Python ints only (no torch: the app serves them without it).
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ import numpy as np
 
 from rlarena.errors import ConfigError, closest
 from rlarena.multiagent.episode import Episode
-from rlarena.policy import Policy, TorchPolicy
+from rlarena.policy import Policy
+from rlarena.torch_policy import TorchPolicy
 from rlarena.rollout.runner import EpisodeStats, env_failed
 from rlarena.rollout.storage import Rollout
 
