@@ -345,6 +345,12 @@ class Algorithm(ABC):
         action = self.compute_actions(stack_obs([obs]), explore, policy_id)[0]
         return action.item() if np.ndim(action) == 0 else action
 
+    def export_onnx(self, path: str | Path, policy_id: str = DEFAULT_POLICY_ID) -> Path:
+        """Write policy `policy_id` as an ONNX model that onnxruntime plays alone (rlarena.export.onnx:
+        the observation (+ action_mask) in; the masked logits (or the Box mean), then the value, out)."""
+        from rlarena.export.onnx import export_onnx
+        return export_onnx(self.policies, path, policy_id, env_name=self.env_name)
+
     # -- checkpoints --------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         """Every array a restored algorithm needs; subclasses with more state extend it."""

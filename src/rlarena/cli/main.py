@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rlarena._version import __version__
+from rlarena.cli.export import add_export, run_export
 from rlarena.errors import RLArenaError, TrainingError
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -76,8 +77,9 @@ def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
 
 
 # -- rollout / evaluate -----------------------------------------------------------------------------
-def _add_checkpoint_args(p: argparse.ArgumentParser, episodes: int) -> None:
-    p.add_argument("checkpoint", help="checkpoint directory (or a trial directory: its latest checkpoint)")
+def _add_checkpoint_args(p: argparse.ArgumentParser, episodes: int, optional: bool = False) -> None:
+    p.add_argument("checkpoint", help="checkpoint directory (or a trial directory: its latest checkpoint)",
+                   **({"nargs": "?", "default": None} if optional else {}))
     p.add_argument("--episodes", type=_positive, default=episodes, help="number of episodes")
     p.add_argument("--explore", action="store_true", help="sample actions instead of the greedy (most likely) one")
     p.add_argument("--seed", type=int, default=None, help="seed of the first episode (None: random)")
@@ -86,7 +88,10 @@ def _add_checkpoint_args(p: argparse.ArgumentParser, episodes: int) -> None:
 
 
 def add_rollout(p: argparse.ArgumentParser) -> None:
-    _add_checkpoint_args(p, episodes=5)
+    _add_checkpoint_args(p, episodes=5, optional=True)  # optional: --onnx plays without a checkpoint
+    p.add_argument("--onnx", metavar="PATH", default=None,
+                   help="play this exported model (`rlarena export`) with onnxruntime alone, instead of a "
+                        "checkpoint; needs --env")
     p.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human'; not with --video)")
     p.add_argument("--video", metavar="DIR", default=None, help="write one video per episode into DIR")
     p.add_argument("--video-format", choices=("auto", "gif", "mp4"), default="auto",
@@ -163,6 +168,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "train": ("train an agent (flags or an experiment file)", add_train, run_train),
     "rollout": ("play episodes with a checkpoint: per-episode return, mean, optional video", add_rollout, run_rollout),
     "evaluate": ("evaluate a checkpoint: return mean ± std, min, max", add_evaluate, run_evaluate),
+    "export": ("export a checkpoint's policy as an ONNX model (onnxruntime plays it without torch)", add_export,
+               run_export),
     "arena": ("play a Connect Four agent against each opponent: a win/draw/loss table", add_arena, run_arena),
     "plot": ("write learning-curve PNGs from a run's progress.csv", add_plot, run_plot),
     "list": ("list algorithms or environments", add_list, run_list),

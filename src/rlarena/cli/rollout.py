@@ -1,24 +1,33 @@
 """`rlarena rollout` and `rlarena evaluate`: play a checkpoint. The algorithm, env and config all
-come from the checkpoint; a run or trial directory stands for its latest checkpoint."""
+come from the checkpoint; a run or trial directory stands for its latest checkpoint.
+
+`rlarena rollout --onnx model.onnx --env ENV` plays an exported policy with onnxruntime alone: that
+path imports no torch, so the torch-backed modules below are imported where a checkpoint is loaded."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
-from rlarena.algorithms import Algorithm
 from rlarena.checkpoint.io import METADATA_FILE
-from rlarena.cli.spec import resolve_env
-from rlarena.envs.registry import make_env_creator
-from rlarena.errors import CheckpointError, EnvError
-from rlarena.multiagent.builder import as_multi_agent
+from rlarena.envs.registry import EnvSpec, env_from_json, make_env_creator
+from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.multiagent.episode import Episode
+
+if TYPE_CHECKING:
+    from rlarena.algorithms import Algorithm
+
+# act(obs, agent, episode) -> action; agent is None in a single-agent env
+Act = Callable[[Any, Any, Episode], Any]
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -44,53 +53,125 @@ INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync
 
 
 def load(args: argparse.Namespace, **overrides: object) -> tuple[Algorithm, str]:
+    from rlarena.algorithms import Algorithm
+    from rlarena.cli.spec import resolve_env
+    if args.checkpoint is None:
+        raise ConfigError("Give a CHECKPOINT directory to play (or --onnx MODEL --env ENV for an exported policy).")
     env = resolve_env(args.env) if args.env else None
     path = resolve_checkpoint(args.checkpoint)
     return Algorithm.from_checkpoint(path, env=env, config_overrides={**INFERENCE_OVERRIDES, **overrides}), path
 
 
 def rollout(args: argparse.Namespace) -> int:
+    if args.onnx:
+        return rollout_onnx(args)
     algo, _ = load(args)
     try:
-        video_fmt = None
-        if args.video:
-            from rlarena.cli.video import available_format
-            video_fmt = available_format(args.video_format)
-            Path(args.video).mkdir(parents=True, exist_ok=True)
-        render_mode = "rgb_array" if args.video else ("human" if args.render else None)
-        if render_mode == "rgb_array":  # frames off screen: pygame-drawn envs need no display (and say so)
-            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        def act(obs: Any, agent: Any, episode: Episode) -> Any:
+            if agent is None:
+                return algo.compute_single_action(obs, explore=args.explore)
+            return algo.compute_single_action(obs, explore=args.explore,
+                                              policy_id=episode.policy_for(agent, algo.mapping_fn))
+
         assert algo.config.env is not None  # a checkpoint's config always names its env
-        try:
-            env = make_env_creator(algo.config.env, render_mode)(dict(algo.config.env_config))
-            if algo.is_multi_agent:
-                env = as_multi_agent(env)
-        except EnvError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - e.g. pygame missing or no display for --render
-            raise EnvError(f"Creating env {algo.env_name!r} with render_mode={render_mode!r} failed: "
-                           f"{type(exc).__name__}: {exc}") from exc
-        mode = "sampled actions (--explore)" if args.explore else "greedy actions"
-        episodes = f"{args.episodes} episode{'s' if args.episodes != 1 else ''}"
-        print(f"{type(algo).__name__} on {algo.env_name}, {episodes}, {mode}")
-        returns = []
-        try:
-            for episode in range(args.episodes):
-                seed = None if args.seed is None else args.seed + episode
-                ret, length, video = _episode(algo, env, seed, args, video_fmt, episode)
-                returns.append(ret)
-                print(f"episode {episode + 1}: return {ret:.2f}, length {length}"
-                      + (f", video {video}" if video else ""))
-        finally:
-            env.close()
-        print(f"mean return over {episodes}: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+        _play(args, algo.config.env, dict(algo.config.env_config), algo.env_name, type(algo).__name__, act,
+              algo.is_multi_agent)
     finally:
         algo.stop()
     return 0
 
 
-def _episode(algo: Algorithm, env: Any, seed: int | None, args: argparse.Namespace, video_fmt: str | None,
-             index: int) -> tuple[float, int, Path | None]:
+def rollout_onnx(args: argparse.Namespace) -> int:
+    """Episodes played by an exported policy (rlarena.export.onnx.OnnxPolicy): onnxruntime, no torch.
+    In a multi-agent env every agent plays that one policy (self-play)."""
+    from rlarena.export.onnx import OnnxPolicy
+    if args.checkpoint is not None:
+        raise ConfigError(f"Give either a CHECKPOINT or --onnx, not both (got {args.checkpoint!r} and --onnx).")
+    if not args.env:
+        raise ConfigError("--onnx needs --env: the env to play (the model's file names "
+                          "it only as a hint), e.g. --env CartPole-v1.")
+    policy = OnnxPolicy(args.onnx, seed=args.seed)
+    env_spec = _env_without_torch(args.env)
+
+    def act(obs: Any, agent: Any, episode: Episode) -> Any:
+        return policy.compute_single_action(obs, explore=args.explore)
+
+    _play(args, env_spec, {}, args.env, f"ONNX policy {policy.policy_id!r} ({Path(args.onnx).name})", act, None)
+    return 0
+
+
+def _env_without_torch(name: str) -> EnvSpec:
+    """cli.spec.resolve_env's rules without importing cli.spec (it imports the algorithms, hence torch):
+    a Gymnasium id or registered name stays a string; 'module:attr' imports module, then is an env id
+    that module registered, or the Env class / creator it names."""
+    if ":" not in name:
+        return name  # make_env_creator names the closest valid env if it is unknown
+    module, _, attr = name.partition(":")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise EnvError(f"Env {name!r}: cannot import module {module!r} ({exc}).") from exc
+    if attr in gym.registry:
+        return attr
+    env = env_from_json(name)
+    assert env is not None
+    return env
+
+
+def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_label: str, who: str, act: Act,
+          multi_agent: bool | None) -> None:
+    """Play args.episodes episodes and print their returns; multi_agent=None: whatever the env is."""
+    video_fmt = None
+    if args.video:
+        from rlarena.cli.video import available_format
+        video_fmt = available_format(args.video_format)
+        Path(args.video).mkdir(parents=True, exist_ok=True)
+    render_mode = "rgb_array" if args.video else ("human" if args.render else None)
+    if render_mode == "rgb_array":  # frames off screen: pygame-drawn envs need no display (and say so)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        env = make_env_creator(env_spec, render_mode)(env_config)
+        if multi_agent is None:
+            from rlarena.envs.multi_agent import is_multi_agent
+            multi_agent = is_multi_agent(env) or not isinstance(env, gym.Env)
+        if multi_agent:
+            env = _as_multi_agent(env)
+    except EnvError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. pygame missing or no display for --render
+        raise EnvError(f"Creating env {env_label!r} with render_mode={render_mode!r} failed: "
+                       f"{type(exc).__name__}: {exc}") from exc
+    mode = "sampled actions (--explore)" if args.explore else "greedy actions"
+    episodes = f"{args.episodes} episode{'s' if args.episodes != 1 else ''}"
+    print(f"{who} on {env_label}, {episodes}, {mode}")
+    returns = []
+    try:
+        for episode in range(args.episodes):
+            seed = None if args.seed is None else args.seed + episode
+            ret, length, video = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode)
+            returns.append(ret)
+            print(f"episode {episode + 1}: return {ret:.2f}, length {length}"
+                  + (f", video {video}" if video else ""))
+    finally:
+        env.close()
+    print(f"mean return over {episodes}: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def _as_multi_agent(env: Any) -> Any:
+    """multiagent.builder.as_multi_agent for envs that are multi-agent already (ours, PettingZoo's),
+    without importing the builder (it imports torch)."""
+    from rlarena.envs.multi_agent import is_multi_agent
+    if is_multi_agent(env):
+        return env
+    if isinstance(env, gym.Env):  # a checkpoint's single-agent env played through the multi-agent runner
+        from rlarena.multiagent.builder import as_multi_agent
+        return as_multi_agent(env)
+    from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
+    return wrap_multi_agent(env)
+
+
+def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | None, args: argparse.Namespace,
+             video_fmt: str | None, index: int) -> tuple[float, int, Path | None]:
     writer = None
     if video_fmt:
         from rlarena.cli.video import VideoWriter
@@ -102,22 +183,21 @@ def _episode(algo: Algorithm, env: Any, seed: int | None, args: argparse.Namespa
         total, length, done = 0.0, 0, False
         episode = Episode(env_index=0)  # multi-agent: maps each agent to its policy, once per episode
         while not done:
-            if algo.is_multi_agent:  # obs holds exactly the agents to act; the reward is the agents' sum
-                actions = {agent: algo.compute_single_action(o, explore=args.explore,
-                                                             policy_id=episode.policy_for(agent, algo.mapping_fn))
-                           for agent, o in obs.items()}
+            if multi_agent:  # obs holds exactly the agents to act; the reward is the agents' sum
+                actions = {agent: act(o, agent, episode) for agent, o in obs.items()}
                 obs, rewards, terminateds, truncateds, _ = env.step(actions)
                 reward, terminated, truncated = sum(rewards.values()), terminateds["__all__"], truncateds["__all__"]
             else:
-                action = algo.compute_single_action(obs, explore=args.explore)
-                obs, reward, terminated, truncated, _ = env.step(action)
+                obs, reward, terminated, truncated, _ = env.step(act(obs, None, episode))
             total += float(reward)
             length += 1
             done = terminated or truncated or (args.max_steps is not None and length >= args.max_steps)
             if writer:
                 writer.append(env.render())
+    except RLArenaError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the env's own error (or the renderer's), with its name
-        raise EnvError(f"Env {algo.env_name!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
+        raise EnvError(f"Env {env_label!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
     return total, length, writer.close() if writer else None
 
 
