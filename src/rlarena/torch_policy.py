@@ -1,0 +1,140 @@
+"""`TorchPolicy`: the trainable actor-critic policy holding an `ActorCritic` model, the observation
+preprocessing (flatten / one-hot / running normalization) and the sampler used on the hot path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.errors import ConfigError
+from rlarena.nn import ActorCritic, make_distribution
+from rlarena.policy import MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
+from rlarena.rollout.normalize import RunningMeanStd
+
+
+class TorchPolicy(Policy):
+    """An actor-critic policy. `model` is a plain nn.Module: train it, export it, inspect it."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
+                 observation_filter: str = "NoFilter", seed: int | None = None):
+        super().__init__(observation_space, action_space)
+        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
+            raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
+        if is_masked_space(observation_space) and not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError("Action masks need a Discrete action space.")
+        self.obs_dim = flat_obs_dim(observation_space)
+        self.masked = is_masked_space(observation_space)
+        inner = observation_space["observation"] if self.masked else observation_space
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
+                                 activation=model_config["fcnet_activation"],
+                                 vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
+                                 log_std_init=model_config["log_std_init"],
+                                 features=_board_features(model_config.get("board_features"), self.obs_dim))
+        self.dist = make_distribution(action_space, self.model.log_std)
+        self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
+        self.rng = np.random.default_rng(seed)
+        self._numpy_pi_key = -1
+        self._one_hot = np.eye(self.obs_dim, dtype=np.float32) if isinstance(inner, gym.spaces.Discrete) else None
+        # MultiDiscrete: one one-hot block per component, concatenated
+        self._offsets = (np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
+                         if isinstance(inner, gym.spaces.MultiDiscrete) else None)
+        if self.continuous:
+            self.action_shape: tuple[int, ...] = tuple(action_space.shape)
+            self.action_dtype = np.dtype(np.float32)
+            self._low, self._high = action_space.low, action_space.high
+        else:
+            self.action_shape, self.action_dtype = (), np.dtype(np.int64)
+
+    # -- observations -------------------------------------------------------------------------
+    def flatten(self, obs: Any) -> np.ndarray:
+        """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete and MultiDiscrete; the
+        "observation" part of a masked Dict), before the filter."""
+        if self.masked:
+            obs = obs["observation"]
+        if self._offsets is not None:
+            idx = np.asarray(obs, np.int64).reshape(len(obs), -1) + self._offsets
+            out = np.zeros((len(idx), self.obs_dim), np.float32)
+            np.put_along_axis(out, idx, 1.0, axis=1)
+            return out
+        if self._one_hot is not None:
+            return self._one_hot[np.asarray(obs, np.int64).reshape(-1)]
+        obs = np.asarray(obs)
+        if obs.dtype != np.float32 or obs.ndim != 2:
+            obs = obs.reshape(len(obs), -1).astype(np.float32)
+        return obs
+
+    def action_mask(self, obs: Any) -> np.ndarray | None:
+        """bool [B, n] of the legal actions for a masked Dict observation, else None."""
+        return np.asarray(obs["action_mask"]).astype(bool, copy=False) if self.masked else None
+
+    def normalize(self, flat: np.ndarray) -> np.ndarray:
+        return flat if self.obs_filter is None else self.obs_filter(flat)
+
+    # -- actions ------------------------------------------------------------------------------
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
+        runs here, in numpy over views of the live weights (ActorCritic.numpy_pi); values and
+        log-probs are computed after the rollout in one batched torch forward."""
+        key = self.model.pi_head.weight.data_ptr()
+        if key != self._numpy_pi_key:  # first call, or the parameters moved (e.g. to a flat buffer)
+            self._numpy_pi, self._numpy_pi_key = self.model.numpy_pi(), key
+        out = self._numpy_pi(x)
+        if mask is not None:  # an illegal action is never sampled nor chosen greedily
+            out = np.where(mask, out, MASKED_LOGIT)
+        if self.continuous:
+            if not explore:
+                return out
+            std = np.exp(self.model.log_std.detach().numpy())
+            return (out + std * self.rng.standard_normal(out.shape, np.float32)).astype(np.float32)
+        if not explore:
+            return out.argmax(-1)
+        # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample from softmax(logits);
+        # -log(E) with E ~ Exp(1) is Gumbel noise (E = 0 has probability ~2^-53 in float64)
+        return (out - np.log(self.rng.standard_exponential(out.shape))).argmax(-1)
+
+    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        # Gaussian samples are clipped to the bounds only for the env; the stored action stays as
+        # sampled so its log-prob is exact (SB3 does the same).
+        return np.clip(actions, self._low, self._high) if self.continuous else actions
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        x = self.normalize(self.flatten(obs_batch))
+        return self.to_env_actions(self.sample(x, explore, self.action_mask(obs_batch)))
+
+    def compute_values(self, obs_batch: Any) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
+            return self.model.value(x).numpy()
+
+    # -- state --------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        # copies: the live weights are views into the optimizer's flat buffer and keep changing
+        state = {f"model.{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        if self.obs_filter is not None:
+            state.update({f"obs_filter.{k}": v for k, v in self.obs_filter.get_state().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        model_state = {k[6:]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        if self.obs_filter is not None:
+            self.obs_filter.set_state({k[11:]: v for k, v in state.items() if k.startswith("obs_filter.")})
+
+
+def _board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
+    if name is None:
+        return None
+    from rlarena.nn.board import BOARD_FEATURES
+    if name not in BOARD_FEATURES:
+        raise ConfigError(f"Unknown model option board_features={name!r}: use one of {sorted(BOARD_FEATURES)} "
+                          f"or None.")
+    module, size = BOARD_FEATURES[name]
+    if obs_dim != size:
+        raise ConfigError(f"board_features={name!r} reads {size} observation values (6x7x2 planes), but this "
+                          f"policy's observations have {obs_dim}.")
+    return module()
