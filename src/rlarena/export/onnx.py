@@ -111,6 +111,9 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     if policy.continuous:
         meta[LOG_STD] = json.dumps(policy.model.log_std.detach().cpu().numpy().astype(float).tolist())
     onnx.helper.set_model_props(proto, meta)
+    # torch writes IR version 10, which onnxruntime reads from 1.18 on; nothing here needs more than
+    # IR 9 (opset 20, onnx 1.15), which keeps the `onnxruntime>=1.17` floor of our extras true
+    proto.ir_version = min(proto.ir_version, 9)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
