@@ -26,11 +26,11 @@ TARGETS = {"random": 0.99, "always_same": 0.98, "linear": 0.98, "beat_last": 0.9
 HEURISTICS = ("random", "always_same", "linear", "beat_last", "smart")
 
 
-def config(seed: int, opponents=HEURISTICS, lr: float = 3e-4):
+def config(seed: int, opponents=HEURISTICS, lr: float = 3e-4, features: str | None = "connect_four"):
     return (PPOConfig().environment("connect_four")
             .env_runners(num_envs_per_env_runner=32)
             .training(train_batch_size=8192, minibatch_size=1024, num_epochs=4, lr=lr, gamma=0.99,
-                      lambda_=0.95, entropy_coeff=0.01, model={"fcnet_hiddens": [256, 256]})
+                      lambda_=0.95, entropy_coeff=0.01, model={"fcnet_hiddens": [256, 256], "board_features": features})
             .multi_agent(policies={"learned": PolicySpec(),
                                    **{name: PolicySpec(policy_class=OPPONENTS[name]) for name in opponents}},
                          policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
@@ -46,10 +46,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--opponents", nargs="+", default=list(HEURISTICS), help="the league's first members")
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--features", default="connect_four", help="board_features of the model ('none': raw planes)")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="continue a run from its checkpoint until --minutes of training in all")
     args = parser.parse_args()
-    algo = Algorithm.from_checkpoint(args.resume) if args.resume else config(args.seed, args.opponents, args.lr).build()
+    algo = Algorithm.from_checkpoint(args.resume) if args.resume else config(args.seed, args.opponents, args.lr,
+                                                                                   None if args.features == "none" else args.features).build()
     spaces = (observation_space(), gym.spaces.Discrete(7))
     probe = {name: OPPONENTS[name](*spaces) for name in ("negamax_1", "negamax_3")}
     start = time.perf_counter()

@@ -42,12 +42,16 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, out_dim: int, hiddens: Sequence[int] = (64, 64),
                  activation: str = "tanh", vf_share_layers: bool = False, continuous: bool = False,
-                 log_std_init: float = 0.0):
+                 log_std_init: float = 0.0, features: nn.Module | None = None):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
-        last = hiddens[-1] if hiddens else obs_dim
-        self.pi_layers = _tower(obs_dim, hiddens)
-        self.vf_layers = None if vf_share_layers else _tower(obs_dim, hiddens)
+        # an optional fixed input layer (e.g. rlarena.nn.board.ConnectFourFeatures): obs -> features,
+        # shared by both towers; it has a `numpy` twin for the sampler and no trainable parameters
+        self.features = features
+        in_dim = features.out_dim if features is not None else obs_dim
+        last = hiddens[-1] if hiddens else in_dim
+        self.pi_layers = _tower(in_dim, hiddens)
+        self.vf_layers = None if vf_share_layers else _tower(in_dim, hiddens)
         self.pi_head = _orthogonal(nn.Linear(last, out_dim), 0.01)
         self.vf_head = _orthogonal(nn.Linear(last, 1), 1.0)
         self.log_std = nn.Parameter(torch.full((out_dim,), log_std_init)) if continuous else None
@@ -57,8 +61,11 @@ class ActorCritic(nn.Module):
             x = self.act(F.linear(x, layer.weight, layer.bias))
         return x
 
+    def _inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs if self.features is None else self.features(obs)
+
     def pi(self, obs: torch.Tensor) -> torch.Tensor:
-        h = self._trunk(self.pi_layers, obs)
+        h = self._trunk(self.pi_layers, self._inputs(obs))
         return F.linear(h, self.pi_head.weight, self.pi_head.bias)
 
     def numpy_pi(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -73,8 +80,11 @@ class ActorCritic(nn.Module):
         layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy())
                   for layer in [*self.pi_layers, self.pi_head]]
         *hidden, (w_out, b_out) = layers
+        features = None if self.features is None else self.features.numpy
 
         def pi(x: np.ndarray) -> np.ndarray:
+            if features is not None:
+                x = features(x)
             for w, b in hidden:
                 x = act(x @ w + b)
             return x @ w_out + b_out
@@ -82,10 +92,16 @@ class ActorCritic(nn.Module):
         return pi
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        h = self._trunk(self.vf_layers if self.vf_layers is not None else self.pi_layers, obs)
+        h = self._trunk(self.vf_layers if self.vf_layers is not None else self.pi_layers, self._inputs(obs))
         return F.linear(h, self.vf_head.weight, self.vf_head.bias).squeeze(-1)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.features is not None:  # compute the fixed features once for both towers
+            x = self.features(obs)
+            h_pi = self._trunk(self.pi_layers, x)
+            h_vf = h_pi if self.vf_layers is None else self._trunk(self.vf_layers, x)
+            return (F.linear(h_pi, self.pi_head.weight, self.pi_head.bias),
+                    F.linear(h_vf, self.vf_head.weight, self.vf_head.bias).squeeze(-1))
         if self.vf_layers is None:  # shared trunk: compute it once
             h = self._trunk(self.pi_layers, obs)
             return (F.linear(h, self.pi_head.weight, self.pi_head.bias),
