@@ -1,10 +1,11 @@
 """Connect Four by self-play against a league (the shipped agent's recipe).
 
-The learner ("learned", a masked [256, 256] MLP actor-critic over the 6x7x2 planes) plays against
-the seed's heuristics (random, always_same, linear, beat_last, smart); whenever its score against
-the current mix passes 0.85, the league grows: the next negamax depth (1-4) joins, alternating with
-a frozen snapshot of the learner (at most 4 kept). Seats alternate every episode.
-Budget: --minutes of training on 2 CPU cores (default 50). At the end the learner plays 200 games
+The learner ("learned", a masked [256, 256] MLP actor-critic over the 6x7x2 planes and their
+tactical features, model option board_features="connect_four") plays against the seed's heuristics
+(random, always_same, linear, beat_last, smart); whenever its score against the current mix passes
+0.85, the league grows: the next negamax depth (1-5) joins, alternating with a frozen snapshot of the
+learner (at most 4 kept). Seats alternate every episode.
+Budget: --minutes of training on 2 CPU cores (default 55). At the end the learner plays 200 games
 per seat against every opponent and the checkpoint is written to --out.
 
     python tuned_examples/ppo/connect_four_selfplay.py --out src/rlarena/agents/connect_four
@@ -40,7 +41,7 @@ def config(seed: int, opponents=HEURISTICS, lr: float = 3e-4, features: str | No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=50.0)
+    parser.add_argument("--minutes", type=float, default=55.0)
     parser.add_argument("--out", default="checkpoints/connect_four")
     parser.add_argument("--games-per-seat", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)

@@ -313,12 +313,23 @@ class NegamaxPolicy(ConnectFourHeuristic):
             self.depth = int(depth)
         if not 1 <= self.depth <= 7:
             raise ValueError(f"Negamax depth must be 1..7 plies, got {self.depth}.")
+        self._cache: dict[int, list[int]] = {}
+
+    CACHE = 200_000  # positions whose best columns are remembered (cleared when full)
 
     def choose(self, planes: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mine, theirs = planes_to_bitboards(planes)
         out = self.random_legal(mask)
         for i, (cur, opp) in enumerate(zip(mine.tolist(), theirs.tolist())):
-            columns = [c for c in best_columns(cur, opp, self.depth)[0] if mask[i, c]]
+            # the search is deterministic, only the tie-break is random: in self-play training the
+            # same positions (openings above all) come back thousands of times, so remember them
+            key = _key(cur, opp)
+            best = self._cache.get(key)
+            if best is None:
+                if len(self._cache) >= self.CACHE:
+                    self._cache.clear()
+                best = self._cache[key] = best_columns(cur, opp, self.depth)[0]
+            columns = [c for c in best if mask[i, c]]
             if columns:
                 out[i] = columns[0] if len(columns) == 1 else self.rng.choice(columns)
         return out

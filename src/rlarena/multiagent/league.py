@@ -83,7 +83,7 @@ class SelfPlayLeague(Callbacks):
 
 
 class ConnectFourLeague(SelfPlayLeague):
-    """The shipped agent's league: negamax depths 1-4 join one by one, alternating with snapshots
-    (depth 5+ is too slow to sample from while training on 2 cores)."""
+    """The shipped agent's league: negamax depths 1-5 join one by one, alternating with snapshots
+    (depth 6+ is too slow to sample from while training on 2 cores)."""
 
-    ladder = ("negamax_1", "negamax_2", "negamax_3", "negamax_4")
+    ladder = ("negamax_1", "negamax_2", "negamax_3", "negamax_4", "negamax_5")
