@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rlarena._version import __version__
 from rlarena.cli.export import add_export, run_export
+from rlarena.cli.package import add_package, run_package
 from rlarena.errors import RLArenaError, TrainingError
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -172,6 +173,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
                run_export),
     "arena": ("play a Connect Four agent against each opponent: a win/draw/loss table", add_arena, run_arena),
     "plot": ("write learning-curve PNGs from a run's progress.csv", add_plot, run_plot),
+    "package": ("evaluate a checkpoint, record a replay, write a Hugging Face Hub model folder; --push uploads it",
+                add_package, run_package),
     "list": ("list algorithms or environments", add_list, run_list),
 }
 
