@@ -16,6 +16,7 @@ from pathlib import Path
 from rlarena._version import __version__
 from rlarena.cli.export import add_export, run_export
 from rlarena.cli.package import add_package, run_package
+from rlarena.cli.play import add_play, run_play
 from rlarena.errors import RLArenaError, TrainingError
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -172,6 +173,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "export": ("export a checkpoint's policy as an ONNX model (onnxruntime plays it without torch)", add_export,
                run_export),
     "arena": ("play a Connect Four agent against each opponent: a win/draw/loss table", add_arena, run_arena),
+    "play": ("serve a page to play Connect Four against an agent in the browser", add_play, run_play),
     "plot": ("write learning-curve PNGs from a run's progress.csv", add_plot, run_plot),
     "package": ("evaluate a checkpoint, record a replay, write a Hugging Face Hub model folder; --push uploads it",
                 add_package, run_package),
