@@ -148,10 +148,13 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
     try:
         for episode in range(args.episodes):
             seed = None if args.seed is None else args.seed + episode
-            ret, length, video = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode)
+            ret, length, video, per_agent = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode)
             returns.append(ret)
-            print(f"episode {episode + 1}: return {ret:.2f}, length {length}"
-                  + (f", video {video}" if video else ""))
+            # multi-agent: the return is the agents' sum (RLlib's episode return), which a zero-sum
+            # game always makes 0, so each agent's own return follows
+            agents = ", ".join(f"{agent} {r:+.2f}" for agent, r in per_agent.items())
+            print(f"episode {episode + 1}: return {ret:.2f}" + (f" ({agents})" if agents else "")
+                  + f", length {length}" + (f", video {video}" if video else ""))
     finally:
         env.close()
     print(f"mean return over {episodes}: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
@@ -171,22 +174,26 @@ def _as_multi_agent(env: Any) -> Any:
 
 
 def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | None, args: argparse.Namespace,
-             video_fmt: str | None, index: int) -> tuple[float, int, Path | None]:
+             video_fmt: str | None, index: int) -> tuple[float, int, Path | None, dict[Any, float]]:
     writer = None
     if video_fmt:
         from rlarena.cli.video import VideoWriter
-        writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, args.fps)
+        from rlarena.cli.video import video_fps
+        writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, video_fps(env, args.fps))
     try:
         obs, _ = env.reset(seed=seed)
         if writer:
             writer.append(env.render())
         total, length, done = 0.0, 0, False
         episode = Episode(env_index=0)  # multi-agent: maps each agent to its policy, once per episode
+        per_agent: dict[Any, float] = {}
         while not done:
             if multi_agent:  # obs holds exactly the agents to act; the reward is the agents' sum
                 actions = {agent: act(o, agent, episode) for agent, o in obs.items()}
                 obs, rewards, terminateds, truncateds, _ = env.step(actions)
                 reward, terminated, truncated = sum(rewards.values()), terminateds["__all__"], truncateds["__all__"]
+                for agent, r in rewards.items():
+                    per_agent[agent] = per_agent.get(agent, 0.0) + float(r)
             else:
                 obs, reward, terminated, truncated, _ = env.step(act(obs, None, episode))
             total += float(reward)
@@ -198,7 +205,7 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
         raise
     except Exception as exc:  # noqa: BLE001 - the env's own error (or the renderer's), with its name
         raise EnvError(f"Env {env_label!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
-    return total, length, writer.close() if writer else None
+    return total, length, writer.close() if writer else None, per_agent
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -407,7 +407,7 @@ class ConnectFourMultiAgent(MultiAgentEnv):
     `config` keys: render_mode (None, "ansi", "rgb_array").
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "name": ENV_NAME}  # noqa: RUF012 - MultiAgentEnv's type
+    metadata = {"render_modes": list(RENDER_MODES), "name": ENV_NAME, "render_fps": 2}  # noqa: RUF012
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = dict(config or {})
