@@ -98,7 +98,8 @@ def add_rollout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", metavar="DIR", default=None, help="write one video per episode into DIR")
     p.add_argument("--video-format", choices=("auto", "gif", "mp4"), default="auto",
                    help="auto: MP4 when imageio-ffmpeg is installed, else GIF (Pillow)")
-    p.add_argument("--fps", type=_positive, default=30, help="video frames per second")
+    p.add_argument("--fps", type=_positive, default=None,
+                   help="video frames per second (None: the env's render_fps, e.g. CartPole 50, Connect Four 2)")
     p.add_argument("--max-steps", type=_positive, default=None, help="cut episodes after this many steps")
 
 
