@@ -13,7 +13,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
                    help="write the policy here as ONNX: observation (+ action_mask) in; logits (masked) or the "
                         "Box mean, then the value, out; dynamic batch")
     p.add_argument("--policy-id", default=None, metavar="ID",
-                   help="the policy to export (default: the checkpoint's only trained policy)")
+                   help="the policy to export (None: the checkpoint's only trained policy)")
 
 
 def run_export(args: argparse.Namespace, explicit: set[str]) -> int:

@@ -140,7 +140,7 @@ def run_arena(args: argparse.Namespace, explicit: set[str]) -> int:
 def add_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory (runs/<name>) or one trial directory in it")
     p.add_argument("--y", nargs="+", default=None, metavar="KEY",
-                   help="result keys to plot (default: episode_return_mean and evaluation/episode_return_mean)")
+                   help="result keys to plot (None: episode_return_mean and evaluation/episode_return_mean)")
     p.add_argument("--x", default="num_env_steps_sampled_lifetime", metavar="KEY", help="result key on the x axis")
 
 

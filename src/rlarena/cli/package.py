@@ -28,15 +28,16 @@ def add_package(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=_positive, default=10, help="greedy evaluation episodes")
     p.add_argument("--seed", type=int, default=0, help="env seed of the first evaluation episode (then +1 each)")
     p.add_argument("--policy-id", default=None,
-                   help="multi-agent: the policy to package (default: the checkpoint's one trained policy)")
+                   help="multi-agent: the policy to package (None: the checkpoint's one trained policy)")
     p.add_argument("--opponent", default=None, metavar="POLICY_ID",
                    help="multi-agent: the checkpoint policy playing the other seats (seats alternate); "
-                        "default: the checkpoint's policy mapping")
-    p.add_argument("--no-video", dest="video", action="store_false", help="package without a replay video")
+                        "None: the checkpoint's policy mapping")
+    p.add_argument("--video", action=argparse.BooleanOptionalAction, default=True,
+                   help="record a replay video of the first evaluation episode (--no-video: none)")
     p.add_argument("--video-format", choices=("auto", "gif", "mp4"), default="auto",
                    help="auto: MP4 when imageio-ffmpeg is installed, else GIF (Pillow)")
     p.add_argument("--fps", type=_positive, default=None,
-                   help="replay frames per second (default: the env's render_fps, else 30)")
+                   help="replay frames per second (None: the env's render_fps, else 30)")
     p.add_argument("--env", default=None,
                    help="use this env instead of the checkpoint's (needed when it was a lambda)")
 

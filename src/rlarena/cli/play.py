@@ -34,7 +34,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
     agent.add_argument("--checkpoint", metavar="PATH", default=None,
                        help="play this checkpoint's 'learned' policy (exported to ONNX first; that step needs torch)")
     agent.add_argument("--onnx", metavar="PATH", default=None,
-                       help="play this exported model (default: the agent shipped with rlarena)")
+                       help="play this exported model (None: the agent shipped with rlarena)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
                    help="address to serve on (0.0.0.0: every interface of this machine)")
