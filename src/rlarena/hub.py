@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rlarena._version import __version__
+from rlarena.checkpoint.io import replace_dir
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 
@@ -114,7 +115,7 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
             _write_json(tmp / CONFIG_FILE, _package_config(algo, training_config, pid, files))
             (tmp / CARD_FILE).write_text(model_card(algo, training_config, pid, results, repo_id, video_path,
                                                     onnx_written))
-            _replace_dir(tmp, target)
+            replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -157,21 +158,6 @@ def _is_package(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("library_name") == "rlarena"
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename `tmp` to `target`; a previous package there is removed only after the rename."""
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except BaseException:
-            os.rename(old, target)  # put the previous package back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
 
 
 def _load_algorithm(checkpoint: Any, env: Any) -> tuple[Any, bool, dict[str, Any]]:

@@ -69,21 +69,28 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
             json.dump(meta, f, indent=2, default=_json_default)
             f.flush()
             os.fsync(f.fileno())
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-            try:
-                os.rename(tmp, target)
-            except BaseException:
-                os.rename(old, target)  # put the previous checkpoint back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return str(target)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Rename the finished directory `tmp` to `target`. A previous `target` is moved aside first and
+    removed only after the rename; if the rename fails it is put back. (A crash between the two
+    renames leaves it as .<name>.old-*, which read_checkpoint recovers.)"""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
 
 
 def _json_default(obj: Any) -> Any:

@@ -7,7 +7,6 @@ path imports no torch, so the torch-backed modules below are imported where a ch
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlarena.checkpoint.io import METADATA_FILE
-from rlarena.envs.registry import EnvSpec, env_from_json, make_env_creator
+from rlarena.envs.registry import EnvSpec, make_env_creator
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.multiagent.episode import Episode
 
@@ -91,31 +90,14 @@ def rollout_onnx(args: argparse.Namespace) -> int:
         raise ConfigError("--onnx needs --env: the env to play (the model's file names "
                           "it only as a hint), e.g. --env CartPole-v1.")
     policy = OnnxPolicy(args.onnx, seed=args.seed)
-    env_spec = _env_without_torch(args.env)
+    from rlarena.cli.spec import resolve_env  # torch-free
+    env_spec = resolve_env(args.env)
 
     def act(obs: Any, agent: Any, episode: Episode) -> Any:
         return policy.compute_single_action(obs, explore=args.explore)
 
     _play(args, env_spec, {}, args.env, f"ONNX policy {policy.policy_id!r} ({Path(args.onnx).name})", act, None)
     return 0
-
-
-def _env_without_torch(name: str) -> EnvSpec:
-    """cli.spec.resolve_env's rules without importing cli.spec (it imports the algorithms, hence torch):
-    a Gymnasium id or registered name stays a string; 'module:attr' imports module, then is an env id
-    that module registered, or the Env class / creator it names."""
-    if ":" not in name:
-        return name  # make_env_creator names the closest valid env if it is unknown
-    module, _, attr = name.partition(":")
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        raise EnvError(f"Env {name!r}: cannot import module {module!r} ({exc}).") from exc
-    if attr in gym.registry:
-        return attr
-    env = env_from_json(name)
-    assert env is not None
-    return env
 
 
 def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_label: str, who: str, act: Act,
@@ -177,8 +159,7 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
              video_fmt: str | None, index: int) -> tuple[float, int, Path | None, dict[Any, float]]:
     writer = None
     if video_fmt:
-        from rlarena.cli.video import VideoWriter
-        from rlarena.cli.video import video_fps
+        from rlarena.cli.video import VideoWriter, video_fps
         writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, video_fps(env, args.fps))
     try:
         obs, _ = env.reset(seed=seed)

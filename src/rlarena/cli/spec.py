@@ -19,19 +19,16 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from rlarena.algorithms import (
-    ALGORITHMS,
-    Algorithm,
-    AlgorithmConfig,
-    get_algorithm_class,
-)
 from rlarena.envs.registry import EnvSpec, env_from_json, registered_envs
 from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.train.search import domains_from_json, has_domains
+
+if TYPE_CHECKING:  # the algorithms import torch: loaded where a config is built, so that
+    from rlarena.algorithms import Algorithm, AlgorithmConfig  # resolve_env serves torch-free commands
 
 RUN_KEYS = ("checkpoint_freq", "checkpoint_at_end", "num_to_keep", "checkpoint_score_attribute",
             "checkpoint_score_order", "num_samples", "name", "storage_path")
@@ -40,6 +37,7 @@ SPEC_KEYS = ("algo", "env", "config", "stop", *RUN_KEYS)
 
 def algorithm_class(name: str) -> type[Algorithm]:
     """The algorithm named `name` (case-insensitive: 'ppo' is PPO)."""
+    from rlarena.algorithms import ALGORITHMS, get_algorithm_class
     folded = {k.lower(): k for k in ALGORITHMS}
     return get_algorithm_class(folded.get(name.lower(), name))
 
