@@ -190,7 +190,7 @@ def test_unreadable_safetensors_with_matching_hash(saved, tmp_path):
     ckpt = copy_of(saved[1], tmp_path)
     target = ckpt / "rng.safetensors"
     target.write_bytes(b"\x00" * 64)
-    rewrite_meta(ckpt, lambda m: m["files"].__setitem__("rng.safetensors", ckpt_io._sha256(target)))
+    rewrite_meta(ckpt, lambda m: m["files"].__setitem__("rng.safetensors", ckpt_io.sha256(target)))
     with pytest.raises(CheckpointError, match="rng.safetensors cannot be read"):
         Algorithm.from_checkpoint(ckpt)
 

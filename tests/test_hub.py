@@ -173,7 +173,7 @@ def test_load_errors_say_what_is_wrong(package, checkpoint, tmp_path, monkeypatc
     shutil.copytree(package.folder, bad)
     weights = bad / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])
-    with pytest.raises(CheckpointError, match="model.safetensors does not match its sha256"):
+    with pytest.raises(CheckpointError, match="model.safetensors does not match its recorded sha256"):
         load_from_hub(bad)
     # offline: snapshot_download's "no local copy" error, caused by the connection error
     import huggingface_hub

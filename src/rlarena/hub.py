@@ -22,7 +22,6 @@ shipped: a Hub agent is for inference (the checkpoint directory is for resuming 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.util
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rlarena._version import __version__
-from rlarena.checkpoint.io import replace_dir
+from rlarena.checkpoint.io import read_verified, replace_dir, sha256
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 
@@ -265,7 +264,7 @@ def _write_weights(algo: Any, tmp: Path, pid: str) -> dict[str, str]:
         name = WEIGHTS_FILE if other == pid else f"policy.{other}.safetensors"
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / name),
                   metadata={"format": "rlarena", "policy_id": other})
-        files[name] = _sha256(tmp / name)
+        files[name] = sha256(tmp / name)
     return files
 
 
@@ -309,10 +308,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _mean_reward(results: dict[str, Any]) -> str:
@@ -499,7 +494,6 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
 
 
 def _load_folder(folder: Path, env: Any) -> Any:
-    from safetensors.numpy import load_file
 
     from rlarena.algorithms import get_algorithm_class
     from rlarena.envs.spaces import space_from_json
@@ -520,15 +514,9 @@ def _load_folder(folder: Path, env: Any) -> Any:
                               f"rlarena reads ({PACKAGE_FORMAT}). Upgrade rlarena.")
     try:
         arrays = {}
-        for name, digest in meta["files"].items():
-            path = folder / name
-            if not path.exists():
-                raise CheckpointError(f"Package {str(folder)!r} is incomplete: {name} is missing.")
-            if _sha256(path) != digest:
-                raise CheckpointError(f"Package {str(folder)!r} is corrupted: {name} does not match its sha256 in "
-                                      f"{CONFIG_FILE}.")
+        for name, state in read_verified(folder, meta["files"], "Package").items():
             owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy."):-len(".safetensors")]
-            arrays[owner] = load_file(str(path))
+            arrays[owner] = state
         algo_cls = get_algorithm_class(meta["algorithm"])
         config = algo_cls.config_class.from_dict(meta["config"])
         if config.policies is not None:  # the spaces each policy was built with (added ones too)

@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 METADATA_FILE = "rlarena_checkpoint.json"
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -63,7 +63,7 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
         for group, tensors in arrays.items():
             name = f"{group}.safetensors"
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / name))
-            files[name] = _sha256(tmp / name)
+            files[name] = sha256(tmp / name)
         meta = {"format_version": FORMAT_VERSION, **metadata, "files": files}
         with open(tmp / METADATA_FILE, "w") as f:
             json.dump(meta, f, indent=2, default=_json_default)
@@ -126,16 +126,23 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if meta["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"Checkpoint {str(root)!r} has format version {meta['format_version']}, newer than "
                               f"this rlarena reads ({FORMAT_VERSION}). Upgrade rlarena.")
+    arrays = {name.removesuffix(".safetensors"): a for name, a in read_verified(root, meta["files"]).items()}
+    return meta, arrays
+
+
+def read_verified(root: Path, files: dict[str, str], what: str = "Checkpoint") -> dict[str, dict[str, np.ndarray]]:
+    """file name -> its safetensors arrays, for every file of `files` (name -> sha256) under root,
+    each checked against its digest first (a checkpoint, or a Hub package: `what` names it)."""
     arrays = {}
-    for name, digest in meta["files"].items():
+    for name, digest in files.items():
         file = root / name
         if not file.exists():
-            raise CheckpointError(f"Checkpoint {str(root)!r} is incomplete: {name} is missing.")
-        if _sha256(file) != digest:
-            raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {name} does not match its recorded "
+            raise CheckpointError(f"{what} {str(root)!r} is incomplete: {name} is missing.")
+        if sha256(file) != digest:
+            raise CheckpointError(f"{what} {str(root)!r} is corrupted: {name} does not match its recorded "
                                   f"sha256 (truncated or modified after saving).")
         try:
-            arrays[name.removesuffix(".safetensors")] = load_file(str(file))
+            arrays[name] = load_file(str(file))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise CheckpointError(f"Checkpoint {str(root)!r}: {name} cannot be read ({exc}).") from exc
-    return meta, arrays
+            raise CheckpointError(f"{what} {str(root)!r}: {name} cannot be read ({exc}).") from exc
+    return arrays
