@@ -50,6 +50,21 @@ DIRECTIONS = (1, COL_BITS, COL_BITS - 1, COL_BITS + 1)  # vertical, horizontal, 
 CELL_BITS = np.array([[1 << (c * COL_BITS + ROWS - 1 - r) for c in range(COLS)] for r in range(ROWS)], np.uint64)
 
 
+
+def _lines_of_four() -> np.ndarray:
+    """intp [69, 4]: the flat cells (row * 7 + col, row 0 at the top) of every line of four."""
+    lines = []
+    for r in range(ROWS):
+        for c in range(COLS):
+            for dr, dc in ((0, 1), (1, 0), (1, 1), (-1, 1)):
+                cells = [(r + k * dr, c + k * dc) for k in range(4)]
+                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
+                    lines.append([rr * COLS + cc for rr, cc in cells])
+    return np.array(lines, np.intp)
+
+
+LINES_OF_FOUR = _lines_of_four()
+
 def has_four(p: int) -> bool:
     """True when the bitboard p holds four in a row."""
     for d in DIRECTIONS:

@@ -33,6 +33,7 @@ from rlarena.envs.connect_four import (
     BOTTOM,
     COLS,
     COLUMN_MASKS,
+    LINES_OF_FOUR,
     ROWS,
     planes_to_bitboards,
 )
@@ -146,19 +147,7 @@ def _key(mine: int, theirs: int) -> int:
 
 
 # -- greedy window scorer -----------------------------------------------------------------------------
-def _windows() -> np.ndarray:
-    """int [69, 4]: the flat cells (row * 7 + col) of every line of four on the board."""
-    lines = []
-    for r in range(ROWS):
-        for c in range(COLS):
-            for dr, dc in ((0, 1), (1, 0), (1, 1), (-1, 1)):
-                cells = [(r + k * dr, c + k * dc) for k in range(4)]
-                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
-                    lines.append([rr * COLS + cc for rr, cc in cells])
-    return np.array(lines, np.intp)
-
-
-WINDOWS = _windows()
+WINDOWS = LINES_OF_FOUR  # [69, 4] flat cells of every line of four
 
 
 class SmartHeuristic(ConnectFourHeuristic):

@@ -26,21 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlarena.envs.connect_four import LINES_OF_FOUR
+
 ROWS, COLS, CELLS = 6, 7, 42
 
 
 def _lines() -> np.ndarray:
     """float32 [42, 69]: L[cell, line] = 1 when the line of four passes through the cell."""
-    lines = []
-    for r in range(ROWS):
-        for c in range(COLS):
-            for dr, dc in ((0, 1), (1, 0), (1, 1), (-1, 1)):
-                cells = [(r + k * dr, c + k * dc) for k in range(4)]
-                if all(0 <= rr < ROWS and 0 <= cc < COLS for rr, cc in cells):
-                    lines.append([rr * COLS + cc for rr, cc in cells])
-    out = np.zeros((CELLS, len(lines)), np.float32)
-    for j, cells in enumerate(lines):
-        out[cells, j] = 1.0
+    out = np.zeros((CELLS, len(LINES_OF_FOUR)), np.float32)
+    out[LINES_OF_FOUR.T, np.arange(len(LINES_OF_FOUR))] = 1.0
     return out
 
 
