@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rlarena._version import __version__
-from rlarena.checkpoint.io import read_verified, replace_dir, sha256
+from rlarena.checkpoint.io import json_default, read_verified, replace_dir, sha256
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 
@@ -299,15 +299,7 @@ def _package_config(algo: Any, config: dict[str, Any], pid: str, files: dict[str
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    path.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
 
 
 def _mean_reward(results: dict[str, Any]) -> str:

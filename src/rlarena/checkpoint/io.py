@@ -66,7 +66,7 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
             files[name] = sha256(tmp / name)
         meta = {"format_version": FORMAT_VERSION, **metadata, "files": files}
         with open(tmp / METADATA_FILE, "w") as f:
-            json.dump(meta, f, indent=2, default=_json_default)
+            json.dump(meta, f, indent=2, default=json_default)
             f.flush()
             os.fsync(f.fileno())
         replace_dir(tmp, target)
@@ -93,7 +93,8 @@ def replace_dir(tmp: Path, target: Path) -> None:
         os.rename(tmp, target)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """json.dump's `default`: numpy scalars and arrays as Python numbers and lists."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
