@@ -44,7 +44,9 @@ config = (
     .environment("connect_four")
     .env_runners(num_envs_per_env_runner=32)
     .training(train_batch_size=8192, minibatch_size=1024, num_epochs=4, lr=3e-4, entropy_coeff=0.01,
-              model={"fcnet_hiddens": [256, 256]})      # masked logits: illegal columns are never chosen
+              # masked logits: illegal columns are never chosen; board_features adds the lines of four
+              # (win / block / unsafe per column) to the planes (rlarena/nn/board.py)
+              model={"fcnet_hiddens": [256, 256], "board_features": "connect_four"})
     .multi_agent(policies={"learned": PolicySpec(),
                            **{name: PolicySpec(policy_class=OPPONENTS[name])
                               for name in ("random", "always_same", "linear", "beat_last", "smart")}},
