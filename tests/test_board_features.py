@@ -11,7 +11,7 @@ import torch
 
 from rlarena import ConfigError
 from rlarena.envs.connect_four import env, observation_space
-from rlarena.nn.board import CELLS, COLS, FEATURES, ConnectFourFeatures, numpy_features
+from rlarena.nn.board import CELLS, COLS, FEATURES, BoardConv, ConnectFourFeatures, numpy_features
 from rlarena.torch_policy import TorchPolicy
 
 MODEL = {"fcnet_hiddens": [32], "fcnet_activation": "tanh", "vf_share_layers": False, "log_std_init": 0.0}
@@ -81,3 +81,17 @@ def test_policy_uses_the_features_and_checks_the_observation():
         TorchPolicy(gym.spaces.Box(0, 1, (4,)), gym.spaces.Discrete(2), {**MODEL, "board_features": "connect_four"})
     with pytest.raises(ConfigError, match="Unknown model option board_features"):
         TorchPolicy(observation_space(), gym.spaces.Discrete(7), {**MODEL, "board_features": "chess"})
+
+
+def test_conv_numpy_twin_equals_torch():
+    planes, masks = random_positions(8)
+    x = planes.reshape(len(planes), -1).astype(np.float32)
+    conv = BoardConv()
+    with torch.no_grad():
+        want = conv(torch.from_numpy(x)).numpy()
+    assert want.shape == (len(x), BoardConv.out_dim)
+    np.testing.assert_allclose(conv.numpy(x), want, atol=1e-5)
+    policy = TorchPolicy(observation_space(), gym.spaces.Discrete(7), {**MODEL, "board_features": "conv"})
+    actions = policy.compute_actions({"observation": planes, "action_mask": masks}, explore=True)
+    assert masks[np.arange(len(actions)), actions].all()
+    assert sum(p.numel() for p in policy.model.features.parameters()) > 0  # learned, unlike the fixed features

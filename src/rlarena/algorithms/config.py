@@ -27,7 +27,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_activation": "tanh",
     "vf_share_layers": False,
     "log_std_init": 0.0,
-    "board_features": None,  # "connect_four": tactical input features for 6x7x2 boards (rlarena.nn.board)
+    "board_features": None,  # 6x7x2 boards (rlarena.nn.board): "connect_four" fixed tactical features, "conv" a CNN
 }
 
 

@@ -102,4 +102,39 @@ class ConnectFourFeatures(nn.Module):
         return numpy_features(x)
 
 
-BOARD_FEATURES = {"connect_four": (ConnectFourFeatures, 2 * CELLS)}  # name -> (module, the obs size it reads)
+class BoardConv(nn.Module):
+    """A small learned alternative to the fixed features, for the measurement that chose them
+    (benchmarks/README.md): two 3x3 "same" convolutions with ReLU over the 6x7 board's two planes,
+    flattened ([B, 32 * 42]); the towers' MLP follows. `numpy` is the same computation over views of
+    the live weights (im2col), for the sampler."""
+
+    channels = 32
+    out_dim = channels * CELLS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, self.channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(self.channels, self.channels, 3, padding=1)
+        for conv in (self.conv1, self.conv2):  # orthogonal, sqrt(2) gain, like the MLP layers
+            nn.init.orthogonal_(conv.weight, np.sqrt(2))
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(x.shape[0], ROWS, COLS, 2).permute(0, 3, 1, 2)  # planes last -> channels first
+        h = torch.relu(self.conv2(torch.relu(self.conv1(h))))
+        return h.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # [B, cell-major, channel]
+
+    def numpy(self, x: np.ndarray) -> np.ndarray:
+        h = x.reshape(len(x), ROWS, COLS, 2)
+        for conv in (self.conv1, self.conv2):
+            w = conv.weight.detach().numpy()  # [out, in, 3, 3]
+            padded = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+            patches = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))  # [B, 6, 7, in, 3, 3]
+            cols = patches.reshape(len(x) * CELLS, -1)  # im2col: one row of in x 3 x 3 per cell
+            h = np.maximum(cols @ w.reshape(len(w), -1).T + conv.bias.detach().numpy(), 0.0).reshape(
+                len(x), ROWS, COLS, -1)
+        return h.reshape(len(x), -1).astype(np.float32, copy=False)
+
+
+# name -> (module, the observation size it reads)
+BOARD_FEATURES = {"connect_four": (ConnectFourFeatures, 2 * CELLS), "conv": (BoardConv, 2 * CELLS)}
