@@ -8,11 +8,13 @@ learner (at most 4 kept). Seats alternate every episode.
 Budget: --minutes of training on 2 CPU cores (default 55). At the end the learner plays 200 games
 per seat against every opponent and the checkpoint is written to --out.
 
-    python tuned_examples/ppo/connect_four_selfplay.py --out src/rlarena/agents/connect_four
+    python tuned_examples/ppo/connect_four_selfplay.py --out checkpoints/connect_four \
+        --ship src/rlarena/agents/connect_four     # the shipped agent: no snapshots, plus model.onnx
 """
 
 import argparse
 import time
+from pathlib import Path
 
 import gymnasium as gym
 
@@ -50,6 +52,9 @@ def main() -> None:
     parser.add_argument("--features", default="connect_four", help="board_features of the model ('none': raw planes)")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="continue a run from its checkpoint until --minutes of training in all")
+    parser.add_argument("--ship", default=None, metavar="DIR",
+                        help="also write the agent as shipped: the checkpoint without its frozen snapshots, "
+                             "and model.onnx (what `rlarena play connect4` serves)")
     args = parser.parse_args()
     algo = Algorithm.from_checkpoint(args.resume) if args.resume else config(args.seed, args.opponents, args.lr,
                                                                                    None if args.features == "none" else args.features).build()
@@ -73,7 +78,19 @@ def main() -> None:
     print(f"\ntrained {train_minutes:.1f} min ({(time.perf_counter() - start) / 60:.1f} min wall), "
           f"{algo.num_env_steps_sampled_lifetime} env steps; checkpoint {path}")
     print(format_table(table, TARGETS))
+    if args.ship:
+        ship(algo, args.ship)
     algo.stop()
+
+
+def ship(algo: Algorithm, out: str) -> None:
+    """The league's frozen snapshots are training material: the shipped checkpoint keeps the
+    learner and the heuristic opponents (a few MB), and its ONNX export."""
+    for pid in [p for p in algo.policies if p.startswith("snapshot_")]:
+        algo.remove_policy(pid, policies_to_train=["learned"])
+    path = algo.save(out)
+    algo.export_onnx(Path(path) / "model.onnx", policy_id="learned")
+    print(f"shipped: {path} (checkpoint + model.onnx)")
 
 
 if __name__ == "__main__":
