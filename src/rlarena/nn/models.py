@@ -96,14 +96,8 @@ class ActorCritic(nn.Module):
         return F.linear(h, self.vf_head.weight, self.vf_head.bias).squeeze(-1)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.features is not None:  # compute the fixed features once for both towers
-            x = self.features(obs)
-            h_pi = self._trunk(self.pi_layers, x)
-            h_vf = h_pi if self.vf_layers is None else self._trunk(self.vf_layers, x)
-            return (F.linear(h_pi, self.pi_head.weight, self.pi_head.bias),
-                    F.linear(h_vf, self.vf_head.weight, self.vf_head.bias).squeeze(-1))
-        if self.vf_layers is None:  # shared trunk: compute it once
-            h = self._trunk(self.pi_layers, obs)
-            return (F.linear(h, self.pi_head.weight, self.pi_head.bias),
-                    F.linear(h, self.vf_head.weight, self.vf_head.bias).squeeze(-1))
-        return self.pi(obs), self.value(obs)
+        x = self._inputs(obs)  # the input features once for both towers
+        h_pi = self._trunk(self.pi_layers, x)
+        h_vf = h_pi if self.vf_layers is None else self._trunk(self.vf_layers, x)  # a shared trunk: once
+        return (F.linear(h_pi, self.pi_head.weight, self.pi_head.bias),
+                F.linear(h_vf, self.vf_head.weight, self.vf_head.bias).squeeze(-1))
