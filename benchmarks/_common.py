@@ -175,6 +175,20 @@ def run_rlarena(build, seed: int, schedule, max_steps: int, threshold: float) ->
             "evals": evals, "eval_return": last_eval, "steps_per_s": steps / train_s if train_s else float("nan")}
 
 
+def run_seeds(libs: list[str], seeds: list[int], run: dict[str, Any], time_format: str = ".2f") -> list[dict[str, Any]]:
+    """One row per (seed, library): run[lib](seed) trains to the threshold. The libraries swap who
+    goes first from seed to seed, so machine drift hits both."""
+    rows: list[dict[str, Any]] = []
+    for i, seed in enumerate(seeds):
+        for lib in (libs if i % 2 == 0 else libs[::-1]):
+            row = run[lib](seed)
+            rows.append(row)
+            print(f"  seed {seed} {lib:8s} {'solved' if row['solved'] else 'NOT solved'} in "
+                  f"{row['time_s']:{time_format}} s, {row['steps']} steps ({row['steps_per_s']:.0f} steps/s, "
+                  f"last eval {row['eval_return']:.1f})", flush=True)
+    return rows
+
+
 # -- Stable-Baselines3 --------------------------------------------------------------------------------
 
 def make_sb3_eval_callback(eval_env, schedule, n_episodes: int, threshold: float):

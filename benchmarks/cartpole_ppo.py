@@ -43,6 +43,7 @@ from _common import (
     rlarena_from_sb3,
     run_rlarena,
     run_sb3,
+    run_seeds,
     summarize,
 )
 
@@ -177,18 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                        else int(args.sb3_threads))
 
     schedule = every_iterations(args.eval_every)
-    rows: list[dict[str, Any]] = []
-    for i, seed in enumerate(seeds):
-        order = libs if i % 2 == 0 else libs[::-1]  # alternate who goes first: drift hits both
-        for lib in order:
-            if lib == "rlarena":
-                row = run_rlarena(build, seed, schedule, max_steps, threshold)
-            else:
-                row = sb3_run(seed, schedule, max_steps, threshold, sb3_threads)
-            rows.append(row)
-            print(f"  seed {seed} {lib:8s} {'solved' if row['solved'] else 'NOT solved'} in "
-                  f"{row['time_s']:.2f} s, {row['steps']} steps ({row['steps_per_s']:.0f} steps/s, "
-                  f"last eval {row['eval_return']:.1f})", flush=True)
+    rows = run_seeds(libs, seeds, {
+        "rlarena": lambda seed: run_rlarena(build, seed, schedule, max_steps, threshold),
+        "sb3": lambda seed: sb3_run(seed, schedule, max_steps, threshold, sb3_threads)})
 
     med = summarize(rows, libs, threshold, {"sb3": f", torch threads {sb3_threads}"})
     if "rlarena" in med and "sb3" in med and not args.best:

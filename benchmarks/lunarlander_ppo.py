@@ -40,6 +40,7 @@ from _common import (
     rlarena_from_sb3,
     run_rlarena,
     run_sb3,
+    run_seeds,
     summarize,
 )
 
@@ -121,18 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# SB3: {SEED_SETTINGS}, DummyVecEnv, no render mode")
 
     schedule = every_steps(args.eval_every_steps)
-    rows: list[dict[str, Any]] = []
-    for i, seed in enumerate(seeds):
-        order = libs if i % 2 == 0 else libs[::-1]  # alternate who goes first: drift hits both
-        for lib in order:
-            if lib == "rlarena":
-                row = run_rlarena(build, seed, schedule, max_steps, threshold)
-            else:
-                row = sb3_run(seed, schedule, max_steps, threshold, args.threads)
-            rows.append(row)
-            print(f"  seed {seed} {lib:8s} {'solved' if row['solved'] else 'NOT solved'} in "
-                  f"{row['time_s']:.1f} s, {row['steps']} steps ({row['steps_per_s']:.0f} steps/s, "
-                  f"last eval {row['eval_return']:.1f})", flush=True)
+    rows = run_seeds(libs, seeds, {
+        "rlarena": lambda seed: run_rlarena(build, seed, schedule, max_steps, threshold),
+        "sb3": lambda seed: sb3_run(seed, schedule, max_steps, threshold, args.threads)}, time_format=".1f")
     summarize(rows, libs, threshold)
     return 0
 

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.envs.multi_agent import ALL, MultiAgentEnv
-from rlarena.errors import EnvError, closest
+from rlarena.envs.multi_agent import ALL, MultiAgentEnv, env_config
+from rlarena.errors import EnvError
 
 ENV_NAME = "multi_agent_arena"  # the name the registry table gives this env
 
@@ -54,12 +54,7 @@ class MultiAgentArena(MultiAgentEnv):
     metadata = {"render_modes": ["ansi", "human"], "name": ENV_NAME}
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        config = dict(config or {})
-        unknown = [key for key in config if key not in DEFAULTS]
-        if unknown:
-            raise EnvError(f"MultiAgentArena got unknown config key {unknown[0]!r}; valid keys are "
-                           f"{sorted(DEFAULTS)}.{closest(unknown[0], DEFAULTS)}")
-        config = {**DEFAULTS, **config}
+        config = env_config("MultiAgentArena", config, DEFAULTS)
         self.width, self.height, self.ts = int(config["width"]), int(config["height"]), int(config["ts"])
         if self.width < 1 or self.height < 1 or self.width * self.height < 2 or self.ts < 1:
             raise EnvError(f"MultiAgentArena needs width, height >= 1 with room for two agents and ts >= 1; "

@@ -134,15 +134,18 @@ def _space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[st
     return notes
 
 
+def _contains(space: spaces.Space, value: Any) -> bool:
+    try:
+        return bool(space.contains(value))
+    except Exception:  # some spaces raise on a malformed value instead of answering False
+        return False
+
+
 def _obs_problem(call: str, obs: Any, space: spaces.Space) -> str | None:
     """Why `obs` is not in `space`, in concrete words; None when it is."""
     if isinstance(space, spaces.Box):
         return _box_obs_problem(f"{call}'s obs", obs, space)
-    try:
-        inside = space.contains(obs)
-    except Exception:  # some spaces raise on a malformed value instead of answering False
-        inside = False
-    if not inside:
+    if not _contains(space, obs):
         return (f"{call}'s obs is {_describe(obs)}, not in observation_space {space}; "
                 "return a value inside the space, or fix the space.")
     return None

@@ -32,8 +32,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.envs.multi_agent import ALL, MultiAgentDict, MultiAgentEnv
-from rlarena.errors import EnvError, closest
+from rlarena.envs.multi_agent import ALL, MultiAgentDict, MultiAgentEnv, env_config
+from rlarena.errors import EnvError
 
 ENV_NAME = "connect_four"  # the name the registry table gives ConnectFourMultiAgent
 
@@ -425,12 +425,7 @@ class ConnectFourMultiAgent(MultiAgentEnv):
     metadata = {"render_modes": list(RENDER_MODES), "name": ENV_NAME, "render_fps": 2}  # noqa: RUF012
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        config = dict(config or {})
-        unknown = [key for key in config if key not in DEFAULTS]
-        if unknown:
-            raise EnvError(f"ConnectFourMultiAgent got unknown config key {unknown[0]!r}; valid keys are "
-                           f"{sorted(DEFAULTS)}.{closest(unknown[0], DEFAULTS)}")
-        config = {**DEFAULTS, **config}
+        config = env_config("ConnectFourMultiAgent", config, DEFAULTS)
         _check_render_mode("ConnectFourMultiAgent", config["render_mode"])
         self.render_mode: str | None = config["render_mode"]
         self.possible_agents = list(AGENTS)

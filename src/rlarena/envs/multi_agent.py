@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium
 from gymnasium import spaces
 
-from rlarena.errors import EnvError
+from rlarena.errors import EnvError, closest
 
 ALL = "__all__"  # the key in terminateds/truncateds that ends the episode for every agent
 
@@ -182,3 +182,13 @@ class SingleAgentAsMultiAgent(MultiAgentEnv):
 
     def close(self) -> None:
         self.env.close()
+
+
+def env_config(who: str, config: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`defaults` updated with `config`; an unknown key is an EnvError naming the closest valid one."""
+    config = dict(config or {})
+    unknown = [key for key in config if key not in defaults]
+    if unknown:
+        raise EnvError(f"{who} got unknown config key {unknown[0]!r}; valid keys are "
+                       f"{sorted(defaults)}.{closest(unknown[0], defaults)}")
+    return {**defaults, **config}

@@ -21,6 +21,7 @@ from rlarena.envs.checker import (
     SEED,
     SEED_STEPS,
     _box_obs_problem,
+    _contains,
     _describe,
     _ended,
     _report,
@@ -127,11 +128,7 @@ def _obs_problem(what: str, obs: Any, space: spaces.Space) -> str | None:
             if problem:
                 return problem
         return None
-    try:
-        inside = space.contains(obs)
-    except Exception:  # some spaces raise on a malformed value instead of answering False
-        inside = False
-    if not inside:
+    if not _contains(space, obs):
         return (f"{what} is {_describe(obs)}, not in the agent's observation space {space}; return a value "
                 "inside the space, or fix the space.")
     return None
