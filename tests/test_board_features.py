@@ -47,6 +47,7 @@ def test_numpy_equals_torch():
     x = planes.reshape(len(planes), -1).astype(np.float32)
     got = numpy_features(x)
     assert got.shape == (len(x), FEATURES)
+    # exact across backends: every value is 0/1 or a small integer sum, exact in float32 on any CPU
     np.testing.assert_array_equal(got, ConnectFourFeatures()(torch.from_numpy(x)).numpy())
     np.testing.assert_array_equal(got[:, :84], x)  # the planes pass through unchanged
 
@@ -90,7 +91,7 @@ def test_conv_numpy_twin_equals_torch():
     with torch.no_grad():
         want = conv(torch.from_numpy(x)).numpy()
     assert want.shape == (len(x), BoardConv.out_dim)
-    np.testing.assert_allclose(conv.numpy(x), want, atol=1e-5)
+    np.testing.assert_allclose(conv.numpy(x), want, rtol=1e-4, atol=1e-5)  # two backends: equal to rounding
     policy = TorchPolicy(observation_space(), gym.spaces.Discrete(7), {**MODEL, "board_features": "conv"})
     actions = policy.compute_actions({"observation": planes, "action_mask": masks}, explore=True)
     assert masks[np.arange(len(actions)), actions].all()

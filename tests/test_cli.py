@@ -78,10 +78,11 @@ def test_resume_after_kill_9(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "rlarena.cli.main", *args, "--stop",
                              '{"training_iteration": 1000000}'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 90
+        # a guard against hanging forever, not a speed check: a slow machine must never fail here
+        deadline = time.monotonic() + 600
         while not (trial / "checkpoints" / "checkpoint_000003" / "rlarena_checkpoint.json").exists():
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint within 90 s"
+            assert time.monotonic() < deadline, "no checkpoint within 600 s: is the training process stuck?"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""ONNX export: onnxruntime's outputs equal torch's (max abs difference <= 1e-5) on random inputs, for
+"""ONNX export: onnxruntime's outputs equal torch's (to float32 rounding) on random inputs, for
 each kind of observation preprocessing, action space and masking; OnnxPolicy plays like the torch
 policy; the shipped model.onnx is the shipped checkpoint; the CLI and its errors; no torch needed to play."""
 
@@ -21,8 +21,22 @@ from rlarena.policy import MASKED_LOGIT
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "src" / "rlarena" / "agents" / "connect_four"
-TOL = 1e-5
+# Two backends (onnxruntime, torch, and the sampler's numpy) agree only to float32 rounding, and how
+# they round depends on the CPU's kernels: logits of ~28 differed by 1.5e-5 on an AMD EPYC. So they
+# are compared relative to the magnitude, with a small absolute floor for values near 0.
+RTOL, ATOL = 1e-4, 1e-5
 BATCHES = (1, 37)  # one exported file serves both: the batch dimension is dynamic
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def assert_greedy(actions: np.ndarray, logits: np.ndarray) -> None:
+    """Each action is a greedy choice for `logits` computed by another backend: its logit is its row's
+    largest up to rounding (where two logits tie to rounding, either backend may pick either)."""
+    chosen, best = logits[np.arange(len(actions)), actions], logits.max(-1)
+    assert (best - chosen <= ATOL + RTOL * np.abs(best)).all(), (actions, logits)
 
 
 def torch_outputs(policy, obs_batch) -> tuple[np.ndarray, np.ndarray]:
@@ -86,11 +100,16 @@ def test_onnxruntime_matches_torch(exported, case):
         want_first, want_value = torch_outputs(policy, obs)
         first, value = served.compute_outputs(obs)
         assert first.shape == want_first.shape and value.shape == (batch,)
-        assert np.abs(first - want_first).max() <= TOL
-        assert np.abs(value - want_value).max() <= TOL
+        assert_close(first, want_first)
+        assert_close(value, want_value)
         # greedy actions are the torch policy's (Box: the clipped mean)
-        np.testing.assert_allclose(served.compute_actions(obs, explore=False),
-                                   policy.compute_actions(obs, explore=False), atol=TOL, rtol=0)
+        served_greedy = served.compute_actions(obs, explore=False)
+        torch_greedy = policy.compute_actions(obs, explore=False)
+        if policy.continuous:
+            assert_close(served_greedy, torch_greedy)
+        else:
+            assert_greedy(served_greedy, want_first)
+            assert_greedy(torch_greedy, want_first)  # the sampler computes the logits in numpy
     if case == "mean_std_filter":  # the filter's statistics were really baked in (not the identity)
         assert not np.allclose(policy.obs_filter.mean, 0)
 
@@ -139,11 +158,13 @@ def test_shipped_model_is_the_shipped_checkpoint(exported):
         obs = random_obs("connect_four", batch, rng)
         want_logits, want_value = torch_outputs(policy, obs)
         logits, value = shipped.compute_outputs(obs)
-        assert np.abs(logits - want_logits).max() <= TOL and np.abs(value - want_value).max() <= TOL
+        assert_close(logits, want_logits)
+        assert_close(value, want_value)
         # the app's call: int8 boards and masks in, int64 actions out
         actions = shipped.compute_actions(obs, explore=False)
         assert actions.dtype == np.int64 and actions.shape == (batch,)
-        np.testing.assert_array_equal(actions, policy.compute_actions(obs, explore=False))
+        assert_greedy(actions, want_logits)
+        assert_greedy(policy.compute_actions(obs, explore=False), want_logits)
 
 
 def test_single_action_and_input_errors(exported):
@@ -206,7 +227,7 @@ def test_cli_export(cartpole_checkpoint, tmp_path, capsys):
     text = capsys.readouterr().out
     assert f"wrote {out}" in text and "inputs observation [batch, 4]; outputs logits [batch, 2], value [batch]" in text
     obs = random_obs("CartPole-v1", 37, np.random.default_rng(3))
-    assert np.abs(OnnxPolicy(out).compute_outputs(obs)[0] - torch_outputs(algo.get_policy(), obs)[0]).max() <= TOL
+    assert_close(OnnxPolicy(out).compute_outputs(obs)[0], torch_outputs(algo.get_policy(), obs)[0])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -163,10 +163,15 @@ class PPO(Algorithm):
                 loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch[:6], with_stats,
                                           mask=minibatch[6] if mask is not None else None)
                 if not math.isfinite(loss.item()):
+                    # the env runners refuse NaN/inf from the env, so this is the update diverging; the
+                    # batch is looked at again here (on the error path only) in case something changed it
+                    cause = ("its batch is finite, so the update diverged"
+                             if np.isfinite(batch.obs).all() and np.isfinite(batch.rewards).all() else
+                             "its batch holds NaN/inf observations or rewards, changed after sampling (a callback?)")
                     raise TrainingError(f"PPO loss became {loss.item()} at iteration {self.iteration + 1}"
-                                        f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}; "
-                                        f"the update was not applied, so the weights are still finite. Lower lr "
-                                        f"(now {lr}), set grad_clip, or normalize observations/rewards "
+                                        f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}: "
+                                        f"{cause}. The update was not applied, so the weights are still finite. "
+                                        f"Lower lr (now {lr}), set grad_clip, or normalize observations/rewards "
                                         f"(observation_filter='MeanStdFilter').")
                 flat.zero_grad()
                 loss.backward()

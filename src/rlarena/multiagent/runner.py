@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from rlarena.errors import ConfigError, closest
+from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.multiagent.episode import Episode
 from rlarena.policy import Policy
-from rlarena.torch_policy import TorchPolicy
-from rlarena.rollout.runner import EpisodeStats, env_failed
+from rlarena.rollout.runner import EpisodeStats, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
+from rlarena.torch_policy import TorchPolicy
 
 
 def stack_obs(observations: list[Any]) -> Any:
@@ -42,6 +42,9 @@ class _Lane:
     masks: list[np.ndarray] = field(default_factory=list)
     actions: list[Any] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)  # the episode's step count when each obs arrived
+    env_index: int = 0  # where the lane's data came from, for error messages
+    agent: Any = None
 
 
 @dataclass
@@ -49,6 +52,7 @@ class _Segment:
     lane: _Lane
     terminated: bool  # else truncated (a time limit, or the fragment's end)
     closing_obs: np.ndarray | None  # the observation after the last transition (to bootstrap from)
+    closing_step: int = 0  # the episode's step count when closing_obs arrived
 
 
 @dataclass
@@ -119,23 +123,44 @@ class MultiAgentEnvRunner:
         actions: list[dict] = [{} for _ in self.envs]
         for pid, members in groups.items():
             policy = self.policies[pid]
-            batch = stack_obs([self._obs[i][agent] for i, agent in members])
-            if isinstance(policy, TorchPolicy):
-                flat, mask = policy.flatten(batch), policy.action_mask(batch)
-                chosen = policy.sample(policy.normalize(flat), explore, mask)
-                env_actions = policy.to_env_actions(chosen)
-                if collect and pid in self.policies_to_train:
-                    for k, (i, agent) in enumerate(members):
-                        lane = self._lanes[i].setdefault(agent, _Lane(pid))
-                        lane.obs.append(flat[k])
-                        lane.masks.append(mask[k] if mask is not None else None)
-                        lane.actions.append(chosen[k])
-                        lane.rewards.append(0.0)
-            else:
-                env_actions = policy.compute_actions(batch, explore=explore)
+            try:
+                batch = stack_obs([self._obs[i][agent] for i, agent in members])
+                if isinstance(policy, TorchPolicy):
+                    flat, mask = policy.flatten(batch), policy.action_mask(batch)
+                    chosen = policy.sample(policy.normalize(flat), explore, mask)
+                    env_actions = policy.to_env_actions(chosen)
+                else:
+                    env_actions = policy.compute_actions(batch, explore=explore)
+            except Exception as exc:  # noqa: BLE001 - an observation of the wrong shape is the likely cause
+                error = self._wrong_shape(policy, members)
+                if error is None:
+                    raise
+                raise error from exc
+            if collect and pid in self.policies_to_train and isinstance(policy, TorchPolicy):
+                for k, (i, agent) in enumerate(members):
+                    lane = self._lanes[i].get(agent)
+                    if lane is None:
+                        lane = self._lanes[i][agent] = _Lane(pid, env_index=i, agent=agent)
+                    lane.obs.append(flat[k])
+                    lane.masks.append(mask[k] if mask is not None else None)
+                    lane.actions.append(chosen[k])
+                    lane.rewards.append(0.0)
+                    lane.steps.append(self._episodes[i].length)
             for k, (i, agent) in enumerate(members):
                 actions[i][agent] = env_actions[k]
         return actions
+
+    def _wrong_shape(self, policy: Policy, members: list[tuple[int, Any]]) -> EnvError | None:
+        """The first acting agent whose observation does not have its policy's observation shape."""
+        for i, agent in members:
+            found = shape_mismatch(policy.observation_space, self._obs[i][agent])
+            if found is not None:
+                where, got, want = found
+                call = "reset()" if self._episodes[i].length == 0 else "step()"
+                return EnvError(f"Env {self.env_name!r} returned an observation{where} of shape {got} for agent "
+                                f"{agent!r} from {call} in env copy {i}; its observation space{where} has shape "
+                                f"{want}.")
+        return None
 
     def _step(self, segments: dict[str, list[_Segment]] | None, explore: bool, on_episode_end=None) -> None:
         actions = self._act(explore, collect=segments is not None)
@@ -161,7 +186,7 @@ class MultiAgentEnvRunner:
                     final = obs.get(agent)
                     closing = None if final is None else self._flat_one(lane.policy_id, final)
                     if segments is not None:
-                        segments[lane.policy_id].append(_Segment(lane, terminated, closing))
+                        segments[lane.policy_id].append(_Segment(lane, terminated, closing, episode.length))
             if self.callbacks is not None and self.callbacks.wants_episode_step:
                 self.callbacks.on_episode_step(episode=episode, env_index=i, algorithm=self.algorithm)
             if episode_over:
@@ -187,13 +212,15 @@ class MultiAgentEnvRunner:
             for agent, lane in list(lanes.items()):
                 pending = self._obs[i].get(agent)
                 if pending is not None:  # about to act: every transition is complete
-                    segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending)))
+                    segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending),
+                                                             self._episodes[i].length))
                     del lanes[agent]
                 elif len(lane.obs) > 1:  # waiting for its turn: carry the open transition over
-                    done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1])
-                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1]))
+                    done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1],
+                                 lane.steps[:-1], i, agent)
+                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1], lane.steps[-1]))
                     lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
-                                         lane.rewards[-1:])
+                                         lane.rewards[-1:], lane.steps[-1:], i, agent)
         batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
         return batches, self.fragment_length * self.num_envs
 
@@ -217,11 +244,36 @@ class MultiAgentEnvRunner:
             buf.truncated[n - 1, s] = not seg.terminated
             if buf.action_mask is not None:
                 buf.action_mask[:n, s] = lane.masks
+        error = self._non_finite(policy, segments, raw, buf.rewards)  # before the filter learns from raw
+        if error is not None:
+            raise error
         buf.obs[:] = policy.normalize(raw.reshape(-1, D)).reshape(T + 1, S, D)
         if buf.raw_obs is not None:
             buf.raw_obs[:] = raw
             policy.obs_filter.update(raw[:-1][buf.valid])
         return buf
+
+    def _non_finite(self, policy: TorchPolicy, segments: list[_Segment], raw: np.ndarray,
+                    rewards: np.ndarray) -> EnvError | None:
+        """The first NaN/inf the env returned into one policy's fragment ([T+1, S] observations, [T, S]
+        rewards; padding is zeros), naming the env copy, the agent and the step; one vectorized test."""
+        check_obs = may_be_non_finite(policy.observation_space)
+        if (not check_obs or np.isfinite(raw).all()) and np.isfinite(rewards).all():
+            return None
+        bad_obs = ~np.isfinite(raw).all(-1) if check_obs else np.zeros(raw.shape[:2], bool)  # [T+1, S]
+        bad_obs[1:] |= ~np.isfinite(rewards)  # reward t is judged with observation t + 1 (same time order)
+        t, s = np.argwhere(bad_obs)[0]
+        seg = segments[s]
+        lane, n = seg.lane, len(seg.lane.obs)
+        where = f"for agent {lane.agent!r} in env copy {lane.env_index}"
+        if check_obs and not np.isfinite(raw[t, s]).all():
+            value = raw[t, s][~np.isfinite(raw[t, s])][0]
+            step = lane.steps[t] if t < n else seg.closing_step
+            if step == 0:
+                return non_finite(self.env_name, "observation", value, "reset()", where)
+            return non_finite(self.env_name, "observation", value, "step()", f"{where} at step {step} of its episode")
+        return non_finite(self.env_name, "reward", rewards[t - 1, s], "step()",
+                          f"{where} in the transition from its action at step {lane.steps[t - 1] + 1} of its episode")
 
     def run_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> MultiAgentEpisodeStats:
         """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""

@@ -6,6 +6,7 @@ infos never parsed, episode statistics kept in two arrays.
 
 from __future__ import annotations
 
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -47,6 +48,63 @@ def env_failed(name: str, call: str, exc: Exception) -> EnvError:
     return EnvError(f"Env {name!r} raised in {call}: {type(exc).__name__}: {exc}")
 
 
+def non_finite(name: str, what: str, value: float, call: str, where: str) -> EnvError:
+    """The error for a NaN/inf the env returned (`what`: 'observation' or 'reward')."""
+    return EnvError(f"Env {name!r} returned a non-finite {what} ({float(value)}) from {call} {where}: check the "
+                    f"env's {call}; rlarena cannot learn from NaN/inf.")
+
+
+def may_be_non_finite(space: gym.Space) -> bool:
+    """Whether observations of `space` can hold NaN/inf: not when every part is an integer (Discrete,
+    MultiDiscrete, MultiBinary, integer Boxes), so those skip the check."""
+    if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+        parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else space.spaces
+        return any(may_be_non_finite(part) for part in parts)
+    if isinstance(space, gym.spaces.Discrete | gym.spaces.MultiDiscrete | gym.spaces.MultiBinary):
+        return False
+    dtype = getattr(space, "dtype", None)
+    return dtype is None or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_))
+
+
+def shape_mismatch(space: gym.Space, obs: object, where: str = "") -> tuple[str, tuple, tuple] | None:
+    """(where, the shape `obs` has, the shape `space` declares) for the first part of `obs` whose shape
+    is not its space's (`where`: '' or e.g. "['observation']"); None when the shapes agree."""
+    if isinstance(space, gym.spaces.Dict) and isinstance(obs, dict):
+        parts = [(f"{where}[{k!r}]", sub, obs[k]) for k, sub in space.spaces.items() if k in obs]
+    elif isinstance(space, gym.spaces.Tuple) and isinstance(obs, tuple | list):
+        parts = [(f"{where}[{k}]", sub, o) for k, (sub, o) in enumerate(zip(space.spaces, obs))]
+    else:
+        try:
+            shape = np.shape(obs)
+        except ValueError:  # ragged nested lists
+            return where, ("ragged",), tuple(space.shape or ())
+        return None if space.shape is None or shape == tuple(space.shape) else (where, shape, tuple(space.shape))
+    return next((m for w, sub, o in parts if (m := shape_mismatch(sub, o, w)) is not None), None)
+
+
+def wrong_shape(env: gym.vector.VectorEnv, name: str, call: str, exc: Exception) -> EnvError | None:
+    """When `exc` is a vector env failing to batch its envs' observations (Gymnasium's concatenate:
+    "Output array is the wrong shape"), the env copy whose observation does not have the space's
+    shape; else None. Gymnasium's SyncVectorEnv keeps each copy's last observation (and whether it
+    was just reset); only the error path looks."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not any("concatenate" in f.name and "gymnasium" in f.filename for f in frames):
+        return None  # the env itself raised
+    sync = env.unwrapped if isinstance(env.unwrapped, gym.vector.SyncVectorEnv) else None
+    per_copy, resets = getattr(sync, "_env_obs", None), getattr(sync, "_autoreset_envs", None)
+    if per_copy is None:
+        return None
+    space = env.single_observation_space
+    for i, obs in enumerate(per_copy):
+        found = None if obs is None else shape_mismatch(space, obs)
+        if found is not None:
+            where, got, want = found
+            from_call = "reset()" if call == "reset()" or (resets is not None and resets[i]) else call
+            return EnvError(f"Env {name!r} returned an observation{where} of shape {got} from {from_call} in env "
+                            f"copy {i}; its observation_space{where} has shape {want}.")
+    return None
+
+
 class EnvRunner:
     """Collects fixed-length fragments from `num_envs` copies of an env (next-step autoreset)."""
 
@@ -60,14 +118,20 @@ class EnvRunner:
         self.stats = EpisodeStats()
         self._ep_return = np.zeros(self.num_envs, np.float64)
         self._ep_len = np.zeros(self.num_envs, np.int64)
+        self._check_obs = may_be_non_finite(policy.observation_space)
         self.reset(seed)
 
     def reset(self, seed: int | None) -> None:
         try:
             obs, _ = self.env.reset(seed=seed)
         except Exception as exc:  # noqa: BLE001 - surfaced with the env's name
-            raise env_failed(self.env_name, "reset()", exc) from exc
+            raise (wrong_shape(self.env, self.env_name, "reset()", exc)
+                   or env_failed(self.env_name, "reset()", exc)) from exc
         self._obs = self.policy.flatten(obs)  # raw (unfiltered) flat observations
+        if self._check_obs and not np.isfinite(self._obs).all():
+            i = int(np.flatnonzero(~np.isfinite(self._obs).all(1))[0])
+            raise non_finite(self.env_name, "observation", self._obs[i][~np.isfinite(self._obs[i])][0], "reset()",
+                             f"in env copy {i}")
         self._mask = self.policy.action_mask(obs)
         self._pending_reset = np.zeros(self.num_envs, bool)
         self._ep_return[:] = 0
@@ -92,7 +156,9 @@ class EnvRunner:
             try:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-                raise env_failed(self.env_name, "step()", exc) from exc
+                # a NaN the env returned earlier (and the policy acted on) is the likelier culprit
+                raise (self._non_finite(buf, t) or wrong_shape(env, self.env_name, "step()", exc)
+                       or env_failed(self.env_name, "step()", exc)) from exc
             obs, mask = flatten(next_obs), action_mask(next_obs)
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
@@ -101,10 +167,38 @@ class EnvRunner:
         buf.obs[-1] = normalize(obs)
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
+        error = self._non_finite(buf, len(buf.rewards))  # before the filter learns from the observations
+        if error is not None:
+            raise error
+        if buf.raw_obs is not None:
             policy.obs_filter.update(buf.raw_obs[:-1][buf.valid])
         self._obs, self._mask, self._pending_reset = obs, mask, pending
         self._record_episodes(buf)
         return buf
+
+    def _non_finite(self, buf: Rollout, steps: int) -> EnvError | None:
+        """The first NaN/inf the env returned in the fragment's first `steps` steps, as an error naming
+        the env copy and the step of its episode; None when all is finite. One vectorized test per
+        fragment, not a check per step. Observation t + 1 and reward t came from step t; observation 0
+        was checked already (by the previous fragment, or by reset())."""
+        obs = (buf.raw_obs if buf.raw_obs is not None else buf.obs)[1:steps + 1]
+        rewards = buf.rewards[:steps]
+        obs_ok = not self._check_obs or np.isfinite(obs).all()
+        if obs_ok and np.isfinite(rewards).all():
+            return None
+        bad_obs = np.zeros(rewards.shape, bool) if obs_ok else ~np.isfinite(obs).all(-1)  # [steps, N]
+        t, i = np.argwhere(bad_obs | ~np.isfinite(rewards))[0]  # the earliest (time-major)
+        if bad_obs[t, i]:
+            what, value = "observation", obs[t, i][~np.isfinite(obs[t, i])][0]
+        else:
+            what, value = "reward", rewards[t, i]
+        if not buf.valid[t, i]:  # next-step autoreset: this step() call reset the copy
+            return non_finite(self.env_name, what, value, "reset()", f"in env copy {i}")
+        ends = np.flatnonzero(buf.terminated[:t, i] | buf.truncated[:t, i])
+        # the episode's valid steps up to t: since its start in this fragment, or since before it
+        before = 0 if len(ends) else int(self._ep_len[i])
+        step = before + int(buf.valid[(ends[-1] + 1 if len(ends) else 0):t + 1, i].sum())
+        return non_finite(self.env_name, what, value, "step()", f"in env copy {i} at step {step} of its episode")
 
     def _record_episodes(self, buf: Rollout) -> None:
         """Episode returns and lengths from the whole fragment at once (not per step: with 64 envs
@@ -162,7 +256,7 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, expl
                     counts[i] += 1
                 ep_ret[i], ep_len[i] = 0.0, 0
     except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
-        raise env_failed(env_name, "evaluation", exc) from exc
+        raise wrong_shape(env, env_name, "step()", exc) or env_failed(env_name, "evaluation", exc) from exc
     r = np.array(returns)
     return {"episode_return_mean": float(r.mean()), "episode_return_std": float(r.std()),
             "episode_return_min": float(r.min()), "episode_return_max": float(r.max()),
