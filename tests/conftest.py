@@ -74,8 +74,11 @@ def track() -> Iterator[Callable[[Algorithm], Algorithm]]:
 
 @pytest.fixture
 def registered_env() -> Iterator[Callable[[str, Callable], str]]:
-    """register_env for one test only: the name is removed from the registry afterwards."""
+    """register_env for one test only: the name (and the trust register_env gives its creator) is
+    removed afterwards."""
+    from rlarena import refs
     names: list[str] = []
+    trusted = dict(refs._REGISTERED)
 
     def _register(name: str, creator: Callable) -> str:
         from rlarena import register_env
@@ -86,6 +89,8 @@ def registered_env() -> Iterator[Callable[[str, Callable], str]]:
     yield _register
     for name in names:
         registry._REGISTRY.pop(name, None)
+    refs._REGISTERED.clear()
+    refs._REGISTERED.update(trusted)
 
 
 def weights(algo: Algorithm) -> dict[str, torch.Tensor]:

@@ -131,6 +131,7 @@ def test_loading_never_unpickles(saved, monkeypatch, track):
 def test_env_class_is_restored_by_name(build, tmp_path, track):
     algo = build(tiny_config(DiscreteIdentityEnv, train_batch_size=32, minibatch_size=16))
     algo.train()
+    # built in this process, so trusted here (tests/test_trust.py: another process needs trusted_modules)
     restored = track(Algorithm.from_checkpoint(algo.save(tmp_path / "c")))
     assert restored.config.env is DiscreteIdentityEnv
     assert restored.train()["training_iteration"] == 2

@@ -12,6 +12,7 @@ from probe_envs import DiscreteIdentityEnv
 
 from rlarena import ConfigError, EnvError, PPOConfig
 from rlarena.algorithms.ppo import scheduled_lr
+from rlarena.refs import Trust
 
 
 def cartpole(**training) -> PPOConfig:
@@ -187,9 +188,9 @@ def full_config(env) -> PPOConfig:
 def test_to_dict_from_dict_round_trip_through_json(env):
     config = full_config(env)
     text = json.dumps(config.to_dict())  # JSON-serializable as it is, no default= needed
-    restored = PPOConfig.from_dict(json.loads(text))
+    restored = PPOConfig.from_dict(json.loads(text), Trust.create(["probe_envs"]))
     assert restored == config
-    assert restored.env == env  # a class comes back as the same class, imported by name
+    assert restored.env == env  # a class of a trusted module comes back as the same class, imported by name
     assert restored.to_dict() == config.to_dict()
 
 

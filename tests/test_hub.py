@@ -116,12 +116,20 @@ def test_model_card_has_hub_metadata_usage_and_evaluation(package):
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime (rlarena[onnx])")
 def test_packaged_onnx_plays_the_same_greedy_actions(package, checkpoint):
+    import torch
+
     from rlarena.export import OnnxPolicy
     algo = Algorithm.from_checkpoint(checkpoint)
     try:
         obs = np.random.default_rng(1).uniform(-2, 2, size=(64, 4)).astype(np.float32)
-        np.testing.assert_array_equal(OnnxPolicy(package.folder / "model.onnx").compute_actions(obs, explore=False),
-                                      algo.compute_actions(obs, explore=False))
+        actions = OnnxPolicy(package.folder / "model.onnx").compute_actions(obs, explore=False)
+        policy = algo.get_policy()
+        with torch.no_grad():
+            logits = policy.model(torch.from_numpy(policy.normalize(policy.flatten(obs))))[0].numpy()
+        # each is torch's greedy action up to float32 rounding, which depends on the CPU's kernels: a
+        # near-tie of this barely trained policy's two logits may go either way (tests/test_onnx.py)
+        chosen, best = logits[np.arange(len(obs)), actions], logits.max(-1)
+        assert (best - chosen <= 1e-5 + 1e-4 * np.abs(best)).all(), (actions, logits)
     finally:
         algo.stop()
 
@@ -229,7 +237,7 @@ def test_env_without_rgb_array_is_packaged_without_a_video(tmp_path, recwarn):
     assert not list((tmp_path / "pkg").glob("replay.*"))
     assert any("without a replay video" in str(w.message) for w in recwarn.list)
     assert "No replay" in (tmp_path / "pkg" / "README.md").read_text()
-    loaded = load_from_hub(tmp_path / "pkg")  # the env class is rebuilt from its "module:qualname"
+    loaded = load_from_hub(tmp_path / "pkg", trusted_modules=["probe_envs"])  # the env class from "module:qualname"
     loaded.stop()
 
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlarena import Algorithm, Callbacks, ConfigError, PPOConfig
+from rlarena import Algorithm, Callbacks, CheckpointError, ConfigError, PPOConfig
 from rlarena.envs.arena import MultiAgentArena
 from rlarena.envs.multi_agent import MultiAgentEnv
 from rlarena.multiagent import PolicySpec, RandomPolicy
@@ -129,9 +129,10 @@ def test_add_and_remove_policy_during_training_survive_save_restore(tmp_path):
             np.testing.assert_array_equal(algo.get_policy("frozen").get_state()[key], value)
         algo.remove_policy("policy2")
         path = algo.save(tmp_path / "ckpt")
-        with pytest.raises(ConfigError, match="policy_mapping_fn"):
-            Algorithm.from_checkpoint(path)
-        restored = Algorithm.from_checkpoint(path, config_overrides={"policy_mapping_fn": frozen})
+        with pytest.raises(CheckpointError, match="policy_mapping_fn"):  # AlwaysRight's module is trusted, the lambda lost
+            Algorithm.from_checkpoint(path, trusted_modules=["test_multi_agent"])
+        restored = Algorithm.from_checkpoint(path, config_overrides={"policy_mapping_fn": frozen},
+                                             trusted_modules=["test_multi_agent"])
         try:
             assert set(restored.policies) == {"policy1", "frozen", "heuristic"}
             assert isinstance(restored.get_policy("heuristic"), AlwaysRight)

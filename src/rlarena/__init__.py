@@ -25,6 +25,7 @@ __all__ = [
     "Results",
     "TorchPolicy",
     "TrainingError",
+    "UntrustedCodeError",
     "__version__",
     "check_env",
     "choice",
@@ -33,6 +34,7 @@ __all__ = [
     "loguniform",
     "package_to_hub",
     "register_env",
+    "register_trusted",
     "run",
     "uniform",
 ]
@@ -45,6 +47,7 @@ _LAZY = {"PPO": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "Algori
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",
          "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
          "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors",
+         "UntrustedCodeError": "rlarena.errors", "register_trusted": "rlarena.refs",
          "Episode": "rlarena.multiagent", "PolicySpec": "rlarena.multiagent", "RandomPolicy": "rlarena.multiagent",
          "Policy": "rlarena.policy", "TorchPolicy": "rlarena.torch_policy",
          "run": "rlarena.train.runner", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",

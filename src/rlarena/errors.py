@@ -22,6 +22,10 @@ class CheckpointError(RLArenaError):
     """A checkpoint directory is missing, corrupted, truncated or not an rlarena checkpoint."""
 
 
+class UntrustedCodeError(RLArenaError):
+    """A file names code (a module to import, an object to call) that the user has not trusted."""
+
+
 class TrainingError(RLArenaError):
     """Training cannot continue safely (for example a NaN/inf loss)."""
 

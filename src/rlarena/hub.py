@@ -14,9 +14,10 @@ The package folder (the layout RL-Zoo and the Deep RL course use: a card, weight
     results.json       the evaluation: per-episode returns, lengths and seeds, mean, std
     replay.mp4         evaluation episode 1 (replay.gif when imageio-ffmpeg is missing)
 
-Loading reads JSON and safetensors only (never pickle); classes named in the config (an env, a
-heuristic policy) are imported by name, as Algorithm.from_checkpoint does. The optimizer state is not
-shipped: a Hub agent is for inference (the checkpoint directory is for resuming training).
+Loading reads JSON and safetensors only (never pickle), and imports nothing the config names unless
+the user allowed it, as Algorithm.from_checkpoint (rlarena.refs: rlarena's built-ins, registered
+objects, an `env` passed again, `trusted_modules`). The optimizer state is not shipped: a Hub agent is
+for inference (the checkpoint directory is for resuming training).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from rlarena._version import __version__
-from rlarena.checkpoint.io import json_default, read_verified, replace_dir, sha256
+from rlarena.checkpoint.io import json_default, read_json, read_verified, replace_dir, sha256
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
+from rlarena.refs import Trust
 
 PACKAGE_FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -76,7 +78,8 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
                    episodes: int = 10, seed: int = 0, policy_id: str | None = None, opponent: str | None = None,
                    video: bool = True, video_format: str = "auto", fps: int | None = None,
                    max_video_steps: int | None = None, env: Any = None, token: str | None = None,
-                   private: bool | None = None, commit_message: str | None = None) -> HubPackage:
+                   private: bool | None = None, commit_message: str | None = None,
+                   trusted_modules: list[str] | None = None) -> HubPackage:
     """Evaluate an agent, record a replay and write a Hub-ready folder at `out`; push it if asked.
 
     `checkpoint`: a checkpoint directory or an Algorithm. `episodes` greedy episodes with seeds
@@ -86,6 +89,7 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
     agents' rewards are its return; the other agents are played by `opponent` (a policy id of the
     checkpoint, seats alternating) or, when None, by the checkpoint's own policy mapping.
     `push` uploads to `repo_id` with `token` (default: HF_TOKEN or the huggingface-cli login).
+    `trusted_modules`: as in Algorithm.from_checkpoint, modules whose objects the checkpoint may name.
     The folder is written atomically; an existing package at `out` is replaced only once the new one
     is complete, and a folder holding anything else is refused.
     """
@@ -99,7 +103,7 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
         _import_hub()
         token = _token(token)
     target = _check_out(Path(out))
-    algo, owned, training_config = _load_algorithm(checkpoint, env)
+    algo, owned, training_config = _load_algorithm(checkpoint, env, trusted_modules)
     try:
         pid = _packaged_policy(algo, policy_id)
         mapping_fn = _opponent_mapping(algo, pid, opponent)
@@ -153,13 +157,13 @@ def _check_out(target: Path) -> Path:
 
 def _is_package(folder: Path) -> bool:
     try:
-        meta = json.loads((folder / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
+        meta = read_json(folder / CONFIG_FILE, "Package config")
+    except (OSError, CheckpointError):
         return False
     return isinstance(meta, dict) and meta.get("library_name") == "rlarena"
 
 
-def _load_algorithm(checkpoint: Any, env: Any) -> tuple[Any, bool, dict[str, Any]]:
+def _load_algorithm(checkpoint: Any, env: Any, trusted_modules: list[str] | None) -> tuple[Any, bool, dict[str, Any]]:
     """(algorithm, whether we built it and must stop it, its training config as JSON).
 
     A checkpoint is loaded with one in-process env (INFERENCE_OVERRIDES); the package records the
@@ -172,8 +176,9 @@ def _load_algorithm(checkpoint: Any, env: Any) -> tuple[Any, bool, dict[str, Any
     if not isinstance(checkpoint, str | os.PathLike):
         raise ConfigError(f"package_to_hub needs a checkpoint directory or an Algorithm, got "
                           f"{type(checkpoint).__name__}.")
-    algo = Algorithm.from_checkpoint(checkpoint, env=env, config_overrides=dict(INFERENCE_OVERRIDES))
-    config = json.loads((Path(checkpoint) / METADATA_FILE).read_text())["config"]  # from_checkpoint checked it
+    algo = Algorithm.from_checkpoint(checkpoint, env=env, config_overrides=dict(INFERENCE_OVERRIDES),
+                                     trusted_modules=trusted_modules)
+    config = read_json(Path(checkpoint) / METADATA_FILE, "Checkpoint metadata")["config"]  # from_checkpoint checked it
     config["env"] = env_to_json(algo.config.env)  # an `env` given here replaces the saved one
     return algo, True, config
 
@@ -456,12 +461,14 @@ def _hub_error(exc: Exception, what: str) -> HubError:
 
 # -- load -----------------------------------------------------------------------------------------
 def load_from_hub(repo_id_or_folder: str | os.PathLike, *, revision: str | None = None, token: str | None = None,
-                  env: Any = None) -> Any:
+                  env: Any = None, trusted_modules: list[str] | None = None) -> Any:
     """A ready Algorithm from a package folder or a Hub repository id ('user/name').
 
     Only config.json and safetensors files are read (downloaded from the Hub into its cache); the
     optimizer state is not part of a package. `env` replaces the packaged env (as in
     Algorithm.from_checkpoint). compute_single_action(obs, explore=False) gives the greedy action.
+    Nothing the package names is imported unless allowed: rlarena's built-ins, objects registered in
+    this process, `env`, or the modules in `trusted_modules` (trust only packages from people you trust).
     """
     folder = Path(repo_id_or_folder)
     if not folder.is_dir():
@@ -470,7 +477,8 @@ def load_from_hub(repo_id_or_folder: str | os.PathLike, *, revision: str | None 
             raise ConfigError(f"{repo_id!r} is neither a package folder nor a Hub repository id 'user/name'.")
         check_repo_id(repo_id)
         folder = _download(repo_id, revision, token)
-    return _load_folder(folder, env)
+    trust = Trust.create(trusted_modules, [env], source=f"package {str(repo_id_or_folder)!r}")
+    return _load_folder(folder, env, trust)
 
 
 def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
@@ -485,22 +493,21 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
                          else exc, f"Downloading {repo_id!r}") from exc
 
 
-def _load_folder(folder: Path, env: Any) -> Any:
-
+def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
     from rlarena.algorithms import get_algorithm_class
     from rlarena.envs.spaces import space_from_json
     meta_path = folder / CONFIG_FILE
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, "Package config")  # size-checked; a link out of the folder is refused
     except FileNotFoundError:
         raise CheckpointError(f"{str(folder)!r} is not an rlarena package: it has no {CONFIG_FILE}. Make one with "
                               f"`rlarena package CHECKPOINT --out DIR` (a checkpoint directory loads with "
                               f"Algorithm.from_checkpoint).") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{str(meta_path)!r} cannot be read as JSON ({exc}).") from None
     if not isinstance(meta, dict) or meta.get("library_name") != "rlarena":
         raise CheckpointError(f"{str(meta_path)!r} is not an rlarena package's config (library_name is not "
                               f"'rlarena'): this model was made with another library.")
+    if not isinstance(meta.get("package_format", 0), int):
+        raise CheckpointError(f"{str(meta_path)!r} is corrupted: its package_format is not a whole number.")
     if meta.get("package_format", 0) > PACKAGE_FORMAT:
         raise CheckpointError(f"{str(folder)!r} has package format {meta['package_format']}, newer than this "
                               f"rlarena reads ({PACKAGE_FORMAT}). Upgrade rlarena.")
@@ -510,7 +517,9 @@ def _load_folder(folder: Path, env: Any) -> Any:
             owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy."):-len(".safetensors")]
             arrays[owner] = state
         algo_cls = get_algorithm_class(meta["algorithm"])
-        config = algo_cls.config_class.from_dict(meta["config"])
+        saved = meta["config"]
+        config = algo_cls.config_class.from_dict(saved if env is None else {k: v for k, v in saved.items() if k != "env"},
+                                                 trust)
         if config.policies is not None:  # the spaces each policy was built with (added ones too)
             for pid, spec in config.policies.items():
                 saved = meta["policies"].get(pid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +39,7 @@ from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
 from rlarena.nn.flat import Adam
 from rlarena.policy import Policy
+from rlarena.refs import Trust
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy
 
@@ -76,6 +78,18 @@ def _with_aliases(metrics: dict[str, Any]) -> dict[str, Any]:
         if new in out:
             out[old] = out[new]
     return ResultDict(out)
+
+
+def _objects_in(value: Any) -> list[Any]:
+    """The classes and functions in what a caller passes to from_checkpoint (env, config_overrides
+    values, PolicySpecs and RLlib's (cls, obs_space, act_space, config) tuples among them)."""
+    if isinstance(value, PolicySpec):
+        return [value.policy_class]
+    if isinstance(value, dict):
+        return [obj for v in value.values() for obj in _objects_in(v)]
+    if isinstance(value, list | tuple):
+        return [obj for v in value for obj in _objects_in(v)]
+    return [value]
 
 
 def _seed_for(seed: int | None, *salt: int) -> int | None:
@@ -146,7 +160,12 @@ class Algorithm(ABC):
             obs_space, act_space = policy_spaces(pid, spec, self._probe_env, self.mapping_fn)
             spec = PolicySpec(spec.policy_class, obs_space, act_space, dict(spec.config))
         cfg = self.config.copy().update_from_dict(spec.config) if spec.config else self.config
-        cfg.validate()
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            if not spec.config:
+                raise
+            raise ConfigError(f"Policy {pid!r} (its PolicySpec config overrides): {exc}") from None
         policy = build_policy(spec, spec.observation_space, spec.action_space, cfg.model_config,
                               cfg.observation_filter, _seed_for(self.config.seed, 1, len(self.policies)))
         self.policies[pid], self.policy_configs[pid] = policy, cfg
@@ -389,15 +408,28 @@ class Algorithm(ABC):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None,
-                        config_overrides: dict[str, Any] | None = None) -> Algorithm:
+                        config_overrides: dict[str, Any] | None = None,
+                        trusted_modules: Iterable[str] | str | None = None, trust: Trust | None = None) -> Algorithm:
         """Rebuild the algorithm saved at `path` and continue where it stopped.
 
         `env` replaces the saved env (needed when the original was a lambda or local function);
         `config_overrides` sets options by name before building, e.g. {"num_envs_per_env_runner": 1}
         to load a policy for inference without the full set of training envs, or
         {"policy_mapping_fn": fn} when the saved one was a lambda.
+
+        Loading imports nothing the checkpoint names unless you allowed it (rlarena.refs): a saved env,
+        callbacks class, mapping function or policy class resolves only to one of rlarena's built-ins,
+        an object registered in this process (register_env, register_trusted), an object you pass
+        again here (`env`, `config_overrides`), or an object of a module in `trusted_modules`
+        (e.g. ["my_project"]; trust only checkpoints you or someone you trust made). `trust`: a
+        prepared rlarena.refs.Trust, e.g. the experiment runner's, which passes its config's objects.
         """
         from rlarena.algorithms import get_algorithm_class
+        overrides = dict(config_overrides or {})
+        base = trust or Trust()
+        modules = [trusted_modules] if isinstance(trusted_modules, str) else list(trusted_modules or ())
+        trust = Trust.create([*base.modules, *modules], [*base.objects.values(), *_objects_in([env, overrides])],
+                             source=f"checkpoint {str(path)!r}")
         meta, arrays = read_checkpoint(path)
         missing = [k for k in ("algorithm", "config", "counters", "episode_window", "rng") if k not in meta]
         if missing or not isinstance(meta["config"], dict):
@@ -410,20 +442,25 @@ class Algorithm(ABC):
         if cls is not Algorithm and not issubclass(algo_cls, cls):
             raise CheckpointError(f"{str(path)!r} holds a {algo_cls.__name__} checkpoint, not {cls.__name__}; "
                                   f"load it with Algorithm.from_checkpoint().")
-        try:
-            config = algo_cls.config_class.from_dict(meta["config"])
+        replaced = set(overrides) | ({"env"} if env is not None else set())
+        try:  # what the caller replaces is not read from the file at all (nor resolved)
+            config = algo_cls.config_class.from_dict({k: v for k, v in meta["config"].items() if k not in replaced},
+                                                     trust)
             if config.policies is not None:  # the spaces each policy was built with (added ones too)
                 for pid, spec in config.policies.items():
                     saved = meta.get("policies", {}).get(pid)
                     if saved:
                         spec.observation_space = space_from_json(saved["observation_space"])
                         spec.action_space = space_from_json(saved["action_space"])
-        except (ConfigError, TypeError, KeyError, ValueError) as exc:
+        except (ConfigError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
         if env is not None:
             config.env = env
-        config.update_from_dict(config_overrides or {})
-        config.validate()
+        config.update_from_dict(overrides)
+        try:
+            config.validate()
+        except ConfigError as exc:  # a value edited into the file (or a bad override): say where it came from
+            raise CheckpointError(f"Checkpoint {str(path)!r}: {exc}") from None
         algo = algo_cls(config)
         algo._restore(meta, arrays)
         return algo
@@ -450,7 +487,7 @@ class Algorithm(ABC):
             for pid, state in meta["rng"]["policies"].items():
                 self.policies[pid].rng.bit_generator.state = state  # type: ignore[attr-defined]
             self.rng.bit_generator.state = meta["rng"]["algorithm"]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
         # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
         self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))

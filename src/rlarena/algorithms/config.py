@@ -9,18 +9,17 @@ Algorithm configs (PPOConfig, ...) subclass it, add their `training` fields and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from rlarena.envs.registry import (
-    EnvSpec,
-    env_from_json,
-    env_to_json,
-    ref_from_json,
-    ref_to_json,
-)
+from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
 from rlarena.errors import ConfigError, closest
+from rlarena.refs import Trust, ref_to_json, trust_built
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_hiddens": [64, 64],  # SB3's PPO default net_arch
@@ -28,6 +27,14 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "vf_share_layers": False,
     "log_std_init": 0.0,
     "board_features": None,  # 6x7x2 boards (rlarena.nn.board): "connect_four" fixed tactical features, "conv" a CNN
+}
+# The type of each model option, written as an annotation; validate() checks `model` against it.
+MODEL_TYPES: dict[str, Any] = {
+    "fcnet_hiddens": list[int],  # and each size >= 1
+    "fcnet_activation": str,
+    "vf_share_layers": bool,
+    "log_std_init": float,
+    "board_features": str | None,
 }
 
 
@@ -48,7 +55,7 @@ class AlgorithmConfig:
     # .env_runners()
     num_env_runners: int = option(0, "env_runners")  # 0: sample in this process (Ray runners later)
     num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
-    rollout_fragment_length: int | str = option("auto", "env_runners")  # "auto": train_batch_size / num_envs
+    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners")  # auto: train_batch_size / num_envs
     vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
     num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
@@ -140,7 +147,14 @@ class AlgorithmConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad key. Subclasses extend it."""
+        """Raise ConfigError naming the bad key(s). Subclasses extend it.
+
+        Every path to an algorithm comes through here (build(), rlarena.run, YAML and --config,
+        from_checkpoint, per-policy PolicySpec(config=...) overrides), so the types are checked first,
+        in one place: the rules below may then compare and compute with the values."""
+        if self.policies is not None:  # a list of ids becomes {id: PolicySpec()} before its type is checked
+            self.policies = normalize_policies(self.policies)
+        self._check_types()
         if self.env is None:
             raise ConfigError("No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "
                               "from register_env, an Env class or a creator fn(env_config)).")
@@ -158,16 +172,14 @@ class AlgorithmConfig:
         self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
         self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point"))
         self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
-        for key in self.model:
-            if key not in MODEL_DEFAULTS:
-                raise ConfigError(f"Unknown model option {key!r}.{closest(key, MODEL_DEFAULTS)} "
-                                  f"Valid model options: {', '.join(MODEL_DEFAULTS)}.")
+        self._check("evaluation_num_envs", self.evaluation_num_envs >= 0,
+                    "must be >= 0 (0: min(evaluation_duration, 10))")
+        self._check("seed", self.seed is None or self.seed >= 0, "must be >= 0 or None")  # numpy's SeedSequence
         from rlarena.nn.models import ACTIVATIONS
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
         if self.rollout_fragment_length != "auto":
-            self._check("rollout_fragment_length", int(self.rollout_fragment_length) >= 1, "must be >= 1 or 'auto'")
+            self._check("rollout_fragment_length", self.rollout_fragment_length >= 1, "must be >= 1 or 'auto'")
         if self.policies is not None:
-            self.policies = normalize_policies(self.policies)
             for pid in self.policies_to_train or []:
                 if pid not in self.policies:
                     raise ConfigError(f"policies_to_train names {pid!r}, which is not in policies."
@@ -183,9 +195,41 @@ class AlgorithmConfig:
                               f"If it was defined in a script or function, pass it again with "
                               f"from_checkpoint(path, config_overrides={{'callbacks_class': MyCallbacks}}).")
         if self.lr_schedule is not None:
-            ok = all(isinstance(p, list | tuple) and len(p) == 2 and p[1] >= 0 for p in self.lr_schedule)
+            ok = all(isinstance(p, list | tuple) and len(p) == 2 and all(_conform(x, float)[0] for x in p)
+                     and p[1] >= 0 for p in self.lr_schedule)
             self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,
                         "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]")
+
+    def _check_types(self) -> None:
+        """Each option against its declared annotation and each model option against MODEL_TYPES;
+        one line per bad value. A value of the right kind in another form (2.0 for an int, a numpy
+        scalar) is stored in its plain Python form, so the attribute keeps one type (STYLE.md 9)."""
+        problems = []
+        for name, annotation in _field_types(type(self)).items():
+            value = getattr(self, name)
+            ok, plain = _conform(value, annotation)
+            if not ok:
+                problems.append(_invalid(name, value, _describe(annotation)))
+            elif plain is not value:
+                setattr(self, name, plain)
+        if isinstance(self.model, dict):
+            model = dict(self.model)  # the caller's dict is not changed
+            for key, value in self.model.items():
+                if key not in MODEL_TYPES:
+                    problems.append(f"Unknown model option {key!r}.{closest(str(key), MODEL_TYPES)} "
+                                    f"Valid model options: {', '.join(MODEL_TYPES)}.")
+                    continue
+                ok, model[key] = _conform(value, MODEL_TYPES[key])
+                expected = _describe(MODEL_TYPES[key])
+                if key == "fcnet_hiddens":
+                    ok = ok and all(size >= 1 for size in model[key])
+                    expected = "a list of positive integers (layer sizes, e.g. [64, 64])"
+                if not ok:
+                    problems.append(_invalid(f"model.{key}", value, expected))
+            if not problems and any(model[k] is not v for k, v in self.model.items()):
+                self.model = model
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     def _check(self, key: str, ok: bool, rule: str) -> None:
         if not ok:
@@ -198,11 +242,15 @@ class AlgorithmConfig:
 
     # -- build and (de)serialize --------------------------------------------------------------
     def build(self, env: EnvSpec | None = None) -> Any:
-        """Validate and build the algorithm (RLlib: `config.build_algo()`; `build()` is kept too)."""
+        """Validate and build the algorithm (RLlib: `config.build_algo()`; `build()` is kept too).
+
+        The classes and functions of a config built here are the user's own: a checkpoint loaded
+        later in this process may name them without further trust (rlarena.refs)."""
         if env is not None:
             self.env = env
         self.validate()
         assert self.algo_class is not None, f"{type(self).__name__} has no algo_class"
+        trust_built(self.named_objects())
         return self.algo_class(self.copy())
 
     build_algo = build
@@ -224,23 +272,35 @@ class AlgorithmConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlgorithmConfig:
+    def from_dict(cls, data: dict[str, Any], trust: Trust | None = None) -> AlgorithmConfig:
+        """The config `to_dict` wrote. Saved classes and functions resolve only as `trust` allows
+        (rlarena.refs): by default rlarena's built-ins and objects registered in this process."""
+        trust = trust or Trust()
         fields = cls._fields()
         unknown = [k for k in data if k not in fields]
         if unknown:
-            raise ConfigError(f"{cls.__name__} has no option {unknown[0]!r}.{closest(unknown[0], fields)}")
+            raise ConfigError(f"{cls.__name__} has no option {unknown[0]!r}.{closest(str(unknown[0]), fields)}")
         values = dict(data)
         if "env" in values:
-            values["env"] = env_from_json(values["env"])
+            values["env"] = env_from_json(values["env"], trust)
         if values.get("policies") is not None:
             from rlarena.multiagent.policies import PolicySpec
-            values["policies"] = {pid: PolicySpec(policy_class=ref_from_json(spec.get("policy_class"), "policy class"),
-                                                  config=dict(spec.get("config") or {}))
-                                  for pid, spec in values["policies"].items()}
-        for key, what in (("policy_mapping_fn", "policy_mapping_fn"), ("callbacks_class", "callbacks class")):
+            if not isinstance(values["policies"], dict):
+                raise ConfigError(f"policies must be a mapping of policy id to spec, got {values['policies']!r}.")
+            values["policies"] = {
+                pid: PolicySpec(policy_class=trust.resolve(spec.get("policy_class"), f"policies[{pid!r}].policy_class"),
+                                config=dict(spec.get("config") or {}))
+                for pid, spec in values["policies"].items()}
+        for key in ("policy_mapping_fn", "callbacks_class"):
             if key in values:
-                values[key] = ref_from_json(values[key], what)
+                values[key] = trust.resolve(values[key], key)
         return cls(**values)
+
+    def named_objects(self) -> list[Any]:
+        """The classes and functions this config holds (env, callbacks, mapping fn, policy classes):
+        what a load may resolve a saved reference to when this config is passed again (resume)."""
+        policies = normalize_policies(self.policies).values() if self.policies is not None else ()
+        return [self.env, self.callbacks_class, self.policy_mapping_fn, *(spec.policy_class for spec in policies)]
 
     def update_from_dict(self, data: dict[str, Any]) -> AlgorithmConfig:
         """Set options by name regardless of builder group (for CLI --config and sweeps)."""
@@ -270,3 +330,92 @@ def normalize_policies(policies: Any) -> dict:
             raise ConfigError(f"policies[{pid!r}] must be a PolicySpec, got {type(spec).__name__}.")
         out[str(pid)] = spec
     return out
+
+
+# -- the type check behind validate() ---------------------------------------------------------------
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Each dataclass field's annotation, resolved (this module uses `from __future__ import annotations`)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # a subclass annotating with a name its module cannot resolve
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def _conform(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """(whether `value` has the type `annotation` declares, the value in its plain Python form).
+
+    Only plain data is checked here: Any, a class (`type`), a callable or an EnvSpec accepts anything,
+    and those options keep their own checks in validate(). A bool is never taken for a number.
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        for member in args:
+            ok, plain = _conform(value, member)
+            if ok:
+                return True, plain
+        return False, value
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in args), value
+    if annotation is type(None):
+        return value is None, value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, numbers.Integral):  # numpy integers too
+            return True, int(value)
+        # 2.0 (and 1e4 from JSON) is accepted and stored as the int it equals; 2.5 is refused
+        return (True, int(value)) if isinstance(value, float) and value.is_integer() else (False, value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+            return False, value
+        return True, value if type(value) in (int, float) else float(value)
+    if annotation is str:
+        return isinstance(value, str), value
+    if (origin or annotation) is list:
+        if not isinstance(value, list | tuple):
+            return False, value
+        if not args:
+            return True, value
+        items = [_conform(v, args[0]) for v in value]
+        if not all(ok for ok, _ in items):
+            return False, value
+        plain = [p for _, p in items]
+        return True, value if isinstance(value, list) and all(p is v for p, v in zip(plain, value)) else plain
+    if (origin or annotation) is dict:
+        return isinstance(value, dict), value
+    return True, value
+
+
+_TYPE_NAMES = {bool: "true or false (bool)", int: "an integer (int)", float: "a number (float)",
+               str: "a string (str)", dict: "a dict", list: "a list", type(None): "None"}
+_PLURALS = {bool: "bools", int: "integers", float: "numbers", str: "strings"}
+
+
+def _describe(annotation: Any) -> str:
+    """'a number (float) or None' for `float | None`: the expected type, for an error message."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(member) for member in args)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin is list and args:
+        return f"a list of {_PLURALS.get(args[0], _describe(args[0]))}"
+    return _TYPE_NAMES.get(origin or annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _invalid(name: str, value: Any, expected: str) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else f"{text[:57]}..."
+    hint = " (not NaN)" if isinstance(value, float) and math.isnan(value) else ""
+    if isinstance(value, str) and ("number" in expected or "integer" in expected):
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:  # a quoted number, e.g. JSON's "3e-4"
+            hint = ", not a string: write it unquoted"
+    return f"Invalid {name}={text}: expected {expected}{hint}."

@@ -20,7 +20,8 @@ def arena(args: argparse.Namespace) -> int:
         if name not in OPPONENTS:
             raise ConfigError(f"Unknown opponent {name!r}.{closest(name, OPPONENTS)} Opponents: {', '.join(OPPONENTS)}.")
     path = args.checkpoint
-    algo = Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1})
+    algo = Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1},
+                                     trusted_modules=args.trusted_modules)
     try:
         agent = algo.get_policy(args.policy_id)
         spaces = (observation_space(), gym.spaces.Discrete(7))

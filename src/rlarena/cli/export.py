@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlarena.cli.trust import add_trust_module
+
 
 def add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint directory (or a trial directory: its latest checkpoint)")
@@ -14,6 +16,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
                         "Box mean, then the value, out; dynamic batch")
     p.add_argument("--policy-id", default=None, metavar="ID",
                    help="the policy to export (None: the checkpoint's only trained policy)")
+    add_trust_module(p)
 
 
 def run_export(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -24,7 +27,8 @@ def run_export(args: argparse.Namespace, explicit: set[str]) -> int:
     from rlarena.torch_policy import TorchPolicy
 
     path = resolve_checkpoint(args.checkpoint)
-    algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES))
+    algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES),
+                                     trusted_modules=args.trusted_modules)
     try:
         policy_id = args.policy_id
         if policy_id is None:  # the usual case: one trained policy (any others are heuristics)

@@ -17,6 +17,7 @@ from rlarena._version import __version__
 from rlarena.cli.export import add_export, run_export
 from rlarena.cli.package import add_package, run_package
 from rlarena.cli.play import add_play, run_play
+from rlarena.cli.trust import add_trust_module
 from rlarena.errors import RLArenaError, TrainingError
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -71,6 +72,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help="write TensorBoard event files (needs the tensorboard package)")
     p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
                    help="write learning_curve.png when a trial ends (needs matplotlib)")
+    add_trust_module(p)  # for -f files that name module:Env, and checkpoints read by --resume
 
 
 def run_train(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -87,6 +89,7 @@ def _add_checkpoint_args(p: argparse.ArgumentParser, episodes: int, optional: bo
     p.add_argument("--seed", type=int, default=None, help="seed of the first episode (None: random)")
     p.add_argument("--env", default=None,
                    help="use this env instead of the checkpoint's (needed when it was a lambda)")
+    add_trust_module(p)
 
 
 def add_rollout(p: argparse.ArgumentParser) -> None:
@@ -129,6 +132,7 @@ def add_arena(p: argparse.ArgumentParser) -> None:
                    default=["random", "always_same", "linear", "beat_last", "smart"]
                    + [f"negamax_{depth}" for depth in range(1, 8)])
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    add_trust_module(p)
 
 
 def run_arena(args: argparse.Namespace, explicit: set[str]) -> int:

@@ -7,6 +7,8 @@ import argparse
 import sys
 import warnings
 
+from rlarena.cli.trust import add_trust_module
+
 
 def _positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
@@ -40,6 +42,7 @@ def add_package(p: argparse.ArgumentParser) -> None:
                    help="replay frames per second (None: the env's render_fps, else 30)")
     p.add_argument("--env", default=None,
                    help="use this env instead of the checkpoint's (needed when it was a lambda)")
+    add_trust_module(p)
 
 
 def run_package(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -52,7 +55,8 @@ def run_package(args: argparse.Namespace, explicit: set[str]) -> int:
         result = package_to_hub(resolve_checkpoint(args.checkpoint), args.out, repo_id=args.repo_id,
                                 push=args.push, episodes=args.episodes, seed=args.seed, policy_id=args.policy_id,
                                 opponent=args.opponent, video=args.video, video_format=args.video_format,
-                                fps=args.fps, env=env, private=args.private or None)
+                                fps=args.fps, env=env, private=args.private or None,
+                                trusted_modules=args.trusted_modules)
     for warning in caught:  # e.g. no replay for an env without rgb_array frames: one line each
         if issubclass(warning.category, UserWarning) and "rlarena" in warning.filename:
             print(f"warning: {warning.message}", file=sys.stderr)

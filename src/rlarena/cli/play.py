@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from rlarena.cli.trust import add_trust_module
 from rlarena.errors import ConfigError
 
 DEFAULT_PORT = 7860  # Gradio's own default
@@ -38,6 +39,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
                    help="address to serve on (0.0.0.0: every interface of this machine)")
+    add_trust_module(p)  # for --checkpoint
 
 
 def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -61,7 +63,8 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="rlarena-play-") as tmp:
         if args.checkpoint is not None:
-            name, model = f"agent ({Path(args.checkpoint).name})", export_checkpoint(args.checkpoint, Path(tmp))
+            name = f"agent ({Path(args.checkpoint).name})"
+            model = export_checkpoint(args.checkpoint, Path(tmp), args.trusted_modules)
         elif args.onnx is not None:
             name, model = f"agent ({Path(args.onnx).name})", Path(args.onnx)
         else:
@@ -74,13 +77,14 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
     return 0
 
 
-def export_checkpoint(checkpoint: str, directory: Path) -> Path:
+def export_checkpoint(checkpoint: str, directory: Path, trusted_modules: list[str] | None = None) -> Path:
     """The checkpoint's "learned" policy as directory/model.onnx. Torch is imported for this step only;
     the page then plays the exported file with onnxruntime, as it plays the shipped agent."""
     from rlarena.algorithms import Algorithm
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
 
-    algo = Algorithm.from_checkpoint(resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES))
+    algo = Algorithm.from_checkpoint(resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES),
+                                     trusted_modules=trusted_modules)
     try:
         return algo.export_onnx(directory / "model.onnx", "learned")
     finally:

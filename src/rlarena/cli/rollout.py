@@ -58,7 +58,8 @@ def load(args: argparse.Namespace, **overrides: object) -> tuple[Algorithm, str]
         raise ConfigError("Give a CHECKPOINT directory to play (or --onnx MODEL --env ENV for an exported policy).")
     env = resolve_env(args.env) if args.env else None
     path = resolve_checkpoint(args.checkpoint)
-    return Algorithm.from_checkpoint(path, env=env, config_overrides={**INFERENCE_OVERRIDES, **overrides}), path
+    return Algorithm.from_checkpoint(path, env=env, config_overrides={**INFERENCE_OVERRIDES, **overrides},
+                                     trusted_modules=args.trusted_modules), path
 
 
 def rollout(args: argparse.Namespace) -> int:

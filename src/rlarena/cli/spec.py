@@ -3,7 +3,7 @@
 An experiment file (tuned_examples/ppo/cartpole.yaml):
 
     algo: PPO                     # a name from `rlarena list algos`
-    env: CartPole-v1              # a Gymnasium id, a register_env name, or module:attribute
+    env: CartPole-v1              # a Gymnasium id, a register_env name, or module:attribute (--trust-module)
     config: {lr: 0.001, ...}      # option names of any builder group (config.update_from_dict)
     stop: {evaluation/episode_return_mean: 475, num_env_steps_sampled_lifetime: 100000}
     # optional: checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from rlarena.envs.registry import EnvSpec, env_from_json, registered_envs
-from rlarena.errors import ConfigError, EnvError, closest
+from rlarena.envs.registry import EnvSpec, registered_envs
+from rlarena.errors import ConfigError, EnvError, UntrustedCodeError, closest
+from rlarena.refs import Trust
 from rlarena.train.search import domains_from_json, has_domains
 
 if TYPE_CHECKING:  # the algorithms import torch: loaded where a config is built, so that
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the algorithms import torch: loaded where a config is built
 RUN_KEYS = ("checkpoint_freq", "checkpoint_at_end", "num_to_keep", "checkpoint_score_attribute",
             "checkpoint_score_order", "num_samples", "name", "storage_path")
 SPEC_KEYS = ("algo", "env", "config", "stop", *RUN_KEYS)
+MAX_SPEC_BYTES = 2**20  # experiment files are a few hundred bytes
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -42,22 +44,35 @@ def algorithm_class(name: str) -> type[Algorithm]:
     return get_algorithm_class(folded.get(name.lower(), name))
 
 
-def resolve_env(name: str) -> EnvSpec:
+def resolve_env(name: str, trust: Trust | None = None) -> EnvSpec:
     """A Gymnasium id or register_env name stays a string (checkpoints store it); 'module:attr' is
-    imported (an Env class or creator); 'module:EnvId' imports a module that registers EnvId."""
+    imported (an Env class or creator); 'module:EnvId' imports a module that registers EnvId.
+
+    `trust` None: the user typed the name (--env), which trusts its module. A name read from a file
+    imports its module only when `trust` (--trust-module) trusts it: a file from a stranger runs no code.
+    """
     if name in registered_envs():
         return name
     if ":" in name:
         module, _, attr = name.partition(":")
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            raise EnvError(f"Env {name!r}: {module!r} is not a module name (expected module:EnvClass, e.g. "
+                           f"my_project.envs:GridEnv).")
+        if trust is not None and not trust.trusts_module(module):
+            raise UntrustedCodeError(trust.refusal("env", name, module))
         try:
-            importlib.import_module(module)
+            obj: Any = importlib.import_module(module)
         except ImportError as exc:
             raise EnvError(f"Env {name!r}: cannot import module {module!r} ({exc}).") from exc
         if attr in gym.registry:
             return attr
-        env = env_from_json(name)
-        assert env is not None
-        return env
+        try:
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            raise EnvError(f"Env {name!r}: module {module!r} has no {attr!r}, and {attr!r} is not a Gymnasium id "
+                           f"it registered.") from None
+        return obj  # type: ignore[no-any-return]
     raise EnvError(f"Unknown env {name!r}.{closest(name, registered_envs())} See `rlarena list envs`; "
                    f"an env of your own: module:ClassOrCreator.")
 
@@ -73,18 +88,45 @@ def parse_json(text: str, flag: str, example: str) -> dict[str, Any]:
     return value
 
 
+def _yaml_loader() -> Any:
+    """PyYAML's SafeLoader, reading 3e-4 and 1e6 as floats (YAML 1.2 does; PyYAML's 1.1 rules read them as
+    strings, and RLlib's files write `lr: 5e-5`). Tags stay the safe ones: no Python objects."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # an alias repeats a node: nine nested ones make a 500-byte file a billion values once
+            # written out (params.json, the checkpoint); experiment files have no need for them
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read in experiment files",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+        [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""", re.VERBOSE), list("-+0123456789."))
+    return Loader
+
+
 def load_spec(path: str | Path) -> dict[str, Any]:
     """Read and check an experiment file; returns a dict with the keys of SPEC_KEYS that it sets."""
     import yaml
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise ConfigError(f"{path} is larger than {MAX_SPEC_BYTES // 2**20} MiB: not an experiment file.")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"No experiment file at {str(path)!r}.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read {str(path)!r}: {exc.strerror}.") from None
     try:
-        spec = yaml.safe_load(text)
+        spec = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: data only
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -108,14 +150,16 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if v is not None}
 
 
-def make_config(algo: str, env: str | None, options: dict[str, Any]) -> tuple[AlgorithmConfig, dict[str, Any]]:
-    """(config with the fixed options set, param_space of the options given as search spaces)."""
+def make_config(algo: str, env: str | None, options: dict[str, Any], env_trust: Trust | None = None
+                ) -> tuple[AlgorithmConfig, dict[str, Any]]:
+    """(config with the fixed options set, param_space of the options given as search spaces).
+    env_trust: the env name was read from a file (see resolve_env)."""
     config = algorithm_class(algo).config_class()
     options = domains_from_json(dict(options))
     env = env or options.pop("env", None)  # RLlib's files put env inside config
     options.pop("env", None)
     if env is not None:
-        config.environment(resolve_env(env) if isinstance(env, str) else env)
+        config.environment(resolve_env(env, env_trust) if isinstance(env, str) else env)
     param_space = {k: v for k, v in options.items() if has_domains(v)}
     config.update_from_dict({k: v for k, v in options.items() if k not in param_space})
     return config, param_space

@@ -7,26 +7,32 @@ import argparse
 
 from rlarena.cli.spec import RUN_KEYS, load_spec, make_config, parse_json
 from rlarena.errors import ConfigError
+from rlarena.refs import Trust
 from rlarena.train import run
 
 
 def train(args: argparse.Namespace, explicit: set[str]) -> int:
     spec = load_spec(args.file) if args.file else {}
     algo = args.algo if "algo" in explicit or "algo" not in spec else str(spec["algo"])
+    typed = parse_json(args.config, "--config", '{"lr": 0.0003}')
     env = args.env or spec.get("env")
-    if env is None and "env" not in spec.get("config", {}):
+    if env is None and "env" not in spec.get("config", {}) and "env" not in typed:
         raise ConfigError("No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`) or an "
                           "experiment file with -f.")
-    options = {**spec.get("config", {}), **parse_json(args.config, "--config", '{"lr": 0.0003}')}
+    options = {**spec.get("config", {}), **typed}
     if args.seed is not None:
         options["seed"] = args.seed
-    config, param_space = make_config(algo, env, options)
+    # an env the user typed may name a module to import; one read from the file only a trusted module
+    from_file = not args.env and "env" not in typed
+    trust = Trust.create(args.trusted_modules, source=f"experiment file {str(args.file)!r}") if from_file else None
+    config, param_space = make_config(algo, env, options, trust)
     stop = {**spec.get("stop", {}), **parse_json(args.stop, "--stop", '{"episode_return_mean": 475}')}
     kwargs = {key: getattr(args, key) if key in explicit or key not in spec else spec[key] for key in RUN_KEYS}
     if not stop and args.verbose:
         print("No stop criterion: training until Ctrl-C (which writes a checkpoint first).")
     results = run(config, stop=stop or None, param_space=param_space or None, resume=args.resume,
-                  verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot, **kwargs)
+                  verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot,
+                  trusted_modules=args.trusted_modules, **kwargs)
     if results.interrupted:
         return 130
     if args.verbose and results.best_checkpoint:

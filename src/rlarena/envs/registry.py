@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
 
 import gymnasium as gym
 
 from rlarena.errors import EnvError, closest
+from rlarena.refs import Trust, Unnamed, ref_name, ref_to_json, register_trusted
 
 EnvCreator = Callable[[dict], gym.Env]
 EnvSpec = str | type | EnvCreator
@@ -29,6 +29,8 @@ def register_env(name: str, creator: EnvCreator) -> None:
         raise EnvError(f"register_env({name!r}, ...) needs a callable creator fn(env_config) -> Env, "
                        f"got {type(creator).__name__}.")
     _REGISTRY[name] = creator
+    if ref_name(creator) is not None:  # a config holding the creator itself loads it again in this process
+        register_trusted(creator)
 
 
 def registered_envs() -> list[str]:
@@ -43,52 +45,18 @@ def env_name(env: EnvSpec) -> str:
     return getattr(env, "__qualname__", type(env).__name__)
 
 
-def ref_to_json(obj: Any) -> str | dict | None:
-    """How a config stores a class or function: {"callable": "module:qualname"}. Strings (env ids,
-    registered names) stay as they are. Lambdas and local functions cannot be named: they are stored
-    as {"unnamed": name} and must be passed again when the config is restored."""
-    if obj is None or isinstance(obj, str):
-        return obj
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or "<" in qualname:
-        return {"unnamed": getattr(obj, "__qualname__", type(obj).__name__)}
-    return {"callable": f"{module}:{qualname}"}
-
-
-def ref_from_json(value: str | dict | None, what: str = "env") -> Any:
-    """Inverse of ref_to_json. Imports a {"callable": "module:qualname"} (never unpickles)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "unnamed" in value:
-        return UnnamedEnv(str(value["unnamed"]))  # not callable: validation asks for it again
-    if not isinstance(value, dict) or not isinstance(value.get("callable"), str) or ":" not in value["callable"]:
-        raise EnvError(f"Cannot read the {what} {value!r}: expected {{'callable': 'module:qualname'}}.")
-    module_name, qualname = value["callable"].split(":", 1)
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise EnvError(f"The saved {what} {value['callable']!r} cannot be imported ({exc}). Import or install "
-                       f"the module that defines it, or pass it again when restoring.") from exc
-    return obj
-
-
 def env_to_json(env: EnvSpec | None) -> str | dict | None:
     return ref_to_json(env)
 
 
-def env_from_json(value: str | dict | None) -> EnvSpec | None:
-    return ref_from_json(value, "env")
-
-
-class UnnamedEnv(str):
-    """The name of a lambda/local function read back from JSON: it cannot be rebuilt by name."""
+def env_from_json(value: str | dict | None, trust: Trust | None = None) -> EnvSpec | None:
+    """A saved env: ids and registered names as they are; a class or creator only as `trust` allows."""
+    return (trust or Trust()).resolve(value, "env")
 
 
 def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:
     """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec."""
-    if isinstance(env, UnnamedEnv):
+    if isinstance(env, Unnamed):
         raise EnvError(f"This config's env was a lambda or local function ({env}), which cannot be "
                            f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
                        f"with rlarena.register_env(name, creator) and use the name.")

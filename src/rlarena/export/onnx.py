@@ -13,12 +13,18 @@ one-hot, the MeanStdFilter's frozen statistics), so a consumer needs no rlarena 
 The model's metadata_props (METADATA_KEYS) hold the spaces as JSON (rlarena.envs.spaces), whether
 the policy is masked, the policy id, the env name, the rlarena version and, for Box actions, the
 log-std of the Gaussian. Importing this module imports neither torch nor onnx nor onnxruntime.
+
+An .onnx file may come from a stranger. OnnxPolicy checks its metadata, and refuses a model whose
+tensors keep their data in other files ("external data", which names a path: `../../etc/passwd`)
+before onnxruntime opens it: onnxruntime confines such paths to the model's folder only in its
+recent releases (1.31 does; our floor, 1.17, does not), and rlarena never writes external data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import uuid
 import warnings
@@ -30,6 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlarena._version import __version__
+from rlarena.checkpoint.io import MAX_JSON_BYTES
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
 from rlarena.policy import Policy, is_masked_space
@@ -41,6 +48,8 @@ FORMAT, OBS_SPACE, ACT_SPACE, MASKED, POLICY_ID, ENV, VERSION, LOG_STD = (
     "rlarena.policy_id", "rlarena.env", "rlarena.version", "rlarena.log_std")
 METADATA_KEYS = (FORMAT, OBS_SPACE, ACT_SPACE, MASKED, POLICY_ID, ENV, VERSION, LOG_STD)
 INSTALL_HINT = "pip install 'rlarena[onnx]'"
+# protobuf's limit on one message: a larger .onnx file is not one model (big ones keep weights outside)
+MAX_ONNX_BYTES = 2**31
 
 
 def _missing(what: str, exc: ImportError) -> ConfigError:
@@ -126,6 +135,103 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
 
 
 # -- serving ------------------------------------------------------------------------------------------
+def _read_metadata(meta: Mapping[str, str]) -> tuple[gym.Space, gym.Space, bool, np.ndarray | None]:
+    """(observation space, action space, masked, log-std or None) from the model's metadata_props;
+    a ValueError or TypeError saying what is wrong."""
+    def value(key: str) -> Any:
+        if key not in meta:
+            raise ValueError(f"no {key!r}")
+        if len(meta[key]) > MAX_JSON_BYTES:
+            raise ValueError(f"{key} is longer than {MAX_JSON_BYTES} characters")
+        try:
+            return json.loads(meta[key])
+        except RecursionError:
+            raise ValueError(f"{key} is nested too deeply") from None
+        except ValueError as exc:
+            raise ValueError(f"{key} is not JSON: {exc}") from None
+
+    obs_space, act_space, masked = space_from_json(value(OBS_SPACE)), space_from_json(value(ACT_SPACE)), value(MASKED)
+    if not isinstance(masked, bool):
+        raise TypeError(f"{MASKED} is {masked!r}, not true or false")
+    inner = obs_space["observation"] if masked and is_masked_space(obs_space) else obs_space
+    if masked != is_masked_space(obs_space) or isinstance(inner, gym.spaces.Dict):
+        raise ValueError(f"observation space {obs_space} does not fit {MASKED}={json.dumps(masked)}")
+    if not isinstance(act_space, gym.spaces.Discrete | gym.spaces.Box):
+        raise TypeError(f"action space {act_space} is neither Discrete nor Box")
+    if masked and (not isinstance(act_space, gym.spaces.Discrete)
+                   or obs_space["action_mask"].shape != (act_space.n,)):
+        raise ValueError(f"action_mask space {obs_space['action_mask']} does not fit action space {act_space}")
+    if not isinstance(act_space, gym.spaces.Box) or LOG_STD not in meta:
+        return obs_space, act_space, masked, None
+    log_std = value(LOG_STD)
+    size = int(np.prod(act_space.shape))
+    if not (isinstance(log_std, list) and len(log_std) == size
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in log_std)):
+        raise ValueError(f"{LOG_STD} must be a list of {size} finite numbers, got {str(log_std)[:60]}")
+    return obs_space, act_space, masked, np.asarray(log_std, np.float32)
+
+
+# Where a serialized ModelProto can hold a TensorProto (onnx.proto's field numbers): message -> {field
+# number: message}. TensorProto fields 13 (external_data: location, offset, ...) and 14 (data_location:
+# EXTERNAL = 1) mark data kept in another file.
+_HOLDS_TENSORS = {
+    "Model": {7: "Graph", 20: "TrainingInfo", 25: "Function"},
+    "TrainingInfo": {1: "Graph", 2: "Graph"},
+    "Graph": {1: "Node", 5: "Tensor", 15: "SparseTensor"},
+    "Node": {5: "Attribute"},
+    "Attribute": {5: "Tensor", 6: "Graph", 10: "Tensor", 11: "Graph", 22: "SparseTensor", 23: "SparseTensor"},
+    "SparseTensor": {1: "Tensor", 2: "Tensor"},
+    "Function": {7: "Node", 11: "Attribute"},
+    "Tensor": {},
+}
+_EXTERNAL_DATA, _DATA_LOCATION = 13, 14
+_MAX_NESTING = 100  # protobuf's default recursion limit
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while shift < 70:
+        if pos >= len(buf):
+            raise ValueError("a field is cut short")
+        byte = buf[pos]
+        value, pos, shift = value | (byte & 0x7F) << shift, pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+    raise ValueError("a varint is longer than 10 bytes")
+
+
+def _external_data(buf: memoryview, message: str = "Model", depth: int = 0) -> bool:
+    """Whether the serialized `message` (a ModelProto at the top) holds a tensor whose data lives in
+    another file. Walks the protobuf wire format itself, so serving needs no `onnx` package; a
+    ValueError when `buf` is not protobuf."""
+    if depth > _MAX_NESTING:
+        raise ValueError(f"messages nested more than {_MAX_NESTING} deep")
+    children = _HOLDS_TENSORS[message]
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        # data_location DEFAULT (0) is the only fine value of either field
+        if message == "Tensor" and number in (_EXTERNAL_DATA, _DATA_LOCATION) and (wire != 0 or _varint(buf, pos)[0]):
+            return True
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire in (1, 5):  # fixed 64 / 32 bits
+            pos += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > len(buf):
+                raise ValueError("a field runs past the end of the file")
+            if number in children and _external_data(buf[pos:pos + length], children[number], depth + 1):
+                return True
+            pos += length
+        else:
+            raise ValueError(f"wire type {wire}")
+    if pos != len(buf):
+        raise ValueError("a field runs past the end of the file")
+    return False
+
+
 class OnnxPolicy(Policy):
     """A policy played from an exported .onnx file with onnxruntime alone (no torch).
 
@@ -144,12 +250,24 @@ class OnnxPolicy(Policy):
         if not self.path.is_file():
             raise CheckpointError(f"No ONNX model at {str(path)!r}: export one with "
                                   f"`rlarena export CHECKPOINT --onnx {self.path.name}`.")
+        if self.path.stat().st_size > MAX_ONNX_BYTES:
+            raise CheckpointError(f"{str(path)!r} is larger than 2 GiB, more than one ONNX file holds: it is not an "
+                                  f"rlarena policy.")
+        model = self.path.read_bytes()
+        try:
+            external = _external_data(memoryview(model))
+        except ValueError as exc:
+            raise CheckpointError(f"{str(path)!r} is not a readable ONNX model (malformed protobuf: {exc}).") from None
+        if external:
+            raise CheckpointError(f"{str(path)!r} is refused: its tensors keep their data in other files (ONNX "
+                                  f"external data), which could name any file on this machine. rlarena exports "
+                                  f"none; export the policy again with `rlarena export CHECKPOINT --onnx FILE`.")
         options = ort.SessionOptions()
         # a policy MLP on a small batch is fastest on one thread, and leaves the other cores to the envs
         options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
         options.log_severity_level = 3  # errors only
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        try:  # the bytes just checked, not the path again
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
             raise CheckpointError(f"{str(path)!r} is not a readable ONNX model ({type(exc).__name__}: "
                                   f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
@@ -157,23 +275,26 @@ class OnnxPolicy(Policy):
         if FORMAT not in meta:
             raise CheckpointError(f"{str(path)!r} is an ONNX model but not an rlarena policy (its metadata has no "
                                   f"{FORMAT!r}). Export one with `rlarena export CHECKPOINT --onnx FILE`.")
+        if not (meta[FORMAT].isascii() and meta[FORMAT].isdigit() and len(meta[FORMAT]) < 10):
+            raise CheckpointError(f"{str(path)!r} has corrupted rlarena metadata ({FORMAT} is {meta[FORMAT][:60]!r}, "
+                                  f"not a format number).")
         if int(meta[FORMAT]) > FORMAT_VERSION:
             raise CheckpointError(f"{str(path)!r} was exported by a newer rlarena ({meta.get(VERSION)}, format "
                                   f"{meta[FORMAT]}); this rlarena {__version__} reads format {FORMAT_VERSION}. "
                                   f"Upgrade rlarena.")
         try:
-            obs_space = space_from_json(json.loads(meta[OBS_SPACE]))
-            act_space = space_from_json(json.loads(meta[ACT_SPACE]))
-            self.masked = bool(json.loads(meta[MASKED]))
-            log_std = json.loads(meta[LOG_STD]) if LOG_STD in meta else None
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{str(path)!r} has corrupted rlarena metadata ({type(exc).__name__}: "
-                                  f"{exc}).") from None
+            obs_space, act_space, self.masked, log_std = _read_metadata(meta)
+            inputs, outputs = len(self.session.get_inputs()), len(self.session.get_outputs())
+            if (inputs, outputs) != (1 + self.masked, 2):
+                raise ValueError(f"the graph has {inputs} inputs and {outputs} outputs; an rlarena policy has "
+                                 f"{1 + self.masked} (observation{', action_mask' if self.masked else ''}) and 2")
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{str(path)!r} has corrupted rlarena metadata ({str(exc).rstrip('.')}).") from None
         super().__init__(obs_space, act_space)
         self.policy_id, self.env_name, self.rlarena_version = meta.get(POLICY_ID, ""), meta.get(ENV, ""), \
             meta.get(VERSION, "")
         self.continuous = isinstance(act_space, gym.spaces.Box)
-        self.std = np.exp(np.asarray(log_std, np.float32)) if log_std is not None else None
+        self.std = np.exp(log_std) if log_std is not None else None
         self._inner = obs_space["observation"] if is_masked_space(obs_space) else obs_space
         self._obs_dtype = np.int64 if isinstance(self._inner, gym.spaces.Discrete | gym.spaces.MultiDiscrete) \
             else np.float32

@@ -89,11 +89,15 @@ class CheckpointManager:
     # -- from disk (resume, finished trials) --------------------------------------------------
     def scan(self, results_by_iteration: dict[int, dict[str, Any]], clean: bool = False) -> None:
         """Rebuild the records from the checkpoint directories on disk; `clean` removes the
-        temporary directories of writes that a crash cut short."""
+        temporary directories of writes that a crash cut short. A symbolic link is never a checkpoint
+        of this trial (save() makes none): it is neither recorded (pruning would delete its target)
+        nor removed."""
         self.records = []
         if not self.directory.is_dir():
             return
         for child in sorted(self.directory.iterdir()):
+            if child.is_symlink():
+                continue
             if child.name.startswith("."):  # a write killed midway (tmp/old)
                 if clean and child.is_dir():
                     shutil.rmtree(child, ignore_errors=True)

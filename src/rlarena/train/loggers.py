@@ -3,7 +3,8 @@ progress.csv (the same rows as a table) and TensorBoard event files.
 
 result.json is the record: on resume it is cut back to the checkpoint's iteration and progress.csv
 is rewritten from it, so no iteration appears twice. TensorBoard (torch.utils.tensorboard, which needs
-the `tensorboard` package) is imported only here, only when enabled.
+the `tensorboard` package) is imported only here, only when enabled. A trial directory may come from
+elsewhere: reads are bounded per line, and writes never go through a symbolic link.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from rlarena.checkpoint.io import checked_file
+
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.csv"
 PARAMS_FILE = "params.json"
 EVENTS_GLOB = "events.out.tfevents.*"
+# One iteration's result is a few KB (tens with many policies); a longer line is not one rlarena wrote.
+MAX_RESULT_LINE = 2**20
 
 # Keys not worth a TensorBoard curve: the old-name aliases (the same curves twice) and bookkeeping.
 _NOT_SCALARS = {"episode_reward_mean", "episode_reward_min", "episode_reward_max", "timesteps_total",
@@ -36,25 +41,47 @@ def json_default(obj: Any) -> Any:
     return repr(obj)
 
 
+def _new_file(path: Path, newline: str | None = None) -> TextIO:
+    """A fresh file at `path` for writing; whatever was there (a leftover temporary file, or a symbolic
+    link planted to make us write elsewhere) is removed first, and O_EXCL never follows a link."""
+    path.unlink(missing_ok=True)
+    return open(path, "x", newline=newline)
+
+
+def _append(path: Path, newline: str | None = None) -> TextIO:
+    """`path` opened for appending, never through a symbolic link."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    return open(fd, "a", newline=newline)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=json_default))
+    with _new_file(tmp) as f:
+        f.write(json.dumps(data, indent=2, default=json_default))
     os.replace(tmp, path)
 
 
 def read_results(trial_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every complete line of result.json (a line cut short by `kill -9` is skipped)."""
-    path = Path(trial_dir) / RESULT_FILE
-    if not path.exists():
+    """Every complete result line of result.json; a line cut short by `kill -9`, or one that is not a
+    result rlarena wrote (not JSON, longer than MAX_RESULT_LINE, no whole training_iteration), is skipped."""
+    try:
+        path = checked_file(Path(trial_dir) / RESULT_FILE, "Trial results")  # no link out, no FIFO
+    except FileNotFoundError:
         return []
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "training_iteration" in row:
-            rows.append(row)
+    with open(path, "rb") as f:
+        while line := f.readline(MAX_RESULT_LINE + 1):
+            if len(line) > MAX_RESULT_LINE:
+                while line and not line.endswith(b"\n"):  # skip the rest of the overlong line
+                    line = f.readline(MAX_RESULT_LINE)
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):  # malformed, not UTF-8, nested too deep, a huge number
+                continue
+            iteration = row.get("training_iteration") if isinstance(row, dict) else None
+            if isinstance(iteration, int) and not isinstance(iteration, bool):
+                rows.append(row)
     return rows
 
 
@@ -84,14 +111,15 @@ class TrialLogger:
         for name in (RESULT_FILE, PROGRESS_FILE, PARAMS_FILE):
             (self.dir / name).unlink(missing_ok=True)
         for path in self.dir.glob(EVENTS_GLOB) if self.dir.exists() else ():
-            path.unlink()
+            if not path.is_dir() or path.is_symlink():
+                path.unlink(missing_ok=True)
 
     def resume_at(self, iteration: int, env_steps: int) -> list[dict[str, Any]]:
         """Cut the logs back to `iteration` (the restored checkpoint's) and return the rows kept."""
         rows = [r for r in read_results(self.dir) if int(r["training_iteration"]) <= iteration]
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{RESULT_FILE}.tmp"
-        with open(tmp, "w") as f:
+        with _new_file(tmp) as f:
             f.writelines(json.dumps(row, default=json_default) + "\n" for row in rows)
         os.replace(tmp, self.dir / RESULT_FILE)
         self._rewrite_csv(rows)
@@ -105,12 +133,16 @@ class TrialLogger:
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._json = open(self.dir / RESULT_FILE, "a")
+        self._json = _append(self.dir / RESULT_FILE)
         progress = self.dir / PROGRESS_FILE
-        if progress.exists() and progress.stat().st_size > 0:
-            with open(progress, newline="") as f:
-                self._columns = next(csv.reader(f), [])
-        self._csv = open(progress, "a", newline="")
+        if progress.is_file() and not progress.is_symlink() and progress.stat().st_size > 0:
+            with open(progress, newline="", errors="replace") as f:
+                header = f.readline(MAX_RESULT_LINE)
+            try:
+                self._columns = next(csv.reader([header]), [])
+            except csv.Error:  # not a table we wrote: rebuild it from the record
+                self._rewrite_csv(read_results(self.dir))
+        self._csv = _append(progress, newline="")
         if self.tensorboard:
             self._writer = self._make_writer()
         self._opened = True
@@ -139,7 +171,7 @@ class TrialLogger:
             # a key appeared later (evaluation keys do): rewrite the table, this row included, from the record
             self._csv.close()
             self._rewrite_csv(read_results(self.dir))
-            self._csv = open(self.dir / PROGRESS_FILE, "a", newline="")
+            self._csv = _append(self.dir / PROGRESS_FILE, newline="")
         else:
             self._write_row(result)
         if self._writer is not None:
@@ -160,7 +192,7 @@ class TrialLogger:
             columns.update(dict.fromkeys(row))
         self._columns = list(columns)
         tmp = self.dir / f".{PROGRESS_FILE}.tmp"
-        with open(tmp, "w", newline="") as f:
+        with _new_file(tmp, newline="") as f:
             if self._columns:
                 writer = csv.DictWriter(f, self._columns, restval="")
                 writer.writeheader()

@@ -6,12 +6,12 @@ score attribute) for a sweep.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlarena.errors import ConfigError
+from rlarena.checkpoint.io import is_plain_name, read_json
+from rlarena.errors import CheckpointError, ConfigError
 from rlarena.train.checkpoints import (
     DEFAULT_SCORE_ATTRIBUTE,
     CheckpointManager,
@@ -21,6 +21,8 @@ from rlarena.train.checkpoints import (
 from rlarena.train.loggers import PARAMS_FILE, read_results
 
 STATE_FILE = "experiment_state.json"
+TRIAL_STATUSES = ("PENDING", "RUNNING", "INTERRUPTED", "TERMINATED", "ERROR")
+_TRIAL_KEYS = {"trial_id": str, "dirname": str, "params": dict, "status": str, "error": (str, type(None))}
 
 
 def _pandas():
@@ -47,8 +49,11 @@ class TrialResult:
     @property
     def config(self) -> dict[str, Any]:
         """The trial's full config as written to params.json."""
-        path = Path(self.path) / PARAMS_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        try:
+            params = read_json(Path(self.path) / PARAMS_FILE, "Trial params")
+        except FileNotFoundError:
+            return {}
+        return params if isinstance(params, dict) else {}
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -130,7 +135,7 @@ class Results:
         state_path = root / STATE_FILE
         if not state_path.exists():
             raise ConfigError(f"{str(root)!r} is not an rlarena experiment directory (no {STATE_FILE}).")
-        state = json.loads(state_path.read_text())
+        state = read_state(root)
         score_attribute = state.get("checkpoint_score_attribute")
         trials = [load_trial(root, t, score_attribute, state.get("checkpoint_score_order", "max"))
                   for t in state["trials"]]
@@ -141,13 +146,61 @@ class Results:
                 f"best_checkpoint={self.best_checkpoint!r})")
 
 
+def read_state(root: Path) -> dict[str, Any]:
+    """The experiment_state.json of the experiment directory `root`, checked (it may come from anyone:
+    a resumed run writes into and deletes under each trial's directory): a CheckpointError when it is
+    not JSON rlarena wrote, or a trial's dirname is not a plain directory name (`../../x`)."""
+    path = root / STATE_FILE
+    state = read_json(path, "Experiment state")
+
+    def corrupted(problem: str) -> CheckpointError:
+        return CheckpointError(f"Experiment state {str(path)!r} is corrupted: {problem}. It was not written by "
+                               f"rlarena, or was edited; this run cannot be resumed or read.")
+
+    if not isinstance(state, dict) or not isinstance(state.get("trials"), list):
+        raise corrupted("expected an object with a list of trials")
+    if not isinstance(state.get("checkpoint_score_attribute"), str | None):
+        raise corrupted(f"checkpoint_score_attribute is {state['checkpoint_score_attribute']!r}, not a result key")
+    if state.get("checkpoint_score_order", "max") not in ("max", "min"):
+        raise corrupted(f"checkpoint_score_order is {state['checkpoint_score_order']!r}, not 'max' or 'min'")
+    dirnames: set[str] = set()
+    for i, trial in enumerate(state["trials"]):
+        if not isinstance(trial, dict):
+            raise corrupted(f"trial {i} is {type(trial).__name__}, not an object")
+        unknown = [k for k in trial if k not in _TRIAL_KEYS]
+        missing = [k for k in ("trial_id", "dirname", "params") if k not in trial]
+        if unknown or missing:
+            raise corrupted(f"trial {i} " + (f"has unknown keys {unknown}" if unknown else f"lacks {missing}"))
+        wrong = [k for k, kind in _TRIAL_KEYS.items() if k in trial and not isinstance(trial[k], kind)]
+        if wrong:
+            raise corrupted(f"trial {i}'s {wrong[0]} is {trial[wrong[0]]!r}, of the wrong type")
+        if trial.get("status", "PENDING") not in TRIAL_STATUSES:
+            raise corrupted(f"trial {i}'s status is {trial['status']!r}, not one of {', '.join(TRIAL_STATUSES)}")
+        check_dirname(trial["dirname"], path)
+        if trial["dirname"] in dirnames:
+            raise corrupted(f"two trials have the directory {trial['dirname']!r}")
+        dirnames.add(trial["dirname"])
+    return state
+
+
+def check_dirname(dirname: Any, state_path: Path) -> None:
+    """A trial's directory must be a plain name inside the experiment directory: `../../x`, `/etc` or
+    `a/b` are refused before anything is read or written."""
+    if not is_plain_name(dirname) or dirname.startswith("."):
+        raise CheckpointError(f"Experiment state {str(state_path)!r} is refused: a trial's directory is "
+                              f"{str(dirname)[:200]!r}, which is not a plain directory name inside the experiment "
+                              f"(rlarena reads and writes nothing outside it). It was not written by rlarena, or "
+                              f"was edited.")
+
+
 def load_trial(root: Path, entry: dict[str, Any], score_attribute: str | None, score_order: str) -> TrialResult:
     """A TrialResult from a trial directory on disk (an entry of experiment_state.json)."""
+    check_dirname(entry["dirname"], root / STATE_FILE)
     trial_dir = root / entry["dirname"]
     rows = read_results(trial_dir)
     manager = CheckpointManager(trial_dir / "checkpoints", None, score_attribute, score_order)
     manager.scan({int(r["training_iteration"]): r for r in rows})
-    return TrialResult(entry["trial_id"], str(trial_dir.resolve()), entry.get("params", {}), entry["status"],
+    return TrialResult(entry["trial_id"], str(trial_dir.resolve()), entry.get("params", {}), entry.get("status", "PENDING"),
                        entry.get("error"), rows[-1] if rows else None, list(manager.records),
                        manager.best.path if manager.best else None,
                        manager.latest.path if manager.latest else None)

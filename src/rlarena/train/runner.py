@@ -17,7 +17,6 @@ every unfinished trial from its last checkpoint, also after `kill -9`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -31,6 +30,7 @@ from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.envs.registry import env_name
 from rlarena.errors import CheckpointError, ConfigError
+from rlarena.refs import Trust
 from rlarena.train.checkpoints import CheckpointManager
 from rlarena.train.loggers import (
     PARAMS_FILE,
@@ -40,7 +40,7 @@ from rlarena.train.loggers import (
 )
 from rlarena.train.plot import plot_trial
 from rlarena.train.progress import Reporter
-from rlarena.train.results import STATE_FILE, Results, TrialResult, load_trial
+from rlarena.train.results import STATE_FILE, Results, TrialResult, load_trial, read_state
 from rlarena.train.search import generate_variants, variant_tag
 from rlarena.train.stop import (
     EVAL_PREFIX,
@@ -73,6 +73,7 @@ class _Options:
     score_order: str
     tensorboard: bool
     plot: bool
+    trust: Trust  # what resumed checkpoints may name: the config's own objects, trusted modules
 
 
 def _safe(text: str) -> str:
@@ -136,7 +137,8 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         num_samples: int = 1, checkpoint_freq: int = 0, checkpoint_at_end: bool = True,
         num_to_keep: int | None = None, checkpoint_score_attribute: str | None = None,
         checkpoint_score_order: str = "max", storage_path: str | os.PathLike = "runs", name: str | None = None,
-        resume: bool = False, verbose: int = 1, tensorboard: bool = True, plot: bool = True) -> Results:
+        resume: bool = False, verbose: int = 1, tensorboard: bool = True, plot: bool = True,
+        trusted_modules: list[str] | None = None) -> Results:
     """Train `config` until `stop`, checkpointing and logging into storage_path/name/<trial>/.
 
     stop: {result key: threshold} (any one met stops; old names such as episode_reward_mean and
@@ -149,6 +151,8 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     name: the experiment directory (default: <Algo>_<env>_<date>); resume=True continues it (with
         name=None: the latest run of this algorithm and env in storage_path).
     verbose: 0 silent, 1 a row per iteration, 2 also learner statistics and checkpoint notices.
+    trusted_modules: on resume, modules whose classes and functions the checkpoints may name besides
+        the objects `config` holds (see Algorithm.from_checkpoint).
     """
     if not isinstance(config, AlgorithmConfig):
         raise ConfigError(f"rlarena.run takes an AlgorithmConfig such as PPOConfig().environment('CartPole-v1'), "
@@ -167,7 +171,7 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     CheckpointManager(Path("."), num_to_keep, checkpoint_score_attribute, checkpoint_score_order)  # checks both
     config.validate()
     opts = _Options(stop, checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
-                    checkpoint_score_order, tensorboard, plot)
+                    checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()))
     reporter = Reporter(verbose)
     interval = config.evaluation_interval
     if (checkpoint_score_attribute or "").startswith(EVAL_PREFIX) and interval and checkpoint_freq % interval:
@@ -246,11 +250,9 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
     """The trials of an existing experiment (resume), or new ones from the param space."""
     state_path = path / STATE_FILE
     if state_path.exists():
-        try:
-            state = json.loads(state_path.read_text())
-            trials = [_Trial(**t) for t in state["trials"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{str(state_path)!r} is corrupted ({exc}); cannot resume this run.") from exc
+        state = read_state(path)  # checked: a CheckpointError for anything rlarena did not write
+        trials = [_Trial(**t) for t in state["trials"]]
+        _check_trial_dirs(path, trials)
         if state.get("algo") not in (None, algo_name):
             raise ConfigError(f"{str(path)!r} holds a {state['algo']} run; it cannot be resumed with a "
                               f"{algo_name} config.")
@@ -274,15 +276,39 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "param_space": repr(param_space or {}),
             "num_samples": num_samples, "checkpoint_score_attribute": opts.score_attribute,
             "checkpoint_score_order": opts.score_order}
+    _check_trial_dirs(path, trials)  # `resume` of a directory without state starts afresh there
     return _Experiment(path, trials, meta)
 
 
-def _restore(manager: CheckpointManager, config: AlgorithmConfig, reporter: Reporter) -> Algorithm | None:
+def _check_trial_dirs(path: Path, trials: list[_Trial]) -> None:
+    """A run writes into each trial's directory and, resumed, deletes under it (old logs, unfinished
+    and surplus checkpoints), so a symbolic link there, which could point anywhere, is refused before
+    anything is written. rlarena itself never makes one."""
+    for trial in trials:
+        trial_dir = path / trial.dirname
+        entries = [trial_dir]
+        if trial_dir.is_dir() and not trial_dir.is_symlink():
+            entries += list(trial_dir.iterdir())
+            checkpoints = trial_dir / "checkpoints"
+            if checkpoints.is_dir() and not checkpoints.is_symlink():
+                entries += list(checkpoints.iterdir())
+        for entry in entries:
+            if entry.is_symlink():
+                raise CheckpointError(f"Cannot run in {str(path)!r}: {str(entry)!r} is a symbolic link (to "
+                                      f"{os.readlink(entry)!r}). A run writes and deletes files in a trial's "
+                                      f"directory, and rlarena never follows links there; replace the link with "
+                                      f"what it points to, or remove it.")
+        if trial_dir.exists() and not trial_dir.is_dir():
+            raise CheckpointError(f"Cannot run in {str(path)!r}: {str(trial_dir)!r}, trial {trial.trial_id}'s "
+                                  f"directory, is a file.")
+
+
+def _restore(manager: CheckpointManager, config: AlgorithmConfig, reporter: Reporter, trust: Trust) -> Algorithm | None:
     """The algorithm at the newest loadable checkpoint; unreadable ones are set aside."""
     while manager.latest is not None:
         record = manager.latest
         try:
-            algo = Algorithm.from_checkpoint(record.path, env=config.env)
+            algo = Algorithm.from_checkpoint(record.path, env=config.env, trust=trust)
         except CheckpointError as exc:
             moved = manager.set_aside(record)
             reporter.message(f"Checkpoint {record.path} cannot be loaded ({exc}); moved to {moved}, "
@@ -323,7 +349,7 @@ def _run_trial(trial: _Trial, config: AlgorithmConfig, experiment: _Experiment, 
     try:
         if trial.status != "PENDING" and trial_dir.exists():
             manager.scan({int(r["training_iteration"]): r for r in read_results(trial_dir)}, clean=True)
-            algo = _restore(manager, config, reporter)
+            algo = _restore(manager, config, reporter, opts.trust)
             if algo is not None and manager.latest is not None:
                 rows = logger.resume_at(algo.iteration, algo.num_env_steps_sampled_lifetime)
                 last = rows[-1] if rows else None
