@@ -93,6 +93,16 @@ def registered_env() -> Iterator[Callable[[str, Callable], str]]:
     refs._REGISTERED.update(trusted)
 
 
+def trained_checkpoint(config: PPOConfig, directory: Path) -> Path:
+    """A real checkpoint: build `config`, train one iteration, save it in `directory`, stop."""
+    algo = config.build()
+    try:
+        algo.train()
+        return Path(algo.save(directory / "checkpoint"))
+    finally:
+        algo.stop()
+
+
 def weights(algo: Algorithm) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in algo.get_policy().model.state_dict().items()}
 

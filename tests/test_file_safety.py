@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import trained_checkpoint
 
 import rlarena
 from rlarena import Algorithm, PPOConfig
@@ -44,12 +45,7 @@ def tiny() -> PPOConfig:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    algo = tiny().build()
-    try:
-        algo.train()
-        return Path(algo.save(tmp_path_factory.mktemp("ckpt") / "checkpoint"))
-    finally:
-        algo.stop()
+    return trained_checkpoint(tiny(), tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import tiny_config, trained_checkpoint
 
 import rlarena
 from rlarena import Algorithm
@@ -32,12 +32,7 @@ HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnx
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    algo = tiny_config().build()
-    try:
-        algo.train()
-        return Path(algo.save(tmp_path_factory.mktemp("ckpt") / "checkpoint"))
-    finally:
-        algo.stop()
+    return trained_checkpoint(tiny_config(), tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

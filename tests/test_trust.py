@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import trained_checkpoint
 from probe_envs import DiscreteIdentityEnv
 
 import rlarena
@@ -77,12 +78,7 @@ def multi_agent_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
               .multi_agent(policies={"default_policy": PolicySpec(), "rand": PolicySpec(policy_class=RandomPolicy)},
                            policy_mapping_fn=default_mapping_fn, policies_to_train=["default_policy"])
               .callbacks(Callbacks).debugging(seed=0))
-    algo = config.build()
-    try:
-        algo.train()
-        return Path(algo.save(tmp_path_factory.mktemp("ma") / "checkpoint"))
-    finally:
-        algo.stop()
+    return trained_checkpoint(config, tmp_path_factory.mktemp("ma"))
 
 
 def planted(checkpoint: Path, where: Path, slot: str, ref: dict, json_name: str = METADATA_FILE) -> Path:
