@@ -364,6 +364,8 @@ class Algorithm(ABC):
         action = self.compute_actions(stack_obs([obs]), explore, policy_id)[0]
         return action.item() if np.ndim(action) == 0 else action
 
+    compute_action = compute_single_action  # RLlib 1.x's name (the MultiAgentArena tutorial uses it)
+
     def export_onnx(self, path: str | Path, policy_id: str = DEFAULT_POLICY_ID) -> Path:
         """Write policy `policy_id` as an ONNX model that onnxruntime plays alone (rlarena.export.onnx:
         the observation (+ action_mask) in; the masked logits (or the Box mean), then the value, out)."""
