@@ -18,6 +18,7 @@ __all__ = [
     "Episode",
     "MultiAgentEnv",
     "PPOConfig",
+    "PPOTrainer",
     "Policy",
     "PolicySpec",
     "RLArenaError",
@@ -27,6 +28,7 @@ __all__ = [
     "TrainingError",
     "UntrustedCodeError",
     "__version__",
+    "air",
     "check_env",
     "choice",
     "grid_search",
@@ -36,6 +38,7 @@ __all__ = [
     "register_env",
     "register_trusted",
     "run",
+    "tune",
     "uniform",
 ]
 
@@ -43,7 +46,7 @@ __all__ = [
 # experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
 _LAZY = {"PPO": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
-         "PPOConfig": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
+         "PPOConfig": "rlarena.algorithms", "PPOTrainer": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",
          "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
          "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors",
@@ -55,10 +58,16 @@ _LAZY = {"PPO": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "Algori
          "package_to_hub": "rlarena.hub", "load_from_hub": "rlarena.hub"}
 
 
+# Submodules loaded on first use as `rlarena.tune` (Ray Tune's local subset) and `rlarena.air`.
+_LAZY_MODULES = ("air", "tune")
+
+
 def __getattr__(name: str):
+    import importlib
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"rlarena.{name}")
     if name not in _LAZY:
         raise AttributeError(f"module 'rlarena' has no attribute {name!r}")
-    import importlib
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

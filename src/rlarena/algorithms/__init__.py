@@ -2,19 +2,28 @@
 
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.config import AlgorithmConfig
-from rlarena.algorithms.ppo import PPO, PPOConfig
+from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO}
 
 
+# RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
+RLLIB_ONLY = ("A2C", "A3C", "AlphaZero", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPG", "DDPPO",
+              "DQN", "Dreamer", "DreamerV3", "DT", "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL",
+              "MBMPO", "PG", "QMIX", "R2D2", "Rainbow", "SAC", "SimpleQ", "SlateQ", "TD3")
+
+
 def get_algorithm_class(name: str) -> type[Algorithm]:
     try:
         return ALGORITHMS[name]
     except KeyError:
+        if name.lower() in {n.lower() for n in RLLIB_ONLY}:
+            raise ConfigError(f"{name} is one of RLlib's algorithms that rlarena does not have yet. "
+                              f"Available: {', '.join(ALGORITHMS)}.") from None
         raise ConfigError(f"Unknown algorithm {name!r}.{closest(name, ALGORITHMS)} "
                           f"Available: {', '.join(ALGORITHMS)}.") from None
 
 
-__all__ = ["ALGORITHMS", "PPO", "Algorithm", "AlgorithmConfig", "PPOConfig", "get_algorithm_class"]
+__all__ = ["ALGORITHMS", "PPO", "Algorithm", "AlgorithmConfig", "PPOConfig", "PPOTrainer", "get_algorithm_class"]

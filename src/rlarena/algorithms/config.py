@@ -17,8 +17,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from rlarena.algorithms.legacy import LEGACY_NAMES, translate
 from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
-from rlarena.errors import ConfigError, closest
+from rlarena.errors import ConfigError, closest, notice
 from rlarena.refs import Trust, ref_to_json, trust_built
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -110,20 +111,50 @@ class AlgorithmConfig:
         return self._set("callbacks", {"callbacks_class": callbacks_class})
 
     def debugging(self, **kwargs: Any) -> AlgorithmConfig:
+        """seed; RLlib's log_level is accepted and ignored (a notice says so)."""
         return self._set("debugging", kwargs)
 
     def resources(self, **kwargs: Any) -> AlgorithmConfig:
+        """num_torch_threads; RLlib's num_gpus=0 is accepted (more: a notice, training stays on the CPU)."""
         return self._set("resources", kwargs)
 
+    # -- RLlib's older builder methods: their options go through the legacy tables (algorithms/legacy.py)
+    def rollouts(self, **kwargs: Any) -> AlgorithmConfig:
+        """RLlib 2.x's name of env_runners(): num_rollout_workers, num_envs_per_worker, ... are mapped."""
+        return self._set("env_runners", kwargs)
+
+    def framework(self, framework: str = "torch", **options: Any) -> AlgorithmConfig:
+        """Accepted for RLlib code: rlarena runs PyTorch. Another framework, or a framework option
+        (eager_tracing, torch_compile_learner, ...), leaves a one-line notice."""
+        translate({"framework": framework}, (), self._current, type(self).__name__)
+        for key, value in options.items():
+            if value not in (None, False):
+                notice(f"framework option {key}={value!r} is ignored: rlarena runs PyTorch eagerly.")
+        return self
+
     def _set(self, group: str, kwargs: dict[str, Any]) -> AlgorithmConfig:
+        """Set the options of the builder method `group`; RLlib's older names are translated."""
         names = self._fields(group)
-        for key, value in kwargs.items():
-            if key not in names:
+        for key in kwargs:
+            if key not in names and key not in LEGACY_NAMES:
                 raise ConfigError(f"{type(self).__name__}.{group}() has no option {key!r}."
                                   f"{closest(key, self._fields())} Valid {group}() options: "
                                   f"{', '.join(sorted(names))}.")
+        for key, value in self._translate(kwargs, names).items():
             setattr(self, key, value)
         return self
+
+    def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
+        """`options` with RLlib's older names as ours; an option rlarena refuses raises ConfigError."""
+        fields = self._fields()
+        out = translate(options, valid, self._current, type(self).__name__)
+        unknown = [k for k in out if k not in fields]
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} has no option {unknown[0]!r}.{closest(str(unknown[0]), fields)}")
+        return out
+
+    def _current(self, name: str) -> Any:
+        return getattr(self, name)
 
     @classmethod
     def _fields(cls, group: str | None = None) -> dict[str, dataclasses.Field]:
@@ -248,10 +279,15 @@ class AlgorithmConfig:
         later in this process may name them without further trust (rlarena.refs)."""
         if env is not None:
             self.env = env
-        self.validate()
         assert self.algo_class is not None, f"{type(self).__name__} has no algo_class"
+        return self.algo_class(self.checked())
+
+    def checked(self) -> AlgorithmConfig:
+        """A validated copy, the one an algorithm holds; the classes and functions it names are the
+        user's own (trusted for checkpoints loaded later in this process)."""
+        self.validate()
         trust_built(self.named_objects())
-        return self.algo_class(self.copy())
+        return self.copy()
 
     build_algo = build
 
@@ -277,10 +313,7 @@ class AlgorithmConfig:
         (rlarena.refs): by default rlarena's built-ins and objects registered in this process."""
         trust = trust or Trust()
         fields = cls._fields()
-        unknown = [k for k in data if k not in fields]
-        if unknown:
-            raise ConfigError(f"{cls.__name__} has no option {unknown[0]!r}.{closest(str(unknown[0]), fields)}")
-        values = dict(data)
+        values = cls()._translate(data, fields)  # RLlib's older names, before any reference resolves
         if "env" in values:
             values["env"] = env_from_json(values["env"], trust)
         if values.get("policies") is not None:
@@ -303,11 +336,9 @@ class AlgorithmConfig:
         return [self.env, self.callbacks_class, self.policy_mapping_fn, *(spec.policy_class for spec in policies)]
 
     def update_from_dict(self, data: dict[str, Any]) -> AlgorithmConfig:
-        """Set options by name regardless of builder group (for CLI --config and sweeps)."""
-        fields = self._fields()
-        for key, value in data.items():
-            if key not in fields:
-                raise ConfigError(f"{type(self).__name__} has no option {key!r}.{closest(key, fields)}")
+        """Set options by name regardless of builder group (for CLI --config, YAML files and sweeps).
+        RLlib's older names (num_sgd_iter, lambda, {"multiagent": {...}}, ...) are translated."""
+        for key, value in self._translate(data, self._fields()).items():
             setattr(self, key, value)
         return self
 

@@ -193,3 +193,4 @@ class PPO(Algorithm):
 
 
 PPOConfig.algo_class = PPO
+PPOTrainer = PPO  # RLlib 1.x's name: PPOTrainer(config={...}, env=...) takes a dict of option names, old ones too

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from rlarena.cli.export import add_export, run_export
 from rlarena.cli.package import add_package, run_package
 from rlarena.cli.play import add_play, run_play
 from rlarena.cli.trust import add_trust_module
-from rlarena.errors import RLArenaError, TrainingError
+from rlarena.errors import RLArenaError, RLArenaNotice, TrainingError
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
 
@@ -44,7 +45,8 @@ def _non_negative(text: str) -> int:
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--file", metavar="YAML", default=None,
                    help="experiment file with algo, env, config, stop (e.g. tuned_examples/ppo/cartpole.yaml)")
-    p.add_argument("--algo", default="PPO", help="algorithm name (see `rlarena list algos`)")
+    p.add_argument("--algo", "--run", dest="algo", default="PPO",
+                   help="algorithm name (see `rlarena list algos`); --run is RLlib's name of the flag")
     p.add_argument("--env", default=None,
                    help="Gymnasium id, register_env name, or module:EnvClassOrCreator (see `rlarena list envs`)")
     p.add_argument("--config", default="{}", metavar="JSON",
@@ -55,12 +57,20 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-freq", type=_non_negative, default=0, metavar="N", help="checkpoint every N iterations (0: never)")
     p.add_argument("--checkpoint-at-end", action=argparse.BooleanOptionalAction, default=True,
                    help="checkpoint when a trial stops")
-    p.add_argument("--num-to-keep", type=_positive, default=None, metavar="N",
+    p.add_argument("--num-to-keep", "--keep-checkpoints-num", dest="num_to_keep", type=_positive, default=None,
+                   metavar="N",
                    help="keep the best N checkpoints by --checkpoint-score-attribute (the N latest without it)")
-    p.add_argument("--checkpoint-score-attribute", default=None, metavar="KEY",
+    p.add_argument("--checkpoint-score-attribute", "--checkpoint-score-attr", dest="checkpoint_score_attribute",
+                   default=None, metavar="KEY",
                    help="result key ranking checkpoints and trials (ranking defaults to episode_return_mean)")
     p.add_argument("--checkpoint-score-order", choices=("max", "min"), default="max", help="higher or lower is better")
-    p.add_argument("--storage-path", default="runs", metavar="DIR", help="directory holding the runs")
+    p.add_argument("--storage-path", "--local-dir", dest="storage_path", default="runs", metavar="DIR",
+                   help="directory holding the runs (--local-dir: RLlib's name)")
+    p.add_argument("--framework", default=None, choices=("torch", "tf", "tf2", "tfe", "jax"),
+                   help="accepted for RLlib command lines: rlarena runs PyTorch (another value: a notice)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="RLlib's flag to join a Ray cluster: accepted with a notice, training runs in this process "
+                        "(Ray: issue 13, \"Scale out on Ray\")")
     p.add_argument("--name", default=None, help="run directory under --storage-path; None: <algo>_<env>_<date>")
     p.add_argument("--resume", action="store_true",
                    help="continue the run --name (None: the latest of this algo and env) from its last checkpoint")
@@ -97,17 +107,26 @@ def add_rollout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", metavar="PATH", default=None,
                    help="play this exported model (`rlarena export`) with onnxruntime alone, instead of a "
                         "checkpoint; needs --env")
-    p.add_argument("--render", action="store_true", help="show the episodes in a window (render_mode='human'; not with --video)")
-    p.add_argument("--video", metavar="DIR", default=None, help="write one video per episode into DIR")
+    p.add_argument("--render", action=argparse.BooleanOptionalAction, default=False,
+                   help="show the episodes in a window (render_mode='human'; not with --video)")
+    p.add_argument("--video", "--video-dir", dest="video", metavar="DIR", default=None,
+                   help="write one video per episode into DIR")
     p.add_argument("--video-format", choices=("auto", "gif", "mp4"), default="auto",
                    help="auto: MP4 when imageio-ffmpeg is installed, else GIF (Pillow)")
     p.add_argument("--fps", type=_positive, default=None,
                    help="video frames per second (None: the env's render_fps, e.g. CartPole 50, Connect Four 2)")
     p.add_argument("--max-steps", type=_positive, default=None, help="cut episodes after this many steps")
+    p.add_argument("--steps", type=_positive, default=None, metavar="N",
+                   help="stop after N env steps in all (RLlib's rollout flag); alone, it plays as many episodes "
+                        "as fit, else it stops at whichever of --steps and --episodes comes first")
+    p.add_argument("--run", default=None, metavar="ALGO",
+                   help="the checkpoint's algorithm, checked (RLlib's rollout flag; the checkpoint names it)")
 
 
 def run_rollout(args: argparse.Namespace, explicit: set[str]) -> int:
     from rlarena.cli.rollout import rollout
+    if args.steps is not None and "episodes" not in explicit:
+        args.episodes = None  # RLlib's `rollout --steps N`: episodes until N steps
     return rollout(args)
 
 
@@ -209,6 +228,17 @@ def _explicit(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     return given
 
 
+def _notices_as_lines(show: Callable[..., None]) -> Callable[..., None]:
+    """A warnings.showwarning that prints each RLArenaNotice as one line `notice: ...` (not a file path
+    and source line) and hands every other warning to `show`."""
+    def show_notice(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, RLArenaNotice):
+            print(f"notice: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return show_notice
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, parsers = build_parser()
@@ -218,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     handler = COMMANDS[args.command][2]
     try:
-        return handler(args, _explicit(parsers[args.command], argv))
+        with warnings.catch_warnings():
+            warnings.showwarning = _notices_as_lines(warnings.showwarning)
+            return handler(args, _explicit(parsers[args.command], argv))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -65,8 +65,13 @@ def load(args: argparse.Namespace, **overrides: object) -> tuple[Algorithm, str]
 def rollout(args: argparse.Namespace) -> int:
     if args.onnx:
         return rollout_onnx(args)
-    algo, _ = load(args)
+    algo, path = load(args)
     try:
+        ran = type(algo).__name__
+        if args.run is not None and args.run.lower() != ran.lower():  # RLlib's `rollout --run PPO`
+            raise ConfigError(f"--run {args.run} does not match the checkpoint: {path} was trained by {ran} "
+                              f"(pass --run {ran}, or leave --run out: the checkpoint names its algorithm).")
+
         def act(obs: Any, agent: Any, episode: Episode) -> Any:
             if agent is None:
                 return algo.compute_single_action(obs, explore=args.explore)
@@ -87,6 +92,8 @@ def rollout_onnx(args: argparse.Namespace) -> int:
     from rlarena.export.onnx import OnnxPolicy
     if args.checkpoint is not None:
         raise ConfigError(f"Give either a CHECKPOINT or --onnx, not both (got {args.checkpoint!r} and --onnx).")
+    if args.run is not None:
+        raise ConfigError("--run checks a checkpoint's algorithm; an --onnx model has none: leave --run out.")
     if not args.env:
         raise ConfigError("--onnx needs --env: the env to play (the model's file names "
                           "it only as a hint), e.g. --env CartPole-v1.")
@@ -103,7 +110,8 @@ def rollout_onnx(args: argparse.Namespace) -> int:
 
 def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_label: str, who: str, act: Act,
           multi_agent: bool | None) -> None:
-    """Play args.episodes episodes and print their returns; multi_agent=None: whatever the env is."""
+    """Play args.episodes episodes (None: as many as args.steps allows) and print their returns; the
+    episodes stop early once args.steps env steps are played in all. multi_agent=None: whatever the env is."""
     video_fmt = None
     if args.video:
         from rlarena.cli.video import available_format
@@ -125,14 +133,22 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
         raise EnvError(f"Creating env {env_label!r} with render_mode={render_mode!r} failed: "
                        f"{type(exc).__name__}: {exc}") from exc
     mode = "sampled actions (--explore)" if args.explore else "greedy actions"
-    episodes = f"{args.episodes} episode{'s' if args.episodes != 1 else ''}"
-    print(f"{who} on {env_label}, {episodes}, {mode}")
-    returns = []
+    limits = [_count(args.episodes, "episode")] if args.episodes is not None else []
+    if args.steps is not None:
+        limits.append(f"at most {_count(args.steps, 'step')}")
+    print(f"{who} on {env_label}, {' and '.join(limits)}, {mode}")
+    returns: list[float] = []
+    steps = 0
     try:
-        for episode in range(args.episodes):
+        while ((args.episodes is None or len(returns) < args.episodes)
+               and (args.steps is None or steps < args.steps)):
+            episode = len(returns)
             seed = None if args.seed is None else args.seed + episode
-            ret, length, video, per_agent = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode)
+            cap = [n for n in (args.max_steps, None if args.steps is None else args.steps - steps) if n is not None]
+            ret, length, video, per_agent = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode,
+                                                     min(cap, default=None))
             returns.append(ret)
+            steps += length
             # multi-agent: the return is the agents' sum (RLlib's episode return), which a zero-sum
             # game always makes 0, so each agent's own return follows
             agents = ", ".join(f"{agent} {r:+.2f}" for agent, r in per_agent.items())
@@ -140,7 +156,12 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
                   + f", length {length}" + (f", video {video}" if video else ""))
     finally:
         env.close()
-    print(f"mean return over {episodes}: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+    played = _count(len(returns), "episode") + (f", {_count(steps, 'step')}" if args.steps is not None else "")
+    print(f"mean return over {played}: {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _as_multi_agent(env: Any) -> Any:
@@ -157,7 +178,9 @@ def _as_multi_agent(env: Any) -> Any:
 
 
 def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | None, args: argparse.Namespace,
-             video_fmt: str | None, index: int) -> tuple[float, int, Path | None, dict[Any, float]]:
+             video_fmt: str | None, index: int, max_steps: int | None
+             ) -> tuple[float, int, Path | None, dict[Any, float]]:
+    """One episode, cut after max_steps steps (--max-steps, or what is left of --steps)."""
     writer = None
     if video_fmt:
         from rlarena.cli.video import VideoWriter, video_fps
@@ -180,7 +203,7 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
                 obs, reward, terminated, truncated, _ = env.step(act(obs, None, episode))
             total += float(reward)
             length += 1
-            done = terminated or truncated or (args.max_steps is not None and length >= args.max_steps)
+            done = terminated or truncated or (max_steps is not None and length >= max_steps)
             if writer:
                 writer.append(env.render())
     except RLArenaError:

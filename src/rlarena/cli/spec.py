@@ -11,7 +11,10 @@ An experiment file (tuned_examples/ppo/cartpole.yaml):
 
 A config value may be a search space: {grid_search: [...]}, {choice: [...]}, {uniform: [lo, hi]},
 {loguniform: [lo, hi]}; such options form the sweep's param_space. RLlib's older layout (one
-top-level experiment name holding `run:`, `env:`, `config:`, `stop:`) is read too.
+top-level experiment name holding `run:`, `env:`, `config:`, `stop:`) is read too, with RLlib's older
+option names (`num_sgd_iter`, `lambda`, `framework`, ...; algorithms/legacy.py) and stop keys
+(`episode_reward_mean`, `sampler_results/...`; train/stop.py): its tuned-example files run unchanged
+(tuned_examples/rllib/).
 """
 
 from __future__ import annotations

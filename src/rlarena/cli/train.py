@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 
 from rlarena.cli.spec import RUN_KEYS, load_spec, make_config, parse_json
-from rlarena.errors import ConfigError
+from rlarena.errors import ConfigError, notice
 from rlarena.refs import Trust
 from rlarena.train import run
 
 
 def train(args: argparse.Namespace, explicit: set[str]) -> int:
+    if args.ray_address is not None:  # RLlib's tutorials pass `--ray-address auto`: run them, saying where
+        notice(f"--ray-address {args.ray_address} is ignored: Ray support is not available yet (issue 13, "
+               f"\"Scale out on Ray\"); training runs in this process.")
     spec = load_spec(args.file) if args.file else {}
     algo = args.algo if "algo" in explicit or "algo" not in spec else str(spec["algo"])
     typed = parse_json(args.config, "--config", '{"lr": 0.0003}')
@@ -22,6 +25,8 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     options = {**spec.get("config", {}), **typed}
     if args.seed is not None:
         options["seed"] = args.seed
+    if args.framework is not None:  # RLlib's --framework: the config's framework option (torch; others noted)
+        options["framework"] = args.framework
     # an env the user typed may name a module to import; one read from the file only a trusted module
     from_file = not args.env and "env" not in typed
     trust = Trust.create(args.trusted_modules, source=f"experiment file {str(args.file)!r}") if from_file else None

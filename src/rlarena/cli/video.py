@@ -182,6 +182,7 @@ def record_video(algo: Any, path: str | os.PathLike, *, fmt: str = "auto", fps: 
     env = make_env(algo, "rgb_array")
     try:
         target = Path(path).with_suffix(f".{fmt}")
+        target.parent.mkdir(parents=True, exist_ok=True)
         writer = VideoWriter(target, fmt, video_fps(env, fps))
         try:
             result = play_episode(algo, env, policy_id=policy_id, seed=seed, explore=explore, writer=writer,

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "silu": F.silu}
+# "linear": no activation (RLlib's name; its tuned cartpole-ppo.yaml uses it)
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "silu": F.silu, "linear": lambda x: x}
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
-    "silu": lambda x: x / (1 + np.exp(-x))}
+    "silu": lambda x: x / (1 + np.exp(-x)), "linear": lambda x: x}
 
 
 def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:

@@ -16,6 +16,18 @@ StopSpec = Mapping[str, float] | Callable[[int, dict[str, Any]], bool] | None
 
 # Keys that only appear once evaluation has run (every evaluation_interval iterations).
 EVAL_PREFIX = "evaluation/"
+# RLlib nests episode metrics under these groups (its tuned-example files stop on
+# sampler_results/episode_reward_mean or env_runners/episode_return_mean); rlarena's results keep them
+# flat, and carry RLlib's older names (episode_reward_mean, timesteps_total) beside the new ones.
+FLAT_GROUPS = ("sampler_results/", "env_runners/")
+
+
+def result_key(key: str) -> str:
+    """The results' name for a stop key written RLlib's way ('env_runners/episode_return_mean')."""
+    for prefix in FLAT_GROUPS:
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
 
 
 def missing_key_error(what: str, key: str, result: dict[str, Any], eval_interval: int | None) -> ConfigError:
@@ -61,7 +73,7 @@ class Stopper:
             if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
                 raise ConfigError(f"stop[{key!r}]={threshold!r}: a threshold must be a number "
                                   f"(stop when result[{key!r}] >= threshold).")
-            self.criteria[str(key)] = float(threshold)
+            self.criteria[result_key(str(key))] = float(threshold)
 
     def __call__(self, result: dict[str, Any]) -> bool:
         if self.fn is not None:
