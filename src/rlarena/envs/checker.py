@@ -19,6 +19,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from rlarena.envs.legacy import LegacyGymEnv, adapt_for_check, is_old_api_class
 from rlarena.errors import EnvError, closest
 
 ROLLOUT_STEPS = 200  # long enough to cross an episode end on small envs, cheap on big ones
@@ -36,16 +37,19 @@ def check_env(env: gymnasium.Env | type[gymnasium.Env] | str, *, warn: bool = Tr
     With warn=True, legal but likely mistakes (a float64 observation Box, an action Box other than
     [-1, 1], spaces rlarena's default models do not handle yet) are issued as UserWarnings.
     Multi-agent envs (rlarena.MultiAgentEnv, PettingZoo AEC/Parallel) go to check_multi_agent_env.
+    An env of the old Gym API (reset() without seed=, a 4-tuple step) is checked as rlarena trains
+    it, adapted (rlarena.envs.legacy), with an "old API, adapted" notice.
     """
     from rlarena.envs.multi_agent import is_multi_agent, pettingzoo_kind
     if not isinstance(env, str | type) and (is_multi_agent(env) or pettingzoo_kind(env)):
         from rlarena.envs.multi_agent_checker import check_multi_agent_env
-        return check_multi_agent_env(env)
+        return check_multi_agent_env(env, warn=warn)
     if isinstance(env, type) and issubclass(env, gymnasium.Env) and is_multi_agent_class(env):
         from rlarena.envs.multi_agent_checker import check_multi_agent_env
-        return check_multi_agent_env(env())
-    built = _build(env)
-    name = built.spec.id if built.spec is not None else type(built.unwrapped).__name__
+        return check_multi_agent_env(env, warn=warn)
+    built = _build(env, warn)
+    inner = built.env if isinstance(built, LegacyGymEnv) else built.unwrapped
+    name = built.spec.id if built.spec is not None else type(inner).__name__
     try:
         problems = _space_problems(built)
         if not problems:  # without both spaces nothing else can be checked
@@ -65,7 +69,7 @@ def is_multi_agent_class(cls: type) -> bool:
     return issubclass(cls, MultiAgentEnv)
 
 
-def _build(env: Any) -> gymnasium.Env:
+def _build(env: Any, warn: bool) -> gymnasium.Env:
     if isinstance(env, str):
         try:  # check_env replaces Gymnasium's passive checker; running both would warn twice
             return gymnasium.make(env, disable_env_checker=True)
@@ -74,14 +78,15 @@ def _build(env: Any) -> gymnasium.Env:
             cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
             raise EnvError(f"Could not make env {env!r}: {cause}. Expected a registered "
                            f"Gymnasium id such as 'CartPole-v1'.{hint}") from exc
-    if isinstance(env, type) and issubclass(env, gymnasium.Env):
+    if isinstance(env, type) and (issubclass(env, gymnasium.Env) or is_old_api_class(env)):
         try:
-            return env()
+            env = env()
         except Exception as exc:
             raise EnvError(f"Could not build {env.__name__}() with no arguments: "
                            f"{type(exc).__name__}: {exc}. Pass an instance instead: "
                            f"check_env({env.__name__}(...)).") from exc
-    if not isinstance(env, gymnasium.Env):  # a VectorEnv, an old `gym` env, a PettingZoo env...
+    env = adapt_for_check(env, warn)
+    if not isinstance(env, gymnasium.Env):  # a VectorEnv, a PettingZoo env...
         raise EnvError(f"Expected one gymnasium.Env (an instance, a subclass or a registered "
                        f"id), got {_describe(env)}. Pass a single gymnasium.Env.")
     return env
@@ -266,7 +271,9 @@ class _Probe:
                 "`def reset(self, *, seed=None, options=None)`. Add the keywords and call "
                 "`super().reset(seed=seed)` first so self.np_random is seeded.")
         self._rollout()
-        if not self.problems:  # determinism means little until reset/step are well-formed
+        # determinism means little until reset/step are well-formed, and cannot be asked of an old
+        # env whose reset takes no seed (its adapter says so)
+        if not self.problems and getattr(self.env, "takes_seed", True):
             self._check_determinism()
         return self.problems
 

@@ -67,6 +67,10 @@ class MultiAgentEnv(gymnasium.Env):
     Action masks follow PettingZoo: an observation {"observation": ..., "action_mask": ...} in a
     Dict space, action_mask[i] == 1 when action i is legal. Final observations may carry an
     all-zero mask (no legal move once the game is over): never sample from them.
+
+    A subclass written for RLlib 1.x's API (one shared observation_space/action_space, no agent list,
+    reset() returning only obs, step() returning a `dones` dict) trains too: rlarena.envs.legacy
+    adapts it, with a notice, wherever rlarena creates envs.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}

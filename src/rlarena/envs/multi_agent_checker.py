@@ -30,6 +30,7 @@ from rlarena.envs.checker import (
     _space_warnings,
 )
 from rlarena.envs.checker import _Probe as _SingleAgentProbe
+from rlarena.envs.legacy import LegacyMultiAgentEnv, adapt_for_check
 from rlarena.envs.multi_agent import ALL, MultiAgentEnv
 from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
 from rlarena.errors import EnvError
@@ -47,8 +48,9 @@ def check_multi_agent_env(env: Any, *, warn: bool = True) -> None:
     wrap_multi_agent). With warn=True, legal but likely mistakes (spaces rlarena's default models do
     not handle yet, an episode that does not end) are issued as UserWarnings.
     """
-    built = _build(env)
-    name = (getattr(built, "metadata", None) or {}).get("name") or type(built).__name__
+    built = _build(env, warn)
+    named = built.env if isinstance(built, LegacyMultiAgentEnv) else built
+    name = (getattr(named, "metadata", None) or {}).get("name") or type(named).__name__
     try:
         problems = _attribute_problems(built)
         if not problems:  # without the agents and their spaces nothing else can be checked
@@ -69,14 +71,14 @@ def check_multi_agent_env(env: Any, *, warn: bool = True) -> None:
             built.close()
 
 
-def _build(env: Any) -> MultiAgentEnv:
+def _build(env: Any, warn: bool) -> MultiAgentEnv:
     if isinstance(env, type) and issubclass(env, MultiAgentEnv):
         try:
-            return env()
+            env = env()
         except Exception as exc:
             raise EnvError(f"Could not build {env.__name__}() with no arguments: {type(exc).__name__}: {exc}. "
                            f"Pass an instance instead: check_multi_agent_env({env.__name__}(...)).") from exc
-    return wrap_multi_agent(env)
+    return wrap_multi_agent(adapt_for_check(env, warn))  # an env of RLlib's old API is checked as it is trained
 
 
 def _attribute_problems(env: MultiAgentEnv) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import gymnasium as gym
 
+from rlarena.envs.legacy import adapt_old_api
 from rlarena.errors import EnvError, closest
 from rlarena.refs import Trust, Unnamed, ref_name, ref_to_json, register_trusted
 
@@ -55,7 +56,8 @@ def env_from_json(value: str | dict | None, trust: Trust | None = None) -> EnvSp
 
 
 def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:
-    """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec."""
+    """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec. Envs of the old Gym
+    or RLlib 1.x APIs come out adapted (rlarena.envs.legacy.adapt_old_api, with a notice)."""
     if isinstance(env, Unnamed):
         raise EnvError(f"This config's env was a lambda or local function ({env}), which cannot be "
                            f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
@@ -64,8 +66,8 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
         if env in _REGISTRY:
             creator = _REGISTRY[env]
             if render_mode is None:
-                return creator
-            return lambda cfg: creator({**cfg, "render_mode": render_mode})
+                return lambda cfg: adapt_old_api(creator(cfg))
+            return lambda cfg: adapt_old_api(creator({**cfg, "render_mode": render_mode}))
         if env in _BUILTIN:
             module_name, cls_name = _BUILTIN[env].split(":")
             cls = getattr(importlib.import_module(module_name), cls_name)
@@ -75,18 +77,21 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
         raise EnvError(f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
                        f"rlarena.register_env().{closest(env, registered_envs())}")
     if isinstance(env, type):
-        if not issubclass(env, gym.Env):
-            raise EnvError(f"Env class {env.__name__} is not a gymnasium.Env subclass.")
+        if not issubclass(env, gym.Env) and not (callable(getattr(env, "reset", None))
+                                                 and callable(getattr(env, "step", None))):
+            raise EnvError(f"Env class {env.__name__} is not a gymnasium.Env subclass and has no reset()/step(); "
+                           f"subclass gymnasium.Env (or rlarena.MultiAgentEnv for several agents).")
 
         def from_class(cfg: dict) -> gym.Env:
             try:
-                return env(cfg) if cfg else env()
+                made = env(cfg) if cfg else env()
             except TypeError:
-                return env(**cfg)
+                made = env(**cfg)
+            return adapt_old_api(made)
 
         return from_class
     if callable(env):
-        return env
+        return lambda cfg: adapt_old_api(env(cfg))
     raise EnvError(f"Cannot make an env from {env!r}: pass a Gymnasium id, a registered name, "
                    f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
 

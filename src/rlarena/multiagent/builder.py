@@ -3,6 +3,7 @@ policy take, and the policies themselves."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,20 +34,22 @@ def make_multi_agent_env(env_spec: Any, env_config: dict, single_agent_too: bool
     creator = make_env_creator(env_spec)
     try:
         env = creator(dict(env_config))
-    except Exception as exc:  # noqa: BLE001 - the env's own error, surfaced with its name
+    except EnvError:  # rlarena's own message already names the env (e.g. an old-API env without spaces)
+        raise
+    except Exception as exc:  # the env's own error, surfaced with its name
         raise EnvError(f"Creating env {env_name(env_spec)!r} failed: {type(exc).__name__}: {exc}") from exc
-    if is_multi_agent(env):
-        return env
-    if isinstance(env, gym.Env) and not single_agent_too:
+    if isinstance(env, gym.Env) and not is_multi_agent(env) and not single_agent_too:
         env.close()
         return None
     return as_multi_agent(env)
 
 
 def as_multi_agent(env: Any) -> Any:
-    """A MultiAgentEnv as is; a PettingZoo AEC or Parallel env, or a Gymnasium env (as one agent),
-    wrapped (EnvError for anything else)."""
+    """A MultiAgentEnv as is (adapted first if it follows RLlib's older API); a PettingZoo AEC or
+    Parallel env, or a Gymnasium env (as one agent), wrapped (EnvError for anything else)."""
+    from rlarena.envs.legacy import adapt_old_api
     from rlarena.envs.multi_agent import SingleAgentAsMultiAgent, is_multi_agent
+    env = adapt_old_api(env)
     if is_multi_agent(env):
         return env
     if isinstance(env, gym.Env):
@@ -76,4 +79,10 @@ def build_policy(spec: PolicySpec, observation_space: gym.Space, action_space: g
                  observation_filter: str, seed: int | None) -> Policy:
     if spec.policy_class is None or spec.policy_class is TorchPolicy:
         return TorchPolicy(observation_space, action_space, model_config, observation_filter, seed)
+    try:
+        params = inspect.signature(spec.policy_class).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "config" in params:  # an RLlib policy class: Policy(observation_space, action_space, config)
+        return spec.policy_class(observation_space, action_space, config=dict(spec.config))
     return spec.policy_class(observation_space, action_space)
