@@ -38,20 +38,41 @@ def flat_obs_dim(space: gym.Space) -> int:
 
 
 class Policy(ABC):
-    """Maps a batch of observations to a batch of actions. Subclass it for heuristics."""
+    """Maps a batch of observations to a batch of actions. Subclass it for heuristics.
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+    RLlib-style subclasses work too: `super().__init__(observation_space, action_space, config)`, and
+    compute_actions may return RLlib's `(actions, state_outs, info)` tuple (see policy_actions)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: dict[str, Any] | None = None):
         self.observation_space, self.action_space = observation_space, action_space
+        self.config: dict[str, Any] = dict(config or {})  # RLlib's Policy.config; rlarena reads nothing from it
 
     @abstractmethod
-    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
-        """Actions [B] for a batch of observations (a dict of batches for masked observations)."""
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> Any:
+        """Actions [B] for a batch of observations (a dict of batches for masked observations), or
+        RLlib's (actions, state_outs, info)."""
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         del state
+
+
+def policy_actions(policy: Policy, obs_batch: Any, explore: bool, batch_size: int) -> np.ndarray:
+    """policy.compute_actions as an array of `batch_size` actions. Every caller of a policy goes
+    through here, so a heuristic written the RLlib way (returning `(actions, state_outs, info)`, the
+    actions a list) plays the same as one returning an array."""
+    out = policy.compute_actions(obs_batch, explore=explore)
+    if isinstance(out, tuple):  # RLlib's Policy.compute_actions: (actions, state_outs, info)
+        out = out[0] if out else None
+    actions = np.asarray(out) if out is not None else None
+    if actions is None or actions.ndim == 0 or len(actions) != batch_size:
+        got = "nothing" if actions is None else f"shape {actions.shape}"
+        raise ConfigError(f"{type(policy).__name__}.compute_actions returned {got} for a batch of {batch_size} "
+                          f"observations; it must return one action per observation (an array or list, or "
+                          f"RLlib's (actions, state_outs, info)).")
+    return actions
 
 
 def __getattr__(name: str) -> Any:

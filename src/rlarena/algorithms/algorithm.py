@@ -1,7 +1,8 @@
 """Algorithm: decides *when* (sample, update, evaluate, checkpoint). Each algorithm file holds its math.
 
-The public surface is RLlib's: train(), evaluate(), save(), from_checkpoint(), compute_single_action(),
-compute_actions(), get_policy(), stop().
+The public surface is RLlib's: train(), evaluate(), save(), from_checkpoint(), get_state()/set_state(),
+compute_single_action(), compute_actions(), get_policy(), add_policy()/remove_policy(),
+workers/env_runner_group, stop().
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
+from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import (
     EnvSpec,
@@ -38,7 +40,7 @@ from rlarena.multiagent.builder import (
 from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
 from rlarena.nn.flat import Adam
-from rlarena.policy import Policy
+from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy
@@ -99,16 +101,47 @@ def _seed_for(seed: int | None, *salt: int) -> int | None:
     return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
 
 
+class EnvRunnerGroup:
+    """RLlib's EnvRunnerGroup (WorkerSet before RLlib 2.10) for local training: the one env runner,
+    which acts with the algorithm's own policy objects, so weights are always in sync and
+    sync_weights() only checks the policy ids it is given. Real on Ray later: with remote env
+    runners (the issue "Scale out on Ray") the same calls broadcast the weights."""
+
+    def __init__(self, algorithm: Algorithm):
+        self.algorithm = algorithm
+
+    def local_env_runner(self) -> EnvRunner | MultiAgentEnvRunner:
+        return self.algorithm.runner
+
+    local_worker = local_env_runner  # RLlib's older name
+
+    def num_remote_env_runners(self) -> int:
+        return 0
+
+    num_remote_workers = num_remote_env_runners  # RLlib's older name
+
+    def sync_weights(self, policies: list[str] | None = None, from_worker_or_learner_group: Any = None,
+                     to_worker_indices: list[int] | None = None, global_vars: dict | None = None,
+                     timeout_seconds: float | None = None, inference_only: bool = False) -> None:
+        """RLlib's signature. Nothing to copy locally (the runner holds the policies themselves);
+        an unknown policy id is an error, as it would be on Ray."""
+        for pid in policies or ():
+            self.algorithm.get_policy(pid)
+
+
 class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
 
-    def __init__(self, config: AlgorithmConfig):
+    def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
+        if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
+            options = {**(config or {}), **({"env": env} if env is not None else {})}
+            config = self.config_class().update_from_dict(options).checked()
         self.config = config
         torch.set_num_threads(config.num_torch_threads)
         if config.seed is not None:
             torch.manual_seed(_seed_for(config.seed, 0))
         self.env_name = env_name(config.env)
-        self.callbacks = config.callbacks_class() if config.callbacks_class is not None else None
+        self.callbacks = make_callbacks(config.callbacks_class)  # hooks that ask for what we lack fail here
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         self.policies: dict[str, Policy] = {}
         self.policy_configs: dict[str, AlgorithmConfig] = {}  # per-policy overrides applied
@@ -140,6 +173,8 @@ class Algorithm(ABC):
         self.setup()
         for pid in self.policies_to_train:
             self.setup_policy(pid)
+        if self.callbacks is not None:
+            call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
 
     def _setup_multi_agent(self, probe: Any) -> None:
         cfg = self.config
@@ -198,7 +233,8 @@ class Algorithm(ABC):
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
         self.num_env_steps_sampled_lifetime += steps
         if self.callbacks is not None:
-            self.callbacks.on_sample_end(algorithm=self, batches=batches)
+            call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
+                      worker=self.runner, env_runner=self.runner)
         return batches
 
     # -- the loop -----------------------------------------------------------------------------
@@ -214,6 +250,7 @@ class Algorithm(ABC):
         self.iteration += 1
         self.time_total_s += elapsed
         steps = self.num_env_steps_sampled_lifetime - steps_before
+        hist_stats = self.runner.stats.hist_stats()  # before metrics(), which starts the next iteration
         result = ResultDict({"training_iteration": self.iteration, **self.runner.stats.metrics(),
                              "num_env_steps_sampled_this_iter": steps,
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
@@ -221,12 +258,14 @@ class Algorithm(ABC):
                              "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
                              **learner_stats})
         result.update(_with_aliases(result))
+        result["hist_stats"] = hist_stats  # RLlib's per-episode lists
+        result["config"] = self.config.to_dict()  # RLlib's results carry the config (tutorials `del` it)
         result.learner_stats = self._learner_stats_by_policy(learner_stats)
         interval = self.config.evaluation_interval
         if interval and self.iteration % interval == 0:
             result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
         if self.callbacks is not None:
-            self.callbacks.on_train_result(algorithm=self, result=result)
+            call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
         return result
 
     def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -256,7 +295,7 @@ class Algorithm(ABC):
         out["evaluation_time_s"] = time.perf_counter() - start
         out = _with_aliases(out)
         if self.callbacks is not None:
-            self.callbacks.on_evaluate_end(algorithm=self, evaluation_metrics=out)
+            call_hook(self.callbacks, "on_evaluate_end", algorithm=self, evaluation_metrics=out)
         return out
 
     def _evaluate_multi_agent(self, seed: int | None) -> dict[str, float]:
@@ -357,11 +396,16 @@ class Algorithm(ABC):
     def compute_actions(self, obs_batch: Any, explore: bool | None = None,
                         policy_id: str = DEFAULT_POLICY_ID) -> np.ndarray:
         """Actions for a batch of observations. explore=None samples (RLlib's default); False is greedy."""
-        return self.get_policy(policy_id).compute_actions(obs_batch, explore=explore is not False)
+        first = next(iter(obs_batch.values())) if isinstance(obs_batch, dict) else obs_batch
+        return policy_actions(self.get_policy(policy_id), obs_batch, explore is not False, len(first))
 
-    def compute_single_action(self, obs: Any, explore: bool | None = None,
-                              policy_id: str = DEFAULT_POLICY_ID) -> Any:
-        action = self.compute_actions(stack_obs([obs]), explore, policy_id)[0]
+    def compute_single_action(self, observation: Any = None, explore: bool | None = None,
+                              policy_id: str = DEFAULT_POLICY_ID, *, obs: Any = None) -> Any:
+        """The action for one observation (RLlib's name for it is `observation`; `obs=` works too)."""
+        if (observation is None) == (obs is None):
+            raise ConfigError("compute_single_action() takes one observation: pass it positionally or as "
+                              "observation=... (or obs=...).")
+        action = self.compute_actions(stack_obs([obs if observation is None else observation]), explore, policy_id)[0]
         return action.item() if np.ndim(action) == 0 else action
 
     compute_action = compute_single_action  # RLlib 1.x's name (the MultiAgentArena tutorial uses it)
@@ -384,29 +428,85 @@ class Algorithm(ABC):
             arrays[f"optimizer.{name}"] = opt.get_state()
         return arrays
 
+    def get_state(self) -> dict[str, Any]:
+        """RLlib's Algorithm.get_state(): a snapshot that set_state() restores: counters, the episode
+        window, every policy (class, spaces, weights as copies), optimizer and RNG states. save()
+        writes the same snapshot to disk (the config beside it)."""
+        return {"counters": {"iteration": self.iteration,
+                             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+                             "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
+                             "num_episodes_lifetime": self.runner.stats.lifetime},
+                "episode_window": list(self.runner.stats.window),
+                "policies": {pid: {"policy_class": None if isinstance(p, TorchPolicy) else type(p),
+                                   "observation_space": p.observation_space, "action_space": p.action_space}
+                             for pid, p in self.policies.items()},
+                "policies_to_train": list(self.policies_to_train),
+                "rng": {"algorithm": self.rng.bit_generator.state,
+                        "policies": {pid: p.rng.bit_generator.state for pid, p in self.policies.items()
+                                     if isinstance(p, TorchPolicy)}},
+                "arrays": self._state_arrays()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Return to a get_state() snapshot of this algorithm: a league grown or shrunk since is put
+        back (policies added since are removed, removed ones built again from their class and spaces),
+        then weights, optimizers, counters and RNGs are restored. Episodes under way start afresh: env
+        state cannot be captured in general."""
+        if not isinstance(state, dict) or not {"counters", "policies", "arrays", "rng"} <= set(state):
+            raise ConfigError(f"set_state() takes what {type(self).__name__}.get_state() returned (a dict with "
+                              f"counters, policies, arrays and rng), got {type(state).__name__}.")
+        policies = state["policies"]
+        if self.is_multi_agent:
+            for pid in [p for p in self.policies if p not in policies]:
+                self.remove_policy(pid)
+            for pid, spec in policies.items():
+                if pid not in self.policies:
+                    self.add_policy(pid, spec["policy_class"], observation_space=spec["observation_space"],
+                                    action_space=spec["action_space"])
+            if "policies_to_train" in state:
+                self.set_policies_to_train(state["policies_to_train"], remember=self.config.policies_to_train is not None)
+        self._restore(state, state["arrays"])
+
+    @property
+    def env_runner_group(self) -> EnvRunnerGroup:
+        """RLlib's env_runner_group (`workers` before RLlib 2.10); here the one local env runner."""
+        return EnvRunnerGroup(self)
+
+    workers = env_runner_group  # RLlib's older name (the Connect Four blog's algorithm.workers.sync_weights())
+
     def save(self, checkpoint_dir: str | Path | None = None) -> str:
         """Write a checkpoint directory (atomically) and return its path."""
         if checkpoint_dir is None:
             checkpoint_dir = Path("checkpoints") / f"{type(self).__name__}_{self.env_name}" / \
                 f"checkpoint_{self.iteration:06d}"
+        state = self.get_state()
         meta = {"algorithm": type(self).__name__, "rlarena_version": __version__,
                 "config": self.config.to_dict(),
-                "counters": {"iteration": self.iteration,
-                             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
-                             "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
-                             "num_episodes_lifetime": self.runner.stats.lifetime},
-                "episode_window": list(self.runner.stats.window),
-                "policies": {pid: {"policy_class": ref_to_json(type(p)) if not isinstance(p, TorchPolicy) else None,
-                                   "observation_space": space_to_json(p.observation_space),
-                                   "action_space": space_to_json(p.action_space)}
-                             for pid, p in self.policies.items()},
-                "rng": {"algorithm": self.rng.bit_generator.state,
-                        "policies": {pid: p.rng.bit_generator.state for pid, p in self.policies.items()
-                                     if isinstance(p, TorchPolicy)}}}
-        path = write_checkpoint(checkpoint_dir, meta, self._state_arrays())
+                **{k: state[k] for k in ("counters", "episode_window", "rng")},
+                "policies": {pid: {"policy_class": None if spec["policy_class"] is None
+                                   else ref_to_json(spec["policy_class"]),
+                                   "observation_space": space_to_json(spec["observation_space"]),
+                                   "action_space": space_to_json(spec["action_space"])}
+                             for pid, spec in state["policies"].items()}}
+        path = write_checkpoint(checkpoint_dir, meta, state["arrays"])
         if self.callbacks is not None:
-            self.callbacks.on_checkpoint(algorithm=self, checkpoint_dir=path)
+            call_hook(self.callbacks, "on_checkpoint", algorithm=self, checkpoint_dir=path)
         return path
+
+    def restore(self, checkpoint_path: str | Path) -> None:
+        """RLlib's in-place restore: this algorithm takes the weights, optimizer state, counters, episode
+        window and RNG state saved at `checkpoint_path`, keeping its own config. The checkpoint must come
+        from the same algorithm with the same policies; Algorithm.from_checkpoint builds one from any
+        checkpoint instead. Nothing the checkpoint's config names is read (the live config stays)."""
+        meta, arrays = read_checkpoint(checkpoint_path)
+        where = f"Checkpoint {str(checkpoint_path)!r}"
+        if meta.get("algorithm") != type(self).__name__:
+            raise CheckpointError(f"{where} holds a {meta.get('algorithm')} checkpoint; this is a {type(self).__name__}. "
+                                  f"Load it with Algorithm.from_checkpoint().")
+        saved = meta.get("policies") if isinstance(meta.get("policies"), dict) else {}
+        if set(saved) != set(self.policies):
+            raise CheckpointError(f"{where} holds policies {sorted(saved)}; this algorithm has {sorted(self.policies)}. "
+                                  f"Load it with Algorithm.from_checkpoint().")
+        self._restore(meta, arrays)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None,
@@ -485,6 +585,7 @@ class Algorithm(ABC):
             self.time_total_s = float(counters["time_total_s"])
             self.num_evaluations = int(counters["num_evaluations"])
             self.runner.stats.lifetime = int(counters["num_episodes_lifetime"])
+            self.runner.stats.window.clear()  # restore() and set_state() replace a live window
             self.runner.stats.window.extend(tuple(p) for p in meta["episode_window"])
             for pid, state in meta["rng"]["policies"].items():
                 self.policies[pid].rng.bit_generator.state = state  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ import numpy as np
 
 from rlarena.envs.connect_four import COLS, ROWS, Game, observation_space
 from rlarena.errors import ConfigError, closest
-from rlarena.policy import Policy
+from rlarena.policy import Policy, policy_actions
 
 SHIPPED_ONNX = Path(__file__).resolve().parent.parent / "agents" / "connect_four" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
@@ -126,7 +126,7 @@ class ConnectFourPlay:
         seat = session.agent_seat
         obs = {"observation": session.game.planes(seat)[None], "action_mask": session.game.legal_mask()[None]}
         with self._lock:
-            column = int(np.asarray(self.policies[session.opponent].compute_actions(obs, explore=False))[0])
+            column = int(policy_actions(self.policies[session.opponent], obs, False, 1)[0])
         if not 0 <= column < COLS or not session.game.legal(column):
             # connect_four_v3's rule for an illegal move: the mover loses. Only a broken model gets here.
             session.result = "win"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from rlarena.envs.connect_four import BatchedConnectFour
-from rlarena.policy import Policy
+from rlarena.policy import Policy, policy_actions
 
 
 def play_matches(agent: Policy, opponent: Policy, games_per_seat: int, explore: bool = False) -> dict[str, float]:
@@ -27,7 +27,7 @@ def play_matches(agent: Policy, opponent: Policy, games_per_seat: int, explore: 
         for policy, rows in ((agent, np.flatnonzero(agent_turn)), (opponent, np.flatnonzero(~agent_turn))):
             if len(rows):
                 batch = {k: v[rows] for k, v in obs.items()}
-                actions[rows] = policy.compute_actions(batch, explore=explore)
+                actions[rows] = policy_actions(policy, batch, explore, len(rows))
         obs, mover_reward, other_reward, done, info = games.step(actions)
         finished = done & np.isnan(result)
         agent_moved = info["mover"] == agent_seat

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.multiagent.episode import Episode
-from rlarena.policy import Policy
+from rlarena.policy import Policy, policy_actions
 from rlarena.rollout.runner import EpisodeStats, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TorchPolicy
@@ -61,17 +62,38 @@ class MultiAgentEpisodeStats(EpisodeStats):
 
     policy_window: dict[str, deque] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=100)))
     agent_window: dict[Any, deque] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=100)))
+    # per episode: ((policy id, agent return), ...), the latest 100 and this iteration's (for hist_stats)
+    policy_returns: deque = field(default_factory=lambda: deque(maxlen=100))
+    iter_policy_returns: list = field(default_factory=list)
 
     def add_episode(self, episode: Episode) -> None:
         self.add(np.array([episode.total_reward]), np.array([episode.length]))
+        by_policy = []
         for agent, ret in episode.agent_rewards.items():
             self.agent_window[agent].append(ret)
             pid = episode.policy_for_agent.get(agent)
             if pid is not None:
                 self.policy_window[pid].append(ret)
+                by_policy.append((pid, float(ret)))
+        self.policy_returns.append((episode.total_reward, episode.length, tuple(by_policy)))
+        self.iter_policy_returns.append(self.policy_returns[-1])
+
+    def hist_stats(self) -> dict[str, list[float]]:
+        """RLlib's hist_stats: "episode_reward" and "episode_lengths" per episode, and
+        "policy_<id>_reward" with one entry per agent mapped to <id> in those episodes, in episode
+        order (this iteration's episodes, topped up to the latest 100 as RLlib does)."""
+        recent, now = self.policy_returns, self.iter_policy_returns
+        episodes = now if len(now) >= len(recent) else list(recent)
+        out: dict[str, list[float]] = {"episode_reward": [float(r) for r, _, _ in episodes],
+                                       "episode_lengths": [int(n) for _, n, _ in episodes]}
+        for _, _, by_policy in episodes:
+            for pid, ret in by_policy:
+                out.setdefault(f"policy_{pid}_reward", []).append(ret)
+        return out
 
     def metrics(self) -> dict[str, float]:
         out = super().metrics()
+        self.iter_policy_returns = []
         out.update({f"policy_reward_mean/{pid}": float(np.mean(w)) for pid, w in self.policy_window.items() if w})
         out.update({f"agent_return_mean/{a}": float(np.mean(w)) for a, w in self.agent_window.items() if w})
         return out
@@ -99,12 +121,18 @@ class MultiAgentEnvRunner:
     def _start_episode(self, i: int, seed: int | None = None) -> None:
         try:
             obs, _ = self.envs[i].reset(seed=seed)
+        except EnvError:  # already says which env and what (e.g. the old-API adapter's messages)
+            raise
         except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
             raise env_failed(self.env_name, "reset()", exc) from exc
         self._obs[i], self._lanes[i] = dict(obs), {}
         self._episodes[i] = Episode(env_index=i)
         if self.callbacks is not None:
-            self.callbacks.on_episode_start(episode=self._episodes[i], env_index=i, algorithm=self.algorithm)
+            self._call_episode_hook("on_episode_start", i)
+
+    def _call_episode_hook(self, hook: str, i: int) -> None:
+        call_hook(self.callbacks, hook, episode=self._episodes[i], env_index=i, algorithm=self.algorithm,
+                  worker=self, env_runner=self, env=self.envs[i], base_env=self.envs[i], policies=self.policies)
 
     def _policy_id(self, i: int, agent: Any) -> str:
         pid = self._episodes[i].policy_for(agent, self.mapping_fn, worker=self)
@@ -130,7 +158,9 @@ class MultiAgentEnvRunner:
                     chosen = policy.sample(policy.normalize(flat), explore, mask)
                     env_actions = policy.to_env_actions(chosen)
                 else:
-                    env_actions = policy.compute_actions(batch, explore=explore)
+                    env_actions = policy_actions(policy, batch, explore, len(members))
+            except ConfigError:  # the policy's own mistake (policy_actions says which)
+                raise
             except Exception as exc:  # noqa: BLE001 - an observation of the wrong shape is the likely cause
                 error = self._wrong_shape(policy, members)
                 if error is None:
@@ -167,6 +197,8 @@ class MultiAgentEnvRunner:
         for i, env in enumerate(self.envs):
             try:
                 obs, rewards, terminateds, truncateds, _ = env.step(actions[i])
+            except EnvError:
+                raise
             except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
                 raise env_failed(self.env_name, "step()", exc) from exc
             episode, lanes = self._episodes[i], self._lanes[i]
@@ -188,13 +220,13 @@ class MultiAgentEnvRunner:
                     if segments is not None:
                         segments[lane.policy_id].append(_Segment(lane, terminated, closing, episode.length))
             if self.callbacks is not None and self.callbacks.wants_episode_step:
-                self.callbacks.on_episode_step(episode=episode, env_index=i, algorithm=self.algorithm)
+                self._call_episode_hook("on_episode_step", i)
             if episode_over:
                 self.stats.add_episode(episode)
                 if on_episode_end is not None:
                     on_episode_end(episode)
                 if self.callbacks is not None:
-                    self.callbacks.on_episode_end(episode=episode, env_index=i, algorithm=self.algorithm)
+                    self._call_episode_hook("on_episode_end", i)
                 self._start_episode(i)
             else:
                 self._obs[i] = {a: o for a, o in obs.items() if a not in done_agents}

@@ -24,11 +24,24 @@ class EpisodeStats:
     window: deque = field(default_factory=lambda: deque(maxlen=100))  # (return, length) pairs
     this_iter: int = 0
     lifetime: int = 0
+    iter_episodes: list = field(default_factory=list)  # this iteration's (return, length) pairs, for hist_stats
 
     def add(self, returns: np.ndarray, lengths: np.ndarray) -> None:
-        self.window.extend(zip(returns.tolist(), lengths.tolist()))
+        pairs = list(zip(returns.tolist(), lengths.tolist()))
+        self.window.extend(pairs)
+        self.iter_episodes.extend(pairs)
         self.this_iter += len(returns)
         self.lifetime += len(returns)
+
+    def hist_stats(self) -> dict[str, list[float]]:
+        """RLlib's result["hist_stats"]: per-episode returns and lengths of this iteration's episodes,
+        topped up with the latest earlier ones to the smoothing window (100), as RLlib's
+        summarize_episodes does (so an iteration that ended no episode still has a history). Read it
+        before metrics(), which starts the next iteration."""
+        episodes = self.iter_episodes if len(self.iter_episodes) >= len(self.window) else list(self.window)
+        returns = [float(r) for r, _ in episodes]
+        return {"episode_reward": returns, "episode_lengths": [int(n) for _, n in episodes],
+                "policy_default_policy_reward": list(returns)}
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {"episodes_this_iter": self.this_iter, "num_episodes_lifetime": self.lifetime}
@@ -41,6 +54,7 @@ class EpisodeStats:
             out.update(episode_return_mean=float("nan"), episode_return_min=float("nan"),
                        episode_return_max=float("nan"), episode_len_mean=float("nan"))
         self.this_iter = 0
+        self.iter_episodes = []
         return out
 
 

@@ -28,6 +28,7 @@ EVENTS_GLOB = "events.out.tfevents.*"
 MAX_RESULT_LINE = 2**20
 
 # Keys not worth a TensorBoard curve: the old-name aliases (the same curves twice) and bookkeeping.
+_NOT_LOGGED = {"config", "hist_stats"}
 _NOT_SCALARS = {"episode_reward_mean", "episode_reward_min", "episode_reward_max", "timesteps_total",
                 "episodes_total", "training_iteration", "timestamp", "trial_id", "iterations_since_restore"}
 
@@ -158,6 +159,9 @@ class TrialLogger:
 
     # -- each iteration -----------------------------------------------------------------------
     def log(self, result: dict[str, Any]) -> None:
+        # the config is in params.json and hist_stats lists an iteration's episodes: per-row copies of
+        # either would bloat every row (both stay in the result dict train() returns)
+        result = {k: v for k, v in result.items() if k not in _NOT_LOGGED}
         if not self._opened:
             self._open()
         assert self._json is not None and self._csv is not None
