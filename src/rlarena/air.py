@@ -1,0 +1,11 @@
+"""ray.air's configs for Tuner (Ray Tune's local subset, see rlarena.tune; issue 13 brings real Tune on Ray).
+
+    from rlarena import air, tune                 # was: from ray import air, tune
+    tune.Tuner("PPO", param_space=config, run_config=air.RunConfig(stop={"training_iteration": 20},
+               checkpoint_config=air.CheckpointConfig(checkpoint_frequency=10, checkpoint_at_end=True))).fit()
+"""
+
+from rlarena.tune.analysis import Checkpoint, Result
+from rlarena.tune.experiment import CheckpointConfig, RunConfig
+
+__all__ = ["Checkpoint", "CheckpointConfig", "Result", "RunConfig"]
