@@ -58,7 +58,7 @@ IGNORED: dict[str, Ignored] = {
     "enable_connectors": Ignored("connectors are RLlib internals; rlarena's sampling path is fixed"),
     "log_level": Ignored("rlarena's output is set by verbose= (rlarena.run) or --verbose", lambda v: v == "WARN"),
     "disable_env_checking": Ignored("rlarena checks what it needs of the env when it builds it", lambda v: not v),
-    "create_env_on_driver": Ignored("rlarena creates its envs in this process anyway", lambda v: not v),
+    "create_env_on_driver": Ignored("rlarena creates its envs in this process anyway", lambda v: True),  # either way
     "simple_optimizer": Ignored("rlarena has one optimizer path"),
     "preprocessor_pref": Ignored("rlarena flattens observations itself"),
     "_disable_preprocessor_api": Ignored("rlarena flattens observations itself"),
