@@ -146,11 +146,25 @@ def add_arena(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", default=shipped,
                    help="a Connect Four checkpoint directory; the default is the agent shipped with rlarena")
     p.add_argument("--policy-id", default="learned", help="the checkpoint's policy to play")
-    p.add_argument("--games", type=int, default=100, help="games per seat against each opponent")
+    p.add_argument("--games", type=int, default=49,
+                   help="games per seat against each opponent; a seat's game i starts from opening i "
+                        "mod the number of openings (evenly spaced ones when there are fewer games), so both seats "
+                        "play the same openings and the default plays each two-ply opening once per seat")
+    p.add_argument("--openings", default="two_ply", metavar="SPEC",
+                   help="where games start: 'two_ply' (the 49 two-ply openings), 'random:A-B' (one "
+                        "distinct balanced opening of A to B random plies per game of a seat, e.g. random:2-6; "
+                        "random:4 for exactly 4) or 'empty' (every game from the empty board: the old evaluation, "
+                        "which a deterministic agent can memorize)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the opponents' random tie-breaks and the random openings")
     p.add_argument("--opponents", nargs="+", metavar="NAME", help="opponents to play",
                    default=["random", "always_same", "linear", "beat_last", "smart"]
                    + [f"negamax_{depth}" for depth in range(1, 8)])
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=None,
+                   help="also grade the agent's greedy moves on the solver-labelled test positions (end, middle "
+                        "and opening stages: outcome kept, optimal move). Unset (None): on for the text output, off for "
+                        "--json; given with --json, the JSON is {\"matches\": table, \"grades\": grades}")
     add_trust_module(p)
 
 

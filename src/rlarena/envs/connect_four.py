@@ -26,6 +26,7 @@ solver).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium
@@ -354,6 +355,31 @@ class BatchedConnectFour:
         self.bits[:] = 0
         self.to_play[:] = 0
         self.moves[:] = 0
+        return self.observe()
+
+    def reset_to(self, openings: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """Start every game afresh and play game i's opening moves (columns, player_0 first) in it;
+        returns the movers' observations. An opening must be legal and leave its game running (no
+        four, board not full). Games that end later still restart from the empty board (autoreset)."""
+        if len(openings) != self.num_games:
+            raise EnvError(f"BatchedConnectFour.reset_to takes one opening per game ({self.num_games}), "
+                           f"got {len(openings)}.")
+        self.reset()
+        for i, opening in enumerate(openings):
+            for col in opening:
+                col = int(col)
+                if not 0 <= col < COLS or self.heights[i, col] >= ROWS:
+                    raise EnvError(f"Opening {list(opening)} of game {i} plays column {col}, which is not a "
+                                   f"legal column (0..{COLS - 1}, not full) there.")
+                h, seat = int(self.heights[i, col]), int(self.to_play[i])
+                self.board[i, ROWS - 1 - h, col] = seat + 1
+                self.heights[i, col] = h + 1
+                self.bits[i, seat] |= np.uint64(1 << (col * COL_BITS + h))
+                self.moves[i] += 1
+                self.to_play[i] ^= 1
+                if has_four(int(self.bits[i, seat])) or self.moves[i] == ROWS * COLS:
+                    raise EnvError(f"Opening {list(opening)} of game {i} ends the game; an opening must "
+                                   f"leave the game running.")
         return self.observe()
 
     def observe(self) -> dict[str, np.ndarray]:

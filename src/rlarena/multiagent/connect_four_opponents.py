@@ -296,12 +296,15 @@ class NegamaxPolicy(ConnectFourHeuristic):
     depth = 3
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, depth: int | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, cache: bool = True):
         super().__init__(observation_space, action_space, seed)
         if depth is not None:
             self.depth = int(depth)
         if not 1 <= self.depth <= 7:
             raise ValueError(f"Negamax depth must be 1..7 plies, got {self.depth}.")
+        # cache=False for evaluation (rlarena.multiagent.matches): every move is searched afresh. The
+        # cache holds the tied best columns, not a chosen one, so the tie-break is random either way.
+        self.cache = bool(cache)
         self._cache: dict[int, list[int]] = {}
 
     CACHE = 200_000  # positions whose best columns are remembered (cleared when full)
@@ -315,9 +318,11 @@ class NegamaxPolicy(ConnectFourHeuristic):
             key = _key(cur, opp)
             best = self._cache.get(key)
             if best is None:
-                if len(self._cache) >= self.CACHE:
-                    self._cache.clear()
-                best = self._cache[key] = best_columns(cur, opp, self.depth)[0]
+                best = best_columns(cur, opp, self.depth)[0]
+                if self.cache:
+                    if len(self._cache) >= self.CACHE:
+                        self._cache.clear()
+                    self._cache[key] = best
             columns = [c for c in best if mask[i, c]]
             if columns:
                 out[i] = columns[0] if len(columns) == 1 else self.rng.choice(columns)
