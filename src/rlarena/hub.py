@@ -495,7 +495,7 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
 
 def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
     from rlarena.algorithms import get_algorithm_class
-    from rlarena.envs.spaces import space_from_json
+    from rlarena.algorithms.algorithm import saved_config
     meta_path = folder / CONFIG_FILE
     try:
         meta = read_json(meta_path, "Package config")  # size-checked; a link out of the folder is refused
@@ -517,15 +517,7 @@ def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
             owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy."):-len(".safetensors")]
             arrays[owner] = state
         algo_cls = get_algorithm_class(meta["algorithm"])
-        saved = meta["config"]
-        config = algo_cls.config_class.from_dict(saved if env is None else {k: v for k, v in saved.items() if k != "env"},
-                                                 trust)
-        if config.policies is not None:  # the spaces each policy was built with (added ones too)
-            for pid, spec in config.policies.items():
-                saved = meta["policies"].get(pid)
-                if saved:
-                    spec.observation_space = space_from_json(saved["observation_space"])
-                    spec.action_space = space_from_json(saved["action_space"])
+        config = saved_config(algo_cls.config_class, meta, trust, {"env"} if env is not None else set())
     except RLArenaError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

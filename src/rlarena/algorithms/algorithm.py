@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -58,7 +58,9 @@ class ResultDict(dict):
     result["info"]["learner"][policy_id]["learner_stats"] return views of the flat keys; any other
     unknown key raises a KeyError that names the closest keys."""
 
-    learner_stats: dict[str, dict[str, float]] = {}  # policy id -> stats, for result["info"]
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.learner_stats: dict[str, dict[str, float]] = {}  # policy id -> stats, for result["info"]
 
     def __missing__(self, key: str) -> Any:
         prefix = f"{key}/"
@@ -92,6 +94,24 @@ def _objects_in(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return [obj for v in value for obj in _objects_in(v)]
     return [value]
+
+
+_A = TypeVar("_A", bound="Algorithm")
+
+
+def saved_config(config_class: type[AlgorithmConfig], meta: dict[str, Any], trust: Trust,
+                 replaced: set[str]) -> AlgorithmConfig:
+    """The config a checkpoint or Hub package saved: meta["config"] read with `trust`, each policy
+    given the spaces it was built with (meta["policies"]; added policies too). The options in
+    `replaced` are left out: the caller sets them, so they are neither read nor resolved."""
+    config = config_class.from_dict({k: v for k, v in meta["config"].items() if k not in replaced}, trust)
+    saved_policies = meta.get("policies") or {}
+    for pid, spec in (config.policies or {}).items():
+        saved = saved_policies.get(pid)
+        if saved:
+            spec.observation_space = space_from_json(saved["observation_space"])
+            spec.action_space = space_from_json(saved["action_space"])
+    return config
 
 
 def _seed_for(seed: int | None, *salt: int) -> int | None:
@@ -544,16 +564,9 @@ class Algorithm(ABC):
         if cls is not Algorithm and not issubclass(algo_cls, cls):
             raise CheckpointError(f"{str(path)!r} holds a {algo_cls.__name__} checkpoint, not {cls.__name__}; "
                                   f"load it with Algorithm.from_checkpoint().")
-        replaced = set(overrides) | ({"env"} if env is not None else set())
-        try:  # what the caller replaces is not read from the file at all (nor resolved)
-            config = algo_cls.config_class.from_dict({k: v for k, v in meta["config"].items() if k not in replaced},
-                                                     trust)
-            if config.policies is not None:  # the spaces each policy was built with (added ones too)
-                for pid, spec in config.policies.items():
-                    saved = meta.get("policies", {}).get(pid)
-                    if saved:
-                        spec.observation_space = space_from_json(saved["observation_space"])
-                        spec.action_space = space_from_json(saved["action_space"])
+        try:
+            config = saved_config(algo_cls.config_class, meta, trust,
+                                  set(overrides) | ({"env"} if env is not None else set()))
         except (ConfigError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
         if env is not None:
@@ -606,7 +619,7 @@ class Algorithm(ABC):
             self._eval_env.close()
             self._eval_env = None
 
-    def __enter__(self) -> Algorithm:
+    def __enter__(self: _A) -> _A:
         return self
 
     def __exit__(self, *exc: object) -> None:

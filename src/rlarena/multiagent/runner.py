@@ -82,8 +82,7 @@ class MultiAgentEpisodeStats(EpisodeStats):
         """RLlib's hist_stats: "episode_reward" and "episode_lengths" per episode, and
         "policy_<id>_reward" with one entry per agent mapped to <id> in those episodes, in episode
         order (this iteration's episodes, topped up to the latest 100 as RLlib does)."""
-        recent, now = self.policy_returns, self.iter_policy_returns
-        episodes = now if len(now) >= len(recent) else list(recent)
+        episodes = self.recent(self.iter_policy_returns, self.policy_returns)
         out: dict[str, list[float]] = {"episode_reward": [float(r) for r, _, _ in episodes],
                                        "episode_lengths": [int(n) for _, n, _ in episodes]}
         for _, _, by_policy in episodes:

@@ -33,12 +33,17 @@ class EpisodeStats:
         self.this_iter += len(returns)
         self.lifetime += len(returns)
 
+    @staticmethod
+    def recent(this_iter: list, window: deque) -> list:
+        """hist_stats' episodes: this iteration's, or the window's latest when it holds more."""
+        return this_iter if len(this_iter) >= len(window) else list(window)
+
     def hist_stats(self) -> dict[str, list[float]]:
         """RLlib's result["hist_stats"]: per-episode returns and lengths of this iteration's episodes,
         topped up with the latest earlier ones to the smoothing window (100), as RLlib's
         summarize_episodes does (so an iteration that ended no episode still has a history). Read it
         before metrics(), which starts the next iteration."""
-        episodes = self.iter_episodes if len(self.iter_episodes) >= len(self.window) else list(self.window)
+        episodes = self.recent(self.iter_episodes, self.window)
         returns = [float(r) for r, _ in episodes]
         return {"episode_reward": returns, "episode_lengths": [int(n) for _, n in episodes],
                 "policy_default_policy_reward": list(returns)}
