@@ -301,7 +301,10 @@ def test_crafted_safetensors_header_is_a_checkpoint_error(checkpoint, tmp_path, 
     ckpt = copy(checkpoint, tmp_path)
     crafted_safetensors(ckpt / WEIGHTS, header, data, header_size)
     edit_json(ckpt / METADATA_FILE, lambda m: m["files"].__setitem__(WEIGHTS, sha(ckpt / WEIGHTS)))
-    with pytest.raises(CheckpointError, match=f"{WEIGHTS} cannot be read"):
+    # BF16 reads once ml_dtypes is imported (onnx and tensorboard import it, so it depends on which tests
+    # ran before): the file is then well-formed and its array does not fit the model
+    expected = f"{WEIGHTS} cannot be read" + ("|does not match" if header["w"]["dtype"] == "BF16" else "")
+    with pytest.raises(CheckpointError, match=expected):
         Algorithm.from_checkpoint(ckpt)
     cli_error(["rollout", str(ckpt)], capsys)
 
