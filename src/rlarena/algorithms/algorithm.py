@@ -589,8 +589,9 @@ class Algorithm(ABC):
                 opt.set_state(arrays[f"optimizer.{name}"])
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            detail = " ".join(str(exc).split())  # torch's state_dict errors span lines: keep the error one line
             raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
-                                  f"{exc}). Was it saved with a different model or algorithm?") from exc
+                                  f"{detail}). Was it saved with a different model or algorithm?") from exc
         try:
             counters = meta["counters"]
             self.iteration = int(counters["iteration"])
