@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
@@ -94,9 +97,6 @@ def _objects_in(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return [obj for v in value for obj in _objects_in(v)]
     return [value]
-
-
-_A = TypeVar("_A", bound="Algorithm")
 
 
 def saved_config(config_class: type[AlgorithmConfig], meta: dict[str, Any], trust: Trust,
@@ -620,7 +620,7 @@ class Algorithm(ABC):
             self._eval_env.close()
             self._eval_env = None
 
-    def __enter__(self: _A) -> _A:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
