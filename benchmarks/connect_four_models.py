@@ -5,7 +5,7 @@ Models (the `board_features` model option; every one feeds a masked [256, 256] M
 - none:          the raw 6x7x2 planes (84 inputs);
 - connect_four:  the planes plus fixed tactical features: the empty cells that complete a line of four
                  for either side, the playable cells, and per column win-now / must-block / unsafe
-                 (rlarena/nn/board.py, 231 inputs);
+                 (rlarena/games/connect_four/features.py, 231 inputs);
 - conv:          two learned 3x3 convolutions (32 channels) over the planes.
 
 Each model trains for --minutes with tuned_examples/ppo/connect_four_selfplay.py's config (league of
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from rlarena.envs.connect_four import observation_space
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
-from rlarena.multiagent.matches import evaluation_table
+from rlarena.games.connect_four.matches import evaluation_table
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import observation_space
 
 RECIPE = Path(__file__).resolve().parent.parent / "tuned_examples" / "ppo" / "connect_four_selfplay.py"
 LADDER = ("random", "beat_last", "smart", "negamax_1", "negamax_3", "negamax_5")

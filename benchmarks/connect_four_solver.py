@@ -4,7 +4,7 @@
     python benchmarks/connect_four_solver.py --grades    # grade the ladder and the shipped agent
 
 With --grades it prints instead the solver grades (outcome kept, optimal move) of random, negamax
-depth 1/3/5 and the shipped agent (src/rlarena/agents/connect_four, policy "learned") on the stored
+depth 1/3/5 and the shipped agent (src/rlarena/games/connect_four/agent, policy "learned") on the stored
 test sets, per stage.
 
 Positions are drawn as the graded test sets draw theirs (rlarena.games.connect_four.positions: games
@@ -81,16 +81,16 @@ def grades(seed: int) -> None:
     from gymnasium import spaces
 
     from rlarena import Algorithm
-    from rlarena.envs.connect_four import COLS, observation_space
     from rlarena.games.connect_four.grading import grade, load_positions
-    from rlarena.multiagent.connect_four_opponents import OPPONENTS
+    from rlarena.games.connect_four.opponents import OPPONENTS
+    from rlarena.games.connect_four.rules import COLS, observation_space
 
     header("Connect Four: solver grades on the stored test sets (greedy, explore=False)")
     sets = load_positions()
     obs_space, act_space = observation_space(), spaces.Discrete(COLS)
     policies = {name: OPPONENTS[name](obs_space, act_space, seed=seed)
                 for name in ("random", "negamax_1", "negamax_3", "negamax_5")}
-    algo = Algorithm.from_checkpoint(str(Path(__file__).resolve().parents[1] / "src/rlarena/agents/connect_four"),
+    algo = Algorithm.from_checkpoint(str(Path(__file__).resolve().parents[1] / "src/rlarena/games/connect_four/agent"),
                                      config_overrides={"num_envs_per_env_runner": 1})
     policies["shipped agent"] = algo.get_policy("learned")
     print(f"{'policy':14s} " + " ".join(f"{stage + ' (n=' + str(len(p)) + ')':>22s}" for stage, p in sets.items()))

@@ -5,7 +5,7 @@ connect_four_v3).
 Every form plays complete games of uniformly random legal moves, read from the action mask:
 - connect_four_v3: `pettingzoo.make("aec", "classic/connect_four-v3")` in PettingZoo's own loop
   (`for agent in env.agent_iter(): obs, ... = env.last(); env.step(action)`), dead steps included;
-- rlarena AEC: `rlarena.envs.connect_four.env()` in the same loop;
+- rlarena AEC: `rlarena.games.connect_four.rules.env()` in the same loop;
 - rlarena MultiAgentEnv: `ConnectFourMultiAgent`, reset/step dicts as the multi-agent runner uses it;
 - rlarena batched: `BatchedConnectFour(--games)` (default 1024 games at once, autoreset), one numpy
   random legal column per game per step; games/s counts finished games.
@@ -52,7 +52,7 @@ def aec_rate(make, seconds: float, rng: np.random.Generator) -> tuple[float, flo
 
 
 def multi_agent_rate(seconds: float, rng: np.random.Generator) -> tuple[float, float]:
-    from rlarena.envs.connect_four import ConnectFourMultiAgent
+    from rlarena.games.connect_four.rules import ConnectFourMultiAgent
     env = ConnectFourMultiAgent()
     games = moves = 0
     start = time.perf_counter()
@@ -71,7 +71,7 @@ def multi_agent_rate(seconds: float, rng: np.random.Generator) -> tuple[float, f
 
 
 def batched_rate(num_games: int, seconds: float, rng: np.random.Generator) -> tuple[float, float]:
-    from rlarena.envs.connect_four import BatchedConnectFour
+    from rlarena.games.connect_four.rules import BatchedConnectFour
     env = BatchedConnectFour(num_games)
     obs = env.reset()
     games = steps = 0
@@ -86,8 +86,8 @@ def batched_rate(num_games: int, seconds: float, rng: np.random.Generator) -> tu
 
 
 def negamax_times(positions: int, seed: int) -> None:
-    from rlarena.envs.connect_four import Game
-    from rlarena.multiagent.connect_four_opponents import best_columns
+    from rlarena.games.connect_four.opponents import best_columns
+    from rlarena.games.connect_four.rules import Game
     rng = np.random.default_rng(seed)
     boards = []
     while len(boards) < positions:
@@ -122,7 +122,7 @@ def main() -> None:
     import pettingzoo
     from pettingzoo.utils.env_logger import EnvLogger
 
-    from rlarena.envs import connect_four
+    from rlarena.games.connect_four import rules as connect_four
     header(f"Connect Four random games/s: rlarena vs PettingZoo {pettingzoo.__version__} connect_four_v3")
     EnvLogger.suppress_output()
 

@@ -1,6 +1,6 @@
 """Ship the Connect Four agent: export it to ONNX, play it with onnxruntime alone.
 
-  1. load the agent shipped with rlarena (src/rlarena/agents/connect_four, policy "learned")
+  1. load the agent shipped with rlarena (src/rlarena/games/connect_four/agent, policy "learned")
   2. export it: Algorithm.export_onnx writes model.onnx (observation + action_mask in, logits out)
   3. play games against a negamax opponent with OnnxPolicy (onnxruntime, no torch in the loop),
      printing each move and the final board
@@ -10,7 +10,7 @@
     python examples/connect_four_export_play.py --games 1 --depth 1 --out /tmp/c4   # a smoke test
 
 The same from the command line:
-    rlarena export src/rlarena/agents/connect_four --onnx model.onnx --policy-id learned
+    rlarena export src/rlarena/games/connect_four/agent --onnx model.onnx --policy-id learned
     rlarena arena                       # the shipped agent against every opponent: a win/draw/loss table
     rlarena play connect4 --onnx model.onnx
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from rlarena import Algorithm
-from rlarena.envs.connect_four import AGENTS, ConnectFourMultiAgent, render_ansi
 from rlarena.export import OnnxPolicy
-from rlarena.multiagent.connect_four_opponents import NegamaxPolicy
+from rlarena.games.connect_four.opponents import NegamaxPolicy
+from rlarena.games.connect_four.rules import AGENTS, ConnectFourMultiAgent, render_ansi
 
-SHIPPED = Path(__file__).resolve().parent.parent / "src" / "rlarena" / "agents" / "connect_four"
+SHIPPED = Path(__file__).resolve().parent.parent / "src" / "rlarena" / "games" / "connect_four" / "agent"
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--games", type=int, default=2, help="games to play; the agent alternates seats")

@@ -13,10 +13,11 @@ import numpy as np
 
 import rlarena
 from rlarena import PolicySpec, PPOConfig
-from rlarena.envs.connect_four import BatchedConnectFour, ConnectFourMultiAgent, env, observation_space
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
-from rlarena.multiagent.league import ConnectFourLeague, league_mapping_fn
-from rlarena.multiagent.matches import evaluation_table, format_table
+from rlarena.games.connect_four.league import ConnectFourLeague
+from rlarena.games.connect_four.matches import evaluation_table, format_table
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import BatchedConnectFour, ConnectFourMultiAgent, env, observation_space
+from rlarena.multiagent.league import league_mapping_fn
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--iters", type=int, default=30)
@@ -45,7 +46,7 @@ config = (
     .env_runners(num_envs_per_env_runner=32)
     .training(train_batch_size=8192, minibatch_size=1024, num_epochs=4, lr=3e-4, entropy_coeff=0.01,
               # masked logits: illegal columns are never chosen; board_features adds the lines of four
-              # (win / block / unsafe per column) to the planes (rlarena/nn/board.py)
+              # (win / block / unsafe per column) to the planes (rlarena/games/connect_four/features.py)
               model={"fcnet_hiddens": [256, 256], "board_features": "connect_four"})
     .multi_agent(policies={"learned": PolicySpec(),
                            **{name: PolicySpec(policy_class=OPPONENTS[name])

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rlarena.envs import connect_four as cf
-from rlarena.envs.connect_four import AGENTS, BatchedConnectFour, ConnectFourMultiAgent
 from rlarena.errors import EnvError
+from rlarena.games.connect_four import rules as cf
+from rlarena.games.connect_four.rules import AGENTS, BatchedConnectFour, ConnectFourMultiAgent
 
 # pettingzoo.test imports env modules the old way, which PettingZoo 1.27 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:The old environment creation API:DeprecationWarning")
@@ -156,9 +156,38 @@ def test_render_modes():
 def test_importing_the_module_does_not_import_pettingzoo():
     import subprocess
     import sys
-    code = ("import sys; import rlarena.envs.connect_four as cf; g = cf.BatchedConnectFour(2); g.reset(); "
+    code = ("import sys; import rlarena.games.connect_four.rules as cf; g = cf.BatchedConnectFour(2); g.reset(); "
             "cf.ConnectFourMultiAgent().reset(); print('pettingzoo' in sys.modules)")
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
+
+
+def test_the_game_package_imports_no_torch_gradio_or_pettingzoo():
+    import subprocess
+    import sys
+    code = ("import sys; import rlarena.games.connect_four; "
+            "print([m for m in ('torch', 'gradio', 'pettingzoo') if m in sys.modules])")
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
+
+
+def test_old_import_paths_still_work():
+    """Connect Four moved into rlarena.games.connect_four (issue 14); the old modules look names up there,
+    and checkpoints that name the old places still load (rlarena.refs.BUILTIN_REFS)."""
+    from rlarena.apps.connect_four import ConnectFourPlay
+    from rlarena.envs.connect_four import ConnectFourAEC
+    from rlarena.envs.connect_four import ConnectFourMultiAgent as OldEnv
+    from rlarena.games.connect_four import app, league, opponents
+    from rlarena.multiagent.connect_four_opponents import OPPONENTS, NegamaxDepth3
+    from rlarena.multiagent.league import ConnectFourLeague
+    from rlarena.refs import Trust, ref_to_json
+    assert OldEnv is ConnectFourMultiAgent and ConnectFourAEC is cf.ConnectFourAEC
+    assert NegamaxDepth3 is opponents.NegamaxDepth3 and OPPONENTS is opponents.OPPONENTS
+    assert ConnectFourLeague is league.ConnectFourLeague and ConnectFourPlay is app.ConnectFourPlay
+    for old, new in (("rlarena.envs.connect_four:ConnectFourMultiAgent", ConnectFourMultiAgent),
+                     ("rlarena.multiagent.league:ConnectFourLeague", league.ConnectFourLeague),
+                     ("rlarena.multiagent.connect_four_opponents:NegamaxDepth3", opponents.NegamaxDepth3)):
+        assert Trust().resolve({"callable": old}, "x") is new
+        new_name = f"{new.__module__}:{new.__qualname__}"
+        assert new_name.startswith("rlarena.games.connect_four.") and ref_to_json(new) == {"callable": new_name}
 
 
 # --- the batched form --------------------------------------------------------------------------------------

@@ -7,7 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlarena.envs.connect_four import (
+from rlarena.games.connect_four import opponents as op
+from rlarena.games.connect_four.opponents import (
+    OPPONENTS,
+    AlwaysSameHeuristic,
+    BeatLastHeuristic,
+    LinearHeuristic,
+    NegamaxPolicy,
+    SmartHeuristic,
+    negamax_policy,
+)
+from rlarena.games.connect_four.rules import (
     BOARD_MASK,
     BOTTOM,
     COLUMN_MASKS,
@@ -17,16 +27,6 @@ from rlarena.envs.connect_four import (
     observation_space,
 )
 from rlarena.multiagent import PolicySpec, RandomPolicy
-from rlarena.multiagent import connect_four_opponents as op
-from rlarena.multiagent.connect_four_opponents import (
-    OPPONENTS,
-    AlwaysSameHeuristic,
-    BeatLastHeuristic,
-    LinearHeuristic,
-    NegamaxPolicy,
-    SmartHeuristic,
-    negamax_policy,
-)
 
 OBS_SPACE = observation_space()
 ACT_SPACE = __import__("gymnasium").spaces.Discrete(7)

@@ -32,7 +32,7 @@ from rlarena.train.loggers import MAX_RESULT_LINE, read_results
 from rlarena.train.results import STATE_FILE, Results
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "src" / "rlarena" / "agents" / "connect_four"
+SHIPPED = ROOT / "src" / "rlarena" / "games" / "connect_four" / "agent"
 WEIGHTS = "policy.default_policy.safetensors"
 QUIET = {"verbose": 0, "tensorboard": False, "plot": False}
 

@@ -26,7 +26,7 @@ from rlarena.errors import CheckpointError, ConfigError
 from rlarena.hub import HubError, HubPackage, load_from_hub, package_to_hub, push_to_hub
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "src" / "rlarena" / "agents" / "connect_four"
+SHIPPED = ROOT / "src" / "rlarena" / "games" / "connect_four" / "agent"
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 
 

@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 
 from rlarena import PolicySpec, PPOConfig
-from rlarena.envs.connect_four import observation_space
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
+from rlarena.games.connect_four.league import ConnectFourLeague
+from rlarena.games.connect_four.matches import play_matches
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import ConnectFourMultiAgent, observation_space
 from rlarena.multiagent.episode import Episode
-from rlarena.multiagent.league import ConnectFourLeague, league_mapping_fn
-from rlarena.multiagent.matches import play_matches
+from rlarena.multiagent.league import league_mapping_fn
 
 SPACES = (observation_space(), gym.spaces.Discrete(7))
 
 
 class _Worker:
-    policies = {"learned": None, "random": None, "smart": None}
+    def __init__(self) -> None:
+        self.policies = {"learned": None, "random": None, "smart": None}
+        self.envs = [ConnectFourMultiAgent()]  # the seats come from the env's possible_agents
 
 
 def test_learner_alternates_seats_and_meets_every_member():

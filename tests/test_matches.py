@@ -3,6 +3,8 @@ break ties with their own seeded generator, the table counts distinct games and 
 interval; `rlarena arena` prints it, and the solver grades beside it."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,8 @@ import pytest
 
 import rlarena
 from rlarena import Algorithm
-from rlarena.envs.connect_four import BatchedConnectFour, Game
 from rlarena.errors import EnvError
-from rlarena.multiagent.matches import (
+from rlarena.games.connect_four.matches import (
     EMPTY,
     evaluation_opponent,
     play_games,
@@ -21,8 +22,9 @@ from rlarena.multiagent.matches import (
     summarize,
     wilson,
 )
+from rlarena.games.connect_four.rules import BatchedConnectFour, Game
 
-SHIPPED = Path(rlarena.__file__).parent / "agents" / "connect_four"  # `rlarena arena`'s default checkpoint
+SHIPPED = Path(rlarena.__file__).parent / "games" / "connect_four" / "agent"  # `rlarena arena`'s default checkpoint
 
 
 def replay(moves):
@@ -161,3 +163,17 @@ def test_arena_command_grades_the_agent_with_the_solver_positions(capsys):
     finally:
         algo.stop()
     assert report["grades"]["middle"] == expected and 0 < expected["optimal_move"] <= expected["outcome_kept"] < 1
+
+
+def test_the_generic_harness_takes_the_game_and_knows_no_connect_four():
+    """rlarena.multiagent.matches and .league are game-free: the batched game (and its seats) and the
+    league's ladder are passed in; Connect Four's bindings give the same games."""
+    from rlarena.games.connect_four.matches import TWO_PLY
+    from rlarena.multiagent import matches as harness
+    generic = harness.play_games(evaluation_opponent("random", seed=3), evaluation_opponent("negamax_1", seed=3), 10,
+                                 openings=TWO_PLY, make_games=BatchedConnectFour)
+    bound = play_games(evaluation_opponent("random", seed=3), evaluation_opponent("negamax_1", seed=3), 10)
+    assert all(np.array_equal(x, y) for x, y in zip(generic, bound, strict=True))
+    code = ("import sys, rlarena.multiagent.league, rlarena.multiagent.matches; "
+            "print(sorted(m for m in sys.modules if 'connect_four' in m))")
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"

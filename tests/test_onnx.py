@@ -20,7 +20,7 @@ from rlarena.export.onnx import FORMAT, INSTALL_HINT, OnnxPolicy, export_onnx
 from rlarena.policy import MASKED_LOGIT
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "src" / "rlarena" / "agents" / "connect_four"
+SHIPPED = ROOT / "src" / "rlarena" / "games" / "connect_four" / "agent"
 # Two backends (onnxruntime, torch, and the sampler's numpy) agree only to float32 rounding, and how
 # they round depends on the CPU's kernels: logits of ~28 differed by 1.5e-5 on an AMD EPYC. So they
 # are compared relative to the magnitude, with a small absolute floor for values near 0.

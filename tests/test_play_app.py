@@ -12,7 +12,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlarena.apps.connect_four import (
+from rlarena.cli.main import main
+from rlarena.errors import ConfigError
+from rlarena.games.connect_four.app import (
     SHIPPED_ONNX,
     ConnectFourPlay,
     GameSession,
@@ -21,9 +23,7 @@ from rlarena.apps.connect_four import (
     negamax_opponents,
     winning_line,
 )
-from rlarena.cli.main import main
-from rlarena.envs.connect_four import ROWS, observation_space
-from rlarena.errors import ConfigError
+from rlarena.games.connect_four.rules import ROWS, observation_space
 from rlarena.policy import Policy
 
 # A full board without four in a row (rows top first; X = player_0, O = player_1), found by search
@@ -199,7 +199,7 @@ def test_an_onnx_model_for_another_game_is_refused(tmp_path):
 
 def test_the_app_module_and_command_table_load_no_heavy_module():
     # gradio and onnxruntime load only when a page is served, torch only to export a --checkpoint
-    code = ("import sys, rlarena.cli.main, rlarena.apps.connect_four; "
+    code = ("import sys, rlarena.cli.main, rlarena.games.connect_four.app; "
             "print([m for m in ('gradio', 'onnxruntime', 'torch', 'selenium') if m in sys.modules])")
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
 

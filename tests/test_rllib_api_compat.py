@@ -13,9 +13,9 @@ import torch
 from rlarena import Callbacks, ConfigError, PPOConfig
 from rlarena.algorithms.algorithm import EnvRunnerGroup
 from rlarena.envs.multi_agent import MultiAgentEnv
+from rlarena.games.connect_four.matches import play_matches
+from rlarena.games.connect_four.opponents import LinearHeuristic
 from rlarena.multiagent import PolicySpec
-from rlarena.multiagent.connect_four_opponents import LinearHeuristic
-from rlarena.multiagent.matches import play_matches
 from rlarena.policy import Policy
 
 OBS = gym.spaces.Box(0, 10, (1,), np.float32)

@@ -12,11 +12,11 @@ import gymnasium as gym
 
 import rlarena
 from rlarena import Algorithm
-from rlarena.envs.connect_four import observation_space
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
-from rlarena.multiagent.matches import EMPTY, play_matches
+from rlarena.games.connect_four.matches import EMPTY, play_matches
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import observation_space
 
-SHIPPED = Path(rlarena.__file__).parent / "agents" / "connect_four"
+SHIPPED = Path(rlarena.__file__).parent / "games" / "connect_four" / "agent"
 
 
 def test_shipped_agent_loads_and_beats_the_ladder():

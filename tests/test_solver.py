@@ -10,9 +10,9 @@ import functools
 import numpy as np
 import pytest
 
-from rlarena.envs.connect_four import BOARD_MASK, BOTTOM, COLUMN_MASKS, Game, has_four
 from rlarena.games.connect_four import grading
 from rlarena.games.connect_four.grading import Position, grade, load_positions
+from rlarena.games.connect_four.rules import BOARD_MASK, BOTTOM, COLUMN_MASKS, Game, has_four
 from rlarena.games.connect_four.solver import (
     SearchBudgetExceeded,
     Solver,

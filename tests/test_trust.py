@@ -22,9 +22,9 @@ from rlarena import Algorithm, Callbacks, CheckpointError, PolicySpec, PPOConfig
 from rlarena.checkpoint import METADATA_FILE
 from rlarena.cli.main import main
 from rlarena.multiagent.builder import default_mapping_fn
-from rlarena.refs import BUILTIN_REFS, Trust
+from rlarena.refs import BUILTIN_REFS, MOVED_REFS, Trust
 
-SHIPPED = Path(rlarena.__file__).parent / "agents" / "connect_four"
+SHIPPED = Path(rlarena.__file__).parent / "games" / "connect_four" / "agent"
 TRAP = "booby_trap"
 TRAP_SOURCE = """
 import pathlib
@@ -232,7 +232,7 @@ def test_builtins_load_with_no_flag(multi_agent_checkpoint, track):
     assert isinstance(algo.get_policy("rand"), RandomPolicy) and algo.config.policy_mapping_fn is default_mapping_fn
     assert type(algo.callbacks) is Callbacks
     shipped = track(Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1}))
-    from rlarena.envs.connect_four import ConnectFourMultiAgent
+    from rlarena.games.connect_four.rules import ConnectFourMultiAgent
     obs, _ = ConnectFourMultiAgent().reset(seed=0)
     assert 0 <= shipped.compute_single_action(next(iter(obs.values())), explore=False, policy_id="learned") < 7
 
@@ -240,7 +240,8 @@ def test_builtins_load_with_no_flag(multi_agent_checkpoint, track):
 def test_every_builtin_reference_resolves():
     for ref in BUILTIN_REFS:
         obj = Trust().resolve({"callable": ref}, "test")
-        assert callable(obj) and f"{obj.__module__}:{obj.__qualname__}" == ref
+        # a moved name (an older checkpoint's) resolves to the object where it lives now
+        assert callable(obj) and f"{obj.__module__}:{obj.__qualname__}" == MOVED_REFS.get(ref, ref)
 
 
 @pytest.fixture

@@ -31,19 +31,26 @@ from rlarena.errors import ConfigError, UntrustedCodeError
 # rlarena's own classes and functions a config may name (exact "module:qualname"). Only these of
 # rlarena's names resolve by default: a free walk of rlarena's modules would reach what they import
 # (e.g. "rlarena.checkpoint.io:shutil.rmtree").
-_OPPONENTS = "rlarena.multiagent.connect_four_opponents"
+_C4 = "rlarena.games.connect_four"
+_C4_OPPONENTS = ("AlwaysSameHeuristic", "LinearHeuristic", "BeatLastHeuristic", "SmartHeuristic",
+                 *(f"NegamaxDepth{d}" for d in range(1, 8)))
+# the names Connect Four had before it moved into one package (issue 14) -> its names now. Older
+# checkpoints store the old ones; each old module is a shim that looks the name up in the new one.
+MOVED_REFS = {
+    "rlarena.envs.connect_four:ConnectFourMultiAgent": f"{_C4}.rules:ConnectFourMultiAgent",
+    "rlarena.multiagent.league:ConnectFourLeague": f"{_C4}.league:ConnectFourLeague",
+    **{f"rlarena.multiagent.connect_four_opponents:{name}": f"{_C4}.opponents:{name}" for name in _C4_OPPONENTS},
+}
 BUILTIN_REFS = frozenset({
     "rlarena.callbacks:Callbacks",
     "rlarena.envs.arena:MultiAgentArena",
-    "rlarena.envs.connect_four:ConnectFourMultiAgent",
     "rlarena.multiagent.builder:default_mapping_fn",
-    "rlarena.multiagent.league:ConnectFourLeague",
     "rlarena.multiagent.league:SelfPlayLeague",
     "rlarena.multiagent.league:league_mapping_fn",
     "rlarena.multiagent.policies:RandomPolicy",
     "rlarena.torch_policy:TorchPolicy",
-    *(f"{_OPPONENTS}:{name}" for name in ("AlwaysSameHeuristic", "LinearHeuristic", "BeatLastHeuristic",
-                                          "SmartHeuristic", *(f"NegamaxDepth{d}" for d in range(1, 8)))),
+    *MOVED_REFS.values(),
+    *MOVED_REFS,
 })
 
 _REGISTERED: dict[str, Any] = {}  # "module:qualname" -> an object the user trusted in this process

@@ -129,7 +129,7 @@ class TorchPolicy(Policy):
 def _board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
     if name is None:
         return None
-    from rlarena.nn.board import BOARD_FEATURES
+    from rlarena.games.connect_four.features import BOARD_FEATURES  # torch-only: imported when asked for
     if name not in BOARD_FEATURES:
         raise ConfigError(f"Unknown model option board_features={name!r}: use one of {sorted(BOARD_FEATURES)} "
                           f"or None.")

@@ -9,7 +9,7 @@ Budget: --minutes of training on 2 CPU cores (default 55). At the end the learne
 per seat against every opponent and the checkpoint is written to --out.
 
     python tuned_examples/ppo/connect_four_selfplay.py --out checkpoints/connect_four \
-        --ship src/rlarena/agents/connect_four     # the shipped agent: no snapshots, plus model.onnx
+        --ship src/rlarena/games/connect_four/agent     # the shipped agent: no snapshots, plus model.onnx
 """
 
 import argparse
@@ -19,10 +19,11 @@ from pathlib import Path
 import gymnasium as gym
 
 from rlarena import Algorithm, PolicySpec, PPOConfig
-from rlarena.envs.connect_four import observation_space
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
-from rlarena.multiagent.league import ConnectFourLeague, league_mapping_fn
-from rlarena.multiagent.matches import evaluation_table, format_table
+from rlarena.games.connect_four.league import ConnectFourLeague
+from rlarena.games.connect_four.matches import evaluation_table, format_table
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import observation_space
+from rlarena.multiagent.league import league_mapping_fn
 
 TARGETS = {"random": 0.99, "always_same": 0.98, "linear": 0.98, "beat_last": 0.98, "smart": 0.90,
            "negamax_1": 0.90, "negamax_3": 0.75, "negamax_5": 0.50}

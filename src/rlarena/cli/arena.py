@@ -11,8 +11,7 @@ from typing import Any
 
 from rlarena.algorithms import Algorithm
 from rlarena.errors import ConfigError, closest
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
-from rlarena.multiagent.matches import (
+from rlarena.games.connect_four.matches import (
     EMPTY,
     TWO_PLY,
     Opening,
@@ -21,6 +20,7 @@ from rlarena.multiagent.matches import (
     format_table,
     random_openings,
 )
+from rlarena.games.connect_four.opponents import OPPONENTS
 
 
 def openings_from_spec(spec: str, games: int, seed: int) -> tuple[list[Opening], str]:

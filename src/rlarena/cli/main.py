@@ -142,7 +142,7 @@ def run_evaluate(args: argparse.Namespace, explicit: set[str]) -> int:
 
 # -- arena ----------------------------------------------------------------------------------------
 def add_arena(p: argparse.ArgumentParser) -> None:
-    shipped = str(Path(__file__).resolve().parent.parent / "agents" / "connect_four")
+    shipped = str(Path(__file__).resolve().parent.parent / "games" / "connect_four" / "agent")
     p.add_argument("checkpoint", nargs="?", default=shipped,
                    help="a Connect Four checkpoint directory; the default is the agent shipped with rlarena")
     p.add_argument("--policy-id", default="learned", help="the checkpoint's policy to play")

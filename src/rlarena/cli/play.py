@@ -43,7 +43,13 @@ def add_play(p: argparse.ArgumentParser) -> None:
 
 
 def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
-    from rlarena.apps.connect_four import SHIPPED_ONNX, ConnectFourPlay, build_app, load_onnx_agent, negamax_opponents
+    from rlarena.games.connect_four.app import (
+        SHIPPED_ONNX,
+        ConnectFourPlay,
+        build_app,
+        load_onnx_agent,
+        negamax_opponents,
+    )
 
     # the cheap checks first: a mistyped path is reported before gradio (seconds to import) loads
     given = args.checkpoint or args.onnx
@@ -70,7 +76,7 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
         else:
             name, model = "shipped agent", SHIPPED_ONNX
         play = ConnectFourPlay({name: load_onnx_agent(model), **negamax_opponents()}, default=name)
-        from rlarena.apps.connect_four import serve
+        from rlarena.games.connect_four.app import serve
         banner = (f"Connect Four against {name} ({model}) or negamax_1..7: open http://{args.host}:{args.port} "
                   f"(Ctrl+C to stop)")
         serve(build_app(play), host=args.host, port=args.port, banner=banner)

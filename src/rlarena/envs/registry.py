@@ -21,7 +21,7 @@ EnvSpec = str | type | EnvCreator
 _REGISTRY: dict[str, EnvCreator] = {}
 # rlarena's built-in envs by name: "module:class", imported on first use
 _BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
-            "connect_four": "rlarena.envs.connect_four:ConnectFourMultiAgent"}
+            "connect_four": "rlarena.games.connect_four.rules:ConnectFourMultiAgent"}
 
 
 def register_env(name: str, creator: EnvCreator) -> None:

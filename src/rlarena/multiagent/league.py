@@ -1,43 +1,57 @@
-"""Self-play league for two-player games (Connect Four): the learner against a bounded league of
-heuristic opponents, a ladder of negamax depths and frozen snapshots of itself.
+"""Self-play league for two-player games: the learner against a bounded league of opponents, a
+ladder of fixed opponents (passed in by a subclass) and frozen snapshots of itself.
 
 In the spirit of the seed tutorial and RLlib's self-play example: whenever the learner's score
-against the current mix passes a threshold, the league grows: the next negamax depth joins while
-the ladder lasts, alternating with a frozen copy of the learner; the oldest snapshots leave once
-there are more than `max_snapshots`. Seats alternate from episode to episode.
+against the current mix passes a threshold, the league grows: the next rung of the ladder joins
+while the ladder lasts, alternating with a frozen copy of the learner; the oldest snapshots leave
+once there are more than `max_snapshots`. Seats (the env's `possible_agents`) alternate from episode
+to episode. A game's own league sets the ladder, e.g. rlarena.games.connect_four.league.ConnectFourLeague.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from rlarena.callbacks import Callbacks
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
+from rlarena.errors import ConfigError
 
 LEARNED = "learned"
-SEATS = ("player_0", "player_1")
 
 
 def league_mapping_fn(agent_id: Any, episode: Any, worker: Any = None, **kwargs: Any) -> str:
-    """The learner takes seat episode_id % 2; the other seat goes to a league member, chosen from
-    the episode id (so both seats of one episode agree without shared state)."""
+    """The learner takes seat episode_id % 2 of the env's possible_agents; the other seat goes to a
+    league member, chosen from the episode id (so both seats of one episode agree without shared state)."""
     if worker is None:  # probing spaces: every seat looks alike
         return LEARNED
-    if SEATS.index(agent_id) == episode.episode_id % 2:
+    seats = _seats(worker, episode)
+    if seats.index(agent_id) == episode.episode_id % len(seats):
         return LEARNED
     members = sorted(p for p in worker.policies if p != LEARNED)
     return members[zlib.crc32(str(episode.episode_id).encode()) % len(members)] if members else LEARNED
 
 
+def _seats(worker: Any, episode: Any) -> list[Any]:
+    """The seats of the episode's env, in its order (player_0 first for Connect Four)."""
+    envs = getattr(worker, "envs", None)
+    seats = getattr(envs[episode.env_index], "possible_agents", None) if envs else None
+    if not seats:
+        raise ConfigError(f"league_mapping_fn reads the seats from the env runner's envs[{episode.env_index}]"
+                          f".possible_agents; {type(worker).__name__} has none. Use it as a multi-agent "
+                          f"policy_mapping_fn (the env runner passes itself as worker=).")
+    return list(seats)
+
+
 class SelfPlayLeague(Callbacks):
     """Grows the league when the learner is good enough; logs league/* keys in every result.
-    Subclass to change the class attributes."""
+    Subclass to set the ladder and change the other class attributes."""
 
     win_rate_threshold = 0.85  # score (wins + draws/2) against the current mix that grows the league
     max_snapshots = 4
-    ladder = ("negamax_1", "negamax_2", "negamax_3", "negamax_4", "negamax_5")
+    # rung name -> policy class, weakest first; empty: the league grows by snapshots only
+    ladder: ClassVar[Mapping[str, type]] = {}
 
     def __init__(self) -> None:
         # opponent -> learner scores this iteration; everything else is read from the algorithm's
@@ -70,11 +84,12 @@ class SelfPlayLeague(Callbacks):
 
     def _grow(self, algorithm: Any) -> None:
         """Alternate: the next rung of the ladder, then a snapshot of the learner, and so on."""
-        rungs = [name for name in self.ladder if name in algorithm.policies]
+        ladder = list(self.ladder)
+        rungs = [name for name in ladder if name in algorithm.policies]
         snapshots = self._snapshots(algorithm)
-        if len(rungs) < len(self.ladder) and len(rungs) <= len(snapshots):
-            name = self.ladder[len(rungs)]
-            algorithm.add_policy(name, OPPONENTS[name], policies_to_train=[LEARNED])
+        if len(rungs) < len(ladder) and len(rungs) <= len(snapshots):
+            name = ladder[len(rungs)]
+            algorithm.add_policy(name, self.ladder[name], policies_to_train=[LEARNED])
             return
         algorithm.add_policy(f"snapshot_{algorithm.iteration}", policy_state=algorithm.get_policy(LEARNED).get_state(),
                              policies_to_train=[LEARNED])
@@ -82,8 +97,10 @@ class SelfPlayLeague(Callbacks):
             algorithm.remove_policy(old, policies_to_train=[LEARNED])
 
 
-class ConnectFourLeague(SelfPlayLeague):
-    """The shipped agent's league: negamax depths 1-5 join one by one, alternating with snapshots
-    (depth 6+ is too slow to sample from while training on 2 cores)."""
-
-    ladder = ("negamax_1", "negamax_2", "negamax_3", "negamax_4", "negamax_5")
+def __getattr__(name: str) -> Any:
+    # moved to rlarena.games.connect_four.league; old checkpoints name
+    # "rlarena.multiagent.league:ConnectFourLeague", found here without importing Connect Four up front
+    if name == "ConnectFourLeague":
+        from rlarena.games.connect_four.league import ConnectFourLeague
+        return ConnectFourLeague
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

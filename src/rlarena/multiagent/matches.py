@@ -1,84 +1,54 @@
-"""Matches between two-player Connect Four policies, made so that an evaluation cannot repeat itself:
-every match starts from many distinct openings, played from both seats, and the table counts the
-distinct games and gives a confidence interval for the score.
+"""Matches between two policies of a two-player, turn-based game, made so that an evaluation cannot
+repeat itself: every match starts from many distinct openings, played from both seats, and the table
+counts the distinct games and gives a confidence interval for the score.
 
-    table = evaluation_table(agent, {"negamax_3": evaluation_opponent("negamax_3", seed=0)}, 49)
+The game comes in as a factory of batched games (`BatchedGame`: N games stepped at once, e.g.
+rlarena.games.connect_four.rules.BatchedConnectFour); the seats are the game's `agents`. A game's
+own openings, opponents and bindings live with the game (rlarena.games.connect_four.matches):
+
+    table = evaluation_table(agent, {"negamax_3": opponent}, 49, openings=TWO_PLY, make_games=BatchedConnectFour)
     print(format_table(table))
 
 A greedy agent against a search opponent that rarely meets an exact tie plays the same game again
-and again from the empty board (issue 14: 3 distinct games in 100 against negamax depth 3), so a
-score from the empty board measures one line the agent has learned, not its strength.
+and again from the start position (issue 14: 3 distinct Connect Four games in 100 against negamax
+depth 3), so a score from one start position measures one line the agent has learned, not its strength.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
-import gymnasium as gym
 import numpy as np
 
-from rlarena.envs.connect_four import COL_BITS, COLS, ROWS, BatchedConnectFour, has_four, observation_space
 from rlarena.errors import ConfigError
-from rlarena.multiagent.connect_four_opponents import OPPONENTS, NegamaxPolicy
 from rlarena.policy import Policy, policy_actions
 
-Opening = tuple[int, ...]  # the columns played from the empty board, player_0 first
-
-EMPTY: list[Opening] = [()]  # the old evaluation: every game from the empty board
-TWO_PLY: list[Opening] = list(itertools.product(range(COLS), repeat=2))  # all 49 two-ply openings
+Opening = tuple[int, ...]  # the actions played from the start position, the first seat first
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
-def random_openings(count: int, min_plies: int, max_plies: int, seed: int | None = 0) -> list[Opening]:
-    """`count` distinct balanced openings of min_plies..max_plies random moves (plies uniform in the
-    range, then uniformly random legal columns). Balanced here means: the opening does not end the
-    game and neither side can win with its next move from the position it leaves (so the side to move
-    neither wins at once nor must block an immediate threat). Distinct means distinct positions
-    (different move orders reaching the same board count once)."""
-    if count < 1 or not 0 <= min_plies <= max_plies <= 20:
-        raise ConfigError(f"Random openings need count >= 1 and 0 <= min_plies <= max_plies <= 20, got {count} "
-                          f"openings of {min_plies}-{max_plies} plies.")
-    rng = np.random.default_rng(seed)
-    seen: set[tuple[int, int]] = set()
-    out: list[Opening] = []
-    for _ in range(1000 * count):
-        moves, bits, heights = [], [0, 0], [0] * COLS
-        for ply in range(int(rng.integers(min_plies, max_plies + 1))):
-            col = int(rng.choice([c for c in range(COLS) if heights[c] < ROWS]))
-            bits[ply % 2] |= 1 << (col * COL_BITS + heights[col])
-            heights[col] += 1
-            moves.append(col)
-        if (tuple(bits) not in seen and not has_four(bits[0]) and not has_four(bits[1])
-                and not _can_win_next(bits, heights)):
-            seen.add(tuple(bits))
-            out.append(tuple(moves))
-            if len(out) == count:
-                return out
-    raise ConfigError(f"Found only {len(out)} distinct balanced openings of {min_plies}-{max_plies} plies "
-                      f"in {1000 * count} tries, {count} asked for; ask for fewer or longer openings.")
+class BatchedGame(Protocol):
+    """N games of a two-player turn-based game stepped at once, each move by that game's mover, with
+    autoreset (a finished game restarts in the same step). BatchedConnectFour is one."""
+
+    agents: tuple[str, ...]  # the seats in move order; seat i of a game is agents[i]
+    max_moves: int  # the most moves a game can last
+    to_play: np.ndarray  # int [N]: the seat to move in each game
+    moves: np.ndarray  # int [N]: the moves played so far in each game
+
+    def reset_to(self, openings: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """Restart game i from openings[i]; the movers' observations (with "action_mask")."""
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
+                                                  dict[str, np.ndarray]]:
+        """(obs, mover_reward, other_reward, done, info with "mover": the seat that just moved)."""
+        ...
 
 
-def _can_win_next(bits: list[int], heights: list[int]) -> bool:
-    """Either side has a column that would give it four in a row now."""
-    for col in range(COLS):
-        if heights[col] < ROWS:
-            bit = 1 << (col * COL_BITS + heights[col])
-            if has_four(bits[0] | bit) or has_four(bits[1] | bit):
-                return True
-    return False
-
-
-def evaluation_opponent(name: str, seed: int | None = 0) -> Policy:
-    """A fresh opponent of the ladder for an evaluation: its own seeded generator for tie-breaks
-    (reproducible, not shared with training) and, for negamax, no cache (every move searched afresh)."""
-    cls = OPPONENTS[name]
-    spaces = (observation_space(), gym.spaces.Discrete(COLS))
-    if issubclass(cls, NegamaxPolicy):
-        return cls(*spaces, seed=seed, cache=False)
-    return cls(*spaces, seed=seed)  # type: ignore[call-arg]  # every ladder class takes seed=
+GameFactory = Callable[[int], BatchedGame]  # num_games -> a BatchedGame
 
 
 def _spread(games_per_seat: int, num_openings: int) -> np.ndarray:
@@ -92,35 +62,38 @@ def _spread(games_per_seat: int, num_openings: int) -> np.ndarray:
 class MatchGames(NamedTuple):
     """The games of a match, one row per game."""
 
-    agent_seat: np.ndarray  # int [G]: the agent's seat (0 = player_0, who moves first)
-    moves: np.ndarray  # int8 [G, 42]: the columns played, opening included, then -1
+    agent_seat: np.ndarray  # int [G]: the agent's seat (0 = the game's first agent, who moves first)
+    moves: np.ndarray  # int8 [G, max_moves]: the actions played, opening included, then -1
     result: np.ndarray  # float [G]: the agent's reward, +1 win, 0 draw, -1 loss
 
 
-def play_games(agent: Policy, opponent: Policy, games_per_seat: int, explore: bool = False,
-               openings: Sequence[Sequence[int]] = TWO_PLY) -> MatchGames:
+def play_games(agent: Policy, opponent: Policy, games_per_seat: int, *, openings: Sequence[Sequence[int]],
+               make_games: GameFactory, explore: bool = False) -> MatchGames:
     """`agent` against `opponent`, games_per_seat games in each seat, from the openings.
 
-    Game 2i (the agent as player_0) and game 2i + 1 (as player_1) start from openings[i mod K]
-    (evenly spaced ones when games_per_seat < K), so both seats play the same openings; the policies
-    move from there, all games in lockstep in one BatchedConnectFour. Both see the mover's view with
-    the action mask.
+    Game 2i (the agent in seat 0) and game 2i + 1 (in seat 1) start from openings[i mod K] (evenly
+    spaced ones when games_per_seat < K), so both seats play the same openings; the policies move
+    from there, all games in lockstep in one `make_games(2 * games_per_seat)`. Both see the mover's
+    observation with the action mask.
     """
     if games_per_seat < 1 or not len(openings):
         raise ConfigError(f"A match needs games_per_seat >= 1 and at least one opening, got "
                           f"{games_per_seat} and {len(openings)} openings.")
     n = 2 * games_per_seat
     starts = [tuple(openings[k]) for k in _spread(games_per_seat, len(openings)) for _ in range(2)]
-    games = BatchedConnectFour(n)
+    games = make_games(n)
+    if len(games.agents) != 2:
+        raise ConfigError(f"A match is between two seats; {type(games).__name__} has {len(games.agents)} "
+                          f"({', '.join(map(str, games.agents))}).")
     obs = games.reset_to(starts)
     agent_seat = np.arange(n) % 2
-    record = np.full((n, ROWS * COLS), -1, np.int8)
+    record = np.full((n, games.max_moves), -1, np.int8)
     for i, start in enumerate(starts):
         record[i, :len(start)] = start
     result = np.full(n, np.nan)  # the agent's reward in each slot's first game
     while np.isnan(result).any():
         playing = np.isnan(result)
-        # finished slots (restarted on the empty board) are not asked: they play their first legal column
+        # finished slots (restarted by autoreset) are not asked: they play their first legal action
         actions = obs["action_mask"].argmax(1).astype(np.int64)
         agent_turn = games.to_play == agent_seat
         for policy, rows in ((agent, np.flatnonzero(playing & agent_turn)),
@@ -149,10 +122,11 @@ def summarize(games: MatchGames) -> dict[str, Any]:
             "score": score, "ci": list(wilson(score, n))}
 
 
-def play_matches(agent: Policy, opponent: Policy, games_per_seat: int, explore: bool = False,
-                 openings: Sequence[Sequence[int]] = TWO_PLY) -> dict[str, Any]:
+def play_matches(agent: Policy, opponent: Policy, games_per_seat: int, *, openings: Sequence[Sequence[int]],
+                 make_games: GameFactory, explore: bool = False) -> dict[str, Any]:
     """The summary (`summarize`) of `play_games`: games, distinct games, win/draw/loss, score, 95 % CI."""
-    return summarize(play_games(agent, opponent, games_per_seat, explore, openings))
+    return summarize(play_games(agent, opponent, games_per_seat, openings=openings, make_games=make_games,
+                                explore=explore))
 
 
 def wilson(score: float, games: int, z: float = Z95) -> tuple[float, float]:
@@ -166,11 +140,10 @@ def wilson(score: float, games: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, round(centre - half, 12)), min(1.0, round(centre + half, 12))  # 1 - 1e-16 prints as 1
 
 
-def evaluation_table(agent: Policy, opponents: dict[str, Policy], games_per_seat: int,
-                     openings: Sequence[Sequence[int]] = TWO_PLY) -> dict[str, dict[str, Any]]:
-    """play_matches against each opponent: {name: row}. Opponents built with `evaluation_opponent`
-    break ties with their own seeded generator and search every move afresh."""
-    return {name: play_matches(agent, opponent, games_per_seat, openings=openings)
+def evaluation_table(agent: Policy, opponents: dict[str, Policy], games_per_seat: int, *,
+                     openings: Sequence[Sequence[int]], make_games: GameFactory) -> dict[str, dict[str, Any]]:
+    """play_matches (greedy) against each opponent: {name: row}."""
+    return {name: play_matches(agent, opponent, games_per_seat, openings=openings, make_games=make_games)
             for name, opponent in opponents.items()}
 
 

@@ -46,7 +46,7 @@ class ActorCritic(nn.Module):
                  log_std_init: float = 0.0, features: nn.Module | None = None):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
-        # an optional fixed input layer (e.g. rlarena.nn.board.ConnectFourFeatures): obs -> features,
+        # an optional fixed input layer (e.g. rlarena.games.connect_four.features.ConnectFourFeatures): obs -> features,
         # shared by both towers; it has a `numpy` twin for the sampler and no trainable parameters
         self.features = features
         in_dim = features.out_dim if features is not None else obs_dim

@@ -1,1 +1,18 @@
-"""Connect Four: the exact solver (`solver`) and move-by-move grading on stored test sets (`grading`)."""
+"""Connect Four, all in one place (issue 14). Importing this package imports none of its modules
+(no torch, gradio or pettingzoo); import the one you need:
+
+- rules.py: the rules in numpy: ROWS/COLS (the one definition of the board size), bitboards, one game
+  (`Game`), N games at once (`BatchedConnectFour`), the MultiAgentEnv `ConnectFourMultiAgent`
+  (registered as "connect_four") and a PettingZoo-compatible AEC `env()`.
+- opponents.py: heuristic and negamax opponents as Policies (`OPPONENTS`, the ladder by name).
+- solver.py: the exact solver (Pascal Pons' method); grading.py: move-by-move grades on the stored
+  test sets in data/; positions.py: how those positions are sampled.
+- matches.py: the generic match harness (rlarena.multiagent.matches) bound to Connect Four: openings
+  (TWO_PLY, random_openings), evaluation opponents, tables.
+- league.py: `ConnectFourLeague`, the generic self-play league (rlarena.multiagent.league) with the
+  negamax ladder.
+- features.py: torch-only tactical features and a CNN for the board model
+  (`model={"board_features": "connect_four" | "conv"}`), imported by the policy only when asked for.
+- app.py: the Gradio page of `rlarena play connect4`.
+- agent/: the shipped agent (a checkpoint, policy "learned", and its model.onnx).
+"""

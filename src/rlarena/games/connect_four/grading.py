@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rlarena.envs.connect_four import COLS, ROWS
+from rlarena.games.connect_four.rules import COLS, ROWS
 from rlarena.games.connect_four.solver import from_moves, legal_mask, to_planes
 from rlarena.policy import Policy, policy_actions
 

@@ -4,7 +4,7 @@ Each game pits two players drawn at random from PLAYERS (random, always_same, li
 smart and negamax at depths 1-5 with random tie-breaks), each making a uniformly random legal move
 instead of its own with a probability drawn per game from EPSILONS, so the positions are varied.
 `sample_prefixes` draws, from one game, one position per stage among those still in play.
-No torch: the players are the numpy opponents of rlarena.multiagent.connect_four_opponents.
+No torch: the players are the numpy opponents of rlarena.games.connect_four.opponents.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.envs.connect_four import BOARD_MASK, BOTTOM, COLS, COLUMN_MASKS, ROWS, has_four, observation_space
+from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import BOARD_MASK, BOTTOM, COLS, COLUMN_MASKS, ROWS, has_four, observation_space
 from rlarena.games.connect_four.solver import legal_mask, to_planes
-from rlarena.multiagent.connect_four_opponents import OPPONENTS
 from rlarena.policy import Policy, policy_actions
 
 PLAYERS = ("random", "always_same", "linear", "beat_last", "smart", *(f"negamax_{d}" for d in range(1, 6)))

@@ -10,7 +10,7 @@ winning stone (so 22 minus the winner's stone count at the win); 0 a draw; negat
 by the same count for the opponent. A win sooner scores higher.
 
 The method is Pons' (the blog's "Solving Connect Four" tutorial), written anew for Python ints:
-- bitboards in the layout of `rlarena.envs.connect_four` (bit `col * 7 + row_from_bottom`, a sentinel
+- bitboards in the layout of `rlarena.games.connect_four.rules` (bit `col * 7 + row_from_bottom`, a sentinel
   bit on top of every column); the transposition-table key is `cur + mask` (unique per position);
 - negamax with alpha-beta on the score, clamped by the bounds a position can still reach;
 - only "non-losing" moves are searched: a single opponent threat must be blocked, two lose at once,
@@ -32,7 +32,8 @@ import operator
 
 import numpy as np
 
-from rlarena.envs.connect_four import (
+from rlarena.games.connect_four.opponents import CENTRE_FIRST, winning_cells
+from rlarena.games.connect_four.rules import (
     BOARD_MASK,
     BOTTOM,
     COL_BITS,
@@ -42,7 +43,6 @@ from rlarena.envs.connect_four import (
     has_four,
     planes_to_bitboards,
 )
-from rlarena.multiagent.connect_four_opponents import CENTRE_FIRST, winning_cells
 
 SIZE = ROWS * COLS  # 42 cells
 MIN_SCORE = -(SIZE // 2) + 3  # -18: the fastest possible loss (the opponent's 4th stone)

@@ -1,0 +1,324 @@
+"""Play Connect Four against an rlarena agent in the browser (`rlarena play connect4`).
+
+Two halves, so the game logic is testable without a browser:
+- `ConnectFourPlay` and `GameSession`: the opponents a page offers and one game against one of them
+  (plain numpy on rlarena's rules, no gradio, no torch). A session is plain data, one per browser
+  session; the policies are built once per process and shared by every session.
+- `build_app` / `serve`: the Gradio page. gradio is imported inside them only, so importing this module
+  costs nothing when no page is served.
+
+Opponents are rlarena Policies called as `compute_actions({"observation": int8 [1, 6, 7, 2],
+"action_mask": int8 [1, 7]}, explore=False)`: the shipped agent (an ONNX model served by
+onnxruntime) or negamax at depth 1..7. Seats follow connect_four_v3: player_0 moves first and plays
+red, player_1 plays yellow; the human takes whichever seat "who starts" gives them.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from rlarena.errors import ConfigError, closest
+from rlarena.games.connect_four.rules import COLS, ROWS, Game, observation_space
+from rlarena.policy import Policy, policy_actions
+
+SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
+NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
+COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
+Result = Literal["win", "loss", "draw"]  # from the human's side
+
+
+@dataclass
+class GameSession:
+    """One browser session's game. Plain data: gr.State keeps one per session."""
+
+    opponent: str  # a name from ConnectFourPlay.opponents
+    human_seat: int  # 0: the human moves first (red); 1: the agent does and the human plays yellow
+    game: Game = field(default_factory=Game)  # game.board: int8 [6, 7], 0 empty, 1 red, 2 yellow, row 0 on top
+    last: tuple[int, int] | None = None  # (row, col) of the latest piece, highlighted on the page
+    line: list[tuple[int, int]] = field(default_factory=list)  # the cells of the winning four, once won
+    result: Result | None = None
+    message: str = ""  # what the page's status line says
+
+    @property
+    def agent_seat(self) -> int:
+        return 1 - self.human_seat
+
+    def legal_columns(self) -> list[int]:
+        return [] if self.result is not None else [c for c in range(COLS) if self.game.legal(c)]
+
+
+class ConnectFourPlay:
+    """The opponents one page offers, by display name, and the moves of a game against them.
+
+    `opponents` maps a display name ("shipped agent", "negamax_3", ...) to a Policy; `default` is the
+    one a new page starts against (the first name when None).
+    """
+
+    def __init__(self, opponents: Mapping[str, Policy], default: str | None = None):
+        if not opponents:
+            raise ConfigError("ConnectFourPlay needs at least one opponent.")
+        self.policies = dict(opponents)
+        self.default = next(iter(self.policies)) if default is None else default
+        self._check(self.default)
+        # Gradio runs handlers on a thread pool; a policy's own state (the heuristics' random
+        # generator) is not thread-safe, and a move is a millisecond-scale call, so one lock is enough
+        self._lock = threading.Lock()
+
+    @property
+    def opponents(self) -> list[str]:
+        return list(self.policies)
+
+    def _check(self, opponent: str) -> None:
+        if opponent not in self.policies:
+            raise ConfigError(f"Unknown opponent {opponent!r}.{closest(opponent, self.policies)} "
+                              f"Opponents: {', '.join(self.policies)}.")
+
+    def new_game(self, opponent: str | None = None, human_first: bool = True) -> GameSession:
+        opponent = self.default if opponent is None else opponent
+        self._check(opponent)
+        session = GameSession(opponent=opponent, human_seat=0 if human_first else 1)
+        you = f"You play {COLOURS[session.human_seat]}"
+        if human_first:
+            session.message = f"New game against {opponent}. {you} and move first: click a column."
+        else:
+            col, legal = self._agent_move(session)
+            session.message = (f"New game against {opponent}. {opponent} ({COLOURS[0]}) opened in column "
+                               f"{col + 1}. {you}: your move." if legal else
+                               f"New game against {opponent}. {self._forfeit(session, col)}")
+        return session
+
+    def play(self, session: GameSession, column: int) -> GameSession:
+        """The human drops a piece in `column` (0-based) and the agent answers; an illegal move leaves
+        the board as it was and says why in `session.message`. Returns the same session."""
+        if session.result is not None:
+            session.message = f"The game is over: {self._outcome(session)} Press New game to play again."
+            return session
+        if not 0 <= column < COLS:
+            session.message = f"There is no column {column + 1}: choose a column from 1 to {COLS}."
+            return session
+        if not session.game.legal(column):
+            session.message = f"Column {column + 1} is full: choose another column."
+            return session
+        self._drop(session, column, session.human_seat)
+        if session.result is not None:
+            session.message = f"You played column {column + 1}. {self._outcome(session)} Press New game to play again."
+            return session
+        answer, legal = self._agent_move(session)
+        said = f"You played column {column + 1}, {session.opponent} answered column {answer + 1}."
+        if not legal:
+            session.message = f"You played column {column + 1}. {self._forfeit(session, answer)}"
+        elif session.result is None:
+            session.message = f"{said} Your move."
+        else:
+            session.message = f"{said} {self._outcome(session)} Press New game to play again."
+        return session
+
+    def _agent_move(self, session: GameSession) -> tuple[int, bool]:
+        """The agent's column and whether it was legal; an illegal one ends the game."""
+        seat = session.agent_seat
+        obs = {"observation": session.game.planes(seat)[None], "action_mask": session.game.legal_mask()[None]}
+        with self._lock:
+            column = int(policy_actions(self.policies[session.opponent], obs, False, 1)[0])
+        if not 0 <= column < COLS or not session.game.legal(column):
+            # connect_four_v3's rule for an illegal move: the mover loses. Only a broken model gets here.
+            session.result = "win"
+            return column, False
+        self._drop(session, column, seat)
+        return column, True
+
+    @staticmethod
+    def _forfeit(session: GameSession, column: int) -> str:
+        return (f"{session.opponent} chose column {column + 1}, which cannot be played: it forfeits. You win! "
+                f"Press New game to play again.")
+
+    @staticmethod
+    def _drop(session: GameSession, column: int, seat: int) -> None:
+        game = session.game
+        row = ROWS - 1 - game.heights[column]
+        won = game.play(column, seat)
+        session.last = (row, column)
+        if won:
+            session.result = "win" if seat == session.human_seat else "loss"
+            session.line = winning_line(game.board, row, column)
+        elif game.full():
+            session.result = "draw"
+
+    @staticmethod
+    def _outcome(session: GameSession) -> str:
+        if session.result == "win":
+            return "You win!"
+        if session.result == "loss":
+            return f"You lose: {session.opponent} wins."
+        return "Draw: the board is full."
+
+
+def winning_line(board: np.ndarray, row: int, col: int) -> list[tuple[int, int]]:
+    """The cells in a row of four or more through (row, col) of the same colour, or [] when none."""
+    colour = board[row, col]
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        cells = [(row, col)]
+        for sign in (1, -1):
+            r, c = row + sign * dr, col + sign * dc
+            while 0 <= r < ROWS and 0 <= c < COLS and board[r, c] == colour:
+                cells.append((r, c))
+                r, c = r + sign * dr, c + sign * dc
+        if len(cells) >= 4:
+            return sorted(cells)
+    return []
+
+
+# -- opponents ------------------------------------------------------------------------------------------
+def negamax_opponents(levels: tuple[str, ...] = NEGAMAX_LEVELS) -> dict[str, Policy]:
+    from rlarena.games.connect_four.opponents import OPPONENTS
+    return {name: OPPONENTS[name](observation_space(), gym.spaces.Discrete(COLS)) for name in levels}
+
+
+def load_onnx_agent(path: str | Path) -> Policy:
+    """An exported agent served by onnxruntime alone (no torch)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"No ONNX model at {path}: give the path of a .onnx file written by `rlarena export`.")
+    try:
+        import onnxruntime  # noqa: F401  # checked here to name the missing extra, not deep inside the export module
+    except ModuleNotFoundError:
+        raise ConfigError("Serving an ONNX agent needs onnxruntime: pip install 'rlarena[app]'") from None
+    from rlarena.export.onnx import OnnxPolicy
+    agent = OnnxPolicy(path)
+    # checked at start-up, so a model for another game fails here with its name, not on the first move
+    obs, act = agent.observation_space, agent.action_space
+    inner = obs["observation"] if isinstance(obs, gym.spaces.Dict) and "observation" in obs.spaces else obs
+    if not agent.masked or inner.shape != (ROWS, COLS, 2) or act != gym.spaces.Discrete(COLS):
+        raise ConfigError(f"{path} is not a Connect Four policy: it takes {inner} and plays {act} (exported from "
+                          f"{agent.env_name or 'an unnamed env'}); Connect Four needs a masked policy over "
+                          f"(6, 7, 2) boards playing Discrete(7).")
+    return agent
+
+
+# -- the page ---------------------------------------------------------------------------------------------
+CSS = """
+#c4-board .c4-grid { display: grid; grid-template-columns: repeat(7, 1fr); gap: 6px; padding: 10px;
+  background: #1e50c8; border-radius: 12px; max-width: 490px; margin: 0 auto; }
+#c4-board .c4-cell { aspect-ratio: 1; border-radius: 50%; background: #f5f5f5; cursor: pointer;
+  box-shadow: inset 0 3px 6px rgba(0, 0, 0, 0.35); }
+#c4-board .c4-red { background: #dc2828; }
+#c4-board .c4-yellow { background: #f0c81e; }
+#c4-board .c4-last { outline: 4px solid #ffffff; outline-offset: -4px; }
+#c4-board .c4-line { outline: 5px solid #22c55e; outline-offset: -5px; }
+#c4-board .c4-over .c4-cell { cursor: default; }
+#c4-board .c4-legend { text-align: center; margin-top: 6px; }
+#c4-columns { max-width: 490px; margin: 0 auto; gap: 6px; }
+#c4-columns button { min-width: 0; }
+#c4-status { text-align: center; font-size: 1.15em; min-height: 2.5em; }
+"""
+
+# A click on a cell of the board presses that column's button, so both routes run the same handler.
+BOARD_JS = """
+element.addEventListener('click', (event) => {
+  const cell = event.target.closest('[data-col]');
+  const button = cell && document.getElementById('c4-col-' + cell.dataset.col);
+  if (button) button.click();
+});
+"""
+
+
+def board_html(session: GameSession | None) -> str:
+    """The board as a grid of cells, with data attributes a test (or a screen reader) can read."""
+    board = np.zeros((ROWS, COLS), np.int8) if session is None else session.game.board
+    line = set() if session is None else set(session.line)
+    cells = []
+    for r in range(ROWS):
+        for c in range(COLS):
+            v = int(board[r, c])
+            classes = ["c4-cell", ("c4-empty", "c4-red", "c4-yellow")[v]]
+            if session is not None and session.last == (r, c):
+                classes.append("c4-last")
+            if (r, c) in line:
+                classes.append("c4-line")
+            label = ("empty", "red", "yellow")[v]
+            cells.append(f'<div class="{" ".join(classes)}" data-row="{r}" data-col="{c}" data-piece="{v}" '
+                         f'title="column {c + 1}" aria-label="row {ROWS - r}, column {c + 1}: {label}"></div>')
+    if session is None:
+        legend, result, moves = "", "", 0
+    else:
+        you, agent = COLOURS[session.human_seat], COLOURS[session.agent_seat]
+        legend = f"You: {you} &middot; {html.escape(session.opponent)}: {agent}"
+        result, moves = session.result or "", session.game.moves
+    over = " c4-over" if result else ""
+    return (f'<div class="c4-grid{over}" role="grid" aria-label="Connect Four board" data-moves="{moves}" '
+            f'data-result="{result}">{"".join(cells)}</div><div class="c4-legend">{legend}</div>')
+
+
+def status_html(session: GameSession | None) -> str:
+    """The status line; bold once the game has a result."""
+    if session is None:
+        return "<p>Loading a new game...</p>"
+    text = html.escape(session.message)
+    return f"<p><strong>{text}</strong></p>" if session.result else f"<p>{text}</p>"
+
+
+def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> Any:
+    """The Gradio Blocks page over `play`. Each browser session keeps its own GameSession in a gr.State
+    (created when the page loads), so concurrent players never share a board."""
+    import gradio as gr
+
+    def show(session: GameSession) -> tuple[GameSession, str, str]:
+        return session, board_html(session), status_html(session)
+
+    def start(first: str, opponent: str) -> tuple[GameSession, str, str]:
+        return show(play.new_game(opponent, human_first=first != "Agent"))
+
+    def mover(column: int):
+        def move(session: GameSession | None) -> tuple[GameSession, str, str]:
+            # None only if a click beats the page's load event: start a default game first
+            return show(play.play(session or play.new_game(), column))
+        return move
+
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown("## Connect Four against an rlarena agent\nFour in a row wins. Click a column (or its "
+                    "number) to drop a piece; the agent answers at once.")
+        with gr.Row():
+            first = gr.Radio(["You", "Agent"], value="You", label="Who starts", elem_id="c4-first")
+            opponent = gr.Radio(play.opponents, value=play.default, label="Opponent", elem_id="c4-opponent")
+        new = gr.Button("New game", variant="primary", elem_id="c4-new")
+        status = gr.HTML(status_html(None), elem_id="c4-status", js_on_load=None)
+        with gr.Row(elem_id="c4-columns", equal_height=True):
+            buttons = [gr.Button(str(c + 1), elem_id=f"c4-col-{c}", size="sm", min_width=0) for c in range(COLS)]
+        board = gr.HTML(board_html(None), elem_id="c4-board", js_on_load=BOARD_JS)
+        state = gr.State()
+
+        outputs = [state, board, status]
+        # show_progress="hidden": a move takes milliseconds; a loading overlay would only flicker
+        demo.load(start, [first, opponent], outputs, show_progress="hidden", api_name="start")
+        new.click(start, [first, opponent], outputs, show_progress="hidden", api_name="new_game")
+        for column, button in enumerate(buttons):
+            button.click(mover(column), [state], outputs, show_progress="hidden", api_name=f"play_column_{column + 1}")
+    return demo
+
+
+def serve(demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = "") -> None:
+    """Serve the page until interrupted: local only, no share link, nothing fetched from outside (the
+    default theme's fonts are bundled with gradio; server-side rendering would need node). `banner` is
+    printed once the page is being served."""
+    import gradio as gr
+    try:
+        demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, css=CSS, quiet=True,
+                    theme=gr.themes.Default(), footer_links=["api", "settings"], prevent_thread_lock=True)
+    except OSError as exc:
+        # gradio's own message names launch() parameters; say it in the command's terms
+        reason = "the port is taken" if "empty port" in str(exc) else str(exc)
+        raise ConfigError(f"Cannot serve on {host}:{port}: {reason}. Choose another port with --port N "
+                          f"(or another address with --host H).") from None
+    if banner:
+        print(banner, flush=True)
+    try:
+        demo.block_thread()  # returns on Ctrl+C, after closing the server
+    finally:
+        demo.close()
