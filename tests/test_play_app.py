@@ -1,12 +1,15 @@
 """The Connect Four app's game logic without a browser: the agent answers with a legal move, illegal
 moves are refused and leave the board alone, wins, losses and draws are detected, the agent can open,
-sessions are independent; and the `rlarena play` command's errors for people."""
+sessions are independent; the difficulty levels (network, search at N simulations with onnxruntime and
+numpy alone, negamax) and when search levels are offered; and the `rlarena play` command's errors for
+people."""
 
 from __future__ import annotations
 
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -15,12 +18,17 @@ import pytest
 from rlarena.cli.main import main
 from rlarena.errors import ConfigError
 from rlarena.games.connect_four.app import (
+    SEARCH_LEVELS,
     SHIPPED_ONNX,
     ConnectFourPlay,
     GameSession,
     board_html,
+    checkpoint_algorithm,
+    levels_markdown,
     load_onnx_agent,
     negamax_opponents,
+    opponent_label,
+    search_levels,
     winning_line,
 )
 from rlarena.games.connect_four.rules import ROWS, observation_space
@@ -183,6 +191,90 @@ def test_checkpoint_is_exported_then_served_by_onnxruntime(tmp_path):
     assert agent.policy_id == "learned" and agent.env_name == "connect_four"
     session = ConnectFourPlay({"agent": agent}).new_game(human_first=False)
     assert pieces(session) == 1
+
+
+# -- the difficulty levels --------------------------------------------------------------------------------
+def tiny_alphazero(directory: Path) -> Path:
+    """An untrained AlphaZero Connect Four checkpoint in `directory`, its network exported beside it as
+    model.onnx (the shipped agent's layout); returns the checkpoint directory."""
+    from rlarena.algorithms.alphazero import AlphaZeroConfig
+    algo = AlphaZeroConfig().environment("connect_four").training(
+        num_parallel_games=2, train_batch_size=8, minibatch_size=8, replay_buffer_config={"capacity": 64},
+        mcts_config={"num_simulations": 8}, num_steps_sampled_before_learning_starts=8).build()
+    try:
+        path = Path(algo.save(directory))
+        algo.export_onnx(path / "model.onnx", "default_policy")
+    finally:
+        algo.stop()
+    return path
+
+
+@pytest.fixture(scope="module")
+def alphazero(tmp_path_factory) -> Path:
+    pytest.importorskip("onnxruntime")
+    return tiny_alphazero(tmp_path_factory.mktemp("alphazero") / "ckpt")
+
+
+def test_search_levels_are_offered_for_an_alphazero_network_only(alphazero, tmp_path):
+    assert checkpoint_algorithm(alphazero) == "AlphaZero"
+    assert search_levels(checkpoint_algorithm(alphazero)) == SEARCH_LEVELS
+    (tmp_path / "rlarena_checkpoint.json").write_text('{"algorithm": "PPO"}')
+    assert checkpoint_algorithm(tmp_path) == "PPO" and search_levels("PPO") == ()
+    assert checkpoint_algorithm(tmp_path / "nowhere") is None and search_levels(None) == ()  # a lone .onnx file
+    assert search_levels("PPO", (20,)) == (20,) and search_levels("AlphaZero", ()) == ()  # --search decides
+    assert max(SEARCH_LEVELS) <= 3200  # about 0.3 s per move on this machine: the issue asks for <= 1 s
+
+
+def test_levels_have_stable_keys_and_names_people_read():
+    assert opponent_label("network") == "network alone (no search)"
+    assert opponent_label("search_800") == "search, 800 simulations"
+    assert opponent_label("negamax_3") == "negamax, depth 3"
+    play = ConnectFourPlay(negamax_opponents(("negamax_1",)), labels={"negamax_1": opponent_label("negamax_1")})
+    session = play.new_game("negamax_1", human_first=False)
+    assert session.opponent == "negamax_1" and session.name == "negamax, depth 1"
+    assert "negamax, depth 1 (red) opened in column" in session.message
+    assert "negamax, depth 1: red" in board_html(session)
+    assert "negamax, depth d" in levels_markdown(play) and "search" not in levels_markdown(play)
+
+
+def test_the_search_levels_play_with_onnxruntime_and_numpy_alone(alphazero):
+    # torch blocked in a fresh process: building the page's opponents and playing the search agent
+    # must not need it (the shipped page serves with onnxruntime alone)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from rlarena.games.connect_four.app import page_opponents, levels_markdown\n"
+            f"play = page_opponents({str(alphazero / 'model.onnx')!r}, (8, 30))\n"
+            "session = play.new_game('search_8', human_first=False)\n"
+            "play.play(session, 0)\n"
+            "print(play.opponents, play.default, play.label('search_30'), int((session.game.board != 0).sum()), "
+            "session.result, 'torch' in sys.modules and sys.modules['torch'] is not None)")
+    out = subprocess.check_output([sys.executable, "-c", code], text=True).strip()
+    assert out == ("['network', 'search_8', 'search_30', 'negamax_1', 'negamax_2', 'negamax_3', 'negamax_4', "
+                   "'negamax_5', 'negamax_6', 'negamax_7'] search_30 search, 30 simulations 3 None False")
+
+
+def test_the_search_agent_takes_a_win_its_untrained_network_does_not_see(alphazero):
+    from rlarena.games.connect_four.app import page_opponents
+    play = page_opponents(alphazero / "model.onnx", (50,))
+    session = play.new_game("search_50")
+    place(session, [".......", ".......", ".......", ".......", "X......", "OOO..XX"])
+    play.play(session, 6)  # the human (red) leaves yellow's win in column 4 open; the search finds it
+    assert session.result == "loss" and session.line == [(5, 0), (5, 1), (5, 2), (5, 3)]
+    assert "You lose: search, 50 simulations wins." in session.message
+
+
+def test_an_alphazero_checkpoint_is_exported_with_its_one_policy(alphazero, tmp_path):
+    from rlarena.cli.play import export_checkpoint
+    agent = load_onnx_agent(export_checkpoint(str(alphazero), tmp_path))
+    assert agent.policy_id == "default_policy" and agent.env_name == "connect_four"
+
+
+def test_play_search_levels_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["play", "connect4", "--search", "50,lots"])
+    assert exc.value.code == 2 and "is not a list of simulation counts" in capsys.readouterr().err
+    from rlarena.cli.main import build_parser
+    assert build_parser()[0].parse_args(["play", "connect4", "--search", "800,50"]).search == (50, 800)
+    assert build_parser()[0].parse_args(["play", "connect4", "--search", "none"]).search == ()
 
 
 def test_an_onnx_model_for_another_game_is_refused(tmp_path):

@@ -1,6 +1,7 @@
 """`rlarena play connect4` tested as a person uses it: the command serves the page (torch blocked in
 its process, so serving needs onnxruntime alone), headless Chromium plays a whole game by clicking
-columns it reads as legal on the page, the page announces the result, a screenshot is kept; two
+columns it reads as legal on the page, the page announces the result, a screenshot is kept; another
+whole game against the search agent (an AlphaZero network, MCTS in numpy, still without torch); two
 browser sessions keep their own boards; the page fetches nothing from outside this machine."""
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("onnxruntime")
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402  # after the importorskip above
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # after the importorskip above
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,39 +49,59 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("play")
+def serve_page(tmp: Path, *args: str) -> Iterator[str]:
+    """`rlarena play connect4 *args` served on a free port in a process where torch cannot be imported;
+    yields the page's URL, stops the server after."""
     port = free_port()
     # torch blocked: `import torch` anywhere in the serving process raises ImportError
     code = ("import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
-            f"sys.exit(main(['play', 'connect4', '--port', '{port}']))")
-    log = open(tmp / "server.log", "w")  # closed in the finally below
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 300  # a guard against hanging, not a speed check (Gradio starts slowly)
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited ({proc.returncode}):\n{(tmp / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within 300 s:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
+            f"sys.exit(main(['play', 'connect4', '--port', '{port}', *{list(args)!r}]))")
+    with open(tmp / "server.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        url = f"http://127.0.0.1:{port}/"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + 300  # a guard against hanging, not a speed check (Gradio starts slowly)
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"the server exited ({proc.returncode}):\n{(tmp / 'server.log').read_text()}")
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server did not answer within 300 s:\n{(tmp / 'server.log').read_text()}")
+                time.sleep(0.25)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    yield from serve_page(tmp_path_factory.mktemp("play"))
+
+
+@pytest.fixture(scope="module")
+def search_server(tmp_path_factory) -> Iterator[str]:
+    """The page over an untrained AlphaZero network kept in its checkpoint's directory (as the shipped
+    agent is), so the page offers the search levels by itself; --search picks small ones (fast games)."""
+    from rlarena.algorithms.alphazero import AlphaZeroConfig
+    tmp = tmp_path_factory.mktemp("play_search")
+    algo = AlphaZeroConfig().environment("connect_four").training(
+        num_parallel_games=2, train_batch_size=8, minibatch_size=8, replay_buffer_config={"capacity": 64},
+        mcts_config={"num_simulations": 8}, num_steps_sampled_before_learning_starts=8).build()
+    try:
+        model = algo.export_onnx(Path(algo.save(tmp / "ckpt")) / "model.onnx", "default_policy")
+    finally:
+        algo.stop()
+    yield from serve_page(tmp, "--onnx", str(model), "--search", "20,100")
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +143,8 @@ def choose(driver: Any, group: str, label: str) -> None:
     driver.find_element(By.XPATH, f"//*[@id='{group}']//label[normalize-space(.)='{label}']").click()
 
 
-def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
-    page = open_game(browser, server)
-    assert page["pieces"] == 0 and "You play red and move first" in page["status"]
-    # the agent shipped with rlarena (its model.onnx, served by onnxruntime) is the default opponent
-    assert browser.find_element(By.CSS_SELECTOR, "#c4-opponent input:checked").get_attribute("value") == "shipped agent"
-    assert "shipped agent: yellow" in page["legend"]
-    outside = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
-                                     ".filter(name => !name.startsWith(location.origin))")
-    assert outside == [], f"the page fetched from outside this machine: {outside}"
-
+def play_to_the_end(browser: Any, page: dict[str, Any]) -> dict[str, Any]:
+    """Click legal columns (the centre first) until the game ends; the page after the last move."""
     turns = 0
     while not page["result"]:
         column = next(c for c in PREFERENCE if page["top"][c] == 0)  # a column whose top cell is empty
@@ -144,9 +157,25 @@ def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
         assert "You played column" in page["status"]
         turns += 1
         assert turns <= 21, "a game has at most 21 moves per player"
-
     announcement = {"win": "You win!", "loss": "wins.", "draw": "Draw: the board is full."}[page["result"]]
     assert announcement in page["status"] and "Press New game" in page["status"]
+    return page
+
+
+def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
+    page = open_game(browser, server)
+    assert page["pieces"] == 0 and "You play red and move first" in page["status"]
+    # the agent shipped with rlarena (its model.onnx, served by onnxruntime) is the default opponent:
+    # its network alone, or its strongest search level when the shipped network is AlphaZero's
+    default = browser.find_element(By.CSS_SELECTOR, "#c4-opponent input:checked").get_attribute("value")
+    assert default == "network" or default.startswith("search_")
+    assert "network alone (no search)" in browser.find_element(By.ID, "c4-opponent").text
+    assert ": yellow" in page["legend"]
+    outside = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
+                                     ".filter(name => !name.startsWith(location.origin))")
+    assert outside == [], f"the page fetched from outside this machine: {outside}"
+
+    page = play_to_the_end(browser, page)
     shot = tmp_path / "connect_four_game_over.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
@@ -157,6 +186,22 @@ def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
     assert refused["moves"] == page["moves"] and refused["result"] == page["result"]
     browser.find_element(By.ID, "c4-new").click()
     wait_for(browser, lambda p: p["moves"] == 0 and not p["result"], "a fresh board")
+
+
+def test_a_whole_game_against_the_search_agent(search_server, browser):
+    page = open_game(browser, search_server)
+    levels = browser.find_element(By.ID, "c4-opponent").text
+    for label in ("network alone (no search)", "search, 20 simulations", "search, 100 simulations",
+                  "negamax, depth 7"):
+        assert label in levels
+    # the strongest search level is the default; the agent opens, then the human plays it out
+    assert browser.find_element(By.CSS_SELECTOR, "#c4-opponent input:checked").get_attribute("value") == "search_100"
+    choose(browser, "c4-first", "Agent")
+    browser.find_element(By.ID, "c4-new").click()
+    page = wait_for(browser, lambda p: p["moves"] == 1, "the search agent's opening")
+    assert "search, 100 simulations (red) opened in column" in page["status"]
+    assert "search, 100 simulations: red" in page["legend"]
+    play_to_the_end(browser, page)
 
 
 def test_two_browser_sessions_keep_their_own_boards(server, browser):
@@ -170,16 +215,17 @@ def test_two_browser_sessions_keep_their_own_boards(server, browser):
         second = open_game(browser, server)
         assert second["pieces"] == 0, "a new session starts on an empty board"
         choose(browser, "c4-first", "Agent")
-        choose(browser, "c4-opponent", "negamax_1")
+        choose(browser, "c4-opponent", "negamax, depth 1")
         browser.find_element(By.ID, "c4-new").click()
         second = wait_for(browser, lambda p: p["moves"] == 1, "the agent's opening")
-        assert "negamax_1 (red) opened in column" in second["status"] and "negamax_1: red" in second["legend"]
+        assert "negamax, depth 1 (red) opened in column" in second["status"]
+        assert "negamax, depth 1: red" in second["legend"]
         browser.find_element(By.ID, "c4-col-6").click()
         second = wait_for(browser, lambda p: p["moves"] == 3, "the second tab's third piece")
 
         browser.switch_to.window(first_tab)
         first = read(browser)
-        assert first is not None and first["moves"] == 2 and "negamax_1" not in first["legend"]
+        assert first is not None and first["moves"] == 2 and "negamax" not in first["legend"]
         # the first session's next move continues its own game on the server: 4 pieces, not 5
         browser.find_element(By.ID, "c4-col-0").click()
         first = wait_for(browser, lambda p: p["moves"] > 2, "the first tab's next move")
@@ -195,7 +241,7 @@ def test_two_browser_sessions_keep_their_own_boards(server, browser):
 def test_a_taken_port_is_one_line_error(server):
     port = server.rsplit(":", 1)[1].strip("/")
     proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "play", "connect4", "--port", port],
-                          capture_output=True, text=True, timeout=90, cwd=REPO)
+                          capture_output=True, text=True, timeout=90, cwd=REPO, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"error: Cannot serve on 127.0.0.1:{port}: the port is taken. Choose another " \
                                   "port with --port N (or another address with --host H)."

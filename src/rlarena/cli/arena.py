@@ -1,5 +1,8 @@
 """`rlarena arena`: a Connect Four agent against each opponent, from many openings and both seats, as a
-table with the number of distinct games and a 95 % confidence interval of the score."""
+table with the number of distinct games and a 95 % confidence interval of the score, then its grades
+on the solver-labelled positions. The agent is a checkpoint's network playing its greedy move, or with
+--search N an AlphaZero checkpoint's search agent (MCTS, N simulations per move over the network);
+the output says which, and how many seconds a move took it."""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ import argparse
 import json
 import re
 import sys
+import time
 from typing import Any
+
+import numpy as np
 
 from rlarena.algorithms import Algorithm
 from rlarena.errors import ConfigError, closest
@@ -21,6 +27,10 @@ from rlarena.games.connect_four.matches import (
     random_openings,
 )
 from rlarena.games.connect_four.opponents import OPPONENTS
+from rlarena.games.connect_four.rules import Game
+from rlarena.policy import Policy, policy_actions
+
+LATENCY_POSITIONS = 8  # positions searched one at a time for the "seconds per move" of a single game
 
 
 def openings_from_spec(spec: str, games: int, seed: int) -> tuple[list[Opening], str]:
@@ -47,31 +57,89 @@ def arena(args: argparse.Namespace) -> int:
         raise ConfigError(f"--games is the number of games per seat against each opponent: at least 1, got {args.games}.")
     openings, described = openings_from_spec(args.openings, args.games, args.seed)
     path = args.checkpoint
+    if args.search is not None and args.search < 1:
+        raise ConfigError(f"--search is the number of simulations per move: at least 1, got {args.search}.")
     algo = Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1},
                                      trusted_modules=args.trusted_modules)
     # --grade's default (None): graded in the text output; the JSON keeps its one-table shape unless asked
     grading = args.grade if args.grade is not None else not args.json
     try:
-        agent = algo.get_policy(args.policy_id)
+        agent, described_agent = choose_agent(algo, path, args.policy_id, args.search, args.seed)
+        timed = TimedPolicy(agent)
         # each opponent fresh, seeded: its tie-breaks are reproducible and owe nothing to earlier games
         opponents = {name: evaluation_opponent(name, seed=args.seed) for name in names}
-        table: dict[str, Any] = evaluation_table(agent, opponents, args.games, openings=openings)
-        grades = solver_grades(agent, required=bool(args.grade)) if grading else None
+        table: dict[str, Any] = evaluation_table(timed, opponents, args.games, openings=openings)
+        grades = solver_grades(timed, required=bool(args.grade)) if grading else None
+        latency = None if args.json else move_latency(agent, args.seed)
     finally:
         algo.stop()
     if args.json:
         print(json.dumps({"matches": table, "grades": grades} if args.grade else table))
         return 0
-    print(f"{args.policy_id} from {path} (greedy): {args.games} games per seat against each opponent, "
+    print(f"{described_agent} from {path}: {args.games} games per seat against each opponent, "
           f"from {described}; opponents seeded with {args.seed}")
     print(format_table(table))
     print("distinct: different games (seat and moves); 95% CI: Wilson interval of the score = (wins + draws/2) "
           "/ games")
+    print(f"agent's time per move: {latency:.4f} s one position at a time (mean of {LATENCY_POSITIONS}); "
+          f"{timed.seconds_per_move:.4f} s over its {timed.moves} moves above, positions batched as the "
+          f"matches{' and grades' if grades is not None else ''} play them")
     if grades is not None:
-        print("\nsolver grades: the greedy move on positions labelled by rlarena's exact solver "
+        print("\nsolver grades: the agent's move on positions labelled by rlarena's exact solver "
               "(rlarena.games.connect_four.grading)")
         print(format_grades(grades))
     return 0
+
+
+def choose_agent(algo: Algorithm, path: str, policy_id: str | None, search: int | None,
+                 seed: int) -> tuple[Policy, str]:
+    """The policy that plays, and a few words naming it: the network's greedy move ("learned", or the
+    checkpoint's only policy, unless `policy_id` names one), or with `search` an AlphaZero checkpoint's
+    search agent (its network through MCTS)."""
+    from rlarena.algorithms.alphazero import AlphaZero
+    if search is not None:
+        if not isinstance(algo, AlphaZero):
+            raise ConfigError(f"--search plays an AlphaZero checkpoint's search agent; {path} is a "
+                              f"{type(algo).__name__} checkpoint, which has none. Run without --search.")
+        described = f"search agent ({search} simulations per move, MCTS over the network)"
+        return algo.search_policy(search, seed=seed), described
+    if policy_id is None:
+        policy_id = "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
+    return algo.get_policy(policy_id), f"{policy_id} (network, greedy)"
+
+
+class TimedPolicy(Policy):
+    """`policy`, with the wall time of its compute_actions calls and the moves they chose added up."""
+
+    def __init__(self, policy: Policy):
+        super().__init__(policy.observation_space, policy.action_space)
+        self.policy, self.seconds, self.moves = policy, 0.0, 0
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        start = time.perf_counter()
+        actions = policy_actions(self.policy, obs_batch, explore, len(obs_batch["observation"]))
+        self.seconds += time.perf_counter() - start
+        self.moves += len(actions)
+        return actions
+
+    @property
+    def seconds_per_move(self) -> float:
+        return self.seconds / max(self.moves, 1)
+
+
+def move_latency(agent: Policy, seed: int, count: int = LATENCY_POSITIONS) -> float:
+    """Mean seconds the agent takes for one move of one game (a batch of one), over `count` positions
+    after random balanced openings: what a person playing it waits."""
+    seconds = []
+    for opening in random_openings(count, 2, 8, seed):
+        game = Game()
+        for ply, col in enumerate(opening):
+            game.play(col, ply % 2)
+        batch = {"observation": game.planes(len(opening) % 2)[None], "action_mask": game.legal_mask()[None]}
+        start = time.perf_counter()
+        policy_actions(agent, batch, False, 1)
+        seconds.append(time.perf_counter() - start)
+    return float(np.mean(seconds))
 
 
 def solver_grades(agent: Any, required: bool) -> dict[str, dict[str, float | int]] | None:

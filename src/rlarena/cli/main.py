@@ -145,7 +145,11 @@ def add_arena(p: argparse.ArgumentParser) -> None:
     shipped = str(Path(__file__).resolve().parent.parent / "games" / "connect_four" / "agent")
     p.add_argument("checkpoint", nargs="?", default=shipped,
                    help="a Connect Four checkpoint directory; the default is the agent shipped with rlarena")
-    p.add_argument("--policy-id", default="learned", help="the checkpoint's policy to play")
+    p.add_argument("--policy-id", default=None,
+                   help="the checkpoint's policy to play (None: 'learned', or the checkpoint's only policy)")
+    p.add_argument("--search", type=int, default=None, metavar="N",
+                   help="play an AlphaZero checkpoint's search agent, MCTS with N simulations per move over its "
+                        "network, instead of the network's greedy move (matches and solver grades)")
     p.add_argument("--games", type=int, default=49,
                    help="games per seat against each opponent; a seat's game i starts from opening i "
                         "mod the number of openings (evenly spaced ones when there are fewer games), so both seats "
@@ -162,7 +166,7 @@ def add_arena(p: argparse.ArgumentParser) -> None:
                    + [f"negamax_{depth}" for depth in range(1, 8)])
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=None,
-                   help="also grade the agent's greedy moves on the solver-labelled test positions (end, middle "
+                   help="also grade the agent's moves on the solver-labelled test positions (end, middle "
                         "and opening stages: outcome kept, optimal move). Unset (None): on for the text output, off for "
                         "--json; given with --json, the JSON is {\"matches\": table, \"grades\": grades}")
     add_trust_module(p)

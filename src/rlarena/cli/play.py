@@ -1,8 +1,10 @@
 """`rlarena play connect4`: serve a page where a person plays Connect Four against an agent.
 
 The agent is served by onnxruntime alone: the shipped agent's model.onnx by default, another exported
-model with --onnx, or a checkpoint's "learned" policy with --checkpoint (exported to a temporary .onnx
-first, the only step that needs torch). The page also offers negamax at depth 1..7.
+model with --onnx, or a checkpoint's trained policy with --checkpoint (exported to a temporary .onnx
+first, the only step that needs torch). The page offers its network alone, the search agent at a few
+simulation counts (numpy MCTS over the same model: when the model is an AlphaZero network, i.e. its
+checkpoint's rlarena_checkpoint.json says "AlphaZero", or when --search asks), and negamax at depth 1..7.
 This module stays light (argparse only): rlarena.cli.main imports it to build the parser.
 """
 
@@ -29,6 +31,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _levels(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        levels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        levels = ()
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of simulation counts such as 50,200,800 "
+                                         f"(each at least 1), or 'none'")
+    return tuple(sorted(set(levels)))
+
+
 def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("game", choices=("connect4",), help="the game to play")
     agent = p.add_mutually_exclusive_group()
@@ -36,6 +51,11 @@ def add_play(p: argparse.ArgumentParser) -> None:
                        help="play this checkpoint's 'learned' policy (exported to ONNX first; that step needs torch)")
     agent.add_argument("--onnx", metavar="PATH", default=None,
                        help="play this exported model (None: the agent shipped with rlarena)")
+    p.add_argument("--search", type=_levels, default=None, metavar="N,N,...",
+                   help="the search agent's levels, in simulations per move (e.g. 50,200,800; 'none' for no search "
+                        "levels). Default: 50,200,800,3200 for an AlphaZero network (its checkpoint's "
+                        "rlarena_checkpoint.json, next to the .onnx file for --onnx, names the algorithm), none "
+                        "for another (a PPO value head does not estimate the game's result)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
                    help="address to serve on (0.0.0.0: every interface of this machine)")
@@ -45,10 +65,10 @@ def add_play(p: argparse.ArgumentParser) -> None:
 def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
     from rlarena.games.connect_four.app import (
         SHIPPED_ONNX,
-        ConnectFourPlay,
         build_app,
-        load_onnx_agent,
-        negamax_opponents,
+        checkpoint_algorithm,
+        page_opponents,
+        search_levels,
     )
 
     # the cheap checks first: a mistyped path is reported before gradio (seconds to import) loads
@@ -69,29 +89,37 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="rlarena-play-") as tmp:
         if args.checkpoint is not None:
+            from rlarena.cli.rollout import resolve_checkpoint
+            checkpoint = resolve_checkpoint(args.checkpoint)
+            algorithm = checkpoint_algorithm(checkpoint)
             name = f"agent ({Path(args.checkpoint).name})"
-            model = export_checkpoint(args.checkpoint, Path(tmp), args.trusted_modules)
-        elif args.onnx is not None:
-            name, model = f"agent ({Path(args.onnx).name})", Path(args.onnx)
+            model = export_checkpoint(checkpoint, Path(tmp), args.trusted_modules)
         else:
-            name, model = "shipped agent", SHIPPED_ONNX
-        play = ConnectFourPlay({name: load_onnx_agent(model), **negamax_opponents()}, default=name)
+            model = Path(args.onnx) if args.onnx is not None else SHIPPED_ONNX
+            name = f"agent ({model.name})" if args.onnx is not None else "shipped agent"
+            algorithm = checkpoint_algorithm(model.parent)  # an .onnx file kept in its checkpoint's directory
+        levels = search_levels(algorithm, args.search)
+        play = page_opponents(model, levels)
         from rlarena.games.connect_four.app import serve
-        banner = (f"Connect Four against {name} ({model}) or negamax_1..7: open http://{args.host}:{args.port} "
-                  f"(Ctrl+C to stop)")
+        offered = f"its network alone, search at {','.join(map(str, levels))} simulations" if levels else \
+            "its network alone"
+        banner = (f"Connect Four against {name} ({model}: {offered}) or negamax_1..7: open "
+                  f"http://{args.host}:{args.port} (Ctrl+C to stop)")
         serve(build_app(play), host=args.host, port=args.port, banner=banner)
     return 0
 
 
 def export_checkpoint(checkpoint: str, directory: Path, trusted_modules: list[str] | None = None) -> Path:
-    """The checkpoint's "learned" policy as directory/model.onnx. Torch is imported for this step only;
-    the page then plays the exported file with onnxruntime, as it plays the shipped agent."""
+    """The checkpoint's trained policy ("learned"; the only policy of a checkpoint that has one, as
+    AlphaZero's) as directory/model.onnx. Torch is imported for this step only; the page then plays
+    the exported file with onnxruntime, as it plays the shipped agent."""
     from rlarena.algorithms import Algorithm
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
 
     algo = Algorithm.from_checkpoint(resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES),
                                      trusted_modules=trusted_modules)
     try:
-        return algo.export_onnx(directory / "model.onnx", "learned")
+        policy_id = "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
+        return algo.export_onnx(directory / "model.onnx", policy_id)
     finally:
         algo.stop()

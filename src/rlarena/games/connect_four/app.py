@@ -8,9 +8,14 @@ Two halves, so the game logic is testable without a browser:
   costs nothing when no page is served.
 
 Opponents are rlarena Policies called as `compute_actions({"observation": int8 [1, 6, 7, 2],
-"action_mask": int8 [1, 7]}, explore=False)`: the shipped agent (an ONNX model served by
-onnxruntime) or negamax at depth 1..7. Seats follow connect_four_v3: player_0 moves first and plays
-red, player_1 plays yellow; the human takes whichever seat "who starts" gives them.
+"action_mask": int8 [1, 7]}, explore=False)`, each under a stable key and a name people read:
+- "network": the agent's network alone (its greedy move), an ONNX model served by onnxruntime;
+- "search_N": the search agent, MCTS with N simulations over the same network (rlarena.games.mcts,
+  numpy; still no torch), offered only for a network trained as AlphaZero's, whose value output
+  means tanh(value) = the expected result (`search_levels`);
+- "negamax_1".."negamax_7": alpha-beta negamax looking 1..7 plies ahead.
+Seats follow connect_four_v3: player_0 moves first and plays red, player_1 plays yellow; the human
+takes whichever seat "who starts" gives them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ from rlarena.policy import Policy, policy_actions
 
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
+# The search levels' simulations per move. Measured one move at a time with an untrained AlphaZero
+# network of the default size on this project's 2-core machine (a training job sharing it): about
+# 0.01, 0.02, 0.08 and 0.33 s per move, so the strongest stays well under the issue's 1 s.
+SEARCH_LEVELS = (50, 200, 800, 3200)
+SEARCH_ALGORITHMS = ("AlphaZero",)  # algorithms whose value head the search can use (tanh(value) in [-1, 1])
 COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
 Result = Literal["win", "loss", "draw"]  # from the human's side
 
@@ -39,13 +49,17 @@ Result = Literal["win", "loss", "draw"]  # from the human's side
 class GameSession:
     """One browser session's game. Plain data: gr.State keeps one per session."""
 
-    opponent: str  # a name from ConnectFourPlay.opponents
+    opponent: str  # a key of ConnectFourPlay.opponents
     human_seat: int  # 0: the human moves first (red); 1: the agent does and the human plays yellow
+    name: str = ""  # the opponent as the page names it (ConnectFourPlay.label)
     game: Game = field(default_factory=Game)  # game.board: int8 [6, 7], 0 empty, 1 red, 2 yellow, row 0 on top
     last: tuple[int, int] | None = None  # (row, col) of the latest piece, highlighted on the page
     line: list[tuple[int, int]] = field(default_factory=list)  # the cells of the winning four, once won
     result: Result | None = None
     message: str = ""  # what the page's status line says
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.opponent
 
     @property
     def agent_seat(self) -> int:
@@ -56,25 +70,32 @@ class GameSession:
 
 
 class ConnectFourPlay:
-    """The opponents one page offers, by display name, and the moves of a game against them.
+    """The opponents one page offers, by key, and the moves of a game against them.
 
-    `opponents` maps a display name ("shipped agent", "negamax_3", ...) to a Policy; `default` is the
-    one a new page starts against (the first name when None).
+    `opponents` maps a key ("network", "search_800", "negamax_3", ...) to a Policy; `labels` maps a
+    key to the name the page and its messages show ("search, 800 simulations"; the key itself when
+    absent); `default` is the key a new page starts against (the first when None).
     """
 
-    def __init__(self, opponents: Mapping[str, Policy], default: str | None = None):
+    def __init__(self, opponents: Mapping[str, Policy], default: str | None = None,
+                 labels: Mapping[str, str] | None = None):
         if not opponents:
             raise ConfigError("ConnectFourPlay needs at least one opponent.")
         self.policies = dict(opponents)
+        self.labels = {key: (labels or {}).get(key, key) for key in self.policies}
         self.default = next(iter(self.policies)) if default is None else default
         self._check(self.default)
-        # Gradio runs handlers on a thread pool; a policy's own state (the heuristics' random
-        # generator) is not thread-safe, and a move is a millisecond-scale call, so one lock is enough
+        # Gradio runs handlers on a thread pool; a policy's own state (the heuristics' and the search's
+        # random generators) is not thread-safe, and a move takes well under a second (a page serves a
+        # few players, not a crowd), so one lock is enough
         self._lock = threading.Lock()
 
     @property
     def opponents(self) -> list[str]:
         return list(self.policies)
+
+    def label(self, opponent: str) -> str:
+        return self.labels.get(opponent, opponent)
 
     def _check(self, opponent: str) -> None:
         if opponent not in self.policies:
@@ -84,15 +105,15 @@ class ConnectFourPlay:
     def new_game(self, opponent: str | None = None, human_first: bool = True) -> GameSession:
         opponent = self.default if opponent is None else opponent
         self._check(opponent)
-        session = GameSession(opponent=opponent, human_seat=0 if human_first else 1)
-        you = f"You play {COLOURS[session.human_seat]}"
+        session = GameSession(opponent=opponent, human_seat=0 if human_first else 1, name=self.label(opponent))
+        you, name = f"You play {COLOURS[session.human_seat]}", session.name
         if human_first:
-            session.message = f"New game against {opponent}. {you} and move first: click a column."
+            session.message = f"New game against {name}. {you} and move first: click a column."
         else:
             col, legal = self._agent_move(session)
-            session.message = (f"New game against {opponent}. {opponent} ({COLOURS[0]}) opened in column "
+            session.message = (f"New game against {name}. {name} ({COLOURS[0]}) opened in column "
                                f"{col + 1}. {you}: your move." if legal else
-                               f"New game against {opponent}. {self._forfeit(session, col)}")
+                               f"New game against {name}. {self._forfeit(session, col)}")
         return session
 
     def play(self, session: GameSession, column: int) -> GameSession:
@@ -112,7 +133,7 @@ class ConnectFourPlay:
             session.message = f"You played column {column + 1}. {self._outcome(session)} Press New game to play again."
             return session
         answer, legal = self._agent_move(session)
-        said = f"You played column {column + 1}, {session.opponent} answered column {answer + 1}."
+        said = f"You played column {column + 1}, {session.name} answered column {answer + 1}."
         if not legal:
             session.message = f"You played column {column + 1}. {self._forfeit(session, answer)}"
         elif session.result is None:
@@ -136,7 +157,7 @@ class ConnectFourPlay:
 
     @staticmethod
     def _forfeit(session: GameSession, column: int) -> str:
-        return (f"{session.opponent} chose column {column + 1}, which cannot be played: it forfeits. You win! "
+        return (f"{session.name} chose column {column + 1}, which cannot be played: it forfeits. You win! "
                 f"Press New game to play again.")
 
     @staticmethod
@@ -156,7 +177,7 @@ class ConnectFourPlay:
         if session.result == "win":
             return "You win!"
         if session.result == "loss":
-            return f"You lose: {session.opponent} wins."
+            return f"You lose: {session.name} wins."
         return "Draw: the board is full."
 
 
@@ -179,6 +200,67 @@ def winning_line(board: np.ndarray, row: int, col: int) -> list[tuple[int, int]]
 def negamax_opponents(levels: tuple[str, ...] = NEGAMAX_LEVELS) -> dict[str, Policy]:
     from rlarena.games.connect_four.opponents import OPPONENTS
     return {name: OPPONENTS[name](observation_space(), gym.spaces.Discrete(COLS)) for name in levels}
+
+
+def opponent_label(key: str) -> str:
+    """The name the page shows for an opponent key: "network", "search_800", "negamax_3"."""
+    if key == "network":
+        return "network alone (no search)"
+    if key.startswith("search_"):
+        return f"search, {int(key.removeprefix('search_'))} simulations"
+    if key.startswith("negamax_"):
+        return f"negamax, depth {int(key.removeprefix('negamax_'))}"
+    return key
+
+
+def checkpoint_algorithm(directory: str | Path) -> str | None:
+    """The "algorithm" a checkpoint directory's rlarena_checkpoint.json names (None when it has none:
+    e.g. an .onnx file exported elsewhere). Reads the JSON only: no torch."""
+    from rlarena.checkpoint.io import read_json
+    path = Path(directory) / "rlarena_checkpoint.json"
+    if not path.is_file():
+        return None
+    meta = read_json(path, "Checkpoint metadata")
+    algorithm = meta.get("algorithm") if isinstance(meta, dict) else None
+    return algorithm if isinstance(algorithm, str) else None
+
+
+def search_levels(algorithm: str | None, asked: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The search levels to offer: `asked` when given (the command's --search), else SEARCH_LEVELS for
+    a network trained by an algorithm of SEARCH_ALGORITHMS and none for another (a PPO value head
+    estimates discounted returns, not a result in [-1, 1]: a search over it would be misled)."""
+    if asked is not None:
+        return asked
+    return SEARCH_LEVELS if algorithm in SEARCH_ALGORITHMS else ()
+
+
+def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str, Policy]:
+    """The exported agent's levels: "network" (the model alone, greedy) and "search_N" for each N in
+    `search` (MCTS with N simulations per move over the same onnxruntime session; numpy, no torch)."""
+    network = load_onnx_agent(model)
+    levels: dict[str, Policy] = {"network": network}
+    if search:
+        from rlarena.export.onnx import OnnxPolicy
+        from rlarena.games.connect_four.game import ConnectFourGame
+        from rlarena.games.mcts import SearchPolicy, outputs_evaluator
+        assert isinstance(network, OnnxPolicy)
+        evaluator = outputs_evaluator(network.compute_outputs)
+        for n in search:
+            if n < 1:
+                raise ConfigError(f"A search level is a number of simulations per move, at least 1; got {n}.")
+            # no seed: ties among equally visited moves break differently from game to game
+            levels[f"search_{n}"] = SearchPolicy(ConnectFourGame(), evaluator, n,
+                                                 observation_space=network.observation_space,
+                                                 action_space=network.action_space)
+    return levels
+
+
+def page_opponents(model: str | Path, search: tuple[int, ...] = ()) -> ConnectFourPlay:
+    """What `rlarena play connect4` serves: the agent's levels (agent_opponents), then negamax 1..7;
+    a new page starts against the strongest search level, or the network when there is none."""
+    opponents = {**agent_opponents(model, search), **negamax_opponents()}
+    default = f"search_{max(search)}" if search else "network"
+    return ConnectFourPlay(opponents, default=default, labels={key: opponent_label(key) for key in opponents})
 
 
 def load_onnx_agent(path: str | Path) -> Policy:
@@ -249,7 +331,7 @@ def board_html(session: GameSession | None) -> str:
         legend, result, moves = "", "", 0
     else:
         you, agent = COLOURS[session.human_seat], COLOURS[session.agent_seat]
-        legend = f"You: {you} &middot; {html.escape(session.opponent)}: {agent}"
+        legend = f"You: {you} &middot; {html.escape(session.name)}: {agent}"
         result, moves = session.result or "", session.game.moves
     over = " c4-over" if result else ""
     return (f'<div class="c4-grid{over}" role="grid" aria-label="Connect Four board" data-moves="{moves}" '
@@ -262,6 +344,22 @@ def status_html(session: GameSession | None) -> str:
         return "<p>Loading a new game...</p>"
     text = html.escape(session.message)
     return f"<p><strong>{text}</strong></p>" if session.result else f"<p>{text}</p>"
+
+
+def levels_markdown(play: ConnectFourPlay) -> str:
+    """One line per kind of opponent the page offers, weakest first within each kind."""
+    keys = play.opponents
+    lines = []
+    if "network" in keys:
+        lines.append("- **network alone**: the trained network's own move, no lookahead.")
+    searches = [k for k in keys if k.startswith("search_")]
+    if searches:
+        counts = ", ".join(k.removeprefix("search_") for k in searches)
+        lines.append(f"- **search** ({counts} simulations): the same network looking ahead by Monte Carlo tree "
+                     f"search; more simulations play stronger and think longer.")
+    if any(k.startswith("negamax_") for k in keys):
+        lines.append("- **negamax, depth d**: a classic alpha-beta player that looks d moves ahead.")
+    return "\n".join(lines)
 
 
 def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> Any:
@@ -283,10 +381,12 @@ def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> An
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown("## Connect Four against an rlarena agent\nFour in a row wins. Click a column (or its "
-                    "number) to drop a piece; the agent answers at once.")
+                    "number) to drop a piece; the agent answers at once.\n\n" + levels_markdown(play))
         with gr.Row():
             first = gr.Radio(["You", "Agent"], value="You", label="Who starts", elem_id="c4-first")
-            opponent = gr.Radio(play.opponents, value=play.default, label="Opponent", elem_id="c4-opponent")
+            # (label, key) pairs: the page shows the label, the handlers get the stable key
+            opponent = gr.Radio([(play.label(key), key) for key in play.opponents], value=play.default,
+                                label="Opponent", elem_id="c4-opponent")
         new = gr.Button("New game", variant="primary", elem_id="c4-new")
         status = gr.HTML(status_html(None), elem_id="c4-status", js_on_load=None)
         with gr.Row(elem_id="c4-columns", equal_height=True):
@@ -295,7 +395,8 @@ def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> An
         state = gr.State()
 
         outputs = [state, board, status]
-        # show_progress="hidden": a move takes milliseconds; a loading overlay would only flicker
+        # show_progress="hidden": a move takes well under a second (the strongest search level about
+        # a third of one); a loading overlay would only flicker
         demo.load(start, [first, opponent], outputs, show_progress="hidden", api_name="start")
         new.click(start, [first, opponent], outputs, show_progress="hidden", api_name="new_game")
         for column, button in enumerate(buttons):
