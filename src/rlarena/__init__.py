@@ -11,6 +11,8 @@ __all__ = [
     "PPO",
     "Algorithm",
     "AlgorithmConfig",
+    "AlphaZero",
+    "AlphaZeroConfig",
     "Callbacks",
     "CheckpointError",
     "ConfigError",
@@ -46,7 +48,8 @@ __all__ = [
 # experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
 _LAZY = {"PPO": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
-         "PPOConfig": "rlarena.algorithms", "PPOTrainer": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
+         "PPOConfig": "rlarena.algorithms", "PPOTrainer": "rlarena.algorithms",
+         "AlphaZero": "rlarena.algorithms", "AlphaZeroConfig": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",
          "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
          "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors",

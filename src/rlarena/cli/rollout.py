@@ -68,6 +68,7 @@ def rollout(args: argparse.Namespace) -> int:
     algo, path = load(args)
     try:
         ran = type(algo).__name__
+        _check_playable(algo, path)
         if args.run is not None and args.run.lower() != ran.lower():  # RLlib's `rollout --run PPO`
             raise ConfigError(f"--run {args.run} does not match the checkpoint: {path} was trained by {ran} "
                               f"(pass --run {ran}, or leave --run out: the checkpoint names its algorithm).")
@@ -84,6 +85,14 @@ def rollout(args: argparse.Namespace) -> int:
     finally:
         algo.stop()
     return 0
+
+
+def _check_playable(algo: Algorithm, path: str) -> None:
+    """An AlphaZero checkpoint of a game without an env (tic-tac-toe) has nothing to roll out in."""
+    from rlarena.envs.registry import registered_envs
+    if type(algo).__name__ == "AlphaZero" and algo.env_name not in registered_envs():
+        raise ConfigError(f"{path} is an AlphaZero agent for {algo.env_name!r}, a game with no env to roll out "
+                          f"in; `rlarena evaluate {path}` plays it against a random player.")
 
 
 def rollout_onnx(args: argparse.Namespace) -> int:
@@ -225,6 +234,9 @@ def evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(Path(path).resolve()),
                           "algorithm": type(algo).__name__, "env": algo.env_name, "explore": args.explore,
                           **out}))
+    elif "episodes" not in out:  # AlphaZero: scores against a random player, not env episodes
+        print(f"{type(algo).__name__} on {algo.env_name}, {args.episodes} games per seat from random openings: "
+              + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in out.items()))
     else:
         print(f"{type(algo).__name__} on {algo.env_name}, {out['episodes']} episodes ({mode}): "
               f"return {out['episode_return_mean']:.2f} ± {out['episode_return_std']:.2f}  "

@@ -28,6 +28,7 @@ import gymnasium as gym
 
 from rlarena.envs.registry import EnvSpec, registered_envs
 from rlarena.errors import ConfigError, EnvError, UntrustedCodeError, closest
+from rlarena.games.base import GAMES
 from rlarena.refs import Trust
 from rlarena.train.search import domains_from_json, has_domains
 
@@ -54,7 +55,7 @@ def resolve_env(name: str, trust: Trust | None = None) -> EnvSpec:
     `trust` None: the user typed the name (--env), which trusts its module. A name read from a file
     imports its module only when `trust` (--trust-module) trusts it: a file from a stranger runs no code.
     """
-    if name in registered_envs():
+    if name in registered_envs() or name in GAMES:  # GAMES: the two-player games AlphaZero plays
         return name
     if ":" in name:
         module, _, attr = name.partition(":")
@@ -76,7 +77,7 @@ def resolve_env(name: str, trust: Trust | None = None) -> EnvSpec:
             raise EnvError(f"Env {name!r}: module {module!r} has no {attr!r}, and {attr!r} is not a Gymnasium id "
                            f"it registered.") from None
         return obj  # type: ignore[no-any-return]
-    raise EnvError(f"Unknown env {name!r}.{closest(name, registered_envs())} See `rlarena list envs`; "
+    raise EnvError(f"Unknown env {name!r}.{closest(name, [*registered_envs(), *GAMES])} See `rlarena list envs`; "
                    f"an env of your own: module:ClassOrCreator.")
 
 

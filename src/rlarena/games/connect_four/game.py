@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class ConnectFourGame(TwoPlayerGame):
     observation_shape = (ROWS, COLS, 2)
     # the board model: fixed tactical features (rlarena.games.connect_four.features), one ReLU trunk
     # shared by the policy and value heads (as AlphaZero's network)
-    default_model = {"board_features": "connect_four", "fcnet_hiddens": [256, 256], "fcnet_activation": "relu",
+    default_model: ClassVar[dict[str, Any]] = {"board_features": "connect_four", "fcnet_hiddens": [256, 256], "fcnet_activation": "relu",
                      "vf_share_layers": True}
 
     def initial_state(self) -> tuple[int, int, float | None]:

@@ -1,0 +1,439 @@
+"""AlphaZero (Silver et al. 2018, "A general reinforcement learning algorithm that masters chess,
+shogi and Go through self-play"): MCTS self-play over a policy/value network, for two-player
+zero-sum games (rlarena.games.base.TwoPlayerGame: "connect_four", "tic_tac_toe" or your own).
+
+Each iteration plays `train_batch_size` moves of self-play, `num_parallel_games` games at once: every
+move runs `mcts_config["num_simulations"]` simulations in each game's tree, all trees batched through
+the network (rlarena.games.mcts), with Dirichlet noise at the root; the move is sampled from the visit
+counts for the first `temperature_moves` plies, then the most visited. The search tree below the
+chosen move is kept for the next move. A finished game stores every position it passed with the
+visit distribution (the policy target) and the final result from that position's mover's side (the
+value target) in a replay window of `replay_buffer_config["capacity"]` positions; positions of the
+game's held-out test sets are never stored. Then `num_epochs * train_batch_size / minibatch_size`
+gradient steps on minibatches drawn from the window, each position under a random board symmetry:
+
+    loss = cross_entropy(visits, softmax(masked logits)) + vf_loss_coeff * (tanh(value) - z)^2
+
+plus decoupled weight decay `l2_coeff`. The network is rlarena's model (TorchPolicy), so export,
+the Connect Four page and `rlarena arena` take it as they take PPO's; its value head's output goes
+through tanh. Option names follow RLlib contrib's AlphaZero where it has them (`mcts_config`).
+
+Games start from `random_opening_plies` random moves (not stored), so self-play sees diverse
+positions. A checkpoint holds the network, the optimizer, the replay window and the counters; the
+games under way are not saved (a restored run starts new ones).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm, ResultDict, _seed_for, _with_aliases
+from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, option
+from rlarena.callbacks import call_hook, make_callbacks
+from rlarena.errors import CheckpointError, ConfigError
+from rlarena.games.base import State, TwoPlayerGame, make_game
+from rlarena.games.mcts import MCTS, Node, SearchPolicy, check_mcts_config, masked_softmax, visit_policy
+from rlarena.multiagent.builder import default_mapping_fn
+from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.policy import MASKED_LOGIT
+from rlarena.torch_policy import TorchPolicy
+
+STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
+
+
+@dataclass
+class AlphaZeroConfig(AlgorithmConfig):
+    mcts_config: dict = option({}, "training")  # overrides of rlarena.games.mcts.MCTS_DEFAULTS
+    num_parallel_games: int = option(128, "training")  # self-play games searched together (one batch)
+    random_opening_plies: list = option([0, 2], "training")  # [min, max] random moves before self-play
+    replay_buffer_config: dict = option({"capacity": 200_000}, "training")  # positions kept
+    num_steps_sampled_before_learning_starts: int = option(2_000, "training")  # positions
+    minibatch_size: int = option(256, "training")
+    num_epochs: int = option(1, "training")  # gradient steps = num_epochs * train_batch_size / minibatch_size
+    vf_loss_coeff: float = option(1.0, "training")
+    l2_coeff: float = option(1e-4, "training")  # decoupled weight decay
+    # AlphaZero's own defaults for options every algorithm has
+    train_batch_size: int = option(2048, "training")  # self-play moves per iteration
+    lr: float = option(1e-3, "training")
+    grad_clip: float | None = option(None, "training")
+
+    @property
+    def mcts(self) -> dict[str, Any]:
+        """mcts_config over rlarena.games.mcts.MCTS_DEFAULTS, checked."""
+        return check_mcts_config(self.mcts_config)
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """The model options: rlarena's defaults, then the game's (TwoPlayerGame.default_model), then `model`."""
+        return {**MODEL_DEFAULTS, **make_game(self.env).default_model, **self.model}
+
+    def validate(self) -> None:
+        super().validate()
+        self.mcts  # noqa: B018  # checks mcts_config
+        self._check("num_parallel_games", self.num_parallel_games >= 1, "must be >= 1")
+        lo_hi = self.random_opening_plies
+        self._check("random_opening_plies", len(lo_hi) == 2 and all(isinstance(x, int) for x in lo_hi)
+                    and 0 <= lo_hi[0] <= lo_hi[1], "must be [min, max] with 0 <= min <= max")
+        capacity = self.replay_buffer_config.get("capacity")
+        self._check("replay_buffer_config", set(self.replay_buffer_config) <= {"capacity"}
+                    and isinstance(capacity, int) and capacity >= self.minibatch_size,
+                    "must be {'capacity': N} with N >= minibatch_size (positions kept)")
+        self._check("minibatch_size", self.minibatch_size >= 1, "must be >= 1")
+        self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
+        self._check("num_steps_sampled_before_learning_starts", self.num_steps_sampled_before_learning_starts >= 0,
+                    "must be >= 0")
+        self._check("vf_loss_coeff", self.vf_loss_coeff >= 0, "must be >= 0")
+        self._check("l2_coeff", self.l2_coeff >= 0, "must be >= 0")
+
+
+class ReplayWindow:
+    """The last `capacity` positions: encoded boards (uint8), legal moves, visit distributions and
+    results, in preallocated numpy arrays (a ring)."""
+
+    def __init__(self, capacity: int, obs_dim: int, num_actions: int):
+        self.obs = np.zeros((capacity, obs_dim), np.uint8)
+        self.legal = np.zeros((capacity, num_actions), np.uint8)
+        self.pi = np.zeros((capacity, num_actions), np.float32)
+        self.z = np.zeros(capacity, np.float32)
+        self.size = self.next = 0
+
+    def add(self, obs: np.ndarray, legal: np.ndarray, pi: np.ndarray, z: np.ndarray) -> None:
+        for i in range(len(obs)):  # games are short: a loop over rows keeps the ring simple
+            j = self.next
+            self.obs[j], self.legal[j], self.pi[j], self.z[j] = obs[i], legal[i], pi[i], z[i]
+            self.next = (j + 1) % len(self.z)
+            self.size = min(self.size + 1, len(self.z))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        n = self.size
+        return {"obs": self.obs[:n].copy(), "legal": self.legal[:n].copy(), "pi": self.pi[:n].copy(),
+                "z": self.z[:n].copy(), "next": np.array([self.next % max(n, 1)], np.int64)}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        n = min(len(arrays["z"]), len(self.z))
+        self.obs[:n], self.legal[:n], self.pi[:n], self.z[:n] = (arrays["obs"][:n], arrays["legal"][:n],
+                                                                 arrays["pi"][:n], arrays["z"][:n])
+        self.size, self.next = n, int(arrays["next"][0]) % len(self.z)
+
+
+class _Game:
+    """One self-play game under way."""
+
+    __slots__ = ("history", "root")
+
+    def __init__(self, root: Node):
+        self.root, self.history = root, []  # history: (state, visit distribution) per searched move
+
+
+class AlphaZero(Algorithm):
+    config_class = AlphaZeroConfig
+
+    def __init__(self, config: AlphaZeroConfig | dict[str, Any] | None = None, env: Any = None):
+        if not isinstance(config, AlgorithmConfig):
+            options = {**(config or {}), **({"env": env} if env is not None else {})}
+            config = self.config_class().update_from_dict(options).checked()
+        self.config: AlphaZeroConfig = config  # type: ignore[assignment]
+        torch.set_num_threads(config.num_torch_threads)
+        if config.seed is not None:
+            torch.manual_seed(_seed_for(config.seed, 0))
+        self.game: TwoPlayerGame = make_game(config.env)
+        self.env_name = self.game.name
+        self.callbacks = make_callbacks(config.callbacks_class)
+        self.rng = np.random.default_rng(_seed_for(config.seed, 3))
+        # two seats, one network: as a multi-agent algorithm whose every agent maps to the one policy
+        self.is_multi_agent, self.mapping_fn = True, default_mapping_fn
+        self.env, self._eval_env, self.runner = None, None, None
+        n = self.game.num_actions
+        obs_space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, self.game.observation_shape, np.int8),
+                                     "action_mask": gym.spaces.Box(0, 1, (n,), np.int8)})
+        policy = TorchPolicy(obs_space, gym.spaces.Discrete(n), config.model_config,
+                             seed=_seed_for(config.seed, 1, 0))
+        self.policies, self.policy_configs = {DEFAULT_POLICY_ID: policy}, {DEFAULT_POLICY_ID: config}
+        self.policies_to_train = [DEFAULT_POLICY_ID]
+        self.flat = FlatParameters(policy.model)
+        self.optimizers = {DEFAULT_POLICY_ID: Adam(self.flat, config.lr)}
+        self.obs_dim = int(np.prod(self.game.observation_shape))
+        self.replay = ReplayWindow(config.replay_buffer_config["capacity"], self.obs_dim, n)
+        self.symmetries = [(np.arange(self.obs_dim), np.arange(n)), *self.game.symmetries()]
+        self.held_out = self.game.held_out_keys()
+        mc = config.mcts
+        self.mcts = MCTS(self.game, self.network_evaluator, mc["puct_coefficient"], mc["dirichlet_epsilon"],
+                         mc["dirichlet_noise"], rng=self.rng, solver=mc["mcts_solver"])
+        self.iteration = self.num_env_steps_sampled_lifetime = self.num_episodes_lifetime = 0
+        self.num_evaluations, self.time_total_s = 0, 0.0
+        self.num_held_out_skipped = 0
+        self.games = [self._new_game() for _ in range(config.num_parallel_games)]
+        self._finished: list[tuple[int, float]] = []  # (plies, first player's score) of games ended this iteration
+        if self.callbacks is not None:
+            call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
+
+    # -- the network ------------------------------------------------------------------------------
+    def network_evaluator(self, obs: np.ndarray, legal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MCTS's evaluator: encoded positions -> (priors over legal moves, tanh(value))."""
+        with torch.inference_mode():
+            logits, value = self.policy.model(torch.from_numpy(obs.reshape(len(obs), -1)))
+        return masked_softmax(logits.numpy().astype(np.float64), legal), np.tanh(value.numpy().astype(np.float64))
+
+    def search_policy(self, num_simulations: int | None = None, seed: int | None = None) -> SearchPolicy:
+        """The search agent: MCTS over this network (a Policy for the game's env, arena and page)."""
+        mc = self.config.mcts
+        return SearchPolicy(self.game, self.network_evaluator, num_simulations or mc["num_simulations"],
+                            mc["puct_coefficient"], seed=seed, observation_space=self.policy.observation_space,
+                            action_space=self.policy.action_space, solver=mc["mcts_solver"])
+
+    # -- self-play --------------------------------------------------------------------------------
+    def _new_game(self) -> _Game:
+        lo, hi = self.config.random_opening_plies
+        state = self.game.initial_state()
+        for _ in range(int(self.rng.integers(lo, hi + 1))):
+            legal = np.flatnonzero(self.game.legal_moves(state))
+            nxt = self.game.step(state, int(self.rng.choice(legal)))
+            if self.game.terminal_value(nxt) is not None:
+                break  # an opening never ends the game
+            state = nxt
+        return _Game(self.mcts.new_root(state))
+
+    def _self_play(self, num_moves: int) -> None:
+        mc = self.config.mcts
+        played = 0
+        while played < num_moves:
+            self.mcts.search([g.root for g in self.games], mc["num_simulations"], noise=mc["add_dirichlet_noise"])
+            for i, g in enumerate(self.games):
+                root = g.root
+                ply = len(g.history)
+                explore = ply < mc["temperature_moves"] and not mc["argmax_tree_policy"]
+                play = visit_policy(root, mc["temperature"] if explore else None)
+                action = int(self.rng.choice(len(play), p=play))
+                g.history.append((root.state, visit_policy(root, 1.0)))
+                child = root.children.get(action)
+                g.root = child if child is not None else self.mcts.new_root(self.game.step(root.state, action))
+                played += 1
+                if g.root.terminal is not None:
+                    self._store(g)
+                    self.games[i] = self._new_game()
+        self.num_env_steps_sampled_lifetime += played
+
+    def _store(self, g: _Game) -> None:
+        """A finished game's positions into the replay window, each with the result for its mover."""
+        final = g.root.state
+        result, last = float(g.root.terminal), self.game.to_play(final)
+        keep = [(s, pi) for s, pi in g.history if self.game.key(s) not in self.held_out]
+        self.num_held_out_skipped += len(g.history) - len(keep)
+        self.num_episodes_lifetime += 1
+        first_player = result if last == 0 else -result
+        self._finished.append((len(g.history), (first_player + 1) / 2))
+        if not keep:
+            return
+        states = [s for s, _ in keep]
+        obs = self.game.encode(states).reshape(len(states), -1).astype(np.uint8)
+        legal = np.stack([self.game.legal_moves(s) for s in states]).astype(np.uint8)
+        z = np.array([result if self.game.to_play(s) == last else -result for s in states], np.float32)
+        self.replay.add(obs, legal, np.stack([pi for _, pi in keep]), z)
+
+    # -- learning ---------------------------------------------------------------------------------
+    def _learn(self, num_steps: int) -> dict[str, float]:
+        cfg, model, opt = self.config, self.policy.model, self.optimizers[DEFAULT_POLICY_ID]
+        sums = np.zeros(len(STAT_NAMES))
+        for _ in range(num_steps):
+            idx = self.rng.integers(self.replay.size, size=cfg.minibatch_size)
+            obs, legal, pi = self.replay.obs[idx], self.replay.legal[idx], self.replay.pi[idx]
+            sym = self.rng.integers(len(self.symmetries), size=len(idx))
+            for k in range(1, len(self.symmetries)):  # each position under a random board symmetry
+                rows = np.flatnonzero(sym == k)
+                if len(rows):
+                    obs_perm, act_perm = self.symmetries[k]
+                    obs[rows] = obs[rows][:, obs_perm]
+                    legal[rows], pi[rows] = legal[rows][:, act_perm], pi[rows][:, act_perm]
+            x = torch.from_numpy(obs.astype(np.float32))
+            logits, value = model(x)
+            logits = logits.masked_fill(torch.from_numpy(legal == 0), MASKED_LOGIT)
+            logp = F.log_softmax(logits, dim=-1)
+            target = torch.from_numpy(pi)
+            policy_loss = -(target * logp).sum(-1).mean()
+            vf_loss = F.mse_loss(torch.tanh(value), torch.from_numpy(self.replay.z[idx]))
+            loss = policy_loss + cfg.vf_loss_coeff * vf_loss
+            self.flat.zero_grad()
+            loss.backward()
+            if cfg.grad_clip is not None:
+                self.flat.clip_grad_norm_(cfg.grad_clip)
+            opt.step()
+            if cfg.l2_coeff:
+                self.flat.param.mul_(1.0 - cfg.lr * cfg.l2_coeff)
+            with torch.no_grad():
+                entropy = -(logp.exp() * logp).sum(-1).mean()
+            sums += [policy_loss.item(), vf_loss.item(), entropy.item()]
+        return {name: float(v / max(num_steps, 1)) for name, v in zip(STAT_NAMES, sums)}
+
+    def training_step(self) -> dict[str, float]:
+        cfg = self.config
+        self._self_play(cfg.train_batch_size)
+        if self.replay.size < max(cfg.num_steps_sampled_before_learning_starts, cfg.minibatch_size):
+            return {}
+        return self._learn(max(1, cfg.num_epochs * cfg.train_batch_size // cfg.minibatch_size))
+
+    def train(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        before = self.num_env_steps_sampled_lifetime
+        stats = self.training_step()
+        elapsed = time.perf_counter() - start
+        self.iteration += 1
+        self.time_total_s += elapsed
+        steps = self.num_env_steps_sampled_lifetime - before
+        games, self._finished = self._finished, []
+        result = ResultDict({
+            "training_iteration": self.iteration, "num_env_steps_sampled_this_iter": steps,
+            "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+            "num_episodes_lifetime": self.num_episodes_lifetime, "num_episodes": len(games),
+            "episode_len_mean": float(np.mean([n for n, _ in games])) if games else math.nan,
+            "self_play/first_player_score": float(np.mean([s for _, s in games])) if games else math.nan,
+            "replay_size": self.replay.size, "num_held_out_positions_skipped": self.num_held_out_skipped,
+            "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
+            "env_steps_per_sec": steps / elapsed if elapsed > 0 else math.nan, **stats})
+        result.update(_with_aliases(result))
+        result["config"] = self.config.to_dict()
+        result.learner_stats = {DEFAULT_POLICY_ID: dict(stats)}
+        interval = self.config.evaluation_interval
+        if interval and self.iteration % interval == 0:
+            result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
+        if self.callbacks is not None:
+            call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
+        return result
+
+    # -- evaluation and inference -----------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        """The network alone (greedy) and the search agent against a uniformly random player, from
+        random openings of 0-2 plies (fresh ones each time), both seats, `evaluation_duration` games
+        each: mean scores (win 1, draw 0.5)."""
+        self.num_evaluations += 1
+        rng = np.random.default_rng(_seed_for(self.config.seed, 4, self.num_evaluations))
+        search = self.search_policy(seed=int(rng.integers(2**31)))
+
+        def network(states: list[State]) -> np.ndarray:
+            obs = self.game.encode(states)
+            legal = np.stack([self.game.legal_moves(s) for s in states])
+            return self.network_evaluator(obs, legal)[0].argmax(-1)
+
+        def searcher(states: list[State]) -> np.ndarray:
+            return np.array([int(np.argmax(visit_policy(r, None))) for r in search.search(states)])
+
+        def random_player(states: list[State]) -> np.ndarray:
+            return np.array([int(rng.choice(np.flatnonzero(self.game.legal_moves(s)))) for s in states])
+
+        n = self.config.evaluation_duration
+        return {"network_score_vs_random": play_match(self.game, network, random_player, n, rng),
+                "search_score_vs_random": play_match(self.game, searcher, random_player, n, rng)}
+
+    def compute_single_action(self, observation: Any = None, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID,
+                              full_fetch: bool = False, **kwargs: Any) -> Any:
+        """The search agent's move for one observation of the game's env ({"observation", "action_mask"}
+        or the planes alone); `explore=True` samples from the visit counts."""
+        if observation is None:
+            observation = kwargs.pop("obs", None)
+        planes = observation["observation"] if isinstance(observation, dict) else observation
+        batch = {"observation": np.asarray(planes)[None]}
+        return int(self.search_policy().compute_actions(batch, explore=bool(explore))[0])
+
+    def compute_actions(self, obs_batch: Any, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID) -> Any:
+        return self.search_policy().compute_actions(obs_batch, explore=bool(explore))
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        arrays = super()._state_arrays()
+        arrays["replay"] = self.replay.arrays()
+        return arrays
+
+    def get_state(self) -> dict[str, Any]:
+        policy = self.policy
+        return {"counters": {"iteration": self.iteration,
+                             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+                             "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
+                             "num_episodes_lifetime": self.num_episodes_lifetime,
+                             "num_held_out_positions_skipped": self.num_held_out_skipped},
+                "episode_window": [],
+                "policies": {DEFAULT_POLICY_ID: {"policy_class": None, "observation_space": policy.observation_space,
+                                                 "action_space": policy.action_space}},
+                "policies_to_train": [DEFAULT_POLICY_ID],
+                "rng": {"algorithm": self.rng.bit_generator.state,
+                        "policies": {DEFAULT_POLICY_ID: policy.rng.bit_generator.state}},
+                "arrays": self._state_arrays()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or not {"counters", "arrays", "rng"} <= set(state):
+            raise ConfigError("set_state() takes what AlphaZero.get_state() returned.")
+        self._restore(state, state["arrays"])
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        try:
+            self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
+            self.optimizers[DEFAULT_POLICY_ID].set_state(arrays[f"optimizer.{DEFAULT_POLICY_ID}"])
+            torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
+            if "replay" in arrays:
+                self.replay.load(arrays["replay"])
+            counters = meta["counters"]
+            self.iteration = int(counters["iteration"])
+            self.num_env_steps_sampled_lifetime = int(counters["num_env_steps_sampled_lifetime"])
+            self.time_total_s = float(counters["time_total_s"])
+            self.num_evaluations = int(counters["num_evaluations"])
+            self.num_episodes_lifetime = int(counters["num_episodes_lifetime"])
+            self.num_held_out_skipped = int(counters.get("num_held_out_positions_skipped", 0))
+            self.rng.bit_generator.state = meta["rng"]["algorithm"]
+            self.policy.rng.bit_generator.state = meta["rng"]["policies"][DEFAULT_POLICY_ID]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            detail = " ".join(str(exc).split())
+            raise CheckpointError(f"Checkpoint does not match this AlphaZero ({type(exc).__name__}: {detail}). "
+                                  f"Was it saved with a different game or model?") from exc
+        self.games = [self._new_game() for _ in range(self.config.num_parallel_games)]  # games under way restart
+
+    def stop(self) -> None:
+        self.games = []
+
+    def __repr__(self) -> str:
+        return f"AlphaZero(game={self.env_name!r}, iteration={self.iteration})"
+
+
+def play_match(game: TwoPlayerGame, player, opponent, games_per_seat: int, rng: np.random.Generator,
+               opening_plies: tuple[int, int] = (0, 2)) -> float:
+    """The mean score (win 1, draw 0.5, loss 0) of `player` against `opponent`, each a function
+    (list of positions) -> moves, over `games_per_seat` games in each seat, all games played as
+    one batch, each from a random opening of `opening_plies` random moves."""
+    states, seats = [], []
+    for seat in (0, 1):
+        for _ in range(games_per_seat):
+            s = game.initial_state()
+            for _ in range(int(rng.integers(opening_plies[0], opening_plies[1] + 1))):
+                nxt = game.step(s, int(rng.choice(np.flatnonzero(game.legal_moves(s)))))
+                if game.terminal_value(nxt) is not None:
+                    break
+                s = nxt
+            states.append(s)
+            seats.append(seat)
+    scores = np.zeros(len(states))
+    live = list(range(len(states)))
+    while live:
+        for who, fn in ((True, player), (False, opponent)):
+            idx = [i for i in live if game.terminal_value(states[i]) is None
+                   and (game.to_play(states[i]) == seats[i]) == who]
+            if idx:
+                for i, a in zip(idx, fn([states[i] for i in idx])):
+                    states[i] = game.step(states[i], int(a))
+        still = []
+        for i in live:
+            result = game.terminal_value(states[i])
+            if result is None:
+                still.append(i)
+            else:  # the result is the mover's; the player is the mover when it is its seat's turn
+                mine = result if game.to_play(states[i]) == seats[i] else -result
+                scores[i] = (mine + 1) / 2
+        live = still
+    return float(scores.mean())
+
+
+AlphaZeroConfig.algo_class = AlphaZero

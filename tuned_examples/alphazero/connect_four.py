@@ -1,0 +1,60 @@
+"""Train the Connect Four AlphaZero agent that rlarena ships (issue 14): MCTS self-play on one core.
+
+    python tuned_examples/alphazero/connect_four.py --minutes 75 --out runs/alphazero_c4
+
+Saves a checkpoint every `--save-every` iterations into OUT/checkpoint_NNNNNN (keeping the last few)
+and resumes from the newest one when run again with the same OUT (the games under way restart).
+The figures of the shipped agent (how long it trained, its tables) are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from rlarena import Algorithm, AlphaZeroConfig
+
+CONFIG = (AlphaZeroConfig()
+          .environment("connect_four")
+          .training(num_parallel_games=128, train_batch_size=2048, minibatch_size=256, num_epochs=6, lr=1e-3,
+                    l2_coeff=1e-4, random_opening_plies=[0, 4], replay_buffer_config={"capacity": 250_000},
+                    num_steps_sampled_before_learning_starts=4096,
+                    model={"board_features": "connect_four", "fcnet_hiddens": [512, 512],
+                           "fcnet_activation": "relu", "vf_share_layers": True},
+                    mcts_config={"num_simulations": 64, "puct_coefficient": 1.5, "temperature_moves": 10,
+                                 "dirichlet_noise": 1.0, "dirichlet_epsilon": 0.25})
+          .debugging(seed=14))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=75.0, help="training time budget (this run)")
+    parser.add_argument("--out", default="runs/alphazero_c4")
+    parser.add_argument("--save-every", type=int, default=25, help="iterations between checkpoints")
+    parser.add_argument("--keep", type=int, default=4, help="checkpoints kept")
+    args = parser.parse_args()
+    out = Path(args.out)
+    saved = sorted(out.glob("checkpoint_*"))
+    algo = Algorithm.from_checkpoint(saved[-1]) if saved else CONFIG.build()
+    print(f"{'resumed from ' + str(saved[-1]) if saved else 'new run'}: iteration {algo.iteration}, "
+          f"{algo.time_total_s / 60:.1f} min trained", flush=True)
+    deadline = time.monotonic() + 60 * args.minutes
+    while time.monotonic() < deadline:
+        r = algo.train()
+        if algo.iteration % 5 == 0:
+            print(f"it {r['training_iteration']:4d}  {r['time_total_s'] / 60:6.1f} min  games {r['num_episodes_lifetime']:6d}"
+                  f"  len {r['episode_len_mean']:5.1f}  first {r['self_play/first_player_score']:.2f}"
+                  f"  pi {r.get('policy_loss', float('nan')):.3f}  v {r.get('vf_loss', float('nan')):.3f}"
+                  f"  H {r.get('entropy', float('nan')):.2f}  moves/s {r['env_steps_per_sec']:.0f}", flush=True)
+        if algo.iteration % args.save_every == 0:
+            algo.save(out / f"checkpoint_{algo.iteration:06d}")
+            for old in sorted(out.glob("checkpoint_*"))[:-args.keep]:
+                shutil.rmtree(old)
+    path = algo.save(out / f"checkpoint_{algo.iteration:06d}")
+    print(f"saved {path} after {algo.time_total_s / 60:.1f} min of training", flush=True)
+
+
+if __name__ == "__main__":
+    main()
