@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,13 @@ def test_checkpoint_round_trip_continues_training(trained, tmp_path):
     assert restored.compute_single_action({"observation": obs, "action_mask": np.ones(9, np.int8)}) in range(9)
     result = restored.train()
     assert result["training_iteration"] == algo.iteration + 1
+    small = algo.save(tmp_path / "network_only", include_training_state=False)
+    assert sorted(p.name for p in Path(small).iterdir()) == [
+        "policy.default_policy.safetensors", "rlarena_checkpoint.json", "rng.safetensors"]
+    inference = Algorithm.from_checkpoint(small)
+    assert inference.replay.size == 0
+    np.testing.assert_array_equal(inference.policy.get_state()["model.pi_head.weight"],
+                                  algo.policy.get_state()["model.pi_head.weight"])
     with pytest.raises(CheckpointError, match="AlphaZero"):
         Algorithm.from_checkpoint(path, config_overrides={"model": {"fcnet_hiddens": [8]}})
 

@@ -345,8 +345,20 @@ class AlphaZero(Algorithm):
         return self.search_policy().compute_actions(obs_batch, explore=bool(explore))
 
     # -- checkpoints ------------------------------------------------------------------------------
+    def save(self, checkpoint_dir: Any = None, include_training_state: bool = True) -> str:
+        """Write a checkpoint; `include_training_state=False` writes the network alone (no optimizer
+        state, no replay window): a small file to ship for inference. Loaded, such a checkpoint can
+        still train, from a fresh optimizer and an empty window."""
+        self._network_only = not include_training_state
+        try:
+            return super().save(checkpoint_dir)
+        finally:
+            self._network_only = False
+
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         arrays = super()._state_arrays()
+        if getattr(self, "_network_only", False):
+            return {key: arrays[key] for key in ("rng", f"policy.{DEFAULT_POLICY_ID}")}
         arrays["replay"] = self.replay.arrays()
         return arrays
 
@@ -373,7 +385,8 @@ class AlphaZero(Algorithm):
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
-            self.optimizers[DEFAULT_POLICY_ID].set_state(arrays[f"optimizer.{DEFAULT_POLICY_ID}"])
+            if f"optimizer.{DEFAULT_POLICY_ID}" in arrays:  # absent from a network-only checkpoint
+                self.optimizers[DEFAULT_POLICY_ID].set_state(arrays[f"optimizer.{DEFAULT_POLICY_ID}"])
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
             if "replay" in arrays:
                 self.replay.load(arrays["replay"])
