@@ -1,9 +1,13 @@
 """Train the Connect Four AlphaZero agent that rlarena ships (issue 14): MCTS self-play on one core.
 
     python tuned_examples/alphazero/connect_four.py --minutes 75 --out runs/alphazero_c4
+    python tuned_examples/alphazero/connect_four.py --minutes 0 --out runs/alphazero_c4 \
+        --ship src/rlarena/games/connect_four/agent     # the newest checkpoint as shipped
 
 Saves a checkpoint every `--save-every` iterations into OUT/checkpoint_NNNNNN (keeping the last few)
 and resumes from the newest one when run again with the same OUT (the games under way restart).
+`--ship DIR` writes what rlarena ships: the network alone (no optimizer state, no replay window) and
+its ONNX export model.onnx, which `rlarena play connect4` serves (with the search levels).
 The figures of the shipped agent (how long it trained, its tables) are in benchmarks/README.md.
 """
 
@@ -34,6 +38,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/alphazero_c4")
     parser.add_argument("--save-every", type=int, default=25, help="iterations between checkpoints")
     parser.add_argument("--keep", type=int, default=4, help="checkpoints kept")
+    parser.add_argument("--ship", default=None, metavar="DIR",
+                        help="also write the agent as shipped: the network-only checkpoint and model.onnx")
     args = parser.parse_args()
     out = Path(args.out)
     saved = sorted(out.glob("checkpoint_*"))
@@ -52,8 +58,13 @@ def main() -> None:
             algo.save(out / f"checkpoint_{algo.iteration:06d}")
             for old in sorted(out.glob("checkpoint_*"))[:-args.keep]:
                 shutil.rmtree(old)
-    path = algo.save(out / f"checkpoint_{algo.iteration:06d}")
-    print(f"saved {path} after {algo.time_total_s / 60:.1f} min of training", flush=True)
+    if not saved or algo.iteration != int(saved[-1].name.split("_")[1]):
+        path = algo.save(out / f"checkpoint_{algo.iteration:06d}")
+        print(f"saved {path} after {algo.time_total_s / 60:.1f} min of training", flush=True)
+    if args.ship:
+        path = algo.save(args.ship, include_training_state=False)
+        algo.export_onnx(Path(path) / "model.onnx")
+        print(f"shipped: {path} (network-only checkpoint + model.onnx, {algo.time_total_s / 60:.1f} min of training)")
 
 
 if __name__ == "__main__":
