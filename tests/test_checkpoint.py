@@ -37,7 +37,7 @@ def saved(build, tmp_path) -> tuple[Algorithm, str]:
 
 
 def optimizer_arrays(algo: Algorithm) -> dict[str, np.ndarray]:
-    """The optimizer state as the algorithm checkpoints it (group "optimizer.<policy>"), flattened to
+    """The optimizer state as the algorithm checkpoints it (group "optimizer.<policy>.<name>"), flattened to
     "<group>/<key>" -> array; independent of which Adam implementation holds it."""
     return {f"{group}/{key}": np.array(value) for group, arrays in algo._state_arrays().items()
             if group.startswith("optimizer.") for key, value in arrays.items()}
@@ -198,9 +198,23 @@ def test_unreadable_safetensors_with_matching_hash(saved, tmp_path):
 
 def test_missing_file(saved, tmp_path):
     ckpt = copy_of(saved[1], tmp_path)
-    (ckpt / "optimizer.default_policy.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="optimizer.default_policy.safetensors is missing"):
+    (ckpt / "optimizer.default_policy.main.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="optimizer.default_policy.main.safetensors is missing"):
         Algorithm.from_checkpoint(ckpt)
+
+
+def test_checkpoint_from_before_optimizer_names_restores(saved, tmp_path, track):
+    """Before optimizers were keyed by (policy, name), a policy's optimizer was "optimizer.<policy>"."""
+    algo, path = saved
+    ckpt = copy_of(path, tmp_path)
+    new, old = "optimizer.default_policy.main.safetensors", "optimizer.default_policy.safetensors"
+    (ckpt / new).rename(ckpt / old)
+    rewrite_meta(ckpt, lambda m: m["files"].__setitem__(old, m["files"].pop(new)))
+    restored = track(Algorithm.from_checkpoint(ckpt))
+    before, after = optimizer_arrays(algo), optimizer_arrays(restored)
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value)
 
 
 def test_missing_metadata_file_means_not_a_checkpoint(saved, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from probe_envs import DiscreteIdentityEnv
 
 from rlarena import ConfigError, EnvError, PPOConfig
-from rlarena.algorithms.ppo import scheduled_lr
+from rlarena.algorithms.on_policy import scheduled_lr
 from rlarena.refs import Trust
 
 

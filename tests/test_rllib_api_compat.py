@@ -165,7 +165,7 @@ def test_get_state_set_state_round_trip_restores_weights_counters_and_league(alg
     state = algo.get_state()
     before = _weights(algo.get_policy("pa"))
     counters = dict(state["counters"])
-    opt_before = algo.optimizers["pa"].get_state()
+    opt_before = algo.optimizers[("pa", "main")].get_state()
 
     algo.train()
     algo.train()
@@ -178,7 +178,7 @@ def test_get_state_set_state_round_trip_restores_weights_counters_and_league(alg
     assert set(algo.policies) == {"pa", "pb"} and isinstance(algo.get_policy("pb"), RLlibStyleHeuristic)
     for k, v in _weights(algo.get_policy("pa")).items():
         assert torch.equal(before[k], v), k
-    for k, v in algo.optimizers["pa"].get_state().items():
+    for k, v in algo.optimizers[("pa", "main")].get_state().items():
         np.testing.assert_array_equal(v, opt_before[k])
     assert algo.iteration == counters["iteration"] == 1
     assert algo.num_env_steps_sampled_lifetime == counters["num_env_steps_sampled_lifetime"]

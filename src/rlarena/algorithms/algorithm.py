@@ -39,7 +39,7 @@ from rlarena.multiagent.builder import (
 )
 from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
-from rlarena.nn.flat import Adam
+from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
@@ -52,6 +52,22 @@ if TYPE_CHECKING:
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
                   "episode_reward_max": "episode_return_max", "timesteps_total": "num_env_steps_sampled_lifetime",
                   "episodes_total": "num_episodes_lifetime"}
+
+
+# Optimizers are keyed by (policy id, name): one "main" optimizer per policy for most algorithms,
+# several for some (SAC: actor, critic, alpha). Checkpoints hold each as "optimizer.<policy id>.<name>".
+MAIN_OPTIMIZER = "main"
+OptimizerKey = tuple[str, str]
+
+
+def optimizer_group(key: OptimizerKey | str) -> str:
+    """The checkpoint group of an optimizer. A plain policy id (the key before optimizers had names,
+    still accepted from subclasses: AlphaZero) keeps the group name it had then, "optimizer.<policy id>"."""
+    return f"optimizer.{key}" if isinstance(key, str) else f"optimizer.{key[0]}.{key[1]}"
+
+
+def _optimizer_policy(key: OptimizerKey | str) -> str:
+    return key if isinstance(key, str) else key[0]
 
 
 class ResultDict(dict):
@@ -165,7 +181,7 @@ class Algorithm(ABC):
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         self.policies: dict[str, Policy] = {}
         self.policy_configs: dict[str, AlgorithmConfig] = {}  # per-policy overrides applied
-        self.optimizers: dict[str, Adam] = {}
+        self.optimizers: dict[OptimizerKey, FlatOptimizer] = {}  # (policy id, name) -> optimizer
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
@@ -382,8 +398,10 @@ class Algorithm(ABC):
         self.get_policy(policy_id)
         if policy_mapping_fn is not None:
             self.set_policy_mapping_fn(policy_mapping_fn)
-        for store in (self.policies, self.policy_configs, self.optimizers, self.config.policies or {}):
+        for store in (self.policies, self.policy_configs, self.config.policies or {}):
             store.pop(policy_id, None)
+        for key in [k for k in self.optimizers if _optimizer_policy(k) == policy_id]:
+            del self.optimizers[key]
         self.set_policies_to_train(policies_to_train if policies_to_train is not None
                                    else [p for p in self.policies_to_train if p != policy_id],
                                    remember=policies_to_train is not None or self.config.policies_to_train is not None)
@@ -401,7 +419,7 @@ class Algorithm(ABC):
         for pid in policies_to_train:
             if not isinstance(self.get_policy(pid), TorchPolicy):
                 raise ConfigError(f"Policy {pid!r} is a {type(self.policies[pid]).__name__}, which cannot be trained.")
-            if pid not in self.optimizers:
+            if not any(_optimizer_policy(key) == pid for key in self.optimizers):
                 self.setup_policy(pid)
         self.policies_to_train = list(policies_to_train)
         if remember:
@@ -444,8 +462,8 @@ class Algorithm(ABC):
             state = policy.get_state()
             if state:
                 arrays[f"policy.{pid}"] = state
-        for name, opt in self.optimizers.items():
-            arrays[f"optimizer.{name}"] = opt.get_state()
+        for key, opt in self.optimizers.items():
+            arrays[optimizer_group(key)] = opt.get_state()
         return arrays
 
     def get_state(self) -> dict[str, Any]:
@@ -580,13 +598,23 @@ class Algorithm(ABC):
         algo._restore(meta, arrays)
         return algo
 
+    def _restore_optimizers(self, arrays: dict[str, dict[str, np.ndarray]], missing_ok: bool = False) -> None:
+        """Each optimizer's state from its group; a checkpoint written before optimizers had names
+        holds a policy's main optimizer as "optimizer.<policy id>". `missing_ok`: an optimizer the
+        checkpoint lacks keeps its fresh state (a network-only checkpoint)."""
+        for key, opt in self.optimizers.items():
+            group, legacy = optimizer_group(key), f"optimizer.{_optimizer_policy(key)}"
+            if group not in arrays and key[1:] == (MAIN_OPTIMIZER,) and legacy in arrays:
+                group = legacy
+            if group in arrays or not missing_ok:
+                opt.set_state(arrays[group])
+
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             for pid, policy in self.policies.items():
                 if f"policy.{pid}" in arrays or isinstance(policy, TorchPolicy):
                     policy.set_state(arrays[f"policy.{pid}"])
-            for name, opt in self.optimizers.items():
-                opt.set_state(arrays[f"optimizer.{name}"])
+            self._restore_optimizers(arrays)
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's state_dict errors span lines: keep the error one line

@@ -3,7 +3,10 @@
 Every option is one dataclass field tagged with the builder method that sets it
 (`.environment`, `.env_runners`, `.training`, `.evaluation`, `.debugging`, `.resources`). An unknown
 key, or a value out of range, fails with a message naming the key and the closest valid one.
-Algorithm configs (PPOConfig, ...) subclass it, add their `training` fields and `validate()` rules.
+Algorithm configs (PPOConfig, ...) subclass it, add their `training` fields and `validate()` rules,
+and state their own defaults: a subclass redeclares a field to change its default (PPOConfig's lr,
+AlphaZeroConfig's train_batch_size, ...) and sets `model_defaults`. The defaults here are neutral
+(RLlib's AlgorithmConfig and MODEL_DEFAULTS); each algorithm's file says which library its own match.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
 from rlarena.errors import ConfigError, closest, notice
 from rlarena.refs import Trust, ref_to_json, trust_built
 
+# RLlib's MODEL_DEFAULTS; an algorithm's config puts its own over them (AlgorithmConfig.model_defaults)
 MODEL_DEFAULTS: dict[str, Any] = {
-    "fcnet_hiddens": [64, 64],  # SB3's PPO default net_arch
+    "fcnet_hiddens": [256, 256],
     "fcnet_activation": "tanh",
     "vf_share_layers": False,
     "log_std_init": 0.0,
@@ -49,6 +53,7 @@ def option(default: Any, group: str, **kw: Any) -> Any:
 @dataclass
 class AlgorithmConfig:
     algo_class: ClassVar[type | None] = None
+    model_defaults: ClassVar[dict[str, Any]] = {}  # the algorithm's model options over MODEL_DEFAULTS
 
     # .environment()
     env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
@@ -56,17 +61,17 @@ class AlgorithmConfig:
     # .env_runners()
     num_env_runners: int = option(0, "env_runners")  # 0: sample in this process (Ray runners later)
     num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
-    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners")  # auto: train_batch_size / num_envs
+    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners")  # auto: the algorithm's rule (fragment_length)
     vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
     num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
-    # .training() (shared by all algorithms)
-    lr: float = option(3e-4, "training")
+    # .training() (shared by all algorithms; RLlib's AlgorithmConfig defaults, algorithms redeclare theirs)
+    lr: float = option(1e-3, "training")
     lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
     gamma: float = option(0.99, "training")
-    train_batch_size: int = option(2048, "training")
-    grad_clip: float | None = option(0.5, "training")  # max global grad norm; None: no clipping
-    model: dict = option({}, "training")  # overrides of MODEL_DEFAULTS
+    train_batch_size: int = option(32, "training")
+    grad_clip: float | None = option(None, "training")  # max global grad norm; None: no clipping
+    model: dict = option({}, "training")  # overrides of the model defaults (model_config)
     # .evaluation()
     evaluation_interval: int | None = option(None, "evaluation")  # evaluate every N train() calls
     evaluation_duration: int = option(10, "evaluation")  # episodes per evaluation
@@ -163,14 +168,14 @@ class AlgorithmConfig:
     # -- derived values -----------------------------------------------------------------------
     @property
     def model_config(self) -> dict[str, Any]:
-        return {**MODEL_DEFAULTS, **self.model}
+        """MODEL_DEFAULTS, then the algorithm's model_defaults, then the user's `model`."""
+        return {**MODEL_DEFAULTS, **self.model_defaults, **self.model}
 
     @property
     def fragment_length(self) -> int:
-        """Steps per env per iteration: rollout_fragment_length, or train_batch_size / num_envs rounded up."""
-        if self.rollout_fragment_length != "auto":
-            return int(self.rollout_fragment_length)
-        return math.ceil(self.train_batch_size / (self.num_envs_per_env_runner * max(1, self.num_env_runners)))
+        """Steps per env per iteration: rollout_fragment_length; "auto" is one step here (each env
+        steps once between updates). On-policy configs derive it from train_batch_size instead."""
+        return 1 if self.rollout_fragment_length == "auto" else int(self.rollout_fragment_length)
 
     @property
     def num_eval_envs(self) -> int:

@@ -1,17 +1,19 @@
-"""All of a model's parameters (and their gradients) as views into one flat buffer, and Adam on it.
+"""All of a model's parameters (and their gradients) as views into one flat buffer, and Adam and
+RMSprop on it.
 
 Zeroing, clipping and the Adam step then act on one tensor each instead of one per layer: on CPU,
 where each torch call costs microseconds of dispatch, that takes ~150 µs off every PPO gradient step
 of a 64x64 MLP (benchmarks/). The model stays an ordinary nn.Module: its parameters are still
 nn.Parameters (load_state_dict copies into the views), only their storage is shared.
 
-Our own Adam rather than torch.optim.Adam: on one flat tensor it is six tensor ops, and building a
-torch.optim optimizer imports torch._dynamo, which costs ~1.6 s at startup.
+Our own Adam and RMSprop rather than torch.optim's: on one flat tensor each is a handful of tensor
+ops, and building a torch.optim optimizer imports torch._dynamo, which costs ~1.6 s at startup.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -44,6 +46,25 @@ class FlatParameters:
         return norm
 
 
+class FlatOptimizer(Protocol):
+    """What algorithms and checkpoints use of an optimizer over a FlatParameters buffer."""
+
+    lr: float
+
+    def step(self) -> None: ...
+
+    def get_state(self) -> dict[str, np.ndarray]: ...
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+def _check_size(state: dict[str, np.ndarray], key: str, buffer: torch.Tensor) -> None:
+    if key not in state:
+        raise ValueError(f"optimizer state lacks {key!r} (has {sorted(state)}): saved by another optimizer?")
+    if state[key].shape != tuple(buffer.shape):
+        raise ValueError(f"optimizer state has {state[key].shape[0]} parameters, the model {buffer.shape[0]}")
+
+
 class Adam:
     """Adam (Kingma & Ba 2015, Algorithm 1) on a FlatParameters buffer; same math as torch.optim.Adam."""
 
@@ -70,10 +91,35 @@ class Adam:
                 "steps": np.array([self.steps], np.int64), "lr": np.array([self.lr], np.float64)}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        if state["exp_avg"].shape != tuple(self.exp_avg.shape):
-            raise ValueError(f"optimizer state has {state['exp_avg'].shape[0]} parameters, the model "
-                             f"{self.exp_avg.shape[0]}")
+        _check_size(state, "exp_avg", self.exp_avg)
         self.exp_avg.copy_(torch.from_numpy(state["exp_avg"]))
         self.exp_avg_sq.copy_(torch.from_numpy(state["exp_avg_sq"]))
+        self.steps = int(state["steps"][0])
+        self.lr = float(state["lr"][0])
+
+
+class RMSprop:
+    """RMSprop (Tieleman & Hinton 2012) on a FlatParameters buffer; same math as torch.optim.RMSprop
+    without momentum or centering (SB3's A2C: alpha 0.99, eps 1e-5; eps outside the square root, as
+    torch; TensorFlow's puts it inside)."""
+
+    def __init__(self, flat: FlatParameters, lr: float, alpha: float = 0.99, eps: float = 1e-8):
+        self.flat, self.lr, self.alpha, self.eps = flat, lr, alpha, eps
+        self.square_avg = torch.zeros_like(flat.param)
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        g = self.flat.grad
+        self.square_avg.mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)  # v = a v + (1 - a) g^2
+        self.flat.param.addcdiv_(g, self.square_avg.sqrt().add_(self.eps), value=-self.lr)  # p -= lr g / (sqrt(v) + eps)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"square_avg": self.square_avg.numpy().copy(), "steps": np.array([self.steps], np.int64),
+                "lr": np.array([self.lr], np.float64)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        _check_size(state, "square_avg", self.square_avg)
+        self.square_avg.copy_(torch.from_numpy(state["square_avg"]))
         self.steps = int(state["steps"][0])
         self.lr = float(state["lr"][0])

@@ -1,0 +1,101 @@
+"""Advantage Actor-Critic (A2C, the synchronous form of Mnih et al. 2016's A3C, arXiv:1602.01783):
+config, loss, update.
+
+Defaults follow Stable-Baselines3's A2C: 5 steps per env between updates, n-step returns (GAE with
+lambda 1), one gradient step per iteration on the whole batch, RMSprop with alpha 0.99 and eps 1e-5,
+gradient norm clipped at 0.5, tanh [64, 64] policy and value towers. Batch preparation (GAE, the
+`valid` filter, the lr schedule) is shared with PPO (algorithms/on_policy.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
+from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, masked, prepare_batch, scheduled_lr
+from rlarena.nn.flat import Adam, FlatOptimizer, FlatParameters, RMSprop
+from rlarena.rollout.storage import Rollout
+
+STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
+    """A2C's options; defaults are SB3's A2C (the options keep RLlib's names: SB3's n_steps is
+    train_batch_size / num_envs_per_env_runner, gae_lambda is lambda_, ent_coef entropy_coeff,
+    vf_coef vf_loss_coeff, max_grad_norm grad_clip, normalize_advantage normalize_advantages)."""
+
+    model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}  # SB3's net_arch
+    lr: float = option(7e-4, "training")  # SB3's learning_rate
+    # SB3's n_steps=5 per env times our default 8 envs; with N envs, 5 * N keeps SB3's 5 steps per env
+    train_batch_size: int = option(40, "training")
+    grad_clip: float | None = option(0.5, "training")  # SB3's max_grad_norm
+    lambda_: float = option(1.0, "training")  # SB3's gae_lambda: plain n-step returns
+    entropy_coeff: float = option(0.0, "training")  # SB3's ent_coef
+    vf_loss_coeff: float = option(0.5, "training")  # SB3's vf_coef
+    normalize_advantages: bool = option(False, "training")  # SB3's normalize_advantage
+    use_rms_prop: bool = option(True, "training")  # SB3's; False: Adam (eps 1e-5)
+    rms_prop_eps: float = option(1e-5, "training")  # SB3's (torch's default is 1e-8)
+
+    def validate(self) -> None:
+        super().validate()
+        self._check("rms_prop_eps", self.rms_prop_eps > 0, "must be > 0")
+
+
+def a2c_loss(model, dist, cfg: A2CConfig, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor,
+             returns: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, stats[len(STAT_NAMES)]) for the whole batch.
+
+        L = -mean(A_t log pi(a_t | s_t)) + c_v mean((V(s_t) - R_t)^2) - c_e mean(H[pi(. | s_t)])
+
+    the policy gradient with the value as baseline (Mnih et al. 2016, Algorithm S3); no 1/2 on the
+    value error and the entropy as a mean over the batch, as SB3.
+    """
+    dist_inputs, values = model(obs)
+    logp, entropy = dist.log_prob_entropy(masked(dist_inputs, mask), actions, True)
+    policy_loss = -(adv * logp).mean()
+    vf_loss = F.mse_loss(values, returns)
+    entropy_mean = entropy.mean()
+    loss = policy_loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy_mean
+    return loss, torch.stack([policy_loss, vf_loss, entropy_mean]).detach()
+
+
+class A2C(OnPolicyAlgorithm):
+    config_class = A2CConfig
+    config: A2CConfig
+
+    def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> FlatOptimizer:
+        assert isinstance(config, A2CConfig)
+        if config.use_rms_prop:
+            return RMSprop(flat, lr=config.lr, alpha=0.99, eps=config.rms_prop_eps)  # SB3's A2C optimizer
+        return Adam(flat, lr=config.lr, eps=1e-5)
+
+    def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
+        """One gradient step of one policy on its whole [T, N] rollout (no minibatches, as SB3)."""
+        cfg: A2CConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        policy = self.policies[policy_id]
+        model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
+        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
+        data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
+        if len(data.advantages) == 0:  # every step of the fragment was an autoreset
+            return {}
+        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        loss, stats = a2c_loss(model, dist, cfg, data.obs, data.actions, data.advantages, data.returns, data.mask)
+        self.check_finite(loss, batch, policy_id, lr)
+        flat.zero_grad()
+        loss.backward()
+        out = dict(zip(STAT_NAMES, stats.tolist()))
+        if cfg.grad_clip is not None:
+            out["grad_norm"] = float(flat.clip_grad_norm_(cfg.grad_clip))
+        optimizer.step()
+        out["explained_variance"] = data.explained_variance
+        out["cur_lr"] = lr
+        return out
+
+
+A2CConfig.algo_class = A2C
