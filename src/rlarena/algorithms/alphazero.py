@@ -35,7 +35,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, Algorithm, ResultDict, _seed_for, _with_aliases
+from rlarena.algorithms.algorithm import (
+    DEFAULT_POLICY_ID,
+    MAIN_OPTIMIZER,
+    Algorithm,
+    ResultDict,
+    _seed_for,
+    _with_aliases,
+)
 from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, option
 from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.errors import CheckpointError, ConfigError
@@ -159,7 +166,7 @@ class AlphaZero(Algorithm):
         self.policies, self.policy_configs = {DEFAULT_POLICY_ID: policy}, {DEFAULT_POLICY_ID: config}
         self.policies_to_train = [DEFAULT_POLICY_ID]
         self.flat = FlatParameters(policy.model)
-        self.optimizers = {DEFAULT_POLICY_ID: Adam(self.flat, config.lr)}
+        self.optimizers = {(DEFAULT_POLICY_ID, MAIN_OPTIMIZER): Adam(self.flat, config.lr)}
         self.obs_dim = int(np.prod(self.game.observation_shape))
         self.replay = ReplayWindow(config.replay_buffer_config["capacity"], self.obs_dim, n)
         self.symmetries = [(np.arange(self.obs_dim), np.arange(n)), *self.game.symmetries()]
@@ -240,7 +247,7 @@ class AlphaZero(Algorithm):
 
     # -- learning ---------------------------------------------------------------------------------
     def _learn(self, num_steps: int) -> dict[str, float]:
-        cfg, model, opt = self.config, self.policy.model, self.optimizers[DEFAULT_POLICY_ID]
+        cfg, model, opt = self.config, self.policy.model, self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)]
         sums = np.zeros(len(STAT_NAMES))
         for _ in range(num_steps):
             idx = self.rng.integers(self.replay.size, size=cfg.minibatch_size)
@@ -385,8 +392,7 @@ class AlphaZero(Algorithm):
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
-            if f"optimizer.{DEFAULT_POLICY_ID}" in arrays:  # absent from a network-only checkpoint
-                self.optimizers[DEFAULT_POLICY_ID].set_state(arrays[f"optimizer.{DEFAULT_POLICY_ID}"])
+            self._restore_optimizers(arrays, missing_ok=True)  # none in a network-only checkpoint
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
             if "replay" in arrays:
                 self.replay.load(arrays["replay"])
