@@ -225,30 +225,26 @@ def test_rllib_file_starts_with_cli(tmp_path, path):
     assert all(line.startswith(("notice: ", "using ")) for line in notes), proc.stderr  # no warning paths
 
 
-# https://github.com/ray-project/ray/blob/910c22e886381e7e960a47ca1db3e698635e86e9/rllib/tuned_examples/dqn/cartpole-dqn.yaml
-CARTPOLE_DQN = """\
-cartpole-dqn:
-    env: CartPole-v1
-    run: DQN
+# a tuned-example file (RLlib's format) for an algorithm rlarena does not have yet
+PENDULUM_SAC = """\
+pendulum-sac:
+    env: Pendulum-v1
+    run: SAC
     stop:
-        sampler_results/episode_reward_mean: 100
-        timesteps_total: 100000
+        sampler_results/episode_reward_mean: -250
+        timesteps_total: 10000
     config:
-        # Works for both torch and tf.
         framework: torch
-        model:
-            fcnet_hiddens: [64]
-            fcnet_activation: linear
-        n_step: 3
+        tau: 0.005
 """
 
 
 def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
-    (tmp_path / "cartpole-dqn.yaml").write_text(CARTPOLE_DQN)
-    proc = cli("train", "-f", "cartpole-dqn.yaml", cwd=tmp_path, check=False)
+    (tmp_path / "pendulum-sac.yaml").write_text(PENDULUM_SAC)
+    proc = cli("train", "-f", "pendulum-sac.yaml", cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: DQN is one of RLlib's algorithms that rlarena does not have yet. " \
-                                  "Available: PPO, A2C, AlphaZero."
+    assert proc.stderr.strip() == "error: SAC is one of RLlib's algorithms that rlarena does not have yet. " \
+                                  "Available: PPO, A2C, DQN, AlphaZero."
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):
         get_algorithm_class("PPOO")
 

@@ -9,6 +9,7 @@ from rlarena._version import __version__
 
 __all__ = [
     "A2C",
+    "DQN",
     "PPO",
     "A2CConfig",
     "Algorithm",
@@ -18,6 +19,7 @@ __all__ = [
     "Callbacks",
     "CheckpointError",
     "ConfigError",
+    "DQNConfig",
     "EnvError",
     "Episode",
     "MultiAgentEnv",
@@ -49,7 +51,7 @@ __all__ = [
 # Every public name is loaded on first use. `import rlarena` alone imports neither torch nor the
 # experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
-_LAZY = {"PPO": "rlarena.algorithms", "A2C": "rlarena.algorithms", "A2CConfig": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
+_LAZY = {"PPO": "rlarena.algorithms", "DQN": "rlarena.algorithms", "DQNConfig": "rlarena.algorithms", "A2C": "rlarena.algorithms", "A2CConfig": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
          "PPOConfig": "rlarena.algorithms", "PPOTrainer": "rlarena.algorithms",
          "AlphaZero": "rlarena.algorithms", "AlphaZeroConfig": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",

@@ -49,6 +49,7 @@ BUILTIN_REFS = frozenset({
     "rlarena.multiagent.league:league_mapping_fn",
     "rlarena.multiagent.policies:RandomPolicy",
     "rlarena.torch_policy:TorchPolicy",
+    "rlarena.q_policy:QPolicy",
     *MOVED_REFS.values(),
     *MOVED_REFS,
 })

@@ -1,8 +1,11 @@
-"""`TorchPolicy`: the trainable actor-critic policy holding an `ActorCritic` model, the observation
-preprocessing (flatten / one-hot / running normalization) and the sampler used on the hot path."""
+"""Trainable policies: `TrainablePolicy`, the public contract that env runners, evaluation, checkpoints
+and ONNX export use (observation preprocessing, the hot-path sampler, state), and `TorchPolicy`, the
+actor-critic policy holding an `ActorCritic` model. Other algorithms bring their own subclass
+(rlarena.q_policy.QPolicy for DQN); each algorithm names its class in `Algorithm.policy_class`."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import gymnasium as gym
@@ -15,30 +18,29 @@ from rlarena.policy import MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
 from rlarena.rollout.normalize import RunningMeanStd
 
 
-class TorchPolicy(Policy):
-    """An actor-critic policy. `model` is a plain nn.Module: train it, export it, inspect it."""
+class TrainablePolicy(Policy):
+    """A policy whose `model` (a plain nn.Module) an algorithm trains.
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str = "NoFilter", seed: int | None = None):
+    What runners and export use: `flatten` / `action_mask` / `normalize` (env observations -> the
+    model's float32 [B, D] input), `sample(x, explore, mask)` (the hot path, numpy in and out),
+    `to_env_actions`, `export_outputs` (the ONNX graph's two outputs) and `get_state` / `set_state`.
+    Subclasses build `self.model` and write `sample` and `export_outputs`.
+    """
+
+    model: torch.nn.Module
+    output_names: tuple[str, str] = ("logits", "value")  # the ONNX outputs (rlarena.export.onnx)
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, observation_filter: str = "NoFilter",
+                 seed: int | None = None):
         super().__init__(observation_space, action_space)
-        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
-            raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
         if is_masked_space(observation_space) and not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError("Action masks need a Discrete action space.")
         self.obs_dim = flat_obs_dim(observation_space)
         self.masked = is_masked_space(observation_space)
         inner = observation_space["observation"] if self.masked else observation_space
         self.continuous = isinstance(action_space, gym.spaces.Box)
-        out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
-        self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
-                                 activation=model_config["fcnet_activation"],
-                                 vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
-                                 log_std_init=model_config["log_std_init"],
-                                 features=_board_features(model_config.get("board_features"), self.obs_dim))
-        self.dist = make_distribution(action_space, self.model.log_std)
         self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
         self.rng = np.random.default_rng(seed)
-        self._numpy_pi_key = -1
         self._one_hot = np.eye(self.obs_dim, dtype=np.float32) if isinstance(inner, gym.spaces.Discrete) else None
         # MultiDiscrete: one one-hot block per component, concatenated
         self._offsets = (np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
@@ -75,6 +77,57 @@ class TorchPolicy(Policy):
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return flat if self.obs_filter is None else self.obs_filter(flat)
 
+    # -- actions ----------------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        """The hot path: preprocessed observations [B, D] (+ legal actions [B, n]) -> actions [B, ...]."""
+
+    @abstractmethod
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exported graph's two outputs (named by `output_names`) for preprocessed observations."""
+
+    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        # Gaussian samples are clipped to the bounds only for the env; the stored action stays as
+        # sampled so its log-prob is exact (SB3 does the same).
+        return np.clip(actions, self._low, self._high) if self.continuous else actions
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        x = self.normalize(self.flatten(obs_batch))
+        return self.to_env_actions(self.sample(x, explore, self.action_mask(obs_batch)))
+
+    # -- state --------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        # copies: the live weights are views into the optimizer's flat buffer and keep changing
+        state = {f"model.{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        if self.obs_filter is not None:
+            state.update({f"obs_filter.{k}": v for k, v in self.obs_filter.get_state().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        model_state = {k[6:]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        if self.obs_filter is not None:
+            self.obs_filter.set_state({k[11:]: v for k, v in state.items() if k.startswith("obs_filter.")})
+
+
+class TorchPolicy(TrainablePolicy):
+    """An actor-critic policy. `model` is a plain nn.Module: train it, export it, inspect it."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
+                 observation_filter: str = "NoFilter", seed: int | None = None):
+        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
+            raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
+        super().__init__(observation_space, action_space, observation_filter, seed)
+        out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
+                                 activation=model_config["fcnet_activation"],
+                                 vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
+                                 log_std_init=model_config["log_std_init"],
+                                 features=board_features(model_config.get("board_features"), self.obs_dim))
+        self.dist = make_distribution(action_space, self.model.log_std)
+        self.output_names = ("mean" if self.continuous else "logits", "value")
+        self._numpy_pi_key = -1
+
     # -- actions ------------------------------------------------------------------------------
     def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
@@ -97,36 +150,20 @@ class TorchPolicy(Policy):
         # -log(E) with E ~ Exp(1) is Gumbel noise (E = 0 has probability ~2^-53 in float64)
         return (out - np.log(self.rng.standard_exponential(out.shape))).argmax(-1)
 
-    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
-        # Gaussian samples are clipped to the bounds only for the env; the stored action stays as
-        # sampled so its log-prob is exact (SB3 does the same).
-        return np.clip(actions, self._low, self._high) if self.continuous else actions
-
-    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
-        x = self.normalize(self.flatten(obs_batch))
-        return self.to_env_actions(self.sample(x, explore, self.action_mask(obs_batch)))
-
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
             return self.model.value(x).numpy()
 
-    # -- state --------------------------------------------------------------------------------
-    def get_state(self) -> dict[str, np.ndarray]:
-        # copies: the live weights are views into the optimizer's flat buffer and keep changing
-        state = {f"model.{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
-        if self.obs_filter is not None:
-            state.update({f"obs_filter.{k}": v for k, v in self.obs_filter.get_state().items()})
-        return state
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        model_state = {k[6:]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_state)
-        if self.obs_filter is not None:
-            self.obs_filter.set_state({k[11:]: v for k, v in state.items() if k.startswith("obs_filter.")})
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits masked | Box mean, value)."""
+        logits, value = self.model(x)
+        if action_mask is not None:  # an illegal action gets MASKED_LOGIT, as in sample()
+            logits = torch.where(action_mask != 0, logits, torch.full_like(logits, MASKED_LOGIT))
+        return logits, value
 
 
-def _board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
+def board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
     if name is None:
         return None
     from rlarena.games.connect_four.features import BOARD_FEATURES  # torch-only: imported when asked for

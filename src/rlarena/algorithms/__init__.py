@@ -4,16 +4,17 @@ from rlarena.algorithms.a2c import A2C, A2CConfig
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
 from rlarena.algorithms.config import AlgorithmConfig
+from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
-ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "AlphaZero": AlphaZero}
+ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "AlphaZero": AlphaZero}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
 RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPG", "DDPPO",
-              "DQN", "Dreamer", "DreamerV3", "DT", "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL",
+              "Dreamer", "DreamerV3", "DT", "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL",
               "MBMPO", "PG", "QMIX", "R2D2", "Rainbow", "SAC", "SimpleQ", "SlateQ", "TD3")
 
 
@@ -28,5 +29,5 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
                           f"Available: {', '.join(ALGORITHMS)}.") from None
 
 
-__all__ = ["A2C", "ALGORITHMS", "PPO", "A2CConfig", "Algorithm", "AlgorithmConfig", "AlphaZero", "AlphaZeroConfig", "PPOConfig", "PPOTrainer",
-           "get_algorithm_class"]
+__all__ = ["A2C", "ALGORITHMS", "DQN", "PPO", "A2CConfig", "Algorithm", "AlgorithmConfig", "AlphaZero",
+           "AlphaZeroConfig", "DQNConfig", "PPOConfig", "PPOTrainer", "get_algorithm_class"]

@@ -43,7 +43,7 @@ from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
 from rlarena.rollout.runner import EnvRunner, evaluate_episodes
-from rlarena.torch_policy import TorchPolicy
+from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -167,6 +167,8 @@ class EnvRunnerGroup:
 
 class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
+    # the trainable policy a PolicySpec without a class gets (checkpoints save it as policy_class None)
+    policy_class: ClassVar[type[TrainablePolicy]] = TorchPolicy
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
@@ -219,7 +221,7 @@ class Algorithm(ABC):
         for pid, spec in (cfg.policies or {DEFAULT_POLICY_ID: PolicySpec()}).items():
             self._add_policy_object(pid, spec)
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
-                                      else [p for p, pol in self.policies.items() if isinstance(pol, TorchPolicy)])
+                                      else [p for p, pol in self.policies.items() if isinstance(pol, TrainablePolicy)])
         creator = make_env_creator(cfg.env)
         envs = [probe] + [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_envs_per_env_runner - 1)]
         self.runner = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(self.policies_to_train),
@@ -237,17 +239,25 @@ class Algorithm(ABC):
             if not spec.config:
                 raise
             raise ConfigError(f"Policy {pid!r} (its PolicySpec config overrides): {exc}") from None
+        seed = _seed_for(self.config.seed, 1, len(self.policies))
         policy = build_policy(spec, spec.observation_space, spec.action_space, cfg.model_config,
-                              cfg.observation_filter, _seed_for(self.config.seed, 1, len(self.policies)))
+                              cfg.observation_filter, seed, lambda o, a: self.make_policy(o, a, cfg, seed))
         self.policies[pid], self.policy_configs[pid] = policy, cfg
         if self.is_multi_agent:
             self.config.policies = {**(self.config.policies or {}), pid: spec}
         return policy
 
     @property
-    def policy(self) -> TorchPolicy:
+    def policy(self) -> TrainablePolicy:
         """The single-agent policy (the multi-agent default policy)."""
         return self.get_policy(DEFAULT_POLICY_ID)  # type: ignore[return-value]
+
+    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
+                    seed: int | None) -> TrainablePolicy:
+        """The trainable policy of a PolicySpec that names no class (`policy_class` by default; an
+        algorithm whose policy takes more options than the model config overrides this)."""
+        return self.policy_class(observation_space, action_space, config.model_config, config.observation_filter,
+                                 seed)
 
     # -- what subclasses write ----------------------------------------------------------------
     def setup(self) -> None:
@@ -386,7 +396,7 @@ class Algorithm(ABC):
             policy.set_state(policy_state)
         if policies_to_train is not None:
             self.set_policies_to_train(policies_to_train)
-        elif self.config.policies_to_train is None and isinstance(policy, TorchPolicy):
+        elif self.config.policies_to_train is None and isinstance(policy, TrainablePolicy):
             self.set_policies_to_train([*self.policies_to_train, policy_id], remember=False)
         return policy
 
@@ -417,7 +427,7 @@ class Algorithm(ABC):
 
     def set_policies_to_train(self, policies_to_train: list[str], remember: bool = True) -> None:
         for pid in policies_to_train:
-            if not isinstance(self.get_policy(pid), TorchPolicy):
+            if not isinstance(self.get_policy(pid), TrainablePolicy):
                 raise ConfigError(f"Policy {pid!r} is a {type(self.policies[pid]).__name__}, which cannot be trained.")
             if not any(_optimizer_policy(key) == pid for key in self.optimizers):
                 self.setup_policy(pid)
@@ -475,13 +485,13 @@ class Algorithm(ABC):
                              "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
                              "num_episodes_lifetime": self.runner.stats.lifetime},
                 "episode_window": list(self.runner.stats.window),
-                "policies": {pid: {"policy_class": None if isinstance(p, TorchPolicy) else type(p),
+                "policies": {pid: {"policy_class": None if isinstance(p, self.policy_class) else type(p),
                                    "observation_space": p.observation_space, "action_space": p.action_space}
                              for pid, p in self.policies.items()},
                 "policies_to_train": list(self.policies_to_train),
                 "rng": {"algorithm": self.rng.bit_generator.state,
                         "policies": {pid: p.rng.bit_generator.state for pid, p in self.policies.items()
-                                     if isinstance(p, TorchPolicy)}},
+                                     if isinstance(p, TrainablePolicy)}},
                 "arrays": self._state_arrays()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -612,7 +622,7 @@ class Algorithm(ABC):
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             for pid, policy in self.policies.items():
-                if f"policy.{pid}" in arrays or isinstance(policy, TorchPolicy):
+                if f"policy.{pid}" in arrays or isinstance(policy, TrainablePolicy):
                     policy.set_state(arrays[f"policy.{pid}"])
             self._restore_optimizers(arrays)
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))

@@ -82,7 +82,8 @@ IGNORED: dict[str, Ignored] = {
     "kl_coeff": Ignored("", lambda v: v == 0),
 }
 
-# Options of algorithms rlarena does not have yet: old name -> the algorithms that read it.
+# Options of other algorithms (RLlib's; DQN's that rlarena's DQNConfig lacks, e.g. noisy nets or
+# distributional Q): old name -> the algorithms that read it.
 _OFF_POLICY = "DQN, SAC and DDPG (off-policy algorithms with a replay buffer)"
 OTHER_ALGORITHMS: dict[str, str] = {
     **dict.fromkeys(("learning_starts", "prioritized_replay", "prioritized_replay_alpha", "prioritized_replay_beta",
@@ -159,8 +160,10 @@ def translate(options: dict[str, Any], valid: Any, current: Callable[[str], Any]
         elif key in IGNORED:
             _ignore(key, value, IGNORED[key], NO_EQUIVALENT)
         elif key in OTHER_ALGORITHMS:
-            raise ConfigError(f"{key!r} is an option of {OTHER_ALGORITHMS[key]}, which rlarena does not have yet; "
-                              f"{owner} cannot use it. Available algorithms: see `rlarena list algos`.")
+            algos = OTHER_ALGORITHMS[key]
+            lacking = "" if algos.startswith("DQN") else ", which rlarena does not have yet"  # DQN: DQNConfig
+            raise ConfigError(f"{key!r} is an option of {algos}{lacking}; {owner} cannot use it. Available "
+                              f"algorithms: see `rlarena list algos`.")
         elif key in NO_EQUIVALENT:
             raise ConfigError(f"{key}={value!r} is not available: {NO_EQUIVALENT[key]}.")
         else:

@@ -84,7 +84,7 @@ def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, la
     T, N = batch.rewards.shape
     obs = torch.from_numpy(batch.obs)  # [T+1, N, D]
     actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
-    mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask.reshape(T * N, -1))
+    mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
     with torch.no_grad():
         dist_inputs, values = model(obs.reshape((T + 1) * N, -1))
         logp_old, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)

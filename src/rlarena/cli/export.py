@@ -24,7 +24,7 @@ def run_export(args: argparse.Namespace, explicit: set[str]) -> int:
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
     from rlarena.errors import ConfigError
     from rlarena.export.onnx import OnnxPolicy
-    from rlarena.torch_policy import TorchPolicy
+    from rlarena.torch_policy import TrainablePolicy
 
     path = resolve_checkpoint(args.checkpoint)
     algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES),
@@ -32,7 +32,7 @@ def run_export(args: argparse.Namespace, explicit: set[str]) -> int:
     try:
         policy_id = args.policy_id
         if policy_id is None:  # the usual case: one trained policy (any others are heuristics)
-            trained = [pid for pid, p in algo.policies.items() if isinstance(p, TorchPolicy)]
+            trained = [pid for pid, p in algo.policies.items() if isinstance(p, TrainablePolicy)]
             if len(trained) != 1:
                 raise ConfigError(f"{path!r} holds {len(trained)} trained policies ({', '.join(trained)}): "
                                   f"pick one with --policy-id.")

@@ -1,4 +1,4 @@
-"""The torch module that `export_onnx` traces: a TorchPolicy's preprocessing and model in one graph.
+"""The torch module that `export_onnx` traces: a trainable policy's preprocessing and model in one graph.
 
 Imported only by the export function (it imports torch); the exported file needs onnxruntime alone.
 """
@@ -10,20 +10,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlarena.policy import MASKED_LOGIT
-from rlarena.torch_policy import TorchPolicy
+from rlarena.torch_policy import TrainablePolicy
 
 
 class PolicyGraph(nn.Module):
-    """Raw env observation (+ action_mask) -> (logits masked | Box mean, value).
+    """Raw env observation (+ action_mask) -> the policy's export_outputs: (logits masked | Box mean,
+    value) for an actor-critic, (Q masked, max Q) for a Q-network.
 
-    Mirrors TorchPolicy.flatten, .normalize and the masking in .sample, so a consumer feeds the env's
-    observations as they come.
+    Mirrors TrainablePolicy.flatten and .normalize, so a consumer feeds the env's observations as they come.
     """
 
-    def __init__(self, policy: TorchPolicy):
+    def __init__(self, policy: TrainablePolicy):
         super().__init__()
-        self.model, self.masked = policy.model, policy.masked
+        self.model, self.masked = policy.model, policy.masked  # the model registered here: its weights are traced
+        self.outputs = policy.export_outputs
         inner = policy.observation_space["observation"] if policy.masked else policy.observation_space
         self.kind = type(inner).__name__  # Box, Discrete or MultiDiscrete (flat_obs_dim allows no other)
         # one-hot as a row lookup in an identity matrix: a Gather in ONNX
@@ -50,7 +50,4 @@ class PolicyGraph(nn.Module):
         return x
 
     def forward(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, value = self.model(self.preprocess(obs))
-        if action_mask is not None:  # an illegal action gets MASKED_LOGIT, as in TorchPolicy.sample
-            logits = torch.where(action_mask != 0, logits, torch.full_like(logits, MASKED_LOGIT))
-        return logits, value
+        return self.outputs(self.preprocess(obs), action_mask)

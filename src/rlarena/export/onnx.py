@@ -9,6 +9,7 @@ one-hot, the MeanStdFilter's frozen statistics), so a consumer needs no rlarena 
     outputs  logits       float32 [batch, n], illegal actions set to MASKED_LOGIT (-1e9)
              (or mean     float32 [batch, d], the Gaussian mean, for Box actions)
              value        float32 [batch]
+             (DQN's QPolicy: q_values float32 [batch, n], illegal actions at -1e9, and value = max Q)
 
 The model's metadata_props (METADATA_KEYS) hold the spaces as JSON (rlarena.envs.spaces), whether
 the policy is masked, the policy id, the env name, the rlarena version and, for Box actions, the
@@ -59,7 +60,7 @@ def _missing(what: str, exc: ImportError) -> ConfigError:
 # -- export -------------------------------------------------------------------------------------------
 def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_id: str, *,
                 env_name: str | None = None) -> Path:
-    """Write `policies[policy_id]` (a TorchPolicy) to `path` as an ONNX model; return the path.
+    """Write `policies[policy_id]` (a TrainablePolicy) to `path` as an ONNX model; return the path.
 
     The file appears complete or not at all (written next to `path`, then os.replace'd).
     Algorithm.export_onnx(path, policy_id) calls this with the algorithm's policies.
@@ -70,12 +71,12 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     try:
         import torch
 
-        from rlarena.torch_policy import TorchPolicy
+        from rlarena.torch_policy import TrainablePolicy
     except ImportError as exc:
         raise _missing("ONNX export", exc) from None
     policy = policies[policy_id]
-    if not isinstance(policy, TorchPolicy):
-        trained = [pid for pid, p in policies.items() if isinstance(p, TorchPolicy)]
+    if not isinstance(policy, TrainablePolicy):
+        trained = [pid for pid, p in policies.items() if isinstance(p, TrainablePolicy)]
         raise ConfigError(f"Policy {policy_id!r} is a {type(policy).__name__}, not a trained (torch) policy, so it "
                           f"has no model to export. Exportable: {', '.join(trained) or 'none'}.")
     try:
@@ -108,7 +109,7 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(graph, args, dynamo=True, verbose=False, input_names=names,
-                                        output_names=["mean" if policy.continuous else "logits", "value"],
+                                        output_names=list(policy.output_names),
                                         dynamic_shapes=tuple({0: dim} for _ in args))
     finally:
         quiet.setLevel(level)

@@ -14,7 +14,7 @@ from rlarena.errors import ConfigError, EnvError
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.policies import PolicySpec
 from rlarena.policy import Policy
-from rlarena.torch_policy import TorchPolicy
+from rlarena.torch_policy import TrainablePolicy
 
 DEFAULT_POLICY_ID = "default_policy"
 
@@ -76,9 +76,14 @@ def policy_spaces(pid: str, spec: PolicySpec, env: Any, mapping_fn: Callable[...
 
 
 def build_policy(spec: PolicySpec, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str, seed: int | None) -> Policy:
-    if spec.policy_class is None or spec.policy_class is TorchPolicy:
-        return TorchPolicy(observation_space, action_space, model_config, observation_filter, seed)
+                 observation_filter: str, seed: int | None,
+                 trainable: Callable[[gym.Space, gym.Space], TrainablePolicy]) -> Policy:
+    """The spec's policy: `trainable(obs_space, act_space)` (the algorithm's own kind) when the spec
+    names no class; a TrainablePolicy class gets the model config; any other class is a heuristic."""
+    if spec.policy_class is None:
+        return trainable(observation_space, action_space)
+    if isinstance(spec.policy_class, type) and issubclass(spec.policy_class, TrainablePolicy):
+        return spec.policy_class(observation_space, action_space, model_config, observation_filter, seed)
     try:
         params = inspect.signature(spec.policy_class).parameters
     except (TypeError, ValueError):

@@ -24,7 +24,7 @@ from rlarena.multiagent.episode import Episode
 from rlarena.policy import Policy, policy_actions
 from rlarena.rollout.runner import EpisodeStats, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
-from rlarena.torch_policy import TorchPolicy
+from rlarena.torch_policy import TrainablePolicy
 
 
 def stack_obs(observations: list[Any]) -> Any:
@@ -54,6 +54,7 @@ class _Segment:
     terminated: bool  # else truncated (a time limit, or the fragment's end)
     closing_obs: np.ndarray | None  # the observation after the last transition (to bootstrap from)
     closing_step: int = 0  # the episode's step count when closing_obs arrived
+    closing_mask: np.ndarray | None = None  # closing_obs's legal actions, for masked policies
 
 
 @dataclass
@@ -152,7 +153,7 @@ class MultiAgentEnvRunner:
             policy = self.policies[pid]
             try:
                 batch = stack_obs([self._obs[i][agent] for i, agent in members])
-                if isinstance(policy, TorchPolicy):
+                if isinstance(policy, TrainablePolicy):
                     flat, mask = policy.flatten(batch), policy.action_mask(batch)
                     chosen = policy.sample(policy.normalize(flat), explore, mask)
                     env_actions = policy.to_env_actions(chosen)
@@ -165,7 +166,7 @@ class MultiAgentEnvRunner:
                 if error is None:
                     raise
                 raise error from exc
-            if collect and pid in self.policies_to_train and isinstance(policy, TorchPolicy):
+            if collect and pid in self.policies_to_train and isinstance(policy, TrainablePolicy):
                 for k, (i, agent) in enumerate(members):
                     lane = self._lanes[i].get(agent)
                     if lane is None:
@@ -217,7 +218,8 @@ class MultiAgentEnvRunner:
                     final = obs.get(agent)
                     closing = None if final is None else self._flat_one(lane.policy_id, final)
                     if segments is not None:
-                        segments[lane.policy_id].append(_Segment(lane, terminated, closing, episode.length))
+                        segments[lane.policy_id].append(_Segment(lane, terminated, closing, episode.length,
+                                                                 self._mask_one(lane.policy_id, final)))
             if self.callbacks is not None and self.callbacks.wants_episode_step:
                 self._call_episode_hook("on_episode_step", i)
             if episode_over:
@@ -233,6 +235,12 @@ class MultiAgentEnvRunner:
     def _flat_one(self, pid: str, obs: Any) -> np.ndarray:
         return self.policies[pid].flatten(stack_obs([obs]))[0]
 
+    def _mask_one(self, pid: str, obs: Any) -> np.ndarray | None:
+        policy = self.policies[pid]
+        if obs is None or not isinstance(policy, TrainablePolicy) or not policy.masked:
+            return None
+        return policy.action_mask(stack_obs([obs]))[0]
+
     # -- fragments ----------------------------------------------------------------------------
     def sample(self) -> tuple[dict[str, Rollout], int]:
         """(a Rollout per trainable policy that got data, env steps taken)."""
@@ -244,18 +252,20 @@ class MultiAgentEnvRunner:
                 pending = self._obs[i].get(agent)
                 if pending is not None:  # about to act: every transition is complete
                     segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending),
-                                                             self._episodes[i].length))
+                                                             self._episodes[i].length,
+                                                             self._mask_one(lane.policy_id, pending)))
                     del lanes[agent]
                 elif len(lane.obs) > 1:  # waiting for its turn: carry the open transition over
                     done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1],
                                  lane.steps[:-1], i, agent)
-                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1], lane.steps[-1]))
+                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1], lane.steps[-1],
+                                                             lane.masks[-1]))
                     lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
                                          lane.rewards[-1:], lane.steps[-1:], i, agent)
         batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
         return batches, self.fragment_length * self.num_envs
 
-    def _pack(self, policy: TorchPolicy, segments: list[_Segment]) -> Rollout:
+    def _pack(self, policy: TrainablePolicy, segments: list[_Segment]) -> Rollout:
         T, S, D = max(len(s.lane.obs) for s in segments), len(segments), policy.obs_dim
         buf = Rollout.allocate(T, S, D, policy.action_shape, policy.action_dtype,
                                keep_raw_obs=policy.obs_filter is not None,
@@ -275,6 +285,8 @@ class MultiAgentEnvRunner:
             buf.truncated[n - 1, s] = not seg.terminated
             if buf.action_mask is not None:
                 buf.action_mask[:n, s] = lane.masks
+                if seg.closing_mask is not None:
+                    buf.action_mask[n, s] = seg.closing_mask
         error = self._non_finite(policy, segments, raw, buf.rewards)  # before the filter learns from raw
         if error is not None:
             raise error
@@ -284,7 +296,7 @@ class MultiAgentEnvRunner:
             policy.obs_filter.update(raw[:-1][buf.valid])
         return buf
 
-    def _non_finite(self, policy: TorchPolicy, segments: list[_Segment], raw: np.ndarray,
+    def _non_finite(self, policy: TrainablePolicy, segments: list[_Segment], raw: np.ndarray,
                     rewards: np.ndarray) -> EnvError | None:
         """The first NaN/inf the env returned into one policy's fragment ([T+1, S] observations, [T, S]
         rewards; padding is zeros), naming the env copy, the agent and the step; one vectorized test."""

@@ -7,5 +7,6 @@ from rlarena.nn.distributions import (
     make_distribution,
 )
 from rlarena.nn.models import ActorCritic
+from rlarena.nn.q_network import QNetwork
 
-__all__ = ["ActorCritic", "Categorical", "DiagGaussian", "Distribution", "make_distribution"]
+__all__ = ["ActorCritic", "Categorical", "DiagGaussian", "Distribution", "QNetwork", "make_distribution"]

@@ -157,6 +157,17 @@ class ReplayBuffer:
     def _on_added(self) -> None:
         """Hook: a row was written (in row (self._steps - 1) % self.rows)."""
 
+    def cut(self) -> None:
+        """The envs were reset out of turn (a restored algorithm starts fresh episodes): the windows of the
+        newest n rows would run into the next episodes' observations, so their slots are never sampled
+        (flagged like autoreset steps; their rewards and episode ends still count in older slots' windows)."""
+        rows = (self._steps - 1 - np.arange(min(self.n_step, self._steps, self.rows))) % self.rows
+        self._flags[rows] |= _INVALID
+        self._on_cut(rows)
+
+    def _on_cut(self, rows: np.ndarray) -> None:
+        """Hook: the slots of `rows` were made unsampleable by cut()."""
+
     # ------------------------------------------------------------------ reading
 
     def _sampleable(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
@@ -353,6 +364,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._sum.update(slots[change], np.where(ok[change], p, 0.0))
         self._min.update(slots[change], np.where(ok[change], p, np.inf))
 
+    def _on_cut(self, rows: np.ndarray) -> None:
+        slots = (rows[:, None] * self.num_envs + np.arange(self.num_envs)).ravel()
+        self._sum.update(slots, 0.0)
+        self._min.update(slots, np.inf)
+
     def sample(self, batch_size: int, beta: float = 0.4) -> ReplaySample:
         """Stratified proportional sampling: one draw in each of batch_size equal slices of the total priority."""
         total = self._sum.reduce()
@@ -390,7 +406,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         leaves = np.asarray(state["priorities"], np.float64)
         self._sum.rebuild(leaves)
         self._min.rebuild(np.where(leaves > 0, leaves, np.inf))
-        self.max_priority = float(state["max_priority"])
+        self.max_priority = float(np.asarray(state["max_priority"]).reshape(-1)[0])  # checkpoints may store it 1-d
 
 
 def _rng_to_array(rng: np.random.Generator) -> np.ndarray:

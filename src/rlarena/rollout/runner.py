@@ -186,6 +186,8 @@ class EnvRunner:
         buf.obs[-1] = normalize(obs)
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
+        if mask is not None:
+            buf.action_mask[-1] = mask
         error = self._non_finite(buf, len(buf.rewards))  # before the filter learns from the observations
         if error is not None:
             raise error

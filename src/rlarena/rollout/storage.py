@@ -27,7 +27,9 @@ class Rollout:
     truncated: np.ndarray  # [T, N] bool
     valid: np.ndarray  # [T, N] bool: False where the env only reset
     raw_obs: np.ndarray | None  # [T+1, N, D] float32 before the observation filter, when one is on
-    action_mask: np.ndarray | None = None  # [T, N, n] bool legal actions, for masked policies
+    # [T+1, N, n] bool legal actions of each observation, for masked policies (row T: of obs[T], which
+    # off-policy targets maximize over)
+    action_mask: np.ndarray | None = None
 
     @classmethod
     def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
@@ -41,7 +43,7 @@ class Rollout:
             truncated=np.zeros((T, N), bool),
             valid=np.zeros((T, N), bool),
             raw_obs=np.zeros((T + 1, N, obs_dim), np.float32) if keep_raw_obs else None,
-            action_mask=np.ones((T, N, num_actions), bool) if num_actions else None,
+            action_mask=np.ones((T + 1, N, num_actions), bool) if num_actions else None,
         )
 
     @property

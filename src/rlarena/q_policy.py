@@ -1,0 +1,80 @@
+"""`QPolicy`: the DQN family's policy. Greedy actions are the masked argmax of Q; exploring ones are
+epsilon-greedy, the random action drawn uniformly over the legal actions only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.errors import ConfigError
+from rlarena.nn.q_network import QNetwork
+from rlarena.torch_policy import TrainablePolicy, board_features
+
+# Illegal actions' Q for the argmax: lower than any Q a network computes; -inf would make the
+# exported "value" output (the max) -inf for a row with no legal action.
+MASKED_Q = -1e9
+
+
+def masked_q(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return q if mask is None else q.masked_fill(~mask, MASKED_Q)
+
+
+class QPolicy(TrainablePolicy):
+    """A Q-network policy for Discrete actions. `epsilon` is the exploration rate of explore=True
+    calls; the algorithm sets it from its schedule before each fragment."""
+
+    output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
+                 observation_filter: str = "NoFilter", seed: int | None = None, dueling: bool = True):
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(f"DQN needs Discrete actions; this env has {action_space}. Use SAC or TD3 for Box "
+                              f"actions, PPO for other spaces.")
+        super().__init__(observation_space, action_space, observation_filter, seed)
+        self.num_actions = int(action_space.n)
+        self.model = QNetwork(self.obs_dim, self.num_actions, tuple(model_config["fcnet_hiddens"]),
+                              model_config["fcnet_activation"], dueling,
+                              board_features(model_config.get("board_features"), self.obs_dim))
+        self.epsilon = 0.0
+        self._numpy_q_key = -1
+
+    def q_values(self, x: np.ndarray) -> np.ndarray:
+        """Q [B, n] for preprocessed observations, in numpy over views of the live weights."""
+        key = self.model.q_head.weight.data_ptr()
+        if key != self._numpy_q_key:  # first call, or the parameters moved (to a flat buffer)
+            self._numpy_q, self._numpy_q_key = self.model.numpy_q(), key
+        return self._numpy_q(x)
+
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        q = self.q_values(x)
+        if mask is not None:  # masked argmax: an illegal action is never chosen
+            q = np.where(mask, q, MASKED_Q)
+        actions = q.argmax(-1)
+        if explore and self.epsilon > 0:
+            random = self.rng.random(len(x)) < self.epsilon
+            if random.any():
+                # a uniform legal action: the argmax of uniform noise over the legal entries (-1 elsewhere)
+                noise = self.rng.random((int(random.sum()), self.num_actions))
+                if mask is not None:
+                    noise = np.where(mask[random], noise, -1.0)
+                actions[random] = noise.argmax(-1)
+        return actions
+
+    def compute_q_values(self, obs_batch: Any) -> np.ndarray:
+        """Q [B, n] for env observations (illegal actions at MASKED_Q)."""
+        q = self.q_values(self.normalize(self.flatten(obs_batch)))
+        mask = self.action_mask(obs_batch)
+        return q if mask is None else np.where(mask, q, MASKED_Q)
+
+    def compute_values(self, obs_batch: Any) -> np.ndarray:
+        """V(s) = max over the legal actions of Q(s, a)."""
+        return self.compute_q_values(obs_batch).max(-1)
+
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.model(x)
+        if action_mask is not None:
+            q = torch.where(action_mask != 0, q, torch.full_like(q, MASKED_Q))
+        return q, q.max(-1).values
