@@ -1,18 +1,25 @@
 """Ship the Connect Four agent: export it to ONNX, play it with onnxruntime alone.
 
-  1. load the agent shipped with rlarena (src/rlarena/games/connect_four/agent, policy "learned")
+  1. load the agent shipped with rlarena (src/rlarena/games/connect_four/agent): an AlphaZero
+     checkpoint whose one policy, "default_policy", is its network (policy logits and a value)
   2. export it: Algorithm.export_onnx writes model.onnx (observation + action_mask in, logits out)
   3. play games against a negamax opponent with OnnxPolicy (onnxruntime, no torch in the loop),
      printing each move and the final board
   4. the browser app serves the same file: rlarena play connect4 --onnx model.onnx
 
+What plays here is the network alone, its greedy move. The AlphaZero agent proper is that network
+inside a Monte Carlo tree search: `rlarena arena --search N` plays it (N simulations per move), and
+the page offers it at a few simulation counts (`rlarena play connect4` for the shipped agent, or
+--search 50,200 with --onnx; the search runs in numpy over the same ONNX model).
+
     python examples/connect_four_export_play.py                     # 2 games against negamax depth 3
     python examples/connect_four_export_play.py --games 1 --depth 1 --out /tmp/c4   # a smoke test
 
 The same from the command line:
-    rlarena export src/rlarena/games/connect_four/agent --onnx model.onnx --policy-id learned
-    rlarena arena                       # the shipped agent against every opponent: a win/draw/loss table
-    rlarena play connect4 --onnx model.onnx
+    rlarena export src/rlarena/games/connect_four/agent --onnx model.onnx   # its only policy
+    rlarena arena                       # the shipped network against every opponent: a win/draw/loss table
+    rlarena arena --search 200          # the same for the search agent, 200 simulations per move
+    rlarena play connect4 --onnx model.onnx --search 50,200
 """
 
 from __future__ import annotations
@@ -37,12 +44,13 @@ parser.add_argument("--out", default=None, help="where to write model.onnx (defa
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 
-# -- 1-2. Load the shipped checkpoint and export its learned policy -------------------------------
-# One in-process env is enough to load a policy for inference (training used 32 envs in 2 processes).
+# -- 1-2. Load the shipped checkpoint and export its network -------------------------------------
+# One in-process env is enough to load a policy for inference.
 algo = Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1, "vectorization_mode": "sync"})
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="connect_four_onnx_"))
 out.mkdir(parents=True, exist_ok=True)
-model = algo.export_onnx(out / "model.onnx", policy_id="learned")
+network = algo.get_policy("default_policy")
+model = algo.export_onnx(out / "model.onnx", policy_id="default_policy")
 print(f"loaded {algo} ({algo.num_env_steps_sampled_lifetime:,} env steps of self-play); exported {model}")
 
 # -- 3. Play with onnxruntime ---------------------------------------------------------------------
@@ -50,11 +58,12 @@ agent = OnnxPolicy(model)
 env = ConnectFourMultiAgent()
 opponent = NegamaxPolicy(env.get_observation_space(AGENTS[0]), env.get_action_space(AGENTS[0]), depth=args.depth,
                          seed=args.seed)
-# the exported graph and the torch policy choose the same greedy columns (checked on the first position)
+# the exported graph and the torch network choose the same greedy column (checked on the first position;
+# not algo.compute_single_action, which for AlphaZero runs the tree search)
 obs, _ = env.reset(seed=args.seed)
 first = obs[AGENTS[0]]
 assert agent.compute_single_action(first, explore=False) == \
-    algo.compute_single_action(first, explore=False, policy_id="learned")
+    int(network.compute_actions({k: np.asarray(v)[None] for k, v in first.items()}, explore=False)[0])
 algo.stop()
 
 score = []
@@ -83,4 +92,5 @@ print(f"\nagent against negamax_{args.depth}: {wins} wins, {draws} draws, {len(s
       f"in {len(score)} games")
 
 # -- 4. The browser app ---------------------------------------------------------------------------
-print(f"\nPlay it yourself in the browser:\n    rlarena play connect4 --onnx {model}")
+print(f"\nPlay it yourself in the browser (the network alone; add --search 50,200 for the search agent):"
+      f"\n    rlarena play connect4 --onnx {model}")

@@ -3,7 +3,8 @@ league callback, training and an evaluation table.
 
     python examples/connect_four_selfplay.py [--iters 30]
 
-The full recipe behind the shipped agent is tuned_examples/ppo/connect_four_selfplay.py.
+The full PPO league recipe is tuned_examples/ppo/connect_four_selfplay.py; the shipped agent is
+AlphaZero's (tuned_examples/alphazero/connect_four.py).
 """
 
 import argparse

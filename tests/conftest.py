@@ -103,6 +103,33 @@ def trained_checkpoint(config: PPOConfig, directory: Path) -> Path:
         algo.stop()
 
 
+def untrained_league_checkpoint(directory: Path) -> Path:
+    """An untrained multi-agent PPO Connect Four checkpoint, as the PPO league saves one: a trained
+    policy "learned" beside a RandomPolicy "random" and a heuristic "negamax_1"; saved in `directory`.
+
+    For tests whose subject is a league checkpoint (an opponent inside it, policies that are not
+    networks): the shipped agent is an AlphaZero network with one policy and no opponents."""
+    from rlarena import PolicySpec
+    from rlarena.games.connect_four.opponents import NegamaxDepth1
+    from rlarena.multiagent import RandomPolicy
+    from rlarena.multiagent.league import league_mapping_fn
+    algo = (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=1)
+            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy),
+                                   "negamax_1": PolicySpec(policy_class=NegamaxDepth1)},
+                         policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
+            .debugging(seed=0).build())
+    try:
+        return Path(algo.save(directory / "league"))
+    finally:
+        algo.stop()
+
+
+@pytest.fixture(scope="module")
+def league_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """untrained_league_checkpoint(), built once per test module; tests read it and never change it."""
+    return untrained_league_checkpoint(tmp_path_factory.mktemp("league"))
+
+
 def weights(algo: Algorithm) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in algo.get_policy().model.state_dict().items()}
 

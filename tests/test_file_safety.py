@@ -21,7 +21,7 @@ import pytest
 from conftest import trained_checkpoint
 
 import rlarena
-from rlarena import Algorithm, PolicySpec, PPOConfig
+from rlarena import Algorithm, PPOConfig
 from rlarena.checkpoint import io as ckpt_io
 from rlarena.checkpoint.io import METADATA_FILE
 from rlarena.cli.main import main
@@ -271,20 +271,6 @@ def test_deeply_nested_dict_spaces_are_refused():
         data = {"type": "Dict", "spaces": {"x": data}}
     with pytest.raises(ValueError, match="nested more than"):
         space_from_json(data)
-
-
-@pytest.fixture(scope="module")
-def league_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained multi-agent Connect Four checkpoint (a learner and a heuristic), as the PPO league saves."""
-    from rlarena.multiagent import RandomPolicy
-    from rlarena.multiagent.league import league_mapping_fn
-    algo = (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=1)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy)},
-                         policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"]).build())
-    try:
-        return Path(algo.save(tmp_path_factory.mktemp("league") / "ckpt"))
-    finally:
-        algo.stop()
 
 
 @pytest.mark.parametrize("data, message", [BAD_SPACES[0], BAD_SPACES[7]])

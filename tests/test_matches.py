@@ -159,7 +159,7 @@ def test_arena_command_grades_the_agent_with_the_solver_positions(capsys):
     assert set(report) == {"matches", "grades"} and set(report["grades"]) == {"end", "middle", "opening"}
     algo = Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1})
     try:
-        expected = grade(algo.get_policy("learned"), load_positions()["middle"])
+        expected = grade(algo.get_policy("default_policy"), load_positions()["middle"])
     finally:
         algo.stop()
     assert report["grades"]["middle"] == expected and 0 < expected["optimal_move"] <= expected["outcome_kept"] < 1

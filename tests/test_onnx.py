@@ -1,6 +1,7 @@
 """ONNX export: onnxruntime's outputs equal torch's (to float32 rounding) on random inputs, for
 each kind of observation preprocessing, action space and masking; OnnxPolicy plays like the torch
-policy; the shipped model.onnx is the shipped checkpoint; the CLI and its errors; no torch needed to play."""
+policy; the shipped model.onnx is the shipped checkpoint (an AlphaZero network, policy "default_policy");
+the CLI and its errors; no torch needed to play."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def random_obs(name: str, batch: int, rng: np.random.Generator):
     return (rng.standard_normal((batch, dim)) * rng.choice([0.5, 3.0, 50.0], (batch, dim))).astype(np.float32)
 
 
-CASES = {  # case -> (env, env_runners options); the Connect Four checkpoint is the fifth case
+CASES = {  # case -> (env, env_runners options); the shipped Connect Four checkpoint is the fifth case
     "mlp": ("CartPole-v1", {}),
     "mean_std_filter": ("CartPole-v1", {"observation_filter": "MeanStdFilter"}),
     "box_actions": ("Pendulum-v1", {}),
@@ -84,7 +85,8 @@ def exported(tmp_path_factory):
     c4 = Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1,
                                                               "vectorization_mode": "sync"})
     algos.append(c4)
-    out["connect_four"] = (c4, "learned", "connect_four", c4.export_onnx(root / "c4.onnx", policy_id="learned"))
+    out["connect_four"] = (c4, "default_policy", "connect_four",
+                           c4.export_onnx(root / "c4.onnx", policy_id="default_policy"))
     yield out
     for algo in algos:
         algo.stop()
@@ -146,9 +148,10 @@ def test_sampling_respects_masks_and_bounds(exported):
 
 def test_shipped_model_is_the_shipped_checkpoint(exported):
     algo, _, _, _ = exported["connect_four"]
-    policy, shipped = algo.get_policy("learned"), OnnxPolicy(SHIPPED / "model.onnx")
-    assert (shipped.policy_id, shipped.env_name) == ("learned", "connect_four")
-    assert SHIPPED.joinpath("model.onnx").stat().st_size < 2_000_000  # small: two [256, 256] towers, ~1.1 MB
+    policy, shipped = algo.get_policy("default_policy"), OnnxPolicy(SHIPPED / "model.onnx")
+    assert (shipped.policy_id, shipped.env_name) == ("default_policy", "connect_four")
+    # small: one shared [512, 512] trunk over the board features, ~1.6 MB
+    assert SHIPPED.joinpath("model.onnx").stat().st_size < 2_000_000
     import onnx
     model = onnx.load(SHIPPED / "model.onnx")
     onnx.checker.check_model(model, full_check=True)
@@ -179,15 +182,21 @@ def test_single_action_and_input_errors(exported):
         c4.compute_actions({"observation": np.zeros((2, 6, 7, 2), np.int8), "action_mask": np.ones((2, 6))})
 
 
-def test_export_errors(exported, tmp_path, monkeypatch):
+def test_export_errors(exported, league_checkpoint, tmp_path, monkeypatch):
+    league = Algorithm.from_checkpoint(league_checkpoint)  # a network among heuristics, as the PPO league saves
+    try:
+        with pytest.raises(ConfigError, match="Did you mean 'learned'.*Policies: learned, random, negamax_1"):
+            league.export_onnx(tmp_path / "x.onnx", policy_id="learnd")
+        with pytest.raises(ConfigError, match="'negamax_1' is a NegamaxDepth1.*Exportable: learned[.]"):
+            league.export_onnx(tmp_path / "x.onnx", policy_id="negamax_1")
+    finally:
+        league.stop()
     c4 = exported["connect_four"][0]
-    with pytest.raises(ConfigError, match="Did you mean 'learned'.*Policies: learned, random"):
-        c4.export_onnx(tmp_path / "x.onnx", policy_id="learnd")
-    with pytest.raises(ConfigError, match="'smart' is a SmartHeuristic.*Exportable: learned"):
-        c4.export_onnx(tmp_path / "x.onnx", policy_id="smart")
+    with pytest.raises(ConfigError, match="Did you mean 'default_policy'.*Policies: default_policy[.]"):
+        c4.export_onnx(tmp_path / "x.onnx", policy_id="default_polcy")
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if the onnx extra were not installed
     with pytest.raises(ConfigError, match=INSTALL_HINT.replace("[", r"\[").replace("]", r"\]")):
-        export_onnx(c4.policies, tmp_path / "x.onnx", "learned")
+        export_onnx(c4.policies, tmp_path / "x.onnx", "default_policy")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ConfigError, match="onnxruntime package"):
         OnnxPolicy(SHIPPED / "model.onnx")
@@ -233,15 +242,16 @@ def test_cli_export(cartpole_checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["export", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--policy-id", "nope"], "No policy 'nope' to export"),
     (["export", "{tmp}/no_such_checkpoint", "--onnx", "{tmp}/m.onnx"], "no_such_checkpoint"),
-    (["export", str(SHIPPED), "--onnx", "{tmp}/m.onnx", "--policy-id", "random"], "RandomPolicy, not a trained"),
+    (["export", "{league}", "--onnx", "{tmp}/m.onnx", "--policy-id", "random"], "RandomPolicy, not a trained"),
     (["rollout", "--onnx", "{tmp}/m.onnx"], "--onnx needs --env"),
     (["rollout", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--env", "CartPole-v1"], "either a CHECKPOINT or --onnx"),
     (["rollout"], "Give a CHECKPOINT"),
     (["rollout", "--onnx", "{tmp}/missing.onnx", "--env", "CartPole-v1"], "No ONNX model at"),
     (["rollout", "--onnx", "{shipped}", "--env", "CartPole-v1"], "takes masked observations"),
 ])
-def test_cli_errors_exit_2_with_one_line(cartpole_checkpoint, tmp_path, capsys, argv, message):
-    subs = {"ckpt": cartpole_checkpoint[1], "tmp": str(tmp_path), "shipped": str(SHIPPED / "model.onnx")}
+def test_cli_errors_exit_2_with_one_line(cartpole_checkpoint, league_checkpoint, tmp_path, capsys, argv, message):
+    subs = {"ckpt": cartpole_checkpoint[1], "tmp": str(tmp_path), "shipped": str(SHIPPED / "model.onnx"),
+            "league": str(league_checkpoint)}
     assert main([a.format(**subs) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
@@ -256,11 +266,12 @@ def test_rollout_onnx_without_torch(exported, tmp_path):
             f"rc += main(['rollout', '--onnx', {str(SHIPPED / 'model.onnx')!r}, '--env', 'connect_four', "
             "'--episodes', '1', '--seed', '0', '--explore']); "
             "print('torch loaded' if any(m.startswith('torch.') for m in sys.modules) else 'no torch'); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "ONNX policy 'default_policy' (mlp.onnx) on CartPole-v1, 2 episodes, greedy actions"
     assert lines[1].startswith("episode 1: return ") and lines[2].startswith("episode 2: return ")
     assert lines[3].startswith("mean return over 2 episodes: ")
-    assert lines[4] == "ONNX policy 'learned' (model.onnx) on connect_four, 1 episode, sampled actions (--explore)"
+    assert lines[4] == "ONNX policy 'default_policy' (model.onnx) on connect_four, 1 episode, sampled actions (--explore)"
     assert lines[5].startswith("episode 1: return ") and lines[-1] == "no torch"

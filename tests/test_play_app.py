@@ -188,7 +188,7 @@ def test_checkpoint_is_exported_then_served_by_onnxruntime(tmp_path):
     from rlarena.cli.play import export_checkpoint
     path = export_checkpoint(str(SHIPPED_ONNX.parent), tmp_path)  # the shipped checkpoint, as --checkpoint does
     agent = load_onnx_agent(path)
-    assert agent.policy_id == "learned" and agent.env_name == "connect_four"
+    assert agent.policy_id == "default_policy" and agent.env_name == "connect_four"  # its only policy
     session = ConnectFourPlay({"agent": agent}).new_game(human_first=False)
     assert pieces(session) == 1
 
@@ -222,7 +222,7 @@ def test_search_levels_are_offered_for_an_alphazero_network_only(alphazero, tmp_
     assert checkpoint_algorithm(tmp_path) == "PPO" and search_levels("PPO") == ()
     assert checkpoint_algorithm(tmp_path / "nowhere") is None and search_levels(None) == ()  # a lone .onnx file
     assert search_levels("PPO", (20,)) == (20,) and search_levels("AlphaZero", ()) == ()  # --search decides
-    assert max(SEARCH_LEVELS) <= 3200  # about 0.3 s per move on this machine: the issue asks for <= 1 s
+    assert max(SEARCH_LEVELS) <= 2400  # the shipped network: ~0.7 s per move on this machine; the issue asks <= 1 s
 
 
 def test_levels_have_stable_keys_and_names_people_read():

@@ -1,6 +1,6 @@
 """Train the Connect Four AlphaZero agent that rlarena ships (issue 14): MCTS self-play on one core.
 
-    python tuned_examples/alphazero/connect_four.py --minutes 75 --out runs/alphazero_c4
+    python tuned_examples/alphazero/connect_four.py --minutes 80 --out runs/alphazero_c4
     python tuned_examples/alphazero/connect_four.py --minutes 0 --out runs/alphazero_c4 \
         --ship src/rlarena/games/connect_four/agent     # the newest checkpoint as shipped
 
@@ -34,7 +34,7 @@ CONFIG = (AlphaZeroConfig()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=75.0, help="training time budget (this run)")
+    parser.add_argument("--minutes", type=float, default=80.0, help="training time budget (this run)")
     parser.add_argument("--out", default="runs/alphazero_c4")
     parser.add_argument("--save-every", type=int, default=25, help="iterations between checkpoints")
     parser.add_argument("--keep", type=int, default=4, help="checkpoints kept")

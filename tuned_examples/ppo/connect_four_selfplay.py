@@ -1,4 +1,5 @@
-"""Connect Four by self-play against a league (the shipped agent's recipe).
+"""Connect Four by PPO self-play against a league (the agent rlarena shipped before issue 14; today's
+shipped agent is AlphaZero's, tuned_examples/alphazero/connect_four.py).
 
 The learner ("learned", a masked [256, 256] MLP actor-critic over the 6x7x2 planes and their
 tactical features, model option board_features="connect_four") plays against the seed's heuristics
@@ -9,7 +10,7 @@ Budget: --minutes of training on 2 CPU cores (default 55). At the end the learne
 per seat against every opponent and the checkpoint is written to --out.
 
     python tuned_examples/ppo/connect_four_selfplay.py --out checkpoints/connect_four \
-        --ship src/rlarena/games/connect_four/agent     # the shipped agent: no snapshots, plus model.onnx
+        --ship DIR     # as the PPO agent was shipped: no snapshots, plus model.onnx
 """
 
 import argparse

@@ -48,12 +48,13 @@ def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("game", choices=("connect4",), help="the game to play")
     agent = p.add_mutually_exclusive_group()
     agent.add_argument("--checkpoint", metavar="PATH", default=None,
-                       help="play this checkpoint's 'learned' policy (exported to ONNX first; that step needs torch)")
+                       help="play this checkpoint's 'learned' policy, or its only one (exported to ONNX first; that "
+                            "step needs torch)")
     agent.add_argument("--onnx", metavar="PATH", default=None,
                        help="play this exported model (None: the agent shipped with rlarena)")
     p.add_argument("--search", type=_levels, default=None, metavar="N,N,...",
                    help="the search agent's levels, in simulations per move (e.g. 50,200,800; 'none' for no search "
-                        "levels). Default: 50,200,800,3200 for an AlphaZero network (its checkpoint's "
+                        "levels). Default: 50,200,800,2400 for an AlphaZero network (its checkpoint's "
                         "rlarena_checkpoint.json, next to the .onnx file for --onnx, names the algorithm), none "
                         "for another (a PPO value head does not estimate the game's result)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")

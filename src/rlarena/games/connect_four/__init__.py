@@ -14,5 +14,6 @@
 - features.py: torch-only tactical features and a CNN for the board model
   (`model={"board_features": "connect_four" | "conv"}`), imported by the policy only when asked for.
 - app.py: the Gradio page of `rlarena play connect4`.
-- agent/: the shipped agent (a checkpoint, policy "learned", and its model.onnx).
+- agent/: the shipped agent (an AlphaZero checkpoint, its network the one policy "default_policy", and
+  that network exported as model.onnx).
 """

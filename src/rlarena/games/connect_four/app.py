@@ -36,10 +36,10 @@ from rlarena.policy import Policy, policy_actions
 
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
-# The search levels' simulations per move. Measured one move at a time with an untrained AlphaZero
-# network of the default size on this project's 2-core machine (a training job sharing it): about
-# 0.01, 0.02, 0.08 and 0.33 s per move, so the strongest stays well under the issue's 1 s.
-SEARCH_LEVELS = (50, 200, 800, 3200)
+# The search levels' simulations per move. Measured one move at a time with the shipped network on
+# this project's 2-core machine (benchmarks/README.md): 800 ~0.25 s, 2400 ~0.7 s (max 0.86 s) per
+# move, so the strongest stays under the issue's 1 s.
+SEARCH_LEVELS = (50, 200, 800, 2400)
 SEARCH_ALGORITHMS = ("AlphaZero",)  # algorithms whose value head the search can use (tanh(value) in [-1, 1])
 COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
 Result = Literal["win", "loss", "draw"]  # from the human's side

@@ -13,7 +13,7 @@ __all__ = ["LEARNED", "ConnectFourLeague", "league_mapping_fn"]
 
 
 class ConnectFourLeague(SelfPlayLeague):
-    """The shipped agent's league: negamax depths 1-5 join one by one, alternating with snapshots
+    """The PPO recipe's league (tuned_examples/ppo): negamax depths 1-5 join one by one, alternating with snapshots
     (depth 6+ is too slow to sample from while training on 2 cores)."""
 
     ladder: ClassVar[Mapping[str, type]] = {f"negamax_{depth}": OPPONENTS[f"negamax_{depth}"] for depth in range(1, 6)}
