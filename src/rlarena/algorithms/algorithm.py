@@ -296,8 +296,8 @@ class Algorithm(ABC):
         self.iteration += 1
         self.time_total_s += elapsed
         steps = self.num_env_steps_sampled_lifetime - steps_before
-        hist_stats = self.runner.stats.hist_stats()  # before metrics(), which starts the next iteration
-        result = ResultDict({"training_iteration": self.iteration, **self.runner.stats.metrics(),
+        episode_metrics, hist_stats = self._episode_metrics()
+        result = ResultDict({"training_iteration": self.iteration, **episode_metrics,
                              "num_env_steps_sampled_this_iter": steps,
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                              "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
@@ -313,6 +313,11 @@ class Algorithm(ABC):
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
         return result
+
+    def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
+        """(the episode metrics of this iteration, RLlib's hist_stats); starts the next iteration's window."""
+        hist_stats = self.runner.stats.hist_stats()  # before metrics(), which starts the next iteration
+        return self.runner.stats.metrics(), hist_stats
 
     def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
         if not self.is_multi_agent:

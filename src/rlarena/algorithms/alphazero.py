@@ -26,7 +26,6 @@ games under way are not saved (a restored run starts new ones).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +38,7 @@ from rlarena.algorithms.algorithm import (
     DEFAULT_POLICY_ID,
     MAIN_OPTIMIZER,
     Algorithm,
-    ResultDict,
     _seed_for,
-    _with_aliases,
 )
 from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, option
 from rlarena.callbacks import call_hook, make_callbacks
@@ -286,33 +283,15 @@ class AlphaZero(Algorithm):
             return {}
         return self._learn(max(1, cfg.num_epochs * cfg.train_batch_size // cfg.minibatch_size))
 
-    def train(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        before = self.num_env_steps_sampled_lifetime
-        stats = self.training_step()
-        elapsed = time.perf_counter() - start
-        self.iteration += 1
-        self.time_total_s += elapsed
-        steps = self.num_env_steps_sampled_lifetime - before
+    def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         games, self._finished = self._finished, []
-        result = ResultDict({
-            "training_iteration": self.iteration, "num_env_steps_sampled_this_iter": steps,
-            "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
-            "num_episodes_lifetime": self.num_episodes_lifetime, "num_episodes": len(games),
-            "episode_len_mean": float(np.mean([n for n, _ in games])) if games else math.nan,
-            "self_play/first_player_score": float(np.mean([s for _, s in games])) if games else math.nan,
-            "replay_size": self.replay.size, "num_held_out_positions_skipped": self.num_held_out_skipped,
-            "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
-            "env_steps_per_sec": steps / elapsed if elapsed > 0 else math.nan, **stats})
-        result.update(_with_aliases(result))
-        result["config"] = self.config.to_dict()
-        result.learner_stats = {DEFAULT_POLICY_ID: dict(stats)}
-        interval = self.config.evaluation_interval
-        if interval and self.iteration % interval == 0:
-            result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
-        if self.callbacks is not None:
-            call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
-        return result
+        return {"num_episodes_lifetime": self.num_episodes_lifetime, "num_episodes": len(games),
+                "episode_len_mean": float(np.mean([n for n, _ in games])) if games else math.nan,
+                "self_play/first_player_score": float(np.mean([s for _, s in games])) if games else math.nan,
+                "replay_size": self.replay.size, "num_held_out_positions_skipped": self.num_held_out_skipped}, {}
+
+    def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
+        return {DEFAULT_POLICY_ID: dict(stats)}
 
     # -- evaluation and inference -----------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
