@@ -51,7 +51,9 @@ def latency(agent, count: int = 20, seed: int = 1) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", default=str(SHIPPED))
-    parser.add_argument("--search", type=int, default=1600, help="simulations per move of the search agent")
+    parser.add_argument("--search", type=int, default=4000, help="simulations per move of the search agent")
+    parser.add_argument("--leaves-per-call", type=int, default=8,
+                        help="leaves of one tree per network call (virtual loss); 1: one leaf per call")
     parser.add_argument("--network-only", action="store_true", help="measure the network alone (part 2) only")
     parser.add_argument("--seed", type=int, default=0, help="the opponents' tie-breaks")
     args = parser.parse_args()
@@ -71,9 +73,11 @@ def main() -> None:
         model = algo.export_onnx(Path(tempfile.mkdtemp()) / "model.onnx")
     onnx = OnnxPolicy(model)
     search = SearchPolicy(ConnectFourGame(), outputs_evaluator(onnx.compute_outputs), args.search, seed=args.seed,
-                          observation_space=onnx.observation_space, action_space=onnx.action_space)
+                          observation_space=onnx.observation_space, action_space=onnx.action_space,
+                          leaves_per_call=args.leaves_per_call)
     mean, worst = latency(search)
-    print(f"\n2. the search agent: {args.search} simulations per move, onnxruntime + numpy MCTS")
+    print(f"\n2. the search agent: {args.search} simulations per move ({args.leaves_per_call} leaves per network "
+          f"call), onnxruntime + numpy MCTS")
     print(f"seconds per move, one position at a time: mean {mean:.3f}, max {worst:.3f} (20 positions of 2-20 plies)")
     start = time.perf_counter()
     print(format_grades(solver_grades(search, required=True)) + f"   ({time.perf_counter() - start:.0f} s)")

@@ -29,7 +29,8 @@ def test_arena_plays_and_grades_the_search_agent(alphazero, capsys):
     assert main(["arena", alphazero, "--search", "8", "--games", "1", "--opponents", "random", "--grade"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].startswith(f"search agent (8 simulations per move, MCTS over the network) from {alphazero}:")
+    assert lines[0].startswith(f"search agent (8 simulations per move, MCTS over the network, 8 leaves per call) "
+                               f"from {alphazero}:")
     assert lines[2].split()[:3] == ["random", "2", "2"]
     timing = next(line for line in lines if line.startswith("agent's time per move:"))
     per_move = float(timing.split()[4])

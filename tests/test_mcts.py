@@ -136,3 +136,29 @@ def test_mcts_config_is_checked():
         check_mcts_config({"num_simulations": 0})
     with pytest.raises(ConfigError, match="mcts_solver"):
         check_mcts_config({"mcts_solver": "yes"})
+
+
+def test_several_leaves_per_call_take_their_virtual_losses_back():
+    """leaves_per_call=8 (virtual loss): the statistics left are real visits and real values only."""
+    game = ConnectFourGame()
+    calls = []
+    def counting(obs, legal):
+        calls.append(len(obs))
+        return uniform(obs, legal)
+    mcts = MCTS(game, counting, solver=False)
+    root = mcts.new_root(game.initial_state())
+    mcts.search([root], 64, leaves_per_call=8)
+    assert root.visits.sum() == sum(calls[1:]) <= 64  # every evaluated leaf is one visit of the root
+    assert max(calls[1:]) > 1 and len(calls) <= 1 + 64 // 8 + 1
+    nodes = [root]
+    while nodes:
+        node = nodes.pop()
+        if node.expanded:
+            assert (np.abs(node.value_sum) <= node.visits + 1e-9).all() and (node.visits >= 0).all()
+            nodes.extend(node.children.values())
+    s = game.initial_state()
+    for col in (0, 6, 0, 6, 0, 6):  # column 1 (index 0) wins at once
+        s = game.step(s, col)
+    policy = SearchPolicy(game, uniform, 200, seed=0, solver=False, leaves_per_call=8)
+    obs = {"observation": game.encode([s]), "action_mask": game.legal_moves(s)[None]}
+    assert policy.compute_actions(obs, explore=False)[0] == 0

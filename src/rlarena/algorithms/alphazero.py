@@ -186,12 +186,15 @@ class AlphaZero(Algorithm):
             logits, value = self.policy.model(torch.from_numpy(obs.reshape(len(obs), -1)))
         return masked_softmax(logits.numpy().astype(np.float64), legal), np.tanh(value.numpy().astype(np.float64))
 
-    def search_policy(self, num_simulations: int | None = None, seed: int | None = None) -> SearchPolicy:
-        """The search agent: MCTS over this network (a Policy for the game's env, arena and page)."""
+    def search_policy(self, num_simulations: int | None = None, seed: int | None = None,
+                      leaves_per_call: int = 1) -> SearchPolicy:
+        """The search agent: MCTS over this network (a Policy for the game's env, arena and page);
+        `leaves_per_call` > 1 batches several leaves of one tree per network call (virtual loss)."""
         mc = self.config.mcts
         return SearchPolicy(self.game, self.network_evaluator, num_simulations or mc["num_simulations"],
                             mc["puct_coefficient"], seed=seed, observation_space=self.policy.observation_space,
-                            action_space=self.policy.action_space, solver=mc["mcts_solver"])
+                            action_space=self.policy.action_space, solver=mc["mcts_solver"],
+                            leaves_per_call=leaves_per_call)
 
     # -- self-play --------------------------------------------------------------------------------
     def _new_game(self) -> _Game:

@@ -97,12 +97,14 @@ def choose_agent(algo: Algorithm, path: str, policy_id: str | None, search: int 
     checkpoint's only policy, unless `policy_id` names one), or with `search` an AlphaZero checkpoint's
     search agent (its network through MCTS)."""
     from rlarena.algorithms.alphazero import AlphaZero
+    from rlarena.games.mcts import SERVE_LEAVES_PER_CALL
     if search is not None:
         if not isinstance(algo, AlphaZero):
             raise ConfigError(f"--search plays an AlphaZero checkpoint's search agent; {path} is a "
                               f"{type(algo).__name__} checkpoint, which has none. Run without --search.")
-        described = f"search agent ({search} simulations per move, MCTS over the network)"
-        return algo.search_policy(search, seed=seed), described
+        described = (f"search agent ({search} simulations per move, MCTS over the network, "
+                     f"{SERVE_LEAVES_PER_CALL} leaves per call)")
+        return algo.search_policy(search, seed=seed, leaves_per_call=SERVE_LEAVES_PER_CALL), described
     if policy_id is None:
         policy_id = "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
     return algo.get_policy(policy_id), f"{policy_id} (network, greedy)"

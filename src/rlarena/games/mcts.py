@@ -34,6 +34,9 @@ from rlarena.games.base import State, TwoPlayerGame
 from rlarena.policy import Policy
 
 Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# leaves of one tree per network call when one game is searched for play (the page, the arena):
+# 4,000 simulations take 0.58 s a move on 2 cores with 8, 2,400 take 0.71 s with 1 (benchmarks/README.md)
+SERVE_LEAVES_PER_CALL = 8
 
 # RLlib contrib AlphaZero's mcts_config names; `temperature_moves` is ours (AlphaZero's "the first
 # 30 moves are sampled at temperature 1, later ones are greedy", counted in plies of the game)
@@ -169,10 +172,15 @@ class MCTS:
             noise[legal] = self.rng.dirichlet(np.full(len(legal), self.alpha))
             root.prior = (1 - self.eps) * root.prior + self.eps * noise
 
-    def search(self, roots: Sequence[Node], num_simulations: int, noise: bool = False) -> None:
+    def search(self, roots: Sequence[Node], num_simulations: int, noise: bool = False,
+               leaves_per_call: int = 1) -> None:
         """Run `num_simulations` simulations in every (not finished) root, batching the leaves of all
-        trees into one network call per simulation. Roots are expanded first (and get Dirichlet
-        noise when `noise`); a root that is already expanded keeps its statistics (a reused subtree)."""
+        trees into one network call. Roots are expanded first (and get Dirichlet noise when `noise`);
+        a root that is already expanded keeps its statistics (a reused subtree).
+
+        `leaves_per_call` > 1 also batches several leaves of one tree per call (AlphaGo's virtual
+        loss: a path waiting for its value counts as a lost visit, so the next selection looks
+        elsewhere): fewer, larger network calls, which is what a single game searched on CPU needs."""
         live = [r for r in roots if r.terminal is None]
         fresh = [r for r in live if not r.expanded]
         if fresh:
@@ -180,20 +188,38 @@ class MCTS:
         if noise:
             for root in live:
                 self.add_noise(root)
-        for _ in range(num_simulations):
-            leaves, paths = [], []
+        done = 0
+        while done < num_simulations:
+            per_tree = min(leaves_per_call, num_simulations - done)
+            leaves, paths, pending = [], [], set()
             for root in live:
-                if root.proven is not None and self.solver:
-                    continue  # solved: more simulations change nothing
-                leaf, path = self._select(root)
-                if leaf.proven is not None:  # a finished game, or a position the solver proved
-                    self._backup(path, leaf.proven, leaf.proven)
-                else:
+                for _ in range(per_tree):
+                    if root.proven is not None and self.solver:
+                        break  # solved: more simulations change nothing
+                    leaf, path = self._select(root)
+                    if leaf.proven is not None:  # a finished game, or a position the solver proved
+                        self._backup(path, leaf.proven, leaf.proven)
+                        continue
+                    if id(leaf) in pending:
+                        break  # the tree leads back to a waiting leaf: evaluate what there is
+                    pending.add(id(leaf))
                     leaves.append(leaf)
                     paths.append(path)
+                    if per_tree > 1:
+                        _virtual_loss(path, 1)
             if leaves:
                 for path, value in zip(paths, self._expand(leaves)):
+                    if per_tree > 1:
+                        _virtual_loss(path, -1)
                     self._backup(path, float(value), None)
+            done += per_tree
+
+
+def _virtual_loss(path: list[tuple[Node, int]], sign: int) -> None:
+    """Add (sign 1) or take back (-1) a lost visit on every edge of `path`."""
+    for node, a in path:
+        node.visits[a] += sign
+        node.value_sum[a] -= sign
 
 
 def visit_policy(root: Node, temperature: float | None) -> np.ndarray:
@@ -237,15 +263,15 @@ class SearchPolicy(Policy):
 
     def __init__(self, game: TwoPlayerGame, evaluator: Evaluator, num_simulations: int = 200,
                  puct_coefficient: float = 1.5, seed: int | None = None, observation_space: Any = None,
-                 action_space: Any = None, solver: bool = True):
+                 action_space: Any = None, solver: bool = True, leaves_per_call: int = 1):
         super().__init__(observation_space, action_space)
-        self.game, self.num_simulations = game, int(num_simulations)
+        self.game, self.num_simulations, self.leaves_per_call = game, int(num_simulations), int(leaves_per_call)
         self.rng = np.random.default_rng(seed)
         self.mcts = MCTS(game, evaluator, puct_coefficient, rng=self.rng, solver=solver)
 
     def search(self, states: Sequence[State], explore: bool = False) -> list[Node]:
         roots = [self.mcts.new_root(s) for s in states]
-        self.mcts.search(roots, self.num_simulations, noise=explore)
+        self.mcts.search(roots, self.num_simulations, noise=explore, leaves_per_call=self.leaves_per_call)
         return roots
 
     def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:

@@ -37,9 +37,9 @@ from rlarena.policy import Policy, policy_actions
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
 # The search levels' simulations per move. Measured one move at a time with the shipped network on
-# this project's 2-core machine (benchmarks/README.md): 800 ~0.25 s, 2400 ~0.7 s (max 0.86 s) per
-# move, so the strongest stays under the issue's 1 s.
-SEARCH_LEVELS = (50, 200, 800, 2400)
+# this project's 2-core machine, 8 leaves per network call (benchmarks/README.md): 4000 take 0.58 s
+# (max 0.74 s) per move, so the strongest stays under the issue's 1 s.
+SEARCH_LEVELS = (50, 200, 800, 4000)
 SEARCH_ALGORITHMS = ("AlphaZero",)  # algorithms whose value head the search can use (tanh(value) in [-1, 1])
 COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
 Result = Literal["win", "loss", "draw"]  # from the human's side
@@ -242,7 +242,7 @@ def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str
     if search:
         from rlarena.export.onnx import OnnxPolicy
         from rlarena.games.connect_four.game import ConnectFourGame
-        from rlarena.games.mcts import SearchPolicy, outputs_evaluator
+        from rlarena.games.mcts import SERVE_LEAVES_PER_CALL, SearchPolicy, outputs_evaluator
         assert isinstance(network, OnnxPolicy)
         evaluator = outputs_evaluator(network.compute_outputs)
         for n in search:
@@ -251,7 +251,8 @@ def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str
             # no seed: ties among equally visited moves break differently from game to game
             levels[f"search_{n}"] = SearchPolicy(ConnectFourGame(), evaluator, n,
                                                  observation_space=network.observation_space,
-                                                 action_space=network.action_space)
+                                                 action_space=network.action_space,
+                                                 leaves_per_call=SERVE_LEAVES_PER_CALL)
     return levels
 
 
