@@ -51,9 +51,10 @@ __all__ = [
 # Every public name is loaded on first use. `import rlarena` alone imports neither torch nor the
 # experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
-_LAZY = {"PPO": "rlarena.algorithms", "DQN": "rlarena.algorithms", "DQNConfig": "rlarena.algorithms", "A2C": "rlarena.algorithms", "A2CConfig": "rlarena.algorithms", "Algorithm": "rlarena.algorithms", "AlgorithmConfig": "rlarena.algorithms",
-         "PPOConfig": "rlarena.algorithms", "PPOTrainer": "rlarena.algorithms",
-         "AlphaZero": "rlarena.algorithms", "AlphaZeroConfig": "rlarena.algorithms", "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
+_ALGORITHM_NAMES = ("Algorithm", "AlgorithmConfig", "PPO", "PPOConfig", "PPOTrainer", "A2C", "A2CConfig", "DQN",
+                    "DQNConfig", "AlphaZero", "AlphaZeroConfig")
+_LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
+         "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",
          "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
          "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors",

@@ -43,7 +43,7 @@ from rlarena.algorithms.algorithm import (
 from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, option
 from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.errors import CheckpointError, ConfigError
-from rlarena.games.base import State, TwoPlayerGame, make_game
+from rlarena.games.base import State, TwoPlayerGame, make_game, random_opening
 from rlarena.games.mcts import MCTS, Node, SearchPolicy, check_mcts_config, masked_softmax, visit_policy
 from rlarena.multiagent.builder import default_mapping_fn
 from rlarena.nn.flat import Adam, FlatParameters
@@ -110,11 +110,10 @@ class ReplayWindow:
         self.size = self.next = 0
 
     def add(self, obs: np.ndarray, legal: np.ndarray, pi: np.ndarray, z: np.ndarray) -> None:
-        for i in range(len(obs)):  # games are short: a loop over rows keeps the ring simple
-            j = self.next
-            self.obs[j], self.legal[j], self.pi[j], self.z[j] = obs[i], legal[i], pi[i], z[i]
-            self.next = (j + 1) % len(self.z)
-            self.size = min(self.size + 1, len(self.z))
+        rows = (self.next + np.arange(len(obs))) % len(self.z)  # the ring's next slots, wrapping
+        self.obs[rows], self.legal[rows], self.pi[rows], self.z[rows] = obs, legal, pi, z
+        self.next = int(rows[-1] + 1) % len(self.z) if len(rows) else self.next
+        self.size = min(self.size + len(rows), len(self.z))
 
     def arrays(self) -> dict[str, np.ndarray]:
         n = self.size
@@ -198,15 +197,7 @@ class AlphaZero(Algorithm):
 
     # -- self-play --------------------------------------------------------------------------------
     def _new_game(self) -> _Game:
-        lo, hi = self.config.random_opening_plies
-        state = self.game.initial_state()
-        for _ in range(int(self.rng.integers(lo, hi + 1))):
-            legal = np.flatnonzero(self.game.legal_moves(state))
-            nxt = self.game.step(state, int(self.rng.choice(legal)))
-            if self.game.terminal_value(nxt) is not None:
-                break  # an opening never ends the game
-            state = nxt
-        return _Game(self.mcts.new_root(state))
+        return _Game(self.mcts.new_root(random_opening(self.game, self.rng, *self.config.random_opening_plies)))
 
     def _self_play(self, num_moves: int) -> None:
         mc = self.config.mcts
@@ -408,13 +399,7 @@ def play_match(game: TwoPlayerGame, player, opponent, games_per_seat: int, rng: 
     states, seats = [], []
     for seat in (0, 1):
         for _ in range(games_per_seat):
-            s = game.initial_state()
-            for _ in range(int(rng.integers(opening_plies[0], opening_plies[1] + 1))):
-                nxt = game.step(s, int(rng.choice(np.flatnonzero(game.legal_moves(s)))))
-                if game.terminal_value(nxt) is not None:
-                    break
-                s = nxt
-            states.append(s)
+            states.append(random_opening(game, rng, *opening_plies))
             seats.append(seat)
     scores = np.zeros(len(states))
     live = list(range(len(states)))

@@ -106,8 +106,14 @@ def choose_agent(algo: Algorithm, path: str, policy_id: str | None, search: int 
                      f"{SERVE_LEAVES_PER_CALL} leaves per call)")
         return algo.search_policy(search, seed=seed, leaves_per_call=SERVE_LEAVES_PER_CALL), described
     if policy_id is None:
-        policy_id = "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
+        policy_id = trained_policy_id(algo)
     return algo.get_policy(policy_id), f"{policy_id} (network, greedy)"
+
+
+def trained_policy_id(algo: Algorithm) -> str:
+    """The policy a Connect Four checkpoint plays by default: "learned" (the PPO league's learner), or
+    the checkpoint's only policy (AlphaZero's "default_policy")."""
+    return "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
 
 
 class TimedPolicy(Policy):

@@ -115,12 +115,12 @@ def export_checkpoint(checkpoint: str, directory: Path, trusted_modules: list[st
     AlphaZero's) as directory/model.onnx. Torch is imported for this step only; the page then plays
     the exported file with onnxruntime, as it plays the shipped agent."""
     from rlarena.algorithms import Algorithm
+    from rlarena.cli.arena import trained_policy_id
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
 
     algo = Algorithm.from_checkpoint(resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES),
                                      trusted_modules=trusted_modules)
     try:
-        policy_id = "learned" if "learned" in algo.policies or len(algo.policies) != 1 else next(iter(algo.policies))
-        return algo.export_onnx(directory / "model.onnx", policy_id)
+        return algo.export_onnx(directory / "model.onnx", trained_policy_id(algo))
     finally:
         algo.stop()

@@ -138,7 +138,7 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
             env = _as_multi_agent(env)
     except EnvError:
         raise
-    except Exception as exc:  # noqa: BLE001 - e.g. pygame missing or no display for --render
+    except Exception as exc:  # e.g. pygame missing or no display for --render
         raise EnvError(f"Creating env {env_label!r} with render_mode={render_mode!r} failed: "
                        f"{type(exc).__name__}: {exc}") from exc
     mode = "sampled actions (--explore)" if args.explore else "greedy actions"
@@ -217,7 +217,7 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
                 writer.append(env.render())
     except RLArenaError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the env's own error (or the renderer's), with its name
+    except Exception as exc:  # the env's own error (or the renderer's), with its name
         raise EnvError(f"Env {env_label!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
     return total, length, writer.close() if writer else None, per_agent
 

@@ -124,7 +124,7 @@ def make_env(algo: Any, render_mode: str | None = None) -> Any:
         return as_multi_agent(env) if algo.is_multi_agent else env
     except EnvError:
         raise
-    except Exception as exc:  # noqa: BLE001 - e.g. an env without this render mode, pygame missing
+    except Exception as exc:  # e.g. an env without this render mode, pygame missing
         raise EnvError(f"Creating env {algo.env_name!r} with render_mode={render_mode!r} failed: "
                        f"{type(exc).__name__}: {exc}") from exc
 
@@ -167,7 +167,7 @@ def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int
                 writer.append(env.render())
     except (EnvError, ConfigError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the env's own error (or the renderer's), with its name
+    except Exception as exc:  # the env's own error (or the renderer's), with its name
         raise EnvError(f"Env {algo.env_name!r} failed during the episode: {type(exc).__name__}: {exc}") from exc
     return EpisodeResult(total, length, seed, {str(a): p for a, p in episode.policy_for_agent.items()})
 

@@ -7,7 +7,7 @@ from rlarena.envs.registry import (
     registered_envs,
 )
 
-__all__ = ["make_env_creator", "make_vector_env", "register_env", "registered_envs", "check_env"]
+__all__ = ["check_env", "make_env_creator", "make_vector_env", "register_env", "registered_envs"]
 
 
 def __getattr__(name: str):

@@ -27,7 +27,7 @@ follow the later, deterministic version.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -51,7 +51,7 @@ class MultiAgentArena(MultiAgentEnv):
     `config` keys: width, height, ts (steps per episode), render_mode (None, "ansi" or "human").
     """
 
-    metadata = {"render_modes": ["ansi", "human"], "name": ENV_NAME}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "name": ENV_NAME}
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = env_config("MultiAgentArena", config, DEFAULTS)

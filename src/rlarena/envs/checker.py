@@ -142,7 +142,7 @@ def _space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[st
 def _contains(space: spaces.Space, value: Any) -> bool:
     try:
         return bool(space.contains(value))
-    except Exception:  # some spaces raise on a malformed value instead of answering False
+    except Exception:  # noqa: BLE001 - some spaces raise on a malformed value instead of answering False
         return False
 
 
@@ -182,8 +182,8 @@ def _box_obs_problem(what: str, obs: Any, space: spaces.Box) -> str | None:
 
 def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
     if not isinstance(result, tuple):
-        return [f"reset must return (obs, info) — {OLD_API} (got {_describe(result)}). "
-                "Return `obs, info` with info a dict, e.g. `return obs, {}`."]
+        return [(f"reset must return (obs, info) — {OLD_API} (got {_describe(result)}). "
+                 "Return `obs, info` with info a dict, e.g. `return obs, {}`.")]
     if len(result) != 2:
         return [f"reset returned a tuple of {len(result)} values, expected 2: (obs, info)."]
     obs, info = result
@@ -195,13 +195,13 @@ def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
 
 def _step_problems(result: Any, space: spaces.Space) -> list[str]:
     if isinstance(result, tuple) and len(result) == 4:
-        return [f"step returned 4 values (obs, reward, done, info) — {OLD_API}: split done into "
-                "terminated and truncated. Expected (obs, reward, terminated, truncated, info): "
-                "terminated=True when the episode really ends, truncated=True when it is cut short "
-                "(e.g. by a time limit)."]
+        return [(f"step returned 4 values (obs, reward, done, info) — {OLD_API}: split done into "
+                 "terminated and truncated. Expected (obs, reward, terminated, truncated, info): "
+                 "terminated=True when the episode really ends, truncated=True when it is cut short "
+                 "(e.g. by a time limit).")]
     if not (isinstance(result, tuple) and len(result) == 5):
-        return [f"step returned {_describe(result)}, expected a 5-tuple "
-                "(obs, reward, terminated, truncated, info)."]
+        return [(f"step returned {_describe(result)}, expected a 5-tuple "
+                 "(obs, reward, terminated, truncated, info).")]
     obs, reward, terminated, truncated, info = result
     found = [_obs_problem("step", obs, space)]
     real = isinstance(reward, (int, float, np.integer, np.floating)) and not isinstance(reward, bool)

@@ -88,6 +88,18 @@ class TwoPlayerGame(ABC):
         return repr(state)
 
 
+def random_opening(game: TwoPlayerGame, rng: np.random.Generator, min_plies: int, max_plies: int) -> State:
+    """The position after min_plies..max_plies uniformly random legal moves (stopping short of a move
+    that would end the game: an opening never finishes it)."""
+    state = game.initial_state()
+    for _ in range(int(rng.integers(min_plies, max_plies + 1))):
+        nxt = game.step(state, int(rng.choice(np.flatnonzero(game.legal_moves(state)))))
+        if game.terminal_value(nxt) is not None:
+            break
+        state = nxt
+    return state
+
+
 GAMES: dict[str, str] = {  # name -> "module:class", imported when asked for
     "tic_tac_toe": "rlarena.games.tic_tac_toe:TicTacToe",
     "connect_four": "rlarena.games.connect_four.game:ConnectFourGame",

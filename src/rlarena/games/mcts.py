@@ -200,13 +200,13 @@ class MCTS:
                     if leaf.proven is not None:  # a finished game, or a position the solver proved
                         self._backup(path, leaf.proven, leaf.proven)
                         continue
-                    if id(leaf) in pending:
-                        break  # the tree leads back to a waiting leaf: evaluate what there is
-                    pending.add(id(leaf))
+                    if per_tree > 1:
+                        if id(leaf) in pending:
+                            break  # the tree leads back to a waiting leaf: evaluate what there is
+                        pending.add(id(leaf))
+                        _virtual_loss(path, 1)
                     leaves.append(leaf)
                     paths.append(path)
-                    if per_tree > 1:
-                        _virtual_loss(path, 1)
             if leaves:
                 for path, value in zip(paths, self._expand(leaves)):
                     if per_tree > 1:

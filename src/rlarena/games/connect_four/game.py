@@ -15,7 +15,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rlarena.games.base import TwoPlayerGame
-from rlarena.games.connect_four.rules import BOARD_MASK, BOTTOM, CELL_BITS, COL_BITS, COLS, COLUMN_MASKS, ROWS, has_four
+from rlarena.games.connect_four.rules import (
+    BOARD_MASK,
+    BOTTOM,
+    CELL_BITS,
+    COL_BITS,
+    COLS,
+    COLUMN_MASKS,
+    ROWS,
+    has_four,
+    planes_to_bitboards,
+)
 
 TOPS = tuple(1 << (c * COL_BITS + ROWS - 1) for c in range(COLS))  # the top cell of each column
 _FLAT_BITS = CELL_BITS.reshape(-1)  # [42] uint64, row-major from the top row
@@ -63,9 +73,8 @@ class ConnectFourGame(TwoPlayerGame):
         return planes.astype(np.float32).reshape(len(states), ROWS, COLS, 2)
 
     def from_observation(self, observation: np.ndarray) -> tuple[int, int, float | None]:
-        planes = np.asarray(observation).reshape(ROWS * COLS, 2) > 0
-        cur = int(np.bitwise_or.reduce(np.where(planes[:, 0], _FLAT_BITS, np.uint64(0))))
-        opp = int(np.bitwise_or.reduce(np.where(planes[:, 1], _FLAT_BITS, np.uint64(0))))
+        mine, theirs = planes_to_bitboards(np.asarray(observation).reshape(1, ROWS, COLS, 2))
+        cur, opp = int(mine[0]), int(theirs[0])
         result = -1.0 if has_four(opp) else 0.0 if (cur | opp) == BOARD_MASK else None
         return (cur, opp, result)
 
@@ -93,11 +102,10 @@ class ConnectFourGame(TwoPlayerGame):
 
 
 def from_moves(moves: str) -> tuple[int, int, float | None]:
-    """A position from a game in Pons' notation ("4453": columns 1-7)."""
-    game, state = ConnectFourGame(), (0, 0, None)
-    for ch in moves:
-        state = game.step(state, int(ch) - 1)
-    return state
+    """A position in play from a game in Pons' notation ("4453": columns 1-7)."""
+    from rlarena.games.connect_four.solver import from_moves as bitboards
+    cur, opp = bitboards(moves)
+    return (cur, opp, 0.0 if (cur | opp) == BOARD_MASK else None)
 
 
 @functools.cache
