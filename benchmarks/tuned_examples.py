@@ -13,10 +13,12 @@ for a benchmark that drives evaluation itself) is evaluated every --eval-interva
 RLlib's own tuned-example files (tuned_examples/rllib/, unchanged) run the same way: their old option
 names are translated (notices about ignored options are not shown here), their stop keys read RLlib's
 way (episode_reward_mean, sampler_results/..., timesteps_total as the budget). A file for an algorithm
-rlarena does not have yet (DQN) is reported as SKIP, with the one-line reason.
+rlarena does not have yet (SAC, IMPALA, ...) is reported as SKIP, with the one-line reason. PPO, A2C
+and DQN files (tuned_examples/ppo, a2c, dqn) run the same way: the `algo:` key picks the algorithm.
 
     python benchmarks/tuned_examples.py                           # every file, seed 0
     python benchmarks/tuned_examples.py --filter cartpole --seeds 0-2
+    python benchmarks/tuned_examples.py --filter dqn/ --seeds 0-2        # the DQN files only
     python benchmarks/tuned_examples.py tuned_examples/ppo/lunarlander.yaml --verbose 1
 """
 

@@ -33,3 +33,34 @@ def test_multi_agent_examples_run(script: str, args: list[str]) -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "iter   1" in out.stdout
+
+
+# -- tuned_examples/**/*.yaml: each file parses and builds its algorithm (reaching its threshold is
+# benchmarks/tuned_examples.py's job, not the test suite's) ------------------------------------------
+TUNED = sorted((ROOT / "tuned_examples").glob("**/*.yaml"))
+BUDGET_KEYS = {"num_env_steps_sampled_lifetime", "timesteps_total", "training_iteration", "time_total_s"}
+
+
+@pytest.mark.parametrize("path", TUNED, ids=lambda p: str(p.relative_to(ROOT / "tuned_examples")))
+def test_tuned_example_parses_and_builds(path: Path) -> None:
+    import importlib.util
+    import warnings
+
+    from rlarena.cli.spec import algorithm_class, load_spec, make_config
+    from rlarena.errors import RLArenaNotice
+    from rlarena.train.stop import result_key
+
+    spec = load_spec(path)
+    if "LunarLander" in str(spec.get("env")) and importlib.util.find_spec("Box2D") is None:
+        pytest.skip("LunarLander needs Box2D: pip install -c constraints.txt -e '.[box2d]'")
+    with warnings.catch_warnings():  # RLlib's own files (tuned_examples/rllib) set options noticed as ignored
+        warnings.simplefilter("ignore", RLArenaNotice)
+        config, space = make_config(str(spec["algo"]), spec.get("env"), {**spec.get("config", {}), "seed": 0})
+    assert not space, f"{path}: a tuned example is one config, not a sweep"
+    stop = {result_key(k) for k in spec.get("stop", {})}
+    assert stop & BUDGET_KEYS and stop - BUDGET_KEYS, f"{path}: stop needs a threshold key and a budget key"
+    algo = config.build()
+    try:
+        assert type(algo) is algorithm_class(str(spec["algo"]))
+    finally:
+        algo.stop()
