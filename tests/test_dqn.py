@@ -217,7 +217,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, buffer):
             algo.train()
         path = algo.save(tmp_path / "ck")
         saved = all_arrays(algo)
-        assert ("replay.default_policy", "obs") in saved and ("target.default_policy", "params") in saved
+        assert ("replay.default_policy", "obs") in saved and ("target.default_policy", "q") in saved
         restored = Algorithm.from_checkpoint(path)
         try:
             # the episodes under way were not saved: the newest n_step rows (3 of 192) are never sampled

@@ -137,11 +137,12 @@ def test_rllib_1x_multiagent_dict_config_trains():
 
 # -- refusals: one line naming what the option belongs to -----------------------------------------------------
 @pytest.mark.parametrize(("options", "message"), [
-    ({"learning_starts": 1000}, "'learning_starts' is an option of DQN, SAC and DDPG"),
-    ({"prioritized_replay": True}, "'prioritized_replay' is an option of DQN, SAC and DDPG"),
-    ({"n_step": 3}, "'n_step' is an option of DQN, SAC and DDPG"),
-    ({"Q_model": {}}, "'Q_model' is an option of SAC, which rlarena does not have yet"),
-    ({"optimization": {"actor_learning_rate": 3e-4}}, "'optimization' is an option of SAC"),
+    ({"learning_starts": 1000}, "'learning_starts' is an option of DQN, SAC, TD3 and DDPG"),
+    ({"prioritized_replay": True}, "'prioritized_replay' is an option of DQN, SAC, TD3 and DDPG"),
+    ({"n_step": 3}, "'n_step' is an option of DQN, SAC, TD3 and DDPG"),
+    ({"Q_model": {}}, "Q_model={} is not available: rlarena's SAC builds both networks from model="),
+    ({"optimization": {"actor_learning_rate": 3e-4}}, "takes actor_lr, critic_lr and alpha_lr"),
+    ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO, which rlarena does not have yet"),
     ({"horizon": 200}, "horizon=200 is not available: episodes are cut by the env itself"),
     ({"no_done_at_end": True}, "no_done_at_end=True is not available"),
     ({"kl_coeff": 0.2}, "kl_coeff=0.2 is not available: rlarena's PPO has no KL penalty"),
@@ -226,25 +227,25 @@ def test_rllib_file_starts_with_cli(tmp_path, path):
 
 
 # a tuned-example file (RLlib's format) for an algorithm rlarena does not have yet
-PENDULUM_SAC = """\
-pendulum-sac:
-    env: Pendulum-v1
-    run: SAC
+CARTPOLE_APPO = """\
+cartpole-appo:
+    env: CartPole-v1
+    run: APPO
     stop:
-        sampler_results/episode_reward_mean: -250
-        timesteps_total: 10000
+        sampler_results/episode_reward_mean: 150
+        timesteps_total: 200000
     config:
         framework: torch
-        tau: 0.005
+        vtrace: true
 """
 
 
 def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
-    (tmp_path / "pendulum-sac.yaml").write_text(PENDULUM_SAC)
-    proc = cli("train", "-f", "pendulum-sac.yaml", cwd=tmp_path, check=False)
+    (tmp_path / "cartpole-appo.yaml").write_text(CARTPOLE_APPO)
+    proc = cli("train", "-f", "cartpole-appo.yaml", cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: SAC is one of RLlib's algorithms that rlarena does not have yet. " \
-                                  "Available: PPO, A2C, DQN, AlphaZero."
+    assert proc.stderr.strip() == "error: APPO is one of RLlib's algorithms that rlarena does not have yet. " \
+                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero."
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):
         get_algorithm_class("PPOO")
 

@@ -9,8 +9,11 @@ from rlarena._version import __version__
 
 __all__ = [
     "A2C",
+    "DDPG",
     "DQN",
     "PPO",
+    "SAC",
+    "TD3",
     "A2CConfig",
     "Algorithm",
     "AlgorithmConfig",
@@ -19,6 +22,7 @@ __all__ = [
     "Callbacks",
     "CheckpointError",
     "ConfigError",
+    "DDPGConfig",
     "DQNConfig",
     "EnvError",
     "Episode",
@@ -30,6 +34,8 @@ __all__ = [
     "RLArenaError",
     "RandomPolicy",
     "Results",
+    "SACConfig",
+    "TD3Config",
     "TorchPolicy",
     "TrainingError",
     "UntrustedCodeError",
@@ -52,7 +58,8 @@ __all__ = [
 # experiment runner's pandas, matplotlib and tensorboard: the ONNX-served Connect Four app and the
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
 _ALGORITHM_NAMES = ("Algorithm", "AlgorithmConfig", "PPO", "PPOConfig", "PPOTrainer", "A2C", "A2CConfig", "DQN",
-                    "DQNConfig", "AlphaZero", "AlphaZeroConfig")
+                    "DQNConfig", "SAC", "SACConfig", "TD3", "TD3Config", "DDPG", "DDPGConfig", "AlphaZero",
+                    "AlphaZeroConfig")
 _LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
          "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",

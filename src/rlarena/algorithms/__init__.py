@@ -6,16 +6,19 @@ from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
+from rlarena.algorithms.sac import SAC, SACConfig
+from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
 from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
-ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "AlphaZero": AlphaZero}
+ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "SAC": SAC, "TD3": TD3, "DDPG": DDPG,
+                                          "AlphaZero": AlphaZero}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
-RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPG", "DDPPO",
-              "Dreamer", "DreamerV3", "DT", "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL",
-              "MBMPO", "PG", "QMIX", "R2D2", "Rainbow", "SAC", "SimpleQ", "SlateQ", "TD3")
+RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
+              "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
+              "SimpleQ", "SlateQ")
 
 
 def get_algorithm_class(name: str) -> type[Algorithm]:
@@ -29,5 +32,6 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
                           f"Available: {', '.join(ALGORITHMS)}.") from None
 
 
-__all__ = ["A2C", "ALGORITHMS", "DQN", "PPO", "A2CConfig", "Algorithm", "AlgorithmConfig", "AlphaZero",
-           "AlphaZeroConfig", "DQNConfig", "PPOConfig", "PPOTrainer", "get_algorithm_class"]
+__all__ = ["A2C", "ALGORITHMS", "DDPG", "DQN", "PPO", "SAC", "TD3", "A2CConfig", "Algorithm", "AlgorithmConfig",
+           "AlphaZero", "AlphaZeroConfig", "DDPGConfig", "DQNConfig", "PPOConfig", "PPOTrainer", "SACConfig",
+           "TD3Config", "get_algorithm_class"]

@@ -84,17 +84,17 @@ IGNORED: dict[str, Ignored] = {
 
 # Options of other algorithms (RLlib's; DQN's that rlarena's DQNConfig lacks, e.g. noisy nets or
 # distributional Q): old name -> the algorithms that read it.
-_OFF_POLICY = "DQN, SAC and DDPG (off-policy algorithms with a replay buffer)"
+_OFF_POLICY = "DQN, SAC, TD3 and DDPG (off-policy algorithms with a replay buffer)"
 OTHER_ALGORITHMS: dict[str, str] = {
     **dict.fromkeys(("learning_starts", "prioritized_replay", "prioritized_replay_alpha", "prioritized_replay_beta",
                      "prioritized_replay_eps", "buffer_size", "replay_buffer_config", "n_step",
                      "target_network_update_freq", "training_intensity", "num_steps_sampled_before_learning_starts",
                      "store_buffer_in_checkpoints"), _OFF_POLICY),
     **dict.fromkeys(("dueling", "double_q", "hiddens", "noisy", "num_atoms", "v_min", "v_max", "sigma0"), "DQN"),
-    **dict.fromkeys(("Q_model", "policy_model", "q_model_config", "policy_model_config", "optimization", "tau",
-                     "initial_alpha", "target_entropy", "twin_q"), "SAC"),
-    **dict.fromkeys(("actor_hiddens", "critic_hiddens", "actor_lr", "critic_lr", "policy_delay",
-                     "smooth_target_policy", "target_noise", "target_noise_clip"), "DDPG and TD3"),
+    **dict.fromkeys(("optimization_config", "initial_alpha", "target_entropy", "alpha_lr", "ent_coef"), "SAC"),
+    **dict.fromkeys(("tau", "twin_q", "actor_lr", "critic_lr", "random_timesteps"), "SAC, TD3 and DDPG"),
+    **dict.fromkeys(("actor_hiddens", "critic_hiddens", "policy_delay", "smooth_target_policy", "target_noise",
+                     "target_noise_clip", "target_policy_noise", "exploration_noise"), "DDPG and TD3"),
     **dict.fromkeys(("vtrace", "vtrace_clip_rho_threshold", "vtrace_clip_pg_rho_threshold", "replay_proportion",
                      "replay_buffer_num_slots", "learner_queue_size"), "IMPALA and APPO"),
     **dict.fromkeys(("noise_stdev", "noise_size", "episodes_per_batch", "eval_prob", "stepsize",
@@ -102,7 +102,10 @@ OTHER_ALGORITHMS: dict[str, str] = {
 }
 
 # Options with no equivalent in rlarena, and what to do instead (refused when the value would matter).
+_SAC_MODELS = ("rlarena's SAC builds both networks from model={'fcnet_hiddens': [...], 'fcnet_activation': ...} "
+               "and takes actor_lr, critic_lr and alpha_lr")
 NO_EQUIVALENT: dict[str, str] = {
+    **dict.fromkeys(("Q_model", "policy_model", "q_model_config", "policy_model_config", "optimization"), _SAC_MODELS),
     "horizon": "episodes are cut by the env itself: wrap it in gymnasium.wrappers.TimeLimit, or for a "
                "Gymnasium id set env_config={'max_episode_steps': N}",
     "soft_horizon": "episodes are cut by the env itself (gymnasium.wrappers.TimeLimit); a time limit is a "
@@ -161,7 +164,7 @@ def translate(options: dict[str, Any], valid: Any, current: Callable[[str], Any]
             _ignore(key, value, IGNORED[key], NO_EQUIVALENT)
         elif key in OTHER_ALGORITHMS:
             algos = OTHER_ALGORITHMS[key]
-            lacking = "" if algos.startswith("DQN") else ", which rlarena does not have yet"  # DQN: DQNConfig
+            lacking = "" if algos.startswith(("DQN", "SAC", "DDPG")) else ", which rlarena does not have yet"
             raise ConfigError(f"{key!r} is an option of {algos}{lacking}; {owner} cannot use it. Available "
                               f"algorithms: see `rlarena list algos`.")
         elif key in NO_EQUIVALENT:

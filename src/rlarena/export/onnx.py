@@ -9,7 +9,9 @@ one-hot, the MeanStdFilter's frozen statistics), so a consumer needs no rlarena 
     outputs  logits       float32 [batch, n], illegal actions set to MASKED_LOGIT (-1e9)
              (or mean     float32 [batch, d], the Gaussian mean, for Box actions)
              value        float32 [batch]
-             (DQN's QPolicy: q_values float32 [batch, n], illegal actions at -1e9, and value = max Q)
+             (DQN's QPolicy: q_values float32 [batch, n], illegal actions at -1e9, and value = max Q;
+              SAC's and TD3's ActorQPolicy: action float32 [batch, d], the greedy action within the
+              bounds (discrete SAC: logits), and value = min_k Q_k of it)
 
 The model's metadata_props (METADATA_KEYS) hold the spaces as JSON (rlarena.envs.spaces), whether
 the policy is masked, the policy id, the env name, the rlarena version and, for Box actions, the
@@ -118,7 +120,7 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     meta = {FORMAT: str(FORMAT_VERSION), OBS_SPACE: json.dumps(space_to_json(policy.observation_space)),
             ACT_SPACE: json.dumps(space_to_json(policy.action_space)), MASKED: json.dumps(policy.masked),
             POLICY_ID: policy_id, ENV: env_name or "", VERSION: __version__}
-    if policy.continuous:
+    if policy.continuous and getattr(policy.model, "log_std", None) is not None:  # a Gaussian with a state-free std
         meta[LOG_STD] = json.dumps(policy.model.log_std.detach().cpu().numpy().astype(float).tolist())
     onnx.helper.set_model_props(proto, meta)
     # torch writes IR version 10, which onnxruntime reads from 1.18 on; nothing here needs more than

@@ -6,6 +6,7 @@ numpy twin over views of the live weights (the runner calls it once per vector s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ class QNetwork(nn.Module):
         self.act, self.activation, self.dueling = ACTIVATIONS[activation], activation, dueling
         self.features = features  # an optional fixed input layer, as in ActorCritic
         dims = [features.out_dim if features is not None else obs_dim, *hiddens]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.q_head = nn.Linear(dims[-1], num_actions)  # the advantage head when dueling
         self.v_head = nn.Linear(dims[-1], 1) if dueling else None
 

@@ -1,0 +1,122 @@
+"""`ActorQPolicy`: the policy of SAC and TD3/DDPG, an actor with Q critics (rlarena.nn.actor_q.ActorQ).
+
+Box actions: the actor acts in [-1, 1]^d; `to_env_actions` maps that linearly onto the env's bounds
+(as SB3 does), and the replay buffer stores the [-1, 1] action. So the env's Box must be bounded.
+Discrete actions (SAC only): a categorical actor; action masks are honoured as everywhere (masked
+logits: an illegal action is never sampled nor chosen).
+
+Exploration, which the algorithm sets before each fragment: SAC samples its stochastic actor; TD3 adds
+Gaussian noise of std `exploration_noise` (in [-1, 1] units) to its deterministic action, clipped; with
+`random_actions` set (the warm-up before learning starts, as SB3) every action is uniform (over the
+legal ones).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.errors import ConfigError
+from rlarena.nn.actor_q import ActorQ
+from rlarena.policy import MASKED_LOGIT
+from rlarena.torch_policy import TrainablePolicy
+
+
+class ActorQPolicy(TrainablePolicy):
+    """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete) or "td3" (deterministic, Box)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
+                 observation_filter: str = "NoFilter", seed: int | None = None, kind: str = "sac",
+                 twin_q: bool = True, initial_alpha: float | None = None, algorithm: str = "SAC"):
+        discrete = isinstance(action_space, gym.spaces.Discrete)
+        if kind == "td3" and not isinstance(action_space, gym.spaces.Box):
+            raise ConfigError(f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
+                              f"Discrete actions, PPO for other spaces.")
+        if not (discrete or isinstance(action_space, gym.spaces.Box)):
+            raise ConfigError(f"{algorithm} needs Box or Discrete actions; this env has {action_space}. Use PPO for "
+                              f"other spaces.")
+        if isinstance(action_space, gym.spaces.Box) and not (np.isfinite(action_space.low).all()
+                                                             and np.isfinite(action_space.high).all()):
+            raise ConfigError(f"{algorithm} needs a bounded Box action space (its actor's tanh output is scaled to "
+                              f"the bounds); this env's is {action_space}. Wrap the env in "
+                              f"gymnasium.wrappers.ClipAction over a bounded space, or use PPO.")
+        super().__init__(observation_space, action_space, observation_filter, seed)
+        self.kind = kind
+        action_dim = int(action_space.n) if discrete else int(np.prod(action_space.shape))
+        model_kind = "categorical" if discrete else ("gaussian" if kind == "sac" else "deterministic")
+        self.model = ActorQ(self.obs_dim, action_dim, model_kind, tuple(model_config["fcnet_hiddens"]),
+                            model_config["fcnet_activation"], 2 if twin_q else 1, initial_alpha)
+        self.num_actions = action_dim
+        self.output_names = ("logits", "value") if discrete else ("action", "value")
+        self.exploration_noise = 0.0  # TD3's Gaussian std in [-1, 1] units
+        self.random_actions = False  # uniform actions (the warm-up before learning starts)
+        self._numpy_key = -1
+        if self.continuous:
+            self._scale = ((action_space.high - action_space.low) / 2).astype(np.float32).reshape(-1)
+            self._offset = ((action_space.high + action_space.low) / 2).astype(np.float32).reshape(-1)
+
+    # -- actions ------------------------------------------------------------------------------
+    def _actor(self) -> Any:
+        key = next(self.model.actor.parameters()).data_ptr()
+        if key != self._numpy_key:  # first call, or the parameters moved (to a flat buffer)
+            self._numpy_actor, self._numpy_key = self.model.actor.numpy(), key
+        return self._numpy_actor
+
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        """Preprocessed obs [B, D] -> actions: [B, d] float32 in [-1, 1] (Box) or [B] int64 (Discrete)."""
+        B = len(x)
+        if explore and self.random_actions:
+            if self.continuous:
+                return self.rng.uniform(-1.0, 1.0, (B, self.num_actions)).astype(np.float32)
+            noise = self.rng.random((B, self.num_actions))
+            return (noise if mask is None else np.where(mask, noise, -1.0)).argmax(-1)
+        out = self._actor()(x)
+        if self.model.kind == "categorical":
+            if mask is not None:
+                out = np.where(mask, out, MASKED_LOGIT)
+            if not explore:
+                return out.argmax(-1)
+            return (out - np.log(self.rng.standard_exponential(out.shape))).argmax(-1)  # Gumbel-max
+        if self.model.kind == "gaussian":
+            mean, log_std = out
+            if explore:
+                mean = mean + np.exp(log_std) * self.rng.standard_normal(mean.shape, np.float32)
+            return np.tanh(mean).astype(np.float32, copy=False)
+        action = np.tanh(out)
+        if explore and self.exploration_noise > 0:
+            action = np.clip(action + self.exploration_noise * self.rng.standard_normal(action.shape, np.float32),
+                             -1.0, 1.0)
+        return action.astype(np.float32, copy=False)
+
+    def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        if not self.continuous:
+            return actions
+        env_actions = actions * self._scale + self._offset
+        return env_actions.reshape(len(actions), *self.action_shape)
+
+    # -- values and export --------------------------------------------------------------------
+    def _greedy_and_value(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the greedy action in [-1, 1]^d or the masked logits, V(s)): Box: min_k Q_k(s, greedy action);
+        Discrete: the expectation of min_k Q_k(s, .) under the policy."""
+        out = self.model.greedy(x)
+        if self.continuous:
+            return out, self.model.critic(x, out).min(0).values
+        if action_mask is not None:
+            out = torch.where(action_mask != 0, out, torch.full_like(out, MASKED_LOGIT))
+        return out, (torch.softmax(out, -1) * self.model.critic(x).min(0).values).sum(-1)
+
+    def compute_values(self, obs_batch: Any) -> np.ndarray:
+        mask = self.action_mask(obs_batch)
+        with torch.inference_mode():
+            x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
+            return self._greedy_and_value(x, None if mask is None else torch.from_numpy(mask))[1].numpy()
+
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the greedy env action (Box, scaled to the bounds) or the masked logits, V(s))."""
+        out, value = self._greedy_and_value(x, action_mask)
+        if self.continuous:
+            out = out * torch.from_numpy(self._scale) + torch.from_numpy(self._offset)
+        return out, value

@@ -1,0 +1,369 @@
+"""What the off-policy algorithms (DQN, SAC, TD3/DDPG) share: the replay options, the sample-store-update
+loop, replayed batches as tensors, target networks and the checkpoint of buffers and targets.
+
+One iteration (RLlib's training_step) repeats, until it has sampled min_sample_timesteps_per_iteration
+env steps: sample rollout_fragment_length steps per env (the policy explores as the algorithm's
+`before_sample` sets it), add them to each trained policy's replay buffer, then (past
+num_steps_sampled_before_learning_starts) take the gradient steps (`update_policy`) and let the
+algorithm update its targets.
+
+Stable-Baselines3's names are accepted too:
+    SB3 train_freq=k (vector steps between updates)  ->  rollout_fragment_length=k
+    SB3 gradient_steps=g (per update; -1: one per env step sampled)
+                                                      ->  training_intensity = g * train_batch_size / (k * num_envs)
+    SB3 learning_starts / target_update_interval / buffer_size
+                                                      ->  num_steps_sampled_before_learning_starts /
+                                                          target_network_update_freq / replay_buffer_config["capacity"]
+Without either, one gradient step follows each fragment (RLlib's "natural" intensity,
+train_batch_size / (rollout_fragment_length * num_envs) replayed per sampled step).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from rlarena.algorithms.algorithm import Algorithm, _seed_for
+from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.nn.flat import FlatParameters
+from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlarena.rollout.storage import Rollout
+from rlarena.torch_policy import TrainablePolicy
+
+# replay_buffer_config's keys; each algorithm's config states its defaults (`replay_defaults`).
+# beta_annealing_steps: beta grows linearly to 1 over these env steps (Schaul et al. 2016, sec. 3.4;
+# RLlib keeps beta fixed); 0 keeps it fixed
+REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
+REPLAY_TYPES = {"ReplayBuffer": ReplayBuffer, "PrioritizedReplayBuffer": PrioritizedReplayBuffer}
+# RLlib's other names for the same two buffers (its episode and multi-agent variants; one buffer per
+# trained policy here), and its older key names
+REPLAY_TYPE_ALIASES = {"EpisodeReplayBuffer": "ReplayBuffer", "MultiAgentReplayBuffer": "ReplayBuffer",
+                       "MultiAgentEpisodeReplayBuffer": "ReplayBuffer",
+                       "PrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer",
+                       "MultiAgentPrioritizedReplayBuffer": "PrioritizedReplayBuffer",
+                       "MultiAgentPrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer"}
+REPLAY_KEY_ALIASES = {"prioritized_replay_alpha": "alpha", "prioritized_replay_beta": "beta",
+                      "prioritized_replay_eps": "epsilon"}
+
+# RLlib's old API stack and SB3 -> ours
+OLD_NAMES = {"learning_starts": "num_steps_sampled_before_learning_starts",
+             "target_update_interval": "target_network_update_freq"}
+
+
+@dataclass
+class OffPolicyConfig(AlgorithmConfig):
+    """The replay and update-rhythm options every off-policy algorithm has (RLlib's names)."""
+
+    replay_defaults: ClassVar[dict[str, Any]] = {"type": "ReplayBuffer", "capacity": 1_000_000, "alpha": 0.6,
+                                                 "beta": 0.4, "beta_annealing_steps": 100_000, "epsilon": 1e-6}
+    num_envs_per_env_runner: int = option(1, "env_runners")  # SB3's and RLlib's: one env, one update per step
+    replay_buffer_config: dict = option({}, "training")  # over replay_defaults (read `replay_config`)
+    store_buffer_in_checkpoints: bool = option(True, "training")  # RLlib's default is False
+    n_step: int = option(1, "training")
+    tau: float = option(1.0, "training")  # target <- tau * online + (1 - tau) * target; 1: a hard copy
+    target_network_update_freq: int = option(0, "training")  # env steps between target updates; 0: each update
+    num_steps_sampled_before_learning_starts: int = option(1000, "training")
+    training_intensity: float | None = option(None, "training")  # replayed / sampled steps; None: natural
+    train_freq: int | None = option(None, "training")  # SB3's name of rollout_fragment_length
+    gradient_steps: int | None = option(None, "training")  # SB3's: per fragment; -1: one per env step sampled
+    min_sample_timesteps_per_iteration: int = option(1000, "training")
+
+    def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
+        """RLlib's older and SB3's names of off-policy options read as ours (the rest as every config does)."""
+        renamed = {OLD_NAMES.get(k, k) if k not in valid else k: v for k, v in options.items()}
+        return super()._translate(renamed, valid)
+
+    @property
+    def replay_config(self) -> dict[str, Any]:
+        """replay_defaults with replay_buffer_config over them (RLlib's older key and type names read as ours)."""
+        given = {REPLAY_KEY_ALIASES.get(k, k): v for k, v in self.replay_buffer_config.items()}
+        if isinstance(given.get("type"), str):
+            given["type"] = REPLAY_TYPE_ALIASES.get(given["type"], given["type"])
+        return {**self.replay_defaults, **given}
+
+    @property
+    def fragment_length(self) -> int:
+        """Steps per env between updates: rollout_fragment_length, else SB3's train_freq, else 1."""
+        if self.rollout_fragment_length != "auto":
+            return int(self.rollout_fragment_length)
+        return self.train_freq if self.train_freq is not None else 1
+
+    def validate(self) -> None:
+        super().validate()
+        rc = self.replay_config
+        for key in rc:
+            if key not in REPLAY_KEYS:
+                raise ConfigError(f"Unknown replay_buffer_config key {key!r}.{closest(str(key), REPLAY_KEYS)} "
+                                  f"Valid keys: {', '.join(REPLAY_KEYS)}.")
+        self._choice("replay_buffer_config['type']", rc["type"], tuple(REPLAY_TYPES))
+        ok_numbers = all(isinstance(rc[k], int | float) and not isinstance(rc[k], bool)
+                         for k in ("capacity", "alpha", "beta", "beta_annealing_steps", "epsilon"))
+        if not (ok_numbers and rc["capacity"] >= 1 and rc["alpha"] >= 0 and 0 <= rc["beta"] <= 1
+                and rc["beta_annealing_steps"] >= 0 and rc["epsilon"] > 0):
+            raise ConfigError(f"Invalid replay_buffer_config={self.replay_buffer_config!r}: capacity must be >= 1, "
+                              f"alpha >= 0, beta in [0, 1], beta_annealing_steps >= 0 (0: no annealing), "
+                              f"epsilon > 0.")
+        if rc["capacity"] // self.num_envs_per_env_runner < self.n_step + 1:
+            raise ConfigError(f"Invalid replay_buffer_config capacity={rc['capacity']}: it must hold n_step + 1 = "
+                              f"{self.n_step + 1} steps of each of the {self.num_envs_per_env_runner} envs; raise it "
+                              f"to >= {(self.n_step + 1) * self.num_envs_per_env_runner}.")
+        self._check("n_step", self.n_step >= 1, "must be >= 1")
+        self._check("target_network_update_freq", self.target_network_update_freq >= 0,
+                    "must be >= 0 (env steps; 0: after every update)")
+        self._check("tau", 0 < self.tau <= 1, "must be in (0, 1]")
+        self._check("num_steps_sampled_before_learning_starts", self.num_steps_sampled_before_learning_starts >= 0,
+                    "must be >= 0")
+        self._check("min_sample_timesteps_per_iteration", self.min_sample_timesteps_per_iteration >= 0, "must be >= 0")
+        self._check("training_intensity", self.training_intensity is None or self.training_intensity > 0,
+                    "must be > 0 or None")
+        self._check("train_freq", self.train_freq is None or self.train_freq >= 1, "must be >= 1 or None")
+        if self.train_freq is not None and self.rollout_fragment_length not in ("auto", self.train_freq):
+            raise ConfigError(f"train_freq={self.train_freq} (SB3's name) and rollout_fragment_length="
+                              f"{self.rollout_fragment_length} say the same thing differently: set one.")
+        self._check("gradient_steps", self.gradient_steps is None or self.gradient_steps >= 1
+                    or self.gradient_steps == -1, "must be >= 1, -1 (one per env step sampled) or None")
+        if self.gradient_steps is not None and self.training_intensity is not None:
+            raise ConfigError(f"gradient_steps={self.gradient_steps} (SB3's) and training_intensity="
+                              f"{self.training_intensity} (RLlib's) both set the updates per fragment: set one.")
+
+
+@dataclass
+class ReplayBatch:
+    """B replayed n-step transitions as tensors, ready for a loss."""
+
+    obs: torch.Tensor  # [B, D] float32, preprocessed
+    actions: torch.Tensor  # [B] int64 (Discrete) or [B, d] float32 (Box, in the policy's [-1, 1] units)
+    rewards: torch.Tensor  # [B] float32, the discounted n-step reward sum
+    discounts: torch.Tensor  # [B] float32, gamma^k; 0 where the episode terminated
+    next_obs: torch.Tensor  # [B, D] float32, preprocessed
+    next_mask: torch.Tensor | None  # [B, n] bool legal actions of next_obs, for masked policies
+    weights: torch.Tensor  # [B] float32 importance weights (1 for uniform replay)
+    mask: torch.Tensor | None = None  # [B, n] bool legal actions of obs, for masked policies
+
+
+def piecewise(schedule: list, step: int) -> float:
+    """A [[step, value], ...] schedule, linearly interpolated (held constant past its ends)."""
+    steps, values = zip(*schedule)
+    return float(np.interp(step, steps, values))
+
+
+def check_schedule(config: AlgorithmConfig, key: str, low: float = 0.0, high: float = 1.0) -> None:
+    schedule = getattr(config, key)
+    ok = len(schedule) >= 1 and all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, int | float) for x in p)
+        and low <= p[1] <= high for p in schedule) and all(a[0] <= b[0] for a, b in itertools.pairwise(schedule))
+    config._check(key, ok, f"must be a list of [env_step, value] pairs, steps ascending, values in [{low}, {high}], "
+                           f"e.g. [[0, 1.0], [10000, 0.05]]")
+
+
+def polyak(target: FlatParameters, online: FlatParameters, tau: float) -> None:
+    """target <- tau * online + (1 - tau) * target (tau 1 copies)."""
+    target.param.lerp_(online.param, tau)
+
+
+class OffPolicyAlgorithm(Algorithm):
+    """The loop and the state every replay-based algorithm shares. Subclasses write `setup_policy`
+    (their optimizers; they call `add_buffer` and `add_target`), `update_policy` (one gradient step on
+    `replay(pid)`, returning its statistics as a tensor named by `stat_names`), and optionally
+    `before_sample` (exploration schedules), `update_targets` (after the updates of one fragment) and
+    `policy_metrics`."""
+
+    config: OffPolicyConfig
+    stat_names: ClassVar[tuple[str, ...]] = ()
+
+    def setup(self) -> None:
+        self.buffers: dict[str, ReplayBuffer] = {}
+        # policy id -> {name: (target network, its flat parameters, the online flat it follows)}
+        self.targets: dict[str, dict[str, tuple[torch.nn.Module, FlatParameters, FlatParameters]]] = {}
+        self.last_target_update = 0  # env step of the last target update
+        self.num_gradient_steps = 0
+        self._update_credit = 0.0  # fractional gradient steps owed (training_intensity)
+
+    def add_buffer(self, policy_id: str) -> ReplayBuffer:
+        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+        assert isinstance(policy, TrainablePolicy) and isinstance(cfg, OffPolicyConfig)
+        rc = cfg.replay_config
+        # the multi-agent runner emits segments (one agent's transitions, each ending terminated or truncated
+        # at an episode or fragment end), fed as one stream; single-agent columns continue across fragments
+        num_envs = 1 if self.is_multi_agent else self.config.num_envs_per_env_runner
+        width = policy.obs_dim + (int(policy.action_space.n) if policy.masked else 0)  # the mask rides with the obs
+        kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
+        buffer = self.buffers[policy_id] = REPLAY_TYPES[rc["type"]](
+            rc["capacity"], num_envs, (width,), np.float32, policy.action_shape, policy.action_dtype,
+            n_step=cfg.n_step, gamma=cfg.gamma, seed=_seed_for(self.config.seed, 5, list(self.policies).index(policy_id)),
+            **kwargs)
+        return buffer
+
+    def add_target(self, policy_id: str, name: str, online: torch.nn.Module,
+                   online_flat: FlatParameters) -> torch.nn.Module:
+        """A target copy of `online` (whose parameters `online_flat` holds), followed by update_target."""
+        target = copy.deepcopy(online)
+        target_flat = FlatParameters(target)
+        target.requires_grad_(False)  # a target is never differentiated
+        self.targets.setdefault(policy_id, {})[name] = (target, target_flat, online_flat)
+        return target
+
+    def update_target(self, policy_id: str, tau: float) -> None:
+        for _, target_flat, online_flat in self.targets.get(policy_id, {}).values():
+            polyak(target_flat, online_flat, tau)
+
+    # -- sampling into the buffer ---------------------------------------------------------------
+    def before_sample(self) -> None:
+        """Set each policy's exploration for the next fragment (from the env step count)."""
+
+    def _store(self, policy_id: str, batch: Rollout) -> None:
+        """Add a fragment to the policy's buffer: observations before the filter (it is applied when
+        replayed, with the statistics of then), each with its legal actions appended."""
+        obs = batch.raw_obs if batch.raw_obs is not None else batch.obs  # [T+1, N, D]
+        if batch.action_mask is not None:
+            obs = np.concatenate([obs, batch.action_mask.astype(np.float32)], -1)
+        buffer = self.buffers[policy_id]
+        if not self.is_multi_agent:
+            # the vector env's next-step autoreset: obs[t+1] after an episode end is its final observation,
+            # and step t+1 only resets (valid False), see rollout/replay.py
+            for t in range(len(batch.rewards)):
+                buffer.add(obs[t], batch.actions[t], batch.rewards[t], batch.terminated[t], batch.truncated[t],
+                           obs[t + 1], batch.valid[t])
+            return
+        for s in range(batch.valid.shape[1]):
+            for t in np.flatnonzero(batch.valid[:, s]):
+                buffer.add(obs[t, s][None], batch.actions[t, s][None], batch.rewards[t, s][None],
+                           batch.terminated[t, s][None], batch.truncated[t, s][None], obs[t + 1, s][None])
+
+    def _num_updates(self, sampled: int) -> int:
+        cfg = self.config
+        if cfg.gradient_steps is not None:
+            return sampled if cfg.gradient_steps == -1 else cfg.gradient_steps
+        if cfg.training_intensity is None:
+            return 1
+        self._update_credit += cfg.training_intensity * sampled / cfg.train_batch_size
+        updates = int(self._update_credit)
+        self._update_credit -= updates
+        return updates
+
+    # -- the update -----------------------------------------------------------------------------
+    def replay(self, policy_id: str) -> tuple[ReplayBatch, np.ndarray]:
+        """A batch of train_batch_size transitions of the policy's buffer (prioritized: beta annealed
+        over the env steps), and their slot indices (for update_priorities)."""
+        cfg: OffPolicyConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        policy: TrainablePolicy = self.policies[policy_id]  # type: ignore[assignment]
+        buffer = self.buffers[policy_id]
+        if isinstance(buffer, PrioritizedReplayBuffer):
+            rc = cfg.replay_config
+            done = 1.0 if rc["beta_annealing_steps"] == 0 else \
+                min(1.0, self.num_env_steps_sampled_lifetime / rc["beta_annealing_steps"])
+            sample = buffer.sample(cfg.train_batch_size, beta=rc["beta"] + (1 - rc["beta"]) * done)
+        else:
+            sample = buffer.sample(cfg.train_batch_size)
+        D = policy.obs_dim
+        batch = ReplayBatch(obs=torch.from_numpy(policy.normalize(sample.obs[:, :D])),
+                            actions=torch.from_numpy(sample.actions), rewards=torch.from_numpy(sample.rewards),
+                            discounts=torch.from_numpy(sample.discounts),
+                            next_obs=torch.from_numpy(policy.normalize(sample.next_obs[:, :D])),
+                            next_mask=torch.from_numpy(sample.next_obs[:, D:] > 0.5) if policy.masked else None,
+                            weights=torch.from_numpy(sample.weights),
+                            mask=torch.from_numpy(sample.obs[:, D:] > 0.5) if policy.masked else None)
+        return batch, sample.indices
+
+    def update_priorities(self, policy_id: str, indices: np.ndarray, td_error: torch.Tensor) -> None:
+        """Prioritized replay: priorities |delta| + eps (Schaul et al. 2016, sec. 3.3)."""
+        buffer = self.buffers[policy_id]
+        if isinstance(buffer, PrioritizedReplayBuffer):
+            eps = self.policy_configs[policy_id].replay_config["epsilon"]  # type: ignore[attr-defined]
+            buffer.update_priorities(indices, td_error.abs().numpy() + eps)
+
+    @abstractmethod
+    def update_policy(self, policy_id: str) -> torch.Tensor:
+        """One gradient step of one policy on a replayed batch; its statistics (len(stat_names))."""
+
+    def update_targets(self) -> None:
+        """After a fragment's updates: Polyak-average every target network every
+        target_network_update_freq env steps (0: after each fragment's updates)."""
+        if self.num_env_steps_sampled_lifetime - self.last_target_update < self.config.target_network_update_freq:
+            return
+        for pid in self.policies_to_train:
+            self.update_target(pid, self.policy_configs[pid].tau)  # type: ignore[attr-defined]
+        self.last_target_update = self.num_env_steps_sampled_lifetime
+
+    def policy_metrics(self, policy_id: str) -> dict[str, float]:
+        """Per-policy values reported beside the loss statistics (exploration, temperature, ...)."""
+        return {}
+
+    def training_step(self) -> dict[str, float]:
+        cfg = self.config
+        start = self.num_env_steps_sampled_lifetime
+        stats: dict[str, list[torch.Tensor]] = {pid: [] for pid in self.policies_to_train}
+        while True:
+            self.before_sample()
+            before = self.num_env_steps_sampled_lifetime
+            for pid, batch in self.sample().items():
+                if pid in self.buffers:
+                    self._store(pid, batch)
+            if self.num_env_steps_sampled_lifetime >= cfg.num_steps_sampled_before_learning_starts:
+                updates = self._num_updates(self.num_env_steps_sampled_lifetime - before)
+                updated = False
+                for pid in self.policies_to_train:
+                    buffer = self.buffers[pid]
+                    if len(buffer) < (buffer.n_step + 2) * buffer.num_envs:  # nothing sampleable yet
+                        continue
+                    for _ in range(updates):
+                        stats[pid].append(self.update_policy(pid))
+                        self.num_gradient_steps += 1
+                        updated = True
+                if updated:
+                    self.update_targets()
+            if self.num_env_steps_sampled_lifetime - start >= cfg.min_sample_timesteps_per_iteration:
+                break
+        out: dict[str, float] = {}
+        for pid, rows in stats.items():
+            values = dict(zip(self.stat_names, torch.stack(rows).mean(0).tolist())) if rows else {}
+            values.update(self.policy_metrics(pid), replay_size=float(len(self.buffers[pid])),
+                          num_gradient_steps_lifetime=self.num_gradient_steps)  # of all policies together
+            out.update({f"learner/{pid}/{k}": v for k, v in values.items()} if self.is_multi_agent else values)
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    @property
+    def _state_group(self) -> str:
+        return type(self).__name__.lower()
+
+    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        """Adds each trained policy's target networks and (unless store_buffer_in_checkpoints is False)
+        replay buffer, and the counters; schedules' positions are the env step count."""
+        arrays = super()._state_arrays()
+        for pid, targets in self.targets.items():
+            if pid not in self.policies:
+                continue
+            arrays[f"target.{pid}"] = {name: flat.param.numpy().copy() for name, (_, flat, _) in targets.items()}
+            if self.config.store_buffer_in_checkpoints:  # copies: a snapshot must not follow later adds
+                arrays[f"replay.{pid}"] = {k: np.array(v) for k, v in self.buffers[pid].state_dict().items()}
+        arrays[self._state_group] = {
+            "counters": np.array([self.last_target_update, self.num_gradient_steps], np.int64),
+            "update_credit": np.array([self._update_credit], np.float64)}
+        return arrays
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        super()._restore(meta, arrays)  # weights, optimizers, counters; the runner starts fresh episodes
+        try:
+            group = arrays[self._state_group]
+            self.last_target_update, self.num_gradient_steps = (int(x) for x in group["counters"])
+            self._update_credit = float(group["update_credit"][0])
+            for pid, targets in self.targets.items():
+                if pid not in self.policies:
+                    continue
+                for name, (_, flat, _) in targets.items():
+                    flat.param.copy_(torch.from_numpy(arrays[f"target.{pid}"][name]))
+                if f"replay.{pid}" in arrays:
+                    self.buffers[pid].load_state_dict(arrays[f"replay.{pid}"])
+                if not self.is_multi_agent:  # the episodes under way when saved do not go on: end them there
+                    self.buffers[pid].cut()
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
+                                  f"{exc}). Was it saved with a different model, replay buffer or algorithm?") from exc

@@ -1,0 +1,254 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, arXiv:1801.01290 and 1812.05905) for Box actions, and its
+discrete form (Christodoulou 2019, arXiv:1910.07207) for Discrete actions: config, losses, update.
+
+Box: a tanh-squashed Gaussian actor, twin Q critics with Polyak-averaged targets, and a learned
+temperature alpha with target entropy "auto" = -dim(A). Discrete: a categorical actor, critics that
+output Q(s, .) for every action, expectations taken exactly over the actions, target entropy "auto"
+= 0.98 log n (as RLlib). Action masks: masked logits, and masked targets.
+
+Defaults are SB3's SAC (where RLlib's differ, the line says so): lr 3e-4 for actor, critics and alpha,
+batch 256, tau 0.005, gamma 0.99, one env, one gradient step per env step, uniform replay of 1e6,
+learning starts after 100 steps of uniform random actions, [256, 256] ReLU networks. The loop is
+algorithms/off_policy.py's, which also reads SB3's train_freq, gradient_steps and learning_starts.
+SB3's ent_coef is read too: "auto" (alpha learned from 1.0), "auto_0.1" (learned from 0.1), or a
+number (alpha fixed). RLlib's older optimization_config={"actor_learning_rate", "critic_learning_rate",
+"entropy_learning_rate"} is read as actor_lr, critic_lr and alpha_lr.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.actor_q_policy import ActorQPolicy
+from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
+from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, ReplayBatch
+from rlarena.errors import ConfigError, TrainingError
+from rlarena.nn.actor_q import ActorQ
+from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.policy import MASKED_LOGIT
+
+STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "q_mean", "entropy")
+OPTIMIZERS = ("actor", "critic", "alpha")
+OPTIMIZATION_CONFIG_KEYS = {"actor_learning_rate": "actor_lr", "critic_learning_rate": "critic_lr",
+                            "entropy_learning_rate": "alpha_lr"}
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    """SAC's options, RLlib's names, SB3's defaults (the module docstring lists both libraries' names)."""
+
+    model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu"}
+    lr: float = option(3e-4, "training")  # SB3's learning_rate, for every optimizer without its own
+    actor_lr: float | None = option(None, "training")  # None: lr (RLlib's default: 3e-5)
+    critic_lr: float | None = option(None, "training")  # None: lr
+    alpha_lr: float | None = option(None, "training")  # None: lr
+    train_batch_size: int = option(256, "training")
+    tau: float = option(0.005, "training")
+    initial_alpha: float = option(1.0, "training")
+    target_entropy: Any = option("auto", "training")  # "auto", a number, or None: alpha stays initial_alpha
+    twin_q: bool = option(True, "training")
+    num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts (RLlib: 1500)
+    random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
+
+    def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
+        options = dict(options)
+        if "optimization_config" in options:  # RLlib's old stack
+            given = options.pop("optimization_config") or {}
+            if not isinstance(given, dict) or set(given) - set(OPTIMIZATION_CONFIG_KEYS):
+                raise ConfigError(f"optimization_config must be a dict with keys {', '.join(OPTIMIZATION_CONFIG_KEYS)}; "
+                                  f"got {given!r}.")
+            options.update({OPTIMIZATION_CONFIG_KEYS[k]: v for k, v in given.items()})
+        if "ent_coef" in options:  # SB3's
+            options.update(_from_ent_coef(options.pop("ent_coef")))
+        return super()._translate(options, valid)
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("actor_lr", "critic_lr", "alpha_lr"):
+            value = getattr(self, key)
+            self._check(key, value is None or value > 0, "must be > 0 or None (None: lr)")
+        self._check("initial_alpha", self.initial_alpha > 0, "must be > 0")
+        te = self.target_entropy
+        self._check("target_entropy", te in ("auto", None) or (isinstance(te, int | float) and not isinstance(te, bool)
+                                                               and math.isfinite(te)),
+                    "must be 'auto', a number, or None (alpha fixed at initial_alpha)")
+        self._check("random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0,
+                    "must be >= 0 or None")
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.num_steps_sampled_before_learning_starts if self.random_timesteps is None else self.random_timesteps
+
+
+def _from_ent_coef(value: Any) -> dict[str, Any]:
+    if value == "auto":
+        return {"target_entropy": "auto", "initial_alpha": 1.0}
+    if isinstance(value, str) and value.startswith("auto_"):
+        try:
+            return {"target_entropy": "auto", "initial_alpha": float(value[5:])}
+        except ValueError:
+            pass
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return {"target_entropy": None, "initial_alpha": float(value)}
+    raise ConfigError(f"ent_coef={value!r} (SB3's name) must be 'auto', 'auto_<initial value>' or a number.")
+
+
+def target_entropy_of(config: SACConfig, action_space: gym.Space) -> float | None:
+    if config.target_entropy != "auto":
+        return config.target_entropy
+    if isinstance(action_space, gym.spaces.Discrete):
+        return 0.98 * math.log(int(action_space.n))  # RLlib's: 98 % of the uniform policy's entropy
+    return -float(np.prod(action_space.shape))  # Haarnoja et al. 2018b, sec. 5: -dim(A)
+
+
+def _masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
+
+
+def critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alpha: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, td_error [B] of the first critic).
+
+        y = r + discount * (min_k Q'_k(s', a') - alpha log pi(a'|s')),  a' ~ pi(.|s')
+        (Discrete: the expectation over a' under pi, exactly)
+        loss = 1/2 sum_k mean_i w_i (Q_k(s_i, a_i) - y_i)^2     (Haarnoja et al. 2018, eq. 5; as SB3)
+    """
+    with torch.no_grad():
+        if model.kind == "categorical":
+            logp = torch.log_softmax(_masked(model.actor(batch.next_obs), batch.next_mask), -1)
+            q_next = target(batch.next_obs).min(0).values
+            v_next = (logp.exp() * (q_next - alpha * logp)).sum(-1)
+        else:
+            action, logp = model.actor.sample(batch.next_obs)
+            v_next = target(batch.next_obs, action).min(0).values - alpha * logp
+        y = batch.rewards + batch.discounts * v_next
+    if model.kind == "categorical":
+        q = model.critic(batch.obs).gather(2, batch.actions.expand(model.critic.num_q, -1)[..., None]).squeeze(2)
+    else:
+        q = model.critic(batch.obs, batch.actions)
+    td_error = q - y
+    loss = 0.5 * (batch.weights * td_error.pow(2)).mean(-1).sum()
+    return loss, td_error[0].detach()
+
+
+def actor_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, log pi of the actions taken [B] (Box) / the policy's entropy [B] (Discrete) for the
+    temperature, min Q of them [B]).
+
+        Box:      loss = mean_i (alpha log pi(a_i|s_i) - min_k Q_k(s_i, a_i)),  a_i = tanh(mu + sigma eps)
+        Discrete: loss = mean_i sum_a pi(a|s_i) (alpha log pi(a|s_i) - min_k Q_k(s_i, a))
+    (Haarnoja et al. 2018, eq. 7; Christodoulou 2019, eq. 12). The critics' weights get no gradient.
+    """
+    if model.kind == "categorical":
+        logp = torch.log_softmax(_masked(model.actor(batch.obs), batch.mask), -1)
+        pi = logp.exp()
+        with torch.no_grad():
+            q = model.critic(batch.obs).min(0).values
+        loss = (pi * (alpha * logp - q)).sum(-1).mean()
+        return loss, -(pi * logp).sum(-1).detach(), (pi * q).sum(-1).detach()
+    action, logp = model.actor.sample(batch.obs)
+    q = model.critic(batch.obs, action).min(0).values
+    return (alpha * logp - q).mean(), -logp.detach(), q.detach()
+
+
+class SAC(OffPolicyAlgorithm):
+    config_class = SACConfig
+    config: SACConfig
+    policy_class = ActorQPolicy
+    stat_names = STAT_NAMES
+
+    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
+                    seed: int | None) -> ActorQPolicy:
+        assert isinstance(config, SACConfig)
+        return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
+                            kind="sac", twin_q=config.twin_q, initial_alpha=config.initial_alpha, algorithm="SAC")
+
+    def setup(self) -> None:
+        super().setup()
+        self.flats: dict[str, dict[str, FlatParameters]] = {}
+        self.target_entropy: dict[str, float | None] = {}
+
+    def setup_policy(self, policy_id: str) -> None:
+        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+        assert isinstance(cfg, SACConfig)
+        if not (isinstance(policy, ActorQPolicy) and policy.kind == "sac"):
+            raise ConfigError(f"SAC trains its own actor-critic policies; policy {policy_id!r} is a "
+                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out (SAC builds one), "
+                              f"or leave it out of policies_to_train.")
+        model = policy.model
+        assert model.temperature is not None
+        flats = self.flats[policy_id] = {"actor": FlatParameters(model.actor), "critic": FlatParameters(model.critic),
+                                         "alpha": FlatParameters(model.temperature)}
+        lrs = {"actor": cfg.actor_lr, "critic": cfg.critic_lr, "alpha": cfg.alpha_lr}
+        for name in OPTIMIZERS:
+            self.optimizers[(policy_id, name)] = Adam(flats[name], lr=lrs[name] or cfg.lr)
+        self.add_target(policy_id, "critic", model.critic, flats["critic"])
+        self.target_entropy[policy_id] = target_entropy_of(cfg, policy.action_space)
+        self.add_buffer(policy_id)
+
+    def before_sample(self) -> None:
+        for pid in self.policies_to_train:
+            cfg: SACConfig = self.policy_configs[pid]  # type: ignore[assignment]
+            self.policies[pid].random_actions = self.num_env_steps_sampled_lifetime < cfg.warmup_steps  # type: ignore[attr-defined]
+
+    def update_policy(self, policy_id: str) -> torch.Tensor:
+        """One gradient step of the temperature, the critics and the actor, all three losses on this
+        step's networks (as RLlib; SB3 computes the actor's after the critics' step), then the targets
+        (each step, unless target_network_update_freq sets a rhythm in env steps)."""
+        cfg: SACConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        model: ActorQ = self.policies[policy_id].model  # type: ignore[attr-defined]
+        flats = self.flats[policy_id]
+        batch, indices = self.replay(policy_id)
+        alpha = model.temperature.alpha  # this step's value, for all three losses
+        # the actor on the replayed states: its entropy drives the temperature
+        loss_pi, entropy, q_pi = actor_loss(model, batch, alpha)
+        target_entropy = self.target_entropy[policy_id]
+        if target_entropy is not None:
+            loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
+            flats["alpha"].zero_grad()
+            loss_alpha.backward()
+            self.optimizers[(policy_id, "alpha")].step()
+        else:
+            loss_alpha = torch.zeros(())
+        flats["actor"].zero_grad()
+        model.critic.requires_grad_(False)  # the actor's loss moves the actor only
+        loss_pi.backward()
+        model.critic.requires_grad_(True)
+        loss_q, td_error = critic_loss(model, self.targets[policy_id]["critic"][0], batch, alpha)
+        losses = torch.stack([loss_q.detach(), loss_pi.detach()])
+        if not torch.isfinite(losses).all():
+            raise TrainingError(f"SAC loss became non-finite (critic {losses[0].item()}, actor {losses[1].item()}) at "
+                                f"iteration {self.iteration + 1}"
+                                f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}. The update "
+                                f"was not applied. Lower the learning rates, set grad_clip, or scale the rewards.")
+        flats["critic"].zero_grad()
+        loss_q.backward()
+        if cfg.grad_clip is not None:
+            flats["critic"].clip_grad_norm_(cfg.grad_clip)
+            flats["actor"].clip_grad_norm_(cfg.grad_clip)
+        self.optimizers[(policy_id, "critic")].step()
+        self.optimizers[(policy_id, "actor")].step()
+        if cfg.target_network_update_freq == 0:
+            self.update_target(policy_id, cfg.tau)
+        self.update_priorities(policy_id, indices, td_error)
+        return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha,
+                            q_pi.mean(), entropy.mean()])
+
+    def update_targets(self) -> None:
+        if self.config.target_network_update_freq > 0:  # 0: each gradient step (update_policy)
+            super().update_targets()
+
+    def policy_metrics(self, policy_id: str) -> dict[str, float]:
+        return {"alpha": float(self.policies[policy_id].model.temperature.alpha),  # type: ignore[attr-defined]
+                "random_actions": float(self.policies[policy_id].random_actions)}  # type: ignore[attr-defined]
+
+
+SACConfig.algo_class = SAC

@@ -1,0 +1,153 @@
+"""Actors and Q critics for SAC and TD3/DDPG.
+
+Box actions live in [-1, 1]^d inside these networks (the policy maps them to the env's bounds). Layers
+are applied functionally, as in ActorCritic, and each actor has a numpy twin for the env runner. The
+critics are an ensemble: K Q-networks (2 for twin Q) whose weights are stacked [K, in, out], so one
+batched matmul per layer computes all of them (half the torch calls of two separate MLPs; the math
+is the same). Initialization is torch's default for nn.Linear, as SB3's SAC and TD3 networks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlarena.nn.models import ACTIVATIONS, NUMPY_ACTIVATIONS
+
+# SAC's log-std bounds (Haarnoja et al.'s code, SB3 and RLlib)
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class MLP(nn.Module):
+    """in_dim -> hiddens (activation) -> out_dim (linear)."""
+
+    def __init__(self, in_dim: int, hiddens: Sequence[int], out_dim: int, activation: str):
+        super().__init__()
+        self.act, self.activation = ACTIVATIONS[activation], activation
+        dims = [in_dim, *hiddens, out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = self.act(F.linear(x, layer.weight, layer.bias))
+        return F.linear(x, last.weight, last.bias)
+
+    def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """`forward` in numpy over zero-copy views of the live weights (see ActorCritic.numpy_pi)."""
+        act = NUMPY_ACTIVATIONS[self.activation]
+        *hidden, last = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in self.layers]
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            for w, b in hidden:
+                x = act(x @ w + b)
+            return x @ last[0] + last[1]
+
+        return forward
+
+
+class GaussianActor(nn.Module):
+    """obs -> (mean [B, d], log_std [B, d]) of the Gaussian that tanh squashes (SAC, Haarnoja et al. 2018,
+    appendix C): both heads on one trunk, log_std clamped to [LOG_STD_MIN, LOG_STD_MAX]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hiddens: Sequence[int], activation: str):
+        super().__init__()
+        self.net = MLP(obs_dim, hiddens, 2 * action_dim, activation)
+        self.action_dim = action_dim
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).split(self.action_dim, -1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized action a = tanh(mean + std * eps) in [-1, 1]^d and its log-prob, with the
+        change of variables: log pi(a) = log N(u) - sum_i log(1 - tanh(u_i)^2) (Haarnoja et al. 2018,
+        eq. 21), written as 2 (log 2 - u - softplus(-2u)) for stability (as SB3's and RLlib's)."""
+        mean, log_std = self(obs)
+        eps = torch.randn_like(mean)
+        u = mean + log_std.exp() * eps
+        logp = (-0.5 * eps.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * self.action_dim
+        logp = logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return torch.tanh(u), logp
+
+    def numpy(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        net, d = self.net.numpy(), self.action_dim
+
+        def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            out = net(x)
+            return out[:, :d], np.clip(out[:, d:], LOG_STD_MIN, LOG_STD_MAX)
+
+        return forward
+
+
+class QEnsemble(nn.Module):
+    """K Q-networks. Box actions: Q_k(obs, action) -> [K, B] (the action concatenated to the
+    observation). Discrete: Q_k(obs) -> [K, B, n], one value per action."""
+
+    def __init__(self, in_dim: int, hiddens: Sequence[int], out_dim: int, activation: str, num_q: int = 2):
+        super().__init__()
+        self.act, self.num_q = ACTIVATIONS[activation], num_q
+        dims = [in_dim, *hiddens, out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in itertools.pairwise(dims):
+            bound = 1 / math.sqrt(a)  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both
+            self.weights.append(nn.Parameter(torch.empty(num_q, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(num_q, 1, b).uniform_(-bound, bound)))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        x = obs if action is None else torch.cat([obs, action], -1)
+        x = x.expand(self.num_q, *x.shape)  # [K, B, in]
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = self.act(x)
+        return x.squeeze(-1) if action is not None else x
+
+
+class Temperature(nn.Module):
+    """SAC's entropy coefficient alpha, learned as log alpha (Haarnoja et al. 2018b, eq. 18)."""
+
+    def __init__(self, initial_alpha: float):
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.tensor([math.log(initial_alpha)]))
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()[0]
+
+
+class ActorQ(nn.Module):
+    """An actor and its Q critics, one module (so a policy saves, loads and exports one model).
+
+    kind "gaussian" (SAC, Box): actor -> (mean, log_std); "categorical" (SAC, Discrete): actor -> logits;
+    "deterministic" (TD3/DDPG): actor -> tanh(mu). `temperature` is SAC's alpha (None for TD3).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, kind: str, hiddens: Sequence[int], activation: str,
+                 num_q: int = 2, initial_alpha: float | None = None):
+        super().__init__()
+        self.kind = kind
+        if kind == "gaussian":
+            self.actor: nn.Module = GaussianActor(obs_dim, action_dim, hiddens, activation)
+        else:
+            self.actor = MLP(obs_dim, hiddens, action_dim, activation)
+        discrete = kind == "categorical"
+        self.critic = QEnsemble(obs_dim if discrete else obs_dim + action_dim, hiddens, action_dim if discrete else 1,
+                                activation, num_q)
+        self.temperature = Temperature(initial_alpha) if initial_alpha is not None else None
+
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The greedy action in [-1, 1]^d (Box) or the logits (Discrete)."""
+        if self.kind == "gaussian":
+            return torch.tanh(self.actor(obs)[0])
+        if self.kind == "deterministic":
+            return torch.tanh(self.actor(obs))
+        return self.actor(obs)
