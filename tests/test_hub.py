@@ -235,6 +235,28 @@ def test_env_without_rgb_array_is_packaged_without_a_video(tmp_path, recwarn):
     loaded.stop()
 
 
+@pytest.mark.parametrize(("algo_name", "env"), [("DQN", "CartPole-v1"), ("SAC", "Pendulum-v1"),
+                                               ("TD3", "Pendulum-v1")])
+def test_off_policy_algorithms_package_and_load(tmp_path, algo_name, env):
+    from rlarena.algorithms import get_algorithm_class
+    algo = (get_algorithm_class(algo_name).config_class().environment(env)
+            .training(min_sample_timesteps_per_iteration=200, num_steps_sampled_before_learning_starts=100,
+                      train_batch_size=32, model={"fcnet_hiddens": [16]}).debugging(seed=0).build())
+    try:
+        algo.train()
+        package = package_to_hub(algo, tmp_path / "pkg", episodes=1, video=False)
+        loaded = load_from_hub(package.folder)
+        try:
+            assert type(loaded).__name__ == algo_name
+            np.testing.assert_array_equal(greedy_actions(loaded), greedy_actions(algo))
+        finally:
+            loaded.stop()
+    finally:
+        algo.stop()
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["algorithm"] == algo_name
+    assert not list((tmp_path / "pkg").glob("replay*"))  # the weights only: no replay buffer, no targets
+
+
 # -- multi-agent: a PPO league checkpoint (a network among heuristic opponents) ---------------------
 def test_connect_four_package_evaluates_against_an_opponent_and_loads(league_checkpoint, tmp_path):
     package = package_to_hub(league_checkpoint, tmp_path / "c4", episodes=4, opponent="negamax_1",

@@ -8,7 +8,7 @@ The package folder (the layout RL-Zoo and the Deep RL course use: a card, weight
 
     README.md          model card: Hub metadata (library_name, tags, model-index with mean_reward) + usage
     config.json        what load_from_hub rebuilds from: algorithm, config, policy spaces, file hashes
-    model.safetensors  the packaged policy's weights (TorchPolicy.get_state())
+    model.safetensors  the packaged policy's weights (its get_state(): actor-critic, Q-network, or actor and critics)
     policy.<id>.safetensors  multi-agent only: the weights of the checkpoint's other trained policies
     model.onnx         the packaged policy as an ONNX graph (Algorithm.export_onnx)
     results.json       the evaluation: per-episode returns, lengths and seeds, mean, std
@@ -184,16 +184,16 @@ def _load_algorithm(checkpoint: Any, env: Any, trusted_modules: list[str] | None
 
 
 def _packaged_policy(algo: Any, policy_id: str | None) -> str:
-    from rlarena.torch_policy import TorchPolicy
+    from rlarena.torch_policy import TrainablePolicy
     if policy_id is None:
         trained = list(algo.policies_to_train)
         if len(trained) != 1:
             raise ConfigError(f"{algo.env_name!r} has {len(trained)} trained policies "
                               f"({', '.join(trained) or 'none'}): pick one with policy_id (--policy-id).")
         policy_id = trained[0]
-    if not isinstance(algo.get_policy(policy_id), TorchPolicy):
+    if not isinstance(algo.get_policy(policy_id), TrainablePolicy):
         raise ConfigError(f"Policy {policy_id!r} is a {type(algo.policies[policy_id]).__name__}, not a trained "
-                          f"network: package a TorchPolicy ({', '.join(algo.policies_to_train)}).")
+                          f"network: package one of {', '.join(algo.policies_to_train)}.")
     return policy_id
 
 
@@ -342,7 +342,8 @@ def model_card(algo: Any, config: dict[str, Any], pid: str, results: dict[str, A
                      f"obs, _ = env.reset()\n"
                      f"action = algo.compute_single_action(obs, explore=False)  # greedy")
     if video is None:
-        replay = "No replay: the env cannot render `rgb_array` frames."
+        replay = ("No replay video in this package: the env cannot render `rgb_array` frames, or it was packaged "
+                  "with video=False.")
     elif video.suffix == ".mp4":
         replay = f'<video src="{video.name}" controls autoplay loop muted width="480"></video>'
     else:
