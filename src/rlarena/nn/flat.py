@@ -73,6 +73,9 @@ class Adam:
         self.flat, self.lr, self.betas, self.eps = flat, lr, betas, eps
         self.exp_avg = torch.zeros_like(flat.param)
         self.exp_avg_sq = torch.zeros_like(flat.param)
+        # the denominator's buffer, reused: a fresh tensor of this size each step is a fresh mmap'd block
+        # of memory from malloc, whose page faults cost more than the arithmetic (~0.1 ms at 70k parameters)
+        self._denom = torch.empty_like(flat.param)
         self.steps = 0
 
     def step(self) -> None:  # the flat buffers never require grad: no autograd bookkeeping here
@@ -83,7 +86,7 @@ class Adam:
         self.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v = b2 v + (1 - b2) g^2
         bias1, bias2 = 1 - beta1**self.steps, 1 - beta2**self.steps
         # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / bias1 and v_hat = v / bias2
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias2)).add_(self.eps)
+        denom = torch.sqrt(self.exp_avg_sq, out=self._denom).div_(math.sqrt(bias2)).add_(self.eps)
         self.flat.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -106,13 +109,15 @@ class RMSprop:
     def __init__(self, flat: FlatParameters, lr: float, alpha: float = 0.99, eps: float = 1e-8):
         self.flat, self.lr, self.alpha, self.eps = flat, lr, alpha, eps
         self.square_avg = torch.zeros_like(flat.param)
+        self._denom = torch.empty_like(flat.param)  # reused (see Adam)
         self.steps = 0
 
     def step(self) -> None:
         self.steps += 1
         g = self.flat.grad
         self.square_avg.mul_(self.alpha).addcmul_(g, g, value=1 - self.alpha)  # v = a v + (1 - a) g^2
-        self.flat.param.addcdiv_(g, self.square_avg.sqrt().add_(self.eps), value=-self.lr)  # p -= lr g / (sqrt(v) + eps)
+        denom = torch.sqrt(self.square_avg, out=self._denom).add_(self.eps)
+        self.flat.param.addcdiv_(g, denom, value=-self.lr)  # p -= lr g / (sqrt(v) + eps)
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {"square_avg": self.square_avg.numpy().copy(), "steps": np.array([self.steps], np.int64),
