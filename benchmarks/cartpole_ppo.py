@@ -12,7 +12,9 @@ After every `--eval-every` iterations the training clock is paused and the curre
 20 greedy episodes on separate envs (SB3: evaluate_policy(deterministic=True) on its own vec env;
 rlarena: algo.evaluate()). A run stops at the first evaluation with mean >= 475 or at --max-steps.
 Reported: training wall time (evaluation excluded), env steps at success, training env-steps/s,
-their medians over seeds, and the ratios SB3 / rlarena.
+their medians over seeds, and the ratios SB3 / rlarena. Env steps to 475 vary ~20x from seed to
+seed, so a 10-seed median moves by tens of percent; tests/test_ppo_parity.py checks the update
+itself against SB3's on one shared batch (benchmarks/README.md, "Parity with SB3").
 
 --best [YAML] runs rlarena alone (or with --libs rlarena,sb3, against SB3's zoo settings) with the
 tuned settings of tuned_examples/ppo/cartpole_fast.yaml; --set key=value overrides any option

@@ -35,12 +35,12 @@ class PPOConfig(OnPolicyConfig):
     lambda_: float = option(0.95, "training")  # SB3's gae_lambda
     entropy_coeff: float = option(0.0, "training")  # SB3's ent_coef
     vf_loss_coeff: float = option(0.5, "training")  # SB3's vf_coef
-    normalize_advantages: bool = option(True, "training")  # over the train batch (RLlib); SB3: per minibatch
+    normalize_advantages: bool = option(True, "training")  # per minibatch, as SB3 (RLlib: over the train batch)
     clip_param: float = option(0.2, "training")  # surrogate clip epsilon
     vf_clip_param: float | None = option(None, "training")  # clip V around its old value (ppo2); None: off
     num_epochs: int = option(10, "training")
     minibatch_size: int = option(64, "training")
-    target_kl: float | None = option(None, "training")  # stop the epochs early past this KL (SB3)
+    target_kl: float | None = option(None, "training")  # stop the update at a minibatch past 1.5x this KL (SB3)
 
     def validate(self) -> None:
         super().validate()
@@ -58,7 +58,9 @@ class PPOConfig(OnPolicyConfig):
 def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
              adv: torch.Tensor, returns: torch.Tensor, values_old: torch.Tensor, with_stats: bool,
              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is already standardized.
+    """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is raw GAE, standardized here
+    over the minibatch when the config asks (SB3's PPO does it per minibatch; over the whole batch
+    instead, as RLlib, changes the update whenever an epoch has several minibatches).
 
     On CPU every torch op costs several microseconds of dispatch, which for these small nets is most
     of the time; so the statistics (and the entropy, when its coefficient is 0) are computed only
@@ -68,6 +70,9 @@ def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tens
     dist_inputs = masked(dist_inputs, mask)
     need_entropy = with_stats or cfg.entropy_coeff != 0
     logp, entropy = dist.log_prob_entropy(dist_inputs, actions, need_entropy)
+    if cfg.normalize_advantages and len(adv) > 1:  # as SB3: (adv - mean) / (std + 1e-8), Bessel-corrected std
+        std, mean = torch.std_mean(adv)
+        adv = (adv - mean) / (std + 1e-8)
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
     # clipped surrogate objective, Schulman et al. 2017, eq. 7
@@ -102,13 +107,16 @@ class PPO(OnPolicyAlgorithm):
         policy = self.policies[policy_id]
         model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
         optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
-        data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
+        data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
         lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
 
         stats, grad_norms = [], []
         columns = data.columns()
         n = len(data.advantages)
+        # minibatches of equal size (SB3 cuts minibatch_size pieces and a smaller rest: the same when
+        # minibatch_size divides the batch)
         mb_size = math.ceil(n / max(1, math.ceil(n / cfg.minibatch_size)))
+        stop = False
         for epoch in range(cfg.num_epochs):
             # statistics describe the last epoch (every epoch when target_kl needs the KL)
             with_stats = cfg.target_kl is not None or epoch == cfg.num_epochs - 1
@@ -117,15 +125,20 @@ class PPO(OnPolicyAlgorithm):
             for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
                 loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch[:6], with_stats,
                                           mask=minibatch[6] if data.mask is not None else None)
+                if mb_stats is not None:
+                    stats.append(mb_stats)
+                    # SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl
+                    # ends the whole update, unapplied (the stats are there in every epoch then)
+                    if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
+                        stop = True
+                        break
                 self.check_finite(loss, batch, policy_id, lr)
                 flat.zero_grad()
                 loss.backward()
                 if cfg.grad_clip is not None:
                     grad_norms.append(flat.clip_grad_norm_(cfg.grad_clip))
                 optimizer.step()
-                if mb_stats is not None:
-                    stats.append(mb_stats)
-            if cfg.target_kl is not None and stats[-1][3] > 1.5 * cfg.target_kl:  # SB3's early stop rule
+            if stop:
                 break
 
         out = dict(zip(STAT_NAMES, torch.stack(stats).mean(0).tolist()))
