@@ -26,6 +26,10 @@ __all__ = [
     "DQNConfig",
     "EnvError",
     "Episode",
+    "LinTS",
+    "LinTSConfig",
+    "LinUCB",
+    "LinUCBConfig",
     "MultiAgentEnv",
     "PPOConfig",
     "PPOTrainer",
@@ -59,7 +63,7 @@ __all__ = [
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
 _ALGORITHM_NAMES = ("Algorithm", "AlgorithmConfig", "PPO", "PPOConfig", "PPOTrainer", "A2C", "A2CConfig", "DQN",
                     "DQNConfig", "SAC", "SACConfig", "TD3", "TD3Config", "DDPG", "DDPGConfig", "AlphaZero",
-                    "AlphaZeroConfig")
+                    "AlphaZeroConfig", "LinUCB", "LinUCBConfig", "LinTS", "LinTSConfig")
 _LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
          "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",

@@ -3,6 +3,7 @@
 from rlarena.algorithms.a2c import A2C, A2CConfig
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
+from rlarena.algorithms.bandits import LinTS, LinTSConfig, LinUCB, LinUCBConfig
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
@@ -12,12 +13,12 @@ from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "SAC": SAC, "TD3": TD3, "DDPG": DDPG,
-                                          "AlphaZero": AlphaZero}
+                                          "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
 RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
-              "ES", "IMPALA", "LinTS", "LinUCB", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
+              "ES", "IMPALA", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
               "SimpleQ", "SlateQ")
 
 
@@ -33,5 +34,6 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
 
 
 __all__ = ["A2C", "ALGORITHMS", "DDPG", "DQN", "PPO", "SAC", "TD3", "A2CConfig", "Algorithm", "AlgorithmConfig",
-           "AlphaZero", "AlphaZeroConfig", "DDPGConfig", "DQNConfig", "PPOConfig", "PPOTrainer", "SACConfig",
+           "AlphaZero", "AlphaZeroConfig", "DDPGConfig", "DQNConfig", "LinTS", "LinTSConfig",
+           "LinUCB", "LinUCBConfig", "PPOConfig", "PPOTrainer", "SACConfig",
            "TD3Config", "get_algorithm_class"]

@@ -21,7 +21,13 @@ EnvSpec = str | type | EnvCreator
 _REGISTRY: dict[str, EnvCreator] = {}
 # rlarena's built-in envs by name: "module:class", imported on first use
 _BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
-            "connect_four": "rlarena.games.connect_four.rules:ConnectFourMultiAgent"}
+            "connect_four": "rlarena.games.connect_four.rules:ConnectFourMultiAgent",
+            # contextual bandits (LinUCB, LinTS), under rlarena's names and RLlib's class names
+            "linear_bandit": "rlarena.envs.bandits:LinearDiscreteEnv",
+            "LinearDiscreteEnv": "rlarena.envs.bandits:LinearDiscreteEnv",
+            "wheel_bandit": "rlarena.envs.bandits:WheelBanditEnv",
+            "WheelBanditEnv": "rlarena.envs.bandits:WheelBanditEnv",
+            "recommender_bandit": "rlarena.envs.bandits:RecommenderEnv"}
 
 
 def register_env(name: str, creator: EnvCreator) -> None:
