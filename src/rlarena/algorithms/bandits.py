@@ -144,9 +144,9 @@ class LinearBanditPolicy(TrainablePolicy):
             return mean
         if self.exploration == "ucb":
             if self.shared:  # x_a^T A^-1 x_a for each arm's features
-                var = np.einsum("bkd,de,bke->bk", ctx, self._a_inv[0], ctx, optimize=True)
-            else:
-                var = np.einsum("bd,kde,be->bk", ctx, self._a_inv, ctx, optimize=True)
+                var = ((ctx @ self._a_inv[0]) * ctx).sum(-1)
+            else:  # [k, B, d] -> [B, k]
+                var = ((ctx @ self._a_inv) * ctx).sum(-1).T
             return mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
         if self._chol is None:  # symmetrized: rounding leaves A^-1 a hair off symmetric
             self._chol = np.linalg.cholesky(0.5 * (self._a_inv + self._a_inv.transpose(0, 2, 1)))
@@ -180,20 +180,22 @@ class LinearBanditPolicy(TrainablePolicy):
             feats, models = ctx[np.arange(len(ctx)), actions], np.zeros(len(ctx), np.int64)
         else:
             feats, models = ctx, actions
-        order = np.argsort(models, kind="stable")
-        first = np.searchsorted(models[order], models[order])
-        rank = np.empty(len(models), np.int64)
-        rank[order] = np.arange(len(models)) - first  # the row's place among its posterior's rows
+        if len(models) == 1:  # the common case (one env): one round, no sorting
+            rounds, touched = [np.zeros(1, np.int64)], models
+        else:
+            order = np.argsort(models, kind="stable")
+            first = np.searchsorted(models[order], models[order])
+            rank = np.empty(len(models), np.int64)
+            rank[order] = np.arange(len(models)) - first  # the row's place among its posterior's rows
+            rounds, touched = [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1)], np.unique(models)
         a_inv, b = self._a_inv, self._b
-        for r in range(int(rank.max()) + 1):
-            rows = np.flatnonzero(rank == r)
+        for rows in rounds:
             m, f = models[rows], feats[rows]  # distinct posteriors in this round
-            u = np.einsum("nde,ne->nd", a_inv[m], f)  # A^-1 x
-            a_inv[m] -= u[:, :, None] * u[:, None, :] / (1.0 + np.einsum("nd,nd->n", f, u))[:, None, None]
+            u = (a_inv[m] @ f[:, :, None])[:, :, 0]  # A^-1 x
+            a_inv[m] -= u[:, :, None] * u[:, None, :] / (1.0 + (f * u).sum(-1))[:, None, None]
             b[m] += rewards[rows, None] * f
             self._counts[m] += 1
-        touched = np.unique(models)
-        self._theta[touched] = np.einsum("mde,me->md", a_inv[touched], b[touched])
+        self._theta[touched] = (a_inv[touched] @ b[touched][:, :, None])[:, :, 0]
         self._chol = None
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
