@@ -106,6 +106,12 @@ def test_regret_counts_only_real_steps_with_several_envs():
     assert result["num_env_steps_sampled_this_iter"] == 100 and result["num_updates"] == 100
     assert result["episodes_this_iter"] == 100 and result["episode_len_mean"] == 1
     assert result["regret_per_step_this_iter"] == pytest.approx(result["regret_this_iter"] / 100)
+    # longer episodes (any Gymnasium env): a copy's autoreset step is no decision and teaches nothing
+    algo = LinUCBConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4).debugging(seed=0).build()
+    results = [algo.train() for _ in range(5)]
+    ended = sum(r["episodes_this_iter"] for r in results)
+    updates = sum(r["num_updates"] for r in results)
+    assert ended >= 1 and 500 - ended <= updates < 500 and "cumulative_regret" not in results[-1]
 
 
 # -- checkpoints, inference, CLI --------------------------------------------------------------------
@@ -166,6 +172,17 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
     assert main(["evaluate", str(checkpoint), "--episodes", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["algorithm"] == "LinUCB" and report["episodes"] == 20
+
+
+def test_rllib_style_yaml_with_rllib_names(tmp_path):
+    """RLlib's registry name (BanditLinUCB) and env class name (WheelBanditEnv) in its YAML format."""
+    (tmp_path / "wheel.yaml").write_text("wheel-linucb:\n  env: WheelBanditEnv\n  run: BanditLinUCB\n"
+                                         "  stop:\n    training_iteration: 2\n"
+                                         "  config:\n    framework: torch\n    alpha: 10.0\n")
+    assert main(["train", "-f", str(tmp_path / "wheel.yaml"), "--storage-path", str(tmp_path / "runs"),
+                 "--name", "wheel", *QUIET]) == 0
+    header = (tmp_path / "runs" / "wheel" / "LinUCB_WheelBanditEnv_00000" / "progress.csv").read_text().splitlines()
+    assert len(header) == 3 and "cumulative_regret" in header[0]
 
 
 # -- mistakes ----------------------------------------------------------------------------------------

@@ -22,9 +22,13 @@ RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DD
               "SimpleQ", "SlateQ")
 
 
+# RLlib's registry names for algorithms rlarena has under another name (`run: BanditLinUCB` in its files)
+RLLIB_NAMES = {"BanditLinUCB": "LinUCB", "BanditLinTS": "LinTS"}
+
+
 def get_algorithm_class(name: str) -> type[Algorithm]:
     try:
-        return ALGORITHMS[name]
+        return ALGORITHMS[RLLIB_NAMES.get(name, name)]
     except KeyError:
         if name.lower() in {n.lower() for n in RLLIB_ONLY}:
             raise ConfigError(f"{name} is one of RLlib's algorithms that rlarena does not have yet. "
