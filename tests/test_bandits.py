@@ -207,3 +207,6 @@ def test_unknown_option_and_unsuitable_envs_are_explained():
         LinTSConfig().environment("FrozenLake-v1").build()
     with pytest.raises(EnvError, match="linear_bandit"):
         LinUCBConfig().environment("linear_bandt").build()
+    algo = LinUCBConfig().environment("linear_bandit", env_config={"reward_noise_std": float("nan")}).build()
+    with pytest.raises(EnvError, match="non-finite"):
+        algo.train()

@@ -37,7 +37,7 @@ import torch
 
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import CheckpointError, ConfigError, EnvError
 from rlarena.policy import MASKED_LOGIT
 from rlarena.torch_policy import TrainablePolicy
 
@@ -238,6 +238,9 @@ class LinearBandit(Algorithm):
             actions = policy.sample(x, True, policy.action_mask(self._obs))
             self._obs, rewards, terminated, truncated, info = env.step(actions)
             valid = ~self._pending  # a pending copy only reset: its action was ignored
+            if not (np.isfinite(rewards).all() and np.isfinite(x).all()):  # NaN would poison the posterior for good
+                raise EnvError(f"Env {self.env_name!r} gave a non-finite context or reward (rewards {rewards}); "
+                               f"LinUCB and LinTS cannot learn from NaN/inf.")
             policy.update(x[valid], actions[valid], rewards[valid])
             updates += int(valid.sum())
             reward_sum += float(rewards[valid].sum())
