@@ -288,3 +288,32 @@ def summarize(rows: list[dict[str, Any]], libs: list[str], threshold: float,
         print(f"RATIO env steps to {threshold:g}     SB3 / rlarena = "
               f"{med['sb3']['steps'] / med['rlarena']['steps']:.2f}x (sample efficiency)")
     return med
+
+
+def parse_libs(text: str) -> list[str]:
+    """'rlarena,sb3' -> ['rlarena', 'sb3']; anything else exits with the valid names."""
+    libs = text.split(",")
+    unknown = set(libs) - {"rlarena", "sb3"}
+    if unknown:
+        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
+    return libs
+
+
+def probe_sb3_threads(make_model, steps: int, candidates: list[int], label: str = "") -> int:
+    """Time make_model().learn(steps) (no evaluation) at each torch thread count, twice, interleaved;
+    return the fastest (best of two) and print the rates."""
+    import torch
+    best: dict[int, float] = {}
+    for _ in range(2):
+        for n in candidates:
+            torch.set_num_threads(n)
+            model = make_model()
+            t0 = time.perf_counter()
+            model.learn(total_timesteps=steps)
+            best[n] = max(best.get(n, 0.0), steps / (time.perf_counter() - t0))
+            model.env.close()
+    choice = max(best, key=best.get)
+    print(f"# SB3 {label}torch-thread probe (training env-steps/s, best of 2): "
+          + ", ".join(f"{n} thread{'s' if n > 1 else ''}: {r:.0f}" for n, r in best.items())
+          + f" -> SB3 runs with {choice}")
+    return choice

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,9 @@ from _common import (
     every_iterations,
     header,
     load_tuned,
+    parse_libs,
     parse_seeds,
+    probe_sb3_threads,
     rlarena_from_sb3,
     run_rlarena,
     run_sb3,
@@ -84,28 +85,6 @@ def sb3_run(seed: int, schedule, max_steps: int, threshold: float, threads: int)
     model = make_sb3_model(seed)
     eval_env = make_vec_env(ENV_ID, n_envs=10, seed=seed + 10_000, env_kwargs={"render_mode": None})
     return run_sb3(model, eval_env, seed, schedule, max_steps, threshold)
-
-
-def probe_sb3_threads(candidates: list[int], iters: int) -> int:
-    """Time `iters` SB3 iterations (no evaluation) at each torch thread count, twice, interleaved;
-    return the fastest (best of two) and print the rates."""
-    import torch
-    steps = iters * ZOO["n_envs"] * ZOO["n_steps"]
-    best: dict[int, float] = {}
-    for _ in range(2):
-        for n in candidates:
-            torch.set_num_threads(n)
-            model = make_sb3_model(123, ZOO)
-            t0 = time.perf_counter()
-            model.learn(total_timesteps=steps)
-            rate = steps / (time.perf_counter() - t0)
-            best[n] = max(best.get(n, 0.0), rate)
-            model.env.close()
-    choice = max(best, key=best.get)
-    print("# SB3 torch-thread probe (training env-steps/s, best of 2): "
-          + ", ".join(f"{n} thread{'s' if n > 1 else ''}: {r:.0f}" for n, r in best.items())
-          + f" -> SB3 runs with {choice}")
-    return choice
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -152,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{spec['path']}: env {spec['env']!r}, this benchmark is for {ENV_ID}")
         config = {**spec["config"], **overrides}
         build = lambda s: build_from_tuned(spec, s, overrides)
-        libs = (args.libs or "rlarena").split(",")
+        libs = parse_libs(args.libs or "rlarena")
         title = f"CartPole-v1 PPO, rlarena tuned settings ({spec['path']})"
     else:
         if args.set:
@@ -160,11 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         threshold = 475.0 if threshold is None else threshold
         max_steps = max_steps or 100_000
         build = lambda s: rlarena_same_config(s, args.rlarena_threads)
-        libs = (args.libs or "rlarena,sb3").split(",")
+        libs = parse_libs(args.libs or "rlarena,sb3")
         title = "CartPole-v1 PPO, same hyperparameters (RL-Zoo), rlarena vs SB3"
-    unknown = set(libs) - {"rlarena", "sb3"}
-    if unknown:
-        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
 
     header(title)
     print(f"# seeds {seeds}, threshold {threshold} (20 greedy episodes), budget {max_steps} env steps, "
@@ -176,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sb3_threads = None
     if "sb3" in libs:
-        sb3_threads = (probe_sb3_threads([1, 2], args.probe_iters) if args.sb3_threads == "auto"
+        sb3_threads = (probe_sb3_threads(lambda: make_sb3_model(123, ZOO), args.probe_iters * ZOO['n_envs'] * ZOO['n_steps'], [1, 2]) if args.sb3_threads == "auto"
                        else int(args.sb3_threads))
 
     schedule = every_iterations(args.eval_every)

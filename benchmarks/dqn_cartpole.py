@@ -28,14 +28,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import every_steps, header, parse_seeds, run_rlarena, run_sb3, run_seeds, summarize
+from _common import (
+    every_steps,
+    header,
+    parse_libs,
+    parse_seeds,
+    probe_sb3_threads,
+    run_rlarena,
+    run_sb3,
+    run_seeds,
+    summarize,
+)
 
 ENV_ID = "CartPole-v1"
 
@@ -97,26 +105,6 @@ def sb3_run(seed: int, schedule, max_steps: int, threshold: float, threads: int)
     return run_sb3(model, eval_env, seed, schedule, max_steps, threshold)
 
 
-def probe_sb3_threads(make_model: Callable[[], Any], steps: int, candidates: list[int]) -> int:
-    """Time model.learn(steps) (no evaluation) at each torch thread count, twice, interleaved; return
-    the fastest (best of two) and print the rates."""
-    import torch
-    best: dict[int, float] = {}
-    for _ in range(2):
-        for n in candidates:
-            torch.set_num_threads(n)
-            model = make_model()
-            t0 = time.perf_counter()
-            model.learn(total_timesteps=steps)
-            best[n] = max(best.get(n, 0.0), steps / (time.perf_counter() - t0))
-            model.env.close()
-    choice = max(best, key=best.get)
-    print("# SB3 torch-thread probe (training env-steps/s, best of 2): "
-          + ", ".join(f"{n} thread{'s' if n > 1 else ''}: {r:.0f}" for n, r in best.items())
-          + f" -> SB3 runs with {choice}")
-    return choice
-
-
 # -- main -----------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rlarena-threads", type=int, default=1, help="num_torch_threads for rlarena")
     args = p.parse_args(argv)
 
-    seeds, libs = parse_seeds(args.seeds), args.libs.split(",")
-    unknown = set(libs) - {"rlarena", "sb3"}
-    if unknown:
-        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
+    seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs)
 
     header("CartPole-v1 DQN, same hyperparameters (RL-Zoo), rlarena vs SB3")
     print(f"# seeds {seeds}, threshold {args.threshold} (20 greedy episodes), budget {args.max_steps} env steps, "

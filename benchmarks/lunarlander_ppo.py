@@ -36,6 +36,7 @@ from _common import (
     every_steps,
     header,
     load_tuned,
+    parse_libs,
     parse_seeds,
     rlarena_from_sb3,
     run_rlarena,
@@ -93,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         raise SystemExit('LunarLander needs Box2D: pip install -c constraints.txt "gymnasium[box2d]"') from None
 
-    seeds, libs = parse_seeds(args.seeds), args.libs.split(",")
-    unknown = set(libs) - {"rlarena", "sb3"}
-    if unknown:
-        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
+    seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs)
     threshold, max_steps = args.threshold, args.max_steps
     if args.best:
         spec = load_tuned(args.best)

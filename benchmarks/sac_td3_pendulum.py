@@ -35,13 +35,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import every_steps, header, median, parse_seeds, run_rlarena, run_sb3, run_seeds, summarize
+from _common import (
+    every_steps,
+    header,
+    median,
+    parse_libs,
+    parse_seeds,
+    probe_sb3_threads,
+    run_rlarena,
+    run_sb3,
+    run_seeds,
+    summarize,
+)
 
 ENV_ID = "Pendulum-v1"
 THRESHOLD = -200.0
@@ -130,27 +140,12 @@ def sb3_run(algo: str, hp: dict[str, Any], seed: int, schedule, max_steps: int, 
     return row
 
 
-def probe_sb3_threads(algo: str, hp: dict[str, Any], updates: int, candidates: list[int]) -> int:
-    """Time model.learn() over 100 warm-up steps + `updates` steps with an update each (learning_starts
-    lowered to 100 for the probe, so TD3's 10k random steps are not timed), at each torch thread count,
-    twice, interleaved; return the fastest (best of two) and print the rates."""
-    import torch
+def probe_sb3(algo: str, hp: dict[str, Any], updates: int, candidates: list[int]) -> int:
+    """SB3's fastest thread count over 100 warm-up steps + `updates` steps with an update each
+    (learning_starts lowered to 100 for the probe, so TD3's 10k random steps are not timed)."""
     probe_hp = {**hp, "learning_starts": 100}
-    steps = 100 + updates
-    best: dict[int, float] = {}
-    for _ in range(2):
-        for n in candidates:
-            torch.set_num_threads(n)
-            model = make_sb3_model(algo, probe_hp, 123)
-            t0 = time.perf_counter()
-            model.learn(total_timesteps=steps)
-            best[n] = max(best.get(n, 0.0), steps / (time.perf_counter() - t0))
-            model.env.close()
-    choice = max(best, key=best.get)
-    print(f"# SB3 {algo.upper()} torch-thread probe (training env-steps/s, best of 2): "
-          + ", ".join(f"{n} thread{'s' if n > 1 else ''}: {r:.0f}" for n, r in best.items())
-          + f" -> SB3 runs with {choice}")
-    return choice
+    return probe_sb3_threads(lambda: make_sb3_model(algo, probe_hp, 123), 100 + updates, candidates,
+                             label=f"{algo.upper()} ")
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -173,7 +168,7 @@ def run_algo(algo: str, args: argparse.Namespace, seeds: list[int], libs: list[s
         if args.threads is not None:
             sb3_threads = args.threads
         elif args.sb3_threads == "auto":
-            sb3_threads = probe_sb3_threads(algo, hp, args.probe_updates, [1, 2])
+            sb3_threads = probe_sb3(algo, hp, args.probe_updates, [1, 2])
         else:
             sb3_threads = int(args.sb3_threads)
     print(f"# torch threads: rlarena {rl_threads}" + ("" if sb3_threads is None else f", SB3 {sb3_threads}"))
@@ -217,10 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rlarena-threads", type=int, default=1, help="num_torch_threads for rlarena")
     args = p.parse_args(argv)
 
-    seeds, libs = parse_seeds(args.seeds), args.libs.split(",")
-    unknown = set(libs) - {"rlarena", "sb3"}
-    if unknown:
-        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
+    seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs)
     if args.eval_every < 1:
         raise SystemExit("--eval-every must be >= 1")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from probe_envs import ConstantTruncatedEnv, DiscreteIdentityEnv, TwoStepValueEnv
 
-from rlarena import Algorithm, DQNConfig
+from rlarena import Algorithm, DQNConfig, SACConfig
 from rlarena.algorithms.dqn import QBatch, dqn_loss, piecewise
 from rlarena.errors import ConfigError
 from rlarena.games.connect_four.rules import AGENTS, ConnectFourMultiAgent
@@ -177,9 +177,11 @@ def learner_vs_random(agent_id, episode, **kwargs):
     return "learned" if agent_id == AGENTS[episode.env_index % 2] else "random"
 
 
-def test_trains_on_connect_four_against_random_without_illegal_moves():
-    algo = (DQNConfig().environment(ConnectFourMultiAgent).env_runners(num_envs_per_env_runner=4,
-                                                                       rollout_fragment_length=8)
+@pytest.mark.parametrize(("config_class", "loss_name"), [(DQNConfig, "qf_loss"), (SACConfig, "critic_loss")])
+def test_trains_on_connect_four_against_random_without_illegal_moves(config_class, loss_name):
+    """DQN and discrete SAC, multi-agent with masks: the learner never plays an illegal move."""
+    algo = (config_class().environment(ConnectFourMultiAgent)
+            .env_runners(num_envs_per_env_runner=4, rollout_fragment_length=8)
             .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy)},
                          policy_mapping_fn=learner_vs_random, policies_to_train=["learned"])
             .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=128,
@@ -192,7 +194,7 @@ def test_trains_on_connect_four_against_random_without_illegal_moves():
             t, s = np.nonzero(batch.valid)
             assert batch.action_mask[t, s, batch.actions[t, s]].all(), "an illegal action was played"
         assert result["learner/learned/num_gradient_steps_lifetime"] > 0
-        assert np.isfinite(result["learner/learned/qf_loss"])
+        assert np.isfinite(result[f"learner/learned/{loss_name}"])
         assert algo.evaluate()["episodes"] == 4  # greedy play: an illegal move would raise in the env
     finally:
         algo.stop()

@@ -1,5 +1,5 @@
 """SAC (Box and Discrete), TD3 and DDPG (algorithms/sac.py, td3.py): the losses against hand-computed
-numbers, probe envs each solves in seconds, masks, the checkpoint round trip, config errors, the CLI
+numbers, probe envs each solves in seconds, masks (discrete SAC on Connect Four: tests/test_dqn.py), the checkpoint round trip, config errors, the CLI
 and ONNX export. Learning Pendulum to a threshold belongs in benchmarks/ (sac_td3_pendulum.py)."""
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from rlarena.algorithms.off_policy import ReplayBatch
 from rlarena.algorithms.sac import actor_loss, critic_loss
 from rlarena.algorithms.td3 import td3_critic_loss
 from rlarena.errors import ConfigError
-from rlarena.games.connect_four.rules import AGENTS, ConnectFourMultiAgent
-from rlarena.multiagent import PolicySpec, RandomPolicy
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
 
 FAST = {"train_batch_size": 64, "num_steps_sampled_before_learning_starts": 64,
@@ -175,31 +173,6 @@ def test_box_actions_are_scaled_to_the_bounds_and_warmup_is_uniform():
     greedy = policy.compute_actions(obs, explore=False)
     mu = torch.tanh(policy.model.actor(torch.from_numpy(obs))).detach().numpy()
     np.testing.assert_allclose(greedy, mu * [1.0, 4.0] + [1.0, 0.0], rtol=1e-5, atol=1e-5)
-
-
-def learner_vs_random(agent_id, episode, **kwargs):
-    return "learned" if agent_id == AGENTS[episode.env_index % 2] else "random"
-
-
-def test_discrete_sac_on_connect_four_plays_legal_moves_only():
-    algo = (SACConfig().environment(ConnectFourMultiAgent).env_runners(num_envs_per_env_runner=4,
-                                                                       rollout_fragment_length=8)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy)},
-                         policy_mapping_fn=learner_vs_random, policies_to_train=["learned"])
-            .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=128,
-                      train_batch_size=32, model={"fcnet_hiddens": [32]})
-            .evaluation(evaluation_duration=4).debugging(seed=0).build())
-    try:
-        for _ in range(3):
-            result = algo.train()
-            batch = algo.runner.sample()[0]["learned"]
-            t, s = np.nonzero(batch.valid)
-            assert batch.action_mask[t, s, batch.actions[t, s]].all(), "an illegal action was played"
-        assert result["learner/learned/num_gradient_steps_lifetime"] > 0
-        assert np.isfinite(result["learner/learned/critic_loss"])
-        assert algo.evaluate()["episodes"] == 4
-    finally:
-        algo.stop()
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
