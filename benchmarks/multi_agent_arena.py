@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, parse_seeds  # noqa: E402
+from _common import header, parse_seeds
 
 
 def policy_mapping_fn(agent_id, episode, **kwargs):
