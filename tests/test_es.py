@@ -172,3 +172,11 @@ def test_config_errors_name_the_key(config, key):
 def test_unknown_option_names_the_closest():
     with pytest.raises(ConfigError, match="rollouts_used"):
         ARSConfig().training(rollout_used=3)
+
+
+def test_an_env_workers_cannot_receive_is_a_config_error():
+    import gymnasium as gym
+    config = ARSConfig().environment(lambda cfg: gym.make("CartPole-v1")).env_runners(num_es_workers=2)
+    with pytest.raises(ConfigError, match="num_es_workers"):
+        config.build()
+    assert mp.active_children() == []
