@@ -9,12 +9,15 @@ from rlarena._version import __version__
 
 __all__ = [
     "A2C",
+    "ARS",
     "DDPG",
     "DQN",
+    "ES",
     "PPO",
     "SAC",
     "TD3",
     "A2CConfig",
+    "ARSConfig",
     "Algorithm",
     "AlgorithmConfig",
     "AlphaZero",
@@ -24,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DDPGConfig",
     "DQNConfig",
+    "ESConfig",
     "EnvError",
     "Episode",
     "LinTS",
@@ -63,7 +67,8 @@ __all__ = [
 # heuristics run without torch, and a user's first `rlarena.PPOConfig` pulls in only what training needs.
 _ALGORITHM_NAMES = ("Algorithm", "AlgorithmConfig", "PPO", "PPOConfig", "PPOTrainer", "A2C", "A2CConfig", "DQN",
                     "DQNConfig", "SAC", "SACConfig", "TD3", "TD3Config", "DDPG", "DDPGConfig", "AlphaZero",
-                    "AlphaZeroConfig", "LinUCB", "LinUCBConfig", "LinTS", "LinTSConfig")
+                    "AlphaZeroConfig", "LinUCB", "LinUCBConfig", "LinTS", "LinTSConfig", "ES", "ESConfig", "ARS",
+                    "ARSConfig")
 _LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
          "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",

@@ -6,6 +6,7 @@ from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
 from rlarena.algorithms.bandits import LinTS, LinTSConfig, LinUCB, LinUCBConfig
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
+from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.algorithms.sac import SAC, SACConfig
 from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
@@ -13,12 +14,12 @@ from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "SAC": SAC, "TD3": TD3, "DDPG": DDPG,
-                                          "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS}
+                                          "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS, "ES": ES, "ARS": ARS}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
-RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "ARS", "BC", "CQL", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
-              "ES", "IMPALA", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
+RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "BC", "CQL", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
+              "IMPALA", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
               "SimpleQ", "SlateQ")
 
 
@@ -37,7 +38,32 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
                           f"Available: {', '.join(ALGORITHMS)}.") from None
 
 
-__all__ = ["A2C", "ALGORITHMS", "DDPG", "DQN", "PPO", "SAC", "TD3", "A2CConfig", "Algorithm", "AlgorithmConfig",
-           "AlphaZero", "AlphaZeroConfig", "DDPGConfig", "DQNConfig", "LinTS", "LinTSConfig",
-           "LinUCB", "LinUCBConfig", "PPOConfig", "PPOTrainer", "SACConfig",
-           "TD3Config", "get_algorithm_class"]
+__all__ = [
+    "A2C",
+    "ALGORITHMS",
+    "ARS",
+    "DDPG",
+    "DQN",
+    "ES",
+    "PPO",
+    "SAC",
+    "TD3",
+    "A2CConfig",
+    "ARSConfig",
+    "Algorithm",
+    "AlgorithmConfig",
+    "AlphaZero",
+    "AlphaZeroConfig",
+    "DDPGConfig",
+    "DQNConfig",
+    "ESConfig",
+    "LinTS",
+    "LinTSConfig",
+    "LinUCB",
+    "LinUCBConfig",
+    "PPOConfig",
+    "PPOTrainer",
+    "SACConfig",
+    "TD3Config",
+    "get_algorithm_class",
+]
