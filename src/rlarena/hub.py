@@ -441,7 +441,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
         url = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
                           commit_message=commit_message)
-    except Exception as exc:  # noqa: BLE001 - network and Hub errors come in many library types
+    except Exception as exc:  # network and Hub errors come in many library types (it re-raises)
         raise _hub_error(exc, f"Uploading {str(folder)!r} to {repo_id!r}") from exc
     return str(url)
 
@@ -487,7 +487,7 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
     try:
         return Path(hub.snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=LOAD_PATTERNS,
                                           token=token, library_name="rlarena", library_version=__version__))
-    except Exception as exc:  # noqa: BLE001 - network and Hub errors come in many library types
+    except Exception as exc:  # network and Hub errors come in many library types (it re-raises)
         cause = exc.__cause__ or exc.__context__
         # offline, snapshot_download reports a missing local copy; the connection error is its cause
         raise _hub_error(cause if isinstance(cause, Exception) and type(exc).__name__ == "LocalEntryNotFoundError"

@@ -29,6 +29,7 @@ import multiprocessing as mp
 import pickle
 import signal
 import traceback
+from abc import abstractmethod
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, ClassVar
@@ -39,7 +40,7 @@ import torch
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.envs.registry import make_env_creator
+from rlarena.envs.registry import make_env_creator, resolve_registered
 from rlarena.errors import ConfigError, EnvError
 from rlarena.multiagent.builder import DEFAULT_POLICY_ID
 from rlarena.multiagent.runner import stack_obs
@@ -282,18 +283,20 @@ class EvolutionStrategy(Algorithm):
             raise ConfigError(f"Invalid noise_size={cfg.noise_size}: the policy has {dim} parameters to perturb; "
                               f"set noise_size >= {dim} (a few times more keeps the directions independent).")
         self.noise = noise_table(cfg.noise_size)
-        kwargs = {"env": cfg.env, "env_config": cfg.env_config, "observation_space": self.policy.observation_space,
+        kwargs = {"env": resolve_registered(cfg.env), "env_config": cfg.env_config, "observation_space": self.policy.observation_space,
                   "action_space": self.policy.action_space, "model_config": cfg.model_config,
                   "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev}
         self.pool = PerturbationPool(cfg.num_es_workers, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
         self.player = None if self.pool is not None else PerturbationPlayer(**kwargs)
 
     @property
+    @abstractmethod
     def num_pairs(self) -> int:
-        raise NotImplementedError
+        """Mirrored pairs played per iteration."""
 
+    @abstractmethod
     def update(self, theta: np.ndarray, r_pos: np.ndarray, r_neg: np.ndarray, noise: np.ndarray) -> dict[str, float]:
-        raise NotImplementedError
+        """Step the flat parameters from the pairs' returns; the step's statistics."""
 
     def training_step(self) -> dict[str, float]:
         theta = self.flat.param.numpy().copy()

@@ -29,10 +29,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import CheckpointError, ConfigError, closest
-from rlarena.nn.flat import FlatParameters
+from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TrainablePolicy
@@ -367,3 +368,79 @@ class OffPolicyAlgorithm(Algorithm):
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
                                   f"{exc}). Was it saved with a different model, replay buffer or algorithm?") from exc
+
+
+# -- an actor with Q critics: what SAC and TD3/DDPG share ------------------------------------------
+@dataclass
+class ActorQConfig(OffPolicyConfig):
+    """The options SAC and TD3 share (RLlib's names, SB3's defaults)."""
+
+    actor_lr: float | None = option(None, "training")  # None: lr
+    critic_lr: float | None = option(None, "training")  # None: lr
+    train_batch_size: int = option(256, "training")
+    tau: float = option(0.005, "training")
+    twin_q: bool = option(True, "training")
+    num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts (RLlib: 1500)
+    random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("actor_lr", "critic_lr"):
+            value = getattr(self, key)
+            self._check(key, value is None or value > 0, "must be > 0 or None (None: lr)")
+        self._check("random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0,
+                    "must be >= 0 or None")
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.num_steps_sampled_before_learning_starts if self.random_timesteps is None else self.random_timesteps
+
+
+class ActorQAlgorithm(OffPolicyAlgorithm):
+    """SAC's and TD3's policy (ActorQPolicy of `policy_kind`), their per-network optimizers, the uniform
+    warm-up before learning starts, and targets updated in update_policy unless
+    target_network_update_freq sets a rhythm in env steps."""
+
+    policy_class = ActorQPolicy
+    policy_kind: ClassVar[str]
+
+    def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
+        """The ActorQPolicy options beyond the kind and twin_q (SAC: its initial alpha)."""
+        return {}
+
+    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
+                    seed: int | None) -> ActorQPolicy:
+        assert isinstance(config, ActorQConfig)
+        return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
+                            kind=self.policy_kind, twin_q=config.twin_q, algorithm=type(self).__name__,
+                            **self.policy_options(config))
+
+    def setup(self) -> None:
+        super().setup()
+        self.flats: dict[str, dict[str, FlatParameters]] = {}
+
+    def add_optimizers(self, policy_id: str, modules: dict[str, torch.nn.Module]) -> dict[str, FlatParameters]:
+        """A flat buffer and an Adam (lr: the config's `<name>_lr`, else lr) per named network of the
+        policy; refuses a policy this algorithm did not build."""
+        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+        name = type(self).__name__
+        if not (isinstance(policy, ActorQPolicy) and policy.kind == self.policy_kind):
+            raise ConfigError(f"{name} trains its own actor-critic policies; policy {policy_id!r} is a "
+                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out ({name} builds one), "
+                              f"or leave it out of policies_to_train.")
+        flats = self.flats[policy_id] = {key: FlatParameters(module) for key, module in modules.items()}
+        for key, flat in flats.items():
+            self.optimizers[(policy_id, key)] = Adam(flat, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
+        return flats
+
+    def before_sample(self) -> None:
+        for pid in self.policies_to_train:
+            cfg: ActorQConfig = self.policy_configs[pid]  # type: ignore[assignment]
+            self.policies[pid].random_actions = self.num_env_steps_sampled_lifetime < cfg.warmup_steps  # type: ignore[attr-defined]
+
+    def update_targets(self) -> None:
+        if self.config.target_network_update_freq > 0:  # 0: in update_policy (SAC: each step; TD3: each actor step)
+            super().update_targets()
+
+    def policy_metrics(self, policy_id: str) -> dict[str, float]:
+        return {"random_actions": float(self.policies[policy_id].random_actions)}  # type: ignore[attr-defined]

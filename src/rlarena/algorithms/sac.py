@@ -25,37 +25,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, ReplayBatch
+from rlarena.algorithms.config import option
+from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch
 from rlarena.errors import ConfigError, TrainingError
 from rlarena.nn.actor_q import ActorQ
-from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.policy import MASKED_LOGIT
 
 STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "q_mean", "entropy")
-OPTIMIZERS = ("actor", "critic", "alpha")
 OPTIMIZATION_CONFIG_KEYS = {"actor_learning_rate": "actor_lr", "critic_learning_rate": "critic_lr",
                             "entropy_learning_rate": "alpha_lr"}
 
 
 @dataclass
-class SACConfig(OffPolicyConfig):
+class SACConfig(ActorQConfig):
     """SAC's options, RLlib's names, SB3's defaults (the module docstring lists both libraries' names)."""
 
     model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu"}
-    lr: float = option(3e-4, "training")  # SB3's learning_rate, for every optimizer without its own
-    actor_lr: float | None = option(None, "training")  # None: lr (RLlib's default: 3e-5)
-    critic_lr: float | None = option(None, "training")  # None: lr
+    lr: float = option(3e-4, "training")  # SB3's learning_rate, for every optimizer without its own (RLlib's actor: 3e-5)
     alpha_lr: float | None = option(None, "training")  # None: lr
-    train_batch_size: int = option(256, "training")
-    tau: float = option(0.005, "training")
     initial_alpha: float = option(1.0, "training")
     target_entropy: Any = option("auto", "training")  # "auto", a number, or None: alpha stays initial_alpha
-    twin_q: bool = option(True, "training")
-    num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts (RLlib: 1500)
-    random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         options = dict(options)
@@ -71,20 +61,12 @@ class SACConfig(OffPolicyConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("actor_lr", "critic_lr", "alpha_lr"):
-            value = getattr(self, key)
-            self._check(key, value is None or value > 0, "must be > 0 or None (None: lr)")
+        self._check("alpha_lr", self.alpha_lr is None or self.alpha_lr > 0, "must be > 0 or None (None: lr)")
         self._check("initial_alpha", self.initial_alpha > 0, "must be > 0")
         te = self.target_entropy
         self._check("target_entropy", te in ("auto", None) or (isinstance(te, int | float) and not isinstance(te, bool)
                                                                and math.isfinite(te)),
                     "must be 'auto', a number, or None (alpha fixed at initial_alpha)")
-        self._check("random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0,
-                    "must be >= 0 or None")
-
-    @property
-    def warmup_steps(self) -> int:
-        return self.num_steps_sampled_before_learning_starts if self.random_timesteps is None else self.random_timesteps
 
 
 def _from_ent_coef(value: Any) -> dict[str, Any]:
@@ -159,45 +141,29 @@ def actor_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
     return (alpha * logp - q).mean(), -logp.detach(), q.detach()
 
 
-class SAC(OffPolicyAlgorithm):
+class SAC(ActorQAlgorithm):
     config_class = SACConfig
     config: SACConfig
-    policy_class = ActorQPolicy
     stat_names = STAT_NAMES
+    policy_kind = "sac"
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> ActorQPolicy:
+    def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
         assert isinstance(config, SACConfig)
-        return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
-                            kind="sac", twin_q=config.twin_q, initial_alpha=config.initial_alpha, algorithm="SAC")
+        return {"initial_alpha": config.initial_alpha}
 
     def setup(self) -> None:
         super().setup()
-        self.flats: dict[str, dict[str, FlatParameters]] = {}
         self.target_entropy: dict[str, float | None] = {}
 
     def setup_policy(self, policy_id: str) -> None:
-        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
-        assert isinstance(cfg, SACConfig)
-        if not (isinstance(policy, ActorQPolicy) and policy.kind == "sac"):
-            raise ConfigError(f"SAC trains its own actor-critic policies; policy {policy_id!r} is a "
-                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out (SAC builds one), "
-                              f"or leave it out of policies_to_train.")
-        model = policy.model
-        assert model.temperature is not None
-        flats = self.flats[policy_id] = {"actor": FlatParameters(model.actor), "critic": FlatParameters(model.critic),
-                                         "alpha": FlatParameters(model.temperature)}
-        lrs = {"actor": cfg.actor_lr, "critic": cfg.critic_lr, "alpha": cfg.alpha_lr}
-        for name in OPTIMIZERS:
-            self.optimizers[(policy_id, name)] = Adam(flats[name], lr=lrs[name] or cfg.lr)
+        policy = self.policies[policy_id]
+        model = policy.model  # type: ignore[attr-defined]
+        flats = self.add_optimizers(policy_id, {"actor": model.actor, "critic": model.critic,
+                                                "alpha": model.temperature})
         self.add_target(policy_id, "critic", model.critic, flats["critic"])
-        self.target_entropy[policy_id] = target_entropy_of(cfg, policy.action_space)
+        self.target_entropy[policy_id] = target_entropy_of(self.policy_configs[policy_id],  # type: ignore[arg-type]
+                                                           policy.action_space)
         self.add_buffer(policy_id)
-
-    def before_sample(self) -> None:
-        for pid in self.policies_to_train:
-            cfg: SACConfig = self.policy_configs[pid]  # type: ignore[assignment]
-            self.policies[pid].random_actions = self.num_env_steps_sampled_lifetime < cfg.warmup_steps  # type: ignore[attr-defined]
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """One gradient step of the temperature, the critics and the actor, all three losses on this
@@ -242,13 +208,9 @@ class SAC(OffPolicyAlgorithm):
         return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha,
                             q_pi.mean(), entropy.mean()])
 
-    def update_targets(self) -> None:
-        if self.config.target_network_update_freq > 0:  # 0: each gradient step (update_policy)
-            super().update_targets()
-
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
         return {"alpha": float(self.policies[policy_id].model.temperature.alpha),  # type: ignore[attr-defined]
-                "random_actions": float(self.policies[policy_id].random_actions)}  # type: ignore[attr-defined]
+                **super().policy_metrics(policy_id)}
 
 
 SACConfig.algo_class = SAC

@@ -22,55 +22,37 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, ReplayBatch
-from rlarena.errors import CheckpointError, ConfigError, TrainingError
+from rlarena.algorithms.config import option
+from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch
+from rlarena.errors import CheckpointError, TrainingError
 from rlarena.nn.actor_q import ActorQ
-from rlarena.nn.flat import Adam, FlatParameters
 
 STAT_NAMES = ("critic_loss", "actor_loss", "q_mean")
 SB3_NAMES = {"target_policy_noise": "target_noise"}
 
 
 @dataclass
-class TD3Config(OffPolicyConfig):
+class TD3Config(ActorQConfig):
     """TD3's options, RLlib's names, SB3's defaults."""
 
     model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [400, 300], "fcnet_activation": "relu"}
     lr: float = option(1e-3, "training")  # SB3's learning_rate, for actor and critics without their own
-    actor_lr: float | None = option(None, "training")  # None: lr
-    critic_lr: float | None = option(None, "training")  # None: lr
-    train_batch_size: int = option(256, "training")
-    tau: float = option(0.005, "training")
-    twin_q: bool = option(True, "training")
     policy_delay: int = option(2, "training")  # critic steps per actor (and target) step
     smooth_target_policy: bool = option(True, "training")
     target_noise: float = option(0.2, "training")  # std of the target policy's smoothing noise
     target_noise_clip: float = option(0.5, "training")
     exploration_noise: float = option(0.1, "training")  # std of the Gaussian exploration noise, [-1, 1] units
-    num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts
-    random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         return super()._translate({SB3_NAMES.get(k, k): v for k, v in options.items()}, valid)
 
     def validate(self) -> None:
         super().validate()
-        for key in ("actor_lr", "critic_lr"):
-            value = getattr(self, key)
-            self._check(key, value is None or value > 0, "must be > 0 or None (None: lr)")
         self._check("policy_delay", self.policy_delay >= 1, "must be >= 1")
         self._check("target_noise", self.target_noise >= 0, "must be >= 0")
         self._check("target_noise_clip", self.target_noise_clip >= 0, "must be >= 0")
         self._check("exploration_noise", self.exploration_noise >= 0, "must be >= 0")
-        self._check("random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0,
-                    "must be >= 0 or None")
-
-    @property
-    def warmup_steps(self) -> int:
-        return self.num_steps_sampled_before_learning_starts if self.random_timesteps is None else self.random_timesteps
 
 
 @dataclass
@@ -101,36 +83,21 @@ def td3_actor_loss(model: ActorQ, obs: torch.Tensor) -> torch.Tensor:
     return -model.critic(obs, torch.tanh(model.actor(obs)))[0].mean()
 
 
-class TD3(OffPolicyAlgorithm):
+class TD3(ActorQAlgorithm):
     config_class = TD3Config
     config: TD3Config
-    policy_class = ActorQPolicy
     stat_names = STAT_NAMES
-
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> ActorQPolicy:
-        assert isinstance(config, TD3Config)
-        return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
-                            kind="td3", twin_q=config.twin_q, algorithm=type(self).__name__)
+    policy_kind = "td3"
 
     def setup(self) -> None:
         super().setup()
-        self.flats: dict[str, dict[str, FlatParameters]] = {}
         self.critic_steps: dict[str, int] = {}
         self.target_models: dict[str, _Pair] = {}
         self._last_actor_loss: dict[str, torch.Tensor] = {}
 
     def setup_policy(self, policy_id: str) -> None:
-        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
-        assert isinstance(cfg, TD3Config)
-        if not (isinstance(policy, ActorQPolicy) and policy.kind == "td3"):
-            raise ConfigError(f"{type(self).__name__} trains its own actor-critic policies; policy {policy_id!r} is a "
-                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out, or leave it out of "
-                              f"policies_to_train.")
-        model = policy.model
-        flats = self.flats[policy_id] = {"actor": FlatParameters(model.actor), "critic": FlatParameters(model.critic)}
-        self.optimizers[(policy_id, "actor")] = Adam(flats["actor"], lr=cfg.actor_lr or cfg.lr)
-        self.optimizers[(policy_id, "critic")] = Adam(flats["critic"], lr=cfg.critic_lr or cfg.lr)
+        model = self.policies[policy_id].model  # type: ignore[attr-defined]
+        flats = self.add_optimizers(policy_id, {"actor": model.actor, "critic": model.critic})
         self.target_models[policy_id] = _Pair(self.add_target(policy_id, "actor", model.actor, flats["actor"]),
                                               self.add_target(policy_id, "critic", model.critic, flats["critic"]))
         self.critic_steps[policy_id] = 0
@@ -138,11 +105,9 @@ class TD3(OffPolicyAlgorithm):
         self.add_buffer(policy_id)
 
     def before_sample(self) -> None:
+        super().before_sample()
         for pid in self.policies_to_train:
-            cfg: TD3Config = self.policy_configs[pid]  # type: ignore[assignment]
-            policy: ActorQPolicy = self.policies[pid]  # type: ignore[assignment]
-            policy.random_actions = self.num_env_steps_sampled_lifetime < cfg.warmup_steps
-            policy.exploration_noise = cfg.exploration_noise
+            self.policies[pid].exploration_noise = self.policy_configs[pid].exploration_noise  # type: ignore[attr-defined]
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         cfg: TD3Config = self.policy_configs[policy_id]  # type: ignore[assignment]
@@ -176,13 +141,6 @@ class TD3(OffPolicyAlgorithm):
             if cfg.target_network_update_freq == 0:
                 self.update_target(policy_id, cfg.tau)
         return torch.stack([loss_q.detach(), self._last_actor_loss[policy_id], q_mean])
-
-    def update_targets(self) -> None:
-        if self.config.target_network_update_freq > 0:  # 0: after each actor step (update_policy)
-            super().update_targets()
-
-    def policy_metrics(self, policy_id: str) -> dict[str, float]:
-        return {"random_actions": float(self.policies[policy_id].random_actions)}  # type: ignore[attr-defined]
 
     # the critic-step counters decide when the actors step: they are part of the state
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:

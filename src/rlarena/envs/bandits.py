@@ -13,13 +13,14 @@ RLlib's class names "LinearDiscreteEnv" and "WheelBanditEnv".
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 
-class _ContextualBandit(gym.Env):
+class _ContextualBandit(gym.Env, ABC):
     """One-step episodes: reset() draws a context; step(arm) pays the arm's reward, ends the episode and
     returns the next context (RLlib's envs do the same, so a runner that does not reset still goes on)."""
 
@@ -29,12 +30,13 @@ class _ContextualBandit(gym.Env):
     def __init__(self) -> None:
         self._means: np.ndarray | None = None  # the current context's expected reward per arm [k]
 
+    @abstractmethod
     def _next_context(self) -> np.ndarray:
         """Draw the next context with self.np_random; set self._means; return the observation."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _noise(self, arm: int) -> float:
-        raise NotImplementedError
+        """The reward noise of pulling `arm` in the current context."""
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

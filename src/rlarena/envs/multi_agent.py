@@ -7,7 +7,7 @@ rlarena.envs.pettingzoo_adapters. Like the rest of the env layer this module nev
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 from gymnasium import spaces
@@ -73,7 +73,7 @@ class MultiAgentEnv(gymnasium.Env):
     adapts it, with a notice, wherever rlarena creates envs.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
     possible_agents: list[AgentID]
     agents: list[AgentID]
     observation_spaces: dict[AgentID, spaces.Space]

@@ -40,6 +40,12 @@ def register_env(name: str, creator: EnvCreator) -> None:
         register_trusted(creator)
 
 
+def resolve_registered(env: EnvSpec) -> EnvSpec:
+    """A name registered with register_env() -> its creator, for a spawned process (which does not
+    see this process's registrations); any other env spec as it is."""
+    return _REGISTRY.get(env, env) if isinstance(env, str) else env
+
+
 def registered_envs() -> list[str]:
     """Names from `register_env`, rlarena's built-in envs, then every Gymnasium id."""
     return sorted(_REGISTRY) + sorted(_BUILTIN) + sorted(gym.registry)
@@ -131,5 +137,5 @@ def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     except EnvError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the env's own error, surfaced with its name
+    except Exception as exc:  # the env's own error, surfaced with its name (it re-raises)
         raise EnvError(f"Creating env {name!r} failed: {type(exc).__name__}: {exc}") from exc

@@ -11,6 +11,7 @@ several envs) behind useful work.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import signal
 import sys
@@ -84,7 +85,7 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
         self._local = gym.vector.SyncVectorEnv(list(env_fns[:self._local_n]),
                                                autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
         self._pipes, self._procs = [], []
-        for lo, hi in zip(bounds[1:-1], bounds[2:]):
+        for lo, hi in itertools.pairwise(bounds):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(child, list(env_fns[lo:hi]), lo, hi, buffers), daemon=True)
             proc.start()
@@ -109,7 +110,7 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         b = self._bounds
         self._send("reset", [None if seed is None else [seed + i for i in range(lo, hi)]
-                             for lo, hi in zip(b[1:-1], b[2:])])
+                             for lo, hi in itertools.pairwise(b)])
         obs, _ = self._local.reset(seed=None if seed is None else [seed + i for i in range(self._local_n)])
         self._write_local(obs, 0.0, False, False)
         self._wait()

@@ -123,7 +123,7 @@ class MultiAgentEnvRunner:
             obs, _ = self.envs[i].reset(seed=seed)
         except EnvError:  # already says which env and what (e.g. the old-API adapter's messages)
             raise
-        except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+        except Exception as exc:  # the env's own error, with its name (it re-raises)
             raise env_failed(self.env_name, "reset()", exc) from exc
         self._obs[i], self._lanes[i] = dict(obs), {}
         self._episodes[i] = Episode(env_index=i)
@@ -161,7 +161,7 @@ class MultiAgentEnvRunner:
                     env_actions = policy_actions(policy, batch, explore, len(members))
             except ConfigError:  # the policy's own mistake (policy_actions says which)
                 raise
-            except Exception as exc:  # noqa: BLE001 - an observation of the wrong shape is the likely cause
+            except Exception as exc:  # an observation of the wrong shape is the likely cause (it re-raises)
                 error = self._wrong_shape(policy, members)
                 if error is None:
                     raise
@@ -199,7 +199,7 @@ class MultiAgentEnvRunner:
                 obs, rewards, terminateds, truncateds, _ = env.step(actions[i])
             except EnvError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+            except Exception as exc:  # the env's own error, with its name (it re-raises)
                 raise env_failed(self.env_name, "step()", exc) from exc
             episode, lanes = self._episodes[i], self._lanes[i]
             episode.length += 1

@@ -7,6 +7,7 @@ layer, and the env runner calls `pi` once per vector step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -31,7 +32,7 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
 
 def _tower(in_dim: int, hiddens: Sequence[int]) -> nn.ModuleList:
     dims = [in_dim, *hiddens]
-    return nn.ModuleList(_orthogonal(nn.Linear(a, b), math.sqrt(2)) for a, b in zip(dims[:-1], dims[1:]))
+    return nn.ModuleList(_orthogonal(nn.Linear(a, b), math.sqrt(2)) for a, b in itertools.pairwise(dims))
 
 
 class ActorCritic(nn.Module):

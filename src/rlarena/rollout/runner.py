@@ -143,7 +143,7 @@ class EnvRunner:
     def reset(self, seed: int | None) -> None:
         try:
             obs, _ = self.env.reset(seed=seed)
-        except Exception as exc:  # noqa: BLE001 - surfaced with the env's name
+        except Exception as exc:  # surfaced with the env's name (it re-raises)
             raise (wrong_shape(self.env, self.env_name, "reset()", exc)
                    or env_failed(self.env_name, "reset()", exc)) from exc
         self._obs = self.policy.flatten(obs)  # raw (unfiltered) flat observations
@@ -174,7 +174,7 @@ class EnvRunner:
             buf.valid[t] = ~pending
             try:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
-            except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+            except Exception as exc:  # the env's own error, with its name (it re-raises)
                 # a NaN the env returned earlier (and the policy acted on) is the likelier culprit
                 raise (self._non_finite(buf, t) or wrong_shape(env, self.env_name, "step()", exc)
                        or env_failed(self.env_name, "step()", exc)) from exc
@@ -276,7 +276,7 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, expl
                     lengths.append(int(ep_len[i]))
                     counts[i] += 1
                 ep_ret[i], ep_len[i] = 0.0, 0
-    except Exception as exc:  # noqa: BLE001 - the env's own error, with its name
+    except Exception as exc:  # the env's own error, with its name (it re-raises)
         raise wrong_shape(env, env_name, "step()", exc) or env_failed(env_name, "evaluation", exc) from exc
     r = np.array(returns)
     return {"episode_return_mean": float(r.mean()), "episode_return_std": float(r.std()),

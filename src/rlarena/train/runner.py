@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.config import AlgorithmConfig
@@ -93,7 +93,7 @@ class _Interrupt:
         self._pid = os.getpid()
         self._previous: Any = None
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
