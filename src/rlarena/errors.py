@@ -28,6 +28,10 @@ class UntrustedCodeError(RLArenaError):
     """A file names code (a module to import, an object to call) that the user has not trusted."""
 
 
+class OfflineDataError(RLArenaError, ValueError):
+    """Logged experience (rlarena.offline) cannot be read: a missing file or column, a wrong shape, NaN."""
+
+
 class TrainingError(RLArenaError):
     """Training cannot continue safely (for example a NaN/inf loss)."""
 

@@ -42,7 +42,7 @@ from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
-from rlarena.rollout.runner import EnvRunner, evaluate_episodes
+from rlarena.rollout.runner import EnvRunner, EpisodeStats, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
@@ -165,10 +165,32 @@ class EnvRunnerGroup:
             self.algorithm.get_policy(pid)
 
 
+class OfflineRunner:
+    """The runner of an algorithm that learns from logged episodes: nothing to sample, no episodes
+    (evaluation plays the env when one is given)."""
+
+    def __init__(self) -> None:
+        self.stats = EpisodeStats()
+        self.policies_to_train: set[str] = set()
+
+    def sample(self) -> Any:
+        raise ConfigError("This algorithm learns from logged data (.offline_data(input_=...)); it has no env to "
+                          "sample. Leave input_ out to train on the env.")
+
+    def reset(self, seed: int | None) -> None:
+        """Nothing to reset."""
+
+    def forget_policy(self, policy_id: str) -> None:
+        """No policies held."""
+
+
 class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     # the trainable policy a PolicySpec without a class gets (checkpoints save it as policy_class None)
     policy_class: ClassVar[type[TrainablePolicy]] = TorchPolicy
+    # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
+    # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
+    data_mode: ClassVar[str] = "sample"
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
@@ -178,7 +200,7 @@ class Algorithm(ABC):
         torch.set_num_threads(config.num_torch_threads)
         if config.seed is not None:
             torch.manual_seed(_seed_for(config.seed, 0))
-        self.env_name = env_name(config.env)
+        self.env_name = env_name(config.env) if config.env is not None else "offline data"
         self.callbacks = make_callbacks(config.callbacks_class)  # hooks that ask for what we lack fail here
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         self.policies: dict[str, Policy] = {}
@@ -189,12 +211,45 @@ class Algorithm(ABC):
         self.time_total_s = 0.0
         self.num_evaluations = 0
         self._eval_env: Any = None
+        self.env: Any = None  # the training vector env (single-agent sampling)
+        self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
+        self.recorder: Any = None  # rlarena.offline.record.Recorder, with .offline_data(output=DIR)
+        self._check_data_mode()
+        if config.input_ is not None:
+            self._setup_offline()
+        else:
+            self._setup_env()
+        if config.output is not None:
+            from rlarena.offline.record import Recorder
+            self.recorder = Recorder(config.output, {pid: self.policies[pid] for pid in self.policies_to_train},
+                                     config.output_max_file_size, self.is_multi_agent)
+        self.setup()
+        for pid in self.policies_to_train:
+            self.setup_policy(pid)
+        if self.callbacks is not None:
+            call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
+
+    def _check_data_mode(self) -> None:
+        name, cfg = type(self).__name__, self.config
+        offline = "BC, MARWIL or CQL"
+        if cfg.input_ is not None and self.data_mode != "offline":
+            raise ConfigError(f"{name} learns by sampling its env, not from logged data (input_): to learn from "
+                              f"logged episodes use {offline}.")
+        if cfg.input_ is None and self.data_mode == "offline":
+            raise ConfigError(f"{name} learns from logged episodes: set .offline_data(input_=DIR) (a directory or "
+                              f"files of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout "
+                              f"--output DIR`).")
+        if cfg.output is not None and self.data_mode != "sample":
+            raise ConfigError(f"{name} does not record its experience (output): record with PPO, A2C, DQN, SAC, "
+                              f"TD3 or DDPG, or play a checkpoint with `rlarena rollout CKPT --output DIR`.")
+
+    def _setup_env(self) -> None:
+        config = self.config
         # per-episode callback hooks need the multi-agent runner (it steps episodes one by one); a
         # single-agent env then runs there as a one-agent env
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        self.env: Any = None
         if self.is_multi_agent:
             self._setup_multi_agent(probe)
         else:
@@ -206,13 +261,31 @@ class Algorithm(ABC):
             self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.env.single_observation_space,
                                                                   action_space=self.env.single_action_space))
             self.policies_to_train = [DEFAULT_POLICY_ID]
-            self.runner: EnvRunner | MultiAgentEnvRunner = EnvRunner(
+            self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = EnvRunner(
                 self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2), self.env_name)
-        self.setup()
-        for pid in self.policies_to_train:
-            self.setup_policy(pid)
-        if self.callbacks is not None:
-            call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
+
+    def _setup_offline(self) -> None:
+        """Learn from logged episodes: one policy, its spaces the env's when one is given (for
+        evaluation), else the data's (the files' metadata)."""
+        cfg = self.config
+        if cfg.policies is not None:
+            raise ConfigError("Offline training (.offline_data(input_=...)) trains one policy; leave .multi_agent() "
+                              "out (rows of several agents train that one policy).")
+        obs_space = act_space = None
+        if cfg.env is not None:
+            probe = make_multi_agent_env(cfg.env, cfg.env_config)
+            if probe is not None:
+                raise ConfigError(f"Offline training evaluates in single-agent envs; {self.env_name!r} is multi-agent.")
+            env = make_env_creator(cfg.env)(dict(cfg.env_config))
+            obs_space, act_space = env.observation_space, env.action_space
+            env.close()
+        from rlarena.offline import OfflineData
+        self.offline_data = OfflineData(cfg.input_, obs_space, act_space)
+        self.is_multi_agent = False
+        self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.offline_data.observation_space,
+                                                              action_space=self.offline_data.action_space))
+        self.policies_to_train = [DEFAULT_POLICY_ID]
+        self.runner = OfflineRunner()
 
     def _setup_multi_agent(self, probe: Any) -> None:
         cfg = self.config
@@ -278,6 +351,8 @@ class Algorithm(ABC):
             batch = self.runner.sample()
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
         self.num_env_steps_sampled_lifetime += steps
+        if self.recorder is not None:
+            self.recorder.record(batches)
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
                       worker=self.runner, env_runner=self.runner)
@@ -336,6 +411,8 @@ class Algorithm(ABC):
         seed = _seed_for(cfg.seed, 4, self.num_evaluations)
         if self.is_multi_agent:
             out = self._evaluate_multi_agent(seed)
+        elif cfg.env is None:  # offline without an env: the estimates alone
+            out = {}
         else:
             if self._eval_env is None:
                 # evaluation is short and greedy: in-process envs (no worker processes to start)
@@ -343,11 +420,26 @@ class Algorithm(ABC):
                 self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
             out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
                                     seed, self.env_name)
+        if cfg.off_policy_estimation_methods:
+            out.update(self._estimate_off_policy())
         out["evaluation_time_s"] = time.perf_counter() - start
         out = _with_aliases(out)
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_evaluate_end", algorithm=self, evaluation_metrics=out)
         return out
+
+    def _estimate_off_policy(self) -> dict[str, float]:
+        """RLlib's off-policy estimates (importance sampling, ...) of the policy's value on the logged
+        episodes of the first files, at least `evaluation_duration` episodes (rlarena.offline.estimators)."""
+        from rlarena.offline.estimators import estimate_off_policy
+        parts, episodes = [], 0
+        for path in self.offline_data.files:  # whole files, until enough episodes
+            parts.append(self.offline_data.read_file(path))
+            episodes += len(np.unique(parts[-1]["eps_id"]))
+            if episodes >= self.config.evaluation_duration:
+                break
+        data = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if v is not None}
+        return estimate_off_policy(self.policy, data, self.config.gamma, self.config.off_policy_estimation_methods)
 
     def _evaluate_multi_agent(self, seed: int | None) -> dict[str, float]:
         cfg = self.config
@@ -654,7 +746,9 @@ class Algorithm(ABC):
 
     # -- lifetime -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Close the envs."""
+        """Close the envs (and write what the recorder holds)."""
+        if self.recorder is not None:
+            self.recorder.close()
         if self.env is not None:
             self.env.close()
         elif isinstance(self.runner, MultiAgentEnvRunner):

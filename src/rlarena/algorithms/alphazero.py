@@ -138,12 +138,14 @@ class _Game:
 
 class AlphaZero(Algorithm):
     config_class = AlphaZeroConfig
+    data_mode = "none"  # its own loop: no logged data in or out
 
     def __init__(self, config: AlphaZeroConfig | dict[str, Any] | None = None, env: Any = None):
         if not isinstance(config, AlgorithmConfig):
             options = {**(config or {}), **({"env": env} if env is not None else {})}
             config = self.config_class().update_from_dict(options).checked()
         self.config: AlphaZeroConfig = config  # type: ignore[assignment]
+        self._check_data_mode()
         torch.set_num_threads(config.num_torch_threads)
         if config.seed is not None:
             torch.manual_seed(_seed_for(config.seed, 0))

@@ -209,6 +209,7 @@ class LinearBandit(Algorithm):
     config_class: ClassVar[type[AlgorithmConfig]] = BanditConfig
     policy_class: ClassVar[type[TrainablePolicy]] = LinearBanditPolicy
     exploration: ClassVar[str] = "ucb"
+    data_mode = "none"  # its own loop: no logged data in or out
     config: BanditConfig
 
     def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,

@@ -81,6 +81,11 @@ class AlgorithmConfig:
     policies: dict | None = option(None, "multi_agent")  # policy id -> PolicySpec; None: one shared policy
     policy_mapping_fn: Any = option(None, "multi_agent")  # fn(agent_id, episode, **kw) -> policy id
     policies_to_train: list | None = option(None, "multi_agent")  # None: every trainable policy
+    off_policy_estimation_methods: dict = option({}, "evaluation")  # RLlib's: {"is": {"type": "ImportanceSampling"}, ...}
+    # .offline_data() (RLlib's names)
+    input_: str | list[str] | None = option(None, "offline_data")  # logged episodes (dir, file, glob or list) to train on
+    output: str | None = option(None, "offline_data")  # a directory: every sampled step is written there as Parquet
+    output_max_file_size: int = option(64 * 2**20, "offline_data")  # bytes per file (whole episodes: may exceed it by one)
     # .callbacks()
     callbacks_class: type | None = option(None, "callbacks")  # a rlarena.Callbacks subclass
     # .debugging()
@@ -102,6 +107,11 @@ class AlgorithmConfig:
 
     def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("evaluation", kwargs)
+
+    def offline_data(self, **kwargs: Any) -> AlgorithmConfig:
+        """input_ (logged episodes to learn from instead of an env), output (record sampled steps),
+        output_max_file_size. RLlib's `input` is read as input_ ("sampler": from the env)."""
+        return self._set("offline_data", kwargs)
 
     def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
         """policies={id: PolicySpec(...)} (or a list of ids), policy_mapping_fn, policies_to_train."""
@@ -190,10 +200,19 @@ class AlgorithmConfig:
         in one place: the rules below may then compare and compute with the values."""
         if self.policies is not None:  # a list of ids becomes {id: PolicySpec()} before its type is checked
             self.policies = normalize_policies(self.policies)
+        if self.input_ == "sampler":  # RLlib's default: sample the env
+            self.input_ = None
         self._check_types()
-        if self.env is None:
+        if self.env is None and self.input_ is None:
             raise ConfigError("No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "
-                              "from register_env, an Env class or a creator fn(env_config)).")
+                              "from register_env, an Env class or a creator fn(env_config)), or "
+                              ".offline_data(input_=DIR) to learn from logged episodes.")
+        self._check("output_max_file_size", self.output_max_file_size >= 1024, "must be >= 1024 bytes")
+        if self.input_ is not None and self.output is not None:
+            raise ConfigError("offline_data(input_=..., output=...): an offline run samples no env steps to record; "
+                              "set one of them.")
+        self._check("off_policy_estimation_methods", self.input_ is not None or not self.off_policy_estimation_methods,
+                    "estimates a policy's value from logged data: set .offline_data(input_=DIR) too")
         self._check("lr", self.lr > 0, "must be > 0")
         self._check("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
         self._check("train_batch_size", self.train_batch_size >= 1, "must be >= 1")

@@ -270,6 +270,7 @@ class EvolutionStrategy(Algorithm):
     """Shared: the flat vector, the players, one iteration's perturbations. Subclasses write `update`."""
 
     config: EvolutionConfig
+    data_mode = "none"  # its own loop: no logged data in or out
 
     def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
                     seed: int | None) -> TorchPolicy:

@@ -22,6 +22,7 @@ RENAMED: dict[str, str] = {
     "sgd_minibatch_size": "minibatch_size",
     "lambda": "lambda_",  # a Python keyword, hence RLlib 2.x's own `lambda_`
     "callbacks": "callbacks_class",  # RLlib 1.x: {"callbacks": MyCallbacks}
+    "input": "input_",  # RLlib's dict/YAML key; the builder argument is input_ (a Python keyword)
 }
 
 # old name -> our name inside a nested dict option (top-level `vf_share_layers` moved into `model`)

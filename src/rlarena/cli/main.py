@@ -121,6 +121,9 @@ def add_rollout(p: argparse.ArgumentParser) -> None:
                         "as fit, else it stops at whichever of --steps and --episodes comes first")
     p.add_argument("--run", default=None, metavar="ALGO",
                    help="the checkpoint's algorithm, checked (RLlib's rollout flag; the checkpoint names it)")
+    p.add_argument("--output", "--out", dest="output", metavar="DIR", default=None,
+                   help="record the episodes' steps as Parquet files in DIR (RLlib's offline format: obs, actions, "
+                        "rewards, new_obs, ...), to train BC, MARWIL or CQL on (needs pyarrow)")
 
 
 def run_rollout(args: argparse.Namespace, explicit: set[str]) -> int:

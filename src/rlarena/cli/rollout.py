@@ -22,6 +22,8 @@ from rlarena.envs.registry import EnvSpec, make_env_creator
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.multiagent.episode import Episode
 
+DEFAULT_POLICY_ID = "default_policy"  # rlarena.multiagent.builder's (that module imports torch)
+
 if TYPE_CHECKING:
     from rlarena.algorithms import Algorithm
 
@@ -73,15 +75,27 @@ def rollout(args: argparse.Namespace) -> int:
             raise ConfigError(f"--run {args.run} does not match the checkpoint: {path} was trained by {ran} "
                               f"(pass --run {ran}, or leave --run out: the checkpoint names its algorithm).")
 
-        def act(obs: Any, agent: Any, episode: Episode) -> Any:
-            if agent is None:
-                return algo.compute_single_action(obs, explore=args.explore)
-            return algo.compute_single_action(obs, explore=args.explore,
-                                              policy_id=episode.policy_for(agent, algo.mapping_fn))
+        recorder = None
+        if args.output:
+            from rlarena.offline.record import EpisodeRecorder
+            recorder = EpisodeRecorder(args.output, algo.policies)
 
-        assert algo.config.env is not None  # a checkpoint's config always names its env
-        _play(args, algo.config.env, dict(algo.config.env_config), algo.env_name, type(algo).__name__, act,
-              algo.is_multi_agent)
+        def act(obs: Any, agent: Any, episode: Episode) -> Any:
+            pid = DEFAULT_POLICY_ID if agent is None else episode.policy_for(agent, algo.mapping_fn)
+            action = algo.compute_single_action(obs, explore=args.explore, policy_id=pid)
+            if recorder is not None:
+                recorder.act(agent, pid, obs, action, episode.length)
+            return action
+
+        if algo.config.env is None:
+            raise ConfigError(f"{path} was trained from logged data without an env: pass --env ENV to play it in.")
+        try:
+            _play(args, algo.config.env, dict(algo.config.env_config), algo.env_name, type(algo).__name__, act,
+                  algo.is_multi_agent, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+                print(f"recorded {len(recorder.files)} Parquet file(s) in {args.output}")
     finally:
         algo.stop()
     return 0
@@ -103,6 +117,9 @@ def rollout_onnx(args: argparse.Namespace) -> int:
         raise ConfigError(f"Give either a CHECKPOINT or --onnx, not both (got {args.checkpoint!r} and --onnx).")
     if args.run is not None:
         raise ConfigError("--run checks a checkpoint's algorithm; an --onnx model has none: leave --run out.")
+    if getattr(args, "output", None):
+        raise ConfigError("--output records a checkpoint's episodes (with its action log-probs); play a checkpoint "
+                          "instead of --onnx.")
     if not args.env:
         raise ConfigError("--onnx needs --env: the env to play (the model's file names "
                           "it only as a hint), e.g. --env CartPole-v1.")
@@ -118,7 +135,7 @@ def rollout_onnx(args: argparse.Namespace) -> int:
 
 
 def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_label: str, who: str, act: Act,
-          multi_agent: bool | None) -> None:
+          multi_agent: bool | None, recorder: Any = None) -> None:
     """Play args.episodes episodes (None: as many as args.steps allows) and print their returns; the
     episodes stop early once args.steps env steps are played in all. multi_agent=None: whatever the env is."""
     video_fmt = None
@@ -155,7 +172,7 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
             seed = None if args.seed is None else args.seed + episode
             cap = [n for n in (args.max_steps, None if args.steps is None else args.steps - steps) if n is not None]
             ret, length, video, per_agent = _episode(act, multi_agent, env, env_label, seed, args, video_fmt, episode,
-                                                     min(cap, default=None))
+                                                     min(cap, default=None), recorder)
             returns.append(ret)
             steps += length
             # multi-agent: the return is the agents' sum (RLlib's episode return), which a zero-sum
@@ -187,9 +204,11 @@ def _as_multi_agent(env: Any) -> Any:
 
 
 def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | None, args: argparse.Namespace,
-             video_fmt: str | None, index: int, max_steps: int | None
+             video_fmt: str | None, index: int, max_steps: int | None, recorder: Any = None
              ) -> tuple[float, int, Path | None, dict[Any, float]]:
-    """One episode, cut after max_steps steps (--max-steps, or what is left of --steps)."""
+    """One episode, cut after max_steps steps (--max-steps, or what is left of --steps). `recorder`
+    (rlarena.offline.record.EpisodeRecorder, for --output) sees the rewards and the episode's end;
+    `act` reports the actions to it."""
     writer = None
     if video_fmt:
         from rlarena.cli.video import VideoWriter, video_fps
@@ -201,6 +220,8 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
         total, length, done = 0.0, 0, False
         episode = Episode(env_index=0)  # multi-agent: maps each agent to its policy, once per episode
         per_agent: dict[Any, float] = {}
+        if recorder is not None:
+            recorder.start_episode()
         while not done:
             if multi_agent:  # obs holds exactly the agents to act; the reward is the agents' sum
                 actions = {agent: act(o, agent, episode) for agent, o in obs.items()}
@@ -210,9 +231,13 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
                     per_agent[agent] = per_agent.get(agent, 0.0) + float(r)
             else:
                 obs, reward, terminated, truncated, _ = env.step(act(obs, None, episode))
+                rewards, terminateds, truncateds = {None: reward}, {None: terminated}, {None: truncated}
             total += float(reward)
             length += 1
+            episode.length = length
             done = terminated or truncated or (max_steps is not None and length >= max_steps)
+            if recorder is not None:
+                _record_step(recorder, obs, rewards, terminateds, truncateds, done, multi_agent)
             if writer:
                 writer.append(env.render())
     except RLArenaError:
@@ -220,6 +245,21 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
     except Exception as exc:  # the env's own error (or the renderer's), with its name
         raise EnvError(f"Env {env_label!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
     return total, length, writer.close() if writer else None, per_agent
+
+
+def _record_step(recorder: Any, obs: Any, rewards: dict, terminateds: dict, truncateds: dict, done: bool,
+                 multi_agent: bool) -> None:
+    """Rewards to each agent's open row; rows of agents whose episode ended closed with their final
+    observation (an episode cut by --max-steps or --steps: neither terminated nor truncated)."""
+    for agent, r in rewards.items():
+        recorder.reward(agent, r)
+    agents_obs = obs if multi_agent else {None: obs}
+    ended = {a for a in (*terminateds, *truncateds) if a != "__all__" and (terminateds.get(a) or truncateds.get(a))}
+    for agent in ended | (set(recorder.open_agents) if done else set()):
+        recorder.end(agent, agents_obs.get(agent), bool(terminateds.get(agent, terminateds.get("__all__", False))),
+                     bool(truncateds.get(agent, truncateds.get("__all__", False))))
+    if done:
+        recorder.end_episode()
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -19,10 +19,12 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     algo = args.algo if "algo" in explicit or "algo" not in spec else str(spec["algo"])
     typed = parse_json(args.config, "--config", '{"lr": 0.0003}')
     env = args.env or spec.get("env")
-    if env is None and "env" not in spec.get("config", {}) and "env" not in typed:
-        raise ConfigError("No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`) or an "
-                          "experiment file with -f.")
     options = {**spec.get("config", {}), **typed}
+    offline = options.get("input_", options.get("input", "sampler")) != "sampler"
+    if env is None and "env" not in options and not offline:
+        raise ConfigError("No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`), an "
+                          "experiment file with -f, or logged data to learn from with --config "
+                          "'{\"input\": \"DIR\"}' (BC, MARWIL, CQL).")
     if args.seed is not None:
         options["seed"] = args.seed
     if args.framework is not None:  # RLlib's --framework: the config's framework option (torch; others noted)

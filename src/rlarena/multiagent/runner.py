@@ -46,6 +46,7 @@ class _Lane:
     steps: list[int] = field(default_factory=list)  # the episode's step count when each obs arrived
     env_index: int = 0  # where the lane's data came from, for error messages
     agent: Any = None
+    episode_id: int = 0
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Segment:
     closing_obs: np.ndarray | None  # the observation after the last transition (to bootstrap from)
     closing_step: int = 0  # the episode's step count when closing_obs arrived
     closing_mask: np.ndarray | None = None  # closing_obs's legal actions, for masked policies
+    ends_episode: bool = True  # False: cut by the fragment's end (the episode goes on)
 
 
 @dataclass
@@ -170,7 +172,8 @@ class MultiAgentEnvRunner:
                 for k, (i, agent) in enumerate(members):
                     lane = self._lanes[i].get(agent)
                     if lane is None:
-                        lane = self._lanes[i][agent] = _Lane(pid, env_index=i, agent=agent)
+                        lane = self._lanes[i][agent] = _Lane(pid, env_index=i, agent=agent,
+                                                             episode_id=self._episodes[i].episode_id)
                     lane.obs.append(flat[k])
                     lane.masks.append(mask[k] if mask is not None else None)
                     lane.actions.append(chosen[k])
@@ -253,15 +256,15 @@ class MultiAgentEnvRunner:
                 if pending is not None:  # about to act: every transition is complete
                     segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending),
                                                              self._episodes[i].length,
-                                                             self._mask_one(lane.policy_id, pending)))
+                                                             self._mask_one(lane.policy_id, pending), False))
                     del lanes[agent]
                 elif len(lane.obs) > 1:  # waiting for its turn: carry the open transition over
                     done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1],
-                                 lane.steps[:-1], i, agent)
+                                 lane.steps[:-1], i, agent, lane.episode_id)
                     segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1], lane.steps[-1],
-                                                             lane.masks[-1]))
+                                                             lane.masks[-1], False))
                     lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
-                                         lane.rewards[-1:], lane.steps[-1:], i, agent)
+                                         lane.rewards[-1:], lane.steps[-1:], i, agent, lane.episode_id)
         batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
         return batches, self.fragment_length * self.num_envs
 
@@ -272,12 +275,17 @@ class MultiAgentEnvRunner:
                                num_actions=int(policy.action_space.n) if policy.masked else None)
         raw = np.zeros((T + 1, S, D), np.float32)
         buf.terminated[:] = True  # padding: cut the GAE chain there (padding is never valid)
+        buf.agent_ids = [s.lane.agent for s in segments]
+        buf.eps_ids = np.array([s.lane.episode_id for s in segments], np.int64)
+        buf.ends_episode = np.array([s.ends_episode for s in segments], bool)
+        buf.steps = np.zeros((T, S), np.int64)
         for s, seg in enumerate(segments):
             n, lane = len(seg.lane.obs), seg.lane
             raw[:n, s] = lane.obs
             if seg.closing_obs is not None:
                 raw[n, s] = seg.closing_obs
             buf.actions[:n, s] = lane.actions
+            buf.steps[:n, s] = lane.steps
             buf.rewards[:n, s] = lane.rewards
             buf.valid[:n, s] = True
             buf.terminated[:n, s] = False

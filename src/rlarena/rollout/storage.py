@@ -30,6 +30,13 @@ class Rollout:
     # [T+1, N, n] bool legal actions of each observation, for masked policies (row T: of obs[T], which
     # off-policy targets maximize over)
     action_mask: np.ndarray | None = None
+    # Multi-agent fragments (one column per agent segment) say whose steps they hold, for recording
+    # (rlarena.offline): the agent, its episode, the episode's step count at each observation, and
+    # whether the segment ends its episode for the agent (False: cut by the fragment's end).
+    agent_ids: list | None = None  # [N]
+    eps_ids: np.ndarray | None = None  # [N] int64
+    steps: np.ndarray | None = None  # [T, N] int64
+    ends_episode: np.ndarray | None = None  # [N] bool
 
     @classmethod
     def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,

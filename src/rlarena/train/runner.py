@@ -179,9 +179,8 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
                          f"checkpoints at other iterations rank last. A checkpoint_freq that is a multiple of "
                          f"evaluation_interval scores every checkpoint.")
 
-    assert config.env is not None  # validate() checked
     algo_name = config.algo_class.__name__ if config.algo_class else type(config).__name__
-    prefix = f"{algo_name}_{_safe(env_name(config.env))}"
+    prefix = f"{algo_name}_{_safe(env_name(config.env) if config.env is not None else 'offline')}"
     storage = Path(storage_path)
     exp_path = _experiment_path(storage, name, prefix, resume, reporter)
     experiment = _load_or_plan(exp_path, config, algo_name, prefix, param_space, num_samples, opts)
