@@ -245,7 +245,7 @@ def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
     proc = cli("train", "-f", "cartpole-appo.yaml", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: APPO is one of RLlib's algorithms that rlarena does not have yet. " \
-                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS."
+                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, CQL."
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):
         get_algorithm_class("PPOO")
 

@@ -5,8 +5,10 @@ from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
 from rlarena.algorithms.bandits import LinTS, LinTSConfig, LinUCB, LinUCBConfig
 from rlarena.algorithms.config import AlgorithmConfig
+from rlarena.algorithms.cql import CQL, CQLConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
+from rlarena.algorithms.marwil import BC, MARWIL, BCConfig, MARWILConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.algorithms.sac import SAC, SACConfig
 from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
@@ -14,12 +16,13 @@ from rlarena.errors import ConfigError, closest
 
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "SAC": SAC, "TD3": TD3, "DDPG": DDPG,
-                                          "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS, "ES": ES, "ARS": ARS}
+                                          "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS, "ES": ES, "ARS": ARS,
+                                          "BC": BC, "MARWIL": MARWIL, "CQL": CQL}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
-RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "BC", "CQL", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
-              "IMPALA", "MADDPG", "MAML", "MARWIL", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
+RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
+              "IMPALA", "MADDPG", "MAML", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
               "SimpleQ", "SlateQ")
 
 
@@ -42,9 +45,12 @@ __all__ = [
     "A2C",
     "ALGORITHMS",
     "ARS",
+    "BC",
+    "CQL",
     "DDPG",
     "DQN",
     "ES",
+    "MARWIL",
     "PPO",
     "SAC",
     "TD3",
@@ -54,6 +60,8 @@ __all__ = [
     "AlgorithmConfig",
     "AlphaZero",
     "AlphaZeroConfig",
+    "BCConfig",
+    "CQLConfig",
     "DDPGConfig",
     "DQNConfig",
     "ESConfig",
@@ -61,6 +69,7 @@ __all__ = [
     "LinTSConfig",
     "LinUCB",
     "LinUCBConfig",
+    "MARWILConfig",
     "PPOConfig",
     "PPOTrainer",
     "SACConfig",

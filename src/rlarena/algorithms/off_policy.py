@@ -363,7 +363,7 @@ class OffPolicyAlgorithm(Algorithm):
                     flat.param.copy_(torch.from_numpy(arrays[f"target.{pid}"][name]))
                 if f"replay.{pid}" in arrays:
                     self.buffers[pid].load_state_dict(arrays[f"replay.{pid}"])
-                if not self.is_multi_agent:  # the episodes under way when saved do not go on: end them there
+                if not self.is_multi_agent and pid in self.buffers:  # episodes under way when saved end there
                     self.buffers[pid].cut()
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "

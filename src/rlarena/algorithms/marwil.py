@@ -1,0 +1,172 @@
+"""MARWIL (Wang et al. 2018, "Exponentially Weighted Imitation Learning for Batched Historical Data")
+and behaviour cloning (BC, MARWIL with beta = 0): learn a policy from logged episodes alone.
+
+    A_t = R_t - V(s_t)                     R_t: the discounted return-to-go of the logged episode
+    c  <- c + rate (mean(A^2) - c)         the moving average of the squared advantage norm
+    L  = -mean(exp(beta A_t / sqrt(c)) log pi(a_t | s_t)) + vf_coeff 0.5 mean(A^2)
+
+The weights exp(.) are constants (no gradient), so the policy imitates the logged actions in
+proportion to how much better than expected they turned out. BC (beta = 0) imitates them all alike
+and trains no value function. Returns-to-go are computed per logged episode when the data is read
+(rlarena.offline.io), without bootstrapping where an episode was cut.
+
+Names and defaults are RLlib's MARWIL and BC: lr 1e-4, beta 1.0, vf_coeff 1.0,
+moving_average_sqd_adv_norm_update_rate 1e-8 and _start 100.0, bc_logstd_coeff 0.0 (Box actions:
++coeff * sum(log_std) in the weighted term, for more spread), train_batch_size 2000 rows per
+iteration. Added: minibatch_size (rows per gradient step; None: the whole batch, one step, as RLlib).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algorithm
+from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.errors import TrainingError
+from rlarena.nn.flat import Adam, FlatParameters
+
+MAX_EXPONENT = 20.0  # exp(beta A / sqrt(c)) is capped at e^20: one outlier return must not overflow the loss
+
+
+@dataclass
+class MARWILConfig(AlgorithmConfig):
+    """MARWIL's options, RLlib's names and defaults."""
+
+    lr: float = option(1e-4, "training")
+    train_batch_size: int = option(2000, "training")
+    minibatch_size: int | None = option(None, "training")  # None: one gradient step on the whole batch
+    beta: float = option(1.0, "training")  # 0: behaviour cloning
+    vf_coeff: float = option(1.0, "training")
+    bc_logstd_coeff: float = option(0.0, "training")
+    moving_average_sqd_adv_norm_update_rate: float = option(1e-8, "training")
+    moving_average_sqd_adv_norm_start: float = option(100.0, "training")
+
+    def validate(self) -> None:
+        super().validate()
+        self._check("beta", self.beta >= 0, "must be >= 0 (0: behaviour cloning)")
+        self._check("vf_coeff", self.vf_coeff >= 0, "must be >= 0")
+        self._check("minibatch_size", self.minibatch_size is None or 1 <= self.minibatch_size <= self.train_batch_size,
+                    f"must be in [1, train_batch_size={self.train_batch_size}] or None")
+        self._check("moving_average_sqd_adv_norm_update_rate", 0 <= self.moving_average_sqd_adv_norm_update_rate <= 1,
+                    "must be in [0, 1]")
+        self._check("moving_average_sqd_adv_norm_start", self.moving_average_sqd_adv_norm_start > 0, "must be > 0")
+
+
+@dataclass
+class BCConfig(MARWILConfig):
+    """Behaviour cloning: MARWIL with beta = 0 (RLlib's BCConfig)."""
+
+    beta: float = option(0.0, "training")
+
+
+def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
+                ma_adv_norm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+    """(loss, stats, the updated moving average of the squared advantage norm) for one minibatch."""
+    dist_inputs, values = model(obs)
+    logp, _ = dist.log_prob_entropy(dist_inputs, actions, False)
+    if cfg.bc_logstd_coeff and getattr(model, "log_std", None) is not None:
+        logp = logp + cfg.bc_logstd_coeff * model.log_std.sum()
+    stats: dict[str, torch.Tensor] = {"logp": logp.mean().detach()}
+    if cfg.beta == 0:
+        policy_loss = -logp.mean()
+        loss = policy_loss
+    else:
+        adv = returns - values
+        adv_sq = adv.pow(2).mean()
+        ma_adv_norm += cfg.moving_average_sqd_adv_norm_update_rate * (adv_sq.item() - ma_adv_norm)
+        weights = torch.exp(torch.clamp(cfg.beta * adv.detach() / (1e-8 + math.sqrt(ma_adv_norm)), max=MAX_EXPONENT))
+        policy_loss = -(weights * logp).mean()
+        vf_loss = 0.5 * adv_sq
+        loss = policy_loss + cfg.vf_coeff * vf_loss
+        var = returns.var()
+        stats.update(vf_loss=vf_loss.detach(), mean_weight=weights.mean(),
+                     explained_variance=(1 - (returns - values).var() / var).detach() if var > 0 else var * 0)
+    stats["policy_loss"] = policy_loss.detach()
+    return loss, stats, ma_adv_norm
+
+
+class MARWIL(Algorithm):
+    """Reads rows of logged episodes (with their returns-to-go) and takes gradient steps on them."""
+
+    config_class = MARWILConfig
+    config: MARWILConfig
+    data_mode = "offline"
+
+    def setup(self) -> None:
+        self.flats: dict[str, FlatParameters] = {}
+        self.ma_adv_norm = self.config.moving_average_sqd_adv_norm_start
+        self.num_rows_trained_lifetime = 0
+        gamma = self.config.gamma if self.config.beta > 0 else None  # BC needs no returns
+        self._batches = self.offline_data.batches(self.config.train_batch_size, self.rng, gamma=gamma)
+
+    def setup_policy(self, policy_id: str) -> None:
+        self.flats[policy_id] = FlatParameters(self.policies[policy_id].model)  # type: ignore[attr-defined]
+        self.optimizers[(policy_id, MAIN_OPTIMIZER)] = Adam(self.flats[policy_id], lr=self.config.lr)
+
+    def training_step(self) -> dict[str, float]:
+        cfg, policy = self.config, self.policy
+        model, dist, flat = policy.model, policy.dist, self.flats[DEFAULT_POLICY_ID]  # type: ignore[attr-defined]
+        optimizer = self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)]
+        batch = next(self._batches)
+        if policy.obs_filter is not None:  # MeanStdFilter: its statistics come from the data read
+            policy.obs_filter.update(batch["obs"])
+        obs = torch.from_numpy(np.ascontiguousarray(policy.normalize(batch["obs"])))
+        actions = torch.from_numpy(batch["actions"])
+        returns = torch.from_numpy(batch["returns"]) if "returns" in batch else None
+        n = len(obs)
+        size = cfg.minibatch_size or n
+        order = self.rng.permutation(n) if size < n else np.arange(n)
+        totals: dict[str, float] = {}
+        steps = 0
+        for start in range(0, n - size + 1, size):
+            idx = torch.from_numpy(order[start:start + size])
+            loss, stats, self.ma_adv_norm = marwil_loss(model, dist, cfg, obs[idx], actions[idx],
+                                                        None if returns is None else returns[idx], self.ma_adv_norm)
+            if not math.isfinite(loss.item()):
+                raise TrainingError(f"{type(self).__name__} loss became {loss.item()} at iteration {self.iteration + 1}: "
+                                    f"the update was not applied. Lower lr (now {cfg.lr}) or set grad_clip; with "
+                                    f"beta > 0, a smaller beta.")
+            flat.zero_grad()
+            loss.backward()
+            if cfg.grad_clip is not None:
+                flat.clip_grad_norm_(cfg.grad_clip)
+            optimizer.step()
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            steps += 1
+        self.num_rows_trained_lifetime += n
+        out = {k: v / steps for k, v in totals.items()}
+        if cfg.beta > 0:
+            out["moving_average_sqd_adv_norm"] = self.ma_adv_norm
+        out.update(num_env_steps_trained_this_iter=n, num_env_steps_trained_lifetime=self.num_rows_trained_lifetime,
+                   num_gradient_steps=steps)
+        return out
+
+    # -- checkpoints: the advantage norm and the rows-trained counter beside the base's state -----
+    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        arrays = super()._state_arrays()
+        arrays["marwil"] = {"ma_adv_norm": np.array(self.ma_adv_norm, np.float64),
+                            "num_rows_trained_lifetime": np.array(self.num_rows_trained_lifetime, np.int64)}
+        return arrays
+
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        super()._restore(meta, arrays)
+        state = arrays.get("marwil")
+        if state is not None:
+            self.ma_adv_norm = float(np.asarray(state["ma_adv_norm"]).reshape(-1)[0])
+            self.num_rows_trained_lifetime = int(np.asarray(state["num_rows_trained_lifetime"]).reshape(-1)[0])
+
+
+class BC(MARWIL):
+    """Behaviour cloning (MARWIL with beta = 0)."""
+
+    config_class = BCConfig
+
+
+MARWILConfig.algo_class = MARWIL
+BCConfig.algo_class = BC
