@@ -52,6 +52,18 @@ def _num(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
+def record_missing_data(inputs: Any) -> None:
+    """An offline example's data under offline_data/ that is not there yet is recorded first
+    (examples/record_offline_data.py, the part the path names: cartpole or pendulum)."""
+    import subprocess
+    for entry in [inputs] if isinstance(inputs, str) else inputs or []:
+        parts = Path(entry).parts
+        if len(parts) >= 2 and parts[0] == "offline_data" and not Path(entry).exists():
+            print(f"recording {entry} (examples/record_offline_data.py --only {parts[1]})", flush=True)
+            subprocess.run([sys.executable, str(REPO / "examples" / "record_offline_data.py"), "--only", parts[1]],
+                           check=True)
+
+
 def run_one(path: Path, seed: int, eval_interval: int, verbose: int, storage: str) -> dict[str, Any]:
     from rlarena.algorithms import RLLIB_ONLY
     from rlarena.cli.spec import load_spec, make_config
@@ -69,6 +81,7 @@ def run_one(path: Path, seed: int, eval_interval: int, verbose: int, storage: st
         if not thresholds or not budget:
             raise ValueError("stop needs a threshold key and a budget key (e.g. num_env_steps_sampled_lifetime)")
         config, param_space = make_config(str(spec["algo"]), spec.get("env"), {**spec.get("config", {}), "seed": seed})
+        record_missing_data(config.input_)
         if param_space:
             raise ValueError("a tuned example is one config, not a sweep")
         if any(k.startswith("evaluation/") for k in thresholds) and not config.evaluation_interval:

@@ -109,7 +109,9 @@ def write_identity_data(directory, n_rows: int, expert_share: float, seed: int =
     writer = OfflineWriter(directory, env.observation_space, env.action_space)
     writer.add({"eps_id": np.arange(n_rows), "obs": obs, "new_obs": obs, "actions": actions,
                 "rewards": (actions == targets).astype(np.float32), "terminateds": np.ones(n_rows, bool),
-                "truncateds": np.zeros(n_rows, bool), "t": np.zeros(n_rows, np.int64)})
+                "truncateds": np.zeros(n_rows, bool), "t": np.zeros(n_rows, np.int64),
+                "action_logp": np.log(np.where(actions == targets, expert_share, 1 - expert_share)
+                                      ).astype(np.float32)})
     writer.close()
 
 
@@ -161,6 +163,22 @@ def test_bc_continuous_actions(tmp_path):
     for _ in range(150):
         algo.train()
     assert algo.evaluate()["episode_return_mean"] > -0.02  # the zero action scores -1/3
+    algo.stop()
+
+
+def test_off_policy_estimates_in_evaluation(tmp_path):
+    """The behaviour policy picks the target 70 % of the time: v_behavior = 0.7. BC imitates it, so its
+    weighted-IS estimate is about the same; RLlib's keys come with evaluate()."""
+    write_identity_data(tmp_path / "data", 2000, expert_share=0.7, seed=1)
+    methods = {"is": {"type": "ImportanceSampling"}, "wis": {"type": "WeightedImportanceSampling"}}
+    algo = offline_config(BCConfig, tmp_path / "data").evaluation(off_policy_estimation_methods=methods,
+                                                                  evaluation_duration=2000).build()
+    for _ in range(40):
+        algo.train()
+    out = algo.evaluate()
+    assert abs(out["off_policy_estimation/wis/v_behavior"] - 0.7) < 0.03
+    assert abs(out["off_policy_estimation/wis/v_target"] - 0.7) < 0.1
+    assert {"v_target", "v_gain", "v_delta"} <= {k.rsplit("/", 1)[1] for k in out if k.startswith("off_policy_estimation/is/")}
     algo.stop()
 
 
@@ -223,4 +241,6 @@ def test_rllib_names():
     with pytest.raises(ConfigError, match="No environment"):
         config.validate()
     assert config.input_ is None
-    assert BCConfig().update_from_dict({"input": "/data"}).input_ == "/data"
+    assert BCConfig().update_from_dict({"input": "/data", "offline_sampling": True}).input_ == "/data"
+    with pytest.raises(ConfigError, match="Parquet"):
+        BCConfig().update_from_dict({"input": "dataset", "input_config": {"format": "json", "paths": "x.json"}})

@@ -202,6 +202,9 @@ class AlgorithmConfig:
             self.policies = normalize_policies(self.policies)
         if self.input_ == "sampler":  # RLlib's default: sample the env
             self.input_ = None
+        if self.input_ == "dataset":  # RLlib's: the files are in its input_config
+            raise ConfigError("input='dataset' reads RLlib's input_config; rlarena takes the files themselves: "
+                              "input_='DIR' (a directory, file, glob or list of Parquet files).")
         self._check_types()
         if self.env is None and self.input_ is None:
             raise ConfigError("No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "

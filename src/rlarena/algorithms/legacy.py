@@ -81,6 +81,10 @@ IGNORED: dict[str, Ignored] = {
     "min_sample_timesteps_per_iteration": Ignored("", lambda v: v == 0),
     "no_done_at_end": Ignored("", lambda v: not v),
     "kl_coeff": Ignored("", lambda v: v == 0),
+    "actions_in_input_normalized": Ignored("rlarena records and reads env actions (CQL maps them onto its [-1, 1])",
+                                           lambda v: not v),
+    "offline_sampling": Ignored("an algorithm with input_ reads its data; nothing else samples", lambda v: True),
+    "input_config": Ignored("", lambda v: not v),
 }
 
 # Options of other algorithms (RLlib's; DQN's that rlarena's DQNConfig lacks, e.g. noisy nets or
@@ -106,6 +110,9 @@ OTHER_ALGORITHMS: dict[str, str] = {
 _SAC_MODELS = ("rlarena's SAC builds both networks from model={'fcnet_hiddens': [...], 'fcnet_activation': ...} "
                "and takes actor_lr, critic_lr and alpha_lr")
 NO_EQUIVALENT: dict[str, str] = {
+    "input_config": "rlarena reads Parquet files named directly: input_='DIR' (a directory, file, glob or list); "
+                    "RLlib's JSON files are not read (record Parquet with .offline_data(output=DIR) or "
+                    "`rlarena rollout CKPT --output DIR`)",
     **dict.fromkeys(("Q_model", "policy_model", "q_model_config", "policy_model_config", "optimization"), _SAC_MODELS),
     "horizon": "episodes are cut by the env itself: wrap it in gymnasium.wrappers.TimeLimit, or for a "
                "Gymnasium id set env_config={'max_episode_steps': N}",

@@ -46,6 +46,8 @@ class Recorder:
     def record(self, batches: dict[str, Rollout]) -> None:
         for pid, buf in batches.items():
             rows = self._ma_rows(buf) if buf.agent_ids is not None else self._single_agent_rows(buf)
+            if not len(rows["rewards"]):  # a fragment of autoreset steps only (one env, one step)
+                continue
             rows["actions"] = self.policies[pid].to_env_actions(rows["actions"])
             self._add_logp(pid, rows)
             self._writer(pid).add(rows)
