@@ -12,8 +12,9 @@ or at --max-seconds of training. Reported per algorithm and worker count: traini
 over seeds, and the speedup of 2 workers over 1. The updates are the same for any worker count (the
 same seed gives the same weights), so the two columns run the same iterations and only time differs.
 
-Pendulum: ARS, linear policy, num_rollouts 32, rollouts_used 16, sgd_stepsize 0.02, noise_stdev 0.03,
-2 workers, --pendulum-iters iterations; reported: the greedy mean of 20 episodes at the end.
+Pendulum: ARS V2 (observations normalized by a MeanStdFilter merged across the workers), linear
+policy, num_rollouts 32, rollouts_used 16, sgd_stepsize 0.02, noise_stdev 0.03, 2 workers,
+--pendulum-iters iterations; reported: the greedy mean of 20 episodes at the end.
 
     python benchmarks/es_ars.py                   # 3 seeds
     python benchmarks/es_ars.py --seeds 1 --max-seconds 10
@@ -69,7 +70,7 @@ def solve_cartpole(algo_name: str, workers: int, seed: int, max_seconds: float) 
 def pendulum(seed: int, iters: int, workers: int) -> dict[str, Any]:
     algo = (ARSConfig().environment("Pendulum-v1")
             .training(num_rollouts=32, rollouts_used=16, sgd_stepsize=0.02, noise_stdev=0.03)
-            .env_runners(num_es_workers=workers).evaluation(evaluation_duration=20).debugging(seed=seed).build())
+            .env_runners(num_es_workers=workers, observation_filter="MeanStdFilter")  # ARS V2.evaluation(evaluation_duration=20).debugging(seed=seed).build())
     try:
         for _ in range(iters):
             algo.train()
@@ -79,14 +80,56 @@ def pendulum(seed: int, iters: int, workers: int) -> dict[str, Any]:
         algo.stop()
 
 
+def _ceiling_job(barrier: Any, episodes: int, out: Any) -> None:
+    """Play `episodes` Pendulum episodes (200 steps each: a fixed amount of work) with an ES player;
+    put the seconds it took into `out`."""
+    import gymnasium as gym
+    import torch
+
+    from rlarena.algorithms.es import PerturbationPlayer
+    torch.set_num_threads(1)
+    env = gym.make("Pendulum-v1")
+    player = PerturbationPlayer("Pendulum-v1", {}, env.observation_space, env.action_space,
+                                {"fcnet_hiddens": [32, 32], "fcnet_activation": "tanh", "vf_share_layers": False,
+                                 "log_std_init": 0.0, "board_features": None}, 2**16, 0.02)
+    barrier.wait()
+    start = time.perf_counter()
+    player.play([(0, seed, 1) for seed in range(episodes)])
+    out.put(time.perf_counter() - start)
+
+
+def parallel_ceiling(episodes: int) -> dict[str, float]:
+    """The machine's own limit on a 2-process speedup: the same fixed work in one process alone, then
+    in two processes at once (what two ES workers do, without any coordination). 2 x alone / together."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    times = {}
+    for n in (1, 2):
+        barrier, out = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_ceiling_job, args=(barrier, episodes, out)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        times[n] = max(out.get() for _ in procs)
+        for p in procs:
+            p.join()
+    return {"alone_s": times[1], "together_s": times[2], "ceiling": 2 * times[1] / times[2]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="3")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="training time cap per CartPole run")
     parser.add_argument("--pendulum-iters", type=int, default=100)
+    parser.add_argument("--ceiling-only", action="store_true", help="only measure the machine's 2-process ceiling")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     header("ES and ARS: CartPole-v1 to greedy 475 with 1 and 2 worker processes; ARS on Pendulum-v1")
+    ceilings = [parallel_ceiling(100) for _ in range(3)]
+    print("The machine's 2-process ceiling (100 Pendulum episodes per process, alone vs two at once): "
+          + ", ".join(f"{c['ceiling']:.2f}x ({c['alone_s']:.2f} s alone, {c['together_s']:.2f} s together)"
+                      for c in ceilings) + f"; median {median([c['ceiling'] for c in ceilings]):.2f}x", flush=True)
+    if args.ceiling_only:
+        return
     rows = []
     for algo_name in ("ES", "ARS"):
         for seed in seeds:

@@ -111,23 +111,31 @@ def _weights(algo) -> np.ndarray:
     lambda w: _ars_probe(num_es_workers=w),
     lambda w: (ESConfig().environment("CartPole-v1").training(episodes_per_batch=12, model={"fcnet_hiddens": [8]})
                .env_runners(num_es_workers=w).debugging(seed=1).build()),
-], ids=["ars", "es"])
+    lambda w: (ARSConfig().environment("Pendulum-v1").training(num_rollouts=4, rollouts_used=2)
+               .env_runners(num_es_workers=w, observation_filter="MeanStdFilter").debugging(seed=2).build()),
+], ids=["ars", "es", "ars-filter"])
 def test_two_workers_give_the_same_updates_as_one(make):
+    """The same weights, episodes and (with MeanStdFilter) observation statistics for 1 and 2 workers."""
     runs = []
     for workers in (1, 2):
         algo = make(workers)
         try:
             results = [algo.train() for _ in range(3)]
+            state = algo.policy.get_state()
             runs.append((_weights(algo), [r["episode_return_mean"] for r in results],
-                         results[-1]["num_env_steps_sampled_lifetime"]))
+                         results[-1]["num_env_steps_sampled_lifetime"],
+                         {k: v.tolist() for k, v in state.items() if k.startswith("obs_filter.")}))
             if workers == 2:
-                assert len(mp.active_children()) == 2
+                assert len(mp.active_children()) == 1  # and this process plays too
         finally:
             algo.stop()
     assert mp.active_children() == []  # stop() ended the workers
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1:] == runs[1][1:]
     assert not np.array_equal(runs[0][0], np.zeros_like(runs[0][0]))
+    if runs[0][3]:  # the filter learned the observations' scale: Pendulum's angular velocity spreads widest
+        var = np.array(runs[0][3]["obs_filter.var"])
+        assert round(runs[0][3]["obs_filter.count"][0]) == runs[0][2] and var[2] > var[0] and var[2] > var[1]
 
 
 @pytest.mark.parametrize("config", [
@@ -161,7 +169,6 @@ def test_checkpoint_round_trip_continues_identically(config, tmp_path):
     (ESConfig().training(episodes_per_batch=1), "episodes_per_batch"),
     (ESConfig().env_runners(num_es_workers=0), "num_es_workers"),
     (ARSConfig().training(num_rollouts=4, rollouts_used=5), "rollouts_used"),
-    (ARSConfig().env_runners(observation_filter="MeanStdFilter"), "observation_filter"),
     (ARSConfig().training(noise_size=10, model={"fcnet_hiddens": [16]}), "noise_size"),
 ])
 def test_config_errors_name_the_key(config, key):

@@ -1,6 +1,6 @@
 """Evolution strategies on the policy's flat parameter vector: OpenAI ES (Salimans et al. 2017,
 arXiv:1703.03864) and Augmented Random Search (ARS, Mania et al. 2018, arXiv:1803.07055).
-Config, estimators, update; perturbed episodes run in worker processes.
+Config, estimators, update; perturbed episodes run in this process and num_es_workers - 1 worker processes.
 
 Each iteration draws n directions eps_i from a shared noise table and plays one greedy episode at
 theta + sigma eps_i and one at theta - sigma eps_i (mirrored sampling), both from the same env seed.
@@ -17,8 +17,10 @@ tower and a Box policy's log_std never act greedily, so they are frozen out of t
 
 Differences from RLlib: a fixed number of perturbations per iteration (episodes_per_batch / 2 pairs
 for ES, num_rollouts for ARS) instead of "until both episodes_per_batch and train_batch_size are
-reached", so the update does not depend on how many workers ran; no MeanStdFilter (a running filter
-would need merging across workers in a fixed order: not done yet, observation_filter must be NoFilter);
+reached", so the update does not depend on how many workers ran; `observation_filter="MeanStdFilter"`
+(ARS V2, and OpenAI ES's observation normalization): the perturbed episodes play with the filter frozen
+at the iteration's start, each returns the mean and variance of the observations it saw, and the driver
+merges them in episode order (so the filter, like the update, does not depend on how many workers ran);
 local processes only (`num_es_workers`; RLlib's num_env_runners stays reserved for Ray actors).
 """
 
@@ -48,6 +50,7 @@ from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.torch_policy import TorchPolicy
 
 NOISE_SEED = 123  # RLlib's create_shared_noise seed
+QUEUED_CHUNKS = 3  # chunks each worker holds: it never waits for the driver to finish an episode
 
 
 @dataclass
@@ -55,7 +58,7 @@ class EvolutionConfig(AlgorithmConfig):
     """Options shared by ES and ARS."""
 
     num_envs_per_env_runner: int = option(1, "env_runners")  # the base class's vector env is unused for training
-    num_es_workers: int = option(1, "env_runners")  # processes playing perturbations; 1: in this process
+    num_es_workers: int = option(1, "env_runners")  # processes playing perturbations, this one included (N - 1 spawned)
     noise_stdev: float = option(0.02, "training")  # sigma (RLlib's ES and ARS default)
     noise_size: int = option(2**22, "training")  # entries in the shared noise table (RLlib: 250_000_000)
 
@@ -64,8 +67,6 @@ class EvolutionConfig(AlgorithmConfig):
         self._check("num_es_workers", self.num_es_workers >= 1, "must be >= 1 (1: play the episodes in this process)")
         self._check("noise_stdev", math.isfinite(self.noise_stdev) and self.noise_stdev > 0, "must be > 0")
         self._check("noise_size", self.noise_size >= 1, "must be >= 1 (and at least the policy's parameter count)")
-        self._check("observation_filter", self.observation_filter == "NoFilter",
-                    "must be 'NoFilter' for ES and ARS (a running filter is not merged across workers yet)")
         self._check("policies", self.policies is None, "must be None: ES and ARS are single-agent here")
 
 
@@ -129,9 +130,9 @@ def ars_step(r_pos: np.ndarray, r_neg: np.ndarray, noise: np.ndarray, b: int, st
 
 # -- playing perturbations ------------------------------------------------------------------------
 def make_es_policy(observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                   seed: int | None = None) -> tuple[TorchPolicy, FlatParameters]:
+                   seed: int | None = None, observation_filter: str = "NoFilter") -> tuple[TorchPolicy, FlatParameters]:
     """A TorchPolicy whose policy tower (only) lies in one flat vector."""
-    policy = TorchPolicy(observation_space, action_space, model_config, "NoFilter", seed)
+    policy = TorchPolicy(observation_space, action_space, model_config, observation_filter, seed)
     model = policy.model
     for part in (model.vf_layers, model.vf_head):
         if part is not None:
@@ -149,28 +150,49 @@ class PerturbationPlayer:
     """One env and one policy copy; plays mirrored pairs greedily. Lives in a worker or in the driver."""
 
     def __init__(self, env: Any, env_config: dict, observation_space: gym.Space, action_space: gym.Space,
-                 model_config: dict, noise_size: int, noise_stdev: float):
+                 model_config: dict, noise_size: int, noise_stdev: float, observation_filter: str = "NoFilter"):
         self.env = make_env_creator(env)(dict(env_config))
-        self.policy, self.flat = make_es_policy(observation_space, action_space, model_config)
+        self.policy, self.flat = make_es_policy(observation_space, action_space, model_config,
+                                                observation_filter=observation_filter)
         self.noise, self.sigma = noise_table(noise_size), noise_stdev
         self.theta = self.flat.param.numpy().copy()
 
-    def episode(self, seed: int) -> tuple[float, int]:
+    def set_weights(self, theta: np.ndarray, filter_state: dict[str, np.ndarray] | None) -> None:
+        """The iteration's parameters and (frozen while it plays) observation filter."""
+        self.theta = theta
+        if filter_state is not None:
+            self.policy.obs_filter.set_state(filter_state)
+
+    def episode(self, seed: int) -> tuple[float, int, np.ndarray | None]:
+        """(return, length, the [count, mean, var] of its flat observations when the policy has a filter)."""
+        policy = self.policy
         obs, _ = self.env.reset(seed=seed)
-        total, steps, done = 0.0, 0, False
+        total, steps, done, seen = 0.0, 0, False, []
         while not done:
-            action = self.policy.compute_actions(stack_obs([obs]), explore=False)[0]
+            batch = stack_obs([obs])
+            flat = policy.flatten(batch)
+            if policy.obs_filter is not None:
+                seen.append(flat[0])
+            action = policy.to_env_actions(policy.sample(policy.normalize(flat), False, policy.action_mask(batch)))[0]
             obs, reward, terminated, truncated, _ = self.env.step(action)
             total, steps, done = total + float(reward), steps + 1, terminated or truncated
-        return total, steps
+        if not seen:
+            return total, steps, None
+        x = np.asarray(seen, np.float64)
+        return total, steps, np.concatenate([[len(x)], x.mean(0), x.var(0)])
 
     def play(self, episodes: list[tuple[int, int, int]]) -> np.ndarray:
-        """[k, 2]: the return and length of each (noise index, env seed, sign +1/-1) episode."""
-        out = np.empty((len(episodes), 2), np.float64)
+        """[k, 2 (+ 1 + 2D with a filter)]: the return and length of each (noise index, env seed, sign
+        +1/-1) episode, then the count, mean and variance of the observations it saw."""
+        width = 2 + (1 + 2 * self.policy.obs_dim if self.policy.obs_filter is not None else 0)
+        out = np.empty((len(episodes), width), np.float64)
         view, dim = self.flat.param.numpy(), self.theta.size
         for row, (index, seed, sign) in enumerate(episodes):
             np.add(self.theta, sign * self.sigma * self.noise[index:index + dim], out=view)  # in place: views stay live
-            out[row] = self.episode(seed)
+            total, steps, moments = self.episode(seed)
+            out[row, :2] = total, steps
+            if moments is not None:
+                out[row, 2:] = moments
         view[:] = self.theta
         return out
 
@@ -187,7 +209,7 @@ def _worker(pipe: Any, kwargs: dict[str, Any]) -> None:
         while True:
             cmd, arg = pipe.recv()
             if cmd == "theta":  # no reply: the pipe keeps the order
-                player.theta = arg
+                player.set_weights(*arg)
             elif cmd == "play":
                 pipe.send(("ok", player.play(arg)))
             else:
@@ -232,23 +254,41 @@ class PerturbationPool:
             raise EnvError(f"Env {self.env_name!r} failed in an ES worker: {value}")
         return value
 
-    def play(self, theta: np.ndarray, episodes: list[tuple[int, int, int]]) -> np.ndarray:
+    def play(self, theta: np.ndarray, filter_state: dict[str, np.ndarray] | None,
+             episodes: list[tuple[int, int, int]], local: PerturbationPlayer | None = None) -> np.ndarray:
+        """Every episode's row of PerturbationPlayer.play, in order. `local`: a player in this process
+        that plays chunks too while the workers are busy (the driver is otherwise idle, and one process
+        fewer competes for the cores). Each worker keeps QUEUED_CHUNKS chunks queued."""
         for pipe in self.pipes:
-            pipe.send(("theta", theta))
-        # small chunks: one long episode at the end of an iteration leaves the other workers idle; a
-        # message round trip (~0.1 ms) is cheap beside a CartPole pair (~1-20 ms)
-        size = max(1, len(episodes) // (16 * len(self.pipes)))
-        chunks = [episodes[i:i + size] for i in range(0, len(episodes), size)]
+            pipe.send(("theta", (theta, filter_state)))
+        if local is not None:
+            local.set_weights(theta, filter_state)
+        # one episode per chunk: the players finish an iteration at most one episode apart (a chunk
+        # the driver plays cannot be interrupted); a message (~0.1 ms) is cheap beside an episode (1-20 ms)
+        chunks = [[episode] for episode in episodes]
         results: list[Any] = [None] * len(chunks)
-        free, busy, sent = list(self.pipes), {}, 0
-        while sent < len(chunks) or busy:
-            while free and sent < len(chunks):
-                pipe = free.pop()
+        queued: dict[Any, list[int]] = {pipe: [] for pipe in self.pipes}
+        sent = 0
+
+        def refill(pipe: Any) -> None:
+            nonlocal sent
+            # near the end a worker holds no more than are left to send: the driver takes its share
+            while len(queued[pipe]) < min(QUEUED_CHUNKS, len(chunks) - sent) or (not queued[pipe] and sent < len(chunks)):
                 pipe.send(("play", chunks[sent]))
-                busy[pipe], sent = sent, sent + 1
-            for pipe in wait(list(busy)):
-                results[busy.pop(pipe)] = self._receive(pipe)
-                free.append(pipe)
+                queued[pipe].append(sent)
+                sent += 1
+
+        for pipe in self.pipes:
+            refill(pipe)
+        while sent < len(chunks) or any(queued.values()):
+            busy = [pipe for pipe, q in queued.items() if q]
+            play_here = local is not None and sent < len(chunks)
+            for pipe in wait(busy, timeout=0 if play_here else None):
+                results[queued[pipe].pop(0)] = self._receive(pipe)
+                refill(pipe)
+            if play_here and sent < len(chunks):  # (the refills may have sent the last chunks)
+                results[sent] = local.play(chunks[sent])
+                sent += 1
         return np.concatenate(results)
 
     def close(self) -> None:
@@ -274,7 +314,8 @@ class EvolutionStrategy(Algorithm):
 
     def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
                     seed: int | None) -> TorchPolicy:
-        policy, self.flat = make_es_policy(observation_space, action_space, config.model_config, seed)
+        policy, self.flat = make_es_policy(observation_space, action_space, config.model_config, seed,
+                                           config.observation_filter)
         return policy
 
     def setup(self) -> None:
@@ -286,9 +327,11 @@ class EvolutionStrategy(Algorithm):
         self.noise = noise_table(cfg.noise_size)
         kwargs = {"env": resolve_registered(cfg.env), "env_config": cfg.env_config, "observation_space": self.policy.observation_space,
                   "action_space": self.policy.action_space, "model_config": cfg.model_config,
-                  "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev}
-        self.pool = PerturbationPool(cfg.num_es_workers, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
-        self.player = None if self.pool is not None else PerturbationPlayer(**kwargs)
+                  "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev,
+                  "observation_filter": cfg.observation_filter}
+        # N workers: N - 1 processes, and this process plays too while it waits for them
+        self.pool = PerturbationPool(cfg.num_es_workers - 1, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
+        self.player = PerturbationPlayer(**kwargs)
 
     @property
     @abstractmethod
@@ -306,12 +349,18 @@ class EvolutionStrategy(Algorithm):
         seeds = self.rng.integers(0, 2**31 - 1, size=n)  # one start state per mirrored pair
         # +eps and -eps as separate tasks (finer work units balance the workers better), in pair order
         episodes = [(i, s, sign) for i, s in zip(indices.tolist(), seeds.tolist()) for sign in (1, -1)]
+        obs_filter = self.policy.obs_filter
+        filter_state = None if obs_filter is None else obs_filter.get_state()
+        assert self.player is not None
         if self.pool is not None:
-            out = self.pool.play(theta, episodes)
+            out = self.pool.play(theta, filter_state, episodes, self.player)
         else:
-            assert self.player is not None
-            self.player.theta = theta
+            self.player.set_weights(theta, filter_state)
             out = self.player.play(episodes)
+        if obs_filter is not None:  # each episode's observation statistics, in episode order
+            D = self.policy.obs_dim
+            for count, mean, var in zip(out[:, 2], out[:, 3:3 + D], out[:, 3 + D:]):
+                obs_filter.update_moments(mean, var, count)
         returns, lengths = out[:, 0].reshape(n, 2), out[:, 1].astype(np.int64)
         r_pos, r_neg = returns[:, 0], returns[:, 1]
         self.num_env_steps_sampled_lifetime += int(lengths.sum())

@@ -20,7 +20,12 @@ class RunningMeanStd:
 
     def update(self, batch: np.ndarray) -> None:
         batch = batch.reshape(-1, *self.mean.shape)
-        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        self.update_moments(batch.mean(0), batch.var(0), batch.shape[0])
+
+    def update_moments(self, b_mean: np.ndarray, b_var: np.ndarray, b_count: float) -> None:
+        """Merge the statistics of a batch seen elsewhere (another process): its mean, variance and size."""
+        if b_count <= 0:
+            return
         delta, total = b_mean - self.mean, self.count + b_count
         self.mean = self.mean + delta * b_count / total
         m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
