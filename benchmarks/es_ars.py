@@ -70,7 +70,8 @@ def solve_cartpole(algo_name: str, workers: int, seed: int, max_seconds: float) 
 def pendulum(seed: int, iters: int, workers: int) -> dict[str, Any]:
     algo = (ARSConfig().environment("Pendulum-v1")
             .training(num_rollouts=32, rollouts_used=16, sgd_stepsize=0.02, noise_stdev=0.03)
-            .env_runners(num_es_workers=workers, observation_filter="MeanStdFilter")  # ARS V2.evaluation(evaluation_duration=20).debugging(seed=seed).build())
+            .env_runners(num_es_workers=workers, observation_filter="MeanStdFilter")  # ARS V2
+            .evaluation(evaluation_duration=20).debugging(seed=seed).build())
     try:
         for _ in range(iters):
             algo.train()
