@@ -130,6 +130,20 @@ def league_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return untrained_league_checkpoint(tmp_path_factory.mktemp("league"))
 
 
+def all_arrays(algo: Algorithm) -> dict:
+    """Every array of algo.get_state(), keyed by (group, name): weights, optimizers, targets, counters."""
+    return {(g, k): v for g, group in algo.get_state()["arrays"].items() for k, v in group.items()}
+
+
+def assert_same_arrays(a: Algorithm, b: Algorithm) -> None:
+    """The two algorithms hold the same arrays, bit for bit."""
+    import numpy as np
+    left, right = all_arrays(a), all_arrays(b)
+    assert left.keys() == right.keys()
+    for key, value in left.items():
+        np.testing.assert_array_equal(value, right[key], err_msg=str(key))
+
+
 def weights(algo: Algorithm) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in algo.get_policy().model.state_dict().items()}
 

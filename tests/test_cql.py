@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import all_arrays, assert_same_arrays
 from probe_envs import ContinuousIdentityEnv
 
 from rlarena import Algorithm
-from rlarena.algorithms import ALGORITHMS
-from rlarena.algorithms.cql import CQL, CQLConfig, cql_penalty
+from rlarena.algorithms.cql import CQLConfig, cql_penalty
 from rlarena.errors import ConfigError
 from rlarena.offline import OfflineWriter
 
@@ -113,12 +113,7 @@ def test_lagrangian_learns_alpha_prime_and_actions_map_from_the_bounds(tmp_path)
         algo.stop()
 
 
-def all_arrays(algo) -> dict:
-    return {(g, k): v for g, group in algo.get_state()["arrays"].items() for k, v in group.items()}
-
-
-def test_checkpoint_round_trip_continues_identically(tmp_path, monkeypatch):
-    monkeypatch.setitem(ALGORITHMS, "CQL", CQL)  # until rlarena.algorithms registers it
+def test_checkpoint_round_trip_continues_identically(tmp_path):
     identity_data(tmp_path / "data", n=512)
     config = (CQLConfig().offline_data(input_=str(tmp_path / "data"))
               .training(**{**FAST, "min_train_timesteps_per_iteration": 64 * 3}, bc_iters=4, lagrangian=True)
@@ -139,10 +134,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, monkeypatch):
             algo.restore(path)
             result = algo.train()
             assert result["num_gradient_steps_lifetime"] == 6 and result["bc_phase"] == 0.0
-            after, other = all_arrays(algo), all_arrays(restored)
-            assert after.keys() == other.keys()
-            for key, value in after.items():
-                np.testing.assert_array_equal(value, other[key], err_msg=str(key))
+            assert_same_arrays(algo, restored)
         finally:
             restored.stop()
     finally:

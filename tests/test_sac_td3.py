@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import all_arrays, assert_same_arrays
 from probe_envs import ContinuousIdentityEnv, DiscreteIdentityEnv, TwoStepValueEnv
 
 from rlarena import Algorithm, DDPGConfig, SACConfig, TD3Config
@@ -176,10 +177,6 @@ def test_box_actions_are_scaled_to_the_bounds_and_warmup_is_uniform():
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
-def all_arrays(algo) -> dict:
-    return {(g, k): v for g, group in algo.get_state()["arrays"].items() for k, v in group.items()}
-
-
 @pytest.mark.parametrize("algo_name", ["SAC", "TD3"])
 def test_checkpoint_round_trip_continues_identically(tmp_path, algo_name):
     algo = probe_config(CONFIGS[algo_name], "Pendulum-v1").build()
@@ -200,10 +197,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, algo_name):
             restored.train()
             algo.restore(path)
             algo.train()
-            after, other = all_arrays(algo), all_arrays(restored)
-            assert after.keys() == other.keys()
-            for key, value in after.items():
-                np.testing.assert_array_equal(value, other[key], err_msg=str(key))
+            assert_same_arrays(algo, restored)
         finally:
             restored.stop()
     finally:

@@ -207,13 +207,7 @@ class CQL(SAC):
             raise TrainingError(f"CQL loss became non-finite (critic {loss_q.item()}, actor {loss_pi.item()}) at "
                                 f"gradient step {self.num_gradient_steps}. The update was not applied. Lower the "
                                 f"learning rates, set grad_clip, or scale the rewards.")
-        flats["critic"].zero_grad()
-        loss_q.backward()
-        if cfg.grad_clip is not None:
-            flats["critic"].clip_grad_norm_(cfg.grad_clip)
-            flats["actor"].clip_grad_norm_(cfg.grad_clip)
-        self.optimizers[(policy_id, "critic")].step()
-        self.optimizers[(policy_id, "actor")].step()
+        self.step_critic_and_actor(policy_id, loss_q)
         if cfg.lagrangian:
             flats["alpha_prime"].zero_grad()
             loss_alpha_prime.backward()

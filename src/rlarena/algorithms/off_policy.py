@@ -433,6 +433,18 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
             self.optimizers[(policy_id, key)] = Adam(flat, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
         return flats
 
+    def step_critic_and_actor(self, policy_id: str, loss_q: torch.Tensor) -> None:
+        """Backpropagate the critics' loss (the actor's gradient is in its buffer already), clip both
+        gradients (grad_clip) and step both optimizers."""
+        cfg, flats = self.policy_configs[policy_id], self.flats[policy_id]
+        flats["critic"].zero_grad()
+        loss_q.backward()
+        if cfg.grad_clip is not None:
+            flats["critic"].clip_grad_norm_(cfg.grad_clip)
+            flats["actor"].clip_grad_norm_(cfg.grad_clip)
+        self.optimizers[(policy_id, "critic")].step()
+        self.optimizers[(policy_id, "actor")].step()
+
     def before_sample(self) -> None:
         for pid in self.policies_to_train:
             cfg: ActorQConfig = self.policy_configs[pid]  # type: ignore[assignment]

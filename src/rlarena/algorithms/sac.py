@@ -195,13 +195,7 @@ class SAC(ActorQAlgorithm):
                                 f"iteration {self.iteration + 1}"
                                 f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}. The update "
                                 f"was not applied. Lower the learning rates, set grad_clip, or scale the rewards.")
-        flats["critic"].zero_grad()
-        loss_q.backward()
-        if cfg.grad_clip is not None:
-            flats["critic"].clip_grad_norm_(cfg.grad_clip)
-            flats["actor"].clip_grad_norm_(cfg.grad_clip)
-        self.optimizers[(policy_id, "critic")].step()
-        self.optimizers[(policy_id, "actor")].step()
+        self.step_critic_and_actor(policy_id, loss_q)
         if cfg.target_network_update_freq == 0:
             self.update_target(policy_id, cfg.tau)
         self.update_priorities(policy_id, indices, td_error)
