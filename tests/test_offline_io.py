@@ -248,6 +248,18 @@ def test_episodes_returns_by_hand():
     np.testing.assert_allclose(OfflineData.episodes_returns(single, 1.0), [3, 2, 1])  # no t: file order
 
 
+def test_episodes_bootstrap_by_hand():
+    """Episode 1 (rows 0, 2, 3 by t) was truncated: gamma^(steps left + 1) and its last new_obs; episode 2
+    terminated: nothing to bootstrap."""
+    data = {"eps_id": np.array([1, 2, 1, 1, 2]), "agent_id": None, "t": np.array([0, 0, 1, 2, 1]),
+            "rewards": np.zeros(5, np.float32), "terminateds": np.array([False, False, False, False, True]),
+            "new_obs": np.arange(5, dtype=np.float32).reshape(5, 1) * 10}
+    discount, final = OfflineData.episodes_bootstrap(data, 0.5)
+    np.testing.assert_allclose(discount, [0.125, 0, 0.25, 0.5, 0])
+    np.testing.assert_array_equal(final[[0, 2, 3], 0], [30, 30, 30])  # row 3 (t = 2) ends episode 1
+    np.testing.assert_array_equal(final[[1, 4], 0], [40, 40])
+
+
 def test_batches_see_every_row_once_per_epoch(tmp_path):
     rng = np.random.default_rng(4)
     written = make_episodes(rng, [5, 7, 3, 9, 6, 2], DISCRETE)  # 32 rows

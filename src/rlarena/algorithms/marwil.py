@@ -8,12 +8,16 @@ and behaviour cloning (BC, MARWIL with beta = 0): learn a policy from logged epi
 The weights exp(.) are constants (no gradient), so the policy imitates the logged actions in
 proportion to how much better than expected they turned out. BC (beta = 0) imitates them all alike
 and trains no value function. Returns-to-go are computed per logged episode when the data is read
-(rlarena.offline.io), without bootstrapping where an episode was cut.
+(rlarena.offline.io); where an episode was truncated (a time limit) or cut, gamma^k V(its last
+new_obs) is added, with the value function of the moment (RLlib's bootstrap): without it, the states
+before a time limit look bad for a reason the observation does not show (CartPole's expert data: MARWIL
+stayed near 150).
 
 Names and defaults are RLlib's MARWIL and BC: lr 1e-4, beta 1.0, vf_coeff 1.0,
 moving_average_sqd_adv_norm_update_rate 1e-8 and _start 100.0, bc_logstd_coeff 0.0 (Box actions:
 +coeff * sum(log_std) in the weighted term, for more spread), train_batch_size 2000 rows per
-iteration. Added: minibatch_size (rows per gradient step; None: the whole batch, one step, as RLlib).
+iteration. Added: minibatch_size (rows per gradient step; None: the whole batch, one step, as RLlib) and
+normalize_weights (True: the weights divided by their minibatch mean; False: RLlib's loss exactly).
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class MARWILConfig(AlgorithmConfig):
     bc_logstd_coeff: float = option(0.0, "training")
     moving_average_sqd_adv_norm_update_rate: float = option(1e-8, "training")
     moving_average_sqd_adv_norm_start: float = option(100.0, "training")
+    # ours (RLlib: False): the weights divided by their minibatch mean, so the policy's gradient keeps its
+    # scale while the value function fits (the weights fell 500x on CartPole, and Adam's second moments,
+    # set by the first large gradients, then all but froze the policy)
+    normalize_weights: bool = option(True, "training")
 
     def validate(self) -> None:
         super().validate()
@@ -66,7 +74,8 @@ class BCConfig(MARWILConfig):
 
 def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
                 ma_adv_norm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
-    """(loss, stats, the updated moving average of the squared advantage norm) for one minibatch."""
+    """(loss, stats, the updated moving average of the squared advantage norm) for one minibatch;
+    `returns` the (bootstrapped) returns-to-go, targets without gradient."""
     dist_inputs, values = model(obs)
     logp, _ = dist.log_prob_entropy(dist_inputs, actions, False)
     if cfg.bc_logstd_coeff and getattr(model, "log_std", None) is not None:
@@ -80,6 +89,8 @@ def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torc
         adv_sq = adv.pow(2).mean()
         ma_adv_norm += cfg.moving_average_sqd_adv_norm_update_rate * (adv_sq.item() - ma_adv_norm)
         weights = torch.exp(torch.clamp(cfg.beta * adv.detach() / (1e-8 + math.sqrt(ma_adv_norm)), max=MAX_EXPONENT))
+        if cfg.normalize_weights:
+            weights = weights / weights.mean()
         policy_loss = -(weights * logp).mean()
         vf_loss = 0.5 * adv_sq
         loss = policy_loss + cfg.vf_coeff * vf_loss
@@ -117,7 +128,12 @@ class MARWIL(Algorithm):
             policy.obs_filter.update(batch["obs"])
         obs = torch.from_numpy(np.ascontiguousarray(policy.normalize(batch["obs"])))
         actions = torch.from_numpy(batch["actions"])
-        returns = torch.from_numpy(batch["returns"]) if "returns" in batch else None
+        returns = None
+        if "returns" in batch:  # + gamma^k V(s_T) where the logged episode was truncated or cut (RLlib's bootstrap)
+            with torch.no_grad():
+                final = torch.from_numpy(np.ascontiguousarray(policy.normalize(batch["bootstrap_obs"])))
+                returns = torch.from_numpy(batch["returns"]) + torch.from_numpy(batch["bootstrap_discount"]) * \
+                    model.value(final)
         n = len(obs)
         size = cfg.minibatch_size or n
         order = self.rng.permutation(n) if size < n else np.arange(n)

@@ -376,6 +376,22 @@ class OfflineData:
         out[order] = returns
         return out
 
+    @staticmethod
+    def episodes_bootstrap(data: dict[str, Any], gamma: float) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 [n] gamma^(steps to its episode's end + 1), float32 [n, D] its episode's last new_obs)
+        per row: what a learner adds to the reward-to-go, discount x V(last new_obs), for an episode that
+        was truncated or cut; the discount is 0 in an episode that terminated (nothing follows)."""
+        n = len(data["rewards"])
+        order, first = _episode_order(data)
+        episode = np.cumsum(first) - 1  # each sorted row's episode
+        last = np.append(np.flatnonzero(first)[1:] - 1, n - 1)[episode]  # its episode's last sorted row
+        steps_left = last - np.arange(n)
+        goes_on = ~np.asarray(data["terminateds"], bool)[order][last]
+        discount, final = np.empty(n, np.float32), np.empty_like(np.asarray(data["new_obs"]))
+        discount[order] = np.where(goes_on, float(gamma) ** (steps_left + 1.0), 0.0)
+        final[order] = np.asarray(data["new_obs"])[order][last]
+        return discount, final
+
     def iter_files(self, rng: np.random.Generator) -> Iterator[tuple[Path, dict[str, Any]]]:
         """(path, read_file(path)) for every file once, in a shuffled order."""
         for i in rng.permutation(len(self.files)):
@@ -383,8 +399,8 @@ class OfflineData:
 
     def batches(self, batch_size: int, rng: np.random.Generator, gamma: float | None = None,
                 shuffle_files: int = 2) -> Iterator[dict[str, np.ndarray]]:
-        """An endless iterator of minibatches (columns as read_file's, plus "returns" when gamma is given,
-        computed per file). It holds `shuffle_files` files at a time and draws their rows in a random
+        """An endless iterator of minibatches (columns as read_file's, plus "returns", "bootstrap_discount"
+        and "bootstrap_obs" (episodes_bootstrap) when gamma is given, computed per file). It holds `shuffle_files` files at a time and draws their rows in a random
         order without replacement, then reads the next ones; each epoch takes the files in a new order.
         The rows a window leaves over (fewer than batch_size) go into the next, so an epoch sees every row."""
         if batch_size < 1 or shuffle_files < 1:
@@ -414,10 +430,11 @@ class OfflineData:
 
     def _rows(self, path: Path, gamma: float | None) -> dict[str, np.ndarray]:
         """read_file's columns with the same keys for every file: action_logp only when all files have it,
-        agent_id only when not None, returns when gamma is given."""
+        agent_id only when not None, returns and the bootstrap columns when gamma is given."""
         data = self.read_file(path)
         if gamma is not None:
             data["returns"] = self.episodes_returns(data, gamma)
+            data["bootstrap_discount"], data["bootstrap_obs"] = self.episodes_bootstrap(data, gamma)
         if not self.has_logp:
             data.pop("action_logp", None)
         if data["agent_id"] is None:
