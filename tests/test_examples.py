@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +42,26 @@ TUNED = sorted((ROOT / "tuned_examples").glob("**/*.yaml"))
 BUDGET_KEYS = {"num_env_steps_sampled_lifetime", "timesteps_total", "training_iteration", "time_total_s"}
 
 
+def stand_in_data(config, directory: Path) -> None:
+    """An offline example's data (recorded by examples/record_offline_data.py, not in git) replaced by a
+    few random rows of its env's spaces: the file is checked, not what it learns."""
+    import gymnasium as gym
+
+    from rlarena.offline import OfflineWriter
+    env = gym.make(config.env)
+    rng = np.random.default_rng(0)
+    n = 4096  # a batch of every example fits
+    obs = rng.standard_normal((n, *env.observation_space.shape)).astype(np.float32)
+    actions = np.stack([env.action_space.sample() for _ in range(n)])
+    with OfflineWriter(directory, env.observation_space, env.action_space) as writer:
+        writer.add({"eps_id": np.arange(n) // 8, "obs": obs, "new_obs": obs, "actions": actions,
+                    "rewards": np.zeros(n, np.float32), "terminateds": np.arange(n) % 8 == 7,
+                    "truncateds": np.zeros(n, bool)})
+    config.input_ = str(directory)
+
+
 @pytest.mark.parametrize("path", TUNED, ids=lambda p: str(p.relative_to(ROOT / "tuned_examples")))
-def test_tuned_example_parses_and_builds(path: Path) -> None:
+def test_tuned_example_parses_and_builds(path: Path, tmp_path: Path) -> None:
     import importlib.util
     import warnings
 
@@ -59,6 +78,10 @@ def test_tuned_example_parses_and_builds(path: Path) -> None:
     assert not space, f"{path}: a tuned example is one config, not a sweep"
     stop = {result_key(k) for k in spec.get("stop", {})}
     assert stop & BUDGET_KEYS and stop - BUDGET_KEYS, f"{path}: stop needs a threshold key and a budget key"
+    if config.input_ is not None:
+        assert all(str(p).startswith("offline_data/") for p in np.atleast_1d(config.input_)), \
+            f"{path}: offline data comes from examples/record_offline_data.py, under offline_data/"
+        stand_in_data(config, tmp_path)
     algo = config.build()
     try:
         assert type(algo) is algorithm_class(str(spec["algo"]))
