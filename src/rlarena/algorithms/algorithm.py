@@ -21,6 +21,7 @@ from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import (
+    EnvContext,
     EnvSpec,
     env_name,
     make_env_creator,
@@ -47,6 +48,8 @@ from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
+
+    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
@@ -138,10 +141,10 @@ def _seed_for(seed: int | None, *salt: int) -> int | None:
 
 
 class EnvRunnerGroup:
-    """RLlib's EnvRunnerGroup (WorkerSet before RLlib 2.10) for local training: the one env runner,
-    which acts with the algorithm's own policy objects, so weights are always in sync and
-    sync_weights() only checks the policy ids it is given. Real on Ray later: with remote env
-    runners (the issue "Scale out on Ray") the same calls broadcast the weights."""
+    """RLlib's EnvRunnerGroup (WorkerSet before RLlib 2.10): the local env runner, which acts with the
+    algorithm's own policy objects, so weights are always in sync and sync_weights() only checks the
+    policy ids it is given; with num_env_runners > 0 the remote runners take the weights at every
+    sample() (Algorithm.sample puts them once per iteration)."""
 
     def __init__(self, algorithm: Algorithm):
         self.algorithm = algorithm
@@ -152,7 +155,8 @@ class EnvRunnerGroup:
     local_worker = local_env_runner  # RLlib's older name
 
     def num_remote_env_runners(self) -> int:
-        return 0
+        remote = self.algorithm.remote_runners
+        return 0 if remote is None else len(remote)
 
     num_remote_workers = num_remote_env_runners  # RLlib's older name
 
@@ -188,6 +192,9 @@ class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     # the trainable policy a PolicySpec without a class gets (checkpoints save it as policy_class None)
     policy_class: ClassVar[type[TrainablePolicy]] = TorchPolicy
+    # whether num_env_runners > 0 samples on remote Ray env runners (rlarena.distributed); the config
+    # refuses it for the others
+    samples_on_ray: ClassVar[bool] = False
     # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
     # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
     data_mode: ClassVar[str] = "sample"
@@ -212,6 +219,7 @@ class Algorithm(ABC):
         self.num_evaluations = 0
         self._eval_env: Any = None
         self.env: Any = None  # the training vector env (single-agent sampling)
+        self.remote_runners: RemoteEnvRunnerGroup | None = None  # with num_env_runners > 0
         self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
         self.recorder: Any = None  # rlarena.offline.record.Recorder, with .offline_data(output=DIR)
         self._check_data_mode()
@@ -250,19 +258,49 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
+        if self.is_multi_agent and config.num_env_runners > 0:
+            probe.close()
+            raise ConfigError(f"num_env_runners={config.num_env_runners}: {self.env_name!r} is a multi-agent env (or "
+                              f"per-episode callback hooks need the multi-agent runner), and remote Ray env runners "
+                              f"sample single-agent envs only so far. Set num_env_runners=0.")
         if self.is_multi_agent:
             self._setup_multi_agent(probe)
         else:
             if config.policies is not None:
                 raise ConfigError(f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
                                   f"PettingZoo env); {self.env_name!r} is a single-agent Gymnasium env.")
-            self.env = make_vector_env(config.env, config.env_config, config.num_envs_per_env_runner,
-                                       config.vectorization_mode, num_workers=config.num_env_workers)
+            # this process is worker 0 (RLlib's local worker); remote runners are 1..num_env_runners
+            context = EnvContext(config.env_config, worker_index=0, num_workers=config.num_env_runners)
+            if config.num_env_runners == 0:
+                self.env = make_vector_env(config.env, context, config.num_envs_per_env_runner,
+                                           config.vectorization_mode, num_workers=config.num_env_workers)
+            else:  # the remote runners sample; one in-process env gives the spaces and the local runner
+                mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
+                self.env = make_vector_env(config.env, context, 1, mode)
             self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.env.single_observation_space,
                                                                   action_space=self.env.single_action_space))
             self.policies_to_train = [DEFAULT_POLICY_ID]
             self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = EnvRunner(
                 self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2), self.env_name)
+            if config.num_env_runners > 0:
+                self._setup_remote_runners()
+
+    def _setup_remote_runners(self) -> None:
+        """num_env_runners Ray actors sampling for the driver (rlarena.distributed). The local runner
+        is never sampled; its episode statistics are the results' (the remote episodes are added to it)."""
+        try:
+            from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup
+        except ModuleNotFoundError as exc:
+            if exc.name != "ray":
+                raise
+            raise ConfigError(f"num_env_runners={self.config.num_env_runners} samples on Ray actors, and Ray is not "
+                              f"installed: pip install 'rlarena[ray]' (or set num_env_runners=0).") from None
+        cfg, spaces = self.config, (self.env.single_observation_space, self.env.single_action_space)
+        workers = range(1, cfg.num_env_runners + 1)  # worker 0 is this process
+        # runner i's policy copy samples actions with seed_for(seed, 6, i), its envs reset with seed_for(seed, 2, i)
+        policies = [self.make_policy(*spaces, cfg, _seed_for(cfg.seed, 6, i)) for i in workers]
+        self.remote_runners = RemoteEnvRunnerGroup(cfg, policies, [_seed_for(cfg.seed, 2, i) for i in workers],
+                                                   self.env_name)
 
     def _setup_offline(self) -> None:
         """Learn from logged episodes: one policy, its spaces the env's when one is given (for
@@ -347,6 +385,9 @@ class Algorithm(ABC):
         """One fragment from the runner: {policy id: Rollout} for the policies in training."""
         if self.is_multi_agent:
             batches, steps = self.runner.sample()
+        elif self.remote_runners is not None:
+            batch = self.remote_runners.sample(self.policy.get_state(), self.runner.stats)
+            batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
         else:
             batch = self.runner.sample()
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
@@ -746,9 +787,11 @@ class Algorithm(ABC):
 
     # -- lifetime -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Close the envs (and write what the recorder holds)."""
+        """Close the envs, kill the remote env runners (and write what the recorder holds)."""
         if self.recorder is not None:
             self.recorder.close()
+        if self.remote_runners is not None:
+            self.remote_runners.stop()
         if self.env is not None:
             self.env.close()
         elif isinstance(self.runner, MultiAgentEnvRunner):

@@ -59,7 +59,8 @@ class AlgorithmConfig:
     env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
     env_config: dict = option({}, "environment")  # kwargs for the env creator / gymnasium.make
     # .env_runners()
-    num_env_runners: int = option(0, "env_runners")  # 0: sample in this process (Ray runners later)
+    num_env_runners: int = option(0, "env_runners")  # 0: sample in this process; N: N Ray actors (rlarena.distributed)
+    num_cpus_per_env_runner: float = option(1.0, "env_runners")  # Ray's CPU request per remote env runner (RLlib's)
     num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
     rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners")  # auto: the algorithm's rule (fragment_length)
     vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
@@ -92,6 +93,7 @@ class AlgorithmConfig:
     seed: int | None = option(None, "debugging")
     # .resources()
     num_torch_threads: int = option(1, "resources")  # 1 is fastest for small nets on CPU (benchmarks/)
+    ray_address: str | None = option(None, "resources")  # a Ray cluster to join; None: RAY_ADDRESS, else a local Ray
 
     # -- the fluent builder (RLlib's names) ---------------------------------------------------
     def environment(self, env: EnvSpec | None = None, **kwargs: Any) -> AlgorithmConfig:
@@ -130,7 +132,7 @@ class AlgorithmConfig:
         return self._set("debugging", kwargs)
 
     def resources(self, **kwargs: Any) -> AlgorithmConfig:
-        """num_torch_threads; RLlib's num_gpus=0 is accepted (more: a notice, training stays on the CPU)."""
+        """num_torch_threads, ray_address; RLlib's num_gpus=0 is accepted (more: a notice, training stays on the CPU)."""
         return self._set("resources", kwargs)
 
     # -- RLlib's older builder methods: their options go through the legacy tables (algorithms/legacy.py)
@@ -220,8 +222,10 @@ class AlgorithmConfig:
         self._check("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
         self._check("train_batch_size", self.train_batch_size >= 1, "must be >= 1")
         self._check("num_envs_per_env_runner", self.num_envs_per_env_runner >= 1, "must be >= 1")
-        self._check("num_env_runners", self.num_env_runners == 0,
-                    "must be 0 for now: remote (Ray) env runners are not available in this version")
+        self._check("num_env_runners", self.num_env_runners >= 0, "must be >= 0 (0: sample in this process)")
+        self._check("num_cpus_per_env_runner", self.num_cpus_per_env_runner >= 0, "must be >= 0")
+        if self.num_env_runners > 0:
+            self._check_remote_sampling()
         self._check("grad_clip", self.grad_clip is None or self.grad_clip > 0, "must be > 0 or None")
         self._check("evaluation_duration", self.evaluation_duration >= 1, "must be >= 1")
         self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,
@@ -257,6 +261,21 @@ class AlgorithmConfig:
                      and p[1] >= 0 for p in self.lr_schedule)
             self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,
                         "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]")
+
+    def _check_remote_sampling(self) -> None:
+        """What remote (Ray) env runners do not do yet (issue 13 "Scale out on Ray"): refused by name."""
+        name = getattr(self.algo_class, "__name__", type(self).__name__)
+        if not getattr(self.algo_class, "samples_on_ray", False):
+            raise ConfigError(f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
+                              f"only for now (remote Ray env runners sample for PPO and A2C). Set num_env_runners=0 "
+                              f"and num_envs_per_env_runner for more envs.")
+        if self.observation_filter != "NoFilter":
+            raise ConfigError(f"observation_filter={self.observation_filter!r} with num_env_runners="
+                              f"{self.num_env_runners}: merging the filter across remote env runners is not "
+                              f"available yet. Set num_env_runners=0, or observation_filter='NoFilter'.")
+        if self.output is not None:
+            raise ConfigError(f"offline_data(output=...) with num_env_runners={self.num_env_runners}: recording "
+                              f"from remote env runners is not available yet. Record with num_env_runners=0.")
 
     def _check_types(self) -> None:
         """Each option against its declared annotation and each model option against MODEL_TYPES;

@@ -112,6 +112,7 @@ class OnPolicyAlgorithm(Algorithm):
     optimizer (make_optimizer) and the update (update_policy)."""
 
     config: OnPolicyConfig
+    samples_on_ray = True  # its update reads one [T, N] fragment, however many runners filled it
 
     def setup(self) -> None:
         self.flats: dict[str, FlatParameters] = {}

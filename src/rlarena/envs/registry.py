@@ -18,6 +18,39 @@ from rlarena.refs import Trust, Unnamed, ref_name, ref_to_json, register_trusted
 EnvCreator = Callable[[dict], gym.Env]
 EnvSpec = str | type | EnvCreator
 
+
+class EnvContext(dict):
+    """RLlib's EnvContext: the user's env_config (the dict itself) plus where this env copy runs, as
+    attributes that are not keys, so `gym.make(id, **env_config)` and `env_cls(**env_config)` get only
+    the user's options. worker_index: 0 for the algorithm's own process, 1..N for remote env runners;
+    num_workers: the number of remote env runners (num_env_runners); vector_index: the copy's place
+    in its runner's vector env; remote: whether it runs in a remote runner."""
+
+    def __init__(self, env_config: dict | None = None, worker_index: int = 0, num_workers: int = 0,
+                 vector_index: int = 0, remote: bool = False):
+        super().__init__(env_config or {})
+        self.worker_index, self.num_workers = worker_index, num_workers
+        self.vector_index, self.remote = vector_index, remote
+
+    def copy_with_overrides(self, env_config: dict | None = None, worker_index: int | None = None,
+                            vector_index: int | None = None) -> EnvContext:
+        """A new context (RLlib's method): the given values replace this one's."""
+        return EnvContext(dict(self) if env_config is None else env_config,
+                          self.worker_index if worker_index is None else worker_index, self.num_workers,
+                          self.vector_index if vector_index is None else vector_index, self.remote)
+
+    def __repr__(self) -> str:
+        return (f"EnvContext({dict(self)!r}, worker_index={self.worker_index}, num_workers={self.num_workers}, "
+                f"vector_index={self.vector_index})")
+
+
+def as_env_context(env_config: dict | None) -> EnvContext:
+    """`env_config` as an EnvContext (a plain dict: this process, the first copy), always a new object,
+    so an env may change its own config without touching another copy's."""
+    if isinstance(env_config, EnvContext):
+        return env_config.copy_with_overrides()
+    return EnvContext(env_config)
+
 _REGISTRY: dict[str, EnvCreator] = {}
 # rlarena's built-in envs by name: "module:class", imported on first use
 _BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
@@ -69,7 +102,14 @@ def env_from_json(value: str | dict | None, trust: Trust | None = None) -> EnvSp
 
 def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator:
     """Return fn(env_config) -> a single gymnasium.Env for any accepted env spec. Envs of the old Gym
-    or RLlib 1.x APIs come out adapted (rlarena.envs.legacy.adapt_old_api, with a notice)."""
+    or RLlib 1.x APIs come out adapted (rlarena.envs.legacy.adapt_old_api, with a notice). Creators and
+    env classes receive an EnvContext (a plain dict passed in becomes one: worker 0, copy 0); a
+    Gymnasium id gets only the user's options as keyword arguments."""
+    creator = _make_env_creator(env, render_mode)
+    return lambda cfg: creator(as_env_context(cfg))
+
+
+def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvContext], gym.Env]:
     if isinstance(env, Unnamed):
         raise EnvError(f"This config's env was a lambda or local function ({env}), which cannot be "
                            f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
@@ -79,11 +119,11 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
             creator = _REGISTRY[env]
             if render_mode is None:
                 return lambda cfg: adapt_old_api(creator(cfg))
-            return lambda cfg: adapt_old_api(creator({**cfg, "render_mode": render_mode}))
+            return lambda cfg: adapt_old_api(creator(_with_render_mode(cfg, render_mode)))
         if env in _BUILTIN:
             module_name, cls_name = _BUILTIN[env].split(":")
             cls = getattr(importlib.import_module(module_name), cls_name)
-            return lambda cfg: cls({**cfg, "render_mode": render_mode} if render_mode else cfg)
+            return lambda cfg: cls(_with_render_mode(cfg, render_mode) if render_mode else cfg)
         if env in gym.registry:
             return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
         raise EnvError(f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
@@ -94,7 +134,7 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
             raise EnvError(f"Env class {env.__name__} is not a gymnasium.Env subclass and has no reset()/step(); "
                            f"subclass gymnasium.Env (or rlarena.MultiAgentEnv for several agents).")
 
-        def from_class(cfg: dict) -> gym.Env:
+        def from_class(cfg: EnvContext) -> gym.Env:
             try:
                 made = env(cfg) if cfg else env()
             except TypeError:
@@ -108,9 +148,16 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
                    f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
 
 
+def _with_render_mode(cfg: EnvContext, render_mode: str | None) -> EnvContext:
+    return cfg.copy_with_overrides(env_config={**cfg, "render_mode": render_mode})
+
+
 def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "auto",
                     render_mode: str | None = None, num_workers: int = 2) -> gym.vector.VectorEnv:
     """A Gymnasium vector env in next-step autoreset mode (the native vector envs' own mode).
+
+    env_config: the user's dict, or an EnvContext saying which worker this is; copy i gets that
+    context with vector_index=i (a native vector env gets the user's options only).
 
     mode "auto": the env's native vector entry point when it has one (CartPole: numpy-batched),
     else a SyncVectorEnv. "subproc" steps batches of envs in `num_workers` processes (worth it when
@@ -128,7 +175,8 @@ def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "
                 raise EnvError(f"Env {env!r} has no native vector entry point; use vectorization_mode "
                                f"'auto', 'sync' or 'async'.")
         creator = make_env_creator(env, render_mode)
-        fns = [(lambda c=creator: c(dict(env_config))) for _ in range(num_envs)]
+        context = as_env_context(env_config)
+        fns = [(lambda c=creator, i=i: c(context.copy_with_overrides(vector_index=i))) for i in range(num_envs)]
         if mode == "subproc":
             from rlarena.envs.subproc import BatchedSubprocVectorEnv
             return BatchedSubprocVectorEnv(fns, num_workers)
