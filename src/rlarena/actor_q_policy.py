@@ -97,6 +97,12 @@ class ActorQPolicy(TrainablePolicy):
         env_actions = actions * self._scale + self._offset
         return env_actions.reshape(len(actions), *self.action_shape)
 
+    def from_env_actions(self, env_actions: np.ndarray) -> np.ndarray:
+        """Box env actions [B, ...] (logged ones, say) -> float32 [B, d] in the actor's [-1, 1]: the
+        inverse of to_env_actions, clipped to the bounds."""
+        unit = (np.asarray(env_actions, np.float32).reshape(len(env_actions), -1) - self._offset) / self._scale
+        return np.clip(unit, -1.0, 1.0).astype(np.float32, copy=False)
+
     # -- values and export --------------------------------------------------------------------
     def _greedy_and_value(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(the greedy action in [-1, 1]^d or the masked logits, V(s)): Box: min_k Q_k(s, greedy action);

@@ -15,6 +15,8 @@ import numpy as np
 
 from rlarena.errors import ConfigError
 
+DEFAULT_POLICY_ID = "default_policy"  # the policy of a single-agent run (RLlib's name)
+
 MASKED_LOGIT = -1e9  # not -inf: softmax gives exactly 0 either way, and 0 * -1e9 keeps the entropy finite
 
 

@@ -221,6 +221,7 @@ class Algorithm(ABC):
         self.env: Any = None  # the training vector env (single-agent sampling)
         self.remote_runners: RemoteEnvRunnerGroup | None = None  # with num_env_runners > 0
         self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
+        self._ope_data: dict[str, np.ndarray] | None = None  # the episodes off-policy estimation reads
         self.recorder: Any = None  # rlarena.offline.record.Recorder, with .offline_data(output=DIR)
         self._check_data_mode()
         if config.input_ is not None:
@@ -244,9 +245,9 @@ class Algorithm(ABC):
             raise ConfigError(f"{name} learns by sampling its env, not from logged data (input_): to learn from "
                               f"logged episodes use {offline}.")
         if cfg.input_ is None and self.data_mode == "offline":
-            raise ConfigError(f"{name} learns from logged episodes: set .offline_data(input_=DIR) (a directory or "
-                              f"files of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout "
-                              f"--output DIR`).")
+            raise ConfigError(f"{name} learns from logged data: set .offline_data(input_=DIR) (a directory or files "
+                              f"of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout CKPT "
+                              f"--output DIR`); an env, if given, is only for evaluation.")
         if cfg.output is not None and self.data_mode != "sample":
             raise ConfigError(f"{name} does not record its experience (output): record with PPO, A2C, DQN, SAC, "
                               f"TD3 or DDPG, or play a checkpoint with `rlarena rollout CKPT --output DIR`.")
@@ -473,14 +474,16 @@ class Algorithm(ABC):
         """RLlib's off-policy estimates (importance sampling, ...) of the policy's value on the logged
         episodes of the first files, at least `evaluation_duration` episodes (rlarena.offline.estimators)."""
         from rlarena.offline.estimators import estimate_off_policy
-        parts, episodes = [], 0
-        for path in self.offline_data.files:  # whole files, until enough episodes
-            parts.append(self.offline_data.read_file(path))
-            episodes += len(np.unique(parts[-1]["eps_id"]))
-            if episodes >= self.config.evaluation_duration:
-                break
-        data = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if v is not None}
-        return estimate_off_policy(self.policy, data, self.config.gamma, self.config.off_policy_estimation_methods)
+        if self._ope_data is None:  # read once: the logged episodes do not change between evaluations
+            parts, episodes = [], 0
+            for path in self.offline_data.files:  # whole files, until enough episodes
+                parts.append(self.offline_data.read_file(path))
+                episodes += len(np.unique(parts[-1]["eps_id"]))
+                if episodes >= self.config.evaluation_duration:
+                    break
+            self._ope_data = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if v is not None}
+        return estimate_off_policy(self.policy, self._ope_data, self.config.gamma,
+                                   self.config.off_policy_estimation_methods)
 
     def _evaluate_multi_agent(self, seed: int | None) -> dict[str, float]:
         cfg = self.config

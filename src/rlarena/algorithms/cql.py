@@ -32,8 +32,7 @@ from rlarena.algorithms.config import option
 from rlarena.algorithms.off_policy import ReplayBatch
 from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
 from rlarena.errors import CheckpointError, ConfigError, TrainingError
-from rlarena.nn.actor_q import ActorQ, Temperature
-from rlarena.offline.estimators import squashed_gaussian_logp, unit_actions
+from rlarena.nn.actor_q import ActorQ, Temperature, squashed_gaussian_logp
 
 STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "cql_loss", "q_data_mean", "entropy",
               "alpha_prime_value", "alpha_prime_loss")
@@ -59,10 +58,6 @@ class CQLConfig(SACConfig):
     store_buffer_in_checkpoints: bool = option(False, "training")  # CQL has no replay buffer
 
     def validate(self) -> None:
-        if self.input_ is None:
-            raise ConfigError("CQL learns from logged data: set .offline_data(input_=DIR) (episodes recorded with "
-                              ".offline_data(output=DIR) or `rlarena rollout CKPT --output DIR`); an env, if given, "
-                              "is only for evaluation. To learn by acting in the env, use SAC.")
         super().validate()
         self._check("bc_iters", self.bc_iters >= 0, "must be >= 0 (gradient steps of behaviour cloning)")
         self._check("min_q_weight", self.min_q_weight >= 0, "must be >= 0")
@@ -132,8 +127,6 @@ class CQL(SAC):
 
     def setup(self) -> None:
         super().setup()
-        if self.offline_data is None:  # validate() asks for input_; a subclass may have skipped it
-            raise ConfigError("CQL learns from logged data: set .offline_data(input_=DIR).")
         self._batches: Any = None  # the stream of logged batches, started at the first training step
         self.num_env_steps_trained = 0
 
@@ -161,7 +154,7 @@ class CQL(SAC):
         policy = self.policy
         n = len(data["rewards"])
         return ReplayBatch(obs=torch.from_numpy(policy.normalize(data["obs"])),
-                           actions=torch.from_numpy(unit_actions(policy.action_space, data["actions"])),
+                           actions=torch.from_numpy(policy.from_env_actions(data["actions"])),
                            rewards=torch.from_numpy(np.asarray(data["rewards"], np.float32)),
                            discounts=torch.from_numpy(np.where(data["terminateds"], 0.0, self.config.gamma)
                                                       .astype(np.float32)),

@@ -21,8 +21,7 @@ from rlarena.checkpoint.io import METADATA_FILE
 from rlarena.envs.registry import EnvSpec, make_env_creator
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.multiagent.episode import Episode
-
-DEFAULT_POLICY_ID = "default_policy"  # rlarena.multiagent.builder's (that module imports torch)
+from rlarena.policy import DEFAULT_POLICY_ID
 
 if TYPE_CHECKING:
     from rlarena.algorithms import Algorithm

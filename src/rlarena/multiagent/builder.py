@@ -13,10 +13,8 @@ from rlarena.envs.registry import env_name, make_env_creator
 from rlarena.errors import ConfigError, EnvError
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.policies import PolicySpec
-from rlarena.policy import Policy
+from rlarena.policy import DEFAULT_POLICY_ID, Policy
 from rlarena.torch_policy import TrainablePolicy
-
-DEFAULT_POLICY_ID = "default_policy"
 
 
 def default_mapping_fn(agent_id: Any, episode: Any, **kwargs: Any) -> str:

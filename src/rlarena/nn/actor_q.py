@@ -52,6 +52,23 @@ class MLP(nn.Module):
         return forward
 
 
+SQUASH_EPS = 1e-6  # actions on the [-1, 1] bounds would give atanh = inf: clipped inside first (as RLlib's)
+
+
+def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """sum_i log(1 - tanh(u_i)^2), the change of variables of a = tanh(u) (Haarnoja et al. 2018, eq. 21),
+    written as 2 (log 2 - u - softplus(-2u)) for stability (as SB3's and RLlib's)."""
+    return (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
+
+def squashed_gaussian_logp(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """log pi(a) [B] of given actions a [B, d] in [-1, 1]^d under tanh(N(mean, exp(log_std)^2)), a clipped
+    to +-(1 - SQUASH_EPS). Differentiable in mean and log_std (CQL's behaviour cloning uses it)."""
+    u = torch.atanh(action.clamp(-1 + SQUASH_EPS, 1 - SQUASH_EPS))
+    z = (u - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mean.shape[-1] - tanh_log_det(u)
+
+
 class GaussianActor(nn.Module):
     """obs -> (mean [B, d], log_std [B, d]) of the Gaussian that tanh squashes (SAC, Haarnoja et al. 2018,
     appendix C): both heads on one trunk, log_std clamped to [LOG_STD_MIN, LOG_STD_MAX]."""
@@ -66,15 +83,13 @@ class GaussianActor(nn.Module):
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterized action a = tanh(mean + std * eps) in [-1, 1]^d and its log-prob, with the
-        change of variables: log pi(a) = log N(u) - sum_i log(1 - tanh(u_i)^2) (Haarnoja et al. 2018,
-        eq. 21), written as 2 (log 2 - u - softplus(-2u)) for stability (as SB3's and RLlib's)."""
+        """A reparameterized action a = tanh(mean + std * eps) in [-1, 1]^d and its log-prob,
+        log N(u) - tanh_log_det(u)."""
         mean, log_std = self(obs)
         eps = torch.randn_like(mean)
         u = mean + log_std.exp() * eps
         logp = (-0.5 * eps.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * self.action_dim
-        logp = logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return torch.tanh(u), logp
+        return torch.tanh(u), logp - tanh_log_det(u)
 
     def numpy(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         net, d = self.net.numpy(), self.action_dim

@@ -24,33 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rlarena.errors import ConfigError, OfflineDataError, closest
-
-# Box actions on the [-1, 1] bounds would give atanh = inf: clip them inside first (as RLlib's
-# SquashedGaussian does)
-SQUASH_EPS = 1e-6
-
-
-def squashed_gaussian_logp(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """log pi(a) [B] of actions a [B, d] in [-1, 1]^d under tanh(N(mean, exp(log_std)^2)):
-    u = atanh(a) (a clipped to +-(1 - 1e-6)), log N(u) - sum_i log(1 - tanh(u_i)^2) (Haarnoja et al.
-    2018, eq. 21), the correction written as 2 (log 2 - u - softplus(-2u)) as GaussianActor.sample.
-    Differentiable in mean and log_std (CQL's behaviour-cloning phase uses it)."""
-    u = torch.atanh(action.clamp(-1 + SQUASH_EPS, 1 - SQUASH_EPS))
-    z = (u - mean) * torch.exp(-log_std)
-    logp = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mean.shape[-1]
-    return logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-
-
-def unit_actions(action_space: Any, actions: np.ndarray) -> np.ndarray:
-    """Env actions [B, ...] of a bounded Box -> float32 [B, d] in [-1, 1] (the inverse of
-    ActorQPolicy.to_env_actions' linear map, clipped to the bounds)."""
-    low = np.asarray(action_space.low, np.float32).reshape(-1)
-    high = np.asarray(action_space.high, np.float32).reshape(-1)
-    unit = (np.asarray(actions, np.float32).reshape(len(actions), -1) - (high + low) / 2) / ((high - low) / 2)
-    return np.clip(unit, -1.0, 1.0).astype(np.float32, copy=False)
+from rlarena.nn.actor_q import squashed_gaussian_logp
 
 
 def action_logp(policy: Any, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -83,7 +59,7 @@ def action_logp(policy: Any, x: np.ndarray, actions: np.ndarray, mask: np.ndarra
             if isinstance(policy, TorchPolicy):
                 logp, _ = policy.dist.log_prob_entropy(policy.model.pi(xt), a, False)
             else:
-                unit = torch.from_numpy(unit_actions(policy.action_space, actions))
+                unit = torch.from_numpy(policy.from_env_actions(actions))
                 mean, log_std = policy.model.actor(xt)
                 half_width = (np.asarray(policy.action_space.high, np.float64) - policy.action_space.low) / 2
                 logp = squashed_gaussian_logp(mean, log_std, unit) - float(np.log(half_width).sum())

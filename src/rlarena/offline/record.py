@@ -49,13 +49,20 @@ class Recorder:
             if not len(rows["rewards"]):  # a fragment of autoreset steps only (one env, one step)
                 continue
             rows["actions"] = self.policies[pid].to_env_actions(rows["actions"])
-            self._add_logp(pid, rows)
-            self._writer(pid).add(rows)
+            self.write(pid, rows)
+
+    def new_episode_id(self) -> int:
+        return next(self._ids)
+
+    def write(self, pid: str, rows: dict[str, Any]) -> None:
+        """Rows of policy `pid` (env actions, and "_x"/"_mask": the policy's inputs, for action_logp)."""
+        self._add_logp(pid, rows)
+        self._writer(pid).add(rows)
 
     def _single_agent_rows(self, buf: Rollout) -> dict[str, Any]:
         T, N = buf.rewards.shape
         if self._eps is None:
-            self._eps = np.array([next(self._ids) for _ in range(N)], np.int64)
+            self._eps = np.array([self.new_episode_id() for _ in range(N)], np.int64)
             self._t = np.zeros(N, np.int64)
         eps, t = np.zeros((T, N), np.int64), np.zeros((T, N), np.int64)
         done = buf.terminated | buf.truncated
@@ -63,7 +70,7 @@ class Recorder:
             eps[step], t[step] = self._eps, self._t
             self._t += buf.valid[step]
             for i in np.flatnonzero(done[step]):
-                self._eps[i], self._t[i] = next(self._ids), 0
+                self._eps[i], self._t[i] = self.new_episode_id(), 0
         valid = buf.valid
         obs = buf.raw_obs if buf.raw_obs is not None else buf.obs
         return {"eps_id": eps[valid], "obs": obs[:-1][valid], "new_obs": obs[1:][valid],
@@ -117,7 +124,7 @@ class EpisodeRecorder:
         self._eps = 0
 
     def start_episode(self) -> None:
-        self._eps = next(self.recorder._ids)
+        self._eps = self.recorder.new_episode_id()
         self._pending.clear()
 
     def act(self, agent: Any, policy_id: str, obs: Any, action: Any, t: int) -> None:
@@ -169,8 +176,7 @@ class EpisodeRecorder:
                 batch["agent_id"] = agents
             batch["_x"] = policy.normalize(x)
             batch["_mask"] = None if rows[0]["mask"] is None else np.stack([r["mask"] for r in rows])
-            self.recorder._add_logp(pid, batch)
-            self.recorder._writer(pid).add(batch)
+            self.recorder.write(pid, batch)
         self._rows = {}
 
     def _finish(self, agent: Any, new_obs: np.ndarray, terminated: bool, truncated: bool) -> None:
