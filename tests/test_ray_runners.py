@@ -50,9 +50,12 @@ def test_ppo_on_two_remote_runners_reports_the_local_metrics_and_stop_frees_the_
     assert result["num_episodes_lifetime"] > 0 and np.isfinite(result["episode_return_mean"])
     actors = list(algo.remote_runners.actors)
     algo.stop()
-    for actor in actors:  # a killed actor answers no call
+    deadline = time.time() + 30
+    for actor in actors:  # a killed actor soon answers no call (ray.kill is asynchronous)
         with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.close.remote(), timeout=30)
+            while time.time() < deadline:
+                ray.get(actor.close.remote(), timeout=30)
+                time.sleep(0.1)
     deadline = time.time() + 30  # and its CPU goes back to Ray
     while ray.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
         time.sleep(0.1)
