@@ -2,6 +2,8 @@
 run reports; a seeded run repeats; each runner's envs know their worker index; stop() frees the actors.
 One local Ray for the module: loopback only, 2 CPUs, no dashboard."""
 
+import os
+import sys
 import time
 
 import gymnasium as gym
@@ -13,7 +15,10 @@ ray = pytest.importorskip("ray")
 from rlarena import PPOConfig
 from rlarena.distributed import ray_init
 from rlarena.envs.registry import EnvContext, make_vector_env
-from rlarena.errors import ConfigError
+from rlarena.errors import ConfigError, EnvError
+
+# Ray's workers cannot import this test module: its classes travel by value, as a script's do
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": {"fcnet_hiddens": [16]}}
 
@@ -110,3 +115,108 @@ def test_what_remote_runners_do_not_do_yet_is_refused_by_name():
         DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).build()
     with pytest.raises(ConfigError, match="num_env_runners=2: 'multi_agent_arena' is a multi-agent env"):
         PPOConfig().environment("multi_agent_arena").env_runners(num_env_runners=2).build()
+
+
+# -- fault tolerance ------------------------------------------------------------------------------------
+class FailOnce(gym.Env):
+    """CartPole that fails once, on runner `worker` at its 5th step: it raises ('raise') or hangs
+    ('hang'); a marker file makes the failure happen in one actor only (its replacement plays on)."""
+
+    def __init__(self, config: EnvContext):
+        self.env = gym.make("CartPole-v1")
+        self.observation_space, self.action_space = self.env.observation_space, self.env.action_space
+        self.fail = config.worker_index == config["worker"] and config.remote
+        self.marker, self.how, self.t = config["marker"], config["how"], 0
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(seed=seed)
+
+    def step(self, action):
+        self.t += 1
+        if self.fail and self.t == 5 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            if self.how == "raise":
+                raise RuntimeError("the env broke on purpose")
+            time.sleep(120)
+        return self.env.step(action)
+
+
+def failing_config(tmp_path, how="raise", worker=1, **fault_tolerance):
+    env_config = {"marker": str(tmp_path / "failed"), "how": how, "worker": worker}
+    return (remote_config(env=FailOnce).environment(env_config=env_config)
+            .fault_tolerance(delay_between_env_runner_restarts_s=0, **fault_tolerance))
+
+
+def test_without_fault_tolerance_a_failed_runner_stops_training_naming_it_and_the_envs_error(local_ray, tmp_path):
+    message = r"Remote env runner 1 of 2 .*RuntimeError.*the env broke on purpose.*fault_tolerance\("
+    with failing_config(tmp_path).build() as algo, pytest.raises(EnvError, match=message):
+        algo.train()
+
+
+def test_a_failed_runner_is_restarted_with_its_worker_index_and_the_iteration_completes(local_ray, tmp_path):
+    with failing_config(tmp_path, restart_failed_env_runners=True).build() as algo:
+        first = algo.train()  # runner 1 fails: the iteration has runner 2's fragment only
+        assert (first["num_env_steps_sampled_this_iter"], first["num_healthy_env_runners"]) == (32, 1)
+        second = algo.train()  # runner 1 is back (the marker keeps its replacement healthy)
+        assert (second["num_env_steps_sampled_this_iter"], second["num_healthy_env_runners"]) == (64, 2)
+        assert second["num_env_runner_restarts"] == 1 and second["num_remote_worker_restarts"] == 1
+        batch = algo.sample()["default_policy"]
+        assert batch.obs.shape[1] == 4 and np.isfinite(batch.obs).all()
+
+
+def test_a_killed_runner_process_is_restarted_and_ignored_failures_go_on_without_it(local_ray, tmp_path):
+    with remote_config().fault_tolerance(restart_failed_env_runners=True,
+                                         delay_between_env_runner_restarts_s=0).build() as algo:
+        algo.train()
+        ray.kill(algo.remote_runners.actors[1])  # runner 2's process dies between iterations
+        assert algo.train()["num_env_steps_sampled_this_iter"] == 32
+        result = algo.train()
+        assert (result["num_env_steps_sampled_this_iter"], result["num_env_runner_restarts"]) == (64, 1)
+    with remote_config().fault_tolerance(ignore_env_runner_failures=True).build() as algo:
+        ray.kill(algo.remote_runners.actors[0])
+        for _ in range(2):
+            result = algo.train()
+            assert (result["num_env_steps_sampled_this_iter"], result["num_healthy_env_runners"]) == (32, 1)
+        assert result["num_env_runner_restarts"] == 0
+        ray.kill(algo.remote_runners.actors[0])
+        with pytest.raises(EnvError, match="Every remote env runner of 2 .* has failed"):
+            algo.train()
+
+
+def test_a_hung_runner_is_caught_by_sample_timeout_s(local_ray, tmp_path):
+    message = r"Remote env runner 2 of 2 .*returned nothing within sample_timeout_s=3"
+    with (failing_config(tmp_path, how="hang", worker=2).env_runners(sample_timeout_s=3).build() as algo,
+          pytest.raises(EnvError, match=message)):
+        algo.train()
+    (tmp_path / "failed").unlink()
+    config = failing_config(tmp_path, how="hang", worker=2, ignore_env_runner_failures=True)
+    with config.env_runners(sample_timeout_s=3).build() as algo:
+        assert algo.train()["num_healthy_env_runners"] == 1
+
+
+def test_rllib_fault_tolerance_names_are_ours():
+    config = PPOConfig().update_from_dict({"recreate_failed_workers": True, "max_num_worker_restarts": 3,
+                                           "delay_between_worker_restarts_s": 1.5, "ignore_worker_failures": True,
+                                           "num_cpus_per_worker": 0.5})
+    assert (config.restart_failed_env_runners, config.max_num_env_runner_restarts,
+            config.delay_between_env_runner_restarts_s, config.ignore_env_runner_failures,
+            config.num_cpus_per_env_runner) == (True, 3, 1.5, True, 0.5)
+
+
+# -- evaluation runners ----------------------------------------------------------------------------------
+def test_evaluation_on_its_own_runners_in_sequence_or_parallel_to_training(local_ray):
+    def config(**evaluation):
+        return (remote_config(num_env_runners=1).env_runners(num_cpus_per_env_runner=0.5)
+                .evaluation(evaluation_interval=1, evaluation_duration=5, evaluation_num_env_runners=2, **evaluation))
+
+    with config().build() as algo:
+        assert len(algo.remote_eval) == 2
+        result = algo.train()
+        assert result["evaluation/episodes"] == 5 and np.isfinite(result["evaluation/episode_return_mean"])
+        assert algo.evaluate()["episodes"] == 5
+    with config(evaluation_parallel_to_training=True).build() as algo:
+        results = [algo.train() for _ in range(2)]
+        assert [r["evaluation/episodes"] for r in results] == [5, 5]
+        assert algo.num_evaluations == 2
+    with pytest.raises(ConfigError, match="evaluation_parallel_to_training.*evaluation_num_env_runners"):
+        PPOConfig().environment("CartPole-v1").evaluation(evaluation_parallel_to_training=True).build()

@@ -43,18 +43,19 @@ from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
-from rlarena.rollout.runner import EnvRunner, EpisodeStats, evaluate_episodes
+from rlarena.rollout.runner import EnvRunner, EpisodeStats, episode_summary, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
-    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup
+    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
                   "episode_reward_max": "episode_return_max", "timesteps_total": "num_env_steps_sampled_lifetime",
-                  "episodes_total": "num_episodes_lifetime"}
+                  "episodes_total": "num_episodes_lifetime", "num_healthy_workers": "num_healthy_env_runners",
+                  "num_remote_worker_restarts": "num_env_runner_restarts"}
 
 
 # Optimizers are keyed by (policy id, name): one "main" optimizer per policy for most algorithms,
@@ -140,6 +141,12 @@ def _seed_for(seed: int | None, *salt: int) -> int | None:
     return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
 
 
+def _worker_seed(seed: int | None, salt: int, worker_index: int, restarts: int) -> int | None:
+    """Remote runner `worker_index`'s seed for `salt`; a replacement (restarts > 0, fault tolerance)
+    gets another, so it does not replay its predecessor's episodes."""
+    return _seed_for(seed, salt, worker_index) if restarts == 0 else _seed_for(seed, salt, worker_index, restarts)
+
+
 class EnvRunnerGroup:
     """RLlib's EnvRunnerGroup (WorkerSet before RLlib 2.10): the local env runner, which acts with the
     algorithm's own policy objects, so weights are always in sync and sync_weights() only checks the
@@ -198,6 +205,10 @@ class Algorithm(ABC):
     # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
     # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
     data_mode: ClassVar[str] = "sample"
+    # Ray actors (rlarena.distributed), for algorithms built on this class's setup: sampling
+    # (num_env_runners > 0) and evaluation (evaluation_num_env_runners > 0); None: this process
+    remote_runners: RemoteEnvRunnerGroup | None = None
+    remote_eval: RemoteEvalRunnerGroup | None = None
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
@@ -219,7 +230,6 @@ class Algorithm(ABC):
         self.num_evaluations = 0
         self._eval_env: Any = None
         self.env: Any = None  # the training vector env (single-agent sampling)
-        self.remote_runners: RemoteEnvRunnerGroup | None = None  # with num_env_runners > 0
         self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
         self._ope_data: dict[str, np.ndarray] | None = None  # the episodes off-policy estimation reads
         self.recorder: Any = None  # rlarena.offline.record.Recorder, with .offline_data(output=DIR)
@@ -235,6 +245,8 @@ class Algorithm(ABC):
         self.setup()
         for pid in self.policies_to_train:
             self.setup_policy(pid)
+        if config.evaluation_num_env_runners > 0:
+            self._setup_remote_evaluation()
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
 
@@ -259,11 +271,13 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        if self.is_multi_agent and config.num_env_runners > 0:
+        remote = {k: v for k in ("num_env_runners", "evaluation_num_env_runners") if (v := getattr(config, k)) > 0}
+        if self.is_multi_agent and remote:
             probe.close()
-            raise ConfigError(f"num_env_runners={config.num_env_runners}: {self.env_name!r} is a multi-agent env (or "
-                              f"per-episode callback hooks need the multi-agent runner), and remote Ray env runners "
-                              f"sample single-agent envs only so far. Set num_env_runners=0.")
+            key, value = next(iter(remote.items()))
+            raise ConfigError(f"{key}={value}: {self.env_name!r} is a multi-agent env (or per-episode callback hooks "
+                              f"need the multi-agent runner), and remote Ray env runners play single-agent envs "
+                              f"only so far. Set {key}=0.")
         if self.is_multi_agent:
             self._setup_multi_agent(probe)
         else:
@@ -286,22 +300,40 @@ class Algorithm(ABC):
             if config.num_env_runners > 0:
                 self._setup_remote_runners()
 
-    def _setup_remote_runners(self) -> None:
-        """num_env_runners Ray actors sampling for the driver (rlarena.distributed). The local runner
-        is never sampled; its episode statistics are the results' (the remote episodes are added to it)."""
+    @staticmethod
+    def _ray_module(key: str, value: int) -> Any:
+        """rlarena.distributed.ray_env_runners (which imports ray), or a ConfigError saying how to get Ray."""
         try:
-            from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup
+            from rlarena.distributed import ray_env_runners
         except ModuleNotFoundError as exc:
             if exc.name != "ray":
                 raise
-            raise ConfigError(f"num_env_runners={self.config.num_env_runners} samples on Ray actors, and Ray is not "
-                              f"installed: pip install 'rlarena[ray]' (or set num_env_runners=0).") from None
+            raise ConfigError(f"{key}={value} runs on Ray actors, and Ray is not installed: pip install "
+                              f"'rlarena[ray]' (or set {key}=0).") from None
+        return ray_env_runners
+
+    def _setup_remote_runners(self) -> None:
+        """num_env_runners Ray actors sampling for the driver (rlarena.distributed). The local runner
+        is never sampled; its episode statistics are the results' (the remote episodes are added to it)."""
         cfg, spaces = self.config, (self.env.single_observation_space, self.env.single_action_space)
-        workers = range(1, cfg.num_env_runners + 1)  # worker 0 is this process
-        # runner i's policy copy samples actions with seed_for(seed, 6, i), its envs reset with seed_for(seed, 2, i)
-        policies = [self.make_policy(*spaces, cfg, _seed_for(cfg.seed, 6, i)) for i in workers]
-        self.remote_runners = RemoteEnvRunnerGroup(cfg, policies, [_seed_for(cfg.seed, 2, i) for i in workers],
-                                                   self.env_name)
+        module = self._ray_module("num_env_runners", cfg.num_env_runners)
+        # worker 0 is this process; runner i's policy copy samples actions with seed_for(seed, 6, i) and its
+        # envs reset with seed_for(seed, 2, i); its r-th replacement (fault tolerance) with (..., i, r)
+        self.remote_runners = module.RemoteEnvRunnerGroup(
+            cfg, lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 6, i, r)),
+            lambda i, r: _worker_seed(cfg.seed, 2, i, r), self.env_name)
+
+    def _setup_remote_evaluation(self) -> None:
+        """evaluation_num_env_runners Ray actors that play the evaluation episodes (single-agent envs)."""
+        cfg = self.config
+        if cfg.env is None:
+            raise ConfigError(f"evaluation_num_env_runners={cfg.evaluation_num_env_runners}: evaluation runners play "
+                              f"an env; set .environment(...) too, or evaluation_num_env_runners=0.")
+        module = self._ray_module("evaluation_num_env_runners", cfg.evaluation_num_env_runners)
+        spaces = (self.policy.observation_space, self.policy.action_space)
+        # evaluation runner i's policy copy explores (evaluation_explore) with seed_for(seed, 7, i)
+        self.remote_eval = module.RemoteEvalRunnerGroup(
+            cfg, lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 7, i, r)), self.env_name)
 
     def _setup_offline(self) -> None:
         """Learn from logged episodes: one policy, its spaces the env's when one is given (for
@@ -406,6 +438,10 @@ class Algorithm(ABC):
 
         time_this_iter_s and time_total_s count training only; evaluation time is reported apart.
         """
+        interval = self.config.evaluation_interval
+        evaluates = bool(interval) and (self.iteration + 1) % interval == 0
+        # evaluation_parallel_to_training: the evaluation runners play the weights from before this step
+        parallel = self._start_evaluation() if evaluates and self.config.evaluation_parallel_to_training else None
         start = time.perf_counter()
         steps_before = self.num_env_steps_sampled_lifetime
         learner_stats = self.training_step()
@@ -419,17 +455,23 @@ class Algorithm(ABC):
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                              "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
                              "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                             **learner_stats})
+                             **self._runner_health(), **learner_stats})
         result.update(_with_aliases(result))
         result["hist_stats"] = hist_stats  # RLlib's per-episode lists
         result["config"] = self.config.to_dict()  # RLlib's results carry the config (tutorials `del` it)
         result.learner_stats = self._learner_stats_by_policy(learner_stats)
-        interval = self.config.evaluation_interval
-        if interval and self.iteration % interval == 0:
-            result.update({f"evaluation/{k}": v for k, v in self.evaluate().items()})
+        if evaluates:
+            metrics = self.evaluate() if parallel is None else self._finish_evaluation(parallel)
+            result.update({f"evaluation/{k}": v for k, v in metrics.items()})
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
         return result
+
+    def _runner_health(self) -> dict[str, int]:
+        """RLlib's num_healthy_env_runners and num_env_runner_restarts (0 and 0 when sampling here)."""
+        group = self.remote_runners
+        return {"num_healthy_env_runners": 0 if group is None else group.num_healthy,
+                "num_env_runner_restarts": 0 if group is None else group.restarts}
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         """(the episode metrics of this iteration, RLlib's hist_stats); starts the next iteration's window."""
@@ -446,15 +488,32 @@ class Algorithm(ABC):
         return out
 
     def evaluate(self) -> dict[str, float]:
-        """`evaluation_duration` greedy episodes (unless evaluation_explore) on separate envs."""
+        """`evaluation_duration` greedy episodes (unless evaluation_explore) on separate envs: in this
+        process, or split over the evaluation runners (evaluation_num_env_runners)."""
+        return self._finish_evaluation(self._start_evaluation())
+
+    def _start_evaluation(self) -> tuple[float, int | None, Any]:
+        """Count the evaluation and start the remote runners' episodes, if any: (start time, seed,
+        the pending remote calls or None); _finish_evaluation() completes it."""
         cfg = self.config
         start = time.perf_counter()
         self.num_evaluations += 1
         seed = _seed_for(cfg.seed, 4, self.num_evaluations)
+        pending = None
+        if self.remote_eval is not None:
+            pending = self.remote_eval.start(self.policy.get_state(), cfg.evaluation_duration, cfg.evaluation_explore,
+                                             lambda i: _seed_for(seed, i))
+        return start, seed, pending
+
+    def _finish_evaluation(self, started: tuple[float, int | None, Any]) -> dict[str, float]:
+        cfg = self.config
+        start, seed, pending = started
         if self.is_multi_agent:
             out = self._evaluate_multi_agent(seed)
         elif cfg.env is None:  # offline without an env: the estimates alone
             out = {}
+        elif pending is not None:
+            out = episode_summary(*self.remote_eval.finish(pending))
         else:
             if self._eval_env is None:
                 # evaluation is short and greedy: in-process envs (no worker processes to start)
@@ -787,14 +846,17 @@ class Algorithm(ABC):
             raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
         # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
         self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))
+        if self.remote_runners is not None:
+            self.remote_runners.reset(lambda i: _seed_for(self.config.seed, 2, self.iteration, i))
 
     # -- lifetime -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Close the envs, kill the remote env runners (and write what the recorder holds)."""
         if self.recorder is not None:
             self.recorder.close()
-        if self.remote_runners is not None:
-            self.remote_runners.stop()
+        for group in (self.remote_runners, self.remote_eval):
+            if group is not None:
+                group.stop()
         if self.env is not None:
             self.env.close()
         elif isinstance(self.runner, MultiAgentEnvRunner):

@@ -66,6 +66,7 @@ class AlgorithmConfig:
     vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
     num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
+    sample_timeout_s: float | None = option(60.0, "env_runners")  # a remote runner's fragment later than this: failed
     # .training() (shared by all algorithms; RLlib's AlgorithmConfig defaults, algorithms redeclare theirs)
     lr: float = option(1e-3, "training")
     lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
@@ -78,6 +79,8 @@ class AlgorithmConfig:
     evaluation_duration: int = option(10, "evaluation")  # episodes per evaluation
     evaluation_num_envs: int = option(0, "evaluation")  # 0: min(duration, 10)
     evaluation_explore: bool = option(False, "evaluation")  # greedy actions unless True
+    evaluation_num_env_runners: int = option(0, "evaluation")  # 0: evaluate in this process; M: M Ray actors
+    evaluation_parallel_to_training: bool = option(False, "evaluation")  # evaluate while the training step runs
     # .multi_agent()
     policies: dict | None = option(None, "multi_agent")  # policy id -> PolicySpec; None: one shared policy
     policy_mapping_fn: Any = option(None, "multi_agent")  # fn(agent_id, episode, **kw) -> policy id
@@ -87,6 +90,12 @@ class AlgorithmConfig:
     input_: str | list[str] | None = option(None, "offline_data")  # logged episodes (dir, file, glob or list) to train on
     output: str | None = option(None, "offline_data")  # a directory: every sampled step is written there as Parquet
     output_max_file_size: int = option(64 * 2**20, "offline_data")  # bytes per file (whole episodes: may exceed it by one)
+    # .fault_tolerance() (RLlib's names) for remote env runners; RLlib restarts by default, rlarena stops
+    # with the runner's error unless asked (an env that raises on every episode would restart forever)
+    restart_failed_env_runners: bool = option(False, "fault_tolerance")  # a failed runner is replaced
+    ignore_env_runner_failures: bool = option(False, "fault_tolerance")  # a failed runner is dropped
+    max_num_env_runner_restarts: int = option(1000, "fault_tolerance")  # restarts over the run, all runners
+    delay_between_env_runner_restarts_s: float = option(60.0, "fault_tolerance")  # after the failure
     # .callbacks()
     callbacks_class: type | None = option(None, "callbacks")  # a rlarena.Callbacks subclass
     # .debugging()
@@ -114,6 +123,13 @@ class AlgorithmConfig:
         """input_ (logged episodes to learn from instead of an env), output (record sampled steps),
         output_max_file_size. RLlib's `input` is read as input_ ("sampler": from the env)."""
         return self._set("offline_data", kwargs)
+
+    def fault_tolerance(self, **kwargs: Any) -> AlgorithmConfig:
+        """What a failed remote env runner costs: restart_failed_env_runners (replace it, with the same
+        worker index and the latest weights), ignore_env_runner_failures (go on without it),
+        max_num_env_runner_restarts, delay_between_env_runner_restarts_s. Neither set: training stops
+        with the runner's error."""
+        return self._set("fault_tolerance", kwargs)
 
     def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
         """policies={id: PolicySpec(...)} (or a list of ids), policy_mapping_fn, policies_to_train."""
@@ -226,6 +242,17 @@ class AlgorithmConfig:
         self._check("num_cpus_per_env_runner", self.num_cpus_per_env_runner >= 0, "must be >= 0")
         if self.num_env_runners > 0:
             self._check_remote_sampling()
+        self._check("sample_timeout_s", self.sample_timeout_s is None or self.sample_timeout_s > 0,
+                    "must be > 0 seconds, or None (wait forever)")
+        self._check("max_num_env_runner_restarts", self.max_num_env_runner_restarts >= 0, "must be >= 0")
+        self._check("delay_between_env_runner_restarts_s", self.delay_between_env_runner_restarts_s >= 0,
+                    "must be >= 0 seconds")
+        self._check("evaluation_num_env_runners", self.evaluation_num_env_runners >= 0,
+                    "must be >= 0 (0: evaluate in this process)")
+        self._check("evaluation_parallel_to_training",
+                    not self.evaluation_parallel_to_training or self.evaluation_num_env_runners > 0,
+                    "evaluates on remote runners while the training step runs: set evaluation_num_env_runners "
+                    "> 0 (and evaluation_interval) too")
         self._check("grad_clip", self.grad_clip is None or self.grad_clip > 0, "must be > 0 or None")
         self._check("evaluation_duration", self.evaluation_duration >= 1, "must be >= 1")
         self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,

@@ -23,6 +23,14 @@ RENAMED: dict[str, str] = {
     "lambda": "lambda_",  # a Python keyword, hence RLlib 2.x's own `lambda_`
     "callbacks": "callbacks_class",  # RLlib 1.x: {"callbacks": MyCallbacks}
     "input": "input_",  # RLlib's dict/YAML key; the builder argument is input_ (a Python keyword)
+    "num_cpus_per_worker": "num_cpus_per_env_runner",
+    # fault tolerance, RLlib 2.x before the env-runner names
+    "recreate_failed_workers": "restart_failed_env_runners",
+    "recreate_failed_env_runners": "restart_failed_env_runners",
+    "restart_failed_sub_environments": "restart_failed_env_runners",
+    "ignore_worker_failures": "ignore_env_runner_failures",
+    "max_num_worker_restarts": "max_num_env_runner_restarts",
+    "delay_between_worker_restarts_s": "delay_between_env_runner_restarts_s",
 }
 
 # old name -> our name inside a nested dict option (top-level `vf_share_layers` moved into `model`)
@@ -39,23 +47,22 @@ class Ignored:
     choices: tuple[Any, ...] | None = None  # the values RLlib accepted; another is a mistake
 
 
-_REMOTE = "remote (Ray) workers are not available yet (see issue 13, \"Scale out on Ray\")"
+# RLlib's configs and tuned examples set worker counts for its own speed; here the envs of one machine
+# sample fastest in this process (benchmarks/README.md), so Ray is used only when asked by our names
+_REMOTE = ("the same steps are sampled in this process, which is faster on one machine; to sample on Ray "
+           "actors (pip install 'rlarena[ray]') set {new}={value}")
 IGNORED: dict[str, Ignored] = {
     # the same number of steps per iteration (train_batch_size) is sampled, by envs in this process
-    "num_workers": Ignored(f"{_REMOTE}; the envs are sampled in this process "
-                           f"(num_envs_per_env_runner sets how many)", lambda v: v == 0),
-    "num_rollout_workers": Ignored(f"{_REMOTE}; the envs are sampled in this process "
-                                   f"(num_envs_per_env_runner sets how many)", lambda v: v == 0),
-    "evaluation_num_workers": Ignored(f"{_REMOTE}; evaluation runs in this process "
-                                      f"(evaluation_num_envs sets its envs)", lambda v: v == 0),
+    "num_workers": Ignored(_REMOTE.replace("{new}", "num_env_runners"), lambda v: v == 0),
+    "num_rollout_workers": Ignored(_REMOTE.replace("{new}", "num_env_runners"), lambda v: v == 0),
+    "evaluation_num_workers": Ignored(_REMOTE.replace("{new}", "evaluation_num_env_runners"), lambda v: v == 0),
     "framework": Ignored("rlarena runs PyTorch", lambda v: v == "torch", ("torch", "tf", "tf2", "tfe", "jax")),
     "eager_tracing": Ignored("a TensorFlow option; rlarena runs PyTorch", lambda v: not v),
     "eager_max_retraces": Ignored("a TensorFlow option; rlarena runs PyTorch"),
     "num_gpus": Ignored("rlarena trains on the CPU only", lambda v: v == 0),
     "num_gpus_per_worker": Ignored("rlarena trains on the CPU only", lambda v: v == 0),
-    "num_cpus_per_worker": Ignored(f"a Ray resource request; {_REMOTE}"),
-    "num_cpus_for_driver": Ignored(f"a Ray resource request; {_REMOTE}"),
-    "placement_strategy": Ignored(f"a Ray resource request; {_REMOTE}"),
+    "num_cpus_for_driver": Ignored("the driver is this process; Ray schedules only the env runners"),
+    "placement_strategy": Ignored("env runners are placed by Ray's default scheduling"),
     "enable_connectors": Ignored("connectors are RLlib internals; rlarena's sampling path is fixed"),
     "log_level": Ignored("rlarena's output is set by verbose= (rlarena.run) or --verbose", lambda v: v == "WARN"),
     "disable_env_checking": Ignored("rlarena checks what it needs of the env when it builds it", lambda v: not v),
@@ -68,8 +75,6 @@ IGNORED: dict[str, Ignored] = {
     "_enable_new_api_stack": Ignored("an RLlib API-stack switch; rlarena has one stack"),
     "_enable_learner_api": Ignored("an RLlib API-stack switch; rlarena has one stack"),
     "_enable_rl_module_api": Ignored("an RLlib API-stack switch; rlarena has one stack"),
-    "evaluation_parallel_to_training": Ignored("evaluation runs after each training step, in this process",
-                                               lambda v: not v),
     "evaluation_duration_unit": Ignored("rlarena evaluates whole episodes: evaluation_duration counts episodes",
                                         lambda v: v == "episodes"),
     "shuffle_sequences": Ignored("minibatches are always shuffled", bool),
@@ -195,7 +200,7 @@ def _ignore(key: str, value: Any, rule: Ignored, refusals: dict[str, str]) -> No
         return
     if not rule.why:
         raise ConfigError(f"{key}={value!r} is not available: {refusals[key]}.")
-    notice(f"{key}={value!r} is ignored: {rule.why}.")
+    notice(f"{key}={value!r} is ignored: {rule.why.replace('{value}', repr(value))}.")
 
 
 def _multiagent(value: Any, owner: str) -> dict[str, Any]:

@@ -1,13 +1,24 @@
 """Remote env runners on Ray: each actor steps its own vector env with its own copy of the policy and
 returns fragments; the driver concatenates them along the env axis, so an on-policy update reads one
-[T, N * num_env_runners] Rollout exactly as it reads the local runner's.
+[T, N * num_env_runners] Rollout exactly as it reads the local runner's. Evaluation runners play
+whole episodes with the weights they are sent.
 
-Importing this module imports ray (the algorithm imports it only when num_env_runners > 0).
+Fault tolerance (RLlib's option names): a runner whose call fails (its env raised, its process or node
+died) or that returns nothing within sample_timeout_s is killed; with restart_failed_env_runners it
+is replaced, after delay_between_env_runner_restarts_s, by a new actor with the same worker index (the
+next call sends it the latest weights); with ignore_env_runner_failures the group goes on without it;
+with neither, the failure is an EnvError naming the runner and the env's own exception. An iteration
+completes with the healthy runners' fragments.
+
+Importing this module imports ray (the algorithm imports it only when asked for remote runners).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
@@ -15,20 +26,20 @@ import torch
 
 from rlarena.distributed import cpus_needed, ray_init
 from rlarena.envs.registry import EnvContext, make_vector_env
-from rlarena.errors import EnvError
-from rlarena.rollout.runner import EnvRunner, EpisodeStats
+from rlarena.errors import EnvError, notice
+from rlarena.rollout.runner import EnvRunner, EpisodeStats, play_episodes
 from rlarena.rollout.storage import Rollout
 
 if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way round
     from rlarena.algorithms.config import AlgorithmConfig
-    from rlarena.torch_policy import TrainablePolicy
+    from rlarena.policy import Policy
 
 
 class RemoteEnvRunner:
     """The body of one Ray actor: the local EnvRunner over a vector env of its own, its envs told
     worker_index (1..N) and num_workers (N) through their EnvContext."""
 
-    def __init__(self, config: AlgorithmConfig, policy: TrainablePolicy, worker_index: int, env_seed: int | None,
+    def __init__(self, config: AlgorithmConfig, policy: Policy, worker_index: int, env_seed: int | None,
                  env_name: str):
         torch.set_num_threads(config.num_torch_threads)
         context = EnvContext(config.env_config, worker_index=worker_index, num_workers=config.num_env_runners,
@@ -48,8 +59,33 @@ class RemoteEnvRunner:
         self.runner.stats = EpisodeStats()  # the driver's stats count them; nothing piles up here
         return batch, returns, lengths
 
+    def reset(self, seed: int | None) -> None:
+        """Start fresh episodes (after the driver restored a checkpoint), forgetting the unfinished ones."""
+        self.runner.reset(seed)
+
     def close(self) -> None:
         self.runner.env.close()
+
+
+class RemoteEvalRunner:
+    """The body of one evaluation actor: in-process envs (evaluation is short), whole episodes with
+    the weights of each call. Its envs' EnvContext says worker_index 1..M of the M evaluation runners."""
+
+    def __init__(self, config: AlgorithmConfig, policy: Policy, worker_index: int, num_envs: int, env_name: str):
+        torch.set_num_threads(config.num_torch_threads)
+        context = EnvContext(config.env_config, worker_index=worker_index,
+                             num_workers=config.evaluation_num_env_runners, remote=True)
+        mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
+        self.env = make_vector_env(config.env, context, num_envs, mode)
+        self.policy, self.env_name = policy, env_name
+
+    def evaluate(self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool,
+                 seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        self.policy.set_state(weights)
+        return play_episodes(self.env, self.policy, num_episodes, explore, seed, self.env_name)
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def concat_rollouts(parts: list[Rollout]) -> Rollout:
@@ -64,46 +100,100 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
                    action_mask=cat("action_mask"))
 
 
-class RemoteEnvRunnerGroup:
-    """One RemoteEnvRunner actor per policy copy in `policies` (worker indices 1..N, in order) for one
-    single-agent algorithm; runner i resets its envs with env_seeds[i - 1]. Each runner's fragment and
-    episodes are taken in worker-index order, so a seeded run repeats whatever order the actors finish in."""
+@dataclass
+class _Slot:
+    """One worker index of a group: its actor (None while it waits for a restart)."""
 
-    def __init__(self, config: AlgorithmConfig, policies: list[TrainablePolicy], env_seeds: list[int | None],
+    worker_index: int
+    actor: Any
+    failed_at: float | None = None  # when its last actor failed (time.monotonic)
+
+
+class _ActorGroup:
+    """Actors with worker indices 1..N made by `make_actor(worker_index, restarts)`, the health of
+    each, and the fault-tolerance rules of the config."""
+
+    kind = "env runner"
+
+    def __init__(self, config: AlgorithmConfig, num_actors: int, make_actor: Callable[[int, int], Any],
                  env_name: str):
-        ray_init(config.ray_address, cpus_needed(len(policies), config.num_cpus_per_env_runner))
-        actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-        self.actors = [actor_class.remote(config, policy, i, seed, env_name)
-                       for i, (policy, seed) in enumerate(zip(policies, env_seeds), start=1)]
-        self.env_name = env_name
+        self.config, self.env_name, self.make_actor = config, env_name, make_actor
+        self.restarts = 0  # over the run, every worker index
+        self.slots = [_Slot(i, make_actor(i, 0)) for i in range(1, num_actors + 1)]
 
     def __len__(self) -> int:
+        return len(self.slots)
+
+    @property
+    def actors(self) -> list[Any]:
+        """The live actors, in worker-index order."""
+        return [slot.actor for slot in self.slots if slot.actor is not None]
+
+    @property
+    def num_healthy(self) -> int:
         return len(self.actors)
 
-    def sample(self, weights: dict[str, np.ndarray], stats: EpisodeStats) -> Rollout:
-        """Send the weights once (one ray.put every runner reads), gather every runner's fragment and
-        add its completed episodes to `stats` in worker-index order."""
-        ref = ray.put(weights)
-        pending = [actor.sample.remote(ref) for actor in self.actors]
-        parts = []
-        for i, task in enumerate(pending, start=1):
-            try:
-                batch, returns, lengths = ray.get(task)
-            except ray.exceptions.RayError as exc:
-                raise self._failed(i, exc) from exc
-            parts.append(batch)
-            if len(returns):
-                stats.add(returns, lengths)
-        return concat_rollouts(parts)
+    def _healthy_slots(self) -> list[_Slot]:
+        """The slots with an actor, after restarting those whose delay has passed. When none is left,
+        wait for the next restart; none can come: EnvError."""
+        cfg = self.config
+        delay = cfg.delay_between_env_runner_restarts_s
+        while True:
+            for slot in self.slots:
+                if slot.actor is None and self._may_restart() and time.monotonic() - slot.failed_at >= delay:
+                    self.restarts += 1
+                    slot.actor, slot.failed_at = self.make_actor(slot.worker_index, self.restarts), None
+                    notice(f"Remote {self.kind} {slot.worker_index} restarted (restart {self.restarts} of at most "
+                           f"{cfg.max_num_env_runner_restarts}).")
+            healthy = [slot for slot in self.slots if slot.actor is not None]
+            if healthy:
+                return healthy
+            if not self._may_restart():
+                raise EnvError(f"Every remote {self.kind} of {len(self.slots)} (env {self.env_name!r}) has failed"
+                               f"{'' if cfg.restart_failed_env_runners else ' and restart_failed_env_runners is off'}"
+                               f"{' (max_num_env_runner_restarts reached)' if cfg.restart_failed_env_runners else ''}"
+                               f": nothing left to sample. See the errors above.")
+            due = min(slot.failed_at for slot in self.slots) + delay
+            time.sleep(max(0.0, due - time.monotonic()))
 
-    def _failed(self, worker_index: int, exc: Exception) -> EnvError:
-        cause = getattr(exc, "cause", None) or exc
-        detail = " ".join(str(cause).split())
-        return EnvError(f"Remote env runner {worker_index} of {len(self.actors)} (env {self.env_name!r}) failed: "
-                        f"{type(cause).__name__}: {detail}")
+    def _may_restart(self) -> bool:
+        cfg = self.config
+        return cfg.restart_failed_env_runners and self.restarts < cfg.max_num_env_runner_restarts
+
+    def _gather(self, calls: dict[int, Any]) -> dict[int, Any]:
+        """Wait for {worker index: ObjectRef} up to sample_timeout_s; {worker index: value} of the calls
+        that answered. A call that raised or did not answer in time fails its runner (_fail)."""
+        refs = list(calls.values())
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.config.sample_timeout_s)
+        ready_set = set(ready)
+        out = {}
+        for index, ref in calls.items():
+            if ref not in ready_set:
+                self._fail(index, f"returned nothing within sample_timeout_s={self.config.sample_timeout_s} s "
+                                  f"(a hung env? raise sample_timeout_s for slow envs)")
+                continue
+            try:
+                out[index] = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                self._fail(index, _cause(exc))
+        return out
+
+    def _fail(self, worker_index: int, what: str) -> None:
+        """Kill runner `worker_index`; raise unless the config tolerates failures."""
+        slot = self.slots[worker_index - 1]
+        actor, slot.actor, slot.failed_at = slot.actor, None, time.monotonic()
+        ray.kill(actor)
+        cfg = self.config
+        message = f"Remote {self.kind} {worker_index} of {len(self.slots)} (env {self.env_name!r}) failed: {what}"
+        if not (cfg.restart_failed_env_runners or cfg.ignore_env_runner_failures):
+            raise EnvError(f"{message}. To go on without it or restart it: .fault_tolerance("
+                           f"ignore_env_runner_failures=True) or .fault_tolerance(restart_failed_env_runners=True).")
+        then = (f"restarting it in {cfg.delay_between_env_runner_restarts_s:g} s" if self._may_restart() else
+                "going on without it")
+        notice(f"{message}; {then}.")
 
     def stop(self) -> None:
-        """Close every runner's envs (their worker processes, with vectorization_mode="subproc"), then
+        """Close every actor's envs (their worker processes, with vectorization_mode="subproc"), then
         kill the actors. The Ray instance stays up for the next algorithm, as with RLlib."""
         try:
             ray.get([actor.close.remote() for actor in self.actors], timeout=10)
@@ -111,4 +201,82 @@ class RemoteEnvRunnerGroup:
             pass
         for actor in self.actors:
             ray.kill(actor)
-        self.actors = []
+        for slot in self.slots:
+            slot.actor = None
+
+
+def _cause(exc: Exception) -> str:
+    """A remote error in one line: the env's own exception (type and message) when there is one."""
+    cause = getattr(exc, "cause", None) or exc
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+
+
+class RemoteEnvRunnerGroup(_ActorGroup):
+    """One RemoteEnvRunner actor per worker index 1..N for one single-agent algorithm; runner i is
+    made from policy_for(i, restarts) and resets its envs with env_seed_for(i, restarts). Each runner's
+    fragment and episodes are taken in worker-index order, so a seeded run repeats whatever order the
+    actors finish in."""
+
+    def __init__(self, config: AlgorithmConfig, policy_for: Callable[[int, int], Policy],
+                 env_seed_for: Callable[[int, int], int | None], env_name: str):
+        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
+                                                 config.num_cpus_per_env_runner))
+        actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+        super().__init__(config, config.num_env_runners, lambda i, r: actor_class.remote(
+            config, policy_for(i, r), i, env_seed_for(i, r), env_name), env_name)
+
+    def reset(self, seed_for: Callable[[int], int | None]) -> None:
+        """Every healthy runner starts fresh episodes, runner i's envs seeded with seed_for(i)."""
+        self._gather({s.worker_index: s.actor.reset.remote(seed_for(s.worker_index)) for s in self._healthy_slots()})
+
+    def sample(self, weights: dict[str, np.ndarray], stats: EpisodeStats) -> Rollout:
+        """Send the weights once (one ray.put every runner reads), gather every healthy runner's
+        fragment and add its completed episodes to `stats` in worker-index order. When every runner
+        fails in one call, the call is made again with those restarted (or raises)."""
+        while True:
+            ref = ray.put(weights)
+            answers = self._gather({s.worker_index: s.actor.sample.remote(ref) for s in self._healthy_slots()})
+            if answers:
+                break
+        parts = []
+        for index in sorted(answers):
+            batch, returns, lengths = answers[index]
+            parts.append(batch)
+            if len(returns):
+                stats.add(returns, lengths)
+        return concat_rollouts(parts)
+
+
+class RemoteEvalRunnerGroup(_ActorGroup):
+    """evaluation_num_env_runners RemoteEvalRunner actors; an evaluation's episodes are split evenly
+    over the healthy ones, each with its own seed, and returned in worker-index order."""
+
+    kind = "evaluation runner"
+
+    def __init__(self, config: AlgorithmConfig, policy_for: Callable[[int, int], Policy], env_name: str):
+        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
+                                                 config.num_cpus_per_env_runner))
+        actor_class = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
+        per_runner = -(-config.evaluation_duration // config.evaluation_num_env_runners)
+        num_envs = min(config.num_eval_envs, per_runner)
+        super().__init__(config, config.evaluation_num_env_runners, lambda i, r: actor_class.remote(
+            config, policy_for(i, r), i, num_envs, env_name), env_name)
+
+    def start(self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool,
+              seed_for: Callable[[int], int | None]) -> dict[int, Any]:
+        """Start an evaluation on the healthy runners (runner i plays its share with seed_for(i));
+        finish() collects it. Returns the pending calls."""
+        slots = self._healthy_slots()
+        ref = ray.put(weights)
+        shares = [(num_episodes + k) // len(slots) for k in range(len(slots))]
+        return {s.worker_index: s.actor.evaluate.remote(ref, n, explore, seed_for(s.worker_index))
+                for s, n in zip(slots, shares) if n > 0}
+
+    def finish(self, calls: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The (returns, lengths) of the started evaluation's episodes, in worker-index order; a
+        runner that failed meanwhile counts no episode (or raises, per the fault-tolerance options)."""
+        answers = self._gather(calls)
+        if not answers:
+            raise EnvError(f"Every remote evaluation runner failed during the evaluation (env {self.env_name!r}).")
+        parts = [answers[i] for i in sorted(answers)]
+        return np.concatenate([r for r, _ in parts]), np.concatenate([n for _, n in parts])

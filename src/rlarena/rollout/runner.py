@@ -255,6 +255,19 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, expl
                       env_name: str) -> dict[str, float]:
     """Run exactly `num_episodes` episodes, split evenly over the envs (as SB3's evaluate_policy does,
     so short episodes are not over-counted), and return their statistics."""
+    return episode_summary(*play_episodes(env, policy, num_episodes, explore, seed, env_name))
+
+
+def episode_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
+    """An evaluation's statistics of its episodes' returns and lengths."""
+    return {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
+            "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
+            "episode_len_mean": float(np.mean(lengths)), "episodes": len(returns)}
+
+
+def play_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, explore: bool, seed: int | None,
+                  env_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(returns, lengths) of exactly `num_episodes` episodes, split evenly over the envs."""
     n = env.num_envs
     quota = np.array([(num_episodes + i) // n for i in range(n)])
     counts = np.zeros(n, np.int64)
@@ -278,7 +291,4 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, expl
                 ep_ret[i], ep_len[i] = 0.0, 0
     except Exception as exc:  # the env's own error, with its name (it re-raises)
         raise wrong_shape(env, env_name, "step()", exc) or env_failed(env_name, "evaluation", exc) from exc
-    r = np.array(returns)
-    return {"episode_return_mean": float(r.mean()), "episode_return_std": float(r.std()),
-            "episode_return_min": float(r.min()), "episode_return_max": float(r.max()),
-            "episode_len_mean": float(np.mean(lengths)), "episodes": len(returns)}
+    return np.array(returns, np.float64), np.array(lengths, np.int64)
