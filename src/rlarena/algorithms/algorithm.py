@@ -421,6 +421,8 @@ class Algorithm(ABC):
         elif self.remote_runners is not None:
             batch = self.remote_runners.sample(self.policy.get_state(), self.runner.stats)
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
+            if batch.raw_obs is not None:  # MeanStdFilter: every runner's observations, as the local runner
+                self.policy.obs_filter.update(batch.raw_obs[:-1][batch.valid])  # type: ignore[attr-defined]
         else:
             batch = self.runner.sample()
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps

@@ -296,10 +296,6 @@ class AlgorithmConfig:
             raise ConfigError(f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
                               f"only for now (remote Ray env runners sample for PPO and A2C). Set num_env_runners=0 "
                               f"and num_envs_per_env_runner for more envs.")
-        if self.observation_filter != "NoFilter":
-            raise ConfigError(f"observation_filter={self.observation_filter!r} with num_env_runners="
-                              f"{self.num_env_runners}: merging the filter across remote env runners is not "
-                              f"available yet. Set num_env_runners=0, or observation_filter='NoFilter'.")
         if self.output is not None:
             raise ConfigError(f"offline_data(output=...) with num_env_runners={self.num_env_runners}: recording "
                               f"from remote env runners is not available yet. Record with num_env_runners=0.")
