@@ -12,7 +12,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from rlarena import PPOConfig
+from rlarena import Callbacks, PolicySpec, PPOConfig
 from rlarena.distributed import ray_init
 from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import ConfigError, EnvError
@@ -127,8 +127,15 @@ def test_what_remote_runners_do_not_do_yet_is_refused_by_name():
     from rlarena import DQNConfig
     with pytest.raises(ConfigError, match="num_env_runners=2: DQN samples in this process"):
         DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).build()
-    with pytest.raises(ConfigError, match="num_env_runners=2: 'multi_agent_arena' is a multi-agent env"):
-        PPOConfig().environment("multi_agent_arena").env_runners(num_env_runners=2).build()
+    with pytest.raises(ConfigError, match="evaluation_num_env_runners=1: 'multi_agent_arena' is a multi-agent env"):
+        PPOConfig().environment("multi_agent_arena").evaluation(evaluation_num_env_runners=1).build()
+
+    class EveryStep(Callbacks):
+        def on_episode_step(self, **kwargs):
+            pass
+
+    with pytest.raises(ConfigError, match="EveryStep overrides on_episode_start or on_episode_step"):
+        remote_config().callbacks(EveryStep).build()
 
 
 # -- fault tolerance ------------------------------------------------------------------------------------
@@ -234,3 +241,41 @@ def test_evaluation_on_its_own_runners_in_sequence_or_parallel_to_training(local
         assert algo.num_evaluations == 2
     with pytest.raises(ConfigError, match="evaluation_parallel_to_training.*evaluation_num_env_runners"):
         PPOConfig().environment("CartPole-v1").evaluation(evaluation_parallel_to_training=True).build()
+
+
+# -- multi-agent envs ------------------------------------------------------------------------------------
+def test_the_connect_four_league_samples_on_remote_runners_and_grows_there(local_ray):
+    from rlarena.games.connect_four.league import ConnectFourLeague
+    from rlarena.games.connect_four.opponents import OPPONENTS
+    from rlarena.multiagent.league import league_mapping_fn
+
+    config = (PPOConfig().environment("connect_four")
+              .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+              .training(train_batch_size=256, minibatch_size=128, num_epochs=1, model={"fcnet_hiddens": [16]})
+              .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
+                           policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
+              .callbacks(ConnectFourLeague).debugging(seed=0))
+    with config.build() as algo:
+        first = algo.train()  # the league's on_episode_end saw the runners' games (scores per opponent)
+        assert first["num_env_steps_sampled_this_iter"] == 256 and first["num_episodes_lifetime"] > 0
+        assert first["league/score_vs/random"] >= 0 and first["league/size"] == 1
+        algo.callbacks._grow(algo)  # negamax_1 joins: the runners get it before their next fragment
+        seen = set()
+        for _ in range(3):
+            batch = algo.sample()["learned"]
+            assert batch.action_mask is not None and batch.action_mask[:-1][batch.valid].any(1).all()
+            seen |= set(batch.eps_ids.tolist())
+        opponents = {pid for pid in algo.runner.stats.policy_window if pid != "learned"}
+        assert opponents == {"random", "negamax_1"}
+        # episode ids are unique across the runners: runner i numbers its episodes from i * 10**12
+        assert {i // 10**12 for i in seen} == {1, 2}
+
+
+def test_a_seeded_multi_agent_run_on_remote_runners_repeats(local_ray):
+    def run() -> list:
+        config = (PPOConfig().environment("multi_agent_arena").env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+                  .training(**TINY).debugging(seed=5))
+        with config.build() as algo:
+            return [(r["learner/default_policy/policy_loss"], r["learner/default_policy/vf_loss"]) for r in (algo.train() for _ in range(3))]
+
+    assert run() == run()

@@ -18,7 +18,7 @@ import torch
 
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
-from rlarena.callbacks import call_hook, make_callbacks
+from rlarena.callbacks import Callbacks, call_hook, make_callbacks
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import (
     EnvContext,
@@ -49,7 +49,12 @@ from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
-    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
+    from rlarena.distributed.ray_env_runners import (
+        RemoteEnvRunnerGroup,
+        RemoteEvalRunnerGroup,
+        RemoteMultiAgentEnvRunnerGroup,
+    )
+    from rlarena.rollout.storage import Rollout
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
@@ -207,7 +212,7 @@ class Algorithm(ABC):
     data_mode: ClassVar[str] = "sample"
     # Ray actors (rlarena.distributed), for algorithms built on this class's setup: sampling
     # (num_env_runners > 0) and evaluation (evaluation_num_env_runners > 0); None: this process
-    remote_runners: RemoteEnvRunnerGroup | None = None
+    remote_runners: RemoteEnvRunnerGroup | RemoteMultiAgentEnvRunnerGroup | None = None
     remote_eval: RemoteEvalRunnerGroup | None = None
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
@@ -271,13 +276,20 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        remote = {k: v for k in ("num_env_runners", "evaluation_num_env_runners") if (v := getattr(config, k)) > 0}
-        if self.is_multi_agent and remote:
+        if self.is_multi_agent and config.evaluation_num_env_runners > 0:
             probe.close()
-            key, value = next(iter(remote.items()))
-            raise ConfigError(f"{key}={value}: {self.env_name!r} is a multi-agent env (or per-episode callback hooks "
-                              f"need the multi-agent runner), and remote Ray env runners play single-agent envs "
-                              f"only so far. Set {key}=0.")
+            raise ConfigError(f"evaluation_num_env_runners={config.evaluation_num_env_runners}: {self.env_name!r} is a "
+                              f"multi-agent env (or per-episode callback hooks need the multi-agent runner), and "
+                              f"remote evaluation runners play single-agent envs only so far. Set "
+                              f"evaluation_num_env_runners=0 (evaluation runs in this process).")
+        if config.num_env_runners > 0 and self.callbacks is not None and any(
+                getattr(type(self.callbacks), hook) is not getattr(Callbacks, hook)
+                for hook in ("on_episode_start", "on_episode_step")):
+            probe.close()
+            raise ConfigError(f"num_env_runners={config.num_env_runners}: {type(self.callbacks).__name__} overrides "
+                              f"on_episode_start or on_episode_step, which run beside the env, in this process only. "
+                              f"With remote env runners, on_episode_end is called here with each finished episode; "
+                              f"move the work there, or set num_env_runners=0.")
         if self.is_multi_agent:
             self._setup_multi_agent(probe)
         else:
@@ -367,10 +379,18 @@ class Algorithm(ABC):
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
                                       else [p for p, pol in self.policies.items() if isinstance(pol, TrainablePolicy)])
         creator = make_env_creator(cfg.env)
-        envs = [probe] + [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_envs_per_env_runner - 1)]
+        # with remote runners this process's runner only counts their episodes: the probe env is enough
+        more = 0 if cfg.num_env_runners > 0 else cfg.num_envs_per_env_runner - 1
+        envs = [probe] + [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(more)]
         self.runner = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(self.policies_to_train),
                                           cfg.fragment_length, _seed_for(cfg.seed, 2), self.env_name,
                                           self.callbacks, self)
+        if cfg.num_env_runners > 0:
+            module = self._ray_module("num_env_runners", cfg.num_env_runners)
+            self.remote_runners = module.RemoteMultiAgentEnvRunnerGroup(
+                cfg, lambda: (self.policies, self.runner.mapping_fn, list(self.policies_to_train)),
+                lambda i, r: _worker_seed(cfg.seed, 2, i, r), lambda i, r: _worker_seed(cfg.seed, 6, i, r),
+                self.env_name)
 
     def _add_policy_object(self, pid: str, spec: PolicySpec) -> Policy:
         if self.is_multi_agent:
@@ -416,13 +436,22 @@ class Algorithm(ABC):
 
     def sample(self) -> dict[str, Any]:
         """One fragment from the runner: {policy id: Rollout} for the policies in training."""
-        if self.is_multi_agent:
+        if self.is_multi_agent and self.remote_runners is not None:
+            weights = {pid: p.get_state() for pid, p in self.policies.items() if isinstance(p, TrainablePolicy)}
+            batches, steps, episodes = self.remote_runners.sample(weights)
+            self._merge_filters(batches)
+            for episode in episodes:  # counted here, and on_episode_end called here, as they finished there
+                self.runner.stats.add_episode(episode)
+                if self.callbacks is not None:
+                    call_hook(self.callbacks, "on_episode_end", episode=episode, env_index=episode.env_index,
+                              algorithm=self, worker=None, env_runner=None, env=None, base_env=None,
+                              policies=self.policies)
+        elif self.is_multi_agent:
             batches, steps = self.runner.sample()
         elif self.remote_runners is not None:
             batch = self.remote_runners.sample(self.policy.get_state(), self.runner.stats)
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
-            if batch.raw_obs is not None:  # MeanStdFilter: every runner's observations, as the local runner
-                self.policy.obs_filter.update(batch.raw_obs[:-1][batch.valid])  # type: ignore[attr-defined]
+            self._merge_filters(batches)
         else:
             batch = self.runner.sample()
             batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
@@ -433,6 +462,13 @@ class Algorithm(ABC):
             call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
                       worker=self.runner, env_runner=self.runner)
         return batches
+
+    def _merge_filters(self, batches: dict[str, Rollout]) -> None:
+        """MeanStdFilter with remote runners: each policy's filter learns from every runner's
+        observations, as the local runner's does (the runners normalized with the driver's statistics)."""
+        for pid, batch in batches.items():
+            if batch.raw_obs is not None:
+                self.policies[pid].obs_filter.update(batch.raw_obs[:-1][batch.valid])  # type: ignore[attr-defined]
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ Importing this module imports ray (the algorithm imports it only when asked for 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +26,11 @@ import ray
 import torch
 
 from rlarena.distributed import cpus_needed, ray_init
-from rlarena.envs.registry import EnvContext, make_vector_env
+from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
 from rlarena.errors import EnvError, notice
+from rlarena.multiagent.builder import as_multi_agent
+from rlarena.multiagent.episode import Episode
+from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats
 from rlarena.rollout.runner import EnvRunner, EpisodeStats, play_episodes
 from rlarena.rollout.storage import Rollout
 
@@ -67,6 +71,69 @@ class RemoteEnvRunner:
         self.runner.env.close()
 
 
+class _FinishedEpisodes(MultiAgentEpisodeStats):
+    """A remote multi-agent runner's episode statistics: the finished episodes themselves, handed to
+    the driver (which counts them and calls on_episode_end) at every sample()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.episodes: list[Episode] = []
+
+    def add_episode(self, episode: Episode) -> None:
+        self.episodes.append(episode)
+
+
+# remote multi-agent runner i numbers its episodes from i * EPISODE_ID_STRIDE: ids stay unique across
+# runners (the league's seat and opponent choice reads them)
+EPISODE_ID_STRIDE = 10**12
+
+
+class RemoteMultiAgentEnvRunner:
+    """The body of one Ray actor for a multi-agent env: the local MultiAgentEnvRunner over
+    num_envs_per_env_runner env copies of its own, with copies of every policy (trained, frozen and
+    heuristic). The driver sends the policy set again when it changes (a league grows)."""
+
+    def __init__(self, config: AlgorithmConfig, structure: tuple[dict[str, Policy], Callable[..., str], list[str]],
+                 worker_index: int, env_seed: int | None, action_seed: int | None, env_name: str):
+        torch.set_num_threads(config.num_torch_threads)
+        creator = make_env_creator(config.env)
+        envs = [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
+                                                  num_workers=config.num_env_runners, vector_index=k, remote=True)))
+                for k in range(config.num_envs_per_env_runner)]
+        policies, mapping_fn, policies_to_train = structure
+        for k, policy in enumerate(policies.values()):  # each runner explores with its own random stream
+            if hasattr(policy, "rng"):
+                policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
+        self.runner = MultiAgentEnvRunner(envs, dict(policies), mapping_fn, set(policies_to_train),
+                                          config.fragment_length, env_seed, env_name,
+                                          episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+        self.runner.stats = _FinishedEpisodes()
+
+    def set_structure(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]]) -> None:
+        """The driver's policies, mapping function and policies to train, after it changed them."""
+        policies, mapping_fn, policies_to_train = structure
+        for pid in set(self.runner.policies) - set(policies):
+            self.runner.forget_policy(pid)
+        self.runner.policies.clear()
+        self.runner.policies.update(policies)
+        self.runner.mapping_fn, self.runner.policies_to_train = mapping_fn, set(policies_to_train)
+
+    def sample(self, weights: dict[str, dict[str, np.ndarray]]) -> tuple[dict[str, Rollout], int, list[Episode]]:
+        """Take every trainable policy's weights, sample one fragment: ({policy id: Rollout}, env
+        steps, the episodes it finished)."""
+        for pid, state in weights.items():
+            self.runner.policies[pid].set_state(state)
+        batches, steps = self.runner.sample()
+        episodes, self.runner.stats.episodes = self.runner.stats.episodes, []
+        return batches, steps, episodes
+
+    def reset(self, seed: int | None) -> None:
+        self.runner.reset(seed)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
 class RemoteEvalRunner:
     """The body of one evaluation actor: in-process envs (evaluation is short), whole episodes with
     the weights of each call. Its envs' EnvContext says worker_index 1..M of the M evaluation runners."""
@@ -88,16 +155,33 @@ class RemoteEvalRunner:
         self.env.close()
 
 
+# what pads a shorter multi-agent fragment's rows: padding is never valid and cuts the GAE chain
+_PAD = {"terminated": True, "action_mask": True}
+
+
 def concat_rollouts(parts: list[Rollout]) -> Rollout:
-    """Fragments of equal length side by side: [T, N1] + [T, N2] -> [T, N1 + N2] (axis 1, the env
-    axis; raw_obs and action masks too), the runners in worker-index order."""
+    """Fragments side by side: [T1, N1] + [T2, N2] -> [max T, N1 + N2] (axis 1, the env or segment
+    axis; raw_obs, action masks and the multi-agent columns too), the runners in worker-index order.
+    Single-agent fragments all have the same T; a multi-agent one shorter than the longest is padded."""
+    T = max(len(p.rewards) for p in parts)
+
     def cat(name: str) -> np.ndarray | None:
         arrays = [getattr(p, name) for p in parts]
-        return None if arrays[0] is None else np.concatenate(arrays, axis=1)
+        if arrays[0] is None:
+            return None
+        rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
+        padded = [a if len(a) == rows else np.concatenate(
+            [a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)]) for a in arrays]
+        return np.concatenate(padded, axis=1)
 
-    return Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
-                   truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat("raw_obs"),
-                   action_mask=cat("action_mask"))
+    out = Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
+                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat("raw_obs"),
+                  action_mask=cat("action_mask"), steps=cat("steps"))
+    if parts[0].agent_ids is not None:
+        out.agent_ids = [a for p in parts for a in p.agent_ids]
+        out.eps_ids = np.concatenate([p.eps_ids for p in parts])
+        out.ends_episode = np.concatenate([p.ends_episode for p in parts])
+    return out
 
 
 @dataclass
@@ -107,6 +191,7 @@ class _Slot:
     worker_index: int
     actor: Any
     failed_at: float | None = None  # when its last actor failed (time.monotonic)
+    synced: Any = None  # the policy set its actor has (multi-agent runners)
 
 
 class _ActorGroup:
@@ -181,7 +266,7 @@ class _ActorGroup:
     def _fail(self, worker_index: int, what: str) -> None:
         """Kill runner `worker_index`; raise unless the config tolerates failures."""
         slot = self.slots[worker_index - 1]
-        actor, slot.actor, slot.failed_at = slot.actor, None, time.monotonic()
+        actor, slot.actor, slot.failed_at, slot.synced = slot.actor, None, time.monotonic(), None
         ray.kill(actor)
         cfg = self.config
         message = f"Remote {self.kind} {worker_index} of {len(self.slots)} (env {self.env_name!r}) failed: {what}"
@@ -245,6 +330,59 @@ class RemoteEnvRunnerGroup(_ActorGroup):
             if len(returns):
                 stats.add(returns, lengths)
         return concat_rollouts(parts)
+
+
+class RemoteMultiAgentEnvRunnerGroup(_ActorGroup):
+    """One RemoteMultiAgentEnvRunner actor per worker index 1..N. `structure()` gives the driver's
+    current (policies, mapping function, policies to train); a runner gets it when made and again
+    before its next fragment whenever it changed (a policy added or removed, the mapping replaced)."""
+
+    def __init__(self, config: AlgorithmConfig, structure: Callable[[], tuple[dict[str, Policy], Any, list[str]]],
+                 env_seed_for: Callable[[int, int], int | None], action_seed_for: Callable[[int, int], int | None],
+                 env_name: str):
+        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
+                                                 config.num_cpus_per_env_runner))
+        actor_class = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+        self.structure = structure
+        super().__init__(config, config.num_env_runners, lambda i, r: actor_class.remote(
+            config, structure(), i, env_seed_for(i, r), action_seed_for(i, r), env_name), env_name)
+
+    @staticmethod
+    def _signature(structure: tuple[dict[str, Policy], Any, list[str]]) -> tuple:
+        policies, mapping_fn, policies_to_train = structure
+        return tuple((pid, id(p)) for pid, p in policies.items()), id(mapping_fn), tuple(policies_to_train)
+
+    def reset(self, seed_for: Callable[[int], int | None]) -> None:
+        """Every healthy runner starts fresh episodes, runner i's envs seeded with seed_for(i)."""
+        self._gather({s.worker_index: s.actor.reset.remote(seed_for(s.worker_index)) for s in self._healthy_slots()})
+
+    def sample(self, weights: dict[str, dict[str, np.ndarray]]) -> tuple[dict[str, Rollout], int, list[Episode]]:
+        """({policy id: the runners' fragments side by side}, env steps, the finished episodes), in
+        worker-index order; the policy set goes first to the runners that lack the current one."""
+        while True:
+            structure = self.structure()
+            signature, structure_ref, ref = self._signature(structure), None, ray.put(weights)
+            calls = {}
+            for slot in self._healthy_slots():
+                if slot.synced is None:  # a new actor was made with the structure of then
+                    slot.synced = signature
+                if slot.synced != signature:
+                    structure_ref = structure_ref or ray.put(structure)
+                    slot.actor.set_structure.remote(structure_ref)  # runs before the sample (actor order)
+                    slot.synced = signature
+                calls[slot.worker_index] = slot.actor.sample.remote(ref)
+            answers = self._gather(calls)
+            if answers:
+                break
+        batches: dict[str, list[Rollout]] = {}
+        steps, episodes = 0, []
+        for index in sorted(answers):
+            parts, n, finished = answers[index]
+            for pid, batch in parts.items():
+                batches.setdefault(pid, []).append(batch)
+            steps += n
+            episodes.extend(finished)
+        return {pid: concat_rollouts(parts) for pid, parts in batches.items()}, steps, episodes
 
 
 class RemoteEvalRunnerGroup(_ActorGroup):

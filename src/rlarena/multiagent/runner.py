@@ -12,7 +12,7 @@ is marked truncated, so GAE bootstraps from its closing observation.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,8 +104,11 @@ class MultiAgentEpisodeStats(EpisodeStats):
 class MultiAgentEnvRunner:
     def __init__(self, envs: list, policies: dict[str, Policy], mapping_fn: Callable[..., str],
                  policies_to_train: set[str], fragment_length: int, seed: int | None, env_name: str,
-                 callbacks: Any = None, algorithm: Any = None):
+                 callbacks: Any = None, algorithm: Any = None, episode_ids: Iterator[int] | None = None):
+        """episode_ids: where this runner's episode ids come from (a remote runner's own range, so ids
+        stay unique across runners); None: the process-wide counter."""
         self.envs, self.num_envs, self.env_name = envs, len(envs), env_name
+        self._episode_ids = episode_ids
         self.policies, self.mapping_fn, self.policies_to_train = policies, mapping_fn, policies_to_train
         self.fragment_length = fragment_length
         self.callbacks, self.algorithm = callbacks, algorithm
@@ -115,7 +118,7 @@ class MultiAgentEnvRunner:
     # -- episodes -----------------------------------------------------------------------------
     def reset(self, seed: int | None) -> None:
         self._obs: list[dict] = [{} for _ in self.envs]
-        self._episodes: list[Episode] = [Episode(env_index=i) for i in range(self.num_envs)]
+        self._episodes: list[Episode] = [self._new_episode(i) for i in range(self.num_envs)]
         self._lanes: list[dict[Any, _Lane]] = [{} for _ in self.envs]
         for i in range(self.num_envs):
             self._start_episode(i, None if seed is None else seed + i)
@@ -128,9 +131,14 @@ class MultiAgentEnvRunner:
         except Exception as exc:  # the env's own error, with its name (it re-raises)
             raise env_failed(self.env_name, "reset()", exc) from exc
         self._obs[i], self._lanes[i] = dict(obs), {}
-        self._episodes[i] = Episode(env_index=i)
+        self._episodes[i] = self._new_episode(i)
         if self.callbacks is not None:
             self._call_episode_hook("on_episode_start", i)
+
+    def _new_episode(self, i: int) -> Episode:
+        if self._episode_ids is None:
+            return Episode(env_index=i)
+        return Episode(env_index=i, episode_id=next(self._episode_ids))
 
     def _call_episode_hook(self, hook: str, i: int) -> None:
         call_hook(self.callbacks, hook, episode=self._episodes[i], env_index=i, algorithm=self.algorithm,
