@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The `rllib` commands of Anyscale's "Introduction to RLlib" ("RLlib in 60 Seconds"), as rlarena commands:
 # `rllib` became `rlarena` and nothing else. What differs when they run:
-#   - `--ray-address auto` is accepted with a one-line notice: Ray support is not available yet (issue 13),
-#     so training runs in this process.
+#   - `--ray-address auto` runs the trials on the Ray cluster running on this machine; when none runs, a
+#     one-line notice says they run on a local Ray bound to 127.0.0.1 instead.
 #   - RLlib wrote to ~/ray_results/default/PPO_CartPole-v1_.../checkpoint_20/; rlarena writes to
 #     ./runs/PPO_CartPole-v1_<date>/PPO_CartPole-v1_00000/checkpoints/checkpoint_000020/. The tutorial's
 #     rollout.sh looked up the latest checkpoint directory; `rlarena rollout` takes the run directory

@@ -69,8 +69,12 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--framework", default=None, choices=("torch", "tf", "tf2", "tfe", "jax"),
                    help="accepted for RLlib command lines: rlarena runs PyTorch (another value: a notice)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="RLlib's flag to join a Ray cluster: accepted with a notice, training runs in this process "
-                        "(Ray: issue 13, \"Scale out on Ray\")")
+                   help="run the trials in parallel on the Ray cluster at ADDR (host:port), one Ray actor per trial; "
+                        "'auto': the cluster running on this machine (`ray start --head`), or a local Ray on "
+                        "127.0.0.1 when none runs (RLlib's flag). Same run directory and files as without Ray")
+    p.add_argument("--ray", action="store_true",
+                   help="run the trials in parallel on a local Ray bound to 127.0.0.1 (this machine's CPUs; "
+                        "RAY_ADDRESS, when set, names a cluster to join instead)")
     p.add_argument("--name", default=None, help="run directory under --storage-path; None: <algo>_<env>_<date>")
     p.add_argument("--resume", action="store_true",
                    help="continue the run --name (None: the latest of this algo and env) from its last checkpoint")

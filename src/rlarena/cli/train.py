@@ -1,20 +1,18 @@
 """`rlarena train`: flags and/or an experiment file (-f) to rlarena.run. Flags given on the command
-line win over the file; --config and --stop are merged into the file's config and stop, key by key."""
+line win over the file; --config and --stop are merged into the file's config and stop, key by key.
+--ray-address ADDR / --ray run the trials on Ray (rlarena.run's `ray`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from rlarena.cli.spec import RUN_KEYS, load_spec, make_config, parse_json
-from rlarena.errors import ConfigError, notice
+from rlarena.errors import ConfigError
 from rlarena.refs import Trust
 from rlarena.train import run
 
 
 def train(args: argparse.Namespace, explicit: set[str]) -> int:
-    if args.ray_address is not None:  # RLlib's tutorials pass `--ray-address auto`: run them, saying where
-        notice(f"--ray-address {args.ray_address} is ignored: Ray support is not available yet (issue 13, "
-               f"\"Scale out on Ray\"); training runs in this process.")
     spec = load_spec(args.file) if args.file else {}
     algo = args.algo if "algo" in explicit or "algo" not in spec else str(spec["algo"])
     typed = parse_json(args.config, "--config", '{"lr": 0.0003}')
@@ -37,9 +35,11 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     kwargs = {key: getattr(args, key) if key in explicit or key not in spec else spec[key] for key in RUN_KEYS}
     if not stop and args.verbose:
         print("No stop criterion: training until Ctrl-C (which writes a checkpoint first).")
+    # --ray-address joins a cluster (its trial actors start their env runners there too); --ray: a local Ray
+    ray = args.ray_address or args.ray or None
     results = run(config, stop=stop or None, param_space=param_space or None, resume=args.resume,
                   verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot,
-                  trusted_modules=args.trusted_modules, **kwargs)
+                  trusted_modules=args.trusted_modules, ray=ray, **kwargs)
     if results.interrupted:
         return 130
     if args.verbose and results.best_checkpoint:

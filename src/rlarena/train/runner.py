@@ -13,6 +13,10 @@ Nothing is written until a trial's first iteration has produced a result, so a m
 (reported after that iteration) leaves no half-made run behind. Ctrl-C asks the trial to stop after
 the current iteration and write a checkpoint (a second Ctrl-C stops at once); resume=True continues
 every unfinished trial from its last checkpoint, also after `kill -9`.
+
+Trials run one after another in this process (rlarena.train.trial holds the per-trial code), or with
+ray=True / an address in parallel on Ray, one actor per trial (rlarena.train.ray_trials), into the
+same layout.
 """
 
 from __future__ import annotations
@@ -22,65 +26,28 @@ import re
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.envs.registry import env_name
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.refs import Trust
 from rlarena.train.checkpoints import CheckpointManager
-from rlarena.train.loggers import (
-    PARAMS_FILE,
-    TrialLogger,
-    read_results,
-    write_json_atomic,
-)
-from rlarena.train.plot import plot_trial
+from rlarena.train.loggers import write_json_atomic
 from rlarena.train.progress import Reporter
 from rlarena.train.results import STATE_FILE, Results, TrialResult, load_trial, read_state
 from rlarena.train.search import generate_variants, variant_tag
-from rlarena.train.stop import (
-    EVAL_PREFIX,
-    Stopper,
-    StopSpec,
-    eval_key_error,
-    key_due,
-    missing_key_error,
-)
-
-RESUMABLE = ("PENDING", "RUNNING", "INTERRUPTED", "ERROR")
-
-
-@dataclass
-class _Trial:
-    trial_id: str
-    dirname: str
-    params: dict[str, Any]
-    status: str = "PENDING"
-    error: str | None = None
-
-
-@dataclass
-class _Options:
-    stop: StopSpec
-    checkpoint_freq: int
-    checkpoint_at_end: bool
-    num_to_keep: int | None
-    score_attribute: str | None
-    score_order: str
-    tensorboard: bool
-    plot: bool
-    trust: Trust  # what resumed checkpoints may name: the config's own objects, trusted modules
+from rlarena.train.stop import EVAL_PREFIX, Stopper, StopSpec, eval_key_error
+from rlarena.train.trial import RESUMABLE, Options, StopFlag, Trial, needed_keys, params_text, run_trial
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:120]
 
 
-class _Interrupt:
+class _Interrupt(StopFlag):
     """First Ctrl-C: finish this iteration, checkpoint, stop. Second: KeyboardInterrupt at once.
 
     Env worker processes forked while this handler is installed inherit it and ignore the signal
@@ -115,7 +82,7 @@ class _Interrupt:
 class _Experiment:
     """The experiment directory and its experiment_state.json (written from the first result on)."""
 
-    def __init__(self, path: Path, trials: list[_Trial], meta: dict[str, Any]):
+    def __init__(self, path: Path, trials: list[Trial], meta: dict[str, Any]):
         self.path = path
         self.trials = trials
         self.meta = meta
@@ -138,13 +105,13 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         num_to_keep: int | None = None, checkpoint_score_attribute: str | None = None,
         checkpoint_score_order: str = "max", storage_path: str | os.PathLike = "runs", name: str | None = None,
         resume: bool = False, verbose: int = 1, tensorboard: bool = True, plot: bool = True,
-        trusted_modules: list[str] | None = None) -> Results:
+        trusted_modules: list[str] | None = None, ray: bool | str | None = None) -> Results:
     """Train `config` until `stop`, checkpointing and logging into storage_path/name/<trial>/.
 
     stop: {result key: threshold} (any one met stops; old names such as episode_reward_mean and
         timesteps_total work), or a function (iteration, result) -> bool; None trains until Ctrl-C.
     param_space, num_samples: a sweep; {option: value or grid_search/choice/uniform/loguniform};
-        trials run one after another and the results rank them.
+        trials run one after another (in parallel with `ray`) and the results rank them.
     checkpoint_freq: every N iterations (0: never); checkpoint_at_end: when a trial stops.
     num_to_keep: keep the best N checkpoints by checkpoint_score_attribute (or the N latest when
         that is None); the latest is always kept as well, for resuming.
@@ -153,6 +120,15 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     verbose: 0 silent, 1 a row per iteration, 2 also learner statistics and checkpoint notices.
     trusted_modules: on resume, modules whose classes and functions the checkpoints may name besides
         the objects `config` holds (see Algorithm.from_checkpoint).
+    ray: None/False (default): every trial in this process. True: the trials in parallel on Ray, one
+        actor per trial (config.ray_address, else RAY_ADDRESS, else a local Ray on 127.0.0.1 with this
+        machine's CPUs); a string: on that cluster ("auto": the running one, else a local Ray). Same
+        directories, files, results and resume; each trial takes 1 CPU plus num_cpus_per_env_runner for
+        each of its remote env runners, and trials start while they fit the cluster's CPUs. The driver
+        prints each trial's rows and messages as they come, prefixed by its trial id; Ctrl-C stops every
+        trial after its iteration, with a checkpoint. A Ray this call started is shut down when it
+        returns. On a cluster, storage_path must be a directory every node sees at the same path (see
+        rlarena.train.ray_trials).
     """
     if not isinstance(config, AlgorithmConfig):
         raise ConfigError(f"rlarena.run takes an AlgorithmConfig such as PPOConfig().environment('CartPole-v1'), "
@@ -162,16 +138,19 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         raise ConfigError(f"checkpoint_freq={checkpoint_freq!r}: use a whole number of iterations >= 0 (0: never).")
     if verbose not in (0, 1, 2):
         raise ConfigError(f"verbose={verbose!r}: use 0, 1 or 2.")
+    if not (ray is None or isinstance(ray, bool) or (isinstance(ray, str) and ray.strip())):
+        raise ConfigError(f"ray={ray!r}: use True (a local Ray, or the cluster config.ray_address or RAY_ADDRESS "
+                          f"names), a cluster address such as 'auto' or '10.0.0.5:6379', or None to run here.")
     # a malformed stop, or an evaluation key without evaluation, fails before anything runs
-    needed = _needed_keys(Stopper(stop), checkpoint_score_attribute)
+    needed = needed_keys(Stopper(stop), checkpoint_score_attribute)
     evaluates = bool(config.evaluation_interval) or "evaluation_interval" in (param_space or {})
     for key, what in needed.items():
         if key.startswith(EVAL_PREFIX) and not evaluates:
             raise eval_key_error(what, key)
     CheckpointManager(Path("."), num_to_keep, checkpoint_score_attribute, checkpoint_score_order)  # checks both
     config.validate()
-    opts = _Options(stop, checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
-                    checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()))
+    opts = Options(stop, checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
+                   checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()))
     reporter = Reporter(verbose)
     interval = config.evaluation_interval
     if (checkpoint_score_attribute or "").startswith(EVAL_PREFIX) and interval and checkpoint_freq % interval:
@@ -191,32 +170,24 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     for trial_config in configs.values():
         trial_config.validate()
 
-    interrupted = False
-    failures: list[BaseException] = []
-    results: list[TrialResult] = []
     with _Interrupt(reporter) as interrupt:
-        for trial in experiment.trials:
-            if trial.status not in RESUMABLE or interrupted:
-                results.append(load_trial(exp_path, asdict(trial), opts.score_attribute, opts.score_order))
-                continue
-            result, exc = _run_trial(trial, configs[trial.trial_id], experiment, opts, reporter, interrupt)
-            results.append(result)
-            if exc is not None:
-                failures.append(exc)
-            interrupted = interrupt.requested
+        if ray:
+            try:
+                from rlarena.train.ray_trials import run_on_ray
+            except ModuleNotFoundError as exc:
+                if exc.name is None or exc.name.split(".")[0] != "ray":
+                    raise
+                raise ConfigError(f"rlarena.run(ray={ray!r}) runs the trials on Ray, and Ray is not installed: "
+                                  f"pip install 'rlarena[ray]' (or leave ray unset to run them here).") from None
+            results, failures, interrupted = run_on_ray(ray, experiment, experiment.trials, configs, opts, reporter,
+                                                        interrupt)
+        else:
+            results, failures, interrupted = _run_here(experiment, configs, opts, reporter, interrupt)
     out = Results(str(exp_path.resolve()), results, checkpoint_score_attribute, checkpoint_score_order, interrupted)
     if failures and all(t.status == "ERROR" for t in experiment.trials):
         raise failures[-1]  # every trial failed: nothing to return but the error
     _summarize(out, reporter, interrupted)
     return out
-
-
-def _needed_keys(stopper: Stopper, score_attribute: str | None) -> dict[str, str]:
-    """Result keys the run relies on -> what names them (for the error when results lack one)."""
-    needed = {k: "Stop criterion" for k in stopper.criteria}
-    if score_attribute:
-        needed.setdefault(score_attribute, "checkpoint_score_attribute")
-    return needed
 
 
 def _experiment_path(storage: Path, name: str | None, prefix: str, resume: bool, reporter: Reporter) -> Path:
@@ -245,12 +216,12 @@ def _experiment_path(storage: Path, name: str | None, prefix: str, resume: bool,
 
 
 def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: str,
-                  param_space: dict[str, Any] | None, num_samples: int, opts: _Options) -> _Experiment:
+                  param_space: dict[str, Any] | None, num_samples: int, opts: Options) -> _Experiment:
     """The trials of an existing experiment (resume), or new ones from the param space."""
     state_path = path / STATE_FILE
     if state_path.exists():
         state = read_state(path)  # checked: a CheckpointError for anything rlarena did not write
-        trials = [_Trial(**t) for t in state["trials"]]
+        trials = [Trial(**t) for t in state["trials"]]
         _check_trial_dirs(path, trials)
         if state.get("algo") not in (None, algo_name):
             raise ConfigError(f"{str(path)!r} holds a {state['algo']} run; it cannot be resumed with a "
@@ -270,7 +241,7 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
         if num_samples > 1 and "seed" in params and "seed=" not in tag:
             tag = f"{tag},seed={params['seed']}".lstrip(",")
         trial_id = f"{i:05d}"
-        trials.append(_Trial(trial_id, _safe(f"{prefix}_{trial_id}" + (f"_{tag}" if tag else "")), params))
+        trials.append(Trial(trial_id, _safe(f"{prefix}_{trial_id}" + (f"_{tag}" if tag else "")), params))
     meta = {"name": path.name, "algo": algo_name, "env": prefix[len(algo_name) + 1:],
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "param_space": repr(param_space or {}),
             "num_samples": num_samples, "checkpoint_score_attribute": opts.score_attribute,
@@ -279,7 +250,7 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
     return _Experiment(path, trials, meta)
 
 
-def _check_trial_dirs(path: Path, trials: list[_Trial]) -> None:
+def _check_trial_dirs(path: Path, trials: list[Trial]) -> None:
     """A run writes into each trial's directory and, resumed, deletes under it (old logs, unfinished
     and surplus checkpoints), so a symbolic link there, which could point anywhere, is refused before
     anything is written. rlarena itself never makes one."""
@@ -302,120 +273,23 @@ def _check_trial_dirs(path: Path, trials: list[_Trial]) -> None:
                                   f"directory, is a file.")
 
 
-def _restore(manager: CheckpointManager, config: AlgorithmConfig, reporter: Reporter, trust: Trust) -> Algorithm | None:
-    """The algorithm at the newest loadable checkpoint; unreadable ones are set aside."""
-    while manager.latest is not None:
-        record = manager.latest
-        try:
-            algo = Algorithm.from_checkpoint(record.path, env=config.env, trust=trust)
-        except CheckpointError as exc:
-            moved = manager.set_aside(record)
-            reporter.message(f"Checkpoint {record.path} cannot be loaded ({exc}); moved to {moved}, "
-                             f"trying the one before.")
+def _run_here(experiment: _Experiment, configs: dict[str, AlgorithmConfig], opts: Options, reporter: Reporter,
+              interrupt: _Interrupt) -> tuple[list[TrialResult], list[BaseException], bool]:
+    """The unfinished trials one after another in this process; (every trial's result in order, the
+    exceptions that failed trials, whether Ctrl-C stopped the run)."""
+    interrupted = False
+    failures: list[BaseException] = []
+    results: list[TrialResult] = []
+    for trial in experiment.trials:
+        if trial.status not in RESUMABLE or interrupted:
+            results.append(load_trial(experiment.path, asdict(trial), opts.score_attribute, opts.score_order))
             continue
-        saved, given = algo.config.to_dict(), config.to_dict()
-        changed = [f"{k} ({saved[k]!r} in the checkpoint)" for k in given if k != "env" and saved.get(k) != given[k]]
-        if changed:
-            reporter.message(f"Resuming with the checkpoint's config; these options differ from the one "
-                             f"given and are ignored: {', '.join(changed)}.")
-        return algo
-    return None
-
-
-def _check_keys(result: dict[str, Any], seen: set[str], required: dict[str, str], eval_interval: int | None) -> None:
-    """A stop key or score attribute that results never carry fails after the first iteration
-    (after the first evaluation for evaluation/ keys), naming the closest keys."""
-    seen.update(result)
-    iteration = int(result.get("training_iteration", 1))
-    for key, what in required.items():
-        if key not in seen and key_due(key, iteration, eval_interval):
-            raise missing_key_error(what, key, result, eval_interval)
-
-
-def _run_trial(trial: _Trial, config: AlgorithmConfig, experiment: _Experiment, opts: _Options,
-               reporter: Reporter, interrupt: _Interrupt) -> tuple[TrialResult, BaseException | None]:
-    trial_dir = experiment.path / trial.dirname
-    manager = CheckpointManager(trial_dir / "checkpoints", opts.num_to_keep, opts.score_attribute, opts.score_order)
-    logger = TrialLogger(trial_dir, opts.tensorboard, notice=lambda text: reporter.message(text))
-    stopper = Stopper(opts.stop)
-    required = _needed_keys(stopper, opts.score_attribute)
-    seen: set[str] = set()
-    label = trial.dirname + (f"  ({_params_text(trial.params)})" if trial.params else "")
-
-    algo: Algorithm | None = None
-    last: dict[str, Any] | None = None
-    error: BaseException | None = None
-    try:
-        if trial.status != "PENDING" and trial_dir.exists():
-            manager.scan({int(r["training_iteration"]): r for r in read_results(trial_dir)}, clean=True)
-            algo = _restore(manager, config, reporter, opts.trust)
-            if algo is not None and manager.latest is not None:
-                rows = logger.resume_at(algo.iteration, algo.num_env_steps_sampled_lifetime)
-                last = rows[-1] if rows else None
-                reporter.message(f"Trial {label}: resumed from {Path(manager.latest.path).name} "
-                                 f"(iteration {algo.iteration}, {algo.num_env_steps_sampled_lifetime} env steps)")
-            else:
-                logger.start_fresh()
-        if algo is None:
-            reporter.message(f"Trial {label}")
-            algo = config.build()
-        seen.update(last or {})
-        trial.status = "RUNNING"
-        experiment.save()
-        reporter.header(with_eval=bool(config.evaluation_interval))
-        start, since_restore = time.perf_counter(), 0
-        done = False
-        while not done:
-            result = algo.train()
-            since_restore += 1
-            result.update(trial_id=trial.trial_id, timestamp=int(time.time()),
-                          time_since_restore=time.perf_counter() - start, iterations_since_restore=since_restore)
-            _check_keys(result, seen, required, config.evaluation_interval)
-            if not experiment.started:
-                experiment.start()
-            if not (trial_dir / PARAMS_FILE).exists():
-                logger.write_params({"algo": type(algo).__name__, **algo.config.to_dict()})
-            logger.log(result)
-            last = result
-            done = stopper(result)
-            reporter.row(result, stopper)
-            due = opts.checkpoint_freq and algo.iteration % opts.checkpoint_freq == 0
-            if due or (done and opts.checkpoint_at_end) or interrupt.requested:
-                record = manager.save(algo, result)
-                reporter.message(f"checkpoint: {record.path}", level=2)
-            if done:
-                trial.status = "TERMINATED"
-                reporter.message(f"Trial {trial.dirname} done at iteration {algo.iteration}: "
-                                 f"{'; '.join(stopper.met(result))}.")
-            elif interrupt.requested:
-                trial.status = "INTERRUPTED"
-                break
-    except ConfigError as exc:  # a user's mistake (stop key, score attribute): the same for every trial
-        trial.status, trial.error = "ERROR", str(exc)
-        raise
-    except KeyboardInterrupt:
-        trial.status = "INTERRUPTED"
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded on the trial; run() re-raises when all trials fail
-        trial.status, trial.error, error = "ERROR", f"{type(exc).__name__}: {exc}", exc
-        reporter.message(f"Trial {trial.dirname} failed: {trial.error}")
-    finally:
-        logger.close()
-        if algo is not None:
-            algo.stop()
-        experiment.save()
-        if opts.plot and (trial_dir / "progress.csv").exists():
-            try:
-                plot_trial(trial_dir)
-            except ConfigError as exc:  # matplotlib missing
-                reporter.message(f"Learning-curve plot skipped: {exc}")
-    return TrialResult(trial.trial_id, str(trial_dir.resolve()), trial.params, trial.status, trial.error, last,
-                       list(manager.records), manager.best.path if manager.best else None,
-                       manager.latest.path if manager.latest else None), error
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        result, exc = run_trial(trial, configs[trial.trial_id], experiment, opts, reporter, interrupt)
+        results.append(result)
+        if exc is not None:
+            failures.append(exc)
+        interrupted = interrupt.requested
+    return results, failures, interrupted
 
 
 def _summarize(results: Results, reporter: Reporter, interrupted: bool) -> None:
@@ -426,7 +300,7 @@ def _summarize(results: Results, reporter: Reporter, interrupted: bool) -> None:
             text = f"{value:.4g}" if isinstance(value, int | float) else "-"
             iters = (trial.last_result or {}).get("training_iteration", 0)
             reporter.message(f"  {trial.trial_id}  {trial.status:<11} iter {iters:>5}  {text:>10}  "
-                             f"{_params_text(trial.params)}")
+                             f"{params_text(trial.params)}")
     if results.best_checkpoint:
         reporter.message(f"best checkpoint: {results.best_checkpoint}")
     if interrupted:

@@ -7,13 +7,37 @@
 
 Trials run one after another in this process, into rlarena.run's directories (params.json,
 result.json, progress.csv, TensorBoard events, checkpoints/). Schedulers, search algorithms and
-Tune callbacks are refused in one line; issue 13 brings real Tune on Ray.
+Tune callbacks are refused in one line: for them, run Ray Tune itself with rlarena's trainables,
+
+    from ray import tune
+    tuner = tune.Tuner(rlarena.tune.trainable("PPO"), param_space=config.to_dict(), run_config=...)
+
+(`trainable` imports ray only when called: rlarena.tune.ray_tune).
 """
 
+from typing import Any
+
 from rlarena.envs.registry import register_env
+from rlarena.errors import ConfigError
 from rlarena.train.search import choice, grid_search, loguniform, uniform
 from rlarena.tune.analysis import Checkpoint, ExperimentAnalysis, Result, ResultGrid
 from rlarena.tune.experiment import CheckpointConfig, RunConfig, TuneConfig, Tuner, run
 
+
+def trainable(algorithm: Any, *, ray_address: str | None = None) -> Any:
+    """The Ray Tune trainable (a ray.tune.Trainable subclass) of an rlarena algorithm: "PPO", PPO or
+    PPOTrainer. Connects to Ray first (rlarena.distributed.ray_init: `ray_address`, else RAY_ADDRESS,
+    else a local Ray on 127.0.0.1). See rlarena.tune.ray_tune."""
+    try:
+        from rlarena.tune.ray_tune import make_trainable
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in ("ray", "pandas", "pyarrow", "fsspec"):
+            raise
+        raise ConfigError(f"rlarena.tune.trainable runs rlarena algorithms on Ray Tune, which is not installed "
+                          f"(no module {exc.name!r}): pip install 'rlarena[ray]'.") from None
+    return make_trainable(algorithm, ray_address=ray_address)
+
+
 __all__ = ["Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "Result", "ResultGrid", "RunConfig",
-           "TuneConfig", "Tuner", "choice", "grid_search", "loguniform", "register_env", "run", "uniform"]
+           "TuneConfig", "Tuner", "choice", "grid_search", "loguniform", "register_env", "run", "trainable",
+           "uniform"]

@@ -22,7 +22,7 @@ from rlarena.errors import ConfigError, RLArenaError, TrainingError, notice
 from rlarena.train.search import Choice, GridSearch, LogUniform, Uniform, has_domains
 from rlarena.tune.analysis import ExperimentAnalysis, ResultGrid
 
-ISSUE = "real Ray Tune arrives with issue 13"
+ISSUE = "for Ray Tune itself: ray.tune.Tuner(rlarena.tune.trainable('PPO'), ...)"
 # Tune arguments about Ray's resources, logging and console: accepted, with no effect here.
 IGNORED = ("resources_per_trial", "max_concurrent_trials", "reuse_actors", "progress_reporter", "log_to_file",
            "sync_config")
@@ -35,7 +35,8 @@ def _refuse(call: str, names: list[str]) -> ConfigError:
                        f"{'it' if len(names) == 1 else ', '.join(names)}.")
 
 
-def _algorithm_class(trainable: Any) -> type:
+def algorithm_class(trainable: Any) -> type:
+    """The rlarena algorithm a trainable names: "PPO" (RLlib's names too), PPO, PPOTrainer."""
     from rlarena.algorithms import Algorithm, get_algorithm_class
     if isinstance(trainable, str):
         return get_algorithm_class(trainable)
@@ -77,6 +78,14 @@ def _resolve_refs(config_cls: type, config: Mapping[str, Any]) -> dict[str, Any]
                               f"trust a module-level function or class with rlarena.register_trusted(obj).")
         out[key] = value
     return out
+
+
+def config_from_dict(algo_cls: type, options: Mapping[str, Any]) -> Any:
+    """`algo_cls`'s config from its options by name: RLlib's dict form ({"env": ..., "lr": ...}, old
+    names too) or config.to_dict()'s, whose saved functions and classes are read back as a checkpoint's
+    are (built-ins and objects registered in this process only)."""
+    config_cls = algo_cls.config_class
+    return config_cls().update_from_dict(_resolve_refs(config_cls, options))
 
 
 def _stand_in(domain: Any, default: Any) -> Any:
@@ -141,7 +150,7 @@ def _run(trainable: Any, config: Any, *, call: str, metric: str | None, mode: st
     if resume not in (True, False, "AUTO", "LOCAL"):
         raise ConfigError(f"{call}: resume={resume!r}; use True (or 'AUTO') to continue the run named by name=, "
                           f"False to start a new one.")
-    algo_cls = _algorithm_class(trainable)
+    algo_cls = algorithm_class(trainable)
     base, space = _config_and_space(algo_cls, config)
     start = time.time()
     results = run_experiment(
