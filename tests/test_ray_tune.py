@@ -187,7 +187,7 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
         if iteration == 1:
             if result["trial_id"] == "00000":
                 os.kill(driver, signal.SIGINT)  # as if the user pressed Ctrl-C in the driver's terminal
-            time.sleep(1.5)  # the driver's next poll asks every trial to stop after this iteration
+            time.sleep(1.0)  # the driver's next poll asks every trial to stop after this iteration
         return iteration >= 20  # (a run that ignored Ctrl-C would end here, TERMINATED)
 
     first = rlarena.run(tiny(), param_space=space, stop=ctrl_c_in_iteration_1, storage_path=tmp_path, name="c",
@@ -195,8 +195,11 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
     assert first.interrupted
     assert [t.status for t in first.trials] == ["INTERRUPTED", "INTERRUPTED"]
     assert [Path(t.last_checkpoint).name for t in first.trials] == ["checkpoint_000001"] * 2
-    state = json.loads((tmp_path / "c" / "experiment_state.json").read_text())
+    state_file = tmp_path / "c" / "experiment_state.json"
+    state = json.loads(state_file.read_text())
     assert [t["status"] for t in state["trials"]] == ["INTERRUPTED", "INTERRUPTED"]
+    state["trials"][1]["status"] = "RUNNING"  # as a driver killed while trial 1 ran leaves it
+    state_file.write_text(json.dumps(state))
     resumed = rlarena.run(tiny(), param_space=space, stop={"training_iteration": 3}, storage_path=tmp_path, name="c",
                           resume=True, ray=True, **QUIET)
     assert [t.status for t in resumed.trials] == ["TERMINATED", "TERMINATED"]
@@ -205,7 +208,11 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
 
 
 def test_a_failing_ray_trial_is_recorded_and_a_mistyped_stop_key_leaves_nothing(local_ray, tmp_path):
+    state_file = tmp_path / "f" / "experiment_state.json"
+
     def fail_one(iteration, result):
+        if result["trial_id"] == "00000" and iteration == 2:  # what a crash of the driver now would leave
+            (tmp_path / "seen.json").write_text(state_file.read_text())
         if result["trial_id"] == "00001" and iteration == 2:
             raise RuntimeError("trial 1 broke")
         return iteration >= 2
@@ -215,7 +222,9 @@ def test_a_failing_ray_trial_is_recorded_and_a_mistyped_stop_key_leaves_nothing(
                           name="f", ray=True, **QUIET)
     assert [t.status for t in results.trials] == ["TERMINATED", "ERROR"]
     assert results.trials[1].error == "RuntimeError: trial 1 broke"
-    state = json.loads((tmp_path / "f" / "experiment_state.json").read_text())
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert [t["status"] for t in seen["trials"]] == ["RUNNING", "RUNNING"]  # both started at once (2 CPUs)
+    state = json.loads(state_file.read_text())
     assert [(t["status"], t["error"]) for t in state["trials"]] == [("TERMINATED", None),
                                                                     ("ERROR", "RuntimeError: trial 1 broke")]
     with pytest.raises(ConfigError, match="episode_return_mean"):
