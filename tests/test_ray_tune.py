@@ -184,17 +184,20 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
     space = {"lr": rlarena.grid_search([1e-3, 3e-3])}
 
     def ctrl_c_in_iteration_1(iteration, result):
-        if iteration == 1:
-            if result["trial_id"] == "00000":
-                os.kill(driver, signal.SIGINT)  # as if the user pressed Ctrl-C in the driver's terminal
-            time.sleep(1.0)  # the driver's next poll asks every trial to stop after this iteration
+        if result["trial_id"] == "00000" and iteration == 1:
+            os.kill(driver, signal.SIGINT)  # as if the user pressed Ctrl-C in the driver's terminal
+        time.sleep(1.0)  # the driver's next poll asks every trial to stop after its iteration
         return iteration >= 20  # (a run that ignored Ctrl-C would end here, TERMINATED)
 
     first = rlarena.run(tiny(), param_space=space, stop=ctrl_c_in_iteration_1, storage_path=tmp_path, name="c",
                         ray=True, **QUIET)
     assert first.interrupted
     assert [t.status for t in first.trials] == ["INTERRUPTED", "INTERRUPTED"]
-    assert [Path(t.last_checkpoint).name for t in first.trials] == ["checkpoint_000001"] * 2
+    # trial 0 stops in the iteration it pressed Ctrl-C in; trial 1 in the one it was in (its first, or
+    # its second if it started a second earlier), both with a checkpoint there
+    stopped_at = [t.last_result["training_iteration"] for t in first.trials]
+    assert stopped_at[0] == 1 and stopped_at[1] in (1, 2)
+    assert [Path(t.last_checkpoint).name for t in first.trials] == [f"checkpoint_{i:06d}" for i in stopped_at]
     state_file = tmp_path / "c" / "experiment_state.json"
     state = json.loads(state_file.read_text())
     assert [t["status"] for t in state["trials"]] == ["INTERRUPTED", "INTERRUPTED"]
@@ -204,7 +207,7 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
                           resume=True, ray=True, **QUIET)
     assert [t.status for t in resumed.trials] == ["TERMINATED", "TERMINATED"]
     assert all(iterations(t.path) == [1, 2, 3] for t in resumed.trials)
-    assert all(t.results[-1]["iterations_since_restore"] == 2 for t in resumed.trials)
+    assert [t.results[-1]["iterations_since_restore"] for t in resumed.trials] == [3 - i for i in stopped_at]
 
 
 def test_a_failing_ray_trial_is_recorded_and_a_mistyped_stop_key_leaves_nothing(local_ray, tmp_path):
