@@ -55,7 +55,7 @@ def runner_rate(fragments: int) -> float:
     algo = build(0)
     algo.runner.sample()
     start = time.perf_counter()
-    steps = sum(algo.runner.sample()[1] for _ in range(fragments))
+    steps = sum(algo.runner.sample().steps for _ in range(fragments))
     rate = steps / (time.perf_counter() - start)
     algo.stop()
     return rate

@@ -62,8 +62,8 @@ def test_round_trip_restores_weights_optimizer_counters_and_filter(saved, track)
 
     assert restored.iteration == algo.iteration == 2
     assert restored.num_env_steps_sampled_lifetime == algo.num_env_steps_sampled_lifetime == 256
-    assert restored.runner.stats.lifetime == algo.runner.stats.lifetime
-    assert list(restored.runner.stats.window) == list(algo.runner.stats.window)
+    assert restored.episode_stats.lifetime == algo.episode_stats.lifetime
+    assert list(restored.episode_stats.window) == list(algo.episode_stats.window)
 
     f_before, f_after = algo.get_policy().obs_filter, restored.get_policy().obs_filter
     assert f_before is not None and f_after is not None

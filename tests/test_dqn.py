@@ -190,7 +190,7 @@ def test_trains_on_connect_four_against_random_without_illegal_moves(config_clas
     try:
         for _ in range(3):
             result = algo.train()
-            batch = algo.runner.sample()[0]["learned"]  # what the learner played just now
+            batch = algo.runner.sample().batches["learned"]  # what the learner played just now
             t, s = np.nonzero(batch.valid)
             assert batch.action_mask[t, s, batch.actions[t, s]].all(), "an illegal action was played"
         assert result["learner/learned/num_gradient_steps_lifetime"] > 0

@@ -40,7 +40,7 @@ def test_ppo_run_records_its_episodes(tmp_path):
     algo = tiny_config().offline_data(output=str(tmp_path / "rec")).build()
     for _ in range(4):
         algo.train()
-    sampled, finished = algo.num_env_steps_sampled_lifetime, list(algo.runner.stats.window)
+    sampled, finished = algo.num_env_steps_sampled_lifetime, list(algo.episode_stats.window)
     algo.stop()
     rows = read_all(tmp_path / "rec")
     # every sampled step but the autoreset ones (one after each episode end) is a row

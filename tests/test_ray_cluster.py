@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -222,7 +223,12 @@ def test_a_runner_on_a_lost_node_is_restarted_with_its_worker_index_on_a_node_wi
             first = algo.train()  # runner 1 fails: the iteration has runner 2's fragment only
         assert (first["num_env_steps_sampled_this_iter"], first["num_healthy_env_runners"]) == (32, 1)
         with pytest.warns(RLArenaNotice, match="Remote env runner 1 restarted"):
-            second = algo.train()  # runner 1 is back, on the spare node (the call sends it the latest weights)
+            second = algo.train()  # runner 1 is made again, on the spare node; runner 2 does not wait for it
+        deadline = time.monotonic() + 120  # until it has started (the call sends it the latest weights)
+        while second["num_env_steps_sampled_this_iter"] != 64 and time.monotonic() < deadline:
+            assert (second["num_env_steps_sampled_this_iter"], second["num_healthy_env_runners"]) == (32, 1)
+            time.sleep(0.1)
+            second = algo.train()
         assert (second["num_env_steps_sampled_this_iter"], second["num_healthy_env_runners"]) == (64, 2)
         assert second["num_env_runner_restarts"] == 1 and np.isfinite(second["policy_loss"])
         assert placement(algo) == {1: spare, 2: where[2]}

@@ -9,7 +9,7 @@ from rlarena.rollout.storage import Rollout
 
 class _Bookkeeping(EnvRunner):
     def __init__(self, num_envs: int):  # only the episode bookkeeping, no env or policy
-        self.num_envs, self.stats = num_envs, EpisodeStats()
+        self.num_envs, self._finished = num_envs, []
         self._ep_return, self._ep_len = np.zeros(num_envs), np.zeros(num_envs, np.int64)
 
 
@@ -33,7 +33,9 @@ def test_vectorized_episode_stats_match_a_per_step_count():
                 expected.append((ret[i], length[i]))
                 ret[i], length[i] = 0, 0
         runner._record_episodes(buf)
-    assert runner.stats.lifetime == len(expected) > 100
-    got = list(runner.stats.window)
+    stats = EpisodeStats()
+    stats.merge(runner._finished)  # what its next Sample would hand over
+    assert stats.lifetime == len(expected) > 100
+    got = list(stats.window)
     np.testing.assert_allclose([r for r, _ in got], [r for r, _ in expected[-100:]], rtol=1e-5)
     assert [n for _, n in got] == [int(n) for _, n in expected[-100:]]

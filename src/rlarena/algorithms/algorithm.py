@@ -39,7 +39,7 @@ from rlarena.multiagent.builder import (
     policy_spaces,
 )
 from rlarena.multiagent.policies import PolicySpec
-from rlarena.multiagent.runner import MultiAgentEnvRunner, stack_obs
+from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
@@ -49,11 +49,7 @@ from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
-    from rlarena.distributed.ray_env_runners import (
-        RemoteEnvRunnerGroup,
-        RemoteEvalRunnerGroup,
-        RemoteMultiAgentEnvRunnerGroup,
-    )
+    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
     from rlarena.rollout.storage import Rollout
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
@@ -186,7 +182,6 @@ class OfflineRunner:
     (evaluation plays the env when one is given)."""
 
     def __init__(self) -> None:
-        self.stats = EpisodeStats()
         self.policies_to_train: set[str] = set()
 
     def sample(self) -> Any:
@@ -212,7 +207,7 @@ class Algorithm(ABC):
     data_mode: ClassVar[str] = "sample"
     # Ray actors (rlarena.distributed), for algorithms built on this class's setup: sampling
     # (num_env_runners > 0) and evaluation (evaluation_num_env_runners > 0); None: this process
-    remote_runners: RemoteEnvRunnerGroup | RemoteMultiAgentEnvRunnerGroup | None = None
+    remote_runners: RemoteEnvRunnerGroup | None = None
     remote_eval: RemoteEvalRunnerGroup | None = None
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
@@ -238,6 +233,8 @@ class Algorithm(ABC):
         self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
         self._ope_data: dict[str, np.ndarray] | None = None  # the episodes off-policy estimation reads
         self.recorder: Any = None  # rlarena.offline.record.Recorder, with .offline_data(output=DIR)
+        # the finished episodes every runner hands over (Sample.episodes), counted for the results
+        self.episode_stats: EpisodeStats = EpisodeStats()
         self._check_data_mode()
         if config.input_ is not None:
             self._setup_offline()
@@ -332,8 +329,8 @@ class Algorithm(ABC):
         # worker 0 is this process; runner i's policy copy samples actions with seed_for(seed, 6, i) and its
         # envs reset with seed_for(seed, 2, i); its r-th replacement (fault tolerance) with (..., i, r)
         self.remote_runners = module.RemoteEnvRunnerGroup(
-            cfg, lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 6, i, r)),
-            lambda i, r: _worker_seed(cfg.seed, 2, i, r), self.env_name)
+            cfg, self.env_name, lambda i, r: _worker_seed(cfg.seed, 2, i, r),
+            policy_for=lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 6, i, r)))
 
     def _setup_remote_evaluation(self) -> None:
         """evaluation_num_env_runners Ray actors that play the evaluation episodes (single-agent envs)."""
@@ -374,6 +371,7 @@ class Algorithm(ABC):
         cfg = self.config
         self.mapping_fn = cfg.policy_mapping_fn or default_mapping_fn
         self._probe_env = probe
+        self.episode_stats = MultiAgentEpisodeStats()
         for pid, spec in (cfg.policies or {DEFAULT_POLICY_ID: PolicySpec()}).items():
             self._add_policy_object(pid, spec)
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
@@ -387,10 +385,10 @@ class Algorithm(ABC):
                                           self.callbacks, self)
         if cfg.num_env_runners > 0:
             module = self._ray_module("num_env_runners", cfg.num_env_runners)
-            self.remote_runners = module.RemoteMultiAgentEnvRunnerGroup(
-                cfg, lambda: (self.policies, self.runner.mapping_fn, list(self.policies_to_train)),
-                lambda i, r: _worker_seed(cfg.seed, 2, i, r), lambda i, r: _worker_seed(cfg.seed, 6, i, r),
-                self.env_name)
+            self.remote_runners = module.RemoteEnvRunnerGroup(
+                cfg, self.env_name, lambda i, r: _worker_seed(cfg.seed, 2, i, r),
+                structure=lambda: (self.policies, self.runner.mapping_fn, list(self.policies_to_train)),
+                action_seed_for=lambda i, r: _worker_seed(cfg.seed, 6, i, r))
 
     def _add_policy_object(self, pid: str, spec: PolicySpec) -> Policy:
         if self.is_multi_agent:
@@ -435,27 +433,22 @@ class Algorithm(ABC):
         """Sample and update once; return learner statistics."""
 
     def sample(self) -> dict[str, Any]:
-        """One fragment from the runner: {policy id: Rollout} for the policies in training."""
-        if self.is_multi_agent and self.remote_runners is not None:
-            weights = {pid: p.get_state() for pid, p in self.policies.items() if isinstance(p, TrainablePolicy)}
-            batches, steps, episodes = self.remote_runners.sample(weights)
-            self._merge_filters(batches)
-            for episode in episodes:  # counted here, and on_episode_end called here, as they finished there
-                self.runner.stats.add_episode(episode)
-                if self.callbacks is not None:
+        """One fragment from the env runner(s): {policy id: Rollout} for the policies in training.
+        Local or remote, the runners keep one contract (rlarena.rollout.runner.Sample): the batches,
+        the env steps, and the finished episodes, which this algorithm's episode_stats count."""
+        if self.remote_runners is None:
+            sample = self.runner.sample()
+        else:  # this process's runner holds the policies: their weights and filter states go out
+            sample = self.remote_runners.sample(self.runner.get_state())
+            self._merge_filters(sample.batches)
+            if self.is_multi_agent and self.callbacks is not None:  # finished there: their hook runs here
+                for episode in sample.episodes:
                     call_hook(self.callbacks, "on_episode_end", episode=episode, env_index=episode.env_index,
                               algorithm=self, worker=None, env_runner=None, env=None, base_env=None,
                               policies=self.policies)
-        elif self.is_multi_agent:
-            batches, steps = self.runner.sample()
-        elif self.remote_runners is not None:
-            batch = self.remote_runners.sample(self.policy.get_state(), self.runner.stats)
-            batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
-            self._merge_filters(batches)
-        else:
-            batch = self.runner.sample()
-            batches, steps = {DEFAULT_POLICY_ID: batch}, batch.num_steps
-        self.num_env_steps_sampled_lifetime += steps
+        self.episode_stats.merge(sample.episodes)
+        batches = sample.batches
+        self.num_env_steps_sampled_lifetime += sample.steps
         if self.recorder is not None:
             self.recorder.record(batches)
         if self.callbacks is not None:
@@ -513,8 +506,8 @@ class Algorithm(ABC):
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         """(the episode metrics of this iteration, RLlib's hist_stats); starts the next iteration's window."""
-        hist_stats = self.runner.stats.hist_stats()  # before metrics(), which starts the next iteration
-        return self.runner.stats.metrics(), hist_stats
+        hist_stats = self.episode_stats.hist_stats()  # before metrics(), which starts the next iteration
+        return self.episode_stats.metrics(), hist_stats
 
     def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
         if not self.is_multi_agent:
@@ -721,8 +714,8 @@ class Algorithm(ABC):
         return {"counters": {"iteration": self.iteration,
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                              "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
-                             "num_episodes_lifetime": self.runner.stats.lifetime},
-                "episode_window": list(self.runner.stats.window),
+                             "num_episodes_lifetime": self.episode_stats.lifetime},
+                "episode_window": list(self.episode_stats.window),
                 "policies": {pid: {"policy_class": None if isinstance(p, self.policy_class) else type(p),
                                    "observation_space": p.observation_space, "action_space": p.action_space}
                              for pid, p in self.policies.items()},
@@ -874,9 +867,9 @@ class Algorithm(ABC):
             self.num_env_steps_sampled_lifetime = int(counters["num_env_steps_sampled_lifetime"])
             self.time_total_s = float(counters["time_total_s"])
             self.num_evaluations = int(counters["num_evaluations"])
-            self.runner.stats.lifetime = int(counters["num_episodes_lifetime"])
-            self.runner.stats.window.clear()  # restore() and set_state() replace a live window
-            self.runner.stats.window.extend(tuple(p) for p in meta["episode_window"])
+            self.episode_stats.lifetime = int(counters["num_episodes_lifetime"])
+            self.episode_stats.window.clear()  # restore() and set_state() replace a live window
+            self.episode_stats.window.extend(tuple(p) for p in meta["episode_window"])
             for pid, state in meta["rng"]["policies"].items():
                 self.policies[pid].rng.bit_generator.state = state  # type: ignore[attr-defined]
             self.rng.bit_generator.state = meta["rng"]["algorithm"]

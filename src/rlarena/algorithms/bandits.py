@@ -253,7 +253,7 @@ class LinearBandit(Algorithm):
             self._ep_len += valid
             done = (terminated | truncated) & valid
             if done.any():
-                self.runner.stats.add(self._ep_return[done], self._ep_len[done])
+                self.episode_stats.add(self._ep_return[done], self._ep_len[done])
                 self._ep_return[done], self._ep_len[done] = 0.0, 0
             if done.all():  # every bandit episode ends here: reset now rather than waste a step on it
                 self._obs, _ = env.reset()

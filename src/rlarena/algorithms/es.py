@@ -364,7 +364,7 @@ class EvolutionStrategy(Algorithm):
         returns, lengths = out[:, 0].reshape(n, 2), out[:, 1].astype(np.int64)
         r_pos, r_neg = returns[:, 0], returns[:, 1]
         self.num_env_steps_sampled_lifetime += int(lengths.sum())
-        self.runner.stats.add(out[:, 0], lengths)
+        self.episode_stats.add(out[:, 0], lengths)
         noise = np.stack([self.noise[i:i + dim] for i in indices])  # [n, dim]
         stats = self.update(theta, r_pos, r_neg, noise)
         new = self.flat.param.numpy()

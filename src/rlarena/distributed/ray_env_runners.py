@@ -29,9 +29,8 @@ from rlarena.distributed import cpus_needed, ray_init
 from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
 from rlarena.errors import EnvError, notice
 from rlarena.multiagent.builder import as_multi_agent
-from rlarena.multiagent.episode import Episode
-from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats
-from rlarena.rollout.runner import EnvRunner, EpisodeStats, play_episodes
+from rlarena.multiagent.runner import MultiAgentEnvRunner
+from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
 from rlarena.rollout.storage import Rollout
 
 if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way round
@@ -52,35 +51,18 @@ class RemoteEnvRunner:
                               num_workers=config.num_env_workers)
         self.runner = EnvRunner(env, policy, config.fragment_length, env_seed, env_name)
 
-    def sample(self, weights: dict[str, np.ndarray]) -> tuple[Rollout, np.ndarray, np.ndarray]:
-        """Take the driver's weights, sample one fragment; (the fragment, the returns and lengths of
-        the episodes it completed). Ray resolves the weights' ObjectRef before the call."""
-        self.runner.policy.set_state(weights)
-        batch = self.runner.sample()
-        stats = self.runner.stats
-        returns = np.array([r for r, _ in stats.iter_episodes], np.float64)
-        lengths = np.array([n for _, n in stats.iter_episodes], np.int64)
-        self.runner.stats = EpisodeStats()  # the driver's stats count them; nothing piles up here
-        return batch, returns, lengths
+    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
+        """Take the driver's weights and filter states (get_state() of its runner), sample one fragment.
+        Ray resolves the state's ObjectRef before the call."""
+        self.runner.set_state(state)
+        return self.runner.sample()
 
     def reset(self, seed: int | None) -> None:
         """Start fresh episodes (after the driver restored a checkpoint), forgetting the unfinished ones."""
         self.runner.reset(seed)
 
     def close(self) -> None:
-        self.runner.env.close()
-
-
-class _FinishedEpisodes(MultiAgentEpisodeStats):
-    """A remote multi-agent runner's episode statistics: the finished episodes themselves, handed to
-    the driver (which counts them and calls on_episode_end) at every sample()."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.episodes: list[Episode] = []
-
-    def add_episode(self, episode: Episode) -> None:
-        self.episodes.append(episode)
+        self.runner.close()
 
 
 # remote multi-agent runner i numbers its episodes from i * EPISODE_ID_STRIDE: ids stay unique across
@@ -107,7 +89,6 @@ class RemoteMultiAgentEnvRunner:
         self.runner = MultiAgentEnvRunner(envs, dict(policies), mapping_fn, set(policies_to_train),
                                           config.fragment_length, env_seed, env_name,
                                           episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
-        self.runner.stats = _FinishedEpisodes()
 
     def set_structure(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]]) -> None:
         """The driver's policies, mapping function and policies to train, after it changed them."""
@@ -118,14 +99,11 @@ class RemoteMultiAgentEnvRunner:
         self.runner.policies.update(policies)
         self.runner.mapping_fn, self.runner.policies_to_train = mapping_fn, set(policies_to_train)
 
-    def sample(self, weights: dict[str, dict[str, np.ndarray]]) -> tuple[dict[str, Rollout], int, list[Episode]]:
-        """Take every trainable policy's weights, sample one fragment: ({policy id: Rollout}, env
-        steps, the episodes it finished)."""
-        for pid, state in weights.items():
-            self.runner.policies[pid].set_state(state)
-        batches, steps = self.runner.sample()
-        episodes, self.runner.stats.episodes = self.runner.stats.episodes, []
-        return batches, steps, episodes
+    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
+        """Take every trainable policy's weights and filter state, sample one fragment (its finished
+        episodes go back whole: the driver counts them and calls on_episode_end)."""
+        self.runner.set_state(state)
+        return self.runner.sample()
 
     def reset(self, seed: int | None) -> None:
         self.runner.reset(seed)
@@ -192,6 +170,20 @@ class _Slot:
     actor: Any
     failed_at: float | None = None  # when its last actor failed (time.monotonic)
     synced: Any = None  # the policy set its actor has (multi-agent runners)
+    started: Any = None  # an ObjectRef ready once the actor is built (None once it was seen ready)
+    made_at: float = 0.0  # when the actor was made (time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.new_actor(self.actor)
+
+    def new_actor(self, actor: Any) -> None:
+        self.actor, self.failed_at, self.synced = actor, None, None
+        self.started, self.made_at = actor.__ray_ready__.remote(), time.monotonic()
+
+
+# how long a new actor may take to build (Ray starts a process, imports torch, builds the envs)
+# before its first call's sample_timeout_s starts counting
+START_TIMEOUT_S = 300.0
 
 
 class _ActorGroup:
@@ -216,7 +208,8 @@ class _ActorGroup:
 
     @property
     def num_healthy(self) -> int:
-        return len(self.actors)
+        """Runners alive and started (a replacement counts once it has started)."""
+        return sum(slot.actor is not None and slot.started is None for slot in self.slots)
 
     def _healthy_slots(self) -> list[_Slot]:
         """The slots with an actor, after restarting those whose delay has passed. When none is left,
@@ -227,7 +220,7 @@ class _ActorGroup:
             for slot in self.slots:
                 if slot.actor is None and self._may_restart() and time.monotonic() - slot.failed_at >= delay:
                     self.restarts += 1
-                    slot.actor, slot.failed_at = self.make_actor(slot.worker_index, self.restarts), None
+                    slot.new_actor(self.make_actor(slot.worker_index, self.restarts))
                     notice(f"Remote {self.kind} {slot.worker_index} restarted (restart {self.restarts} of at most "
                            f"{cfg.max_num_env_runner_restarts}).")
             healthy = [slot for slot in self.slots if slot.actor is not None]
@@ -241,6 +234,32 @@ class _ActorGroup:
             due = min(slot.failed_at for slot in self.slots) + delay
             time.sleep(max(0.0, due - time.monotonic()))
 
+    def _ready_slots(self) -> list[_Slot]:
+        """The healthy slots whose actor has started, the ones to call now. A new actor (a restart)
+        joins once it has started, without holding up the others; while none has started (the first
+        call) they are all waited for. One that fails to start, or takes longer than START_TIMEOUT_S,
+        fails its runner."""
+        while True:
+            healthy = self._healthy_slots()
+            starting = [slot for slot in healthy if slot.started is not None]
+            if starting:
+                wait = len(starting) == len(healthy)  # nothing to call meanwhile: wait for them all
+                oldest = min(slot.made_at for slot in starting)
+                timeout = max(0.0, START_TIMEOUT_S - (time.monotonic() - oldest)) if wait else 0
+                ready, _ = ray.wait([slot.started for slot in starting], num_returns=len(starting), timeout=timeout)
+                for slot in starting:
+                    if slot.started in ready:
+                        try:
+                            ray.get(slot.started)
+                            slot.started = None
+                        except ray.exceptions.RayError as exc:  # its constructor raised (the env's own error)
+                            self._fail(slot.worker_index, _cause(exc))
+                    elif time.monotonic() - slot.made_at >= START_TIMEOUT_S:
+                        self._fail(slot.worker_index, f"did not start within {START_TIMEOUT_S:g} s")
+            callable_now = [slot for slot in healthy if slot.actor is not None and slot.started is None]
+            if callable_now:
+                return callable_now
+
     def _may_restart(self) -> bool:
         cfg = self.config
         return cfg.restart_failed_env_runners and self.restarts < cfg.max_num_env_runner_restarts
@@ -249,6 +268,8 @@ class _ActorGroup:
         """Wait for {worker index: ObjectRef} up to sample_timeout_s; {worker index: value} of the calls
         that answered. A call that raised or did not answer in time fails its runner (_fail)."""
         refs = list(calls.values())
+        if not refs:
+            return {}
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.config.sample_timeout_s)
         ready_set = set(ready)
         out = {}
@@ -297,92 +318,77 @@ def _cause(exc: Exception) -> str:
 
 
 class RemoteEnvRunnerGroup(_ActorGroup):
-    """One RemoteEnvRunner actor per worker index 1..N for one single-agent algorithm; runner i is
-    made from policy_for(i, restarts) and resets its envs with env_seed_for(i, restarts). Each runner's
-    fragment and episodes are taken in worker-index order, so a seeded run repeats whatever order the
-    actors finish in."""
+    """num_env_runners actors (worker indices 1..N) that implement the runner contract together:
+    sample(state) -> Sample, the runners' fragments put side by side per policy and their finished
+    episodes, in worker-index order (so a seeded run repeats whatever order the actors finish in).
 
-    def __init__(self, config: AlgorithmConfig, policy_for: Callable[[int, int], Policy],
-                 env_seed_for: Callable[[int, int], int | None], env_name: str):
+    Single-agent envs: RemoteEnvRunner actors, runner i made with policy_for(i, restarts).
+    Multi-agent envs (`structure` given): RemoteMultiAgentEnvRunner actors; structure() gives the
+    driver's current (policies, mapping function, policies to train), which a runner gets when made
+    and again before its next fragment whenever it changed (a policy added or removed, the mapping
+    replaced). Runner i's envs reset with env_seed_for(i, restarts), its actions sample with
+    action_seed_for(i, restarts)."""
+
+    def __init__(self, config: AlgorithmConfig, env_name: str, env_seed_for: Callable[[int, int], int | None],
+                 policy_for: Callable[[int, int], Policy] | None = None,
+                 structure: Callable[[], tuple[dict[str, Policy], Any, list[str]]] | None = None,
+                 action_seed_for: Callable[[int, int], int | None] | None = None):
         ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
                                                  config.num_cpus_per_env_runner))
-        actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-        super().__init__(config, config.num_env_runners, lambda i, r: actor_class.remote(
-            config, policy_for(i, r), i, env_seed_for(i, r), env_name), env_name)
-
-    def reset(self, seed_for: Callable[[int], int | None]) -> None:
-        """Every healthy runner starts fresh episodes, runner i's envs seeded with seed_for(i)."""
-        self._gather({s.worker_index: s.actor.reset.remote(seed_for(s.worker_index)) for s in self._healthy_slots()})
-
-    def sample(self, weights: dict[str, np.ndarray], stats: EpisodeStats) -> Rollout:
-        """Send the weights once (one ray.put every runner reads), gather every healthy runner's
-        fragment and add its completed episodes to `stats` in worker-index order. When every runner
-        fails in one call, the call is made again with those restarted (or raises)."""
-        while True:
-            ref = ray.put(weights)
-            answers = self._gather({s.worker_index: s.actor.sample.remote(ref) for s in self._healthy_slots()})
-            if answers:
-                break
-        parts = []
-        for index in sorted(answers):
-            batch, returns, lengths = answers[index]
-            parts.append(batch)
-            if len(returns):
-                stats.add(returns, lengths)
-        return concat_rollouts(parts)
-
-
-class RemoteMultiAgentEnvRunnerGroup(_ActorGroup):
-    """One RemoteMultiAgentEnvRunner actor per worker index 1..N. `structure()` gives the driver's
-    current (policies, mapping function, policies to train); a runner gets it when made and again
-    before its next fragment whenever it changed (a policy added or removed, the mapping replaced)."""
-
-    def __init__(self, config: AlgorithmConfig, structure: Callable[[], tuple[dict[str, Policy], Any, list[str]]],
-                 env_seed_for: Callable[[int, int], int | None], action_seed_for: Callable[[int, int], int | None],
-                 env_name: str):
-        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
-                                                 config.num_cpus_per_env_runner))
-        actor_class = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
         self.structure = structure
-        super().__init__(config, config.num_env_runners, lambda i, r: actor_class.remote(
-            config, structure(), i, env_seed_for(i, r), action_seed_for(i, r), env_name), env_name)
-
-    @staticmethod
-    def _signature(structure: tuple[dict[str, Policy], Any, list[str]]) -> tuple:
-        policies, mapping_fn, policies_to_train = structure
-        return tuple((pid, id(p)) for pid, p in policies.items()), id(mapping_fn), tuple(policies_to_train)
+        if structure is None:
+            actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: actor_class.remote(config, policy_for(i, r), i, env_seed_for(i, r), env_name)
+        else:
+            actor_class = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: actor_class.remote(config, structure(), i, env_seed_for(i, r),
+                                                   action_seed_for(i, r), env_name)
+        super().__init__(config, config.num_env_runners, make, env_name)
 
     def reset(self, seed_for: Callable[[int], int | None]) -> None:
         """Every healthy runner starts fresh episodes, runner i's envs seeded with seed_for(i)."""
-        self._gather({s.worker_index: s.actor.reset.remote(seed_for(s.worker_index)) for s in self._healthy_slots()})
+        self._gather({s.worker_index: s.actor.reset.remote(seed_for(s.worker_index)) for s in self._ready_slots()})
 
-    def sample(self, weights: dict[str, dict[str, np.ndarray]]) -> tuple[dict[str, Rollout], int, list[Episode]]:
-        """({policy id: the runners' fragments side by side}, env steps, the finished episodes), in
-        worker-index order; the policy set goes first to the runners that lack the current one."""
+    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
+        """Send the state once (one ray.put every runner reads; the policy set first to the runners
+        that lack the current one) and gather every healthy runner's Sample. When every runner fails
+        in one call, the call is made again with those restarted (or raises)."""
         while True:
-            structure = self.structure()
-            signature, structure_ref, ref = self._signature(structure), None, ray.put(weights)
+            ref, sync = ray.put(state), self._sync()
             calls = {}
-            for slot in self._healthy_slots():
-                if slot.synced is None:  # a new actor was made with the structure of then
-                    slot.synced = signature
-                if slot.synced != signature:
-                    structure_ref = structure_ref or ray.put(structure)
-                    slot.actor.set_structure.remote(structure_ref)  # runs before the sample (actor order)
-                    slot.synced = signature
+            for slot in self._ready_slots():
+                sync(slot)
                 calls[slot.worker_index] = slot.actor.sample.remote(ref)
             answers = self._gather(calls)
             if answers:
                 break
+        samples = [answers[i] for i in sorted(answers)]
         batches: dict[str, list[Rollout]] = {}
-        steps, episodes = 0, []
-        for index in sorted(answers):
-            parts, n, finished = answers[index]
-            for pid, batch in parts.items():
+        for sample in samples:
+            for pid, batch in sample.batches.items():
                 batches.setdefault(pid, []).append(batch)
-            steps += n
-            episodes.extend(finished)
-        return {pid: concat_rollouts(parts) for pid, parts in batches.items()}, steps, episodes
+        return Sample({pid: concat_rollouts(parts) for pid, parts in batches.items()},
+                      sum(sample.steps for sample in samples), [e for sample in samples for e in sample.episodes])
+
+    def _sync(self) -> Callable[[_Slot], None]:
+        """What brings a runner's policy set up to date before a sample (multi-agent runners)."""
+        if self.structure is None:
+            return lambda slot: None
+        structure = self.structure()
+        policies, mapping_fn, policies_to_train = structure
+        signature = tuple((pid, id(p)) for pid, p in policies.items()), id(mapping_fn), tuple(policies_to_train)
+        refs: list[Any] = []
+
+        def sync(slot: _Slot) -> None:
+            if slot.synced is None:  # a new actor was made with the structure of now
+                slot.synced = signature
+            if slot.synced != signature:
+                if not refs:
+                    refs.append(ray.put(structure))
+                slot.actor.set_structure.remote(refs[0])  # runs before the sample (an actor's calls keep order)
+                slot.synced = signature
+
+        return sync
 
 
 class RemoteEvalRunnerGroup(_ActorGroup):
@@ -404,7 +410,7 @@ class RemoteEvalRunnerGroup(_ActorGroup):
               seed_for: Callable[[int], int | None]) -> dict[int, Any]:
         """Start an evaluation on the healthy runners (runner i plays its share with seed_for(i));
         finish() collects it. Returns the pending calls."""
-        slots = self._healthy_slots()
+        slots = self._ready_slots()
         ref = ray.put(weights)
         shares = [(num_episodes + k) // len(slots) for k in range(len(slots))]
         return {s.worker_index: s.actor.evaluate.remote(ref, n, explore, seed_for(s.worker_index))

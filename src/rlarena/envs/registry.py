@@ -7,6 +7,7 @@ or a creator `fn(env_config) -> gymnasium.Env`. This is the one table where env 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -136,7 +137,7 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
 
         def from_class(cfg: EnvContext) -> gym.Env:
             try:
-                made = env(cfg) if cfg else env()
+                made = env(cfg) if cfg or _takes_config(env) else env()
             except TypeError:
                 made = env(**cfg)
             return adapt_old_api(made)
@@ -146,6 +147,18 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
         return lambda cfg: adapt_old_api(env(cfg))
     raise EnvError(f"Cannot make an env from {env!r}: pass a Gymnasium id, a registered name, "
                    f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
+
+
+def _takes_config(env_class: type) -> bool:
+    """Whether the class's constructor asks for the env config (RLlib's `__init__(self, config)`):
+    its first parameter is required or named config/env_config. Such a class gets its EnvContext
+    even when the user's options are empty, so it can read its worker_index."""
+    try:
+        params = list(inspect.signature(env_class).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    first = next((p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)), None)
+    return first is not None and (first.default is first.empty or first.name in ("config", "env_config"))
 
 
 def _with_render_mode(cfg: EnvContext, render_mode: str | None) -> EnvContext:

@@ -22,7 +22,7 @@ from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.multiagent.episode import Episode
 from rlarena.policy import Policy, policy_actions
-from rlarena.rollout.runner import EpisodeStats, env_failed, may_be_non_finite, non_finite, shape_mismatch
+from rlarena.rollout.runner import EpisodeStats, Sample, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TrainablePolicy
 
@@ -81,6 +81,11 @@ class MultiAgentEpisodeStats(EpisodeStats):
         self.policy_returns.append((episode.total_reward, episode.length, tuple(by_policy)))
         self.iter_policy_returns.append(self.policy_returns[-1])
 
+    def merge(self, episodes: list[Episode]) -> None:  # type: ignore[override]
+        """Count finished episodes (Sample.episodes of a multi-agent runner)."""
+        for episode in episodes:
+            self.add_episode(episode)
+
     def hist_stats(self) -> dict[str, list[float]]:
         """RLlib's hist_stats: "episode_reward" and "episode_lengths" per episode, and
         "policy_<id>_reward" with one entry per agent mapped to <id> in those episodes, in episode
@@ -112,7 +117,7 @@ class MultiAgentEnvRunner:
         self.policies, self.mapping_fn, self.policies_to_train = policies, mapping_fn, policies_to_train
         self.fragment_length = fragment_length
         self.callbacks, self.algorithm = callbacks, algorithm
-        self.stats = MultiAgentEpisodeStats()
+        self._finished: list[Episode] = []  # this fragment's episodes, for its Sample
         self.reset(seed)
 
     # -- episodes -----------------------------------------------------------------------------
@@ -234,7 +239,8 @@ class MultiAgentEnvRunner:
             if self.callbacks is not None and self.callbacks.wants_episode_step:
                 self._call_episode_hook("on_episode_step", i)
             if episode_over:
-                self.stats.add_episode(episode)
+                if segments is not None:  # sampling (evaluation counts its episodes itself)
+                    self._finished.append(episode)
                 if on_episode_end is not None:
                     on_episode_end(episode)
                 if self.callbacks is not None:
@@ -253,8 +259,16 @@ class MultiAgentEnvRunner:
         return policy.action_mask(stack_obs([obs]))[0]
 
     # -- fragments ----------------------------------------------------------------------------
-    def sample(self) -> tuple[dict[str, Rollout], int]:
-        """(a Rollout per trainable policy that got data, env steps taken)."""
+    def get_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """{policy id: weights and filter state} of every trainable policy (frozen ones included)."""
+        return {pid: p.get_state() for pid, p in self.policies.items() if isinstance(p, TrainablePolicy)}
+
+    def set_state(self, state: dict[str, dict[str, np.ndarray]]) -> None:
+        for pid, policy_state in state.items():
+            self.policies[pid].set_state(policy_state)
+
+    def sample(self) -> Sample:
+        """A Rollout per trainable policy that got data, the env steps taken, the finished episodes."""
         segments: dict[str, list[_Segment]] = defaultdict(list)
         for _ in range(self.fragment_length):
             self._step(segments, explore=True)
@@ -274,7 +288,8 @@ class MultiAgentEnvRunner:
                     lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
                                          lane.rewards[-1:], lane.steps[-1:], i, agent, lane.episode_id)
         batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
-        return batches, self.fragment_length * self.num_envs
+        finished, self._finished = self._finished, []
+        return Sample(batches, self.fragment_length * self.num_envs, finished)
 
     def _pack(self, policy: TrainablePolicy, segments: list[_Segment]) -> Rollout:
         T, S, D = max(len(s.lane.obs) for s in segments), len(segments), policy.obs_dim

@@ -18,6 +18,20 @@ from rlarena.rollout.storage import Rollout
 
 
 @dataclass
+class Sample:
+    """What every env runner's sample() returns: the runner contract that the local runner, the
+    multi-agent runner and the remote (Ray) runner groups share. Episode statistics merge: the runner
+    hands over the episodes it finished and the algorithm's EpisodeStats counts them, however many
+    runners there are."""
+
+    batches: dict[str, Rollout]  # policy id -> its fragment, for the policies in training that got data
+    steps: int  # env steps taken
+    # finished in this fragment, in what the algorithm's stats merge(): (return, length) pairs from
+    # single-agent runners, rlarena.multiagent.episode.Episode objects from multi-agent ones
+    episodes: list = field(default_factory=list)
+
+
+@dataclass
 class EpisodeStats:
     """Completed episodes: a smoothing window (RLlib/SB3: the last 100) and this iteration's count."""
 
@@ -27,11 +41,17 @@ class EpisodeStats:
     iter_episodes: list = field(default_factory=list)  # this iteration's (return, length) pairs, for hist_stats
 
     def add(self, returns: np.ndarray, lengths: np.ndarray) -> None:
-        pairs = list(zip(returns.tolist(), lengths.tolist()))
+        self._count(list(zip(returns.tolist(), lengths.tolist())))
+
+    def merge(self, pairs: list[tuple[float, int]]) -> None:
+        """Count finished episodes, (return, length) pairs (Sample.episodes of a single-agent runner)."""
+        self._count(pairs)
+
+    def _count(self, pairs: list[tuple[float, int]]) -> None:
         self.window.extend(pairs)
         self.iter_episodes.extend(pairs)
-        self.this_iter += len(returns)
-        self.lifetime += len(returns)
+        self.this_iter += len(pairs)
+        self.lifetime += len(pairs)
 
     @staticmethod
     def recent(this_iter: list, window: deque) -> list:
@@ -125,16 +145,17 @@ def wrong_shape(env: gym.vector.VectorEnv, name: str, call: str, exc: Exception)
 
 
 class EnvRunner:
-    """Collects fixed-length fragments from `num_envs` copies of an env (next-step autoreset)."""
+    """Collects fixed-length fragments from `num_envs` copies of an env (next-step autoreset) with
+    one policy, `policy_id` in the Sample's batches."""
 
     def __init__(self, env: gym.vector.VectorEnv, policy, fragment_length: int, seed: int | None,
-                 env_name: str):
-        self.env, self.policy, self.env_name = env, policy, env_name
+                 env_name: str, policy_id: str = "default_policy"):
+        self.env, self.policy, self.env_name, self.policy_id = env, policy, env_name, policy_id
         self.num_envs = env.num_envs
         self.storage = Rollout.allocate(fragment_length, self.num_envs, policy.obs_dim, policy.action_shape,
                                         policy.action_dtype, keep_raw_obs=policy.obs_filter is not None,
                                         num_actions=int(policy.action_space.n) if policy.masked else None)
-        self.stats = EpisodeStats()
+        self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)
         self._ep_len = np.zeros(self.num_envs, np.int64)
         self._check_obs = may_be_non_finite(policy.observation_space)
@@ -156,8 +177,18 @@ class EnvRunner:
         self._ep_return[:] = 0
         self._ep_len[:] = 0
 
-    def sample(self) -> Rollout:
-        """Fill the storage with one fragment. The storage is reused: consume it before the next call."""
+    def get_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """{policy id: weights and filter state}, what set_state() takes (a remote copy of this runner)."""
+        return {self.policy_id: self.policy.get_state()}
+
+    def set_state(self, state: dict[str, dict[str, np.ndarray]]) -> None:
+        self.policy.set_state(state[self.policy_id])
+
+    def close(self) -> None:
+        self.env.close()
+
+    def sample(self) -> Sample:
+        """Fill the storage with one fragment; its Rollout is reused: consume it before the next call."""
         buf, policy, env = self.storage, self.policy, self.env
         flatten, normalize, sample, to_env = policy.flatten, policy.normalize, policy.sample, policy.to_env_actions
         obs, mask, pending = self._obs, self._mask, self._pending_reset
@@ -195,7 +226,8 @@ class EnvRunner:
             policy.obs_filter.update(buf.raw_obs[:-1][buf.valid])
         self._obs, self._mask, self._pending_reset = obs, mask, pending
         self._record_episodes(buf)
-        return buf
+        finished, self._finished = self._finished, []
+        return Sample({self.policy_id: buf}, buf.num_steps, finished)
 
     def _non_finite(self, buf: Rollout, steps: int) -> EnvError | None:
         """The first NaN/inf the env returned in the fragment's first `steps` steps, as an error naming
@@ -242,7 +274,7 @@ class EnvRunner:
             lengths = np.empty(len(order), np.int64)
             returns[order] = ret_sum[t_sorted, e_sorted] - prev_ret
             lengths[order] = len_sum[t_sorted, e_sorted] - prev_len
-            self.stats.add(returns, lengths)
+            self._finished.extend(zip(returns.tolist(), lengths.tolist()))
         # what the still-running episodes have gathered since their last end (or the fragment start)
         last_end = np.where(done.any(0), len(done) - 1 - np.argmax(done[::-1], 0), -1)
         tail_ret = ret_sum[-1] - np.where(last_end >= 0, ret_sum[np.maximum(last_end, 0), np.arange(self.num_envs)], 0)
