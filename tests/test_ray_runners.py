@@ -169,6 +169,8 @@ class FailOnce(gym.Env):
             open(self.marker, "w").close()
             if self.how == "raise":
                 raise RuntimeError("the env broke on purpose")
+            if self.how == "exit":  # the runner's process ends at once: no exception, no cleanup
+                os._exit(1)
             time.sleep(120)
         return self.env.step(action)
 
@@ -207,6 +209,17 @@ def test_a_failed_runner_is_restarted_with_its_worker_index_and_the_iteration_co
         assert second["num_env_runner_restarts"] == 1 and second["num_remote_worker_restarts"] == 1
         batch = algo.sample()["default_policy"]
         assert batch.obs.shape[1] == 4 and np.isfinite(batch.obs).all()
+
+
+def test_an_env_that_ends_its_runners_process_gets_the_runner_restarted_or_one_clear_error(local_ray, tmp_path):
+    with failing_config(tmp_path, how="exit", restart_failed_env_runners=True).build() as algo:
+        first = algo.train()
+        assert (first["num_env_steps_sampled_this_iter"], first["num_healthy_env_runners"]) == (32, 1)
+        assert until_both_runners_sample(algo)["num_env_runner_restarts"] == 1
+    (tmp_path / "failed").unlink()
+    message = r"Remote env runner 1 of 2 \(env 'FailOnce'\) failed: ActorDiedError: .*fault_tolerance\("
+    with failing_config(tmp_path, how="exit").build() as algo, pytest.raises(EnvError, match=message):
+        algo.train()
 
 
 def test_a_killed_runner_process_is_restarted_and_ignored_failures_go_on_without_it(local_ray, tmp_path):
