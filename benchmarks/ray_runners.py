@@ -43,17 +43,41 @@ from rlarena import PPOConfig
 algo = (PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=4)
         .training(train_batch_size=512, minibatch_size=128, num_epochs=1).build())
 built = time.perf_counter() - start
+algo.sample()
+sampled = time.perf_counter() - start
 algo.train()
 first = time.perf_counter() - start
 algo.stop()
-print(built, first)
+print(built, sampled, first)
 """
 
 
-def startup() -> tuple[float, float]:
+def startup() -> tuple[float, float, float]:
+    """Seconds from a fresh process to the built algorithm, its first sample and its first result."""
     out = subprocess.run([sys.executable, "-c", STARTUP], check=True, capture_output=True, text=True)
-    built, first = map(float, out.stdout.split()[-2:])
-    return built, first
+    built, sampled, first = map(float, out.stdout.split()[-3:])
+    return built, sampled, first
+
+
+def _rss_mib(_runner=None) -> float:
+    """Resident memory of this process (or of a runner actor's, when given the runner)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def actor_memory(runners: int = 2) -> list[float]:
+    """RSS (MiB) of each remote runner's process after a few LunarLander fragments."""
+    import ray
+
+    from rlarena import PPOConfig
+    algo = (PPOConfig().environment("LunarLander-v3").env_runners(num_env_runners=runners, num_envs_per_env_runner=8)
+            .training(train_batch_size=8 * 128 * runners).build())
+    try:
+        for _ in range(5):
+            algo.sample()
+        return ray.get([actor.__ray_call__.remote(_rss_mib) for actor in algo.remote_runners.actors])
+    finally:
+        algo.stop()
 
 
 def throughput(runners: int, seconds: float, env: str = "LunarLander-v3") -> float:
@@ -144,8 +168,8 @@ def main() -> None:
     header("Ray remote env runners: start-up and sampling throughput, one machine and a simulated cluster")
     runs = [startup() for _ in range(args.startups)]
     print("start-up (fresh process, Ray not running; 2 runners):")
-    for built, first in runs:
-        print(f"  built in {built:.1f} s, first result at {first:.1f} s")
+    for built, sampled, first in runs:
+        print(f"  built in {built:.1f} s, first sample at {sampled:.1f} s, first result at {first:.1f} s")
     raw = raw_env(args.seconds)
     print(f"raw env (one process, SyncVectorEnv of 8, random actions): {raw:,.0f} env steps/s")
     from rlarena.distributed import ray_init
@@ -154,6 +178,9 @@ def main() -> None:
     for n, rate in rates.items():
         label = "local (no Ray)" if n == 0 else f"{n} remote runner{'s' if n > 1 else ''}"
         print(f"  {label:>16}: {rate:,.0f} env steps/s ({rate / rates[0]:.2f}x local, {rate / raw:.2f} of the raw env)")
+    rss = actor_memory()
+    print(f"memory per runner actor (RSS after 5 LunarLander fragments, 8 envs): "
+          f"{', '.join(f'{m:.0f}' for m in rss)} MiB (this driver: {_rss_mib():.0f} MiB)")
     import ray
     ray.shutdown()  # the cluster's driver is this process too
     cluster_section(args.nodes, args.seconds)

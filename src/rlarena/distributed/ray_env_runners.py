@@ -141,6 +141,8 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
     """Fragments side by side: [T1, N1] + [T2, N2] -> [max T, N1 + N2] (axis 1, the env or segment
     axis; raw_obs, action masks and the multi-agent columns too), the runners in worker-index order.
     Single-agent fragments all have the same T; a multi-agent one shorter than the longest is padded."""
+    if len(parts) == 1:  # one runner (or one left): its fragment as it came
+        return parts[0]
     T = max(len(p.rewards) for p in parts)
 
     def cat(name: str) -> np.ndarray | None:
