@@ -315,3 +315,18 @@ def test_a_seeded_multi_agent_run_on_remote_runners_repeats(local_ray):
             return [(r["learner/default_policy/policy_loss"], r["learner/default_policy/vf_loss"]) for r in (algo.train() for _ in range(3))]
 
     assert run() == run()
+
+
+def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
+    from rlarena import Algorithm
+    from rlarena.checkpoint.io import INFERENCE_OVERRIDES
+    config = remote_config(num_env_runners=1).evaluation(evaluation_num_env_runners=1, evaluation_interval=1)
+    with config.env_runners(num_cpus_per_env_runner=0.5).build() as algo:
+        algo.train()
+        path = algo.save(tmp_path / "ckpt")
+    # what rlarena rollout / evaluate / play / export / package load: one env in this process
+    with Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES)) as played:
+        assert played.remote_runners is None and played.remote_eval is None
+        assert played.evaluate()["episodes"] == 10
+    with Algorithm.from_checkpoint(path) as resumed:  # training on: the runners come back
+        assert len(resumed.remote_runners) == 1 and len(resumed.remote_eval) == 1

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rlarena._version import __version__
-from rlarena.checkpoint.io import json_default, read_json, read_verified, replace_dir, sha256
+from rlarena.checkpoint.io import INFERENCE_OVERRIDES, json_default, read_json, read_verified, replace_dir, sha256
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.refs import Trust
@@ -52,7 +52,6 @@ VIDEO_STEM = "replay"
 # what load_from_hub downloads: a Hub agent loads without its video and ONNX graph
 LOAD_PATTERNS = [CONFIG_FILE, "*.safetensors"]
 # inference needs no batch of training envs (nor worker processes): one in-process env suffices
-INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync"}
 HUB_INSTALL = "pip install 'rlarena[hub]'"
 # the Hub's rule for repo ids (huggingface_hub.utils.validate_repo_id): [namespace/]name of letters,
 # digits, '-', '_', '.', at most 96 characters; a model repo to push needs the namespace

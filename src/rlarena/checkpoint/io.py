@@ -27,6 +27,10 @@ from rlarena.errors import CheckpointError
 
 FORMAT_VERSION = 1
 METADATA_FILE = "rlarena_checkpoint.json"
+# what playing, evaluating or exporting a checkpoint changes in its config: one env, in this process
+# (a checkpoint trained on Ray runners starts no Ray to be played)
+INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync", "num_env_runners": 0,
+                       "evaluation_num_env_runners": 0, "evaluation_parallel_to_training": False}
 # The most JSON read from one file. The biggest that rlarena ships, the Connect Four agent's
 # rlarena_checkpoint.json, is 93 KB; a policy on raw 210x160x3 Atari frames writes 5.3 MiB of space
 # bounds. 16 MiB leaves that room, and a hostile file of this size (`[[],[],...]`) parses in about

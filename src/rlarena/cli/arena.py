@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlarena.algorithms import Algorithm
+from rlarena.checkpoint.io import INFERENCE_OVERRIDES
 from rlarena.errors import ConfigError, closest
 from rlarena.games.connect_four.matches import (
     EMPTY,
@@ -59,7 +60,7 @@ def arena(args: argparse.Namespace) -> int:
     path = args.checkpoint
     if args.search is not None and args.search < 1:
         raise ConfigError(f"--search is the number of simulations per move: at least 1, got {args.search}.")
-    algo = Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1},
+    algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES),
                                      trusted_modules=args.trusted_modules)
     # --grade's default (None): graded in the text output; the JSON keeps its one-table shape unless asked
     grading = args.grade if args.grade is not None else not args.json

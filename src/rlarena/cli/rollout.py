@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from rlarena.checkpoint.io import METADATA_FILE
+from rlarena.checkpoint.io import INFERENCE_OVERRIDES, METADATA_FILE
 from rlarena.envs.registry import EnvSpec, make_env_creator
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.multiagent.episode import Episode
@@ -49,7 +49,6 @@ def resolve_checkpoint(path: str) -> str:
 
 
 # Inference needs no batch of training envs (nor worker processes): one in-process env suffices.
-INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync"}
 
 
 def load(args: argparse.Namespace, **overrides: object) -> tuple[Algorithm, str]:
