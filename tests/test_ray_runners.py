@@ -135,9 +135,12 @@ def test_an_env_class_that_asks_for_its_config_gets_the_context_even_without_opt
 
 
 def test_what_remote_runners_do_not_do_yet_is_refused_by_name():
-    from rlarena import DQNConfig
-    with pytest.raises(ConfigError, match="num_env_runners=2: DQN samples in this process"):
-        DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).build()
+    from rlarena import DQNConfig, LinUCBConfig
+    with pytest.raises(ConfigError, match="num_env_runners=2: LinUCB samples in this process"):
+        LinUCBConfig().environment("linear_bandit").env_runners(num_env_runners=2).build()
+    with pytest.raises(ConfigError, match="fault_tolerance.*off-policy algorithm's replay buffer"):
+        DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).fault_tolerance(
+            restart_failed_env_runners=True).build()
     with pytest.raises(ConfigError, match="evaluation_num_env_runners=1: 'multi_agent_arena' is a multi-agent env"):
         PPOConfig().environment("multi_agent_arena").evaluation(evaluation_num_env_runners=1).build()
 
@@ -330,3 +333,29 @@ def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
         assert played.evaluate()["episodes"] == 10
     with Algorithm.from_checkpoint(path) as resumed:  # training on: the runners come back
         assert len(resumed.remote_runners) == 1 and len(resumed.remote_eval) == 1
+
+
+# -- off-policy algorithms -------------------------------------------------------------------------------
+def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
+    from rlarena import DQNConfig, SACConfig
+    config = (DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+              .training(num_steps_sampled_before_learning_starts=128, min_sample_timesteps_per_iteration=128,
+                        model={"fcnet_hiddens": [16]}).debugging(seed=0))
+    with config.build() as algo:
+        # 32 steps per env per call ("auto" with remote runners), one replay column per env of every runner
+        assert algo.config.fragment_length == 32 and algo.buffers["default_policy"].num_envs == 4
+        results = [algo.train() for _ in range(2)]
+        assert [r["replay_size"] for r in results] == [128, 256]
+        # one update per vector step, as locally: 32 per fragment once learning starts
+        assert results[-1]["num_gradient_steps_lifetime"] == 64
+        # the runners explore with the driver's epsilon (set from the schedule before each fragment)
+        remote_eps = ray.get([actor.__ray_call__.remote(lambda self: self.runner.policy.epsilon)
+                              for actor in algo.remote_runners.actors])
+        assert remote_eps == [algo.policy.epsilon] * 2 and 0 < algo.policy.epsilon < 1
+    config = (SACConfig().environment("Pendulum-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=1)
+              .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=64,
+                        model={"fcnet_hiddens": [16]}).debugging(seed=0))
+    with config.build() as algo:
+        first, second = algo.train(), algo.train()
+        assert (first["random_actions"], second["random_actions"]) == (1.0, 0.0)  # the warm-up, then the actor
+        assert second["num_gradient_steps_lifetime"] > 0 and np.isfinite(second["critic_loss"])

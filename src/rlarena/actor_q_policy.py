@@ -28,6 +28,8 @@ from rlarena.torch_policy import TrainablePolicy
 class ActorQPolicy(TrainablePolicy):
     """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete) or "td3" (deterministic, Box)."""
 
+    exploration_attributes = ("exploration_noise", "random_actions")
+
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
                  observation_filter: str = "NoFilter", seed: int | None = None, kind: str = "sac",
                  twin_q: bool = True, initial_alpha: float | None = None, algorithm: str = "SAC"):

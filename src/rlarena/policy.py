@@ -45,6 +45,10 @@ class Policy(ABC):
     RLlib-style subclasses work too: `super().__init__(observation_space, action_space, config)`, and
     compute_actions may return RLlib's `(actions, state_outs, info)` tuple (see policy_actions)."""
 
+    # attributes an algorithm sets before sampling to steer exploration (DQN's epsilon, ...): a remote
+    # copy of the policy gets them with its weights (sampling_state), checkpoints do not keep them
+    exploration_attributes: tuple[str, ...] = ()
+
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: dict[str, Any] | None = None):
         self.observation_space, self.action_space = observation_space, action_space
         self.config: dict[str, Any] = dict(config or {})  # RLlib's Policy.config; rlarena reads nothing from it
@@ -59,6 +63,20 @@ class Policy(ABC):
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         del state
+
+
+def sampling_state(policy: Policy) -> dict[str, np.ndarray]:
+    """What a copy of `policy` needs to sample as it does: its state (weights, filter) and its
+    exploration attributes (as "explore.<name>" arrays)."""
+    state = policy.get_state()
+    return {**state, **{f"explore.{name}": np.asarray(getattr(policy, name)) for name in policy.exploration_attributes}}
+
+
+def set_sampling_state(policy: Policy, state: dict[str, np.ndarray]) -> None:
+    """Take what sampling_state() of another copy returned."""
+    policy.set_state({k: v for k, v in state.items() if not k.startswith("explore.")})
+    for name in policy.exploration_attributes:
+        setattr(policy, name, state[f"explore.{name}"].item())
 
 
 def policy_actions(policy: Policy, obs_batch: Any, explore: bool, batch_size: int) -> np.ndarray:

@@ -26,6 +26,7 @@ class QPolicy(TrainablePolicy):
     """A Q-network policy for Discrete actions. `epsilon` is the exploration rate of explore=True
     calls; the algorithm sets it from its schedule before each fragment."""
 
+    exploration_attributes = ("epsilon",)
     output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,

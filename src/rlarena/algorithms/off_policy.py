@@ -41,6 +41,8 @@ from rlarena.torch_policy import TrainablePolicy
 # replay_buffer_config's keys; each algorithm's config states its defaults (`replay_defaults`).
 # beta_annealing_steps: beta grows linearly to 1 over these env steps (Schaul et al. 2016, sec. 3.4;
 # RLlib keeps beta fixed); 0 keeps it fixed
+# steps per env a remote runner samples per call with rollout_fragment_length "auto" (remote_fragment_scale)
+REMOTE_FRAGMENT_STEPS = 32
 REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
 REPLAY_TYPES = {"ReplayBuffer": ReplayBuffer, "PrioritizedReplayBuffer": PrioritizedReplayBuffer}
 # RLlib's other names for the same two buffers (its episode and multi-agent variants; one buffer per
@@ -91,10 +93,26 @@ class OffPolicyConfig(AlgorithmConfig):
 
     @property
     def fragment_length(self) -> int:
-        """Steps per env between updates: rollout_fragment_length, else SB3's train_freq, else 1."""
+        """Steps per env between updates: rollout_fragment_length, else SB3's train_freq, else 1 (times
+        remote_fragment_scale with remote env runners)."""
         if self.rollout_fragment_length != "auto":
             return int(self.rollout_fragment_length)
-        return self.train_freq if self.train_freq is not None else 1
+        return (self.train_freq if self.train_freq is not None else 1) * self.remote_fragment_scale
+
+    @property
+    def remote_fragment_scale(self) -> int:
+        """With remote env runners and rollout_fragment_length "auto", a runner samples a whole
+        multiple of the local fragment, about REMOTE_FRAGMENT_STEPS steps per env, per call (a Ray call
+        costs milliseconds; one env step per call would spend the run waiting on calls), and that
+        many times the updates follow it: the same updates per env step, in bursts."""
+        if self.rollout_fragment_length != "auto" or self.num_env_runners == 0:
+            return 1
+        return max(1, REMOTE_FRAGMENT_STEPS // (self.train_freq or 1))
+
+    @property
+    def num_envs_sampled(self) -> int:
+        """The envs stepped per fragment: every runner's (the replay buffer keeps one column each)."""
+        return self.num_envs_per_env_runner * max(1, self.num_env_runners)
 
     def validate(self) -> None:
         super().validate()
@@ -111,10 +129,16 @@ class OffPolicyConfig(AlgorithmConfig):
             raise ConfigError(f"Invalid replay_buffer_config={self.replay_buffer_config!r}: capacity must be >= 1, "
                               f"alpha >= 0, beta in [0, 1], beta_annealing_steps >= 0 (0: no annealing), "
                               f"epsilon > 0.")
-        if rc["capacity"] // self.num_envs_per_env_runner < self.n_step + 1:
+        if rc["capacity"] // self.num_envs_sampled < self.n_step + 1:
             raise ConfigError(f"Invalid replay_buffer_config capacity={rc['capacity']}: it must hold n_step + 1 = "
-                              f"{self.n_step + 1} steps of each of the {self.num_envs_per_env_runner} envs; raise it "
-                              f"to >= {(self.n_step + 1) * self.num_envs_per_env_runner}.")
+                              f"{self.n_step + 1} steps of each of the {self.num_envs_sampled} envs; raise it "
+                              f"to >= {(self.n_step + 1) * self.num_envs_sampled}.")
+        if self.num_env_runners > 0 and (self.restart_failed_env_runners or self.ignore_env_runner_failures):
+            raise ConfigError(f"fault_tolerance(...) with num_env_runners={self.num_env_runners}: an off-policy "
+                              f"algorithm's replay buffer keeps each env's transitions in order, and a lost runner "
+                              f"would leave its envs' episodes cut without their last observation; remote runners "
+                              f"of off-policy algorithms stop training when one fails (PPO and A2C go on). Leave "
+                              f"restart_failed_env_runners and ignore_env_runner_failures off.")
         self._check("n_step", self.n_step >= 1, "must be >= 1")
         self._check("target_network_update_freq", self.target_network_update_freq >= 0,
                     "must be >= 0 (env steps; 0: after every update)")
@@ -176,6 +200,8 @@ class OffPolicyAlgorithm(Algorithm):
     `before_sample` (exploration schedules), `update_targets` (after the updates of one fragment) and
     `policy_metrics`."""
 
+    samples_on_ray = True  # remote runners' fragments side by side: one replay column per env
+
     config: OffPolicyConfig
     stat_names: ClassVar[tuple[str, ...]] = ()
 
@@ -193,7 +219,7 @@ class OffPolicyAlgorithm(Algorithm):
         rc = cfg.replay_config
         # the multi-agent runner emits segments (one agent's transitions, each ending terminated or truncated
         # at an episode or fragment end), fed as one stream; single-agent columns continue across fragments
-        num_envs = 1 if self.is_multi_agent else self.config.num_envs_per_env_runner
+        num_envs = 1 if self.is_multi_agent else self.config.num_envs_sampled
         width = policy.obs_dim + (int(policy.action_space.n) if policy.masked else 0)  # the mask rides with the obs
         kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
         buffer = self.buffers[policy_id] = REPLAY_TYPES[rc["type"]](
@@ -241,9 +267,9 @@ class OffPolicyAlgorithm(Algorithm):
     def _num_updates(self, sampled: int) -> int:
         cfg = self.config
         if cfg.gradient_steps is not None:
-            return sampled if cfg.gradient_steps == -1 else cfg.gradient_steps
+            return sampled if cfg.gradient_steps == -1 else cfg.gradient_steps * cfg.remote_fragment_scale
         if cfg.training_intensity is None:
-            return 1
+            return cfg.remote_fragment_scale
         self._update_credit += cfg.training_intensity * sampled / cfg.train_batch_size
         updates = int(self._update_credit)
         self._update_credit -= updates

@@ -21,7 +21,7 @@ import numpy as np
 from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
 from rlarena.multiagent.episode import Episode
-from rlarena.policy import Policy, policy_actions
+from rlarena.policy import Policy, policy_actions, sampling_state, set_sampling_state
 from rlarena.rollout.runner import EpisodeStats, Sample, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TrainablePolicy
@@ -261,11 +261,11 @@ class MultiAgentEnvRunner:
     # -- fragments ----------------------------------------------------------------------------
     def get_state(self) -> dict[str, dict[str, np.ndarray]]:
         """{policy id: weights and filter state} of every trainable policy (frozen ones included)."""
-        return {pid: p.get_state() for pid, p in self.policies.items() if isinstance(p, TrainablePolicy)}
+        return {pid: sampling_state(p) for pid, p in self.policies.items() if isinstance(p, TrainablePolicy)}
 
     def set_state(self, state: dict[str, dict[str, np.ndarray]]) -> None:
         for pid, policy_state in state.items():
-            self.policies[pid].set_state(policy_state)
+            set_sampling_state(self.policies[pid], policy_state)
 
     def sample(self) -> Sample:
         """A Rollout per trainable policy that got data, the env steps taken, the finished episodes."""

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlarena.errors import EnvError
+from rlarena.policy import sampling_state, set_sampling_state
 from rlarena.rollout.storage import Rollout
 
 
@@ -178,11 +179,11 @@ class EnvRunner:
         self._ep_len[:] = 0
 
     def get_state(self) -> dict[str, dict[str, np.ndarray]]:
-        """{policy id: weights and filter state}, what set_state() takes (a remote copy of this runner)."""
-        return {self.policy_id: self.policy.get_state()}
+        """{policy id: weights, filter state and exploration}, what set_state() of a copy takes."""
+        return {self.policy_id: sampling_state(self.policy)}
 
     def set_state(self, state: dict[str, dict[str, np.ndarray]]) -> None:
-        self.policy.set_state(state[self.policy_id])
+        set_sampling_state(self.policy, state[self.policy_id])
 
     def close(self) -> None:
         self.env.close()
