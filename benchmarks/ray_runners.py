@@ -80,11 +80,11 @@ def actor_memory(runners: int = 2) -> list[float]:
         algo.stop()
 
 
-def throughput(runners: int, seconds: float, env: str = "LunarLander-v3") -> float:
+def throughput(runners: int, seconds: float, env: str = "LunarLander-v3", fragment: int = 128) -> float:
     from rlarena import PPOConfig
     algo = (PPOConfig().environment(env)
             .env_runners(num_env_runners=runners, num_envs_per_env_runner=8)
-            .training(train_batch_size=8 * 128 * max(1, runners)).build())
+            .training(train_batch_size=8 * fragment * max(1, runners)).build())
     try:
         algo.sample()  # warm-up: actors started, first weights sent
         steps, start = 0, time.perf_counter()
@@ -162,6 +162,9 @@ def main() -> None:
     parser.add_argument("--startups", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=2, help="worker nodes of the simulated cluster")
     parser.add_argument("--quick", action="store_true", help="1 s per configuration, 1 start-up")
+    parser.add_argument("--fragments", type=int, nargs="+", default=[128, 1024],
+                        help="steps per env per sample call (PPO's train_batch_size / envs)")
+    parser.add_argument("--skip-cluster", action="store_true", help="leave out the simulated cluster")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.startups = 1.0, 1
@@ -174,16 +177,20 @@ def main() -> None:
     print(f"raw env (one process, SyncVectorEnv of 8, random actions): {raw:,.0f} env steps/s")
     from rlarena.distributed import ray_init
     ray_init()  # started once here, shared by the three configurations
-    rates = {n: throughput(n, args.seconds) for n in (0, 1, 2)}
-    for n, rate in rates.items():
-        label = "local (no Ray)" if n == 0 else f"{n} remote runner{'s' if n > 1 else ''}"
-        print(f"  {label:>16}: {rate:,.0f} env steps/s ({rate / rates[0]:.2f}x local, {rate / raw:.2f} of the raw env)")
+    for fragment in args.fragments:
+        print(f"LunarLander-v3, 8 envs per runner, {fragment}-step fragments:")
+        rates = {n: throughput(n, args.seconds, fragment=fragment) for n in (0, 1, 2)}
+        for n, rate in rates.items():
+            label = "local (no Ray)" if n == 0 else f"{n} remote runner{'s' if n > 1 else ''}"
+            print(f"  {label:>16}: {rate:,.0f} env steps/s ({rate / rates[0]:.2f}x local, "
+                  f"{rate / raw:.2f} of the raw env)")
     rss = actor_memory()
     print(f"memory per runner actor (RSS after 5 LunarLander fragments, 8 envs): "
           f"{', '.join(f'{m:.0f}' for m in rss)} MiB (this driver: {_rss_mib():.0f} MiB)")
     import ray
     ray.shutdown()  # the cluster's driver is this process too
-    cluster_section(args.nodes, args.seconds)
+    if not args.skip_cluster:
+        cluster_section(args.nodes, args.seconds)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,16 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
     """A result without its wall-clock timings, NaN mapped to a marker so that NaN == NaN."""
     return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
             for k, v in result.items() if k not in TIMING_KEYS}
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One loopback Ray (2 CPUs, no dashboard) per test module that asks for it; another module's Ray
+    is shut down first, and this one when the module is done."""
+    ray = pytest.importorskip("ray")
+    from rlarena.distributed import ray_init
+    if ray.is_initialized():
+        ray.shutdown()
+    ray_init(num_cpus=2)
+    yield
+    ray.shutdown()

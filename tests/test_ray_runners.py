@@ -1,6 +1,8 @@
 """Remote env runners on Ray (rlarena.distributed): PPO samples on 2 actors and reports what a local
-run reports; a seeded run repeats; each runner's envs know their worker index; stop() frees the actors.
-One local Ray for the module: loopback only, 2 CPUs, no dashboard."""
+run reports; a seeded run repeats; each runner's envs know their worker index; stop() frees the actors;
+fault tolerance (an env that raises, ends its process or hangs; a killed actor); evaluation runners;
+the MeanStdFilter merged; multi-agent envs and the Connect Four league; DQN and SAC. One local Ray for
+the module (conftest's local_ray: loopback only, 2 CPUs, no dashboard)."""
 
 import os
 import sys
@@ -13,7 +15,6 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from rlarena import Callbacks, PolicySpec, PPOConfig
-from rlarena.distributed import ray_init
 from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import ConfigError, EnvError
 
@@ -23,13 +24,6 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": {"fcnet_hiddens": [16]}}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():  # another module's Ray: ours must be the loopback one with 2 CPUs
-        ray.shutdown()
-    ray_init(num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def remote_config(num_env_runners: int = 2, seed: int | None = 0, env="CartPole-v1"):

@@ -23,7 +23,6 @@ tune = pytest.importorskip("ray.tune")
 import rlarena
 from rlarena import PPO, Algorithm, PPOConfig
 from rlarena.cli.main import main
-from rlarena.distributed import ray_init
 from rlarena.errors import CheckpointError, ConfigError
 
 # Ray's workers cannot import this test module: its classes and functions travel by value, as a script's do
@@ -33,13 +32,6 @@ TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": 
 QUIET = {"verbose": 0, "tensorboard": False, "plot": False}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    if ray.is_initialized():  # another module's Ray: ours must be the loopback one with 2 CPUs
-        ray.shutdown()
-    ray_init(num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def tiny() -> PPOConfig:

@@ -38,7 +38,27 @@ if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way 
     from rlarena.policy import Policy
 
 
-class RemoteEnvRunner:
+class _RunnerActor:
+    """What a remote runner's actor does with the runner it wraps (the runner contract, over Ray)."""
+
+    runner: EnvRunner | MultiAgentEnvRunner
+
+    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
+        """Take the driver's weights, filter states and exploration (get_state() of its runner; Ray
+        resolves the ObjectRef before the call), sample one fragment. A multi-agent runner's finished
+        episodes go back whole: the driver counts them and calls on_episode_end."""
+        self.runner.set_state(state)
+        return self.runner.sample()
+
+    def reset(self, seed: int | None) -> None:
+        """Start fresh episodes (after the driver restored a checkpoint), forgetting the unfinished ones."""
+        self.runner.reset(seed)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+class RemoteEnvRunner(_RunnerActor):
     """The body of one Ray actor: the local EnvRunner over a vector env of its own, its envs told
     worker_index (1..N) and num_workers (N) through their EnvContext."""
 
@@ -51,26 +71,13 @@ class RemoteEnvRunner:
                               num_workers=config.num_env_workers)
         self.runner = EnvRunner(env, policy, config.fragment_length, env_seed, env_name)
 
-    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
-        """Take the driver's weights and filter states (get_state() of its runner), sample one fragment.
-        Ray resolves the state's ObjectRef before the call."""
-        self.runner.set_state(state)
-        return self.runner.sample()
-
-    def reset(self, seed: int | None) -> None:
-        """Start fresh episodes (after the driver restored a checkpoint), forgetting the unfinished ones."""
-        self.runner.reset(seed)
-
-    def close(self) -> None:
-        self.runner.close()
-
 
 # remote multi-agent runner i numbers its episodes from i * EPISODE_ID_STRIDE: ids stay unique across
 # runners (the league's seat and opponent choice reads them)
 EPISODE_ID_STRIDE = 10**12
 
 
-class RemoteMultiAgentEnvRunner:
+class RemoteMultiAgentEnvRunner(_RunnerActor):
     """The body of one Ray actor for a multi-agent env: the local MultiAgentEnvRunner over
     num_envs_per_env_runner env copies of its own, with copies of every policy (trained, frozen and
     heuristic). The driver sends the policy set again when it changes (a league grows)."""
@@ -98,18 +105,6 @@ class RemoteMultiAgentEnvRunner:
         self.runner.policies.clear()
         self.runner.policies.update(policies)
         self.runner.mapping_fn, self.runner.policies_to_train = mapping_fn, set(policies_to_train)
-
-    def sample(self, state: dict[str, dict[str, np.ndarray]]) -> Sample:
-        """Take every trainable policy's weights and filter state, sample one fragment (its finished
-        episodes go back whole: the driver counts them and calls on_episode_end)."""
-        self.runner.set_state(state)
-        return self.runner.sample()
-
-    def reset(self, seed: int | None) -> None:
-        self.runner.reset(seed)
-
-    def close(self) -> None:
-        self.runner.close()
 
 
 class RemoteEvalRunner:
