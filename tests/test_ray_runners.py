@@ -135,8 +135,6 @@ def test_what_remote_runners_do_not_do_yet_is_refused_by_name():
     with pytest.raises(ConfigError, match="fault_tolerance.*off-policy algorithm's replay buffer"):
         DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).fault_tolerance(
             restart_failed_env_runners=True).build()
-    with pytest.raises(ConfigError, match="evaluation_num_env_runners=1: 'multi_agent_arena' is a multi-agent env"):
-        PPOConfig().environment("multi_agent_arena").evaluation(evaluation_num_env_runners=1).build()
 
     class EveryStep(Callbacks):
         def on_episode_step(self, **kwargs):
@@ -302,6 +300,17 @@ def test_the_connect_four_league_samples_on_remote_runners_and_grows_there(local
         assert opponents == {"random", "negamax_1"}
         # episode ids are unique across the runners: runner i numbers its episodes from i * 10**12
         assert {i // 10**12 for i in seen} == {1, 2}
+
+
+def test_multi_agent_evaluation_on_its_own_runners(local_ray):
+    config = (PPOConfig().environment("multi_agent_arena").env_runners(num_envs_per_env_runner=2)
+              .training(**TINY).evaluation(evaluation_interval=1, evaluation_duration=3, evaluation_num_env_runners=2)
+              .env_runners(num_cpus_per_env_runner=0.5).debugging(seed=0))
+    with config.build() as algo:
+        result = algo.train()
+        assert result["evaluation/episodes"] == 3  # 2 + 1 over the two runners
+        assert {"evaluation/agent_return_mean/agent1", "evaluation/policy_reward_mean/default_policy"} <= set(result)
+        assert np.isfinite(result["evaluation/episode_return_mean"])
 
 
 def test_a_seeded_multi_agent_run_on_remote_runners_repeats(local_ray):

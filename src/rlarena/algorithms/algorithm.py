@@ -39,7 +39,7 @@ from rlarena.multiagent.builder import (
     policy_spaces,
 )
 from rlarena.multiagent.policies import PolicySpec
-from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, stack_obs
+from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, episodes_stats, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
@@ -273,12 +273,6 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        if self.is_multi_agent and config.evaluation_num_env_runners > 0:
-            probe.close()
-            raise ConfigError(f"evaluation_num_env_runners={config.evaluation_num_env_runners}: {self.env_name!r} is a "
-                              f"multi-agent env (or per-episode callback hooks need the multi-agent runner), and "
-                              f"remote evaluation runners play single-agent envs only so far. Set "
-                              f"evaluation_num_env_runners=0 (evaluation runs in this process).")
         if config.num_env_runners > 0 and self.callbacks is not None and any(
                 getattr(type(self.callbacks), hook) is not getattr(Callbacks, hook)
                 for hook in ("on_episode_start", "on_episode_step")):
@@ -339,10 +333,13 @@ class Algorithm(ABC):
             raise ConfigError(f"evaluation_num_env_runners={cfg.evaluation_num_env_runners}: evaluation runners play "
                               f"an env; set .environment(...) too, or evaluation_num_env_runners=0.")
         module = self._ray_module("evaluation_num_env_runners", cfg.evaluation_num_env_runners)
+        if self.is_multi_agent:  # each evaluation sends the policies themselves
+            self.remote_eval = module.RemoteEvalRunnerGroup(cfg, self.env_name, multi_agent=True)
+            return
         spaces = (self.policy.observation_space, self.policy.action_space)
         # evaluation runner i's policy copy explores (evaluation_explore) with seed_for(seed, 7, i)
         self.remote_eval = module.RemoteEvalRunnerGroup(
-            cfg, lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 7, i, r)), self.env_name)
+            cfg, self.env_name, policy_for=lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 7, i, r)))
 
     def _setup_offline(self) -> None:
         """Learn from logged episodes: one policy, its spaces the env's when one is given (for
@@ -532,7 +529,9 @@ class Algorithm(ABC):
         seed = _seed_for(cfg.seed, 4, self.num_evaluations)
         pending = None
         if self.remote_eval is not None:
-            pending = self.remote_eval.start(self.policy.get_state(), cfg.evaluation_duration, cfg.evaluation_explore,
+            what = ((self.policies, self.mapping_fn, list(self.policies_to_train)) if self.is_multi_agent
+                    else self.policy.get_state())
+            pending = self.remote_eval.start(what, cfg.evaluation_duration, cfg.evaluation_explore,
                                              lambda i: _seed_for(seed, i))
         return start, seed, pending
 
@@ -540,7 +539,7 @@ class Algorithm(ABC):
         cfg = self.config
         start, seed, pending = started
         if self.is_multi_agent:
-            out = self._evaluate_multi_agent(seed)
+            out = self._evaluate_multi_agent(seed, None if pending is None else self.remote_eval.finish(pending))
         elif cfg.env is None:  # offline without an env: the estimates alone
             out = {}
         elif pending is not None:
@@ -575,15 +574,20 @@ class Algorithm(ABC):
         return estimate_off_policy(self.policy, self._ope_data, self.config.gamma,
                                    self.config.off_policy_estimation_methods)
 
-    def _evaluate_multi_agent(self, seed: int | None) -> dict[str, float]:
+    def _evaluate_multi_agent(self, seed: int | None, remote_episodes: list | None = None) -> dict[str, float]:
+        """The evaluation's metrics: of the episodes the evaluation runners played, or of episodes
+        played here."""
         cfg = self.config
-        if self._eval_env is None:
-            creator = make_env_creator(cfg.env)
-            envs = [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_eval_envs)]
-            self._eval_env = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(), 1, None,
-                                                 self.env_name, None, self)
-        self._eval_env.mapping_fn = self.mapping_fn
-        stats = self._eval_env.run_episodes(cfg.evaluation_duration, cfg.evaluation_explore, seed)
+        if remote_episodes is not None:
+            stats = episodes_stats(remote_episodes)
+        else:
+            if self._eval_env is None:
+                creator = make_env_creator(cfg.env)
+                envs = [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_eval_envs)]
+                self._eval_env = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(), 1, None,
+                                                     self.env_name, None, self)
+            self._eval_env.mapping_fn = self.mapping_fn
+            stats = self._eval_env.run_episodes(cfg.evaluation_duration, cfg.evaluation_explore, seed)
         returns = np.array([r for r, _ in stats.window])
         out = {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
                "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),

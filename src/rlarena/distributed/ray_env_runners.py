@@ -29,6 +29,7 @@ from rlarena.distributed import cpus_needed, ray_init
 from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
 from rlarena.errors import EnvError, notice
 from rlarena.multiagent.builder import as_multi_agent
+from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
 from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
 from rlarena.rollout.storage import Rollout
@@ -130,6 +131,30 @@ class RemoteEvalRunner:
 
 # what pads a shorter multi-agent fragment's rows: padding is never valid and cuts the GAE chain
 _PAD = {"terminated": True, "action_mask": True}
+
+
+class RemoteMultiAgentEvalRunner:
+    """The body of one evaluation actor for a multi-agent env: env copies of its own; each call brings
+    the policies (weights included) and the mapping function the evaluation plays with."""
+
+    def __init__(self, config: AlgorithmConfig, worker_index: int, num_envs: int, env_name: str):
+        torch.set_num_threads(config.num_torch_threads)
+        creator = make_env_creator(config.env)
+        self.envs = [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
+                                                       num_workers=config.evaluation_num_env_runners,
+                                                       vector_index=k, remote=True)))
+                     for k in range(num_envs)]
+        self.env_name = env_name
+
+    def evaluate(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]], num_episodes: int,
+                 explore: bool, seed: int | None) -> list[Episode]:
+        policies, mapping_fn, _ = structure
+        runner = MultiAgentEnvRunner(self.envs, policies, mapping_fn, set(), 1, None, self.env_name)
+        return runner.play_episodes(num_episodes, explore, seed)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def concat_rollouts(parts: list[Rollout]) -> Rollout:
@@ -389,35 +414,47 @@ class RemoteEnvRunnerGroup(_ActorGroup):
 
 
 class RemoteEvalRunnerGroup(_ActorGroup):
-    """evaluation_num_env_runners RemoteEvalRunner actors; an evaluation's episodes are split evenly
-    over the healthy ones, each with its own seed, and returned in worker-index order."""
+    """evaluation_num_env_runners actors; an evaluation's episodes are split evenly over the healthy
+    ones, each with its own seed, and returned in worker-index order. Single-agent envs:
+    RemoteEvalRunner actors made with policy_for(i, restarts), sent the weights of each evaluation.
+    Multi-agent envs (`multi_agent`): RemoteMultiAgentEvalRunner actors, sent the policies and mapping
+    function (the evaluation's `what`) each time."""
 
     kind = "evaluation runner"
 
-    def __init__(self, config: AlgorithmConfig, policy_for: Callable[[int, int], Policy], env_name: str):
+    def __init__(self, config: AlgorithmConfig, env_name: str, policy_for: Callable[[int, int], Policy] | None = None,
+                 multi_agent: bool = False):
         ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
                                                  config.num_cpus_per_env_runner))
-        actor_class = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
         per_runner = -(-config.evaluation_duration // config.evaluation_num_env_runners)
         num_envs = min(config.num_eval_envs, per_runner)
-        super().__init__(config, config.evaluation_num_env_runners, lambda i, r: actor_class.remote(
-            config, policy_for(i, r), i, num_envs, env_name), env_name)
+        self.multi_agent = multi_agent
+        if multi_agent:
+            actor_class = ray.remote(RemoteMultiAgentEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: actor_class.remote(config, i, num_envs, env_name)
+        else:
+            actor_class = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: actor_class.remote(config, policy_for(i, r), i, num_envs, env_name)
+        super().__init__(config, config.evaluation_num_env_runners, make, env_name)
 
-    def start(self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool,
-              seed_for: Callable[[int], int | None]) -> dict[int, Any]:
-        """Start an evaluation on the healthy runners (runner i plays its share with seed_for(i));
-        finish() collects it. Returns the pending calls."""
+    def start(self, what: Any, num_episodes: int, explore: bool, seed_for: Callable[[int], int | None]) -> dict[int, Any]:
+        """Start an evaluation on the healthy runners (runner i plays its share with seed_for(i)) of
+        `what`: the policy's weights, or (multi-agent) the (policies, mapping function, policies to
+        train) to play; finish() collects it. Returns the pending calls."""
         slots = self._ready_slots()
-        ref = ray.put(weights)
+        ref = ray.put(what)
         shares = [(num_episodes + k) // len(slots) for k in range(len(slots))]
         return {s.worker_index: s.actor.evaluate.remote(ref, n, explore, seed_for(s.worker_index))
                 for s, n in zip(slots, shares) if n > 0}
 
-    def finish(self, calls: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """The (returns, lengths) of the started evaluation's episodes, in worker-index order; a
-        runner that failed meanwhile counts no episode (or raises, per the fault-tolerance options)."""
+    def finish(self, calls: dict[int, Any]) -> Any:
+        """The started evaluation's episodes in worker-index order: (returns, lengths) arrays, or the
+        multi-agent Episodes; a runner that failed meanwhile counts no episode (or raises, per the
+        fault-tolerance options)."""
         answers = self._gather(calls)
         if not answers:
             raise EnvError(f"Every remote evaluation runner failed during the evaluation (env {self.env_name!r}).")
         parts = [answers[i] for i in sorted(answers)]
+        if self.multi_agent:
+            return [episode for part in parts for episode in part]
         return np.concatenate([r for r, _ in parts]), np.concatenate([n for _, n in parts])

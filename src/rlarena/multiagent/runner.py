@@ -106,6 +106,14 @@ class MultiAgentEpisodeStats(EpisodeStats):
         return out
 
 
+def episodes_stats(episodes: list[Episode]) -> MultiAgentEpisodeStats:
+    """The statistics of an evaluation's episodes, every one of them in the window."""
+    stats = MultiAgentEpisodeStats()
+    stats.window = deque()
+    stats.merge(episodes)
+    return stats
+
+
 class MultiAgentEnvRunner:
     def __init__(self, envs: list, policies: dict[str, Policy], mapping_fn: Callable[..., str],
                  policies_to_train: set[str], fragment_length: int, seed: int | None, env_name: str,
@@ -350,16 +358,20 @@ class MultiAgentEnvRunner:
                           f"{where} in the transition from its action at step {lane.steps[t - 1] + 1} of its episode")
 
     def run_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> MultiAgentEpisodeStats:
+        """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing;
+        their statistics (every episode in the window)."""
+        return episodes_stats(self.play_episodes(num_episodes, explore, seed))
+
+    def play_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> list[Episode]:
         """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""
         quota = [(num_episodes + i) // self.num_envs for i in range(self.num_envs)]
         done = [0] * self.num_envs
-        kept = MultiAgentEpisodeStats()
-        kept.window = deque()
+        kept: list[Episode] = []
 
         def count(episode: Episode) -> None:
             if done[episode.env_index] < quota[episode.env_index]:
                 done[episode.env_index] += 1
-                kept.add_episode(episode)
+                kept.append(episode)
 
         self.reset(seed)
         while any(d < q for d, q in zip(done, quota)):
