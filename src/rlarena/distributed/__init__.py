@@ -3,8 +3,11 @@
 
 - `ray_init(address, num_cpus)`: join a cluster (an address, or RAY_ADDRESS) or start a local Ray bound
   to 127.0.0.1 without the dashboard.
-- `rlarena.distributed.ray_env_runners.RemoteEnvRunnerGroup`: N Ray actors, each a RemoteEnvRunner
-  with its own vector env and policy copy, sampling fragments the driver concatenates.
+- `rlarena.distributed.ray_env_runners`: the remote env runners (RemoteEnvRunnerGroup: N Ray actors,
+  each with its own envs and policy copies, sampling fragments the driver puts side by side; fault
+  tolerance) and the evaluation runners (RemoteEvalRunnerGroup).
+- `rlarena.distributed.tune`: every algorithm as a Ray Tune trainable (rlarena.tune.trainable).
+- `rlarena.distributed.trials`: rlarena.run(..., ray=...), a sweep's trials as parallel Ray actors.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Tune callbacks are refused in one line: for them, run Ray Tune itself with rlare
     from ray import tune
     tuner = tune.Tuner(rlarena.tune.trainable("PPO"), param_space=config.to_dict(), run_config=...)
 
-(`trainable` imports ray only when called: rlarena.tune.ray_tune).
+(`trainable` imports ray only when called: rlarena.distributed.tune).
 """
 
 from typing import Any
@@ -27,9 +27,9 @@ from rlarena.tune.experiment import CheckpointConfig, RunConfig, TuneConfig, Tun
 def trainable(algorithm: Any, *, ray_address: str | None = None) -> Any:
     """The Ray Tune trainable (a ray.tune.Trainable subclass) of an rlarena algorithm: "PPO", PPO or
     PPOTrainer. Connects to Ray first (rlarena.distributed.ray_init: `ray_address`, else RAY_ADDRESS,
-    else a local Ray on 127.0.0.1). See rlarena.tune.ray_tune."""
+    else a local Ray on 127.0.0.1). See rlarena.distributed.tune."""
     try:
-        from rlarena.tune.ray_tune import make_trainable
+        from rlarena.distributed.tune import make_trainable
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in ("ray", "pandas", "pyarrow", "fsspec"):
             raise
