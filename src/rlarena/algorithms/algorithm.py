@@ -21,7 +21,6 @@ from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.callbacks import Callbacks, call_hook, make_callbacks
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import (
-    EnvContext,
     EnvSpec,
     env_name,
     make_env_creator,
@@ -43,6 +42,7 @@ from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStat
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
+from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner
 from rlarena.rollout.runner import EnvRunner, EpisodeStats, episode_summary, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
@@ -287,19 +287,17 @@ class Algorithm(ABC):
             if config.policies is not None:
                 raise ConfigError(f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
                                   f"PettingZoo env); {self.env_name!r} is a single-agent Gymnasium env.")
-            # this process is worker 0 (RLlib's local worker); remote runners are 1..num_env_runners
-            context = EnvContext(config.env_config, worker_index=0, num_workers=config.num_env_runners)
-            if config.num_env_runners == 0:
-                self.env = make_vector_env(config.env, context, config.num_envs_per_env_runner,
-                                           config.vectorization_mode, num_workers=config.num_env_workers)
-            else:  # the remote runners sample; one in-process env gives the spaces and the local runner
-                mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
-                self.env = make_vector_env(config.env, context, 1, mode)
-            self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.env.single_observation_space,
-                                                                  action_space=self.env.single_action_space))
+            # this process is worker 0 (RLlib's local worker); remote runners are 1..num_env_runners. With
+            # remote runners, one in-process env gives the spaces and the local runner (which never samples)
+            def add_policy(observation_space: Any, action_space: Any) -> Policy:
+                return self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=observation_space,
+                                                                             action_space=action_space))
+
+            self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = make_env_runner(
+                config, add_policy, _seed_for(config.seed, 2), self.env_name,
+                num_envs=1 if config.num_env_runners > 0 else None)
+            self.env = self.runner.env
             self.policies_to_train = [DEFAULT_POLICY_ID]
-            self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = EnvRunner(
-                self.env, self.policy, config.fragment_length, _seed_for(config.seed, 2), self.env_name)
             if config.num_env_runners > 0:
                 self._setup_remote_runners()
 
@@ -373,13 +371,11 @@ class Algorithm(ABC):
             self._add_policy_object(pid, spec)
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
                                       else [p for p, pol in self.policies.items() if isinstance(pol, TrainablePolicy)])
-        creator = make_env_creator(cfg.env)
-        # with remote runners this process's runner only counts their episodes: the probe env is enough
-        more = 0 if cfg.num_env_runners > 0 else cfg.num_envs_per_env_runner - 1
-        envs = [probe] + [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(more)]
-        self.runner = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(self.policies_to_train),
-                                          cfg.fragment_length, _seed_for(cfg.seed, 2), self.env_name,
-                                          self.callbacks, self)
+        # with remote runners this process's runner never samples: the probe env is enough
+        self.runner = make_multi_agent_env_runner(cfg, self.policies, self.mapping_fn, self.policies_to_train,
+                                                  _seed_for(cfg.seed, 2), self.env_name, first_env=probe,
+                                                  num_envs=1 if cfg.num_env_runners > 0 else None,
+                                                  callbacks=self.callbacks, algorithm=self)
         if cfg.num_env_runners > 0:
             module = self._ray_module("num_env_runners", cfg.num_env_runners)
             self.remote_runners = module.RemoteEnvRunnerGroup(

@@ -31,6 +31,7 @@ from rlarena.errors import EnvError, notice
 from rlarena.multiagent.builder import as_multi_agent
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
+from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner
 from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
 from rlarena.rollout.storage import Rollout
 
@@ -66,11 +67,7 @@ class RemoteEnvRunner(_RunnerActor):
     def __init__(self, config: AlgorithmConfig, policy: Policy, worker_index: int, env_seed: int | None,
                  env_name: str):
         torch.set_num_threads(config.num_torch_threads)
-        context = EnvContext(config.env_config, worker_index=worker_index, num_workers=config.num_env_runners,
-                             remote=True)
-        env = make_vector_env(config.env, context, config.num_envs_per_env_runner, config.vectorization_mode,
-                              num_workers=config.num_env_workers)
-        self.runner = EnvRunner(env, policy, config.fragment_length, env_seed, env_name)
+        self.runner = make_env_runner(config, lambda *spaces: policy, env_seed, env_name, worker_index)
 
 
 # remote multi-agent runner i numbers its episodes from i * EPISODE_ID_STRIDE: ids stay unique across
@@ -86,17 +83,13 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
     def __init__(self, config: AlgorithmConfig, structure: tuple[dict[str, Policy], Callable[..., str], list[str]],
                  worker_index: int, env_seed: int | None, action_seed: int | None, env_name: str):
         torch.set_num_threads(config.num_torch_threads)
-        creator = make_env_creator(config.env)
-        envs = [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
-                                                  num_workers=config.num_env_runners, vector_index=k, remote=True)))
-                for k in range(config.num_envs_per_env_runner)]
         policies, mapping_fn, policies_to_train = structure
         for k, policy in enumerate(policies.values()):  # each runner explores with its own random stream
             if hasattr(policy, "rng"):
                 policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
-        self.runner = MultiAgentEnvRunner(envs, dict(policies), mapping_fn, set(policies_to_train),
-                                          config.fragment_length, env_seed, env_name,
-                                          episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+        self.runner = make_multi_agent_env_runner(config, dict(policies), mapping_fn, policies_to_train, env_seed,
+                                                  env_name, worker_index,
+                                                  episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
 
     def set_structure(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]]) -> None:
         """The driver's policies, mapping function and policies to train, after it changed them."""

@@ -1,0 +1,55 @@
+"""The env runners, built from the config: the same functions build this process's runner (worker 0)
+and each remote runner (worker i of num_env_runners, rlarena.distributed), so every env copy gets its
+EnvContext (worker_index, num_workers, vector_index) the same way wherever it runs.
+
+Every runner keeps one contract (rlarena.rollout.runner.Sample): sample() -> Sample (the batches per
+policy, the env steps, the finished episodes), get_state()/set_state() (weights, filter states and
+exploration), reset(seed), close().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
+from rlarena.multiagent.builder import as_multi_agent
+from rlarena.multiagent.runner import MultiAgentEnvRunner
+from rlarena.rollout.runner import EnvRunner
+
+if TYPE_CHECKING:
+    from rlarena.algorithms.config import AlgorithmConfig
+    from rlarena.policy import Policy
+
+
+def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Policy], seed: int | None,
+                    env_name: str, worker_index: int = 0, num_envs: int | None = None) -> EnvRunner:
+    """A single-agent runner over a vector env of num_envs (default num_envs_per_env_runner) copies;
+    its policy is policy_for(observation space, action space) of one copy. worker_index 0 is this
+    process; a smaller num_envs than configured runs in this process (sync), without worker processes."""
+    context = EnvContext(config.env_config, worker_index=worker_index, num_workers=config.num_env_runners,
+                         remote=worker_index > 0)
+    mode = config.vectorization_mode
+    if num_envs is not None and mode in ("subproc", "async"):
+        mode = "sync"
+    env = make_vector_env(config.env, context, num_envs or config.num_envs_per_env_runner, mode,
+                          num_workers=config.num_env_workers)
+    policy = policy_for(env.single_observation_space, env.single_action_space)
+    return EnvRunner(env, policy, config.fragment_length, seed, env_name)
+
+
+def make_multi_agent_env_runner(config: AlgorithmConfig, policies: dict[str, Policy], mapping_fn: Callable[..., str],
+                                policies_to_train: list[str], seed: int | None, env_name: str, worker_index: int = 0,
+                                num_envs: int | None = None, first_env: Any = None, callbacks: Any = None,
+                                algorithm: Any = None, episode_ids: Iterator[int] | None = None
+                                ) -> MultiAgentEnvRunner:
+    """A multi-agent runner over num_envs (default num_envs_per_env_runner) env copies, the first one
+    `first_env` when given (the env the spaces were probed from)."""
+    creator = make_env_creator(config.env)
+    envs = [] if first_env is None else [first_env]
+    envs += [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
+                                               num_workers=config.num_env_runners, vector_index=k,
+                                               remote=worker_index > 0)))
+             for k in range(len(envs), num_envs or config.num_envs_per_env_runner)]
+    return MultiAgentEnvRunner(envs, policies, mapping_fn, set(policies_to_train), config.fragment_length, seed,
+                               env_name, callbacks, algorithm, episode_ids)
