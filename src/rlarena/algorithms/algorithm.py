@@ -314,8 +314,8 @@ class Algorithm(ABC):
         return ray_env_runners
 
     def _setup_remote_runners(self) -> None:
-        """num_env_runners Ray actors sampling for the driver (rlarena.distributed). The local runner
-        is never sampled; its episode statistics are the results' (the remote episodes are added to it)."""
+        """num_env_runners Ray actors sampling for the driver (rlarena.distributed); the local runner
+        is never sampled (it holds the policies whose state goes out)."""
         cfg, spaces = self.config, (self.env.single_observation_space, self.env.single_action_space)
         module = self._ray_module("num_env_runners", cfg.num_env_runners)
         # worker 0 is this process; runner i's policy copy samples actions with seed_for(seed, 6, i) and its
@@ -325,7 +325,7 @@ class Algorithm(ABC):
             policy_for=lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 6, i, r)))
 
     def _setup_remote_evaluation(self) -> None:
-        """evaluation_num_env_runners Ray actors that play the evaluation episodes (single-agent envs)."""
+        """evaluation_num_env_runners Ray actors that play the evaluation episodes."""
         cfg = self.config
         if cfg.env is None:
             raise ConfigError(f"evaluation_num_env_runners={cfg.evaluation_num_env_runners}: evaluation runners play "

@@ -26,9 +26,8 @@ import ray
 import torch
 
 from rlarena.distributed import cpus_needed, ray_init
-from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
+from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import EnvError, notice
-from rlarena.multiagent.builder import as_multi_agent
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
 from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner
@@ -132,22 +131,16 @@ class RemoteMultiAgentEvalRunner:
 
     def __init__(self, config: AlgorithmConfig, worker_index: int, num_envs: int, env_name: str):
         torch.set_num_threads(config.num_torch_threads)
-        creator = make_env_creator(config.env)
-        self.envs = [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
-                                                       num_workers=config.evaluation_num_env_runners,
-                                                       vector_index=k, remote=True)))
-                     for k in range(num_envs)]
-        self.env_name = env_name
+        self.runner = make_multi_agent_env_runner(config, {}, lambda *a, **k: None, [], None, env_name, worker_index,
+                                                  num_envs, num_workers=config.evaluation_num_env_runners)
 
     def evaluate(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]], num_episodes: int,
                  explore: bool, seed: int | None) -> list[Episode]:
-        policies, mapping_fn, _ = structure
-        runner = MultiAgentEnvRunner(self.envs, policies, mapping_fn, set(), 1, None, self.env_name)
-        return runner.play_episodes(num_episodes, explore, seed)
+        self.runner.policies, self.runner.mapping_fn, _ = structure
+        return self.runner.play_episodes(num_episodes, explore, seed)
 
     def close(self) -> None:
-        for env in self.envs:
-            env.close()
+        self.runner.close()
 
 
 def concat_rollouts(parts: list[Rollout]) -> Rollout:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ import ray
 
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.distributed import ray_init
-from rlarena.envs.registry import register_env, resolve_registered
+from rlarena.envs.registry import register_env, registered_creators
 from rlarena.errors import ConfigError, TrainingError, notice
 from rlarena.train.progress import Reporter
-from rlarena.train.results import TrialResult, load_trial
+from rlarena.train.results import TrialResult
 from rlarena.train.trial import RESUMABLE, Options, StopFlag, Trial, TrialHost, run_trial
 
 POLL_S = 0.25  # how often the driver collects the trials' output and start requests
@@ -152,15 +152,6 @@ def connect(address: bool | str, config: AlgorithmConfig, cpus: float) -> bool:
     return True
 
 
-def _registered_envs(configs: dict[str, AlgorithmConfig]) -> dict[str, Any]:
-    """register_env names the trials use -> their creators (an actor's process has no registrations)."""
-    envs = {}
-    for config in configs.values():
-        if isinstance(config.env, str) and resolve_registered(config.env) is not config.env:
-            envs[config.env] = resolve_registered(config.env)
-    return envs
-
-
 def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], configs: dict[str, AlgorithmConfig],
                opts: Options, reporter: Reporter, interrupt: StopFlag,
                ) -> tuple[list[TrialResult], list[BaseException], bool]:
@@ -169,7 +160,7 @@ def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], 
     needs = {t.trial_id: trial_cpus(configs[t.trial_id]) for t in trials}
     todo = [t for t in trials if t.status in RESUMABLE]
     if not todo:  # a finished run, resumed: nothing to start Ray for
-        return [load_trial(experiment.path, asdict(t), opts.score_attribute, opts.score_order) for t in trials], [], False
+        return [opts.load_result(experiment.path, t) for t in trials], [], False
     started_here = connect(address, next(iter(configs.values())), max(needs[t.trial_id] for t in todo))
     try:
         total = ray.cluster_resources().get("CPU", 0.0)
@@ -189,8 +180,7 @@ def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], 
     finally:
         if started_here:
             ray.shutdown()
-    results = [driver.results.get(t.trial_id) or load_trial(experiment.path, asdict(t), opts.score_attribute,
-                                                            opts.score_order) for t in trials]
+    results = [driver.results.get(t.trial_id) or opts.load_result(experiment.path, t) for t in trials]
     return results, list(driver.errors.values()), interrupt.requested
 
 
@@ -199,7 +189,7 @@ class _Driver:
                  reporter: Reporter, interrupt: StopFlag, needs: dict[str, float], total: float):
         self.experiment, self.configs, self.opts = experiment, configs, opts
         self.reporter, self.interrupt, self.needs, self.total = reporter, interrupt, needs, total
-        self.envs = _registered_envs(configs)
+        self.envs = registered_creators([c.env for c in configs.values() if isinstance(c.env, str)])
         self.actor_class = ray.remote(TrialActor).options(num_cpus=1, max_concurrency=4)
         self.running: dict[Any, _Running] = {}  # ObjectRef of run() -> the trial
         self.results: dict[str, TrialResult] = {}  # of the trials run here, by trial id
@@ -289,7 +279,7 @@ class _Driver:
         if isinstance(error, ConfigError):
             raise error
         if result is None:
-            result = load_trial(self.experiment.path, asdict(trial), self.opts.score_attribute, self.opts.score_order)
+            result = self.opts.load_result(self.experiment.path, trial)
         self.results[trial.trial_id] = result
         if error is not None:
             self.errors[trial.trial_id] = error

@@ -38,7 +38,7 @@ from ray import tune
 
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.distributed import ray_init
-from rlarena.envs.registry import register_env, registered_envs, resolve_registered
+from rlarena.envs.registry import register_env, registered_creators
 from rlarena.errors import CheckpointError
 from rlarena.train.loggers import json_default
 from rlarena.tune.experiment import algorithm_class, config_from_dict
@@ -113,10 +113,6 @@ def make_trainable(algorithm: Any, *, ray_address: str | None = None) -> type[Al
     <name>_<id>), connecting to Ray first (see the module's docstring)."""
     algo_cls = algorithm_class(algorithm)
     ray_init(ray_address)
-    envs = {}
-    for name in registered_envs():
-        creator = resolve_registered(name)
-        if creator is not name:
-            envs[name] = creator
+    envs = registered_creators()
     return type(algo_cls.__name__, (AlgorithmTrainable,), {"spec": TrainableSpec(algo_cls, envs), "__module__": __name__,
                                                            "__doc__": f"{algo_cls.__name__} as a Ray Tune trainable."})

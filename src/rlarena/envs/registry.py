@@ -149,6 +149,17 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
                    f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
 
 
+def registered_creators(names: list[str] | None = None) -> dict[str, EnvCreator]:
+    """register_env names (all, or those of `names` that are registered) -> their creators: what a
+    new process (a Ray actor) registers again to know them."""
+    out = {}
+    for name in registered_envs() if names is None else names:
+        creator = resolve_registered(name)
+        if creator is not name:
+            out[name] = creator
+    return out
+
+
 def _takes_config(env_class: type) -> bool:
     """Whether the class's constructor asks for the env config (RLlib's `__init__(self, config)`):
     its first parameter is required or named config/env_config. Such a class gets its EnvContext

@@ -41,14 +41,16 @@ def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Po
 def make_multi_agent_env_runner(config: AlgorithmConfig, policies: dict[str, Policy], mapping_fn: Callable[..., str],
                                 policies_to_train: list[str], seed: int | None, env_name: str, worker_index: int = 0,
                                 num_envs: int | None = None, first_env: Any = None, callbacks: Any = None,
-                                algorithm: Any = None, episode_ids: Iterator[int] | None = None
-                                ) -> MultiAgentEnvRunner:
+                                algorithm: Any = None, episode_ids: Iterator[int] | None = None,
+                                num_workers: int | None = None) -> MultiAgentEnvRunner:
     """A multi-agent runner over num_envs (default num_envs_per_env_runner) env copies, the first one
-    `first_env` when given (the env the spaces were probed from)."""
+    `first_env` when given (the env the spaces were probed from). num_workers: the size of the
+    runner's group (default num_env_runners; evaluation runners: evaluation_num_env_runners)."""
     creator = make_env_creator(config.env)
     envs = [] if first_env is None else [first_env]
+    workers = config.num_env_runners if num_workers is None else num_workers
     envs += [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
-                                               num_workers=config.num_env_runners, vector_index=k,
+                                               num_workers=workers, vector_index=k,
                                                remote=worker_index > 0)))
              for k in range(len(envs), num_envs or config.num_envs_per_env_runner)]
     return MultiAgentEnvRunner(envs, policies, mapping_fn, set(policies_to_train), config.fragment_length, seed,

@@ -37,7 +37,7 @@ from rlarena.refs import Trust
 from rlarena.train.checkpoints import CheckpointManager
 from rlarena.train.loggers import write_json_atomic
 from rlarena.train.progress import Reporter
-from rlarena.train.results import STATE_FILE, Results, TrialResult, load_trial, read_state
+from rlarena.train.results import STATE_FILE, Results, TrialResult, read_state
 from rlarena.train.search import generate_variants, variant_tag
 from rlarena.train.stop import EVAL_PREFIX, Stopper, StopSpec, eval_key_error
 from rlarena.train.trial import RESUMABLE, Options, StopFlag, Trial, needed_keys, params_text, run_trial
@@ -282,7 +282,7 @@ def _run_here(experiment: _Experiment, configs: dict[str, AlgorithmConfig], opts
     results: list[TrialResult] = []
     for trial in experiment.trials:
         if trial.status not in RESUMABLE or interrupted:
-            results.append(load_trial(experiment.path, asdict(trial), opts.score_attribute, opts.score_order))
+            results.append(opts.load_result(experiment.path, trial))
             continue
         result, exc = run_trial(trial, configs[trial.trial_id], experiment, opts, reporter, interrupt)
         results.append(result)

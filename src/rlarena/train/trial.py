@@ -10,7 +10,7 @@ written by the process that owns it: this one locally, the driver on Ray.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from rlarena.train.checkpoints import CheckpointManager
 from rlarena.train.loggers import PARAMS_FILE, TrialLogger, read_results
 from rlarena.train.plot import plot_trial
 from rlarena.train.progress import Reporter
-from rlarena.train.results import TrialResult
+from rlarena.train.results import TrialResult, load_trial
 from rlarena.train.stop import Stopper, StopSpec, key_due, missing_key_error
 
 RESUMABLE = ("PENDING", "RUNNING", "INTERRUPTED", "ERROR")
@@ -48,6 +48,10 @@ class Options:
     tensorboard: bool
     plot: bool
     trust: Trust  # what resumed checkpoints may name: the config's own objects, trusted modules
+
+    def load_result(self, path: Path, trial: Trial) -> TrialResult:
+        """The results a trial left in experiment `path`, ranked by these options."""
+        return load_trial(path, asdict(trial), self.score_attribute, self.score_order)
 
 
 class StopFlag:
