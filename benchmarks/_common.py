@@ -93,8 +93,8 @@ def load_tuned(path: str | Path) -> dict[str, Any]:
     for key in ("algo", "env", "config"):
         if key not in spec:
             raise SystemExit(f"{path}: missing top-level key {key!r} (expected algo, env, config, stop)")
-    if spec["algo"] != "PPO":
-        raise SystemExit(f"{path}: algo {spec['algo']!r} is not supported by this benchmark (PPO only)")
+    if spec["algo"] not in ("PPO", "APPO", "IMPALA"):
+        raise SystemExit(f"{path}: algo {spec['algo']!r} is not supported by this benchmark (PPO, APPO, IMPALA)")
     spec["path"] = str(path)
     return spec
 
@@ -116,8 +116,9 @@ def rlarena_from_sb3(env_id: str, hp: dict[str, Any], seed: int, threads: int):
 
 
 def build_from_tuned(spec: dict[str, Any], seed: int, overrides: dict[str, Any] | None = None):
-    from rlarena import PPOConfig
-    cfg = PPOConfig().environment(spec["env"]).update_from_dict({**spec["config"], **(overrides or {})})
+    from rlarena.algorithms import get_algorithm_class
+    config_class = get_algorithm_class(spec["algo"]).config_class
+    cfg = config_class().environment(spec["env"]).update_from_dict({**spec["config"], **(overrides or {})})
     # the harness evaluates on its own schedule, with the training clock paused
     return cfg.evaluation(evaluation_interval=None).debugging(seed=seed).build()
 
@@ -160,10 +161,14 @@ def run_rlarena(build, seed: int, schedule, max_steps: int, threshold: float) ->
         while steps < max_steps:
             t0 = time.perf_counter()
             result = algo.train()
-            train_s += time.perf_counter() - t0
             steps = result["num_env_steps_sampled_lifetime"]
             iters += 1
-            if due(iters, steps) or steps >= max_steps:
+            evaluate = due(iters, steps) or steps >= max_steps
+            if evaluate and algo.async_sampler is not None:
+                # runners sampling while the learner learns get no free time while the clock is paused
+                algo.async_sampler.wait_idle()
+            train_s += time.perf_counter() - t0
+            if evaluate:
                 last_eval = algo.evaluate()["episode_return_mean"]
                 evals += 1
                 if last_eval >= threshold:

@@ -142,7 +142,7 @@ def test_rllib_1x_multiagent_dict_config_trains():
     ({"n_step": 3}, "'n_step' is an option of DQN, SAC, TD3 and DDPG"),
     ({"Q_model": {}}, "Q_model={} is not available: rlarena's SAC builds both networks from model="),
     ({"optimization": {"actor_learning_rate": 3e-4}}, "takes actor_lr, critic_lr and alpha_lr"),
-    ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO, which rlarena does not have yet"),
+    ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO; PPOConfig cannot use it"),
     ({"horizon": 200}, "horizon=200 is not available: episodes are cut by the env itself"),
     ({"no_done_at_end": True}, "no_done_at_end=True is not available"),
     ({"kl_coeff": 0.2}, "kl_coeff=0.2 is not available: rlarena's PPO has no KL penalty"),
@@ -227,10 +227,10 @@ def test_rllib_file_starts_with_cli(tmp_path, path):
 
 
 # a tuned-example file (RLlib's format) for an algorithm rlarena does not have yet
-CARTPOLE_APPO = """\
-cartpole-appo:
+CARTPOLE_R2D2 = """\
+cartpole-r2d2:
     env: CartPole-v1
-    run: APPO
+    run: R2D2
     stop:
         sampler_results/episode_reward_mean: 150
         timesteps_total: 200000
@@ -241,11 +241,12 @@ cartpole-appo:
 
 
 def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
-    (tmp_path / "cartpole-appo.yaml").write_text(CARTPOLE_APPO)
-    proc = cli("train", "-f", "cartpole-appo.yaml", cwd=tmp_path, check=False)
+    (tmp_path / "cartpole-r2d2.yaml").write_text(CARTPOLE_R2D2)
+    proc = cli("train", "-f", "cartpole-r2d2.yaml", cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: APPO is one of RLlib's algorithms that rlarena does not have yet. " \
-                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, CQL."
+    assert proc.stderr.strip() == "error: R2D2 is one of RLlib's algorithms that rlarena does not have yet. " \
+                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, " \
+                                  "CQL, IMPALA, APPO."
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):
         get_algorithm_class("PPOO")
 

@@ -244,7 +244,7 @@ def test_unsupported_arguments_are_one_clear_line(tmp_path: Path, kwargs: dict, 
 
 def test_unsupported_trainables_and_configs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not have yet|Unknown algorithm"):
-        tune.run("APPO", config={"env": "Pendulum-v1"}, storage_path=str(tmp_path))
+        tune.run("R2D2", config={"env": "Pendulum-v1"}, storage_path=str(tmp_path))
     with pytest.raises(ConfigError, match="function and class trainables of your own need Ray Tune"):
         tune.run(lambda config: None, config={}, storage_path=str(tmp_path))
     with pytest.raises(ConfigError, match=r"TuneConfig\(scheduler=...\)"):

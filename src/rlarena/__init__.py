@@ -9,6 +9,7 @@ from rlarena._version import __version__
 
 __all__ = [
     "A2C",
+    "APPO",
     "ARS",
     "BC",
     "CQL",
@@ -20,6 +21,7 @@ __all__ = [
     "SAC",
     "TD3",
     "A2CConfig",
+    "APPOConfig",
     "ARSConfig",
     "Algorithm",
     "AlgorithmConfig",
@@ -34,6 +36,8 @@ __all__ = [
     "DQNConfig",
     "ESConfig",
     "EnvError",
+    "IMPALA",
+    "IMPALAConfig",
     "Episode",
     "LinTS",
     "LinTSConfig",
@@ -75,7 +79,8 @@ __all__ = [
 _ALGORITHM_NAMES = ("Algorithm", "AlgorithmConfig", "PPO", "PPOConfig", "PPOTrainer", "A2C", "A2CConfig", "DQN",
                     "DQNConfig", "SAC", "SACConfig", "TD3", "TD3Config", "DDPG", "DDPGConfig", "AlphaZero",
                     "AlphaZeroConfig", "LinUCB", "LinUCBConfig", "LinTS", "LinTSConfig", "ES", "ESConfig", "ARS",
-                    "ARSConfig", "BC", "BCConfig", "MARWIL", "MARWILConfig", "CQL", "CQLConfig")
+                    "ARSConfig", "BC", "BCConfig", "MARWIL", "MARWILConfig", "CQL", "CQLConfig", "IMPALA",
+                    "IMPALAConfig", "APPO", "APPOConfig")
 _LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
          "Callbacks": "rlarena.callbacks", "register_env": "rlarena.envs",
          "check_env": "rlarena.envs.checker", "MultiAgentEnv": "rlarena.envs.multi_agent",

@@ -3,11 +3,13 @@
 from rlarena.algorithms.a2c import A2C, A2CConfig
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.alphazero import AlphaZero, AlphaZeroConfig
+from rlarena.algorithms.appo import APPO, APPOConfig
 from rlarena.algorithms.bandits import LinTS, LinTSConfig, LinUCB, LinUCBConfig
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.cql import CQL, CQLConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
+from rlarena.algorithms.impala import IMPALA, IMPALAConfig
 from rlarena.algorithms.marwil import BC, MARWIL, BCConfig, MARWILConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.algorithms.sac import SAC, SACConfig
@@ -17,12 +19,11 @@ from rlarena.errors import ConfigError, closest
 # The one table where algorithm names become classes (checkpoints and the CLI use it).
 ALGORITHMS: dict[str, type[Algorithm]] = {"PPO": PPO, "A2C": A2C, "DQN": DQN, "SAC": SAC, "TD3": TD3, "DDPG": DDPG,
                                           "AlphaZero": AlphaZero, "LinUCB": LinUCB, "LinTS": LinTS, "ES": ES, "ARS": ARS,
-                                          "BC": BC, "MARWIL": MARWIL, "CQL": CQL}
+                                          "BC": BC, "MARWIL": MARWIL, "CQL": CQL, "IMPALA": IMPALA, "APPO": APPO}
 
 
 # RLlib's algorithms (`run:` in its tuned-example files, `--run` on its command line) that rlarena lacks
-RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "APPO", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT",
-              "IMPALA", "MADDPG", "MAML", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
+RLLIB_ONLY = ("A3C", "APEX", "APEX_DDPG", "CRR", "DDPPO", "Dreamer", "DreamerV3", "DT", "MADDPG", "MAML", "MBMPO", "PG", "QMIX", "R2D2", "Rainbow",
               "SimpleQ", "SlateQ")
 
 
@@ -44,17 +45,20 @@ def get_algorithm_class(name: str) -> type[Algorithm]:
 __all__ = [
     "A2C",
     "ALGORITHMS",
+    "APPO",
     "ARS",
     "BC",
     "CQL",
     "DDPG",
     "DQN",
     "ES",
+    "IMPALA",
     "MARWIL",
     "PPO",
     "SAC",
     "TD3",
     "A2CConfig",
+    "APPOConfig",
     "ARSConfig",
     "Algorithm",
     "AlgorithmConfig",
@@ -65,6 +69,7 @@ __all__ = [
     "DDPGConfig",
     "DQNConfig",
     "ESConfig",
+    "IMPALAConfig",
     "LinTS",
     "LinTSConfig",
     "LinUCB",

@@ -7,6 +7,7 @@ workers/env_runner_group, stop().
 
 from __future__ import annotations
 
+import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -42,8 +43,8 @@ from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStat
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
-from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner
-from rlarena.rollout.runner import EnvRunner, EpisodeStats, episode_summary, evaluate_episodes
+from rlarena.rollout.factory import EPISODE_ID_STRIDE, make_env_runner, make_multi_agent_env_runner
+from rlarena.rollout.runner import EnvRunner, EpisodeStats, Sample, episode_summary, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
@@ -202,6 +203,9 @@ class Algorithm(ABC):
     # whether num_env_runners > 0 samples on remote Ray env runners (rlarena.distributed); the config
     # refuses it for the others
     samples_on_ray: ClassVar[bool] = False
+    # whether it can sample while it learns (sample_async: rlarena.rollout.async_sampling); the config
+    # refuses sample_async for the others
+    samples_async: ClassVar[bool] = False
     # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
     # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
     data_mode: ClassVar[str] = "sample"
@@ -209,6 +213,10 @@ class Algorithm(ABC):
     # (num_env_runners > 0) and evaluation (evaluation_num_env_runners > 0); None: this process
     remote_runners: RemoteEnvRunnerGroup | None = None
     remote_eval: RemoteEvalRunnerGroup | None = None
+    # with sample_async: the runners sampling while this process learns (made at the first sample), and
+    # what the last sample() saw (policy_lag, num_fragments), reported with the results
+    async_sampler: Any = None
+    async_stats: ClassVar[dict[str, float]] = {}
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
@@ -273,14 +281,16 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        if config.num_env_runners > 0 and self.callbacks is not None and any(
+        elsewhere = config.num_env_runners > 0 or config.sample_async
+        if elsewhere and self.callbacks is not None and any(
                 getattr(type(self.callbacks), hook) is not getattr(Callbacks, hook)
                 for hook in ("on_episode_start", "on_episode_step")):
             probe.close()
-            raise ConfigError(f"num_env_runners={config.num_env_runners}: {type(self.callbacks).__name__} overrides "
-                              f"on_episode_start or on_episode_step, which run beside the env, in this process only. "
-                              f"With remote env runners, on_episode_end is called here with each finished episode; "
-                              f"move the work there, or set num_env_runners=0.")
+            what = (f"num_env_runners={config.num_env_runners}" if config.num_env_runners > 0 else "sample_async=True")
+            raise ConfigError(f"{what}: {type(self.callbacks).__name__} overrides on_episode_start or "
+                              f"on_episode_step, which run beside the env, in this process only. With runners "
+                              f"elsewhere, on_episode_end is called here with each finished episode; move the work "
+                              f"there, or set num_env_runners=0 and sample_async=False.")
         if self.is_multi_agent:
             self._setup_multi_agent(probe)
         else:
@@ -295,7 +305,7 @@ class Algorithm(ABC):
 
             self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = make_env_runner(
                 config, add_policy, _seed_for(config.seed, 2), self.env_name,
-                num_envs=1 if config.num_env_runners > 0 else None)
+                num_envs=1 if elsewhere else None)
             self.env = self.runner.env
             self.policies_to_train = [DEFAULT_POLICY_ID]
             if config.num_env_runners > 0:
@@ -371,10 +381,11 @@ class Algorithm(ABC):
             self._add_policy_object(pid, spec)
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
                                       else [p for p, pol in self.policies.items() if isinstance(pol, TrainablePolicy)])
-        # with remote runners this process's runner never samples: the probe env is enough
+        # with runners elsewhere this process's runner never samples: the probe env is enough
+        elsewhere = cfg.num_env_runners > 0 or cfg.sample_async
         self.runner = make_multi_agent_env_runner(cfg, self.policies, self.mapping_fn, self.policies_to_train,
                                                   _seed_for(cfg.seed, 2), self.env_name, first_env=probe,
-                                                  num_envs=1 if cfg.num_env_runners > 0 else None,
+                                                  num_envs=1 if elsewhere else None,
                                                   callbacks=self.callbacks, algorithm=self)
         if cfg.num_env_runners > 0:
             module = self._ray_module("num_env_runners", cfg.num_env_runners)
@@ -429,10 +440,13 @@ class Algorithm(ABC):
         """One fragment from the env runner(s): {policy id: Rollout} for the policies in training.
         Local or remote, the runners keep one contract (rlarena.rollout.runner.Sample): the batches,
         the env steps, and the finished episodes, which this algorithm's episode_stats count."""
-        if self.remote_runners is None:
+        if self.config.sample_async:
+            sample = self._sample_async()
+        elif self.remote_runners is None:
             sample = self.runner.sample()
         else:  # this process's runner holds the policies: their weights and filter states go out
             sample = self.remote_runners.sample(self.runner.get_state())
+        if self.config.sample_async or self.remote_runners is not None:
             self._merge_filters(sample.batches)
             if self.is_multi_agent and self.callbacks is not None:  # finished there: their hook runs here
                 for episode in sample.episodes:
@@ -448,6 +462,64 @@ class Algorithm(ABC):
             call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
                       worker=self.runner, env_runner=self.runner)
         return batches
+
+    # -- sampling while learning (sample_async) ------------------------------------------------
+    def _sample_async(self) -> Sample:
+        """The fragments the async runners have ready, at least train_batch_size env steps, side by
+        side; the runners start at the first call (forked from this process as it is then)."""
+        from rlarena.rollout.async_sampling import fragments_sample, policy_lag
+        sampler, signature = self.async_sampler, self._structure_signature()
+        if sampler is None:
+            self.async_sampler = sampler = self._make_async_sampler()
+            self._async_signature = signature
+        elif signature != self._async_signature:  # a policy added or removed, the mapping replaced
+            sampler.reset(self.runner.get_state())
+            self._async_signature = signature
+        fragments = sampler.poll(self.config.train_batch_size)
+        self.async_stats = {"policy_lag": policy_lag(fragments, sampler.version), "num_fragments": len(fragments)}
+        return fragments_sample(fragments)
+
+    def broadcast_weights(self) -> None:
+        """Send the async runners this process's weights, filter states and exploration (get_state()
+        of its runner), which they sample with from their next fragment on."""
+        if self.async_sampler is not None:
+            self.async_sampler.broadcast(self.runner.get_state())
+
+    def _structure_signature(self) -> Any:
+        if not self.is_multi_agent:
+            return None
+        return (tuple((pid, id(p)) for pid, p in self.policies.items()), id(self.runner.mapping_fn),
+                tuple(self.policies_to_train))
+
+    def _make_async_sampler(self) -> Any:
+        """Local worker processes (num_sampling_processes), or the num_env_runners Ray actors."""
+        cfg = self.config
+        if self.remote_runners is not None:
+            return self._ray_module("num_env_runners", cfg.num_env_runners).AsyncRemoteSampler(
+                self.remote_runners, self.runner.get_state())
+        from rlarena.rollout.async_sampling import AsyncSampler
+        return AsyncSampler(cfg, self.env_name, cfg.num_sampling_processes, self._build_runner,
+                            self._runner_policies, self.runner.get_state())
+
+    def _build_runner(self, worker_index: int, restarts: int) -> EnvRunner | MultiAgentEnvRunner:
+        """Runner `worker_index` of the sampling processes, built in the forked process (its copies of
+        this algorithm's policies), its envs and actions seeded as remote runners' are."""
+        cfg, workers = self.config, self.config.num_samplers
+        env_seed, action_seed = _worker_seed(cfg.seed, 2, worker_index, restarts), _worker_seed(cfg.seed, 6, worker_index, restarts)
+        for k, policy in enumerate(self.policies.values()):  # each runner explores with its own random stream
+            if hasattr(policy, "rng"):
+                policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
+        if not self.is_multi_agent:
+            policy = self.policies[DEFAULT_POLICY_ID]
+            return make_env_runner(cfg, lambda *spaces: policy, env_seed, self.env_name, worker_index,
+                                   num_workers=workers)
+        return make_multi_agent_env_runner(cfg, dict(self.policies), self.runner.mapping_fn, self.policies_to_train,
+                                           env_seed, self.env_name, worker_index, num_workers=workers,
+                                           episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+
+    @staticmethod
+    def _runner_policies(runner: EnvRunner | MultiAgentEnvRunner) -> dict[str, Policy]:
+        return {runner.policy_id: runner.policy} if isinstance(runner, EnvRunner) else runner.policies
 
     def _merge_filters(self, batches: dict[str, Rollout]) -> None:
         """MeanStdFilter with remote runners: each policy's filter learns from every runner's
@@ -479,7 +551,7 @@ class Algorithm(ABC):
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                              "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
                              "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                             **self._runner_health(), **learner_stats})
+                             **self._runner_health(), **self.async_stats, **learner_stats})
         result.update(_with_aliases(result))
         result["hist_stats"] = hist_stats  # RLlib's per-episode lists
         result["config"] = self.config.to_dict()  # RLlib's results carry the config (tutorials `del` it)
@@ -493,7 +565,7 @@ class Algorithm(ABC):
 
     def _runner_health(self) -> dict[str, int]:
         """RLlib's num_healthy_env_runners and num_env_runner_restarts (0 and 0 when sampling here)."""
-        group = self.remote_runners
+        group = self.remote_runners or self.async_sampler
         return {"num_healthy_env_runners": 0 if group is None else group.num_healthy,
                 "num_env_runner_restarts": 0 if group is None else group.restarts}
 
@@ -877,6 +949,8 @@ class Algorithm(ABC):
             raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
         # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
         self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))
+        if self.async_sampler is not None:  # the runners start again from these weights (calls under way end first)
+            self.async_sampler.reset(self.runner.get_state())
         if self.remote_runners is not None:
             self.remote_runners.reset(lambda i: _seed_for(self.config.seed, 2, self.iteration, i))
 
@@ -885,9 +959,10 @@ class Algorithm(ABC):
         """Close the envs, kill the remote env runners (and write what the recorder holds)."""
         if self.recorder is not None:
             self.recorder.close()
-        for group in (self.remote_runners, self.remote_eval):
+        for group in (self.async_sampler, self.remote_runners, self.remote_eval):
             if group is not None:
                 group.stop()
+        self.async_sampler = None
         if self.env is not None:
             self.env.close()
         elif isinstance(self.runner, MultiAgentEnvRunner):

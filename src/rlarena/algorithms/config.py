@@ -67,6 +67,11 @@ class AlgorithmConfig:
     num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
     sample_timeout_s: float | None = option(60.0, "env_runners")  # a remote runner's fragment later than this: failed
+    # sample while the learner updates (rlarena.rollout.async_sampling): in num_sampling_processes local
+    # worker processes, or on the num_env_runners Ray actors when > 0; IMPALA and APPO default to True
+    sample_async: bool = option(False, "env_runners")
+    num_sampling_processes: int = option(1, "env_runners")  # local worker processes with sample_async
+    max_requests_in_flight_per_env_runner: int = option(1, "env_runners")  # fragments a runner samples ahead (RLlib's)
     # .training() (shared by all algorithms; RLlib's AlgorithmConfig defaults, algorithms redeclare theirs)
     lr: float = option(1e-3, "training")
     lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
@@ -242,6 +247,11 @@ class AlgorithmConfig:
         self._check("num_cpus_per_env_runner", self.num_cpus_per_env_runner >= 0, "must be >= 0")
         if self.num_env_runners > 0:
             self._check_remote_sampling()
+        if self.sample_async:
+            self._check_async_sampling()
+        self._check("num_sampling_processes", self.num_sampling_processes >= 1, "must be >= 1")
+        self._check("max_requests_in_flight_per_env_runner", self.max_requests_in_flight_per_env_runner >= 1,
+                    "must be >= 1")
         self._check("sample_timeout_s", self.sample_timeout_s is None or self.sample_timeout_s > 0,
                     "must be > 0 seconds, or None (wait forever)")
         self._check("max_num_env_runner_restarts", self.max_num_env_runner_restarts >= 0, "must be >= 0")
@@ -299,6 +309,23 @@ class AlgorithmConfig:
         if self.output is not None:
             raise ConfigError(f"offline_data(output=...) with num_env_runners={self.num_env_runners}: recording "
                               f"from remote env runners is not available yet. Record with num_env_runners=0.")
+
+    def _check_async_sampling(self) -> None:
+        name = getattr(self.algo_class, "__name__", type(self).__name__)
+        if not getattr(self.algo_class, "samples_async", False):
+            raise ConfigError(f"Invalid sample_async=True: {name} samples and learns in turn (sampling while the "
+                              f"learner updates is for IMPALA, APPO, PPO and A2C). Set sample_async=False.")
+        if self.output is not None:
+            raise ConfigError("offline_data(output=...) with sample_async=True: recording from sampling processes "
+                              "is not available yet. Record with sample_async=False.")
+
+    @property
+    def num_samplers(self) -> int:
+        """How many runners fill one train batch: the Ray env runners, else the sampling processes
+        (sample_async), else this process's runner."""
+        if self.num_env_runners > 0:
+            return self.num_env_runners
+        return self.num_sampling_processes if self.sample_async else 1
 
     def _check_types(self) -> None:
         """Each option against its declared annotation and each model option against MODEL_TYPES;

@@ -177,7 +177,7 @@ def translate(options: dict[str, Any], valid: Any, current: Callable[[str], Any]
             _ignore(key, value, IGNORED[key], NO_EQUIVALENT)
         elif key in OTHER_ALGORITHMS:
             algos = OTHER_ALGORITHMS[key]
-            lacking = "" if algos.startswith(("DQN", "SAC", "DDPG")) else ", which rlarena does not have yet"
+            lacking = "" if algos.startswith(("DQN", "SAC", "DDPG", "IMPALA")) else ", which rlarena does not have yet"
             raise ConfigError(f"{key!r} is an option of {algos}{lacking}; {owner} cannot use it. Available "
                               f"algorithms: see `rlarena list algos`.")
         elif key in NO_EQUIVALENT:

@@ -30,18 +30,20 @@ class OnPolicyConfig(AlgorithmConfig):
     entropy_coeff: float = option(0.0, "training")
     vf_loss_coeff: float = option(0.5, "training")
     normalize_advantages: bool = option(False, "training")  # standardize advantages over the train batch
+    broadcast_interval: int = option(1, "training")  # with sample_async: updates between weight broadcasts (RLlib's)
 
     @property
     def fragment_length(self) -> int:
         """Steps per env per iteration: rollout_fragment_length, or train_batch_size / num_envs rounded up."""
         if self.rollout_fragment_length != "auto":
             return int(self.rollout_fragment_length)
-        return math.ceil(self.train_batch_size / (self.num_envs_per_env_runner * max(1, self.num_env_runners)))
+        return math.ceil(self.train_batch_size / (self.num_envs_per_env_runner * self.num_samplers))
 
     def validate(self) -> None:
         super().validate()
         self._check("lambda_", 0 <= self.lambda_ <= 1, "must be in [0, 1]")
         self._check("vf_loss_coeff", self.vf_loss_coeff >= 0, "must be >= 0")
+        self._check("broadcast_interval", self.broadcast_interval >= 1, "must be >= 1")
 
 
 def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -80,14 +82,19 @@ def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, la
                   normalize_advantages: bool) -> OnPolicyBatch:
     """Old log-probs and values for the whole fragment in one batched forward (the runner only
     sampled actions; values[T] is V(obs after the last step), the bootstrap), GAE over [T, N], then
-    the valid steps only: autoreset-only steps and padding are dropped."""
+    the valid steps only: autoreset-only steps and padding are dropped. A fragment sampled while the
+    learner moved on (sample_async) brings the log-probs of the weights that sampled it: those are
+    the old log-probs then, so the PPO ratio corrects for the policy lag."""
     T, N = batch.rewards.shape
     obs = torch.from_numpy(batch.obs)  # [T+1, N, D]
     actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
     mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
     with torch.no_grad():
         dist_inputs, values = model(obs.reshape((T + 1) * N, -1))
-        logp_old, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)
+        if batch.behaviour_logp is not None:
+            logp_old = torch.from_numpy(batch.behaviour_logp.reshape(T * N))
+        else:
+            logp_old, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)
     values_np = values.numpy().reshape(T + 1, N)
     adv, returns = compute_gae(batch.rewards, values_np[:-1], batch.terminated, batch.truncated,
                                values_np[1:], gamma, lam)
@@ -113,9 +120,11 @@ class OnPolicyAlgorithm(Algorithm):
 
     config: OnPolicyConfig
     samples_on_ray = True  # its update reads one [T, N] fragment, however many runners filled it
+    samples_async = True
 
     def setup(self) -> None:
         self.flats: dict[str, FlatParameters] = {}
+        self.num_updates = 0  # training steps, for broadcast_interval
 
     def setup_policy(self, policy_id: str) -> None:
         self.flats[policy_id] = FlatParameters(self.policies[policy_id].model)  # type: ignore[attr-defined]
@@ -138,6 +147,9 @@ class OnPolicyAlgorithm(Algorithm):
                 continue
             stats = self.update_policy(pid, batches[pid])
             out.update({f"learner/{pid}/{k}": v for k, v in stats.items()} if self.is_multi_agent else stats)
+        self.num_updates += 1
+        if self.config.sample_async and self.num_updates % self.config.broadcast_interval == 0:
+            self.broadcast_weights()
         return out
 
     def check_finite(self, loss: torch.Tensor, batch: Rollout, policy_id: str, lr: float) -> None:

@@ -29,13 +29,16 @@ class VTrace:
 def vtrace(behaviour_logp: np.ndarray, target_logp: np.ndarray, rewards: np.ndarray, values: np.ndarray,
            bootstrap_value: np.ndarray, discounts: np.ndarray, clip_rho_threshold: float | None = 1.0,
            clip_pg_rho_threshold: float | None = 1.0, clip_c_threshold: float | None = 1.0,
-           lambda_: float = 1.0) -> VTrace:
+           lambda_: float = 1.0, valid: np.ndarray | None = None) -> VTrace:
     """V-trace targets for a time-major fragment.
 
     behaviour_logp, target_logp: [T, ...] log-probs of the taken actions under the policy that sampled
     them and under the one learning; rewards, values: [T, ...]; bootstrap_value: [...] V(x_T);
     discounts: [T, ...] gamma * (1 - terminated_t). A threshold of None does not clip (RLlib's
     vtrace_clip_rho_threshold, vtrace_clip_pg_rho_threshold; c is clipped at 1 as in the paper).
+    valid: [T, ...] bool, False on the steps that only reset an env (the next-step autoreset layout
+    of rlarena.rollout.storage.Rollout): there v_t = V(x_t), so the step before, an episode's
+    truncation, bootstraps from the value of its final observation, and nothing flows across.
     """
     rhos = np.exp(np.asarray(target_logp, np.float64) - np.asarray(behaviour_logp, np.float64))
     clipped_rhos = rhos if clip_rho_threshold is None else np.minimum(clip_rho_threshold, rhos)
@@ -45,10 +48,14 @@ def vtrace(behaviour_logp: np.ndarray, target_logp: np.ndarray, rewards: np.ndar
     bootstrap = np.asarray(bootstrap_value, np.float64)
     next_values = np.concatenate([values[1:], bootstrap[None]], axis=0)
     deltas = clipped_rhos * (np.asarray(rewards, np.float64) + discounts * next_values - values)
+    decay = discounts * cs
+    if valid is not None:
+        deltas = np.where(valid, deltas, 0.0)
+        decay = np.where(valid, decay, 0.0)
     corrections = np.zeros_like(values)  # v_t - V(x_t), from the end backwards
     acc = np.zeros_like(bootstrap)
     for t in range(len(values) - 1, -1, -1):
-        acc = deltas[t] + discounts[t] * cs[t] * acc
+        acc = deltas[t] + decay[t] * acc
         corrections[t] = acc
     vs = values + corrections
     next_vs = np.concatenate([vs[1:], bootstrap[None]], axis=0)

@@ -30,9 +30,10 @@ from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import EnvError, notice
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
-from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner
+from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp
+from rlarena.rollout.factory import EPISODE_ID_STRIDE, make_env_runner, make_multi_agent_env_runner
 from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
-from rlarena.rollout.storage import Rollout
+from rlarena.rollout.storage import Rollout, concat_rollouts
 
 if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way round
     from rlarena.algorithms.config import AlgorithmConfig
@@ -51,6 +52,16 @@ class _RunnerActor:
         self.runner.set_state(state)
         return self.runner.sample()
 
+    def sample_async(self, state: dict[str, dict[str, np.ndarray]], version: int) -> tuple[int, Sample]:
+        """sample() for a learner that moved on meanwhile (sample_async): the fragment comes back with
+        the version of the weights that sampled it and their log-probs of its actions."""
+        self.runner.set_state(state)
+        sample = self.runner.sample()
+        policies = ({self.runner.policy_id: self.runner.policy} if isinstance(self.runner, EnvRunner)
+                    else self.runner.policies)
+        behaviour_logp(policies, sample)
+        return version, sample
+
     def reset(self, seed: int | None) -> None:
         """Start fresh episodes (after the driver restored a checkpoint), forgetting the unfinished ones."""
         self.runner.reset(seed)
@@ -67,11 +78,6 @@ class RemoteEnvRunner(_RunnerActor):
                  env_name: str):
         torch.set_num_threads(config.num_torch_threads)
         self.runner = make_env_runner(config, lambda *spaces: policy, env_seed, env_name, worker_index)
-
-
-# remote multi-agent runner i numbers its episodes from i * EPISODE_ID_STRIDE: ids stay unique across
-# runners (the league's seat and opponent choice reads them)
-EPISODE_ID_STRIDE = 10**12
 
 
 class RemoteMultiAgentEnvRunner(_RunnerActor):
@@ -121,10 +127,6 @@ class RemoteEvalRunner:
         self.env.close()
 
 
-# what pads a shorter multi-agent fragment's rows: padding is never valid and cuts the GAE chain
-_PAD = {"terminated": True, "action_mask": True}
-
-
 class RemoteMultiAgentEvalRunner:
     """The body of one evaluation actor for a multi-agent env: env copies of its own; each call brings
     the policies (weights included) and the mapping function the evaluation plays with."""
@@ -141,33 +143,6 @@ class RemoteMultiAgentEvalRunner:
 
     def close(self) -> None:
         self.runner.close()
-
-
-def concat_rollouts(parts: list[Rollout]) -> Rollout:
-    """Fragments side by side: [T1, N1] + [T2, N2] -> [max T, N1 + N2] (axis 1, the env or segment
-    axis; raw_obs, action masks and the multi-agent columns too), the runners in worker-index order.
-    Single-agent fragments all have the same T; a multi-agent one shorter than the longest is padded."""
-    if len(parts) == 1:  # one runner (or one left): its fragment as it came
-        return parts[0]
-    T = max(len(p.rewards) for p in parts)
-
-    def cat(name: str) -> np.ndarray | None:
-        arrays = [getattr(p, name) for p in parts]
-        if arrays[0] is None:
-            return None
-        rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
-        padded = [a if len(a) == rows else np.concatenate(
-            [a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)]) for a in arrays]
-        return np.concatenate(padded, axis=1)
-
-    out = Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
-                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat("raw_obs"),
-                  action_mask=cat("action_mask"), steps=cat("steps"))
-    if parts[0].agent_ids is not None:
-        out.agent_ids = [a for p in parts for a in p.agent_ids]
-        out.eps_ids = np.concatenate([p.eps_ids for p in parts])
-        out.ends_episode = np.concatenate([p.ends_episode for p in parts])
-    return out
 
 
 @dataclass
@@ -444,3 +419,91 @@ class RemoteEvalRunnerGroup(_ActorGroup):
         if self.multi_agent:
             return [episode for part in parts for episode in part]
         return np.concatenate([r for r, _ in parts]), np.concatenate([n for _, n in parts])
+
+
+class AsyncRemoteSampler:
+    """The remote env runners sampling while the learner learns (sample_async with num_env_runners > 0):
+    each runner keeps max_requests_in_flight_per_env_runner calls under way, each with the newest
+    weights when it started; poll() takes the fragments that are done and starts the next calls at
+    once. The group's fault tolerance applies: a runner that fails or answers nothing within
+    sample_timeout_s is restarted, dropped or reported, and the learner never waits on it."""
+
+    def __init__(self, group: RemoteEnvRunnerGroup, state: dict[str, Any]):
+        self.group, self.config = group, group.config
+        self.version = 0
+        self.state_ref = ray.put(state)
+        self.pending: dict[Any, tuple[int, float]] = {}  # ObjectRef -> (worker index, when it started)
+
+    @property
+    def num_healthy(self) -> int:
+        return self.group.num_healthy
+
+    @property
+    def restarts(self) -> int:
+        return self.group.restarts
+
+    def broadcast(self, state: dict[str, Any]) -> int:
+        self.version += 1
+        self.state_ref = ray.put(state)
+        return self.version
+
+    def _launch(self) -> None:
+        """Top every ready runner up to its calls in flight, with the newest weights."""
+        depth = self.config.max_requests_in_flight_per_env_runner
+        in_flight: dict[int, int] = {}
+        for index, _ in self.pending.values():
+            in_flight[index] = in_flight.get(index, 0) + 1
+        sync = self.group._sync()
+        for slot in self.group._ready_slots():
+            for _ in range(depth - in_flight.get(slot.worker_index, 0)):
+                sync(slot)
+                ref = slot.actor.sample_async.remote(self.state_ref, self.version)
+                self.pending[ref] = (slot.worker_index, time.monotonic())
+
+    def poll(self, min_steps: int, max_fragments: int | None = None) -> list[Fragment]:
+        fragments: list[Fragment] = []
+        steps = 0
+        while steps < min_steps or not fragments:
+            self._launch()
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=POLL_S)
+            ready += ray.wait([r for r in self.pending if r not in ready], num_returns=len(self.pending) - len(ready),
+                              timeout=0)[0] if len(self.pending) > len(ready) else []
+            for ref in ready:
+                index, _ = self.pending.pop(ref)
+                slot = self.group.slots[index - 1]
+                if slot.actor is None:  # failed since: its answer is dropped
+                    continue
+                try:
+                    version, sample = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    self._drop(index)
+                    self.group._fail(index, _cause(exc))
+                    continue
+                fragments.append(Fragment(sample, version, index))
+                steps += sample.steps
+            timeout = self.config.sample_timeout_s
+            late = {index for index, started in self.pending.values()
+                    if timeout is not None and time.monotonic() - started > timeout}
+            for index in late:
+                self._drop(index)
+                self.group._fail(index, f"returned nothing within sample_timeout_s={timeout} s (a hung env? raise "
+                                        f"sample_timeout_s for slow envs)")
+        return fragments
+
+    def _drop(self, worker_index: int) -> None:
+        for ref in [r for r, (i, _) in self.pending.items() if i == worker_index]:
+            del self.pending[ref]
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until every call under way is done (their fragments are taken by the next poll)."""
+        if self.pending:
+            ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout)
+
+    def reset(self, state: dict[str, Any]) -> None:
+        """New weights for every call from now on; the fragments under way are dropped."""
+        self.wait_idle()
+        self.pending.clear()
+        self.broadcast(state)
+
+    def stop(self) -> None:
+        self.pending.clear()  # the group's actors are stopped by the algorithm

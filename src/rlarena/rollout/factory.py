@@ -22,8 +22,14 @@ if TYPE_CHECKING:
     from rlarena.policy import Policy
 
 
+# remote or async runner i numbers its multi-agent episodes from i * EPISODE_ID_STRIDE: ids stay unique
+# across runners (the league's seat and opponent choice reads them)
+EPISODE_ID_STRIDE = 10**12
+
+
 def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Policy], seed: int | None,
-                    env_name: str, worker_index: int = 0, num_envs: int | None = None) -> EnvRunner:
+                    env_name: str, worker_index: int = 0, num_envs: int | None = None,
+                    num_workers: int | None = None) -> EnvRunner:
     """A single-agent runner over a vector env of num_envs (default num_envs_per_env_runner) copies;
     its policy is policy_for(observation space, action space) of one copy. worker_index 0 is this
     process; a smaller num_envs than configured runs in this process (sync), without worker processes."""

@@ -37,6 +37,9 @@ class Rollout:
     eps_ids: np.ndarray | None = None  # [N] int64
     steps: np.ndarray | None = None  # [T, N] int64
     ends_episode: np.ndarray | None = None  # [N] bool
+    # [T, N] float32 log-probs of the actions under the weights that sampled them, when the fragment
+    # was sampled in another process while the learner moved on (rlarena.rollout.async_sampling)
+    behaviour_logp: np.ndarray | None = None
 
     @classmethod
     def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
@@ -56,3 +59,34 @@ class Rollout:
     @property
     def num_steps(self) -> int:
         return self.rewards.size
+
+
+# what pads a shorter multi-agent fragment's rows: padding is never valid and cuts the GAE chain
+_PAD = {"terminated": True, "action_mask": True}
+
+
+def concat_rollouts(parts: list[Rollout]) -> Rollout:
+    """Fragments side by side: [T1, N1] + [T2, N2] -> [max T, N1 + N2] (axis 1, the env or segment
+    axis; raw_obs, action masks and the multi-agent columns too), the runners in worker-index order.
+    Single-agent fragments all have the same T; a multi-agent one shorter than the longest is padded."""
+    if len(parts) == 1:  # one runner (or one left): its fragment as it came
+        return parts[0]
+    T = max(len(p.rewards) for p in parts)
+
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in parts]
+        if arrays[0] is None:
+            return None
+        rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
+        padded = [a if len(a) == rows else np.concatenate(
+            [a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)]) for a in arrays]
+        return np.concatenate(padded, axis=1)
+
+    out = Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
+                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat("raw_obs"),
+                  action_mask=cat("action_mask"), steps=cat("steps"), behaviour_logp=cat("behaviour_logp"))
+    if parts[0].agent_ids is not None:
+        out.agent_ids = [a for p in parts for a in p.agent_ids]
+        out.eps_ids = np.concatenate([p.eps_ids for p in parts])
+        out.ends_episode = np.concatenate([p.ends_episode for p in parts])
+    return out

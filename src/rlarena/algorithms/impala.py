@@ -1,0 +1,184 @@
+"""IMPALA (Espeholt et al. 2018, arXiv:1802.01561): actor-critic on fragments sampled by older weights,
+corrected with V-trace (rlarena.algorithms.vtrace). Env runners sample in other processes while the
+learner updates (sample_async, on by default; rlarena.rollout.async_sampling), each fragment with the
+log-probs of the weights that sampled it. A simple design: no aggregation workers, one learner.
+
+Defaults are RLlib's IMPALA where they apply on one machine (lr 5e-4, entropy 0.01, value 0.5,
+grad clip 40, V-trace clip thresholds 1.0, one pass over the batch, weights broadcast after every
+update); where a default differs, the line says so. APPO (algorithms/appo.py) shares the batch
+preparation below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
+from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, masked, scheduled_lr
+from rlarena.algorithms.vtrace import vtrace
+from rlarena.errors import ConfigError
+from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.rollout.storage import Rollout
+
+STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
+
+
+@dataclass
+class IMPALAConfig(OnPolicyConfig):
+    """IMPALA's options (RLlib's names)."""
+
+    model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
+    lr: float = option(5e-4, "training")
+    # RLlib: 500 steps in 50-step fragments; here 8 envs x 64 steps, one fragment per update
+    train_batch_size: int = option(512, "training")
+    grad_clip: float | None = option(40.0, "training")
+    entropy_coeff: float = option(0.01, "training")
+    vf_loss_coeff: float = option(0.5, "training")
+    vtrace_clip_rho_threshold: float | None = option(1.0, "training")  # rho bar; None: not clipped
+    vtrace_clip_pg_rho_threshold: float | None = option(1.0, "training")  # the policy gradient's rho bar
+    num_epochs: int = option(1, "training")  # passes over each train batch
+    minibatch_size: int | None = option(None, "training")  # None: the whole batch in one step
+    sample_async: bool = option(True, "env_runners")
+
+    def validate(self) -> None:
+        super().validate()
+        self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
+        self._check("minibatch_size", self.minibatch_size is None or self.minibatch_size >= 1, "must be >= 1 or None")
+        for name in ("vtrace_clip_rho_threshold", "vtrace_clip_pg_rho_threshold"):
+            value = getattr(self, name)
+            self._check(name, value is None or value > 0, "must be > 0 or None")
+        if self.minibatch_size is not None and self.minibatch_size > self.train_batch_size:
+            raise ConfigError(f"Invalid minibatch_size={self.minibatch_size}: larger than train_batch_size="
+                              f"{self.train_batch_size}. Lower minibatch_size or raise train_batch_size.")
+
+
+@dataclass
+class VTraceBatch:
+    """One policy's train batch with V-trace targets: its valid steps only, flattened."""
+
+    obs: torch.Tensor  # [B, D]
+    actions: torch.Tensor  # [B] or [B, A]
+    behaviour_logp: torch.Tensor  # [B] log-probs under the weights that sampled the steps
+    target_logp: torch.Tensor  # [B] under the policy V-trace corrects towards (APPO: its target network)
+    vs: torch.Tensor  # [B] value targets
+    advantages: torch.Tensor  # [B] the policy gradient's advantages (rho-clipped)
+    mask: torch.Tensor | None  # [B, n] legal actions
+    explained_variance: float
+
+    def columns(self) -> list[torch.Tensor]:
+        cols = [self.obs, self.actions, self.behaviour_logp, self.target_logp, self.vs, self.advantages]
+        return cols if self.mask is None else [*cols, self.mask]
+
+
+def prepare_vtrace_batch(model, dist, batch: Rollout, cfg: IMPALAConfig, target_model=None) -> VTraceBatch:
+    """Values of every observation (obs[T]: the bootstrap) and the target log-probs in one forward
+    each, V-trace over [T, N] time-major, then the valid steps only. The target policy is `model`, or
+    `target_model` when given (APPO). A fragment sampled here (sample_async=False) is on-policy: its
+    behaviour log-probs are the target's."""
+    T, N = batch.rewards.shape
+    obs = torch.from_numpy(batch.obs)
+    actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
+    mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
+    with torch.no_grad():
+        dist_inputs, values = model(obs.reshape((T + 1) * N, -1))
+        if target_model is not None:
+            dist_inputs, _ = target_model(obs[:T].reshape(T * N, -1))
+        target_logp, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)
+    target_np = target_logp.numpy().reshape(T, N)
+    behaviour_np = target_np if batch.behaviour_logp is None else batch.behaviour_logp
+    values_np = values.numpy().reshape(T + 1, N)
+    discounts = cfg.gamma * (1.0 - batch.terminated)
+    out = vtrace(behaviour_np, target_np, batch.rewards, values_np[:-1], values_np[-1], discounts,
+                 cfg.vtrace_clip_rho_threshold, cfg.vtrace_clip_pg_rho_threshold, lambda_=cfg.lambda_,
+                 valid=batch.valid)
+    valid_np = np.flatnonzero(batch.valid.reshape(-1))
+    valid = torch.from_numpy(valid_np)
+    vs, v = out.vs[batch.valid], values_np[:-1][batch.valid]
+    explained_variance = float(1 - np.var(vs - v) / np.var(vs)) if np.var(vs) > 0 else float("nan")
+    return VTraceBatch(obs=obs[:T].reshape(T * N, -1)[valid], actions=actions[valid],
+                       behaviour_logp=torch.from_numpy(behaviour_np.reshape(-1)[valid_np]),
+                       target_logp=target_logp[valid], vs=torch.from_numpy(vs),
+                       advantages=torch.from_numpy(out.pg_advantages.reshape(-1)[valid_np]),
+                       mask=None if mask is None else mask[valid], explained_variance=explained_variance)
+
+
+def impala_loss(model, dist, cfg: IMPALAConfig, obs, actions, behaviour_logp, target_logp, vs, adv,
+                mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, stats): -mean(A_t log pi(a_t|x_t)) + c_v mean(1/2 (V(x_t) - v_t)^2) - c_e mean(H), the
+    V-trace actor-critic loss (Espeholt et al. 2018, eq. 2-4), as means over the batch (RLlib sums)."""
+    dist_inputs, values = model(obs)
+    logp, entropy = dist.log_prob_entropy(masked(dist_inputs, mask), actions, True)
+    if cfg.normalize_advantages and len(adv) > 1:
+        std, mean = torch.std_mean(adv)
+        adv = (adv - mean) / (std + 1e-8)
+    policy_loss = -(adv * logp).mean()
+    vf_loss = 0.5 * (values - vs).pow(2).mean()
+    entropy_mean = entropy.mean()
+    loss = policy_loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy_mean
+    return loss, torch.stack([policy_loss, vf_loss, entropy_mean]).detach()
+
+
+class VTraceAlgorithm(OnPolicyAlgorithm):
+    """What IMPALA and APPO share: Adam, minibatch passes over the V-trace batch, the statistics.
+    Subclasses give the loss (and APPO its target network)."""
+
+    config: IMPALAConfig
+    stat_names: ClassVar[tuple[str, ...]] = STAT_NAMES
+
+    def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> Adam:
+        return Adam(flat, lr=config.lr)
+
+    def target_model(self, policy_id: str) -> Any:
+        """The policy V-trace corrects towards: the learning one (IMPALA)."""
+        return None
+
+    def loss(self, policy_id: str, model, dist, cfg, minibatch: list[torch.Tensor], mask) -> tuple[torch.Tensor, torch.Tensor]:
+        return impala_loss(model, dist, cfg, *minibatch, mask=mask)
+
+    def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
+        cfg: IMPALAConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        policy = self.policies[policy_id]
+        model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
+        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
+        data = prepare_vtrace_batch(model, dist, batch, cfg, self.target_model(policy_id))
+        n = len(data.vs)
+        if n == 0:  # every step of the fragment was an autoreset
+            return {}
+        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        columns = data.columns()
+        size = n if cfg.minibatch_size is None else cfg.minibatch_size
+        mb_size = math.ceil(n / max(1, math.ceil(n / size)))
+        stats, grad_norms = [], []
+        for _ in range(cfg.num_epochs):
+            order = torch.from_numpy(self.rng.permutation(n)) if mb_size < n else None
+            parts = columns if order is None else [column[order] for column in columns]
+            for minibatch in zip(*(column.split(mb_size) for column in parts)):
+                loss, mb_stats = self.loss(policy_id, model, dist, cfg, list(minibatch[:6]),
+                                           minibatch[6] if data.mask is not None else None)
+                stats.append(mb_stats)
+                self.check_finite(loss, batch, policy_id, lr)
+                flat.zero_grad()
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    grad_norms.append(flat.clip_grad_norm_(cfg.grad_clip))
+                optimizer.step()
+        out = dict(zip(self.stat_names, torch.stack(stats).mean(0).tolist()))
+        if grad_norms:
+            out["grad_norm"] = float(torch.stack(grad_norms).mean())
+        out["explained_variance"] = data.explained_variance
+        out["mean_rho"] = float((data.target_logp - data.behaviour_logp).exp().mean())
+        out["cur_lr"] = lr
+        return out
+
+
+class IMPALA(VTraceAlgorithm):
+    config_class = IMPALAConfig
+
+
+IMPALAConfig.algo_class = IMPALA
