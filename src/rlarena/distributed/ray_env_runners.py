@@ -30,7 +30,7 @@ from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import EnvError, notice
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
-from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp
+from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp, limit_heap_growth
 from rlarena.rollout.factory import EPISODE_ID_STRIDE, make_env_runner, make_multi_agent_env_runner
 from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
 from rlarena.rollout.storage import Rollout, concat_rollouts
@@ -55,6 +55,9 @@ class _RunnerActor:
     def sample_async(self, state: dict[str, dict[str, np.ndarray]], version: int) -> tuple[int, Sample]:
         """sample() for a learner that moved on meanwhile (sample_async): the fragment comes back with
         the version of the weights that sampled it and their log-probs of its actions."""
+        if not getattr(self, "_heap_limited", False):
+            limit_heap_growth()
+            self._heap_limited = True
         self.runner.set_state(state)
         sample = self.runner.sample()
         policies = ({self.runner.policy_id: self.runner.policy} if isinstance(self.runner, EnvRunner)
