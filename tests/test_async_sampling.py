@@ -193,6 +193,9 @@ def test_multi_agent_with_action_masks_and_a_growing_league():
 def test_sample_async_is_refused_where_it_does_not_apply():
     with pytest.raises(ConfigError, match="Invalid sample_async=True: DQN samples and learns in turn"):
         DQNConfig().environment("CartPole-v1").env_runners(sample_async=True).build()
+    with pytest.raises(ConfigError, match="Invalid vtrace=False: is always on in rlarena's IMPALA and APPO"):
+        APPOConfig().environment("CartPole-v1").training(vtrace=False).build()
+    assert APPOConfig().update_from_dict({"vtrace": True}).vtrace  # RLlib's APPO files set it
     with pytest.raises(ConfigError, match="max_requests_in_flight_per_env_runner"):
         APPOConfig().environment("CartPole-v1").env_runners(max_requests_in_flight_per_env_runner=0).build()
 

@@ -40,6 +40,7 @@ class IMPALAConfig(OnPolicyConfig):
     grad_clip: float | None = option(40.0, "training")
     entropy_coeff: float = option(0.01, "training")
     vf_loss_coeff: float = option(0.5, "training")
+    vtrace: bool = option(True, "training")  # RLlib's switch (APPO's files set it); only True here
     vtrace_clip_rho_threshold: float | None = option(1.0, "training")  # rho bar; None: not clipped
     vtrace_clip_pg_rho_threshold: float | None = option(1.0, "training")  # the policy gradient's rho bar
     num_epochs: int = option(1, "training")  # passes over each train batch
@@ -48,6 +49,8 @@ class IMPALAConfig(OnPolicyConfig):
 
     def validate(self) -> None:
         super().validate()
+        self._check("vtrace", self.vtrace, "is always on in rlarena's IMPALA and APPO; for PPO's ratio as the only "
+                    "correction of the policy lag, use PPOConfig with sample_async=True")
         self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
         self._check("minibatch_size", self.minibatch_size is None or self.minibatch_size >= 1, "must be >= 1 or None")
         for name in ("vtrace_clip_rho_threshold", "vtrace_clip_pg_rho_threshold"):
