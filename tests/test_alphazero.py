@@ -144,3 +144,31 @@ def test_cli_trains_alphazero(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "search score vs random" in proc.stdout
+
+
+def test_self_play_in_worker_processes_learns_and_hands_over_every_game(tmp_path):
+    """num_self_play_workers=2: two forked processes play self-play with the last update's weights
+    while this one learns; their games reach the replay window (held-out positions still skipped) and
+    the network learns as it does in one process."""
+    algo = small_config(num_self_play_workers=2).build()
+    try:
+        for _ in range(30):
+            result = algo.train()
+        assert result["num_healthy_env_runners"] == 2 and result["policy_lag"] <= 1.0
+        assert result["num_env_steps_sampled_lifetime"] >= 30 * 512
+        assert result["num_episodes_lifetime"] > 300 and result["replay_size"] > 0
+        positions = reachable_positions(algo.game)
+        obs = algo.game.encode(positions)
+        legal = np.stack([algo.game.legal_moves(s) for s in positions])
+        moves = algo.network_evaluator(obs, legal)[0].argmax(-1)
+        kept = np.mean([move_values(s)[m] == np.nanmax(move_values(s)) for s, m in zip(positions, moves)])
+        assert kept > 0.8, kept
+        path = algo.save(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    restored = Algorithm.from_checkpoint(path)
+    try:
+        assert restored.config.num_self_play_workers == 2 and restored.iteration == 30
+        assert restored.train()["num_env_steps_sampled_lifetime"] >= 31 * 512
+    finally:
+        restored.stop()

@@ -1,6 +1,8 @@
-"""Train the Connect Four AlphaZero agent that rlarena ships (issue 14): MCTS self-play on one core.
+"""Train the Connect Four AlphaZero agent that rlarena ships (issue 14): MCTS self-play, in this process
+between updates, or with --workers N in N processes while this one learns (both cores).
 
     python tuned_examples/alphazero/connect_four.py --minutes 80 --out runs/alphazero_c4
+    python tuned_examples/alphazero/connect_four.py --minutes 60 --workers 2 --out runs/alphazero_c4_2w
     python tuned_examples/alphazero/connect_four.py --minutes 0 --out runs/alphazero_c4 \
         --ship src/rlarena/games/connect_four/agent     # the newest checkpoint as shipped
 
@@ -38,12 +40,16 @@ def main() -> None:
     parser.add_argument("--out", default="runs/alphazero_c4")
     parser.add_argument("--save-every", type=int, default=25, help="iterations between checkpoints")
     parser.add_argument("--keep", type=int, default=4, help="checkpoints kept")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="self-play processes playing while this one learns (0: self-play here, in turn)")
     parser.add_argument("--ship", default=None, metavar="DIR",
                         help="also write the agent as shipped: the network-only checkpoint and model.onnx")
     args = parser.parse_args()
     out = Path(args.out)
     saved = sorted(out.glob("checkpoint_*"))
-    algo = Algorithm.from_checkpoint(saved[-1]) if saved else CONFIG.build()
+    overrides = {"num_self_play_workers": args.workers}
+    algo = (Algorithm.from_checkpoint(saved[-1], config_overrides=overrides) if saved
+            else CONFIG.training(**overrides).build())
     print(f"{'resumed from ' + str(saved[-1]) if saved else 'new run'}: iteration {algo.iteration}, "
           f"{algo.time_total_s / 60:.1f} min trained", flush=True)
     deadline = time.monotonic() + 60 * args.minutes

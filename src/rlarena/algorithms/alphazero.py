@@ -48,6 +48,7 @@ from rlarena.games.mcts import MCTS, Node, SearchPolicy, check_mcts_config, mask
 from rlarena.multiagent.builder import default_mapping_fn
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.policy import MASKED_LOGIT
+from rlarena.rollout.runner import Sample
 from rlarena.torch_policy import TorchPolicy
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
@@ -68,6 +69,9 @@ class AlphaZeroConfig(AlgorithmConfig):
     train_batch_size: int = option(2048, "training")  # self-play moves per iteration
     lr: float = option(1e-3, "training")
     grad_clip: float | None = option(None, "training")
+    # 0: self-play in this process, between updates; N: N forked processes play self-play while this
+    # one learns (rlarena.rollout.async_sampling: each plays with the weights of the update before)
+    num_self_play_workers: int = option(0, "training")
 
     @property
     def mcts(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ class AlphaZeroConfig(AlgorithmConfig):
                     "must be >= 0")
         self._check("vf_loss_coeff", self.vf_loss_coeff >= 0, "must be >= 0")
         self._check("l2_coeff", self.l2_coeff >= 0, "must be >= 0")
+        self._check("num_self_play_workers", self.num_self_play_workers >= 0, "must be >= 0 (0: in this process)")
 
 
 class ReplayWindow:
@@ -125,6 +130,38 @@ class ReplayWindow:
         self.obs[:n], self.legal[:n], self.pi[:n], self.z[:n] = (arrays["obs"][:n], arrays["legal"][:n],
                                                                  arrays["pi"][:n], arrays["z"][:n])
         self.size, self.next = n, int(arrays["next"][0]) % len(self.z)
+
+
+@dataclass
+class GameRecord:
+    """A finished self-play game: its length, the first player's score (win 1, draw 0.5), how many of
+    its positions were held out, and the positions kept (None when none was) with their targets."""
+
+    plies: int
+    first_player_score: float
+    skipped: int
+    obs: np.ndarray | None = None  # [n, obs_dim] uint8
+    legal: np.ndarray | None = None  # [n, num_actions] uint8
+    pi: np.ndarray | None = None  # [n, num_actions] visit distributions
+    z: np.ndarray | None = None  # [n] results for each position's mover
+
+
+class SelfPlayRunner:
+    """The runner of a self-play process (the runner contract of rlarena.rollout.async_sampling):
+    sample() plays `moves` moves of its games and hands over the games that ended."""
+
+    def __init__(self, algorithm: AlphaZero, moves: int):
+        self.algorithm, self.moves = algorithm, moves
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.algorithm.policy.set_state(state[DEFAULT_POLICY_ID])
+
+    def sample(self) -> Sample:
+        algo = self.algorithm
+        before = algo.num_env_steps_sampled_lifetime
+        algo._self_play(self.moves)
+        records, algo._records = algo._records, []
+        return Sample({}, algo.num_env_steps_sampled_lifetime - before, records)
 
 
 class _Game:
@@ -177,6 +214,8 @@ class AlphaZero(Algorithm):
         self.num_held_out_skipped = 0
         self.games = [self._new_game() for _ in range(config.num_parallel_games)]
         self._finished: list[tuple[int, float]] = []  # (plies, first player's score) of games ended this iteration
+        self.async_sampler: Any = None  # the self-play processes (num_self_play_workers), made at the first step
+        self._records: list[GameRecord] | None = None  # in a self-play process: its finished games, to hand over
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
 
@@ -222,21 +261,63 @@ class AlphaZero(Algorithm):
         self.num_env_steps_sampled_lifetime += played
 
     def _store(self, g: _Game) -> None:
-        """A finished game's positions into the replay window, each with the result for its mover."""
+        """A finished game into the replay window (or, in a self-play process, to hand over)."""
+        record = self._record(g)
+        if self._records is not None:
+            self._records.append(record)
+        else:
+            self._add(record)
+
+    def _record(self, g: _Game) -> GameRecord:
+        """A finished game's positions, each with the result for its mover; held-out positions left out."""
         final = g.root.state
         result, last = float(g.root.terminal), self.game.to_play(final)
         keep = [(s, pi) for s, pi in g.history if self.game.key(s) not in self.held_out]
-        self.num_held_out_skipped += len(g.history) - len(keep)
-        self.num_episodes_lifetime += 1
         first_player = result if last == 0 else -result
-        self._finished.append((len(g.history), (first_player + 1) / 2))
-        if not keep:
-            return
-        states = [s for s, _ in keep]
-        obs = self.game.encode(states).reshape(len(states), -1).astype(np.uint8)
-        legal = np.stack([self.game.legal_moves(s) for s in states]).astype(np.uint8)
-        z = np.array([result if self.game.to_play(s) == last else -result for s in states], np.float32)
-        self.replay.add(obs, legal, np.stack([pi for _, pi in keep]), z)
+        record = GameRecord(len(g.history), (first_player + 1) / 2, len(g.history) - len(keep))
+        if keep:
+            states = [s for s, _ in keep]
+            record.obs = self.game.encode(states).reshape(len(states), -1).astype(np.uint8)
+            record.legal = np.stack([self.game.legal_moves(s) for s in states]).astype(np.uint8)
+            record.pi = np.stack([pi for _, pi in keep])
+            record.z = np.array([result if self.game.to_play(s) == last else -result for s in states], np.float32)
+        return record
+
+    def _add(self, record: GameRecord) -> None:
+        self.num_held_out_skipped += record.skipped
+        self.num_episodes_lifetime += 1
+        self._finished.append((record.plies, record.first_player_score))
+        if record.obs is not None:
+            self.replay.add(record.obs, record.legal, record.pi, record.z)
+
+    # -- self-play in other processes (num_self_play_workers) ----------------------------------------
+    def _self_play_elsewhere(self) -> None:
+        """The games the self-play processes finished, at least train_batch_size moves' worth of play,
+        into the replay window; the processes start at the first call (forked from this one)."""
+        from rlarena.rollout.async_sampling import AsyncSampler, fragments_sample, policy_lag
+        cfg = self.config
+        if self.async_sampler is None:
+            self.async_sampler = AsyncSampler(cfg, self.env_name, cfg.num_self_play_workers, self._self_play_runner,
+                                              lambda runner: {}, self._network_state())
+        fragments = self.async_sampler.poll(cfg.train_batch_size)
+        sample = fragments_sample(fragments)
+        for record in sample.episodes:
+            self._add(record)
+        self.num_env_steps_sampled_lifetime += sample.steps
+        self.async_stats = {"policy_lag": policy_lag(fragments, self.async_sampler.version),
+                            "num_fragments": len(fragments)}
+
+    def _network_state(self) -> dict[str, Any]:
+        return {DEFAULT_POLICY_ID: self.policy.get_state()}
+
+    def _self_play_runner(self, worker_index: int, restarts: int) -> SelfPlayRunner:
+        """Called in a forked self-play process: this algorithm's copy there plays its own games."""
+        cfg = self.config
+        self.rng = np.random.default_rng(_seed_for(cfg.seed, 3, worker_index, restarts))
+        self.mcts.rng = self.rng
+        self.games = [self._new_game() for _ in range(cfg.num_parallel_games)]
+        self._records = []
+        return SelfPlayRunner(self, -(-cfg.train_batch_size // cfg.num_self_play_workers))
 
     # -- learning ---------------------------------------------------------------------------------
     def _learn(self, num_steps: int) -> dict[str, float]:
@@ -274,10 +355,16 @@ class AlphaZero(Algorithm):
 
     def training_step(self) -> dict[str, float]:
         cfg = self.config
-        self._self_play(cfg.train_batch_size)
+        if cfg.num_self_play_workers:
+            self._self_play_elsewhere()
+        else:
+            self._self_play(cfg.train_batch_size)
         if self.replay.size < max(cfg.num_steps_sampled_before_learning_starts, cfg.minibatch_size):
             return {}
-        return self._learn(max(1, cfg.num_epochs * cfg.train_batch_size // cfg.minibatch_size))
+        stats = self._learn(max(1, cfg.num_epochs * cfg.train_batch_size // cfg.minibatch_size))
+        if self.async_sampler is not None:
+            self.async_sampler.broadcast(self._network_state())
+        return stats
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         games, self._finished = self._finished, []
@@ -385,9 +472,14 @@ class AlphaZero(Algorithm):
             raise CheckpointError(f"Checkpoint does not match this AlphaZero ({type(exc).__name__}: {detail}). "
                                   f"Was it saved with a different game or model?") from exc
         self.games = [self._new_game() for _ in range(self.config.num_parallel_games)]  # games under way restart
+        if self.async_sampler is not None:  # the self-play processes start again with these weights
+            self.async_sampler.reset(self._network_state())
 
     def stop(self) -> None:
         self.games = []
+        if self.async_sampler is not None:
+            self.async_sampler.close()
+            self.async_sampler = None
 
     def __repr__(self) -> str:
         return f"AlphaZero(game={self.env_name!r}, iteration={self.iteration})"
