@@ -66,24 +66,31 @@ def test_cartpole_is_learned_with_one_fragment_of_policy_lag(config_class):
             if result["episode_return_mean"] >= 150:
                 break
         assert result["episode_return_mean"] >= 150, result["num_env_steps_sampled_lifetime"]
-        assert result["policy_lag"] == 1.0 and result["num_healthy_env_runners"] == 1
+        # a fragment is sampled with the weights there when its runner starts it: one update behind,
+        # or none when the update was done first (timing decides, hence <=)
+        assert result["policy_lag"] <= 1.0 and result["num_healthy_env_runners"] == 1
         assert 0.5 < result["mean_rho"] < 1.5
-
-
-def test_ppo_overlapped_samples_the_next_fragment_while_it_learns():
-    config = small(PPOConfig().environment("CartPole-v1"), train_batch_size=256, minibatch_size=64, num_epochs=2)
-    with config.env_runners(sample_async=True).build() as algo:
-        first = algo.train()
-        assert first["policy_lag"] == 0.0  # the first fragment: the weights the learner has
-        result = algo.train()
-        assert result["policy_lag"] == 1.0 and result["num_env_steps_sampled_this_iter"] == 256
-        assert algo.async_sampler.num_healthy == 1
 
 
 class SlowLearnerPPO(PPOConfig.algo_class):
     def update_policy(self, policy_id, batch):
         time.sleep(0.3)  # the runners could sample many fragments meanwhile
         return super().update_policy(policy_id, batch)
+
+
+def test_ppo_overlapped_samples_the_next_fragment_while_it_learns():
+    config = small(PPOConfig().environment("CartPole-v1"), train_batch_size=256, minibatch_size=64, num_epochs=2)
+    algo = SlowLearnerPPO(config.env_runners(sample_async=True))
+    try:
+        first = algo.train()
+        assert first["policy_lag"] == 0.0  # the first fragment: the weights the learner has
+        for _ in range(3):
+            # sampled while the learner updated on the one before (it takes 0.3 s here): one version behind
+            result = algo.train()
+            assert result["policy_lag"] == 1.0 and result["num_env_steps_sampled_this_iter"] == 256
+        assert algo.async_sampler.num_healthy == 1
+    finally:
+        algo.stop()
 
 
 def test_a_slowed_learner_still_trains_and_the_queue_stays_bounded():

@@ -147,7 +147,7 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
     def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
         cfg: IMPALAConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
         policy = self.policies[policy_id]
-        model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
+        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
         optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
         data = prepare_vtrace_batch(model, dist, batch, cfg, self.target_model(policy_id))
         n = len(data.vs)
@@ -165,18 +165,9 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
                 loss, mb_stats = self.loss(policy_id, model, dist, cfg, list(minibatch[:6]),
                                            minibatch[6] if data.mask is not None else None)
                 stats.append(mb_stats)
-                self.check_finite(loss, batch, policy_id, lr)
-                flat.zero_grad()
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    grad_norms.append(flat.clip_grad_norm_(cfg.grad_clip))
-                optimizer.step()
-        out = dict(zip(self.stat_names, torch.stack(stats).mean(0).tolist()))
-        if grad_norms:
-            out["grad_norm"] = float(torch.stack(grad_norms).mean())
-        out["explained_variance"] = data.explained_variance
+                self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
+        out = self.update_stats(self.stat_names, stats, grad_norms, data.explained_variance, lr)
         out["mean_rho"] = float((data.target_logp - data.behaviour_logp).exp().mean())
-        out["cur_lr"] = lr
         return out
 
 

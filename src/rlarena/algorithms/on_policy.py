@@ -152,6 +152,30 @@ class OnPolicyAlgorithm(Algorithm):
             self.broadcast_weights()
         return out
 
+    def apply_gradients(self, policy_id: str, loss: torch.Tensor, batch: Rollout, lr: float,
+                        grad_norms: list[torch.Tensor]) -> None:
+        """One step of one policy's optimizer on `loss`: checked finite first, gradients clipped at
+        grad_clip (the norm before clipping appended to grad_norms)."""
+        self.check_finite(loss, batch, policy_id, lr)
+        flat, grad_clip = self.flats[policy_id], self.policy_configs[policy_id].grad_clip
+        flat.zero_grad()
+        loss.backward()
+        if grad_clip is not None:
+            grad_norms.append(flat.clip_grad_norm_(grad_clip))
+        self.optimizers[(policy_id, MAIN_OPTIMIZER)].step()
+
+    @staticmethod
+    def update_stats(names: tuple[str, ...], stats: list[torch.Tensor], grad_norms: list[torch.Tensor],
+                     explained_variance: float, lr: float) -> dict[str, float]:
+        """An update's statistics: the minibatches' means, the mean gradient norm, the explained
+        variance of the value targets and the lr."""
+        out = dict(zip(names, torch.stack(stats).mean(0).tolist()))
+        if grad_norms:
+            out["grad_norm"] = float(torch.stack(grad_norms).mean())
+        out["explained_variance"] = explained_variance
+        out["cur_lr"] = lr
+        return out
+
     def check_finite(self, loss: torch.Tensor, batch: Rollout, policy_id: str, lr: float) -> None:
         """Raise TrainingError, before the step, when the loss is NaN or inf."""
         if math.isfinite(loss.item()):

@@ -105,7 +105,7 @@ class PPO(OnPolicyAlgorithm):
         """num_epochs of minibatch updates of one policy on its [T, N] rollout."""
         cfg: PPOConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
         policy = self.policies[policy_id]
-        model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
+        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
         optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
         lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
@@ -132,21 +132,10 @@ class PPO(OnPolicyAlgorithm):
                     if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
                         stop = True
                         break
-                self.check_finite(loss, batch, policy_id, lr)
-                flat.zero_grad()
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    grad_norms.append(flat.clip_grad_norm_(cfg.grad_clip))
-                optimizer.step()
+                self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
             if stop:
                 break
-
-        out = dict(zip(STAT_NAMES, torch.stack(stats).mean(0).tolist()))
-        if grad_norms:
-            out["grad_norm"] = float(torch.stack(grad_norms).mean())
-        out["explained_variance"] = data.explained_variance
-        out["cur_lr"] = lr
-        return out
+        return self.update_stats(STAT_NAMES, stats, grad_norms, data.explained_variance, lr)
 
 
 PPOConfig.algo_class = PPO
