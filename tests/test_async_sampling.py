@@ -110,6 +110,16 @@ def test_a_slowed_learner_still_trains_and_the_queue_stays_bounded():
         algo.stop()
 
 
+def train_until_replaced(algo, seconds: float) -> dict:
+    """Train until one restart is counted and both runners are healthy (or `seconds` pass); the last result."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = algo.train()
+        done = result["num_env_runner_restarts"] == 1 and result["num_healthy_env_runners"] == 2
+        if done or time.monotonic() > deadline:
+            return result
+
+
 def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops_training_with_its_name():
     config = small(APPOConfig().environment("CartPole-v1"), train_batch_size=64)
     config.env_runners(num_sampling_processes=2).fault_tolerance(restart_failed_env_runners=True,
@@ -117,11 +127,7 @@ def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops
     with config.build() as algo:
         algo.train()
         os.kill(algo.async_sampler.workers[1].proc.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            result = algo.train()
-            if result["num_env_runner_restarts"] == 1 and result["num_healthy_env_runners"] == 2:
-                break
+        result = train_until_replaced(algo, seconds=30)
         assert (result["num_env_runner_restarts"], result["num_healthy_env_runners"]) == (1, 2)
         for _ in range(3):  # the replacement samples
             assert algo.train()["num_env_steps_sampled_this_iter"] >= 64
@@ -226,11 +232,7 @@ def test_appo_samples_async_on_ray_actors_and_a_killed_actor_is_replaced(local_r
         result = algo.train()
         assert result["num_env_steps_sampled_this_iter"] >= 64 and result["num_healthy_env_runners"] == 2
         ray.kill(algo.remote_runners.actors[1])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            result = algo.train()
-            if result["num_env_runner_restarts"] == 1 and result["num_healthy_env_runners"] == 2:
-                break
+        result = train_until_replaced(algo, seconds=60)
         assert (result["num_env_runner_restarts"], result["num_healthy_env_runners"]) == (1, 2)
         assert result["policy_lag"] >= 0
 

@@ -43,7 +43,14 @@ from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStat
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust
-from rlarena.rollout.factory import EPISODE_ID_STRIDE, make_env_runner, make_multi_agent_env_runner
+from rlarena.rollout.factory import (
+    EPISODE_ID_STRIDE,
+    make_env_runner,
+    make_multi_agent_env_runner,
+    reseed_policies,
+    runner_policies,
+    structure_signature,
+)
 from rlarena.rollout.runner import EnvRunner, EpisodeStats, Sample, episode_summary, evaluate_episodes
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
@@ -281,8 +288,7 @@ class Algorithm(ABC):
         episode_hooks = self.callbacks is not None and self.callbacks.wants_episode_hooks
         probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
         self.is_multi_agent = probe is not None
-        elsewhere = config.num_env_runners > 0 or config.sample_async
-        if elsewhere and self.callbacks is not None and any(
+        if config.samples_elsewhere and self.callbacks is not None and any(
                 getattr(type(self.callbacks), hook) is not getattr(Callbacks, hook)
                 for hook in ("on_episode_start", "on_episode_step")):
             probe.close()
@@ -305,7 +311,7 @@ class Algorithm(ABC):
 
             self.runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner = make_env_runner(
                 config, add_policy, _seed_for(config.seed, 2), self.env_name,
-                num_envs=1 if elsewhere else None)
+                num_envs=1 if config.samples_elsewhere else None)
             self.env = self.runner.env
             self.policies_to_train = [DEFAULT_POLICY_ID]
             if config.num_env_runners > 0:
@@ -382,10 +388,9 @@ class Algorithm(ABC):
         self.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
                                       else [p for p, pol in self.policies.items() if isinstance(pol, TrainablePolicy)])
         # with runners elsewhere this process's runner never samples: the probe env is enough
-        elsewhere = cfg.num_env_runners > 0 or cfg.sample_async
         self.runner = make_multi_agent_env_runner(cfg, self.policies, self.mapping_fn, self.policies_to_train,
                                                   _seed_for(cfg.seed, 2), self.env_name, first_env=probe,
-                                                  num_envs=1 if elsewhere else None,
+                                                  num_envs=1 if cfg.samples_elsewhere else None,
                                                   callbacks=self.callbacks, algorithm=self)
         if cfg.num_env_runners > 0:
             module = self._ray_module("num_env_runners", cfg.num_env_runners)
@@ -446,7 +451,7 @@ class Algorithm(ABC):
             sample = self.runner.sample()
         else:  # this process's runner holds the policies: their weights and filter states go out
             sample = self.remote_runners.sample(self.runner.get_state())
-        if self.config.sample_async or self.remote_runners is not None:
+        if self.config.samples_elsewhere:
             self._merge_filters(sample.batches)
             if self.is_multi_agent and self.callbacks is not None:  # finished there: their hook runs here
                 for episode in sample.episodes:
@@ -488,8 +493,7 @@ class Algorithm(ABC):
     def _structure_signature(self) -> Any:
         if not self.is_multi_agent:
             return None
-        return (tuple((pid, id(p)) for pid, p in self.policies.items()), id(self.runner.mapping_fn),
-                tuple(self.policies_to_train))
+        return structure_signature(self.policies, self.runner.mapping_fn, self.policies_to_train)
 
     def _make_async_sampler(self) -> Any:
         """Local worker processes (num_sampling_processes), or the num_env_runners Ray actors."""
@@ -498,17 +502,15 @@ class Algorithm(ABC):
             return self._ray_module("num_env_runners", cfg.num_env_runners).AsyncRemoteSampler(
                 self.remote_runners, self.runner.get_state())
         from rlarena.rollout.async_sampling import AsyncSampler
-        return AsyncSampler(cfg, self.env_name, cfg.num_sampling_processes, self._build_runner,
-                            self._runner_policies, self.runner.get_state())
+        return AsyncSampler(cfg, self.env_name, cfg.num_sampling_processes, self._build_runner, runner_policies,
+                            self.runner.get_state())
 
     def _build_runner(self, worker_index: int, restarts: int) -> EnvRunner | MultiAgentEnvRunner:
         """Runner `worker_index` of the sampling processes, built in the forked process (its copies of
         this algorithm's policies), its envs and actions seeded as remote runners' are."""
         cfg, workers = self.config, self.config.num_samplers
         env_seed, action_seed = _worker_seed(cfg.seed, 2, worker_index, restarts), _worker_seed(cfg.seed, 6, worker_index, restarts)
-        for k, policy in enumerate(self.policies.values()):  # each runner explores with its own random stream
-            if hasattr(policy, "rng"):
-                policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
+        reseed_policies(self.policies, action_seed)
         if not self.is_multi_agent:
             policy = self.policies[DEFAULT_POLICY_ID]
             return make_env_runner(cfg, lambda *spaces: policy, env_seed, self.env_name, worker_index,
@@ -516,10 +518,6 @@ class Algorithm(ABC):
         return make_multi_agent_env_runner(cfg, dict(self.policies), self.runner.mapping_fn, self.policies_to_train,
                                            env_seed, self.env_name, worker_index, num_workers=workers,
                                            episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
-
-    @staticmethod
-    def _runner_policies(runner: EnvRunner | MultiAgentEnvRunner) -> dict[str, Policy]:
-        return {runner.policy_id: runner.policy} if isinstance(runner, EnvRunner) else runner.policies
 
     def _merge_filters(self, batches: dict[str, Rollout]) -> None:
         """MeanStdFilter with remote runners: each policy's filter learns from every runner's

@@ -320,6 +320,12 @@ class AlgorithmConfig:
                               "is not available yet. Record with sample_async=False.")
 
     @property
+    def samples_elsewhere(self) -> bool:
+        """Whether runners in other processes sample (Ray actors, or sampling processes): this
+        process's runner then only holds the policies."""
+        return self.num_env_runners > 0 or self.sample_async
+
+    @property
     def num_samplers(self) -> int:
         """How many runners fill one train batch: the Ray env runners, else the sampling processes
         (sample_async), else this process's runner."""

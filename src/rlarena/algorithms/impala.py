@@ -20,7 +20,13 @@ import torch
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
 from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, masked, scheduled_lr
+from rlarena.algorithms.on_policy import (
+    OnPolicyAlgorithm,
+    OnPolicyConfig,
+    explained_variance,
+    masked,
+    scheduled_lr,
+)
 from rlarena.algorithms.vtrace import vtrace
 from rlarena.errors import ConfigError
 from rlarena.nn.flat import Adam, FlatParameters
@@ -102,13 +108,13 @@ def prepare_vtrace_batch(model, dist, batch: Rollout, cfg: IMPALAConfig, target_
                  valid=batch.valid)
     valid_np = np.flatnonzero(batch.valid.reshape(-1))
     valid = torch.from_numpy(valid_np)
-    vs, v = out.vs[batch.valid], values_np[:-1][batch.valid]
-    explained_variance = float(1 - np.var(vs - v) / np.var(vs)) if np.var(vs) > 0 else float("nan")
+    vs = out.vs[batch.valid]
     return VTraceBatch(obs=obs[:T].reshape(T * N, -1)[valid], actions=actions[valid],
                        behaviour_logp=torch.from_numpy(behaviour_np.reshape(-1)[valid_np]),
                        target_logp=target_logp[valid], vs=torch.from_numpy(vs),
                        advantages=torch.from_numpy(out.pg_advantages.reshape(-1)[valid_np]),
-                       mask=None if mask is None else mask[valid], explained_variance=explained_variance)
+                       mask=None if mask is None else mask[valid],
+                       explained_variance=explained_variance(vs, values_np[:-1][batch.valid]))
 
 
 def impala_loss(model, dist, cfg: IMPALAConfig, obs, actions, behaviour_logp, target_logp, vs, adv,

@@ -51,6 +51,13 @@ def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
 
+def explained_variance(targets: np.ndarray, values: np.ndarray) -> float:
+    """1 - Var(targets - values) / Var(targets): how much of the value targets the values explain
+    (nan when the targets are constant)."""
+    var = np.var(targets)
+    return float(1 - np.var(targets - values) / var) if var > 0 else float("nan")
+
+
 def scheduled_lr(schedule: list | None, base_lr: float, step: int) -> float:
     """Piecewise-linear lr over env steps (RLlib's lr_schedule format: [[step, lr], ...])."""
     if not schedule:
@@ -106,12 +113,10 @@ def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, la
         # standardized over the whole batch, as RLlib does (SB3 and CleanRL: per minibatch; the same
         # when an epoch is one minibatch, and one set of ops per iteration instead of per step)
         adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
-    v, r = values_np[:-1][batch.valid], returns[batch.valid]
-    explained_variance = float(1 - np.var(r - v) / np.var(r)) if np.var(r) > 0 else float("nan")
     return OnPolicyBatch(obs=obs[:T].reshape(T * N, -1)[valid], actions=actions[valid], logp_old=logp_old[valid],
                          advantages=torch.from_numpy(adv), returns=torch.from_numpy(returns.reshape(-1)[valid_np]),
                          values_old=values[: T * N][valid], mask=None if mask is None else mask[valid],
-                         explained_variance=explained_variance)
+                         explained_variance=explained_variance(returns[batch.valid], values_np[:-1][batch.valid]))
 
 
 class OnPolicyAlgorithm(Algorithm):

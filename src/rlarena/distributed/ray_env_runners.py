@@ -31,9 +31,15 @@ from rlarena.errors import EnvError, notice
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
 from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp, limit_heap_growth
-from rlarena.rollout.factory import EPISODE_ID_STRIDE, make_env_runner, make_multi_agent_env_runner
-from rlarena.rollout.runner import EnvRunner, Sample, play_episodes
-from rlarena.rollout.storage import Rollout, concat_rollouts
+from rlarena.rollout.factory import (
+    EPISODE_ID_STRIDE,
+    make_env_runner,
+    make_multi_agent_env_runner,
+    reseed_policies,
+    runner_policies,
+    structure_signature,
+)
+from rlarena.rollout.runner import EnvRunner, Sample, merge_samples, play_episodes
 
 if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way round
     from rlarena.algorithms.config import AlgorithmConfig
@@ -60,9 +66,7 @@ class _RunnerActor:
             self._heap_limited = True
         self.runner.set_state(state)
         sample = self.runner.sample()
-        policies = ({self.runner.policy_id: self.runner.policy} if isinstance(self.runner, EnvRunner)
-                    else self.runner.policies)
-        behaviour_logp(policies, sample)
+        behaviour_logp(runner_policies(self.runner), sample)
         return version, sample
 
     def reset(self, seed: int | None) -> None:
@@ -92,9 +96,7 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
                  worker_index: int, env_seed: int | None, action_seed: int | None, env_name: str):
         torch.set_num_threads(config.num_torch_threads)
         policies, mapping_fn, policies_to_train = structure
-        for k, policy in enumerate(policies.values()):  # each runner explores with its own random stream
-            if hasattr(policy, "rng"):
-                policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
+        reseed_policies(policies, action_seed)
         self.runner = make_multi_agent_env_runner(config, dict(policies), mapping_fn, policies_to_train, env_seed,
                                                   env_name, worker_index,
                                                   episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
@@ -348,21 +350,14 @@ class RemoteEnvRunnerGroup(_ActorGroup):
             answers = self._gather(calls)
             if answers:
                 break
-        samples = [answers[i] for i in sorted(answers)]
-        batches: dict[str, list[Rollout]] = {}
-        for sample in samples:
-            for pid, batch in sample.batches.items():
-                batches.setdefault(pid, []).append(batch)
-        return Sample({pid: concat_rollouts(parts) for pid, parts in batches.items()},
-                      sum(sample.steps for sample in samples), [e for sample in samples for e in sample.episodes])
+        return merge_samples([answers[i] for i in sorted(answers)])
 
     def _sync(self) -> Callable[[_Slot], None]:
         """What brings a runner's policy set up to date before a sample (multi-agent runners)."""
         if self.structure is None:
             return lambda slot: None
         structure = self.structure()
-        policies, mapping_fn, policies_to_train = structure
-        signature = tuple((pid, id(p)) for pid, p in policies.items()), id(mapping_fn), tuple(policies_to_train)
+        signature = structure_signature(*structure)
         refs: list[Any] = []
 
         def sync(slot: _Slot) -> None:
@@ -463,14 +458,16 @@ class AsyncRemoteSampler:
                 ref = slot.actor.sample_async.remote(self.state_ref, self.version)
                 self.pending[ref] = (slot.worker_index, time.monotonic())
 
-    def poll(self, min_steps: int, max_fragments: int | None = None) -> list[Fragment]:
+    def poll(self, min_steps: int) -> list[Fragment]:
         fragments: list[Fragment] = []
         steps = 0
         while steps < min_steps or not fragments:
             self._launch()
-            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=POLL_S)
-            ready += ray.wait([r for r in self.pending if r not in ready], num_returns=len(self.pending) - len(ready),
-                              timeout=0)[0] if len(self.pending) > len(ready) else []
+            pending = list(self.pending)
+            if ray.wait(pending, num_returns=1, timeout=POLL_S)[0]:  # one is done: take every one done
+                ready = ray.wait(pending, num_returns=len(pending), timeout=0)[0]
+            else:
+                ready = []
             for ref in ready:
                 index, _ = self.pending.pop(ref)
                 slot = self.group.slots[index - 1]

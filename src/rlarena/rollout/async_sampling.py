@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from rlarena.errors import ConfigError, EnvError, notice
-from rlarena.rollout.runner import Sample
+from rlarena.rollout.runner import Sample, merge_samples
 
 # how often a waiting worker or learner looks again at whether it should stop or a worker died (s)
 POLL_S = 0.2
@@ -171,8 +171,6 @@ class AsyncSampler:
     the fragments that are ready, waiting for at least one.
     """
 
-    kind = "sampling process"
-
     def __init__(self, config: Any, env_name: str, num_workers: int, build: Callable[[int, int], Any],
                  policies_of: Callable[[Any], dict[str, Any]], state: dict[str, Any]):
         if sys.platform == "win32":
@@ -185,8 +183,7 @@ class AsyncSampler:
         self.out = self.ctx.Queue()  # bounded by the credits: at most depth fragments per worker
         self.stop_event = self.ctx.Event()
         self.version = 0
-        self.mailbox = Mailbox(self.ctx, self._pickled(state))
-        self.mailbox.write(0, self._pickled(state))
+        self.mailbox = self._new_mailbox(state)
         self.restarts = 0
         self.workers = [_Worker(i) for i in range(1, num_workers + 1)]
         for worker in self.workers:
@@ -196,6 +193,13 @@ class AsyncSampler:
     @staticmethod
     def _pickled(state: dict[str, Any]) -> bytes:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _new_mailbox(self, state: dict[str, Any]) -> Mailbox:
+        """A mailbox sized for `state`, holding it as the current version."""
+        payload = self._pickled(state)
+        mailbox = Mailbox(self.ctx, payload)
+        mailbox.write(self.version, payload)
+        return mailbox
 
     def _start(self, worker: _Worker) -> None:
         worker.credits = self.ctx.Semaphore(self.depth)
@@ -264,15 +268,13 @@ class AsyncSampler:
             self.reset(state)
         return self.version
 
-    def poll(self, min_steps: int, max_fragments: int | None = None) -> list[Fragment]:
+    def poll(self, min_steps: int) -> list[Fragment]:
         """The fragments that are ready, waiting until they hold at least `min_steps` env steps (and
         for at least one). Failed workers are handled on the way (see the module's docstring)."""
         fragments: list[Fragment] = []
         steps = 0
         self._check_health()
         while steps < min_steps or not fragments:
-            if max_fragments is not None and len(fragments) >= max_fragments:
-                break
             try:
                 payload = self.out.get(timeout=POLL_S)
             except queue.Empty:
@@ -282,7 +284,7 @@ class AsyncSampler:
             if fragment is not None:
                 fragments.append(fragment)
                 steps += fragment.sample.steps
-        while max_fragments is None or len(fragments) < max_fragments:  # and what else is ready now
+        while True:  # and what else is ready now
             try:
                 payload = self.out.get_nowait()
             except queue.Empty:
@@ -324,8 +326,7 @@ class AsyncSampler:
         self.close()
         self.out = self.ctx.Queue()
         self.stop_event = self.ctx.Event()
-        self.mailbox = Mailbox(self.ctx, self._pickled(state))
-        self.mailbox.write(self.version, self._pickled(state))
+        self.mailbox = self._new_mailbox(state)
         for worker in self.workers:
             self._start(worker)
 
@@ -352,14 +353,7 @@ class AsyncSampler:
 
 def fragments_sample(fragments: list[Fragment]) -> Sample:
     """The fragments side by side (worker-index order, then arrival), as one Sample."""
-    from rlarena.rollout.storage import concat_rollouts
-    fragments = sorted(fragments, key=lambda f: f.worker_index)
-    batches: dict[str, list] = {}
-    for fragment in fragments:
-        for pid, batch in fragment.sample.batches.items():
-            batches.setdefault(pid, []).append(batch)
-    return Sample({pid: concat_rollouts(parts) for pid, parts in batches.items()},
-                  sum(f.sample.steps for f in fragments), [e for f in fragments for e in f.sample.episodes])
+    return merge_samples([f.sample for f in sorted(fragments, key=lambda f: f.worker_index)])
 
 
 def policy_lag(fragments: list[Fragment], version: int) -> float:

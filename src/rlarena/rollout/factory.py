@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
 from rlarena.multiagent.builder import as_multi_agent
 from rlarena.multiagent.runner import MultiAgentEnvRunner
@@ -20,6 +22,24 @@ from rlarena.rollout.runner import EnvRunner
 if TYPE_CHECKING:
     from rlarena.algorithms.config import AlgorithmConfig
     from rlarena.policy import Policy
+
+
+def runner_policies(runner: EnvRunner | MultiAgentEnvRunner) -> dict[str, Policy]:
+    """{policy id: policy} a runner samples with."""
+    return {runner.policy_id: runner.policy} if isinstance(runner, EnvRunner) else runner.policies
+
+
+def reseed_policies(policies: dict[str, Policy], action_seed: int | None) -> None:
+    """Give each policy copy of a remote or async runner its own random stream for its actions."""
+    for k, policy in enumerate(policies.values()):
+        if hasattr(policy, "rng"):
+            policy.rng = np.random.default_rng(None if action_seed is None else [action_seed, k])
+
+
+def structure_signature(policies: dict[str, Policy], mapping_fn: Any, policies_to_train: Any) -> tuple:
+    """What changes when a league grows or shrinks or the mapping is replaced: runners elsewhere then
+    need the new policy set."""
+    return tuple((pid, id(p)) for pid, p in policies.items()), id(mapping_fn), tuple(policies_to_train)
 
 
 # remote or async runner i numbers its multi-agent episodes from i * EPISODE_ID_STRIDE: ids stay unique

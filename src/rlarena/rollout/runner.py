@@ -15,7 +15,7 @@ import numpy as np
 
 from rlarena.errors import EnvError
 from rlarena.policy import sampling_state, set_sampling_state
-from rlarena.rollout.storage import Rollout
+from rlarena.rollout.storage import Rollout, concat_rollouts
 
 
 @dataclass
@@ -30,6 +30,17 @@ class Sample:
     # finished in this fragment, in what the algorithm's stats merge(): (return, length) pairs from
     # single-agent runners, rlarena.multiagent.episode.Episode objects from multi-agent ones
     episodes: list = field(default_factory=list)
+
+
+def merge_samples(samples: list[Sample]) -> Sample:
+    """Several runners' samples as one, in the order given: each policy's fragments side by side
+    (rlarena.rollout.storage.concat_rollouts), the steps summed, the episodes one after another."""
+    batches: dict[str, list[Rollout]] = {}
+    for sample in samples:
+        for pid, batch in sample.batches.items():
+            batches.setdefault(pid, []).append(batch)
+    return Sample({pid: concat_rollouts(parts) for pid, parts in batches.items()},
+                  sum(sample.steps for sample in samples), [e for sample in samples for e in sample.episodes])
 
 
 @dataclass
