@@ -3,6 +3,8 @@ between updates, or with --workers N in N processes while this one learns (both 
 
     python tuned_examples/alphazero/connect_four.py --minutes 80 --out runs/alphazero_c4
     python tuned_examples/alphazero/connect_four.py --minutes 60 --workers 2 --out runs/alphazero_c4_2w
+    python tuned_examples/alphazero/connect_four.py --minutes 30 --workers 2 --out runs/c4_sims && \
+        python tuned_examples/alphazero/connect_four.py --minutes 30 --workers 2 --simulations 160 --out runs/c4_sims
     python tuned_examples/alphazero/connect_four.py --minutes 0 --out runs/alphazero_c4 \
         --ship src/rlarena/games/connect_four/agent     # the newest checkpoint as shipped
 
@@ -42,16 +44,21 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=4, help="checkpoints kept")
     parser.add_argument("--workers", type=int, default=0,
                         help="self-play processes playing while this one learns (0: self-play here, in turn)")
+    parser.add_argument("--simulations", type=int, default=None,
+                        help="simulations per self-play move from now on (default: the recipe's 64, or the resumed run's)")
     parser.add_argument("--ship", default=None, metavar="DIR",
                         help="also write the agent as shipped: the network-only checkpoint and model.onnx")
     args = parser.parse_args()
     out = Path(args.out)
     saved = sorted(out.glob("checkpoint_*"))
-    overrides = {"num_self_play_workers": args.workers}
+    overrides: dict = {"num_self_play_workers": args.workers}
+    if args.simulations is not None:
+        overrides["mcts_config"] = {**CONFIG.mcts_config, "num_simulations": args.simulations}
     algo = (Algorithm.from_checkpoint(saved[-1], config_overrides=overrides) if saved
             else CONFIG.training(**overrides).build())
     print(f"{'resumed from ' + str(saved[-1]) if saved else 'new run'}: iteration {algo.iteration}, "
-          f"{algo.time_total_s / 60:.1f} min trained", flush=True)
+          f"{algo.time_total_s / 60:.1f} min trained, {algo.config.mcts['num_simulations']} simulations per move",
+          flush=True)
     deadline = time.monotonic() + 60 * args.minutes
     while time.monotonic() < deadline:
         r = algo.train()

@@ -1,0 +1,89 @@
+"""Where a Connect Four AlphaZero network stands against its own training targets (issue 14, part 2):
+
+    python benchmarks/connect_four_alphazero_targets.py CHECKPOINT search 0 16 64 200
+    python benchmarks/connect_four_alphazero_targets.py CHECKPOINT trunks [--steps 6000]
+
+`search N...`: the solver's grades (outcome kept / optimal move per stage, held-out positions) of the
+checkpoint's network alone (N = 0) and of MCTS over it with N simulations per move (torch evaluator,
+no root noise, one leaf per network call): how good the targets self-play learns from can be.
+
+`trunks`: fresh networks of several trunks trained on the checkpoint's replay window alone (the same
+data for each; `--steps` minibatches of 256, lr 1e-3 then 2e-4 for the last quarter), then graded:
+whether a bigger trunk would learn more from the data the run had. A checkpoint saved with its
+training state is needed (the window is in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from rlarena import Algorithm, AlphaZeroConfig
+from rlarena.games.connect_four.grading import STAGES, grade, load_positions
+
+FEATURES = {"board_features": "connect_four", "fcnet_activation": "relu", "vf_share_layers": True}
+TRUNKS = {  # name -> (model, exponent applied to the visit targets)
+    "[512, 512]": ({**FEATURES, "fcnet_hiddens": [512, 512]}, 1.0),
+    "[1024, 1024]": ({**FEATURES, "fcnet_hiddens": [1024, 1024]}, 1.0),
+    "[512, 512, 512]": ({**FEATURES, "fcnet_hiddens": [512, 512, 512]}, 1.0),
+    "conv + [512, 512]": ({**FEATURES, "board_features": "conv", "fcnet_hiddens": [512, 512]}, 1.0),
+    "[512, 512], targets cubed": ({**FEATURES, "fcnet_hiddens": [512, 512]}, 3.0),
+}
+
+
+def grades_line(agent, sets) -> str:
+    rows = {stage: grade(agent, sets[stage]) for stage in STAGES if sets.get(stage)}
+    return "  ".join(f"{stage} {r['outcome_kept']:.3f} / {r['optimal_move']:.3f}" for stage, r in rows.items())
+
+
+def search(algo, sets, simulations: list[int]) -> None:
+    print("outcome kept / optimal move per stage")
+    for n in simulations:
+        start = time.perf_counter()
+        agent = algo.get_policy("default_policy") if n == 0 else algo.search_policy(n, seed=0)
+        label = "network alone" if n == 0 else f"search, {n} simulations"
+        print(f"{label:26s} {grades_line(agent, sets)}   ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def trunks(algo, sets, steps: int) -> None:
+    window = algo.replay
+    if window.size == 0:
+        raise SystemExit("This checkpoint holds no replay window (saved without its training state).")
+    print(f"fresh networks on the window of {window.size} positions, {steps} steps of 256")
+    for name, (model, exponent) in TRUNKS.items():
+        fresh = (AlphaZeroConfig().environment("connect_four")
+                 .training(model=model, lr=1e-3, l2_coeff=1e-4, minibatch_size=256).debugging(seed=0).build())
+        fresh.replay.load(window.arrays())
+        if exponent != 1.0:
+            pi = fresh.replay.pi[:fresh.replay.size] ** exponent
+            fresh.replay.pi[:fresh.replay.size] = pi / pi.sum(axis=1, keepdims=True)
+        optimizer = next(iter(fresh.optimizers.values()))
+        start = time.perf_counter()
+        for quarter in range(4):
+            optimizer.lr = fresh.config.lr = 1e-3 if quarter < 3 else 2e-4
+            fresh._learn(steps // 4)
+        size = sum(int(np.prod(p.shape)) for p in fresh.policy.model.parameters())
+        print(f"{name:28s} {size:9d} parameters  {grades_line(fresh.get_policy('default_policy'), sets)}"
+              f"   ({time.perf_counter() - start:.0f} s)", flush=True)
+        fresh.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("what", choices=("search", "trunks"))
+    parser.add_argument("simulations", nargs="*", type=int, default=[0, 16, 64, 200])
+    parser.add_argument("--steps", type=int, default=6000)
+    args = parser.parse_args()
+    algo = Algorithm.from_checkpoint(args.checkpoint, config_overrides={"num_self_play_workers": 0})
+    sets = load_positions()
+    if args.what == "search":
+        search(algo, sets, args.simulations)
+    else:
+        trunks(algo, sets, args.steps)
+
+
+if __name__ == "__main__":
+    main()
