@@ -2,6 +2,7 @@
 
     python benchmarks/connect_four_alphazero_targets.py CHECKPOINT search 0 16 64 200
     python benchmarks/connect_four_alphazero_targets.py CHECKPOINT trunks [--steps 6000]
+    python benchmarks/connect_four_alphazero_targets.py CHECKPOINT speed 64 128 200
 
 `search N...`: the solver's grades (outcome kept / optimal move per stage, held-out positions) of the
 checkpoint's network alone (N = 0) and of MCTS over it with N simulations per move (torch evaluator,
@@ -11,6 +12,9 @@ no root noise, one leaf per network call): how good the targets self-play learns
 data for each; `--steps` minibatches of 256, lr 1e-3 then 2e-4 for the last quarter), then graded:
 whether a bigger trunk would learn more from the data the run had. A checkpoint saved with its
 training state is needed (the window is in it).
+
+`speed N...`: self-play moves per second in this process (the recipe's 128 games searched together,
+root noise, the solver) with N simulations per move: what more simulations cost.
 """
 
 from __future__ import annotations
@@ -70,10 +74,19 @@ def trunks(algo, sets, steps: int) -> None:
         fresh.stop()
 
 
+def speed(algo, simulations: list[int], moves: int = 2048) -> None:
+    for n in simulations:
+        algo.config.mcts_config = {**algo.config.mcts_config, "num_simulations": n}
+        algo._self_play(moves // 4)  # the trees grow to their usual size first
+        start = time.perf_counter()
+        algo._self_play(moves)
+        print(f"{n:4d} simulations per move: {moves / (time.perf_counter() - start):6.0f} self-play moves/s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("what", choices=("search", "trunks"))
+    parser.add_argument("what", choices=("search", "trunks", "speed"))
     parser.add_argument("simulations", nargs="*", type=int, default=[0, 16, 64, 200])
     parser.add_argument("--steps", type=int, default=6000)
     args = parser.parse_args()
@@ -81,6 +94,8 @@ def main() -> None:
     sets = load_positions()
     if args.what == "search":
         search(algo, sets, args.simulations)
+    elif args.what == "speed":
+        speed(algo, args.simulations)
     else:
         trunks(algo, sets, args.steps)
 

@@ -74,25 +74,49 @@ def check_mcts_config(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Node:
-    """A position in a search tree; the statistics of its moves live in arrays indexed by move."""
+_UNSET: list[float] = []  # a node's statistics before it is expanded (never written to)
 
-    __slots__ = ("children", "exact", "legal", "prior", "proven", "state", "terminal", "value_sum", "visits")
+
+class Node:
+    """A position in a search tree. The statistics of its moves are Python lists indexed by move (a
+    simulation reads a few numbers per node, where numpy's per-call cost is several times the
+    arithmetic: benchmarks/README.md, AlphaZero); `visits`, `value_sum`, `prior` and `exact` give
+    them as arrays."""
+
+    __slots__ = ("children", "ex", "legal", "moves", "n", "p", "proven", "state", "terminal", "total", "w")
 
     def __init__(self, state: State, terminal: float | None = None):
         self.state = state
         self.terminal = terminal  # the result for the player to move, once the game is over
         self.proven = terminal  # the exact value for the player to move, once known (the solver)
-        self.exact: np.ndarray | None = None  # [A] each move's exact value when proven, else nan
-        self.prior: np.ndarray | None = None  # set when expanded
-        self.legal: np.ndarray | None = None
-        self.visits: np.ndarray | None = None  # N(s, a)
-        self.value_sum: np.ndarray | None = None  # W(s, a), from this node's mover's side
+        self.ex: list[float] | None = None  # each move's exact value when proven, else nan
+        self.p: list[float] | None = None  # the priors P(s, a), set when expanded
+        self.legal: np.ndarray | None = None  # bool [A]
+        self.moves: tuple[int, ...] = ()  # the legal moves
+        self.n: list[float] = _UNSET  # N(s, a), set when expanded
+        self.w: list[float] = _UNSET  # W(s, a), from this node's mover's side
+        self.total = 0.0  # N(s): the sum of n
         self.children: dict[int, Node] = {}
 
     @property
     def expanded(self) -> bool:
-        return self.prior is not None
+        return self.p is not None
+
+    @property
+    def visits(self) -> np.ndarray:
+        return np.array(self.n, np.float64)
+
+    @property
+    def value_sum(self) -> np.ndarray:
+        return np.array(self.w, np.float64)
+
+    @property
+    def prior(self) -> np.ndarray | None:
+        return None if self.p is None else np.array(self.p, np.float64)
+
+    @property
+    def exact(self) -> np.ndarray | None:
+        return None if self.ex is None else np.array(self.ex, np.float64)
 
     def q_values(self) -> np.ndarray:
         """Q(s, a): the mean value of each move for the player to move here (0 when unvisited)."""
@@ -117,14 +141,18 @@ class MCTS:
         return Node(state, self.game.terminal_value(state))
 
     def _select(self, root: Node) -> tuple[Node, list[tuple[Node, int]]]:
-        node, path = root, []
-        while node.expanded and node.proven is None:
-            n = node.visits
-            score = node.value_sum / np.maximum(n, 1) + \
-                self.c_puct * math.sqrt(n.sum() + 1.0) * node.prior / (1.0 + n)
-            if node.exact is not None:  # the solver knows some moves: a proven loss is never tried
-                score = np.where(node.exact == -1.0, -np.inf, score)
-            a = int(np.where(node.legal, score, -np.inf).argmax())
+        node, path, c_puct = root, [], self.c_puct
+        while node.p is not None and node.proven is None:
+            n, w, p, exact = node.n, node.w, node.p, node.ex
+            k = c_puct * math.sqrt(node.total + 1.0)
+            best, a = -math.inf, node.moves[0]
+            for m in node.moves:
+                if exact is not None and exact[m] == -1.0:
+                    continue  # the solver proved this move loses: never tried
+                nm = n[m]
+                score = (w[m] / nm if nm else 0.0) + k * p[m] / (1.0 + nm)
+                if score > best:
+                    best, a = score, m
             path.append((node, a))
             child = node.children.get(a)
             if child is None:
@@ -140,37 +168,39 @@ class MCTS:
         best of them."""
         for node, a in reversed(path):
             value = -value
-            node.visits[a] += 1
-            node.value_sum[a] += value
+            node.n[a] += 1.0
+            node.w[a] += value
+            node.total += 1.0
             if proven is None or not self.solver:
                 continue
-            if node.exact is None:
-                node.exact = np.full(len(node.visits), np.nan)
-            node.exact[a] = -proven
+            if node.ex is None:
+                node.ex = [math.nan] * len(node.n)
+            node.ex[a] = -proven
             if -proven == 1.0:
                 node.proven = 1.0
             else:
-                known = node.exact[node.legal]
-                node.proven = float(known.max()) if not np.isnan(known).any() else None
+                known = [node.ex[m] for m in node.moves]
+                node.proven = None if any(math.isnan(v) for v in known) else max(known)
             proven = node.proven
 
     def _expand(self, leaves: list[Node]) -> np.ndarray:
         """Run the network on `leaves` (unexpanded, not terminal), set their priors; their values."""
         legal = np.stack([self.game.legal_moves(n.state) for n in leaves])
         priors, values = self.evaluator(self.game.encode([n.state for n in leaves]), legal)
-        zeros = np.zeros(self.game.num_actions)
-        for node, p, ok in zip(leaves, priors, legal):
-            node.prior, node.legal = np.where(ok, p, 0.0), ok
-            node.visits, node.value_sum = zeros.copy(), zeros.copy()
+        zeros = [0.0] * self.game.num_actions
+        masked = np.where(legal, np.asarray(priors, np.float64), 0.0).tolist()
+        for node, p, ok, flags in zip(leaves, masked, legal, legal.tolist()):
+            node.p, node.legal, node.moves = p, ok, tuple(m for m, flag in enumerate(flags) if flag)
+            node.n, node.w, node.total = zeros.copy(), zeros.copy(), 0.0
         return np.asarray(values, np.float64)
 
     def add_noise(self, root: Node) -> None:
         """Mix Dirichlet noise into an expanded root's priors (exploration in self-play)."""
         if self.eps > 0 and root.expanded and root.terminal is None:
             legal = np.flatnonzero(root.legal)
-            noise = np.zeros_like(root.prior)
+            noise = np.zeros(len(root.p))
             noise[legal] = self.rng.dirichlet(np.full(len(legal), self.alpha))
-            root.prior = (1 - self.eps) * root.prior + self.eps * noise
+            root.p = ((1 - self.eps) * root.prior + self.eps * noise).tolist()
 
     def search(self, roots: Sequence[Node], num_simulations: int, noise: bool = False,
                leaves_per_call: int = 1) -> None:
@@ -218,20 +248,21 @@ class MCTS:
 def _virtual_loss(path: list[tuple[Node, int]], sign: int) -> None:
     """Add (sign 1) or take back (-1) a lost visit on every edge of `path`."""
     for node, a in path:
-        node.visits[a] += sign
-        node.value_sum[a] -= sign
+        node.n[a] += sign
+        node.w[a] -= sign
+        node.total += sign
 
 
 def visit_policy(root: Node, temperature: float | None) -> np.ndarray:
     """The search's policy at `root`: visits^(1/T) normalized; None or 0 puts all mass on the most
     visited moves (ties shared). Where the solver proved moves: all mass on the proven wins if any,
     never any on a proven loss unless every move loses."""
-    legal = root.legal
-    if root.exact is not None:
-        if (root.exact == 1.0).any():
-            return (root.exact == 1.0) / (root.exact == 1.0).sum()
-        if (legal & ~(root.exact == -1.0)).any():
-            legal = legal & ~(root.exact == -1.0)
+    legal, exact = root.legal, root.exact
+    if exact is not None:
+        if (exact == 1.0).any():
+            return (exact == 1.0) / (exact == 1.0).sum()
+        if (legal & ~(exact == -1.0)).any():
+            legal = legal & ~(exact == -1.0)
     n = np.where(legal, root.visits, 0.0)
     if not temperature:
         best = (n == n.max()) & legal
