@@ -51,7 +51,7 @@ def latency(agent, count: int = 20, seed: int = 1) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", default=str(SHIPPED))
-    parser.add_argument("--search", type=int, default=4000, help="simulations per move of the search agent")
+    parser.add_argument("--search", type=int, default=8000, help="simulations per move of the search agent")
     parser.add_argument("--leaves-per-call", type=int, default=8,
                         help="leaves of one tree per network call (virtual loss); 1: one leaf per call")
     parser.add_argument("--network-only", action="store_true", help="measure the network alone (part 2) only")

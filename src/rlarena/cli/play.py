@@ -54,7 +54,7 @@ def add_play(p: argparse.ArgumentParser) -> None:
                        help="play this exported model (None: the agent shipped with rlarena)")
     p.add_argument("--search", type=_levels, default=None, metavar="N,N,...",
                    help="the search agent's levels, in simulations per move (e.g. 50,200,800; 'none' for no search "
-                        "levels). Default: 50,200,800,4000 for an AlphaZero network (its checkpoint's "
+                        "levels). Default: 50,200,800,8000 for an AlphaZero network (its checkpoint's "
                         "rlarena_checkpoint.json, next to the .onnx file for --onnx, names the algorithm), none "
                         "for another (a PPO value head does not estimate the game's result)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")

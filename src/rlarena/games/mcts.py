@@ -35,7 +35,7 @@ from rlarena.policy import Policy
 
 Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # leaves of one tree per network call when one game is searched for play (the page, the arena):
-# 4,000 simulations take 0.58 s a move on 2 cores with 8, 2,400 take 0.71 s with 1 (benchmarks/README.md)
+# 8,000 simulations take 0.66 s a move on 2 cores with 8, 2,400 take ~0.5 s with 1 (benchmarks/README.md)
 SERVE_LEAVES_PER_CALL = 8
 
 # RLlib contrib AlphaZero's mcts_config names; `temperature_moves` is ours (AlphaZero's "the first

@@ -37,9 +37,9 @@ from rlarena.policy import Policy, policy_actions
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
 # The search levels' simulations per move. Measured one move at a time with the shipped network on
-# this project's 2-core machine, 8 leaves per network call (benchmarks/README.md): 4000 take 0.58 s
-# (max 0.74 s) per move, so the strongest stays under the issue's 1 s.
-SEARCH_LEVELS = (50, 200, 800, 4000)
+# this project's 2-core machine, 8 leaves per network call (benchmarks/README.md): 8000 take 0.66 s
+# (max 0.78 s) per move, so the strongest stays under the issue's 1 s.
+SEARCH_LEVELS = (50, 200, 800, 8000)
 SEARCH_ALGORITHMS = ("AlphaZero",)  # algorithms whose value head the search can use (tanh(value) in [-1, 1])
 COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
 Result = Literal["win", "loss", "draw"]  # from the human's side
