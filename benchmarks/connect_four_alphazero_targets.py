@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from rlarena import Algorithm, AlphaZeroConfig
-from rlarena.games.connect_four.grading import STAGES, grade, load_positions
+from rlarena.cli.arena import solver_grades
 
 FEATURES = {"board_features": "connect_four", "fcnet_activation": "relu", "vf_share_layers": True}
 TRUNKS = {  # name -> (model, exponent applied to the visit targets)
@@ -37,21 +37,21 @@ TRUNKS = {  # name -> (model, exponent applied to the visit targets)
 }
 
 
-def grades_line(agent, sets) -> str:
-    rows = {stage: grade(agent, sets[stage]) for stage in STAGES if sets.get(stage)}
+def grades_line(agent) -> str:
+    rows = solver_grades(agent, required=True)
     return "  ".join(f"{stage} {r['outcome_kept']:.3f} / {r['optimal_move']:.3f}" for stage, r in rows.items())
 
 
-def search(algo, sets, simulations: list[int]) -> None:
+def search(algo, simulations: list[int]) -> None:
     print("outcome kept / optimal move per stage")
     for n in simulations:
         start = time.perf_counter()
         agent = algo.get_policy("default_policy") if n == 0 else algo.search_policy(n, seed=0)
         label = "network alone" if n == 0 else f"search, {n} simulations"
-        print(f"{label:26s} {grades_line(agent, sets)}   ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"{label:26s} {grades_line(agent)}   ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
-def trunks(algo, sets, steps: int) -> None:
+def trunks(algo, steps: int) -> None:
     window = algo.replay
     if window.size == 0:
         raise SystemExit("This checkpoint holds no replay window (saved without its training state).")
@@ -69,7 +69,7 @@ def trunks(algo, sets, steps: int) -> None:
             optimizer.lr = fresh.config.lr = 1e-3 if quarter < 3 else 2e-4
             fresh._learn(steps // 4)
         size = sum(int(np.prod(p.shape)) for p in fresh.policy.model.parameters())
-        print(f"{name:28s} {size:9d} parameters  {grades_line(fresh.get_policy('default_policy'), sets)}"
+        print(f"{name:28s} {size:9d} parameters  {grades_line(fresh.get_policy('default_policy'))}"
               f"   ({time.perf_counter() - start:.0f} s)", flush=True)
         fresh.stop()
 
@@ -91,13 +91,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     args = parser.parse_args()
     algo = Algorithm.from_checkpoint(args.checkpoint, config_overrides={"num_self_play_workers": 0})
-    sets = load_positions()
     if args.what == "search":
-        search(algo, sets, args.simulations)
+        search(algo, args.simulations)
     elif args.what == "speed":
         speed(algo, args.simulations)
     else:
-        trunks(algo, sets, args.steps)
+        trunks(algo, args.steps)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ class MCTS:
     def add_noise(self, root: Node) -> None:
         """Mix Dirichlet noise into an expanded root's priors (exploration in self-play)."""
         if self.eps > 0 and root.expanded and root.terminal is None:
-            legal = np.flatnonzero(root.legal)
+            legal = list(root.moves)
             noise = np.zeros(len(root.p))
             noise[legal] = self.rng.dirichlet(np.full(len(legal), self.alpha))
             root.p = ((1 - self.eps) * root.prior + self.eps * noise).tolist()
