@@ -8,6 +8,14 @@ temporary sibling directory that is renamed into place; the JSON is written last
 Reading treats every file as a stranger's: file names from JSON must be plain names (no `../`), a
 file must be a regular file that resolves inside its directory (a symlink out of it is refused), and
 JSON is size-checked before it is read (read_json). Each problem is a CheckpointError naming the file.
+
+The same two rules serve every file rlarena writes or reads elsewhere (plots, videos, logs, recorded
+data, ONNX models, results), so they live here once:
+- writing: atomic_write / write_file_atomic create a new file under a temporary name in the target
+  directory and rename it into place (a crash leaves the previous file; a link planted at the name is
+  replaced, never written through); a path the caller names that is itself a link is refused;
+- reading: confined(path, root) checks that a file of the folder `root` resolves inside it (every link
+  on the way included), is a regular file (no FIFO or device) and is not larger than a bound.
 """
 
 from __future__ import annotations
@@ -16,14 +24,16 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Self
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from rlarena.errors import CheckpointError
+from rlarena.errors import CheckpointError, RLArenaError
 
 FORMAT_VERSION = 1
 METADATA_FILE = "rlarena_checkpoint.json"
@@ -57,32 +67,188 @@ def is_plain_name(name: object) -> bool:
 def _allowed(real: Path, root: Path) -> bool:
     """Whether `real` (a resolved path) lies inside the directory `root` (resolved) or, in the layout of
     huggingface_hub's cache (what load_from_hub downloads), is a blob of the same repository:
-    <repo>/snapshots/<revision>/config.json -> ../../blobs/<hash>."""
+    <repo>/snapshots/<revision>/config.json -> ../../blobs/<hash>, where <repo>/blobs is a real
+    directory of that repository folder (a `blobs` that is itself a link could point anywhere)."""
     if real.is_relative_to(root):
         return True
-    return root.parent.name == "snapshots" and real.parent == (root.parent.parent / "blobs").resolve()
+    if root.parent.name != "snapshots":
+        return False
+    blobs = root.parent.parent / "blobs"  # root is resolved: blobs is canonical unless it is a link
+    try:
+        is_real_dir = stat.S_ISDIR(os.lstat(blobs).st_mode)
+    except OSError:
+        return False
+    return is_real_dir and real.parent == blobs
+
+
+def confined(path: str | os.PathLike, root: str | os.PathLike, what: str = "File", *,
+             max_bytes: int | None = None, bound: str = "",
+             error: type[RLArenaError] = CheckpointError) -> Path:
+    """`path`, a file of the folder `root`, resolved, after checking that it stays inside `root`: once
+    every symbolic link on the way is followed (the file's own, a linked subdirectory's), it lies inside
+    `root` or, in the layout of huggingface_hub's cache, is a blob of the same repository (see
+    _allowed); that it is a regular file
+    (a FIFO would block the read, a device never ends); and, with `max_bytes`, that it is no larger
+    (`bound` names the setting that raises it). Each problem is an `error` naming the file; a missing
+    file raises FileNotFoundError for the caller to explain."""
+    path = Path(path)
+    try:
+        real = path.resolve(strict=True)
+        top = Path(root).resolve()
+        info = real.stat()
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError) as exc:  # a symlink loop raises RuntimeError before Python 3.13
+        raise error(f"{what} {str(path)!r} cannot be read ({exc}).") from None
+    if not _allowed(real, top):
+        how = "is a symbolic link to" if path.is_symlink() else "is reached through a symbolic link: it is"
+        raise error(f"{what} {str(path)!r} {how} {str(real)!r}, outside its directory {str(top)!r}: rlarena "
+                    f"reads only files inside the directory it is given. If you trust it, replace the link with "
+                    f"a copy of what it points to.")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{what} {str(path)!r} is not a regular file (a directory, device or FIFO): rlarena reads "
+                    f"only regular files.")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise error(f"{what} {str(path)!r} is {info.st_size:,} bytes, more than the {max_bytes:,} rlarena reads "
+                    f"from such a file: it was not written by rlarena or was tampered with. For a file you trust, "
+                    f"raise {bound or 'the bound'}.")
+    return real
 
 
 def checked_file(path: Path, what: str) -> Path:
     """`path` resolved, after checking that it is a regular file inside its directory (symlinks
     are followed only within it: a link to /etc/passwd or /dev/zero is refused, as is a FIFO that
     would block the read). A missing file raises FileNotFoundError for the caller to explain."""
-    try:
-        real = path.resolve(strict=True)
-        root = path.parent.resolve()
-        regular = real.is_file()
-    except FileNotFoundError:
-        raise
-    except (OSError, RuntimeError) as exc:  # a symlink loop raises RuntimeError before Python 3.13
-        raise CheckpointError(f"{what} {str(path)!r} cannot be read ({exc}).") from None
-    if not _allowed(real, root):
-        raise CheckpointError(f"{what} {str(path)!r} is a symbolic link to {str(real)!r}, outside its directory: "
-                              f"rlarena reads only files inside the directory it is given. If you trust it, "
-                              f"replace the link with a copy of the file.")
-    if not regular:
-        raise CheckpointError(f"{what} {str(path)!r} is not a regular file (a directory, device or FIFO): "
-                              f"rlarena reads only regular files.")
-    return real
+    return confined(path, Path(path).parent, what)
+
+
+# -- writing: a new file under a temporary name, renamed into place --------------------------------------
+def save_path(path: str | os.PathLike, what: str, error: type[RLArenaError] = CheckpointError) -> Path:
+    """`path`, a file or directory the caller names to (re)place, made absolute with the directories
+    above it resolved (links there are the caller's own) and its own name kept. A path that is itself
+    a symbolic link is refused: rlarena never writes through one, and replacing it would drop the link
+    the caller made."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        path = path.resolve()
+    target = path.parent.resolve() / path.name
+    if target.is_symlink():
+        raise error(f"Refusing to write {what} to {str(target)!r}: it is a symbolic link (to "
+                    f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, or give "
+                    f"the path it points to.")
+    return target
+
+
+class AtomicFile:
+    """A new file under a temporary name in the directory of `path` (.STEM.tmp-XXXXXXXX.SUFFIX, created
+    exclusively: never a link or a file already there), renamed onto `path` by commit(); `file` is it,
+    open for binary writing, and `tmp` its name (for writers that open a file by name). As a context
+    manager it commits when the block ends normally and removes the temporary file when it raises, so
+    `path` holds the previous file or the complete new one, never half of one.
+
+    `replace_link`: a symbolic link at `path` is replaced (a name rlarena picks inside a folder, where
+    someone may have planted one: rename(2) replaces the link itself); otherwise (a path the caller
+    names) it is refused (save_path). `error`: the error class of the refusals."""
+
+    def __init__(self, path: str | os.PathLike, what: str = "a file", *, replace_link: bool = False,
+                 error: type[RLArenaError] = CheckpointError):
+        self.what = what
+        if replace_link:
+            given = Path(path)
+            self.path = given.parent.resolve() / given.name
+        else:
+            self.path = save_path(path, what, error)
+        if self.path.is_dir() and not self.path.is_symlink():
+            raise error(f"Cannot write {what} to {str(self.path)!r}: it is a directory. Give a file path.")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.parent / f".{self.path.stem}.tmp-{uuid.uuid4().hex[:8]}{self.path.suffix}"
+        # O_CREAT | O_EXCL: fails on anything already there, a link too; closed by commit() or discard()
+        self.file: IO[bytes] = open(self.tmp, "xb")  # noqa: SIM115
+        self._finished = False
+
+    def commit(self) -> Path:
+        """Flush the file to disk and rename it onto `path`."""
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._finished = True
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file; `path` is left as it was."""
+        if not self.file.closed:
+            self.file.close()
+        if not self._finished:
+            self.tmp.unlink(missing_ok=True)
+        self._finished = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def atomic_write(path: str | os.PathLike, what: str = "a file", *, replace_link: bool = False,
+                 error: type[RLArenaError] = CheckpointError) -> AtomicFile:
+    """`with atomic_write(path, "the plot") as out: fig.savefig(out.file, format="png")`: see AtomicFile."""
+    return AtomicFile(path, what, replace_link=replace_link, error=error)
+
+
+def write_file_atomic(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes]], object],
+                      what: str = "a file", *, replace_link: bool = False,
+                      error: type[RLArenaError] = CheckpointError) -> Path:
+    """Write `data` (bytes, text as UTF-8, or a function that writes into the binary file it is given)
+    to `path` through atomic_write; return the path written."""
+    with atomic_write(path, what, replace_link=replace_link, error=error) as out:
+        if callable(data):
+            data(out.file)
+        else:
+            out.file.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return out.path
+
+
+def make_dir(path: str | os.PathLike, what: str, error: type[RLArenaError] = CheckpointError) -> Path:
+    """`path`, a directory rlarena names inside a folder (a trial's checkpoints/, one policy's directory
+    of recorded data), created when missing; refused when it is a symbolic link (what is written there
+    would land wherever the link points) or not a directory."""
+    path = Path(path)
+    if not path.is_symlink() and not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or not path.is_dir():
+        kind = f"a symbolic link (to {os.readlink(path)!r})" if path.is_symlink() else "not a directory"
+        raise error(f"Cannot write {what} into {str(path)!r}: it is {kind}, and rlarena writes only into real "
+                    f"directories there. Remove it, or replace the link with what it points to.")
+    return path
+
+
+def copy_dir(src: str | os.PathLike, dst: str | os.PathLike, what: str = "Checkpoint") -> Path:
+    """Copy the regular files of the folder `src` and its subfolders into `dst` (created; files already
+    there of the same names are replaced). Each is read with confined(file, src) (a link out of `src`
+    is refused) and written with atomic_write (a link in `dst` is replaced, never followed)."""
+    src, dst = Path(src), Path(dst)
+    top = make_dir(save_path(dst, f"a copy of {str(src)!r}"), f"a copy of {str(src)!r}")
+    for folder, dirs, files in os.walk(src):  # links to directories are not descended into
+        rel = Path(folder).relative_to(src)
+        for name in dirs:
+            if (Path(folder) / name).is_symlink():
+                raise CheckpointError(f"{what} {str(src)!r} holds {str(Path(folder) / name)!r}, a symbolic link to a "
+                                      f"directory: rlarena copies only files inside the folder. Replace the link "
+                                      f"with what it points to.")
+            make_dir(top / rel / name, f"a copy of {str(src)!r}")
+        for name in files:
+            real = confined(Path(folder) / name, src, f"{what} file")
+            with open(real, "rb") as f, atomic_write(top / rel / name, replace_link=True) as out:
+                shutil.copyfileobj(f, out.file, _CHUNK)
+    return top
 
 
 def read_json(path: Path, what: str, max_bytes: int | None = None) -> Any:
@@ -118,10 +284,10 @@ def read_json(path: Path, what: str, max_bytes: int | None = None) -> Any:
 def _recover_interrupted_replace(target: Path) -> None:
     """A process killed between the two renames of a replace leaves the previous checkpoint at
     `.NAME.old-XXXX` and nothing at NAME: put it back (it was complete: it had been in place)."""
-    if target.exists():
+    if target.exists() or target.is_symlink():
         return
     for old in sorted(target.parent.glob(f".{target.name}.old-*")):
-        if (old / METADATA_FILE).exists():
+        if not old.is_symlink() and (old / METADATA_FILE).exists():  # a link there is no checkpoint we moved
             os.rename(old, target)
             return
 
@@ -131,13 +297,14 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
     """Write `arrays` (group name -> {key: array}) and `metadata` as a checkpoint at `path`.
 
     An existing checkpoint at `path` is replaced only once the new one is complete; a directory
-    that holds anything else is never overwritten.
+    that holds anything else is never overwritten, and a `path` that is a symbolic link is refused
+    (replacing it would replace the checkpoint it points to and delete the files beside it).
     """
     for group in arrays:  # a group is named after a policy id, which a config sets freely
         if not is_plain_name(f"{group}.safetensors"):
             raise CheckpointError(f"Cannot write a checkpoint: {group!r} cannot name a file in it. Name policies "
                                   f"without '/', '\\' or NUL characters, in at most 200 characters.")
-    target = Path(path).resolve()
+    target = save_path(path, "a checkpoint")
     _recover_interrupted_replace(target)
     if target.exists() and not target.is_dir():
         raise CheckpointError(f"Refusing to write a checkpoint to {str(target)!r}: it is a file. A checkpoint is "
@@ -147,7 +314,7 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
                               f"directory that is not an rlarena checkpoint. Choose a new or empty directory.")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp.mkdir()  # new and ours: the files written into it need no temporary names of their own
     try:
         files = {}
         for group, tensors in arrays.items():
@@ -169,7 +336,12 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
 def replace_dir(tmp: Path, target: Path) -> None:
     """Rename the finished directory `tmp` to `target`. A previous `target` is moved aside first and
     removed only after the rename; if the rename fails it is put back. (A crash between the two
-    renames leaves it as .<name>.old-*, which read_checkpoint recovers.)"""
+    renames leaves it as .<name>.old-*, which read_checkpoint recovers.) A `target` that is a symbolic
+    link is refused: what it points to is not replaced."""
+    if target.is_symlink():
+        raise CheckpointError(f"Refusing to replace {str(target)!r}: it is a symbolic link (to "
+                              f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, "
+                              f"or give the path it points to.")
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(target, old)

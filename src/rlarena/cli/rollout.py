@@ -31,21 +31,34 @@ Act = Callable[[Any, Any, Episode], Any]
 
 
 def resolve_checkpoint(path: str) -> str:
-    """A checkpoint directory, or the latest checkpoint of a trial directory (or of a run's only trial)."""
+    """A checkpoint directory, or the latest checkpoint of a trial directory (or of a run's only trial).
+    A trial's checkpoints are the real directories in its checkpoints/ (CheckpointManager.scan): one
+    that is a symbolic link, or a run's trial directory that is one, is refused, never loaded."""
+    from rlarena.train.checkpoints import CheckpointManager
     root = Path(path)
     if not root.exists() or (root / METADATA_FILE).exists() or not root.is_dir():
         return path  # read_checkpoint says what is wrong with it
-    found = sorted(root.glob(f"checkpoints/checkpoint_*/{METADATA_FILE}")) or \
-        sorted(root.glob(f"*/checkpoints/checkpoint_*/{METADATA_FILE}"))
-    trials = {p.parent.parent.parent for p in found}
-    if len(trials) > 1:
-        raise CheckpointError(f"{path!r} holds several trials ({', '.join(sorted(t.name for t in trials))}); "
+    trials = [root] if os.path.lexists(root / "checkpoints") else \
+        sorted(p for p in root.iterdir() if os.path.lexists(p / "checkpoints"))
+    latest: dict[Path, str] = {}
+    for trial in trials:
+        manager = CheckpointManager(trial / "checkpoints")
+        manager.scan({})
+        links = [trial] if trial != root and trial.is_symlink() else manager.ignored
+        if links:
+            raise CheckpointError(f"{str(links[0])!r} is a symbolic link (to {os.readlink(links[0])!r}): rlarena "
+                                  f"loads a trial's checkpoints only from inside its directory. Pass the checkpoint "
+                                  f"directory itself if you trust it.")
+        if manager.latest is not None:
+            latest[trial] = str(trial / "checkpoints" / Path(manager.latest.path).name)
+    if len(latest) > 1:
+        raise CheckpointError(f"{path!r} holds several trials ({', '.join(sorted(t.name for t in latest))}); "
                               f"pass one trial directory or a checkpoint directory.")
-    if not found:
+    if not latest:
         return path
-    latest = str(max(found, key=lambda p: p.parent.name).parent)
-    print(f"using the latest checkpoint: {latest}", file=sys.stderr)
-    return latest
+    found = next(iter(latest.values()))
+    print(f"using the latest checkpoint: {found}", file=sys.stderr)
+    return found
 
 
 # Inference needs no batch of training envs (nor worker processes): one in-process env suffices.
@@ -140,7 +153,10 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
     if args.video:
         from rlarena.cli.video import available_format
         video_fmt = available_format(args.video_format)
-        Path(args.video).mkdir(parents=True, exist_ok=True)
+        try:  # the directory you name may be a link of yours; the files in it are written by rename (_episode)
+            Path(args.video).mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(f"--video {args.video!r} is a file: give a directory for the episode videos.") from None
     render_mode = "rgb_array" if args.video else ("human" if args.render else None)
     if render_mode == "rgb_array":  # frames off screen: pygame-drawn envs need no display (and say so)
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -208,9 +224,10 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
     (rlarena.offline.record.EpisodeRecorder, for --output) sees the rewards and the episode's end;
     `act` reports the actions to it."""
     writer = None
-    if video_fmt:
+    if video_fmt:  # a name rlarena picks in the --video directory: a link planted there is replaced
         from rlarena.cli.video import VideoWriter, video_fps
-        writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, video_fps(env, args.fps))
+        writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, video_fps(env, args.fps),
+                             replace_link=True)
     try:
         obs, _ = env.reset(seed=seed)
         if writer:
@@ -238,9 +255,12 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
                 _record_step(recorder, obs, rewards, terminateds, truncateds, done, multi_agent)
             if writer:
                 writer.append(env.render())
-    except RLArenaError:
-        raise
-    except Exception as exc:  # the env's own error (or the renderer's), with its name
+    except BaseException as exc:
+        if writer:  # no half video: a file already at its name is kept
+            writer.discard()
+        if isinstance(exc, RLArenaError) or not isinstance(exc, Exception):
+            raise
+        # the env's own error (or the renderer's), with its name
         raise EnvError(f"Env {env_label!r} failed during the rollout: {type(exc).__name__}: {exc}") from exc
     return total, length, writer.close() if writer else None, per_agent
 

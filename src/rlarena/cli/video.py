@@ -2,6 +2,8 @@
 
 MP4 through imageio-ffmpeg when installed, else an animated GIF through Pillow. Frames are written
 (MP4) or palettized (GIF) as they come, so a long episode does not hold full RGB frames in memory.
+A video is written under a temporary name in its directory and renamed into place when it is
+complete (rlarena.checkpoint.io.atomic_write): a link at its name is never written through.
 
 `play_episode` is the one greedy/sampled episode loop for single- and multi-agent algorithms (an
 optional VideoWriter records it); `record_video` opens an rgb_array env and records one episode.
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rlarena.checkpoint.io import atomic_write
 from rlarena.errors import ConfigError, EnvError
 
 GIF_MAX_WIDTH = 400  # GIFs are downscaled to this width: a 600x400 CartPole GIF of 500 frames is ~20 MB
@@ -54,15 +57,25 @@ def video_fps(env: Any, fps: int | None = None) -> int:
 
 
 class VideoWriter:
-    def __init__(self, path: Path, fmt: str, fps: int = DEFAULT_FPS, hold_last_s: float = HOLD_LAST_S):
+    """One episode's video at `path`, complete or not at all. `replace_link`: `path` is a name rlarena
+    picks in a directory (`rollout --video DIR`), where a planted link is replaced; otherwise a path
+    the caller named, which is refused when it is a link."""
+
+    def __init__(self, path: Path, fmt: str, fps: int = DEFAULT_FPS, hold_last_s: float = HOLD_LAST_S, *,
+                 replace_link: bool = False):
         self.path, self.fmt, self.fps, self.hold_last_s = path, fmt, fps, hold_last_s
         self.num_frames = 0
         self._frames: list[Any] = []
         self._last: np.ndarray | None = None
         self._writer: Any = None
+        self._out = atomic_write(path, "the video", replace_link=replace_link, error=ConfigError)
         if fmt == "mp4":
             import imageio
-            self._writer = imageio.get_writer(str(path), fps=fps, macro_block_size=1)
+            try:  # ffmpeg writes the file by name: the temporary one, which has the same suffix
+                self._writer = imageio.get_writer(str(self._out.tmp), fps=fps, macro_block_size=1)
+            except BaseException:
+                self._out.discard()
+                raise
 
     def append(self, frame: np.ndarray | None) -> None:
         if frame is None:
@@ -87,21 +100,38 @@ class VideoWriter:
         self._frames.append(image.quantize(colors=256))
 
     def close(self) -> Path | None:
-        """Finish the file and return its path (None when no frame came)."""
-        if self._last is not None:
-            for _ in range(round(self.hold_last_s * self.fps)):
-                self._write(self._last)
-            self._last = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            return self.path if self.num_frames else None
-        if not self._frames:
-            return None
-        first, *rest = self._frames
-        first.save(self.path, save_all=True, append_images=rest, duration=round(1000 / self.fps), loop=0)
-        self._frames = []
+        """Finish the file, rename it into place and return its path (None when no frame came: then
+        nothing is written, and a file already at `path` is left as it was)."""
+        try:
+            if self._last is not None:
+                for _ in range(round(self.hold_last_s * self.fps)):
+                    self._write(self._last)
+                self._last = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            elif self._frames:
+                first, *rest = self._frames
+                first.save(self._out.file, format="GIF", save_all=True, append_images=rest,
+                           duration=round(1000 / self.fps), loop=0)
+                self._frames = []
+            if not self.num_frames:
+                self._out.discard()
+                return None
+            self._out.commit()
+        except BaseException:
+            self.discard()
+            raise
         return self.path
+
+    def discard(self) -> None:
+        """Drop the video (the episode failed): nothing is written, a file already at `path` is kept."""
+        writer, self._writer, self._frames = self._writer, None, []
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self._out.discard()
 
 
 # -- episodes ---------------------------------------------------------------------------------------
@@ -182,17 +212,17 @@ def record_video(algo: Any, path: str | os.PathLike, *, fmt: str = "auto", fps: 
     env = make_env(algo, "rgb_array")
     try:
         target = Path(path).with_suffix(f".{fmt}")
-        target.parent.mkdir(parents=True, exist_ok=True)
         writer = VideoWriter(target, fmt, video_fps(env, fps))
         try:
             result = play_episode(algo, env, policy_id=policy_id, seed=seed, explore=explore, writer=writer,
                                   max_steps=max_steps, mapping_fn=mapping_fn, worker=worker)
-        finally:
-            written = writer.close()
+        except BaseException:
+            writer.discard()
+            raise
+        written = writer.close()
     finally:
         env.close()
-    if written is None:
-        target.unlink(missing_ok=True)
+    if written is None:  # nothing was written: a file already at `target` is kept
         raise EnvError(f"Env {algo.env_name!r} rendered no frames with render_mode='rgb_array' (render() "
                        f"returned None): it cannot be recorded.")
     return written, result

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlarena._version import __version__
-from rlarena.checkpoint.io import MAX_JSON_BYTES
+from rlarena.checkpoint.io import MAX_JSON_BYTES, atomic_write, save_path
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
 from rlarena.policy import Policy, is_masked_space
@@ -64,9 +63,11 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
                 env_name: str | None = None) -> Path:
     """Write `policies[policy_id]` (a TrainablePolicy) to `path` as an ONNX model; return the path.
 
-    The file appears complete or not at all (written next to `path`, then os.replace'd).
+    The file appears complete or not at all (written under a temporary name next to `path`, then
+    renamed into place: rlarena.checkpoint.io.atomic_write); a `path` that is a symbolic link is refused.
     Algorithm.export_onnx(path, policy_id) calls this with the algorithm's policies.
     """
+    save_path(path, "the ONNX model", ConfigError)  # a link there is refused now, not after the export
     if policy_id not in policies:
         raise ConfigError(f"No policy {policy_id!r} to export.{closest(policy_id, policies)} "
                           f"Policies: {', '.join(policies)}.")
@@ -126,15 +127,9 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     # torch writes IR version 10, which onnxruntime reads from 1.18 on; nothing here needs more than
     # IR 9 (opset 20, onnx 1.15), which keeps the `onnxruntime>=1.17` floor of our extras true
     proto.ir_version = min(proto.ir_version, 9)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        onnx.save_model(proto, str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    with atomic_write(path, "the ONNX model", error=ConfigError) as out:
+        onnx.save_model(proto, out.file)
+    return Path(path)
 
 
 # -- serving ------------------------------------------------------------------------------------------

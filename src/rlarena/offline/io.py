@@ -5,8 +5,12 @@ One row per (agent) step: eps_id, agent_id (null for single-agent), obs, actions
 terminateds, truncateds, t and, optionally, action_logp. A file holds whole episodes; an episode
 still open when the writer flushes is written cut (its last row has terminateds = truncateds =
 False: no bootstrap). Each file is written under a hidden temporary name and renamed into place, so a
-reader never sees half a file. The spaces travel in the Parquet schema metadata as JSON
-(rlarena.envs.spaces), never pickled.
+reader never sees half a file (and a link planted at its name is replaced, never written through).
+The spaces travel in the Parquet schema metadata as JSON (rlarena.envs.spaces), never pickled.
+
+A data set may come from someone else: the files of a directory are read only when they are regular
+files inside it (no link out, no FIFO), and the data set's rows and decoded bytes, read from the files'
+footers, are checked against rlarena.limits.MAX_DATA_ROWS and MAX_DATA_BYTES before any data is read.
 
 pyarrow is an optional extra: it is imported inside the functions that use it, so `import rlarena`
 (and this module) stays light.
@@ -18,6 +22,7 @@ import glob
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rlarena import limits
+from rlarena.checkpoint.io import atomic_write, confined
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import ConfigError, OfflineDataError
 from rlarena.policy import flat_obs_dim
@@ -39,6 +46,8 @@ REQUIRED = ("eps_id", "obs", "actions", "rewards", "new_obs", "terminateds", "tr
 OPTIONAL = ("agent_id", "t", "action_logp")
 NEEDS = ("Offline data needs eps_id, obs, actions, rewards, new_obs, terminateds, truncateds "
          "(RLlib's names).")
+# Bytes of one value of a Parquet physical type once decoded into Arrow (byte arrays: their uncompressed size).
+_VALUE_BYTES = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -72,7 +81,11 @@ class OfflineWriter:
         if max_file_size < 1:
             raise ConfigError(f"OfflineWriter: max_file_size must be a positive number of bytes, got {max_file_size}.")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:  # the directory you name may be a link of yours; the files in it are written by rename (_write)
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise OfflineDataError(f"Cannot record into {str(self.directory)!r}: it is a file. Give a directory "
+                                   f"(output).") from None
         self.observation_space, self.action_space, self.max_file_size = observation_space, action_space, max_file_size
         self.obs_dim = flat_obs_dim(observation_space)
         self.files: list[Path] = []
@@ -195,36 +208,81 @@ class OfflineWriter:
             arrays["action_logp"] = pa.array(cols["action_logp"])
         table = pa.table(arrays, metadata={METADATA_KEY: self._metadata.encode()})
         path = self.directory / f"{self._name}-{len(self.files):05d}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "recorded data", replace_link=True, error=OfflineDataError) as out:
+            pq.write_table(table, out.file)
         self.files.append(path)
 
 
-def _find_files(input_: Any) -> list[Path]:
-    """The .parquet files `input_` names: a directory (its visible *.parquet), a file, a glob pattern
-    or a list of those; an OfflineDataError for an entry that names none."""
-    files: list[Path] = []
+def _find_files(input_: Any) -> dict[Path, Path | None]:
+    """The .parquet files `input_` names -> the folder each must stay inside (None: a file named
+    itself): a directory (its visible *.parquet, each a regular file inside it: a link out of it is
+    refused), a file, a glob pattern (each match inside its own directory) or a list of those; an
+    OfflineDataError for an entry that names none."""
+    files: dict[Path, Path | None] = {}
     for item in input_ if isinstance(input_, list | tuple) else [input_]:
         path = Path(item)
+        found: dict[Path, Path | None]
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.parquet") if not p.name.startswith(".") and p.is_file())
+            found = {p: path for p in sorted(path.glob("*.parquet"))
+                     if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())}
         elif path.is_file():
-            found = [path]
+            found = {path: None}
         else:
-            found = sorted(p for p in map(Path, glob.glob(str(item))) if not p.name.startswith(".") and p.is_file())
+            found = {p: p.parent for p in sorted(map(Path, glob.glob(str(item))))
+                     if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())}
         if not found:
             raise OfflineDataError(f"No offline data at {str(item)!r}: expected a directory of .parquet files, a "
                                    f".parquet file or a glob pattern. Check the path (input_).")
-        files += found
-    return list(dict.fromkeys(files))  # a file named twice is read once
+        for file, root in found.items():
+            _check_file(file, root)
+            if files.get(file) is None:  # a file named twice is read once, inside the stricter folder
+                files[file] = root
+    return files
+
+
+def _check_file(path: Path, root: Path | None) -> Path:
+    """`path` resolved, after checking that it is a regular file (a FIFO would block the read) and, when it
+    was found in the folder `root`, that it stays inside it (confined)."""
+    try:
+        if root is not None:
+            return confined(path, root, "Offline data file", error=OfflineDataError)
+        real = path.resolve(strict=True)
+        regular = stat.S_ISREG(real.stat().st_mode)
+    except FileNotFoundError:
+        raise OfflineDataError(f"Offline data file {str(path)!r} is missing (removed while it was read?).") from None
+    except (OSError, RuntimeError) as exc:
+        raise OfflineDataError(f"Offline data file {str(path)!r} cannot be read ({exc}).") from None
+    if not regular:
+        raise OfflineDataError(f"Offline data file {str(path)!r} is not a regular file (a device or FIFO): rlarena "
+                               f"reads only regular files.")
+    return real
+
+
+def _decoded_bytes(meta: Any) -> int:
+    """The memory that reading a file's columns takes, from its footer (`meta`: pyarrow's FileMetaData):
+    per column chunk the larger of its uncompressed size and its values times their width (run-length or
+    dictionary encoding keeps a column of a billion zeros a few KB on disk, and 8 GB in memory), plus 8
+    bytes a row for list offsets and validity."""
+    wanted = set(REQUIRED) | set(OPTIONAL)
+    total = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            if chunk.path_in_schema.split(".")[0] not in wanted:
+                continue
+            values = max(chunk.num_values, group.num_rows) * _VALUE_BYTES.get(chunk.physical_type, 0)
+            total += max(chunk.total_uncompressed_size, values) + 8 * group.num_rows
+    return total
+
+
+def _check_size(source: str, rows: int, nbytes: int) -> None:
+    """Refuse data past rlarena.limits.MAX_DATA_ROWS or MAX_DATA_BYTES (read now, at call time)."""
+    if rows > limits.limit("MAX_DATA_ROWS"):
+        raise limits.too_large(source, "rows", rows, "MAX_DATA_ROWS", OfflineDataError)
+    if nbytes > limits.limit("MAX_DATA_BYTES"):
+        raise limits.too_large(source, "bytes of columns once read (from the Parquet footers)", nbytes,
+                               "MAX_DATA_BYTES", OfflineDataError)
 
 
 def _unreadable(path: Path, exc: Exception) -> OfflineDataError:
@@ -240,18 +298,23 @@ def _bad(path: Path, column: str, row: int, problem: str) -> OfflineDataError:
 class OfflineData:
     """Logged episodes in Parquet files, read file by file (see the module docstring for the columns).
 
-    Construction reads only the files' footers: columns, row counts and the spaces (the arguments win
-    over the files' metadata)."""
+    Construction reads only the files' footers: columns, row counts, sizes and the spaces (the
+    arguments win over the files' metadata); a data set past rlarena.limits.MAX_DATA_ROWS or
+    MAX_DATA_BYTES is refused there, before any of its data is read."""
 
     def __init__(self, input_: str | os.PathLike | list, observation_space: gym.Space | None = None,
                  action_space: gym.Space | None = None):
         _pyarrow()
-        self.files = _find_files(input_)
+        self._roots = _find_files(input_)
+        self.files = list(self._roots)
         footers = {path: self._footer(path) for path in self.files}
-        self.num_rows = sum(rows for rows, _ in footers.values())
-        self.has_logp = all("action_logp" in schema.names for _, schema in footers.values())
+        self.num_rows = sum(rows for rows, _, _ in footers.values())
+        where = str(input_) if isinstance(input_, str | os.PathLike) else f"{len(input_)} paths"
+        _check_size(f"Offline data {where!r} ({len(self.files)} files)", self.num_rows,
+                    sum(nbytes for _, _, nbytes in footers.values()))
+        self.has_logp = all("action_logp" in schema.names for _, schema, _ in footers.values())
         if observation_space is None or action_space is None:
-            stored = {path: self._stored_spaces(path, schema) for path, (_, schema) in footers.items()}
+            stored = {path: self._stored_spaces(path, schema) for path, (_, schema, _) in footers.items()}
             if observation_space is None:  # not `or`: an empty Dict space is falsy
                 observation_space = self._agreed(stored, "observation_space")
             if action_space is None:
@@ -260,18 +323,18 @@ class OfflineData:
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim = flat_obs_dim(observation_space)
 
-    def _footer(self, path: Path) -> tuple[int, Any]:
-        """(row count, Arrow schema) from the file's footer; the required columns checked."""
+    def _footer(self, path: Path) -> tuple[int, Any, int]:
+        """(row count, Arrow schema, decoded bytes) from the file's footer; the required columns checked."""
         pa, pq = _pyarrow()
         try:
-            meta = pq.read_metadata(path)
+            meta = pq.read_metadata(_check_file(path, self._roots.get(path)))
             schema = meta.schema.to_arrow_schema()
         except MemoryError:  # pyarrow's is an ArrowException too: not the file's fault
             raise
         except (pa.ArrowException, OSError) as exc:
             raise _unreadable(path, exc) from None
         self._check_columns(path, schema.names)
-        return meta.num_rows, schema
+        return meta.num_rows, schema, _decoded_bytes(meta)
 
     @staticmethod
     def _check_columns(path: Path, names: list[str]) -> None:
@@ -314,13 +377,19 @@ class OfflineData:
         return first[1]
 
     def read_file(self, path: str | os.PathLike) -> dict[str, Any]:
-        """The file's rows as numpy arrays, validated (shapes, dtypes, finite values, action range)."""
+        """The file's rows as numpy arrays, validated (shapes, dtypes, finite values, action range).
+        The file is checked again first (it may have changed since construction): a regular file
+        inside its folder, its footer within the bounds."""
         pa, pq = _pyarrow()
         path = Path(path)
+        real = _check_file(path, self._roots.get(path, path.parent))
         try:
-            names = pq.read_schema(path).names
-            self._check_columns(path, names)
-            table = pq.read_table(path, columns=[c for c in (*REQUIRED, *OPTIONAL) if c in names])
+            with pq.ParquetFile(real) as parquet:
+                meta = parquet.metadata
+                _check_size(f"Offline data file {str(path)!r}", meta.num_rows, _decoded_bytes(meta))
+                names = meta.schema.to_arrow_schema().names
+                self._check_columns(path, names)
+                table = parquet.read(columns=[c for c in (*REQUIRED, *OPTIONAL) if c in names])
         except MemoryError:  # pyarrow's is an ArrowException too: not the file's fault
             raise
         except (pa.ArrowException, OSError) as exc:

@@ -5,7 +5,8 @@ Observations are the policy's flat observations before any filter (for a Box spa
 itself, flattened). Actions are the env's (clipped or scaled as the env got them); action_logp is their
 log-prob under the policy that sampled them, when it has one (not for DQN's epsilon-greedy policy).
 A multi-agent run records the policies in training (the agents that the runner collects steps for),
-one directory per policy when there are several.
+one directory per policy when there are several: a link planted as one of those is refused, and each
+file is renamed into place (OfflineWriter), so nothing is written through a link.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from rlarena.errors import ConfigError
+from rlarena.checkpoint.io import make_dir
+from rlarena.errors import ConfigError, OfflineDataError
 from rlarena.rollout.storage import Rollout
 
 
@@ -39,7 +41,9 @@ class Recorder:
         if pid not in self.writers:
             from rlarena.offline.io import OfflineWriter
             policy = self.policies[pid]
-            root = self.directory if len(self.policies) == 1 or not self.multi_agent else self.directory / pid
+            root = self.directory
+            if len(self.policies) > 1 and self.multi_agent:  # a directory rlarena names: never a link
+                root = make_dir(self.directory / pid, f"policy {pid!r}'s recorded data", error=OfflineDataError)
             self.writers[pid] = OfflineWriter(root, policy.observation_space, policy.action_space, self.max_file_size)
         return self.writers[pid]
 

@@ -3,6 +3,9 @@
 num_to_keep keeps the best N by `score_attribute` (or the N most recent when there is none); the
 latest checkpoint is always kept as well, so a run can resume where it stopped (Ray Tune does the
 same). The best checkpoint is ranked by the score attribute, or by episode_return_mean.
+
+A trial directory may come from elsewhere: only real directories inside it are its checkpoints (a
+link, to one checkpoint or as checkpoints/ itself, is never loaded, pruned or written through).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlarena.checkpoint.io import METADATA_FILE
+from rlarena.checkpoint.io import METADATA_FILE, make_dir
 from rlarena.errors import ConfigError
 
 DEFAULT_SCORE_ATTRIBUTE = "episode_return_mean"
@@ -49,9 +52,11 @@ class CheckpointManager:
         self.rank_attribute = score_attribute or DEFAULT_SCORE_ATTRIBUTE
         self.sign = 1.0 if score_order == "max" else -1.0
         self.records: list[CheckpointRecord] = []  # by iteration
+        self.ignored: list[Path] = []  # symbolic links scan() found where checkpoints would be
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, algo: Any, result: dict[str, Any]) -> CheckpointRecord:
+        make_dir(self.directory, "a checkpoint")  # a link as checkpoints/ is refused, not written through
         path = algo.save(self.directory / f"checkpoint_{algo.iteration:06d}")
         record = CheckpointRecord(algo.iteration, path, score_of(result, self.rank_attribute))
         self.records = [r for r in self.records if r.iteration != record.iteration] + [record]
@@ -90,13 +95,18 @@ class CheckpointManager:
     def scan(self, results_by_iteration: dict[int, dict[str, Any]], clean: bool = False) -> None:
         """Rebuild the records from the checkpoint directories on disk; `clean` removes the
         temporary directories of writes that a crash cut short. A symbolic link is never a checkpoint
-        of this trial (save() makes none): it is neither recorded (pruning would delete its target)
-        nor removed."""
-        self.records = []
+        of this trial (save() makes none), nor is anything under a checkpoints/ that is a link: it is
+        neither recorded (loading it would read outside the trial, pruning would delete its target) nor
+        removed; `ignored` lists such links for the caller to report."""
+        self.records, self.ignored = [], []
+        if self.directory.is_symlink():
+            self.ignored.append(self.directory)
+            return
         if not self.directory.is_dir():
             return
         for child in sorted(self.directory.iterdir()):
             if child.is_symlink():
+                self.ignored.append(child)
                 continue
             if child.name.startswith("."):  # a write killed midway (tmp/old)
                 if clean and child.is_dir():

@@ -4,21 +4,27 @@ progress.csv (the same rows as a table) and TensorBoard event files.
 result.json is the record: on resume it is cut back to the checkpoint's iteration and progress.csv
 is rewritten from it, so no iteration appears twice. TensorBoard (torch.utils.tensorboard, which needs
 the `tensorboard` package) is imported only here, only when enabled. A trial directory may come from
-elsewhere: reads are bounded per line, and writes never go through a symbolic link.
+elsewhere: reads stay inside it and are bounded (per line, and MAX_LOG_BYTES per file), whole files
+are written under a temporary name and renamed into place, and the logs appended to every iteration
+are opened without following a link (O_NOFOLLOW) and only when they are regular files.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import numbers
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from rlarena.checkpoint.io import checked_file
+from rlarena import limits
+from rlarena.checkpoint.io import confined, write_file_atomic
+from rlarena.errors import CheckpointError
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.csv"
@@ -42,31 +48,46 @@ def json_default(obj: Any) -> Any:
     return repr(obj)
 
 
-def _new_file(path: Path, newline: str | None = None) -> TextIO:
-    """A fresh file at `path` for writing; whatever was there (a leftover temporary file, or a symbolic
-    link planted to make us write elsewhere) is removed first, and O_EXCL never follows a link."""
-    path.unlink(missing_ok=True)
-    return open(path, "x", newline=newline)
-
-
 def _append(path: Path, newline: str | None = None) -> TextIO:
-    """`path` opened for appending, never through a symbolic link."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    return open(fd, "a", newline=newline)
+    """`path` opened for appending (a log written every iteration cannot be renamed into place each
+    time): never through a symbolic link (O_NOFOLLOW), and only a regular file (O_NONBLOCK: a FIFO
+    without a reader fails at once instead of blocking, and is then refused)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if path.is_symlink():
+            why = f"it is a symbolic link (to {os.readlink(path)!r}), and rlarena never writes through one"
+        elif path.exists() and not path.is_file():
+            why = "it is not a regular file (a FIFO or a device)"
+        else:
+            why = exc.strerror or str(exc)
+        raise CheckpointError(f"Cannot append to {str(path)!r}: {why}. A trial's logs are regular files: remove "
+                              f"what is there, or choose another storage_path.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"Cannot append to {str(path)!r}: it is not a regular file (a FIFO or a device). "
+                              f"A trial's logs are regular files: remove it, or choose another storage_path.")
+    return open(fd, "a", newline=newline, encoding="utf-8")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with _new_file(tmp) as f:
-        f.write(json.dumps(data, indent=2, default=json_default))
-    os.replace(tmp, path)
+    """`data` as JSON at `path` (a name rlarena gives in a run's directory), renamed into place."""
+    write_file_atomic(path, json.dumps(data, indent=2, default=json_default), path.name, replace_link=True)
+
+
+def read_log(path: Path, what: str) -> Path:
+    """`path`, one of a trial's logs, checked before it is read: inside its directory, a regular file,
+    at most MAX_LOG_BYTES (rlarena.limits, read at call time). FileNotFoundError when missing."""
+    return confined(path, path.parent, what, max_bytes=limits.limit("MAX_LOG_BYTES"),
+                    bound="rlarena.limits.MAX_LOG_BYTES")
 
 
 def read_results(trial_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every complete result line of result.json; a line cut short by `kill -9`, or one that is not a
     result rlarena wrote (not JSON, longer than MAX_RESULT_LINE, no whole training_iteration), is skipped."""
     try:
-        path = checked_file(Path(trial_dir) / RESULT_FILE, "Trial results")  # no link out, no FIFO
+        path = read_log(Path(trial_dir) / RESULT_FILE, "Trial results")  # no link out, no FIFO, bounded
     except FileNotFoundError:
         return []
     rows = []
@@ -119,10 +140,8 @@ class TrialLogger:
         """Cut the logs back to `iteration` (the restored checkpoint's) and return the rows kept."""
         rows = [r for r in read_results(self.dir) if int(r["training_iteration"]) <= iteration]
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{RESULT_FILE}.tmp"
-        with _new_file(tmp) as f:
-            f.writelines(json.dumps(row, default=json_default) + "\n" for row in rows)
-        os.replace(tmp, self.dir / RESULT_FILE)
+        write_file_atomic(self.dir / RESULT_FILE, "".join(json.dumps(row, default=json_default) + "\n" for row in rows),
+                          RESULT_FILE, replace_link=True)
         self._rewrite_csv(rows)
         # TensorBoard drops events at steps >= purge_step from earlier files when it reads this one
         self._purge_step = env_steps + 1
@@ -137,7 +156,7 @@ class TrialLogger:
         self._json = _append(self.dir / RESULT_FILE)
         progress = self.dir / PROGRESS_FILE
         if progress.is_file() and not progress.is_symlink() and progress.stat().st_size > 0:
-            with open(progress, newline="", errors="replace") as f:
+            with open(confined(progress, self.dir, "Trial progress"), newline="", errors="replace") as f:
                 header = f.readline(MAX_RESULT_LINE)
             try:
                 self._columns = next(csv.reader([header]), [])
@@ -155,6 +174,11 @@ class TrialLogger:
             self.notice("TensorBoard logging skipped: the `tensorboard` package is not installed "
                         "(pip install tensorboard).")
             return None
+        # TensorBoard opens its event file by name: no link may wait under a name it could pick
+        planted = [p for p in self.dir.glob(EVENTS_GLOB) if p.is_symlink()]
+        if planted:
+            raise CheckpointError(f"Cannot log to {str(self.dir)!r}: {str(planted[0])!r} is a symbolic link, and "
+                                  f"rlarena never writes through one. Remove it.")
         return SummaryWriter(log_dir=str(self.dir), purge_step=self._purge_step, flush_secs=10)
 
     # -- each iteration -----------------------------------------------------------------------
@@ -195,14 +219,13 @@ class TrialLogger:
         for row in rows:
             columns.update(dict.fromkeys(row))
         self._columns = list(columns)
-        tmp = self.dir / f".{PROGRESS_FILE}.tmp"
-        with _new_file(tmp, newline="") as f:
-            if self._columns:
-                writer = csv.DictWriter(f, self._columns, restval="")
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: _cell(v) for k, v in row.items()})
-        os.replace(tmp, self.dir / PROGRESS_FILE)
+        text = io.StringIO(newline="")
+        if self._columns:
+            writer = csv.DictWriter(text, self._columns, restval="")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _cell(v) for k, v in row.items()})
+        write_file_atomic(self.dir / PROGRESS_FILE, text.getvalue(), PROGRESS_FILE, replace_link=True)
 
     def close(self) -> None:
         for f in (self._json, self._csv):

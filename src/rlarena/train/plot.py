@@ -1,14 +1,22 @@
 """Learning-curve PNGs from progress.csv. matplotlib is imported here, only when a plot is drawn,
-through its object API (Figure + Agg), so a user's pyplot backend and state are left alone."""
+through its object API (Figure + Agg), so a user's pyplot backend and state are left alone.
+
+A run directory may come from elsewhere: progress.csv is read only from inside it (no link out, no FIFO
+or device, at most rlarena.limits.MAX_LOG_BYTES), a trial directory that is a link is refused, and a
+PNG is written under a temporary name and renamed into place (a link planted at learning_curve.png is
+replaced, never written through)."""
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
+from typing import Any
 
-from rlarena.errors import ConfigError, closest
-from rlarena.train.loggers import PROGRESS_FILE
+from rlarena.checkpoint.io import atomic_write
+from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.train.loggers import PROGRESS_FILE, read_log
 
 CURVE_FILE = "learning_curve.png"
 COMPARE_FILE = "learning_curves.png"
@@ -18,18 +26,21 @@ EVAL_KEY = "evaluation/episode_return_mean"
 
 
 def _columns(progress: Path) -> dict[str, list[float]]:
-    with open(progress, newline="") as f:
-        rows = list(csv.DictReader(f))
+    """progress.csv's columns as numbers (NaN where a cell is empty or not a number), read row by row."""
     out: dict[str, list[float]] = {}
-    for row in rows:
-        for key, text in row.items():
-            if key is None:
-                continue
-            try:
-                value = float(text) if text not in ("", None) else math.nan
-            except ValueError:
-                value = math.nan
-            out.setdefault(key, []).append(value)
+    with open(read_log(progress, "Trial progress"), newline="", encoding="utf-8", errors="replace") as f:
+        try:
+            for row in csv.DictReader(f):
+                for key, text in row.items():
+                    if key is None:
+                        continue
+                    try:
+                        value = float(text) if text not in ("", None) else math.nan
+                    except (TypeError, ValueError):
+                        value = math.nan
+                    out.setdefault(key, []).append(value)
+        except csv.Error as exc:  # e.g. a cell longer than the csv module reads
+            raise ConfigError(f"{str(progress)!r} is not a table rlarena wrote ({exc}).") from None
     return out
 
 
@@ -49,9 +60,18 @@ def _figure():
     return fig, fig.subplots()
 
 
+def _save(fig: Any, path: Path, replace_link: bool) -> Path:
+    """The figure as a PNG at `path`, renamed into place; `replace_link`: a name rlarena picks in a run
+    directory (a link there is replaced), else a path the caller named (a link is refused)."""
+    with atomic_write(path, "the plot", replace_link=replace_link, error=ConfigError) as out:
+        fig.savefig(out.file, format="png", dpi=100)
+    return path
+
+
 def plot_trial(trial_dir: str | Path, y_keys: list[str] | None = None, x_key: str = X_KEY,
                output: str | Path | None = None) -> Path:
-    """learning_curve.png in the trial directory: return mean (min-max band) and greedy evaluation."""
+    """learning_curve.png in the trial directory (or `output`): return mean (min-max band) and greedy
+    evaluation."""
     trial_dir = Path(trial_dir)
     progress = trial_dir / PROGRESS_FILE
     if not progress.exists():
@@ -79,13 +99,15 @@ def plot_trial(trial_dir: str | Path, y_keys: list[str] | None = None, x_key: st
     ax.grid(alpha=0.3)
     if y_keys:
         ax.legend(fontsize=8)
-    path = Path(output) if output else trial_dir / CURVE_FILE
-    fig.savefig(path, dpi=100)
-    return path
+    if output:
+        return _save(fig, Path(output), replace_link=False)
+    return _save(fig, trial_dir / CURVE_FILE, replace_link=True)
 
 
-def plot_comparison(trial_dirs: list[Path], output: Path, y_key: str = Y_KEY, x_key: str = X_KEY) -> Path:
-    """One curve per trial (a sweep), in one PNG."""
+def plot_comparison(trial_dirs: list[Path], output: Path, y_key: str = Y_KEY, x_key: str = X_KEY, *,
+                    replace_link: bool = False) -> Path:
+    """One curve per trial (a sweep), in one PNG at `output` (a link there is refused, or replaced with
+    `replace_link`)."""
     fig, ax = _figure()
     for trial_dir in trial_dirs:
         cols = _columns(trial_dir / PROGRESS_FILE)
@@ -95,18 +117,24 @@ def plot_comparison(trial_dirs: list[Path], output: Path, y_key: str = Y_KEY, x_
     ax.set_ylabel(y_key)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.savefig(output, dpi=100)
-    return output
+    return _save(fig, Path(output), replace_link)
 
 
 def find_trial_dirs(run_dir: str | Path) -> list[Path]:
-    """The trial directories at or under `run_dir` (a trial directory, or an experiment of several)."""
+    """The trial directories at or under `run_dir` (a trial directory, or an experiment of several).
+    A trial directory that is a symbolic link is refused: plotting reads and writes only inside `run_dir`."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise ConfigError(f"No such directory: {str(run_dir)!r}.")
-    if (run_dir / PROGRESS_FILE).exists():
+    if os.path.lexists(run_dir / PROGRESS_FILE):
         return [run_dir]
-    return sorted(p.parent for p in run_dir.glob(f"*/{PROGRESS_FILE}"))
+    found = sorted(p.parent for p in run_dir.glob(f"*/{PROGRESS_FILE}"))
+    for trial in found:
+        if trial.is_symlink():
+            raise CheckpointError(f"Cannot plot {str(run_dir)!r}: {str(trial)!r} is a symbolic link (to "
+                                  f"{os.readlink(trial)!r}), and rlarena reads and writes only inside the run "
+                                  f"directory. Replace the link with what it points to, or plot that directory.")
+    return found
 
 
 def plot_run(run_dir: str | Path, y_keys: list[str] | None = None, x_key: str = X_KEY) -> list[Path]:
@@ -117,5 +145,6 @@ def plot_run(run_dir: str | Path, y_keys: list[str] | None = None, x_key: str = 
                           f"`rlarena train` / rlarena.run (e.g. runs/<name>).")
     paths = [plot_trial(t, y_keys, x_key) for t in trials]
     if len(trials) > 1:
-        paths.append(plot_comparison(trials, Path(run_dir) / COMPARE_FILE, (y_keys or [Y_KEY])[0], x_key))
+        paths.append(plot_comparison(trials, Path(run_dir) / COMPARE_FILE, (y_keys or [Y_KEY])[0], x_key,
+                                     replace_link=True))
     return paths

@@ -6,12 +6,13 @@ score attribute) for a sweep.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlarena.checkpoint.io import is_plain_name, read_json
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import CheckpointError, ConfigError, notice
 from rlarena.train.checkpoints import (
     DEFAULT_SCORE_ATTRIBUTE,
     CheckpointManager,
@@ -194,12 +195,22 @@ def check_dirname(dirname: Any, state_path: Path) -> None:
 
 
 def load_trial(root: Path, entry: dict[str, Any], score_attribute: str | None, score_order: str) -> TrialResult:
-    """A TrialResult from a trial directory on disk (an entry of experiment_state.json)."""
+    """A TrialResult from a trial directory on disk (an entry of experiment_state.json). Its files are
+    read only inside the experiment: a trial directory that is a symbolic link is refused, and a
+    checkpoint that is one is left out (with a notice)."""
     check_dirname(entry["dirname"], root / STATE_FILE)
     trial_dir = root / entry["dirname"]
+    if trial_dir.is_symlink():
+        raise CheckpointError(f"Cannot read {str(root)!r}: {str(trial_dir)!r}, trial {entry['trial_id']}'s directory, "
+                              f"is a symbolic link (to {os.readlink(trial_dir)!r}), and rlarena reads an experiment "
+                              f"only inside its directory. Replace the link with what it points to.")
     rows = read_results(trial_dir)
     manager = CheckpointManager(trial_dir / "checkpoints", None, score_attribute, score_order)
     manager.scan({int(r["training_iteration"]): r for r in rows})
+    if manager.ignored:
+        notice(f"Trial {entry['trial_id']}: {', '.join(str(p) for p in manager.ignored)} left out: a symbolic "
+               f"link is never one of a trial's checkpoints (it could lead anywhere). Replace it with what it "
+               f"points to if you trust it.")
     return TrialResult(entry["trial_id"], str(trial_dir.resolve()), entry.get("params", {}), entry.get("status", "PENDING"),
                        entry.get("error"), rows[-1] if rows else None, list(manager.records),
                        manager.best.path if manager.best else None,

@@ -31,11 +31,13 @@ class Checkpoint(str):
         return str(self)
 
     def to_directory(self, path: str | os.PathLike | None = None) -> str:
-        """The checkpoint's directory; copied to `path` when one is given (Ray's semantics)."""
+        """The checkpoint's directory; copied to `path` when one is given (Ray's semantics). The copy
+        reads only files inside the checkpoint and writes each under a temporary name renamed into
+        place, so a link in either directory is never followed (copy_dir)."""
         if path is None:
             return str(self)
-        import shutil
-        shutil.copytree(self, path, dirs_exist_ok=True)
+        from rlarena.checkpoint.io import copy_dir
+        copy_dir(self, path)
         return str(path)
 
     @classmethod

@@ -23,10 +23,12 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from rlarena.checkpoint.io import write_file_atomic
+from rlarena.errors import ConfigError
 from rlarena.games.connect_four.rules import COLS, ROWS
 from rlarena.games.connect_four.solver import from_moves, legal_mask, to_planes
 from rlarena.policy import Policy, policy_actions
@@ -85,12 +87,16 @@ def load_positions(path: str | Path = DATA_FILE) -> dict[str, list[Position]]:
 
 
 def save_positions(path: str | Path, stages: dict[str, list[Position]], meta: dict[str, Any]) -> None:
-    """Writes the sets (and `meta`: how they were made) as gzipped JSON, one position per line."""
+    """Writes the sets (and `meta`: how they were made) as gzipped JSON, one position per line, under a
+    temporary name renamed into place (a `path` that is a symbolic link is refused)."""
     lines = ["{", f'"meta": {json.dumps(meta, sort_keys=True)},', '"stages": {']
     for i, (stage, positions) in enumerate(stages.items()):
         rows = ",\n".join(json.dumps({"moves": p.moves, "scores": list(p.scores)}) for p in positions)
         lines.append(f'"{stage}": [\n{rows}\n]' + ("," if i < len(stages) - 1 else ""))
     lines.append("}}")
-    # no name and mtime 0 in the gzip header: the same sets give the same bytes wherever written
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
-        f.write("\n".join(lines).encode("utf-8"))
+    def write(raw: IO[bytes]) -> None:
+        # no name and mtime 0 in the gzip header: the same sets give the same bytes wherever written
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
+            f.write("\n".join(lines).encode("utf-8"))
+
+    write_file_atomic(path, write, "the test positions", error=ConfigError)
