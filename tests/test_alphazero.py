@@ -166,7 +166,8 @@ def test_self_play_in_worker_processes_learns_and_hands_over_every_game(tmp_path
         path = algo.save(tmp_path / "ckpt")
     finally:
         algo.stop()
-    restored = Algorithm.from_checkpoint(path)
+    # a checkpoint does not choose how many processes run: the caller passes the count again
+    restored = Algorithm.from_checkpoint(path, config_overrides={"num_self_play_workers": 2})
     try:
         assert restored.config.num_self_play_workers == 2 and restored.iteration == 30
         assert restored.train()["num_env_steps_sampled_lifetime"] >= 31 * 512

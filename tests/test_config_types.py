@@ -37,7 +37,7 @@ def error_of(config: PPOConfig) -> str:
     ({"lr": "fast"}, "Invalid lr='fast': expected a number (float)."),
     ({"lr": True}, "Invalid lr=True: expected a number (float)."),  # a bool is never a number
     ({"gamma": None}, "Invalid gamma=None: expected a number (float)."),
-    ({"entropy_coeff": float("nan")}, "Invalid entropy_coeff=nan: expected a number (float) (not NaN)."),
+    ({"entropy_coeff": float("nan")}, "Invalid entropy_coeff=nan: expected a number (float) (finite: not NaN or infinity)."),
     ({"grad_clip": "x"}, "Invalid grad_clip='x': expected a number (float) or None."),
     ({"num_epochs": 2.5}, "Invalid num_epochs=2.5: expected an integer (int)."),
     ({"num_epochs": True}, "Invalid num_epochs=True: expected an integer (int)."),

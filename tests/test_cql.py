@@ -14,7 +14,7 @@ from probe_envs import ContinuousIdentityEnv
 
 from rlarena import Algorithm
 from rlarena.algorithms.cql import CQLConfig, cql_penalty
-from rlarena.errors import ConfigError
+from rlarena.errors import CheckpointError, ConfigError
 from rlarena.offline import OfflineWriter
 
 OBS = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -125,7 +125,9 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
         saved = all_arrays(algo)
         assert ("target.default_policy", "critic") in saved and ("cql", "env_steps_trained") in saved
         assert not any(g.startswith("replay.") for g, _ in saved)
-        restored = Algorithm.from_checkpoint(path)
+        with pytest.raises(CheckpointError, match="does not choose what is read"):
+            Algorithm.from_checkpoint(path)  # its data is not read from where the checkpoint says
+        restored = Algorithm.from_checkpoint(path, config_overrides={"input_": str(tmp_path / "data")})
         try:
             assert type(restored).__name__ == "CQL" and restored.num_gradient_steps == 3
             assert restored.num_env_steps_trained == 3 * 64

@@ -188,7 +188,8 @@ def test_checkpoint_round_trip_continues(tmp_path):
     for _ in range(3):
         algo.train()
     path = algo.save(tmp_path / "ckpt")
-    restored = Algorithm.from_checkpoint(path)
+    # the checkpoint does not choose what is read: the data is passed again to continue
+    restored = Algorithm.from_checkpoint(path, config_overrides={"input_": str(tmp_path / "data")})
     assert type(restored).__name__ == "MARWIL" and restored.iteration == 3
     assert restored.ma_adv_norm == algo.ma_adv_norm
     assert restored.num_rows_trained_lifetime == algo.num_rows_trained_lifetime

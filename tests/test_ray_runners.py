@@ -334,7 +334,10 @@ def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
     with Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES)) as played:
         assert played.remote_runners is None and played.remote_eval is None
         assert played.evaluate()["episodes"] == 10
-    with Algorithm.from_checkpoint(path) as resumed:  # training on: the runners come back
+    with Algorithm.from_checkpoint(path) as resumed:  # a checkpoint does not choose how many processes run
+        assert resumed.remote_runners is None and resumed.remote_eval is None
+    runners = {"num_env_runners": 1, "evaluation_num_env_runners": 1, "num_cpus_per_env_runner": 0.5}
+    with Algorithm.from_checkpoint(path, config_overrides=runners) as resumed:  # the caller's choice: they come back
         assert len(resumed.remote_runners) == 1 and len(resumed.remote_eval) == 1
 
 

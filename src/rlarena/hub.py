@@ -36,8 +36,17 @@ from typing import Any
 
 import numpy as np
 
+from rlarena import limits
 from rlarena._version import __version__
-from rlarena.checkpoint.io import INFERENCE_OVERRIDES, json_default, read_json, read_verified, replace_dir, sha256
+from rlarena.checkpoint.io import (
+    INFERENCE_OVERRIDES,
+    json_default,
+    read_json,
+    read_verified,
+    replace_dir,
+    save_path,
+    sha256,
+)
 from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.refs import Trust
@@ -145,7 +154,7 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def _check_out(target: Path) -> Path:
-    target = target.resolve()
+    target = save_path(target, "the package", ConfigError)  # a link is refused, not followed
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out {str(target)!r} is a file; the package is a directory. Choose a new path.")
     if target.exists() and any(target.iterdir()) and not _is_package(target):
@@ -517,17 +526,25 @@ def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
             owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy."):-len(".safetensors")]
             arrays[owner] = state
         algo_cls = get_algorithm_class(meta["algorithm"])
-        config = saved_config(algo_cls.config_class, meta, trust, {"env"} if env is not None else set())
+        caller = {*INFERENCE_OVERRIDES, *({"env"} if env is not None else ())}
+        config = saved_config(algo_cls.config_class, meta, trust, caller)
     except RLArenaError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"Package {str(folder)!r} has a {CONFIG_FILE} this rlarena cannot read "
                               f"({type(exc).__name__}: {exc}).") from None
+    source = f"Package {str(folder)!r}"
+    config.confine(source, caller)  # no path, cluster or process count from the file
     if env is not None:
         config.env = env
     config.update_from_dict(dict(INFERENCE_OVERRIDES))
-    config.validate()
-    algo = algo_cls(config)
+    try:
+        config.validate()
+    except ConfigError as exc:  # a value edited into the file: say where it came from
+        raise CheckpointError(f"{source}: {exc}") from None
+    config.check_sizes(source, caller)
+    with limits.loading(source):
+        algo = algo_cls(config)
     try:
         for pid, state in arrays.items():
             algo.get_policy(pid).set_state(state)

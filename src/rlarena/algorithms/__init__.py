@@ -32,6 +32,9 @@ RLLIB_NAMES = {"BanditLinUCB": "LinUCB", "BanditLinTS": "LinTS"}
 
 
 def get_algorithm_class(name: str) -> type[Algorithm]:
+    if not isinstance(name, str):  # e.g. read from a damaged checkpoint
+        raise ConfigError(f"An algorithm is named by a string such as 'PPO', got {name!r}. "
+                          f"Available: {', '.join(ALGORITHMS)}.")
     try:
         return ALGORITHMS[RLLIB_NAMES.get(name, name)]
     except KeyError:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from rlarena import limits
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.callbacks import Callbacks, call_hook, make_callbacks
@@ -42,7 +43,7 @@ from rlarena.multiagent.policies import PolicySpec
 from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, episodes_stats, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
-from rlarena.refs import Trust
+from rlarena.refs import Trust, trust_built
 from rlarena.rollout.factory import (
     EPISODE_ID_STRIDE,
     make_env_runner,
@@ -251,7 +252,7 @@ class Algorithm(ABC):
         # the finished episodes every runner hands over (Sample.episodes), counted for the results
         self.episode_stats: EpisodeStats = EpisodeStats()
         self._check_data_mode()
-        if config.input_ is not None:
+        if config.input_ is not None or self.data_mode == "offline":  # loaded from a file without its data: env only
             self._setup_offline()
         else:
             self._setup_env()
@@ -273,7 +274,7 @@ class Algorithm(ABC):
         if cfg.input_ is not None and self.data_mode != "offline":
             raise ConfigError(f"{name} learns by sampling its env, not from logged data (input_): to learn from "
                               f"logged episodes use {offline}.")
-        if cfg.input_ is None and self.data_mode == "offline":
+        if cfg.input_ is None and self.data_mode == "offline" and (cfg.env is None or limits.current_source() is None):
             raise ConfigError(f"{name} learns from logged data: set .offline_data(input_=DIR) (a directory or files "
                               f"of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout CKPT "
                               f"--output DIR`); an env, if given, is only for evaluation.")
@@ -370,11 +371,12 @@ class Algorithm(ABC):
             env = make_env_creator(cfg.env)(dict(cfg.env_config))
             obs_space, act_space = env.observation_space, env.action_space
             env.close()
-        from rlarena.offline import OfflineData
-        self.offline_data = OfflineData(cfg.input_, obs_space, act_space)
+        if cfg.input_ is not None:
+            from rlarena.offline import OfflineData
+            self.offline_data = OfflineData(cfg.input_, obs_space, act_space)
+            obs_space, act_space = self.offline_data.observation_space, self.offline_data.action_space
         self.is_multi_agent = False
-        self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=self.offline_data.observation_space,
-                                                              action_space=self.offline_data.action_space))
+        self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=obs_space, action_space=act_space))
         self.policies_to_train = [DEFAULT_POLICY_ID]
         self.runner = OfflineRunner()
 
@@ -532,6 +534,11 @@ class Algorithm(ABC):
 
         time_this_iter_s and time_total_s count training only; evaluation time is reported apart.
         """
+        if self.data_mode == "offline" and self.offline_data is None:
+            raise ConfigError(f"{type(self).__name__} learns from logged data, and this one was loaded without it (a "
+                              f"checkpoint does not choose what is read): pass the data to train on, "
+                              f"from_checkpoint(path, config_overrides={{'input_': DIR}}). Evaluating and playing "
+                              f"need none.")
         interval = self.config.evaluation_interval
         evaluates = bool(interval) and (self.iteration + 1) % interval == 0
         # evaluation_parallel_to_training: the evaluation runners play the weights from before this step
@@ -617,7 +624,7 @@ class Algorithm(ABC):
                 self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
             out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
                                     seed, self.env_name)
-        if cfg.off_policy_estimation_methods:
+        if cfg.off_policy_estimation_methods and self.offline_data is not None:
             out.update(self._estimate_off_policy())
         out["evaluation_time_s"] = time.perf_counter() - start
         out = _with_aliases(out)
@@ -691,6 +698,7 @@ class Algorithm(ABC):
             except ConfigError:
                 observation_space = observation_space or first.observation_space
                 action_space = action_space or first.action_space
+        trust_built([policy_cls])  # as a class a config built here holds (rlarena.refs)
         policy = self._add_policy_object(policy_id, PolicySpec(policy_cls, observation_space, action_space,
                                                                dict(config or {})))
         if policy_state is not None:
@@ -721,6 +729,7 @@ class Algorithm(ABC):
                 runner.forget_policy(policy_id)
 
     def set_policy_mapping_fn(self, policy_mapping_fn: Any) -> None:
+        trust_built([policy_mapping_fn])  # this process's own object: a checkpoint saved later may name it
         self.mapping_fn = self.config.policy_mapping_fn = policy_mapping_fn
         for runner in (self.runner, self._eval_env):
             if runner is not None:
@@ -893,19 +902,28 @@ class Algorithm(ABC):
         if cls is not Algorithm and not issubclass(algo_cls, cls):
             raise CheckpointError(f"{str(path)!r} holds a {algo_cls.__name__} checkpoint, not {cls.__name__}; "
                                   f"load it with Algorithm.from_checkpoint().")
+        caller = set(overrides) | ({"env"} if env is not None else set())
+        source = f"Checkpoint {str(path)!r}"
         try:
-            config = saved_config(algo_cls.config_class, meta, trust,
-                                  set(overrides) | ({"env"} if env is not None else set()))
+            config = saved_config(algo_cls.config_class, meta, trust, caller)
         except (ConfigError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"Checkpoint {str(path)!r} has a config this rlarena cannot read: {exc}") from None
+        config.confine(source, caller)  # no path, cluster or process count from the file
         if env is not None:
             config.env = env
         config.update_from_dict(overrides)
+        if config.env is None and config.input_ is None and algo_cls.data_mode == "offline":
+            raise CheckpointError(f"Checkpoint {str(path)!r} holds a {algo_cls.__name__} agent trained on logged data "
+                                  f"without an env, and a checkpoint does not choose what is read: pass the data "
+                                  f"(config_overrides={{'input_': DIR}}) to continue training, or an env to play it "
+                                  f"in (env=...).")
         try:
             config.validate()
         except ConfigError as exc:  # a value edited into the file (or a bad override): say where it came from
             raise CheckpointError(f"Checkpoint {str(path)!r}: {exc}") from None
-        algo = algo_cls(config)
+        config.check_sizes(source, caller)  # before anything is allocated; networks are counted as built
+        with limits.loading(source, bounded="model" not in caller):
+            algo = algo_cls(config)
         algo._restore(meta, arrays)
         return algo
 

@@ -57,12 +57,12 @@ STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
 @dataclass
 class AlphaZeroConfig(AlgorithmConfig):
     mcts_config: dict = option({}, "training")  # overrides of rlarena.games.mcts.MCTS_DEFAULTS
-    num_parallel_games: int = option(128, "training")  # self-play games searched together (one batch)
+    num_parallel_games: int = option(128, "training", bound="MAX_ENVS")  # self-play games searched together (one batch)
     random_opening_plies: list = option([0, 2], "training")  # [min, max] random moves before self-play
     replay_buffer_config: dict = option({"capacity": 200_000}, "training")  # positions kept
     num_steps_sampled_before_learning_starts: int = option(2_000, "training")  # positions
-    minibatch_size: int = option(256, "training")
-    num_epochs: int = option(1, "training")  # gradient steps = num_epochs * train_batch_size / minibatch_size
+    minibatch_size: int = option(256, "training", bound="MAX_BATCH")
+    num_epochs: int = option(1, "training", bound="MAX_EPOCHS")  # gradient steps = num_epochs * train_batch_size / minibatch_size
     vf_loss_coeff: float = option(1.0, "training")
     l2_coeff: float = option(1e-4, "training")  # decoupled weight decay
     # AlphaZero's own defaults for options every algorithm has
@@ -71,12 +71,16 @@ class AlphaZeroConfig(AlgorithmConfig):
     grad_clip: float | None = option(None, "training")
     # 0: self-play in this process, between updates; N: N forked processes play self-play while this
     # one learns (rlarena.rollout.async_sampling: each plays with the weights of the update before)
-    num_self_play_workers: int = option(0, "training")
+    num_self_play_workers: int = option(0, "training", role="how many")
 
     @property
     def mcts(self) -> dict[str, Any]:
         """mcts_config over rlarena.games.mcts.MCTS_DEFAULTS, checked."""
         return check_mcts_config(self.mcts_config)
+
+    def sizes(self) -> list[tuple[str, Any, str]]:
+        return [*super().sizes(), ("replay_buffer_config.capacity", self.replay_buffer_config.get("capacity"), "MAX_REPLAY"),
+                ("mcts_config.num_simulations", self.mcts_config.get("num_simulations"), "MAX_SIMULATIONS")]
 
     @property
     def model_config(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import torch
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, option
 from rlarena.errors import CheckpointError, ConfigError, EnvError
+from rlarena.limits import count_parameters
 from rlarena.policy import MASKED_LOGIT
 from rlarena.torch_policy import TrainablePolicy
 
@@ -48,7 +49,7 @@ class BanditConfig(AlgorithmConfig):
 
     num_envs_per_env_runner: int = option(1, "env_runners")  # RLlib's; N envs: N decisions per posterior update round
     lambda_: float = option(1.0, "training")  # ridge prior A = lambda_ I (RLlib's OnlineLinearRegression lambda_)
-    min_sample_timesteps_per_iteration: int = option(100, "training")  # env steps per train() (RLlib's)
+    min_sample_timesteps_per_iteration: int = option(100, "training", bound="MAX_BATCH")  # env steps per train() (RLlib's)
 
     def validate(self) -> None:
         super().validate()
@@ -89,6 +90,7 @@ class LinearPosterior(torch.nn.Module):
     def __init__(self, num_models: int, dim: int, num_arms: int, lambda_: float):
         super().__init__()
         self.dim, self.num_arms, self.shared = dim, num_arms, num_models == 1 and num_arms > 1
+        count_parameters(num_models * (dim * dim + 2 * dim + 1), "linear posterior")
         self.register_buffer("a_inv", torch.eye(dim, dtype=torch.float64).repeat(num_models, 1, 1) / lambda_)
         self.register_buffer("b", torch.zeros(num_models, dim, dtype=torch.float64))
         self.register_buffer("theta", torch.zeros(num_models, dim, dtype=torch.float64))

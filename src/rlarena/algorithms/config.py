@@ -17,10 +17,12 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rlarena.algorithms.legacy import LEGACY_NAMES, translate
+from rlarena import limits
+from rlarena.algorithms.legacy import LEGACY_NAMES, RENAMED, translate
 from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
 from rlarena.errors import ConfigError, closest, notice
 from rlarena.refs import Trust, ref_to_json, trust_built
@@ -33,6 +35,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "log_std_init": 0.0,
     "board_features": None,  # 6x7x2 boards (rlarena.nn.board): "connect_four" fixed tactical features, "conv" a CNN
 }
+MAX_TORCH_THREADS = 1024
 # The type of each model option, written as an annotation; validate() checks `model` against it.
 MODEL_TYPES: dict[str, Any] = {
     "fcnet_hiddens": list[int],  # and each size >= 1
@@ -43,11 +46,24 @@ MODEL_TYPES: dict[str, Any] = {
 }
 
 
-def option(default: Any, group: str, **kw: Any) -> Any:
-    """A config field set by the builder method `group`."""
+# What an option decides, for a config read from a file someone else may have written (a checkpoint,
+# a Hub package, an experiment file, a trial's saved parameters). "computes": how the agent computes
+# and learns, which a file sets. "where": where anything is read or written, or which machine or
+# cluster is contacted; "how many": how many processes or threads run (and how they are restarted).
+# A file never chooses those two: its values are reported and replaced by the defaults, and the caller
+# passes them (config_overrides, --config). "how big": a size or count, bounded (rlarena.limits) before
+# anything is allocated, unless the caller passes it.
+ROLES = ("computes", "where", "how many", "how big")
+
+
+def option(default: Any, group: str, *, role: str = "computes", bound: str | None = None, **kw: Any) -> Any:
+    """A config field set by the builder method `group`. `role`: what it decides (ROLES); `bound`: the
+    name of the rlarena.limits bound a file's value must stay under (its role is then "how big").
+    A subclass that redeclares a field to change its default keeps the role and bound it had."""
+    metadata = {"group": group, "role": "how big" if bound is not None else role, "bound": bound}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"group": group}, **kw)
-    return field(default=default, metadata={"group": group}, **kw)
+        return field(default_factory=lambda d=default: type(d)(d), metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
 
 
 @dataclass
@@ -59,55 +75,55 @@ class AlgorithmConfig:
     env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
     env_config: dict = option({}, "environment")  # kwargs for the env creator / gymnasium.make
     # .env_runners()
-    num_env_runners: int = option(0, "env_runners")  # 0: sample in this process; N: N Ray actors (rlarena.distributed)
-    num_cpus_per_env_runner: float = option(1.0, "env_runners")  # Ray's CPU request per remote env runner (RLlib's)
-    num_envs_per_env_runner: int = option(8, "env_runners")  # SB3 defaults to 1; vectorizing is the point here
-    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners")  # auto: the algorithm's rule (fragment_length)
-    vectorization_mode: str = option("auto", "env_runners")  # auto | sync | subproc | async | vector_entry_point
-    num_env_workers: int = option(2, "env_runners")  # processes for vectorization_mode="subproc"
+    num_env_runners: int = option(0, "env_runners", role="how many")  # 0: sample in this process; N: N Ray actors (rlarena.distributed)
+    num_cpus_per_env_runner: float = option(1.0, "env_runners", role="how many")  # Ray's CPU request per remote env runner (RLlib's)
+    num_envs_per_env_runner: int = option(8, "env_runners", bound="MAX_ENVS")  # SB3 defaults to 1; vectorizing is the point here
+    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners", bound="MAX_BATCH")  # auto: the algorithm's rule (fragment_length)
+    vectorization_mode: str = option("auto", "env_runners", role="how many")  # auto | sync | subproc | async | vector_entry_point
+    num_env_workers: int = option(2, "env_runners", role="how many")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
-    sample_timeout_s: float | None = option(60.0, "env_runners")  # a remote runner's fragment later than this: failed
+    sample_timeout_s: float | None = option(60.0, "env_runners", role="how many")  # a remote runner's fragment later than this: failed
     # sample while the learner updates (rlarena.rollout.async_sampling): in num_sampling_processes local
     # worker processes, or on the num_env_runners Ray actors when > 0; IMPALA and APPO default to True
     sample_async: bool = option(False, "env_runners")
-    num_sampling_processes: int = option(1, "env_runners")  # local worker processes with sample_async
-    max_requests_in_flight_per_env_runner: int = option(1, "env_runners")  # fragments a runner samples ahead (RLlib's)
+    num_sampling_processes: int = option(1, "env_runners", role="how many")  # local worker processes with sample_async
+    max_requests_in_flight_per_env_runner: int = option(1, "env_runners", role="how many")  # fragments a runner samples ahead (RLlib's)
     # .training() (shared by all algorithms; RLlib's AlgorithmConfig defaults, algorithms redeclare theirs)
     lr: float = option(1e-3, "training")
     lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
     gamma: float = option(0.99, "training")
-    train_batch_size: int = option(32, "training")
+    train_batch_size: int = option(32, "training", bound="MAX_BATCH")
     grad_clip: float | None = option(None, "training")  # max global grad norm; None: no clipping
     model: dict = option({}, "training")  # overrides of the model defaults (model_config)
     # .evaluation()
     evaluation_interval: int | None = option(None, "evaluation")  # evaluate every N train() calls
-    evaluation_duration: int = option(10, "evaluation")  # episodes per evaluation
-    evaluation_num_envs: int = option(0, "evaluation")  # 0: min(duration, 10)
+    evaluation_duration: int = option(10, "evaluation", bound="MAX_EPISODES")  # episodes per evaluation
+    evaluation_num_envs: int = option(0, "evaluation", bound="MAX_ENVS")  # 0: min(duration, 10)
     evaluation_explore: bool = option(False, "evaluation")  # greedy actions unless True
-    evaluation_num_env_runners: int = option(0, "evaluation")  # 0: evaluate in this process; M: M Ray actors
-    evaluation_parallel_to_training: bool = option(False, "evaluation")  # evaluate while the training step runs
+    evaluation_num_env_runners: int = option(0, "evaluation", role="how many")  # 0: evaluate in this process; M: M Ray actors
+    evaluation_parallel_to_training: bool = option(False, "evaluation", role="how many")  # evaluate while the training step runs
     # .multi_agent()
     policies: dict | None = option(None, "multi_agent")  # policy id -> PolicySpec; None: one shared policy
     policy_mapping_fn: Any = option(None, "multi_agent")  # fn(agent_id, episode, **kw) -> policy id
     policies_to_train: list | None = option(None, "multi_agent")  # None: every trainable policy
     off_policy_estimation_methods: dict = option({}, "evaluation")  # RLlib's: {"is": {"type": "ImportanceSampling"}, ...}
     # .offline_data() (RLlib's names)
-    input_: str | list[str] | None = option(None, "offline_data")  # logged episodes (dir, file, glob or list) to train on
-    output: str | None = option(None, "offline_data")  # a directory: every sampled step is written there as Parquet
-    output_max_file_size: int = option(64 * 2**20, "offline_data")  # bytes per file (whole episodes: may exceed it by one)
+    input_: str | list[str] | None = option(None, "offline_data", role="where")  # logged episodes (dir, file, glob or list) to train on
+    output: str | None = option(None, "offline_data", role="where")  # a directory: every sampled step is written there as Parquet
+    output_max_file_size: int = option(64 * 2**20, "offline_data", role="where")  # bytes per file (whole episodes: may exceed it by one)
     # .fault_tolerance() (RLlib's names) for remote env runners; RLlib restarts by default, rlarena stops
     # with the runner's error unless asked (an env that raises on every episode would restart forever)
-    restart_failed_env_runners: bool = option(False, "fault_tolerance")  # a failed runner is replaced
-    ignore_env_runner_failures: bool = option(False, "fault_tolerance")  # a failed runner is dropped
-    max_num_env_runner_restarts: int = option(1000, "fault_tolerance")  # restarts over the run, all runners
-    delay_between_env_runner_restarts_s: float = option(60.0, "fault_tolerance")  # after the failure
+    restart_failed_env_runners: bool = option(False, "fault_tolerance", role="how many")  # a failed runner is replaced
+    ignore_env_runner_failures: bool = option(False, "fault_tolerance", role="how many")  # a failed runner is dropped
+    max_num_env_runner_restarts: int = option(1000, "fault_tolerance", role="how many")  # restarts over the run, all runners
+    delay_between_env_runner_restarts_s: float = option(60.0, "fault_tolerance", role="how many")  # after the failure
     # .callbacks()
     callbacks_class: type | None = option(None, "callbacks")  # a rlarena.Callbacks subclass
     # .debugging()
     seed: int | None = option(None, "debugging")
     # .resources()
-    num_torch_threads: int = option(1, "resources")  # 1 is fastest for small nets on CPU (benchmarks/)
-    ray_address: str | None = option(None, "resources")  # a Ray cluster to join; None: RAY_ADDRESS, else a local Ray
+    num_torch_threads: int = option(1, "resources", role="how many")  # 1 is fastest for small nets on CPU (benchmarks/)
+    ray_address: str | None = option(None, "resources", role="where")  # a Ray cluster to join; None: RAY_ADDRESS, else a private local Ray
 
     # -- the fluent builder (RLlib's names) ---------------------------------------------------
     def environment(self, env: EnvSpec | None = None, **kwargs: Any) -> AlgorithmConfig:
@@ -198,6 +214,58 @@ class AlgorithmConfig:
     def _fields(cls, group: str | None = None) -> dict[str, dataclasses.Field]:
         return {f.name: f for f in dataclasses.fields(cls) if group is None or f.metadata.get("group") == group}
 
+    # -- what a file may set (ROLES) ----------------------------------------------------------
+    @classmethod
+    def option_roles(cls) -> dict[str, tuple[str, str | None]]:
+        """option -> (role, the rlarena.limits bound of a "how big" option or None), for every option."""
+        return dict(_option_roles(cls))
+
+    def sizes(self) -> list[tuple[str, Any, str]]:
+        """(option, value, bound name) of every size or count this config asks for, checked against
+        rlarena.limits when the config was read from a file: the "how big" options, and subclasses add
+        sizes inside options (a replay capacity, search simulations). Network sizes are counted where
+        the networks are built (rlarena.limits.count_parameters)."""
+        sizes = [(name, getattr(self, name), bound) for name, (_, bound) in _option_roles(type(self)).items()
+                 if bound is not None]
+        # a Gymnasium id's time limit (gymnasium.make's keyword): an episode that never ends would stall evaluation
+        if isinstance(self.env_config, dict) and "max_episode_steps" in self.env_config:
+            sizes.append(("env_config.max_episode_steps", self.env_config["max_episode_steps"], "MAX_EPISODE_STEPS"))
+        return sizes
+
+    def confine(self, source: str, caller: Iterable[str] = (), how: str = "") -> dict[str, Any]:
+        """Make this config, read from `source` (a file someone else may have written), choose nothing
+        outside it: each "where" or "how many" option (ROLES) that the caller did not pass (`caller`:
+        option names) goes back to its default, and one notice names what the file had set and how to
+        pass it deliberately (`how`: the way this caller passes options; config_overrides and --config by
+        default). Returns {option: the file's value} of what was reset. Policies' own overrides
+        (PolicySpec config) lose those options too."""
+        passed = set(caller)
+        roles, fields = _option_roles(type(self)), self._fields()
+        outside = {name for name, (role, _) in roles.items() if role in ("where", "how many")}
+        dropped: dict[str, Any] = {}
+        for name in sorted(outside - passed):
+            default = _default(fields[name])
+            if getattr(self, name) != default:
+                dropped[name] = getattr(self, name)
+                setattr(self, name, default)
+        if "input_" in dropped and self.off_policy_estimation_methods:  # they read the logged data
+            dropped["off_policy_estimation_methods"] = self.off_policy_estimation_methods
+            self.off_policy_estimation_methods = {}
+        if isinstance(self.policies, dict) and "policies" not in passed:
+            for pid, spec in self.policies.items():
+                overrides = getattr(spec, "config", None)
+                if isinstance(overrides, dict):
+                    for key in [k for k in overrides if RENAMED.get(k, k) in outside]:
+                        dropped[f"policies[{pid!r}].config.{key}"] = overrides.pop(key)
+        if dropped:
+            notice(outside_notice(source, dropped, how))
+        return dropped
+
+    def check_sizes(self, source: str, caller: Iterable[str] = ()) -> None:
+        """Refuse (ConfigError, one line) a size or count of sizes() above its rlarena.limits bound, for a
+        config read from `source`; the options in `caller` were passed by the caller and are not bounded."""
+        limits.check_all(source, self.sizes(), caller)
+
     # -- derived values -----------------------------------------------------------------------
     @property
     def model_config(self) -> dict[str, Any]:
@@ -267,7 +335,9 @@ class AlgorithmConfig:
         self._check("evaluation_duration", self.evaluation_duration >= 1, "must be >= 1")
         self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,
                     "must be >= 1 or None")
-        self._check("num_torch_threads", self.num_torch_threads >= 1, "must be >= 1")
+        # torch's thread pool allocates per thread up front: a billion threads aborts the process (libgomp)
+        self._check("num_torch_threads", 1 <= self.num_torch_threads <= MAX_TORCH_THREADS,
+                    f"must be from 1 to {MAX_TORCH_THREADS}")
         self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
         self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point"))
         self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
@@ -382,7 +452,13 @@ class AlgorithmConfig:
         if env is not None:
             self.env = env
         assert self.algo_class is not None, f"{type(self).__name__} has no algo_class"
-        return self.algo_class(self.checked())
+        checked = self.checked()
+        try:
+            return self.algo_class(checked)
+        except MemoryError as exc:  # numpy refuses an impossible array before touching memory
+            raise ConfigError(f"Building {self.algo_class.__name__} needs more memory than this machine has ({exc}): "
+                              f"lower the sizes in the config (num_envs_per_env_runner={self.num_envs_per_env_runner}, "
+                              f"train_batch_size={self.train_batch_size}, replay_buffer_config, model).") from None
 
     def checked(self) -> AlgorithmConfig:
         """A validated copy, the one an algorithm holds; the classes and functions it names are the
@@ -445,6 +521,17 @@ class AlgorithmConfig:
         return self
 
 
+def outside_notice(source: str, dropped: dict[str, Any], how: str = "") -> str:
+    """The notice that `source` set the "where" and "how many" options `dropped`, which were not used."""
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in dropped.items())
+    example = _short({k: v for k, v in dropped.items() if k.isidentifier()}, 200)
+    one = len(dropped) == 1
+    how = how or f"config_overrides={example} (rlarena train: --config)"
+    return (f"{source} sets {shown}: a file does not choose where anything is read or written, which machine or "
+            f"cluster is contacted, or how many processes or threads run, so {'it keeps its default' if one else 'they keep their defaults'}. "
+            f"To use {'it' if one else 'them'}, pass {'it' if one else 'them'} yourself: {how}.")
+
+
 def normalize_policies(policies: Any) -> dict:
     """{id: PolicySpec} from a dict of specs (or RLlib's (cls, obs_space, act_space, config) tuples,
     or None for a default spec) or from a list/set of ids."""
@@ -463,6 +550,35 @@ def normalize_policies(policies: Any) -> dict:
             raise ConfigError(f"policies[{pid!r}] must be a PolicySpec, got {type(spec).__name__}.")
         out[str(pid)] = spec
     return out
+
+
+# -- roles ------------------------------------------------------------------------------------------
+@functools.cache
+def _option_roles(cls: type) -> dict[str, tuple[str, str | None]]:
+    """option -> (role, bound) of the config class `cls`. A field a subclass redeclares (to change its
+    default) keeps the role and bound a base class gave it: the first class in the MRO that declares
+    the field with a role other than "computes" decides."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        role, bound = "computes", None
+        for klass in cls.__mro__:
+            declared = getattr(klass, "__dataclass_fields__", {}).get(f.name)
+            if declared is not None and declared.metadata.get("role", "computes") != "computes":
+                role, bound = declared.metadata["role"], declared.metadata.get("bound")
+                break
+        out[f.name] = (role, bound)
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 3]}..."
 
 
 # -- the type check behind validate() ---------------------------------------------------------------
@@ -498,12 +614,13 @@ def _conform(value: Any, annotation: Any) -> tuple[bool, Any]:
     if annotation is int:
         if isinstance(value, bool):
             return False, value
-        if isinstance(value, numbers.Integral):  # numpy integers too
-            return True, int(value)
-        # 2.0 (and 1e4 from JSON) is accepted and stored as the int it equals; 2.5 is refused
-        return (True, int(value)) if isinstance(value, float) and value.is_integer() else (False, value)
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        # numpy integers too; 2.0 (and 1e4 from JSON) is accepted and stored as the int it equals, 2.5 is
+        # refused; and a count or size fits int64, as every array index does (1e300 would reach numpy)
+        if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
+            return (True, int(value)) if -(2**63) <= value < 2**63 else (False, value)
+        return False, value
+    if annotation is float:  # finite: an option that means "no limit" takes None (JSON's Infinity is refused)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             return False, value
         return True, value if type(value) in (int, float) else float(value)
     if annotation is str:
@@ -543,7 +660,10 @@ def _describe(annotation: Any) -> str:
 def _invalid(name: str, value: Any, expected: str) -> str:
     text = repr(value)
     text = text if len(text) <= 60 else f"{text[:57]}..."
-    hint = " (not NaN)" if isinstance(value, float) and math.isnan(value) else ""
+    hint = " (finite: not NaN or infinity)" if isinstance(value, float) and not math.isfinite(value) else ""
+    if "integer" in expected and isinstance(value, numbers.Real) and not isinstance(value, bool) \
+            and math.isfinite(value) and float(value).is_integer():
+        hint = " (below 2**63)"
     if isinstance(value, str) and ("number" in expected or "integer" in expected):
         try:
             float(value)

@@ -47,14 +47,14 @@ class CQLConfig(SACConfig):
     alpha_lr: float | None = option(1e-3, "training")
     bc_iters: int = option(20_000, "training")  # gradient steps of behaviour cloning before SAC's actor loss
     min_q_weight: float = option(5.0, "training")  # the penalty's weight (alpha in Kumar et al.)
-    num_actions: int = option(10, "training")  # actions sampled per state for each of the three logsumexp parts
+    num_actions: int = option(10, "training", bound="MAX_ACTION_SAMPLES")  # actions sampled per state for each of the three logsumexp parts
     temperature: float = option(1.0, "training")  # of the logsumexp
     lagrangian: bool = option(False, "training")
     lagrangian_thresh: float = option(5.0, "training")  # tau of Kumar et al., eq. 30
     deterministic_backup: bool = option(True, "training")  # True: no -alpha log pi(a'|s') in the critics' target
     # RLlib's is 100 (one batch a train() call); ours 100 batches of 256, so a run's results are not one
     # line per gradient step
-    min_train_timesteps_per_iteration: int = option(25_600, "training")
+    min_train_timesteps_per_iteration: int = option(25_600, "training", bound="MAX_BATCH")
     store_buffer_in_checkpoints: bool = option(False, "training")  # CQL has no replay buffer
 
     def validate(self) -> None:

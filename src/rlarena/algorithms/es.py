@@ -58,9 +58,9 @@ class EvolutionConfig(AlgorithmConfig):
     """Options shared by ES and ARS."""
 
     num_envs_per_env_runner: int = option(1, "env_runners")  # the base class's vector env is unused for training
-    num_es_workers: int = option(1, "env_runners")  # processes playing perturbations, this one included (N - 1 spawned)
+    num_es_workers: int = option(1, "env_runners", role="how many")  # processes playing perturbations, this one included (N - 1 spawned)
     noise_stdev: float = option(0.02, "training")  # sigma (RLlib's ES and ARS default)
-    noise_size: int = option(2**22, "training")  # entries in the shared noise table (RLlib: 250_000_000)
+    noise_size: int = option(2**22, "training", bound="MAX_NOISE_TABLE")  # entries in the shared noise table (RLlib: 250_000_000)
 
     def validate(self) -> None:
         super().validate()
@@ -74,7 +74,7 @@ class EvolutionConfig(AlgorithmConfig):
 class ESConfig(EvolutionConfig):
     """OpenAI ES; defaults are RLlib's ES (model: RLlib's MODEL_DEFAULTS)."""
 
-    episodes_per_batch: int = option(1000, "training")  # episodes per iteration: episodes_per_batch / 2 mirrored pairs
+    episodes_per_batch: int = option(1000, "training", bound="MAX_EPISODES")  # episodes per iteration: episodes_per_batch / 2 mirrored pairs
     stepsize: float = option(0.01, "training")  # Adam's step size
     l2_coeff: float = option(0.005, "training")  # weight decay added to the Adam gradient
 
@@ -90,7 +90,7 @@ class ARSConfig(EvolutionConfig):
     """ARS; defaults are RLlib's ARS, the model Mania et al.'s linear policy (RLlib's default is an MLP)."""
 
     model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": []}
-    num_rollouts: int = option(32, "training")  # directions per iteration (2 episodes each)
+    num_rollouts: int = option(32, "training", bound="MAX_EPISODES")  # directions per iteration (2 episodes each)
     rollouts_used: int = option(32, "training")  # b: the best directions kept for the step
     sgd_stepsize: float = option(0.01, "training")  # alpha
 

@@ -49,8 +49,8 @@ class IMPALAConfig(OnPolicyConfig):
     vtrace: bool = option(True, "training")  # RLlib's switch (APPO's files set it); only True here
     vtrace_clip_rho_threshold: float | None = option(1.0, "training")  # rho bar; None: not clipped
     vtrace_clip_pg_rho_threshold: float | None = option(1.0, "training")  # the policy gradient's rho bar
-    num_epochs: int = option(1, "training")  # passes over each train batch
-    minibatch_size: int | None = option(None, "training")  # None: the whole batch in one step
+    num_epochs: int = option(1, "training", bound="MAX_EPOCHS")  # passes over each train batch
+    minibatch_size: int | None = option(None, "training", bound="MAX_BATCH")  # None: the whole batch in one step
     sample_async: bool = option(True, "env_runners")
 
     def validate(self) -> None:

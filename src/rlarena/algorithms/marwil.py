@@ -43,7 +43,7 @@ class MARWILConfig(AlgorithmConfig):
 
     lr: float = option(1e-4, "training")
     train_batch_size: int = option(2000, "training")
-    minibatch_size: int | None = option(None, "training")  # None: one gradient step on the whole batch
+    minibatch_size: int | None = option(None, "training", bound="MAX_BATCH")  # None: one gradient step on the whole batch
     beta: float = option(1.0, "training")  # 0: behaviour cloning
     vf_coeff: float = option(1.0, "training")
     bc_logstd_coeff: float = option(0.0, "training")
@@ -112,8 +112,7 @@ class MARWIL(Algorithm):
         self.flats: dict[str, FlatParameters] = {}
         self.ma_adv_norm = self.config.moving_average_sqd_adv_norm_start
         self.num_rows_trained_lifetime = 0
-        gamma = self.config.gamma if self.config.beta > 0 else None  # BC needs no returns
-        self._batches = self.offline_data.batches(self.config.train_batch_size, self.rng, gamma=gamma)
+        self._batches: Any = None  # the stream of logged batches, started at the first training step
 
     def setup_policy(self, policy_id: str) -> None:
         self.flats[policy_id] = FlatParameters(self.policies[policy_id].model)  # type: ignore[attr-defined]
@@ -123,6 +122,9 @@ class MARWIL(Algorithm):
         cfg, policy = self.config, self.policy
         model, dist, flat = policy.model, policy.dist, self.flats[DEFAULT_POLICY_ID]  # type: ignore[attr-defined]
         optimizer = self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)]
+        if self._batches is None:
+            gamma = cfg.gamma if cfg.beta > 0 else None  # BC needs no returns
+            self._batches = self.offline_data.batches(cfg.train_batch_size, self.rng, gamma=gamma)
         batch = next(self._batches)
         if policy.obs_filter is not None:  # MeanStdFilter: its statistics come from the data read
             policy.obs_filter.update(batch["obs"])

@@ -69,14 +69,14 @@ class OffPolicyConfig(AlgorithmConfig):
     num_envs_per_env_runner: int = option(1, "env_runners")  # SB3's and RLlib's: one env, one update per step
     replay_buffer_config: dict = option({}, "training")  # over replay_defaults (read `replay_config`)
     store_buffer_in_checkpoints: bool = option(True, "training")  # RLlib's default is False
-    n_step: int = option(1, "training")
+    n_step: int = option(1, "training", bound="MAX_BATCH")
     tau: float = option(1.0, "training")  # target <- tau * online + (1 - tau) * target; 1: a hard copy
     target_network_update_freq: int = option(0, "training")  # env steps between target updates; 0: each update
     num_steps_sampled_before_learning_starts: int = option(1000, "training")
-    training_intensity: float | None = option(None, "training")  # replayed / sampled steps; None: natural
-    train_freq: int | None = option(None, "training")  # SB3's name of rollout_fragment_length
-    gradient_steps: int | None = option(None, "training")  # SB3's: per fragment; -1: one per env step sampled
-    min_sample_timesteps_per_iteration: int = option(1000, "training")
+    training_intensity: float | None = option(None, "training", bound="MAX_EPOCHS")  # replayed / sampled steps; None: natural
+    train_freq: int | None = option(None, "training", bound="MAX_BATCH")  # SB3's name of rollout_fragment_length
+    gradient_steps: int | None = option(None, "training", bound="MAX_EPOCHS")  # SB3's: per fragment; -1: one per env step sampled
+    min_sample_timesteps_per_iteration: int = option(1000, "training", bound="MAX_BATCH")
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         """RLlib's older and SB3's names of off-policy options read as ours (the rest as every config does)."""
@@ -108,6 +108,9 @@ class OffPolicyConfig(AlgorithmConfig):
         if self.rollout_fragment_length != "auto" or self.num_env_runners == 0:
             return 1
         return max(1, REMOTE_FRAGMENT_STEPS // (self.train_freq or 1))
+
+    def sizes(self) -> list[tuple[str, Any, str]]:
+        return [*super().sizes(), ("replay_buffer_config.capacity", self.replay_config.get("capacity"), "MAX_REPLAY")]
 
     @property
     def num_envs_sampled(self) -> int:

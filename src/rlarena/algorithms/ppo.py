@@ -38,8 +38,8 @@ class PPOConfig(OnPolicyConfig):
     normalize_advantages: bool = option(True, "training")  # per minibatch, as SB3 (RLlib: over the train batch)
     clip_param: float = option(0.2, "training")  # surrogate clip epsilon
     vf_clip_param: float | None = option(None, "training")  # clip V around its old value (ppo2); None: off
-    num_epochs: int = option(10, "training")
-    minibatch_size: int = option(64, "training")
+    num_epochs: int = option(10, "training", bound="MAX_EPOCHS")
+    minibatch_size: int = option(64, "training", bound="MAX_BATCH")
     target_kl: float | None = option(None, "training")  # stop the update at a minibatch past 1.5x this KL (SB3)
 
     def validate(self) -> None:

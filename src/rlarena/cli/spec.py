@@ -154,6 +154,36 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if v is not None}
 
 
+def confine_experiment(config: AlgorithmConfig, param_space: dict[str, Any], source: str, caller: set[str],
+                       num_samples: int, how: str = "") -> dict[str, Any]:
+    """An experiment file's config and search space, made to choose nothing outside the file (as a
+    checkpoint's, AlgorithmConfig.confine): its "where" and "how many" options go back to their
+    defaults, with a notice, unless the caller passed them (`caller`: option names given on the command
+    line); its sizes, every search value included, and its number of trials are bounded
+    (rlarena.limits). Returns the search space without the options the file may not set."""
+    from rlarena import limits
+    from rlarena.errors import notice
+    from rlarena.train.search import GridSearch, generate_variants
+    roles = config.option_roles()
+    outside = sorted(k for k in param_space if roles.get(k, ("computes",))[0] in ("where", "how many")
+                     and k not in caller)
+    config.confine(source, caller, how)
+    if outside:
+        notice(f"{source} searches {', '.join(outside)}: a file does not choose where anything is read or written, "
+               f"which machine or cluster is contacted, or how many processes or threads run, so the search leaves "
+               f"{'it' if len(outside) == 1 else 'them'} out. Pass a value yourself with --config to set one.")
+    space = {k: v for k, v in param_space.items() if k not in outside}
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise ConfigError(f"{source}: num_samples={num_samples!r} must be a whole number >= 1.")
+    grid = 1
+    for value in space.values():
+        grid *= len(value.values) if isinstance(value, GridSearch) else 1
+    limits.check(source, "num_samples", grid * num_samples, "MAX_SAMPLES")
+    for params in generate_variants(space, num_samples, config.seed):
+        config.copy().update_from_dict(params).check_sizes(source, caller)
+    return space
+
+
 def make_config(algo: str, env: str | None, options: dict[str, Any], env_trust: Trust | None = None
                 ) -> tuple[AlgorithmConfig, dict[str, Any]]:
     """(config with the fixed options set, param_space of the options given as search spaces).

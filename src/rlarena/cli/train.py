@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-from rlarena.cli.spec import RUN_KEYS, load_spec, make_config, parse_json
-from rlarena.errors import ConfigError
+from rlarena.algorithms.legacy import RENAMED
+from rlarena.cli.spec import RUN_KEYS, confine_experiment, load_spec, make_config, parse_json
+from rlarena.errors import ConfigError, notice
 from rlarena.refs import Trust
 from rlarena.train import run
 
@@ -33,13 +34,23 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     config, param_space = make_config(algo, env, options, trust)
     stop = {**spec.get("stop", {}), **parse_json(args.stop, "--stop", '{"episode_return_mean": 475}')}
     kwargs = {key: getattr(args, key) if key in explicit or key not in spec else spec[key] for key in RUN_KEYS}
+    if args.file:  # the file is data: it chooses no path, cluster or process count, and its sizes are bounded
+        source = f"Experiment file {str(args.file)!r}"
+        if "storage_path" in spec and "storage_path" not in explicit:
+            notice(f"{source} sets storage_path={spec['storage_path']!r}: a file does not choose where runs are "
+                   f"written, so they go to {args.storage_path!r}. Pass --storage-path to choose.")
+            kwargs["storage_path"] = args.storage_path
+        caller = {*typed, *(RENAMED.get(k, k) for k in typed), *(("seed",) if args.seed is not None else ())}
+        param_space = confine_experiment(config, param_space, source, caller, kwargs["num_samples"],
+                                         how="--config '{\"option\": value}' on the command line")
     if not stop and args.verbose:
         print("No stop criterion: training until Ctrl-C (which writes a checkpoint first).")
     # --ray-address joins a cluster (its trial actors start their env runners there too); --ray: a local Ray
     ray = args.ray_address or args.ray or None
+    bounded = f"Experiment file {str(args.file)!r}" if args.file and "model" not in typed else None
     results = run(config, stop=stop or None, param_space=param_space or None, resume=args.resume,
                   verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot,
-                  trusted_modules=args.trusted_modules, ray=ray, **kwargs)
+                  trusted_modules=args.trusted_modules, ray=ray, source=bounded, **kwargs)
     if results.interrupted:
         return 130
     if args.verbose and results.best_checkpoint:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from rlarena import limits
 from rlarena.envs.multi_agent import ALL, MultiAgentEnv, env_config
 from rlarena.errors import EnvError
 
@@ -55,10 +56,19 @@ class MultiAgentArena(MultiAgentEnv):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = env_config("MultiAgentArena", config, DEFAULTS)
-        self.width, self.height, self.ts = int(config["width"]), int(config["height"]), int(config["ts"])
+        sizes = [config[key] for key in ("width", "height", "ts")]
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in sizes):
+            raise EnvError(f"MultiAgentArena's width, height and ts are whole numbers; got width={sizes[0]!r}, "
+                           f"height={sizes[1]!r}, ts={sizes[2]!r}.")
+        self.width, self.height, self.ts = (int(v) for v in sizes)
         if self.width < 1 or self.height < 1 or self.width * self.height < 2 or self.ts < 1:
             raise EnvError(f"MultiAgentArena needs width, height >= 1 with room for two agents and ts >= 1; "
                            f"got width={self.width}, height={self.height}, ts={self.ts}.")
+        # an observation is two one-hot cells: the grid is bounded as a saved space is, and so is an episode
+        if self.width * self.height > limits.MAX_GRID_CELLS or self.ts > limits.MAX_EPISODE_STEPS:
+            raise EnvError(f"MultiAgentArena of width={self.width}, height={self.height}, ts={self.ts} is larger than "
+                           f"rlarena builds ({limits.MAX_GRID_CELLS:,} cells, {limits.MAX_EPISODE_STEPS:,} steps per "
+                           f"episode: rlarena.limits.MAX_GRID_CELLS and MAX_EPISODE_STEPS; raise them to build it).")
         if config["render_mode"] not in (None, *self.metadata["render_modes"]):
             raise EnvError(f"MultiAgentArena render_mode {config['render_mode']!r} is not supported; use "
                            f"None, 'ansi' (render() returns the grid as text) or 'human' (prints it).")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlarena.limits import count_parameters, layer_parameters
 from rlarena.nn.models import ACTIVATIONS, NUMPY_ACTIVATIONS
 
 # SAC's log-std bounds (Haarnoja et al.'s code, SB3 and RLlib)
@@ -31,6 +32,7 @@ class MLP(nn.Module):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
         dims = [in_dim, *hiddens, out_dim]
+        count_parameters(layer_parameters(dims), "network", hiddens)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +111,7 @@ class QEnsemble(nn.Module):
         super().__init__()
         self.act, self.num_q = ACTIVATIONS[activation], num_q
         dims = [in_dim, *hiddens, out_dim]
+        count_parameters(layer_parameters(dims, num_q), f"ensemble of {num_q} Q-networks", hiddens)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for a, b in itertools.pairwise(dims):

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlarena.limits import count_parameters, layer_parameters
+
 # "linear": no activation (RLlib's name; its tuned cartpole-ppo.yaml uses it)
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "silu": F.silu, "linear": lambda x: x}
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -52,6 +54,9 @@ class ActorCritic(nn.Module):
         self.features = features
         in_dim = features.out_dim if features is not None else obs_dim
         last = hiddens[-1] if hiddens else in_dim
+        towers = 1 if vf_share_layers else 2
+        count_parameters(layer_parameters([in_dim, *hiddens], towers) + layer_parameters([last, out_dim + 1]),
+                         "actor-critic network", hiddens)
         self.pi_layers = _tower(in_dim, hiddens)
         self.vf_layers = None if vf_share_layers else _tower(in_dim, hiddens)
         self.pi_head = _orthogonal(nn.Linear(last, out_dim), 0.01)

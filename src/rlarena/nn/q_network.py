@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlarena.limits import count_parameters, layer_parameters
 from rlarena.nn.models import ACTIVATIONS, NUMPY_ACTIVATIONS
 
 
@@ -32,6 +33,7 @@ class QNetwork(nn.Module):
         self.act, self.activation, self.dueling = ACTIVATIONS[activation], activation, dueling
         self.features = features  # an optional fixed input layer, as in ActorCritic
         dims = [features.out_dim if features is not None else obs_dim, *hiddens]
+        count_parameters(layer_parameters(dims) + layer_parameters([dims[-1], num_actions + 1]), "Q-network", hiddens)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.q_head = nn.Linear(dims[-1], num_actions)  # the advantage head when dueling
         self.v_head = nn.Linear(dims[-1], 1) if dueling else None

@@ -30,9 +30,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from rlarena.algorithms.config import AlgorithmConfig
+from rlarena import limits
+from rlarena.algorithms.config import AlgorithmConfig, outside_notice
+from rlarena.algorithms.legacy import RENAMED
 from rlarena.envs.registry import env_name
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import CheckpointError, ConfigError, notice
 from rlarena.refs import Trust
 from rlarena.train.checkpoints import CheckpointManager
 from rlarena.train.loggers import write_json_atomic
@@ -105,7 +107,7 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         num_to_keep: int | None = None, checkpoint_score_attribute: str | None = None,
         checkpoint_score_order: str = "max", storage_path: str | os.PathLike = "runs", name: str | None = None,
         resume: bool = False, verbose: int = 1, tensorboard: bool = True, plot: bool = True,
-        trusted_modules: list[str] | None = None, ray: bool | str | None = None) -> Results:
+        trusted_modules: list[str] | None = None, ray: bool | str | None = None, source: str | None = None) -> Results:
     """Train `config` until `stop`, checkpointing and logging into storage_path/name/<trial>/.
 
     stop: {result key: threshold} (any one met stops; old names such as episode_reward_mean and
@@ -121,14 +123,16 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     trusted_modules: on resume, modules whose classes and functions the checkpoints may name besides
         the objects `config` holds (see Algorithm.from_checkpoint).
     ray: None/False (default): every trial in this process. True: the trials in parallel on Ray, one
-        actor per trial (config.ray_address, else RAY_ADDRESS, else a local Ray on 127.0.0.1 with this
-        machine's CPUs); a string: on that cluster ("auto": the running one, else a local Ray). Same
+        actor per trial (config.ray_address, else RAY_ADDRESS, else a private local Ray with this
+        machine's CPUs); a string: on that cluster ("auto": the running one, else a private local Ray). Same
         directories, files, results and resume; each trial takes 1 CPU plus num_cpus_per_env_runner for
         each of its remote env runners, and trials start while they fit the cluster's CPUs. The driver
         prints each trial's rows and messages as they come, prefixed by its trial id; Ctrl-C stops every
         trial after its iteration, with a checkpoint. A Ray this call started is shut down when it
         returns. On a cluster, storage_path must be a directory every node sees at the same path (see
         rlarena.distributed.trials).
+    source: the file the config's options were read from (`rlarena train -f`): the networks the trials
+        build are bounded as a checkpoint's are (rlarena.limits.MAX_PARAMETERS); None: your own config.
     """
     if not isinstance(config, AlgorithmConfig):
         raise ConfigError(f"rlarena.run takes an AlgorithmConfig such as PPOConfig().environment('CartPole-v1'), "
@@ -150,7 +154,8 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     CheckpointManager(Path("."), num_to_keep, checkpoint_score_attribute, checkpoint_score_order)  # checks both
     config.validate()
     opts = Options(stop, checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
-                   checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()))
+                   checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()),
+                   source)
     reporter = Reporter(verbose)
     interval = config.evaluation_interval
     if (checkpoint_score_attribute or "").startswith(EVAL_PREFIX) and interval and checkpoint_freq % interval:
@@ -229,6 +234,7 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
         for t in trials:
             if t.status == "RUNNING":  # the process that ran it died (kill -9)
                 t.status = "INTERRUPTED"
+            t.params = _confine_params(t.params, config, param_space, f"Experiment state {str(state_path)!r}")
         return _Experiment(path, trials, {k: v for k, v in state.items() if k != "trials"})
     variants = generate_variants(param_space, num_samples, config.seed)
     single = len(variants) == 1
@@ -250,10 +256,31 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
     return _Experiment(path, trials, meta)
 
 
+def _confine_params(params: dict[str, Any], config: AlgorithmConfig, param_space: dict[str, Any] | None,
+                    source: str) -> dict[str, Any]:
+    """A resumed trial's parameters, read back from the experiment file: the options this call's
+    param_space searches (and the seed) are the caller's; any other is the file's, which may set how
+    the agent computes within rlarena.limits' bounds, but no path, cluster or process count (those are
+    left out with a notice: the caller's config decides)."""
+    searched = {*(param_space or {}), "seed"}
+    roles = config.option_roles()
+    outside = {k: v for k, v in params.items() if k not in searched
+               and roles.get(RENAMED.get(k, k), ("computes",))[0] in ("where", "how many")}
+    kept = {k: v for k, v in params.items() if k not in outside}
+    if outside:
+        notice(outside_notice(source, outside, "in the config given to rlarena.run (or --config)"))
+    trial_config = config.copy().update_from_dict(kept)
+    named = {RENAMED.get(k, k) for k in kept}
+    limits.check_all(source, [s for s in trial_config.sizes() if s[0].split(".")[0] in named], searched)
+    return kept
+
+
 def _check_trial_dirs(path: Path, trials: list[Trial]) -> None:
     """A run writes into each trial's directory and, resumed, deletes under it (old logs, unfinished
     and surplus checkpoints), so a symbolic link there, which could point anywhere, is refused before
-    anything is written. rlarena itself never makes one."""
+    anything is written, as is a FIFO or device (a log appended to it would block or go nowhere).
+    rlarena itself never makes one; whole files are renamed into place, and the logs appended every
+    iteration are opened without following links (rlarena.train.loggers)."""
     for trial in trials:
         trial_dir = path / trial.dirname
         entries = [trial_dir]
@@ -268,6 +295,9 @@ def _check_trial_dirs(path: Path, trials: list[Trial]) -> None:
                                       f"{os.readlink(entry)!r}). A run writes and deletes files in a trial's "
                                       f"directory, and rlarena never follows links there; replace the link with "
                                       f"what it points to, or remove it.")
+            if entry != trial_dir and entry.exists() and not (entry.is_file() or entry.is_dir()):
+                raise CheckpointError(f"Cannot run in {str(path)!r}: {str(entry)!r} is not a regular file or "
+                                      f"directory (a FIFO or device). A run writes its logs there; remove it.")
         if trial_dir.exists() and not trial_dir.is_dir():
             raise CheckpointError(f"Cannot run in {str(path)!r}: {str(trial_dir)!r}, trial {trial.trial_id}'s "
                                   f"directory, is a file.")

@@ -9,14 +9,16 @@ written by the process that owns it: this one locally, the driver on Ray.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlarena import limits
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.algorithms.config import AlgorithmConfig
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import CheckpointError, ConfigError, RLArenaError
 from rlarena.refs import Trust
 from rlarena.train.checkpoints import CheckpointManager
 from rlarena.train.loggers import PARAMS_FILE, TrialLogger, read_results
@@ -48,6 +50,9 @@ class Options:
     tensorboard: bool
     plot: bool
     trust: Trust  # what resumed checkpoints may name: the config's own objects, trusted modules
+    # the file the trials' options were read from (rlarena train -f), whose networks are bounded as
+    # a checkpoint's are (rlarena.limits); None: the caller's own config
+    source: str | None = None
 
     def load_result(self, path: Path, trial: Trial) -> TrialResult:
         """The results a trial left in experiment `path`, ranked by these options."""
@@ -86,7 +91,10 @@ def _restore(manager: CheckpointManager, config: AlgorithmConfig, reporter: Repo
     while manager.latest is not None:
         record = manager.latest
         try:
-            algo = Algorithm.from_checkpoint(record.path, env=config.env, trust=trust)
+            # where it writes and how many processes it runs are this run's choice, not the checkpoint's
+            caller = {k: getattr(config, k) for k, (role, _) in config.option_roles().items()
+                      if role in ("where", "how many")}
+            algo = Algorithm.from_checkpoint(record.path, env=config.env, config_overrides=caller, trust=trust)
         except CheckpointError as exc:
             moved = manager.set_aside(record)
             reporter.message(f"Checkpoint {record.path} cannot be loaded ({exc}); moved to {moved}, "
@@ -140,7 +148,8 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
                 logger.start_fresh()
         if algo is None:
             reporter.message(f"Trial {label}")
-            algo = config.build()
+            with limits.loading(opts.source) if opts.source else contextlib.nullcontext():
+                algo = config.build()
         seen.update(last or {})
         trial.status = "RUNNING"
         host.save()
@@ -189,7 +198,7 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
         if opts.plot and (trial_dir / "progress.csv").exists():
             try:
                 plot_trial(trial_dir)
-            except ConfigError as exc:  # matplotlib missing
+            except RLArenaError as exc:  # matplotlib missing, a progress.csv that is not a plain file
                 reporter.message(f"Learning-curve plot skipped: {exc}")
     return TrialResult(trial.trial_id, str(trial_dir.resolve()), trial.params, trial.status, trial.error, last,
                        list(manager.records), manager.best.path if manager.best else None,
