@@ -163,9 +163,9 @@ def local_ray() -> Iterator[None]:
     """One loopback Ray (2 CPUs, no dashboard) per test module that asks for it; another module's Ray
     is shut down first, and this one when the module is done."""
     ray = pytest.importorskip("ray")
-    from rlarena.distributed import ray_init
+    from rlarena.distributed import ray_init, ray_shutdown
     if ray.is_initialized():
         ray.shutdown()
     ray_init(num_cpus=2)
     yield
-    ray.shutdown()
+    ray_shutdown()  # and its private temp directory

@@ -36,6 +36,10 @@ class TrainingError(RLArenaError):
     """Training cannot continue safely (for example a NaN/inf loss)."""
 
 
+class ClusterError(RLArenaError, ConnectionError):
+    """The Ray cluster the user named (an address, RAY_ADDRESS) cannot be joined."""
+
+
 # Similarity (difflib's ratio) a name needs to be suggested. Measured on real typos, which score 0.8 to
 # 0.97 ('gama'/'gamma' 0.89, 'lrr'/'lr' 0.8, 'num_epoch'/'num_epochs' 0.95, 'trian_batch_size'/
 # 'train_batch_size' 0.94), against poor pairs that score up to 0.67 ('framework'/'num_env_workers' 0.5,

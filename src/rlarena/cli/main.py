@@ -73,8 +73,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
                         "'auto': the cluster running on this machine (`ray start --head`), or a local Ray on "
                         "127.0.0.1 when none runs (RLlib's flag). Same run directory and files as without Ray")
     p.add_argument("--ray", action="store_true",
-                   help="run the trials in parallel on a local Ray bound to 127.0.0.1 (this machine's CPUs; "
-                        "RAY_ADDRESS, when set, names a cluster to join instead)")
+                   help="run the trials in parallel on a new local Ray private to this run (127.0.0.1 only, "
+                        "this machine's CPUs; RAY_ADDRESS, when set, names a cluster to join instead)")
     p.add_argument("--name", default=None, help="run directory under --storage-path; None: <algo>_<env>_<date>")
     p.add_argument("--resume", action="store_true",
                    help="continue the run --name (None: the latest of this algo and env) from its last checkpoint")

@@ -31,7 +31,7 @@ from typing import Any
 import ray
 
 from rlarena.algorithms.config import AlgorithmConfig
-from rlarena.distributed import ray_init
+from rlarena.distributed import ray_init, ray_shutdown
 from rlarena.envs.registry import register_env, registered_creators
 from rlarena.errors import ConfigError, TrainingError, notice
 from rlarena.train.progress import Reporter
@@ -132,10 +132,11 @@ class _Running:
 
 
 def connect(address: bool | str, config: AlgorithmConfig, cpus: float) -> bool:
-    """Connect this process to Ray: True -> config.ray_address, else RAY_ADDRESS, else a local Ray on
-    127.0.0.1 (rlarena.distributed.ray_init); a string -> that cluster, where "auto" (RLlib's
-    --ray-address auto) falls back to a local Ray, with a notice, when none is running. True when
-    this call started or joined Ray (and the caller should shut it down), False when it was up."""
+    """Connect this process to Ray: True -> config.ray_address, else RAY_ADDRESS, else a local Ray
+    private to this process (rlarena.distributed.ray_init; never a cluster found on disk); a string ->
+    that cluster, where "auto" (RLlib's --ray-address auto: the cluster `ray start` recorded on this
+    machine) falls back to a private local Ray, with a notice, when none is running. True when this
+    call started or joined Ray (and the caller should shut it down), False when it was up."""
     if ray.is_initialized():
         return False
     target = (config.ray_address if address is True else address) or None
@@ -179,7 +180,7 @@ def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], 
         driver.run(todo)
     finally:
         if started_here:
-            ray.shutdown()
+            ray_shutdown()
     results = [driver.results.get(t.trial_id) or opts.load_result(experiment.path, t) for t in trials]
     return results, list(driver.errors.values()), interrupt.requested
 

@@ -21,10 +21,11 @@ search algorithms and callbacks:
 - resources: 1 CPU for the trial's learner plus a bundle of num_cpus_per_env_runner for each remote env
   runner (training and evaluation), placed together (Tune schedules a trial's child actors in its group).
 
-Ray must be connected before Tune starts it its own way: make_trainable calls rlarena.distributed.ray_init
-(an address, RAY_ADDRESS, or a local Ray bound to 127.0.0.1). Envs registered with rlarena.register_env
-before make_trainable is called are registered again in each trial's process. Importing this module
-imports ray.tune.
+Ray must be connected before Tune starts it its own way (Tune's ray.init() would join whatever cluster
+is recorded in /tmp/ray): make_trainable calls rlarena.distributed.ray_init (the `ray_address` given,
+RAY_ADDRESS, or a local Ray private to this process, bound to 127.0.0.1). Envs registered with
+rlarena.register_env before make_trainable is called are registered again in each trial's process.
+Importing this module imports ray.tune.
 """
 
 from __future__ import annotations

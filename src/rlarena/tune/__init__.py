@@ -27,7 +27,7 @@ from rlarena.tune.experiment import CheckpointConfig, RunConfig, TuneConfig, Tun
 def trainable(algorithm: Any, *, ray_address: str | None = None) -> Any:
     """The Ray Tune trainable (a ray.tune.Trainable subclass) of an rlarena algorithm: "PPO", PPO or
     PPOTrainer. Connects to Ray first (rlarena.distributed.ray_init: `ray_address`, else RAY_ADDRESS,
-    else a local Ray on 127.0.0.1). See rlarena.distributed.tune."""
+    else a new local Ray private to this process, on 127.0.0.1). See rlarena.distributed.tune."""
     try:
         from rlarena.distributed.tune import make_trainable
     except ModuleNotFoundError as exc:
