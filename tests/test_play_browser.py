@@ -7,11 +7,8 @@ browser sessions keep their own boards; the page fetches nothing from outside th
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +18,12 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("onnxruntime")
 webdriver = pytest.importorskip("selenium.webdriver")
+from play_server import REPO, serve_page
 from selenium.webdriver.chrome.service import Service  # after the importorskip above
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(600)  # a guard against a hung browser or server, not a speed check
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 # the player's preference among legal columns: the centre first, as people tend to play
@@ -41,46 +39,6 @@ return {moves: Number(grid.dataset.moves), result: grid.dataset.result, status: 
         pieces: grid.querySelectorAll('.c4-red, .c4-yellow').length,
         legend: document.querySelector('#c4-board .c4-legend').innerText};
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_page(tmp: Path, *args: str) -> Iterator[str]:
-    """`rlarena play connect4 *args` served on a free port in a process where torch cannot be imported;
-    yields the page's URL, stops the server after."""
-    port = free_port()
-    # torch blocked: `import torch` anywhere in the serving process raises ImportError
-    code = ("import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
-            f"sys.exit(main(['play', 'connect4', '--port', '{port}', *{list(args)!r}]))")
-    with open(tmp / "server.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 300  # a guard against hanging, not a speed check (Gradio starts slowly)
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"the server exited ({proc.returncode}):\n{(tmp / 'server.log').read_text()}")
-                try:
-                    with urllib.request.urlopen(url, timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the server did not answer within 300 s:\n{(tmp / 'server.log').read_text()}")
-                time.sleep(0.25)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture(scope="module")

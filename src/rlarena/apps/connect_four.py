@@ -1,4 +1,4 @@
-"""Moved to rlarena.games.connect_four.app (issue 14: one game, one package). This name stays for old
+"""Moved to rlarena.games.connect_four.app (one game, one package). This name stays for old
 imports; every name is looked up in the new module on first use."""
 
 import importlib

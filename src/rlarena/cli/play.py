@@ -59,7 +59,9 @@ def add_play(p: argparse.ArgumentParser) -> None:
                         "for another (a PPO value head does not estimate the game's result)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
-                   help="address to serve on (0.0.0.0: every interface of this machine)")
+                   help="address to serve on (0.0.0.0: every interface of this machine, so anyone who can "
+                        "reach it can play; the page still refuses uploads, other sites' requests and "
+                        "host names that are not this machine's)")
     add_trust_module(p)  # for --checkpoint
 
 
@@ -101,11 +103,13 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
             algorithm = checkpoint_algorithm(model.parent)  # an .onnx file kept in its checkpoint's directory
         levels = search_levels(algorithm, args.search)
         play = page_opponents(model, levels)
-        from rlarena.games.connect_four.app import serve
+        from rlarena.games.connect_four.app import exposure_notice, page_url, serve
         offered = f"its network alone, search at {','.join(map(str, levels))} simulations" if levels else \
             "its network alone"
         banner = (f"Connect Four against {name} ({model}: {offered}) or negamax_1..7: open "
-                  f"http://{args.host}:{args.port} (Ctrl+C to stop)")
+                  f"{page_url(args.host, args.port)} (Ctrl+C to stop)")
+        notice = exposure_notice(args.host, args.port)
+        banner = f"{banner}\n{notice}" if notice else banner
         serve(build_app(play), host=args.host, port=args.port, banner=banner)
     return 0
 

@@ -6,6 +6,9 @@ Two halves, so the game logic is testable without a browser:
   session; the policies are built once per process and shared by every session.
 - `build_app` / `serve`: the Gradio page. gradio is imported inside them only, so importing this module
   costs nothing when no page is served.
+- `PageGate`: what the server lets in. The page needs no files and sends a few hundred bytes of JSON,
+  so every request that is not the page's own is refused before its body is read (`PageGate`'s
+  docstring has the rules).
 
 Opponents are rlarena Policies called as `compute_actions({"observation": int8 [1, 6, 7, 2],
 "action_mask": int8 [1, 7]}, explore=False)`, each under a stable key and a name people read:
@@ -21,11 +24,14 @@ takes whichever seat "who starts" gives them.
 from __future__ import annotations
 
 import html
+import ipaddress
+import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import gymnasium as gym
 import numpy as np
@@ -38,7 +44,7 @@ SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
 # The search levels' simulations per move. Measured one move at a time with the shipped network on
 # this project's 2-core machine, 8 leaves per network call (benchmarks/README.md): 8000 take 0.66 s
-# (max 0.78 s) per move, so the strongest stays under the issue's 1 s.
+# (max 0.78 s) per move, so the strongest stays under a second a move.
 SEARCH_LEVELS = (50, 200, 800, 8000)
 SEARCH_ALGORITHMS = ("AlphaZero",)  # algorithms whose value head the search can use (tanh(value) in [-1, 1])
 COLOURS = ("red", "yellow")  # by seat, as rlarena.games.connect_four.rules.render_rgb draws them
@@ -405,19 +411,206 @@ def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> An
     return demo
 
 
-def serve(demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = "") -> None:
+# -- what the server lets in ------------------------------------------------------------------------------
+# A page served on 127.0.0.1 is still reachable from every web page the user's browser opens: another
+# site may POST a form to it (browsers send simple cross-origin posts without asking), or rebind a DNS
+# name of its own to 127.0.0.1 so that its scripts look same-origin to the browser (only the Host header
+# then tells the request apart). Gradio's own CORS middleware only decides which responses a script
+# may read; the request still runs. So the gate refuses, in front of every route Gradio has or adds.
+MAX_BODY_BYTES = 64 * 1024  # the page's own calls (start, a move, a new game) send under 1 KB of JSON
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods that change nothing (RFC 9110, 9.2.1)
+# Gradio's routes that write files (gradio/routes.py: POST /gradio_api/upload, /gradio_api/process_recording),
+# refused by their last path segment whatever the prefix
+UPLOAD_ROUTES = frozenset({"upload", "process_recording"})
+# bodies that carry files or HTML forms; the page's own calls are JSON
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+Refusal = tuple[int, str]  # (HTTP status, one line for people)
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only: localhost or a loopback address (127.x, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_port(authority: str, scheme: str) -> tuple[str, int] | None:
+    """("localhost", 7860) from "localhost:7860" (IPv6 in brackets; the scheme's port when none is
+    written), or None when it does not parse."""
+    try:
+        split = urlsplit(f"//{authority}")
+        port = split.port
+    except ValueError:
+        return None
+    if not split.hostname or split.username is not None or split.path or split.query or split.fragment:
+        return None
+    return split.hostname, DEFAULT_PORTS.get(scheme, 80) if port is None else port
+
+
+def _origin(url: str) -> tuple[str, int] | None:
+    """The (host, port) of an Origin or Referer header's URL; None for "null" or anything but http(s)."""
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return None
+    if split.scheme not in ("http", "https"):
+        return None
+    return _host_port(split.netloc, split.scheme)
+
+
+class PageGate:
+    """ASGI middleware that lets through only the requests the Connect Four page makes.
+
+    - Host must name this server (against DNS rebinding). Served on a loopback address: localhost,
+      127.0.0.1, [::1] or the address served on. Served on another address or every interface
+      (0.0.0.0): an IP address, localhost, this machine's name or the name served on; a rebound name
+      is none of these (its page would have to come from this server to carry an IP address as its
+      origin). Any port: an SSH tunnel or a forwarded port changes the port, never the name.
+    - No other site: an Origin header, on any request, must be this server's own origin (the Host it
+      was asked for, port included); a state-changing request without one must not carry another
+      site's Referer. Clients that send neither (curl, gradio_client) are not browsers a site can drive.
+    - No uploads: Gradio's upload routes and multipart or form bodies are refused (the page has no
+      file component), so nothing is written to Gradio's upload directory.
+    - Bounded bodies: a Content-Length of at most `max_body` bytes; a body of unknown length (chunked)
+      is refused.
+    A refused request gets its status and one line of text, its body unread, and the connection closes.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, max_body: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_body = max_body
+        bound = host.strip("[]").lower()
+        self.loopback = is_loopback(bound)
+        if self.loopback:
+            self.names = LOOPBACK_NAMES | {bound}
+        else:
+            machine = socket.gethostname().lower()
+            self.names = frozenset({"localhost", machine, f"{machine}.local"} | ({bound} - WILDCARD_HOSTS))
+
+    def allows_name(self, name: str) -> bool:
+        name = name.lower()
+        return name in self.names or (not self.loopback and _is_ip(name))
+
+    def check(self, scope: Scope) -> Refusal | None:
+        """None when the request may go on, else (status, reason)."""
+        headers: dict[str, list[str]] = {}
+        for key, value in scope.get("headers", ()):
+            headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        for key in ("host", "origin", "referer", "content-length", "content-type"):
+            if len(headers.get(key, ())) > 1:
+                return 400, f"Bad request: more than one {key} header."
+        one = {key: values[0].strip() for key, values in headers.items() if values}
+
+        scheme = scope.get("scheme", "http")
+        served = _host_port(one.get("host", ""), scheme)
+        if served is None or not self.allows_name(served[0]):
+            what = "has no Host header" if "host" not in one else f"asks for host {one['host']!r}"
+            where = "localhost, 127.0.0.1 or [::1]" if self.loopback else "this machine's IP addresses or name"
+            return 421, f"Misdirected request: it {what}; this page answers to {where} only."
+
+        method = scope.get("method", "GET").upper()  # websockets have no method: a GET upgrade
+        if "origin" in one:
+            if _origin(one["origin"]) != served:
+                return 403, f"Cross-site request refused: a page from {one['origin']} cannot use this page."
+        elif method not in SAFE_METHODS and "referer" in one and _origin(one["referer"]) != served:
+            return 403, "Cross-site request refused: it was sent from another site's page."
+
+        if scope["path"].rstrip("/").rsplit("/", 1)[-1] in UPLOAD_ROUTES:
+            return 403, "This page takes no file uploads."
+        if one.get("content-type", "").split(";")[0].strip().lower() in FORM_TYPES:
+            return 415, "This page takes JSON requests, not forms or files."
+        if "transfer-encoding" in headers:
+            return 411, "A request body needs a Content-Length; bodies of unknown length are refused."
+        length = one.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):
+            return 400, f"Bad request: Content-Length {length!r} is not a number of bytes."
+        if int(length) > self.max_body:
+            return 413, f"Request body too large: {int(length)} bytes; this page takes at most {self.max_body}."
+        return None
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
+                       send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] not in ("http", "websocket"):  # lifespan
+            await self.app(scope, receive, send)
+            return
+        refusal = self.check(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
+        else:
+            status, reason = refusal
+            body = f"{reason}\n".encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"x-content-type-options", b"nosniff"),  # the reason quotes a header
+                                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
+
+
+def exposure_notice(host: str, port: int) -> str:
+    """What a person serving beyond this machine should know; "" for a loopback address."""
+    if is_loopback(host):
+        return ""
+    where = "every interface of this machine" if host.strip("[]") in WILDCARD_HOSTS else host
+    return (f"Serving on {where}: anyone who can reach port {port} here can play and call the page's API "
+            f"(no login). The page answers to this machine's IP addresses and name and to localhost, "
+            f"refuses requests from other sites' pages and all uploads.")
+
+
+def page_url(host: str, port: int) -> str:
+    """The address to open: 127.0.0.1 for every interface, IPv6 addresses in brackets."""
+    host = host.strip("[]")
+    host = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def serve(demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = "",
+          max_body: int = MAX_BODY_BYTES) -> None:
     """Serve the page until interrupted: local only, no share link, nothing fetched from outside (the
-    default theme's fonts are bundled with gradio; server-side rendering would need node). `banner` is
-    printed once the page is being served."""
+    default theme's fonts are bundled with gradio; server-side rendering would need node), behind a
+    PageGate for `host`. `banner` is printed once the page is being served."""
     import gradio as gr
+    from starlette.middleware import Middleware  # gradio's own web framework
+
+    # The gate goes in through the FastAPI app's constructor, so it is in the middleware stack before
+    # the server takes its first request. Gradio's file-size cap is set to nothing as a second line,
+    # and the launch options whose defaults (or GRADIO_* variables) would add routes or processes the
+    # page does not use are turned off: static-file workers (their own ports, outside the gate), the
+    # MCP server, the monitoring dashboard, the run-history page.
+    gate = Middleware(PageGate, host=host, max_body=max_body)
     try:
         demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, css=CSS, quiet=True,
-                    theme=gr.themes.Default(), footer_links=["api", "settings"], prevent_thread_lock=True)
+                    theme=gr.themes.Default(), footer_links=["api", "settings"], prevent_thread_lock=True,
+                    app_kwargs={"middleware": [gate]}, max_file_size=0, num_workers=0, mcp_server=False,
+                    enable_monitoring=False, run_history=False)
     except OSError as exc:
         # gradio's own message names launch() parameters; say it in the command's terms
         reason = "the port is taken" if "empty port" in str(exc) else str(exc)
         raise ConfigError(f"Cannot serve on {host}:{port}: {reason}. Choose another port with --port N "
                           f"(or another address with --host H).") from None
+    if not any(m.cls is PageGate for m in getattr(demo.app, "user_middleware", ())):
+        demo.close()
+        raise ConfigError(f"This gradio ({gr.__version__}) did not take the page's request gate, so the page is "
+                          f"not served; install the tested version: pip install -c constraints.txt 'rlarena[app]'")
     if banner:
         print(banner, flush=True)
     try:
