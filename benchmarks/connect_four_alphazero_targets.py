@@ -63,10 +63,10 @@ def trunks(algo, steps: int) -> None:
         if exponent != 1.0:
             pi = fresh.replay.pi[:fresh.replay.size] ** exponent
             fresh.replay.pi[:fresh.replay.size] = pi / pi.sum(axis=1, keepdims=True)
-        optimizer = next(iter(fresh.optimizers.values()))
+        learner = fresh.learners["default_policy"]
         start = time.perf_counter()
-        for quarter in range(4):
-            optimizer.lr = fresh.config.lr = 1e-3 if quarter < 3 else 2e-4
+        for quarter in range(4):  # the learner sets each step's lr from this (the weight decay follows it)
+            learner.base_lrs["main"] = 1e-3 if quarter < 3 else 2e-4
             fresh._learn(steps // 4)
         size = sum(int(np.prod(p.shape)) for p in fresh.policy.model.parameters())
         print(f"{name:28s} {size:9d} parameters  {grades_line(fresh.get_policy('default_policy'))}"

@@ -155,20 +155,20 @@ def test_checkpoint_round_trip_keeps_the_target_network_and_resume_continues(tmp
         for _ in range(4):
             algo.train()
         path = algo.save(tmp_path / "ckpt")
-        target = {k: v.clone() for k, v in algo.target_models["default_policy"].state_dict().items()}
+        target = {k: v.clone() for k, v in algo.learners["default_policy"].target.state_dict().items()}
         weights = algo.get_policy().get_state()
-        kl_coeff = algo.kl_coeffs["default_policy"]
+        kl_coeff = algo.learners["default_policy"].kl_coeff
     restored = APPO.from_checkpoint(path)
     try:
-        for k, v in restored.target_models["default_policy"].state_dict().items():
+        for k, v in restored.learners["default_policy"].target.state_dict().items():
             torch.testing.assert_close(v, target[k])
         for k, v in restored.get_policy().get_state().items():
             np.testing.assert_array_equal(v, weights[k])
-        assert restored.kl_coeffs["default_policy"] == kl_coeff and restored.iteration == 4
+        assert restored.learners["default_policy"].kl_coeff == kl_coeff and restored.iteration == 4
         result = restored.train()
         assert result["training_iteration"] == 5 and result["policy_lag"] == 0.0  # runners started from the checkpoint
         # the target lags the learner by up to target_network_update_freq updates (update 5: not a copy)
-        changed = any(not torch.equal(v, target[k]) for k, v in restored.target_models["default_policy"].state_dict().items())
+        changed = any(not torch.equal(v, target[k]) for k, v in restored.learners["default_policy"].target.state_dict().items())
         assert not changed
         assert restored.compute_single_action(np.zeros(4, np.float32), explore=False) in (0, 1)
     finally:

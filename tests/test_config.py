@@ -11,7 +11,7 @@ import pytest
 from probe_envs import DiscreteIdentityEnv
 
 from rlarena import ConfigError, EnvError, PPOConfig
-from rlarena.algorithms.on_policy import scheduled_lr
+from rlarena.learners import Learner, piecewise
 from rlarena.refs import Trust
 
 
@@ -155,10 +155,13 @@ def test_model_config_fills_defaults():
 
 def test_lr_schedule_interpolates_over_env_steps():
     schedule = [[0, 1e-3], [10_000, 0.0]]
-    assert scheduled_lr(None, 3e-4, 123) == 3e-4
-    assert scheduled_lr(schedule, 3e-4, 0) == pytest.approx(1e-3)
-    assert scheduled_lr(schedule, 3e-4, 2_500) == pytest.approx(7.5e-4)  # 1e-3 * (1 - 2500/10000)
-    assert scheduled_lr(schedule, 3e-4, 50_000) == 0.0  # held at the last value
+    assert piecewise(schedule, 0) == pytest.approx(1e-3)
+    assert piecewise(schedule, 2_500) == pytest.approx(7.5e-4)  # 1e-3 * (1 - 2500/10000)
+    assert piecewise(schedule, 50_000) == 0.0  # held at the last value
+    own = Learner("p", None, PPOConfig().training(lr=3e-4, lr_schedule=schedule), "PPO")
+    own.base_lrs["critic"] = 6e-4  # an optimizer with a learning rate of its own follows the ratio
+    assert own.lr("critic", 2_500) == pytest.approx(7.5e-4 * 2)
+    assert Learner("p", None, PPOConfig().training(lr=3e-4), "PPO").base_lrs == {}
 
 
 def test_lr_schedule_sets_the_learning_rate_of_each_iteration(build):

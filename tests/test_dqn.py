@@ -15,9 +15,10 @@ import torch
 from probe_envs import ConstantTruncatedEnv, DiscreteIdentityEnv, TwoStepValueEnv
 
 from rlarena import Algorithm, DQNConfig, SACConfig
-from rlarena.algorithms.dqn import QBatch, dqn_loss, piecewise
+from rlarena.algorithms.dqn import QBatch, dqn_loss
 from rlarena.errors import ConfigError
 from rlarena.games.connect_four.rules import AGENTS, ConnectFourMultiAgent
+from rlarena.learners import piecewise
 from rlarena.multiagent import PolicySpec, RandomPolicy
 from rlarena.nn.q_network import QNetwork
 from rlarena.q_policy import QPolicy
@@ -252,7 +253,7 @@ def test_checkpoint_can_skip_the_replay_buffer(tmp_path):
         assert not list(Path(path).glob("replay.*"))
         restored = Algorithm.from_checkpoint(path)
         try:
-            assert len(restored.buffers["default_policy"]) == 0
+            assert len(restored.learners["default_policy"].buffer) == 0
             restored.train()  # refills, then learns
         finally:
             restored.stop()

@@ -164,6 +164,34 @@ def test_checkpoint_round_trip_continues_identically(config, tmp_path):
         restored.stop()
 
 
+@pytest.mark.timeout(120)
+def test_ars_checkpoint_without_an_optimizer_restores(tmp_path):
+    """ARS stepped in place before its step went through the learner's SGD: a checkpoint of then holds
+    no optimizer, and continues as one of now (SGD keeps no state but its step count)."""
+    import json
+    config = ARSConfig().training(num_rollouts=4, rollouts_used=2).environment("CartPole-v1").debugging(seed=3)
+    algo = config.build()
+    try:
+        algo.train()
+        path = tmp_path / "ckpt"
+        algo.save(path)
+        algo.train()
+        expected = _weights(algo)
+    finally:
+        algo.stop()
+    (path / "optimizer.default_policy.main.safetensors").unlink()
+    meta = json.loads((path / "rlarena_checkpoint.json").read_text())
+    del meta["files"]["optimizer.default_policy.main.safetensors"]
+    (path / "rlarena_checkpoint.json").write_text(json.dumps(meta))
+    restored = config.build()
+    try:
+        restored.restore(path)
+        restored.train()
+        np.testing.assert_array_equal(_weights(restored), expected)
+    finally:
+        restored.stop()
+
+
 @pytest.mark.parametrize("config, key", [
     (ESConfig().training(noise_stdev=0.0), "noise_stdev"),
     (ESConfig().training(episodes_per_batch=1), "episodes_per_batch"),

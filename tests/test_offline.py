@@ -200,6 +200,32 @@ def test_checkpoint_round_trip_continues(tmp_path):
     restored.stop()
 
 
+@pytest.mark.timeout(120)
+def test_checkpoint_of_format_1_restores_the_advantage_norm(tmp_path):
+    """The advantage norm and the rows counter are the learner's state ("learner.<policy id>"); a
+    checkpoint of format 1 kept them in MARWIL's own group "marwil", which still loads."""
+    write_identity_data(tmp_path / "data", 1000, expert_share=0.5)
+    algo = offline_config(MARWILConfig, tmp_path / "data", moving_average_sqd_adv_norm_update_rate=0.1).build()
+    for _ in range(2):
+        algo.train()
+    path = tmp_path / "ckpt"
+    algo.save(path)
+    assert algo.ma_adv_norm != 100.0 and algo.num_rows_trained_lifetime == 512
+    new, old = "learner.default_policy.safetensors", "marwil.safetensors"
+    (path / new).rename(path / old)
+    meta = json.loads((path / "rlarena_checkpoint.json").read_text())
+    meta["files"][old] = meta["files"].pop(new)
+    (path / "rlarena_checkpoint.json").write_text(json.dumps(meta))
+    restored = Algorithm.from_checkpoint(path, config_overrides={"input_": str(tmp_path / "data")})
+    try:
+        assert restored.ma_adv_norm == algo.ma_adv_norm
+        assert restored.num_rows_trained_lifetime == algo.num_rows_trained_lifetime
+        assert restored.train()["num_env_steps_trained_lifetime"] == 768
+    finally:
+        algo.stop()
+        restored.stop()
+
+
 def test_without_an_env_the_spaces_come_from_the_files(tmp_path):
     write_identity_data(tmp_path / "data", 500, expert_share=1.0)
     algo = BCConfig().offline_data(input_=str(tmp_path / "data")).training(train_batch_size=64).build()

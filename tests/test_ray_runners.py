@@ -349,7 +349,7 @@ def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
                         model={"fcnet_hiddens": [16]}).debugging(seed=0))
     with config.build() as algo:
         # 32 steps per env per call ("auto" with remote runners), one replay column per env of every runner
-        assert algo.config.fragment_length == 32 and algo.buffers["default_policy"].num_envs == 4
+        assert algo.config.fragment_length == 32 and algo.learners["default_policy"].buffer.num_envs == 4
         results = [algo.train() for _ in range(2)]
         assert [r["replay_size"] for r in results] == [128, 256]
         # one update per vector step, as locally: 32 per fragment once learning starts

@@ -10,16 +10,20 @@ gradient norm clipped at 0.5, tanh [64, 64] policy and value towers. Batch prepa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, masked, prepare_batch, scheduled_lr
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
+from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatOptimizer, FlatParameters, RMSprop
 from rlarena.rollout.storage import Rollout
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
 
@@ -41,6 +45,20 @@ class A2CConfig(OnPolicyConfig):
     normalize_advantages: bool = option(False, "training")  # SB3's normalize_advantage
     use_rms_prop: bool = option(True, "training")  # SB3's; False: Adam (eps 1e-5)
     rms_prop_eps: float = option(1e-5, "training")  # SB3's (torch's default is 1e-8)
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 lambda_: float | NotProvidedType = NotProvided,
+                 entropy_coeff: float | NotProvidedType = NotProvided,
+                 vf_loss_coeff: float | NotProvidedType = NotProvided,
+                 normalize_advantages: bool | NotProvidedType = NotProvided,
+                 use_rms_prop: bool | NotProvidedType = NotProvided,
+                 rms_prop_eps: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to OnPolicyConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -79,20 +97,17 @@ class A2C(OnPolicyAlgorithm):
         """One gradient step of one policy on its whole [T, N] rollout (no minibatches, as SB3)."""
         cfg: A2CConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
         policy = self.policies[policy_id]
-        model, dist, flat = policy.model, policy.dist, self.flats[policy_id]  # type: ignore[attr-defined]
-        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
+        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
         if len(data.advantages) == 0:  # every step of the fragment was an autoreset
             return {}
-        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
         loss, stats = a2c_loss(model, dist, cfg, data.obs, data.actions, data.advantages, data.returns, data.mask)
-        self.check_finite(loss, batch, policy_id, lr)
-        flat.zero_grad()
-        loss.backward()
+        grad_norms: list[torch.Tensor] = []
+        self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
         out = dict(zip(STAT_NAMES, stats.tolist()))
-        if cfg.grad_clip is not None:
-            out["grad_norm"] = float(flat.clip_grad_norm_(cfg.grad_clip))
-        optimizer.step()
+        if grad_norms:
+            out["grad_norm"] = float(grad_norms[0])
         out["explained_variance"] = data.explained_variance
         out["cur_lr"] = lr
         return out

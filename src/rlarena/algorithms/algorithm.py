@@ -20,6 +20,7 @@ import torch
 from rlarena import limits
 from rlarena._version import __version__
 from rlarena.algorithms.config import AlgorithmConfig
+from rlarena.algorithms.registry import get_algorithm_class
 from rlarena.callbacks import Callbacks, call_hook, make_callbacks
 from rlarena.checkpoint import read_checkpoint, write_checkpoint
 from rlarena.envs.registry import (
@@ -31,6 +32,7 @@ from rlarena.envs.registry import (
 )
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.learners import Learner
 from rlarena.multiagent.builder import (
     DEFAULT_POLICY_ID,
     as_multi_agent,
@@ -68,20 +70,9 @@ METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_
                   "num_remote_worker_restarts": "num_env_runner_restarts"}
 
 
-# Optimizers are keyed by (policy id, name): one "main" optimizer per policy for most algorithms,
-# several for some (SAC: actor, critic, alpha). Checkpoints hold each as "optimizer.<policy id>.<name>".
+# A learner's optimizers are named: one "main" optimizer per policy for most algorithms, several for
+# some (SAC: actor, critic, alpha). Checkpoints hold each as "optimizer.<policy id>.<name>".
 MAIN_OPTIMIZER = "main"
-OptimizerKey = tuple[str, str]
-
-
-def optimizer_group(key: OptimizerKey | str) -> str:
-    """The checkpoint group of an optimizer. A plain policy id (the key before optimizers had names,
-    still accepted from subclasses: AlphaZero) keeps the group name it had then, "optimizer.<policy id>"."""
-    return f"optimizer.{key}" if isinstance(key, str) else f"optimizer.{key[0]}.{key[1]}"
-
-
-def _optimizer_policy(key: OptimizerKey | str) -> str:
-    return key if isinstance(key, str) else key[0]
 
 
 class ResultDict(dict):
@@ -214,6 +205,10 @@ class Algorithm(ABC):
     # whether it can sample while it learns (sample_async: rlarena.rollout.async_sampling); the config
     # refuses sample_async for the others
     samples_async: ClassVar[bool] = False
+    # the Learner (sub)class each trained policy gets: one with typed attributes for what build_learner adds
+    learner_class: ClassVar[type[Learner]] = Learner
+    # learner state kinds a checkpoint may lack (Learner.set_state): a replay buffer not stored
+    restore_missing_ok: ClassVar[bool | tuple[str, ...]] = ()
     # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
     # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
     data_mode: ClassVar[str] = "sample"
@@ -239,7 +234,7 @@ class Algorithm(ABC):
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         self.policies: dict[str, Policy] = {}
         self.policy_configs: dict[str, AlgorithmConfig] = {}  # per-policy overrides applied
-        self.optimizers: dict[OptimizerKey, FlatOptimizer] = {}  # (policy id, name) -> optimizer
+        self.learners: dict[str, Learner] = {}  # trained policy id -> what optimizing it owns
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
@@ -437,7 +432,21 @@ class Algorithm(ABC):
         """Create algorithm-wide state (target networks, replay buffers, ...)."""
 
     def setup_policy(self, policy_id: str) -> None:
-        """Create what training `policy_id` needs (its optimizer, ...)."""
+        """Build the Learner of `policy_id`, which owns all that training it needs (build_learner)."""
+        learner = self.learner_class(policy_id, self.policies[policy_id], self.policy_configs[policy_id],
+                                     type(self).__name__, clock=lambda: self.num_env_steps_sampled_lifetime)
+        self.build_learner(learner)
+        self.learners[policy_id] = learner
+
+    def build_learner(self, learner: Learner) -> None:
+        """Register what training learner.policy needs: its optimizers (learner.add_optimizer, with their
+        learning rates: the lr schedule is then applied for you), target networks (add_target), replay
+        buffer or counters (register_state)."""
+
+    @property
+    def optimizers(self) -> dict[tuple[str, str], FlatOptimizer]:
+        """Every learner's optimizers, by (policy id, name): a view (the learners own them)."""
+        return {(pid, name): opt for pid, learner in self.learners.items() for name, opt in learner.optimizers.items()}
 
     @abstractmethod
     def training_step(self) -> dict[str, float]:
@@ -719,8 +728,7 @@ class Algorithm(ABC):
             self.set_policy_mapping_fn(policy_mapping_fn)
         for store in (self.policies, self.policy_configs, self.config.policies or {}):
             store.pop(policy_id, None)
-        for key in [k for k in self.optimizers if _optimizer_policy(k) == policy_id]:
-            del self.optimizers[key]
+        self.learners.pop(policy_id, None)  # its optimizers, targets, replay buffer and counters
         self.set_policies_to_train(policies_to_train if policies_to_train is not None
                                    else [p for p in self.policies_to_train if p != policy_id],
                                    remember=policies_to_train is not None or self.config.policies_to_train is not None)
@@ -739,7 +747,7 @@ class Algorithm(ABC):
         for pid in policies_to_train:
             if not isinstance(self.get_policy(pid), TrainablePolicy):
                 raise ConfigError(f"Policy {pid!r} is a {type(self.policies[pid]).__name__}, which cannot be trained.")
-            if not any(_optimizer_policy(key) == pid for key in self.optimizers):
+            if pid not in self.learners:
                 self.setup_policy(pid)
         self.policies_to_train = list(policies_to_train)
         if remember:
@@ -782,8 +790,8 @@ class Algorithm(ABC):
             state = policy.get_state()
             if state:
                 arrays[f"policy.{pid}"] = state
-        for key, opt in self.optimizers.items():
-            arrays[optimizer_group(key)] = opt.get_state()
+        for learner in self.learners.values():
+            arrays.update(learner.get_state())
         return arrays
 
     def get_state(self) -> dict[str, Any]:
@@ -884,7 +892,6 @@ class Algorithm(ABC):
         (e.g. ["my_project"]; trust only checkpoints you or someone you trust made). `trust`: a
         prepared rlarena.refs.Trust, e.g. the experiment runner's, which passes its config's objects.
         """
-        from rlarena.algorithms import get_algorithm_class
         overrides = dict(config_overrides or {})
         base = trust or Trust()
         modules = [trusted_modules] if isinstance(trusted_modules, str) else list(trusted_modules or ())
@@ -927,23 +934,18 @@ class Algorithm(ABC):
         algo._restore(meta, arrays)
         return algo
 
-    def _restore_optimizers(self, arrays: dict[str, dict[str, np.ndarray]], missing_ok: bool = False) -> None:
-        """Each optimizer's state from its group; a checkpoint written before optimizers had names
-        holds a policy's main optimizer as "optimizer.<policy id>". `missing_ok`: an optimizer the
-        checkpoint lacks keeps its fresh state (a network-only checkpoint)."""
-        for key, opt in self.optimizers.items():
-            group, legacy = optimizer_group(key), f"optimizer.{_optimizer_policy(key)}"
-            if group not in arrays and key[1:] == (MAIN_OPTIMIZER,) and legacy in arrays:
-                group = legacy
-            if group in arrays or not missing_ok:
-                opt.set_state(arrays[group])
+    def _restore_learners(self, arrays: dict[str, dict[str, np.ndarray]],
+                          missing_ok: bool | tuple[str, ...] = ()) -> None:
+        """Each learner's state from its groups (Learner.set_state; `missing_ok` as there)."""
+        for learner in self.learners.values():
+            learner.set_state(arrays, missing_ok)
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             for pid, policy in self.policies.items():
                 if f"policy.{pid}" in arrays or isinstance(policy, TrainablePolicy):
                     policy.set_state(arrays[f"policy.{pid}"])
-            self._restore_optimizers(arrays)
+            self._restore_learners(arrays, self.restore_missing_ok)
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's state_dict errors span lines: keep the error one line

@@ -14,20 +14,22 @@ gradient steps on minibatches drawn from the window, each position under a rando
 
     loss = cross_entropy(visits, softmax(masked logits)) + vf_loss_coeff * (tanh(value) - z)^2
 
-plus decoupled weight decay `l2_coeff`. The network is rlarena's model (TorchPolicy), so export,
+plus decoupled weight decay `l2_coeff` (AdamW's: theta <- (1 - lr l2_coeff) theta after each Adam step,
+lr the scheduled one). The network is rlarena's model (TorchPolicy), so export,
 the Connect Four page and `rlarena arena` take it as they take PPO's; its value head's output goes
 through tanh. Option names follow RLlib contrib's AlphaZero where it has them (`mcts_config`).
 
 Games start from `random_opening_plies` random moves (not stored), so self-play sees diverse
-positions. A checkpoint holds the network, the optimizer, the replay window and the counters; the
-games under way are not saved (a restored run starts new ones).
+positions. The network's learner (rlarena.learners, built as every algorithm's) holds Adam. A checkpoint
+holds the network, the optimizer, the replay window and the counters; the games under way are not
+saved (a restored run starts new ones).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,16 +42,20 @@ from rlarena.algorithms.algorithm import (
     Algorithm,
     _seed_for,
 )
-from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, option
+from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.games.base import State, TwoPlayerGame, make_game, random_opening
 from rlarena.games.mcts import MCTS, Node, SearchPolicy, check_mcts_config, masked_softmax, visit_policy
+from rlarena.learners import Learner
 from rlarena.multiagent.builder import default_mapping_fn
-from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.nn.flat import Adam
 from rlarena.policy import MASKED_LOGIT
 from rlarena.rollout.runner import Sample
 from rlarena.torch_policy import TorchPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
 
@@ -72,6 +78,24 @@ class AlphaZeroConfig(AlgorithmConfig):
     # 0: self-play in this process, between updates; N: N forked processes play self-play while this
     # one learns (rlarena.rollout.async_sampling: each plays with the weights of the update before)
     num_self_play_workers: int = option(0, "training", role="how many")
+
+    def training(self, *,
+                 mcts_config: dict | NotProvidedType = NotProvided,
+                 num_parallel_games: int | NotProvidedType = NotProvided,
+                 random_opening_plies: list | NotProvidedType = NotProvided,
+                 replay_buffer_config: dict | NotProvidedType = NotProvided,
+                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+                 minibatch_size: int | NotProvidedType = NotProvided,
+                 num_epochs: int | NotProvidedType = NotProvided,
+                 vf_loss_coeff: float | NotProvidedType = NotProvided,
+                 l2_coeff: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 lr: float | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 num_self_play_workers: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
 
     @property
     def mcts(self) -> dict[str, Any]:
@@ -180,7 +204,11 @@ class _Game:
 class AlphaZero(Algorithm):
     config_class = AlphaZeroConfig
     data_mode = "none"  # its own loop: no logged data in or out
+    # a network-only checkpoint (save(include_training_state=False)) holds no optimizer: a fresh Adam
+    restore_missing_ok = True
 
+    # Algorithm.__init__ is not called: self-play needs no env runner, env or evaluation envs. What it
+    # sets that AlphaZero uses is set here, the learner included (setup_policy -> build_learner).
     def __init__(self, config: AlphaZeroConfig | dict[str, Any] | None = None, env: Any = None):
         if not isinstance(config, AlgorithmConfig):
             options = {**(config or {}), **({"env": env} if env is not None else {})}
@@ -204,8 +232,9 @@ class AlphaZero(Algorithm):
                              seed=_seed_for(config.seed, 1, 0))
         self.policies, self.policy_configs = {DEFAULT_POLICY_ID: policy}, {DEFAULT_POLICY_ID: config}
         self.policies_to_train = [DEFAULT_POLICY_ID]
-        self.flat = FlatParameters(policy.model)
-        self.optimizers = {(DEFAULT_POLICY_ID, MAIN_OPTIMIZER): Adam(self.flat, config.lr)}
+        self.iteration = self.num_env_steps_sampled_lifetime = self.num_episodes_lifetime = 0
+        self.learners: dict[str, Learner] = {}
+        self.setup_policy(DEFAULT_POLICY_ID)
         self.obs_dim = int(np.prod(self.game.observation_shape))
         self.replay = ReplayWindow(config.replay_buffer_config["capacity"], self.obs_dim, n)
         self.symmetries = [(np.arange(self.obs_dim), np.arange(n)), *self.game.symmetries()]
@@ -213,7 +242,6 @@ class AlphaZero(Algorithm):
         mc = config.mcts
         self.mcts = MCTS(self.game, self.network_evaluator, mc["puct_coefficient"], mc["dirichlet_epsilon"],
                          mc["dirichlet_noise"], rng=self.rng, solver=mc["mcts_solver"])
-        self.iteration = self.num_env_steps_sampled_lifetime = self.num_episodes_lifetime = 0
         self.num_evaluations, self.time_total_s = 0, 0.0
         self.num_held_out_skipped = 0
         self.games = [self._new_game() for _ in range(config.num_parallel_games)]
@@ -222,6 +250,9 @@ class AlphaZero(Algorithm):
         self._records: list[GameRecord] | None = None  # in a self-play process: its finished games, to hand over
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
+
+    def build_learner(self, learner: Learner) -> None:
+        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr))
 
     # -- the network ------------------------------------------------------------------------------
     def network_evaluator(self, obs: np.ndarray, legal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +356,8 @@ class AlphaZero(Algorithm):
 
     # -- learning ---------------------------------------------------------------------------------
     def _learn(self, num_steps: int) -> dict[str, float]:
-        cfg, model, opt = self.config, self.policy.model, self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)]
+        cfg, model, learner = self.config, self.policy.model, self.learners[DEFAULT_POLICY_ID]
+        flat, opt = learner.flats[MAIN_OPTIMIZER], learner.optimizers[MAIN_OPTIMIZER]
         sums = np.zeros(len(STAT_NAMES))
         for _ in range(num_steps):
             idx = self.rng.integers(self.replay.size, size=cfg.minibatch_size)
@@ -345,13 +377,10 @@ class AlphaZero(Algorithm):
             policy_loss = -(target * logp).sum(-1).mean()
             vf_loss = F.mse_loss(torch.tanh(value), torch.from_numpy(self.replay.z[idx]))
             loss = policy_loss + cfg.vf_loss_coeff * vf_loss
-            self.flat.zero_grad()
-            loss.backward()
-            if cfg.grad_clip is not None:
-                self.flat.clip_grad_norm_(cfg.grad_clip)
-            opt.step()
-            if cfg.l2_coeff:
-                self.flat.param.mul_(1.0 - cfg.lr * cfg.l2_coeff)
+            learner.check_finite(loss)
+            learner.step(loss, MAIN_OPTIMIZER)
+            if cfg.l2_coeff:  # decoupled, at the learning rate of the step just taken (AdamW)
+                flat.param.mul_(1.0 - opt.lr * cfg.l2_coeff)
             with torch.no_grad():
                 entropy = -(logp.exp() * logp).sum(-1).mean()
             sums += [policy_loss.item(), vf_loss.item(), entropy.item()]
@@ -458,7 +487,7 @@ class AlphaZero(Algorithm):
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         try:
             self.policy.set_state(arrays[f"policy.{DEFAULT_POLICY_ID}"])
-            self._restore_optimizers(arrays, missing_ok=True)  # none in a network-only checkpoint
+            self._restore_learners(arrays, self.restore_missing_ok)  # no optimizer in a network-only checkpoint
             torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
             if "replay" in arrays:
                 self.replay.load(arrays["replay"])

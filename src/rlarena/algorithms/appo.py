@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from rlarena.algorithms.config import option
+from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.impala import IMPALAConfig, VTraceAlgorithm
-from rlarena.algorithms.on_policy import masked
 from rlarena.errors import CheckpointError
+from rlarena.learners import Learner
+from rlarena.nn.distributions import masked
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "kl", "clip_fraction")
 
@@ -39,6 +43,16 @@ class APPOConfig(IMPALAConfig):
     kl_coeff: float = option(1.0, "training")
     kl_target: float = option(0.01, "training")
     target_network_update_freq: int = option(1, "training")  # learner updates between target copies
+
+    def training(self, *,
+                 clip_param: float | NotProvidedType = NotProvided,
+                 use_kl_loss: bool | NotProvidedType = NotProvided,
+                 kl_coeff: float | NotProvidedType = NotProvided,
+                 kl_target: float | NotProvidedType = NotProvided,
+                 target_network_update_freq: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to IMPALAConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -72,62 +86,76 @@ def appo_loss(model, dist, cfg: APPOConfig, kl_coeff: float, obs, actions, behav
     return loss, stats
 
 
+class APPOLearner(Learner):
+    """What APPO's learner keeps beside Adam: the target network V-trace corrects towards and the
+    adaptive KL coefficient (set by APPO.build_learner)."""
+
+    target: torch.nn.Module
+    kl_coeff: float
+
+
 class APPO(VTraceAlgorithm):
     config_class = APPOConfig
     config: APPOConfig
     stat_names = STAT_NAMES
+    learner_class = APPOLearner
 
-    def setup(self) -> None:
-        super().setup()
-        self.target_models: dict[str, torch.nn.Module] = {}
-        self.kl_coeffs: dict[str, float] = {}
+    def build_learner(self, learner: Learner) -> None:
+        """Adam (VTraceAlgorithm's), the target network V-trace corrects towards, and the adaptive KL
+        coefficient: the learner's state "target" (the target's state_dict) and "learner" (kl_coeff)."""
+        assert isinstance(learner, APPOLearner)
+        super().build_learner(learner)
+        learner.target, learner.kl_coeff = copy.deepcopy(learner.policy.model), learner.config.kl_coeff
+        target = learner.target
+        learner.register_state("target", lambda: {k: v.numpy().copy() for k, v in target.state_dict().items()},
+                               lambda arrays: target.load_state_dict(
+                                   {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}))
+        learner.register_state("learner", lambda: {"kl_coeff": np.array([learner.kl_coeff], np.float64)},
+                               lambda arrays: setattr(learner, "kl_coeff", float(arrays["kl_coeff"][0])))
 
-    def setup_policy(self, policy_id: str) -> None:
-        super().setup_policy(policy_id)
-        self.target_models[policy_id] = copy.deepcopy(self.policies[policy_id].model)  # type: ignore[attr-defined]
-        self.kl_coeffs[policy_id] = self.policy_configs[policy_id].kl_coeff  # type: ignore[attr-defined]
+    def _state(self, policy_id: str) -> APPOLearner:
+        learner = self.learners[policy_id]
+        assert isinstance(learner, APPOLearner)
+        return learner
 
     def target_model(self, policy_id: str) -> Any:
-        return self.target_models[policy_id]
+        return self._state(policy_id).target
 
     def loss(self, policy_id, model, dist, cfg, minibatch, mask):
-        return appo_loss(model, dist, cfg, self.kl_coeffs[policy_id], *minibatch, mask=mask)
+        return appo_loss(model, dist, cfg, self._state(policy_id).kl_coeff, *minibatch, mask=mask)
 
     def update_policy(self, policy_id: str, batch) -> dict[str, float]:
         out = super().update_policy(policy_id, batch)
         cfg: APPOConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        state = self._state(policy_id)
         if out and cfg.use_kl_loss:  # RLlib's adaptive coefficient
             if out["kl"] > 2.0 * cfg.kl_target:
-                self.kl_coeffs[policy_id] *= 1.5
+                state.kl_coeff *= 1.5
             elif out["kl"] < 0.5 * cfg.kl_target:
-                self.kl_coeffs[policy_id] *= 0.5
-            out["kl_coeff"] = self.kl_coeffs[policy_id]
+                state.kl_coeff *= 0.5
+            out["kl_coeff"] = state.kl_coeff
         # num_updates counts finished training steps: this one is number num_updates + 1
         if (self.num_updates + 1) % cfg.target_network_update_freq == 0:
-            self.target_models[policy_id].load_state_dict(self.policies[policy_id].model.state_dict())  # type: ignore[attr-defined]
+            state.target.load_state_dict(self.policies[policy_id].model.state_dict())  # type: ignore[attr-defined]
         return out
 
-    # -- checkpoints: the target networks and KL coefficients travel with the weights ----------------
+    # -- checkpoints: the learners hold the targets and KL coefficients; the update count is APPO's own ---
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         arrays = super()._state_arrays()
-        for pid, target in self.target_models.items():
-            if pid in self.policies:
-                arrays[f"target.{pid}"] = {k: v.numpy().copy() for k, v in target.state_dict().items()}
-        arrays["appo"] = {"kl_coeffs": np.array([self.kl_coeffs[pid] for pid in sorted(self.kl_coeffs)], np.float64),
-                          "num_updates": np.array([self.num_updates], np.int64)}
+        arrays["appo"] = {"num_updates": np.array([self.num_updates], np.int64)}
         return arrays
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        # checkpoint format 1 kept the KL coefficients in "appo", ordered by policy id
+        old = arrays.get("appo", {}).get("kl_coeffs")
+        if old is not None:
+            arrays = dict(arrays)
+            for pid, value in zip(sorted(self.learners), np.asarray(old).tolist()):
+                arrays.setdefault(f"learner.{pid}", {"kl_coeff": np.array([value], np.float64)})
         super()._restore(meta, arrays)
         try:
-            for pid, target in self.target_models.items():
-                if pid in self.policies:
-                    target.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays[f"target.{pid}"].items()})
-            coeffs = arrays["appo"]["kl_coeffs"]
-            for pid, value in zip(sorted(self.kl_coeffs), coeffs.tolist()):
-                self.kl_coeffs[pid] = value
             self.num_updates = int(arrays["appo"]["num_updates"][0])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise CheckpointError(f"Checkpoint does not match this APPO ({type(exc).__name__}: {exc}). Was it saved "
                                   f"with a different model or algorithm?") from exc
 

@@ -29,18 +29,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
-from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import CheckpointError, ConfigError, EnvError
 from rlarena.limits import count_parameters
 from rlarena.policy import MASKED_LOGIT
 from rlarena.torch_policy import TrainablePolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 
 @dataclass
@@ -51,6 +54,13 @@ class BanditConfig(AlgorithmConfig):
     lambda_: float = option(1.0, "training")  # ridge prior A = lambda_ I (RLlib's OnlineLinearRegression lambda_)
     min_sample_timesteps_per_iteration: int = option(100, "training", bound="MAX_BATCH")  # env steps per train() (RLlib's)
 
+    def training(self, *,
+                 lambda_: float | NotProvidedType = NotProvided,
+                 min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
+
     def validate(self) -> None:
         super().validate()
         self._check("lambda_", self.lambda_ > 0, "must be > 0 (the ridge prior's precision)")
@@ -59,11 +69,19 @@ class BanditConfig(AlgorithmConfig):
                     "must be 'NoFilter' for bandits: a moving normalization would change the features the "
                     "linear posterior has already absorbed")
         self._check("policies", self.policies is None, "must be None: LinUCB and LinTS are single-agent")
+        self._check("lr_schedule", self.lr_schedule is None,
+                    "must be None: LinUCB and LinTS learn by closed-form updates (no learning rate)")
 
 
 @dataclass
 class LinUCBConfig(BanditConfig):
     alpha: float = option(1.0, "training")  # the width of the confidence bound (RLlib's and Li et al.'s alpha)
+
+    def training(self, *,
+                 alpha: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to BanditConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -75,6 +93,12 @@ class LinTSConfig(BanditConfig):
     # v in Agrawal & Goyal: the posterior's scale; their bound's v = R sqrt(24 d ln(1/delta) / eps) is far
     # too cautious in practice, so the default samples the plain ridge posterior (v = 1), as RLlib does
     posterior_scale: float = option(1.0, "training")
+
+    def training(self, *,
+                 posterior_scale: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to BanditConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()

@@ -12,14 +12,15 @@ AlphaZeroConfig's train_batch_size, ...) and sets `model_defaults`. The defaults
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import math
 import numbers
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from rlarena import limits
 from rlarena.algorithms.legacy import LEGACY_NAMES, RENAMED, translate
@@ -27,13 +28,16 @@ from rlarena.envs.registry import EnvSpec, env_from_json, env_to_json
 from rlarena.errors import ConfigError, closest, notice
 from rlarena.refs import Trust, ref_to_json, trust_built
 
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
+
 # RLlib's MODEL_DEFAULTS; an algorithm's config puts its own over them (AlgorithmConfig.model_defaults)
 MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_hiddens": [256, 256],
     "fcnet_activation": "tanh",
     "vf_share_layers": False,
     "log_std_init": 0.0,
-    "board_features": None,  # 6x7x2 boards (rlarena.nn.board): "connect_four" fixed tactical features, "conv" a CNN
+    "board_features": None,  # an input layer a game registers (rlarena.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
 # The type of each model option, written as an annotation; validate() checks `model` against it.
@@ -64,6 +68,37 @@ def option(default: Any, group: str, *, role: str = "computes", bound: str | Non
     if isinstance(default, list | dict):
         return field(default_factory=lambda d=default: type(d)(d), metadata=metadata, **kw)
     return field(default=default, metadata=metadata, **kw)
+
+
+class NotProvidedType(enum.Enum):
+    """The type of NotProvided (RLlib's name), the default of every builder method's options: an option
+    left at it keeps its current value, so None stays a value an option can be set to (grad_clip=None: no
+    clipping). A one-member enum, so a type checker knows the default is exactly this value."""
+
+    NotProvided = "NotProvided"
+
+    def __repr__(self) -> str:  # as the default reads in help() and inspect.signature
+        return "NotProvided"
+
+
+NotProvided: Final = NotProvidedType.NotProvided
+
+# what a builder method's locals() holds besides its options: `self`, the **kwargs dict (merged in by
+# `provided`), and the __class__ cell that a method calling super() carries
+_NOT_OPTIONS = frozenset({"self", "kwargs", "__class__"})
+
+
+def provided(params: dict[str, Any]) -> dict[str, Any]:
+    """The options a builder method was given, from its `locals()`: its named options not left
+    NotProvided, then what its **kwargs took (RLlib's older names for _set to translate; in a base
+    class's method, the options of the subclass method that forwarded them).
+
+    A builder method calls `provided(locals())` as its first statement, when its locals are exactly its
+    parameters: so each option is written once, in the signature with its type, and not again in a
+    dict of what to set (nor passed on by name to the base class's method, SB3's kwargs written three
+    times). The other locals are named in _NOT_OPTIONS."""
+    options = {k: v for k, v in params.items() if k not in _NOT_OPTIONS and v is not NotProvided}
+    return {**options, **params.get("kwargs", {})}
 
 
 @dataclass
@@ -126,58 +161,118 @@ class AlgorithmConfig:
     ray_address: str | None = option(None, "resources", role="where")  # a Ray cluster to join; None: RAY_ADDRESS, else a private local Ray
 
     # -- the fluent builder (RLlib's names) ---------------------------------------------------
-    def environment(self, env: EnvSpec | None = None, **kwargs: Any) -> AlgorithmConfig:
-        if env is not None:
-            kwargs["env"] = env
-        return self._set("environment", kwargs)
+    # Each method names its options with their types, so an IDE, mypy and a reader follow an option from
+    # the call to its field; an option left NotProvided keeps its value. **kwargs takes RLlib's older
+    # names (num_sgd_iter, lambda, num_workers, ...: translated or refused by _set through the tables of
+    # algorithms/legacy.py) and, here, the options an algorithm's own training() forwards; an unknown name
+    # fails in _set with ConfigError naming the closest option. An algorithm's config overrides a method
+    # where it adds options, names the ones its class declares (new, and redeclared with its defaults),
+    # and passes the rest on with `super().training(**provided(locals()))` (provided: why locals()). A
+    # class that only changes defaults (DDPGConfig, BCConfig) does not override: its base's method names
+    # them, typed, and an override would hide the base's other typed options from a type checker.
+    def environment(self, env: EnvSpec | None | NotProvidedType = NotProvided, *,
+                    env_config: dict | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
+        """env: a Gymnasium id, a name from register_env, an Env class or a creator fn(env_config);
+        env_config: kwargs for the env creator (or gymnasium.make)."""
+        return self._set("environment", provided(locals()))
 
-    def env_runners(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("env_runners", kwargs)
+    def env_runners(self, *,
+                    num_env_runners: int | NotProvidedType = NotProvided,
+                    num_cpus_per_env_runner: float | NotProvidedType = NotProvided,
+                    num_envs_per_env_runner: int | NotProvidedType = NotProvided,
+                    rollout_fragment_length: Literal["auto"] | int | NotProvidedType = NotProvided,
+                    vectorization_mode: str | NotProvidedType = NotProvided,
+                    num_env_workers: int | NotProvidedType = NotProvided,
+                    observation_filter: str | NotProvidedType = NotProvided,
+                    sample_timeout_s: float | None | NotProvidedType = NotProvided,
+                    sample_async: bool | NotProvidedType = NotProvided,
+                    num_sampling_processes: int | NotProvidedType = NotProvided,
+                    max_requests_in_flight_per_env_runner: int | NotProvidedType = NotProvided,
+                    **kwargs: Any) -> Self:
+        """How and where env steps are sampled (each option's field says what it means)."""
+        return self._set("env_runners", provided(locals()))
 
-    def training(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("training", kwargs)
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 lr_schedule: list | None | NotProvidedType = NotProvided,
+                 gamma: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 model: dict | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options every algorithm trains with; an algorithm's config adds its own."""
+        return self._set("training", provided(locals()))
 
-    def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("evaluation", kwargs)
+    def evaluation(self, *,
+                   evaluation_interval: int | None | NotProvidedType = NotProvided,
+                   evaluation_duration: int | NotProvidedType = NotProvided,
+                   evaluation_num_envs: int | NotProvidedType = NotProvided,
+                   evaluation_explore: bool | NotProvidedType = NotProvided,
+                   evaluation_num_env_runners: int | NotProvidedType = NotProvided,
+                   evaluation_parallel_to_training: bool | NotProvidedType = NotProvided,
+                   off_policy_estimation_methods: dict | NotProvidedType = NotProvided,
+                   **kwargs: Any) -> Self:
+        return self._set("evaluation", provided(locals()))
 
-    def offline_data(self, **kwargs: Any) -> AlgorithmConfig:
+    def offline_data(self, *,
+                     input_: str | list[str] | None | NotProvidedType = NotProvided,
+                     output: str | None | NotProvidedType = NotProvided,
+                     output_max_file_size: int | NotProvidedType = NotProvided,
+                     **kwargs: Any) -> Self:
         """input_ (logged episodes to learn from instead of an env), output (record sampled steps),
         output_max_file_size. RLlib's `input` is read as input_ ("sampler": from the env)."""
-        return self._set("offline_data", kwargs)
+        return self._set("offline_data", provided(locals()))
 
-    def fault_tolerance(self, **kwargs: Any) -> AlgorithmConfig:
+    def fault_tolerance(self, *,
+                        restart_failed_env_runners: bool | NotProvidedType = NotProvided,
+                        ignore_env_runner_failures: bool | NotProvidedType = NotProvided,
+                        max_num_env_runner_restarts: int | NotProvidedType = NotProvided,
+                        delay_between_env_runner_restarts_s: float | NotProvidedType = NotProvided,
+                        **kwargs: Any) -> Self:
         """What a failed remote env runner costs: restart_failed_env_runners (replace it, with the same
         worker index and the latest weights), ignore_env_runner_failures (go on without it),
         max_num_env_runner_restarts, delay_between_env_runner_restarts_s. Neither set: training stops
         with the runner's error."""
-        return self._set("fault_tolerance", kwargs)
+        return self._set("fault_tolerance", provided(locals()))
 
-    def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
-        """policies={id: PolicySpec(...)} (or a list of ids), policy_mapping_fn, policies_to_train."""
-        if "policies" in kwargs:
-            kwargs["policies"] = normalize_policies(kwargs["policies"])
-        return self._set("multi_agent", kwargs)
+    def multi_agent(self, *,
+                    policies: dict | Collection[str] | None | NotProvidedType = NotProvided,
+                    policy_mapping_fn: Callable[..., Any] | None | NotProvidedType = NotProvided,
+                    policies_to_train: list | None | NotProvidedType = NotProvided,
+                    **kwargs: Any) -> Self:
+        """policies={id: PolicySpec(...)} (or a list of ids; None: one shared policy), policy_mapping_fn,
+        policies_to_train."""
+        options = provided(locals())
+        if options.get("policies") is not None:
+            options["policies"] = normalize_policies(options["policies"])
+        return self._set("multi_agent", options)
 
-    def callbacks(self, callbacks_class: type) -> AlgorithmConfig:
+    def callbacks(self, callbacks_class: type | None | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
+        """callbacks_class: a subclass of rlarena.Callbacks (None: no callbacks)."""
+        options = provided(locals())
         from rlarena.callbacks import Callbacks
-        if not (isinstance(callbacks_class, type) and issubclass(callbacks_class, Callbacks)):
+        if options.get("callbacks_class") is not None and not (isinstance(callbacks_class, type)
+                                                               and issubclass(callbacks_class, Callbacks)):
             raise ConfigError(f"callbacks() takes a subclass of rlarena.Callbacks, got {callbacks_class!r}.")
-        return self._set("callbacks", {"callbacks_class": callbacks_class})
+        return self._set("callbacks", options)
 
-    def debugging(self, **kwargs: Any) -> AlgorithmConfig:
+    def debugging(self, *, seed: int | None | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
         """seed; RLlib's log_level is accepted and ignored (a notice says so)."""
-        return self._set("debugging", kwargs)
+        return self._set("debugging", provided(locals()))
 
-    def resources(self, **kwargs: Any) -> AlgorithmConfig:
+    def resources(self, *,
+                  num_torch_threads: int | NotProvidedType = NotProvided,
+                  ray_address: str | None | NotProvidedType = NotProvided,
+                  **kwargs: Any) -> Self:
         """num_torch_threads, ray_address; RLlib's num_gpus=0 is accepted (more: a notice, training stays on the CPU)."""
-        return self._set("resources", kwargs)
+        return self._set("resources", provided(locals()))
 
     # -- RLlib's older builder methods: their options go through the legacy tables (algorithms/legacy.py)
-    def rollouts(self, **kwargs: Any) -> AlgorithmConfig:
-        """RLlib 2.x's name of env_runners(): num_rollout_workers, num_envs_per_worker, ... are mapped."""
-        return self._set("env_runners", kwargs)
+    # RLlib 2.x's name of env_runners(): the same options, and its older names (num_rollout_workers,
+    # num_envs_per_worker, ...) are mapped
+    rollouts = env_runners
 
-    def framework(self, framework: str = "torch", **options: Any) -> AlgorithmConfig:
+    def framework(self, framework: str = "torch", **options: Any) -> Self:
         """Accepted for RLlib code: rlarena runs PyTorch. Another framework, or a framework option
         (eager_tracing, torch_compile_learner, ...), leaves a one-line notice."""
         translate({"framework": framework}, (), self._current, type(self).__name__)
@@ -186,7 +281,7 @@ class AlgorithmConfig:
                 notice(f"framework option {key}={value!r} is ignored: rlarena runs PyTorch eagerly.")
         return self
 
-    def _set(self, group: str, kwargs: dict[str, Any]) -> AlgorithmConfig:
+    def _set(self, group: str, kwargs: dict[str, Any]) -> Self:
         """Set the options of the builder method `group`; RLlib's older names are translated."""
         names = self._fields(group)
         for key in kwargs:

@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
-from rlarena.algorithms.config import option
-from rlarena.algorithms.off_policy import ReplayBatch
+from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.off_policy import ReplayBatch, frozen
 from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
-from rlarena.errors import CheckpointError, ConfigError, TrainingError
+from rlarena.errors import CheckpointError, ConfigError
+from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, Temperature, squashed_gaussian_logp
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "cql_loss", "q_data_mean", "entropy",
               "alpha_prime_value", "alpha_prime_loss")
@@ -56,6 +60,23 @@ class CQLConfig(SACConfig):
     # line per gradient step
     min_train_timesteps_per_iteration: int = option(25_600, "training", bound="MAX_BATCH")
     store_buffer_in_checkpoints: bool = option(False, "training")  # CQL has no replay buffer
+
+    def training(self, *,
+                 actor_lr: float | None | NotProvidedType = NotProvided,
+                 critic_lr: float | None | NotProvidedType = NotProvided,
+                 alpha_lr: float | None | NotProvidedType = NotProvided,
+                 bc_iters: int | NotProvidedType = NotProvided,
+                 min_q_weight: float | NotProvidedType = NotProvided,
+                 num_actions: int | NotProvidedType = NotProvided,
+                 temperature: float | NotProvidedType = NotProvided,
+                 lagrangian: bool | NotProvidedType = NotProvided,
+                 lagrangian_thresh: float | NotProvidedType = NotProvided,
+                 deterministic_backup: bool | NotProvidedType = NotProvided,
+                 min_train_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+                 store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to SACConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -124,28 +145,29 @@ class CQL(SAC):
     config: CQLConfig
     stat_names = STAT_NAMES
     data_mode = "offline"
+    learner_class: ClassVar[type[Learner]] = Learner  # no replay buffer: the batches come from the files
 
     def setup(self) -> None:
         super().setup()
         self._batches: Any = None  # the stream of logged batches, started at the first training step
         self.num_env_steps_trained = 0
 
-    def setup_policy(self, policy_id: str) -> None:
+    def build_learner(self, learner: Learner) -> None:
         """SAC's optimizers and target critics, no replay buffer; with lagrangian, alpha' as a module of
-        the policy's model (so it checkpoints with the weights) and its own Adam."""
-        cfg = self.config
-        policy = self.policies[policy_id]
-        if not policy.continuous:  # type: ignore[attr-defined]
+        the policy's model (so it checkpoints with the weights) and its own Adam. No env steps are
+        sampled: the lr schedule runs over the logged rows trained on."""
+        policy, cfg = learner.policy, learner.config
+        if not policy.continuous:
             raise ConfigError(f"CQL needs Box actions; this data's are {policy.action_space}. For Discrete actions "
                               f"learn from the data with BC or MARWIL (BCConfig, MARWILConfig), or train DQN online.")
-        model: ActorQ = policy.model  # type: ignore[attr-defined]
+        model = self.actor_q_model(learner)
         modules = {"actor": model.actor, "critic": model.critic, "alpha": model.temperature}
         if cfg.lagrangian:
             model.add_module("alpha_prime", Temperature(1.0))  # log alpha' = 0 at the start (RLlib's)
             modules["alpha_prime"] = model.alpha_prime
-        flats = self.add_optimizers(policy_id, modules)
-        self.add_target(policy_id, "critic", model.critic, flats["critic"])
-        self.target_entropy[policy_id] = target_entropy_of(cfg, policy.action_space)
+        flats = self.add_optimizers(learner, modules)
+        learner.add_target("critic", model.critic, flats["critic"])
+        learner.clock = lambda: self.num_env_steps_trained
 
     def _batch(self, data: dict[str, np.ndarray]) -> ReplayBatch:
         """Logged rows as a batch for the losses: observations filtered as the policy sees them, env
@@ -165,9 +187,9 @@ class CQL(SAC):
         """One gradient step of alpha, the actor, the critics (and alpha'), all on this step's networks,
         then the target critics."""
         assert batch is not None
-        cfg = self.config
-        model: ActorQ = self.policies[policy_id].model  # type: ignore[attr-defined]
-        flats = self.flats[policy_id]
+        learner = self.learners[policy_id]
+        cfg: CQLConfig = learner.config
+        model: ActorQ = learner.policy.model
         alpha = model.temperature.alpha
         # actor: behaviour cloning for the first bc_iters steps, then SAC's loss
         action, logp = model.actor.sample(batch.obs)
@@ -175,20 +197,14 @@ class CQL(SAC):
             mean, log_std = model.actor(batch.obs)
             loss_pi = (alpha * logp - squashed_gaussian_logp(mean, log_std, batch.actions)).mean()
         else:
-            model.critic.requires_grad_(False)  # the actor's loss moves the actor only
-            loss_pi = (alpha * logp - model.critic(batch.obs, action).min(0).values).mean()
-            model.critic.requires_grad_(True)
+            with frozen(model.critic):  # the actor's loss moves the actor only
+                loss_pi = (alpha * logp - model.critic(batch.obs, action).min(0).values).mean()
         entropy = -logp.detach()
-        target_entropy = self.target_entropy[policy_id]
+        target_entropy = target_entropy_of(cfg, learner.policy.action_space)
         loss_alpha = torch.zeros(())
         if target_entropy is not None:
             loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
-            flats["alpha"].zero_grad()
-            loss_alpha.backward()
-            self.optimizers[(policy_id, "alpha")].step()
-        flats["actor"].zero_grad()
-        loss_pi.backward()
-        bellman, penalty, q_data = cql_critic_loss(model, self.targets[policy_id]["critic"][0], batch, alpha, cfg)
+        bellman, penalty, q_data = cql_critic_loss(model, learner.targets["critic"].module, batch, alpha, cfg)
         alpha_prime, loss_alpha_prime = torch.ones(()), torch.zeros(())
         if cfg.lagrangian:
             # alpha' >= 0 grows while the penalty exceeds the threshold (RLlib: clamped to [0, 1e6])
@@ -196,16 +212,14 @@ class CQL(SAC):
             loss_alpha_prime = -(alpha_prime * (penalty.detach() - cfg.lagrangian_thresh)).mean()
             penalty = alpha_prime.detach() * (penalty - cfg.lagrangian_thresh)
         loss_q = (bellman + penalty).sum()
-        if not (torch.isfinite(loss_q) and torch.isfinite(loss_pi)):
-            raise TrainingError(f"CQL loss became non-finite (critic {loss_q.item()}, actor {loss_pi.item()}) at "
-                                f"gradient step {self.num_gradient_steps}. The update was not applied. Lower the "
-                                f"learning rates, set grad_clip, or scale the rewards.")
-        self.step_critic_and_actor(policy_id, loss_q)
+        learner.check_finite(torch.stack([loss_q.detach(), loss_pi.detach()]), "losses (critic, actor)")
+        if target_entropy is not None:
+            learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
+        learner.step(loss_pi, "actor")
+        learner.step(loss_q, "critic")
         if cfg.lagrangian:
-            flats["alpha_prime"].zero_grad()
-            loss_alpha_prime.backward()
-            self.optimizers[(policy_id, "alpha_prime")].step()
-        self.update_target(policy_id, cfg.tau)
+            learner.step(loss_alpha_prime, "alpha_prime", clip=False)
+        learner.update_targets(cfg.tau)
         return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha, penalty.detach().sum(),
                             q_data, entropy.mean(), alpha_prime.detach(),
                             loss_alpha_prime.detach()])
@@ -221,7 +235,7 @@ class CQL(SAC):
             stats.append(self.update_policy(DEFAULT_POLICY_ID, self._batch(data)))
             self.num_gradient_steps += 1
             rows += len(data["rewards"])
-        self.num_env_steps_trained += rows
+            self.num_env_steps_trained += len(data["rewards"])  # the schedules' clock (build_learner)
         out = dict(zip(self.stat_names, torch.stack(stats).mean(0).tolist()))
         if not self.config.lagrangian:
             del out["alpha_prime_value"], out["alpha_prime_loss"]

@@ -11,20 +11,28 @@ SB3's exploration_* and max_grad_norm are `epsilon=[[0, initial], [fraction * to
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, ReplayBatch, check_schedule, piecewise
-from rlarena.algorithms.on_policy import scheduled_lr
-from rlarena.errors import ConfigError, TrainingError
-from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.off_policy import (
+    OffPolicyAlgorithm,
+    OffPolicyConfig,
+    ReplayBatch,
+    ReplayLearner,
+    check_schedule,
+)
+from rlarena.errors import ConfigError
+from rlarena.learners import Learner, piecewise
+from rlarena.nn.flat import Adam
 from rlarena.q_policy import QPolicy, masked_q
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("qf_loss", "q_mean", "td_error_abs_mean", "grad_norm")
 
@@ -47,6 +55,20 @@ class DQNConfig(OffPolicyConfig):
     target_network_update_freq: int = option(500, "training")  # env steps between target updates (RLlib's)
     epsilon: list = option([[0, 1.0], [10000, 0.05]], "training")  # [[env_step, epsilon], ...], interpolated
     num_steps_sampled_before_learning_starts: int = option(1000, "training")  # RLlib's (SB3's learning_starts: 100)
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 adam_epsilon: float | NotProvidedType = NotProvided,
+                 double_q: bool | NotProvidedType = NotProvided,
+                 dueling: bool | NotProvidedType = NotProvided,
+                 target_network_update_freq: int | NotProvidedType = NotProvided,
+                 epsilon: list | NotProvidedType = NotProvided,
+                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to OffPolicyConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -93,21 +115,18 @@ class DQN(OffPolicyAlgorithm):
         return QPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
                        dueling=config.dueling)
 
-    def setup(self) -> None:
-        super().setup()
-        self.flats: dict[str, FlatParameters] = {}
-
-    def setup_policy(self, policy_id: str) -> None:
-        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+    def build_learner(self, learner: Learner) -> None:
+        """Adam on the Q-network, its target network "q", the replay buffer."""
+        assert isinstance(learner, ReplayLearner)
+        policy, cfg = learner.policy, learner.config
         assert isinstance(cfg, DQNConfig)
         if not isinstance(policy, QPolicy):
-            raise ConfigError(f"DQN trains Q-network policies; policy {policy_id!r} is a {type(policy).__name__}. "
-                              f"Leave its PolicySpec's policy_class out (DQN builds a QPolicy), or leave it out of "
-                              f"policies_to_train.")
-        flat = self.flats[policy_id] = FlatParameters(policy.model)
-        self.add_target(policy_id, "q", policy.model, flat)
-        self.optimizers[(policy_id, MAIN_OPTIMIZER)] = Adam(flat, lr=cfg.lr, eps=cfg.adam_epsilon)
-        self.add_buffer(policy_id)
+            raise ConfigError(f"DQN trains Q-network policies; policy {learner.policy_id!r} is a "
+                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out (DQN builds a "
+                              f"QPolicy), or leave it out of policies_to_train.")
+        flat = learner.add_optimizer(MAIN_OPTIMIZER, policy.model, lambda f, lr: Adam(f, lr=lr, eps=cfg.adam_epsilon))
+        learner.add_target("q", policy.model, flat)
+        self.add_buffer(learner)
 
     def before_sample(self) -> None:
         for pid in self.policies_to_train:
@@ -116,27 +135,19 @@ class DQN(OffPolicyAlgorithm):
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """One gradient step of one policy on a replayed batch; its statistics (len(STAT_NAMES))."""
-        cfg: DQNConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
-        model, flat = self.policies[policy_id].model, self.flats[policy_id]  # type: ignore[attr-defined]
-        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
-        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        learner = self.replay_learner(policy_id)
+        cfg: DQNConfig = learner.config
         batch, indices = self.replay(policy_id)
-        loss, td_error, stats = dqn_loss(model, self.targets[policy_id]["q"][0], batch, cfg.double_q)
-        if not math.isfinite(loss.item()):
-            raise TrainingError(f"DQN loss became {loss.item()} at iteration {self.iteration + 1}"
-                                f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}. The update "
-                                f"was not applied. Lower lr (now {lr}), set grad_clip, or scale the rewards.")
-        flat.zero_grad()
-        loss.backward()
-        grad_norm = flat.clip_grad_norm_(cfg.grad_clip) if cfg.grad_clip is not None else \
-            torch.linalg.vector_norm(flat.grad)
-        optimizer.step()
+        loss, td_error, stats = dqn_loss(learner.policy.model, learner.targets["q"].module, batch, cfg.double_q)
+        learner.check_finite(loss)
+        norms = learner.step(loss, MAIN_OPTIMIZER)  # the gradient's norm before clipping, when grad_clip is set
+        grad_norm = norms[MAIN_OPTIMIZER] if norms else torch.linalg.vector_norm(learner.flats[MAIN_OPTIMIZER].grad)
         self.update_priorities(policy_id, indices, td_error)
         return torch.cat([stats, grad_norm.reshape(1)])
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
         return {"epsilon": self.policies[policy_id].epsilon,  # type: ignore[attr-defined]
-                "cur_lr": self.optimizers[(policy_id, MAIN_OPTIMIZER)].lr}
+                "cur_lr": self.learners[policy_id].current_lr(MAIN_OPTIMIZER)}
 
 
 DQNConfig.algo_class = DQN

@@ -10,6 +10,10 @@ theta + sigma eps_i and one at theta - sigma eps_i (mirrored sampling), both fro
     ARS:  theta += alpha / (b sigma_R) sum_{i in top b} (r+_i - r-_i) eps_i    (Mania et al., Alg. 1, V1-t)
           top b: the directions with the largest max(r+_i, r-_i); sigma_R: the std of their 2b returns
 
+Both steps are the policy's learner's (rlarena.learners): Adam with lr `stepsize`, or plain SGD with
+lr alpha = `sgd_stepsize` on the "gradient" -(the ascent direction), so `lr_schedule` scales them as it
+scales every algorithm's learning rate (by schedule / lr).
+
 The noise table is a seeded float32 array (RLlib: 250M entries, seed 123; ours 2**22 by default,
 16 MB, enough for policies of up to a few 100k parameters); each worker regenerates it from the seed,
 so only theta and (noise index, env seed, sign) triples travel. Only the policy tower is perturbed: the value
@@ -34,20 +38,24 @@ import traceback
 from abc import abstractmethod
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER, Algorithm
-from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.envs.registry import make_env_creator, resolve_registered
 from rlarena.errors import ConfigError, EnvError
+from rlarena.learners import Learner
 from rlarena.multiagent.builder import DEFAULT_POLICY_ID
 from rlarena.multiagent.runner import stack_obs
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.torch_policy import TorchPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 NOISE_SEED = 123  # RLlib's create_shared_noise seed
 QUEUED_CHUNKS = 3  # chunks each worker holds: it never waits for the driver to finish an episode
@@ -61,6 +69,20 @@ class EvolutionConfig(AlgorithmConfig):
     num_es_workers: int = option(1, "env_runners", role="how many")  # processes playing perturbations, this one included (N - 1 spawned)
     noise_stdev: float = option(0.02, "training")  # sigma (RLlib's ES and ARS default)
     noise_size: int = option(2**22, "training", bound="MAX_NOISE_TABLE")  # entries in the shared noise table (RLlib: 250_000_000)
+
+    def env_runners(self, *,
+                    num_envs_per_env_runner: int | NotProvidedType = NotProvided,
+                    num_es_workers: int | NotProvidedType = NotProvided,
+                    **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.env_runners()."""
+        return super().env_runners(**provided(locals()))
+
+    def training(self, *,
+                 noise_stdev: float | NotProvidedType = NotProvided,
+                 noise_size: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +100,14 @@ class ESConfig(EvolutionConfig):
     stepsize: float = option(0.01, "training")  # Adam's step size
     l2_coeff: float = option(0.005, "training")  # weight decay added to the Adam gradient
 
+    def training(self, *,
+                 episodes_per_batch: int | NotProvidedType = NotProvided,
+                 stepsize: float | NotProvidedType = NotProvided,
+                 l2_coeff: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to EvolutionConfig.training()."""
+        return super().training(**provided(locals()))
+
     def validate(self) -> None:
         super().validate()
         self._check("episodes_per_batch", self.episodes_per_batch >= 2, "must be >= 2 (one mirrored pair)")
@@ -93,6 +123,14 @@ class ARSConfig(EvolutionConfig):
     num_rollouts: int = option(32, "training", bound="MAX_EPISODES")  # directions per iteration (2 episodes each)
     rollouts_used: int = option(32, "training")  # b: the best directions kept for the step
     sgd_stepsize: float = option(0.01, "training")  # alpha
+
+    def training(self, *,
+                 num_rollouts: int | NotProvidedType = NotProvided,
+                 rollouts_used: int | NotProvidedType = NotProvided,
+                 sgd_stepsize: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to EvolutionConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -130,8 +168,8 @@ def ars_step(r_pos: np.ndarray, r_neg: np.ndarray, noise: np.ndarray, b: int, st
 
 # -- playing perturbations ------------------------------------------------------------------------
 def make_es_policy(observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                   seed: int | None = None, observation_filter: str = "NoFilter") -> tuple[TorchPolicy, FlatParameters]:
-    """A TorchPolicy whose policy tower (only) lies in one flat vector."""
+                   seed: int | None = None, observation_filter: str = "NoFilter") -> TorchPolicy:
+    """A TorchPolicy whose policy tower alone is trainable: FlatParameters(policy.model) holds only it."""
     policy = TorchPolicy(observation_space, action_space, model_config, observation_filter, seed)
     model = policy.model
     for part in (model.vf_layers, model.vf_head):
@@ -139,7 +177,7 @@ def make_es_policy(observation_space: gym.Space, action_space: gym.Space, model_
             part.requires_grad_(False)
     if model.log_std is not None:
         model.log_std.requires_grad_(False)
-    return policy, FlatParameters(model)
+    return policy
 
 
 def noise_table(size: int) -> np.ndarray:
@@ -152,8 +190,9 @@ class PerturbationPlayer:
     def __init__(self, env: Any, env_config: dict, observation_space: gym.Space, action_space: gym.Space,
                  model_config: dict, noise_size: int, noise_stdev: float, observation_filter: str = "NoFilter"):
         self.env = make_env_creator(env)(dict(env_config))
-        self.policy, self.flat = make_es_policy(observation_space, action_space, model_config,
-                                                observation_filter=observation_filter)
+        self.policy = make_es_policy(observation_space, action_space, model_config,
+                                     observation_filter=observation_filter)
+        self.flat = FlatParameters(self.policy.model)
         self.noise, self.sigma = noise_table(noise_size), noise_stdev
         self.theta = self.flat.param.numpy().copy()
 
@@ -305,22 +344,46 @@ class PerturbationPool:
         self.pipes, self.procs = [], []
 
 
+class SGD:
+    """Plain gradient descent on a FlatParameters buffer, p <- p - lr g (ARS's step: the buffer holds
+    minus the ascent direction). Stateless but for the step count."""
+
+    def __init__(self, flat: FlatParameters, lr: float):
+        self.flat, self.lr = flat, lr
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        self.flat.param.add_(self.flat.grad, alpha=-self.lr)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"steps": np.array([self.steps], np.int64), "lr": np.array([self.lr], np.float64)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.steps = int(state["steps"][0])
+        self.lr = float(state["lr"][0])
+
+
 # -- the algorithms -------------------------------------------------------------------------------
 class EvolutionStrategy(Algorithm):
-    """Shared: the flat vector, the players, one iteration's perturbations. Subclasses write `update`."""
+    """Shared: the players, one iteration's perturbations. Subclasses build the learner (the flat
+    vector and its optimizer) and write `update`."""
 
     config: EvolutionConfig
     data_mode = "none"  # its own loop: no logged data in or out
 
     def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
                     seed: int | None) -> TorchPolicy:
-        policy, self.flat = make_es_policy(observation_space, action_space, config.model_config, seed,
-                                           config.observation_filter)
-        return policy
+        return make_es_policy(observation_space, action_space, config.model_config, seed, config.observation_filter)
+
+    @property
+    def flat(self) -> FlatParameters:
+        """The policy tower's parameters, one flat vector (the learner's)."""
+        return self.learners[DEFAULT_POLICY_ID].flats[MAIN_OPTIMIZER]
 
     def setup(self) -> None:
         cfg = self.config
-        dim = self.flat.param.numel()
+        dim = sum(p.numel() for p in self.policy.model.parameters() if p.requires_grad)
         if cfg.noise_size < dim:
             raise ConfigError(f"Invalid noise_size={cfg.noise_size}: the policy has {dim} parameters to perturb; "
                               f"set noise_size >= {dim} (a few times more keeps the directions independent).")
@@ -387,9 +450,10 @@ class ES(EvolutionStrategy):
     config_class = ESConfig
     config: ESConfig
 
-    def setup_policy(self, policy_id: str) -> None:
+    def build_learner(self, learner: Learner) -> None:
         # OpenAI's Adam: beta (0.9, 0.999), eps 1e-8
-        self.optimizers[(policy_id, MAIN_OPTIMIZER)] = Adam(self.flat, lr=self.config.stepsize)
+        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr=lr),
+                              lr=learner.config.stepsize)
 
     @property
     def num_pairs(self) -> int:
@@ -401,23 +465,31 @@ class ES(EvolutionStrategy):
         g = es_gradient(ranks[:, 0], ranks[:, 1], noise, cfg.noise_stdev)
         # Adam minimizes: OpenAI's es.py steps on -g + l2coeff * theta with g = sum (F+ - F-) eps / 2n
         self.flat.grad.copy_(torch.from_numpy(-cfg.noise_stdev * g + cfg.l2_coeff * theta))
-        self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)].step()
+        # an estimate, not a backpropagated gradient: grad_clip does not apply (nor in OpenAI's or RLlib's ES)
+        self.learners[DEFAULT_POLICY_ID].step(None, MAIN_OPTIMIZER, clip=False)
         return {"grad_norm": float(np.linalg.norm(g))}
 
 
 class ARS(EvolutionStrategy):
     config_class = ARSConfig
     config: ARSConfig
+    # a checkpoint written before learners (format 1) holds no optimizer for ARS (it stepped in place): a
+    # fresh SGD is all it lacks (SGD keeps no state but its step count)
+    restore_missing_ok = ("optimizer",)
+
+    def build_learner(self, learner: Learner) -> None:
+        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, SGD, lr=learner.config.sgd_stepsize)
 
     @property
     def num_pairs(self) -> int:
         return self.config.num_rollouts
 
     def update(self, theta: np.ndarray, r_pos: np.ndarray, r_neg: np.ndarray, noise: np.ndarray) -> dict[str, float]:
-        cfg = self.config
-        step = ars_step(r_pos, r_neg, noise, cfg.rollouts_used, cfg.sgd_stepsize)
-        self.flat.param.add_(torch.from_numpy(step))
-        return {"step_norm": float(np.linalg.norm(step))}
+        cfg, learner = self.config, self.learners[DEFAULT_POLICY_ID]
+        direction = ars_step(r_pos, r_neg, noise, cfg.rollouts_used, 1.0)  # the step at alpha = 1
+        self.flat.grad.copy_(torch.from_numpy(-direction))
+        learner.step(None, MAIN_OPTIMIZER, clip=False)  # theta += alpha direction, alpha the scheduled sgd_stepsize
+        return {"step_norm": learner.optimizers[MAIN_OPTIMIZER].lr * float(np.linalg.norm(direction))}
 
 
 ESConfig.algo_class = ES

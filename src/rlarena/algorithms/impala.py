@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
-from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.on_policy import (
     OnPolicyAlgorithm,
     OnPolicyConfig,
     explained_variance,
     masked,
-    scheduled_lr,
 )
 from rlarena.algorithms.vtrace import vtrace
 from rlarena.errors import ConfigError
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.storage import Rollout
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy")
 
@@ -52,6 +54,21 @@ class IMPALAConfig(OnPolicyConfig):
     num_epochs: int = option(1, "training", bound="MAX_EPOCHS")  # passes over each train batch
     minibatch_size: int | None = option(None, "training", bound="MAX_BATCH")  # None: the whole batch in one step
     sample_async: bool = option(True, "env_runners")
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 entropy_coeff: float | NotProvidedType = NotProvided,
+                 vf_loss_coeff: float | NotProvidedType = NotProvided,
+                 vtrace: bool | NotProvidedType = NotProvided,
+                 vtrace_clip_rho_threshold: float | None | NotProvidedType = NotProvided,
+                 vtrace_clip_pg_rho_threshold: float | None | NotProvidedType = NotProvided,
+                 num_epochs: int | NotProvidedType = NotProvided,
+                 minibatch_size: int | None | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to OnPolicyConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -154,12 +171,11 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         cfg: IMPALAConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
         policy = self.policies[policy_id]
         model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
-        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
         data = prepare_vtrace_batch(model, dist, batch, cfg, self.target_model(policy_id))
         n = len(data.vs)
         if n == 0:  # every step of the fragment was an autoreset
             return {}
-        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
         columns = data.columns()
         size = n if cfg.minibatch_size is None else cfg.minibatch_size
         mb_size = math.ceil(n / max(1, math.ceil(n / size)))

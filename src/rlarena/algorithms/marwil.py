@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algorithm
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.errors import TrainingError
-from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
+from rlarena.learners import Learner
+from rlarena.nn.flat import Adam
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 MAX_EXPONENT = 20.0  # exp(beta A / sqrt(c)) is capped at e^20: one outlier return must not overflow the loss
 
@@ -53,6 +56,20 @@ class MARWILConfig(AlgorithmConfig):
     # scale while the value function fits (the weights fell 500x on CartPole, and Adam's second moments,
     # set by the first large gradients, then all but froze the policy)
     normalize_weights: bool = option(True, "training")
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 minibatch_size: int | None | NotProvidedType = NotProvided,
+                 beta: float | NotProvidedType = NotProvided,
+                 vf_coeff: float | NotProvidedType = NotProvided,
+                 bc_logstd_coeff: float | NotProvidedType = NotProvided,
+                 moving_average_sqd_adv_norm_update_rate: float | NotProvidedType = NotProvided,
+                 moving_average_sqd_adv_norm_start: float | NotProvidedType = NotProvided,
+                 normalize_weights: bool | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -101,27 +118,69 @@ def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torc
     return loss, stats, ma_adv_norm
 
 
+@dataclass
+class MARWILProgress:
+    """What MARWIL's learner keeps beside Adam: c, the moving average of the squared advantage norm, and
+    the logged rows trained on (the learner's clock: an offline run samples no env steps, so its lr
+    schedule runs over the rows it has trained on). Saved as the learner's state "learner"."""
+
+    ma_adv_norm: float
+    num_rows_trained_lifetime: int = 0
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"ma_adv_norm": np.array(self.ma_adv_norm, np.float64),
+                "num_rows_trained_lifetime": np.array(self.num_rows_trained_lifetime, np.int64)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.ma_adv_norm = float(np.asarray(state["ma_adv_norm"]).reshape(-1)[0])
+        self.num_rows_trained_lifetime = int(np.asarray(state["num_rows_trained_lifetime"]).reshape(-1)[0])
+
+
+class MARWILLearner(Learner):
+    """MARWIL's learner: Adam, and its MARWILProgress (set by MARWIL.build_learner)."""
+
+    progress: MARWILProgress
+
+
 class MARWIL(Algorithm):
     """Reads rows of logged episodes (with their returns-to-go) and takes gradient steps on them."""
 
     config_class = MARWILConfig
     config: MARWILConfig
     data_mode = "offline"
+    learner_class = MARWILLearner
+    # a checkpoint written before the advantage norm was saved has none: it keeps its start value
+    restore_missing_ok = ("learner",)
 
     def setup(self) -> None:
-        self.flats: dict[str, FlatParameters] = {}
-        self.ma_adv_norm = self.config.moving_average_sqd_adv_norm_start
-        self.num_rows_trained_lifetime = 0
         self._batches: Any = None  # the stream of logged batches, started at the first training step
 
-    def setup_policy(self, policy_id: str) -> None:
-        self.flats[policy_id] = FlatParameters(self.policies[policy_id].model)  # type: ignore[attr-defined]
-        self.optimizers[(policy_id, MAIN_OPTIMIZER)] = Adam(self.flats[policy_id], lr=self.config.lr)
+    def build_learner(self, learner: Learner) -> None:
+        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr=lr))
+        assert isinstance(learner, MARWILLearner)
+        progress = learner.progress = MARWILProgress(learner.config.moving_average_sqd_adv_norm_start)
+        learner.register_state("learner", progress.get_state, progress.set_state)
+        learner.clock = lambda: progress.num_rows_trained_lifetime
+
+    @property
+    def progress(self) -> MARWILProgress:
+        learner = self.learners[DEFAULT_POLICY_ID]
+        assert isinstance(learner, MARWILLearner)
+        return learner.progress
+
+    @property
+    def ma_adv_norm(self) -> float:
+        """c: the moving average of the squared advantage norm (the learner's)."""
+        return self.progress.ma_adv_norm
+
+    @property
+    def num_rows_trained_lifetime(self) -> int:
+        """Logged rows trained on so far (the learner's)."""
+        return self.progress.num_rows_trained_lifetime
 
     def training_step(self) -> dict[str, float]:
-        cfg, policy = self.config, self.policy
-        model, dist, flat = policy.model, policy.dist, self.flats[DEFAULT_POLICY_ID]  # type: ignore[attr-defined]
-        optimizer = self.optimizers[(DEFAULT_POLICY_ID, MAIN_OPTIMIZER)]
+        cfg, policy, learner = self.config, self.policy, self.learners[DEFAULT_POLICY_ID]
+        model, dist, progress = policy.model, policy.dist, self.progress  # type: ignore[attr-defined]
         if self._batches is None:
             gamma = cfg.gamma if cfg.beta > 0 else None  # BC needs no returns
             self._batches = self.offline_data.batches(cfg.train_batch_size, self.rng, gamma=gamma)
@@ -143,41 +202,30 @@ class MARWIL(Algorithm):
         steps = 0
         for start in range(0, n - size + 1, size):
             idx = torch.from_numpy(order[start:start + size])
-            loss, stats, self.ma_adv_norm = marwil_loss(model, dist, cfg, obs[idx], actions[idx],
-                                                        None if returns is None else returns[idx], self.ma_adv_norm)
-            if not math.isfinite(loss.item()):
-                raise TrainingError(f"{type(self).__name__} loss became {loss.item()} at iteration {self.iteration + 1}: "
-                                    f"the update was not applied. Lower lr (now {cfg.lr}) or set grad_clip; with "
-                                    f"beta > 0, a smaller beta.")
-            flat.zero_grad()
-            loss.backward()
-            if cfg.grad_clip is not None:
-                flat.clip_grad_norm_(cfg.grad_clip)
-            optimizer.step()
+            loss, stats, progress.ma_adv_norm = marwil_loss(model, dist, cfg, obs[idx], actions[idx],
+                                                            None if returns is None else returns[idx],
+                                                            progress.ma_adv_norm)
+            learner.check_finite(loss, f"loss at iteration {self.iteration + 1}",
+                                 "With beta > 0, a smaller beta may help. " if cfg.beta > 0 else "")
+            learner.step(loss, MAIN_OPTIMIZER)
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             steps += 1
-        self.num_rows_trained_lifetime += n
+        progress.num_rows_trained_lifetime += n
         out = {k: v / steps for k, v in totals.items()}
         if cfg.beta > 0:
-            out["moving_average_sqd_adv_norm"] = self.ma_adv_norm
-        out.update(num_env_steps_trained_this_iter=n, num_env_steps_trained_lifetime=self.num_rows_trained_lifetime,
+            out["moving_average_sqd_adv_norm"] = progress.ma_adv_norm
+        out.update(num_env_steps_trained_this_iter=n, num_env_steps_trained_lifetime=progress.num_rows_trained_lifetime,
                    num_gradient_steps=steps)
         return out
 
-    # -- checkpoints: the advantage norm and the rows-trained counter beside the base's state -----
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        arrays = super()._state_arrays()
-        arrays["marwil"] = {"ma_adv_norm": np.array(self.ma_adv_norm, np.float64),
-                            "num_rows_trained_lifetime": np.array(self.num_rows_trained_lifetime, np.int64)}
-        return arrays
-
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        # a checkpoint written before learners (format 1) holds the advantage norm and the rows counter in
+        # MARWIL's own group "marwil"
+        group = f"learner.{DEFAULT_POLICY_ID}"
+        if group not in arrays and "marwil" in arrays:
+            arrays = {**arrays, group: arrays["marwil"]}
         super()._restore(meta, arrays)
-        state = arrays.get("marwil")
-        if state is not None:
-            self.ma_adv_norm = float(np.asarray(state["ma_adv_norm"]).reshape(-1)[0])
-            self.num_rows_trained_lifetime = int(np.asarray(state["num_rows_trained_lifetime"]).reshape(-1)[0])
 
 
 class BC(MARWIL):

@@ -1,5 +1,6 @@
 """What the off-policy algorithms (DQN, SAC, TD3/DDPG) share: the replay options, the sample-store-update
-loop, replayed batches as tensors, target networks and the checkpoint of buffers and targets.
+loop, replayed batches as tensors, and each trained policy's learner with its replay buffer
+(ReplayLearner: the buffer is learner state "replay", saved beside its optimizers and target networks).
 
 One iteration (RLlib's training_step) repeats, until it has sampled min_sample_timesteps_per_iteration
 env steps: sample rollout_fragment_length steps per env (the policy explores as the algorithm's
@@ -20,23 +21,29 @@ train_batch_size / (rollout_fragment_length * num_envs) replayed per sampled ste
 
 from __future__ import annotations
 
-import copy
 import itertools
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
-from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.learners import Learner
+from rlarena.nn.actor_q import ActorQ
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TrainablePolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 # replay_buffer_config's keys; each algorithm's config states its defaults (`replay_defaults`).
 # beta_annealing_steps: beta grows linearly to 1 over these env steps (Schaul et al. 2016, sec. 3.4;
@@ -77,6 +84,21 @@ class OffPolicyConfig(AlgorithmConfig):
     train_freq: int | None = option(None, "training", bound="MAX_BATCH")  # SB3's name of rollout_fragment_length
     gradient_steps: int | None = option(None, "training", bound="MAX_EPOCHS")  # SB3's: per fragment; -1: one per env step sampled
     min_sample_timesteps_per_iteration: int = option(1000, "training", bound="MAX_BATCH")
+
+    def training(self, *,
+                 replay_buffer_config: dict | NotProvidedType = NotProvided,
+                 store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
+                 n_step: int | NotProvidedType = NotProvided,
+                 tau: float | NotProvidedType = NotProvided,
+                 target_network_update_freq: int | NotProvidedType = NotProvided,
+                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+                 training_intensity: float | None | NotProvidedType = NotProvided,
+                 train_freq: int | None | NotProvidedType = NotProvided,
+                 gradient_steps: int | None | NotProvidedType = NotProvided,
+                 min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         """RLlib's older and SB3's names of off-policy options read as ours (the rest as every config does)."""
@@ -176,12 +198,6 @@ class ReplayBatch:
     mask: torch.Tensor | None = None  # [B, n] bool legal actions of obs, for masked policies
 
 
-def piecewise(schedule: list, step: int) -> float:
-    """A [[step, value], ...] schedule, linearly interpolated (held constant past its ends)."""
-    steps, values = zip(*schedule)
-    return float(np.interp(step, steps, values))
-
-
 def check_schedule(config: AlgorithmConfig, key: str, low: float = 0.0, high: float = 1.0) -> None:
     schedule = getattr(config, key)
     ok = len(schedule) >= 1 and all(
@@ -191,33 +207,55 @@ def check_schedule(config: AlgorithmConfig, key: str, low: float = 0.0, high: fl
                            f"e.g. [[0, 1.0], [10000, 0.05]]")
 
 
-def polyak(target: FlatParameters, online: FlatParameters, tau: float) -> None:
-    """target <- tau * online + (1 - tau) * target (tau 1 copies)."""
-    target.param.lerp_(online.param, tau)
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """`module`'s parameters take no gradient inside (an actor's loss moves the actor only, not the
+    critics it is evaluated by)."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
+
+
+class ReplayLearner(Learner):
+    """A policy's learner in a replay-based algorithm: beside its optimizers and target networks, its
+    replay buffer (OffPolicyAlgorithm.add_buffer), checkpointed as learner state "replay"."""
+
+    buffer: ReplayBuffer
 
 
 class OffPolicyAlgorithm(Algorithm):
-    """The loop and the state every replay-based algorithm shares. Subclasses write `setup_policy`
-    (their optimizers; they call `add_buffer` and `add_target`), `update_policy` (one gradient step on
-    `replay(pid)`, returning its statistics as a tensor named by `stat_names`), and optionally
-    `before_sample` (exploration schedules), `update_targets` (after the updates of one fragment) and
-    `policy_metrics`."""
+    """The loop and the state every replay-based algorithm shares. Subclasses write `build_learner`
+    (their optimizers and target networks on the learner; they call `add_buffer`), `update_policy` (one
+    gradient step on `replay(pid)`, returning its statistics as a tensor named by `stat_names`), and
+    optionally `before_sample` (exploration schedules), `update_targets` (after the updates of one
+    fragment) and `policy_metrics`."""
 
     samples_on_ray = True  # remote runners' fragments side by side: one replay column per env
+    learner_class: ClassVar[type[Learner]] = ReplayLearner
+    # a checkpoint saved with store_buffer_in_checkpoints=False has no replay buffers: they start empty
+    restore_missing_ok: ClassVar[bool | tuple[str, ...]] = ("replay",)
 
     config: OffPolicyConfig
     stat_names: ClassVar[tuple[str, ...]] = ()
 
     def setup(self) -> None:
-        self.buffers: dict[str, ReplayBuffer] = {}
-        # policy id -> {name: (target network, its flat parameters, the online flat it follows)}
-        self.targets: dict[str, dict[str, tuple[torch.nn.Module, FlatParameters, FlatParameters]]] = {}
+        # the update rhythm, of all policies together; each policy's own state is its learner's
         self.last_target_update = 0  # env step of the last target update
         self.num_gradient_steps = 0
         self._update_credit = 0.0  # fractional gradient steps owed (training_intensity)
 
-    def add_buffer(self, policy_id: str) -> ReplayBuffer:
-        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
+    def replay_learner(self, policy_id: str) -> ReplayLearner:
+        """The learner of a trained policy (learner_class), typed."""
+        learner = self.learners[policy_id]
+        assert isinstance(learner, ReplayLearner)
+        return learner
+
+    def add_buffer(self, learner: ReplayLearner) -> ReplayBuffer:
+        """The learner's replay buffer (replay_buffer_config), registered as its state "replay"
+        (saved unless store_buffer_in_checkpoints is False)."""
+        policy, cfg = learner.policy, learner.config
         assert isinstance(policy, TrainablePolicy) and isinstance(cfg, OffPolicyConfig)
         rc = cfg.replay_config
         # the multi-agent runner emits segments (one agent's transitions, each ending terminated or truncated
@@ -225,24 +263,18 @@ class OffPolicyAlgorithm(Algorithm):
         num_envs = 1 if self.is_multi_agent else self.config.num_envs_sampled
         width = policy.obs_dim + (int(policy.action_space.n) if policy.masked else 0)  # the mask rides with the obs
         kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
-        buffer = self.buffers[policy_id] = REPLAY_TYPES[rc["type"]](
+        seed = _seed_for(self.config.seed, 5, list(self.policies).index(learner.policy_id))
+        buffer = learner.buffer = REPLAY_TYPES[rc["type"]](
             rc["capacity"], num_envs, (width,), np.float32, policy.action_shape, policy.action_dtype,
-            n_step=cfg.n_step, gamma=cfg.gamma, seed=_seed_for(self.config.seed, 5, list(self.policies).index(policy_id)),
-            **kwargs)
+            n_step=cfg.n_step, gamma=cfg.gamma, seed=seed, **kwargs)
+
+        def get() -> dict[str, np.ndarray] | None:
+            if not self.config.store_buffer_in_checkpoints:
+                return None
+            return {k: np.array(v) for k, v in buffer.state_dict().items()}  # copies: a snapshot must not follow later adds
+
+        learner.register_state("replay", get, buffer.load_state_dict)
         return buffer
-
-    def add_target(self, policy_id: str, name: str, online: torch.nn.Module,
-                   online_flat: FlatParameters) -> torch.nn.Module:
-        """A target copy of `online` (whose parameters `online_flat` holds), followed by update_target."""
-        target = copy.deepcopy(online)
-        target_flat = FlatParameters(target)
-        target.requires_grad_(False)  # a target is never differentiated
-        self.targets.setdefault(policy_id, {})[name] = (target, target_flat, online_flat)
-        return target
-
-    def update_target(self, policy_id: str, tau: float) -> None:
-        for _, target_flat, online_flat in self.targets.get(policy_id, {}).values():
-            polyak(target_flat, online_flat, tau)
 
     # -- sampling into the buffer ---------------------------------------------------------------
     def before_sample(self) -> None:
@@ -254,7 +286,7 @@ class OffPolicyAlgorithm(Algorithm):
         obs = batch.raw_obs if batch.raw_obs is not None else batch.obs  # [T+1, N, D]
         if batch.action_mask is not None:
             obs = np.concatenate([obs, batch.action_mask.astype(np.float32)], -1)
-        buffer = self.buffers[policy_id]
+        buffer = self.replay_learner(policy_id).buffer
         if not self.is_multi_agent:
             # the vector env's next-step autoreset: obs[t+1] after an episode end is its final observation,
             # and step t+1 only resets (valid False), see rollout/replay.py
@@ -282,9 +314,10 @@ class OffPolicyAlgorithm(Algorithm):
     def replay(self, policy_id: str) -> tuple[ReplayBatch, np.ndarray]:
         """A batch of train_batch_size transitions of the policy's buffer (prioritized: beta annealed
         over the env steps), and their slot indices (for update_priorities)."""
-        cfg: OffPolicyConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
-        policy: TrainablePolicy = self.policies[policy_id]  # type: ignore[assignment]
-        buffer = self.buffers[policy_id]
+        learner = self.replay_learner(policy_id)
+        cfg: OffPolicyConfig = learner.config
+        policy: TrainablePolicy = learner.policy
+        buffer = learner.buffer
         if isinstance(buffer, PrioritizedReplayBuffer):
             rc = cfg.replay_config
             done = 1.0 if rc["beta_annealing_steps"] == 0 else \
@@ -304,9 +337,10 @@ class OffPolicyAlgorithm(Algorithm):
 
     def update_priorities(self, policy_id: str, indices: np.ndarray, td_error: torch.Tensor) -> None:
         """Prioritized replay: priorities |delta| + eps (Schaul et al. 2016, sec. 3.3)."""
-        buffer = self.buffers[policy_id]
+        learner = self.replay_learner(policy_id)
+        buffer = learner.buffer
         if isinstance(buffer, PrioritizedReplayBuffer):
-            eps = self.policy_configs[policy_id].replay_config["epsilon"]  # type: ignore[attr-defined]
+            eps = learner.config.replay_config["epsilon"]
             buffer.update_priorities(indices, td_error.abs().numpy() + eps)
 
     @abstractmethod
@@ -319,7 +353,8 @@ class OffPolicyAlgorithm(Algorithm):
         if self.num_env_steps_sampled_lifetime - self.last_target_update < self.config.target_network_update_freq:
             return
         for pid in self.policies_to_train:
-            self.update_target(pid, self.policy_configs[pid].tau)  # type: ignore[attr-defined]
+            learner = self.learners[pid]
+            learner.update_targets(learner.config.tau)
         self.last_target_update = self.num_env_steps_sampled_lifetime
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
@@ -334,13 +369,13 @@ class OffPolicyAlgorithm(Algorithm):
             self.before_sample()
             before = self.num_env_steps_sampled_lifetime
             for pid, batch in self.sample().items():
-                if pid in self.buffers:
+                if pid in self.learners:
                     self._store(pid, batch)
             if self.num_env_steps_sampled_lifetime >= cfg.num_steps_sampled_before_learning_starts:
                 updates = self._num_updates(self.num_env_steps_sampled_lifetime - before)
                 updated = False
                 for pid in self.policies_to_train:
-                    buffer = self.buffers[pid]
+                    buffer = self.replay_learner(pid).buffer
                     if len(buffer) < (buffer.n_step + 2) * buffer.num_envs:  # nothing sampleable yet
                         continue
                     for _ in range(updates):
@@ -354,7 +389,7 @@ class OffPolicyAlgorithm(Algorithm):
         out: dict[str, float] = {}
         for pid, rows in stats.items():
             values = dict(zip(self.stat_names, torch.stack(rows).mean(0).tolist())) if rows else {}
-            values.update(self.policy_metrics(pid), replay_size=float(len(self.buffers[pid])),
+            values.update(self.policy_metrics(pid), replay_size=float(len(self.replay_learner(pid).buffer)),
                           num_gradient_steps_lifetime=self.num_gradient_steps)  # of all policies together
             out.update({f"learner/{pid}/{k}": v for k, v in values.items()} if self.is_multi_agent else values)
         return out
@@ -365,38 +400,28 @@ class OffPolicyAlgorithm(Algorithm):
         return type(self).__name__.lower()
 
     def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        """Adds each trained policy's target networks and (unless store_buffer_in_checkpoints is False)
-        replay buffer, and the counters; schedules' positions are the env step count."""
+        """Adds the update rhythm's counters (each policy's targets and replay buffer are its learner's
+        state); schedules' positions are the env step count."""
         arrays = super()._state_arrays()
-        for pid, targets in self.targets.items():
-            if pid not in self.policies:
-                continue
-            arrays[f"target.{pid}"] = {name: flat.param.numpy().copy() for name, (_, flat, _) in targets.items()}
-            if self.config.store_buffer_in_checkpoints:  # copies: a snapshot must not follow later adds
-                arrays[f"replay.{pid}"] = {k: np.array(v) for k, v in self.buffers[pid].state_dict().items()}
         arrays[self._state_group] = {
             "counters": np.array([self.last_target_update, self.num_gradient_steps], np.int64),
             "update_credit": np.array([self._update_credit], np.float64)}
         return arrays
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
-        super()._restore(meta, arrays)  # weights, optimizers, counters; the runner starts fresh episodes
+        # weights, learners (optimizers, targets, replay buffers), counters; the runner starts fresh episodes
+        super()._restore(meta, arrays)
         try:
             group = arrays[self._state_group]
             self.last_target_update, self.num_gradient_steps = (int(x) for x in group["counters"])
             self._update_credit = float(group["update_credit"][0])
-            for pid, targets in self.targets.items():
-                if pid not in self.policies:
-                    continue
-                for name, (_, flat, _) in targets.items():
-                    flat.param.copy_(torch.from_numpy(arrays[f"target.{pid}"][name]))
-                if f"replay.{pid}" in arrays:
-                    self.buffers[pid].load_state_dict(arrays[f"replay.{pid}"])
-                if not self.is_multi_agent and pid in self.buffers:  # episodes under way when saved end there
-                    self.buffers[pid].cut()
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
                                   f"{exc}). Was it saved with a different model, replay buffer or algorithm?") from exc
+        if not self.is_multi_agent:  # episodes under way when saved end there
+            for learner in self.learners.values():
+                if isinstance(learner, ReplayLearner):
+                    learner.buffer.cut()
 
 
 # -- an actor with Q critics: what SAC and TD3/DDPG share ------------------------------------------
@@ -411,6 +436,18 @@ class ActorQConfig(OffPolicyConfig):
     twin_q: bool = option(True, "training")
     num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts (RLlib: 1500)
     random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
+
+    def training(self, *,
+                 actor_lr: float | None | NotProvidedType = NotProvided,
+                 critic_lr: float | None | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 tau: float | NotProvidedType = NotProvided,
+                 twin_q: bool | NotProvidedType = NotProvided,
+                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+                 random_timesteps: int | None | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to OffPolicyConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -444,35 +481,23 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
                             kind=self.policy_kind, twin_q=config.twin_q, algorithm=type(self).__name__,
                             **self.policy_options(config))
 
-    def setup(self) -> None:
-        super().setup()
-        self.flats: dict[str, dict[str, FlatParameters]] = {}
-
-    def add_optimizers(self, policy_id: str, modules: dict[str, torch.nn.Module]) -> dict[str, FlatParameters]:
-        """A flat buffer and an Adam (lr: the config's `<name>_lr`, else lr) per named network of the
-        policy; refuses a policy this algorithm did not build."""
-        policy, cfg = self.policies[policy_id], self.policy_configs[policy_id]
-        name = type(self).__name__
+    def actor_q_model(self, learner: Learner) -> ActorQ:
+        """The learner's policy's actor and critics; refuses a policy this algorithm did not build."""
+        policy, name = learner.policy, type(self).__name__
         if not (isinstance(policy, ActorQPolicy) and policy.kind == self.policy_kind):
-            raise ConfigError(f"{name} trains its own actor-critic policies; policy {policy_id!r} is a "
+            raise ConfigError(f"{name} trains its own actor-critic policies; policy {learner.policy_id!r} is a "
                               f"{type(policy).__name__}. Leave its PolicySpec's policy_class out ({name} builds one), "
                               f"or leave it out of policies_to_train.")
-        flats = self.flats[policy_id] = {key: FlatParameters(module) for key, module in modules.items()}
-        for key, flat in flats.items():
-            self.optimizers[(policy_id, key)] = Adam(flat, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
-        return flats
+        assert isinstance(policy.model, ActorQ)
+        return policy.model
 
-    def step_critic_and_actor(self, policy_id: str, loss_q: torch.Tensor) -> None:
-        """Backpropagate the critics' loss (the actor's gradient is in its buffer already), clip both
-        gradients (grad_clip) and step both optimizers."""
-        cfg, flats = self.policy_configs[policy_id], self.flats[policy_id]
-        flats["critic"].zero_grad()
-        loss_q.backward()
-        if cfg.grad_clip is not None:
-            flats["critic"].clip_grad_norm_(cfg.grad_clip)
-            flats["actor"].clip_grad_norm_(cfg.grad_clip)
-        self.optimizers[(policy_id, "critic")].step()
-        self.optimizers[(policy_id, "actor")].step()
+    @staticmethod
+    def add_optimizers(learner: Learner, modules: dict[str, torch.nn.Module]) -> dict[str, FlatParameters]:
+        """An Adam per named network of the policy (lr: the config's `<name>_lr`, else lr), on the
+        learner; their flat parameters by name."""
+        cfg = learner.config
+        return {key: learner.add_optimizer(key, module, Adam, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
+                for key, module in modules.items()}
 
     def before_sample(self) -> None:
         for pid in self.policies_to_train:

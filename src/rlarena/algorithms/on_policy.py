@@ -1,7 +1,7 @@
 """What on-policy algorithms (PPO, A2C) share: the fragment-length rule, the batch preparation (old
-log-probs and values in one forward, GAE, the `valid` filter, advantage standardization), the lr
-schedule, the per-policy training step and the divergence check. Their files keep only their loss
-and update.
+log-probs and values in one forward, GAE, the `valid` filter, advantage standardization), each policy's
+learner with its one optimizer, the per-policy training step and the divergence check. Their files
+keep only their loss and update.
 """
 
 from __future__ import annotations
@@ -9,17 +9,22 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algorithm
-from rlarena.algorithms.config import AlgorithmConfig, option
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import TrainingError
+from rlarena.learners import Learner
+from rlarena.nn.distributions import masked
 from rlarena.nn.flat import FlatOptimizer, FlatParameters
-from rlarena.policy import MASKED_LOGIT
 from rlarena.rollout.gae import compute_gae
 from rlarena.rollout.storage import Rollout
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 
 @dataclass
@@ -31,6 +36,16 @@ class OnPolicyConfig(AlgorithmConfig):
     vf_loss_coeff: float = option(0.5, "training")
     normalize_advantages: bool = option(False, "training")  # standardize advantages over the train batch
     broadcast_interval: int = option(1, "training")  # with sample_async: updates between weight broadcasts (RLlib's)
+
+    def training(self, *,
+                 lambda_: float | NotProvidedType = NotProvided,
+                 entropy_coeff: float | NotProvidedType = NotProvided,
+                 vf_loss_coeff: float | NotProvidedType = NotProvided,
+                 normalize_advantages: bool | NotProvidedType = NotProvided,
+                 broadcast_interval: int | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to AlgorithmConfig.training()."""
+        return super().training(**provided(locals()))
 
     @property
     def fragment_length(self) -> int:
@@ -46,24 +61,11 @@ class OnPolicyConfig(AlgorithmConfig):
         self._check("broadcast_interval", self.broadcast_interval >= 1, "must be >= 1")
 
 
-def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Illegal actions get a logit of -1e9: probability 0, never sampled, never greedy."""
-    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
-
-
 def explained_variance(targets: np.ndarray, values: np.ndarray) -> float:
     """1 - Var(targets - values) / Var(targets): how much of the value targets the values explain
     (nan when the targets are constant)."""
     var = np.var(targets)
     return float(1 - np.var(targets - values) / var) if var > 0 else float("nan")
-
-
-def scheduled_lr(schedule: list | None, base_lr: float, step: int) -> float:
-    """Piecewise-linear lr over env steps (RLlib's lr_schedule format: [[step, lr], ...])."""
-    if not schedule:
-        return base_lr
-    steps, lrs = zip(*schedule)
-    return float(np.interp(step, steps, lrs))
 
 
 @dataclass
@@ -128,13 +130,10 @@ class OnPolicyAlgorithm(Algorithm):
     samples_async = True
 
     def setup(self) -> None:
-        self.flats: dict[str, FlatParameters] = {}
         self.num_updates = 0  # training steps, for broadcast_interval
 
-    def setup_policy(self, policy_id: str) -> None:
-        self.flats[policy_id] = FlatParameters(self.policies[policy_id].model)  # type: ignore[attr-defined]
-        self.optimizers[(policy_id, MAIN_OPTIMIZER)] = self.make_optimizer(self.flats[policy_id],
-                                                                           self.policy_configs[policy_id])
+    def build_learner(self, learner: Learner) -> None:
+        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: self.make_optimizer(flat, learner.config))
 
     @abstractmethod
     def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> FlatOptimizer:
@@ -159,15 +158,12 @@ class OnPolicyAlgorithm(Algorithm):
 
     def apply_gradients(self, policy_id: str, loss: torch.Tensor, batch: Rollout, lr: float,
                         grad_norms: list[torch.Tensor]) -> None:
-        """One step of one policy's optimizer on `loss`: checked finite first, gradients clipped at
-        grad_clip (the norm before clipping appended to grad_norms)."""
+        """One step of one policy's optimizer on `loss` (its learner's step): checked finite first,
+        gradients clipped at grad_clip (the norm before clipping appended to grad_norms)."""
         self.check_finite(loss, batch, policy_id, lr)
-        flat, grad_clip = self.flats[policy_id], self.policy_configs[policy_id].grad_clip
-        flat.zero_grad()
-        loss.backward()
-        if grad_clip is not None:
-            grad_norms.append(flat.clip_grad_norm_(grad_clip))
-        self.optimizers[(policy_id, MAIN_OPTIMIZER)].step()
+        norms = self.learners[policy_id].step(loss, MAIN_OPTIMIZER)
+        if MAIN_OPTIMIZER in norms:
+            grad_norms.append(norms[MAIN_OPTIMIZER])
 
     @staticmethod
     def update_stats(names: tuple[str, ...], stats: list[torch.Tensor], grad_norms: list[torch.Tensor],

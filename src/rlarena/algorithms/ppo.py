@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
-from rlarena.algorithms.config import AlgorithmConfig, option
-from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, masked, prepare_batch, scheduled_lr
+from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
 from rlarena.errors import ConfigError
+from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.storage import Rollout
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction")
 
@@ -41,6 +45,23 @@ class PPOConfig(OnPolicyConfig):
     num_epochs: int = option(10, "training", bound="MAX_EPOCHS")
     minibatch_size: int = option(64, "training", bound="MAX_BATCH")
     target_kl: float | None = option(None, "training")  # stop the update at a minibatch past 1.5x this KL (SB3)
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 train_batch_size: int | NotProvidedType = NotProvided,
+                 grad_clip: float | None | NotProvidedType = NotProvided,
+                 lambda_: float | NotProvidedType = NotProvided,
+                 entropy_coeff: float | NotProvidedType = NotProvided,
+                 vf_loss_coeff: float | NotProvidedType = NotProvided,
+                 normalize_advantages: bool | NotProvidedType = NotProvided,
+                 clip_param: float | NotProvidedType = NotProvided,
+                 vf_clip_param: float | None | NotProvidedType = NotProvided,
+                 num_epochs: int | NotProvidedType = NotProvided,
+                 minibatch_size: int | NotProvidedType = NotProvided,
+                 target_kl: float | None | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to OnPolicyConfig.training()."""
+        return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
@@ -106,9 +127,8 @@ class PPO(OnPolicyAlgorithm):
         cfg: PPOConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
         policy = self.policies[policy_id]
         model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
-        optimizer = self.optimizers[(policy_id, MAIN_OPTIMIZER)]
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
-        lr = optimizer.lr = scheduled_lr(cfg.lr_schedule, cfg.lr, self.num_env_steps_sampled_lifetime)
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
 
         stats, grad_norms = [], []
         columns = data.columns()

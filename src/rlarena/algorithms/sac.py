@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
-from rlarena.algorithms.config import option
-from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch
-from rlarena.errors import ConfigError, TrainingError
+from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch, ReplayLearner, frozen
+from rlarena.errors import ConfigError
+from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
 from rlarena.policy import MASKED_LOGIT
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "q_mean", "entropy")
 OPTIMIZATION_CONFIG_KEYS = {"actor_learning_rate": "actor_lr", "critic_learning_rate": "critic_lr",
@@ -46,6 +49,15 @@ class SACConfig(ActorQConfig):
     alpha_lr: float | None = option(None, "training")  # None: lr
     initial_alpha: float = option(1.0, "training")
     target_entropy: Any = option("auto", "training")  # "auto", a number, or None: alpha stays initial_alpha
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 alpha_lr: float | None | NotProvidedType = NotProvided,
+                 initial_alpha: float | NotProvidedType = NotProvided,
+                 target_entropy: Literal["auto"] | float | None | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to ActorQConfig.training()."""
+        return super().training(**provided(locals()))
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         options = dict(options)
@@ -83,6 +95,7 @@ def _from_ent_coef(value: Any) -> dict[str, Any]:
 
 
 def target_entropy_of(config: SACConfig, action_space: gym.Space) -> float | None:
+    """The entropy the temperature steers the policy's towards; None: alpha is fixed."""
     if config.target_entropy != "auto":
         return config.target_entropy
     if isinstance(action_space, gym.spaces.Discrete):
@@ -151,53 +164,43 @@ class SAC(ActorQAlgorithm):
         assert isinstance(config, SACConfig)
         return {"initial_alpha": config.initial_alpha}
 
-    def setup(self) -> None:
-        super().setup()
-        self.target_entropy: dict[str, float | None] = {}
-
-    def setup_policy(self, policy_id: str) -> None:
-        policy = self.policies[policy_id]
-        model = policy.model  # type: ignore[attr-defined]
-        flats = self.add_optimizers(policy_id, {"actor": model.actor, "critic": model.critic,
-                                                "alpha": model.temperature})
-        self.add_target(policy_id, "critic", model.critic, flats["critic"])
-        self.target_entropy[policy_id] = target_entropy_of(self.policy_configs[policy_id],  # type: ignore[arg-type]
-                                                           policy.action_space)
-        self.add_buffer(policy_id)
+    def build_learner(self, learner: Learner) -> None:
+        """An Adam each for the actor, the critics and the temperature; the target critics; the replay
+        buffer."""
+        assert isinstance(learner, ReplayLearner)
+        model = self.actor_q_model(learner)
+        assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
+        flats = self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic,
+                                              "alpha": model.temperature})
+        learner.add_target("critic", model.critic, flats["critic"])
+        self.add_buffer(learner)
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """One gradient step of the temperature, the critics and the actor, all three losses on this
         step's networks (as RLlib; SB3 computes the actor's after the critics' step), then the targets
         (each step, unless target_network_update_freq sets a rhythm in env steps)."""
-        cfg: SACConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
-        model: ActorQ = self.policies[policy_id].model  # type: ignore[attr-defined]
-        flats = self.flats[policy_id]
+        learner = self.replay_learner(policy_id)
+        cfg: SACConfig = learner.config
+        model: ActorQ = learner.policy.model
         batch, indices = self.replay(policy_id)
         alpha = model.temperature.alpha  # this step's value, for all three losses
         # the actor on the replayed states: its entropy drives the temperature
         loss_pi, entropy, q_pi = actor_loss(model, batch, alpha)
-        target_entropy = self.target_entropy[policy_id]
+        loss_q, td_error = critic_loss(model, learner.targets["critic"].module, batch, alpha)
+        target_entropy = target_entropy_of(cfg, learner.policy.action_space)
         if target_entropy is not None:
             loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
-            flats["alpha"].zero_grad()
-            loss_alpha.backward()
-            self.optimizers[(policy_id, "alpha")].step()
         else:
             loss_alpha = torch.zeros(())
-        flats["actor"].zero_grad()
-        model.critic.requires_grad_(False)  # the actor's loss moves the actor only
-        loss_pi.backward()
-        model.critic.requires_grad_(True)
-        loss_q, td_error = critic_loss(model, self.targets[policy_id]["critic"][0], batch, alpha)
-        losses = torch.stack([loss_q.detach(), loss_pi.detach()])
-        if not torch.isfinite(losses).all():
-            raise TrainingError(f"SAC loss became non-finite (critic {losses[0].item()}, actor {losses[1].item()}) at "
-                                f"iteration {self.iteration + 1}"
-                                f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}. The update "
-                                f"was not applied. Lower the learning rates, set grad_clip, or scale the rewards.")
-        self.step_critic_and_actor(policy_id, loss_q)
+        learner.check_finite(torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach()]),
+                             "losses (critic, actor, alpha)")
+        if target_entropy is not None:
+            learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
+        with frozen(model.critic):  # the actor's loss moves the actor only
+            learner.step(loss_pi, "actor")
+        learner.step(loss_q, "critic")
         if cfg.target_network_update_freq == 0:
-            self.update_target(policy_id, cfg.tau)
+            learner.update_targets(cfg.tau)
         self.update_priorities(policy_id, indices, td_error)
         return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha,
                             q_pi.mean(), entropy.mean()])

@@ -17,16 +17,19 @@ target_noise, its learning_rate is lr.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
-from rlarena.algorithms.config import option
-from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch
-from rlarena.errors import CheckpointError, TrainingError
+from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch, ReplayLearner, frozen
+from rlarena.errors import CheckpointError
+from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("critic_loss", "actor_loss", "q_mean")
 SB3_NAMES = {"target_policy_noise": "target_noise"}
@@ -43,6 +46,17 @@ class TD3Config(ActorQConfig):
     target_noise: float = option(0.2, "training")  # std of the target policy's smoothing noise
     target_noise_clip: float = option(0.5, "training")
     exploration_noise: float = option(0.1, "training")  # std of the Gaussian exploration noise, [-1, 1] units
+
+    def training(self, *,
+                 lr: float | NotProvidedType = NotProvided,
+                 policy_delay: int | NotProvidedType = NotProvided,
+                 smooth_target_policy: bool | NotProvidedType = NotProvided,
+                 target_noise: float | NotProvidedType = NotProvided,
+                 target_noise_clip: float | NotProvidedType = NotProvided,
+                 exploration_noise: float | NotProvidedType = NotProvided,
+                 **kwargs: Any) -> Self:
+        """The options declared above; the others go to ActorQConfig.training()."""
+        return super().training(**provided(locals()))
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         return super()._translate({SB3_NAMES.get(k, k): v for k, v in options.items()}, valid)
@@ -83,26 +97,49 @@ def td3_actor_loss(model: ActorQ, obs: torch.Tensor) -> torch.Tensor:
     return -model.critic(obs, torch.tanh(model.actor(obs)))[0].mean()
 
 
+class _Pair(torch.nn.Module):
+    """The target actor and critics together, as td3_critic_loss reads them (an ActorQ's two parts)."""
+
+    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module):
+        super().__init__()
+        self.actor, self.critic = actor, critic
+
+
+class TD3Learner(ReplayLearner):
+    """A TD3 policy's learner: beside the replay buffer, its target actor and critics as one pair, the
+    critic steps taken (every policy_delay-th one steps the actor: learner state "learner") and the
+    actor's last loss (reported between its steps)."""
+
+    target: _Pair
+    critic_steps: int
+    last_actor_loss: torch.Tensor
+
+
 class TD3(ActorQAlgorithm):
     config_class = TD3Config
     config: TD3Config
     stat_names = STAT_NAMES
     policy_kind = "td3"
+    learner_class = TD3Learner
 
-    def setup(self) -> None:
-        super().setup()
-        self.critic_steps: dict[str, int] = {}
-        self.target_models: dict[str, _Pair] = {}
-        self._last_actor_loss: dict[str, torch.Tensor] = {}
+    def build_learner(self, learner: Learner) -> None:
+        """An Adam each for the actor and the critics, their targets, the replay buffer, and the critic
+        step counter (state "learner")."""
+        assert isinstance(learner, TD3Learner)
+        model = self.actor_q_model(learner)
+        flats = self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic})
+        learner.target = _Pair(learner.add_target("actor", model.actor, flats["actor"]),
+                               learner.add_target("critic", model.critic, flats["critic"]))
+        learner.critic_steps = 0
+        learner.last_actor_loss = torch.full((), float("nan"))
+        self.add_buffer(learner)
+        learner.register_state("learner", lambda: {"critic_steps": np.array([learner.critic_steps], np.int64)},
+                               lambda arrays: setattr(learner, "critic_steps", int(arrays["critic_steps"][0])))
 
-    def setup_policy(self, policy_id: str) -> None:
-        model = self.policies[policy_id].model  # type: ignore[attr-defined]
-        flats = self.add_optimizers(policy_id, {"actor": model.actor, "critic": model.critic})
-        self.target_models[policy_id] = _Pair(self.add_target(policy_id, "actor", model.actor, flats["actor"]),
-                                              self.add_target(policy_id, "critic", model.critic, flats["critic"]))
-        self.critic_steps[policy_id] = 0
-        self._last_actor_loss[policy_id] = torch.full((), float("nan"))
-        self.add_buffer(policy_id)
+    def replay_learner(self, policy_id: str) -> TD3Learner:
+        learner = self.learners[policy_id]
+        assert isinstance(learner, TD3Learner)
+        return learner
 
     def before_sample(self) -> None:
         super().before_sample()
@@ -110,58 +147,37 @@ class TD3(ActorQAlgorithm):
             self.policies[pid].exploration_noise = self.policy_configs[pid].exploration_noise  # type: ignore[attr-defined]
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
-        cfg: TD3Config = self.policy_configs[policy_id]  # type: ignore[assignment]
-        model: ActorQ = self.policies[policy_id].model  # type: ignore[attr-defined]
-        flats = self.flats[policy_id]
+        learner = self.replay_learner(policy_id)
+        cfg: TD3Config = learner.config
+        model: ActorQ = learner.policy.model
         batch, indices = self.replay(policy_id)
-        loss_q, td_error, q_mean = td3_critic_loss(model, self.target_models[policy_id], batch,  # type: ignore[arg-type]
+        loss_q, td_error, q_mean = td3_critic_loss(model, learner.target, batch,  # type: ignore[arg-type]
                                                    cfg.smooth_target_policy, cfg.target_noise, cfg.target_noise_clip)
-        if not torch.isfinite(loss_q):
-            raise TrainingError(f"{type(self).__name__} critic loss became {loss_q.item()} at iteration "
-                                f"{self.iteration + 1}{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}"
-                                f". The update was not applied. Lower the learning rates, set grad_clip, or scale the "
-                                f"rewards.")
-        flats["critic"].zero_grad()
-        loss_q.backward()
-        if cfg.grad_clip is not None:
-            flats["critic"].clip_grad_norm_(cfg.grad_clip)
-        self.optimizers[(policy_id, "critic")].step()
+        learner.check_finite(loss_q, "critic loss")
+        learner.step(loss_q, "critic")
         self.update_priorities(policy_id, indices, td_error)
-        self.critic_steps[policy_id] += 1
-        if self.critic_steps[policy_id] % cfg.policy_delay == 0:
-            flats["actor"].zero_grad()
-            model.critic.requires_grad_(False)  # the actor's loss moves the actor only
-            loss_pi = td3_actor_loss(model, batch.obs)
-            loss_pi.backward()
-            model.critic.requires_grad_(True)
-            if cfg.grad_clip is not None:
-                flats["actor"].clip_grad_norm_(cfg.grad_clip)
-            self.optimizers[(policy_id, "actor")].step()
-            self._last_actor_loss[policy_id] = loss_pi.detach()
+        learner.critic_steps += 1
+        if learner.critic_steps % cfg.policy_delay == 0:
+            with frozen(model.critic):  # the actor's loss moves the actor only
+                loss_pi = td3_actor_loss(model, batch.obs)
+            learner.check_finite(loss_pi, "actor loss")
+            learner.step(loss_pi, "actor")
+            learner.last_actor_loss = loss_pi.detach()
             if cfg.target_network_update_freq == 0:
-                self.update_target(policy_id, cfg.tau)
-        return torch.stack([loss_q.detach(), self._last_actor_loss[policy_id], q_mean])
-
-    # the critic-step counters decide when the actors step: they are part of the state
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        arrays = super()._state_arrays()
-        arrays[self._state_group]["critic_steps"] = np.array([self.critic_steps[p] for p in self.critic_steps],
-                                                             np.int64)
-        return arrays
+                learner.update_targets(cfg.tau)
+        return torch.stack([loss_q.detach(), learner.last_actor_loss, q_mean])
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        # checkpoint format 1 counted the critic steps in the algorithm's group, one entry per policy in
+        # the order their learners were built; later ones hold them in each learner's "learner" state
+        old = arrays.get(self._state_group, {}).get("critic_steps")
+        if old is not None and any(f"learner.{pid}" not in arrays for pid in self.learners):
+            if len(old) != len(self.learners):
+                raise CheckpointError(f"Checkpoint does not match this {type(self).__name__}: it counts the critic "
+                                      f"steps of {len(old)} policies, this algorithm trains {len(self.learners)}.")
+            arrays = {**arrays, **{f"learner.{pid}": {"critic_steps": np.array([n], np.int64)}
+                                   for pid, n in zip(self.learners, np.asarray(old).tolist())}}
         super()._restore(meta, arrays)
-        steps = arrays[self._state_group].get("critic_steps", np.zeros(0, np.int64))
-        if len(steps) != len(self.critic_steps):
-            raise CheckpointError(f"Checkpoint does not match this {type(self).__name__}: it counts the critic steps of "
-                              f"{len(steps)} policies, this algorithm trains {len(self.critic_steps)}.")
-        self.critic_steps = {p: int(n) for p, n in zip(self.critic_steps, steps)}
-
-
-class _Pair(torch.nn.Module):
-    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module):
-        super().__init__()
-        self.actor, self.critic = actor, critic
 
 
 class DDPG(TD3):

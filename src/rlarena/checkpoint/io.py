@@ -35,7 +35,10 @@ from safetensors.numpy import load_file, save_file
 
 from rlarena.errors import CheckpointError, RLArenaError
 
-FORMAT_VERSION = 1
+# 2: each trained policy's learner state in its own groups ("learner.<policy id>": TD3's critic steps, APPO's KL
+# coefficient, MARWIL's advantage norm; ARS's optimizer); format 1 kept those in the algorithm's group, and
+# still loads (each algorithm reads the old place when the new group is missing)
+FORMAT_VERSION = 2
 METADATA_FILE = "rlarena_checkpoint.json"
 # what playing, evaluating or exporting a checkpoint changes in its config: one env, in this process
 # (a checkpoint trained on Ray runners starts no Ray to be played)
