@@ -46,3 +46,38 @@ def test_subproc_worker_error_surfaces_with_env_name():
             algo.train()
     finally:
         algo.stop()
+
+
+def test_the_calling_process_steps_the_first_share_and_workers_the_rest():
+    """num_workers shares: this process steps the first, num_workers - 1 worker processes the others
+    (each env is stepped once per step: a nondeterministic env would disagree with itself otherwise)."""
+    sub = make_vector_env("CartPole-v1", {}, 6, "subproc", num_workers=3)
+    try:
+        assert len(sub._procs) == 2 and sub._local.num_envs == 2
+    finally:
+        sub.close()
+
+
+_PARENT = {}
+
+
+def _fails_in_workers(cfg):
+    """Builds in the process that made the vector env, raises in its worker processes."""
+    import os
+
+    import gymnasium as gym
+    if os.getpid() != _PARENT["pid"]:
+        raise RuntimeError("cannot build here")
+    return gym.make("CartPole-v1")
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_cannot_build_its_env_reports_why():
+    import os
+    _PARENT["pid"] = os.getpid()
+    sub = make_vector_env(_fails_in_workers, {}, 4, "subproc", num_workers=2)
+    try:
+        with pytest.raises(RuntimeError, match="cannot build here"):  # the runner names the env (test above)
+            sub.reset(seed=0)
+    finally:
+        sub.close()

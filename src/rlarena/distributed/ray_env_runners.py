@@ -3,21 +3,29 @@ returns fragments; the driver concatenates them along the env axis, so an on-pol
 [T, N * num_env_runners] Rollout exactly as it reads the local runner's. Evaluation runners play
 whole episodes with the weights they are sent.
 
-Fault tolerance (RLlib's option names): a runner whose call fails (its env raised, its process or node
-died) or that returns nothing within sample_timeout_s is killed; with restart_failed_env_runners it
-is replaced, after delay_between_env_runner_restarts_s, by a new actor with the same worker index (the
-next call sends it the latest weights); with ignore_env_runner_failures the group goes on without it;
-with neither, the failure is an EnvError naming the runner and the env's own exception. An iteration
-completes with the healthy runners' fragments.
+Every actor is built as this process's runner is: the config's env, when it is a register_env name,
+is registered in the actor first (its creator travels with the actor: a Ray worker is a new process,
+which never saw this one's register_env calls), replacements included.
+
+Fault tolerance (RLlib's option names): a runner that cannot be built (its constructor raised: an
+unknown env, a creator that raises), whose call fails (its env raised, its process or node died) or
+that returns nothing within sample_timeout_s is a failed runner, and is killed. With
+restart_failed_env_runners it is replaced, after delay_between_env_runner_restarts_s, by a new actor
+with the same worker index (the next call sends it the latest weights), while restarts are left
+(max_num_env_runner_restarts, over the run); with ignore_env_runner_failures the group goes on without
+it. A failure nothing tolerates (neither option, or restarts used up without ignore_env_runner_failures)
+is one EnvError naming the runner and the env's own exception; so is a group with no runner left. An
+iteration completes with the healthy runners' fragments.
 
 Importing this module imports ray (the algorithm imports it only when asked for remote runners).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +34,8 @@ import ray
 import torch
 
 from rlarena.distributed import cpus_needed, ray_init
-from rlarena.envs.registry import EnvContext, make_vector_env
-from rlarena.errors import EnvError, notice
+from rlarena.envs.registry import EnvContext, EnvCreator, make_vector_env, register_creators, registered_creators
+from rlarena.errors import ConfigError, EnvError, notice
 from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.runner import MultiAgentEnvRunner
 from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp, limit_heap_growth
@@ -46,7 +54,29 @@ if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way 
     from rlarena.policy import Policy
 
 
-class _RunnerActor:
+class _Actor:
+    """What every runner actor does while it is built: it registers the driver's register_env names
+    first, then builds its envs and policies inside `building()`. An exception there is kept, as one
+    line, for `ready()` rather than ending the actor: the driver gets the env's own error, not Ray's
+    ActorDiedError with a traceback, and counts it as a failed runner."""
+
+    build_error: str | None = None
+
+    @contextlib.contextmanager
+    def building(self, envs: dict[str, EnvCreator], config: AlgorithmConfig) -> Iterator[None]:
+        try:
+            register_creators(envs)
+            torch.set_num_threads(config.num_torch_threads)
+            yield
+        except Exception as exc:  # noqa: BLE001 - reported by ready(), raised on the driver with the runner's name
+            self.build_error = _one_line(exc)
+
+    def ready(self) -> str | None:
+        """None once built; else why it could not be (the exception's type and message)."""
+        return self.build_error
+
+
+class _RunnerActor(_Actor):
     """What a remote runner's actor does with the runner it wraps (the runner contract, over Ray)."""
 
     runner: EnvRunner | MultiAgentEnvRunner
@@ -81,10 +111,10 @@ class RemoteEnvRunner(_RunnerActor):
     """The body of one Ray actor: the local EnvRunner over a vector env of its own, its envs told
     worker_index (1..N) and num_workers (N) through their EnvContext."""
 
-    def __init__(self, config: AlgorithmConfig, policy: Policy, worker_index: int, env_seed: int | None,
-                 env_name: str):
-        torch.set_num_threads(config.num_torch_threads)
-        self.runner = make_env_runner(config, lambda *spaces: policy, env_seed, env_name, worker_index)
+    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, policy: Policy, worker_index: int,
+                 env_seed: int | None, env_name: str):
+        with self.building(envs, config):
+            self.runner = make_env_runner(config, lambda *spaces: policy, env_seed, env_name, worker_index)
 
 
 class RemoteMultiAgentEnvRunner(_RunnerActor):
@@ -92,14 +122,15 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
     num_envs_per_env_runner env copies of its own, with copies of every policy (trained, frozen and
     heuristic). The driver sends the policy set again when it changes (a league grows)."""
 
-    def __init__(self, config: AlgorithmConfig, structure: tuple[dict[str, Policy], Callable[..., str], list[str]],
-                 worker_index: int, env_seed: int | None, action_seed: int | None, env_name: str):
-        torch.set_num_threads(config.num_torch_threads)
-        policies, mapping_fn, policies_to_train = structure
-        reseed_policies(policies, action_seed)
-        self.runner = make_multi_agent_env_runner(config, dict(policies), mapping_fn, policies_to_train, env_seed,
-                                                  env_name, worker_index,
-                                                  episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig,
+                 structure: tuple[dict[str, Policy], Callable[..., str], list[str]], worker_index: int,
+                 env_seed: int | None, action_seed: int | None, env_name: str):
+        with self.building(envs, config):
+            policies, mapping_fn, policies_to_train = structure
+            reseed_policies(policies, action_seed)
+            self.runner = make_multi_agent_env_runner(config, dict(policies), mapping_fn, policies_to_train, env_seed,
+                                                      env_name, worker_index,
+                                                      episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
 
     def set_structure(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]]) -> None:
         """The driver's policies, mapping function and policies to train, after it changed them."""
@@ -111,17 +142,18 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
         self.runner.mapping_fn, self.runner.policies_to_train = mapping_fn, set(policies_to_train)
 
 
-class RemoteEvalRunner:
+class RemoteEvalRunner(_Actor):
     """The body of one evaluation actor: in-process envs (evaluation is short), whole episodes with
     the weights of each call. Its envs' EnvContext says worker_index 1..M of the M evaluation runners."""
 
-    def __init__(self, config: AlgorithmConfig, policy: Policy, worker_index: int, num_envs: int, env_name: str):
-        torch.set_num_threads(config.num_torch_threads)
-        context = EnvContext(config.env_config, worker_index=worker_index,
-                             num_workers=config.evaluation_num_env_runners, remote=True)
-        mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
-        self.env = make_vector_env(config.env, context, num_envs, mode)
-        self.policy, self.env_name = policy, env_name
+    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, policy: Policy, worker_index: int,
+                 num_envs: int, env_name: str):
+        with self.building(envs, config):
+            context = EnvContext(config.env_config, worker_index=worker_index,
+                                 num_workers=config.evaluation_num_env_runners, remote=True)
+            mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
+            self.env = make_vector_env(config.env, context, num_envs, mode)
+            self.policy, self.env_name = policy, env_name
 
     def evaluate(self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool,
                  seed: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -132,14 +164,16 @@ class RemoteEvalRunner:
         self.env.close()
 
 
-class RemoteMultiAgentEvalRunner:
+class RemoteMultiAgentEvalRunner(_Actor):
     """The body of one evaluation actor for a multi-agent env: env copies of its own; each call brings
     the policies (weights included) and the mapping function the evaluation plays with."""
 
-    def __init__(self, config: AlgorithmConfig, worker_index: int, num_envs: int, env_name: str):
-        torch.set_num_threads(config.num_torch_threads)
-        self.runner = make_multi_agent_env_runner(config, {}, lambda *a, **k: None, [], None, env_name, worker_index,
-                                                  num_envs, num_workers=config.evaluation_num_env_runners)
+    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, worker_index: int, num_envs: int,
+                 env_name: str):
+        with self.building(envs, config):
+            self.runner = make_multi_agent_env_runner(config, {}, lambda *a, **k: None, [], None, env_name,
+                                                      worker_index, num_envs,
+                                                      num_workers=config.evaluation_num_env_runners)
 
     def evaluate(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]], num_episodes: int,
                  explore: bool, seed: int | None) -> list[Episode]:
@@ -157,6 +191,7 @@ class _Slot:
     worker_index: int
     actor: Any
     failed_at: float | None = None  # when its last actor failed (time.monotonic)
+    failure: str = ""  # how its last actor failed (a line naming the runner and the error)
     synced: Any = None  # the policy set its actor has (multi-agent runners)
     started: Any = None  # an ObjectRef ready once the actor is built (None once it was seen ready)
     made_at: float = 0.0  # when the actor was made (time.monotonic)
@@ -166,7 +201,7 @@ class _Slot:
 
     def new_actor(self, actor: Any) -> None:
         self.actor, self.failed_at, self.synced = actor, None, None
-        self.started, self.made_at = actor.__ray_ready__.remote(), time.monotonic()
+        self.started, self.made_at = actor.ready.remote(), time.monotonic()
 
 
 # how long a new actor may take to build (Ray starts a process, imports torch, builds the envs)
@@ -176,13 +211,16 @@ START_TIMEOUT_S = 300.0
 
 class _ActorGroup:
     """Actors with worker indices 1..N made by `make_actor(worker_index, restarts)`, the health of
-    each, and the fault-tolerance rules of the config."""
+    each, and the fault-tolerance rules of the config. `self.envs` (set before the first actor is
+    made): the creator of the config's register_env name, put in Ray's object store once, which
+    make_actor gives every actor (replacements too) as its first argument."""
 
     kind = "env runner"
 
     def __init__(self, config: AlgorithmConfig, num_actors: int, make_actor: Callable[[int, int], Any],
                  env_name: str):
         self.config, self.env_name, self.make_actor = config, env_name, make_actor
+        self.envs = _put_creators(config)
         self.restarts = 0  # over the run, every worker index
         self.slots = [_Slot(i, make_actor(i, 0)) for i in range(1, num_actors + 1)]
 
@@ -200,13 +238,19 @@ class _ActorGroup:
         return sum(slot.actor is not None and slot.started is None for slot in self.slots)
 
     def _healthy_slots(self) -> list[_Slot]:
-        """The slots with an actor, after restarting those whose delay has passed. When none is left,
-        wait for the next restart; none can come: EnvError."""
+        """The slots with an actor, after restarting those whose delay has passed. A failed runner
+        whose restart can no longer come (restarts used up) stops training unless failures are
+        ignored: EnvError. When none is left, wait for the next restart; none can come: EnvError."""
         cfg = self.config
         delay = cfg.delay_between_env_runner_restarts_s
         while True:
             for slot in self.slots:
-                if slot.actor is None and self._may_restart() and time.monotonic() - slot.failed_at >= delay:
+                if slot.actor is not None:
+                    continue
+                if not self._may_restart():
+                    if not cfg.ignore_env_runner_failures:
+                        raise EnvError(self._stop_message(slot.failure))
+                elif time.monotonic() - slot.failed_at >= delay:
                     self.restarts += 1
                     slot.new_actor(self.make_actor(slot.worker_index, self.restarts))
                     notice(f"Remote {self.kind} {slot.worker_index} restarted (restart {self.restarts} of at most "
@@ -215,10 +259,10 @@ class _ActorGroup:
             if healthy:
                 return healthy
             if not self._may_restart():
+                last = max(self.slots, key=lambda slot: slot.failed_at or 0.0)
                 raise EnvError(f"Every remote {self.kind} of {len(self.slots)} (env {self.env_name!r}) has failed"
-                               f"{'' if cfg.restart_failed_env_runners else ' and restart_failed_env_runners is off'}"
-                               f"{' (max_num_env_runner_restarts reached)' if cfg.restart_failed_env_runners else ''}"
-                               f": nothing left to sample. See the errors above.")
+                               f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: "
+                               f"nothing left to sample. The last: {last.failure}.")
             due = min(slot.failed_at for slot in self.slots) + delay
             time.sleep(max(0.0, due - time.monotonic()))
 
@@ -238,10 +282,14 @@ class _ActorGroup:
                 for slot in starting:
                     if slot.started in ready:
                         try:
-                            ray.get(slot.started)
-                            slot.started = None
-                        except ray.exceptions.RayError as exc:  # its constructor raised (the env's own error)
+                            error = ray.get(slot.started)
+                        except ray.exceptions.RayError as exc:  # its process died, or its arguments did not load
                             self._fail(slot.worker_index, _cause(exc))
+                            continue
+                        if error is None:
+                            slot.started = None
+                        else:  # its constructor raised (the env's own error)
+                            self._fail(slot.worker_index, f"building it raised {error}")
                     elif time.monotonic() - slot.made_at >= START_TIMEOUT_S:
                         self._fail(slot.worker_index, f"did not start within {START_TIMEOUT_S:g} s")
             callable_now = [slot for slot in healthy if slot.actor is not None and slot.started is None]
@@ -273,18 +321,29 @@ class _ActorGroup:
         return out
 
     def _fail(self, worker_index: int, what: str) -> None:
-        """Kill runner `worker_index`; raise unless the config tolerates failures."""
+        """Kill runner `worker_index`; raise unless the config tolerates its failure (a restart is
+        left, or failures are ignored)."""
         slot = self.slots[worker_index - 1]
         actor, slot.actor, slot.failed_at, slot.synced = slot.actor, None, time.monotonic(), None
         ray.kill(actor)
         cfg = self.config
-        message = f"Remote {self.kind} {worker_index} of {len(self.slots)} (env {self.env_name!r}) failed: {what}"
-        if not (cfg.restart_failed_env_runners or cfg.ignore_env_runner_failures):
-            raise EnvError(f"{message}. To go on without it or restart it: .fault_tolerance("
-                           f"ignore_env_runner_failures=True) or .fault_tolerance(restart_failed_env_runners=True).")
-        then = (f"restarting it in {cfg.delay_between_env_runner_restarts_s:g} s" if self._may_restart() else
-                "going on without it")
-        notice(f"{message}; {then}.")
+        slot.failure = f"Remote {self.kind} {worker_index} of {len(self.slots)} (env {self.env_name!r}) failed: {what}"
+        if self._may_restart():
+            notice(f"{slot.failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
+        elif cfg.ignore_env_runner_failures:
+            notice(f"{slot.failure}; going on without it.")
+        else:
+            raise EnvError(self._stop_message(slot.failure))
+
+    def _stop_message(self, failure: str) -> str:
+        """The error of a failure that stops training: what failed and what the options allow."""
+        cfg = self.config
+        if cfg.restart_failed_env_runners:
+            return (f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
+                    f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
+                    f"runners: .fault_tolerance(ignore_env_runner_failures=True).")
+        return (f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
+                f"or .fault_tolerance(restart_failed_env_runners=True).")
 
     def stop(self) -> None:
         """Close every actor's envs (their worker processes, with vectorization_mode="subproc"), then
@@ -299,10 +358,31 @@ class _ActorGroup:
             slot.actor = None
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and message."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def _cause(exc: Exception) -> str:
-    """A remote error in one line: the env's own exception (type and message) when there is one."""
-    cause = getattr(exc, "cause", None) or exc
-    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+    """A remote error in one line: the env's own exception (type and message) when there is one. An
+    actor whose creation failed before its constructor ran (its arguments did not load) ends its
+    message with the error's own last line, after Ray's traceback: that line is kept."""
+    if isinstance(exc, ray.exceptions.RayActorError) and exc.actor_init_failed:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+    return _one_line(getattr(exc, "cause", None) or exc)
+
+
+def _put_creators(config: AlgorithmConfig) -> Any:
+    """The creator of the config's register_env name ({} for any other env), in Ray's object store.
+    Ray pickles it by value (cloudpickle: lambdas and closures too); one that cannot be is refused."""
+    envs = registered_creators([config.env])
+    try:
+        return ray.put(envs)
+    except Exception as exc:  # noqa: BLE001 - what pickling raises depends on what the creator holds
+        raise ConfigError(f"The creator registered as {config.env!r} cannot be sent to Ray's env runners: "
+                          f"{_one_line(exc)}. Make it build what it needs (clients, locks, open files) inside "
+                          f"the call rather than hold it, or use num_env_runners=0.") from None
 
 
 class RemoteEnvRunnerGroup(_ActorGroup):
@@ -326,10 +406,10 @@ class RemoteEnvRunnerGroup(_ActorGroup):
         self.structure = structure
         if structure is None:
             actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(config, policy_for(i, r), i, env_seed_for(i, r), env_name)
+            make = lambda i, r: actor_class.remote(self.envs, config, policy_for(i, r), i, env_seed_for(i, r), env_name)
         else:
             actor_class = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(config, structure(), i, env_seed_for(i, r),
+            make = lambda i, r: actor_class.remote(self.envs, config, structure(), i, env_seed_for(i, r),
                                                    action_seed_for(i, r), env_name)
         super().__init__(config, config.num_env_runners, make, env_name)
 
@@ -390,10 +470,10 @@ class RemoteEvalRunnerGroup(_ActorGroup):
         self.multi_agent = multi_agent
         if multi_agent:
             actor_class = ray.remote(RemoteMultiAgentEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(config, i, num_envs, env_name)
+            make = lambda i, r: actor_class.remote(self.envs, config, i, num_envs, env_name)
         else:
             actor_class = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(config, policy_for(i, r), i, num_envs, env_name)
+            make = lambda i, r: actor_class.remote(self.envs, config, policy_for(i, r), i, num_envs, env_name)
         super().__init__(config, config.evaluation_num_env_runners, make, env_name)
 
     def start(self, what: Any, num_episodes: int, explore: bool, seed_for: Callable[[int], int | None]) -> dict[int, Any]:

@@ -32,7 +32,7 @@ import ray
 
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.distributed import ray_init, ray_shutdown
-from rlarena.envs.registry import register_env, registered_creators
+from rlarena.envs.registry import register_creators, registered_creators
 from rlarena.errors import ConfigError, TrainingError, notice
 from rlarena.train.progress import Reporter
 from rlarena.train.results import TrialResult
@@ -94,8 +94,7 @@ class TrialActor:
 
     def __init__(self, trial: Trial, config: AlgorithmConfig, path: Path, opts: Options, verbose: int,
                  started: bool, envs: dict[str, Any]):
-        for name, creator in envs.items():  # the driver's register_env names, unknown in this process
-            register_env(name, creator)
+        register_creators(envs)  # the driver's register_env names, unknown in this process
         self.trial, self.config, self.opts = trial, config, opts
         self.lines = _Lines()
         self.reporter = Reporter(verbose, out=self.lines)  # type: ignore[arg-type]
@@ -190,7 +189,7 @@ class _Driver:
                  reporter: Reporter, interrupt: StopFlag, needs: dict[str, float], total: float):
         self.experiment, self.configs, self.opts = experiment, configs, opts
         self.reporter, self.interrupt, self.needs, self.total = reporter, interrupt, needs, total
-        self.envs = registered_creators([c.env for c in configs.values() if isinstance(c.env, str)])
+        self.envs = registered_creators([c.env for c in configs.values()])
         self.actor_class = ray.remote(TrialActor).options(num_cpus=1, max_concurrency=4)
         self.running: dict[Any, _Running] = {}  # ObjectRef of run() -> the trial
         self.results: dict[str, TrialResult] = {}  # of the trials run here, by trial id

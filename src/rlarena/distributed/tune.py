@@ -39,7 +39,7 @@ from ray import tune
 
 from rlarena.algorithms.algorithm import Algorithm
 from rlarena.distributed import ray_init
-from rlarena.envs.registry import register_env, registered_creators
+from rlarena.envs.registry import register_creators, registered_creators
 from rlarena.errors import CheckpointError
 from rlarena.train.loggers import json_default
 from rlarena.tune.experiment import algorithm_class, config_from_dict
@@ -64,8 +64,7 @@ class AlgorithmTrainable(tune.Trainable):
     spec: ClassVar[TrainableSpec]
 
     def setup(self, config: dict[str, Any]) -> None:
-        for name, creator in self.spec.envs.items():
-            register_env(name, creator)
+        register_creators(self.spec.envs)
         self.algo = config_from_dict(self.spec.algo_class, config).build()
 
     def step(self) -> dict[str, Any]:

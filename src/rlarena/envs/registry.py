@@ -149,15 +149,18 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
                    f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
 
 
-def registered_creators(names: list[str] | None = None) -> dict[str, EnvCreator]:
-    """register_env names (all, or those of `names` that are registered) -> their creators: what a
-    new process (a Ray actor) registers again to know them."""
-    out = {}
-    for name in registered_envs() if names is None else names:
-        creator = resolve_registered(name)
-        if creator is not name:
-            out[name] = creator
-    return out
+def registered_creators(names: list[EnvSpec | None] | None = None) -> dict[str, EnvCreator]:
+    """register_env names (all, or those of `names` that are registered; other env specs in `names`
+    are skipped) -> their creators: what a new process (a Ray actor) registers again with
+    register_creators() to know them. A forked process needs none of this: it inherits the registry."""
+    return {name: _REGISTRY[name] for name in (list(_REGISTRY) if names is None else names)
+            if isinstance(name, str) and name in _REGISTRY}
+
+
+def register_creators(creators: dict[str, EnvCreator]) -> None:
+    """In a new process (a Ray actor): register the names another process's registered_creators() gave."""
+    for name, creator in creators.items():
+        register_env(name, creator)
 
 
 def _takes_config(env_class: type) -> bool:

@@ -30,12 +30,25 @@ def _shared(ctx, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, np.ndarr
     return raw, np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
 
-def _worker(pipe, env_fns, lo: int, hi: int, buffers: dict[str, tuple[Any, tuple, np.dtype]]) -> None:
+def _end_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the process that started it dies, even by SIGKILL (a
+    killed Ray actor or sampling process would otherwise leave its env workers running)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _worker(pipe, parent_end, env_fns, lo: int, hi: int, buffers: dict[str, tuple[Any, tuple, np.dtype]]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it closes us)
+    _end_with_parent()
+    parent_end.close()  # the parent's end, inherited by the fork: the pipe now ends with the parent
     arrays = {k: np.frombuffer(raw, dtype=dt, count=int(np.prod(shape))).reshape(shape)[lo:hi]
               for k, (raw, shape, dt) in buffers.items()}
-    env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     try:
+        env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
         while True:
             cmd, arg = pipe.recv()
             if cmd == "step":
@@ -85,9 +98,9 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
         self._local = gym.vector.SyncVectorEnv(list(env_fns[:self._local_n]),
                                                autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
         self._pipes, self._procs = [], []
-        for lo, hi in itertools.pairwise(bounds):
+        for lo, hi in itertools.pairwise(bounds[1:]):  # the first share is this process's own
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, list(env_fns[lo:hi]), lo, hi, buffers), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, parent, list(env_fns[lo:hi]), lo, hi, buffers), daemon=True)
             proc.start()
             child.close()
             self._pipes.append(parent)
@@ -110,7 +123,7 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         b = self._bounds
         self._send("reset", [None if seed is None else [seed + i for i in range(lo, hi)]
-                             for lo, hi in itertools.pairwise(b)])
+                             for lo, hi in itertools.pairwise(b[1:])])
         obs, _ = self._local.reset(seed=None if seed is None else [seed + i for i in range(self._local_n)])
         self._write_local(obs, 0.0, False, False)
         self._wait()

@@ -15,12 +15,16 @@ learner's), so it never reads weights while they change. Per fragment it:
    runner's storage is reused by the next fragment).
 
 With one credit the worker samples fragment k + 1 while the learner updates on fragment k: one
-fragment of policy lag. A worker that dies, raises, or sends nothing for sample_timeout_s is handled
-as a failed remote runner (the fault-tolerance options): restarted with the same worker index and the
-latest weights, dropped, or an EnvError naming it.
+fragment of policy lag. A worker that cannot build its runner (an env creator that raises), dies,
+raises, or sends nothing for sample_timeout_s is handled as a failed remote runner (the
+fault-tolerance options): restarted with the same worker index and the latest weights while
+max_num_env_runner_restarts allows, dropped with ignore_env_runner_failures, or an EnvError naming it
+and the env's own exception.
 
-Processes are forked (POSIX): env creators that are lambdas or closures work, and a worker starts in
-tens of milliseconds, with no import of torch again. The forked worker uses one torch thread.
+Processes are forked (POSIX), never spawned: env creators that are lambdas or closures work, names
+registered with register_env are known there (the child inherits the registry as it is at the fork:
+the first sample, a restart), and a worker starts in tens of milliseconds, with no import of torch
+again. The forked worker uses one torch thread.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
     """Set each batch's behaviour_logp [T, N]: the log-probs of its actions under the weights that
     sampled them (the policy now, before any new weights arrive), in one forward per policy. The
     learner's own forward of the same steps gives the target log-probs."""
-    from rlarena.algorithms.on_policy import masked
+    from rlarena.nn.distributions import masked
     for pid, batch in sample.batches.items():
         policy = policies[pid]
         T, N = batch.rewards.shape
@@ -119,11 +123,18 @@ def _worker_main(build: Callable[[], Any], policies_of: Callable[[Any], dict[str
     """The loop of one worker process (forked: `build` and everything it closes over are its copies);
     `worker`: its index and generation (restarts of that index), which every message carries."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle (it stops us)
+    # This process is daemonic (it ends with the learner), and multiprocessing refuses children to a
+    # daemonic process; the runner's vector env may need some (vectorization_mode "subproc" or "async").
+    # They are daemonic themselves, so this process's exit (stop(), an error) terminates them. (The
+    # setter allows it here: in a forked child, the Process object has not recorded a started process.)
+    mp.current_process().daemon = False
     torch.set_num_threads(1)
     limit_heap_growth()
+    built = False
     try:
         runner = build()
         policies = policies_of(runner)
+        built = True
         version, state = -1, None
         while not stop.is_set():
             if not credits.acquire(timeout=POLL_S):
@@ -143,7 +154,7 @@ def _worker_main(build: Callable[[], Any], policies_of: Callable[[Any], dict[str
     except KeyboardInterrupt:
         pass
     except BaseException as exc:  # noqa: BLE001 - sent to the learner, which raises it with the env's name
-        detail = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        detail = f"{'' if built else 'building it raised '}{type(exc).__name__}: {' '.join(str(exc).split())}"
         out.put(pickle.dumps(("error", worker, detail, traceback.format_exc())))
     finally:
         out.close()
@@ -160,6 +171,7 @@ class _Worker:
         self.credits: Any = None
         self.busy_since: Any = None  # when it started the fragment it samples (time.time()); 0: waiting
         self.failed_at: float | None = None
+        self.failure = ""  # how its last process failed (a line naming it and the error)
 
 
 class AsyncSampler:
@@ -185,6 +197,7 @@ class AsyncSampler:
         self.version = 0
         self.mailbox = self._new_mailbox(state)
         self.restarts = 0
+        self.received: list[Fragment] = []  # read from the queue while checking health, for the next poll
         self.workers = [_Worker(i) for i in range(1, num_workers + 1)]
         for worker in self.workers:
             self._start(worker)
@@ -218,17 +231,30 @@ class AsyncSampler:
         return sum(w.proc is not None for w in self.workers)
 
     def _fail(self, worker: _Worker, what: str) -> None:
-        """Stop worker `worker`; raise unless the config tolerates failures (as remote runners)."""
+        """Stop worker `worker`; raise unless the config tolerates its failure (a restart is left, or
+        failures are ignored), as for remote runners."""
         proc, worker.proc, worker.failed_at = worker.proc, None, time.monotonic()
         if proc is not None and proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
         cfg = self.config
-        message = (f"Sampling process {worker.index} of {len(self.workers)} (env {self.env_name!r}) failed: {what}")
-        if not (cfg.restart_failed_env_runners or cfg.ignore_env_runner_failures):
-            raise EnvError(f"{message}. To go on without it or restart it: .fault_tolerance("
-                           f"ignore_env_runner_failures=True) or .fault_tolerance(restart_failed_env_runners=True).")
-        notice(f"{message}; {'restarting it' if self._may_restart() else 'going on without it'}.")
+        worker.failure = f"Sampling process {worker.index} of {len(self.workers)} (env {self.env_name!r}) failed: {what}"
+        if self._may_restart():
+            notice(f"{worker.failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
+        elif cfg.ignore_env_runner_failures:
+            notice(f"{worker.failure}; going on without it.")
+        else:
+            raise EnvError(self._stop_message(worker.failure))
+
+    def _stop_message(self, failure: str) -> str:
+        """The error of a failure that stops training: what failed and what the options allow."""
+        cfg = self.config
+        if cfg.restart_failed_env_runners:
+            return (f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
+                    f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
+                    f"processes: .fault_tolerance(ignore_env_runner_failures=True).")
+        return (f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
+                f"or .fault_tolerance(restart_failed_env_runners=True).")
 
     def _may_restart(self) -> bool:
         cfg = self.config
@@ -236,9 +262,14 @@ class AsyncSampler:
 
     def _check_health(self) -> None:
         """Fail workers whose process ended or that have sampled one fragment for longer than
-        sample_timeout_s; restart the failed ones whose delay has passed. None left and none can come:
-        EnvError."""
+        sample_timeout_s; restart the failed ones whose delay has passed. A failed worker whose
+        restart can no longer come stops training unless failures are ignored; none left and none can
+        come: EnvError."""
         timeout = self.config.sample_timeout_s
+        if any(w.proc is not None and not w.proc.is_alive() for w in self.workers):
+            # a process that ended sent its last message (its error) first: read it, so the env's own
+            # error is what fails it
+            self._receive_ready()
         for worker in self.workers:
             if worker.proc is None:
                 continue
@@ -248,16 +279,23 @@ class AsyncSampler:
             elif timeout is not None and started and time.time() - started > timeout:
                 self._fail(worker, f"sampled one fragment for longer than sample_timeout_s={timeout} s (a hung "
                                    f"env? raise sample_timeout_s for slow envs)")
-        delay = self.config.delay_between_env_runner_restarts_s
+        cfg = self.config
         for worker in self.workers:
-            if worker.proc is None and self._may_restart() and time.monotonic() - worker.failed_at >= delay:
+            if worker.proc is not None:
+                continue
+            if not self._may_restart():
+                if not cfg.ignore_env_runner_failures:
+                    raise EnvError(self._stop_message(worker.failure))
+            elif time.monotonic() - worker.failed_at >= cfg.delay_between_env_runner_restarts_s:
                 self.restarts += 1
                 self._start(worker)
                 notice(f"Sampling process {worker.index} restarted (restart {self.restarts} of at most "
-                       f"{self.config.max_num_env_runner_restarts}).")
+                       f"{cfg.max_num_env_runner_restarts}).")
         if not any(w.proc is not None for w in self.workers) and not self._may_restart():
-            raise EnvError(f"Every sampling process of {len(self.workers)} (env {self.env_name!r}) has failed: "
-                           f"nothing left to sample. See the errors above.")
+            last = max(self.workers, key=lambda w: w.failed_at or 0.0)
+            raise EnvError(f"Every sampling process of {len(self.workers)} (env {self.env_name!r}) has failed"
+                           f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: nothing "
+                           f"left to sample. The last: {last.failure}.")
 
     # -- the learner's side -------------------------------------------------------------------
     def broadcast(self, state: dict[str, Any]) -> int:
@@ -271,47 +309,46 @@ class AsyncSampler:
     def poll(self, min_steps: int) -> list[Fragment]:
         """The fragments that are ready, waiting until they hold at least `min_steps` env steps (and
         for at least one). Failed workers are handled on the way (see the module's docstring)."""
-        fragments: list[Fragment] = []
-        steps = 0
         self._check_health()
-        while steps < min_steps or not fragments:
+        while sum(f.sample.steps for f in self.received) < min_steps or not self.received:
             try:
                 payload = self.out.get(timeout=POLL_S)
             except queue.Empty:
                 self._check_health()
                 continue
-            fragment = self._receive(payload)
-            if fragment is not None:
-                fragments.append(fragment)
-                steps += fragment.sample.steps
-        while True:  # and what else is ready now
-            try:
-                payload = self.out.get_nowait()
-            except queue.Empty:
-                break
-            fragment = self._receive(payload)
-            if fragment is not None:
-                fragments.append(fragment)
+            self._receive(payload)
+        self._receive_ready()  # and what else is ready now
+        fragments, self.received = self.received, []
         for fragment in fragments:  # taken: their runners may sample the next ones
             worker = self.workers[fragment.worker_index - 1]
             if worker.proc is not None:
                 worker.credits.release()
         return fragments
 
-    def _receive(self, payload: bytes) -> Fragment | None:
+    def _receive(self, payload: bytes) -> None:
+        """A worker's message: a fragment joins self.received; an error fails its worker."""
         kind, (index, generation), *rest = pickle.loads(payload)
         worker = self.workers[index - 1]
         if worker.proc is None or generation != worker.generation:  # from a process failed since: dropped
-            return None
+            return
         if kind == "error":
             detail, trace = rest
             worker.proc.join(timeout=5)
             if os.environ.get("RLARENA_DEBUG"):
                 print(trace, file=sys.stderr)
             self._fail(worker, detail)
-            return None
+            return
         version, sample = rest
-        return Fragment(sample, version, index)
+        self.received.append(Fragment(sample, version, index))
+
+    def _receive_ready(self) -> None:
+        """Every message in the queue now, without waiting."""
+        while True:
+            try:
+                payload = self.out.get_nowait()
+            except queue.Empty:
+                return
+            self._receive(payload)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait until no worker is sampling (each has sent the fragments it may and waits for the
@@ -326,6 +363,7 @@ class AsyncSampler:
         self.close()
         self.out = self.ctx.Queue()
         self.stop_event = self.ctx.Event()
+        self.received = []
         self.mailbox = self._new_mailbox(state)
         for worker in self.workers:
             self._start(worker)
