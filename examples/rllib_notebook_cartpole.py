@@ -471,7 +471,7 @@ while num_episodes < num_episodes_during_inference:
 env.close()
 
 if not isinstance(env, RecordVideo):
-    from rlarena.cli.video import record_video
+    from rlarena.rollout.episodes import record_video
 
     os.makedirs("videos", exist_ok=True)  # RecordVideo makes its folder itself; record_video does not
     cart_pole_video, episode = record_video(algo, "videos/rl-video-episode-0")

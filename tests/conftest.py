@@ -169,3 +169,53 @@ def local_ray() -> Iterator[None]:
     ray_init(num_cpus=2)
     yield
     ray_shutdown()  # and its private temp directory
+
+
+# -- markers (registered in pyproject.toml) ------------------------------------------------------------------
+# The fast loop while working: python -m pytest -q -m "not slow and not ray and not browser". Markers are set
+# here, from the tests' names and fixtures, so that a test file need not say them.
+RAY_TESTS = {  # start a local Ray without the local_ray fixture (in a subprocess: `--ray`, `--ray-address auto`)
+    "test_files_from_others.py::test_an_experiment_file_does_not_pick_the_cluster_even_with_ray",
+    "test_rllib_compat.py::test_train_takes_rllib_flags",
+    "test_rllib_compat.py::test_the_tutorial_commands_run",
+}
+BROWSER_MODULES = {"test_play_browser"}  # a headless Chromium plays the Connect Four page
+SLOW_TESTS = {  # 5 s or more on a 2-core machine (python -m pytest --durations=30), Ray's and the browser's aside
+    "test_alphazero.py::test_checkpoint_round_trip_continues_training",  # these three share a ~12 s trained agent
+    "test_alphazero.py::test_search_agent_never_loses_at_tic_tac_toe",
+    "test_alphazero.py::test_the_network_learns_from_self_play",
+    "test_alphazero.py::test_self_play_in_worker_processes_learns_and_hands_over_every_game",
+    "test_async_sampling.py::test_a_sampling_process_memory_stays_flat_over_many_fragments",
+    "test_cli.py::test_train_rollout_evaluate_plot",
+    "test_connect_four.py::test_replays_1000_random_games_like_connect_four_v3",
+    "test_connect_four_blog.py::test_connect_four_blog_script_grows_its_league_and_exports",
+    "test_fuzz_files.py::test_mutated_files_load_or_fail_with_one_clear_error",
+    "test_hub.py::test_connect_four_export_play_example",
+    "test_hub.py::test_lunarlander_hub_example_quick_mode",
+    "test_notebook_port.py::test_notebook_01_port",
+    "test_offline_io.py::test_a_data_set_larger_than_the_memory_allowed_streams_and_trains",
+    "test_shipped_agent.py::test_the_served_search_agent_beats_negamax_and_keeps_the_outcome",
+    "test_typed_builders.py::test_mypy_flags_a_wrongly_typed_option",  # ~22 s with a cold mypy cache
+    "test_files_from_others.py::test_a_huge_network_is_refused_before_its_memory_is_touched",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """ray: every test of a test_ray_* module, every test using local_ray, and RAY_TESTS; browser:
+    BROWSER_MODULES; slow: SLOW_TESTS (every parametrized case of a listed test)."""
+    modules: dict[str, Any] = {}  # test file name -> its module
+    for item in items:
+        module, name = item.path.stem, f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if module.startswith("test_ray_") or "local_ray" in getattr(item, "fixturenames", ()) or name in RAY_TESTS:
+            item.add_marker(pytest.mark.ray)
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)
+        if name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        modules[item.path.name] = getattr(item, "module", None)
+    # a renamed test drops out of these lists silently: name it instead (whatever -k or node ids selected)
+    for listed in sorted(RAY_TESTS | SLOW_TESTS):
+        filename, _, function = listed.partition("::")
+        if filename in modules and modules[filename] is not None and not hasattr(modules[filename], function):
+            raise pytest.UsageError(f"tests/conftest.py lists {listed}, which {filename} does not define: "
+                                    f"update RAY_TESTS / SLOW_TESTS.")

@@ -169,19 +169,16 @@ def test_the_game_package_imports_no_torch_gradio_or_pettingzoo():
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
 
 
-def test_old_import_paths_still_work():
-    """Connect Four moved into rlarena.games.connect_four (issue 14); the old modules look names up there,
-    and checkpoints that name the old places still load (rlarena.refs.BUILTIN_REFS)."""
-    from rlarena.apps.connect_four import ConnectFourPlay
-    from rlarena.envs.connect_four import ConnectFourAEC
-    from rlarena.envs.connect_four import ConnectFourMultiAgent as OldEnv
-    from rlarena.games.connect_four import app, league, opponents
-    from rlarena.multiagent.connect_four_opponents import OPPONENTS, NegamaxDepth3
-    from rlarena.multiagent.league import ConnectFourLeague
+def test_checkpoints_naming_the_old_places_still_load():
+    """Connect Four moved into rlarena.games.connect_four; checkpoints that name the old places resolve to
+    the new ones (rlarena.refs.MOVED_REFS), with no module left at the old place to import."""
+    import importlib.util
+
+    from rlarena.games.connect_four import league, opponents
     from rlarena.refs import Trust, ref_to_json
-    assert OldEnv is ConnectFourMultiAgent and ConnectFourAEC is cf.ConnectFourAEC
-    assert NegamaxDepth3 is opponents.NegamaxDepth3 and OPPONENTS is opponents.OPPONENTS
-    assert ConnectFourLeague is league.ConnectFourLeague and ConnectFourPlay is app.ConnectFourPlay
+    for gone in ("rlarena.envs.connect_four", "rlarena.multiagent.connect_four_opponents", "rlarena.nn.board",
+                 "rlarena.apps"):
+        assert importlib.util.find_spec(gone) is None
     for old, new in (("rlarena.envs.connect_four:ConnectFourMultiAgent", ConnectFourMultiAgent),
                      ("rlarena.multiagent.league:ConnectFourLeague", league.ConnectFourLeague),
                      ("rlarena.multiagent.connect_four_opponents:NegamaxDepth3", opponents.NegamaxDepth3)):

@@ -182,7 +182,7 @@ def test_rollout_video_replaces_planted_links(checkpoint, tmp_path, capsys, fmt)
 
 def test_record_video_refuses_a_linked_path_and_keeps_the_file_it_did_not_replace(checkpoint, tmp_path, track):
     pytest.importorskip("PIL")
-    from rlarena.cli.video import record_video
+    from rlarena.rollout.episodes import record_video
     algo = track(Algorithm.from_checkpoint(checkpoint, config_overrides={"num_envs_per_env_runner": 1}))
     target = marker(tmp_path)
     (tmp_path / "replay.gif").symlink_to(target)

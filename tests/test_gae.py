@@ -201,7 +201,7 @@ def test_single_step_fragment_is_the_td_error(lam):
 # -- the rollout layer's other estimator: the running mean/std behind observation_filter ------------
 
 def test_running_mean_std_matches_the_pooled_statistics():
-    from rlarena.rollout.normalize import RunningMeanStd
+    from rlarena.nn.normalize import RunningMeanStd
 
     rms = RunningMeanStd((2,))
     rms.update(np.array([[1.0, 10.0], [3.0, 10.0]]))
@@ -220,7 +220,7 @@ def test_running_mean_std_matches_the_pooled_statistics():
 
 
 def test_running_mean_std_state_round_trips():
-    from rlarena.rollout.normalize import RunningMeanStd
+    from rlarena.nn.normalize import RunningMeanStd
 
     a, b = RunningMeanStd((3,)), RunningMeanStd((3,))
     a.update(np.random.default_rng(0).normal(2.0, 3.0, (50, 3)))

@@ -278,7 +278,7 @@ def test_connect_four_package_evaluates_against_an_opponent_and_loads(league_che
                                                                               "vectorization_mode": "sync"})
     loaded = load_from_hub(package.folder)
     try:
-        from rlarena.cli.video import make_env, play_episode
+        from rlarena.rollout.episodes import make_env, play_episode
         env = make_env(original)
         obs = []
         o, _ = env.reset(seed=0)
@@ -382,7 +382,7 @@ def test_cli_package_prints_the_result_and_rejects_mistakes(checkpoint, tmp_path
 # -- videos of `rlarena rollout --video` -----------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
 def test_record_video_writes_every_frame(checkpoint, tmp_path, fmt):
-    from rlarena.cli.video import record_video
+    from rlarena.rollout.episodes import record_video
     algo = Algorithm.from_checkpoint(checkpoint)
     try:
         path, episode = record_video(algo, tmp_path / "ep", fmt=fmt, fps=10, seed=3, max_steps=12)

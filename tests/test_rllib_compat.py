@@ -1,4 +1,4 @@
-"""RLlib code, files and command lines run unchanged (issue 12, items 4 and 5): the older option names
+"""RLlib code, files and command lines run unchanged: the older option names
 in the builder, in dict configs (PPOTrainer(config={...})), in update_from_dict()/from_dict() and in
 RLlib's own tuned-example YAML files; the options rlarena ignores (a one-line notice) or refuses (one
 line naming the algorithm they belong to); `rllib train/rollout` command lines as `rlarena ...`."""
@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -292,14 +295,39 @@ def test_rollout_takes_rllib_flags(tmp_path, capsys):
     assert err.startswith("error: --run DQN does not match the checkpoint: ") and "was trained by PPO" in err
 
 
-def test_the_tutorial_commands_run(tmp_path):
-    """examples/rllib_commands.sh as written; `rlarena train` gets a small batch (an extra --config)."""
-    shim = (f'rlarena() {{ if [ "$1" = train ]; then {shlex.quote(sys.executable)} -m rlarena.cli.main "$@" '
+# `rlarena train` whose "auto" finds no running Ray: besides the recorded cluster (no_ray_cluster_env),
+# Ray's "auto" joins any raylet it sees in the process list (ray._private.services.find_gcs_addresses:
+# another user's Ray, another test run's); that scan is made to see none
+NO_CLUSTER_MAIN = ("import sys, ray._private.services as services; "
+                   "assert hasattr(services, '_find_address_from_flag'), 'Ray moved its process scan'; "
+                   "services._find_address_from_flag = lambda flag: set(); "
+                   "from rlarena.cli.main import main; sys.exit(main())")
+
+
+@pytest.fixture
+def no_ray_cluster_env() -> Iterator[dict[str, str]]:
+    """An environment in which `--ray-address auto` finds no Ray cluster, whatever runs on this machine:
+    no RAY_ADDRESS, and RAY_TMPDIR/TMPDIR an empty directory, where Ray looks for the cluster the last
+    `ray start` recorded (ray/ray_current_cluster). A short name under /tmp: the local Ray's sockets go
+    below it, in paths of at most 107 bytes."""
+    empty = tempfile.mkdtemp(prefix="nr-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    yield {**env, "RAY_TMPDIR": empty, "TMPDIR": empty}
+    shutil.rmtree(empty, ignore_errors=True)
+
+
+def test_the_tutorial_commands_run(tmp_path, no_ray_cluster_env):
+    """examples/rllib_commands.sh as written; `rlarena train` gets a small batch (an extra --config), and
+    `--ray-address auto` finds no cluster (no_ray_cluster_env, NO_CLUSTER_MAIN), so it falls back to a
+    local Ray with its notice on any machine."""
+    python = shlex.quote(sys.executable)
+    shim = (f'rlarena() {{ if [ "$1" = train ]; then {python} -c {shlex.quote(NO_CLUSTER_MAIN)} "$@" '
             f"--config {shlex.quote(json.dumps(SMALL))} --no-tensorboard --no-plot; "
-            f'else {shlex.quote(sys.executable)} -m rlarena.cli.main "$@"; fi; }}')
+            f'else {python} -m rlarena.cli.main "$@"; fi; }}')
     script = REPO / "examples" / "rllib_commands.sh"
     proc = subprocess.run(["bash", "-c", f"{shim}\nsource {shlex.quote(str(script))}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**no_ray_cluster_env, "SDL_VIDEODRIVER": "dummy"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp_path / "runs").iterdir()
     checkpoints = sorted(p.name for p in (run / "PPO_CartPole-v1_00000" / "checkpoints").iterdir())

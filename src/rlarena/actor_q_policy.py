@@ -13,6 +13,7 @@ legal ones).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from rlarena.errors import ConfigError
-from rlarena.nn.actor_q import ActorQ
+from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp
 from rlarena.policy import MASKED_LOGIT
 from rlarena.torch_policy import TrainablePolicy
 
@@ -104,6 +105,28 @@ class ActorQPolicy(TrainablePolicy):
         inverse of to_env_actions, clipped to the bounds."""
         unit = (np.asarray(env_actions, np.float32).reshape(len(env_actions), -1) - self._offset) / self._scale
         return np.clip(unit, -1.0, 1.0).astype(np.float32, copy=False)
+
+    def action_log_probs(self, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """float32 [B]: log pi(actions | x) of env actions (the ActionLogProbs capability; SAC's policy
+        only). A Box action's density is the squashed Gaussian's, mapped linearly onto the bounds: the
+        Jacobian of that map, -sum_i log(half width_i), makes it comparable with other policies'."""
+        if self.model.kind == "deterministic":
+            raise ConfigError(f"{self.kind.upper()}'s actor is deterministic: its actions have no log-probability. "
+                              f"Estimate a SAC policy, or set off_policy_estimation_methods={{}}.")
+        with torch.inference_mode():
+            xt = torch.as_tensor(np.asarray(x, np.float32))
+            if self.continuous:
+                mean, log_std = self.model.actor(xt)
+                half_width = (np.asarray(self.action_space.high, np.float64) - self.action_space.low) / 2
+                logp = squashed_gaussian_logp(mean, log_std, torch.from_numpy(self.from_env_actions(actions)))
+                logp = logp - float(np.log(half_width).sum())
+            else:
+                logits = self.model.actor(xt)
+                if mask is not None:
+                    logits = logits.masked_fill(~torch.as_tensor(mask, dtype=torch.bool), -math.inf)
+                a = torch.as_tensor(np.asarray(actions, np.int64).reshape(-1))
+                logp = torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1)
+            return logp.numpy().astype(np.float32)
 
     # -- values and export --------------------------------------------------------------------
     def _greedy_and_value(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

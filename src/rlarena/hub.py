@@ -47,9 +47,9 @@ from rlarena.checkpoint.io import (
     save_path,
     sha256,
 )
-from rlarena.cli.video import make_env, play_episode, record_video
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
 from rlarena.refs import Trust
+from rlarena.rollout.episodes import make_env, play_episode, record_video
 
 PACKAGE_FORMAT = 1
 CONFIG_FILE = "config.json"

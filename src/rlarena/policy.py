@@ -2,13 +2,13 @@
 
 `Policy` is the small seam every runner talks to. This module stays free of torch, so heuristics,
 ONNX-served agents and the Connect Four app run without it; the trainable `TorchPolicy` lives in
-rlarena.torch_policy (also reachable here as rlarena.policy.TorchPolicy, loaded on first use).
+rlarena.torch_policy.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +18,19 @@ from rlarena.errors import ConfigError
 DEFAULT_POLICY_ID = "default_policy"  # the policy of a single-agent run (RLlib's name)
 
 MASKED_LOGIT = -1e9  # not -inf: softmax gives exactly 0 either way, and 0 * -1e9 keeps the entropy finite
+
+
+# Fixed input layers a model may name (`model={"board_features": NAME}`): NAME -> ("module:qualname" of
+# its torch module class, the number of observation values it reads). A game package registers its own
+# (rlarena.games.connect_four: "connect_four", "conv"), so the core names no game; registering imports
+# nothing (no torch), and the class is imported when a policy asks for it.
+FEATURE_LAYERS: dict[str, tuple[str, int]] = {}
+
+
+def register_feature_layer(name: str, path: str, obs_size: int) -> None:
+    """Let `model={"board_features": name}` build the module class at `path` ("module:qualname"), an input
+    layer over `obs_size` observation values."""
+    FEATURE_LAYERS[name] = (path, obs_size)
 
 
 def is_masked_space(space: gym.Space) -> bool:
@@ -95,8 +108,34 @@ def policy_actions(policy: Policy, obs_batch: Any, explore: bool, batch_size: in
     return actions
 
 
-def __getattr__(name: str) -> Any:
-    if name == "TorchPolicy":  # the torch-backed policy, imported only when asked for
-        from rlarena.torch_policy import TorchPolicy
-        return TorchPolicy
-    raise AttributeError(f"module 'rlarena.policy' has no attribute {name!r}")
+# -- capabilities: what a caller may ask of a policy (isinstance(policy, ActionLogProbs)), never its class --
+@runtime_checkable
+class ActionLogProbs(Protocol):
+    """A stochastic policy's log-probabilities of given env actions: what off-policy estimation and
+    recorded behaviour log-probs read. `x`: preprocessed observations [B, D] (after `normalize`),
+    `mask` [B, n] the legal actions of masked Discrete policies. A policy whose actions have no density
+    (a deterministic actor, epsilon-greedy Q-values) does not have this capability, or raises
+    ConfigError saying why."""
+
+    def action_log_probs(self, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        ...
+
+
+@runtime_checkable
+class ExportOutputs(Protocol):
+    """A policy that computes its network's raw outputs for a batch of observations, as its exported
+    graph does (an ONNX-served policy): (the masked logits, or the Box mean; the value). What a search
+    over its network reads."""
+
+    def compute_outputs(self, obs_batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        ...
+
+
+@runtime_checkable
+class SearchAgent(Protocol):
+    """An algorithm whose network can play through a search (AlphaZero: MCTS over its policy and value):
+    `search_policy(num_simulations, seed=..., leaves_per_call=...)` is that player, an rlarena Policy."""
+
+    def search_policy(self, num_simulations: int | None = None, seed: int | None = None,
+                      leaves_per_call: int = 1) -> Policy:
+        ...

@@ -34,8 +34,8 @@ from rlarena.errors import ConfigError, UntrustedCodeError
 _C4 = "rlarena.games.connect_four"
 _C4_OPPONENTS = ("AlwaysSameHeuristic", "LinearHeuristic", "BeatLastHeuristic", "SmartHeuristic",
                  *(f"NegamaxDepth{d}" for d in range(1, 8)))
-# the names Connect Four had before it moved into one package (issue 14) -> its names now. Older
-# checkpoints store the old ones; each old module is a shim that looks the name up in the new one.
+# the names Connect Four had before it moved into one package -> its names now. Older checkpoints
+# store the old ones, which resolve to the new place (the old modules are gone).
 MOVED_REFS = {
     "rlarena.envs.connect_four:ConnectFourMultiAgent": f"{_C4}.rules:ConnectFourMultiAgent",
     "rlarena.multiagent.league:ConnectFourLeague": f"{_C4}.league:ConnectFourLeague",
@@ -151,6 +151,9 @@ class Trust:
         if ref in _REGISTERED:
             return _REGISTERED[ref]
         if ref in BUILTIN_REFS:
+            if ref in MOVED_REFS:  # an old checkpoint's name of a class that moved
+                module, _, qualname = MOVED_REFS[ref].partition(":")
+                parts = qualname.split(".")
             return _import(module, parts, key, ref)
         if self.trusts_module(module):
             obj = _import(module, parts, key, ref)

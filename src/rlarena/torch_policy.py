@@ -5,6 +5,8 @@ actor-critic policy holding an `ActorCritic` model. Other algorithms bring their
 
 from __future__ import annotations
 
+import importlib
+import math
 from abc import abstractmethod
 from typing import Any
 
@@ -14,8 +16,8 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn import ActorCritic, make_distribution
-from rlarena.policy import MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
-from rlarena.rollout.normalize import RunningMeanStd
+from rlarena.nn.normalize import RunningMeanStd
+from rlarena.policy import FEATURE_LAYERS, MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
 
 
 class TrainablePolicy(Policy):
@@ -155,6 +157,22 @@ class TorchPolicy(TrainablePolicy):
             x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
             return self.model.value(x).numpy()
 
+    def action_log_probs(self, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """float32 [B]: log pi(actions | x) (the ActionLogProbs capability). A Box action's density is
+        the Gaussian's at the env action (the sample clipped to the bounds is taken as it is)."""
+        with torch.inference_mode():
+            xt = torch.as_tensor(np.asarray(x, np.float32))
+            inputs = self.model.pi(xt)
+            if self.continuous:
+                a = torch.as_tensor(np.asarray(actions, np.float32).reshape(len(x), -1))
+                logp, _ = self.dist.log_prob_entropy(inputs, a, False)
+            else:
+                if mask is not None:
+                    inputs = inputs.masked_fill(~torch.as_tensor(mask, dtype=torch.bool), -math.inf)
+                a = torch.as_tensor(np.asarray(actions, np.int64).reshape(-1))
+                logp = torch.log_softmax(inputs, -1).gather(-1, a[:, None]).squeeze(-1)
+            return logp.numpy().astype(np.float32)
+
     def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits masked | Box mean, value)."""
         logits, value = self.model(x)
@@ -164,14 +182,16 @@ class TorchPolicy(TrainablePolicy):
 
 
 def board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
+    """The input layer `model={"board_features": name}` names (registered by a game package:
+    rlarena.policy.register_feature_layer), or None."""
     if name is None:
         return None
-    from rlarena.games.connect_four.features import BOARD_FEATURES  # torch-only: imported when asked for
-    if name not in BOARD_FEATURES:
-        raise ConfigError(f"Unknown model option board_features={name!r}: use one of {sorted(BOARD_FEATURES)} "
-                          f"or None.")
-    module, size = BOARD_FEATURES[name]
+    if name not in FEATURE_LAYERS:
+        raise ConfigError(f"Unknown model option board_features={name!r}: use one of {sorted(FEATURE_LAYERS)} or "
+                          f"None (a game package registers its own when it is imported).")
+    path, size = FEATURE_LAYERS[name]
     if obs_dim != size:
-        raise ConfigError(f"board_features={name!r} reads {size} observation values (6x7x2 planes), but this "
-                          f"policy's observations have {obs_dim}.")
-    return module()
+        raise ConfigError(f"board_features={name!r} reads {size} observation values, but this policy's "
+                          f"observations have {obs_dim}.")
+    module, _, qualname = path.partition(":")
+    return getattr(importlib.import_module(module), qualname)()  # type: ignore[no-any-return]

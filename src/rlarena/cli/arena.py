@@ -29,7 +29,7 @@ from rlarena.games.connect_four.matches import (
 )
 from rlarena.games.connect_four.opponents import OPPONENTS
 from rlarena.games.connect_four.rules import Game
-from rlarena.policy import Policy, policy_actions
+from rlarena.policy import Policy, SearchAgent, policy_actions
 
 LATENCY_POSITIONS = 8  # positions searched one at a time for the "seconds per move" of a single game
 
@@ -97,10 +97,9 @@ def choose_agent(algo: Algorithm, path: str, policy_id: str | None, search: int 
     """The policy that plays, and a few words naming it: the network's greedy move ("learned", or the
     checkpoint's only policy, unless `policy_id` names one), or with `search` an AlphaZero checkpoint's
     search agent (its network through MCTS)."""
-    from rlarena.algorithms.alphazero import AlphaZero
     from rlarena.games.mcts import SERVE_LEAVES_PER_CALL
     if search is not None:
-        if not isinstance(algo, AlphaZero):
+        if not isinstance(algo, SearchAgent):
             raise ConfigError(f"--search plays an AlphaZero checkpoint's search agent; {path} is a "
                               f"{type(algo).__name__} checkpoint, which has none. Run without --search.")
         described = (f"search agent ({search} simulations per move, MCTS over the network, "

@@ -151,7 +151,7 @@ def _play(args: argparse.Namespace, env_spec: EnvSpec, env_config: dict, env_lab
     episodes stop early once args.steps env steps are played in all. multi_agent=None: whatever the env is."""
     video_fmt = None
     if args.video:
-        from rlarena.cli.video import available_format
+        from rlarena.export.video import available_format
         video_fmt = available_format(args.video_format)
         try:  # the directory you name may be a link of yours; the files in it are written by rename (_episode)
             Path(args.video).mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ def _episode(act: Act, multi_agent: bool, env: Any, env_label: str, seed: int | 
     `act` reports the actions to it."""
     writer = None
     if video_fmt:  # a name rlarena picks in the --video directory: a link planted there is replaced
-        from rlarena.cli.video import VideoWriter, video_fps
+        from rlarena.export.video import VideoWriter, video_fps
         writer = VideoWriter(Path(args.video) / f"episode_{index:03d}.{video_fmt}", video_fmt, video_fps(env, args.fps),
                              replace_link=True)
     try:

@@ -1,9 +1,10 @@
 """check_multi_agent_env: run a multi-agent env briefly and say in plain words what it does wrong.
 
-The multi-agent counterpart of checker.check_env, with the same tone and report: problems that would
-break training are raised together as one numbered EnvError, legal but likely mistakes are
-UserWarnings. It checks the MultiAgentEnv contract (see rlarena.envs.multi_agent.MultiAgentEnv) that
-the env runner relies on; PettingZoo envs are checked through their adapters. Never imports torch.
+The multi-agent counterpart of checker.check_env, with the same tone and report (both build on
+rlarena.envs.check_common): problems that would break training are raised together as one numbered
+EnvError, legal but likely mistakes are UserWarnings. It checks the MultiAgentEnv contract (see
+rlarena.envs.multi_agent.MultiAgentEnv) that the env runner relies on; PettingZoo envs are checked
+through their adapters. Never imports torch.
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.envs.checker import (
+from rlarena.envs.check_common import (
     SEED,
     SEED_STEPS,
-    _box_obs_problem,
-    _contains,
-    _describe,
-    _ended,
-    _report,
-    _same,
-    _sample,
-    _space_warnings,
+    Probe,
+    box_obs_problem,
+    contains,
+    describe,
+    report,
+    sample_action,
+    space_warnings,
+    truthy,
 )
-from rlarena.envs.checker import _Probe as _SingleAgentProbe
 from rlarena.envs.legacy import LegacyMultiAgentEnv, adapt_for_check
 from rlarena.envs.multi_agent import ALL, MultiAgentEnv
 from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
@@ -65,7 +65,7 @@ def check_multi_agent_env(env: Any, *, warn: bool = True) -> None:
                               "be that long, fine; otherwise set '__all__' when the game is over.",
                               UserWarning, stacklevel=2)
         if problems:
-            raise EnvError(_report(name, problems))
+            raise EnvError(report(name, problems))
     finally:
         if isinstance(env, type):
             built.close()
@@ -86,7 +86,7 @@ def _attribute_problems(env: MultiAgentEnv) -> list[str]:
     for attr in ("possible_agents", "agents"):
         value = getattr(env, attr, None)
         if not isinstance(value, list):
-            got = "is missing" if value is None else f"is {_describe(value)}"
+            got = "is missing" if value is None else f"is {describe(value)}"
             example = '["agent1", "agent2"]' if attr == "possible_agents" else "[]"
             found.append(f"env.{attr} {got}, expected a list of agent ids; set self.{attr} = {example} "
                          "in __init__.")
@@ -107,15 +107,15 @@ def _space_problem(call: str, getter: Callable[[Any], Any], agent: Any) -> str |
         return (f"{call} raised {type(exc).__name__}: {exc}; expected the agent's gymnasium Space. Fill "
                 f"self.observation_spaces / self.action_spaces for every agent in possible_agents.")
     if not isinstance(space, spaces.Space):
-        return f"{call} returned {_describe(space)}, expected a gymnasium.spaces.Space."
+        return f"{call} returned {describe(space)}, expected a gymnasium.spaces.Space."
     return None
 
 
 def _space_notes(env: MultiAgentEnv) -> list[str]:
-    """checker._space_warnings per agent, each note once with the agents it concerns."""
+    """check_common.space_warnings per agent, each note once with the agents it concerns."""
     agents_by_note: dict[str, list[str]] = {}
     for agent in env.possible_agents:
-        for note in _space_warnings(env.get_observation_space(agent), env.get_action_space(agent)):
+        for note in space_warnings(env.get_observation_space(agent), env.get_action_space(agent)):
             agents_by_note.setdefault(note, []).append(str(agent))
     return [f"agent(s) {', '.join(agents)}: {note}" for note, agents in agents_by_note.items()]
 
@@ -123,15 +123,15 @@ def _space_notes(env: MultiAgentEnv) -> list[str]:
 def _obs_problem(what: str, obs: Any, space: spaces.Space) -> str | None:
     """Why `obs` is not in `space`, naming the offending part of a Dict observation; None when it is."""
     if isinstance(space, spaces.Box):
-        return _box_obs_problem(what, obs, space)
+        return box_obs_problem(what, obs, space)
     if isinstance(space, spaces.Dict) and isinstance(obs, dict) and obs.keys() == space.spaces.keys():
         for key, sub in space.spaces.items():
             problem = _obs_problem(f"{what}[{key!r}]", obs[key], sub)
             if problem:
                 return problem
         return None
-    if not _contains(space, obs):
-        return (f"{what} is {_describe(obs)}, not in the agent's observation space {space}; return a value "
+    if not contains(space, obs):
+        return (f"{what} is {describe(obs)}, not in the agent's observation space {space}; return a value "
                 "inside the space, or fix the space.")
     return None
 
@@ -139,22 +139,22 @@ def _obs_problem(what: str, obs: Any, space: spaces.Space) -> str | None:
 def _reward_problem(what: str, reward: Any) -> str | None:
     real = isinstance(reward, (int, float, np.integer, np.floating)) and not isinstance(reward, (bool, np.bool_))
     if not real:
-        return f"{what} is {_describe(reward)}, expected a real number (int or float); return float(reward)."
+        return f"{what} is {describe(reward)}, expected a real number (int or float); return float(reward)."
     if not math.isfinite(reward):
         return f"{what} is {reward}, expected a finite number; find its source."
     return None
 
 
 def _done(flags: dict, agent: Any) -> bool:
-    return _ended(flags.get(agent, False))
+    return truthy(flags.get(agent, False))
 
 
-class _Probe(_SingleAgentProbe):
-    """The single-agent probe's reset/step bookkeeping (run, _call, _reset, _note) over dict-keyed
+class _Probe(Probe):
+    """The shared probe's reset/step bookkeeping (run, _call, _reset, _note) over dict-keyed
     episodes: _rollout plays one episode of random legal actions."""
 
     def __init__(self, env: MultiAgentEnv, name: str) -> None:
-        super().__init__(env, name)  # type: ignore[arg-type]  # duck-typed: reads env.reset
+        super().__init__(env, name)
         self.unfinished = False
         self.action_spaces: dict[Any, spaces.Space] = {}
 
@@ -168,7 +168,7 @@ class _Probe(_SingleAgentProbe):
                 space = copy.deepcopy(self.env.get_action_space(agent))
                 space.seed(SEED + len(self.action_spaces))
                 self.action_spaces[agent] = space
-            actions[agent] = _sample(self.action_spaces[agent], agent_obs)
+            actions[agent] = sample_action(self.action_spaces[agent], agent_obs)
         return actions
 
     # --- one episode ------------------------------------------------------------------------------
@@ -204,19 +204,19 @@ class _Probe(_SingleAgentProbe):
 
     def _reset_problems(self, result: Any) -> list[str]:
         if not (isinstance(result, tuple) and len(result) == 2):
-            got = _describe(result) if not isinstance(result, tuple) else f"a tuple of {len(result)} values"
+            got = describe(result) if not isinstance(result, tuple) else f"a tuple of {len(result)} values"
             return [(f"reset returned {got}, expected (obs, infos): two dicts keyed by agent id, e.g. "
                      "`return {agent: obs for agent in self.agents}, {agent: {} for agent in self.agents}`.")]
         obs, infos = result
         if not isinstance(obs, dict):
-            return [f"reset's obs is {_describe(obs)}, expected a dict {{agent_id: observation}}."]
+            return [f"reset's obs is {describe(obs)}, expected a dict {{agent_id: observation}}."]
         found = []
         if not obs:
             found.append("reset returned no observations; expected the agents that act first "
                          "(at least one), e.g. every agent, or only the first mover of a turn-based game.")
         found += self._obs_problems("reset", obs)
         if not isinstance(infos, dict):
-            found.append(f"reset's infos is {_describe(infos)}, expected a dict; return {{}} per agent if empty.")
+            found.append(f"reset's infos is {describe(infos)}, expected a dict; return {{}} per agent if empty.")
         return found
 
     def _obs_problems(self, call: str, obs: dict) -> list[str]:
@@ -245,10 +245,10 @@ class _Probe(_SingleAgentProbe):
                      "terminateds, truncateds, infos): terminateds[agent]=True when its game really ends, "
                      "truncateds[agent]=True when it is cut short (a time limit), each with '__all__'.")], False
         if not (isinstance(result, tuple) and len(result) == 5):
-            return [(f"step returned {_describe(result)}, expected a 5-tuple of dicts "
+            return [(f"step returned {describe(result)}, expected a 5-tuple of dicts "
                      "(obs, rewards, terminateds, truncateds, infos).")], False
         names = ("obs", "rewards", "terminateds", "truncateds", "infos")
-        found = [f"step's {n} is {_describe(v)}, expected a dict keyed by agent id."
+        found = [f"step's {n} is {describe(v)}, expected a dict keyed by agent id."
                  for n, v in zip(names, result) if not isinstance(v, dict)]
         if found:
             return found, False
@@ -267,7 +267,7 @@ class _Probe(_SingleAgentProbe):
                              "when the episode is over for everyone, else False.")
             for agent, flag in flags.items():
                 if not isinstance(flag, (bool, np.bool_)):
-                    found.append(f"step's {flags_name}[{agent!r}] is {_describe(flag)}, expected a bool.")
+                    found.append(f"step's {flags_name}[{agent!r}] is {describe(flag)}, expected a bool.")
         for agent in terminateds:
             if agent != ALL and _done(terminateds, agent) and _done(truncateds, agent):
                 found.append(f"step flags {agent!r} both terminated and truncated; set one: terminated when its "
@@ -277,7 +277,7 @@ class _Probe(_SingleAgentProbe):
             found.append(f"step's obs names {again[0]!r}, which was done (terminated or truncated) earlier in "
                          "the episode; a done agent must not be asked to act again.")
         if not isinstance(infos, dict):
-            found.append(f"step's infos is {_describe(infos)}, expected a dict.")
+            found.append(f"step's infos is {describe(infos)}, expected a dict.")
         ended = _done(terminateds, ALL) or _done(truncateds, ALL)
         done_now = {a for a in obs if _done(terminateds, a) or _done(truncateds, a)}
         if not ended and not any(a not in finished and a not in done_now for a in obs if a != ALL):
@@ -286,15 +286,7 @@ class _Probe(_SingleAgentProbe):
                          "game is over, or return the observations of the agents that act next.")
         return found, ended
 
-    # --- determinism ------------------------------------------------------------------------------
-
-    def _check_determinism(self) -> None:
-        first, second = self._seeded_run(), self._seeded_run()
-        if len(first) != len(second) or not all(map(_same, first, second)):
-            self.problems.append(
-                f"reset(seed={SEED}) does not make the env deterministic: two runs with the same seed and "
-                "the same actions gave different observations. Call super().reset(seed=seed) and draw "
-                "randomness from self.np_random (not np.random or random).")
+    # --- determinism (Probe compares two seeded runs) ------------------------------------------
 
     def _seeded_run(self) -> list[Any]:
         self.action_spaces = {}

@@ -5,7 +5,7 @@ In the spirit of the seed tutorial and RLlib's self-play example: whenever the l
 against the current mix passes a threshold, the league grows: the next rung of the ladder joins
 while the ladder lasts, alternating with a frozen copy of the learner; the oldest snapshots leave
 once there are more than `max_snapshots`. Seats (the env's `possible_agents`) alternate from episode
-to episode. A game's own league sets the ladder, e.g. rlarena.games.connect_four.league.ConnectFourLeague.
+to episode. A game's package subclasses SelfPlayLeague to set its ladder; this module names no game.
 """
 
 from __future__ import annotations
@@ -95,12 +95,3 @@ class SelfPlayLeague(Callbacks):
                              policies_to_train=[LEARNED])
         for old in self._snapshots(algorithm)[:-self.max_snapshots]:
             algorithm.remove_policy(old, policies_to_train=[LEARNED])
-
-
-def __getattr__(name: str) -> Any:
-    # moved to rlarena.games.connect_four.league; old checkpoints name
-    # "rlarena.multiagent.league:ConnectFourLeague", found here without importing Connect Four up front
-    if name == "ConnectFourLeague":
-        from rlarena.games.connect_four.league import ConnectFourLeague
-        return ConnectFourLeague
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,8 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
+from rlarena.policy import MASKED_LOGIT
+
 
 class Distribution(ABC):
     """log_prob, entropy and the greedy action for a batch of distribution inputs."""
@@ -54,6 +56,11 @@ class DiagGaussian(Distribution):
 
     def greedy(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs
+
+
+def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Illegal actions get a logit of MASKED_LOGIT (-1e9): probability 0, never sampled, never greedy."""
+    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
 
 def make_distribution(action_space: gym.Space, log_std: torch.Tensor | None) -> Distribution:

@@ -1,6 +1,6 @@
 """Off-policy estimation: the value of a policy from episodes another (behaviour) policy logged.
 
-`action_logp` is the log-density of logged env actions under a trainable policy; the estimators are
+`action_logp` is the log-density of logged env actions under a policy that has one (ActionLogProbs); the estimators are
 pure functions over one data set's columns, with RLlib's definitions
 (rllib/offline/estimators/importance_sampling.py, weighted_importance_sampling.py and
 off_policy_estimator.py; Thomas & Brunskill 2016, arXiv:1604.00923, and Voloshin et al. 2019,
@@ -19,57 +19,24 @@ v_target / max(v_behavior, 1e-8) and v_delta = v_target - v_behavior, as RLlib r
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlarena.errors import ConfigError, OfflineDataError, closest
-from rlarena.nn.actor_q import squashed_gaussian_logp
+from rlarena.policy import ActionLogProbs
 
 
 def action_logp(policy: Any, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """float32 [B]: log pi(actions | x) of env actions (as recorded) for preprocessed observations x
-    [B, D] (after policy.normalize), `mask` [B, n] the legal actions of masked Discrete policies.
-
-    Box densities are of the env action, so policies of different kinds compare: TorchPolicy's
-    Gaussian acts in env units; SAC's squashed Gaussian acts in [-1, 1] and maps linearly onto the
-    bounds, so its density gets the Jacobian of that map, -sum_i log(scale_i). (A TorchPolicy's env
-    action is its sample clipped to the bounds; the density is taken at the clipped action.)
-    """
-    from rlarena.actor_q_policy import ActorQPolicy
-    from rlarena.q_policy import QPolicy
-    from rlarena.torch_policy import TorchPolicy
-
-    if isinstance(policy, QPolicy):
-        raise ConfigError("Off-policy estimation needs a stochastic policy (its log-probabilities of the logged "
-                          "actions); DQN's greedy / epsilon-greedy policy has none. Estimate a PPO, A2C, SAC, BC or "
-                          "MARWIL policy, or set off_policy_estimation_methods={}.")
-    if isinstance(policy, ActorQPolicy) and policy.kind != "sac":
-        raise ConfigError(f"Off-policy estimation needs a stochastic policy; {policy.kind.upper()}'s actor is "
-                          f"deterministic. Estimate a SAC policy, or set off_policy_estimation_methods={{}}.")
-    if not isinstance(policy, TorchPolicy | ActorQPolicy):
-        raise ConfigError(f"Off-policy estimation needs a trainable stochastic policy (TorchPolicy or SAC's "
-                          f"ActorQPolicy); got {type(policy).__name__}.")
-    with torch.inference_mode():
-        xt = torch.as_tensor(np.asarray(x, np.float32))
-        if policy.continuous:
-            a = torch.as_tensor(np.asarray(actions, np.float32).reshape(len(x), -1))
-            if isinstance(policy, TorchPolicy):
-                logp, _ = policy.dist.log_prob_entropy(policy.model.pi(xt), a, False)
-            else:
-                unit = torch.from_numpy(policy.from_env_actions(actions))
-                mean, log_std = policy.model.actor(xt)
-                half_width = (np.asarray(policy.action_space.high, np.float64) - policy.action_space.low) / 2
-                logp = squashed_gaussian_logp(mean, log_std, unit) - float(np.log(half_width).sum())
-        else:
-            logits = policy.model.pi(xt) if isinstance(policy, TorchPolicy) else policy.model.actor(xt)
-            if mask is not None:
-                logits = logits.masked_fill(~torch.as_tensor(mask, dtype=torch.bool), -math.inf)
-            a = torch.as_tensor(np.asarray(actions, np.int64).reshape(-1))
-            logp = torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1)
-        return logp.numpy().astype(np.float32)
+    [B, D] (after policy.normalize), `mask` [B, n] the legal actions of masked Discrete policies: the
+    policy's ActionLogProbs capability."""
+    if not isinstance(policy, ActionLogProbs):
+        raise ConfigError(f"Off-policy estimation needs a stochastic policy (its log-probabilities of the logged "
+                          f"actions); a {type(policy).__name__} has none (DQN's greedy or epsilon-greedy policy, a "
+                          f"heuristic). Estimate a PPO, A2C, SAC, BC or MARWIL policy, or set "
+                          f"off_policy_estimation_methods={{}}.")
+    return policy.action_log_probs(x, actions, mask)
 
 
 # -- the estimators: pure functions over columns -------------------------------------------------

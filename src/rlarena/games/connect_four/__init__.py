@@ -1,4 +1,4 @@
-"""Connect Four, all in one place (issue 14). Importing this package imports none of its modules
+"""Connect Four, all in one place. Importing this package imports none of its modules
 (no torch, gradio or pettingzoo); import the one you need:
 
 - rules.py: the rules in numpy: ROWS/COLS (the one definition of the board size), bitboards, one game
@@ -17,3 +17,10 @@
 - agent/: the shipped agent (an AlphaZero checkpoint, its network the one policy "default_policy", and
   that network exported as model.onnx).
 """
+
+from rlarena.policy import register_feature_layer
+
+# the board model's input layers (features.py, torch), by the names `model={"board_features": ...}` takes;
+# 6 x 7 cells x 2 planes of observation values
+register_feature_layer("connect_four", "rlarena.games.connect_four.features:ConnectFourFeatures", 84)
+register_feature_layer("conv", "rlarena.games.connect_four.features:BoardConv", 84)

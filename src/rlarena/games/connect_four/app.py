@@ -38,7 +38,7 @@ import numpy as np
 
 from rlarena.errors import ConfigError, closest
 from rlarena.games.connect_four.rules import COLS, ROWS, Game, observation_space
-from rlarena.policy import Policy, policy_actions
+from rlarena.policy import ExportOutputs, Policy, policy_actions
 
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))
@@ -246,10 +246,10 @@ def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str
     network = load_onnx_agent(model)
     levels: dict[str, Policy] = {"network": network}
     if search:
-        from rlarena.export.onnx import OnnxPolicy
         from rlarena.games.connect_four.game import ConnectFourGame
         from rlarena.games.mcts import SERVE_LEAVES_PER_CALL, SearchPolicy, outputs_evaluator
-        assert isinstance(network, OnnxPolicy)
+        if not isinstance(network, ExportOutputs):
+            raise ConfigError(f"Search levels read the network's raw outputs; {type(network).__name__} gives none.")
         evaluator = outputs_evaluator(network.compute_outputs)
         for n in search:
             if n < 1:

@@ -138,6 +138,3 @@ class BoardConv(nn.Module):
                 len(x), ROWS, COLS, -1)
         return h.reshape(len(x), -1).astype(np.float32, copy=False)
 
-
-# name -> (module, the observation size it reads)
-BOARD_FEATURES = {"connect_four": (ConnectFourFeatures, 2 * CELLS), "conv": (BoardConv, 2 * CELLS)}
