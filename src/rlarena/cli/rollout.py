@@ -113,11 +113,12 @@ def rollout(args: argparse.Namespace) -> int:
 
 
 def _check_playable(algo: Algorithm, path: str) -> None:
-    """An AlphaZero checkpoint of a game without an env (tic-tac-toe) has nothing to roll out in."""
+    """A search agent of a game without an env (AlphaZero on tic-tac-toe) has nothing to roll out in."""
     from rlarena.envs.registry import registered_envs
-    if type(algo).__name__ == "AlphaZero" and algo.env_name not in registered_envs():
-        raise ConfigError(f"{path} is an AlphaZero agent for {algo.env_name!r}, a game with no env to roll out "
-                          f"in; `rlarena evaluate {path}` plays it against a random player.")
+    from rlarena.policy import SearchAgent
+    if isinstance(algo, SearchAgent) and algo.env_name not in registered_envs():
+        raise ConfigError(f"{path} is a {type(algo).__name__} agent for {algo.env_name!r}, a game with no env to "
+                          f"roll out in; `rlarena evaluate {path}` plays it against a random player.")
 
 
 def rollout_onnx(args: argparse.Namespace) -> int:
