@@ -12,7 +12,7 @@ The layers, top to bottom (a module may import its own layer and the ones below)
     export       ONNX and video files
     policies     Policy and the trainable policies; nn/ (models, distributions, flat optimizers, filters)
     envs         adapters, checker, registry (no torch)
-    base         checkpoint files, references, limits, errors, callbacks, version
+    base         checkpoint files, references, limits, schedules, errors, callbacks, version
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ LAYERS = [
     ("policies", ["rlarena.policy", "rlarena.torch_policy", "rlarena.q_policy", "rlarena.actor_q_policy", "rlarena.nn"]),
     ("envs", ["rlarena.envs"]),
     ("base", ["rlarena.checkpoint", "rlarena.refs", "rlarena.limits", "rlarena.errors", "rlarena.callbacks",
-              "rlarena._version"]),
+              "rlarena.schedules", "rlarena._version"]),
 ]
 
 

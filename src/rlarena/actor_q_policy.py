@@ -33,7 +33,8 @@ class ActorQPolicy(TrainablePolicy):
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
                  observation_filter: str = "NoFilter", seed: int | None = None, kind: str = "sac",
-                 twin_q: bool = True, initial_alpha: float | None = None, algorithm: str = "SAC"):
+                 twin_q: bool = True, initial_alpha: float | None = None, algorithm: str = "SAC",
+                 warmup_steps: int = 0, exploration_noise: float = 0.0):
         discrete = isinstance(action_space, gym.spaces.Discrete)
         if kind == "td3" and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError(f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
@@ -54,6 +55,8 @@ class ActorQPolicy(TrainablePolicy):
                             model_config["fcnet_activation"], 2 if twin_q else 1, initial_alpha)
         self.num_actions = action_dim
         self.output_names = ("logits", "value") if discrete else ("action", "value")
+        # exploration (the Exploration capability: set_exploration sets these from the two options)
+        self.warmup_steps, self.configured_noise = warmup_steps, exploration_noise
         self.exploration_noise = 0.0  # TD3's Gaussian std in [-1, 1] units
         self.random_actions = False  # uniform actions (the warm-up before learning starts)
         self._numpy_key = -1
@@ -93,6 +96,11 @@ class ActorQPolicy(TrainablePolicy):
             action = np.clip(action + self.exploration_noise * self.rng.standard_normal(action.shape, np.float32),
                              -1.0, 1.0)
         return action.astype(np.float32, copy=False)
+
+    def set_exploration(self, env_step: int) -> None:
+        """Uniform actions for the first warmup_steps env steps, then the actor (with TD3's noise)."""
+        self.random_actions = env_step < self.warmup_steps
+        self.exploration_noise = self.configured_noise
 
     def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
         if not self.continuous:

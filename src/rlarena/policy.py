@@ -139,3 +139,13 @@ class SearchAgent(Protocol):
     def search_policy(self, num_simulations: int | None = None, seed: int | None = None,
                       leaves_per_call: int = 1) -> Policy:
         ...
+
+
+@runtime_checkable
+class Exploration(Protocol):
+    """A policy that owns its exploration schedule (DQN's epsilon, SAC's and TD3's uniform warm-up, TD3's
+    noise): the algorithm tells it the env steps sampled so far before each fragment, and it sets its
+    own exploration from its schedule (the attributes runners elsewhere receive: exploration_attributes)."""
+
+    def set_exploration(self, env_step: int) -> None:
+        ...

@@ -11,6 +11,7 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.q_network import QNetwork
+from rlarena.schedules import piecewise
 from rlarena.torch_policy import TrainablePolicy, board_features
 
 # Illegal actions' Q for the argmax: lower than any Q a network computes; -inf would make the
@@ -24,13 +25,15 @@ def masked_q(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 class QPolicy(TrainablePolicy):
     """A Q-network policy for Discrete actions. `epsilon` is the exploration rate of explore=True
-    calls; the algorithm sets it from its schedule before each fragment."""
+    calls, set from `epsilon_schedule` ([[env_step, epsilon], ...]) by set_exploration (the Exploration
+    capability: the algorithm calls it with the env steps sampled before each fragment)."""
 
     exploration_attributes = ("epsilon",)
     output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str = "NoFilter", seed: int | None = None, dueling: bool = True):
+                 observation_filter: str = "NoFilter", seed: int | None = None, dueling: bool = True,
+                 epsilon_schedule: list | None = None):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(f"DQN needs Discrete actions; this env has {action_space}. Use SAC or TD3 for Box "
                               f"actions, PPO for other spaces.")
@@ -39,8 +42,13 @@ class QPolicy(TrainablePolicy):
         self.model = QNetwork(self.obs_dim, self.num_actions, tuple(model_config["fcnet_hiddens"]),
                               model_config["fcnet_activation"], dueling,
                               board_features(model_config.get("board_features"), self.obs_dim))
+        self.epsilon_schedule = epsilon_schedule
         self.epsilon = 0.0
         self._numpy_q_key = -1
+
+    def set_exploration(self, env_step: int) -> None:
+        """epsilon at `env_step` of the schedule (0 without one)."""
+        self.epsilon = piecewise(self.epsilon_schedule, env_step) if self.epsilon_schedule else 0.0
 
     def q_values(self, x: np.ndarray) -> np.ndarray:
         """Q [B, n] for preprocessed observations, in numpy over views of the live weights."""

@@ -27,7 +27,7 @@ from rlarena.algorithms.off_policy import (
     check_schedule,
 )
 from rlarena.errors import ConfigError
-from rlarena.learners import Learner, piecewise
+from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
 from rlarena.q_policy import QPolicy, masked_q
 
@@ -113,7 +113,7 @@ class DQN(OffPolicyAlgorithm):
                     seed: int | None) -> QPolicy:
         assert isinstance(config, DQNConfig)
         return QPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
-                       dueling=config.dueling)
+                       dueling=config.dueling, epsilon_schedule=config.epsilon)
 
     def build_learner(self, learner: Learner) -> None:
         """Adam on the Q-network, its target network "q", the replay buffer."""
@@ -127,11 +127,6 @@ class DQN(OffPolicyAlgorithm):
         flat = learner.add_optimizer(MAIN_OPTIMIZER, policy.model, lambda f, lr: Adam(f, lr=lr, eps=cfg.adam_epsilon))
         learner.add_target("q", policy.model, flat)
         self.add_buffer(learner)
-
-    def before_sample(self) -> None:
-        for pid in self.policies_to_train:
-            self.policies[pid].epsilon = piecewise(self.policy_configs[pid].epsilon,  # type: ignore[attr-defined]
-                                                   self.num_env_steps_sampled_lifetime)
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """One gradient step of one policy on a replayed batch; its statistics (len(STAT_NAMES))."""

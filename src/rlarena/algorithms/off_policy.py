@@ -38,6 +38,7 @@ from rlarena.errors import CheckpointError, ConfigError, closest
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
 from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.policy import Exploration
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
 from rlarena.torch_policy import TrainablePolicy
@@ -278,7 +279,12 @@ class OffPolicyAlgorithm(Algorithm):
 
     # -- sampling into the buffer ---------------------------------------------------------------
     def before_sample(self) -> None:
-        """Set each policy's exploration for the next fragment (from the env step count)."""
+        """Each trained policy sets its exploration for the next fragment from its own schedule (the
+        Exploration capability), given the env steps sampled so far."""
+        for pid in self.policies_to_train:
+            policy = self.policies[pid]
+            if isinstance(policy, Exploration):
+                policy.set_exploration(self.num_env_steps_sampled_lifetime)
 
     def _store(self, policy_id: str, batch: Rollout) -> None:
         """Add a fragment to the policy's buffer: observations before the filter (it is applied when
@@ -479,7 +485,7 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
         assert isinstance(config, ActorQConfig)
         return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
                             kind=self.policy_kind, twin_q=config.twin_q, algorithm=type(self).__name__,
-                            **self.policy_options(config))
+                            warmup_steps=config.warmup_steps, **self.policy_options(config))
 
     def actor_q_model(self, learner: Learner) -> ActorQ:
         """The learner's policy's actor and critics; refuses a policy this algorithm did not build."""
@@ -498,11 +504,6 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
         cfg = learner.config
         return {key: learner.add_optimizer(key, module, Adam, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
                 for key, module in modules.items()}
-
-    def before_sample(self) -> None:
-        for pid in self.policies_to_train:
-            cfg: ActorQConfig = self.policy_configs[pid]  # type: ignore[assignment]
-            self.policies[pid].random_actions = self.num_env_steps_sampled_lifetime < cfg.warmup_steps  # type: ignore[attr-defined]
 
     def update_targets(self) -> None:
         if self.config.target_network_update_freq > 0:  # 0: in update_policy (SAC: each step; TD3: each actor step)

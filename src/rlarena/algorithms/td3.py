@@ -141,10 +141,9 @@ class TD3(ActorQAlgorithm):
         assert isinstance(learner, TD3Learner)
         return learner
 
-    def before_sample(self) -> None:
-        super().before_sample()
-        for pid in self.policies_to_train:
-            self.policies[pid].exploration_noise = self.policy_configs[pid].exploration_noise  # type: ignore[attr-defined]
+    def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
+        assert isinstance(config, TD3Config)
+        return {"exploration_noise": config.exploration_noise}
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         learner = self.replay_learner(policy_id)

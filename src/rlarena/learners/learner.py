@@ -29,15 +29,10 @@ from torch import nn
 
 from rlarena.errors import TrainingError
 from rlarena.nn.flat import FlatOptimizer, FlatParameters
+from rlarena.schedules import piecewise
 
 StateGetter = Callable[[], dict[str, np.ndarray] | None]  # None: nothing to save now
 StateSetter = Callable[[dict[str, np.ndarray]], None]
-
-
-def piecewise(schedule: list, step: float) -> float:
-    """A [[step, value], ...] schedule, linearly interpolated (held constant past its ends)."""
-    steps, values = zip(*schedule)
-    return float(np.interp(step, steps, values))
 
 
 @dataclass
