@@ -164,9 +164,10 @@ def run_rlarena(build, seed: int, schedule, max_steps: int, threshold: float) ->
             steps = result["num_env_steps_sampled_lifetime"]
             iters += 1
             evaluate = due(iters, steps) or steps >= max_steps
-            if evaluate and algo.async_sampler is not None:
+            sampler = getattr(algo.env_runner_group, "sampler", None)  # with sample_async
+            if evaluate and sampler is not None:
                 # runners sampling while the learner learns get no free time while the clock is paused
-                algo.async_sampler.wait_idle()
+                sampler.wait_idle()
             train_s += time.perf_counter() - t0
             if evaluate:
                 last_eval = algo.evaluate()["episode_return_mean"]

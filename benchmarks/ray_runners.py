@@ -75,7 +75,7 @@ def actor_memory(runners: int = 2) -> list[float]:
     try:
         for _ in range(5):
             algo.sample()
-        return ray.get([actor.__ray_call__.remote(_rss_mib) for actor in algo.remote_runners.actors])
+        return ray.get([actor.__ray_call__.remote(_rss_mib) for actor in algo.env_runner_group.remote.actors])
     finally:
         algo.stop()
 

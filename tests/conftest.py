@@ -195,6 +195,8 @@ SLOW_TESTS = {  # 5 s or more on a 2-core machine (python -m pytest --durations=
     "test_notebook_port.py::test_notebook_01_port",
     "test_offline_io.py::test_a_data_set_larger_than_the_memory_allowed_streams_and_trains",
     "test_shipped_agent.py::test_the_served_search_agent_beats_negamax_and_keeps_the_outcome",
+    "test_static_checks.py::test_mypy_finds_no_error_in_the_core",  # ~30 s with a cold mypy cache
+    "test_static_checks.py::test_ruff_passes_over_src_and_tests",
     "test_typed_builders.py::test_mypy_flags_a_wrongly_typed_option",  # ~22 s with a cold mypy cache
     "test_files_from_others.py::test_a_huge_network_is_refused_before_its_memory_is_touched",
 }

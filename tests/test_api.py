@@ -15,8 +15,16 @@ from conftest import tiny_config, weights
 from probe_envs import ContinuousIdentityEnv, DiscreteIdentityEnv
 
 import rlarena
-from rlarena import (Algorithm, CheckpointError, ConfigError, EnvError, PPOConfig, RLArenaError, TrainingError,
-                     register_env)
+from rlarena import (
+    Algorithm,
+    CheckpointError,
+    ConfigError,
+    EnvError,
+    PPOConfig,
+    RLArenaError,
+    TrainingError,
+    register_env,
+)
 
 RESULT_KEYS = ("episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean",
                "episodes_this_iter", "num_env_steps_sampled_lifetime", "training_iteration", "time_this_iter_s",
@@ -201,7 +209,7 @@ def test_context_manager_stops_the_algorithm():
     with config.build() as algo:
         assert algo.train()["training_iteration"] == 1
         algo.evaluate()
-        env, eval_env = algo.env, algo._eval_env
+        env, eval_env = algo.env, algo.eval_env_runner_group.env
     assert env.closed and eval_env.closed
 
 
@@ -219,13 +227,13 @@ def test_console_script_prints_the_version():
     exe = shutil.which("rlarena")
     if exe is None:
         pytest.skip("the rlarena console script is not installed (pip install -e .)")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"rlarena {rlarena.__version__}"
 
 
 def test_cli_module_prints_the_version():
     out = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "--version"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert rlarena.__version__ in out.stdout

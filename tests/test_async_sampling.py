@@ -88,7 +88,7 @@ def test_ppo_overlapped_samples_the_next_fragment_while_it_learns():
             # sampled while the learner updated on the one before (it takes 0.3 s here): one version behind
             result = algo.train()
             assert result["policy_lag"] == 1.0 and result["num_env_steps_sampled_this_iter"] == 256
-        assert algo.async_sampler.num_healthy == 1
+        assert algo.env_runner_group.sampler.num_healthy == 1
     finally:
         algo.stop()
 
@@ -102,7 +102,7 @@ def test_a_slowed_learner_still_trains_and_the_queue_stays_bounded():
             result = algo.train()
             # at most 2 fragments per runner exist at any time: what a poll finds is bounded by that
             assert result["num_fragments"] <= 4
-            assert algo.async_sampler.out.qsize() <= 4
+            assert algo.env_runner_group.sampler.out.qsize() <= 4
         assert result["num_env_steps_sampled_lifetime"] >= 8 * 64
         assert result["policy_lag"] <= 3
         assert np.isfinite(result["policy_loss"])
@@ -126,7 +126,7 @@ def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops
                                                                   delay_between_env_runner_restarts_s=0)
     with config.build() as algo:
         algo.train()
-        os.kill(algo.async_sampler.workers[1].proc.pid, signal.SIGKILL)
+        os.kill(algo.env_runner_group.sampler.workers[1].proc.pid, signal.SIGKILL)
         result = train_until_replaced(algo, seconds=30)
         assert (result["num_env_runner_restarts"], result["num_healthy_env_runners"]) == (1, 2)
         for _ in range(3):  # the replacement samples
@@ -135,7 +135,7 @@ def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops
     with config.build() as algo, pytest.raises(EnvError, match=r"Sampling process 2 of 2 \(env 'CartPole-v1'\) "
                                                                r"failed: its process ended .*fault_tolerance\("):
         algo.train()
-        os.kill(algo.async_sampler.workers[1].proc.pid, signal.SIGKILL)
+        os.kill(algo.env_runner_group.sampler.workers[1].proc.pid, signal.SIGKILL)
         for _ in range(100):
             algo.train()
 
@@ -231,7 +231,7 @@ def test_appo_samples_async_on_ray_actors_and_a_killed_actor_is_replaced(local_r
     with config.build() as algo:
         result = algo.train()
         assert result["num_env_steps_sampled_this_iter"] >= 64 and result["num_healthy_env_runners"] == 2
-        ray.kill(algo.remote_runners.actors[1])
+        ray.kill(algo.env_runner_group.remote.actors[1])
         result = train_until_replaced(algo, seconds=60)
         assert (result["num_env_runner_restarts"], result["num_healthy_env_runners"]) == (1, 2)
         assert result["policy_lag"] >= 0
@@ -267,7 +267,7 @@ def test_the_mean_std_filter_learns_from_every_process_and_they_normalize_with_t
             batch = algo.sample()["default_policy"]
             seen.append(batch.raw_obs[:-1][batch.valid])
             batches.append((batch.raw_obs[0].copy(), batch.obs[0].copy()))
-            algo.broadcast_weights()  # the filter state goes out with the weights
+            algo.env_runner_group.broadcast()  # the filter state goes out with the weights
             sent.append(obs_filter.get_state())
         seen = np.concatenate(seen)
         assert obs_filter.count == pytest.approx(len(seen) + 1e-4)
@@ -294,7 +294,7 @@ def test_a_sampling_process_memory_stays_flat_over_many_fragments():
     with config.training(train_batch_size=2048).debugging(seed=0).build() as algo:
         for _ in range(10):
             algo.sample()
-        pid = algo.async_sampler.workers[0].proc.pid
+        pid = algo.env_runner_group.sampler.workers[0].proc.pid
         before = rss_mib(pid)
         for _ in range(100):  # without the fix: ~3.5 MiB more per fragment
             algo.sample()

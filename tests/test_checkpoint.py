@@ -84,7 +84,7 @@ def test_restored_algorithm_acts_like_the_saved_one(saved, track):
 
 
 def test_restored_algorithm_trains_on_and_counters_continue(saved, track):
-    algo, path = saved
+    _, path = saved
     restored = track(PPO.from_checkpoint(path))
     result = restored.train()
     assert result["training_iteration"] == 3

@@ -28,7 +28,7 @@ QUIET = ["--verbose", "0", "--no-tensorboard", "--no-plot"]
 
 def cli(*args: str, cwd: Path, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

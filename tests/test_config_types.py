@@ -41,8 +41,8 @@ def error_of(config: PPOConfig) -> str:
     ({"grad_clip": "x"}, "Invalid grad_clip='x': expected a number (float) or None."),
     ({"num_epochs": 2.5}, "Invalid num_epochs=2.5: expected an integer (int)."),
     ({"num_epochs": True}, "Invalid num_epochs=True: expected an integer (int)."),
-    ({"train_batch_size": "64"}, "Invalid train_batch_size='64': expected an integer (int), not a string: write "
-                                 "it unquoted."),
+    ({"train_batch_size": "64"}, ("Invalid train_batch_size='64': expected an integer (int), not a string: write "
+                                  "it unquoted.")),
     ({"normalize_advantages": "yes"}, "Invalid normalize_advantages='yes': expected true or false (bool)."),
     ({"normalize_advantages": 1}, "Invalid normalize_advantages=1: expected true or false (bool)."),
     ({"lr_schedule": "linear"}, "Invalid lr_schedule='linear': expected a list or None."),

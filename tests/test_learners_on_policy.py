@@ -56,7 +56,7 @@ def test_lr_schedule_sets_the_learning_rate_the_optimizer_steps_with(name, build
 
 
 def _multi_agent(config_fn, build):
-    mapping = lambda agent_id, *a, **k: "p1" if agent_id == "agent1" else "p2"  # noqa: E731
+    mapping = lambda agent_id, *a, **k: "p1" if agent_id == "agent1" else "p2"
     return build(config_fn().environment(MultiAgentArena, env_config={"width": 4, "height": 4, "ts": 16})
                  .env_runners(num_envs_per_env_runner=2)
                  .training(model={"fcnet_hiddens": [8]})
@@ -66,11 +66,11 @@ def _multi_agent(config_fn, build):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_remove_policy_then_save_then_restore(name, build, track, tmp_path):
-    algo, mapping = _multi_agent(CONFIGS[name], build)
+    algo, _ = _multi_agent(CONFIGS[name], build)
     algo.train()
     learner = weakref.ref(algo.learners["p2"])
     flat = weakref.ref(algo.learners["p2"].flats["main"])
-    only_p1 = lambda agent_id, *a, **k: "p1"  # noqa: E731
+    only_p1 = lambda agent_id, *a, **k: "p1"
     algo.remove_policy("p2", policy_mapping_fn=only_p1)
     gc.collect()
     assert learner() is None and flat() is None, "the removed policy's learner is still referenced"

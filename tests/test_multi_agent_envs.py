@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -282,7 +282,7 @@ def tiny_parallel_env() -> Any:
     from pettingzoo.utils.env import ParallelEnv
 
     class TinyParallel(ParallelEnv):
-        metadata = {"name": "tiny_parallel"}
+        metadata: ClassVar[dict[str, Any]] = {"name": "tiny_parallel"}
 
         def __init__(self) -> None:
             self.possible_agents = ["fast", "slow", "late"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from probe_envs import ContinuousIdentityEnv, ConstantTruncatedEnv, DiscreteIdentityEnv, TwoStepValueEnv
+from probe_envs import ConstantTruncatedEnv, ContinuousIdentityEnv, DiscreteIdentityEnv, TwoStepValueEnv
 
 from rlarena import PPOConfig
 

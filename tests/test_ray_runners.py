@@ -17,6 +17,7 @@ ray = pytest.importorskip("ray")
 from rlarena import Callbacks, PolicySpec, PPOConfig
 from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import ConfigError, EnvError
+from rlarena.rollout.groups import LocalEvaluation, LocalRunnerGroup
 
 # Ray's workers cannot import this test module: its classes travel by value, as a script's do
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -47,7 +48,7 @@ def test_ppo_on_two_remote_runners_reports_the_local_metrics_and_stop_frees_the_
     assert result["num_env_steps_sampled_this_iter"] == 64  # 2 runners x 2 envs x 16 steps
     assert result["num_env_steps_sampled_lifetime"] == 3 * 64
     assert result["num_episodes_lifetime"] > 0 and np.isfinite(result["episode_return_mean"])
-    actors = list(algo.remote_runners.actors)
+    actors = list(algo.env_runner_group.remote.actors)
     algo.stop()
     deadline = time.time() + 30
     for actor in actors:  # a killed actor soon answers no call (ray.kill is asynchronous)
@@ -221,16 +222,16 @@ def test_a_killed_runner_process_is_restarted_and_ignored_failures_go_on_without
     with remote_config().fault_tolerance(restart_failed_env_runners=True,
                                          delay_between_env_runner_restarts_s=0).build() as algo:
         algo.train()
-        ray.kill(algo.remote_runners.actors[1])  # runner 2's process dies between iterations
+        ray.kill(algo.env_runner_group.remote.actors[1])  # runner 2's process dies between iterations
         assert algo.train()["num_env_steps_sampled_this_iter"] == 32
         assert until_both_runners_sample(algo)["num_env_runner_restarts"] == 1
     with remote_config().fault_tolerance(ignore_env_runner_failures=True).build() as algo:
-        ray.kill(algo.remote_runners.actors[0])
+        ray.kill(algo.env_runner_group.remote.actors[0])
         for _ in range(2):
             result = algo.train()
             assert (result["num_env_steps_sampled_this_iter"], result["num_healthy_env_runners"]) == (32, 1)
         assert result["num_env_runner_restarts"] == 0
-        ray.kill(algo.remote_runners.actors[0])
+        ray.kill(algo.env_runner_group.remote.actors[0])
         with pytest.raises(EnvError, match="Every remote env runner of 2 .* has failed"):
             algo.train()
 
@@ -262,7 +263,7 @@ def test_evaluation_on_its_own_runners_in_sequence_or_parallel_to_training(local
                 .evaluation(evaluation_interval=1, evaluation_duration=5, evaluation_num_env_runners=2, **evaluation))
 
     with config().build() as algo:
-        assert len(algo.remote_eval) == 2
+        assert len(algo.eval_env_runner_group.remote) == 2
         result = algo.train()
         assert result["evaluation/episodes"] == 5 and np.isfinite(result["evaluation/episode_return_mean"])
         assert algo.evaluate()["episodes"] == 5
@@ -332,13 +333,16 @@ def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
         path = algo.save(tmp_path / "ckpt")
     # what rlarena rollout / evaluate / play / export / package load: one env in this process
     with Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES)) as played:
-        assert played.remote_runners is None and played.remote_eval is None
+        assert isinstance(played.env_runner_group, LocalRunnerGroup)
+        assert isinstance(played.eval_env_runner_group, LocalEvaluation)
         assert played.evaluate()["episodes"] == 10
     with Algorithm.from_checkpoint(path) as resumed:  # a checkpoint does not choose how many processes run
-        assert resumed.remote_runners is None and resumed.remote_eval is None
+        assert isinstance(resumed.env_runner_group, LocalRunnerGroup)
+        assert isinstance(resumed.eval_env_runner_group, LocalEvaluation)
     runners = {"num_env_runners": 1, "evaluation_num_env_runners": 1, "num_cpus_per_env_runner": 0.5}
     with Algorithm.from_checkpoint(path, config_overrides=runners) as resumed:  # the caller's choice: they come back
-        assert len(resumed.remote_runners) == 1 and len(resumed.remote_eval) == 1
+        assert resumed.env_runner_group.num_remote_env_runners() == 1
+        assert len(resumed.eval_env_runner_group.remote) == 1
 
 
 # -- off-policy algorithms -------------------------------------------------------------------------------
@@ -356,7 +360,7 @@ def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
         assert results[-1]["num_gradient_steps_lifetime"] == 64
         # the runners explore with the driver's epsilon (set from the schedule before each fragment)
         remote_eps = ray.get([actor.__ray_call__.remote(lambda self: self.runner.policy.epsilon)
-                              for actor in algo.remote_runners.actors])
+                              for actor in algo.env_runner_group.remote.actors])
         assert remote_eps == [algo.policy.epsilon] * 2 and 0 < algo.policy.epsilon < 1
     config = (SACConfig().environment("Pendulum-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=1)
               .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=64,

@@ -25,6 +25,7 @@ from gymnasium.envs.classic_control import CartPoleEnv
 from rlarena import PPOConfig
 from rlarena.envs import registry
 from rlarena.errors import EnvError
+from rlarena.rollout.groups import LocalRunnerGroup
 
 TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": {"fcnet_hiddens": [8]}}
 ENV_KINDS = ["registered name", "creator", "class", "gymnasium id"]
@@ -78,7 +79,7 @@ def check_trains(algo, kind: str, steps: int = 64) -> None:
 def test_the_local_runner_samples_every_kind_of_env(kind, fault_tolerance, registered_env):
     with config(the_env(kind, registered_env)).fault_tolerance(**FAULT_TOLERANCE[fault_tolerance]).build() as algo:
         check_trains(algo, kind)
-        assert algo.remote_runners is None and algo.async_sampler is None
+        assert isinstance(algo.env_runner_group, LocalRunnerGroup)
 
 
 @pytest.mark.timeout(60)
@@ -111,7 +112,7 @@ def test_an_env_whose_creator_raises_fails_build_with_its_error(fault_tolerance,
 def test_forked_sampling_processes_sample_every_kind_of_env(kind, fault_tolerance, registered_env):
     with forked(the_env(kind, registered_env)).fault_tolerance(**FAULT_TOLERANCE[fault_tolerance]).build() as algo:
         check_trains(algo, kind)
-        assert algo.async_sampler.num_healthy == 2
+        assert algo.env_runner_group.sampler.num_healthy == 2
 
 
 def train_until_replaced(algo, patience_s: float = 60) -> dict:
@@ -133,7 +134,7 @@ def test_a_killed_sampling_process_is_replaced_by_one_that_knows_the_registered_
     ft = {**FAULT_TOLERANCE["restart"], "max_num_env_runner_restarts": 1}
     with forked(name).fault_tolerance(**ft).build() as algo:
         algo.train()
-        os.kill(algo.async_sampler.workers[1].proc.pid, signal.SIGKILL)
+        os.kill(algo.env_runner_group.sampler.workers[1].proc.pid, signal.SIGKILL)
         train_until_replaced(algo)
         check_trains(algo, "registered name")
 
@@ -163,7 +164,7 @@ def test_sampling_process_restarts_of_a_creator_that_always_raises_there_end_in_
                                            rf"Its restart cannot come: the max_num_env_runner_restarts=2 restarts are "
                                            rf"used up"):
             algo.train()
-        assert algo.async_sampler.restarts == 2
+        assert algo.env_runner_group.sampler.restarts == 2
 
 
 # -- Ray actors (num_env_runners=2) --------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def test_ray_runners_and_evaluation_runners_sample_every_kind_of_env(kind, regis
            .evaluation(evaluation_num_env_runners=1, evaluation_duration=2))
     with cfg.build() as algo:
         check_trains(algo, kind)
-        assert algo.remote_runners.num_healthy == 2
+        assert algo.env_runner_group.remote.num_healthy == 2
         evaluation = algo.evaluate()
         assert evaluation["episodes"] == 2
         if kind in ("registered name", "creator"):
@@ -200,9 +201,9 @@ def test_a_killed_ray_runner_is_replaced_by_one_that_knows_the_registered_name(r
     ft = {**FAULT_TOLERANCE["restart"], "max_num_env_runner_restarts": 1}
     with on_ray(name).fault_tolerance(**ft).build() as algo:
         algo.train()
-        ray.kill(algo.remote_runners.actors[1])
+        ray.kill(algo.env_runner_group.remote.actors[1])
         train_until_replaced(algo, patience_s=120)
-        replacement = algo.remote_runners.slots[1].actor
+        replacement = algo.env_runner_group.remote.slots[1].actor
         assert name in ray.get(replacement.__ray_call__.remote(lambda actor: list(registry._REGISTRY)))
         check_trains(algo, "registered name")
 
@@ -240,7 +241,7 @@ def test_ray_runner_restarts_of_a_creator_that_always_raises_there_end_in_one_cl
                                            rf"{HALF_INSTALLED.format(name)}\. Its restart cannot come: the "
                                            rf"max_num_env_runner_restarts=2 restarts are used up"):
             algo.train()
-        assert algo.remote_runners.restarts == 2
+        assert algo.env_runner_group.remote.restarts == 2
 
 
 @pytest.mark.timeout(180)

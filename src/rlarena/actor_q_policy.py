@@ -29,6 +29,7 @@ from rlarena.torch_policy import TrainablePolicy
 class ActorQPolicy(TrainablePolicy):
     """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete) or "td3" (deterministic, Box)."""
 
+    model: ActorQ
     exploration_attributes = ("exploration_noise", "random_actions")
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
@@ -39,7 +40,7 @@ class ActorQPolicy(TrainablePolicy):
         if kind == "td3" and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError(f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
                               f"Discrete actions, PPO for other spaces.")
-        if not (discrete or isinstance(action_space, gym.spaces.Box)):
+        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ConfigError(f"{algorithm} needs Box or Discrete actions; this env has {action_space}. Use PPO for "
                               f"other spaces.")
         if isinstance(action_space, gym.spaces.Box) and not (np.isfinite(action_space.low).all()
@@ -49,7 +50,8 @@ class ActorQPolicy(TrainablePolicy):
                               f"gymnasium.wrappers.ClipAction over a bounded space, or use PPO.")
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.kind = kind
-        action_dim = int(action_space.n) if discrete else int(np.prod(action_space.shape))
+        action_dim = (int(action_space.n) if isinstance(action_space, gym.spaces.Discrete)
+                      else int(np.prod(action_space.shape)))
         model_kind = "categorical" if discrete else ("gaussian" if kind == "sac" else "deterministic")
         self.model = ActorQ(self.obs_dim, action_dim, model_kind, tuple(model_config["fcnet_hiddens"]),
                             model_config["fcnet_activation"], 2 if twin_q else 1, initial_alpha)
@@ -60,7 +62,7 @@ class ActorQPolicy(TrainablePolicy):
         self.exploration_noise = 0.0  # TD3's Gaussian std in [-1, 1] units
         self.random_actions = False  # uniform actions (the warm-up before learning starts)
         self._numpy_key = -1
-        if self.continuous:
+        if isinstance(action_space, gym.spaces.Box):  # self.continuous
             self._scale = ((action_space.high - action_space.low) / 2).astype(np.float32).reshape(-1)
             self._offset = ((action_space.high + action_space.low) / 2).astype(np.float32).reshape(-1)
 
@@ -125,7 +127,7 @@ class ActorQPolicy(TrainablePolicy):
             xt = torch.as_tensor(np.asarray(x, np.float32))
             if self.continuous:
                 mean, log_std = self.model.actor(xt)
-                half_width = (np.asarray(self.action_space.high, np.float64) - self.action_space.low) / 2
+                half_width = (np.asarray(self._high, np.float64) - self._low) / 2  # the Box's bounds
                 logp = squashed_gaussian_logp(mean, log_std, torch.from_numpy(self.from_env_actions(actions)))
                 logp = logp - float(np.log(half_width).sum())
             else:

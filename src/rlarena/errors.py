@@ -60,6 +60,12 @@ def closest(name: str, valid: Iterable[str]) -> str:
     return f" Did you mean {folded[match[0]]!r}?" if len(match) == 1 else ""
 
 
+def no_such_policy(policy_id: str, policies: Iterable[str]) -> ConfigError:
+    """The error for a policy id that names none of `policies`."""
+    names = list(policies)
+    return ConfigError(f"No policy {policy_id!r}.{closest(policy_id, names)} Policies: {', '.join(names)}.")
+
+
 class RLArenaNotice(UserWarning):
     """Something rlarena accepted but does differently or ignores (an RLlib option with no effect here,
     an old env API adapted). The CLI prints each as one line `notice: ...`; in Python it is a warning

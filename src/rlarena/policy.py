@@ -8,7 +8,7 @@ rlarena.torch_policy.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -33,7 +33,7 @@ def register_feature_layer(name: str, path: str, obs_size: int) -> None:
     FEATURE_LAYERS[name] = (path, obs_size)
 
 
-def is_masked_space(space: gym.Space) -> bool:
+def is_masked_space(space: gym.Space) -> TypeGuard[gym.spaces.Dict]:
     """The action-masking convention (PettingZoo's): Dict(observation=..., action_mask=...)."""
     return isinstance(space, gym.spaces.Dict) and set(space.spaces) == {"observation", "action_mask"}
 

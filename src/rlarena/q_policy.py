@@ -28,6 +28,7 @@ class QPolicy(TrainablePolicy):
     calls, set from `epsilon_schedule` ([[env_step, epsilon], ...]) by set_exploration (the Exploration
     capability: the algorithm calls it with the env steps sampled before each fragment)."""
 
+    model: QNetwork
     exploration_attributes = ("epsilon",)
     output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
 

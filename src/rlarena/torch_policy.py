@@ -39,7 +39,7 @@ class TrainablePolicy(Policy):
             raise ConfigError("Action masks need a Discrete action space.")
         self.obs_dim = flat_obs_dim(observation_space)
         self.masked = is_masked_space(observation_space)
-        inner = observation_space["observation"] if self.masked else observation_space
+        inner = observation_space["observation"] if is_masked_space(observation_space) else observation_space
         self.continuous = isinstance(action_space, gym.spaces.Box)
         self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
         self.rng = np.random.default_rng(seed)
@@ -47,8 +47,10 @@ class TrainablePolicy(Policy):
         # MultiDiscrete: one one-hot block per component, concatenated
         self._offsets = (np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
                          if isinstance(inner, gym.spaces.MultiDiscrete) else None)
-        if self.continuous:
-            self.action_shape: tuple[int, ...] = tuple(action_space.shape)
+        self.action_shape: tuple[int, ...]
+        self.action_dtype: np.dtype
+        if isinstance(action_space, gym.spaces.Box):  # self.continuous
+            self.action_shape = tuple(action_space.shape)
             self.action_dtype = np.dtype(np.float32)
             self._low, self._high = action_space.low, action_space.high
         else:
@@ -115,12 +117,15 @@ class TrainablePolicy(Policy):
 class TorchPolicy(TrainablePolicy):
     """An actor-critic policy. `model` is a plain nn.Module: train it, export it, inspect it."""
 
+    model: ActorCritic
+
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
                  observation_filter: str = "NoFilter", seed: int | None = None):
         if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
         super().__init__(observation_space, action_space, observation_filter, seed)
-        out_dim = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        out_dim = (int(np.prod(action_space.shape)) if isinstance(action_space, gym.spaces.Box)  # self.continuous
+                   else int(action_space.n))
         self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
                                  activation=model_config["fcnet_activation"],
                                  vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
@@ -144,6 +149,7 @@ class TorchPolicy(TrainablePolicy):
         if self.continuous:
             if not explore:
                 return out
+            assert self.model.log_std is not None  # a Box policy's model has one
             std = np.exp(self.model.log_std.detach().numpy())
             return (out + std * self.rng.standard_normal(out.shape, np.float32)).astype(np.float32)
         if not explore:

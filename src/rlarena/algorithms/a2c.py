@@ -21,6 +21,7 @@ from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prep
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatOptimizer, FlatParameters, RMSprop
 from rlarena.rollout.storage import Rollout
+from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -95,9 +96,11 @@ class A2C(OnPolicyAlgorithm):
 
     def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
         """One gradient step of one policy on its whole [T, N] rollout (no minibatches, as SB3)."""
-        cfg: A2CConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        cfg = self.policy_configs[policy_id]
+        assert isinstance(cfg, A2CConfig)  # a copy of this algorithm's config, its overrides applied
         policy = self.policies[policy_id]
-        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
+        assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
+        model, dist = policy.model, policy.dist
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
         if len(data.advantages) == 0:  # every step of the fragment was an autoreset
             return {}

@@ -7,7 +7,6 @@ workers/env_runner_group, stop().
 
 from __future__ import annotations
 
-import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -27,41 +26,36 @@ from rlarena.envs.registry import (
     EnvSpec,
     env_name,
     make_env_creator,
-    make_vector_env,
     ref_to_json,
 )
 from rlarena.envs.spaces import space_from_json, space_to_json
-from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.errors import CheckpointError, ConfigError, closest, no_such_policy
 from rlarena.learners import Learner
 from rlarena.multiagent.builder import (
     DEFAULT_POLICY_ID,
-    as_multi_agent,
     build_policy,
     default_mapping_fn,
     make_multi_agent_env,
     policy_spaces,
 )
 from rlarena.multiagent.policies import PolicySpec
-from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, episodes_stats, stack_obs
+from rlarena.multiagent.runner import MultiAgentEnvRunner, MultiAgentEpisodeStats, stack_obs
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policy import Policy, policy_actions
 from rlarena.refs import Trust, trust_built
-from rlarena.rollout.factory import (
-    EPISODE_ID_STRIDE,
-    make_env_runner,
-    make_multi_agent_env_runner,
-    reseed_policies,
-    runner_policies,
-    structure_signature,
+from rlarena.rollout.factory import make_env_runner, make_multi_agent_env_runner, seed_for
+from rlarena.rollout.groups import (
+    EnvRunnerGroup,
+    EvaluationGroup,
+    OfflineRunner,
+    make_evaluation_group,
+    make_runner_group,
 )
-from rlarena.rollout.runner import EnvRunner, EpisodeStats, Sample, episode_summary, evaluate_episodes
+from rlarena.rollout.runner import EnvRunner, EpisodeStats
 from rlarena.torch_policy import TorchPolicy, TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
-
-    from rlarena.distributed.ray_env_runners import RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
-    from rlarena.rollout.storage import Rollout
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
 METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
@@ -135,75 +129,18 @@ def saved_config(config_class: type[AlgorithmConfig], meta: dict[str, Any], trus
     return config
 
 
-def _seed_for(seed: int | None, *salt: int) -> int | None:
-    """Independent, reproducible child seeds (None stays None: fresh entropy)."""
-    if seed is None:
-        return None
-    return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
-
-
-def _worker_seed(seed: int | None, salt: int, worker_index: int, restarts: int) -> int | None:
-    """Remote runner `worker_index`'s seed for `salt`; a replacement (restarts > 0, fault tolerance)
-    gets another, so it does not replay its predecessor's episodes."""
-    return _seed_for(seed, salt, worker_index) if restarts == 0 else _seed_for(seed, salt, worker_index, restarts)
-
-
-class EnvRunnerGroup:
-    """RLlib's EnvRunnerGroup (WorkerSet before RLlib 2.10): the local env runner, which acts with the
-    algorithm's own policy objects, so weights are always in sync and sync_weights() only checks the
-    policy ids it is given; with num_env_runners > 0 the remote runners take the weights at every
-    sample() (Algorithm.sample puts them once per iteration)."""
-
-    def __init__(self, algorithm: Algorithm):
-        self.algorithm = algorithm
-
-    def local_env_runner(self) -> EnvRunner | MultiAgentEnvRunner:
-        return self.algorithm.runner
-
-    local_worker = local_env_runner  # RLlib's older name
-
-    def num_remote_env_runners(self) -> int:
-        remote = self.algorithm.remote_runners
-        return 0 if remote is None else len(remote)
-
-    num_remote_workers = num_remote_env_runners  # RLlib's older name
-
-    def sync_weights(self, policies: list[str] | None = None, from_worker_or_learner_group: Any = None,
-                     to_worker_indices: list[int] | None = None, global_vars: dict | None = None,
-                     timeout_seconds: float | None = None, inference_only: bool = False) -> None:
-        """RLlib's signature. Nothing to copy locally (the runner holds the policies themselves);
-        an unknown policy id is an error, as it would be on Ray."""
-        for pid in policies or ():
-            self.algorithm.get_policy(pid)
-
-
-class OfflineRunner:
-    """The runner of an algorithm that learns from logged episodes: nothing to sample, no episodes
-    (evaluation plays the env when one is given)."""
-
-    def __init__(self) -> None:
-        self.policies_to_train: set[str] = set()
-
-    def sample(self) -> Any:
-        raise ConfigError("This algorithm learns from logged data (.offline_data(input_=...)); it has no env to "
-                          "sample. Leave input_ out to train on the env.")
-
-    def reset(self, seed: int | None) -> None:
-        """Nothing to reset."""
-
-    def forget_policy(self, policy_id: str) -> None:
-        """No policies held."""
+_seed_for = seed_for  # the name the algorithm files import (the seeds' table: rlarena.rollout.factory)
 
 
 class Algorithm(ABC):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     # the trainable policy a PolicySpec without a class gets (checkpoints save it as policy_class None)
     policy_class: ClassVar[type[TrainablePolicy]] = TorchPolicy
-    # whether num_env_runners > 0 samples on remote Ray env runners (rlarena.distributed); the config
+    # whether num_env_runners > 0 samples on remote Ray env runners (rlarena.rollout.groups); the config
     # refuses it for the others
     samples_on_ray: ClassVar[bool] = False
-    # whether it can sample while it learns (sample_async: rlarena.rollout.async_sampling); the config
-    # refuses sample_async for the others
+    # whether it can sample while it learns (sample_async: rlarena.rollout.groups); the config refuses
+    # sample_async for the others
     samples_async: ClassVar[bool] = False
     # the Learner (sub)class each trained policy gets: one with typed attributes for what build_learner adds
     learner_class: ClassVar[type[Learner]] = Learner
@@ -212,14 +149,6 @@ class Algorithm(ABC):
     # what the algorithm does with .offline_data(): "sample" (it samples an env: `output` records it,
     # `input_` is refused), "offline" (it learns from `input_` only), or "none" (it samples its own way)
     data_mode: ClassVar[str] = "sample"
-    # Ray actors (rlarena.distributed), for algorithms built on this class's setup: sampling
-    # (num_env_runners > 0) and evaluation (evaluation_num_env_runners > 0); None: this process
-    remote_runners: RemoteEnvRunnerGroup | None = None
-    remote_eval: RemoteEvalRunnerGroup | None = None
-    # with sample_async: the runners sampling while this process learns (made at the first sample), and
-    # what the last sample() saw (policy_lag, num_fragments), reported with the results
-    async_sampler: Any = None
-    async_stats: ClassVar[dict[str, float]] = {}
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
@@ -239,7 +168,6 @@ class Algorithm(ABC):
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
         self.num_evaluations = 0
-        self._eval_env: Any = None
         self.env: Any = None  # the training vector env (single-agent sampling)
         self.offline_data: Any = None  # rlarena.offline.OfflineData: what an offline algorithm learns from
         self._ope_data: dict[str, np.ndarray] | None = None  # the episodes off-policy estimation reads
@@ -251,6 +179,11 @@ class Algorithm(ABC):
             self._setup_offline()
         else:
             self._setup_env()
+        # where the runners that sample for it run (this process, forked processes, Ray actors), chosen
+        # once from the config; this process's runner holds the policies whose state goes out
+        self.env_runner_group: EnvRunnerGroup = make_runner_group(
+            config, self.env_name, self.runner, self._structure if self.is_multi_agent else None,
+            lambda obs_space, act_space, seed: self.make_policy(obs_space, act_space, config, seed))
         if config.output is not None:
             from rlarena.offline.record import Recorder
             self.recorder = Recorder(config.output, {pid: self.policies[pid] for pid in self.policies_to_train},
@@ -258,8 +191,11 @@ class Algorithm(ABC):
         self.setup()
         for pid in self.policies_to_train:
             self.setup_policy(pid)
-        if config.evaluation_num_env_runners > 0:
-            self._setup_remote_evaluation()
+        # where evaluation episodes play: this process, or evaluation_num_env_runners Ray actors
+        self.eval_env_runner_group: EvaluationGroup = make_evaluation_group(
+            config, self.env_name, None if self.is_multi_agent else self.policy,
+            self._structure if self.is_multi_agent else None,
+            lambda obs_space, act_space, seed: self.make_policy(obs_space, act_space, config, seed))
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
 
@@ -299,8 +235,8 @@ class Algorithm(ABC):
             if config.policies is not None:
                 raise ConfigError(f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
                                   f"PettingZoo env); {self.env_name!r} is a single-agent Gymnasium env.")
-            # this process is worker 0 (RLlib's local worker); remote runners are 1..num_env_runners. With
-            # remote runners, one in-process env gives the spaces and the local runner (which never samples)
+            # this process is worker 0 (RLlib's local worker); runners elsewhere are 1..N. With runners
+            # elsewhere, one in-process env gives the spaces and the local runner (which never samples)
             def add_policy(observation_space: Any, action_space: Any) -> Policy:
                 return self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=observation_space,
                                                                              action_space=action_space))
@@ -310,46 +246,6 @@ class Algorithm(ABC):
                 num_envs=1 if config.samples_elsewhere else None)
             self.env = self.runner.env
             self.policies_to_train = [DEFAULT_POLICY_ID]
-            if config.num_env_runners > 0:
-                self._setup_remote_runners()
-
-    @staticmethod
-    def _ray_module(key: str, value: int) -> Any:
-        """rlarena.distributed.ray_env_runners (which imports ray), or a ConfigError saying how to get Ray."""
-        try:
-            from rlarena.distributed import ray_env_runners
-        except ModuleNotFoundError as exc:
-            if exc.name != "ray":
-                raise
-            raise ConfigError(f"{key}={value} runs on Ray actors, and Ray is not installed: pip install "
-                              f"'rlarena[ray]' (or set {key}=0).") from None
-        return ray_env_runners
-
-    def _setup_remote_runners(self) -> None:
-        """num_env_runners Ray actors sampling for the driver (rlarena.distributed); the local runner
-        is never sampled (it holds the policies whose state goes out)."""
-        cfg, spaces = self.config, (self.env.single_observation_space, self.env.single_action_space)
-        module = self._ray_module("num_env_runners", cfg.num_env_runners)
-        # worker 0 is this process; runner i's policy copy samples actions with seed_for(seed, 6, i) and its
-        # envs reset with seed_for(seed, 2, i); its r-th replacement (fault tolerance) with (..., i, r)
-        self.remote_runners = module.RemoteEnvRunnerGroup(
-            cfg, self.env_name, lambda i, r: _worker_seed(cfg.seed, 2, i, r),
-            policy_for=lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 6, i, r)))
-
-    def _setup_remote_evaluation(self) -> None:
-        """evaluation_num_env_runners Ray actors that play the evaluation episodes."""
-        cfg = self.config
-        if cfg.env is None:
-            raise ConfigError(f"evaluation_num_env_runners={cfg.evaluation_num_env_runners}: evaluation runners play "
-                              f"an env; set .environment(...) too, or evaluation_num_env_runners=0.")
-        module = self._ray_module("evaluation_num_env_runners", cfg.evaluation_num_env_runners)
-        if self.is_multi_agent:  # each evaluation sends the policies themselves
-            self.remote_eval = module.RemoteEvalRunnerGroup(cfg, self.env_name, multi_agent=True)
-            return
-        spaces = (self.policy.observation_space, self.policy.action_space)
-        # evaluation runner i's policy copy explores (evaluation_explore) with seed_for(seed, 7, i)
-        self.remote_eval = module.RemoteEvalRunnerGroup(
-            cfg, self.env_name, policy_for=lambda i, r: self.make_policy(*spaces, cfg, _worker_seed(cfg.seed, 7, i, r)))
 
     def _setup_offline(self) -> None:
         """Learn from logged episodes: one policy, its spaces the env's when one is given (for
@@ -373,7 +269,7 @@ class Algorithm(ABC):
         self.is_multi_agent = False
         self._add_policy_object(DEFAULT_POLICY_ID, PolicySpec(observation_space=obs_space, action_space=act_space))
         self.policies_to_train = [DEFAULT_POLICY_ID]
-        self.runner = OfflineRunner()
+        self.runner = OfflineRunner(self.policies)
 
     def _setup_multi_agent(self, probe: Any) -> None:
         cfg = self.config
@@ -389,12 +285,11 @@ class Algorithm(ABC):
                                                   _seed_for(cfg.seed, 2), self.env_name, first_env=probe,
                                                   num_envs=1 if cfg.samples_elsewhere else None,
                                                   callbacks=self.callbacks, algorithm=self)
-        if cfg.num_env_runners > 0:
-            module = self._ray_module("num_env_runners", cfg.num_env_runners)
-            self.remote_runners = module.RemoteEnvRunnerGroup(
-                cfg, self.env_name, lambda i, r: _worker_seed(cfg.seed, 2, i, r),
-                structure=lambda: (self.policies, self.runner.mapping_fn, list(self.policies_to_train)),
-                action_seed_for=lambda i, r: _worker_seed(cfg.seed, 6, i, r))
+
+    def _structure(self) -> tuple[dict[str, Policy], Any, list[str]]:
+        """The policies, mapping function and policies to train that multi-agent runners elsewhere
+        sample and evaluate with (sent again whenever they change)."""
+        return self.policies, self.mapping_fn, list(self.policies_to_train)
 
     def _add_policy_object(self, pid: str, spec: PolicySpec) -> Policy:
         if self.is_multi_agent:
@@ -453,22 +348,16 @@ class Algorithm(ABC):
         """Sample and update once; return learner statistics."""
 
     def sample(self) -> dict[str, Any]:
-        """One fragment from the env runner(s): {policy id: Rollout} for the policies in training.
-        Local or remote, the runners keep one contract (rlarena.rollout.runner.Sample): the batches,
-        the env steps, and the finished episodes, which this algorithm's episode_stats count."""
-        if self.config.sample_async:
-            sample = self._sample_async()
-        elif self.remote_runners is None:
-            sample = self.runner.sample()
-        else:  # this process's runner holds the policies: their weights and filter states go out
-            sample = self.remote_runners.sample(self.runner.get_state())
-        if self.config.samples_elsewhere:
-            self._merge_filters(sample.batches)
-            if self.is_multi_agent and self.callbacks is not None:  # finished there: their hook runs here
-                for episode in sample.episodes:
-                    call_hook(self.callbacks, "on_episode_end", episode=episode, env_index=episode.env_index,
-                              algorithm=self, worker=None, env_runner=None, env=None, base_env=None,
-                              policies=self.policies)
+        """One train batch's fragments from the runner group (rlarena.rollout.groups): {policy id:
+        Rollout} for the policies in training. Wherever the runners are, they keep one contract
+        (rlarena.rollout.runner.Sample): the batches, the env steps, and the finished episodes, which
+        this algorithm's episode_stats count."""
+        sample = self.env_runner_group.sample()
+        if self.config.samples_elsewhere and self.is_multi_agent and self.callbacks is not None:
+            for episode in sample.episodes:  # finished elsewhere: their hook runs here
+                call_hook(self.callbacks, "on_episode_end", episode=episode, env_index=episode.env_index,
+                          algorithm=self, worker=None, env_runner=None, env=None, base_env=None,
+                          policies=self.policies)
         self.episode_stats.merge(sample.episodes)
         batches = sample.batches
         self.num_env_steps_sampled_lifetime += sample.steps
@@ -478,64 +367,6 @@ class Algorithm(ABC):
             call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
                       worker=self.runner, env_runner=self.runner)
         return batches
-
-    # -- sampling while learning (sample_async) ------------------------------------------------
-    def _sample_async(self) -> Sample:
-        """The fragments the async runners have ready, at least train_batch_size env steps, side by
-        side; the runners start at the first call (forked from this process as it is then)."""
-        from rlarena.rollout.async_sampling import fragments_sample, policy_lag
-        sampler, signature = self.async_sampler, self._structure_signature()
-        if sampler is None:
-            self.async_sampler = sampler = self._make_async_sampler()
-            self._async_signature = signature
-        elif signature != self._async_signature:  # a policy added or removed, the mapping replaced
-            sampler.reset(self.runner.get_state())
-            self._async_signature = signature
-        fragments = sampler.poll(self.config.train_batch_size)
-        self.async_stats = {"policy_lag": policy_lag(fragments, sampler.version), "num_fragments": len(fragments)}
-        return fragments_sample(fragments)
-
-    def broadcast_weights(self) -> None:
-        """Send the async runners this process's weights, filter states and exploration (get_state()
-        of its runner), which they sample with from their next fragment on."""
-        if self.async_sampler is not None:
-            self.async_sampler.broadcast(self.runner.get_state())
-
-    def _structure_signature(self) -> Any:
-        if not self.is_multi_agent:
-            return None
-        return structure_signature(self.policies, self.runner.mapping_fn, self.policies_to_train)
-
-    def _make_async_sampler(self) -> Any:
-        """Local worker processes (num_sampling_processes), or the num_env_runners Ray actors."""
-        cfg = self.config
-        if self.remote_runners is not None:
-            return self._ray_module("num_env_runners", cfg.num_env_runners).AsyncRemoteSampler(
-                self.remote_runners, self.runner.get_state())
-        from rlarena.rollout.async_sampling import AsyncSampler
-        return AsyncSampler(cfg, self.env_name, cfg.num_sampling_processes, self._build_runner, runner_policies,
-                            self.runner.get_state())
-
-    def _build_runner(self, worker_index: int, restarts: int) -> EnvRunner | MultiAgentEnvRunner:
-        """Runner `worker_index` of the sampling processes, built in the forked process (its copies of
-        this algorithm's policies), its envs and actions seeded as remote runners' are."""
-        cfg, workers = self.config, self.config.num_samplers
-        env_seed, action_seed = _worker_seed(cfg.seed, 2, worker_index, restarts), _worker_seed(cfg.seed, 6, worker_index, restarts)
-        reseed_policies(self.policies, action_seed)
-        if not self.is_multi_agent:
-            policy = self.policies[DEFAULT_POLICY_ID]
-            return make_env_runner(cfg, lambda *spaces: policy, env_seed, self.env_name, worker_index,
-                                   num_workers=workers)
-        return make_multi_agent_env_runner(cfg, dict(self.policies), self.runner.mapping_fn, self.policies_to_train,
-                                           env_seed, self.env_name, worker_index, num_workers=workers,
-                                           episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
-
-    def _merge_filters(self, batches: dict[str, Rollout]) -> None:
-        """MeanStdFilter with remote runners: each policy's filter learns from every runner's
-        observations, as the local runner's does (the runners normalized with the driver's statistics)."""
-        for pid, batch in batches.items():
-            if batch.raw_obs is not None:
-                self.policies[pid].obs_filter.update(batch.raw_obs[:-1][batch.valid])  # type: ignore[attr-defined]
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -565,7 +396,7 @@ class Algorithm(ABC):
                              "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
                              "time_this_iter_s": elapsed, "time_total_s": self.time_total_s,
                              "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                             **self._runner_health(), **self.async_stats, **learner_stats})
+                             **self._runner_health(), **learner_stats})
         result.update(_with_aliases(result))
         result["hist_stats"] = hist_stats  # RLlib's per-episode lists
         result["config"] = self.config.to_dict()  # RLlib's results carry the config (tutorials `del` it)
@@ -577,11 +408,10 @@ class Algorithm(ABC):
             call_hook(self.callbacks, "on_train_result", algorithm=self, result=result, trainer=self)
         return result
 
-    def _runner_health(self) -> dict[str, int]:
-        """RLlib's num_healthy_env_runners and num_env_runner_restarts (0 and 0 when sampling here)."""
-        group = self.remote_runners or self.async_sampler
-        return {"num_healthy_env_runners": 0 if group is None else group.num_healthy,
-                "num_env_runner_restarts": 0 if group is None else group.restarts}
+    def _runner_health(self) -> dict[str, float]:
+        """RLlib's num_healthy_env_runners and num_env_runner_restarts (0 and 0 when sampling here); with
+        sample_async, the last sample's policy_lag and num_fragments."""
+        return {**self.env_runner_group.health, **self.env_runner_group.stats}
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         """(the episode metrics of this iteration, RLlib's hist_stats); starts the next iteration's window."""
@@ -602,38 +432,17 @@ class Algorithm(ABC):
         process, or split over the evaluation runners (evaluation_num_env_runners)."""
         return self._finish_evaluation(self._start_evaluation())
 
-    def _start_evaluation(self) -> tuple[float, int | None, Any]:
-        """Count the evaluation and start the remote runners' episodes, if any: (start time, seed,
-        the pending remote calls or None); _finish_evaluation() completes it."""
-        cfg = self.config
+    def _start_evaluation(self) -> tuple[float, Any]:
+        """Count the evaluation and start it (evaluation runners start playing now): (start time, what
+        _finish_evaluation() completes)."""
         start = time.perf_counter()
         self.num_evaluations += 1
-        seed = _seed_for(cfg.seed, 4, self.num_evaluations)
-        pending = None
-        if self.remote_eval is not None:
-            what = ((self.policies, self.mapping_fn, list(self.policies_to_train)) if self.is_multi_agent
-                    else self.policy.get_state())
-            pending = self.remote_eval.start(what, cfg.evaluation_duration, cfg.evaluation_explore,
-                                             lambda i: _seed_for(seed, i))
-        return start, seed, pending
+        return start, self.eval_env_runner_group.start(_seed_for(self.config.seed, 4, self.num_evaluations))
 
-    def _finish_evaluation(self, started: tuple[float, int | None, Any]) -> dict[str, float]:
-        cfg = self.config
-        start, seed, pending = started
-        if self.is_multi_agent:
-            out = self._evaluate_multi_agent(seed, None if pending is None else self.remote_eval.finish(pending))
-        elif cfg.env is None:  # offline without an env: the estimates alone
-            out = {}
-        elif pending is not None:
-            out = episode_summary(*self.remote_eval.finish(pending))
-        else:
-            if self._eval_env is None:
-                # evaluation is short and greedy: in-process envs (no worker processes to start)
-                mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
-                self._eval_env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
-            out = evaluate_episodes(self._eval_env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore,
-                                    seed, self.env_name)
-        if cfg.off_policy_estimation_methods and self.offline_data is not None:
+    def _finish_evaluation(self, started: tuple[float, Any]) -> dict[str, float]:
+        start, pending = started
+        out = self.eval_env_runner_group.finish(pending)
+        if self.config.off_policy_estimation_methods and self.offline_data is not None:
             out.update(self._estimate_off_policy())
         out["evaluation_time_s"] = time.perf_counter() - start
         out = _with_aliases(out)
@@ -656,34 +465,12 @@ class Algorithm(ABC):
         return estimate_off_policy(self.policy, self._ope_data, self.config.gamma,
                                    self.config.off_policy_estimation_methods)
 
-    def _evaluate_multi_agent(self, seed: int | None, remote_episodes: list | None = None) -> dict[str, float]:
-        """The evaluation's metrics: of the episodes the evaluation runners played, or of episodes
-        played here."""
-        cfg = self.config
-        if remote_episodes is not None:
-            stats = episodes_stats(remote_episodes)
-        else:
-            if self._eval_env is None:
-                creator = make_env_creator(cfg.env)
-                envs = [as_multi_agent(creator(dict(cfg.env_config))) for _ in range(cfg.num_eval_envs)]
-                self._eval_env = MultiAgentEnvRunner(envs, self.policies, self.mapping_fn, set(), 1, None,
-                                                     self.env_name, None, self)
-            self._eval_env.mapping_fn = self.mapping_fn
-            stats = self._eval_env.run_episodes(cfg.evaluation_duration, cfg.evaluation_explore, seed)
-        returns = np.array([r for r, _ in stats.window])
-        out = {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
-               "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
-               "episode_len_mean": float(np.mean([n for _, n in stats.window])), "episodes": len(returns)}
-        out.update({k: v for k, v in stats.metrics().items() if "/" in k})
-        return out
-
     # -- policies -----------------------------------------------------------------------------
     def get_policy(self, policy_id: str = DEFAULT_POLICY_ID) -> Policy:
         try:
             return self.policies[policy_id]
         except KeyError:
-            raise ConfigError(f"No policy {policy_id!r}.{closest(policy_id, self.policies)} "
-                              f"Policies: {', '.join(self.policies)}.") from None
+            raise no_such_policy(policy_id, self.policies) from None
 
     def add_policy(self, policy_id: str, policy_cls: type[Policy] | None = None, *,
                    policy_state: dict[str, np.ndarray] | None = None, observation_space: Any = None,
@@ -732,16 +519,12 @@ class Algorithm(ABC):
         self.set_policies_to_train(policies_to_train if policies_to_train is not None
                                    else [p for p in self.policies_to_train if p != policy_id],
                                    remember=policies_to_train is not None or self.config.policies_to_train is not None)
-        for runner in (self.runner, self._eval_env):
-            if runner is not None:
-                runner.forget_policy(policy_id)
+        self.runner.forget_policy(policy_id)  # runners elsewhere get the new policy set before their next fragment
 
     def set_policy_mapping_fn(self, policy_mapping_fn: Any) -> None:
         trust_built([policy_mapping_fn])  # this process's own object: a checkpoint saved later may name it
         self.mapping_fn = self.config.policy_mapping_fn = policy_mapping_fn
-        for runner in (self.runner, self._eval_env):
-            if runner is not None:
-                runner.mapping_fn = policy_mapping_fn
+        self.runner.mapping_fn = policy_mapping_fn  # runners elsewhere and evaluation get it with the policies
 
     def set_policies_to_train(self, policies_to_train: list[str], remember: bool = True) -> None:
         for pid in policies_to_train:
@@ -833,11 +616,9 @@ class Algorithm(ABC):
         self._restore(state, state["arrays"])
 
     @property
-    def env_runner_group(self) -> EnvRunnerGroup:
-        """RLlib's env_runner_group (`workers` before RLlib 2.10); here the one local env runner."""
-        return EnvRunnerGroup(self)
-
-    workers = env_runner_group  # RLlib's older name (the Connect Four blog's algorithm.workers.sync_weights())
+    def workers(self) -> EnvRunnerGroup:
+        """RLlib's older name of env_runner_group (the Connect Four blog's algorithm.workers.sync_weights())."""
+        return self.env_runner_group
 
     def save(self, checkpoint_dir: str | Path | None = None) -> str:
         """Write a checkpoint directory (atomically) and return its path."""
@@ -965,29 +746,17 @@ class Algorithm(ABC):
             self.rng.bit_generator.state = meta["rng"]["algorithm"]
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CheckpointError(f"Checkpoint metadata is corrupted ({type(exc).__name__}: {exc}).") from exc
-        # env state cannot be saved in general: start fresh episodes, reproducibly for this iteration
-        self.runner.reset(_seed_for(self.config.seed, 2, self.iteration))
-        if self.async_sampler is not None:  # the runners start again from these weights (calls under way end first)
-            self.async_sampler.reset(self.runner.get_state())
-        if self.remote_runners is not None:
-            self.remote_runners.reset(lambda i: _seed_for(self.config.seed, 2, self.iteration, i))
+        # env state cannot be saved in general: fresh episodes, reproducibly for this iteration (this
+        # process's runner from seed_for(seed, 2, iteration), runner i elsewhere from (..., i))
+        self.env_runner_group.reset(lambda i: _seed_for(self.config.seed, 2, self.iteration, *((i,) if i else ())))
 
     # -- lifetime -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Close the envs, kill the remote env runners (and write what the recorder holds)."""
+        """Close the envs, stop the runners elsewhere (and write what the recorder holds)."""
         if self.recorder is not None:
             self.recorder.close()
-        for group in (self.async_sampler, self.remote_runners, self.remote_eval):
-            if group is not None:
-                group.stop()
-        self.async_sampler = None
-        if self.env is not None:
-            self.env.close()
-        elif isinstance(self.runner, MultiAgentEnvRunner):
-            self.runner.close()
-        if self._eval_env is not None:
-            self._eval_env.close()
-            self._eval_env = None
+        self.env_runner_group.stop()
+        self.eval_env_runner_group.stop()
 
     def __enter__(self) -> Self:
         return self

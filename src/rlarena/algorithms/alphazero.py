@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -189,6 +189,7 @@ class SelfPlayRunner:
         before = algo.num_env_steps_sampled_lifetime
         algo._self_play(self.moves)
         records, algo._records = algo._records, []
+        assert records is not None  # a self-play process collects its finished games (_self_play_runner)
         return Sample({}, algo.num_env_steps_sampled_lifetime - before, records)
 
 
@@ -198,11 +199,13 @@ class _Game:
     __slots__ = ("history", "root")
 
     def __init__(self, root: Node):
-        self.root, self.history = root, []  # history: (state, visit distribution) per searched move
+        self.root = root
+        self.history: list[tuple[State, np.ndarray]] = []  # (state, visit distribution) per searched move
 
 
 class AlphaZero(Algorithm):
-    config_class = AlphaZeroConfig
+    config_class: ClassVar[type[AlphaZeroConfig]] = AlphaZeroConfig
+    config: AlphaZeroConfig
     data_mode = "none"  # its own loop: no logged data in or out
     # a network-only checkpoint (save(include_training_state=False)) holds no optimizer: a fresh Adam
     restore_missing_ok = True
@@ -213,7 +216,7 @@ class AlphaZero(Algorithm):
         if not isinstance(config, AlgorithmConfig):
             options = {**(config or {}), **({"env": env} if env is not None else {})}
             config = self.config_class().update_from_dict(options).checked()
-        self.config: AlphaZeroConfig = config  # type: ignore[assignment]
+        self.config = config
         self._check_data_mode()
         torch.set_num_threads(config.num_torch_threads)
         if config.seed is not None:
@@ -224,7 +227,9 @@ class AlphaZero(Algorithm):
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         # two seats, one network: as a multi-agent algorithm whose every agent maps to the one policy
         self.is_multi_agent, self.mapping_fn = True, default_mapping_fn
-        self.env, self._eval_env, self.runner = None, None, None
+        self.env = None
+        # Algorithm declares its runner without None; AlphaZero has no env runner
+        self.runner = None  # type: ignore[assignment]
         n = self.game.num_actions
         obs_space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, self.game.observation_shape, np.int8),
                                      "action_mask": gym.spaces.Box(0, 1, (n,), np.int8)})
@@ -247,6 +252,7 @@ class AlphaZero(Algorithm):
         self.games = [self._new_game() for _ in range(config.num_parallel_games)]
         self._finished: list[tuple[int, float]] = []  # (plies, first player's score) of games ended this iteration
         self.async_sampler: Any = None  # the self-play processes (num_self_play_workers), made at the first step
+        self.async_stats: dict[str, float] = {}  # what the last poll of the self-play processes saw
         self._records: list[GameRecord] | None = None  # in a self-play process: its finished games, to hand over
         if self.callbacks is not None:
             call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
@@ -306,6 +312,7 @@ class AlphaZero(Algorithm):
     def _record(self, g: _Game) -> GameRecord:
         """A finished game's positions, each with the result for its mover; held-out positions left out."""
         final = g.root.state
+        assert g.root.terminal is not None  # a finished game ends in a terminal position
         result, last = float(g.root.terminal), self.game.to_play(final)
         keep = [(s, pi) for s, pi in g.history if self.game.key(s) not in self.held_out]
         first_player = result if last == 0 else -result
@@ -322,7 +329,8 @@ class AlphaZero(Algorithm):
         self.num_held_out_skipped += record.skipped
         self.num_episodes_lifetime += 1
         self._finished.append((record.plies, record.first_player_score))
-        if record.obs is not None:
+        if record.obs is not None:  # positions kept: _record sets their targets with them
+            assert record.legal is not None and record.pi is not None and record.z is not None
             self.replay.add(record.obs, record.legal, record.pi, record.z)
 
     # -- self-play in other processes (num_self_play_workers) ----------------------------------------
@@ -341,6 +349,12 @@ class AlphaZero(Algorithm):
         self.num_env_steps_sampled_lifetime += sample.steps
         self.async_stats = {"policy_lag": policy_lag(fragments, self.async_sampler.version),
                             "num_fragments": len(fragments)}
+
+    def _runner_health(self) -> dict[str, float]:
+        """The self-play processes' health (0 and 0 with none) and what their last poll saw."""
+        sampler = self.async_sampler
+        return {"num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
+                "num_env_runner_restarts": 0 if sampler is None else sampler.restarts, **self.async_stats}
 
     def _network_state(self) -> dict[str, Any]:
         return {DEFAULT_POLICY_ID: self.policy.get_state()}

@@ -27,6 +27,7 @@ from rlarena.algorithms.impala import IMPALAConfig, VTraceAlgorithm
 from rlarena.errors import CheckpointError
 from rlarena.learners import Learner
 from rlarena.nn.distributions import masked
+from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -126,7 +127,8 @@ class APPO(VTraceAlgorithm):
 
     def update_policy(self, policy_id: str, batch) -> dict[str, float]:
         out = super().update_policy(policy_id, batch)
-        cfg: APPOConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        cfg = self.policy_configs[policy_id]
+        assert isinstance(cfg, APPOConfig)  # a copy of this algorithm's config, its overrides applied
         state = self._state(policy_id)
         if out and cfg.use_kl_loss:  # RLlib's adaptive coefficient
             if out["kl"] > 2.0 * cfg.kl_target:
@@ -136,7 +138,9 @@ class APPO(VTraceAlgorithm):
             out["kl_coeff"] = state.kl_coeff
         # num_updates counts finished training steps: this one is number num_updates + 1
         if (self.num_updates + 1) % cfg.target_network_update_freq == 0:
-            state.target.load_state_dict(self.policies[policy_id].model.state_dict())  # type: ignore[attr-defined]
+            policy = self.policies[policy_id]
+            assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
+            state.target.load_state_dict(policy.model.state_dict())
         return out
 
     # -- checkpoints: the learners hold the targets and KL coefficients; the update count is APPO's own ---

@@ -39,7 +39,7 @@ from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import CheckpointError, ConfigError, EnvError
 from rlarena.limits import count_parameters
-from rlarena.policy import MASKED_LOGIT
+from rlarena.policy import MASKED_LOGIT, is_masked_space
 from rlarena.torch_policy import TrainablePolicy
 
 if TYPE_CHECKING:
@@ -111,6 +111,11 @@ class LinearPosterior(torch.nn.Module):
     M is the number of arms (disjoint model) or 1 (shared model). Its forward pass, the greedy expected
     rewards [B, k] of float32 observations [B, D], is what ONNX export writes."""
 
+    a_inv: torch.Tensor  # the buffers registered in __init__
+    b: torch.Tensor
+    theta: torch.Tensor
+    counts: torch.Tensor
+
     def __init__(self, num_models: int, dim: int, num_arms: int, lambda_: float):
         super().__init__()
         self.dim, self.num_arms, self.shared = dim, num_arms, num_models == 1 and num_arms > 1
@@ -130,6 +135,7 @@ class LinearPosterior(torch.nn.Module):
 class LinearBanditPolicy(TrainablePolicy):
     """LinUCB / LinTS / greedy arm choice over a LinearPosterior; `update` adds rewards to it."""
 
+    model: LinearPosterior
     output_names = ("expected_reward", "value")  # ONNX: greedy expected reward per arm, and its max
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict | None = None,
@@ -139,7 +145,7 @@ class LinearBanditPolicy(TrainablePolicy):
             raise ConfigError(f"LinUCB and LinTS choose among discrete arms: the action space must be Discrete, "
                               f"got {action_space}.")
         super().__init__(observation_space, action_space, observation_filter, seed)
-        inner = observation_space["observation"] if self.masked else observation_space
+        inner = observation_space["observation"] if is_masked_space(observation_space) else observation_space
         k = int(action_space.n)
         shape = tuple(getattr(inner, "shape", None) or ())
         if not isinstance(inner, gym.spaces.Box) or len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != k):

@@ -66,7 +66,7 @@ def option(default: Any, group: str, *, role: str = "computes", bound: str | Non
     A subclass that redeclares a field to change its default keeps the role and bound it had."""
     metadata = {"group": group, "role": "how big" if bound is not None else role, "bound": bound}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=metadata, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kw)
     return field(default=default, metadata=metadata, **kw)
 
 
@@ -113,7 +113,7 @@ class AlgorithmConfig:
     num_env_runners: int = option(0, "env_runners", role="how many")  # 0: sample in this process; N: N Ray actors (rlarena.distributed)
     num_cpus_per_env_runner: float = option(1.0, "env_runners", role="how many")  # Ray's CPU request per remote env runner (RLlib's)
     num_envs_per_env_runner: int = option(8, "env_runners", bound="MAX_ENVS")  # SB3 defaults to 1; vectorizing is the point here
-    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners", bound="MAX_BATCH")  # auto: the algorithm's rule (fragment_length)
+    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners", bound="MAX_BATCH")  # "auto": per family (fragment_length)
     vectorization_mode: str = option("auto", "env_runners", role="how many")  # auto | sync | subproc | async | vector_entry_point
     num_env_workers: int = option(2, "env_runners", role="how many")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
@@ -369,8 +369,19 @@ class AlgorithmConfig:
 
     @property
     def fragment_length(self) -> int:
-        """Steps per env per iteration: rollout_fragment_length; "auto" is one step here (each env
-        steps once between updates). On-policy configs derive it from train_batch_size instead."""
+        """Steps per env in one runner's fragment: rollout_fragment_length, or its family's rule when it
+        is "auto". The one place that says what "auto" means (each family's config implements its row):
+
+        - on-policy (PPO, A2C, IMPALA, APPO; OnPolicyConfig): ceil(train_batch_size /
+          (num_envs_per_env_runner * num_samplers)): one fragment from every runner (this process's, the
+          sampling processes' or the Ray actors') fills one train batch, whichever runner group samples.
+        - off-policy (DQN, SAC, TD3/DDPG; OffPolicyConfig): SB3's train_freq, else 1: each env steps once
+          between updates. On Ray actors (num_env_runners > 0), times remote_fragment_scale (about 32 steps
+          per env per call, followed by that many times the updates: the same updates per env step, in
+          bursts): the one place where the runner group changes an algorithm's rhythm.
+        - the others (bandits, ES/ARS, AlphaZero, BC/MARWIL): 1 (this rule); they sample their own way or
+          not at all (as CQL, off-policy but learning from logged data).
+        """
         return 1 if self.rollout_fragment_length == "auto" else int(self.rollout_fragment_length)
 
     @property
@@ -555,7 +566,7 @@ class AlgorithmConfig:
                               f"lower the sizes in the config (num_envs_per_env_runner={self.num_envs_per_env_runner}, "
                               f"train_batch_size={self.train_batch_size}, replay_buffer_config, model).") from None
 
-    def checked(self) -> AlgorithmConfig:
+    def checked(self) -> Self:
         """A validated copy, the one an algorithm holds; the classes and functions it names are the
         user's own (trusted for checkpoints loaded later in this process)."""
         self.validate()
@@ -564,7 +575,7 @@ class AlgorithmConfig:
 
     build_algo = build
 
-    def copy(self) -> AlgorithmConfig:
+    def copy(self) -> Self:
         return dataclasses.replace(self, env_config=dict(self.env_config), model=dict(self.model),
                                    policies=None if self.policies is None else dict(self.policies),
                                    policies_to_train=None if self.policies_to_train is None
@@ -581,7 +592,7 @@ class AlgorithmConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], trust: Trust | None = None) -> AlgorithmConfig:
+    def from_dict(cls, data: dict[str, Any], trust: Trust | None = None) -> Self:
         """The config `to_dict` wrote. Saved classes and functions resolve only as `trust` allows
         (rlarena.refs): by default rlarena's built-ins and objects registered in this process."""
         trust = trust or Trust()
@@ -608,7 +619,7 @@ class AlgorithmConfig:
         policies = normalize_policies(self.policies).values() if self.policies is not None else ()
         return [self.env, self.callbacks_class, self.policy_mapping_fn, *(spec.policy_class for spec in policies)]
 
-    def update_from_dict(self, data: dict[str, Any]) -> AlgorithmConfig:
+    def update_from_dict(self, data: dict[str, Any]) -> Self:
         """Set options by name regardless of builder group (for CLI --config, YAML files and sweeps).
         RLlib's older names (num_sgd_iter, lambda, {"multiagent": {...}}, ...) are translated."""
         for key, value in self._translate(data, self._fields()).items():
@@ -639,8 +650,9 @@ def normalize_policies(policies: Any) -> dict:
     for pid, spec in policies.items():
         if spec is None:
             spec = PolicySpec()
-        elif isinstance(spec, tuple):
-            spec = PolicySpec(*spec[:3], config=dict(spec[3] or {}) if len(spec) > 3 else {})
+        elif isinstance(spec, tuple):  # RLlib's (policy_class, observation_space, action_space, config)
+            head = dict(zip(("policy_class", "observation_space", "action_space"), spec))
+            spec = PolicySpec(**head, config=dict(spec[3] or {}) if len(spec) > 3 else {})
         elif not isinstance(spec, PolicySpec):
             raise ConfigError(f"policies[{pid!r}] must be a PolicySpec, got {type(spec).__name__}.")
         out[str(pid)] = spec
@@ -648,7 +660,16 @@ def normalize_policies(policies: Any) -> dict:
 
 
 # -- roles ------------------------------------------------------------------------------------------
-@functools.cache
+_T = typing.TypeVar("_T")
+
+
+def _per_class(fn: Callable[[type], _T]) -> Callable[[type], _T]:
+    """functools.cache for a function of a config class, keeping its signature: functools.cache's own
+    type takes Hashable arguments, and mypy does not count a class object as one (python/mypy#11470)."""
+    return functools.cache(fn)
+
+
+@_per_class
 def _option_roles(cls: type) -> dict[str, tuple[str, str | None]]:
     """option -> (role, bound) of the config class `cls`. A field a subclass redeclares (to change its
     default) keeps the role and bound a base class gave it: the first class in the MRO that declares
@@ -677,7 +698,7 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 # -- the type check behind validate() ---------------------------------------------------------------
-@functools.cache
+@_per_class
 def _field_types(cls: type) -> dict[str, Any]:
     """Each dataclass field's annotation, resolved (this module uses `from __future__ import annotations`)."""
     try:
@@ -712,7 +733,8 @@ def _conform(value: Any, annotation: Any) -> tuple[bool, Any]:
         # numpy integers too; 2.0 (and 1e4 from JSON) is accepted and stored as the int it equals, 2.5 is
         # refused; and a count or size fits int64, as every array index does (1e300 would reach numpy)
         if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
-            return (True, int(value)) if -(2**63) <= value < 2**63 else (False, value)
+            plain = int(value)  # exact: the value is a whole number
+            return (True, plain) if -(2**63) <= plain < 2**63 else (False, value)
         return False, value
     if annotation is float:  # finite: an option that means "no limit" takes None (JSON's Infinity is refused)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):

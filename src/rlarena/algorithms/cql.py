@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ReplayBatch, frozen
 from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.learners import Learner
-from rlarena.nn.actor_q import ActorQ, Temperature, squashed_gaussian_logp
+from rlarena.nn.actor_q import ActorQ, GaussianActor, Temperature, squashed_gaussian_logp
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -120,6 +121,7 @@ def cql_critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, 
     actions), y = r + discount *
     (min_k Q'_k(s', a') [- alpha log pi(a'|s')]), a' ~ pi(.|s'). The actor gets no gradient from either."""
     B, N = len(batch.rewards), cfg.num_actions
+    assert isinstance(model.actor, GaussianActor)  # CQL's actor: SAC's for Box actions
     with torch.no_grad():
         next_action, next_logp = model.actor.sample(batch.next_obs)
         v_next = target(batch.next_obs, next_action).min(0).values
@@ -161,10 +163,13 @@ class CQL(SAC):
             raise ConfigError(f"CQL needs Box actions; this data's are {policy.action_space}. For Discrete actions "
                               f"learn from the data with BC or MARWIL (BCConfig, MARWILConfig), or train DQN online.")
         model = self.actor_q_model(learner)
-        modules = {"actor": model.actor, "critic": model.critic, "alpha": model.temperature}
+        assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
+        modules: dict[str, torch.nn.Module] = {"actor": model.actor, "critic": model.critic,
+                                               "alpha": model.temperature}
         if cfg.lagrangian:
-            model.add_module("alpha_prime", Temperature(1.0))  # log alpha' = 0 at the start (RLlib's)
-            modules["alpha_prime"] = model.alpha_prime
+            alpha_prime = Temperature(1.0)  # log alpha' = 0 at the start (RLlib's)
+            model.add_module("alpha_prime", alpha_prime)
+            modules["alpha_prime"] = alpha_prime
         flats = self.add_optimizers(learner, modules)
         learner.add_target("critic", model.critic, flats["critic"])
         learner.clock = lambda: self.num_env_steps_trained
@@ -174,6 +179,7 @@ class CQL(SAC):
         actions in the actor's [-1, 1] units, discount 0 after a termination (truncated and cut episodes
         bootstrap from new_obs)."""
         policy = self.policy
+        assert isinstance(policy, ActorQPolicy)  # CQL's policy: SAC's (actor_q_model checked it)
         n = len(data["rewards"])
         return ReplayBatch(obs=torch.from_numpy(policy.normalize(data["obs"])),
                            actions=torch.from_numpy(policy.from_env_actions(data["actions"])),
@@ -183,13 +189,14 @@ class CQL(SAC):
                            next_obs=torch.from_numpy(policy.normalize(data["new_obs"])),
                            next_mask=None, weights=torch.ones(n))
 
-    def update_policy(self, policy_id: str, batch: ReplayBatch | None = None) -> torch.Tensor:  # type: ignore[override]
+    def update_policy(self, policy_id: str, batch: ReplayBatch | None = None) -> torch.Tensor:
         """One gradient step of alpha, the actor, the critics (and alpha'), all on this step's networks,
         then the target critics."""
         assert batch is not None
         learner = self.learners[policy_id]
         cfg: CQLConfig = learner.config
         model: ActorQ = learner.policy.model
+        assert model.temperature is not None and isinstance(model.actor, GaussianActor)  # SAC's, for Box actions
         alpha = model.temperature.alpha
         # actor: behaviour cloning for the first bc_iters steps, then SAC's loss
         action, logp = model.actor.sample(batch.obs)
@@ -208,6 +215,7 @@ class CQL(SAC):
         alpha_prime, loss_alpha_prime = torch.ones(()), torch.zeros(())
         if cfg.lagrangian:
             # alpha' >= 0 grows while the penalty exceeds the threshold (RLlib: clamped to [0, 1e6])
+            assert isinstance(model.alpha_prime, Temperature)  # added by build_learner
             alpha_prime = model.alpha_prime.log_alpha.exp().clamp(0.0, 1e6)[0]
             loss_alpha_prime = -(alpha_prime * (penalty.detach() - cfg.lagrangian_thresh)).mean()
             penalty = alpha_prime.detach() * (penalty - cfg.lagrangian_thresh)

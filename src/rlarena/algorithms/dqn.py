@@ -141,7 +141,9 @@ class DQN(OffPolicyAlgorithm):
         return torch.cat([stats, grad_norm.reshape(1)])
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
-        return {"epsilon": self.policies[policy_id].epsilon,  # type: ignore[attr-defined]
+        policy = self.policies[policy_id]
+        assert isinstance(policy, QPolicy)  # build_learner refused any other trained policy
+        return {"epsilon": policy.epsilon,
                 "cur_lr": self.learners[policy_id].current_lr(MAIN_OPTIMIZER)}
 
 

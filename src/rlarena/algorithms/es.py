@@ -200,6 +200,7 @@ class PerturbationPlayer:
         """The iteration's parameters and (frozen while it plays) observation filter."""
         self.theta = theta
         if filter_state is not None:
+            assert self.policy.obs_filter is not None  # the state of the same observation_filter as ours
             self.policy.obs_filter.set_state(filter_state)
 
     def episode(self, seed: int) -> tuple[float, int, np.ndarray | None]:
@@ -322,10 +323,11 @@ class PerturbationPool:
         while sent < len(chunks) or any(queued.values()):
             busy = [pipe for pipe, q in queued.items() if q]
             play_here = local is not None and sent < len(chunks)
-            for pipe in wait(busy, timeout=0 if play_here else None):
-                results[queued[pipe].pop(0)] = self._receive(pipe)
-                refill(pipe)
+            for ready in wait(busy, timeout=0 if play_here else None):
+                results[queued[ready].pop(0)] = self._receive(ready)
+                refill(ready)
             if play_here and sent < len(chunks):  # (the refills may have sent the last chunks)
+                assert local is not None  # play_here
                 results[sent] = local.play(chunks[sent])
                 sent += 1
         return np.concatenate(results)
@@ -388,13 +390,15 @@ class EvolutionStrategy(Algorithm):
             raise ConfigError(f"Invalid noise_size={cfg.noise_size}: the policy has {dim} parameters to perturb; "
                               f"set noise_size >= {dim} (a few times more keeps the directions independent).")
         self.noise = noise_table(cfg.noise_size)
-        kwargs = {"env": resolve_registered(cfg.env), "env_config": cfg.env_config, "observation_space": self.policy.observation_space,
-                  "action_space": self.policy.action_space, "model_config": cfg.model_config,
-                  "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev,
-                  "observation_filter": cfg.observation_filter}
+        assert cfg.env is not None  # validate(): an algorithm without offline data needs an env
+        kwargs: dict[str, Any] = {"env": resolve_registered(cfg.env), "env_config": cfg.env_config,
+                                  "observation_space": self.policy.observation_space,
+                                  "action_space": self.policy.action_space, "model_config": cfg.model_config,
+                                  "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev,
+                                  "observation_filter": cfg.observation_filter}
         # N workers: N - 1 processes, and this process plays too while it waits for them
         self.pool = PerturbationPool(cfg.num_es_workers - 1, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
-        self.player = PerturbationPlayer(**kwargs)
+        self.player: PerturbationPlayer | None = PerturbationPlayer(**kwargs)  # None once stopped
 
     @property
     @abstractmethod
@@ -431,17 +435,19 @@ class EvolutionStrategy(Algorithm):
         noise = np.stack([self.noise[i:i + dim] for i in indices])  # [n, dim]
         stats = self.update(theta, r_pos, r_neg, noise)
         new = self.flat.param.numpy()
-        stats["update_ratio"] = float(np.linalg.norm(new - theta) / max(np.linalg.norm(theta), 1e-8))
+        stats["update_ratio"] = float(np.linalg.norm(new - theta) / max(float(np.linalg.norm(theta)), 1e-8))
         stats["weights_norm"] = float(np.linalg.norm(new))
         stats["perturbed_return_mean"] = float(returns.mean())
         return stats
 
     def stop(self) -> None:
-        if getattr(self, "pool", None) is not None:
-            self.pool.close()  # type: ignore[union-attr]
+        # getattr: setup() may not have run, or not to its end
+        pool, player = getattr(self, "pool", None), getattr(self, "player", None)
+        if pool is not None:
+            pool.close()
             self.pool = None
-        if getattr(self, "player", None) is not None:
-            self.player.close()  # type: ignore[union-attr]
+        if player is not None:
+            player.close()
             self.player = None
         super().stop()
 

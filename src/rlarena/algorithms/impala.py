@@ -30,6 +30,7 @@ from rlarena.algorithms.vtrace import vtrace
 from rlarena.errors import ConfigError
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.storage import Rollout
+from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -165,12 +166,15 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         return None
 
     def loss(self, policy_id: str, model, dist, cfg, minibatch: list[torch.Tensor], mask) -> tuple[torch.Tensor, torch.Tensor]:
-        return impala_loss(model, dist, cfg, *minibatch, mask=mask)
+        obs, actions, behaviour_logp, target_logp, vs, adv = minibatch
+        return impala_loss(model, dist, cfg, obs, actions, behaviour_logp, target_logp, vs, adv, mask=mask)
 
     def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
-        cfg: IMPALAConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        cfg = self.policy_configs[policy_id]
+        assert isinstance(cfg, IMPALAConfig)  # a copy of this algorithm's config, its overrides applied
         policy = self.policies[policy_id]
-        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
+        assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
+        model, dist = policy.model, policy.dist
         data = prepare_vtrace_batch(model, dist, batch, cfg, self.target_model(policy_id))
         n = len(data.vs)
         if n == 0:  # every step of the fragment was an autoreset
@@ -179,7 +183,8 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         columns = data.columns()
         size = n if cfg.minibatch_size is None else cfg.minibatch_size
         mb_size = math.ceil(n / max(1, math.ceil(n / size)))
-        stats, grad_norms = [], []
+        stats: list[torch.Tensor] = []
+        grad_norms: list[torch.Tensor] = []
         for _ in range(cfg.num_epochs):
             order = torch.from_numpy(self.rng.permutation(n)) if mb_size < n else None
             parts = columns if order is None else [column[order] for column in columns]

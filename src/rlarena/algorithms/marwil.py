@@ -33,6 +33,7 @@ from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algo
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
+from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -89,10 +90,10 @@ class BCConfig(MARWILConfig):
     beta: float = option(0.0, "training")
 
 
-def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
-                ma_adv_norm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torch.Tensor,
+                returns: torch.Tensor | None, ma_adv_norm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
     """(loss, stats, the updated moving average of the squared advantage norm) for one minibatch;
-    `returns` the (bootstrapped) returns-to-go, targets without gradient."""
+    `returns` the (bootstrapped) returns-to-go, targets without gradient (None for BC: beta 0)."""
     dist_inputs, values = model(obs)
     logp, _ = dist.log_prob_entropy(dist_inputs, actions, False)
     if cfg.bc_logstd_coeff and getattr(model, "log_std", None) is not None:
@@ -102,6 +103,7 @@ def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torc
         policy_loss = -logp.mean()
         loss = policy_loss
     else:
+        assert returns is not None  # with beta > 0 the batches carry returns (training_step asks for them)
         adv = returns - values
         adv_sq = adv.pow(2).mean()
         ma_adv_norm += cfg.moving_average_sqd_adv_norm_update_rate * (adv_sq.item() - ma_adv_norm)
@@ -180,7 +182,8 @@ class MARWIL(Algorithm):
 
     def training_step(self) -> dict[str, float]:
         cfg, policy, learner = self.config, self.policy, self.learners[DEFAULT_POLICY_ID]
-        model, dist, progress = policy.model, policy.dist, self.progress  # type: ignore[attr-defined]
+        assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class MARWIL trains (Algorithm's default)
+        model, dist, progress = policy.model, policy.dist, self.progress
         if self._batches is None:
             gamma = cfg.gamma if cfg.beta > 0 else None  # BC needs no returns
             self._batches = self.offline_data.batches(cfg.train_batch_size, self.rng, gamma=gamma)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -127,7 +128,9 @@ class OffPolicyConfig(AlgorithmConfig):
         """With remote env runners and rollout_fragment_length "auto", a runner samples a whole
         multiple of the local fragment, about REMOTE_FRAGMENT_STEPS steps per env, per call (a Ray call
         costs milliseconds; one env step per call would spend the run waiting on calls), and that
-        many times the updates follow it: the same updates per env step, in bursts."""
+        many times the updates follow it: the same updates per env step, in bursts. This is the one
+        place where the runner group (Ray) changes an algorithm's rhythm; every other "auto" rule is the
+        same in this process, in forked processes and on Ray (AlgorithmConfig.fragment_length)."""
         if self.rollout_fragment_length != "auto" or self.num_env_runners == 0:
             return 1
         return max(1, REMOTE_FRAGMENT_STEPS // (self.train_freq or 1))
@@ -262,7 +265,10 @@ class OffPolicyAlgorithm(Algorithm):
         # the multi-agent runner emits segments (one agent's transitions, each ending terminated or truncated
         # at an episode or fragment end), fed as one stream; single-agent columns continue across fragments
         num_envs = 1 if self.is_multi_agent else self.config.num_envs_sampled
-        width = policy.obs_dim + (int(policy.action_space.n) if policy.masked else 0)  # the mask rides with the obs
+        width = policy.obs_dim
+        if policy.masked:  # the mask rides with the obs
+            assert isinstance(policy.action_space, gym.spaces.Discrete)  # masks need Discrete actions (TrainablePolicy)
+            width += int(policy.action_space.n)
         kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
         seed = _seed_for(self.config.seed, 5, list(self.policies).index(learner.policy_id))
         buffer = learner.buffer = REPLAY_TYPES[rc["type"]](
@@ -301,7 +307,7 @@ class OffPolicyAlgorithm(Algorithm):
                            obs[t + 1], batch.valid[t])
             return
         for s in range(batch.valid.shape[1]):
-            for t in np.flatnonzero(batch.valid[:, s]):
+            for t in np.flatnonzero(batch.valid[:, s]).tolist():
                 buffer.add(obs[t, s][None], batch.actions[t, s][None], batch.rewards[t, s][None],
                            batch.terminated[t, s][None], batch.truncated[t, s][None], obs[t + 1, s][None])
 
@@ -510,4 +516,6 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
             super().update_targets()
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
-        return {"random_actions": float(self.policies[policy_id].random_actions)}  # type: ignore[attr-defined]
+        policy = self.policies[policy_id]
+        assert isinstance(policy, ActorQPolicy)  # actor_q_model refused any other trained policy
+        return {"random_actions": float(policy.random_actions)}

@@ -49,7 +49,9 @@ class OnPolicyConfig(AlgorithmConfig):
 
     @property
     def fragment_length(self) -> int:
-        """Steps per env per iteration: rollout_fragment_length, or train_batch_size / num_envs rounded up."""
+        """Steps per env per iteration: rollout_fragment_length; "auto": train_batch_size / (num_envs x
+        num_samplers) rounded up, so one iteration's fragments fill one train batch (the on-policy row of
+        AlgorithmConfig.fragment_length)."""
         if self.rollout_fragment_length != "auto":
             return int(self.rollout_fragment_length)
         return math.ceil(self.train_batch_size / (self.num_envs_per_env_runner * self.num_samplers))
@@ -152,8 +154,8 @@ class OnPolicyAlgorithm(Algorithm):
             stats = self.update_policy(pid, batches[pid])
             out.update({f"learner/{pid}/{k}": v for k, v in stats.items()} if self.is_multi_agent else stats)
         self.num_updates += 1
-        if self.config.sample_async and self.num_updates % self.config.broadcast_interval == 0:
-            self.broadcast_weights()
+        if self.num_updates % self.config.broadcast_interval == 0:  # to runners sampling while we learn
+            self.env_runner_group.broadcast()
         return out
 
     def apply_gradients(self, policy_id: str, loss: torch.Tensor, batch: Rollout, lr: float,

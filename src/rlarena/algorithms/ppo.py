@@ -20,6 +20,7 @@ from rlarena.errors import ConfigError
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.rollout.storage import Rollout
+from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -124,13 +125,16 @@ class PPO(OnPolicyAlgorithm):
 
     def update_policy(self, policy_id: str, batch: Rollout) -> dict[str, float]:
         """num_epochs of minibatch updates of one policy on its [T, N] rollout."""
-        cfg: PPOConfig = self.policy_configs[policy_id]  # type: ignore[assignment]
+        cfg = self.policy_configs[policy_id]
+        assert isinstance(cfg, PPOConfig)  # a copy of this algorithm's config, its overrides applied
         policy = self.policies[policy_id]
-        model, dist = policy.model, policy.dist  # type: ignore[attr-defined]
+        assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
+        model, dist = policy.model, policy.dist
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
         lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
 
-        stats, grad_norms = [], []
+        stats: list[torch.Tensor] = []
+        grad_norms: list[torch.Tensor] = []
         columns = data.columns()
         n = len(data.advantages)
         # minibatches of equal size (SB3 cuts minibatch_size pieces and a smaller rest: the same when
@@ -143,8 +147,9 @@ class PPO(OnPolicyAlgorithm):
             order = torch.from_numpy(self.rng.permutation(n))
             # one gather per column and epoch; the minibatches are then views of it
             for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
-                loss, mb_stats = ppo_loss(model, dist, cfg, *minibatch[:6], with_stats,
-                                          mask=minibatch[6] if data.mask is not None else None)
+                obs, actions, logp_old, adv, returns, values_old = minibatch[:6]
+                loss, mb_stats = ppo_loss(model, dist, cfg, obs, actions, logp_old, adv, returns, values_old,
+                                          with_stats, mask=minibatch[6] if data.mask is not None else None)
                 if mb_stats is not None:
                     stats.append(mb_stats)
                     # SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl

@@ -25,11 +25,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch, ReplayLearner, frozen
 from rlarena.errors import ConfigError
 from rlarena.learners import Learner
-from rlarena.nn.actor_q import ActorQ
+from rlarena.nn.actor_q import ActorQ, GaussianActor
 from rlarena.policy import MASKED_LOGIT
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def target_entropy_of(config: SACConfig, action_space: gym.Space) -> float | Non
         return config.target_entropy
     if isinstance(action_space, gym.spaces.Discrete):
         return 0.98 * math.log(int(action_space.n))  # RLlib's: 98 % of the uniform policy's entropy
+    assert isinstance(action_space, gym.spaces.Box)  # SAC's policy takes Discrete or Box actions
     return -float(np.prod(action_space.shape))  # Haarnoja et al. 2018b, sec. 5: -dim(A)
 
 
@@ -121,6 +123,7 @@ def critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alph
             q_next = target(batch.next_obs).min(0).values
             v_next = (logp.exp() * (q_next - alpha * logp)).sum(-1)
         else:
+            assert isinstance(model.actor, GaussianActor)  # SAC's Box actor
             action, logp = model.actor.sample(batch.next_obs)
             v_next = target(batch.next_obs, action).min(0).values - alpha * logp
         y = batch.rewards + batch.discounts * v_next
@@ -149,6 +152,7 @@ def actor_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
             q = model.critic(batch.obs).min(0).values
         loss = (pi * (alpha * logp - q)).sum(-1).mean()
         return loss, -(pi * logp).sum(-1).detach(), (pi * q).sum(-1).detach()
+    assert isinstance(model.actor, GaussianActor)  # SAC's Box actor
     action, logp = model.actor.sample(batch.obs)
     q = model.critic(batch.obs, action).min(0).values
     return (alpha * logp - q).mean(), -logp.detach(), q.detach()
@@ -157,7 +161,7 @@ def actor_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
 class SAC(ActorQAlgorithm):
     config_class = SACConfig
     config: SACConfig
-    stat_names = STAT_NAMES
+    stat_names: ClassVar[tuple[str, ...]] = STAT_NAMES
     policy_kind = "sac"
 
     def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
@@ -183,6 +187,7 @@ class SAC(ActorQAlgorithm):
         cfg: SACConfig = learner.config
         model: ActorQ = learner.policy.model
         batch, indices = self.replay(policy_id)
+        assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
         alpha = model.temperature.alpha  # this step's value, for all three losses
         # the actor on the replayed states: its entropy drives the temperature
         loss_pi, entropy, q_pi = actor_loss(model, batch, alpha)
@@ -206,7 +211,9 @@ class SAC(ActorQAlgorithm):
                             q_pi.mean(), entropy.mean()])
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
-        return {"alpha": float(self.policies[policy_id].model.temperature.alpha),  # type: ignore[attr-defined]
+        policy = self.policies[policy_id]
+        assert isinstance(policy, ActorQPolicy) and policy.model.temperature is not None  # checked by build_learner
+        return {"alpha": float(policy.model.temperature.alpha),
                 **super().policy_metrics(policy_id)}
 
 

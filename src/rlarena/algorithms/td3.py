@@ -78,7 +78,7 @@ class DDPGConfig(TD3Config):
     smooth_target_policy: bool = option(False, "training")
 
 
-def td3_critic_loss(model: ActorQ, target: ActorQ, batch: ReplayBatch, smooth: bool, noise: float,
+def td3_critic_loss(model: ActorQ, target: ActorQ | _Pair, batch: ReplayBatch, smooth: bool, noise: float,
                     noise_clip: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, td_error [B] of the first critic, mean Q_1); see the module docstring."""
     with torch.no_grad():
@@ -150,7 +150,7 @@ class TD3(ActorQAlgorithm):
         cfg: TD3Config = learner.config
         model: ActorQ = learner.policy.model
         batch, indices = self.replay(policy_id)
-        loss_q, td_error, q_mean = td3_critic_loss(model, learner.target, batch,  # type: ignore[arg-type]
+        loss_q, td_error, q_mean = td3_critic_loss(model, learner.target, batch,
                                                    cfg.smooth_target_policy, cfg.target_noise, cfg.target_noise_clip)
         learner.check_finite(loss_q, "critic loss")
         learner.step(loss_q, "critic")

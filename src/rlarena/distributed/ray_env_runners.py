@@ -17,7 +17,8 @@ it. A failure nothing tolerates (neither option, or restarts used up without ign
 is one EnvError naming the runner and the env's own exception; so is a group with no runner left. An
 iteration completes with the healthy runners' fragments.
 
-Importing this module imports ray (the algorithm imports it only when asked for remote runners).
+Importing this module imports ray (rlarena.rollout.groups imports it only when a config asks for Ray actors:
+RayRunnerGroup, AsyncRayRunnerGroup and RayEvaluation wrap the groups here).
 """
 
 from __future__ import annotations
@@ -44,12 +45,11 @@ from rlarena.rollout.factory import (
     make_env_runner,
     make_multi_agent_env_runner,
     reseed_policies,
-    runner_policies,
     structure_signature,
 )
 from rlarena.rollout.runner import EnvRunner, Sample, merge_samples, play_episodes
 
-if TYPE_CHECKING:  # the algorithm layer imports this module, not the other way round
+if TYPE_CHECKING:  # the algorithm layer builds the groups (through rlarena.rollout.groups), not the other way round
     from rlarena.algorithms.config import AlgorithmConfig
     from rlarena.policy import Policy
 
@@ -96,7 +96,7 @@ class _RunnerActor(_Actor):
             self._heap_limited = True
         self.runner.set_state(state)
         sample = self.runner.sample()
-        behaviour_logp(runner_policies(self.runner), sample)
+        behaviour_logp(self.runner.policies, sample)
         return version, sample
 
     def reset(self, seed: int | None) -> None:
@@ -586,4 +586,4 @@ class AsyncRemoteSampler:
         self.broadcast(state)
 
     def stop(self) -> None:
-        self.pending.clear()  # the group's actors are stopped by the algorithm
+        self.pending.clear()  # the group's actors are stopped by its runner group (rlarena.rollout.groups)

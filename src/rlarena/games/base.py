@@ -106,8 +106,9 @@ GAMES: dict[str, str] = {  # name -> "module:class", imported when asked for
 }
 
 
-def make_game(spec: str | TwoPlayerGame | type[TwoPlayerGame]) -> TwoPlayerGame:
-    """A game from its name ("connect_four", "tic_tac_toe"), a TwoPlayerGame instance or class."""
+def make_game(spec: object) -> TwoPlayerGame:
+    """A game from its name ("connect_four", "tic_tac_toe"), a TwoPlayerGame instance or class; any other
+    spec (a config's env that is no game) is a ConfigError."""
     if isinstance(spec, TwoPlayerGame):
         return spec
     if isinstance(spec, type) and issubclass(spec, TwoPlayerGame):

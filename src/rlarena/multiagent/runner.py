@@ -114,6 +114,18 @@ def episodes_stats(episodes: list[Episode]) -> MultiAgentEpisodeStats:
     return stats
 
 
+def episodes_summary(episodes: list[Episode]) -> dict[str, float]:
+    """An evaluation's statistics of its episodes (the multi-agent rlarena.rollout.runner.episode_summary):
+    the episodes' total returns and lengths, and the mean return per policy and per agent."""
+    stats = episodes_stats(episodes)
+    returns = np.array([r for r, _ in stats.window])
+    out = {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
+           "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
+           "episode_len_mean": float(np.mean([n for _, n in stats.window])), "episodes": len(returns)}
+    out.update({k: v for k, v in stats.metrics().items() if "/" in k})
+    return out
+
+
 class MultiAgentEnvRunner:
     def __init__(self, envs: list, policies: dict[str, Policy], mapping_fn: Callable[..., str],
                  policies_to_train: set[str], fragment_length: int, seed: int | None, env_name: str,
@@ -356,11 +368,6 @@ class MultiAgentEnvRunner:
             return non_finite(self.env_name, "observation", value, "step()", f"{where} at step {step} of its episode")
         return non_finite(self.env_name, "reward", rewards[t - 1, s], "step()",
                           f"{where} in the transition from its action at step {lane.steps[t - 1] + 1} of its episode")
-
-    def run_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> MultiAgentEpisodeStats:
-        """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing;
-        their statistics (every episode in the window)."""
-        return episodes_stats(self.play_episodes(num_episodes, explore, seed))
 
     def play_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> list[Episode]:
         """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""

@@ -154,7 +154,7 @@ class ActorQ(nn.Module):
         super().__init__()
         self.kind = kind
         if kind == "gaussian":
-            self.actor: nn.Module = GaussianActor(obs_dim, action_dim, hiddens, activation)
+            self.actor: GaussianActor | MLP = GaussianActor(obs_dim, action_dim, hiddens, activation)
         else:
             self.actor = MLP(obs_dim, hiddens, action_dim, activation)
         discrete = kind == "categorical"

@@ -2,9 +2,21 @@
 and each remote runner (worker i of num_env_runners, rlarena.distributed), so every env copy gets its
 EnvContext (worker_index, num_workers, vector_index) the same way wherever it runs.
 
-Every runner keeps one contract (rlarena.rollout.runner.Sample): sample() -> Sample (the batches per
+Every runner keeps one contract (rlarena.rollout.runner.Runner): sample() -> Sample (the batches per
 policy, the env steps, the finished episodes), get_state()/set_state() (weights, filter states and
 exploration), reset(seed), close().
+
+Seeds: every random stream of a seeded run is seed_for(config.seed, salt, ...), one salt per kind of
+stream, so that no two streams of a run coincide:
+    0  torch's global generator
+    1  policy k's weights and actions: (1, k)
+    2  the envs: this process's runner (2); runner i elsewhere (2, i), its r-th replacement (2, i, r);
+       fresh episodes after a restore at iteration n: (2, n), runner i's (2, n, i)
+    3  the algorithm's own generator (3); AlphaZero's self-play process i: (3, i, r)
+    4  evaluation k: (4, k); evaluation runner i plays its share from seed_for(that seed, i)
+    5  an off-policy learner k's replay buffer: (5, k); the bandits' envs: (5, 0), after a restore (5, n)
+    6  runner i's actions elsewhere: (6, i), its r-th replacement (6, i, r)
+    7  evaluation runner i's actions: (7, i), its r-th replacement (7, i, r)
 """
 
 from __future__ import annotations
@@ -24,9 +36,22 @@ if TYPE_CHECKING:
     from rlarena.policy import Policy
 
 
-def runner_policies(runner: EnvRunner | MultiAgentEnvRunner) -> dict[str, Policy]:
-    """{policy id: policy} a runner samples with."""
-    return {runner.policy_id: runner.policy} if isinstance(runner, EnvRunner) else runner.policies
+# the salts above that runner groups use
+SALT_ENVS, SALT_ACTIONS, SALT_EVAL_ACTIONS = 2, 6, 7
+
+
+def seed_for(seed: int | None, *salt: int) -> int | None:
+    """Independent, reproducible child seeds (None stays None: fresh entropy)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
+
+
+def worker_seed(seed: int | None, salt: int, worker_index: int, restarts: int) -> int | None:
+    """Runner `worker_index`'s seed for `salt` (a runner elsewhere: a Ray actor, a sampling process);
+    a replacement (restarts > 0, fault tolerance) gets another, so it does not replay its
+    predecessor's episodes."""
+    return seed_for(seed, salt, worker_index) if restarts == 0 else seed_for(seed, salt, worker_index, restarts)
 
 
 def reseed_policies(policies: dict[str, Policy], action_seed: int | None) -> None:

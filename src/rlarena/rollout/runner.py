@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +31,39 @@ class Sample:
     # finished in this fragment, in what the algorithm's stats merge(): (return, length) pairs from
     # single-agent runners, rlarena.multiagent.episode.Episode objects from multi-agent ones
     episodes: list = field(default_factory=list)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What every env runner is, wherever it runs (this process, a forked sampling process, a Ray
+    actor) and however many agents its env has: EnvRunner, rlarena.multiagent.runner.MultiAgentEnvRunner,
+    and rlarena.rollout.groups.OfflineRunner (which refuses to sample). Runner groups
+    (rlarena.rollout.groups) are built over it."""
+
+    @property
+    def policies(self) -> dict[str, Any]:
+        """{policy id: policy} it acts with (in this process, the algorithm's own policy objects)."""
+        ...
+
+    def sample(self) -> Sample:
+        """One fragment: the batches per policy in training, the env steps, the finished episodes."""
+        ...
+
+    def get_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """{policy id: weights, filter state and exploration}: what a copy elsewhere samples with."""
+        ...
+
+    def set_state(self, state: dict[str, dict[str, np.ndarray]]) -> None:
+        """Take get_state() of another runner (this process's, when this one runs elsewhere)."""
+        ...
+
+    def reset(self, seed: int | None) -> None:
+        """Start fresh episodes (after a restore: env state cannot be saved), envs seeded from `seed`."""
+        ...
+
+    def close(self) -> None:
+        """Close its envs."""
+        ...
 
 
 def merge_samples(samples: list[Sample]) -> Sample:
@@ -188,6 +222,11 @@ class EnvRunner:
         self._pending_reset = np.zeros(self.num_envs, bool)
         self._ep_return[:] = 0
         self._ep_len[:] = 0
+
+    @property
+    def policies(self) -> dict[str, Any]:
+        """{policy id: policy} it samples with (the Runner protocol's)."""
+        return {self.policy_id: self.policy}
 
     def get_state(self) -> dict[str, dict[str, np.ndarray]]:
         """{policy id: weights, filter state and exploration}, what set_state() of a copy takes."""
