@@ -27,7 +27,7 @@ from rlarena.export.onnx import OnnxPolicy
 from rlarena.games.connect_four.game import ConnectFourGame
 from rlarena.games.connect_four.matches import evaluation_opponent, evaluation_table, format_table, random_openings
 from rlarena.games.mcts import SearchPolicy, outputs_evaluator
-from rlarena.policy import policy_actions
+from rlarena.policies.policy import policy_actions
 
 SHIPPED = Path(__file__).resolve().parent.parent / "src" / "rlarena" / "games" / "connect_four" / "agent"
 NETWORK_OPPONENTS = ("random", "always_same", "linear", "beat_last", "smart", "negamax_1", "negamax_3", "negamax_5")

@@ -175,7 +175,7 @@ def main() -> None:
         print(f"  built in {built:.1f} s, first sample at {sampled:.1f} s, first result at {first:.1f} s")
     raw = raw_env(args.seconds)
     print(f"raw env (one process, SyncVectorEnv of 8, random actions): {raw:,.0f} env steps/s")
-    from rlarena.distributed import ray_init
+    from rlarena.rollout.ray_cluster import ray_init
     ray_init()  # started once here, shared by the three configurations
     for fragment in args.fragments:
         print(f"LunarLander-v3, 8 envs per runner, {fragment}-step fragments:")

@@ -111,8 +111,8 @@ def untrained_league_checkpoint(directory: Path) -> Path:
     networks): the shipped agent is an AlphaZero network with one policy and no opponents."""
     from rlarena import PolicySpec
     from rlarena.games.connect_four.opponents import NegamaxDepth1
-    from rlarena.multiagent import RandomPolicy
     from rlarena.multiagent.league import league_mapping_fn
+    from rlarena.policies import RandomPolicy
     algo = (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=1)
             .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy),
                                    "negamax_1": PolicySpec(policy_class=NegamaxDepth1)},
@@ -163,7 +163,7 @@ def local_ray() -> Iterator[None]:
     """One loopback Ray (2 CPUs, no dashboard) per test module that asks for it; another module's Ray
     is shut down first, and this one when the module is done."""
     ray = pytest.importorskip("ray")
-    from rlarena.distributed import ray_init, ray_shutdown
+    from rlarena.rollout.ray_cluster import ray_init, ray_shutdown
     if ray.is_initialized():
         ray.shutdown()
     ray_init(num_cpus=2)

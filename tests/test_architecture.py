@@ -3,14 +3,16 @@ function-local imports included (`if TYPE_CHECKING:` blocks, which never run, ex
 
 The layers, top to bottom (a module may import its own layer and the ones below):
     entry        the package's lazy table, cli/, hub
-    experiments  train/, tune/, the Ray trials and Tune trainable (distributed.trials, distributed.tune)
+    experiments  train/, tune/ (the Ray trials and the Tune trainable among them)
     algorithms   one file per algorithm; the Algorithm
     learners     a Learner per trained policy
     games        one package per built-in game
     offline      logged data: reading, recording, off-policy estimates
-    rollout      runners (single- and multi-agent, forked, Ray), storage, GAE / V-trace, episodes
+    rollout      runners (single- and multi-agent, forked, Ray), storage, GAE / V-trace, episodes, the Ray
+                 connection; multiagent/ (policy specs, the multi-agent builder, league, matches)
     export       ONNX and video files
-    policies     Policy and the trainable policies; nn/ (models, distributions, flat optimizers, filters)
+    policies     policies/ (Policy, its capabilities, the trainable policies); nn/ (models, distributions,
+                 flat optimizers, filters)
     envs         adapters, checker, registry (no torch)
     base         checkpoint files, references, limits, schedules, errors, callbacks, version
 """
@@ -26,14 +28,14 @@ import rlarena
 ROOT = Path(rlarena.__file__).resolve().parent
 LAYERS = [
     ("entry", ["rlarena", "rlarena.cli", "rlarena.hub", "rlarena.air"]),
-    ("experiments", ["rlarena.train", "rlarena.tune", "rlarena.distributed.trials", "rlarena.distributed.tune"]),
+    ("experiments", ["rlarena.train", "rlarena.tune"]),
     ("algorithms", ["rlarena.algorithms"]),
     ("learners", ["rlarena.learners"]),
     ("games", ["rlarena.games"]),
     ("offline", ["rlarena.offline"]),
-    ("rollout", ["rlarena.rollout", "rlarena.multiagent", "rlarena.distributed"]),
+    ("rollout", ["rlarena.rollout", "rlarena.multiagent"]),
     ("export", ["rlarena.export"]),
-    ("policies", ["rlarena.policy", "rlarena.torch_policy", "rlarena.q_policy", "rlarena.actor_q_policy", "rlarena.nn"]),
+    ("policies", ["rlarena.policies", "rlarena.nn"]),
     ("envs", ["rlarena.envs"]),
     ("base", ["rlarena.checkpoint", "rlarena.refs", "rlarena.limits", "rlarena.errors", "rlarena.callbacks",
               "rlarena.schedules", "rlarena._version"]),

@@ -16,7 +16,7 @@ from probe_envs import BoomEnv, ConstantTruncatedEnv, ContinuousIdentityEnv, Dis
 from rlarena import APPO, APPOConfig, IMPALAConfig, PPOConfig
 from rlarena.algorithms.dqn import DQNConfig
 from rlarena.errors import ConfigError, EnvError
-from rlarena.multiagent.policies import PolicySpec
+from rlarena.multiagent.policy_spec import PolicySpec
 
 
 def small(config, **training):

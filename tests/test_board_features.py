@@ -12,7 +12,7 @@ import torch
 from rlarena import ConfigError
 from rlarena.games.connect_four.features import CELLS, COLS, FEATURES, BoardConv, ConnectFourFeatures, numpy_features
 from rlarena.games.connect_four.rules import env, observation_space
-from rlarena.torch_policy import TorchPolicy
+from rlarena.policies.torch_policy import TorchPolicy
 
 MODEL = {"fcnet_hiddens": [32], "fcnet_activation": "tanh", "vf_share_layers": False, "log_std_init": 0.0}
 

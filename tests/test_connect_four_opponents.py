@@ -26,7 +26,8 @@ from rlarena.games.connect_four.rules import (
     has_four,
     observation_space,
 )
-from rlarena.multiagent import PolicySpec, RandomPolicy
+from rlarena.multiagent import PolicySpec
+from rlarena.policies import RandomPolicy
 
 OBS_SPACE = observation_space()
 ACT_SPACE = __import__("gymnasium").spaces.Discrete(7)

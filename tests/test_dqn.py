@@ -19,9 +19,10 @@ from rlarena.algorithms.dqn import QBatch, dqn_loss
 from rlarena.errors import ConfigError
 from rlarena.games.connect_four.rules import AGENTS, ConnectFourMultiAgent
 from rlarena.learners import piecewise
-from rlarena.multiagent import PolicySpec, RandomPolicy
+from rlarena.multiagent import PolicySpec
 from rlarena.nn.q_network import QNetwork
-from rlarena.q_policy import QPolicy
+from rlarena.policies import RandomPolicy
+from rlarena.policies.q_policy import QPolicy
 
 FAST = {"lr": 1e-2, "train_batch_size": 32, "num_steps_sampled_before_learning_starts": 64,
         "target_network_update_freq": 32, "min_sample_timesteps_per_iteration": 256,

@@ -15,8 +15,8 @@ from conftest import all_finite, tiny_config
 from rlarena import EnvError, PPOConfig, TrainingError
 from rlarena.algorithms.config import MODEL_DEFAULTS
 from rlarena.envs.multi_agent import MultiAgentEnv
+from rlarena.policies.torch_policy import TorchPolicy
 from rlarena.rollout.runner import EnvRunner, may_be_non_finite
-from rlarena.torch_policy import TorchPolicy
 
 SMALL = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1}
 BOX = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)

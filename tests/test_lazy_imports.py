@@ -14,3 +14,13 @@ def test_import_and_train_do_not_load_heavy_modules():
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.check_output([sys.executable, "-c", code], text=True).strip().splitlines()[-1]
     assert out == "[]", f"imported eagerly: {out}"
+
+
+def test_policies_specs_episodes_and_the_ray_helpers_import_no_torch():
+    """What heuristics, the Connect Four page and a policy_mapping_fn's module import stays torch-free;
+    the trainable policies load on first use."""
+    code = ("import sys, rlarena.policies, rlarena.multiagent, rlarena.rollout.multi_agent_episode, "
+            "rlarena.rollout.ray_cluster; from rlarena import Episode, Policy, PolicySpec, RandomPolicy; "
+            "print([m for m in ('torch', 'ray') if m in sys.modules])")
+    out = subprocess.check_output([sys.executable, "-c", code], text=True).strip().splitlines()[-1]
+    assert out == "[]", f"imported eagerly: {out}"

@@ -12,8 +12,8 @@ from rlarena.games.connect_four.league import ConnectFourLeague
 from rlarena.games.connect_four.matches import play_matches
 from rlarena.games.connect_four.opponents import OPPONENTS
 from rlarena.games.connect_four.rules import ConnectFourMultiAgent, observation_space
-from rlarena.multiagent.episode import Episode
 from rlarena.multiagent.league import league_mapping_fn
+from rlarena.rollout.multi_agent_episode import Episode
 
 SPACES = (observation_space(), gym.spaces.Discrete(7))
 

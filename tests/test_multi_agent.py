@@ -13,8 +13,9 @@ import pytest
 from rlarena import Algorithm, Callbacks, CheckpointError, ConfigError, PPOConfig
 from rlarena.envs.arena import MultiAgentArena
 from rlarena.envs.multi_agent import MultiAgentEnv
-from rlarena.multiagent import PolicySpec, RandomPolicy
-from rlarena.policy import Policy
+from rlarena.multiagent import PolicySpec
+from rlarena.policies import RandomPolicy
+from rlarena.policies.policy import Policy
 
 
 def by_agent(agent_id, episode, **kwargs):

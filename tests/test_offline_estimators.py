@@ -11,7 +11,6 @@ import torch
 from torch.distributions import Categorical, Normal, TransformedDistribution
 from torch.distributions.transforms import AffineTransform, TanhTransform
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.config import MODEL_DEFAULTS
 from rlarena.errors import ConfigError, OfflineDataError
 from rlarena.offline.estimators import (
@@ -20,8 +19,9 @@ from rlarena.offline.estimators import (
     importance_sampling,
     weighted_importance_sampling,
 )
-from rlarena.q_policy import QPolicy
-from rlarena.torch_policy import TorchPolicy
+from rlarena.policies.actor_q_policy import ActorQPolicy
+from rlarena.policies.q_policy import QPolicy
+from rlarena.policies.torch_policy import TorchPolicy
 
 MODEL = {**MODEL_DEFAULTS, "fcnet_hiddens": [16], "fcnet_activation": "relu", "log_std_init": -0.5}
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)

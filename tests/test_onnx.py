@@ -18,7 +18,7 @@ from conftest import tiny_config
 from rlarena import Algorithm, CheckpointError, ConfigError
 from rlarena.cli.main import main
 from rlarena.export.onnx import FORMAT, INSTALL_HINT, OnnxPolicy, export_onnx
-from rlarena.policy import MASKED_LOGIT
+from rlarena.policies.policy import MASKED_LOGIT
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "src" / "rlarena" / "games" / "connect_four" / "agent"

@@ -32,7 +32,7 @@ from rlarena.games.connect_four.app import (
     winning_line,
 )
 from rlarena.games.connect_four.rules import ROWS, observation_space
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
 
 # A full board without four in a row (rows top first; X = player_0, O = player_1), found by search
 DRAWN = ["XXOOXXO", "XOOOXOX", "OXXOXXO", "OOOXOXX", "OXXOOXO", "XOXXXOO"]

@@ -60,7 +60,7 @@ class ClusterNodes:
 def cluster():
     if ray.is_initialized():  # another module's Ray: this module's driver joins the cluster instead
         ray.shutdown()
-    # Ray binds to loopback only where it believes clusters are unsupported (rlarena.distributed.ray_init);
+    # Ray binds to loopback only where it believes clusters are unsupported (rlarena.rollout.ray_cluster.ray_init);
     # without this, ray.init(address="127.0.0.1:port") is resolved to the machine's address, where nothing
     # listens, and hangs. The variable must be set before the nodes start: their processes inherit it.
     # RAY_TMPDIR: the cluster writes its address to <tmp>/ray/ray_current_cluster, which a plain ray.init()

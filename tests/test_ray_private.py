@@ -8,7 +8,7 @@ directory of its own (RAY_TMPDIR, which makes it the default temp dir of every p
 variable, as /tmp/ray is for everyone), with a custom resource "planted" and a hook that leaves a
 `ran-<pid>` file naming each process that called it. A first test shows the trap works (Ray's plain
 ray.init() joins it and runs the hook); the others start rlarena's Ray through its public paths in
-fresh processes (rlarena.tune.trainable, rlarena.distributed.ray_init, `rlarena train --ray`) and
+fresh processes (rlarena.tune.trainable, rlarena.rollout.ray_cluster.ray_init, `rlarena train --ray`) and
 check it is a new cluster whose files and token only this user can read, that a client without the
 token is refused, and that an address the caller gives is joined.
 
@@ -54,7 +54,7 @@ from pathlib import Path
 
 import ray
 import rlarena.tune
-from rlarena.distributed import ray_init, ray_shutdown
+from rlarena.rollout.ray_cluster import ray_init, ray_shutdown
 
 report_path, hook_dir, stand_in = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 report = {"pid": os.getpid()}
@@ -181,7 +181,7 @@ def stand_in() -> Iterator[StandIn]:
 @pytest.fixture(scope="module")
 def victim(stand_in, tmp_path_factory) -> dict:
     """What a process saw that started rlarena's Ray through rlarena.tune.trainable, then
-    rlarena.distributed.ray_init (twice), then joined the stand-in by its address."""
+    rlarena.rollout.ray_cluster.ray_init (twice), then joined the stand-in by its address."""
     home = tmp_path_factory.mktemp("victim-home")
     report = home / "report.json"
     proc = subprocess.run([sys.executable, "-c", VICTIM, str(report), str(stand_in.hook_dir), stand_in.address],

@@ -1,4 +1,4 @@
-"""Remote env runners on Ray (rlarena.distributed): PPO samples on 2 actors and reports what a local
+"""Remote env runners on Ray (rlarena.rollout.ray_runners): PPO samples on 2 actors and reports what a local
 run reports; a seeded run repeats; each runner's envs know their worker index; stop() frees the actors;
 fault tolerance (an env that raises, ends its process or hangs; a killed actor); evaluation runners;
 the MeanStdFilter merged; multi-agent envs and the Connect Four league; DQN and SAC. One local Ray for

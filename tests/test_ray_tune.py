@@ -60,7 +60,7 @@ def test_rlarena_tune_imports_no_ray():
 
 
 def test_without_ray_both_entry_points_say_what_to_install(monkeypatch, tmp_path):
-    for module in ("rlarena.distributed.tune", "rlarena.distributed.trials"):
+    for module in ("rlarena.tune.ray_trainable", "rlarena.train.ray_trials"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     with pytest.raises(ConfigError, match=r"pip install 'rlarena\[ray\]'"):
@@ -238,7 +238,7 @@ def test_a_trial_larger_than_the_cluster_is_refused_before_it_waits_forever(loca
 
 # -- where Ray comes from, and the CLI ------------------------------------------------------------------------
 def test_connect_joins_the_address_or_starts_a_loopback_ray(monkeypatch):
-    from rlarena.distributed import trials as ray_trials
+    from rlarena.train import ray_trials
     calls = []
 
     def fake_ray_init(address=None, num_cpus=None):

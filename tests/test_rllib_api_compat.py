@@ -15,7 +15,7 @@ from rlarena.envs.multi_agent import MultiAgentEnv
 from rlarena.games.connect_four.matches import play_matches
 from rlarena.games.connect_four.opponents import LinearHeuristic
 from rlarena.multiagent import PolicySpec
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
 from rlarena.rollout.groups import EnvRunnerGroup
 
 OBS = gym.spaces.Box(0, 10, (1,), np.float32)

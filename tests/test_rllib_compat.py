@@ -257,7 +257,7 @@ def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
 # -- `rllib train` / `rllib rollout` command lines ----------------------------------------------------------
 def test_train_takes_rllib_flags(tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray")
-    from rlarena.distributed import trials as ray_trials
+    from rlarena.train import ray_trials
     start_ray = ray_trials.ray_init
 
     def no_cluster_here(address=None, num_cpus=None):  # `auto` finds none, whatever else runs on this machine

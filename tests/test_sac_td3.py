@@ -17,12 +17,12 @@ from conftest import all_arrays, assert_same_arrays
 from probe_envs import ContinuousIdentityEnv, DiscreteIdentityEnv, TwoStepValueEnv
 
 from rlarena import Algorithm, DDPGConfig, SACConfig, TD3Config
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.off_policy import ReplayBatch
 from rlarena.algorithms.sac import actor_loss, critic_loss
 from rlarena.algorithms.td3 import td3_critic_loss
 from rlarena.errors import ConfigError
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
+from rlarena.policies.actor_q_policy import ActorQPolicy
 
 FAST = {"train_batch_size": 64, "num_steps_sampled_before_learning_starts": 64,
         "min_sample_timesteps_per_iteration": 200, "lr": 3e-3, "model": {"fcnet_hiddens": [32, 32]}}

@@ -24,7 +24,7 @@ from rlarena.games.connect_four.solver import (
     to_planes,
     win_score,
 )
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
 
 # Lines of Pascal Pons' solver test sets (blog.gamesolver.org, part 2 "test protocol"): Test_L3_R1
 # (end game, the first three lines) and Test_L1_R1 (begin, easy), game and exact score.

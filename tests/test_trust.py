@@ -244,6 +244,26 @@ def test_every_builtin_reference_resolves():
         assert callable(obj) and f"{obj.__module__}:{obj.__qualname__}" == MOVED_REFS.get(ref, ref)
 
 
+def test_checkpoints_naming_the_old_policy_modules_still_load(multi_agent_checkpoint, tmp_path, track):
+    """The policies moved into rlarena.policies: a checkpoint saved before names the old modules, which are
+    gone, and loads with no flag (rlarena.refs.MOVED_REFS)."""
+    import importlib.util
+
+    from rlarena.policies import QPolicy, TorchPolicy
+    for gone in ("rlarena.policy", "rlarena.torch_policy", "rlarena.q_policy", "rlarena.actor_q_policy",
+                 "rlarena.multiagent.policies"):
+        assert importlib.util.find_spec(gone) is None
+    old = {"callable": "rlarena.multiagent.policies:RandomPolicy"}
+    copy = planted(multi_agent_checkpoint, tmp_path, "policy_class", old)
+    meta = json.loads((copy / METADATA_FILE).read_text())
+    meta["policies"]["rand"]["policy_class"] = old
+    (copy / METADATA_FILE).write_text(json.dumps(meta))
+    another_process()
+    assert type(track(Algorithm.from_checkpoint(copy)).get_policy("rand")) is RandomPolicy
+    for name, cls in (("rlarena.torch_policy:TorchPolicy", TorchPolicy), ("rlarena.q_policy:QPolicy", QPolicy)):
+        assert Trust().resolve({"callable": name}, "policy_class") is cls
+
+
 @pytest.fixture
 def probe_checkpoint(tmp_path, build) -> Path:
     algo = build(PPOConfig().environment(DiscreteIdentityEnv).env_runners(num_envs_per_env_runner=1)

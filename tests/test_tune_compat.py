@@ -134,7 +134,7 @@ def test_a_multi_agent_config_dict_round_trips(tmp_path: Path) -> None:
     register_trusted(arena_mapping)  # now the name reads back, as a checkpoint's would
     analysis = tune.run("PPO", config=saved, stop={"training_iteration": 1}, storage_path=str(tmp_path), verbose=0)
     trial_config = analysis.trials[0].config
-    assert trial_config["policies"]["random"]["policy_class"] == {"callable": "rlarena.multiagent.policies:RandomPolicy"}
+    assert trial_config["policies"]["random"]["policy_class"] == {"callable": "rlarena.policies.random_policy:RandomPolicy"}
     assert trial_config["policies_to_train"] == ["learner"]
     with pytest.raises(ConfigError, match="Pass the config object itself"):
         tune.run("PPO", config={**saved, "policy_mapping_fn": {"unnamed": "<lambda>"}}, storage_path=str(tmp_path))
@@ -289,6 +289,6 @@ def test_pretty_print() -> None:
 def test_tune_and_air_load_lazily() -> None:
     code = ("import sys, rlarena; assert 'rlarena.tune' not in sys.modules; "
             "rlarena.tune.run; rlarena.air.RunConfig; from rlarena.tune import Tuner; "
-            "print([m for m in ('torch', 'pandas', 'rlarena.train.runner') if m in sys.modules])")
+            "print([m for m in ('torch', 'pandas', 'rlarena.train.experiment') if m in sys.modules])")
     out = subprocess.check_output([sys.executable, "-c", code], text=True).strip().splitlines()[-1]
     assert out == "[]", f"imported eagerly: {out}"

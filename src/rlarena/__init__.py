@@ -87,9 +87,10 @@ _LAZY = {**dict.fromkeys(_ALGORITHM_NAMES, "rlarena.algorithms"),
          "CheckpointError": "rlarena.errors", "ConfigError": "rlarena.errors", "EnvError": "rlarena.errors",
          "RLArenaError": "rlarena.errors", "TrainingError": "rlarena.errors", "OfflineDataError": "rlarena.errors",
          "UntrustedCodeError": "rlarena.errors", "register_trusted": "rlarena.refs",
-         "Episode": "rlarena.multiagent", "PolicySpec": "rlarena.multiagent", "RandomPolicy": "rlarena.multiagent",
-         "Policy": "rlarena.policy", "TorchPolicy": "rlarena.torch_policy",
-         "run": "rlarena.train.runner", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",
+         "Episode": "rlarena.rollout.multi_agent_episode", "PolicySpec": "rlarena.multiagent.policy_spec",
+         "RandomPolicy": "rlarena.policies.random_policy", "Policy": "rlarena.policies.policy",
+         "TorchPolicy": "rlarena.policies.torch_policy",
+         "run": "rlarena.train.experiment", "Results": "rlarena.train.results", "grid_search": "rlarena.train.search",
          "choice": "rlarena.train.search", "uniform": "rlarena.train.search", "loguniform": "rlarena.train.search",
          "package_to_hub": "rlarena.hub", "load_from_hub": "rlarena.hub"}
 

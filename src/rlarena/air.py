@@ -1,4 +1,4 @@
-"""ray.air's configs for Tuner (Ray Tune's local subset, see rlarena.tune; issue 13 brings real Tune on Ray).
+"""ray.air's configs for Tuner (Ray Tune's local subset, see rlarena.tune; Tune itself: rlarena.tune.trainable).
 
     from rlarena import air, tune                 # was: from ray import air, tune
     tune.Tuner("PPO", param_space=config, run_config=air.RunConfig(stop={"training_iteration": 20},
@@ -6,6 +6,6 @@
 """
 
 from rlarena.tune.analysis import Checkpoint, Result
-from rlarena.tune.experiment import CheckpointConfig, RunConfig
+from rlarena.tune.tuner import CheckpointConfig, RunConfig
 
 __all__ = ["Checkpoint", "CheckpointConfig", "Result", "RunConfig"]

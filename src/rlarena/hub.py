@@ -192,7 +192,7 @@ def _load_algorithm(checkpoint: Any, env: Any, trusted_modules: list[str] | None
 
 
 def _packaged_policy(algo: Any, policy_id: str | None) -> str:
-    from rlarena.torch_policy import TrainablePolicy
+    from rlarena.policies.torch_policy import TrainablePolicy
     if policy_id is None:
         trained = list(algo.policies_to_train)
         if len(trained) != 1:
@@ -504,7 +504,7 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
 
 def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
     from rlarena.algorithms import get_algorithm_class
-    from rlarena.algorithms.algorithm import saved_config
+    from rlarena.algorithms.checkpointing import saved_config
     meta_path = folder / CONFIG_FILE
     try:
         meta = read_json(meta_path, "Package config")  # size-checked; a link out of the folder is refused

@@ -34,12 +34,16 @@ from rlarena.errors import ConfigError, UntrustedCodeError
 _C4 = "rlarena.games.connect_four"
 _C4_OPPONENTS = ("AlwaysSameHeuristic", "LinearHeuristic", "BeatLastHeuristic", "SmartHeuristic",
                  *(f"NegamaxDepth{d}" for d in range(1, 8)))
-# the names Connect Four had before it moved into one package -> its names now. Older checkpoints
-# store the old ones, which resolve to the new place (the old modules are gone).
+# the names of built-in classes before their modules moved -> their names now. Older checkpoints
+# store the old ones, which resolve to the new place (the old modules are gone): Connect Four's
+# before it became one package, the policies' before they became rlarena.policies.
 MOVED_REFS = {
     "rlarena.envs.connect_four:ConnectFourMultiAgent": f"{_C4}.rules:ConnectFourMultiAgent",
     "rlarena.multiagent.league:ConnectFourLeague": f"{_C4}.league:ConnectFourLeague",
     **{f"rlarena.multiagent.connect_four_opponents:{name}": f"{_C4}.opponents:{name}" for name in _C4_OPPONENTS},
+    "rlarena.multiagent.policies:RandomPolicy": "rlarena.policies.random_policy:RandomPolicy",
+    "rlarena.torch_policy:TorchPolicy": "rlarena.policies.torch_policy:TorchPolicy",
+    "rlarena.q_policy:QPolicy": "rlarena.policies.q_policy:QPolicy",
 }
 BUILTIN_REFS = frozenset({
     "rlarena.callbacks:Callbacks",
@@ -47,9 +51,6 @@ BUILTIN_REFS = frozenset({
     "rlarena.multiagent.builder:default_mapping_fn",
     "rlarena.multiagent.league:SelfPlayLeague",
     "rlarena.multiagent.league:league_mapping_fn",
-    "rlarena.multiagent.policies:RandomPolicy",
-    "rlarena.torch_policy:TorchPolicy",
-    "rlarena.q_policy:QPolicy",
     *MOVED_REFS.values(),
     *MOVED_REFS,
 })

@@ -20,8 +20,8 @@ from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedT
 from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatOptimizer, FlatParameters, RMSprop
+from rlarena.policies.torch_policy import TorchPolicy
 from rlarena.rollout.storage import Rollout
-from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlarena.algorithms import building
 from rlarena.algorithms.algorithm import (
     DEFAULT_POLICY_ID,
     MAIN_OPTIMIZER,
@@ -43,16 +44,16 @@ from rlarena.algorithms.algorithm import (
     _seed_for,
 )
 from rlarena.algorithms.config import MODEL_DEFAULTS, AlgorithmConfig, NotProvided, NotProvidedType, option, provided
-from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.games.base import State, TwoPlayerGame, make_game, random_opening
 from rlarena.games.mcts import MCTS, Node, SearchPolicy, check_mcts_config, masked_softmax, visit_policy
 from rlarena.learners import Learner
 from rlarena.multiagent.builder import default_mapping_fn
+from rlarena.multiagent.policy_spec import PolicySpec
 from rlarena.nn.flat import Adam
-from rlarena.policy import MASKED_LOGIT
+from rlarena.policies.policy import MASKED_LOGIT
+from rlarena.rollout.groups import EnvRunnerGroup, EvaluationGroup
 from rlarena.rollout.runner import Sample
-from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -181,16 +182,125 @@ class SelfPlayRunner:
     def __init__(self, algorithm: AlphaZero, moves: int):
         self.algorithm, self.moves = algorithm, moves
 
+    @property
+    def policies(self) -> dict[str, Any]:
+        return self.algorithm.policies
+
+    def get_state(self) -> dict[str, Any]:
+        return self.algorithm._network_state()
+
     def set_state(self, state: dict[str, Any]) -> None:
         self.algorithm.policy.set_state(state[DEFAULT_POLICY_ID])
 
+    def reset(self, seed: int | None) -> None:
+        """Games under way restart (from the algorithm's random stream)."""
+        algo = self.algorithm
+        algo.games = [algo._new_game() for _ in range(algo.config.num_parallel_games)]
+
+    def close(self) -> None:
+        """No env to close: the games are the algorithm's."""
+
     def sample(self) -> Sample:
         algo = self.algorithm
-        before = algo.num_env_steps_sampled_lifetime
-        algo._self_play(self.moves)
+        steps = algo._self_play(self.moves)
         records, algo._records = algo._records, []
-        assert records is not None  # a self-play process collects its finished games (_self_play_runner)
-        return Sample({}, algo.num_env_steps_sampled_lifetime - before, records)
+        assert records is not None  # the runner collects its finished games (_self_play_runner, SelfPlayGroup)
+        return Sample({}, steps, records)
+
+
+class SelfPlayGroup(EnvRunnerGroup):
+    """AlphaZero's runner group (rlarena.rollout.groups): with num_self_play_workers, that many forked
+    processes play games with the latest network (started at the first sample, sent the network after
+    each update by broadcast()); without, this process plays them (its runner). Either way sample()
+    hands over the games that ended, at least train_batch_size moves' worth of play."""
+
+    def __init__(self, algorithm: AlphaZero):
+        super().__init__(SelfPlayRunner(algorithm, algorithm.config.train_batch_size))
+        self.algorithm = algorithm
+        self.sampler: Any = None  # rlarena.rollout.async_sampling.AsyncSampler, made at the first sample
+        self.last: dict[str, float] = {}  # what the last poll of the self-play processes saw
+
+    def sample(self) -> Sample:
+        from rlarena.rollout.async_sampling import AsyncSampler, fragments_sample, policy_lag
+        algo, cfg = self.algorithm, self.algorithm.config
+        if not cfg.num_self_play_workers:
+            algo._records = []
+            try:
+                return self.runner.sample()
+            finally:
+                algo._records = None
+        if self.sampler is None:
+            self.sampler = AsyncSampler(cfg, algo.env_name, cfg.num_self_play_workers, algo._self_play_runner,
+                                        lambda runner: {}, algo._network_state())
+        fragments = self.sampler.poll(cfg.train_batch_size)
+        self.last = {"policy_lag": policy_lag(fragments, self.sampler.version), "num_fragments": len(fragments)}
+        return fragments_sample(fragments)
+
+    def broadcast(self) -> None:
+        if self.sampler is not None:
+            self.sampler.broadcast(self.algorithm._network_state())
+
+    def reset(self, seed_for: Any) -> None:
+        """Games under way restart; the self-play processes start again with this process's network."""
+        algo = self.algorithm
+        self.runner.reset(None)
+        if self.sampler is not None:
+            self.sampler.reset(algo._network_state())
+
+    @property
+    def health(self) -> dict[str, int]:
+        sampler = self.sampler
+        return {"num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
+                "num_env_runner_restarts": 0 if sampler is None else sampler.restarts}
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.last
+
+    def stop(self) -> None:
+        self.algorithm.games = []
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+
+    def num_remote_env_runners(self) -> int:
+        return self.algorithm.config.num_self_play_workers
+
+
+class MatchEvaluation:
+    """AlphaZero's evaluation group: the network alone (greedy) and the search agent against a uniformly
+    random player, from random openings of 0-2 plies (fresh ones each time), both seats,
+    `evaluation_duration` games each: mean scores (win 1, draw 0.5)."""
+
+    def __init__(self, algorithm: AlphaZero):
+        self.algorithm = algorithm
+
+    def start(self, seed: int | None) -> int | None:
+        return seed
+
+    def finish(self, started: int | None) -> dict[str, float]:
+        algo = self.algorithm
+        game = algo.game
+        rng = np.random.default_rng(started)
+        search = algo.search_policy(seed=int(rng.integers(2**31)))
+
+        def network(states: list[State]) -> np.ndarray:
+            obs = game.encode(states)
+            legal = np.stack([game.legal_moves(s) for s in states])
+            return algo.network_evaluator(obs, legal)[0].argmax(-1)
+
+        def searcher(states: list[State]) -> np.ndarray:
+            return np.array([int(np.argmax(visit_policy(r, None))) for r in search.search(states)])
+
+        def random_player(states: list[State]) -> np.ndarray:
+            return np.array([int(rng.choice(np.flatnonzero(game.legal_moves(s)))) for s in states])
+
+        n = algo.config.evaluation_duration
+        return {"network_score_vs_random": play_match(game, network, random_player, n, rng),
+                "search_score_vs_random": play_match(game, searcher, random_player, n, rng)}
+
+    def stop(self) -> None:
+        """Nothing runs elsewhere."""
 
 
 class _Game:
@@ -210,36 +320,22 @@ class AlphaZero(Algorithm):
     # a network-only checkpoint (save(include_training_state=False)) holds no optimizer: a fresh Adam
     restore_missing_ok = True
 
-    # Algorithm.__init__ is not called: self-play needs no env runner, env or evaluation envs. What it
-    # sets that AlphaZero uses is set here, the learner included (setup_policy -> build_learner).
-    def __init__(self, config: AlphaZeroConfig | dict[str, Any] | None = None, env: Any = None):
-        if not isinstance(config, AlgorithmConfig):
-            options = {**(config or {}), **({"env": env} if env is not None else {})}
-            config = self.config_class().update_from_dict(options).checked()
-        self.config = config
-        self._check_data_mode()
-        torch.set_num_threads(config.num_torch_threads)
-        if config.seed is not None:
-            torch.manual_seed(_seed_for(config.seed, 0))
-        self.game: TwoPlayerGame = make_game(config.env)
+    game: TwoPlayerGame
+
+    def setup_data(self) -> None:
+        """Self-play needs no env: the game, and one network for both seats (a multi-agent algorithm
+        whose every agent maps to the one policy), built as every algorithm builds its policy."""
+        config = self.config
+        self.game = make_game(config.env)
         self.env_name = self.game.name
-        self.callbacks = make_callbacks(config.callbacks_class)
-        self.rng = np.random.default_rng(_seed_for(config.seed, 3))
-        # two seats, one network: as a multi-agent algorithm whose every agent maps to the one policy
-        self.is_multi_agent, self.mapping_fn = True, default_mapping_fn
-        self.env = None
-        # Algorithm declares its runner without None; AlphaZero has no env runner
-        self.runner = None  # type: ignore[assignment]
         n = self.game.num_actions
         obs_space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, self.game.observation_shape, np.int8),
                                      "action_mask": gym.spaces.Box(0, 1, (n,), np.int8)})
-        policy = TorchPolicy(obs_space, gym.spaces.Discrete(n), config.model_config,
-                             seed=_seed_for(config.seed, 1, 0))
-        self.policies, self.policy_configs = {DEFAULT_POLICY_ID: policy}, {DEFAULT_POLICY_ID: config}
+        self.is_multi_agent = False  # the spaces are the game's, not read from an env's agents
+        building.add_policy_object(self, DEFAULT_POLICY_ID, PolicySpec(None, obs_space, gym.spaces.Discrete(n)))
+        self.is_multi_agent, self.mapping_fn = True, default_mapping_fn
         self.policies_to_train = [DEFAULT_POLICY_ID]
-        self.iteration = self.num_env_steps_sampled_lifetime = self.num_episodes_lifetime = 0
-        self.learners: dict[str, Learner] = {}
-        self.setup_policy(DEFAULT_POLICY_ID)
+        self.num_episodes_lifetime = 0
         self.obs_dim = int(np.prod(self.game.observation_shape))
         self.replay = ReplayWindow(config.replay_buffer_config["capacity"], self.obs_dim, n)
         self.symmetries = [(np.arange(self.obs_dim), np.arange(n)), *self.game.symmetries()]
@@ -247,15 +343,16 @@ class AlphaZero(Algorithm):
         mc = config.mcts
         self.mcts = MCTS(self.game, self.network_evaluator, mc["puct_coefficient"], mc["dirichlet_epsilon"],
                          mc["dirichlet_noise"], rng=self.rng, solver=mc["mcts_solver"])
-        self.num_evaluations, self.time_total_s = 0, 0.0
         self.num_held_out_skipped = 0
         self.games = [self._new_game() for _ in range(config.num_parallel_games)]
         self._finished: list[tuple[int, float]] = []  # (plies, first player's score) of games ended this iteration
-        self.async_sampler: Any = None  # the self-play processes (num_self_play_workers), made at the first step
-        self.async_stats: dict[str, float] = {}  # what the last poll of the self-play processes saw
-        self._records: list[GameRecord] | None = None  # in a self-play process: its finished games, to hand over
-        if self.callbacks is not None:
-            call_hook(self.callbacks, "on_algorithm_init", algorithm=self)
+        self._records: list[GameRecord] | None = None  # the finished games a runner collects, to hand over
+
+    def make_runner_group(self) -> EnvRunnerGroup:
+        return SelfPlayGroup(self)
+
+    def make_evaluation_group(self) -> EvaluationGroup:
+        return MatchEvaluation(self)
 
     def build_learner(self, learner: Learner) -> None:
         learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr))
@@ -281,7 +378,9 @@ class AlphaZero(Algorithm):
     def _new_game(self) -> _Game:
         return _Game(self.mcts.new_root(random_opening(self.game, self.rng, *self.config.random_opening_plies)))
 
-    def _self_play(self, num_moves: int) -> None:
+    def _self_play(self, num_moves: int) -> int:
+        """Play at least `num_moves` moves of the games under way (all games move together); returns the
+        moves played."""
         mc = self.config.mcts
         played = 0
         while played < num_moves:
@@ -299,7 +398,7 @@ class AlphaZero(Algorithm):
                 if g.root.terminal is not None:
                     self._store(g)
                     self.games[i] = self._new_game()
-        self.num_env_steps_sampled_lifetime += played
+        return played
 
     def _store(self, g: _Game) -> None:
         """A finished game into the replay window (or, in a self-play process, to hand over)."""
@@ -333,29 +432,7 @@ class AlphaZero(Algorithm):
             assert record.legal is not None and record.pi is not None and record.z is not None
             self.replay.add(record.obs, record.legal, record.pi, record.z)
 
-    # -- self-play in other processes (num_self_play_workers) ----------------------------------------
-    def _self_play_elsewhere(self) -> None:
-        """The games the self-play processes finished, at least train_batch_size moves' worth of play,
-        into the replay window; the processes start at the first call (forked from this one)."""
-        from rlarena.rollout.async_sampling import AsyncSampler, fragments_sample, policy_lag
-        cfg = self.config
-        if self.async_sampler is None:
-            self.async_sampler = AsyncSampler(cfg, self.env_name, cfg.num_self_play_workers, self._self_play_runner,
-                                              lambda runner: {}, self._network_state())
-        fragments = self.async_sampler.poll(cfg.train_batch_size)
-        sample = fragments_sample(fragments)
-        for record in sample.episodes:
-            self._add(record)
-        self.num_env_steps_sampled_lifetime += sample.steps
-        self.async_stats = {"policy_lag": policy_lag(fragments, self.async_sampler.version),
-                            "num_fragments": len(fragments)}
-
-    def _runner_health(self) -> dict[str, float]:
-        """The self-play processes' health (0 and 0 with none) and what their last poll saw."""
-        sampler = self.async_sampler
-        return {"num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
-                "num_env_runner_restarts": 0 if sampler is None else sampler.restarts, **self.async_stats}
-
+    # -- self-play in other processes (num_self_play_workers: SelfPlayGroup) ------------------------
     def _network_state(self) -> dict[str, Any]:
         return {DEFAULT_POLICY_ID: self.policy.get_state()}
 
@@ -402,15 +479,14 @@ class AlphaZero(Algorithm):
 
     def training_step(self) -> dict[str, float]:
         cfg = self.config
-        if cfg.num_self_play_workers:
-            self._self_play_elsewhere()
-        else:
-            self._self_play(cfg.train_batch_size)
+        sample = self.env_runner_group.sample()
+        for record in sample.episodes:
+            self._add(record)
+        self.num_env_steps_sampled_lifetime += sample.steps
         if self.replay.size < max(cfg.num_steps_sampled_before_learning_starts, cfg.minibatch_size):
             return {}
         stats = self._learn(max(1, cfg.num_epochs * cfg.train_batch_size // cfg.minibatch_size))
-        if self.async_sampler is not None:
-            self.async_sampler.broadcast(self._network_state())
+        self.env_runner_group.broadcast()
         return stats
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
@@ -424,29 +500,6 @@ class AlphaZero(Algorithm):
         return {DEFAULT_POLICY_ID: dict(stats)}
 
     # -- evaluation and inference -----------------------------------------------------------------
-    def evaluate(self) -> dict[str, float]:
-        """The network alone (greedy) and the search agent against a uniformly random player, from
-        random openings of 0-2 plies (fresh ones each time), both seats, `evaluation_duration` games
-        each: mean scores (win 1, draw 0.5)."""
-        self.num_evaluations += 1
-        rng = np.random.default_rng(_seed_for(self.config.seed, 4, self.num_evaluations))
-        search = self.search_policy(seed=int(rng.integers(2**31)))
-
-        def network(states: list[State]) -> np.ndarray:
-            obs = self.game.encode(states)
-            legal = np.stack([self.game.legal_moves(s) for s in states])
-            return self.network_evaluator(obs, legal)[0].argmax(-1)
-
-        def searcher(states: list[State]) -> np.ndarray:
-            return np.array([int(np.argmax(visit_policy(r, None))) for r in search.search(states)])
-
-        def random_player(states: list[State]) -> np.ndarray:
-            return np.array([int(rng.choice(np.flatnonzero(self.game.legal_moves(s)))) for s in states])
-
-        n = self.config.evaluation_duration
-        return {"network_score_vs_random": play_match(self.game, network, random_player, n, rng),
-                "search_score_vs_random": play_match(self.game, searcher, random_player, n, rng)}
-
     def compute_single_action(self, observation: Any = None, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID,
                               full_fetch: bool = False, **kwargs: Any) -> Any:
         """The search agent's move for one observation of the game's env ({"observation", "action_mask"}
@@ -518,15 +571,7 @@ class AlphaZero(Algorithm):
             detail = " ".join(str(exc).split())
             raise CheckpointError(f"Checkpoint does not match this AlphaZero ({type(exc).__name__}: {detail}). "
                                   f"Was it saved with a different game or model?") from exc
-        self.games = [self._new_game() for _ in range(self.config.num_parallel_games)]  # games under way restart
-        if self.async_sampler is not None:  # the self-play processes start again with these weights
-            self.async_sampler.reset(self._network_state())
-
-    def stop(self) -> None:
-        self.games = []
-        if self.async_sampler is not None:
-            self.async_sampler.close()
-            self.async_sampler = None
+        self.env_runner_group.reset(lambda i: None)  # games under way restart, self-play processes too
 
     def __repr__(self) -> str:
         return f"AlphaZero(game={self.env_name!r}, iteration={self.iteration})"

@@ -27,7 +27,7 @@ from rlarena.algorithms.impala import IMPALAConfig, VTraceAlgorithm
 from rlarena.errors import CheckpointError
 from rlarena.learners import Learner
 from rlarena.nn.distributions import masked
-from rlarena.torch_policy import TorchPolicy
+from rlarena.policies.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

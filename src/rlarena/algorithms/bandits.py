@@ -39,8 +39,8 @@ from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import CheckpointError, ConfigError, EnvError
 from rlarena.limits import count_parameters
-from rlarena.policy import MASKED_LOGIT, is_masked_space
-from rlarena.torch_policy import TrainablePolicy
+from rlarena.policies.policy import MASKED_LOGIT, is_masked_space
+from rlarena.policies.torch_policy import TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

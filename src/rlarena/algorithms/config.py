@@ -37,7 +37,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_activation": "tanh",
     "vf_share_layers": False,
     "log_std_init": 0.0,
-    "board_features": None,  # an input layer a game registers (rlarena.policy.register_feature_layer): Connect Four's "connect_four", "conv"
+    "board_features": None,  # an input layer a game registers (rlarena.policies.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
 # The type of each model option, written as an annotation; validate() checks `model` against it.
@@ -110,7 +110,7 @@ class AlgorithmConfig:
     env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
     env_config: dict = option({}, "environment")  # kwargs for the env creator / gymnasium.make
     # .env_runners()
-    num_env_runners: int = option(0, "env_runners", role="how many")  # 0: sample in this process; N: N Ray actors (rlarena.distributed)
+    num_env_runners: int = option(0, "env_runners", role="how many")  # 0: sample in this process; N: N Ray actors (rlarena.rollout.ray_runners)
     num_cpus_per_env_runner: float = option(1.0, "env_runners", role="how many")  # Ray's CPU request per remote env runner (RLlib's)
     num_envs_per_env_runner: int = option(8, "env_runners", bound="MAX_ENVS")  # SB3 defaults to 1; vectorizing is the point here
     rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners", bound="MAX_BATCH")  # "auto": per family (fragment_length)
@@ -476,7 +476,7 @@ class AlgorithmConfig:
                         "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]")
 
     def _check_remote_sampling(self) -> None:
-        """What remote (Ray) env runners do not do yet (issue 13 "Scale out on Ray"): refused by name."""
+        """What remote (Ray) env runners do not do yet: refused by name."""
         name = getattr(self.algo_class, "__name__", type(self).__name__)
         if not getattr(self.algo_class, "samples_on_ray", False):
             raise ConfigError(f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
@@ -512,7 +512,7 @@ class AlgorithmConfig:
     def _check_types(self) -> None:
         """Each option against its declared annotation and each model option against MODEL_TYPES;
         one line per bad value. A value of the right kind in another form (2.0 for an int, a numpy
-        scalar) is stored in its plain Python form, so the attribute keeps one type (STYLE.md 9)."""
+        scalar) is stored in its plain Python form, so the attribute keeps one type."""
         problems = []
         for name, annotation in _field_types(type(self)).items():
             value = getattr(self, name)
@@ -601,7 +601,7 @@ class AlgorithmConfig:
         if "env" in values:
             values["env"] = env_from_json(values["env"], trust)
         if values.get("policies") is not None:
-            from rlarena.multiagent.policies import PolicySpec
+            from rlarena.multiagent.policy_spec import PolicySpec
             if not isinstance(values["policies"], dict):
                 raise ConfigError(f"policies must be a mapping of policy id to spec, got {values['policies']!r}.")
             values["policies"] = {
@@ -641,7 +641,7 @@ def outside_notice(source: str, dropped: dict[str, Any], how: str = "") -> str:
 def normalize_policies(policies: Any) -> dict:
     """{id: PolicySpec} from a dict of specs (or RLlib's (cls, obs_space, act_space, config) tuples,
     or None for a default spec) or from a list/set of ids."""
-    from rlarena.multiagent.policies import PolicySpec
+    from rlarena.multiagent.policy_spec import PolicySpec
     if isinstance(policies, list | set | tuple):
         return {pid: PolicySpec() for pid in policies}
     if not isinstance(policies, dict):

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ReplayBatch, frozen
@@ -35,6 +34,7 @@ from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
 from rlarena.errors import CheckpointError, ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, Temperature, squashed_gaussian_logp
+from rlarena.policies.actor_q_policy import ActorQPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

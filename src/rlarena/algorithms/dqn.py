@@ -29,7 +29,7 @@ from rlarena.algorithms.off_policy import (
 from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
-from rlarena.q_policy import QPolicy, masked_q
+from rlarena.policies.q_policy import QPolicy, masked_q
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

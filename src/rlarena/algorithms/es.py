@@ -50,9 +50,9 @@ from rlarena.envs.registry import make_env_creator, resolve_registered
 from rlarena.errors import ConfigError, EnvError
 from rlarena.learners import Learner
 from rlarena.multiagent.builder import DEFAULT_POLICY_ID
-from rlarena.multiagent.runner import stack_obs
 from rlarena.nn.flat import Adam, FlatParameters
-from rlarena.torch_policy import TorchPolicy
+from rlarena.policies.torch_policy import TorchPolicy
+from rlarena.rollout.multi_agent_runner import stack_obs
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

@@ -29,8 +29,8 @@ from rlarena.algorithms.on_policy import (
 from rlarena.algorithms.vtrace import vtrace
 from rlarena.errors import ConfigError
 from rlarena.nn.flat import Adam, FlatParameters
+from rlarena.policies.torch_policy import TorchPolicy
 from rlarena.rollout.storage import Rollout
-from rlarena.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

@@ -33,7 +33,7 @@ from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algo
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
-from rlarena.torch_policy import TorchPolicy
+from rlarena.policies.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

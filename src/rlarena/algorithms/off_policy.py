@@ -32,17 +32,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import CheckpointError, ConfigError, closest
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
 from rlarena.nn.flat import Adam, FlatParameters
-from rlarena.policy import Exploration
+from rlarena.policies.actor_q_policy import ActorQPolicy
+from rlarena.policies.policy import Exploration
+from rlarena.policies.torch_policy import TrainablePolicy
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
-from rlarena.torch_policy import TrainablePolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

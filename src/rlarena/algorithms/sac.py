@@ -25,13 +25,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlarena.actor_q_policy import ActorQPolicy
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ActorQAlgorithm, ActorQConfig, ReplayBatch, ReplayLearner, frozen
 from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor
-from rlarena.policy import MASKED_LOGIT
+from rlarena.policies.actor_q_policy import ActorQPolicy
+from rlarena.policies.policy import MASKED_LOGIT
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

@@ -29,7 +29,7 @@ from rlarena.games.connect_four.matches import (
 )
 from rlarena.games.connect_four.opponents import OPPONENTS
 from rlarena.games.connect_four.rules import Game
-from rlarena.policy import Policy, SearchAgent, policy_actions
+from rlarena.policies.policy import Policy, SearchAgent, policy_actions
 
 LATENCY_POSITIONS = 8  # positions searched one at a time for the "seconds per move" of a single game
 

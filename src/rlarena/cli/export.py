@@ -24,7 +24,7 @@ def run_export(args: argparse.Namespace, explicit: set[str]) -> int:
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
     from rlarena.errors import ConfigError
     from rlarena.export.onnx import OnnxPolicy
-    from rlarena.torch_policy import TrainablePolicy
+    from rlarena.policies.torch_policy import TrainablePolicy
 
     path = resolve_checkpoint(args.checkpoint)
     algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES),

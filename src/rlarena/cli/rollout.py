@@ -20,8 +20,8 @@ import numpy as np
 from rlarena.checkpoint.io import INFERENCE_OVERRIDES, METADATA_FILE
 from rlarena.envs.registry import EnvSpec, make_env_creator
 from rlarena.errors import CheckpointError, ConfigError, EnvError, RLArenaError
-from rlarena.multiagent.episode import Episode
-from rlarena.policy import DEFAULT_POLICY_ID
+from rlarena.policies.policy import DEFAULT_POLICY_ID
+from rlarena.rollout.multi_agent_episode import Episode
 
 if TYPE_CHECKING:
     from rlarena.algorithms import Algorithm
@@ -115,7 +115,7 @@ def rollout(args: argparse.Namespace) -> int:
 def _check_playable(algo: Algorithm, path: str) -> None:
     """A search agent of a game without an env (AlphaZero on tic-tac-toe) has nothing to roll out in."""
     from rlarena.envs.registry import registered_envs
-    from rlarena.policy import SearchAgent
+    from rlarena.policies.policy import SearchAgent
     if isinstance(algo, SearchAgent) and algo.env_name not in registered_envs():
         raise ConfigError(f"{path} is a {type(algo).__name__} agent for {algo.env_name!r}, a game with no env to "
                           f"roll out in; `rlarena evaluate {path}` plays it against a random player.")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlarena.torch_policy import TrainablePolicy
+from rlarena.policies.torch_policy import TrainablePolicy
 
 
 class PolicyGraph(nn.Module):

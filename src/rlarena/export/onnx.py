@@ -41,7 +41,7 @@ from rlarena._version import __version__
 from rlarena.checkpoint.io import MAX_JSON_BYTES, atomic_write, save_path
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import CheckpointError, ConfigError, closest
-from rlarena.policy import Policy, is_masked_space
+from rlarena.policies.policy import Policy, is_masked_space
 
 FORMAT_VERSION = 1
 # metadata_props keys; FORMAT is what marks a file as ours
@@ -74,7 +74,7 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     try:
         import torch
 
-        from rlarena.torch_policy import TrainablePolicy
+        from rlarena.policies.torch_policy import TrainablePolicy
     except ImportError as exc:
         raise _missing("ONNX export", exc) from None
     policy = policies[policy_id]

@@ -31,7 +31,7 @@ import numpy as np
 
 from rlarena.errors import ConfigError
 from rlarena.games.base import State, TwoPlayerGame
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
 
 Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # leaves of one tree per network call when one game is searched for play (the page, the arena):

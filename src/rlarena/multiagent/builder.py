@@ -11,10 +11,10 @@ import gymnasium as gym
 
 from rlarena.envs.registry import env_name, make_env_creator
 from rlarena.errors import ConfigError, EnvError
-from rlarena.multiagent.episode import Episode
-from rlarena.multiagent.policies import PolicySpec
-from rlarena.policy import DEFAULT_POLICY_ID, Policy
-from rlarena.torch_policy import TrainablePolicy
+from rlarena.multiagent.policy_spec import PolicySpec
+from rlarena.policies.policy import DEFAULT_POLICY_ID, Policy
+from rlarena.policies.torch_policy import TrainablePolicy
+from rlarena.rollout.multi_agent_episode import Episode
 
 
 def default_mapping_fn(agent_id: Any, episode: Any, **kwargs: Any) -> str:

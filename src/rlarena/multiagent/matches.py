@@ -10,7 +10,7 @@ own openings, opponents and bindings live with the game (rlarena.games.connect_f
     print(format_table(table))
 
 A greedy agent against a search opponent that rarely meets an exact tie plays the same game again
-and again from the start position (issue 14: 3 distinct Connect Four games in 100 against negamax
+and again from the start position (measured: 3 distinct Connect Four games in 100 against negamax
 depth 3), so a score from one start position measures one line the agent has learned, not its strength.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from rlarena.errors import ConfigError
-from rlarena.policy import Policy, policy_actions
+from rlarena.policies.policy import Policy, policy_actions
 
 Opening = tuple[int, ...]  # the actions played from the start position, the first seat first
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile

@@ -10,7 +10,7 @@ import gymnasium as gym
 import torch
 import torch.nn.functional as F
 
-from rlarena.policy import MASKED_LOGIT
+from rlarena.policies.policy import MASKED_LOGIT
 
 
 class Distribution(ABC):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rlarena.errors import ConfigError, OfflineDataError, closest
-from rlarena.policy import ActionLogProbs
+from rlarena.policies.policy import ActionLogProbs
 
 
 def action_logp(policy: Any, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -35,7 +35,7 @@ from rlarena import limits
 from rlarena.checkpoint.io import atomic_write, confined
 from rlarena.envs.spaces import space_from_json, space_to_json
 from rlarena.errors import ConfigError, OfflineDataError
-from rlarena.policy import flat_obs_dim
+from rlarena.policies.policy import flat_obs_dim
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on

@@ -133,7 +133,7 @@ class EpisodeRecorder:
 
     def act(self, agent: Any, policy_id: str, obs: Any, action: Any, t: int) -> None:
         """`agent` (None: single-agent) chose `action` seeing `obs` at the episode's step t."""
-        from rlarena.multiagent.runner import stack_obs
+        from rlarena.rollout.multi_agent_runner import stack_obs
         policy = self.recorder.policies[policy_id]
         flat = policy.flatten(stack_obs([obs]))[0]
         if agent in self._pending:
@@ -155,7 +155,7 @@ class EpisodeRecorder:
         row = self._pending.get(agent)
         if row is None:
             return
-        from rlarena.multiagent.runner import stack_obs
+        from rlarena.rollout.multi_agent_runner import stack_obs
         policy = self.recorder.policies[row["policy_id"]]
         flat = np.zeros_like(row["obs"]) if final_obs is None else policy.flatten(stack_obs([final_obs]))[0]
         self._finish(agent, flat, terminated, truncated)

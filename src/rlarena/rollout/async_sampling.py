@@ -283,6 +283,7 @@ class AsyncSampler:
         for worker in self.workers:
             if worker.proc is not None:
                 continue
+            assert worker.failed_at is not None  # a worker without a process is one that failed (_fail sets both)
             if not self._may_restart():
                 if not cfg.ignore_env_runner_failures:
                     raise EnvError(self._stop_message(worker.failure))

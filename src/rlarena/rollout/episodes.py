@@ -53,7 +53,7 @@ def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int
     (None: the sum over all agents).
     """
     from rlarena.multiagent.builder import DEFAULT_POLICY_ID
-    from rlarena.multiagent.episode import Episode
+    from rlarena.rollout.multi_agent_episode import Episode
     total, length, done = 0.0, 0, False
     episode = Episode(env_index=0)
     try:

@@ -1,5 +1,5 @@
 """The env runners, built from the config: the same functions build this process's runner (worker 0)
-and each remote runner (worker i of num_env_runners, rlarena.distributed), so every env copy gets its
+and each remote runner (worker i of num_env_runners, rlarena.rollout.ray_runners), so every env copy gets its
 EnvContext (worker_index, num_workers, vector_index) the same way wherever it runs.
 
 Every runner keeps one contract (rlarena.rollout.runner.Runner): sample() -> Sample (the batches per
@@ -28,12 +28,13 @@ import numpy as np
 
 from rlarena.envs.registry import EnvContext, make_env_creator, make_vector_env
 from rlarena.multiagent.builder import as_multi_agent
-from rlarena.multiagent.runner import MultiAgentEnvRunner
+from rlarena.policies.torch_policy import TrainablePolicy
+from rlarena.rollout.multi_agent_runner import MultiAgentEnvRunner
 from rlarena.rollout.runner import EnvRunner
 
 if TYPE_CHECKING:
     from rlarena.algorithms.config import AlgorithmConfig
-    from rlarena.policy import Policy
+    from rlarena.policies.policy import Policy
 
 
 # the salts above that runner groups use
@@ -78,6 +79,7 @@ def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Po
     """A single-agent runner over a vector env of num_envs (default num_envs_per_env_runner) copies;
     its policy is policy_for(observation space, action space) of one copy. worker_index 0 is this
     process; a smaller num_envs than configured runs in this process (sync), without worker processes."""
+    assert config.env is not None, "env runners sample an env (an offline run has none: rlarena.rollout.groups)"
     context = EnvContext(config.env_config, worker_index=worker_index, num_workers=config.num_env_runners,
                          remote=worker_index > 0)
     mode = config.vectorization_mode
@@ -86,6 +88,7 @@ def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Po
     env = make_vector_env(config.env, context, num_envs or config.num_envs_per_env_runner, mode,
                           num_workers=config.num_env_workers)
     policy = policy_for(env.single_observation_space, env.single_action_space)
+    assert isinstance(policy, TrainablePolicy), "a single-agent runner samples with the algorithm's trainable policy"
     return EnvRunner(env, policy, config.fragment_length, seed, env_name)
 
 
@@ -97,6 +100,7 @@ def make_multi_agent_env_runner(config: AlgorithmConfig, policies: dict[str, Pol
     """A multi-agent runner over num_envs (default num_envs_per_env_runner) env copies, the first one
     `first_env` when given (the env the spaces were probed from). num_workers: the size of the
     runner's group (default num_env_runners; evaluation runners: evaluation_num_env_runners)."""
+    assert config.env is not None, "env runners sample an env (an offline run has none: rlarena.rollout.groups)"
     creator = make_env_creator(config.env)
     envs = [] if first_env is None else [first_env]
     workers = config.num_env_runners if num_workers is None else num_workers

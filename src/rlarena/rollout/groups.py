@@ -23,7 +23,7 @@ first evaluation) or RayEvaluation (evaluation_num_env_runners Ray actors), each
 then finish(), so that one on Ray plays while the algorithm trains (evaluation_parallel_to_training).
 make_evaluation_group() picks one.
 
-Ray is imported only when a config asks for Ray actors (rlarena.distributed.ray_env_runners). The
+Ray is imported only when a config asks for Ray actors (rlarena.rollout.ray_runners). The
 seeds of the runners elsewhere: the table in rlarena.rollout.factory.
 """
 
@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from rlarena.envs.registry import make_env_creator, make_vector_env
 from rlarena.errors import ConfigError, no_such_policy
 from rlarena.multiagent.builder import as_multi_agent
-from rlarena.multiagent.runner import MultiAgentEnvRunner, episodes_summary
 from rlarena.rollout.async_sampling import AsyncSampler, fragments_sample, policy_lag
 from rlarena.rollout.factory import (
     EPISODE_ID_STRIDE,
@@ -51,14 +50,15 @@ from rlarena.rollout.factory import (
     structure_signature,
     worker_seed,
 )
+from rlarena.rollout.multi_agent_runner import MultiAgentEnvRunner, episodes_summary
 from rlarena.rollout.runner import EnvRunner, Runner, Sample, episode_summary, evaluate_episodes
 
 if TYPE_CHECKING:  # the algorithm layer builds the groups: the config is only read here
     import gymnasium as gym
 
     from rlarena.algorithms.config import AlgorithmConfig
-    from rlarena.distributed.ray_env_runners import AsyncRemoteSampler, RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
-    from rlarena.policy import Policy
+    from rlarena.policies.policy import Policy
+    from rlarena.rollout.ray_runners import AsyncRemoteSampler, RemoteEnvRunnerGroup, RemoteEvalRunnerGroup
     from rlarena.rollout.storage import Rollout
 
     # a multi-agent algorithm's (policies, mapping function, policies to train): what runners elsewhere
@@ -243,7 +243,7 @@ class OfflineSource(EnvRunnerGroup):
 
 
 class RayRunnerGroup(EnvRunnerGroup):
-    """num_env_runners Ray actors (rlarena.distributed.ray_env_runners.RemoteEnvRunnerGroup), every
+    """num_env_runners Ray actors (rlarena.rollout.ray_runners.RemoteEnvRunnerGroup), every
     call with this process's state (one put), their fragments side by side in worker-index order.
     This process's runner never samples."""
 
@@ -378,7 +378,7 @@ class ForkedRunnerGroup(_SamplingWhileLearning):
 
 class AsyncRayRunnerGroup(_SamplingWhileLearning):
     """The num_env_runners Ray actors sampling while this process learns
-    (rlarena.distributed.ray_env_runners.AsyncRemoteSampler over the RemoteEnvRunnerGroup)."""
+    (rlarena.rollout.ray_runners.AsyncRemoteSampler over the RemoteEnvRunnerGroup)."""
 
     sampler: AsyncRemoteSampler | None
 
@@ -388,7 +388,7 @@ class AsyncRayRunnerGroup(_SamplingWhileLearning):
         self.remote = remote
 
     def _start(self) -> AsyncRemoteSampler:
-        from rlarena.distributed.ray_env_runners import AsyncRemoteSampler
+        from rlarena.rollout.ray_runners import AsyncRemoteSampler
         return AsyncRemoteSampler(self.remote, self.runner.get_state())
 
     def reset(self, seed_for: Callable[[int], int | None]) -> None:
@@ -411,15 +411,15 @@ class AsyncRayRunnerGroup(_SamplingWhileLearning):
 
 
 def ray_runners_module(key: str, value: int) -> Any:
-    """rlarena.distributed.ray_env_runners (which imports ray), or a ConfigError saying how to get Ray."""
+    """rlarena.rollout.ray_runners (which imports ray), or a ConfigError saying how to get Ray."""
     try:
-        from rlarena.distributed import ray_env_runners
+        from rlarena.rollout import ray_runners
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
             raise
         raise ConfigError(f"{key}={value} runs on Ray actors, and Ray is not installed: pip install "
                           f"'rlarena[ray]' (or set {key}=0).") from None
-    return ray_env_runners
+    return ray_runners
 
 
 def make_runner_group(config: AlgorithmConfig, env_name: str, runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner,
@@ -490,6 +490,7 @@ class LocalEvaluation:
                 self.runner = MultiAgentEnvRunner(envs, policies, mapping_fn, set(), 1, None, self.env_name)
             self.runner.mapping_fn = mapping_fn
             return episodes_summary(self.runner.play_episodes(cfg.evaluation_duration, cfg.evaluation_explore, seed))
+        assert self.policy is not None, "single-agent evaluation plays the algorithm's policy"
         if self.env is None:
             mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
             self.env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
@@ -504,7 +505,7 @@ class LocalEvaluation:
 
 
 class RayEvaluation:
-    """evaluation_num_env_runners Ray actors (rlarena.distributed.ray_env_runners.RemoteEvalRunnerGroup):
+    """evaluation_num_env_runners Ray actors (rlarena.rollout.ray_runners.RemoteEvalRunnerGroup):
     an evaluation's episodes split evenly over them, runner i's share seeded from seed_for(seed, i).
     start() sends what to play (the policy's weights, or the multi-agent `structure()`) and returns at
     once: the episodes play while the algorithm trains (evaluation_parallel_to_training)."""

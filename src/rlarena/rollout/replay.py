@@ -24,6 +24,7 @@ from the true final observation, a termination does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -269,8 +270,9 @@ class SumTree:
     reduction and prefix-sum search, each vectorized over a batch of indices. Leaves are tree[P:P+capacity],
     P a power of two; node i holds op(tree[2i], tree[2i+1]); the root is tree[1]."""
 
-    _op = np.add
-    _neutral = 0.0
+    # the reduction a node applies to its two children, and the value of an empty leaf (MinTree: min, inf)
+    _op: ClassVar[np.ufunc] = np.add
+    _neutral: ClassVar[float] = 0.0
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -285,8 +287,8 @@ class SumTree:
         """The op over all leaves (the total for a sum tree)."""
         return float(self.tree[1])
 
-    def update(self, indices: np.ndarray, values: np.ndarray) -> None:
-        """Set leaves; for a repeated index the last value wins."""
+    def update(self, indices: np.ndarray, values: np.ndarray | float) -> None:
+        """Set leaves (to one value each, or all to one value); for a repeated index the last value wins."""
         indices = np.asarray(indices, np.int64).ravel()
         if not len(indices):
             return

@@ -1,6 +1,6 @@
 """The env runner: steps a vector env with a policy and fills preallocated storage.
 
-Hot-path rules (DESIGN.md): one policy call and one env.step per vector step, numpy row writes,
+Hot-path rules: one policy call and one env.step per vector step, numpy row writes,
 infos never parsed, episode statistics kept in two arrays.
 """
 
@@ -9,14 +9,17 @@ from __future__ import annotations
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 
 from rlarena.errors import EnvError
-from rlarena.policy import sampling_state, set_sampling_state
+from rlarena.policies.policy import Policy, sampling_state, set_sampling_state
 from rlarena.rollout.storage import Rollout, concat_rollouts
+
+if TYPE_CHECKING:  # the trainable policies import torch
+    from rlarena.policies.torch_policy import TrainablePolicy
 
 
 @dataclass
@@ -29,14 +32,14 @@ class Sample:
     batches: dict[str, Rollout]  # policy id -> its fragment, for the policies in training that got data
     steps: int  # env steps taken
     # finished in this fragment, in what the algorithm's stats merge(): (return, length) pairs from
-    # single-agent runners, rlarena.multiagent.episode.Episode objects from multi-agent ones
+    # single-agent runners, rlarena.rollout.multi_agent_episode.Episode objects from multi-agent ones
     episodes: list = field(default_factory=list)
 
 
 @runtime_checkable
 class Runner(Protocol):
     """What every env runner is, wherever it runs (this process, a forked sampling process, a Ray
-    actor) and however many agents its env has: EnvRunner, rlarena.multiagent.runner.MultiAgentEnvRunner,
+    actor) and however many agents its env has: EnvRunner, rlarena.rollout.multi_agent_runner.MultiAgentEnvRunner,
     and rlarena.rollout.groups.OfflineRunner (which refuses to sample). Runner groups
     (rlarena.rollout.groups) are built over it."""
 
@@ -151,7 +154,7 @@ def may_be_non_finite(space: gym.Space) -> bool:
     return dtype is None or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_))
 
 
-def shape_mismatch(space: gym.Space, obs: object, where: str = "") -> tuple[str, tuple, tuple] | None:
+def shape_mismatch(space: gym.Space, obs: Any, where: str = "") -> tuple[str, tuple, tuple] | None:
     """(where, the shape `obs` has, the shape `space` declares) for the first part of `obs` whose shape
     is not its space's (`where`: '' or e.g. "['observation']"); None when the shapes agree."""
     if isinstance(space, gym.spaces.Dict) and isinstance(obs, dict):
@@ -194,13 +197,13 @@ class EnvRunner:
     """Collects fixed-length fragments from `num_envs` copies of an env (next-step autoreset) with
     one policy, `policy_id` in the Sample's batches."""
 
-    def __init__(self, env: gym.vector.VectorEnv, policy, fragment_length: int, seed: int | None,
+    def __init__(self, env: gym.vector.VectorEnv, policy: TrainablePolicy, fragment_length: int, seed: int | None,
                  env_name: str, policy_id: str = "default_policy"):
         self.env, self.policy, self.env_name, self.policy_id = env, policy, env_name, policy_id
         self.num_envs = env.num_envs
         self.storage = Rollout.allocate(fragment_length, self.num_envs, policy.obs_dim, policy.action_shape,
                                         policy.action_dtype, keep_raw_obs=policy.obs_filter is not None,
-                                        num_actions=int(policy.action_space.n) if policy.masked else None)
+                                        num_actions=policy.mask_size)
         self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)
         self._ep_len = np.zeros(self.num_envs, np.int64)
@@ -249,7 +252,7 @@ class EnvRunner:
             buf.obs[t] = x
             if buf.raw_obs is not None:
                 buf.raw_obs[t] = obs
-            if mask is not None:
+            if buf.action_mask is not None:  # allocated for masked policies, whose mask is never None
                 buf.action_mask[t] = mask
             actions = sample(x, True, mask)
             buf.actions[t] = actions
@@ -268,12 +271,12 @@ class EnvRunner:
         buf.obs[-1] = normalize(obs)
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
-        if mask is not None:
+        if buf.action_mask is not None:
             buf.action_mask[-1] = mask
         error = self._non_finite(buf, len(buf.rewards))  # before the filter learns from the observations
         if error is not None:
             raise error
-        if buf.raw_obs is not None:
+        if buf.raw_obs is not None and policy.obs_filter is not None:  # raw observations are kept for the filter
             policy.obs_filter.update(buf.raw_obs[:-1][buf.valid])
         self._obs, self._mask, self._pending_reset = obs, mask, pending
         self._record_episodes(buf)
@@ -334,7 +337,7 @@ class EnvRunner:
         self._ep_len = np.where(last_end >= 0, tail_len, self._ep_len + tail_len)
 
 
-def evaluate_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, explore: bool, seed: int | None,
+def evaluate_episodes(env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None,
                       env_name: str) -> dict[str, float]:
     """Run exactly `num_episodes` episodes, split evenly over the envs (as SB3's evaluate_policy does,
     so short episodes are not over-counted), and return their statistics."""
@@ -348,7 +351,7 @@ def episode_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float
             "episode_len_mean": float(np.mean(lengths)), "episodes": len(returns)}
 
 
-def play_episodes(env: gym.vector.VectorEnv, policy, num_episodes: int, explore: bool, seed: int | None,
+def play_episodes(env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None,
                   env_name: str) -> tuple[np.ndarray, np.ndarray]:
     """(returns, lengths) of exactly `num_episodes` episodes, split evenly over the envs."""
     n = env.num_envs

@@ -73,20 +73,28 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         return parts[0]
     T = max(len(p.rewards) for p in parts)
 
-    def cat(name: str) -> np.ndarray | None:
-        arrays = [getattr(p, name) for p in parts]
-        if arrays[0] is None:
-            return None
+    def cat(name: str) -> np.ndarray:
+        """The field `name` of every part side by side (a field each fragment has)."""
+        arrays: list[np.ndarray] = [getattr(p, name) for p in parts]
         rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
         padded = [a if len(a) == rows else np.concatenate(
             [a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)]) for a in arrays]
         return np.concatenate(padded, axis=1)
 
+    def cat_optional(name: str) -> np.ndarray | None:
+        """cat(name) for a field the fragments have only sometimes (all of them or none)."""
+        return None if getattr(parts[0], name) is None else cat(name)
+
     out = Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
-                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat("raw_obs"),
-                  action_mask=cat("action_mask"), steps=cat("steps"), behaviour_logp=cat("behaviour_logp"))
-    if parts[0].agent_ids is not None:
-        out.agent_ids = [a for p in parts for a in p.agent_ids]
+                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat_optional("raw_obs"),
+                  action_mask=cat_optional("action_mask"), steps=cat_optional("steps"),
+                  behaviour_logp=cat_optional("behaviour_logp"))
+    if parts[0].agent_ids is not None:  # multi-agent fragments: each says whose steps it holds
+        agent_ids: list = []
+        for p in parts:
+            assert p.agent_ids is not None, "fragments of one group are all multi-agent or all single-agent"
+            agent_ids.extend(p.agent_ids)
+        out.agent_ids = agent_ids
         out.eps_ids = np.concatenate([p.eps_ids for p in parts])
         out.ends_episode = np.concatenate([p.ends_episode for p in parts])
     return out

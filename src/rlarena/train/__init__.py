@@ -6,7 +6,7 @@ __all__ = ["Results", "TrialResult", "choice", "grid_search", "loguniform", "run
 
 # the runner and results load on first use: they import the algorithms (torch), which the search
 # spaces (read by the torch-free CLI commands' experiment-file parsing) do not need
-_LAZY = {"run": "rlarena.train.runner", "Results": "rlarena.train.results", "TrialResult": "rlarena.train.results"}
+_LAZY = {"run": "rlarena.train.experiment", "Results": "rlarena.train.results", "TrialResult": "rlarena.train.results"}
 
 
 def __getattr__(name: str):

@@ -1,6 +1,6 @@
 """One trial of an experiment: build (or restore) the algorithm, train it until the stop criteria,
 log every result and checkpoint by the policy. rlarena.run calls run_trial for each trial in this
-process, or inside one Ray actor per trial (rlarena.distributed.trials), with the same code and files.
+process, or inside one Ray actor per trial (rlarena.train.ray_trials), with the same code and files.
 
 The trial reaches its experiment through a small TrialHost (the experiment directory, the moment the
 first result makes the run real, and each change of its status), so the experiment file can be

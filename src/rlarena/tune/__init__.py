@@ -12,7 +12,7 @@ Tune callbacks are refused in one line: for them, run Ray Tune itself with rlare
     from ray import tune
     tuner = tune.Tuner(rlarena.tune.trainable("PPO"), param_space=config.to_dict(), run_config=...)
 
-(`trainable` imports ray only when called: rlarena.distributed.tune).
+(`trainable` imports ray only when called: rlarena.tune.ray_trainable).
 """
 
 from typing import Any
@@ -21,15 +21,15 @@ from rlarena.envs.registry import register_env
 from rlarena.errors import ConfigError
 from rlarena.train.search import choice, grid_search, loguniform, uniform
 from rlarena.tune.analysis import Checkpoint, ExperimentAnalysis, Result, ResultGrid
-from rlarena.tune.experiment import CheckpointConfig, RunConfig, TuneConfig, Tuner, run
+from rlarena.tune.tuner import CheckpointConfig, RunConfig, TuneConfig, Tuner, run
 
 
 def trainable(algorithm: Any, *, ray_address: str | None = None) -> Any:
     """The Ray Tune trainable (a ray.tune.Trainable subclass) of an rlarena algorithm: "PPO", PPO or
-    PPOTrainer. Connects to Ray first (rlarena.distributed.ray_init: `ray_address`, else RAY_ADDRESS,
-    else a new local Ray private to this process, on 127.0.0.1). See rlarena.distributed.tune."""
+    PPOTrainer. Connects to Ray first (rlarena.rollout.ray_cluster.ray_init: `ray_address`, else RAY_ADDRESS,
+    else a new local Ray private to this process, on 127.0.0.1). See rlarena.tune.ray_trainable."""
     try:
-        from rlarena.distributed.tune import make_trainable
+        from rlarena.tune.ray_trainable import make_trainable
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in ("ray", "pandas", "pyarrow", "fsspec"):
             raise

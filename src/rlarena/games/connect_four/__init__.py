@@ -18,7 +18,7 @@
   that network exported as model.onnx).
 """
 
-from rlarena.policy import register_feature_layer
+from rlarena.policies.policy import register_feature_layer
 
 # the board model's input layers (features.py, torch), by the names `model={"board_features": ...}` takes;
 # 6 x 7 cells x 2 planes of observation values

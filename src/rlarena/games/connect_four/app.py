@@ -38,7 +38,7 @@ import numpy as np
 
 from rlarena.errors import ConfigError, closest
 from rlarena.games.connect_four.rules import COLS, ROWS, Game, observation_space
-from rlarena.policy import ExportOutputs, Policy, policy_actions
+from rlarena.policies.policy import ExportOutputs, Policy, policy_actions
 
 SHIPPED_ONNX = Path(__file__).resolve().parent / "agent" / "model.onnx"
 NEGAMAX_LEVELS = tuple(f"negamax_{depth}" for depth in range(1, 8))

@@ -20,7 +20,7 @@ The output is [planes (84), own_win, opp_win, playable (3 x 42), win now, block,
 rediscovering the lines of four.
 
 This module needs torch; nothing imports it at package import time: the policy imports it when a model
-asks for board_features (rlarena.torch_policy), so the rules, opponents and page run without torch.
+asks for board_features (rlarena.policies.torch_policy), so the rules, opponents and page run without torch.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from rlarena.checkpoint.io import write_file_atomic
 from rlarena.errors import ConfigError
 from rlarena.games.connect_four.rules import COLS, ROWS
 from rlarena.games.connect_four.solver import from_moves, legal_mask, to_planes
-from rlarena.policy import Policy, policy_actions
+from rlarena.policies.policy import Policy, policy_actions
 
 STAGES = ("end", "middle", "opening")  # <= 14 empty cells, 15-28, > 28 (see positions.STAGE_EMPTY)
 DATA_FILE = Path(__file__).parent / "data" / "connect_four_positions.json.gz"

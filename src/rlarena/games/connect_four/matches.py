@@ -22,7 +22,7 @@ from rlarena.games.connect_four.opponents import OPPONENTS, NegamaxPolicy
 from rlarena.games.connect_four.rules import COL_BITS, COLS, ROWS, BatchedConnectFour, has_four, observation_space
 from rlarena.multiagent import matches as harness
 from rlarena.multiagent.matches import Z95, MatchGames, Opening, format_table, summarize, wilson
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
 
 __all__ = ["EMPTY", "TWO_PLY", "Z95", "MatchGames", "Opening", "evaluation_opponent", "evaluation_table",
            "format_table", "play_games", "play_matches", "random_openings", "summarize", "wilson"]

@@ -37,8 +37,8 @@ from rlarena.games.connect_four.rules import (
     ROWS,
     planes_to_bitboards,
 )
-from rlarena.multiagent.policies import RandomPolicy
-from rlarena.policy import Policy
+from rlarena.policies.policy import Policy
+from rlarena.policies.random_policy import RandomPolicy
 
 
 class ConnectFourHeuristic(Policy):

@@ -15,7 +15,7 @@ from gymnasium import spaces
 from rlarena.games.connect_four.opponents import OPPONENTS
 from rlarena.games.connect_four.rules import BOARD_MASK, BOTTOM, COLS, COLUMN_MASKS, ROWS, has_four, observation_space
 from rlarena.games.connect_four.solver import legal_mask, to_planes
-from rlarena.policy import Policy, policy_actions
+from rlarena.policies.policy import Policy, policy_actions
 
 PLAYERS = ("random", "always_same", "linear", "beat_last", "smart", *(f"negamax_{d}" for d in range(1, 6)))
 EPSILONS = (0.0, 0.1, 0.25)  # chance of a uniformly random move instead of the player's, per game

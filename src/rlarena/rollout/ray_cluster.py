@@ -1,14 +1,15 @@
-"""Scale out on Ray: the only package that imports ray, and only when a config asks for it
-(`num_env_runners > 0`). `import rlarena` and local training never load it.
+"""Connecting to Ray, for every layer that runs something on it: `ray_init` / `ray_shutdown` and
+`cpus_needed`. It imports ray only inside these functions, and only the code that runs on Ray calls
+them (when a config asks for it: `num_env_runners > 0`, a Ray trial or a Tune trainable), so
+`import rlarena` and local training never load ray.
 
 - `ray_init(address, num_cpus)`: join the cluster the caller names (an address, or RAY_ADDRESS) or
   start a Ray private to this process (127.0.0.1, no dashboard, its own 0700 temp directory and token);
   `ray_shutdown()` stops the Ray rlarena started and removes its temp directory.
-- `rlarena.distributed.ray_env_runners`: the remote env runners (RemoteEnvRunnerGroup: N Ray actors,
-  each with its own envs and policy copies, sampling fragments the driver puts side by side; fault
-  tolerance) and the evaluation runners (RemoteEvalRunnerGroup).
-- `rlarena.distributed.tune`: every algorithm as a Ray Tune trainable (rlarena.tune.trainable).
-- `rlarena.distributed.trials`: rlarena.run(..., ray=...), a sweep's trials as parallel Ray actors.
+
+What runs on Ray, each in its own layer: the remote env and evaluation runners
+(rlarena.rollout.ray_runners), a sweep's trials as parallel actors (rlarena.train.ray_trials) and every
+algorithm as a Ray Tune trainable (rlarena.tune.ray_trainable, behind rlarena.tune.trainable).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def _run(trainable: Any, config: Any, *, call: str, metric: str | None, mode: st
          num_samples: int, storage_path: str | os.PathLike | None, name: str | None, checkpoint_freq: int,
          checkpoint_at_end: bool, num_to_keep: int | None, score_attribute: str | None, score_order: str,
          resume: Any, verbose: int) -> ExperimentAnalysis:
-    from rlarena.train.runner import run as run_experiment
+    from rlarena.train.experiment import run as run_experiment
     if mode is not None and mode not in ("max", "min"):
         raise ConfigError(f"{call}: mode={mode!r}; use 'max' or 'min'.")
     if verbose not in VERBOSITY:

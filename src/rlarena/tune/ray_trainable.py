@@ -22,7 +22,7 @@ search algorithms and callbacks:
   runner (training and evaluation), placed together (Tune schedules a trial's child actors in its group).
 
 Ray must be connected before Tune starts it its own way (Tune's ray.init() would join whatever cluster
-is recorded in /tmp/ray): make_trainable calls rlarena.distributed.ray_init (the `ray_address` given,
+is recorded in /tmp/ray): make_trainable calls rlarena.rollout.ray_cluster.ray_init (the `ray_address` given,
 RAY_ADDRESS, or a local Ray private to this process, bound to 127.0.0.1). Envs registered with
 rlarena.register_env before make_trainable is called are registered again in each trial's process.
 Importing this module imports ray.tune.
@@ -38,11 +38,11 @@ from typing import Any, ClassVar
 from ray import tune
 
 from rlarena.algorithms.algorithm import Algorithm
-from rlarena.distributed import ray_init
 from rlarena.envs.registry import register_creators, registered_creators
 from rlarena.errors import CheckpointError
+from rlarena.rollout.ray_cluster import ray_init
 from rlarena.train.loggers import json_default
-from rlarena.tune.experiment import algorithm_class, config_from_dict
+from rlarena.tune.tuner import algorithm_class, config_from_dict
 
 # Tune unpickles this file of a class trainable's checkpoint (its dict form) before load_checkpoint sees it.
 _PICKLED_CHECKPOINT = "_dict_checkpoint.pkl"

@@ -31,9 +31,9 @@ from typing import Any
 import ray
 
 from rlarena.algorithms.config import AlgorithmConfig
-from rlarena.distributed import ray_init, ray_shutdown
 from rlarena.envs.registry import register_creators, registered_creators
 from rlarena.errors import ConfigError, TrainingError, notice
+from rlarena.rollout.ray_cluster import ray_init, ray_shutdown
 from rlarena.train.progress import Reporter
 from rlarena.train.results import TrialResult
 from rlarena.train.trial import RESUMABLE, Options, StopFlag, Trial, TrialHost, run_trial
@@ -132,7 +132,7 @@ class _Running:
 
 def connect(address: bool | str, config: AlgorithmConfig, cpus: float) -> bool:
     """Connect this process to Ray: True -> config.ray_address, else RAY_ADDRESS, else a local Ray
-    private to this process (rlarena.distributed.ray_init; never a cluster found on disk); a string ->
+    private to this process (rlarena.rollout.ray_cluster.ray_init; never a cluster found on disk); a string ->
     that cluster, where "auto" (RLlib's --ray-address auto: the cluster `ray start` recorded on this
     machine) falls back to a private local Ray, with a notice, when none is running. True when this
     call started or joined Ray (and the caller should shut it down), False when it was up."""

@@ -20,11 +20,11 @@ import numpy as np
 
 from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
-from rlarena.multiagent.episode import Episode
-from rlarena.policy import Policy, policy_actions, sampling_state, set_sampling_state
+from rlarena.policies.policy import Policy, policy_actions, sampling_state, set_sampling_state
+from rlarena.policies.torch_policy import TrainablePolicy
+from rlarena.rollout.multi_agent_episode import Episode
 from rlarena.rollout.runner import EpisodeStats, Sample, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
-from rlarena.torch_policy import TrainablePolicy
 
 
 def stack_obs(observations: list[Any]) -> Any:
@@ -40,7 +40,7 @@ class _Lane:
 
     policy_id: str
     obs: list[np.ndarray] = field(default_factory=list)  # flat, before the observation filter
-    masks: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)  # legal actions (None: an unmasked policy)
     actions: list[Any] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)  # the episode's step count when each obs arrived
@@ -269,14 +269,21 @@ class MultiAgentEnvRunner:
             else:
                 self._obs[i] = {a: o for a, o in obs.items() if a not in done_agents}
 
+    def _trainable(self, pid: str) -> TrainablePolicy:
+        """The policy of a lane or segment: only trainable policies' agents collect (see _act)."""
+        policy = self.policies[pid]
+        assert isinstance(policy, TrainablePolicy), f"policy {pid!r} collects no transitions"
+        return policy
+
     def _flat_one(self, pid: str, obs: Any) -> np.ndarray:
-        return self.policies[pid].flatten(stack_obs([obs]))[0]
+        return self._trainable(pid).flatten(stack_obs([obs]))[0]
 
     def _mask_one(self, pid: str, obs: Any) -> np.ndarray | None:
         policy = self.policies[pid]
         if obs is None or not isinstance(policy, TrainablePolicy) or not policy.masked:
             return None
-        return policy.action_mask(stack_obs([obs]))[0]
+        mask = policy.action_mask(stack_obs([obs]))
+        return None if mask is None else mask[0]
 
     # -- fragments ----------------------------------------------------------------------------
     def get_state(self) -> dict[str, dict[str, np.ndarray]]:
@@ -307,7 +314,7 @@ class MultiAgentEnvRunner:
                                                              lane.masks[-1], False))
                     lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
                                          lane.rewards[-1:], lane.steps[-1:], i, agent, lane.episode_id)
-        batches = {pid: self._pack(self.policies[pid], segs) for pid, segs in segments.items() if segs}
+        batches = {pid: self._pack(self._trainable(pid), segs) for pid, segs in segments.items() if segs}
         finished, self._finished = self._finished, []
         return Sample(batches, self.fragment_length * self.num_envs, finished)
 
@@ -315,7 +322,7 @@ class MultiAgentEnvRunner:
         T, S, D = max(len(s.lane.obs) for s in segments), len(segments), policy.obs_dim
         buf = Rollout.allocate(T, S, D, policy.action_shape, policy.action_dtype,
                                keep_raw_obs=policy.obs_filter is not None,
-                               num_actions=int(policy.action_space.n) if policy.masked else None)
+                               num_actions=policy.mask_size)
         raw = np.zeros((T + 1, S, D), np.float32)
         buf.terminated[:] = True  # padding: cut the GAE chain there (padding is never valid)
         buf.agent_ids = [s.lane.agent for s in segments]
@@ -342,8 +349,9 @@ class MultiAgentEnvRunner:
         if error is not None:
             raise error
         buf.obs[:] = policy.normalize(raw.reshape(-1, D)).reshape(T + 1, S, D)
-        if buf.raw_obs is not None:
+        if buf.raw_obs is not None:  # kept for the filter
             buf.raw_obs[:] = raw
+        if policy.obs_filter is not None:
             policy.obs_filter.update(raw[:-1][buf.valid])
         return buf
 

@@ -2,7 +2,7 @@
 
 `Policy` is the small seam every runner talks to. This module stays free of torch, so heuristics,
 ONNX-served agents and the Connect Four app run without it; the trainable `TorchPolicy` lives in
-rlarena.torch_policy.
+rlarena.policies.torch_policy.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Trainable policies: `TrainablePolicy`, the public contract that env runners, evaluation, checkpoints
 and ONNX export use (observation preprocessing, the hot-path sampler, state), and `TorchPolicy`, the
 actor-critic policy holding an `ActorCritic` model. Other algorithms bring their own subclass
-(rlarena.q_policy.QPolicy for DQN); each algorithm names its class in `Algorithm.policy_class`."""
+(rlarena.policies.q_policy.QPolicy for DQN); each algorithm names its class in `Algorithm.policy_class`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from rlarena.errors import ConfigError
 from rlarena.nn import ActorCritic, make_distribution
 from rlarena.nn.normalize import RunningMeanStd
-from rlarena.policy import FEATURE_LAYERS, MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
+from rlarena.policies.policy import FEATURE_LAYERS, MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
 
 
 class TrainablePolicy(Policy):
@@ -77,6 +77,12 @@ class TrainablePolicy(Policy):
     def action_mask(self, obs: Any) -> np.ndarray | None:
         """bool [B, n] of the legal actions for a masked Dict observation, else None."""
         return np.asarray(obs["action_mask"]).astype(bool, copy=False) if self.masked else None
+
+    @property
+    def mask_size(self) -> int | None:
+        """n, the actions an action mask covers (a masked policy's action space is Discrete), else None."""
+        space = self.action_space
+        return int(space.n) if self.masked and isinstance(space, gym.spaces.Discrete) else None
 
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return flat if self.obs_filter is None else self.obs_filter(flat)
@@ -189,7 +195,7 @@ class TorchPolicy(TrainablePolicy):
 
 def board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
     """The input layer `model={"board_features": name}` names (registered by a game package:
-    rlarena.policy.register_feature_layer), or None."""
+    rlarena.policies.policy.register_feature_layer), or None."""
     if name is None:
         return None
     if name not in FEATURE_LAYERS:

@@ -1,26 +1,14 @@
-"""PolicySpec (what to build for a policy id) and the built-in RandomPolicy."""
+"""RandomPolicy: uniformly random legal actions, the built-in baseline and league filler."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from rlarena.policy import Policy, is_masked_space
-
-
-@dataclass
-class PolicySpec:
-    """RLlib's PolicySpec. policy_class None: the algorithm's trainable policy. Spaces None: taken
-    from the env's agents mapped to this policy. config: per-policy overrides of training options
-    (e.g. {"lr": 1e-4})."""
-
-    policy_class: type[Policy] | None = None
-    observation_space: gym.Space | None = None
-    action_space: gym.Space | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+from rlarena.errors import ConfigError
+from rlarena.policies.policy import Policy, is_masked_space
 
 
 class RandomPolicy(Policy):
@@ -43,4 +31,6 @@ class RandomPolicy(Policy):
         space = self.action_space
         if isinstance(space, gym.spaces.Discrete):
             return int(self.rng.integers(space.n)) + int(space.start)
+        if not isinstance(space, gym.spaces.Box):
+            raise ConfigError(f"RandomPolicy samples Discrete and Box action spaces, not {space}.")
         return self.rng.uniform(space.low, space.high).astype(space.dtype)

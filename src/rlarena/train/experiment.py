@@ -15,7 +15,7 @@ the current iteration and write a checkpoint (a second Ctrl-C stops at once); re
 every unfinished trial from its last checkpoint, also after `kill -9`.
 
 Trials run one after another in this process (rlarena.train.trial holds the per-trial code), or with
-ray=True / an address in parallel on Ray, one actor per trial (rlarena.distributed.trials), into the
+ray=True / an address in parallel on Ray, one actor per trial (rlarena.train.ray_trials), into the
 same layout.
 """
 
@@ -130,7 +130,7 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         prints each trial's rows and messages as they come, prefixed by its trial id; Ctrl-C stops every
         trial after its iteration, with a checkpoint. A Ray this call started is shut down when it
         returns. On a cluster, storage_path must be a directory every node sees at the same path (see
-        rlarena.distributed.trials).
+        rlarena.train.ray_trials).
     source: the file the config's options were read from (`rlarena train -f`): the networks the trials
         build are bounded as a checkpoint's are (rlarena.limits.MAX_PARAMETERS); None: your own config.
     """
@@ -178,7 +178,7 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
     with _Interrupt(reporter) as interrupt:
         if ray:
             try:
-                from rlarena.distributed.trials import run_on_ray
+                from rlarena.train.ray_trials import run_on_ray
             except ModuleNotFoundError as exc:
                 if exc.name is None or exc.name.split(".")[0] != "ray":
                     raise

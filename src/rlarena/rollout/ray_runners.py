@@ -34,11 +34,8 @@ import numpy as np
 import ray
 import torch
 
-from rlarena.distributed import cpus_needed, ray_init
 from rlarena.envs.registry import EnvContext, EnvCreator, make_vector_env, register_creators, registered_creators
 from rlarena.errors import ConfigError, EnvError, notice
-from rlarena.multiagent.episode import Episode
-from rlarena.multiagent.runner import MultiAgentEnvRunner
 from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp, limit_heap_growth
 from rlarena.rollout.factory import (
     EPISODE_ID_STRIDE,
@@ -47,11 +44,14 @@ from rlarena.rollout.factory import (
     reseed_policies,
     structure_signature,
 )
+from rlarena.rollout.multi_agent_episode import Episode
+from rlarena.rollout.multi_agent_runner import MultiAgentEnvRunner
+from rlarena.rollout.ray_cluster import cpus_needed, ray_init
 from rlarena.rollout.runner import EnvRunner, Sample, merge_samples, play_episodes
 
 if TYPE_CHECKING:  # the algorithm layer builds the groups (through rlarena.rollout.groups), not the other way round
     from rlarena.algorithms.config import AlgorithmConfig
-    from rlarena.policy import Policy
+    from rlarena.policies.policy import Policy
 
 
 class _Actor:
@@ -111,6 +111,8 @@ class RemoteEnvRunner(_RunnerActor):
     """The body of one Ray actor: the local EnvRunner over a vector env of its own, its envs told
     worker_index (1..N) and num_workers (N) through their EnvContext."""
 
+    runner: EnvRunner
+
     def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, policy: Policy, worker_index: int,
                  env_seed: int | None, env_name: str):
         with self.building(envs, config):
@@ -121,6 +123,8 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
     """The body of one Ray actor for a multi-agent env: the local MultiAgentEnvRunner over
     num_envs_per_env_runner env copies of its own, with copies of every policy (trained, frozen and
     heuristic). The driver sends the policy set again when it changes (a league grows)."""
+
+    runner: MultiAgentEnvRunner
 
     def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig,
                  structure: tuple[dict[str, Policy], Callable[..., str], list[str]], worker_index: int,
@@ -152,6 +156,7 @@ class RemoteEvalRunner(_Actor):
             context = EnvContext(config.env_config, worker_index=worker_index,
                                  num_workers=config.evaluation_num_env_runners, remote=True)
             mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
+            assert config.env is not None, "evaluation runners are made only for a config with an env"
             self.env = make_vector_env(config.env, context, num_envs, mode)
             self.policy, self.env_name = policy, env_name
 
@@ -164,6 +169,12 @@ class RemoteEvalRunner(_Actor):
         self.env.close()
 
 
+def _mapped_in_evaluate(agent_id: Any, episode: Any, **kwargs: Any) -> str:
+    """The mapping function of a multi-agent evaluation runner until evaluate() brings the one to play with
+    (no episode maps an agent before that)."""
+    raise AssertionError("an evaluation runner maps agents only in evaluate(), with the mapping function it is sent")
+
+
 class RemoteMultiAgentEvalRunner(_Actor):
     """The body of one evaluation actor for a multi-agent env: env copies of its own; each call brings
     the policies (weights included) and the mapping function the evaluation plays with."""
@@ -171,7 +182,7 @@ class RemoteMultiAgentEvalRunner(_Actor):
     def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, worker_index: int, num_envs: int,
                  env_name: str):
         with self.building(envs, config):
-            self.runner = make_multi_agent_env_runner(config, {}, lambda *a, **k: None, [], None, env_name,
+            self.runner = make_multi_agent_env_runner(config, {}, _mapped_in_evaluate, [], None, env_name,
                                                       worker_index, num_envs,
                                                       num_workers=config.evaluation_num_env_runners)
 
@@ -247,6 +258,7 @@ class _ActorGroup:
             for slot in self.slots:
                 if slot.actor is not None:
                     continue
+                assert slot.failed_at is not None  # a slot without an actor is one that failed (_fail sets both)
                 if not self._may_restart():
                     if not cfg.ignore_env_runner_failures:
                         raise EnvError(self._stop_message(slot.failure))
@@ -263,7 +275,8 @@ class _ActorGroup:
                 raise EnvError(f"Every remote {self.kind} of {len(self.slots)} (env {self.env_name!r}) has failed"
                                f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: "
                                f"nothing left to sample. The last: {last.failure}.")
-            due = min(slot.failed_at for slot in self.slots) + delay
+            # none is healthy: every slot failed, each at its failed_at
+            due = min(slot.failed_at for slot in self.slots if slot.failed_at is not None) + delay
             time.sleep(max(0.0, due - time.monotonic()))
 
     def _ready_slots(self) -> list[_Slot]:
@@ -404,13 +417,16 @@ class RemoteEnvRunnerGroup(_ActorGroup):
         ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
                                                  config.num_cpus_per_env_runner))
         self.structure = structure
+        make: Callable[[int, int], Any]
         if structure is None:
-            actor_class = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(self.envs, config, policy_for(i, r), i, env_seed_for(i, r), env_name)
+            assert policy_for is not None, "single-agent runners on Ray need policy_for"
+            single = ray.remote(RemoteEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: single.remote(self.envs, config, policy_for(i, r), i, env_seed_for(i, r), env_name)
         else:
-            actor_class = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(self.envs, config, structure(), i, env_seed_for(i, r),
-                                                   action_seed_for(i, r), env_name)
+            assert action_seed_for is not None, "multi-agent runners on Ray need action_seed_for"
+            multi = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: multi.remote(self.envs, config, structure(), i, env_seed_for(i, r),
+                                             action_seed_for(i, r), env_name)
         super().__init__(config, config.num_env_runners, make, env_name)
 
     def reset(self, seed_for: Callable[[int], int | None]) -> None:
@@ -468,12 +484,14 @@ class RemoteEvalRunnerGroup(_ActorGroup):
         per_runner = -(-config.evaluation_duration // config.evaluation_num_env_runners)
         num_envs = min(config.num_eval_envs, per_runner)
         self.multi_agent = multi_agent
+        make: Callable[[int, int], Any]
         if multi_agent:
-            actor_class = ray.remote(RemoteMultiAgentEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(self.envs, config, i, num_envs, env_name)
+            multi = ray.remote(RemoteMultiAgentEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: multi.remote(self.envs, config, i, num_envs, env_name)
         else:
-            actor_class = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: actor_class.remote(self.envs, config, policy_for(i, r), i, num_envs, env_name)
+            assert policy_for is not None, "single-agent evaluation runners on Ray need policy_for"
+            single = ray.remote(RemoteEvalRunner).options(num_cpus=config.num_cpus_per_env_runner)
+            make = lambda i, r: single.remote(self.envs, config, policy_for(i, r), i, num_envs, env_name)
         super().__init__(config, config.evaluation_num_env_runners, make, env_name)
 
     def start(self, what: Any, num_episodes: int, explore: bool, seed_for: Callable[[int], int | None]) -> dict[int, Any]:

@@ -11,8 +11,8 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.q_network import QNetwork
+from rlarena.policies.torch_policy import TrainablePolicy, board_features
 from rlarena.schedules import piecewise
-from rlarena.torch_policy import TrainablePolicy, board_features
 
 # Illegal actions' Q for the argmax: lower than any Q a network computes; -inf would make the
 # exported "value" output (the max) -inf for a row with no legal action.

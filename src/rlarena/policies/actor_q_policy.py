@@ -22,8 +22,8 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp
-from rlarena.policy import MASKED_LOGIT
-from rlarena.torch_policy import TrainablePolicy
+from rlarena.policies.policy import MASKED_LOGIT
+from rlarena.policies.torch_policy import TrainablePolicy
 
 
 class ActorQPolicy(TrainablePolicy):
