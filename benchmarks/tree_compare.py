@@ -43,24 +43,57 @@ algo.stop()
 
 # name -> (config class, the config expression, iterations): RL-Zoo-like settings, short runs
 CASES = {
-    "PPO CartPole": ("PPOConfig", "PPOConfig().environment('CartPole-v1').env_runners(num_envs_per_env_runner=8)"
-                     ".training(lr=1e-3, gamma=0.98, lambda_=0.8, train_batch_size=256, minibatch_size=256, "
-                     "num_epochs=20)", 40),
-    "DQN CartPole": ("DQNConfig", "DQNConfig().environment('CartPole-v1').training(lr=2.3e-3, train_batch_size=64, "
-                     "num_steps_sampled_before_learning_starts=1000, model={'fcnet_hiddens': [256, 256]}, "
-                     "min_sample_timesteps_per_iteration=1000)", 6),
-    "SAC Pendulum": ("SACConfig", "SACConfig().environment('Pendulum-v1').training(lr=1e-3, "
-                     "min_sample_timesteps_per_iteration=500)", 3),
-    "TD3 Pendulum": ("TD3Config", "TD3Config().environment('Pendulum-v1').training(lr=1e-3, "
-                     "min_sample_timesteps_per_iteration=500)", 3),
+    "PPO CartPole": (
+        "PPOConfig",
+        (
+            "PPOConfig().environment('CartPole-v1').env_runners(num_envs_per_env_runner=8)"
+            ".training(lr=1e-3, gamma=0.98, lambda_=0.8, train_batch_size=256, minibatch_size=256, "
+            "num_epochs=20)"
+        ),
+        40,
+    ),
+    "DQN CartPole": (
+        "DQNConfig",
+        (
+            "DQNConfig().environment('CartPole-v1').training(lr=2.3e-3, train_batch_size=64, "
+            "num_steps_sampled_before_learning_starts=1000, model={'fcnet_hiddens': [256, 256]}, "
+            "min_sample_timesteps_per_iteration=1000)"
+        ),
+        6,
+    ),
+    "SAC Pendulum": (
+        "SACConfig",
+        ("SACConfig().environment('Pendulum-v1').training(lr=1e-3, min_sample_timesteps_per_iteration=500)"),
+        3,
+    ),
+    "TD3 Pendulum": (
+        "TD3Config",
+        ("TD3Config().environment('Pendulum-v1').training(lr=1e-3, min_sample_timesteps_per_iteration=500)"),
+        3,
+    ),
+    "PPO LunarLander async": (
+        "PPOConfig",
+        (
+            "PPOConfig().environment('LunarLander-v3').env_runners("
+            "num_envs_per_env_runner=16, sample_async=True).training("
+            "train_batch_size=16384, minibatch_size=64, num_epochs=4, lr=3e-4, gamma=0.999, "
+            "lambda_=0.98, entropy_coeff=0.01, grad_clip=0.5, "
+            "model={'fcnet_hiddens': [64, 64], 'fcnet_activation': 'tanh'})"
+        ),
+        6,
+    ),
 }
 
 
 def run(src: str, case: str) -> tuple[float, int, str, str]:
     config, build, iters = CASES[case]
     env = {**os.environ, "PYTHONPATH": src}
-    out = subprocess.check_output([sys.executable, "-c", RUN.format(config=config, build=build, iters=iters)],
-                                  text=True, env=env, stderr=subprocess.DEVNULL)
+    out = subprocess.check_output(
+        [sys.executable, "-c", RUN.format(config=config, build=build, iters=iters)],
+        text=True,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     elapsed, steps, digest, where = out.split()
     return float(elapsed), int(steps), digest, where
 
@@ -85,8 +118,11 @@ def main() -> None:
                 times[name].append(elapsed)
                 digests[name].add(digest)
         old, new_t = statistics.median(times["old"]), statistics.median(times["new"])
-        same = "identical" if digests["old"] == digests["new"] and len(digests["new"]) == 1 else \
-            f"DIFFER {sorted(digests['old'])} vs {sorted(digests['new'])}"
+        same = (
+            "identical"
+            if digests["old"] == digests["new"] and len(digests["new"]) == 1
+            else f"DIFFER {sorted(digests['old'])} vs {sorted(digests['new'])}"
+        )
         print(f"{case:<14} {old:>15.3f} {new_t:>15.3f} {new_t / old:>8.3f}  {same}", flush=True)
 
 

@@ -25,8 +25,12 @@ if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 # Small enough that one train() on CartPole takes a few milliseconds.
-TINY_TRAINING: dict[str, Any] = {"train_batch_size": 128, "minibatch_size": 64, "num_epochs": 2,
-                                 "model": {"fcnet_hiddens": [16]}}
+TINY_TRAINING: dict[str, Any] = {
+    "train_batch_size": 128,
+    "minibatch_size": 64,
+    "num_epochs": 2,
+    "model": {"fcnet_hiddens": [16]},
+}
 
 # Keys whose values are wall-clock times: never compared, never asserted on.
 TIMING_KEYS = {"time_this_iter_s", "time_total_s", "env_steps_per_sec", "evaluation/evaluation_time_s"}
@@ -34,8 +38,13 @@ TIMING_KEYS = {"time_this_iter_s", "time_total_s", "env_steps_per_sec", "evaluat
 
 def tiny_config(env: Any = "CartPole-v1", num_envs: int = 4, seed: int | None = 0, **training: Any) -> PPOConfig:
     """A seeded PPOConfig with TINY_TRAINING, overridable per keyword."""
-    return (PPOConfig().environment(env).env_runners(num_envs_per_env_runner=num_envs)
-            .training(**{**TINY_TRAINING, **training}).debugging(seed=seed))
+    return (
+        PPOConfig()
+        .environment(env)
+        .env_runners(num_envs_per_env_runner=num_envs)
+        .training(**{**TINY_TRAINING, **training})
+        .debugging(seed=seed)
+    )
 
 
 @pytest.fixture
@@ -77,11 +86,13 @@ def registered_env() -> Iterator[Callable[[str, Callable], str]]:
     """register_env for one test only: the name (and the trust register_env gives its creator) is
     removed afterwards."""
     from rlarena import refs
+
     names: list[str] = []
     trusted = dict(refs._REGISTERED)
 
     def _register(name: str, creator: Callable) -> str:
         from rlarena import register_env
+
         register_env(name, creator)
         names.append(name)
         return name
@@ -113,11 +124,23 @@ def untrained_league_checkpoint(directory: Path) -> Path:
     from rlarena.games.connect_four.opponents import NegamaxDepth1
     from rlarena.multiagent.league import league_mapping_fn
     from rlarena.policies import RandomPolicy
-    algo = (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=1)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy),
-                                   "negamax_1": PolicySpec(policy_class=NegamaxDepth1)},
-                         policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
-            .debugging(seed=0).build())
+
+    algo = (
+        PPOConfig()
+        .environment("connect_four")
+        .env_runners(num_envs_per_env_runner=1)
+        .multi_agent(
+            policies={
+                "learned": PolicySpec(),
+                "random": PolicySpec(policy_class=RandomPolicy),
+                "negamax_1": PolicySpec(policy_class=NegamaxDepth1),
+            },
+            policy_mapping_fn=league_mapping_fn,
+            policies_to_train=["learned"],
+        )
+        .debugging(seed=0)
+        .build()
+    )
     try:
         return Path(algo.save(directory / "league"))
     finally:
@@ -138,6 +161,7 @@ def all_arrays(algo: Algorithm) -> dict:
 def assert_same_arrays(a: Algorithm, b: Algorithm) -> None:
     """The two algorithms hold the same arrays, bit for bit."""
     import numpy as np
+
     left, right = all_arrays(a), all_arrays(b)
     assert left.keys() == right.keys()
     for key, value in left.items():
@@ -154,8 +178,9 @@ def all_finite(algo: Algorithm) -> bool:
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
     """A result without its wall-clock timings, NaN mapped to a marker so that NaN == NaN."""
-    return {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in result.items() if k not in TIMING_KEYS}
+    return {
+        k: ("nan" if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items() if k not in TIMING_KEYS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +189,7 @@ def local_ray() -> Iterator[None]:
     is shut down first, and this one when the module is done."""
     ray = pytest.importorskip("ray")
     from rlarena.rollout.ray_cluster import ray_init, ray_shutdown
+
     if ray.is_initialized():
         ray.shutdown()
     ray_init(num_cpus=2)
@@ -219,5 +245,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for listed in sorted(RAY_TESTS | SLOW_TESTS):
         filename, _, function = listed.partition("::")
         if filename in modules and modules[filename] is not None and not hasattr(modules[filename], function):
-            raise pytest.UsageError(f"tests/conftest.py lists {listed}, which {filename} does not define: "
-                                    f"update RAY_TESTS / SLOW_TESTS.")
+            raise pytest.UsageError(
+                f"tests/conftest.py lists {listed}, which {filename} does not define: update RAY_TESTS / SLOW_TESTS."
+            )

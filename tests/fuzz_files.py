@@ -31,11 +31,49 @@ from hypothesis import strategies as st
 MEMORY_HEADROOM = 2 * 2**30  # bytes of address space a load may add to the process's
 SECONDS_PER_LOAD = 120  # the largest network a file may ask for (rlarena.limits) takes ~70 s to initialize
 
-HOSTILE_STRINGS = ["../../etc/passwd", "/dev/zero", "a/b", "a\\b", "\x00", "x" * 5000, "ray://127.0.0.1:1",
-                   "127.0.0.1:6379", "auto", "os:system", "rlarena.checkpoint.io:shutil.rmtree", "", ".", "..",
-                   "Infinity", "1e300", "CartPole-v1", "PPO", "default_policy", "{\"callable\": \"os:system\"}"]
-HOSTILE_NUMBERS = [10**3, 10**6, 10**9, 10**13, 10**19, 2**63, 10**30, 10**300, -1, -(10**9), 0,
-                   float("inf"), float("-inf"), float("nan"), 1e300, -1e300, 1e-320, 0.5, 2.5]
+HOSTILE_STRINGS = [
+    "../../etc/passwd",
+    "/dev/zero",
+    "a/b",
+    "a\\b",
+    "\x00",
+    "x" * 5000,
+    "ray://127.0.0.1:1",
+    "127.0.0.1:6379",
+    "auto",
+    "os:system",
+    "rlarena.checkpoint.io:shutil.rmtree",
+    "",
+    ".",
+    "..",
+    "Infinity",
+    "1e300",
+    "CartPole-v1",
+    "PPO",
+    "default_policy",
+    '{"callable": "os:system"}',
+]
+HOSTILE_NUMBERS = [
+    10**3,
+    10**6,
+    10**9,
+    10**13,
+    10**19,
+    2**63,
+    10**30,
+    10**300,
+    -1,
+    -(10**9),
+    0,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    1e300,
+    -1e300,
+    1e-320,
+    0.5,
+    2.5,
+]
 
 
 def _nested(depth: int, kind: str) -> Any:
@@ -45,16 +83,27 @@ def _nested(depth: int, kind: str) -> Any:
     return value
 
 
-leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.sampled_from(HOSTILE_NUMBERS),
-                 st.text(max_size=12), st.sampled_from(HOSTILE_STRINGS))
+leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.sampled_from(HOSTILE_NUMBERS),
+    st.text(max_size=12),
+    st.sampled_from(HOSTILE_STRINGS),
+)
 hostile = st.one_of(
     leaf,
-    st.recursive(leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-                 max_leaves=12),
+    st.recursive(
+        leaf,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        max_leaves=12,
+    ),
     st.builds(_nested, st.integers(1, 400), st.sampled_from(["list", "dict"])),
     st.lists(st.sampled_from(HOSTILE_NUMBERS), min_size=1, max_size=3),  # e.g. fcnet_hiddens [1e9, 1e9]
-    st.dictionaries(st.sampled_from(["capacity", "num_simulations", "fcnet_hiddens", "type", "callable"]), leaf,
-                    max_size=3),
+    st.dictionaries(
+        st.sampled_from(["capacity", "num_simulations", "fcnet_hiddens", "type", "callable"]), leaf, max_size=3
+    ),
 )
 
 
@@ -138,8 +187,14 @@ def main() -> int:
 
     outcomes: dict[str, int] = {}
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted(sources)), label="file")
@@ -148,9 +203,16 @@ def main() -> int:
         for _ in range(data.draw(st.integers(1, 3), label="mutations")):
             path = data.draw(st.sampled_from(all_paths[name]), label="path")
             try:
-                add = data.draw(st.one_of(st.none(), st.text(max_size=8) | st.sampled_from(
-                    ["num_env_runners", "ray_address", "output", "model", "replay_buffer_config", "policies"])),
-                    label="add key")
+                add = data.draw(
+                    st.one_of(
+                        st.none(),
+                        st.text(max_size=8)
+                        | st.sampled_from(
+                            ["num_env_runners", "ray_address", "output", "model", "replay_buffer_config", "policies"]
+                        ),
+                    ),
+                    label="add key",
+                )
                 meta = mutate(meta, path, data.draw(hostile, label="value"), add)
             except (KeyError, IndexError, TypeError):
                 continue  # the path went away with an earlier mutation

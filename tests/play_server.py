@@ -28,11 +28,18 @@ def serve_page(tmp: Path, *args: str, env: Mapping[str, str] | None = None) -> I
     variables for the server); yields the page's URL, stops the server after."""
     port = free_port()
     # torch blocked: `import torch` anywhere in the serving process raises ImportError
-    code = ("import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
-            f"sys.exit(main(['play', 'connect4', '--host', '127.0.0.1', '--port', '{port}', *{list(args)!r}]))")
+    code = (
+        "import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
+        f"sys.exit(main(['play', 'connect4', '--host', '127.0.0.1', '--port', '{port}', *{list(args)!r}]))"
+    )
     with open(tmp / "server.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
         url = f"http://127.0.0.1:{port}/"
         try:
             deadline = time.monotonic() + 300  # a guard against hanging, not a speed check (Gradio starts slowly)

@@ -21,15 +21,27 @@ from rlarena.nn.flat import RMSprop
 
 
 def a2c_config(env, seed: int = 0, num_envs: int = 8, **training) -> A2CConfig:
-    return (A2CConfig().environment(env).env_runners(num_envs_per_env_runner=num_envs).training(**training)
-            .evaluation(evaluation_duration=20).debugging(seed=seed))
+    return (
+        A2CConfig()
+        .environment(env)
+        .env_runners(num_envs_per_env_runner=num_envs)
+        .training(**training)
+        .evaluation(evaluation_duration=20)
+        .debugging(seed=seed)
+    )
 
 
 def test_defaults_are_sb3s():
     cfg = A2CConfig().environment("CartPole-v1")
     assert cfg.fragment_length == 5  # SB3's n_steps with the default 8 envs
-    assert (cfg.lr, cfg.gamma, cfg.lambda_, cfg.entropy_coeff, cfg.vf_loss_coeff, cfg.grad_clip) == \
-        (7e-4, 0.99, 1.0, 0.0, 0.5, 0.5)
+    assert (cfg.lr, cfg.gamma, cfg.lambda_, cfg.entropy_coeff, cfg.vf_loss_coeff, cfg.grad_clip) == (
+        7e-4,
+        0.99,
+        1.0,
+        0.0,
+        0.5,
+        0.5,
+    )
     assert not cfg.normalize_advantages and cfg.use_rms_prop and cfg.rms_prop_eps == 1e-5
     assert cfg.model_config["fcnet_hiddens"] == [64, 64] and cfg.model_config["fcnet_activation"] == "tanh"
     assert not cfg.model_config["vf_share_layers"]
@@ -42,9 +54,17 @@ def test_loss_matches_hand_computed_values():
             return logits, torch.tensor([0.5, -1.0])
 
     from rlarena.nn.distributions import Categorical
+
     cfg = A2CConfig(entropy_coeff=0.1, vf_loss_coeff=0.5)
-    loss, stats = a2c_loss(Fixed(), Categorical(), cfg, torch.zeros(2, 1), torch.tensor([0, 1]),
-                           torch.tensor([2.0, -1.0]), torch.tensor([1.5, 1.0]))
+    loss, stats = a2c_loss(
+        Fixed(),
+        Categorical(),
+        cfg,
+        torch.zeros(2, 1),
+        torch.tensor([0, 1]),
+        torch.tensor([2.0, -1.0]),
+        torch.tensor([1.5, 1.0]),
+    )
     policy_loss = -(2.0 * np.log(0.25) - 1.0 * np.log(0.75)) / 2
     vf_loss = ((0.5 - 1.5) ** 2 + (-1.0 - 1.0) ** 2) / 2
     entropy = -(0.25 * np.log(0.25) + 0.75 * np.log(0.75))
@@ -54,6 +74,7 @@ def test_loss_matches_hand_computed_values():
 
 def test_rmsprop_matches_torch():
     from rlarena.nn.flat import FlatParameters
+
     torch.manual_seed(0)
     ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     theirs.load_state_dict(ours.state_dict())
@@ -119,8 +140,9 @@ class RandomMask(gym.Env):
     """Discrete(6) actions, a random non-empty legal subset each step; an illegal action raises."""
 
     def __init__(self, config=None):
-        self.observation_space = gym.spaces.Dict({"observation": gym.spaces.Box(-1, 1, (3,), np.float32),
-                                                  "action_mask": gym.spaces.Box(0, 1, (6,), np.int8)})
+        self.observation_space = gym.spaces.Dict(
+            {"observation": gym.spaces.Box(-1, 1, (3,), np.float32), "action_mask": gym.spaces.Box(0, 1, (6,), np.int8)}
+        )
         self.action_space = gym.spaces.Discrete(6)
 
     def _obs(self):
@@ -154,19 +176,27 @@ def test_masked_actions_are_never_illegal(build):
 
 
 def test_multi_agent_trains_each_policy_and_round_trips(build, track, tmp_path):
-    config = (A2CConfig().environment(MultiAgentArena, env_config={"width": 5, "height": 5, "ts": 25})
-              .env_runners(num_envs_per_env_runner=4)
-              .multi_agent(policies={"policy1": PolicySpec(), "policy2": PolicySpec(config={"lr": 1e-3})},
-                           policy_mapping_fn=lambda agent_id, *a, **k: "policy1" if agent_id == "agent1" else "policy2")
-              .debugging(seed=0))
+    config = (
+        A2CConfig()
+        .environment(MultiAgentArena, env_config={"width": 5, "height": 5, "ts": 25})
+        .env_runners(num_envs_per_env_runner=4)
+        .multi_agent(
+            policies={"policy1": PolicySpec(), "policy2": PolicySpec(config={"lr": 1e-3})},
+            policy_mapping_fn=lambda agent_id, *a, **k: "policy1" if agent_id == "agent1" else "policy2",
+        )
+        .debugging(seed=0)
+    )
     algo = build(config)
     for _ in range(3):
         result = algo.train()
     assert {"learner/policy1/policy_loss", "learner/policy2/vf_loss"} <= set(result)
     assert set(algo.optimizers) == {("policy1", "main"), ("policy2", "main")}
     assert algo.optimizers[("policy2", "main")].lr == 1e-3
-    restored = track(Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt"),
-                                               config_overrides={"policy_mapping_fn": config.policy_mapping_fn}))
+    restored = track(
+        Algorithm.from_checkpoint(
+            algo.save(tmp_path / "ckpt"), config_overrides={"policy_mapping_fn": config.policy_mapping_fn}
+        )
+    )
     for key in algo.optimizers:
         state, again = algo.optimizers[key].get_state(), restored.optimizers[key].get_state()
         for name, value in state.items():
@@ -174,9 +204,29 @@ def test_multi_agent_trains_each_policy_and_round_trips(build, track, tmp_path):
 
 
 def test_cli_trains_a2c(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "train", "--algo", "A2C", "--env", "CartPole-v1",
-                           "--stop", '{"training_iteration": 2}', "--verbose", "0", "--no-tensorboard", "--no-plot"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--algo",
+            "A2C",
+            "--env",
+            "CartPole-v1",
+            "--stop",
+            '{"training_iteration": 2}',
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+            "--no-plot",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     trials = list((tmp_path / "runs").glob("*/A2C_CartPole-v1_*"))
     assert len(trials) == 1

@@ -17,9 +17,16 @@ from rlarena.games.tic_tac_toe import TicTacToe, move_values
 
 
 def small_config(**training):
-    options = {"num_parallel_games": 64, "train_batch_size": 512, "minibatch_size": 128, "num_epochs": 8,
-               "mcts_config": {"num_simulations": 32, "temperature_moves": 4},
-               "num_steps_sampled_before_learning_starts": 512, "random_opening_plies": [0, 5], **training}
+    options = {
+        "num_parallel_games": 64,
+        "train_batch_size": 512,
+        "minibatch_size": 128,
+        "num_epochs": 8,
+        "mcts_config": {"num_simulations": 32, "temperature_moves": 4},
+        "num_steps_sampled_before_learning_starts": 512,
+        "random_opening_plies": [0, 5],
+        **training,
+    }
     return AlphaZeroConfig().environment("tic_tac_toe").training(**options).debugging(seed=0)
 
 
@@ -83,7 +90,7 @@ def test_checkpoint_round_trip_continues_training(trained, tmp_path):
     restored = Algorithm.from_checkpoint(path)
     assert type(restored).__name__ == "AlphaZero" and restored.iteration == algo.iteration
     assert restored.replay.size == algo.replay.size
-    assert (restored.replay.obs[:restored.replay.size] == algo.replay.obs[:algo.replay.size]).all()
+    assert (restored.replay.obs[: restored.replay.size] == algo.replay.obs[: algo.replay.size]).all()
     for key, value in algo.policy.get_state().items():
         np.testing.assert_array_equal(restored.policy.get_state()[key], value)
     state = restored.game.initial_state()
@@ -93,11 +100,15 @@ def test_checkpoint_round_trip_continues_training(trained, tmp_path):
     assert result["training_iteration"] == algo.iteration + 1
     small = algo.save(tmp_path / "network_only", include_training_state=False)
     assert sorted(p.name for p in Path(small).iterdir()) == [
-        "policy.default_policy.safetensors", "rlarena_checkpoint.json", "rng.safetensors"]
+        "policy.default_policy.safetensors",
+        "rlarena_checkpoint.json",
+        "rng.safetensors",
+    ]
     inference = Algorithm.from_checkpoint(small)
     assert inference.replay.size == 0
-    np.testing.assert_array_equal(inference.policy.get_state()["model.pi_head.weight"],
-                                  algo.policy.get_state()["model.pi_head.weight"])
+    np.testing.assert_array_equal(
+        inference.policy.get_state()["model.pi_head.weight"], algo.policy.get_state()["model.pi_head.weight"]
+    )
     with pytest.raises(CheckpointError, match="AlphaZero"):
         Algorithm.from_checkpoint(path, config_overrides={"model": {"fcnet_hiddens": [8]}})
 
@@ -112,11 +123,12 @@ class HeldOutTicTacToe(TicTacToe):
 
 def test_held_out_positions_are_never_trained_on():
     algo = small_config(random_opening_plies=[0, 0], num_steps_sampled_before_learning_starts=10_000).build(
-        env=HeldOutTicTacToe())
+        env=HeldOutTicTacToe()
+    )
     result = algo.train()
     assert result["num_held_out_positions_skipped"] > 0
     held = algo.game.encode(sorted(algo.game.held_out_keys(), key=repr)).reshape(9, -1).astype(np.uint8)
-    stored = algo.replay.obs[:algo.replay.size]
+    stored = algo.replay.obs[: algo.replay.size]
     assert algo.replay.size > 0
     assert not (stored[:, None, :] == held[None]).all(-1).any()
 
@@ -132,16 +144,39 @@ def test_config_errors_name_the_problem():
 
 def test_cli_trains_alphazero(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "rlarena.cli.main", "train", "--algo", "AlphaZero", "--env", "tic_tac_toe", "--stop",
-         '{"training_iteration": 2}', "--config",
-         ('{"num_parallel_games": 8, "train_batch_size": 64, "minibatch_size": 32, '
-          '"mcts_config": {"num_simulations": 8}, "num_steps_sampled_before_learning_starts": 32}')],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--algo",
+            "AlphaZero",
+            "--env",
+            "tic_tac_toe",
+            "--stop",
+            '{"training_iteration": 2}',
+            "--config",
+            (
+                '{"num_parallel_games": 8, "train_batch_size": 64, "minibatch_size": 32, '
+                '"mcts_config": {"num_simulations": 8}, "num_steps_sampled_before_learning_starts": 32}'
+            ),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     checkpoints = list(tmp_path.glob("runs/*/*/checkpoints/checkpoint_000002"))
     assert len(checkpoints) == 1
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "evaluate", str(checkpoints[0]), "--episodes", "4"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", "evaluate", str(checkpoints[0]), "--episodes", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "search score vs random" in proc.stdout
 

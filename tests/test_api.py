@@ -26,10 +26,25 @@ from rlarena import (
     register_env,
 )
 
-RESULT_KEYS = ("episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean",
-               "episodes_this_iter", "num_env_steps_sampled_lifetime", "training_iteration", "time_this_iter_s",
-               "env_steps_per_sec", "policy_loss", "vf_loss", "entropy", "approx_kl", "clip_fraction",
-               "explained_variance", "episode_reward_mean", "timesteps_total")
+RESULT_KEYS = (
+    "episode_return_mean",
+    "episode_return_min",
+    "episode_return_max",
+    "episode_len_mean",
+    "episodes_this_iter",
+    "num_env_steps_sampled_lifetime",
+    "training_iteration",
+    "time_this_iter_s",
+    "env_steps_per_sec",
+    "policy_loss",
+    "vf_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "episode_reward_mean",
+    "timesteps_total",
+)
 
 
 def test_public_names():
@@ -42,6 +57,7 @@ def test_public_names():
 
 
 # -- results ----------------------------------------------------------------------------------------
+
 
 def test_result_has_the_documented_numeric_keys(build):
     algo = build(tiny_config(train_batch_size=256))
@@ -83,8 +99,13 @@ def test_evaluate_runs_exactly_evaluation_duration_episodes(build, duration, num
     config = tiny_config().evaluation(evaluation_duration=duration, evaluation_num_envs=num_envs)
     algo = build(config)
     out = algo.evaluate()
-    for key in ("episode_return_mean", "episode_return_std", "episode_return_min", "episode_return_max",
-                "episode_len_mean"):
+    for key in (
+        "episode_return_mean",
+        "episode_return_std",
+        "episode_return_min",
+        "episode_return_max",
+        "episode_len_mean",
+    ):
         assert isinstance(out[key], float) and math.isfinite(out[key]), key
     assert out["episodes"] == duration
     assert out["episode_return_min"] <= out["episode_return_mean"] <= out["episode_return_max"]
@@ -106,6 +127,7 @@ def test_evaluate_is_greedy_unless_evaluation_explore(build):
 
 
 # -- inference --------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cartpole(build) -> Algorithm:
@@ -146,8 +168,9 @@ def test_compute_actions_batch(cartpole):
 
 def test_box_actions_stay_within_bounds(build):
     # a wide initial std makes most raw Gaussian samples fall outside Pendulum's [-2, 2]
-    config = tiny_config("Pendulum-v1", train_batch_size=64, minibatch_size=32,
-                         model={"fcnet_hiddens": [16], "log_std_init": 2.0})
+    config = tiny_config(
+        "Pendulum-v1", train_batch_size=64, minibatch_size=32, model={"fcnet_hiddens": [16], "log_std_init": 2.0}
+    )
     algo = build(config)
     algo.train()
     space = gym.make("Pendulum-v1").action_space
@@ -177,6 +200,7 @@ def test_discrete_observations_frozenlake(build):
 
 # -- policy and lifetime ----------------------------------------------------------------------------
 
+
 def test_get_policy_model_is_a_plain_module(cartpole):
     policy = cartpole.get_policy()
     assert isinstance(policy, rlarena.TorchPolicy)
@@ -193,8 +217,9 @@ def test_policy_state_moves_weights_between_algorithms(build, cartpole):
     other.get_policy().set_state(cartpole.get_policy().get_state())
     for key, value in weights(cartpole).items():
         torch.testing.assert_close(weights(other)[key], value, rtol=0, atol=0)
-    np.testing.assert_array_equal(other.compute_actions(obs, explore=False),
-                                  cartpole.compute_actions(obs, explore=False))
+    np.testing.assert_array_equal(
+        other.compute_actions(obs, explore=False), cartpole.compute_actions(obs, explore=False)
+    )
     state = cartpole.get_policy().get_state()
     assert all(isinstance(v, np.ndarray) for v in state.values())
     frozen = {k: v.copy() for k, v in state.items()}
@@ -223,6 +248,7 @@ def test_build_algo_alias_and_repr(build):
 
 # -- the command line -------------------------------------------------------------------------------
 
+
 def test_console_script_prints_the_version():
     exe = shutil.which("rlarena")
     if exe is None:
@@ -233,7 +259,8 @@ def test_console_script_prints_the_version():
 
 
 def test_cli_module_prints_the_version():
-    out = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "--version"], capture_output=True, text=True,
-                         timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert rlarena.__version__ in out.stdout

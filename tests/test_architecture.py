@@ -37,8 +37,18 @@ LAYERS = [
     ("export", ["rlarena.export"]),
     ("policies", ["rlarena.policies", "rlarena.nn"]),
     ("envs", ["rlarena.envs"]),
-    ("base", ["rlarena.checkpoint", "rlarena.refs", "rlarena.limits", "rlarena.errors", "rlarena.callbacks",
-              "rlarena.schedules", "rlarena._version"]),
+    (
+        "base",
+        [
+            "rlarena.checkpoint",
+            "rlarena.refs",
+            "rlarena.limits",
+            "rlarena.errors",
+            "rlarena.callbacks",
+            "rlarena.schedules",
+            "rlarena._version",
+        ],
+    ),
 ]
 
 
@@ -63,8 +73,12 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in mods.items():
         tree = ast.parse(path.read_text())
-        skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        skipped = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(tree):
             if id(node) in skipped:
@@ -104,8 +118,12 @@ def test_every_module_is_in_a_layer():
 
 
 def test_imports_point_down_only():
-    upward = sorted(f"{a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
-                    for a, targets in import_graph().items() for b in targets if layer(b) < layer(a))
+    upward = sorted(
+        f"{a} ({LAYERS[layer(a)][0]}) imports {b} ({LAYERS[layer(b)][0]})"
+        for a, targets in import_graph().items()
+        for b in targets
+        if layer(b) < layer(a)
+    )
     assert not upward, "imports up a layer:\n" + "\n".join(upward)
 
 
@@ -146,6 +164,11 @@ def test_no_import_cycles():
 
 def test_the_library_never_imports_the_command_line():
     graph = import_graph()
-    offenders = sorted(f"{a} -> {b}" for a, targets in graph.items() if not a.startswith("rlarena.cli")
-                       for b in targets if b.startswith("rlarena.cli"))
+    offenders = sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        if not a.startswith("rlarena.cli")
+        for b in targets
+        if b.startswith("rlarena.cli")
+    )
     assert not offenders, offenders

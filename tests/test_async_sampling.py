@@ -20,8 +20,11 @@ from rlarena.multiagent.policy_spec import PolicySpec
 
 
 def small(config, **training):
-    return (config.env_runners(num_envs_per_env_runner=4)
-            .training(**{"model": {"fcnet_hiddens": [32]}, **training}).debugging(seed=0))
+    return (
+        config.env_runners(num_envs_per_env_runner=4)
+        .training(**{"model": {"fcnet_hiddens": [32]}, **training})
+        .debugging(seed=0)
+    )
 
 
 def greedy_mean(algo, episodes=50) -> float:
@@ -35,8 +38,14 @@ def test_discrete_and_continuous_identity_are_solved(config_class):
         for _ in range(60):
             algo.train()
         assert greedy_mean(algo) >= 0.95
-    with small(config_class().environment(ContinuousIdentityEnv), lr=3e-3, train_batch_size=256, num_epochs=4,
-               minibatch_size=64, entropy_coeff=0.0).build() as algo:
+    with small(
+        config_class().environment(ContinuousIdentityEnv),
+        lr=3e-3,
+        train_batch_size=256,
+        num_epochs=4,
+        minibatch_size=64,
+        entropy_coeff=0.0,
+    ).build() as algo:
         for _ in range(100):
             algo.train()
         assert greedy_mean(algo) >= -0.05  # the zero action gets -1/3
@@ -50,8 +59,9 @@ def test_values_stop_at_terminations_and_bootstrap_through_truncations(config_cl
             algo.train()
         _, values = algo.get_policy().model(torch.from_numpy(np.stack([TwoStepValueEnv.S0, TwoStepValueEnv.S1])))
         np.testing.assert_allclose(values.detach().numpy(), [gamma, 1.0], atol=0.1)
-    with small(config_class().environment(ConstantTruncatedEnv), gamma=gamma, lr=3e-3, train_batch_size=64,
-               vf_loss_coeff=1.0).build() as algo:
+    with small(
+        config_class().environment(ConstantTruncatedEnv), gamma=gamma, lr=3e-3, train_batch_size=64, vf_loss_coeff=1.0
+    ).build() as algo:
         for _ in range(300):
             algo.train()
         _, value = algo.get_policy().model(torch.from_numpy(ConstantTruncatedEnv.OBS[None]))
@@ -122,8 +132,9 @@ def train_until_replaced(algo, seconds: float) -> dict:
 
 def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops_training_with_its_name():
     config = small(APPOConfig().environment("CartPole-v1"), train_batch_size=64)
-    config.env_runners(num_sampling_processes=2).fault_tolerance(restart_failed_env_runners=True,
-                                                                  delay_between_env_runner_restarts_s=0)
+    config.env_runners(num_sampling_processes=2).fault_tolerance(
+        restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0
+    )
     with config.build() as algo:
         algo.train()
         os.kill(algo.env_runner_group.sampler.workers[1].proc.pid, signal.SIGKILL)
@@ -132,8 +143,14 @@ def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops
         for _ in range(3):  # the replacement samples
             assert algo.train()["num_env_steps_sampled_this_iter"] >= 64
     config = small(APPOConfig().environment("CartPole-v1"), train_batch_size=64).env_runners(num_sampling_processes=2)
-    with config.build() as algo, pytest.raises(EnvError, match=r"Sampling process 2 of 2 \(env 'CartPole-v1'\) "
-                                                               r"failed: its process ended .*fault_tolerance\("):
+    with (
+        config.build() as algo,
+        pytest.raises(
+            EnvError,
+            match=r"Sampling process 2 of 2 \(env 'CartPole-v1'\) "
+            r"failed: its process ended .*fault_tolerance\(",
+        ),
+    ):
         algo.train()
         os.kill(algo.env_runner_group.sampler.workers[1].proc.pid, signal.SIGKILL)
         for _ in range(100):
@@ -142,15 +159,22 @@ def test_a_killed_sampling_process_is_replaced_and_without_fault_tolerance_stops
 
 def test_an_env_that_raises_in_a_sampling_process_is_reported_with_its_error():
     config = small(IMPALAConfig().environment(BoomEnv), train_batch_size=64)
-    with config.build() as algo, pytest.raises(EnvError, match=r"Sampling process 1 of 1 \(env 'BoomEnv'\) failed: "
-                                                               r"EnvError: Env 'BoomEnv' raised in step\(\): "
-                                                               r"RuntimeError: boom"):
+    with (
+        config.build() as algo,
+        pytest.raises(
+            EnvError,
+            match=r"Sampling process 1 of 1 \(env 'BoomEnv'\) failed: "
+            r"EnvError: Env 'BoomEnv' raised in step\(\): "
+            r"RuntimeError: boom",
+        ),
+    ):
         algo.train()
 
 
 def test_checkpoint_round_trip_keeps_the_target_network_and_resume_continues(tmp_path):
-    config = small(APPOConfig().environment("CartPole-v1"), train_batch_size=128, target_network_update_freq=3,
-                   use_kl_loss=True)
+    config = small(
+        APPOConfig().environment("CartPole-v1"), train_batch_size=128, target_network_update_freq=3, use_kl_loss=True
+    )
     with config.build() as algo:
         for _ in range(4):
             algo.train()
@@ -168,7 +192,9 @@ def test_checkpoint_round_trip_keeps_the_target_network_and_resume_continues(tmp
         result = restored.train()
         assert result["training_iteration"] == 5 and result["policy_lag"] == 0.0  # runners started from the checkpoint
         # the target lags the learner by up to target_network_update_freq updates (update 5: not a copy)
-        changed = any(not torch.equal(v, target[k]) for k, v in restored.learners["default_policy"].target.state_dict().items())
+        changed = any(
+            not torch.equal(v, target[k]) for k, v in restored.learners["default_policy"].target.state_dict().items()
+        )
         assert not changed
         assert restored.compute_single_action(np.zeros(4, np.float32), explore=False) in (0, 1)
     finally:
@@ -180,12 +206,19 @@ def test_multi_agent_with_action_masks_and_a_growing_league():
     from rlarena.games.connect_four.opponents import OPPONENTS
     from rlarena.multiagent.league import league_mapping_fn
 
-    config = (APPOConfig().environment("connect_four")
-              .env_runners(num_envs_per_env_runner=2, num_sampling_processes=2)
-              .training(train_batch_size=256, model={"fcnet_hiddens": [16]})
-              .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
-                           policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
-              .callbacks(ConnectFourLeague).debugging(seed=0))
+    config = (
+        APPOConfig()
+        .environment("connect_four")
+        .env_runners(num_envs_per_env_runner=2, num_sampling_processes=2)
+        .training(train_batch_size=256, model={"fcnet_hiddens": [16]})
+        .multi_agent(
+            policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
+            policy_mapping_fn=league_mapping_fn,
+            policies_to_train=["learned"],
+        )
+        .callbacks(ConnectFourLeague)
+        .debugging(seed=0)
+    )
     with config.build() as algo:
         first = algo.train()  # the league's on_episode_end ran here with the processes' episodes
         assert first["num_env_steps_sampled_this_iter"] >= 256 and first["num_episodes_lifetime"] > 0
@@ -215,8 +248,26 @@ def test_sample_async_is_refused_where_it_does_not_apply():
 
 def test_rlarena_train_algo_appo(tmp_path):
     from rlarena.cli.main import main
-    code = main(["train", "--algo", "APPO", "--env", "CartPole-v1", "--stop", '{"training_iteration": 3}', "--seed",
-                 "0", "--local-dir", str(tmp_path), "--no-tensorboard", "--no-plot", "--verbose", "0"])
+
+    code = main(
+        [
+            "train",
+            "--algo",
+            "APPO",
+            "--env",
+            "CartPole-v1",
+            "--stop",
+            '{"training_iteration": 3}',
+            "--seed",
+            "0",
+            "--local-dir",
+            str(tmp_path),
+            "--no-tensorboard",
+            "--no-plot",
+            "--verbose",
+            "0",
+        ]
+    )
     assert code == 0
     checkpoints = list(tmp_path.rglob("checkpoint_000003"))
     assert checkpoints
@@ -225,9 +276,11 @@ def test_rlarena_train_algo_appo(tmp_path):
 
 def test_appo_samples_async_on_ray_actors_and_a_killed_actor_is_replaced(local_ray):
     import ray
+
     config = small(APPOConfig().environment("CartPole-v1"), train_batch_size=64)
-    config.env_runners(num_env_runners=2).fault_tolerance(restart_failed_env_runners=True,
-                                                          delay_between_env_runner_restarts_s=0)
+    config.env_runners(num_env_runners=2).fault_tolerance(
+        restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0
+    )
     with config.build() as algo:
         result = algo.train()
         assert result["num_env_steps_sampled_this_iter"] >= 64 and result["num_healthy_env_runners"] == 2
@@ -250,8 +303,14 @@ class HangEnv(BoomEnv):
 def test_a_hung_sampling_process_is_caught_by_sample_timeout_s():
     config = small(APPOConfig().environment(HangEnv), train_batch_size=64).env_runners(sample_timeout_s=1.0)
     start = time.monotonic()
-    with config.build() as algo, pytest.raises(EnvError, match=r"Sampling process 1 of 1 \(env 'HangEnv'\) failed: "
-                                                               r"sampled one fragment for longer than sample_timeout_s"):
+    with (
+        config.build() as algo,
+        pytest.raises(
+            EnvError,
+            match=r"Sampling process 1 of 1 \(env 'HangEnv'\) failed: "
+            r"sampled one fragment for longer than sample_timeout_s",
+        ),
+    ):
         algo.train()
     assert time.monotonic() - start < 60
 
@@ -275,12 +334,14 @@ def test_the_mean_std_filter_learns_from_every_process_and_they_normalize_with_t
 
         def normalized(raw, state):
             return np.clip((raw - state["mean"]) / np.sqrt(state["var"] + 1e-8), -10, 10)
+
         # every env column of every fragment was normalized with statistics the learner sent (a process's
         # own filter, which learns from its observations too, would give other numbers after the first)
         for raw, obs in batches[1:]:
             for column in range(raw.shape[0]):
-                assert any(np.allclose(obs[column], normalized(raw[column], state), rtol=1e-5, atol=1e-6)
-                           for state in sent), column
+                assert any(
+                    np.allclose(obs[column], normalized(raw[column], state), rtol=1e-5, atol=1e-6) for state in sent
+                ), column
 
 
 def test_a_sampling_process_memory_stays_flat_over_many_fragments():

@@ -23,8 +23,7 @@ QUIET = ["--verbose", "0", "--no-tensorboard", "--no-plot"]
 def test_sherman_morrison_equals_a_direct_solve(shared):
     k, d, lam = 4, 5, 0.7
     shape = (k, d) if shared else (d,)
-    policy = LinearBanditPolicy(gym.spaces.Box(-np.inf, np.inf, shape, np.float32), gym.spaces.Discrete(k),
-                                lambda_=lam)
+    policy = LinearBanditPolicy(gym.spaces.Box(-np.inf, np.inf, shape, np.float32), gym.spaces.Discrete(k), lambda_=lam)
     rng = np.random.default_rng(0)
     models = 1 if shared else k
     a, b = np.stack([lam * np.eye(d)] * models), np.zeros((models, d))
@@ -85,8 +84,9 @@ def test_regret_is_sublinear_and_far_below_random(env, config_class):
         config.training(alpha=10.0)  # the bound's width must match the rewards' scale (mu_3 = 50)
     curve = regret_curve(config)
     first, second = curve[49], curve[99] - curve[49]  # regret over steps 1-5000 and 5001-10000
-    random = uniform_random_regret({"linear_bandit": LinearDiscreteEnv, "wheel_bandit": WheelBanditEnv}[env](),
-                                   10_000, 0)
+    random = uniform_random_regret(
+        {"linear_bandit": LinearDiscreteEnv, "wheel_bandit": WheelBanditEnv}[env](), 10_000, 0
+    )
     assert second < 0.5 * first, (first, second)
     assert curve[-1] < random[-1] / 5, (curve[-1], random[-1])
 
@@ -161,9 +161,27 @@ def test_onnx_export_matches_greedy_expected_rewards(tmp_path):
 
 def test_cli_trains_and_evaluates(tmp_path, capsys):
     storage = str(tmp_path / "runs")
-    code = main(["train", "--algo", "LinUCB", "--env", "wheel_bandit", "--config", json.dumps({"alpha": 10.0}),
-                 "--stop", '{"training_iteration": 3}', "--checkpoint-at-end", "--name", "bandit", "--seed", "0",
-                 "--storage-path", storage, *QUIET])
+    code = main(
+        [
+            "train",
+            "--algo",
+            "LinUCB",
+            "--env",
+            "wheel_bandit",
+            "--config",
+            json.dumps({"alpha": 10.0}),
+            "--stop",
+            '{"training_iteration": 3}',
+            "--checkpoint-at-end",
+            "--name",
+            "bandit",
+            "--seed",
+            "0",
+            "--storage-path",
+            storage,
+            *QUIET,
+        ]
+    )
     assert code == 0
     trial = tmp_path / "runs" / "bandit" / "LinUCB_wheel_bandit_00000"
     assert "cumulative_regret" in (trial / "progress.csv").read_text().splitlines()[0]
@@ -176,23 +194,41 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
 
 def test_rllib_style_yaml_with_rllib_names(tmp_path):
     """RLlib's registry name (BanditLinUCB) and env class name (WheelBanditEnv) in its YAML format."""
-    (tmp_path / "wheel.yaml").write_text("wheel-linucb:\n  env: WheelBanditEnv\n  run: BanditLinUCB\n"
-                                         "  stop:\n    training_iteration: 2\n"
-                                         "  config:\n    framework: torch\n    alpha: 10.0\n")
-    assert main(["train", "-f", str(tmp_path / "wheel.yaml"), "--storage-path", str(tmp_path / "runs"),
-                 "--name", "wheel", *QUIET]) == 0
+    (tmp_path / "wheel.yaml").write_text(
+        "wheel-linucb:\n  env: WheelBanditEnv\n  run: BanditLinUCB\n"
+        "  stop:\n    training_iteration: 2\n"
+        "  config:\n    framework: torch\n    alpha: 10.0\n"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "-f",
+                str(tmp_path / "wheel.yaml"),
+                "--storage-path",
+                str(tmp_path / "runs"),
+                "--name",
+                "wheel",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     header = (tmp_path / "runs" / "wheel" / "LinUCB_WheelBanditEnv_00000" / "progress.csv").read_text().splitlines()
     assert len(header) == 3 and "cumulative_regret" in header[0]
 
 
 # -- mistakes ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("config", "key"), [
-    (LinUCBConfig().training(alpha=-1.0), "alpha"),
-    (LinTSConfig().training(posterior_scale=-0.1), "posterior_scale"),
-    (LinUCBConfig().training(lambda_=0.0), "lambda_"),
-    (LinTSConfig().training(min_sample_timesteps_per_iteration=0), "min_sample_timesteps_per_iteration"),
-    (LinUCBConfig().env_runners(observation_filter="MeanStdFilter"), "observation_filter"),
-])
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        (LinUCBConfig().training(alpha=-1.0), "alpha"),
+        (LinTSConfig().training(posterior_scale=-0.1), "posterior_scale"),
+        (LinUCBConfig().training(lambda_=0.0), "lambda_"),
+        (LinTSConfig().training(min_sample_timesteps_per_iteration=0), "min_sample_timesteps_per_iteration"),
+        (LinUCBConfig().env_runners(observation_filter="MeanStdFilter"), "observation_filter"),
+    ],
+)
 def test_config_errors_name_the_key(config, key):
     with pytest.raises(ConfigError, match=f"Invalid {key}="):
         config.environment("linear_bandit").build()

@@ -36,8 +36,7 @@ def four(board: np.ndarray) -> bool:
     for r in range(6):
         for c in range(7):
             for dr, dc in ((0, 1), (1, 0), (1, 1), (-1, 1)):
-                if all(0 <= r + k * dr < 6 and 0 <= c + k * dc < 7 and board[r + k * dr, c + k * dc]
-                       for k in range(4)):
+                if all(0 <= r + k * dr < 6 and 0 <= c + k * dc < 7 and board[r + k * dr, c + k * dc] for k in range(4)):
                     return True
     return False
 
@@ -55,7 +54,7 @@ def test_numpy_equals_torch():
 def test_column_features_match_brute_force():
     planes, masks = random_positions(40, seed=1)
     features = numpy_features(planes.reshape(len(planes), -1).astype(np.float32))
-    columns = features[:, 2 * CELLS + 3 * CELLS:].reshape(-1, 3, COLS)  # win now, block, unsafe
+    columns = features[:, 2 * CELLS + 3 * CELLS :].reshape(-1, 3, COLS)  # win now, block, unsafe
     seen = np.zeros(3, int)
     for i in range(len(planes)):
         own, opp = planes[i, ..., 0].astype(bool), planes[i, ..., 1].astype(bool)

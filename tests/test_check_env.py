@@ -211,8 +211,7 @@ def test_old_api_step():
 
 
 def test_obs_outside_bounds():
-    assert "step's obs[0] = 2.0 is outside observation_space bounds [-1.0, 1.0]" in problems_of(
-        OutOfBoundsEnv)
+    assert "step's obs[0] = 2.0 is outside observation_space bounds [-1.0, 1.0]" in problems_of(OutOfBoundsEnv)
 
 
 def test_discrete_obs_outside_space():

@@ -39,11 +39,16 @@ def saved(build, tmp_path) -> tuple[Algorithm, str]:
 def optimizer_arrays(algo: Algorithm) -> dict[str, np.ndarray]:
     """The optimizer state as the algorithm checkpoints it (group "optimizer.<policy>.<name>"), flattened to
     "<group>/<key>" -> array; independent of which Adam implementation holds it."""
-    return {f"{group}/{key}": np.array(value) for group, arrays in algo._state_arrays().items()
-            if group.startswith("optimizer.") for key, value in arrays.items()}
+    return {
+        f"{group}/{key}": np.array(value)
+        for group, arrays in algo._state_arrays().items()
+        if group.startswith("optimizer.")
+        for key, value in arrays.items()
+    }
 
 
 # -- what a checkpoint holds ------------------------------------------------------------------------
+
 
 def test_round_trip_restores_weights_optimizer_counters_and_filter(saved, track):
     algo, path = saved
@@ -78,8 +83,9 @@ def test_restored_algorithm_acts_like_the_saved_one(saved, track):
     algo, path = saved
     restored = track(Algorithm.from_checkpoint(path))
     obs = np.random.default_rng(0).uniform(-0.2, 0.2, (32, 4)).astype(np.float32)
-    np.testing.assert_array_equal(restored.compute_actions(obs, explore=False),
-                                  algo.compute_actions(obs, explore=False))
+    np.testing.assert_array_equal(
+        restored.compute_actions(obs, explore=False), algo.compute_actions(obs, explore=False)
+    )
     np.testing.assert_array_equal(restored.get_policy().compute_values(obs), algo.get_policy().compute_values(obs))
 
 
@@ -156,6 +162,7 @@ def test_default_save_path_is_under_checkpoints(build, tmp_path, monkeypatch):
 
 
 # -- bad checkpoints: CheckpointError with a message a person can act on ----------------------------
+
 
 def copy_of(path: str, tmp_path: Path) -> Path:
     dst = tmp_path / "copy"
@@ -252,12 +259,15 @@ def test_newer_format_version_says_upgrade(saved, tmp_path):
         Algorithm.from_checkpoint(ckpt)
 
 
-@pytest.mark.parametrize("edit", [
-    pytest.param(lambda m: m.pop("config"), id="no-config"),
-    pytest.param(lambda m: m.pop("counters"), id="no-counters"),
-    pytest.param(lambda m: m.pop("algorithm"), id="no-algorithm"),
-    pytest.param(lambda m: m.__setitem__("format_version", "1"), id="format-version-not-int"),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda m: m.pop("config"), id="no-config"),
+        pytest.param(lambda m: m.pop("counters"), id="no-counters"),
+        pytest.param(lambda m: m.pop("algorithm"), id="no-algorithm"),
+        pytest.param(lambda m: m.__setitem__("format_version", "1"), id="format-version-not-int"),
+    ],
+)
 def test_valid_json_with_wrong_content_is_a_checkpoint_error(saved, tmp_path, edit):
     # hand-edited or foreign metadata that still parses as JSON: a CheckpointError naming the
     # checkpoint, not a bare KeyError/TypeError from deep inside from_checkpoint
@@ -275,6 +285,7 @@ def test_model_mismatch_is_a_checkpoint_error(saved, tmp_path):
 
 
 # -- atomic writes ----------------------------------------------------------------------------------
+
 
 def leftovers(parent: Path, name: str) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name != name)
@@ -460,8 +471,9 @@ def test_restored_run_equals_the_original_given_the_same_fresh_episodes(build, t
 
 def test_config_overrides_load_for_inference_with_one_env(saved, track):
     algo, path = saved
-    light = track(Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1,
-                                                                    "vectorization_mode": "sync"}))
+    light = track(
+        Algorithm.from_checkpoint(path, config_overrides={"num_envs_per_env_runner": 1, "vectorization_mode": "sync"})
+    )
     assert light.env.num_envs == 1 and light.iteration == algo.iteration
     for key, value in weights(algo).items():
         assert torch.equal(weights(light)[key], value), key

@@ -21,14 +21,27 @@ from rlarena.cli.spec import load_spec, make_config
 from rlarena.errors import RLArenaNotice
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = json.dumps({"train_batch_size": 128, "minibatch_size": 64, "num_epochs": 2, "num_envs_per_env_runner": 4,
-                   "model": {"fcnet_hiddens": [16]}})
+TINY = json.dumps(
+    {
+        "train_batch_size": 128,
+        "minibatch_size": 64,
+        "num_epochs": 2,
+        "num_envs_per_env_runner": 4,
+        "model": {"fcnet_hiddens": [16]},
+    }
+)
 QUIET = ["--verbose", "0", "--no-tensorboard", "--no-plot"]
 
 
 def cli(*args: str, cwd: Path, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -40,15 +53,43 @@ def progress_iterations(trial_dir: Path) -> list[int]:
 
 
 def tiny_train(tmp_path: Path, *extra: str) -> int:
-    return main(["train", "--env", "CartPole-v1", "--config", TINY, "--seed", "0", "--storage-path",
-                 str(tmp_path / "runs"), *QUIET, *extra])
+    return main(
+        [
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--config",
+            TINY,
+            "--seed",
+            "0",
+            "--storage-path",
+            str(tmp_path / "runs"),
+            *QUIET,
+            *extra,
+        ]
+    )
 
 
 # -- the whole path as a user types it -------------------------------------------------------------------
 def test_train_rollout_evaluate_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    train = cli("train", "--env", "CartPole-v1", "--config", TINY, "--stop", '{"training_iteration": 3}',
-                "--checkpoint-freq", "2", "--name", "e2e", "--seed", "0", "--no-tensorboard", cwd=tmp_path)
+    train = cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        TINY,
+        "--stop",
+        '{"training_iteration": 3}',
+        "--checkpoint-freq",
+        "2",
+        "--name",
+        "e2e",
+        "--seed",
+        "0",
+        "--no-tensorboard",
+        cwd=tmp_path,
+    )
     assert "iter" in train.stdout and "return mean" in train.stdout
     trial = tmp_path / "runs" / "e2e" / "PPO_CartPole-v1_00000"
     assert progress_iterations(trial) == [1, 2, 3]
@@ -74,11 +115,28 @@ def test_train_rollout_evaluate_plot(tmp_path):
 
 
 def test_resume_after_kill_9(tmp_path):
-    args = ["train", "--env", "CartPole-v1", "--config", TINY, "--checkpoint-freq", "1", "--name", "k", "--seed", "0",
-            "--storage-path", str(tmp_path), *QUIET]
+    args = [
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        TINY,
+        "--checkpoint-freq",
+        "1",
+        "--name",
+        "k",
+        "--seed",
+        "0",
+        "--storage-path",
+        str(tmp_path),
+        *QUIET,
+    ]
     trial = tmp_path / "k" / "PPO_CartPole-v1_00000"
-    proc = subprocess.Popen([sys.executable, "-m", "rlarena.cli.main", *args, "--stop",
-                             '{"training_iteration": 1000000}'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlarena.cli.main", *args, "--stop", '{"training_iteration": 1000000}'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         # a guard against hanging forever, not a speed check: a slow machine must never fail here
         deadline = time.monotonic() + 600
@@ -90,12 +148,24 @@ def test_resume_after_kill_9(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     done = progress_iterations(trial)
-    latest = max(int(p.name[-6:]) for p in (trial / "checkpoints").glob("checkpoint_*")
-                 if (p / "rlarena_checkpoint.json").exists())
+    latest = max(
+        int(p.name[-6:])
+        for p in (trial / "checkpoints").glob("checkpoint_*")
+        if (p / "rlarena_checkpoint.json").exists()
+    )
     assert latest >= 3 and max(done) >= latest
 
-    resumed = cli(*args[:-4], "--verbose", "1", "--no-tensorboard", "--no-plot", "--resume", "--stop",
-                  json.dumps({"training_iteration": latest + 3}), cwd=tmp_path)
+    resumed = cli(
+        *args[:-4],
+        "--verbose",
+        "1",
+        "--no-tensorboard",
+        "--no-plot",
+        "--resume",
+        "--stop",
+        json.dumps({"training_iteration": latest + 3}),
+        cwd=tmp_path,
+    )
     assert f"resumed from checkpoint_{latest:06d} (iteration {latest}," in resumed.stdout
     first_row = next(line for line in resumed.stdout.splitlines() if line.strip().startswith(str(latest + 1)))
     assert first_row.split()[0] == str(latest + 1)  # the iteration counter continues
@@ -125,22 +195,28 @@ def checkpoint(tmp_path_factory) -> Path:
 BAD_YAML = "algo: PPO\nenv: CartPole-v1\nconfig: {lr: 0.001\n"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--env", "CartPole-v1", "--config", "{lr: 1}"], "--config is not valid JSON"),
-    (["train", "--env", "CartPole-v1", "--config", "[1]"], "--config must be a JSON object"),
-    (["train", "--env", "CartPole-v1", "--stop", "{'a': 1}"], "--stop is not valid JSON"),
-    (["train", "--algo", "PPOO", "--env", "CartPole-v1"], "Unknown algorithm 'PPOO'. Did you mean 'PPO'?"),
-    (["train", "--env", "CartPol-v1"], "Unknown env 'CartPol-v1'. Did you mean 'CartPole-v1'?"),
-    (["train", "--env", "CartPole-v1", "--stop", '{"episode_return_meen": 1}'], "Did you mean 'episode_return_mean'?"),
-    (["train", "--env", "CartPole-v1", "--stop", '{"evaluation/episode_return_mean": 1}'], "evaluation_interval"),
-    (["train"], "No environment"),
-    (["train", "-f", "missing.yaml"], "No experiment file at 'missing.yaml'"),
-    (["train", "-f", "bad.yaml"], "bad.yaml is not valid YAML at line 4"),
-    (["train", "-f", "typo.yaml"], "unknown key 'stp'. Did you mean 'stop'?"),
-    (["rollout", "nowhere"], "No checkpoint at 'nowhere'"),
-    (["evaluate", "."], "is not an rlarena checkpoint"),
-    (["plot", "nowhere"], "No such directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--env", "CartPole-v1", "--config", "{lr: 1}"], "--config is not valid JSON"),
+        (["train", "--env", "CartPole-v1", "--config", "[1]"], "--config must be a JSON object"),
+        (["train", "--env", "CartPole-v1", "--stop", "{'a': 1}"], "--stop is not valid JSON"),
+        (["train", "--algo", "PPOO", "--env", "CartPole-v1"], "Unknown algorithm 'PPOO'. Did you mean 'PPO'?"),
+        (["train", "--env", "CartPol-v1"], "Unknown env 'CartPol-v1'. Did you mean 'CartPole-v1'?"),
+        (
+            ["train", "--env", "CartPole-v1", "--stop", '{"episode_return_meen": 1}'],
+            "Did you mean 'episode_return_mean'?",
+        ),
+        (["train", "--env", "CartPole-v1", "--stop", '{"evaluation/episode_return_mean": 1}'], "evaluation_interval"),
+        (["train"], "No environment"),
+        (["train", "-f", "missing.yaml"], "No experiment file at 'missing.yaml'"),
+        (["train", "-f", "bad.yaml"], "bad.yaml is not valid YAML at line 4"),
+        (["train", "-f", "typo.yaml"], "unknown key 'stp'. Did you mean 'stop'?"),
+        (["rollout", "nowhere"], "No checkpoint at 'nowhere'"),
+        (["evaluate", "."], "is not an rlarena checkpoint"),
+        (["plot", "nowhere"], "No such directory"),
+    ],
+)
 def test_mistakes_exit_2_with_one_line(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text(BAD_YAML)
@@ -192,10 +268,28 @@ def test_version_and_list(capsys):
 
 def test_rollout_writes_a_video(checkpoint, tmp_path, capsys):
     pytest.importorskip("PIL")
-    assert main(["rollout", str(checkpoint), "--episodes", "1", "--video", str(tmp_path / "v"),
-                 "--video-format", "gif", "--max-steps", "20", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                str(checkpoint),
+                "--episodes",
+                "1",
+                "--video",
+                str(tmp_path / "v"),
+                "--video-format",
+                "gif",
+                "--max-steps",
+                "20",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "video" in capsys.readouterr().out
     from PIL import Image
+
     with Image.open(tmp_path / "v" / "episode_000.gif") as gif:
         assert gif.n_frames > 1
 
@@ -210,13 +304,20 @@ def test_evaluate_text_and_trial_dir_as_checkpoint(checkpoint, capsys):
 
 # -- experiment files ----------------------------------------------------------------------------------------
 def test_yaml_file_with_command_line_overrides(tmp_path):
-    spec = {"algo": "PPO", "env": "CartPole-v1", "config": {**json.loads(TINY), "lr": 0.001},
-            "stop": {"training_iteration": 50}, "checkpoint_freq": 2, "name": "from_yaml"}
+    spec = {
+        "algo": "PPO",
+        "env": "CartPole-v1",
+        "config": {**json.loads(TINY), "lr": 0.001},
+        "stop": {"training_iteration": 50},
+        "checkpoint_freq": 2,
+        "name": "from_yaml",
+    }
     path = tmp_path / "exp.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML
     # --stop merges into the file's stop (any criterion met stops); --config wins key by key
-    assert tiny_train(tmp_path, "-f", str(path), "--stop", '{"training_iteration": 2}', "--config",
-                      '{"lr": 0.002}') == 0
+    assert (
+        tiny_train(tmp_path, "-f", str(path), "--stop", '{"training_iteration": 2}', "--config", '{"lr": 0.002}') == 0
+    )
     trial = tmp_path / "runs" / "from_yaml" / "PPO_CartPole-v1_00000"
     assert progress_iterations(trial) == [1, 2]
     params = json.loads((trial / "params.json").read_text())
@@ -226,8 +327,10 @@ def test_yaml_file_with_command_line_overrides(tmp_path):
 
 def test_rllib_style_yaml_and_sweep_values(tmp_path):
     path = tmp_path / "rllib.yaml"
-    path.write_text("cartpole-ppo:\n  run: PPO\n  env: CartPole-v1\n  stop: {training_iteration: 1}\n"
-                    "  config: {lr: {grid_search: [0.001, 0.002]}, train_batch_size: 128, minibatch_size: 64}\n")
+    path.write_text(
+        "cartpole-ppo:\n  run: PPO\n  env: CartPole-v1\n  stop: {training_iteration: 1}\n"
+        "  config: {lr: {grid_search: [0.001, 0.002]}, train_batch_size: 128, minibatch_size: 64}\n"
+    )
     spec = load_spec(path)
     assert spec["name"] == "cartpole-ppo" and spec["algo"] == "PPO"
     config, space = make_config(spec["algo"], spec["env"], spec["config"])
@@ -250,17 +353,48 @@ def test_every_tuned_example_is_a_valid_config():
 
 def test_cartpole_tuned_example_file_runs(tmp_path):
     """The file as `rlarena train -f` reads it, with a two-iteration budget (learning is for benchmarks/)."""
-    assert main(["train", "-f", str(REPO / "tuned_examples" / "ppo" / "cartpole.yaml"), "--stop",
-                 '{"training_iteration": 2}', "--storage-path", str(tmp_path), "--name", "t", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "-f",
+                str(REPO / "tuned_examples" / "ppo" / "cartpole.yaml"),
+                "--stop",
+                '{"training_iteration": 2}',
+                "--storage-path",
+                str(tmp_path),
+                "--name",
+                "t",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     (trial,) = (tmp_path / "t").glob("PPO_CartPole-v1_*")
     assert progress_iterations(trial) == [1, 2] and (trial / "checkpoints" / "checkpoint_000002").exists()
 
 
 def test_multi_agent_train_rollout_evaluate(tmp_path, capsys):
     from rlarena.cli.main import main
-    assert main(["train", "--env", "multi_agent_arena", "--config",
-                 '{"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 1, "env_config": {"ts": 20}}',
-                 "--stop", '{"training_iteration": 1}', "--storage-path", str(tmp_path), "--verbose", "0"]) == 0
+
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "multi_agent_arena",
+                "--config",
+                '{"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 1, "env_config": {"ts": 20}}',
+                "--stop",
+                '{"training_iteration": 1}',
+                "--storage-path",
+                str(tmp_path),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     checkpoint = str(next(tmp_path.glob("*/*/checkpoints/checkpoint_*")))
     assert main(["rollout", checkpoint, "--episodes", "2"]) == 0
     assert "mean return over 2 episodes" in capsys.readouterr().out

@@ -21,13 +21,17 @@ def cartpole(**training) -> PPOConfig:
 
 # -- unknown keys: fail at once, name the key and the closest valid one -----------------------------
 
-@pytest.mark.parametrize(("method", "typo", "suggestion"), [
-    ("training", "lamda_", "lambda_"),
-    ("training", "minibatchsize", "minibatch_size"),
-    ("training", "entropy_coef", "entropy_coeff"),
-    ("env_runners", "num_envs_per_runner", "num_envs_per_env_runner"),
-    ("evaluation", "evaluation_duraton", "evaluation_duration"),
-])
+
+@pytest.mark.parametrize(
+    ("method", "typo", "suggestion"),
+    [
+        ("training", "lamda_", "lambda_"),
+        ("training", "minibatchsize", "minibatch_size"),
+        ("training", "entropy_coef", "entropy_coeff"),
+        ("env_runners", "num_envs_per_runner", "num_envs_per_env_runner"),
+        ("evaluation", "evaluation_duraton", "evaluation_duration"),
+    ],
+)
 def test_unknown_builder_key_names_it_and_the_closest_valid_one(method, typo, suggestion):
     with pytest.raises(ConfigError) as info:
         getattr(PPOConfig(), method)(**{typo: 1})
@@ -53,21 +57,25 @@ def test_update_from_dict_sets_any_group_and_refuses_unknown_keys():
 
 # -- bad values and combinations: fail in build() naming the key ------------------------------------
 
-@pytest.mark.parametrize(("training", "key"), [
-    ({"lr": -1e-3}, "lr"),
-    ({"lr": 0.0}, "lr"),
-    ({"gamma": 1.5}, "gamma"),
-    ({"gamma": 0.0}, "gamma"),
-    ({"lambda_": 1.2}, "lambda_"),
-    ({"clip_param": 0.0}, "clip_param"),
-    ({"num_epochs": 0}, "num_epochs"),
-    ({"grad_clip": -1.0}, "grad_clip"),
-    ({"vf_clip_param": 0.0}, "vf_clip_param"),
-    ({"target_kl": -0.01}, "target_kl"),
-    ({"vf_loss_coeff": -0.5}, "vf_loss_coeff"),
-    ({"lr_schedule": [[0, 1e-3, 5]]}, "lr_schedule"),
-    ({"lr_schedule": [[0, -1e-3]]}, "lr_schedule"),
-])
+
+@pytest.mark.parametrize(
+    ("training", "key"),
+    [
+        ({"lr": -1e-3}, "lr"),
+        ({"lr": 0.0}, "lr"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"gamma": 0.0}, "gamma"),
+        ({"lambda_": 1.2}, "lambda_"),
+        ({"clip_param": 0.0}, "clip_param"),
+        ({"num_epochs": 0}, "num_epochs"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"vf_clip_param": 0.0}, "vf_clip_param"),
+        ({"target_kl": -0.01}, "target_kl"),
+        ({"vf_loss_coeff": -0.5}, "vf_loss_coeff"),
+        ({"lr_schedule": [[0, 1e-3, 5]]}, "lr_schedule"),
+        ({"lr_schedule": [[0, -1e-3]]}, "lr_schedule"),
+    ],
+)
 def test_out_of_range_value_names_the_key(training, key):
     config = cartpole(**training)
     with pytest.raises(ConfigError, match=f"Invalid {key}="):
@@ -138,6 +146,7 @@ def test_env_that_is_not_a_gymnasium_env_is_refused():
 
 # -- derived values are properties ------------------------------------------------------------------
 
+
 def test_fragment_length_is_derived_from_batch_and_num_envs():
     config = PPOConfig().env_runners(num_envs_per_env_runner=8).training(train_batch_size=100)
     assert config.fragment_length == 13  # ceil(100 / 8)
@@ -176,15 +185,31 @@ def test_lr_schedule_sets_the_learning_rate_of_each_iteration(build):
 
 # -- serialization ----------------------------------------------------------------------------------
 
+
 def full_config(env) -> PPOConfig:
-    return (PPOConfig().environment(env, env_config={"n": 4})
-            .env_runners(num_envs_per_env_runner=3, observation_filter="MeanStdFilter")
-            .training(lr=1e-3, gamma=0.9, lambda_=0.8, clip_param=0.1, train_batch_size=96, minibatch_size=32,
-                      num_epochs=3, entropy_coeff=0.01, vf_loss_coeff=0.25, grad_clip=1.0,
-                      model={"fcnet_hiddens": [8, 8], "vf_share_layers": True},
-                      lr_schedule=[[0, 1e-3], [1000, 1e-4]], vf_clip_param=10.0, target_kl=0.05)
-            .evaluation(evaluation_interval=2, evaluation_duration=7)
-            .debugging(seed=11))
+    return (
+        PPOConfig()
+        .environment(env, env_config={"n": 4})
+        .env_runners(num_envs_per_env_runner=3, observation_filter="MeanStdFilter")
+        .training(
+            lr=1e-3,
+            gamma=0.9,
+            lambda_=0.8,
+            clip_param=0.1,
+            train_batch_size=96,
+            minibatch_size=32,
+            num_epochs=3,
+            entropy_coeff=0.01,
+            vf_loss_coeff=0.25,
+            grad_clip=1.0,
+            model={"fcnet_hiddens": [8, 8], "vf_share_layers": True},
+            lr_schedule=[[0, 1e-3], [1000, 1e-4]],
+            vf_clip_param=10.0,
+            target_kl=0.05,
+        )
+        .evaluation(evaluation_interval=2, evaluation_duration=7)
+        .debugging(seed=11)
+    )
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", DiscreteIdentityEnv], ids=["gym-id", "env-class"])
@@ -228,6 +253,7 @@ def test_build_copies_the_config(build):
 
 # -- every way of naming an env builds --------------------------------------------------------------
 
+
 class CountingEnv(gym.Env):
     """An env class taking its config as a dict (RLlib's convention)."""
 
@@ -257,14 +283,22 @@ def creator(env_config: dict) -> gym.Env:
 
 @pytest.mark.parametrize("how", ["class", "class-kwargs", "creator", "lambda", "registered", "gym-id"])
 def test_env_can_be_given_every_way(how, build, registered_env):
-    env = {"class": CountingEnv, "class-kwargs": KwargsEnv, "creator": creator,
-           "lambda": lambda cfg: CountingEnv(cfg),
-           "registered": registered_env("rlarena-test-counting", creator),
-           "gym-id": "CartPole-v1"}[how]
+    env = {
+        "class": CountingEnv,
+        "class-kwargs": KwargsEnv,
+        "creator": creator,
+        "lambda": lambda cfg: CountingEnv(cfg),
+        "registered": registered_env("rlarena-test-counting", creator),
+        "gym-id": "CartPole-v1",
+    }[how]
     env_config = {} if how == "gym-id" else {"size": 5}
-    config = (PPOConfig().environment(env, env_config=env_config).env_runners(num_envs_per_env_runner=2)
-              .training(train_batch_size=16, minibatch_size=8, num_epochs=1, model={"fcnet_hiddens": [4]})
-              .debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment(env, env_config=env_config)
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=16, minibatch_size=8, num_epochs=1, model={"fcnet_hiddens": [4]})
+        .debugging(seed=0)
+    )
     algo = build(config)
     result = algo.train()
     assert result["training_iteration"] == 1

@@ -24,6 +24,7 @@ def pz() -> Any:
     pettingzoo = pytest.importorskip("pettingzoo")
     pytest.importorskip("pygame")  # connect_four_v3 imports it
     from pettingzoo.utils.env_logger import EnvLogger
+
     EnvLogger.suppress_output()  # TerminateIllegalWrapper logs every illegal move
     yield pettingzoo
     EnvLogger.unsuppress_output()
@@ -47,13 +48,30 @@ def snapshot(env: Any) -> tuple:
     observations = []
     for agent in AGENTS:
         obs = env.observe(agent)
-        observations.append((agent, sorted(obs), obs["observation"].dtype, obs["observation"].tolist(),
-                             obs["action_mask"].dtype, obs["action_mask"].tolist()))
+        observations.append(
+            (
+                agent,
+                sorted(obs),
+                obs["observation"].dtype,
+                obs["observation"].tolist(),
+                obs["action_mask"].dtype,
+                obs["action_mask"].tolist(),
+            )
+        )
     last = env.last() if env.agents else None
     last = last and (last[0]["observation"].tolist(), last[0]["action_mask"].tolist(), repr(last[1:]))
     # repr: the same keys in the same order with the same types (1 is not 1.0)
-    return (list(env.agents), env.agent_selection, repr(env.rewards), repr(env._cumulative_rewards),
-            repr(env.terminations), repr(env.truncations), repr(env.infos), observations, last)
+    return (
+        list(env.agents),
+        env.agent_selection,
+        repr(env.rewards),
+        repr(env._cumulative_rewards),
+        repr(env.terminations),
+        repr(env.truncations),
+        repr(env.infos),
+        observations,
+        last,
+    )
 
 
 def test_replays_1000_random_games_like_connect_four_v3(pz):
@@ -81,9 +99,13 @@ def test_replays_1000_random_games_like_connect_four_v3(pz):
             t += 1
             assert snapshot(ours) == snapshot(ref), (i, t)
             if action is not None and all(ref.terminations.values()):  # the move that ended the game
-                outcome = "illegal" if all(ref.truncations.values()) else {
-                    (1, -1): "player_0 won", (-1, 1): "player_1 won", (0, 0): "draw"}[
-                    tuple(ref.rewards[a] for a in AGENTS)]
+                outcome = (
+                    "illegal"
+                    if all(ref.truncations.values())
+                    else {(1, -1): "player_0 won", (-1, 1): "player_1 won", (0, 0): "draw"}[
+                        tuple(ref.rewards[a] for a in AGENTS)
+                    ]
+                )
             if ref.agents and rng.random() < (0.05 if any(ref.terminations.values()) else 0.002):
                 break  # now and then a reset in the middle of a game or of its dead steps
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -107,8 +129,7 @@ def test_same_errors_and_out_of_bounds_as_connect_four_v3(pz):
 
 def test_wins_in_every_direction():
     # (moves, winner): vertical, horizontal, both diagonals, and a win on the last cell of the board
-    games = [("0101010", 0), ("0011223", 0), ("01123223633", 0), ("65543443033", 0), ("60615253", 1),
-             ("010101", None)]
+    games = [("0101010", 0), ("0011223", 0), ("01123223633", 0), ("65543443033", 0), ("60615253", 1), ("010101", None)]
     for moves, winner in games:
         g, won = cf.Game(), None
         for t, col in enumerate(map(int, moves)):
@@ -126,6 +147,7 @@ def test_wins_in_every_direction():
 @pytest.mark.filterwarnings("ignore::UserWarning")  # api_test's notes on Dict observations, as for connect_four_v3
 def test_api_test_passes_on_the_aec_env(pz):
     from pettingzoo.test import api_test
+
     api_test(cf.env(), num_cycles=200)
     api_test(cf.env(render_mode="ansi"), num_cycles=50)
 
@@ -156,16 +178,22 @@ def test_render_modes():
 def test_importing_the_module_does_not_import_pettingzoo():
     import subprocess
     import sys
-    code = ("import sys; import rlarena.games.connect_four.rules as cf; g = cf.BatchedConnectFour(2); g.reset(); "
-            "cf.ConnectFourMultiAgent().reset(); print('pettingzoo' in sys.modules)")
+
+    code = (
+        "import sys; import rlarena.games.connect_four.rules as cf; g = cf.BatchedConnectFour(2); g.reset(); "
+        "cf.ConnectFourMultiAgent().reset(); print('pettingzoo' in sys.modules)"
+    )
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
 
 
 def test_the_game_package_imports_no_torch_gradio_or_pettingzoo():
     import subprocess
     import sys
-    code = ("import sys; import rlarena.games.connect_four; "
-            "print([m for m in ('torch', 'gradio', 'pettingzoo') if m in sys.modules])")
+
+    code = (
+        "import sys; import rlarena.games.connect_four; "
+        "print([m for m in ('torch', 'gradio', 'pettingzoo') if m in sys.modules])"
+    )
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
 
 
@@ -176,18 +204,26 @@ def test_checkpoints_naming_the_old_places_still_load():
 
     from rlarena.games.connect_four import league, opponents
     from rlarena.refs import Trust, ref_to_json
-    for gone in ("rlarena.envs.connect_four", "rlarena.multiagent.connect_four_opponents", "rlarena.nn.board",
-                 "rlarena.apps"):
+
+    for gone in (
+        "rlarena.envs.connect_four",
+        "rlarena.multiagent.connect_four_opponents",
+        "rlarena.nn.board",
+        "rlarena.apps",
+    ):
         assert importlib.util.find_spec(gone) is None
-    for old, new in (("rlarena.envs.connect_four:ConnectFourMultiAgent", ConnectFourMultiAgent),
-                     ("rlarena.multiagent.league:ConnectFourLeague", league.ConnectFourLeague),
-                     ("rlarena.multiagent.connect_four_opponents:NegamaxDepth3", opponents.NegamaxDepth3)):
+    for old, new in (
+        ("rlarena.envs.connect_four:ConnectFourMultiAgent", ConnectFourMultiAgent),
+        ("rlarena.multiagent.league:ConnectFourLeague", league.ConnectFourLeague),
+        ("rlarena.multiagent.connect_four_opponents:NegamaxDepth3", opponents.NegamaxDepth3),
+    ):
         assert Trust().resolve({"callable": old}, "x") is new
         new_name = f"{new.__module__}:{new.__qualname__}"
         assert new_name.startswith("rlarena.games.connect_four.") and ref_to_json(new) == {"callable": new_name}
 
 
 # --- the batched form --------------------------------------------------------------------------------------
+
 
 def test_batched_games_agree_with_the_aec_env(pz):
     n = 32
@@ -217,8 +253,10 @@ def test_batched_games_agree_with_the_aec_env(pz):
             assert info["mover"][i] == AGENTS.index(mover)
             assert done[i] == all(env.terminations.values())
             assert info["illegal"][i] == all(env.truncations.values())  # only an illegal move truncates
-            assert (mover_reward[i], other_reward[i]) == (env._cumulative_rewards[mover],
-                                                          env._cumulative_rewards[other])
+            assert (mover_reward[i], other_reward[i]) == (
+                env._cumulative_rewards[mover],
+                env._cumulative_rewards[other],
+            )
             if done[i]:
                 ended["illegal" if info["illegal"][i] else "win"] += mover_reward[i] != 0
                 env.reset()
@@ -242,8 +280,10 @@ def test_batched_draw_and_bad_actions():
 
 # --- the MultiAgentEnv form ------------------------------------------------------------------------------
 
+
 def test_multi_agent_env_returns_what_the_aec_adapter_returns(pz):
     from rlarena.envs.pettingzoo_adapters import PettingZooAECAdapter
+
     ours, ref = ConnectFourMultiAgent(), PettingZooAECAdapter(reference(pz))
     rng = np.random.default_rng(2)
 
@@ -282,6 +322,7 @@ def test_multi_agent_env_returns_what_the_aec_adapter_returns(pz):
 def test_multi_agent_env_passes_check_env_and_is_registered():
     import rlarena
     from rlarena.envs.registry import make_env_creator
+
     rlarena.check_env(ConnectFourMultiAgent())
     env = make_env_creator(cf.ENV_NAME)({})
     assert isinstance(env, ConnectFourMultiAgent)

@@ -17,9 +17,24 @@ def test_connect_four_blog_script_grows_its_league_and_exports(tmp_path: Path) -
     # threshold -1: every iteration's win rate passes it, so the league grows each iteration; with
     # room for 5 opponents the oldest heuristic is evicted at iteration 2 and removed at iteration 3
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "connect_four_blog.py"), "--stop-iters", "3",
-         "--win-rate-threshold", "-1", "--opponent-count", "5", "--storage-path", str(tmp_path / "runs")],
-        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "connect_four_blog.py"),
+            "--stop-iters",
+            "3",
+            "--win-rate-threshold",
+            "-1",
+            "--opponent-count",
+            "5",
+            "--storage-path",
+            str(tmp_path / "runs"),
+        ],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{proc.stderr}"
     win_rates = [float(x) for x in re.findall(r"^Iter=\d win-rate=([0-9.]+)$", out, re.MULTILINE)]

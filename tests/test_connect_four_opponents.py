@@ -35,7 +35,9 @@ TACTICAL = [SmartHeuristic] + [negamax_policy(d) for d in range(1, 8)]
 
 
 def make(cls, seed=0, **kwargs):
-    return cls(OBS_SPACE, ACT_SPACE, seed=seed, **kwargs) if cls is not RandomPolicy else cls(OBS_SPACE, ACT_SPACE, seed)
+    return (
+        cls(OBS_SPACE, ACT_SPACE, seed=seed, **kwargs) if cls is not RandomPolicy else cls(OBS_SPACE, ACT_SPACE, seed)
+    )
 
 
 def play(moves: str | list[int]) -> tuple[Game, int]:
@@ -47,8 +49,10 @@ def play(moves: str | list[int]) -> tuple[Game, int]:
 
 
 def batch(positions: list[tuple[Game, int]]) -> dict[str, np.ndarray]:
-    return {"observation": np.stack([g.planes(seat) for g, seat in positions]),
-            "action_mask": np.stack([g.legal_mask() for g, _ in positions])}
+    return {
+        "observation": np.stack([g.planes(seat) for g, seat in positions]),
+        "action_mask": np.stack([g.legal_mask() for g, _ in positions]),
+    }
 
 
 def random_positions(n: int, seed: int, max_moves: int = 30) -> list[tuple[Game, int]]:
@@ -181,6 +185,7 @@ def test_alpha_beta_finds_the_same_values_and_ties_as_a_full_width_search():
 
 # --- legality and named behaviour --------------------------------------------------------------------
 
+
 def test_every_opponent_plays_only_legal_columns():
     positions = random_positions(300, seed=4, max_moves=41)
     obs = batch(positions)
@@ -212,7 +217,7 @@ def test_linear_plays_columns_left_to_right():
     policy = make(LinearHeuristic)
     played = []
     for k in range(7):
-        g, seat = play("555555444444"[:2 * k])  # the players alternate in column 5, then column 4
+        g, seat = play("555555444444"[: 2 * k])  # the players alternate in column 5, then column 4
         played.append(int(policy.compute_actions(batch([(g, seat)]))[0]))
     assert played == [0, 1, 2, 3, 4, 6, 6]  # k = 5 and 6: columns 5 and 4 are full, so column 6
     g, seat = play("5555554")  # player_1 to move with three pieces: column 3
@@ -265,6 +270,7 @@ def test_negamax_factory_and_classes():
 
 # --- strength and use in training ---------------------------------------------------------------------
 
+
 def test_negamax_depth_3_beats_random():
     n = 40
     games = BatchedConnectFour(n)
@@ -293,13 +299,25 @@ def mapping(agent_id, episode, **kwargs):
 
 def test_opponents_fit_policy_spec_in_multi_agent_training():
     from rlarena import PPOConfig
-    algo = (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=256, minibatch_size=128, num_epochs=1)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy),
-                                   "smart": PolicySpec(policy_class=SmartHeuristic),
-                                   "negamax_2": PolicySpec(policy_class=negamax_policy(2))},
-                         policy_mapping_fn=mapping, policies_to_train=["learned"])
-            .debugging(seed=0).build())
+
+    algo = (
+        PPOConfig()
+        .environment("connect_four")
+        .env_runners(num_envs_per_env_runner=4)
+        .training(train_batch_size=256, minibatch_size=128, num_epochs=1)
+        .multi_agent(
+            policies={
+                "learned": PolicySpec(),
+                "random": PolicySpec(policy_class=RandomPolicy),
+                "smart": PolicySpec(policy_class=SmartHeuristic),
+                "negamax_2": PolicySpec(policy_class=negamax_policy(2)),
+            },
+            policy_mapping_fn=mapping,
+            policies_to_train=["learned"],
+        )
+        .debugging(seed=0)
+        .build()
+    )
     try:
         result = algo.train()
         assert isinstance(algo.get_policy("negamax_2"), op.NegamaxDepth2)

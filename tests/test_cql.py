@@ -18,8 +18,12 @@ from rlarena.errors import CheckpointError, ConfigError
 from rlarena.offline import OfflineWriter
 
 OBS = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-FAST = {"train_batch_size": 64, "num_actions": 4, "model": {"fcnet_hiddens": [32, 32]},
-        "min_train_timesteps_per_iteration": 64 * 50}
+FAST = {
+    "train_batch_size": 64,
+    "num_actions": 4,
+    "model": {"fcnet_hiddens": [32, 32]},
+    "min_train_timesteps_per_iteration": 64 * 50,
+}
 
 
 def identity_data(directory, n=2000, seed=0, action_space=None) -> None:
@@ -30,9 +34,19 @@ def identity_data(directory, n=2000, seed=0, action_space=None) -> None:
     x = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
     a = rng.uniform(space.low, space.high, (n, 1)).astype(np.float32)
     with OfflineWriter(directory, OBS, space) as writer:
-        writer.add({"eps_id": np.arange(n), "obs": x, "actions": a, "rewards": -((a - x) ** 2)[:, 0],
-                    "new_obs": x, "terminateds": np.ones(n, bool), "truncateds": np.zeros(n, bool),
-                    "t": np.zeros(n, np.int64), "action_logp": np.full(n, -math.log(2), np.float32)})
+        writer.add(
+            {
+                "eps_id": np.arange(n),
+                "obs": x,
+                "actions": a,
+                "rewards": -((a - x) ** 2)[:, 0],
+                "new_obs": x,
+                "terminateds": np.ones(n, bool),
+                "truncateds": np.zeros(n, bool),
+                "t": np.zeros(n, np.int64),
+                "action_logp": np.full(n, -math.log(2), np.float32),
+            }
+        )
 
 
 def test_penalty_by_hand():
@@ -54,8 +68,12 @@ def test_penalty_is_per_critic_and_averaged_over_states():
     logps = [torch.randn(B, N) for _ in range(2)]
     got = cql_penalty(q_data, *q, *logps, 2, 1.0, 1.0)
     for k in range(K):
-        per_state = [torch.logsumexp(torch.cat([q[0][k, i] + 2 * math.log(2), q[1][k, i] - logps[0][i],
-                                                q[2][k, i] - logps[1][i]]), 0) for i in range(B)]
+        per_state = [
+            torch.logsumexp(
+                torch.cat([q[0][k, i] + 2 * math.log(2), q[1][k, i] - logps[0][i], q[2][k, i] - logps[1][i]]), 0
+            )
+            for i in range(B)
+        ]
         assert got[k].item() == pytest.approx((sum(per_state) / B - q_data[k].mean()).item(), rel=1e-5)
 
 
@@ -66,9 +84,17 @@ def test_cql_is_offline_only_and_box_only(tmp_path):
         CQLConfig().offline_data(input_=str(tmp_path)).training(num_actions=0).build()
     data = tmp_path / "discrete"
     with OfflineWriter(data, OBS, gym.spaces.Discrete(2)) as writer:
-        writer.add({"eps_id": np.zeros(2, np.int64), "obs": np.zeros((2, 1), np.float32), "actions": np.array([0, 1]),
-                    "rewards": np.zeros(2, np.float32), "new_obs": np.zeros((2, 1), np.float32),
-                    "terminateds": np.array([False, True]), "truncateds": np.zeros(2, bool)})
+        writer.add(
+            {
+                "eps_id": np.zeros(2, np.int64),
+                "obs": np.zeros((2, 1), np.float32),
+                "actions": np.array([0, 1]),
+                "rewards": np.zeros(2, np.float32),
+                "new_obs": np.zeros((2, 1), np.float32),
+                "terminateds": np.array([False, True]),
+                "truncateds": np.zeros(2, bool),
+            }
+        )
     with pytest.raises(ConfigError, match="CQL needs Box actions.*BC or MARWIL"):
         CQLConfig().offline_data(input_=str(data)).build()
 
@@ -77,10 +103,15 @@ def test_learns_the_best_logged_action_from_data_alone(tmp_path):
     """Uniform behaviour (behaviour cloning learns ~0 everywhere, return -1/3): CQL's critic finds
     a = x and its actor follows, evaluated in the env it never trained in."""
     identity_data(tmp_path / "data")
-    config = (CQLConfig().offline_data(input_=str(tmp_path / "data")).environment(ContinuousIdentityEnv)
-              # rewards here are ~0.1: RLlib's min_q_weight 5 (tuned for MuJoCo's scale) holds Q down too hard
-              .training(**FAST, bc_iters=50, min_q_weight=1.0, lr=3e-3, actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3)
-              .evaluation(evaluation_duration=50).debugging(seed=0))
+    config = (
+        CQLConfig()
+        .offline_data(input_=str(tmp_path / "data"))
+        .environment(ContinuousIdentityEnv)
+        # rewards here are ~0.1: RLlib's min_q_weight 5 (tuned for MuJoCo's scale) holds Q down too hard
+        .training(**FAST, bc_iters=50, min_q_weight=1.0, lr=3e-3, actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3)
+        .evaluation(evaluation_duration=50)
+        .debugging(seed=0)
+    )
     algo = config.build()
     try:
         for _ in range(16):
@@ -98,9 +129,12 @@ def test_learns_the_best_logged_action_from_data_alone(tmp_path):
 def test_lagrangian_learns_alpha_prime_and_actions_map_from_the_bounds(tmp_path):
     space = gym.spaces.Box(0.0, 4.0, (1,), np.float32)  # env actions in [0, 4]: the actor's [-1, 1] is 2 + 2a
     identity_data(tmp_path / "data", n=256, action_space=space)
-    config = (CQLConfig().offline_data(input_=str(tmp_path / "data"))
-              .training(**{**FAST, "min_train_timesteps_per_iteration": 64 * 5}, lagrangian=True, bc_iters=2)
-              .debugging(seed=0))
+    config = (
+        CQLConfig()
+        .offline_data(input_=str(tmp_path / "data"))
+        .training(**{**FAST, "min_train_timesteps_per_iteration": 64 * 5}, lagrangian=True, bc_iters=2)
+        .debugging(seed=0)
+    )
     algo = config.build()
     try:
         batch = algo._batch(next(algo.offline_data.batches(8, np.random.default_rng(0))))
@@ -115,9 +149,12 @@ def test_lagrangian_learns_alpha_prime_and_actions_map_from_the_bounds(tmp_path)
 
 def test_checkpoint_round_trip_continues_identically(tmp_path):
     identity_data(tmp_path / "data", n=512)
-    config = (CQLConfig().offline_data(input_=str(tmp_path / "data"))
-              .training(**{**FAST, "min_train_timesteps_per_iteration": 64 * 3}, bc_iters=4, lagrangian=True)
-              .debugging(seed=0))
+    config = (
+        CQLConfig()
+        .offline_data(input_=str(tmp_path / "data"))
+        .training(**{**FAST, "min_train_timesteps_per_iteration": 64 * 3}, bc_iters=4, lagrangian=True)
+        .debugging(seed=0)
+    )
     algo = config.build()
     try:
         algo.train()

@@ -10,8 +10,9 @@ from probe_envs import ContinuousIdentityEnv
 ITERATIONS = 3
 
 
-def run(build, seed: int, env="CartPole-v1", observation_filter: str = "NoFilter"
-        ) -> tuple[list[dict], dict[str, torch.Tensor], dict]:
+def run(
+    build, seed: int, env="CartPole-v1", observation_filter: str = "NoFilter"
+) -> tuple[list[dict], dict[str, torch.Tensor], dict]:
     config = tiny_config(env, seed=seed).env_runners(observation_filter=observation_filter)
     algo = build(config.evaluation(evaluation_duration=4))
     results = [comparable(algo.train()) for _ in range(ITERATIONS)]

@@ -24,14 +24,25 @@ from rlarena.nn.q_network import QNetwork
 from rlarena.policies import RandomPolicy
 from rlarena.policies.q_policy import QPolicy
 
-FAST = {"lr": 1e-2, "train_batch_size": 32, "num_steps_sampled_before_learning_starts": 64,
-        "target_network_update_freq": 32, "min_sample_timesteps_per_iteration": 256,
-        "epsilon": [[0, 1.0], [1000, 0.05]], "replay_buffer_config": {"capacity": 4096}}
+FAST = {
+    "lr": 1e-2,
+    "train_batch_size": 32,
+    "num_steps_sampled_before_learning_starts": 64,
+    "target_network_update_freq": 32,
+    "min_sample_timesteps_per_iteration": 256,
+    "epsilon": [[0, 1.0], [1000, 0.05]],
+    "replay_buffer_config": {"capacity": 4096},
+}
 
 
 def probe_config(env, **training) -> DQNConfig:
-    return (DQNConfig().environment(env).env_runners(num_envs_per_env_runner=4)
-            .training(**{**FAST, **training}).debugging(seed=0))
+    return (
+        DQNConfig()
+        .environment(env)
+        .env_runners(num_envs_per_env_runner=4)
+        .training(**{**FAST, **training})
+        .debugging(seed=0)
+    )
 
 
 def q_values(algo, obs: np.ndarray) -> np.ndarray:
@@ -50,9 +61,15 @@ def test_loss_targets_by_hand():
     # two transitions; Q(s) = s, so Q(s, a) and Q(s', .) are read off the observations
     obs = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
     next_obs = torch.tensor([[5.0, 1.0, 9.0], [4.0, 0.0, 0.0]])
-    batch = QBatch(obs=obs, actions=torch.tensor([1, 2]), rewards=torch.tensor([1.0, 0.5]),
-                   discounts=torch.tensor([0.9, 0.0]), next_obs=next_obs, next_mask=None,
-                   weights=torch.tensor([1.0, 2.0]))
+    batch = QBatch(
+        obs=obs,
+        actions=torch.tensor([1, 2]),
+        rewards=torch.tensor([1.0, 0.5]),
+        discounts=torch.tensor([0.9, 0.0]),
+        next_obs=next_obs,
+        next_mask=None,
+        weights=torch.tensor([1.0, 2.0]),
+    )
     # y0 = 1 + 0.9 * max(5, 1, 9) = 9.1, Q = 2: td -7.1; y1 = 0.5 (terminated), Q = 3: td 2.5
     loss, td, _ = dqn_loss(Fixed(), Fixed(), batch, double_q=False)
     np.testing.assert_allclose(td.numpy(), [-7.1, 2.5], rtol=1e-6)
@@ -69,9 +86,15 @@ def test_double_q_picks_with_the_online_net_and_evaluates_with_the_target():
         def forward(self, obs):
             return -obs
 
-    batch = QBatch(obs=torch.tensor([[0.0, 0.0]]), actions=torch.tensor([0]), rewards=torch.tensor([0.0]),
-                   discounts=torch.tensor([1.0]), next_obs=torch.tensor([[1.0, 3.0]]), next_mask=None,
-                   weights=torch.tensor([1.0]))
+    batch = QBatch(
+        obs=torch.tensor([[0.0, 0.0]]),
+        actions=torch.tensor([0]),
+        rewards=torch.tensor([0.0]),
+        discounts=torch.tensor([1.0]),
+        next_obs=torch.tensor([[1.0, 3.0]]),
+        next_mask=None,
+        weights=torch.tensor([1.0]),
+    )
     # online Q(s') = (1, 3) picks a* = 1; the target's Q(s', 1) = -3
     _, td, _ = dqn_loss(Fixed(), Minus(), batch, double_q=True)
     assert td.item() == pytest.approx(3.0)
@@ -122,8 +145,9 @@ def test_learns_values_and_does_not_bootstrap_through_a_termination(n_step):
 @pytest.mark.parametrize("n_step", [1, 3])
 def test_bootstraps_from_the_final_observation_at_a_truncation(n_step):
     gamma = 0.5  # Q = 1 / (1 - gamma) = 2; a learner treating the time limit as an end would fit ~1.58
-    algo = probe_config(ConstantTruncatedEnv, gamma=gamma, n_step=n_step, lr=3e-3,
-                        target_network_update_freq=64).build()
+    algo = probe_config(
+        ConstantTruncatedEnv, gamma=gamma, n_step=n_step, lr=3e-3, target_network_update_freq=64
+    ).build()
     try:
         for _ in range(10):
             algo.train()
@@ -136,12 +160,25 @@ def test_solves_cartpole():
     """RL-Zoo's CartPole settings (lr 2.3e-3, batch 64, target update every 10 steps, learning starts
     1000, epsilon to 0.04 over 8000 steps, half a gradient step per env step) on a [64, 64] net, 4 envs:
     a greedy 20-episode mean >= 195 within 2-6k env steps over seeds 0-4, in seconds."""
-    algo = (DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4, rollout_fragment_length=16)
-            .training(lr=2.3e-3, train_batch_size=64, gradient_steps=32, target_network_update_freq=10,
-                      epsilon=[[0, 1.0], [8000, 0.04]], num_steps_sampled_before_learning_starts=1000,
-                      replay_buffer_config={"type": "ReplayBuffer", "capacity": 100_000}, dueling=False,
-                      grad_clip=10.0)
-            .evaluation(evaluation_duration=20).debugging(seed=0).build())
+    algo = (
+        DQNConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=4, rollout_fragment_length=16)
+        .training(
+            lr=2.3e-3,
+            train_batch_size=64,
+            gradient_steps=32,
+            target_network_update_freq=10,
+            epsilon=[[0, 1.0], [8000, 0.04]],
+            num_steps_sampled_before_learning_starts=1000,
+            replay_buffer_config={"type": "ReplayBuffer", "capacity": 100_000},
+            dueling=False,
+            grad_clip=10.0,
+        )
+        .evaluation(evaluation_duration=20)
+        .debugging(seed=0)
+        .build()
+    )
     try:
         for _ in range(15):
             algo.train()
@@ -167,12 +204,15 @@ def test_masked_argmax_and_epsilon_greedy_pick_legal_actions_only():
             actions = policy.compute_actions(obs, explore=explore)
             assert masks[np.arange(3000), actions].all(), (epsilon, explore)
     policy.epsilon = 1.0  # a uniform legal action: every legal one turns up
-    one = {"observation": np.zeros((2000, 3), np.float32), "action_mask": np.tile([True, False, True, True, False],
-                                                                                  (2000, 1))}
+    one = {
+        "observation": np.zeros((2000, 3), np.float32),
+        "action_mask": np.tile([True, False, True, True, False], (2000, 1)),
+    }
     assert set(policy.compute_actions(one, explore=True).tolist()) == {0, 2, 3}
     with pytest.raises(ConfigError, match="DQN needs Discrete actions"):
-        QPolicy(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2,)), {"fcnet_hiddens": [4],
-                                                                          "fcnet_activation": "relu"})
+        QPolicy(
+            gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2,)), {"fcnet_hiddens": [4], "fcnet_activation": "relu"}
+        )
 
 
 def learner_vs_random(agent_id, episode, **kwargs):
@@ -182,13 +222,25 @@ def learner_vs_random(agent_id, episode, **kwargs):
 @pytest.mark.parametrize(("config_class", "loss_name"), [(DQNConfig, "qf_loss"), (SACConfig, "critic_loss")])
 def test_trains_on_connect_four_against_random_without_illegal_moves(config_class, loss_name):
     """DQN and discrete SAC, multi-agent with masks: the learner never plays an illegal move."""
-    algo = (config_class().environment(ConnectFourMultiAgent)
-            .env_runners(num_envs_per_env_runner=4, rollout_fragment_length=8)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy)},
-                         policy_mapping_fn=learner_vs_random, policies_to_train=["learned"])
-            .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=128,
-                      n_step=3, model={"fcnet_hiddens": [32]})
-            .evaluation(evaluation_duration=4).debugging(seed=0).build())
+    algo = (
+        config_class()
+        .environment(ConnectFourMultiAgent)
+        .env_runners(num_envs_per_env_runner=4, rollout_fragment_length=8)
+        .multi_agent(
+            policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=RandomPolicy)},
+            policy_mapping_fn=learner_vs_random,
+            policies_to_train=["learned"],
+        )
+        .training(
+            num_steps_sampled_before_learning_starts=64,
+            min_sample_timesteps_per_iteration=128,
+            n_step=3,
+            model={"fcnet_hiddens": [32]},
+        )
+        .evaluation(evaluation_duration=4)
+        .debugging(seed=0)
+        .build()
+    )
     try:
         for _ in range(3):
             result = algo.train()
@@ -230,7 +282,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, buffer):
             flags[cut] |= 4
             if buffer == "PrioritizedReplayBuffer":
                 leaves = saved["replay.default_policy", "priorities"].copy()
-                leaves[cut.start * 4:cut.stop * 4] = 0
+                leaves[cut.start * 4 : cut.stop * 4] = 0
                 expected["replay.default_policy", "priorities"] = leaves
             assert_same(all_arrays(restored), expected)  # buffer, target net, optimizer, RNGs
             assert restored.num_env_steps_sampled_lifetime == algo.num_env_steps_sampled_lifetime  # epsilon's position
@@ -270,18 +322,38 @@ def test_config_errors_name_the_key():
         DQNConfig().environment("CartPole-v1").training(gradient_steps=4, training_intensity=2.0).build()
     with pytest.raises(ConfigError, match="Invalid epsilon"):
         DQNConfig().environment("CartPole-v1").training(epsilon=[[0, 2.0]]).build()
-    cfg = DQNConfig().training(learning_starts=10, train_freq=4,  # RLlib's old / SB3's names
-                               replay_buffer_config={"type": "MultiAgentPrioritizedReplayBuffer",
-                                                     "prioritized_replay_alpha": 0.5})
+    cfg = DQNConfig().training(
+        learning_starts=10,
+        train_freq=4,  # RLlib's old / SB3's names
+        replay_buffer_config={"type": "MultiAgentPrioritizedReplayBuffer", "prioritized_replay_alpha": 0.5},
+    )
     assert cfg.num_steps_sampled_before_learning_starts == 10 and cfg.fragment_length == 4
     assert cfg.replay_config["type"] == "PrioritizedReplayBuffer" and cfg.replay_config["alpha"] == 0.5
 
 
 def test_cli_trains_dqn(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "train", "--algo", "DQN", "--env", "CartPole-v1",
-                           "--stop", json.dumps({"training_iteration": 2}), "--storage-path", str(tmp_path),
-                           "--no-tensorboard", "--no-plot"], check=False, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--algo",
+            "DQN",
+            "--env",
+            "CartPole-v1",
+            "--stop",
+            json.dumps({"training_iteration": 2}),
+            "--storage-path",
+            str(tmp_path),
+            "--no-tensorboard",
+            "--no-plot",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     results = list(tmp_path.rglob("result.json"))
     assert len(results) == 1
@@ -292,13 +364,17 @@ def test_cli_trains_dqn(tmp_path):
 def test_onnx_export_serves_masked_q_values(tmp_path):
     pytest.importorskip("onnxscript")
     from rlarena.export.onnx import OnnxPolicy, export_onnx
-    space = gym.spaces.Dict({"observation": gym.spaces.Box(-1, 1, (3,)),
-                             "action_mask": gym.spaces.Box(0, 1, (4,), np.int8)})
+
+    space = gym.spaces.Dict(
+        {"observation": gym.spaces.Box(-1, 1, (3,)), "action_mask": gym.spaces.Box(0, 1, (4,), np.int8)}
+    )
     policy = QPolicy(space, gym.spaces.Discrete(4), {"fcnet_hiddens": [8], "fcnet_activation": "relu"}, seed=0)
     served = OnnxPolicy(export_onnx({"q": policy}, tmp_path / "q.onnx", "q"))
     rng = np.random.default_rng(0)
-    obs = {"observation": rng.uniform(-1, 1, (6, 3)).astype(np.float32),
-           "action_mask": np.array([[1, 0, 1, 0]] * 3 + [[0, 0, 0, 1]] * 3, np.int8)}
+    obs = {
+        "observation": rng.uniform(-1, 1, (6, 3)).astype(np.float32),
+        "action_mask": np.array([[1, 0, 1, 0]] * 3 + [[0, 0, 0, 1]] * 3, np.int8),
+    }
     q, value = served.compute_outputs(obs)
     np.testing.assert_allclose(q, policy.compute_q_values(obs), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(value, q.max(-1), rtol=1e-6)

@@ -54,8 +54,9 @@ class BadEnv(gym.Env):
 
 def runner_for(configs: list[dict], fragment_length: int = 8) -> EnvRunner:
     """An EnvRunner over one BadEnv per config (env copy i gets configs[i])."""
-    env = gym.vector.SyncVectorEnv([lambda c=c: BadEnv(c) for c in configs],
-                                   autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    env = gym.vector.SyncVectorEnv(
+        [lambda c=c: BadEnv(c) for c in configs], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
+    )
     policy = TorchPolicy(BOX, gym.spaces.Discrete(2), dict(MODEL_DEFAULTS), seed=0)
     return EnvRunner(env, policy, fragment_length, seed=0, env_name="BadEnv")
 
@@ -72,6 +73,7 @@ def sample_until_error(runner: EnvRunner, fragments: int = 10) -> str:
 
 # -- NaN / inf --------------------------------------------------------------------------------------
 
+
 def test_nan_observation_names_the_env_copy_and_the_step_of_its_episode():
     # copy 3 goes bad at step 4 of its third episode (episodes of 5 steps, each followed by the
     # autoreset step): fragment step 15, the last of the second 8-step fragment
@@ -79,7 +81,8 @@ def test_nan_observation_names_the_env_copy_and_the_step_of_its_episode():
     runner = runner_for([healthy, healthy, healthy, {"length": 5, "episode": 2, "at": 4}])
     assert sample_until_error(runner) == (
         "Env 'BadEnv' returned a non-finite observation (nan) from step() in env copy 3 at step 4 of its episode: "
-        "check the env's step(); rlarena cannot learn from NaN/inf.")
+        "check the env's step(); rlarena cannot learn from NaN/inf."
+    )
 
 
 def test_step_count_continues_across_fragments():
@@ -92,13 +95,17 @@ def test_inf_reward_stops_training_before_the_update(build):
     algo.train()  # 4 envs x 16 steps: clean
     with pytest.raises(EnvError) as info:
         algo.train()
-    assert str(info.value) == ("Env 'BadEnv' returned a non-finite reward (inf) from step() in env copy 0 at step 20 "
-                               "of its episode: check the env's step(); rlarena cannot learn from NaN/inf.")
+    assert str(info.value) == (
+        "Env 'BadEnv' returned a non-finite reward (inf) from step() in env copy 0 at step 20 "
+        "of its episode: check the env's step(); rlarena cannot learn from NaN/inf."
+    )
     assert algo.iteration == 1 and all_finite(algo)  # no update was made from the bad fragment
 
 
 def test_nan_observation_with_a_filter_leaves_the_filter_statistics_finite(build):
-    config = tiny_config(BadEnv, **SMALL).environment(env_config={"at": 3}).env_runners(observation_filter="MeanStdFilter")
+    config = (
+        tiny_config(BadEnv, **SMALL).environment(env_config={"at": 3}).env_runners(observation_filter="MeanStdFilter")
+    )
     algo = build(config)
     with pytest.raises(EnvError, match=r"non-finite observation \(nan\) from step\(\) in env copy 0 at step 3 "):
         algo.train()
@@ -107,8 +114,11 @@ def test_nan_observation_with_a_filter_leaves_the_filter_statistics_finite(build
 
 
 def test_nan_from_reset_names_reset(build):
-    with pytest.raises(EnvError, match=r"non-finite observation \(nan\) from reset\(\) in env copy 0: check the "
-                                       r"env's reset\(\)"):
+    with pytest.raises(
+        EnvError,
+        match=r"non-finite observation \(nan\) from reset\(\) in env copy 0: check the "
+        r"env's reset\(\)",
+    ):
         build(tiny_config(BadEnv, **SMALL).environment(env_config={"bad_reset": True}))
     # and from the autoreset that starts a later episode, mid-fragment
     runner = runner_for([{"bad": None, "length": 3}, {"length": 3, "bad_reset": True, "episode": 1}])
@@ -131,16 +141,19 @@ def test_integer_observations_skip_the_check():
     assert not may_be_non_finite(gym.spaces.MultiDiscrete([2, 3]))
     assert not may_be_non_finite(gym.spaces.Box(0, 1, (6, 7, 2), np.int8))
     mask = gym.spaces.Box(0, 1, (7,), np.int8)
-    assert not may_be_non_finite(gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, (3,), np.int8),
-                                                  "action_mask": mask}))
+    assert not may_be_non_finite(
+        gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, (3,), np.int8), "action_mask": mask})
+    )
     assert may_be_non_finite(gym.spaces.Dict({"observation": BOX, "action_mask": mask}))
     assert may_be_non_finite(BOX)
 
 
 # -- wrong shapes -----------------------------------------------------------------------------------
 
-SHAPE_ERROR = ("Env 'BadEnv' returned an observation of shape (5,) from {call} in env copy {i}; its "
-               "observation_space has shape (4,).")
+SHAPE_ERROR = (
+    "Env 'BadEnv' returned an observation of shape (5,) from {call} in env copy {i}; its "
+    "observation_space has shape (4,)."
+)
 
 
 def test_wrong_shape_mid_episode_names_the_shapes_and_the_copy():
@@ -173,6 +186,7 @@ def test_an_env_raising_by_itself_is_not_called_a_shape_error():
 
 # -- multi-agent ------------------------------------------------------------------------------------
 
+
 class TwoAgents(MultiAgentEnv):
     """'a' and 'b' move together for 10 steps; at step `at`, 'b' gets the `bad` observation or reward."""
 
@@ -201,20 +215,42 @@ class TwoAgents(MultiAgentEnv):
         return obs, rewards, {"a": done, "b": done, "__all__": done}, {"a": False, "b": False, "__all__": False}, {}
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ("obs", ("Env 'TwoAgents' returned a non-finite observation (nan) from step() for agent 'b' in env copy 0 at "
-             "step 7 of its episode: check the env's step(); rlarena cannot learn from NaN/inf.")),
-    ("reward", ("Env 'TwoAgents' returned a non-finite reward (nan) from step() for agent 'b' in env copy 0 in the "
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            "obs",
+            (
+                "Env 'TwoAgents' returned a non-finite observation (nan) from step() for agent 'b' in env copy 0 at "
+                "step 7 of its episode: check the env's step(); rlarena cannot learn from NaN/inf."
+            ),
+        ),
+        (
+            "reward",
+            (
+                "Env 'TwoAgents' returned a non-finite reward (nan) from step() for agent 'b' in env copy 0 in the "
                 "transition from its action at step 7 of its episode: check the env's step(); rlarena cannot learn "
-                "from NaN/inf.")),
-    ("shape", ("Env 'TwoAgents' returned an observation of shape (2,) for agent 'b' from step() in env copy 0; its "
-               "observation space has shape (3,).")),
-])
+                "from NaN/inf."
+            ),
+        ),
+        (
+            "shape",
+            (
+                "Env 'TwoAgents' returned an observation of shape (2,) for agent 'b' from step() in env copy 0; its "
+                "observation space has shape (3,)."
+            ),
+        ),
+    ],
+)
 def test_multi_agent(build, bad, message):
-    config = (PPOConfig().environment(TwoAgents, env_config={"bad": bad}).env_runners(num_envs_per_env_runner=2)
-              .training(train_batch_size=16, minibatch_size=8, num_epochs=1, model={"fcnet_hiddens": [8]})
-              .multi_agent(policies=["pa", "pb"], policy_mapping_fn=lambda agent_id, *args, **kw: f"p{agent_id}")
-              .debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment(TwoAgents, env_config={"bad": bad})
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=16, minibatch_size=8, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .multi_agent(policies=["pa", "pb"], policy_mapping_fn=lambda agent_id, *args, **kw: f"p{agent_id}")
+        .debugging(seed=0)
+    )
     algo = build(config)
     with pytest.raises(EnvError) as info:
         for _ in range(3):

@@ -68,9 +68,15 @@ def test_ars_step_by_hand():
 
 
 def _ars_probe(**env_runners) -> ARS:
-    return (ARSConfig().environment(ContinuousIdentityEnv)
-            .training(num_rollouts=8, rollouts_used=4, sgd_stepsize=0.05, noise_stdev=0.05)
-            .env_runners(**env_runners).evaluation(evaluation_duration=50).debugging(seed=0).build())
+    return (
+        ARSConfig()
+        .environment(ContinuousIdentityEnv)
+        .training(num_rollouts=8, rollouts_used=4, sgd_stepsize=0.05, noise_stdev=0.05)
+        .env_runners(**env_runners)
+        .evaluation(evaluation_duration=50)
+        .debugging(seed=0)
+        .build()
+    )
 
 
 def test_ars_solves_continuous_identity():
@@ -89,8 +95,13 @@ def test_ars_solves_continuous_identity():
 
 
 def test_es_learns_cartpole_a_little():
-    algo = (ESConfig().environment("CartPole-v1")
-            .training(episodes_per_batch=40, model={"fcnet_hiddens": [16]}).debugging(seed=0).build())
+    algo = (
+        ESConfig()
+        .environment("CartPole-v1")
+        .training(episodes_per_batch=40, model={"fcnet_hiddens": [16]})
+        .debugging(seed=0)
+        .build()
+    )
     try:
         first = algo.train()["perturbed_return_mean"]
         for _ in range(12):
@@ -107,13 +118,29 @@ def _weights(algo) -> np.ndarray:
     return algo.flat.param.numpy().copy()
 
 
-@pytest.mark.parametrize("make", [
-    lambda w: _ars_probe(num_es_workers=w),
-    lambda w: (ESConfig().environment("CartPole-v1").training(episodes_per_batch=12, model={"fcnet_hiddens": [8]})
-               .env_runners(num_es_workers=w).debugging(seed=1).build()),
-    lambda w: (ARSConfig().environment("Pendulum-v1").training(num_rollouts=4, rollouts_used=2)
-               .env_runners(num_es_workers=w, observation_filter="MeanStdFilter").debugging(seed=2).build()),
-], ids=["ars", "es", "ars-filter"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda w: _ars_probe(num_es_workers=w),
+        lambda w: (
+            ESConfig()
+            .environment("CartPole-v1")
+            .training(episodes_per_batch=12, model={"fcnet_hiddens": [8]})
+            .env_runners(num_es_workers=w)
+            .debugging(seed=1)
+            .build()
+        ),
+        lambda w: (
+            ARSConfig()
+            .environment("Pendulum-v1")
+            .training(num_rollouts=4, rollouts_used=2)
+            .env_runners(num_es_workers=w, observation_filter="MeanStdFilter")
+            .debugging(seed=2)
+            .build()
+        ),
+    ],
+    ids=["ars", "es", "ars-filter"],
+)
 def test_two_workers_give_the_same_updates_as_one(make):
     """The same weights, episodes and (with MeanStdFilter) observation statistics for 1 and 2 workers."""
     runs = []
@@ -122,9 +149,14 @@ def test_two_workers_give_the_same_updates_as_one(make):
         try:
             results = [algo.train() for _ in range(3)]
             state = algo.policy.get_state()
-            runs.append((_weights(algo), [r["episode_return_mean"] for r in results],
-                         results[-1]["num_env_steps_sampled_lifetime"],
-                         {k: v.tolist() for k, v in state.items() if k.startswith("obs_filter.")}))
+            runs.append(
+                (
+                    _weights(algo),
+                    [r["episode_return_mean"] for r in results],
+                    results[-1]["num_env_steps_sampled_lifetime"],
+                    {k: v.tolist() for k, v in state.items() if k.startswith("obs_filter.")},
+                )
+            )
             if workers == 2:
                 assert len(mp.active_children()) == 1  # and this process plays too
         finally:
@@ -138,10 +170,14 @@ def test_two_workers_give_the_same_updates_as_one(make):
         assert round(runs[0][3]["obs_filter.count"][0]) == runs[0][2] and var[2] > var[0] and var[2] > var[1]
 
 
-@pytest.mark.parametrize("config", [
-    ESConfig().training(episodes_per_batch=8, model={"fcnet_hiddens": [8]}),
-    ARSConfig().training(num_rollouts=4, rollouts_used=2),
-], ids=["es", "ars"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ESConfig().training(episodes_per_batch=8, model={"fcnet_hiddens": [8]}),
+        ARSConfig().training(num_rollouts=4, rollouts_used=2),
+    ],
+    ids=["es", "ars"],
+)
 def test_checkpoint_round_trip_continues_identically(config, tmp_path):
     config = config.environment("CartPole-v1").debugging(seed=3)
     algo = config.build()
@@ -169,6 +205,7 @@ def test_ars_checkpoint_without_an_optimizer_restores(tmp_path):
     """ARS stepped in place before its step went through the learner's SGD: a checkpoint of then holds
     no optimizer, and continues as one of now (SGD keeps no state but its step count)."""
     import json
+
     config = ARSConfig().training(num_rollouts=4, rollouts_used=2).environment("CartPole-v1").debugging(seed=3)
     algo = config.build()
     try:
@@ -192,13 +229,16 @@ def test_ars_checkpoint_without_an_optimizer_restores(tmp_path):
         restored.stop()
 
 
-@pytest.mark.parametrize("config, key", [
-    (ESConfig().training(noise_stdev=0.0), "noise_stdev"),
-    (ESConfig().training(episodes_per_batch=1), "episodes_per_batch"),
-    (ESConfig().env_runners(num_es_workers=0), "num_es_workers"),
-    (ARSConfig().training(num_rollouts=4, rollouts_used=5), "rollouts_used"),
-    (ARSConfig().training(noise_size=10, model={"fcnet_hiddens": [16]}), "noise_size"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        (ESConfig().training(noise_stdev=0.0), "noise_stdev"),
+        (ESConfig().training(episodes_per_batch=1), "episodes_per_batch"),
+        (ESConfig().env_runners(num_es_workers=0), "num_es_workers"),
+        (ARSConfig().training(num_rollouts=4, rollouts_used=5), "rollouts_used"),
+        (ARSConfig().training(noise_size=10, model={"fcnet_hiddens": [16]}), "noise_size"),
+    ],
+)
 def test_config_errors_name_the_key(config, key):
     with pytest.raises(ConfigError, match=key):
         config.environment("CartPole-v1").build().stop()
@@ -211,6 +251,7 @@ def test_unknown_option_names_the_closest():
 
 def test_an_env_workers_cannot_receive_is_a_config_error():
     import gymnasium as gym
+
     config = ARSConfig().environment(lambda cfg: gym.make("CartPole-v1")).env_runners(num_es_workers=2)
     with pytest.raises(ConfigError, match="num_es_workers"):
         config.build()

@@ -17,9 +17,21 @@ EXAMPLES = ["quickstart_cartpole.py", "quickstart_frozenlake.py"]
 def test_example_runs(script: str, tmp_path: Path) -> None:
     checkpoint_dir = tmp_path / "checkpoint"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), "--max-iters", "3", "--quiet",
-         "--checkpoint-dir", str(checkpoint_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            str(ROOT / "examples" / script),
+            "--max-iters",
+            "3",
+            "--quiet",
+            "--checkpoint-dir",
+            str(checkpoint_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     # every step of the tutorial ran: check_env, training, a checkpoint, the restored policy's episode
     for expected in ("check_env: OK", "evaluate(): mean return", "saved checkpoint", "restored policy"):
@@ -27,11 +39,18 @@ def test_example_runs(script: str, tmp_path: Path) -> None:
     assert (checkpoint_dir / "rlarena_checkpoint.json").exists()
 
 
-@pytest.mark.parametrize("script, args", [("multi_agent_arena.py", ["--max-iters", "1"]),
-                                          ("connect_four_selfplay.py", ["--iters", "1"])])
+@pytest.mark.parametrize(
+    "script, args", [("multi_agent_arena.py", ["--max-iters", "1"]), ("connect_four_selfplay.py", ["--iters", "1"])]
+)
 def test_multi_agent_examples_run(script: str, args: list[str]) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "iter   1" in out.stdout
 
@@ -48,15 +67,24 @@ def stand_in_data(config, directory: Path) -> None:
     import gymnasium as gym
 
     from rlarena.offline import OfflineWriter
+
     env = gym.make(config.env)
     rng = np.random.default_rng(0)
     n = 4096  # a batch of every example fits
     obs = rng.standard_normal((n, *env.observation_space.shape)).astype(np.float32)
     actions = np.stack([env.action_space.sample() for _ in range(n)])
     with OfflineWriter(directory, env.observation_space, env.action_space) as writer:
-        writer.add({"eps_id": np.arange(n) // 8, "obs": obs, "new_obs": obs, "actions": actions,
-                    "rewards": np.zeros(n, np.float32), "terminateds": np.arange(n) % 8 == 7,
-                    "truncateds": np.zeros(n, bool)})
+        writer.add(
+            {
+                "eps_id": np.arange(n) // 8,
+                "obs": obs,
+                "new_obs": obs,
+                "actions": actions,
+                "rewards": np.zeros(n, np.float32),
+                "terminateds": np.arange(n) % 8 == 7,
+                "truncateds": np.zeros(n, bool),
+            }
+        )
     config.input_ = str(directory)
 
 
@@ -79,8 +107,9 @@ def test_tuned_example_parses_and_builds(path: Path, tmp_path: Path) -> None:
     stop = {result_key(k) for k in spec.get("stop", {})}
     assert stop & BUDGET_KEYS and stop - BUDGET_KEYS, f"{path}: stop needs a threshold key and a budget key"
     if config.input_ is not None:
-        assert all(str(p).startswith("offline_data/") for p in np.atleast_1d(config.input_)), \
+        assert all(str(p).startswith("offline_data/") for p in np.atleast_1d(config.input_)), (
             f"{path}: offline data comes from examples/record_offline_data.py, under offline_data/"
+        )
         stand_in_data(config, tmp_path)
     algo = config.build()
     try:

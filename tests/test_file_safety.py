@@ -38,9 +38,13 @@ QUIET = {"verbose": 0, "tensorboard": False, "plot": False}
 
 
 def tiny() -> PPOConfig:
-    return (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2)
-            .training(train_batch_size=64, minibatch_size=64, num_epochs=1, model={"fcnet_hiddens": [8]})
-            .debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=64, minibatch_size=64, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +95,21 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 # -- file names from JSON ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["../planted.safetensors", "../../planted.safetensors", "{abs}",
-                                  "sub/rng.safetensors", "..", ".", "rng.bin", ".safetensors",
-                                  "a\\b.safetensors", "rng\0.safetensors"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../planted.safetensors",
+        "../../planted.safetensors",
+        "{abs}",
+        "sub/rng.safetensors",
+        "..",
+        ".",
+        "rng.bin",
+        ".safetensors",
+        "a\\b.safetensors",
+        "rng\0.safetensors",
+    ],
+)
 def test_checkpoint_file_names_must_be_plain(checkpoint, tmp_path, opened, capsys, name):
     ckpt = copy(checkpoint, tmp_path / "inner")
     planted = tmp_path / "planted.safetensors"
@@ -202,12 +218,16 @@ def test_huggingface_cache_layout_loads(package, tmp_path):
 
 
 # -- JSON: size, nesting, encoding ------------------------------------------------------------------
-@pytest.mark.parametrize("content, message", [
-    (b"[" * 100_000 + b"]" * 100_000, "nested more deeply"),
-    (b'{"format_version": 1, "files": {}, "x": ' + b"9" * 5000 + b"}", "not valid JSON .*digits"),
-    (b'{"format_version": 1, "files": {}, "x": "\xff\xfe"}', "not UTF-8"),
-    (b'{"format_version": 1, "files": ', "not valid JSON .*line 1"),
-], ids=["nested", "long-number", "not-utf8", "truncated"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested more deeply"),
+        (b'{"format_version": 1, "files": {}, "x": ' + b"9" * 5000 + b"}", "not valid JSON .*digits"),
+        (b'{"format_version": 1, "files": {}, "x": "\xff\xfe"}', "not UTF-8"),
+        (b'{"format_version": 1, "files": ', "not valid JSON .*line 1"),
+    ],
+    ids=["nested", "long-number", "not-utf8", "truncated"],
+)
 def test_malformed_metadata_is_a_clear_error(checkpoint, tmp_path, capsys, content, message):
     ckpt = copy(checkpoint, tmp_path)
     (ckpt / METADATA_FILE).write_bytes(content)
@@ -253,8 +273,10 @@ BAD_SPACES = [
     ({"type": "MultiDiscrete", "nvec": [0, 2]}, "'nvec' must be"),
     ({"type": "MultiDiscrete", "nvec": [2**40]}, "'nvec' must be"),
     ({"type": "Dict", "spaces": {"a": {"type": "Foo"}}}, "at a: unknown space type 'Foo'"),
-    ({"type": "Dict", "spaces": {str(i): {"type": "Discrete", "n": MAX_FLAT_SIZE} for i in range(2)}},
-     "elements in all"),
+    (
+        {"type": "Dict", "spaces": {str(i): {"type": "Discrete", "n": MAX_FLAT_SIZE} for i in range(2)}},
+        "elements in all",
+    ),
     ("Box", "expected an object with a 'type'"),
 ]
 
@@ -288,14 +310,17 @@ def crafted_safetensors(path: Path, header: dict[str, Any], data: bytes, header_
     path.write_bytes(struct.pack("<Q", len(raw) if header_size is None else header_size) + raw + data)
 
 
-@pytest.mark.parametrize("header, data, header_size", [
-    ({"w": {"dtype": "F32", "shape": [100_000, 100_000], "data_offsets": [0, 40_000_000_000]}}, b"\0" * 16, None),
-    ({"w": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 16]}}, b"\0" * 16, None),
-    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16, 2**63),
-    ({"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}, b"", None),
-    ({"w": {"dtype": "F32", "shape": [1] * 1000, "data_offsets": [0, 4]}}, b"\0" * 4, None),
-    ({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, None),
-])
+@pytest.mark.parametrize(
+    "header, data, header_size",
+    [
+        ({"w": {"dtype": "F32", "shape": [100_000, 100_000], "data_offsets": [0, 40_000_000_000]}}, b"\0" * 16, None),
+        ({"w": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 16]}}, b"\0" * 16, None),
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16, 2**63),
+        ({"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}, b"", None),
+        ({"w": {"dtype": "F32", "shape": [1] * 1000, "data_offsets": [0, 4]}}, b"\0" * 4, None),
+        ({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, None),
+    ],
+)
 def test_crafted_safetensors_header_is_a_checkpoint_error(checkpoint, tmp_path, capsys, header, data, header_size):
     # the attacker writes the file and its digest: only the reader's own checks stand
     ckpt = copy(checkpoint, tmp_path)
@@ -338,12 +363,28 @@ def test_trial_dirname_outside_the_experiment_is_refused(run_dir, tmp_path, caps
     edit_json(run_dir / STATE_FILE, lambda s: s["trials"][0].__setitem__("dirname", dirname))
     before = tree(tmp_path, skip=run_dir)
     with pytest.raises(CheckpointError, match="a trial's directory is .* not a plain directory name"):
-        rlarena.run(tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp",
-                    resume=True, **QUIET)
+        rlarena.run(
+            tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp", resume=True, **QUIET
+        )
     with pytest.raises(CheckpointError, match="not a plain directory name"):
         Results.from_path(run_dir)
-    cli_error(["train", "--env", "CartPole-v1", "--storage-path", str(tmp_path / "runs"), "--name", "exp",
-               "--resume", "--verbose", "0", "--no-tensorboard", "--no-plot"], capsys)
+    cli_error(
+        [
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--storage-path",
+            str(tmp_path / "runs"),
+            "--name",
+            "exp",
+            "--resume",
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+            "--no-plot",
+        ],
+        capsys,
+    )
     assert tree(tmp_path, skip=run_dir) == before  # nothing outside the run created, changed or deleted
 
 
@@ -351,15 +392,20 @@ def test_trial_dirname_outside_the_experiment_is_refused(run_dir, tmp_path, caps
 def test_links_in_a_trial_directory_stop_a_resume(run_dir, tmp_path, what):
     target = victim(tmp_path)
     trial = next(p for p in run_dir.iterdir() if p.is_dir())
-    link = {"trial": trial, "checkpoints": trial / "checkpoints", "file": trial / "learning_curve.png",
-            "checkpoint": trial / "checkpoints" / "checkpoint_000009"}[what]
+    link = {
+        "trial": trial,
+        "checkpoints": trial / "checkpoints",
+        "file": trial / "learning_curve.png",
+        "checkpoint": trial / "checkpoints" / "checkpoint_000009",
+    }[what]
     if link.exists():
         shutil.rmtree(link)
     link.symlink_to(target / "checkpoints" if what == "checkpoint" else target)
     before = tree(tmp_path, skip=run_dir)
     with pytest.raises(CheckpointError, match="is a symbolic link .* rlarena never follows links there"):
-        rlarena.run(tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp",
-                    resume=True, **QUIET)
+        rlarena.run(
+            tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp", resume=True, **QUIET
+        )
     assert tree(tmp_path, skip=run_dir) == before
 
 
@@ -371,23 +417,28 @@ def test_a_planted_link_where_a_new_trial_would_go_is_refused(tmp_path):
     (exp / "PPO_CartPole-v1_00000").symlink_to(target)
     before = tree(tmp_path, skip=exp)
     with pytest.raises(CheckpointError, match="PPO_CartPole-v1_00000' is a symbolic link"):
-        rlarena.run(tiny(), stop={"training_iteration": 1}, storage_path=tmp_path / "runs", name="exp",
-                    resume=True, **QUIET)
+        rlarena.run(
+            tiny(), stop={"training_iteration": 1}, storage_path=tmp_path / "runs", name="exp", resume=True, **QUIET
+        )
     assert tree(tmp_path, skip=exp) == before
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.__setitem__("trials", {"a": 1}), "a list of trials"),
-    (lambda s: s["trials"][0].__setitem__("params", [1]), "params is \\[1\\], of the wrong type"),
-    (lambda s: s["trials"][0].__setitem__("status", "HACKED"), "status is 'HACKED'"),
-    (lambda s: s["trials"][0].__setitem__("extra", 1), "unknown keys \\['extra'\\]"),
-    (lambda s: s["trials"].append(dict(s["trials"][0])), "two trials have the directory"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.__setitem__("trials", {"a": 1}), "a list of trials"),
+        (lambda s: s["trials"][0].__setitem__("params", [1]), "params is \\[1\\], of the wrong type"),
+        (lambda s: s["trials"][0].__setitem__("status", "HACKED"), "status is 'HACKED'"),
+        (lambda s: s["trials"][0].__setitem__("extra", 1), "unknown keys \\['extra'\\]"),
+        (lambda s: s["trials"].append(dict(s["trials"][0])), "two trials have the directory"),
+    ],
+)
 def test_malformed_experiment_state_is_a_clear_error(run_dir, tmp_path, edit, message):
     edit_json(run_dir / STATE_FILE, edit)
     with pytest.raises(CheckpointError, match=message):
-        rlarena.run(tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp",
-                    resume=True, **QUIET)
+        rlarena.run(
+            tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp", resume=True, **QUIET
+        )
 
 
 def test_nested_experiment_state_is_a_clear_error(run_dir, tmp_path):
@@ -398,9 +449,15 @@ def test_nested_experiment_state_is_a_clear_error(run_dir, tmp_path):
 
 def test_result_lines_that_are_not_results_are_skipped(tmp_path):
     good = json.dumps({"training_iteration": 1, "episode_return_mean": float("nan")})
-    lines = [good, "[" * 100_000, "x" * (MAX_RESULT_LINE + 10), '{"training_iteration": "1"}',
-             '{"training_iteration": ' + "9" * 5000 + "}", '{"training_iteration": 2.5}',
-             json.dumps({"training_iteration": 2})]
+    lines = [
+        good,
+        "[" * 100_000,
+        "x" * (MAX_RESULT_LINE + 10),
+        '{"training_iteration": "1"}',
+        '{"training_iteration": ' + "9" * 5000 + "}",
+        '{"training_iteration": 2.5}',
+        json.dumps({"training_iteration": 2}),
+    ]
     (tmp_path / "result.json").write_text("\n".join(lines) + "\n")
     assert [r["training_iteration"] for r in read_results(tmp_path)] == [1, 2]
 
@@ -418,8 +475,9 @@ def test_planted_temporary_file_link_is_not_written_through(run_dir, tmp_path):
     target = tmp_path / "precious.txt"
     target.write_text("precious\n")
     (run_dir / f".{STATE_FILE}.tmp").symlink_to(target)
-    rlarena.run(tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp",
-                resume=True, **QUIET)
+    rlarena.run(
+        tiny(), stop={"training_iteration": 2}, storage_path=tmp_path / "runs", name="exp", resume=True, **QUIET
+    )
     assert target.read_text() == "precious\n"
     assert json.loads((run_dir / STATE_FILE).read_text())["trials"][0]["status"] == "TERMINATED"
 
@@ -439,6 +497,7 @@ def onnx_copy(tmp_path: Path, edit: Any) -> Path:
 @pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "weights.bin"])
 def test_onnx_external_data_is_refused_before_onnxruntime_opens_it(tmp_path, capsys, location):
     from rlarena.export.onnx import OnnxPolicy
+
     (tmp_path / "secret.bin").write_bytes(b"\0" * 4096)
 
     def externalize(model: Any) -> None:
@@ -455,15 +514,19 @@ def test_onnx_external_data_is_refused_before_onnxruntime_opens_it(tmp_path, cap
     assert "external data" in err
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("rlarena.format", "one", "rlarena.format is 'one', not a format number"),
-    ("rlarena.observation_space", "[" * 100_000, "nested too deeply"),
-    ("rlarena.observation_space", "{", "is not JSON"),
-    ("rlarena.action_space", json.dumps({"type": "Discrete", "n": 10**12}), "'n' is 1000000000000"),
-    ("rlarena.action_space", json.dumps({"type": "Discrete", "n": 5}), "action_mask space .* does not fit"),
-    ("rlarena.masked", "1", "rlarena.masked is 1, not true or false"),
-    ("rlarena.masked", "false", "does not fit rlarena.masked=false"),
-], ids=["format", "nested", "not-json", "huge-n", "mask-mismatch", "masked-not-bool", "masked-mismatch"])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("rlarena.format", "one", "rlarena.format is 'one', not a format number"),
+        ("rlarena.observation_space", "[" * 100_000, "nested too deeply"),
+        ("rlarena.observation_space", "{", "is not JSON"),
+        ("rlarena.action_space", json.dumps({"type": "Discrete", "n": 10**12}), "'n' is 1000000000000"),
+        ("rlarena.action_space", json.dumps({"type": "Discrete", "n": 5}), "action_mask space .* does not fit"),
+        ("rlarena.masked", "1", "rlarena.masked is 1, not true or false"),
+        ("rlarena.masked", "false", "does not fit rlarena.masked=false"),
+    ],
+    ids=["format", "nested", "not-json", "huge-n", "mask-mismatch", "masked-not-bool", "masked-mismatch"],
+)
 def test_onnx_metadata_is_checked(tmp_path, key, value, message):
     from rlarena.export.onnx import OnnxPolicy
 
@@ -477,6 +540,7 @@ def test_onnx_metadata_is_checked(tmp_path, key, value, message):
 def test_onnx_that_is_not_protobuf_is_a_clear_error(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from rlarena.export.onnx import OnnxPolicy
+
     path = tmp_path / "model.onnx"
     path.write_bytes(b"hello, not a model")
     with pytest.raises(CheckpointError, match="is not a readable ONNX model"):
@@ -486,6 +550,7 @@ def test_onnx_that_is_not_protobuf_is_a_clear_error(tmp_path, capsys):
 def test_the_shipped_onnx_model_still_loads():
     pytest.importorskip("onnxruntime")
     from rlarena.export.onnx import OnnxPolicy
+
     policy = OnnxPolicy(SHIPPED / "model.onnx")
     assert policy.masked and policy.action_space.n == 7
 

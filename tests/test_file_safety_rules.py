@@ -42,8 +42,7 @@ PRECIOUS = b"precious: must stay as it is\n"
 
 
 def tiny() -> Any:
-    return tiny_config(num_envs=2, train_batch_size=64, minibatch_size=64, num_epochs=1,
-                       model={"fcnet_hiddens": [8]})
+    return tiny_config(num_envs=2, train_batch_size=64, minibatch_size=64, num_epochs=1, model={"fcnet_hiddens": [8]})
 
 
 def marker(tmp_path: Path, name: str = "marker.txt") -> Path:
@@ -56,8 +55,10 @@ def marker(tmp_path: Path, name: str = "marker.txt") -> Path:
 
 def tree(root: Path) -> dict[str, bytes | None]:
     """Every path under root with its bytes (None for directories and links): to see that nothing changed."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -146,6 +147,7 @@ def test_plot_replaces_a_planted_link_instead_of_writing_through_it(run_dir, tmp
     assert no_temporary_files(run_dir)
     # an --output path of the caller's that is a link is refused (the caller's link is kept)
     from rlarena.train.plot import plot_trial
+
     (tmp_path / "mine.png").symlink_to(target)
     with pytest.raises(ConfigError, match="mine.png'.*symbolic link"):
         plot_trial(trial, output=tmp_path / "mine.png")
@@ -170,8 +172,25 @@ def test_rollout_video_replaces_planted_links(checkpoint, tmp_path, capsys, fmt)
     videos.mkdir()
     (videos / f"episode_000.{fmt}").symlink_to(target)
     (videos / f"episode_001.{fmt}").symlink_to(tmp_path / "outside" / "created-by-following.bin")  # dangling
-    assert main(["rollout", str(checkpoint), "--episodes", "2", "--video", str(videos), "--video-format", fmt,
-                 "--max-steps", "5", "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                str(checkpoint),
+                "--episodes",
+                "2",
+                "--video",
+                str(videos),
+                "--video-format",
+                fmt,
+                "--max-steps",
+                "5",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "video" in capsys.readouterr().out
     assert target.read_bytes() == PRECIOUS and sorted(os.listdir(tmp_path / "outside")) == ["marker.txt"]
     for i in range(2):
@@ -183,6 +202,7 @@ def test_rollout_video_replaces_planted_links(checkpoint, tmp_path, capsys, fmt)
 def test_record_video_refuses_a_linked_path_and_keeps_the_file_it_did_not_replace(checkpoint, tmp_path, track):
     pytest.importorskip("PIL")
     from rlarena.rollout.episodes import record_video
+
     algo = track(Algorithm.from_checkpoint(checkpoint, config_overrides={"num_envs_per_env_runner": 1}))
     target = marker(tmp_path)
     (tmp_path / "replay.gif").symlink_to(target)
@@ -251,8 +271,9 @@ def test_a_resume_refuses_a_fifo_among_the_logs_before_training(run_dir, tmp_pat
     (trial / PROGRESS_FILE).unlink()
     os.mkfifo(trial / PROGRESS_FILE)
     with pytest.raises(CheckpointError, match="progress.csv' is not a regular file or directory"):
-        rlarena.run(tiny(), stop={"training_iteration": 3}, storage_path=run_dir.parent, name="exp", resume=True,
-                    **QUIET)
+        rlarena.run(
+            tiny(), stop={"training_iteration": 3}, storage_path=run_dir.parent, name="exp", resume=True, **QUIET
+        )
     assert [r["training_iteration"] for r in read_results(trial)] == [1, 2]  # nothing trained or written
 
 
@@ -272,6 +293,7 @@ def test_resume_rewrites_logs_by_rename(run_dir, tmp_path):
 
 def test_checkpoint_to_directory_copies_without_following_links(checkpoint, tmp_path):
     from rlarena.tune.analysis import Checkpoint
+
     target = marker(tmp_path)
     dst = tmp_path / "copy"
     dst.mkdir()
@@ -298,6 +320,7 @@ def test_export_onnx_refuses_a_linked_path(checkpoint, tmp_path, track):
 
 def test_saved_test_positions_are_renamed_into_place(tmp_path):
     from rlarena.games.connect_four.grading import Position, load_positions, save_positions
+
     target = marker(tmp_path)
     stages = {"end": [Position("4453", (0, 1, 2, 3, 4, 5, None))]}
     (tmp_path / "positions.json.gz").symlink_to(target)
@@ -312,6 +335,7 @@ def test_recording_refuses_a_linked_policy_directory_and_renames_files(tmp_path)
     pytest.importorskip("pyarrow")
     from rlarena.offline.io import OfflineData
     from rlarena.offline.record import Recorder
+
     victim = tmp_path / "outside" / "data"
     victim.mkdir(parents=True)
     out = tmp_path / "rec"
@@ -319,9 +343,15 @@ def test_recording_refuses_a_linked_policy_directory_and_renames_files(tmp_path)
     (out / "b").symlink_to(victim, target_is_directory=True)
     space = SimpleNamespace(observation_space=gym.spaces.Box(-1, 1, (2,)), action_space=gym.spaces.Discrete(2))
     recorder = Recorder(out, {"a": space, "b": space}, 2**20, multi_agent=True)
-    rows = {"eps_id": np.array([1, 1]), "obs": np.zeros((2, 2)), "new_obs": np.zeros((2, 2)),
-            "actions": np.array([0, 1]), "rewards": np.ones(2), "terminateds": np.array([False, True]),
-            "truncateds": np.zeros(2, bool)}
+    rows = {
+        "eps_id": np.array([1, 1]),
+        "obs": np.zeros((2, 2)),
+        "new_obs": np.zeros((2, 2)),
+        "actions": np.array([0, 1]),
+        "rewards": np.ones(2),
+        "terminateds": np.array([False, True]),
+        "truncateds": np.zeros(2, bool),
+    }
     recorder._writer("a").add(rows)
     with pytest.raises(OfflineDataError, match="policy 'b'.* symbolic link"):
         recorder._writer("b")
@@ -334,6 +364,7 @@ def test_recording_refuses_a_linked_policy_directory_and_renames_files(tmp_path)
 @pytest.fixture(scope="module")
 def package(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rlarena.hub import package_to_hub
+
     with pytest.MonkeyPatch.context() as mp:  # load_from_hub reads no ONNX graph: skip its export
         mp.setattr("rlarena.hub._write_onnx", lambda *args: False)
         return package_to_hub(checkpoint, tmp_path_factory.mktemp("pkg") / "package", episodes=1, video=False).folder
@@ -354,6 +385,7 @@ def hub_cache(package: Path, repo: Path, blobs: Path) -> Path:
 def test_hub_cache_whose_blobs_is_a_link_is_refused(package, tmp_path, monkeypatch):
     from rlarena.checkpoint import io as ckpt_io
     from rlarena.hub import load_from_hub
+
     legit = hub_cache(package, tmp_path / "models--me--real", tmp_path / "models--me--real" / "blobs")
     load_from_hub(legit).stop()  # the real layout, relative blob links: loads
     repo = tmp_path / "models--me--evil"
@@ -385,6 +417,7 @@ def test_a_linked_checkpoint_is_never_a_trials_latest_or_best(run_dir, tmp_path,
     assert all(Path(p).name in ("checkpoint_000001", "checkpoint_000002") for p in chosen)
     assert not any(outside == Path(p) or outside in Path(p).parents for p in chosen)
     from rlarena.tune import ExperimentAnalysis
+
     with pytest.warns(RLArenaNotice):
         analysis = ExperimentAnalysis(str(run_dir))
     assert Path(analysis.get_last_checkpoint(analysis.trials[0])).name == "checkpoint_000002"
@@ -427,7 +460,9 @@ def test_logs_past_the_size_bound_are_refused_before_reading(run_dir, monkeypatc
     pytest.importorskip("matplotlib")
     trial = trial_of(run_dir)
     monkeypatch.setattr(limits, "MAX_LOG_BYTES", 100)  # read at call time
-    with pytest.raises(CheckpointError, match="result.json' is .* bytes, more than the 100 .*rlarena.limits.MAX_LOG_BYTES"):
+    with pytest.raises(
+        CheckpointError, match="result.json' is .* bytes, more than the 100 .*rlarena.limits.MAX_LOG_BYTES"
+    ):
         read_results(trial)
     assert "MAX_LOG_BYTES" in one_line_error(["plot", str(run_dir)], capsys)
     monkeypatch.setattr(limits, "MAX_LOG_BYTES", 2**20)
@@ -436,6 +471,7 @@ def test_logs_past_the_size_bound_are_refused_before_reading(run_dir, monkeypatc
 
 def test_offline_data_does_not_follow_links_out_of_its_folder(data_dir, tmp_path):
     from rlarena.offline import OfflineData
+
     assert OfflineData(data_dir).num_rows > 0  # the real data set reads
     outside = tmp_path / "outside" / "secret.parquet"
     outside.parent.mkdir()
@@ -467,6 +503,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_data_set_past_the_bounds_is_refused_before_reading(data_dir, monkeypatch, reads, bound):
     from rlarena import BCConfig
     from rlarena.offline import OfflineData
+
     default = getattr(limits, bound)
     monkeypatch.setattr(limits, bound, 10)  # read at call time
     with pytest.raises(OfflineDataError, match=f"is more than the 10 rlarena reads .*rlarena.limits.{bound} = "):
@@ -485,11 +522,20 @@ def test_the_byte_bound_counts_decoded_values_not_the_compressed_file(tmp_path, 
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     from rlarena.offline import OfflineData
+
     n, width = 50_000, 32
     obs = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(n * width, np.float32)), width)
-    table = pa.table({"eps_id": pa.array(np.zeros(n, np.int64)), "obs": obs, "actions": pa.array(np.zeros(n, np.int64)),
-                      "rewards": pa.array(np.zeros(n, np.float32)), "new_obs": obs,
-                      "terminateds": pa.array(np.zeros(n, bool)), "truncateds": pa.array(np.zeros(n, bool))})
+    table = pa.table(
+        {
+            "eps_id": pa.array(np.zeros(n, np.int64)),
+            "obs": obs,
+            "actions": pa.array(np.zeros(n, np.int64)),
+            "rewards": pa.array(np.zeros(n, np.float32)),
+            "new_obs": obs,
+            "terminateds": pa.array(np.zeros(n, bool)),
+            "truncateds": pa.array(np.zeros(n, bool)),
+        }
+    )
     (tmp_path / "data").mkdir()
     path = tmp_path / "data" / "zeros.parquet"
     pq.write_table(table, path, compression="zstd")

@@ -79,21 +79,42 @@ def python(code: str, *, timeout: float = 240, cwd: Path | None = None) -> subpr
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     tests = str(Path(__file__).resolve().parent)
     env["PYTHONPATH"] = os.pathsep.join([tests, env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False,
-                          timeout=timeout, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def cli(*args: str, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "rlarena.cli.main", *args], capture_output=True, text=True, check=False,
-                          timeout=timeout, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
 
 
 # -- which cluster --------------------------------------------------------------------------------
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_a_checkpoint_does_not_pick_the_cluster(checkpoint, cluster, tmp_path, scheme):
-    planted = edited(checkpoint, tmp_path, ray_address=f"{scheme}127.0.0.1:{cluster.port}", num_env_runners=1,
-                     evaluation_num_env_runners=1, evaluation_parallel_to_training=True, evaluation_interval=1)
+    planted = edited(
+        checkpoint,
+        tmp_path,
+        ray_address=f"{scheme}127.0.0.1:{cluster.port}",
+        num_env_runners=1,
+        evaluation_num_env_runners=1,
+        evaluation_parallel_to_training=True,
+        evaluation_interval=1,
+    )
     out = python(f"""
         import sys, warnings
         from rlarena import Algorithm
@@ -115,11 +136,24 @@ def test_a_checkpoint_does_not_pick_the_cluster(checkpoint, cluster, tmp_path, s
 
 def test_an_experiment_file_does_not_pick_the_cluster_even_with_ray(cluster, tmp_path):
     spec = tmp_path / "exp.yaml"
-    spec.write_text(f"algo: PPO\nenv: CartPole-v1\nconfig: {{ray_address: '127.0.0.1:{cluster.port}', "
-                    f"num_env_runners: 1, train_batch_size: 64, minibatch_size: 64, num_epochs: 1}}\n"
-                    f"stop: {{training_iteration: 1}}\n")
-    out = cli("train", "-f", str(spec), "--storage-path", str(tmp_path / "runs"), "--verbose", "0", "--ray",
-              "--no-tensorboard", "--no-plot", cwd=tmp_path)
+    spec.write_text(
+        f"algo: PPO\nenv: CartPole-v1\nconfig: {{ray_address: '127.0.0.1:{cluster.port}', "
+        f"num_env_runners: 1, train_batch_size: 64, minibatch_size: 64, num_epochs: 1}}\n"
+        f"stop: {{training_iteration: 1}}\n"
+    )
+    out = cli(
+        "train",
+        "-f",
+        str(spec),
+        "--storage-path",
+        str(tmp_path / "runs"),
+        "--verbose",
+        "0",
+        "--ray",
+        "--no-tensorboard",
+        "--no-plot",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert not cluster.contacted.is_set()
     assert "ray_address='127.0.0.1:" in out.stderr and "notice:" in out.stderr and "Traceback" not in out.stderr
@@ -155,8 +189,15 @@ def bc_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     recorder.train()
     recorder.stop()
     from rlarena.algorithms.marwil import BCConfig
-    algo = (BCConfig().environment("CartPole-v1").offline_data(input_=str(root / "data"))
-            .training(train_batch_size=64, model={"fcnet_hiddens": [8]}).debugging(seed=0).build())
+
+    algo = (
+        BCConfig()
+        .environment("CartPole-v1")
+        .offline_data(input_=str(root / "data"))
+        .training(train_batch_size=64, model={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+        .build()
+    )
     algo.train()
     path = Path(algo.save(root / "bc"))
     algo.stop()
@@ -192,9 +233,11 @@ def test_a_bc_checkpoint_trains_again_only_on_data_the_caller_passes(bc_checkpoi
 def test_an_experiment_file_does_not_choose_where_runs_go(tmp_path):
     outside = tmp_path / "outside"
     spec = tmp_path / "exp.yaml"
-    spec.write_text(f"algo: PPO\nenv: CartPole-v1\nstorage_path: {outside / 'runs'}\n"
-                    f"config: {{output: {outside / 'rec'}, train_batch_size: 64, minibatch_size: 64, num_epochs: 1}}\n"
-                    f"stop: {{training_iteration: 1}}\n")
+    spec.write_text(
+        f"algo: PPO\nenv: CartPole-v1\nstorage_path: {outside / 'runs'}\n"
+        f"config: {{output: {outside / 'rec'}, train_batch_size: 64, minibatch_size: 64, num_epochs: 1}}\n"
+        f"stop: {{training_iteration: 1}}\n"
+    )
     out = cli("train", "-f", str(spec), "--verbose", "0", "--no-tensorboard", "--no-plot", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert not outside.exists()
@@ -204,9 +247,18 @@ def test_an_experiment_file_does_not_choose_where_runs_go(tmp_path):
 
 def test_a_resumed_run_takes_no_path_from_its_state_file(tmp_path, capsys):
     import rlarena
+
     config = tiny_config(num_envs=2)
-    rlarena.run(config, stop={"training_iteration": 1}, storage_path=str(tmp_path), name="run", verbose=0,
-                tensorboard=False, plot=False, checkpoint_at_end=True)
+    rlarena.run(
+        config,
+        stop={"training_iteration": 1},
+        storage_path=str(tmp_path),
+        name="run",
+        verbose=0,
+        tensorboard=False,
+        plot=False,
+        checkpoint_at_end=True,
+    )
     state = tmp_path / "run" / "experiment_state.json"
     data = json.loads(state.read_text())
     marker = tmp_path / "outside"
@@ -214,15 +266,30 @@ def test_a_resumed_run_takes_no_path_from_its_state_file(tmp_path, capsys):
     data["trials"][0]["status"] = "INTERRUPTED"
     state.write_text(json.dumps(data))
     with pytest.warns(RLArenaNotice, match="output="):
-        results = rlarena.run(config, stop={"training_iteration": 2}, storage_path=str(tmp_path), name="run",
-                              resume=True, verbose=0, tensorboard=False, plot=False)
+        results = rlarena.run(
+            config,
+            stop={"training_iteration": 2},
+            storage_path=str(tmp_path),
+            name="run",
+            resume=True,
+            verbose=0,
+            tensorboard=False,
+            plot=False,
+        )
     assert results.trials[0].status == "TERMINATED" and not marker.exists()
 
 
 # -- how many processes and threads --------------------------------------------------------------------
 def test_a_checkpoint_does_not_choose_threads_or_processes(checkpoint, tmp_path, track):
-    planted = edited(checkpoint, tmp_path, num_torch_threads=10**9, vectorization_mode="async",
-                     num_env_workers=10**6, sample_async=True, num_sampling_processes=10**4)
+    planted = edited(
+        checkpoint,
+        tmp_path,
+        num_torch_threads=10**9,
+        vectorization_mode="async",
+        num_env_workers=10**6,
+        sample_async=True,
+        num_sampling_processes=10**4,
+    )
     threads = torch.get_num_threads()
     try:
         with pytest.warns(RLArenaNotice, match="num_sampling_processes=10000"):
@@ -239,15 +306,18 @@ def test_a_checkpoint_does_not_choose_threads_or_processes(checkpoint, tmp_path,
 
 
 # -- how big ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("changes", "named"), [
-    ({"num_envs_per_env_runner": 10**9}, "num_envs_per_env_runner=1e+09"),
-    ({"evaluation_num_envs": 10**9, "evaluation_interval": 1}, "evaluation_num_envs"),
-    ({"evaluation_duration": 10**12}, "evaluation_duration"),
-    ({"train_batch_size": 10**15}, "train_batch_size"),
-    ({"num_epochs": 10**9}, "num_epochs"),
-    ({"rollout_fragment_length": 2**62}, "rollout_fragment_length"),
-    ({"env_config": {"max_episode_steps": 10**12}}, "env_config.max_episode_steps"),
-])
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"num_envs_per_env_runner": 10**9}, "num_envs_per_env_runner=1e+09"),
+        ({"evaluation_num_envs": 10**9, "evaluation_interval": 1}, "evaluation_num_envs"),
+        ({"evaluation_duration": 10**12}, "evaluation_duration"),
+        ({"train_batch_size": 10**15}, "train_batch_size"),
+        ({"num_epochs": 10**9}, "num_epochs"),
+        ({"rollout_fragment_length": 2**62}, "rollout_fragment_length"),
+        ({"env_config": {"max_episode_steps": 10**12}}, "env_config.max_episode_steps"),
+    ],
+)
 def test_sizes_past_their_bound_are_refused_before_anything_is_built(checkpoint, tmp_path, changes, named):
     planted = edited(checkpoint, tmp_path, **changes)
     with pytest.raises(ConfigError) as info:
@@ -256,11 +326,14 @@ def test_sizes_past_their_bound_are_refused_before_anything_is_built(checkpoint,
     assert named in message and "rlarena.limits.MAX_" in message and "\n" not in message
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"lr": float("inf")}, "Invalid lr=inf: expected a number .*finite"),  # JSON's Infinity
-    ({"lr": float("nan")}, "Invalid lr=nan: expected a number .*finite"),
-    ({"train_batch_size": 1e300}, "Invalid train_batch_size=1e\\+300: expected an integer .*2\\*\\*63"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lr": float("inf")}, "Invalid lr=inf: expected a number .*finite"),  # JSON's Infinity
+        ({"lr": float("nan")}, "Invalid lr=nan: expected a number .*finite"),
+        ({"train_batch_size": 1e300}, "Invalid train_batch_size=1e\\+300: expected an integer .*2\\*\\*63"),
+    ],
+)
 def test_non_finite_and_impossible_numbers_are_one_clear_error(checkpoint, tmp_path, changes, message):
     planted = edited(checkpoint, tmp_path, **changes)
     with pytest.raises(CheckpointError, match=message):
@@ -303,12 +376,17 @@ def test_a_huge_network_is_refused_before_its_memory_is_touched(checkpoint, tmp_
 
 
 def test_a_policys_own_override_and_a_hub_package_are_bounded_too(tmp_path, track):
-    config = (PPOConfig().environment("multi_agent_arena", env_config={"ts": 10})
-              .env_runners(num_envs_per_env_runner=1)
-              .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
-              .multi_agent(policies={"default_policy": PolicySpec(), "rand": PolicySpec(policy_class=RandomPolicy)},
-                           policies_to_train=["default_policy"])
-              .debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("multi_agent_arena", env_config={"ts": 10})
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .multi_agent(
+            policies={"default_policy": PolicySpec(), "rand": PolicySpec(policy_class=RandomPolicy)},
+            policies_to_train=["default_policy"],
+        )
+        .debugging(seed=0)
+    )
     path = trained_checkpoint(config, tmp_path)
     meta = json.loads((path / METADATA_FILE).read_text())
     meta["config"]["policies"]["default_policy"]["config"] = {"model": HUGE_NETWORK}
@@ -317,8 +395,10 @@ def test_a_policys_own_override_and_a_hub_package_are_bounded_too(tmp_path, trac
         Algorithm.from_checkpoint(path)
 
     from rlarena.hub import load_from_hub, package_to_hub
-    package = package_to_hub(trained_checkpoint(tiny_config(num_envs=2), tmp_path / "single"), tmp_path / "pkg",
-                             episodes=1, video=False).folder
+
+    package = package_to_hub(
+        trained_checkpoint(tiny_config(num_envs=2), tmp_path / "single"), tmp_path / "pkg", episodes=1, video=False
+    ).folder
     link = tmp_path / "linked_pkg"  # a package path that is a link is refused: its target stays as it was
     link.symlink_to(package)
     before = sorted(p.name for p in package.iterdir())
@@ -341,9 +421,14 @@ def test_a_policys_own_override_and_a_hub_package_are_bounded_too(tmp_path, trac
 @pytest.fixture(scope="module")
 def dqn_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rlarena import DQNConfig
-    algo = (DQNConfig().environment("CartPole-v1").training(num_steps_sampled_before_learning_starts=16,
-                                                             model={"fcnet_hiddens": [8]})
-            .debugging(seed=0).build())
+
+    algo = (
+        DQNConfig()
+        .environment("CartPole-v1")
+        .training(num_steps_sampled_before_learning_starts=16, model={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+        .build()
+    )
     algo.train()
     path = Path(algo.save(tmp_path_factory.mktemp("dqn") / "dqn"))
     algo.stop()
@@ -358,16 +443,29 @@ def test_a_replay_capacity_is_bounded(dqn_checkpoint, tmp_path):
 
 def test_alphazero_games_and_simulations_are_bounded(tmp_path):
     from rlarena import AlphaZeroConfig
-    algo = (AlphaZeroConfig().environment("tic_tac_toe")
-            .training(num_parallel_games=4, train_batch_size=16, minibatch_size=8,
-                      replay_buffer_config={"capacity": 64}, num_steps_sampled_before_learning_starts=8,
-                      mcts_config={"num_simulations": 4}, model={"fcnet_hiddens": [8]})
-            .debugging(seed=0).build())
+
+    algo = (
+        AlphaZeroConfig()
+        .environment("tic_tac_toe")
+        .training(
+            num_parallel_games=4,
+            train_batch_size=16,
+            minibatch_size=8,
+            replay_buffer_config={"capacity": 64},
+            num_steps_sampled_before_learning_starts=8,
+            mcts_config={"num_simulations": 4},
+            model={"fcnet_hiddens": [8]},
+        )
+        .debugging(seed=0)
+        .build()
+    )
     path = Path(algo.save(tmp_path / "az"))
     algo.stop()
-    for changes, named in [({"num_parallel_games": 10**8}, "num_parallel_games"),
-                           ({"mcts_config": {"num_simulations": 10**12}}, "mcts_config.num_simulations"),
-                           ({"num_self_play_workers": 10**5}, None)]:
+    for changes, named in [
+        ({"num_parallel_games": 10**8}, "num_parallel_games"),
+        ({"mcts_config": {"num_simulations": 10**12}}, "mcts_config.num_simulations"),
+        ({"num_self_play_workers": 10**5}, None),
+    ]:
         planted = edited(path, tmp_path, f"az_{len(list(tmp_path.iterdir()))}", **changes)
         if named is None:
             with pytest.warns(RLArenaNotice, match="num_self_play_workers"):
@@ -381,6 +479,7 @@ def test_alphazero_games_and_simulations_are_bounded(tmp_path):
 
 def test_an_arena_of_any_size_is_an_env_error():
     from rlarena.envs.arena import MultiAgentArena
+
     for config in ({"width": 10**9}, {"ts": 10**12}, {"height": float("inf")}, {"width": "10"}):
         with pytest.raises(EnvError):
             MultiAgentArena(config)
@@ -392,23 +491,45 @@ def test_an_experiment_file_is_bounded(tmp_path, monkeypatch, capsys):
     assert main(["train", "-f", str(spec), "--verbose", "0", "--storage-path", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "num_samples=1e+09" in err and "MAX_SAMPLES" in err and "Traceback" not in err
-    spec.write_text("algo: PPO\nenv: CartPole-v1\nconfig: {lr: {grid_search: [0.1, 0.01]}, "
-                    "train_batch_size: {grid_search: [64, 100000000000]}}\nstop: {training_iteration: 1}\n")
+    spec.write_text(
+        "algo: PPO\nenv: CartPole-v1\nconfig: {lr: {grid_search: [0.1, 0.01]}, "
+        "train_batch_size: {grid_search: [64, 100000000000]}}\nstop: {training_iteration: 1}\n"
+    )
     assert main(["train", "-f", str(spec), "--verbose", "0", "--storage-path", str(tmp_path / "r")]) == 2
     assert "train_batch_size=1e+11" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
     # and the networks its trials build
-    spec.write_text("algo: PPO\nenv: CartPole-v1\nconfig: {model: {fcnet_hiddens: [4096, 4096, 4096, 4096, 4096, 4096, "
-                    "4096, 4096]}}\nstop: {training_iteration: 1}\n")
+    spec.write_text(
+        "algo: PPO\nenv: CartPole-v1\nconfig: {model: {fcnet_hiddens: [4096, 4096, 4096, 4096, 4096, 4096, "
+        "4096, 4096]}}\nstop: {training_iteration: 1}\n"
+    )
     assert main(["train", "-f", str(spec), "--verbose", "0", "--storage-path", str(tmp_path / "r2")]) == 2
     assert "MAX_PARAMETERS" in capsys.readouterr().err
     # the caller's --config is the caller's choice: not bounded
     monkeypatch.setattr(limits, "MAX_BATCH", 100)
-    spec.write_text("algo: PPO\nenv: CartPole-v1\nconfig: {train_batch_size: 128, minibatch_size: 64, num_epochs: 1}\n"
-                    "stop: {training_iteration: 1}\n")
+    spec.write_text(
+        "algo: PPO\nenv: CartPole-v1\nconfig: {train_batch_size: 128, minibatch_size: 64, num_epochs: 1}\n"
+        "stop: {training_iteration: 1}\n"
+    )
     assert main(["train", "-f", str(spec), "--verbose", "0", "--storage-path", str(tmp_path / "r")]) == 2
-    assert main(["train", "-f", str(spec), "--verbose", "0", "--storage-path", str(tmp_path / "r"),
-                 "--config", '{"train_batch_size": 128, "minibatch_size": 64}', "--no-tensorboard", "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "-f",
+                str(spec),
+                "--verbose",
+                "0",
+                "--storage-path",
+                str(tmp_path / "r"),
+                "--config",
+                '{"train_batch_size": 128, "minibatch_size": 64}',
+                "--no-tensorboard",
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
 
 
 # -- objects handed to the algorithm after build() are the caller's -----------------------------------
@@ -418,13 +539,22 @@ def swap_seats(agent_id, episode, worker=None, **kwargs):
 
 def test_a_mapping_function_handed_to_add_policy_restores_in_the_same_process(tmp_path, track, monkeypatch):
     from rlarena import refs
+
     monkeypatch.setattr(refs, "_REGISTERED", {})
-    config = (PPOConfig().environment("multi_agent_arena", env_config={"ts": 10}).env_runners(num_envs_per_env_runner=1)
-              .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
-              .debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("multi_agent_arena", env_config={"ts": 10})
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+    )
     algo = track(config.build())
-    algo.add_policy("snapshot", policy_state=algo.get_policy().get_state(), policy_mapping_fn=swap_seats,
-                    policies_to_train=["default_policy"])
+    algo.add_policy(
+        "snapshot",
+        policy_state=algo.get_policy().get_state(),
+        policy_mapping_fn=swap_seats,
+        policies_to_train=["default_policy"],
+    )
     algo.train()
     path = algo.save(tmp_path / "ck")
     restored = track(Algorithm.from_checkpoint(path))
@@ -443,6 +573,7 @@ def test_the_docs_table_of_option_roles_is_current():
     """docs/files-from-others.md lists every option of every algorithm with its role and bound, written by
     scripts/write_option_roles.py from the config classes: a new option must be sorted there."""
     import importlib.util
+
     root = Path(__file__).resolve().parent.parent
     spec = importlib.util.spec_from_file_location("write_option_roles", root / "scripts" / "write_option_roles.py")
     module = importlib.util.module_from_spec(spec)

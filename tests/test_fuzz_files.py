@@ -21,12 +21,18 @@ EXAMPLES = int(os.environ.get("RLARENA_FUZZ_EXAMPLES", "300"))  # more: RLARENA_
 @pytest.mark.timeout(900)
 def test_mutated_files_load_or_fail_with_one_clear_error(tmp_path):
     from rlarena.hub import package_to_hub
+
     algo = tiny_config(num_envs=2).build()
     algo.train()
     checkpoint = algo.save(tmp_path / "checkpoint")
     algo.stop()
     package_to_hub(checkpoint, tmp_path / "package", episodes=1, video=False)
-    out = subprocess.run([sys.executable, str(FUZZER), str(tmp_path), str(EXAMPLES), "0"], capture_output=True,
-                         text=True, timeout=840, check=False)
+    out = subprocess.run(
+        [sys.executable, str(FUZZER), str(tmp_path), str(EXAMPLES), "0"],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
     assert out.returncode == 0, f"{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     assert '"from_checkpoint: loaded"' in out.stdout and '"from_checkpoint: error"' in out.stdout, out.stdout

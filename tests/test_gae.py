@@ -200,6 +200,7 @@ def test_single_step_fragment_is_the_td_error(lam):
 
 # -- the rollout layer's other estimator: the running mean/std behind observation_filter ------------
 
+
 def test_running_mean_std_matches_the_pooled_statistics():
     from rlarena.nn.normalize import RunningMeanStd
 

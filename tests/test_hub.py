@@ -36,20 +36,23 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def package(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> HubPackage:
-    return package_to_hub(checkpoint, tmp_path_factory.mktemp("pkg") / "ppo-cartpole", repo_id="me/ppo-cartpole",
-                          episodes=3, seed=5)
+    return package_to_hub(
+        checkpoint, tmp_path_factory.mktemp("pkg") / "ppo-cartpole", repo_id="me/ppo-cartpole", episodes=3, seed=5
+    )
 
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """HfApi's network methods raise what huggingface_hub raises offline; returns the calls made."""
     import huggingface_hub
+
     calls: list[str] = []
 
     def offline(name: str):
         def method(self, *args, **kwargs):
             calls.append(name)
             raise ConnectionError("[Errno -2] Name or service not known")
+
         return method
 
     for name in ("create_repo", "upload_folder", "whoami"):
@@ -88,6 +91,7 @@ def test_package_folder_holds_card_config_weights_onnx_results_and_replay(packag
 
     # the replay is a real video of episode 1: one frame per step plus the start and 1 s held at the end (50 fps)
     import imageio.v3 as iio
+
     frames = iio.imread(folder / "replay.mp4")
     assert frames.shape[1:] == (400, 600, 3)
     assert len(frames) == results["episode_lengths"][0] + 1 + 50
@@ -95,13 +99,18 @@ def test_package_folder_holds_card_config_weights_onnx_results_and_replay(packag
 
 def test_model_card_has_hub_metadata_usage_and_evaluation(package):
     from huggingface_hub import ModelCard
+
     card = ModelCard.load(package.folder / "README.md")  # the Hub's own parser of the metadata
     data, results = card.data, package.results
     assert data.library_name == "rlarena"
     assert {"reinforcement-learning", "rlarena", "deep-reinforcement-learning", "CartPole-v1"} <= set(data.tags)
     (ev,) = data.eval_results
-    assert (ev.task_type, ev.dataset_type, ev.dataset_name, ev.metric_type) == \
-        ("reinforcement-learning", "CartPole-v1", "CartPole-v1", "mean_reward")
+    assert (ev.task_type, ev.dataset_type, ev.dataset_name, ev.metric_type) == (
+        "reinforcement-learning",
+        "CartPole-v1",
+        "CartPole-v1",
+        "mean_reward",
+    )
     assert ev.metric_value == f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
     assert 'rlarena.load_from_hub("me/ppo-cartpole")' in card.text
     assert "3 episodes with greedy actions" in card.text and "replay.mp4" in card.text
@@ -113,6 +122,7 @@ def test_packaged_onnx_plays_the_same_greedy_actions(package, checkpoint):
     import torch
 
     from rlarena.export import OnnxPolicy
+
     algo = Algorithm.from_checkpoint(checkpoint)
     try:
         obs = np.random.default_rng(1).uniform(-2, 2, size=(64, 4)).astype(np.float32)
@@ -137,6 +147,7 @@ def test_load_from_folder_gives_the_same_greedy_agent(package, checkpoint):
         assert isinstance(loaded.compute_single_action(np.zeros(4, np.float32), explore=False), int)
         # the agent plays the packaged evaluation again: episode 1 (seed 5) has the same return
         import gymnasium as gym
+
         env = gym.make("CartPole-v1")
         obs, _ = env.reset(seed=5)
         total, done = 0.0, False
@@ -151,6 +162,7 @@ def test_load_from_folder_gives_the_same_greedy_agent(package, checkpoint):
 
 def test_load_from_hub_downloads_only_config_and_weights(package, monkeypatch):
     import huggingface_hub
+
     asked = {}
 
     def fake_snapshot_download(repo_id, **kwargs):
@@ -222,6 +234,7 @@ def test_existing_package_is_replaced_only_when_the_new_one_is_complete(checkpoi
 
 def test_env_without_rgb_array_is_packaged_without_a_video(tmp_path, recwarn):
     from probe_envs import DiscreteIdentityEnv
+
     algo = tiny_config(DiscreteIdentityEnv, num_envs=2).build()
     try:
         package = package_to_hub(algo, tmp_path / "pkg", episodes=2)
@@ -235,13 +248,23 @@ def test_env_without_rgb_array_is_packaged_without_a_video(tmp_path, recwarn):
     loaded.stop()
 
 
-@pytest.mark.parametrize(("algo_name", "env"), [("DQN", "CartPole-v1"), ("SAC", "Pendulum-v1"),
-                                               ("TD3", "Pendulum-v1")])
+@pytest.mark.parametrize(("algo_name", "env"), [("DQN", "CartPole-v1"), ("SAC", "Pendulum-v1"), ("TD3", "Pendulum-v1")])
 def test_off_policy_algorithms_package_and_load(tmp_path, algo_name, env):
     from rlarena.algorithms import get_algorithm_class
-    algo = (get_algorithm_class(algo_name).config_class().environment(env)
-            .training(min_sample_timesteps_per_iteration=200, num_steps_sampled_before_learning_starts=100,
-                      train_batch_size=32, model={"fcnet_hiddens": [16]}).debugging(seed=0).build())
+
+    algo = (
+        get_algorithm_class(algo_name)
+        .config_class()
+        .environment(env)
+        .training(
+            min_sample_timesteps_per_iteration=200,
+            num_steps_sampled_before_learning_starts=100,
+            train_batch_size=32,
+            model={"fcnet_hiddens": [16]},
+        )
+        .debugging(seed=0)
+        .build()
+    )
     try:
         algo.train()
         package = package_to_hub(algo, tmp_path / "pkg", episodes=1, video=False)
@@ -259,8 +282,9 @@ def test_off_policy_algorithms_package_and_load(tmp_path, algo_name, env):
 
 # -- multi-agent: a PPO league checkpoint (a network among heuristic opponents) ---------------------
 def test_connect_four_package_evaluates_against_an_opponent_and_loads(league_checkpoint, tmp_path):
-    package = package_to_hub(league_checkpoint, tmp_path / "c4", episodes=4, opponent="negamax_1",
-                             video_format="gif", fps=2)
+    package = package_to_hub(
+        league_checkpoint, tmp_path / "c4", episodes=4, opponent="negamax_1", video_format="gif", fps=2
+    )
     results = package.results
     assert results["policy_id"] == "learned" and results["opponent"] == "negamax_1"
     # the learned policy alternates seats against negamax_1; its return is a game score
@@ -269,16 +293,19 @@ def test_connect_four_package_evaluates_against_an_opponent_and_loads(league_che
     assert set(results["episode_returns"]) <= {-1.0, 0.0, 1.0}
     assert package.video is not None and package.video.name == "replay.gif"
     from PIL import Image
+
     with Image.open(package.video) as gif:  # the rendered board, frames at 2 fps
         assert gif.size == (336, 288) and gif.n_frames >= 7 and gif.info["duration"] == 500  # a win takes 7 moves
 
     card = (package.folder / "README.md").read_text()
     assert "multi-agent-reinforcement-learning" in card and 'policy_id="learned"' in card
-    original = Algorithm.from_checkpoint(league_checkpoint, config_overrides={"num_envs_per_env_runner": 1,
-                                                                              "vectorization_mode": "sync"})
+    original = Algorithm.from_checkpoint(
+        league_checkpoint, config_overrides={"num_envs_per_env_runner": 1, "vectorization_mode": "sync"}
+    )
     loaded = load_from_hub(package.folder)
     try:
         from rlarena.rollout.episodes import make_env, play_episode
+
         env = make_env(original)
         obs = []
         o, _ = env.reset(seed=0)
@@ -286,11 +313,16 @@ def test_connect_four_package_evaluates_against_an_opponent_and_loads(league_che
             ((agent, x),) = o.items()
             obs.append(x)
             o, *_ = env.step({agent: original.compute_single_action(x, explore=False, policy_id="learned")})
-        assert [loaded.compute_single_action(x, explore=False, policy_id="learned") for x in obs] == \
-            [original.compute_single_action(x, explore=False, policy_id="learned") for x in obs]
-        replay = play_episode(loaded, env, policy_id="learned", seed=results["seeds"][1],
-                              mapping_fn=lambda agent, episode, worker=None: "learned" if agent == "player_1"
-                              else "negamax_1")
+        assert [loaded.compute_single_action(x, explore=False, policy_id="learned") for x in obs] == [
+            original.compute_single_action(x, explore=False, policy_id="learned") for x in obs
+        ]
+        replay = play_episode(
+            loaded,
+            env,
+            policy_id="learned",
+            seed=results["seeds"][1],
+            mapping_fn=lambda agent, episode, worker=None: "learned" if agent == "player_1" else "negamax_1",
+        )
         assert replay.policies == results["episode_policies"][1]
         env.close()
     finally:
@@ -307,8 +339,9 @@ def test_multi_agent_packaging_errors(league_checkpoint, tmp_path):
 
 
 # -- push -----------------------------------------------------------------------------------------
-def test_push_without_token_fails_before_evaluating_or_any_network_call(checkpoint, tmp_path, monkeypatch,
-                                                                      no_network, capsys):
+def test_push_without_token_fails_before_evaluating_or_any_network_call(
+    checkpoint, tmp_path, monkeypatch, no_network, capsys
+):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no token saved by `hf auth login` either
     assert main(["package", str(checkpoint), "--out", str(tmp_path / "pkg"), "--repo-id", "me/x", "--push"]) == 2
@@ -322,8 +355,23 @@ def test_push_without_token_fails_before_evaluating_or_any_network_call(checkpoi
 def test_push_network_failure_keeps_the_package(checkpoint, tmp_path, monkeypatch, no_network, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     out = tmp_path / "pkg"
-    assert main(["package", str(checkpoint), "--out", str(out), "--repo-id", "me/x", "--push",
-                 "--episodes", "1", "--no-video"]) == 2
+    assert (
+        main(
+            [
+                "package",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--repo-id",
+                "me/x",
+                "--push",
+                "--episodes",
+                "1",
+                "--no-video",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot be reached" in err[0] and "push_to_hub" in err[0]
     assert no_network == ["create_repo"] and (out / "model.safetensors").exists()
@@ -331,12 +379,20 @@ def test_push_network_failure_keeps_the_package(checkpoint, tmp_path, monkeypatc
 
 def test_push_creates_the_repo_and_uploads_the_folder(package, monkeypatch):
     import huggingface_hub
+
     calls = []
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo",
-                        lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw, self.token))
-                        or f"https://huggingface.co/{repo_id}")
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
-                        lambda self, **kw: calls.append(("upload_folder", kw["repo_id"], kw, self.token)))
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "create_repo",
+        lambda self, repo_id, **kw: (
+            calls.append(("create_repo", repo_id, kw, self.token)) or f"https://huggingface.co/{repo_id}"
+        ),
+    )
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "upload_folder",
+        lambda self, **kw: calls.append(("upload_folder", kw["repo_id"], kw, self.token)),
+    )
     url = push_to_hub(package.folder, "me/ppo-cartpole", token="hf_test")
     assert url == "https://huggingface.co/me/ppo-cartpole"
     (_, repo, create, token), (_, repo2, upload, _) = calls
@@ -371,9 +427,10 @@ def test_cli_package_prints_the_result_and_rejects_mistakes(checkpoint, tmp_path
     stdout = capsys.readouterr().out
     assert "PPO on CartPole-v1, 2 greedy episodes" in stdout and "replay.gif" in stdout
     assert (out / "replay.gif").exists()
-    for argv, message in ((["package", str(tmp_path), "--out", str(tmp_path / "x")], "not an rlarena checkpoint"),
-                          (["package", str(checkpoint), "--out", str(out), "--repo-id", "nobody"],
-                           "not a Hub repository id")):
+    for argv, message in (
+        (["package", str(tmp_path), "--out", str(tmp_path / "x")], "not an rlarena checkpoint"),
+        (["package", str(checkpoint), "--out", str(out), "--repo-id", "nobody"], "not a Hub repository id"),
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
@@ -383,6 +440,7 @@ def test_cli_package_prints_the_result_and_rejects_mistakes(checkpoint, tmp_path
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
 def test_record_video_writes_every_frame(checkpoint, tmp_path, fmt):
     from rlarena.rollout.episodes import record_video
+
     algo = Algorithm.from_checkpoint(checkpoint)
     try:
         path, episode = record_video(algo, tmp_path / "ep", fmt=fmt, fps=10, seed=3, max_steps=12)
@@ -391,6 +449,7 @@ def test_record_video_writes_every_frame(checkpoint, tmp_path, fmt):
     assert path == tmp_path / f"ep.{fmt}" and episode.length == 12
     if fmt == "gif":
         from PIL import Image
+
         with Image.open(path) as gif:
             assert gif.width == 400  # downscaled from 600
             durations = []
@@ -400,20 +459,38 @@ def test_record_video_writes_every_frame(checkpoint, tmp_path, fmt):
         assert sum(durations) == (12 + 1 + 10) * 100
     else:
         import imageio.v3 as iio
+
         assert len(iio.imread(path)) == 12 + 1 + 10
 
 
 # -- examples -------------------------------------------------------------------------------------
 def test_lunarlander_hub_example_quick_mode(tmp_path):
     out = tmp_path / "pkg"
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "lunarlander_hub.py"), "--env", "CartPole-v1",
-                           "--max-iters", "2", "--episodes", "2", "--out", str(out)],
-                          cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "lunarlander_hub.py"),
+            "--env",
+            "CartPole-v1",
+            "--max-iters",
+            "2",
+            "--episodes",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     for expected in ("iter   2", "evaluate(): mean return", "packaged:", "loaded agent, one greedy episode"):
         assert expected in proc.stdout, proc.stdout
-    assert {"README.md", "config.json", "model.safetensors", "results.json", "replay.mp4"} <= \
-        {p.name for p in out.iterdir()}
+    assert {"README.md", "config.json", "model.safetensors", "results.json", "replay.mp4"} <= {
+        p.name for p in out.iterdir()
+    }
     # the loaded agent replays evaluation episode 1 exactly: greedy actions, same seed
     played, packaged = re.search(r"return (\S+) \(episode 1 of the evaluation: (\S+)\)", proc.stdout).groups()
     assert float(played) == float(packaged)
@@ -421,9 +498,23 @@ def test_lunarlander_hub_example_quick_mode(tmp_path):
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime (rlarena[onnx])")
 def test_connect_four_export_play_example(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "connect_four_export_play.py"), "--games", "2",
-                           "--depth", "1", "--out", str(tmp_path)], cwd=ROOT, check=False, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "connect_four_export_play.py"),
+            "--games",
+            "2",
+            "--depth",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "model.onnx").exists()
     assert proc.stdout.count("0 1 2 3 4 5 6") == 2  # the final board of each game

@@ -38,11 +38,19 @@ def test_learner_alternates_seats_and_meets_every_member():
 
 
 def league_config():
-    return (PPOConfig().environment("connect_four").env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=256, minibatch_size=128, num_epochs=1)
-            .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
-                         policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
-            .callbacks(ConnectFourLeague).debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment("connect_four")
+        .env_runners(num_envs_per_env_runner=4)
+        .training(train_batch_size=256, minibatch_size=128, num_epochs=1)
+        .multi_agent(
+            policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
+            policy_mapping_fn=league_mapping_fn,
+            policies_to_train=["learned"],
+        )
+        .callbacks(ConnectFourLeague)
+        .debugging(seed=0)
+    )
 
 
 def test_league_grows_by_rung_then_snapshot_and_keeps_snapshots_bounded(tmp_path):
@@ -63,6 +71,7 @@ def test_league_grows_by_rung_then_snapshot_and_keeps_snapshots_bounded(tmp_path
     finally:
         algo.stop()
     from rlarena import Algorithm
+
     restored = Algorithm.from_checkpoint(path)
     try:
         assert set(restored.policies) == {"learned", "random", "negamax_1", "negamax_2", "snapshot_7"}
@@ -80,12 +89,14 @@ def test_matches_score_the_agent_from_both_seats():
 
 def test_arena_command_prints_the_table(tmp_path, capsys):
     from rlarena.cli.main import main
+
     algo = league_config().build()
     path = algo.save(tmp_path / "ckpt")
     algo.stop()
     assert main(["arena", path, "--games", "5", "--opponents", "random", "linear", "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
-    assert set(table) == {"random", "linear"} and all(np.isclose(sum(r[k] for k in ("win", "draw", "loss")), 1)
-                                                      for r in table.values())
+    assert set(table) == {"random", "linear"} and all(
+        np.isclose(sum(r[k] for k in ("win", "draw", "loss")), 1) for r in table.values()
+    )
     assert main(["arena", path, "--opponents", "negamx_3"]) == 2
     assert "Did you mean 'negamax_3'" in capsys.readouterr().err

@@ -26,18 +26,28 @@ pytestmark = pytest.mark.timeout(300)
 
 
 # -- off-policy: the lr schedule reaches every optimizer ----------------------------------------------
-SMALL = {"model": {"fcnet_hiddens": [16]}, "train_batch_size": 16, "num_steps_sampled_before_learning_starts": 32,
-         "min_sample_timesteps_per_iteration": 64}
+SMALL = {
+    "model": {"fcnet_hiddens": [16]},
+    "train_batch_size": 16,
+    "num_steps_sampled_before_learning_starts": 32,
+    "min_sample_timesteps_per_iteration": 64,
+}
 # each optimizer's own learning rate differs from lr, so the schedule's scaling (schedule / lr) shows
 OFF_POLICY = {
-    "DQN": lambda: DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2)
-    .training(**SMALL, target_network_update_freq=16, epsilon=[[0, 1.0], [64, 0.1]]),
-    "SAC": lambda: SACConfig().environment("Pendulum-v1")
-    .training(**SMALL, actor_lr=5e-4, critic_lr=2e-3, alpha_lr=1e-3),
+    "DQN": lambda: (
+        DQNConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(**SMALL, target_network_update_freq=16, epsilon=[[0, 1.0], [64, 0.1]])
+    ),
+    "SAC": lambda: (
+        SACConfig().environment("Pendulum-v1").training(**SMALL, actor_lr=5e-4, critic_lr=2e-3, alpha_lr=1e-3)
+    ),
     # policy_delay 1: the actor steps with each update, so its last lr is the schedule's now (its
     # delayed steps are covered by the frozen-weights case, where policy_delay is TD3's 2)
-    "TD3": lambda: TD3Config().environment("Pendulum-v1").training(**SMALL, actor_lr=5e-4, critic_lr=2e-3,
-                                                                  policy_delay=1),
+    "TD3": lambda: (
+        TD3Config().environment("Pendulum-v1").training(**SMALL, actor_lr=5e-4, critic_lr=2e-3, policy_delay=1)
+    ),
     "DDPG": lambda: DDPGConfig().environment("Pendulum-v1").training(**SMALL, actor_lr=5e-4, critic_lr=2e-3),
 }
 
@@ -48,18 +58,40 @@ def _identity_data(directory) -> None:
     n = 256
     x, a = rng.uniform(-1, 1, (n, 1)).astype(np.float32), rng.uniform(-1, 1, (n, 1)).astype(np.float32)
     with OfflineWriter(directory, box, box) as writer:
-        writer.add({"eps_id": np.arange(n), "obs": x, "actions": a, "rewards": -((a - x) ** 2)[:, 0], "new_obs": x,
-                    "terminateds": np.ones(n, bool), "truncateds": np.zeros(n, bool), "t": np.zeros(n, np.int64),
-                    "action_logp": np.full(n, -math.log(2), np.float32)})
+        writer.add(
+            {
+                "eps_id": np.arange(n),
+                "obs": x,
+                "actions": a,
+                "rewards": -((a - x) ** 2)[:, 0],
+                "new_obs": x,
+                "terminateds": np.ones(n, bool),
+                "truncateds": np.zeros(n, bool),
+                "t": np.zeros(n, np.int64),
+                "action_logp": np.full(n, -math.log(2), np.float32),
+            }
+        )
 
 
 def _off_policy_config(name, tmp_path, **training):
     if name == "CQL":
         if not (tmp_path / "data").exists():
             _identity_data(tmp_path / "data")
-        config = CQLConfig().offline_data(input_=str(tmp_path / "data")).training(
-            train_batch_size=16, num_actions=2, model={"fcnet_hiddens": [16]}, min_train_timesteps_per_iteration=64,
-            bc_iters=2, lagrangian=True, actor_lr=5e-4, critic_lr=2e-3, alpha_lr=1e-3)
+        config = (
+            CQLConfig()
+            .offline_data(input_=str(tmp_path / "data"))
+            .training(
+                train_batch_size=16,
+                num_actions=2,
+                model={"fcnet_hiddens": [16]},
+                min_train_timesteps_per_iteration=64,
+                bc_iters=2,
+                lagrangian=True,
+                actor_lr=5e-4,
+                critic_lr=2e-3,
+                alpha_lr=1e-3,
+            )
+        )
     else:
         config = OFF_POLICY[name]()
     return config.training(**training).debugging(seed=0)
@@ -102,13 +134,26 @@ def test_off_policy_lr_schedule_sets_every_optimizers_learning_rate(name, build,
     falling, _ = trained(schedule)
     learner, config = falling.learners["default_policy"], falling.config
     # the clock of the last update: env steps sampled (CQL, offline: the logged rows trained on before it)
-    at = falling.num_env_steps_trained - config.train_batch_size if name == "CQL" \
+    at = (
+        falling.num_env_steps_trained - config.train_batch_size
+        if name == "CQL"
         else falling.num_env_steps_sampled_lifetime
-    own = {"main": config.lr} if name == "DQN" else {"actor": config.actor_lr, "critic": config.critic_lr,
-                                                      "alpha": getattr(config, "alpha_lr", None),
-                                                      "alpha_prime": config.critic_lr}  # alpha' learns as the critics
-    assert set(learner.optimizers) == {"DQN": {"main"}, "SAC": {"actor", "critic", "alpha"},
-                                       "CQL": {"actor", "critic", "alpha", "alpha_prime"}}.get(name, {"actor", "critic"})
+    )
+    own = (
+        {"main": config.lr}
+        if name == "DQN"
+        else {
+            "actor": config.actor_lr,
+            "critic": config.critic_lr,
+            "alpha": getattr(config, "alpha_lr", None),
+            "alpha_prime": config.critic_lr,
+        }
+    )  # alpha' learns as the critics
+    assert set(learner.optimizers) == {
+        "DQN": {"main"},
+        "SAC": {"actor", "critic", "alpha"},
+        "CQL": {"actor", "critic", "alpha", "alpha_prime"},
+    }.get(name, {"actor", "critic"})
     for opt_name, optimizer in learner.optimizers.items():
         expected = piecewise(schedule, at) * own[opt_name] / config.lr
         assert optimizer.lr == pytest.approx(expected, rel=1e-12), opt_name
@@ -169,11 +214,14 @@ MULTI_AGENT = {"DQN": (DQNConfig, True), "SAC": (SACConfig, False), "TD3": (TD3C
 
 def _two_policies(name, build):
     config_class, discrete = MULTI_AGENT[name]
-    return build(config_class().environment(TwoAgents, env_config={"discrete": discrete})
-                 .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=4)
-                 .training(**SMALL)
-                 .multi_agent(policies={"p0": PolicySpec(), "p1": PolicySpec()}, policy_mapping_fn=by_agent)
-                 .debugging(seed=0))
+    return build(
+        config_class()
+        .environment(TwoAgents, env_config={"discrete": discrete})
+        .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=4)
+        .training(**SMALL)
+        .multi_agent(policies={"p0": PolicySpec(), "p1": PolicySpec()}, policy_mapping_fn=by_agent)
+        .debugging(seed=0)
+    )
 
 
 @pytest.mark.parametrize("name", MULTI_AGENT)
@@ -182,8 +230,10 @@ def test_off_policy_remove_policy_frees_its_memory_then_save_and_restore(name, b
     algo.train()
     removed = algo.learners["p1"]
     assert len(removed.buffer) > 0 and removed.targets
-    refs = [weakref.ref(x) for x in (removed, removed.buffer, *removed.flats.values(),
-                                     *(t.module for t in removed.targets.values()))]
+    refs = [
+        weakref.ref(x)
+        for x in (removed, removed.buffer, *removed.flats.values(), *(t.module for t in removed.targets.values()))
+    ]
     del removed
     algo.remove_policy("p1", policy_mapping_fn=only_p0)
     gc.collect()
@@ -198,9 +248,9 @@ def test_off_policy_remove_policy_frees_its_memory_then_save_and_restore(name, b
     if name == "TD3":
         assert restored.learners["p0"].critic_steps == algo.learners["p0"].critic_steps > 0
     result = restored.train()
-    assert result["training_iteration"] == algo.iteration + 1 and np.isfinite(result["learner/p0/critic_loss"
-                                                                                    if name != "DQN" else
-                                                                                    "learner/p0/qf_loss"])
+    assert result["training_iteration"] == algo.iteration + 1 and np.isfinite(
+        result["learner/p0/critic_loss" if name != "DQN" else "learner/p0/qf_loss"]
+    )
 
 
 def test_td3_checkpoint_of_format_1_keeps_its_critic_steps(build, track, tmp_path):
@@ -213,8 +263,9 @@ def test_td3_checkpoint_of_format_1_keeps_its_critic_steps(build, track, tmp_pat
     assert arrays["learner.p0"]["critic_steps"].tolist() == [5] and "critic_steps" not in arrays["td3"]
     arrays["td3"]["critic_steps"] = np.array([5, 8], np.int64)  # as format 1 wrote them
     del arrays["learner.p0"], arrays["learner.p1"]
-    old = write_checkpoint(tmp_path / "old", {k: v for k, v in meta.items() if k not in ("files", "format_version")},
-                           arrays)
+    old = write_checkpoint(
+        tmp_path / "old", {k: v for k, v in meta.items() if k not in ("files", "format_version")}, arrays
+    )
     restored = track(Algorithm.from_checkpoint(old, env=TwoAgents, config_overrides={"policy_mapping_fn": by_agent}))
     assert (restored.learners["p0"].critic_steps, restored.learners["p1"].critic_steps) == (5, 8)
     restored.train()

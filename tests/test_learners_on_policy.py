@@ -32,9 +32,15 @@ def weights(algo: Algorithm) -> dict[str, np.ndarray]:
 def test_lr_schedule_sets_the_learning_rate_the_optimizer_steps_with(name, build):
     """A schedule at zero: the weights do not move (while they do without it); a schedule falling to
     zero at 1,000 env steps: the optimizer's lr after an update is the schedule at that step."""
+
     def make(schedule):
-        return build(CONFIGS[name]().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4)
-                     .training(lr_schedule=schedule, model={"fcnet_hiddens": [8]}).debugging(seed=0))
+        return build(
+            CONFIGS[name]()
+            .environment("CartPole-v1")
+            .env_runners(num_envs_per_env_runner=4)
+            .training(lr_schedule=schedule, model={"fcnet_hiddens": [8]})
+            .debugging(seed=0)
+        )
 
     frozen = make([[0, 0.0], [10**9, 0.0]])
     before = weights(frozen)
@@ -57,11 +63,14 @@ def test_lr_schedule_sets_the_learning_rate_the_optimizer_steps_with(name, build
 
 def _multi_agent(config_fn, build):
     mapping = lambda agent_id, *a, **k: "p1" if agent_id == "agent1" else "p2"
-    return build(config_fn().environment(MultiAgentArena, env_config={"width": 4, "height": 4, "ts": 16})
-                 .env_runners(num_envs_per_env_runner=2)
-                 .training(model={"fcnet_hiddens": [8]})
-                 .multi_agent(policies={"p1": PolicySpec(), "p2": PolicySpec()}, policy_mapping_fn=mapping)
-                 .debugging(seed=0)), mapping
+    return build(
+        config_fn()
+        .environment(MultiAgentArena, env_config={"width": 4, "height": 4, "ts": 16})
+        .env_runners(num_envs_per_env_runner=2)
+        .training(model={"fcnet_hiddens": [8]})
+        .multi_agent(policies={"p1": PolicySpec(), "p2": PolicySpec()}, policy_mapping_fn=mapping)
+        .debugging(seed=0)
+    ), mapping
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -75,8 +84,9 @@ def test_remove_policy_then_save_then_restore(name, build, track, tmp_path):
     gc.collect()
     assert learner() is None and flat() is None, "the removed policy's learner is still referenced"
     algo.train()
-    restored = track(Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt"),
-                                               config_overrides={"policy_mapping_fn": only_p1}))
+    restored = track(
+        Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt"), config_overrides={"policy_mapping_fn": only_p1})
+    )
     assert set(restored.learners) == {"p1"} and restored.iteration == algo.iteration
     for key, value in algo.learners["p1"].optimizers["main"].get_state().items():
         np.testing.assert_array_equal(restored.learners["p1"].optimizers["main"].get_state()[key], value)
@@ -86,6 +96,7 @@ def test_remove_policy_then_save_then_restore(name, build, track, tmp_path):
 def test_appo_checkpoint_of_format_1_keeps_its_kl_coefficients(build, track, tmp_path):
     """Format 1 kept APPO's KL coefficients in its "appo" group, ordered by policy id: still read."""
     from rlarena.checkpoint.io import read_checkpoint, write_checkpoint
+
     algo, mapping = _multi_agent(CONFIGS["APPO"], build)
     algo.train()
     algo.learners["p1"].kl_coeff, algo.learners["p2"].kl_coeff = 0.3, 0.7
@@ -94,9 +105,11 @@ def test_appo_checkpoint_of_format_1_keeps_its_kl_coefficients(build, track, tmp
     arrays["appo"]["kl_coeffs"] = np.array([0.3, 0.7])  # as format 1 wrote them
     for pid in ("p1", "p2"):
         del arrays[f"learner.{pid}"]
-    old = write_checkpoint(tmp_path / "old", {k: v for k, v in meta.items() if k not in ("files", "format_version")},
-                           arrays)
+    old = write_checkpoint(
+        tmp_path / "old", {k: v for k, v in meta.items() if k not in ("files", "format_version")}, arrays
+    )
     restored = track(Algorithm.from_checkpoint(old, config_overrides={"policy_mapping_fn": mapping}))
     assert (restored.learners["p1"].kl_coeff, restored.learners["p2"].kl_coeff) == (0.3, 0.7)
-    assert torch.equal(next(iter(restored.learners["p1"].target.parameters())),
-                       next(iter(algo.learners["p1"].target.parameters())))
+    assert torch.equal(
+        next(iter(restored.learners["p1"].target.parameters())), next(iter(algo.learners["p1"].target.parameters()))
+    )

@@ -112,6 +112,7 @@ def test_random_openings_are_distinct_balanced_and_seeded():
 def test_opponents_break_ties_with_their_own_seeded_generator_and_cache_nothing():
     def games(seed):
         return play_games(evaluation_opponent("linear"), evaluation_opponent("negamax_1", seed), 10, openings=EMPTY)
+
     first = games(0)
     np.testing.assert_array_equal(first.moves, games(0).moves)  # reproducible
     assert any((games(seed).moves != first.moves).any() for seed in (1, 2, 3))  # ties broken differently
@@ -132,6 +133,7 @@ def test_wilson_interval_on_hand_computed_values():
 
 def test_arena_command_prints_distinct_games_and_the_interval(capsys):
     from rlarena.cli.main import main
+
     assert main(["arena", "--games", "7", "--opponents", "linear", "negamax_1"]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[1].split()
@@ -148,10 +150,17 @@ def test_arena_command_prints_distinct_games_and_the_interval(capsys):
 def test_arena_command_grades_the_agent_with_the_solver_positions(capsys):
     from rlarena.cli.main import main
     from rlarena.games.connect_four.grading import grade, load_positions
+
     assert main(["arena", "--games", "1", "--opponents", "linear"]) == 0  # graded by default in the text output
     out = capsys.readouterr().out
-    assert "solver grades" in out and out.splitlines()[-4].split() == ["stage", "positions", "outcome", "kept",
-                                                                       "optimal", "move"]
+    assert "solver grades" in out and out.splitlines()[-4].split() == [
+        "stage",
+        "positions",
+        "outcome",
+        "kept",
+        "optimal",
+        "move",
+    ]
     assert main(["arena", "--games", "1", "--opponents", "linear", "--no-grade"]) == 0
     assert "solver grades" not in capsys.readouterr().out
     assert main(["arena", "--games", "1", "--opponents", "linear", "--grade", "--json"]) == 0
@@ -170,10 +179,18 @@ def test_the_generic_harness_takes_the_game_and_knows_no_connect_four():
     league's ladder are passed in; Connect Four's bindings give the same games."""
     from rlarena.games.connect_four.matches import TWO_PLY
     from rlarena.multiagent import matches as harness
-    generic = harness.play_games(evaluation_opponent("random", seed=3), evaluation_opponent("negamax_1", seed=3), 10,
-                                 openings=TWO_PLY, make_games=BatchedConnectFour)
+
+    generic = harness.play_games(
+        evaluation_opponent("random", seed=3),
+        evaluation_opponent("negamax_1", seed=3),
+        10,
+        openings=TWO_PLY,
+        make_games=BatchedConnectFour,
+    )
     bound = play_games(evaluation_opponent("random", seed=3), evaluation_opponent("negamax_1", seed=3), 10)
     assert all(np.array_equal(x, y) for x, y in zip(generic, bound, strict=True))
-    code = ("import sys, rlarena.multiagent.league, rlarena.multiagent.matches; "
-            "print(sorted(m for m in sys.modules if 'connect_four' in m))")
+    code = (
+        "import sys, rlarena.multiagent.league, rlarena.multiagent.matches; "
+        "print(sorted(m for m in sys.modules if 'connect_four' in m))"
+    )
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"

@@ -78,10 +78,12 @@ def test_make_game_names_the_choices():
 def test_visit_counts_sum_to_the_simulations_and_illegal_moves_are_never_visited():
     game = ConnectFourGame()
     s = from_moves("111111")  # column 1 (index 0) is full
+
     def fond_of_column_0(obs, legal):  # a network that wants the full column
         p = np.full(legal.shape, 0.01)
         p[:, 0] = 10.0
         return p, np.zeros(len(obs))
+
     mcts = MCTS(game, fond_of_column_0, solver=False)
     root = mcts.new_root(s)
     mcts.search([root], 50)
@@ -142,9 +144,11 @@ def test_several_leaves_per_call_take_their_virtual_losses_back():
     """leaves_per_call=8 (virtual loss): the statistics left are real visits and real values only."""
     game = ConnectFourGame()
     calls = []
+
     def counting(obs, legal):
         calls.append(len(obs))
         return uniform(obs, legal)
+
     mcts = MCTS(game, counting, solver=False)
     root = mcts.new_root(game.initial_state())
     mcts.search([root], 64, leaves_per_call=8)

@@ -23,11 +23,14 @@ def by_agent(agent_id, episode, **kwargs):
 
 
 def arena_config(**training):
-    return (PPOConfig().environment(MultiAgentArena, env_config={"width": 5, "height": 5, "ts": 25})
-            .env_runners(num_envs_per_env_runner=4)
-            .training(**{"train_batch_size": 1000, "minibatch_size": 250, "num_epochs": 5, "lr": 1e-3, **training})
-            .multi_agent(policies={"policy1": PolicySpec(), "policy2": PolicySpec()}, policy_mapping_fn=by_agent)
-            .debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment(MultiAgentArena, env_config={"width": 5, "height": 5, "ts": 25})
+        .env_runners(num_envs_per_env_runner=4)
+        .training(**{"train_batch_size": 1000, "minibatch_size": 250, "num_epochs": 5, "lr": 1e-3, **training})
+        .multi_agent(policies={"policy1": PolicySpec(), "policy2": PolicySpec()}, policy_mapping_fn=by_agent)
+        .debugging(seed=0)
+    )
 
 
 def test_both_policies_improve_on_a_small_arena():
@@ -70,8 +73,13 @@ class TakeTurns(MultiAgentEnv):
 
 def test_turn_based_rewards_and_carry_over_at_fragment_boundaries():
     # fragment of 3 env steps: the waiting player's open transition is carried to the next fragment
-    cfg = (PPOConfig().environment(TakeTurns).env_runners(num_envs_per_env_runner=1, rollout_fragment_length=3)
-           .training(train_batch_size=3, minibatch_size=2).debugging(seed=0))
+    cfg = (
+        PPOConfig()
+        .environment(TakeTurns)
+        .env_runners(num_envs_per_env_runner=1, rollout_fragment_length=3)
+        .training(train_batch_size=3, minibatch_size=2)
+        .debugging(seed=0)
+    )
     algo = cfg.build()
     rewards, flags = [], []
     try:
@@ -102,8 +110,12 @@ def test_single_agent_env_with_multi_agent_config_is_refused():
 
 
 def test_default_policy_is_shared_without_multi_agent_config():
-    algo = (PPOConfig().environment("multi_agent_arena", env_config={"ts": 25})
-            .training(train_batch_size=400, minibatch_size=100, num_epochs=1).build())
+    algo = (
+        PPOConfig()
+        .environment("multi_agent_arena", env_config={"ts": 25})
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=1)
+        .build()
+    )
     try:
         result = algo.train()
         assert set(algo.policies) == {"default_policy"}
@@ -131,10 +143,13 @@ def test_add_and_remove_policy_during_training_survive_save_restore(tmp_path):
             np.testing.assert_array_equal(algo.get_policy("frozen").get_state()[key], value)
         algo.remove_policy("policy2")
         path = algo.save(tmp_path / "ckpt")
-        with pytest.raises(CheckpointError, match="policy_mapping_fn"):  # AlwaysRight's module is trusted, the lambda lost
+        with pytest.raises(
+            CheckpointError, match="policy_mapping_fn"
+        ):  # AlwaysRight's module is trusted, the lambda lost
             Algorithm.from_checkpoint(path, trusted_modules=["test_multi_agent"])
-        restored = Algorithm.from_checkpoint(path, config_overrides={"policy_mapping_fn": frozen},
-                                             trusted_modules=["test_multi_agent"])
+        restored = Algorithm.from_checkpoint(
+            path, config_overrides={"policy_mapping_fn": frozen}, trusted_modules=["test_multi_agent"]
+        )
         try:
             assert set(restored.policies) == {"policy1", "frozen", "heuristic"}
             assert isinstance(restored.get_policy("heuristic"), AlwaysRight)
@@ -206,8 +221,9 @@ class RandomMask(gym.Env):
     """Discrete(6) actions; a random non-empty subset is legal each step; an illegal action raises."""
 
     def __init__(self, config=None):
-        self.observation_space = gym.spaces.Dict({"observation": gym.spaces.Box(-1, 1, (3,), np.float32),
-                                                  "action_mask": gym.spaces.Box(0, 1, (6,), np.int8)})
+        self.observation_space = gym.spaces.Dict(
+            {"observation": gym.spaces.Box(-1, 1, (3,), np.float32), "action_mask": gym.spaces.Box(0, 1, (6,), np.int8)}
+        )
         self.action_space = gym.spaces.Discrete(6)
 
     def _obs(self):
@@ -230,14 +246,20 @@ class RandomMask(gym.Env):
 
 
 def test_masked_actions_are_never_illegal_when_sampling_greedy_or_training():
-    algo = (PPOConfig().environment(RandomMask).env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=400, minibatch_size=100, num_epochs=2).debugging(seed=1).build())
+    algo = (
+        PPOConfig()
+        .environment(RandomMask)
+        .env_runners(num_envs_per_env_runner=4)
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+        .debugging(seed=1)
+        .build()
+    )
     try:
         for _ in range(3):
             algo.train()  # raises inside the env on any illegal action
         policy = algo.get_policy()
         rng = np.random.default_rng(0)
-        masks = (rng.random((2000, 6)) < 0.3)
+        masks = rng.random((2000, 6)) < 0.3
         masks[np.arange(2000), rng.integers(0, 6, 2000)] = True
         obs = {"observation": rng.uniform(-1, 1, (2000, 3)).astype(np.float32), "action_mask": masks}
         for explore in (True, False):
@@ -268,11 +290,17 @@ class LegalityCheck(Callbacks):
 
 def test_trains_on_a_pettingzoo_classic_game_with_masks():
     import pettingzoo
+
     LegalityCheck.checked = 0
-    algo = (PPOConfig().environment(lambda cfg: pettingzoo.make("aec", "classic/tictactoe-v3"))
-            .env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
-            .callbacks(LegalityCheck).debugging(seed=0).build())
+    algo = (
+        PPOConfig()
+        .environment(lambda cfg: pettingzoo.make("aec", "classic/tictactoe-v3"))
+        .env_runners(num_envs_per_env_runner=4)
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+        .callbacks(LegalityCheck)
+        .debugging(seed=0)
+        .build()
+    )
     try:
         for _ in range(2):
             result = algo.train()
@@ -307,9 +335,15 @@ class EpisodeCounter(Callbacks):
 
 def test_episode_hooks_fire_for_a_single_agent_env():
     EpisodeCounter.lengths = []
-    algo = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=800, minibatch_size=200, num_epochs=1).callbacks(EpisodeCounter)
-            .debugging(seed=0).build())
+    algo = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=4)
+        .training(train_batch_size=800, minibatch_size=200, num_epochs=1)
+        .callbacks(EpisodeCounter)
+        .debugging(seed=0)
+        .build()
+    )
     try:
         result = algo.train()
         assert EpisodeCounter.lengths and result["episodes_this_iter"] == len(EpisodeCounter.lengths)

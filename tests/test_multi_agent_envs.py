@@ -42,15 +42,18 @@ def classic(name: str, kind: str = "aec") -> Any:
     importing the env module is deprecated), else the module's env() / parallel_env()."""
     pytest.importorskip("pygame")  # the classic games import it (for rendering)
     import pettingzoo
+
     if hasattr(pettingzoo, "make"):
         game, version = name.rsplit("_v", 1)
         return pettingzoo.make(kind, f"classic/{game}-v{version}")
     import importlib
+
     module = importlib.import_module(f"pettingzoo.classic.{name}")
     return module.env() if kind == "aec" else module.parallel_env()
 
 
 # --- MultiAgentArena -----------------------------------------------------------------------------------
+
 
 def arena_at(agent1: tuple[int, int], agent2: tuple[int, int], **config: Any) -> MultiAgentArena:
     """A reset arena with the agents placed by hand (agent1's start cell stays the only visited one)."""
@@ -162,13 +165,13 @@ def test_arena_render_ansi():
     step(env, DOWN, DOWN)  # agent2 to (1, 1), agent1 to (1, 0): both fine
     step(env, RIGHT, LEFT)  # each runs into the other: both blocked
     text = env.render()
-    assert text.splitlines() == ["+----+", "|.   |", "|12  |", "|    |", "+----+",
-                                 "t=2 R1=0.0 R2=0.9 collision!"]
+    assert text.splitlines() == ["+----+", "|.   |", "|12  |", "|    |", "+----+", "t=2 R1=0.0 R2=0.9 collision!"]
     assert ENV_NAME == "multi_agent_arena" == env.metadata["name"]
 
 
 def test_arena_passes_checkers(pz):
     from pettingzoo.test import parallel_api_test
+
     check_multi_agent_env(MultiAgentArena(), warn=False)
     check_multi_agent_env(MultiAgentArena)  # a class is built with no arguments
     with warnings.catch_warnings():
@@ -178,8 +181,10 @@ def test_arena_passes_checkers(pz):
 
 # --- PettingZoo AEC adapter ----------------------------------------------------------------------------
 
-def play_random_game(env: PettingZooAECAdapter, rng: np.random.Generator,
-                     seed: int) -> tuple[list[int], dict[str, float], dict[str, bool]]:
+
+def play_random_game(
+    env: PettingZooAECAdapter, rng: np.random.Generator, seed: int
+) -> tuple[list[int], dict[str, float], dict[str, bool]]:
     """One game of random legal moves through the adapter, checking the turn-based contract at every
     step; returns the moves played, each agent's reward sum and the final terminateds."""
     obs, _ = env.reset(seed=seed)
@@ -276,6 +281,7 @@ def test_aec_adapter_passes_the_checker(pz):
 
 # --- PettingZoo Parallel adapter and the PettingZoo view -----------------------------------------------
 
+
 def tiny_parallel_env() -> Any:
     """A ParallelEnv where "fast" terminates after 3 steps, "late" joins after step 2 and terminates
     after step 4, and "slow" is truncated after step 5. Observation: the step count; reward: the action."""
@@ -332,8 +338,13 @@ def test_parallel_adapter_passes_everything_through(pz):
         seen.append((sorted(obs), sorted(a for a in obs if terminateds.get(a) or truncateds.get(a))))
         assert all(isinstance(r, float) for r in rewards.values())
         assert episode_done(terminateds, truncateds) == (t == 5)
-    assert seen == [(["fast", "slow"], []), (["fast", "late", "slow"], []), (["fast", "late", "slow"], ["fast"]),
-                    (["late", "slow"], ["late"]), (["slow"], ["slow"])]
+    assert seen == [
+        (["fast", "slow"], []),
+        (["fast", "late", "slow"], []),
+        (["fast", "late", "slow"], ["fast"]),
+        (["late", "slow"], ["late"]),
+        (["slow"], ["slow"]),
+    ]
     assert truncateds == {"slow": True, "__all__": True} and terminateds == {"slow": False, "__all__": False}
     assert env.agents == []
     check_multi_agent_env(env)
@@ -341,6 +352,7 @@ def test_parallel_adapter_passes_everything_through(pz):
 
 def test_parallel_adapter_with_agents_joining_mid_episode(pz):
     from pettingzoo.test.example_envs import generated_agents_parallel_v0
+
     env = wrap_multi_agent(generated_agents_parallel_v0.parallel_env())
     assert isinstance(env, PettingZooParallelAdapter)
     obs, _ = env.reset(seed=3)
@@ -355,6 +367,7 @@ def test_parallel_adapter_with_agents_joining_mid_episode(pz):
 
 def test_parallel_api_test_on_a_pettingzoo_env_wrapped_and_back(pz):
     from pettingzoo.test import parallel_api_test
+
     view = to_pettingzoo_parallel(PettingZooParallelAdapter(tiny_parallel_env()))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # parallel_api_test only warns about missing/extra keys
@@ -363,6 +376,7 @@ def test_parallel_api_test_on_a_pettingzoo_env_wrapped_and_back(pz):
 
 def test_parallel_adapter_on_rock_paper_scissors(pz):
     from pettingzoo.test import parallel_api_test
+
     env = PettingZooParallelAdapter(classic("rps_v2", "parallel"))
     obs, _ = env.reset(seed=0)
     returns = dict.fromkeys(env.possible_agents, 0.0)
@@ -391,6 +405,7 @@ def test_the_pettingzoo_view_refuses_turn_based_envs(pz):
 
 
 # --- wrap_multi_agent, is_multi_agent ------------------------------------------------------------------
+
 
 def test_wrap_and_recognise_multi_agent_envs(pz):
     with warnings.catch_warnings():
@@ -428,6 +443,7 @@ def _roots(node: ast.Import | ast.ImportFrom) -> set[str]:
 
 
 # --- check_multi_agent_env on broken envs --------------------------------------------------------------
+
 
 class GoodEnv(MultiAgentEnv):
     """Two agents, Box(2,) float32 observations, Discrete(2) actions; "b" is done after 3 steps, the
@@ -527,18 +543,21 @@ def test_checker_passes_a_good_env_quietly():
         check_multi_agent_env(GoodEnv())
 
 
-@pytest.mark.parametrize("env_cls, expected", [
-    (NoAllKey, "terminateds has no '__all__' key"),
-    (OutOfSpace, r"reset's obs\['a'\]\[0\] = 3.0 is outside observation_space bounds"),
-    (UnknownAgent, "names agent 'ghost', which has no observation space"),
-    (NanReward, r"rewards\['a'\] is nan, expected a finite number"),
-    (OldApi, "step returned 4 values .* RLlib's old API"),
-    (ObsOnly, r"reset returned dict .*expected \(obs, infos\)"),
-    (Revives, "'b', which was done .* must not be asked to act again"),
-    (Unseeded, "does not make the env deterministic"),
-    (Stuck, "no agent left to act"),
-    (Crashes, "step.* raised RuntimeError: boom"),
-])
+@pytest.mark.parametrize(
+    "env_cls, expected",
+    [
+        (NoAllKey, "terminateds has no '__all__' key"),
+        (OutOfSpace, r"reset's obs\['a'\]\[0\] = 3.0 is outside observation_space bounds"),
+        (UnknownAgent, "names agent 'ghost', which has no observation space"),
+        (NanReward, r"rewards\['a'\] is nan, expected a finite number"),
+        (OldApi, "step returned 4 values .* RLlib's old API"),
+        (ObsOnly, r"reset returned dict .*expected \(obs, infos\)"),
+        (Revives, "'b', which was done .* must not be asked to act again"),
+        (Unseeded, "does not make the env deterministic"),
+        (Stuck, "no agent left to act"),
+        (Crashes, "step.* raised RuntimeError: boom"),
+    ],
+)
 def test_checker_names_what_is_wrong(env_cls, expected):
     with pytest.raises(EnvError, match=expected) as info:
         check_multi_agent_env(env_cls(), warn=False)

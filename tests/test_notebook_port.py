@@ -14,8 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_example(script: str, cwd: Path) -> str:
     env = {**os.environ, "RLARENA_EXAMPLE_QUICK": "1", "SDL_VIDEODRIVER": "dummy"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / script)], cwd=cwd, env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        cwd=cwd,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -23,11 +30,23 @@ def run_example(script: str, cwd: Path) -> str:
 def test_notebook_01_port(tmp_path: Path) -> None:
     out = run_example("rllib_notebook_cartpole.py", tmp_path)
     # every part of the notebook ran, in its order
-    expected = ["[EnvSpec(id='FrozenLake-v1'", "gym action space: Discrete(4)", "is_slippery: False",
-                "obs: 5, reward: 0, done: True", "Environment parameters...", "max_episode_steps: 500",
-                "All checks passed. No errors found.", "Baseline mean_reward:", "<class 'rlarena.algorithms.ppo.PPOConfig'>",
-                "Training completed.", "df.shape: (1, ", "TensorBoard: tensorboard --logdir my_PPO_logs",
-                "Episode done: reward =", "video: videos/rl-video-episode-0.", "Exercise (PPO -> DQN): DQN"]
+    expected = [
+        "[EnvSpec(id='FrozenLake-v1'",
+        "gym action space: Discrete(4)",
+        "is_slippery: False",
+        "obs: 5, reward: 0, done: True",
+        "Environment parameters...",
+        "max_episode_steps: 500",
+        "All checks passed. No errors found.",
+        "Baseline mean_reward:",
+        "<class 'rlarena.algorithms.ppo.PPOConfig'>",
+        "Training completed.",
+        "df.shape: (1, ",
+        "TensorBoard: tensorboard --logdir my_PPO_logs",
+        "Episode done: reward =",
+        "video: videos/rl-video-episode-0.",
+        "Exercise (PPO -> DQN): DQN",
+    ]
     positions = [out.find(text) for text in expected]
     missing = [text for text, pos in zip(expected, positions) if pos < 0]
     assert not missing, f"missing from the output: {missing}\n{out}"

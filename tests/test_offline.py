@@ -51,8 +51,9 @@ def test_ppo_run_records_its_episodes(tmp_path):
     ended = [idx for idx in eps.values() if rows["terminateds"][idx[-1]] or rows["truncateds"][idx[-1]]]
     assert len(ended) == len(finished)
     # the recorded episodes are the runner's: same returns and lengths
-    assert sorted(round(float(rows["rewards"][idx].sum()), 3) for idx in ended) == \
-        sorted(round(r, 3) for r, _ in finished)
+    assert sorted(round(float(rows["rewards"][idx].sum()), 3) for idx in ended) == sorted(
+        round(r, 3) for r, _ in finished
+    )
     for idx in eps.values():
         assert (rows["t"][idx] == np.arange(len(idx))).all()
         assert not rows["terminateds"][idx[:-1]].any() and not rows["truncateds"][idx[:-1]].any()
@@ -60,12 +61,18 @@ def test_ppo_run_records_its_episodes(tmp_path):
 
 
 def test_multi_agent_run_records_one_row_per_agent_step(tmp_path):
-    config = (PPOConfig().environment(MultiAgentArena, env_config={"ts": 20})
-              .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=15)
-              .training(train_batch_size=60, minibatch_size=30, num_epochs=1, model={"fcnet_hiddens": [16]})
-              .multi_agent(policies={"p1": PolicySpec(), "p2": PolicySpec()},
-                           policy_mapping_fn=lambda agent, episode, **kw: "p1" if agent == "agent1" else "p2")
-              .offline_data(output=str(tmp_path / "rec")).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment(MultiAgentArena, env_config={"ts": 20})
+        .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=15)
+        .training(train_batch_size=60, minibatch_size=30, num_epochs=1, model={"fcnet_hiddens": [16]})
+        .multi_agent(
+            policies={"p1": PolicySpec(), "p2": PolicySpec()},
+            policy_mapping_fn=lambda agent, episode, **kw: "p1" if agent == "agent1" else "p2",
+        )
+        .offline_data(output=str(tmp_path / "rec"))
+        .debugging(seed=0)
+    )
     algo = config.build()
     for _ in range(3):
         algo.train()
@@ -107,18 +114,31 @@ def write_identity_data(directory, n_rows: int, expert_share: float, seed: int =
     actions = np.where(rng.random(n_rows) < expert_share, targets, (targets + 1) % n)
     obs = np.eye(n, dtype=np.float32)[targets]
     writer = OfflineWriter(directory, env.observation_space, env.action_space)
-    writer.add({"eps_id": np.arange(n_rows), "obs": obs, "new_obs": obs, "actions": actions,
-                "rewards": (actions == targets).astype(np.float32), "terminateds": np.ones(n_rows, bool),
-                "truncateds": np.zeros(n_rows, bool), "t": np.zeros(n_rows, np.int64),
-                "action_logp": np.log(np.where(actions == targets, expert_share, 1 - expert_share)
-                                      ).astype(np.float32)})
+    writer.add(
+        {
+            "eps_id": np.arange(n_rows),
+            "obs": obs,
+            "new_obs": obs,
+            "actions": actions,
+            "rewards": (actions == targets).astype(np.float32),
+            "terminateds": np.ones(n_rows, bool),
+            "truncateds": np.zeros(n_rows, bool),
+            "t": np.zeros(n_rows, np.int64),
+            "action_logp": np.log(np.where(actions == targets, expert_share, 1 - expert_share)).astype(np.float32),
+        }
+    )
     writer.close()
 
 
 def offline_config(cls, data, **training):
-    return (cls().offline_data(input_=str(data)).environment(DiscreteIdentityEnv)
-            .training(**{"lr": 3e-3, "train_batch_size": 256, "model": {"fcnet_hiddens": [32]}, **training})
-            .evaluation(evaluation_duration=100).debugging(seed=0))
+    return (
+        cls()
+        .offline_data(input_=str(data))
+        .environment(DiscreteIdentityEnv)
+        .training(**{"lr": 3e-3, "train_batch_size": 256, "model": {"fcnet_hiddens": [32]}, **training})
+        .evaluation(evaluation_duration=100)
+        .debugging(seed=0)
+    )
 
 
 def test_bc_learns_the_expert_from_files_alone(tmp_path):
@@ -138,8 +158,10 @@ def test_marwil_beats_bc_on_mostly_bad_data(tmp_path):
     here; RLlib's default rate, 1e-8, keeps it at its start of 100 for a long run.)"""
     write_identity_data(tmp_path / "data", 4000, expert_share=0.25)
     scores = {}
-    for name, cls, extra in (("bc", BCConfig, {}),
-                             ("marwil", MARWILConfig, {"beta": 1.0, "moving_average_sqd_adv_norm_update_rate": 0.1})):
+    for name, cls, extra in (
+        ("bc", BCConfig, {}),
+        ("marwil", MARWILConfig, {"beta": 1.0, "moving_average_sqd_adv_norm_update_rate": 0.1}),
+    ):
         algo = offline_config(cls, tmp_path / "data", **extra).build()
         for _ in range(100):
             algo.train()
@@ -153,13 +175,26 @@ def test_bc_continuous_actions(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (3000, 1)).astype(np.float32)
     writer = OfflineWriter(tmp_path / "data", env.observation_space, env.action_space)
-    writer.add({"eps_id": np.arange(3000), "obs": x, "new_obs": x, "actions": x + 0.05 * rng.standard_normal(x.shape),
-                "rewards": np.zeros(3000, np.float32), "terminateds": np.ones(3000, bool),
-                "truncateds": np.zeros(3000, bool)})
+    writer.add(
+        {
+            "eps_id": np.arange(3000),
+            "obs": x,
+            "new_obs": x,
+            "actions": x + 0.05 * rng.standard_normal(x.shape),
+            "rewards": np.zeros(3000, np.float32),
+            "terminateds": np.ones(3000, bool),
+            "truncateds": np.zeros(3000, bool),
+        }
+    )
     writer.close()
-    algo = (BCConfig().offline_data(input_=str(tmp_path / "data")).environment(ContinuousIdentityEnv)
-            .training(lr=3e-3, train_batch_size=256, model={"fcnet_hiddens": [32]})
-            .evaluation(evaluation_duration=50).debugging(seed=0)).build()
+    algo = (
+        BCConfig()
+        .offline_data(input_=str(tmp_path / "data"))
+        .environment(ContinuousIdentityEnv)
+        .training(lr=3e-3, train_batch_size=256, model={"fcnet_hiddens": [32]})
+        .evaluation(evaluation_duration=50)
+        .debugging(seed=0)
+    ).build()
     for _ in range(150):
         algo.train()
     assert algo.evaluate()["episode_return_mean"] > -0.02  # the zero action scores -1/3
@@ -171,14 +206,19 @@ def test_off_policy_estimates_in_evaluation(tmp_path):
     weighted-IS estimate is about the same; RLlib's keys come with evaluate()."""
     write_identity_data(tmp_path / "data", 2000, expert_share=0.7, seed=1)
     methods = {"is": {"type": "ImportanceSampling"}, "wis": {"type": "WeightedImportanceSampling"}}
-    algo = offline_config(BCConfig, tmp_path / "data").evaluation(off_policy_estimation_methods=methods,
-                                                                  evaluation_duration=2000).build()
+    algo = (
+        offline_config(BCConfig, tmp_path / "data")
+        .evaluation(off_policy_estimation_methods=methods, evaluation_duration=2000)
+        .build()
+    )
     for _ in range(40):
         algo.train()
     out = algo.evaluate()
     assert abs(out["off_policy_estimation/wis/v_behavior"] - 0.7) < 0.03
     assert abs(out["off_policy_estimation/wis/v_target"] - 0.7) < 0.1
-    assert {"v_target", "v_gain", "v_delta"} <= {k.rsplit("/", 1)[1] for k in out if k.startswith("off_policy_estimation/is/")}
+    assert {"v_target", "v_gain", "v_delta"} <= {
+        k.rsplit("/", 1)[1] for k in out if k.startswith("off_policy_estimation/is/")
+    }
     algo.stop()
 
 
@@ -238,10 +278,23 @@ def test_without_an_env_the_spaces_come_from_the_files(tmp_path):
 
 def test_cli_trains_bc_without_an_env(tmp_path, capsys):
     write_identity_data(tmp_path / "data", 500, expert_share=1.0)
-    code = main(["train", "--algo", "BC", "--config", json.dumps({"input": str(tmp_path / "data"),
-                                                                  "train_batch_size": 64}),
-                 "--stop", '{"training_iteration": 2}', "--storage-path", str(tmp_path / "runs"), "--verbose", "0",
-                 "--no-tensorboard", "--no-plot"])
+    code = main(
+        [
+            "train",
+            "--algo",
+            "BC",
+            "--config",
+            json.dumps({"input": str(tmp_path / "data"), "train_batch_size": 64}),
+            "--stop",
+            '{"training_iteration": 2}',
+            "--storage-path",
+            str(tmp_path / "runs"),
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+            "--no-plot",
+        ]
+    )
     assert code == 0
     assert list((tmp_path / "runs").glob("BC_offline*/*/checkpoints/checkpoint_*"))
 
@@ -260,7 +313,8 @@ def test_what_cannot_work_says_so(tmp_path):
         BCConfig().offline_data(input_=str(tmp_path / "nowhere")).build()
     with pytest.raises(ConfigError, match="offline_data"):
         PPOConfig().environment("CartPole-v1").evaluation(
-            off_policy_estimation_methods={"is": {"type": "ImportanceSampling"}}).build()
+            off_policy_estimation_methods={"is": {"type": "ImportanceSampling"}}
+        ).build()
 
 
 def test_rllib_names():

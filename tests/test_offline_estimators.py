@@ -35,8 +35,12 @@ def three_episodes() -> dict[str, np.ndarray]:
     episode 5: r = [0, 1], pi_b = [0.25, 0.5], pi_e = [0.5, 0.5]  -> ratios 2, 1:   p = [2, 2]
     """
     rows = [  # (eps_id, t, reward, pi_b, pi_e)
-        (5, 1, 1.0, 0.5, 0.5), (7, 0, 1.0, 0.5, 1.0), (3, 0, 4.0, 0.5, 0.25),
-        (7, 1, 2.0, 0.5, 0.25), (5, 0, 0.0, 0.25, 0.5)]
+        (5, 1, 1.0, 0.5, 0.5),
+        (7, 0, 1.0, 0.5, 1.0),
+        (3, 0, 4.0, 0.5, 0.25),
+        (7, 1, 2.0, 0.5, 0.25),
+        (5, 0, 0.0, 0.25, 0.5),
+    ]
     eps, t, r, pb, pe = (np.array(c) for c in zip(*rows))
     return {"episode": eps, "t": t, "rewards": r, "behavior_logp": np.log(pb), "target_logp": np.log(pe)}
 
@@ -66,9 +70,14 @@ def test_weighted_importance_sampling_by_hand():
 
 def test_a_step_where_every_ratio_is_zero_adds_nothing_to_wis():
     # the target never takes episode 1's second action nor episode 2's: p_1 = 0 everywhere, w_1 = 0
-    out = weighted_importance_sampling(np.array([1.0, 5.0, 1.0, 5.0]), np.log([0.5, 0.5, 0.5, 0.5]),
-                                       np.array([np.log(0.5), -np.inf, np.log(0.5), -np.inf]), np.array([1, 1, 2, 2]),
-                                       np.array([0, 1, 0, 1]), 0.9)
+    out = weighted_importance_sampling(
+        np.array([1.0, 5.0, 1.0, 5.0]),
+        np.log([0.5, 0.5, 0.5, 0.5]),
+        np.array([np.log(0.5), -np.inf, np.log(0.5), -np.inf]),
+        np.array([1, 1, 2, 2]),
+        np.array([0, 1, 0, 1]),
+        0.9,
+    )
     assert out["v_target"] == pytest.approx(1.0) and np.isfinite(out["v_target_std"])
 
 
@@ -128,8 +137,10 @@ def test_sac_box_logp_is_the_squashed_gaussian_of_the_env_action():
     # the env action's density: the [-1, 1] density over the Jacobian of the linear map (scale 1 and 4)
     np.testing.assert_allclose(got, own_logp.numpy() - np.log(4.0), rtol=1e-4, atol=1e-3)
     # and by torch.distributions: tanh then the affine map, from N(mean, std)
-    dist = TransformedDistribution(Normal(mean, log_std.exp()),
-                                   [TanhTransform(), AffineTransform(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 4.0]))])
+    dist = TransformedDistribution(
+        Normal(mean, log_std.exp()),
+        [TanhTransform(), AffineTransform(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 4.0]))],
+    )
     expected = dist.log_prob(torch.from_numpy(env_actions)).sum(-1)
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-3)
 
@@ -159,22 +170,34 @@ def logged(policy, n_episodes=6, length=4, seed=0) -> dict[str, np.ndarray]:
     n = n_episodes * length
     obs = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
     actions = policy.sample(obs, explore=True)
-    return {"obs": obs, "actions": actions, "rewards": rng.normal(size=n).astype(np.float32),
-            "new_obs": obs, "terminateds": np.tile(np.arange(length) == length - 1, n_episodes),
-            "truncateds": np.zeros(n, bool), "eps_id": np.repeat(np.arange(n_episodes) + 100, length),
-            "t": np.tile(np.arange(length), n_episodes), "agent_id": None,
-            "action_logp": action_logp(policy, obs, actions)}
+    return {
+        "obs": obs,
+        "actions": actions,
+        "rewards": rng.normal(size=n).astype(np.float32),
+        "new_obs": obs,
+        "terminateds": np.tile(np.arange(length) == length - 1, n_episodes),
+        "truncateds": np.zeros(n, bool),
+        "eps_id": np.repeat(np.arange(n_episodes) + 100, length),
+        "t": np.tile(np.arange(length), n_episodes),
+        "agent_id": None,
+        "action_logp": action_logp(policy, obs, actions),
+    }
 
 
 def test_estimate_off_policy_reports_each_method_and_on_policy_matches():
     policy = TorchPolicy(OBS, gym.spaces.Discrete(3), MODEL, seed=0)
-    out = estimate_off_policy(policy, logged(policy), 0.99,
-                              {"is": {"type": "ImportanceSampling"}, "wis": {"type": "WeightedImportanceSampling"}})
+    out = estimate_off_policy(
+        policy,
+        logged(policy),
+        0.99,
+        {"is": {"type": "ImportanceSampling"}, "wis": {"type": "WeightedImportanceSampling"}},
+    )
     for name in ("is", "wis"):
         for key in ("v_behavior", "v_behavior_std", "v_target", "v_target_std", "v_gain", "v_delta"):
             assert f"off_policy_estimation/{name}/{key}" in out
         assert out[f"off_policy_estimation/{name}/v_target"] == pytest.approx(
-            out[f"off_policy_estimation/{name}/v_behavior"], rel=1e-5)
+            out[f"off_policy_estimation/{name}/v_behavior"], rel=1e-5
+        )
     # another policy: the estimates move (its ratios are not 1)
     other = TorchPolicy(OBS, gym.spaces.Discrete(3), MODEL, seed=1)
     torch.nn.init.normal_(other.model.pi_head.weight, std=3.0)
@@ -193,8 +216,9 @@ def test_estimate_off_policy_epsilon_greedy_mixes_in_the_uniform_policy():
 def test_estimate_off_policy_errors_name_the_fix():
     policy = TorchPolicy(OBS, gym.spaces.Discrete(3), MODEL, seed=0)
     data = logged(policy)
-    with pytest.raises(ConfigError, match="unknown estimator type 'DoublyRobust'.*ImportanceSampling, "
-                                          "WeightedImportanceSampling"):
+    with pytest.raises(
+        ConfigError, match="unknown estimator type 'DoublyRobust'.*ImportanceSampling, WeightedImportanceSampling"
+    ):
         estimate_off_policy(policy, data, 0.9, {"dr": {"type": "DoublyRobust"}})
     with pytest.raises(ConfigError, match="Did you mean 'ImportanceSampling'"):
         estimate_off_policy(policy, data, 0.9, {"is": {"type": "ImportanceSamplng"}})

@@ -30,11 +30,14 @@ def make_episodes(rng, lengths, action_space, agents=(None,), logp=True, cut=())
     out = {}
     for i, length in enumerate(lengths):
         for agent in agents:
-            ep = {"obs": rng.standard_normal((length, 3)).astype(np.float32),
-                  "new_obs": rng.standard_normal((length, 3)).astype(np.float32),
-                  "actions": np.array([action_space.sample() for _ in range(length)]),
-                  "rewards": rng.standard_normal(length).astype(np.float32),
-                  "terminateds": np.zeros(length, bool), "truncateds": np.zeros(length, bool)}
+            ep = {
+                "obs": rng.standard_normal((length, 3)).astype(np.float32),
+                "new_obs": rng.standard_normal((length, 3)).astype(np.float32),
+                "actions": np.array([action_space.sample() for _ in range(length)]),
+                "rewards": rng.standard_normal(length).astype(np.float32),
+                "terminateds": np.zeros(length, bool),
+                "truncateds": np.zeros(length, bool),
+            }
             if i not in cut:
                 ep["terminateds" if i % 2 else "truncateds"][-1] = True
             if logp:
@@ -73,24 +76,34 @@ def read_episodes(data: OfflineData) -> tuple[dict[tuple, dict], dict[tuple, int
     return episodes, where
 
 
-@pytest.mark.parametrize("action_space, agents, logp", [(DISCRETE, (None,), True), (BOX, (None,), False),
-                                                        (DISCRETE, ("p0", "p1"), False), (BOX, ("a", "b"), True)])
+@pytest.mark.parametrize(
+    "action_space, agents, logp",
+    [(DISCRETE, (None,), True), (BOX, (None,), False), (DISCRETE, ("p0", "p1"), False), (BOX, ("a", "b"), True)],
+)
 def test_round_trip_of_interleaved_episodes(tmp_path, action_space, agents, logp):
     rng = np.random.default_rng(0)
     written = make_episodes(rng, [5, 3, 7, 1], action_space, agents, logp)
     with OfflineWriter(tmp_path, OBS, action_space) as writer:
         for batch in step_batches(written):
             writer.add(batch)
-    assert len(writer.files) == 1 and re.fullmatch(r"output-\d{8}-\d{6}-[0-9a-f]{8}-00000\.parquet",
-                                                    writer.files[0].name)
+    assert len(writer.files) == 1 and re.fullmatch(
+        r"output-\d{8}-\d{6}-[0-9a-f]{8}-00000\.parquet", writer.files[0].name
+    )
     data = OfflineData(tmp_path)
     assert data.files == writer.files and data.num_rows == 16 * len(agents)
     assert data.observation_space == OBS and data.action_space == action_space  # from the schema metadata
     assert data.obs_dim == 3 and data.has_logp == logp
     rows = data.read_file(data.files[0])
-    dtypes = {"eps_id": np.int64, "t": np.int64, "obs": np.float32, "new_obs": np.float32, "rewards": np.float32,
-              "terminateds": np.bool_, "truncateds": np.bool_,
-              "actions": np.int64 if action_space is DISCRETE else np.float32}
+    dtypes = {
+        "eps_id": np.int64,
+        "t": np.int64,
+        "obs": np.float32,
+        "new_obs": np.float32,
+        "rewards": np.float32,
+        "terminateds": np.bool_,
+        "truncateds": np.bool_,
+        "actions": np.int64 if action_space is DISCRETE else np.float32,
+    }
     assert {k: rows[k].dtype for k in dtypes} == dtypes
     assert rows["obs"].shape == (data.num_rows, 3)
     assert rows["actions"].shape == ((data.num_rows,) if action_space is DISCRETE else (data.num_rows, 2))
@@ -100,8 +113,9 @@ def test_round_trip_of_interleaved_episodes(tmp_path, action_space, agents, logp
     assert read.keys() == written.keys()
     for key, ep in written.items():
         for column, values in ep.items():
-            np.testing.assert_array_equal(read[key][column], values.astype(read[key][column].dtype),
-                                          err_msg=f"{key} {column}")
+            np.testing.assert_array_equal(
+                read[key][column], values.astype(read[key][column].dtype), err_msg=f"{key} {column}"
+            )
     schema = pq.read_schema(data.files[0])
     assert schema.field("obs").type == pa.list_(pa.float32(), 3) and schema.field("agent_id").type == pa.string()
 
@@ -115,8 +129,9 @@ def test_small_files_hold_whole_episodes_and_open_ones_are_written_cut(tmp_path)
     before = len(writer.files)
     writer.close()
     writer.close()  # idempotent
-    assert len(writer.files) >= 3 and [p.name[-13:-8] for p in writer.files] == [f"{i:05d}" for i in
-                                                                                 range(len(writer.files))]
+    assert len(writer.files) >= 3 and [p.name[-13:-8] for p in writer.files] == [
+        f"{i:05d}" for i in range(len(writer.files))
+    ]
     read, where = read_episodes(OfflineData(tmp_path))
     assert read.keys() == written.keys()
     for key, ep in written.items():
@@ -132,8 +147,15 @@ def test_small_files_hold_whole_episodes_and_open_ones_are_written_cut(tmp_path)
 
 def test_t_is_counted_when_absent_and_continues_after_a_flush(tmp_path):
     writer = OfflineWriter(tmp_path, OBS, DISCRETE)
-    row = {"eps_id": [7], "obs": np.zeros((1, 3)), "new_obs": np.zeros((1, 3)), "actions": [1], "rewards": [1.0],
-           "terminateds": [False], "truncateds": [False]}
+    row = {
+        "eps_id": [7],
+        "obs": np.zeros((1, 3)),
+        "new_obs": np.zeros((1, 3)),
+        "actions": [1],
+        "rewards": [1.0],
+        "terminateds": [False],
+        "truncateds": [False],
+    }
     writer.add(row)
     writer.add(row)
     writer.flush()
@@ -183,16 +205,30 @@ def nan_obs(table):
 
 BAD = {
     "missing column": ("rewards", lambda t: t.drop_columns(["rewards"]), "no column 'rewards'"),
-    "obs too narrow": ("obs", lambda t: with_column(t, "obs", pa.FixedSizeListArray.from_arrays(
-        pa.array(np.zeros(2 * t.num_rows, np.float32)), 2)), "row 0: 2 numbers, expected 3"),
+    "obs too narrow": (
+        "obs",
+        lambda t: with_column(
+            t, "obs", pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2 * t.num_rows, np.float32)), 2)
+        ),
+        "row 0: 2 numbers, expected 3",
+    ),
     "NaN reward": ("rewards", lambda t: with_column(t, "rewards", nan_at(t.column("rewards"), 2)), "row 2: nan"),
     "inf in obs": ("obs", nan_obs, "row 1: inf"),
-    "NaN logp": ("action_logp", lambda t: with_column(t, "action_logp", nan_at(t.column("action_logp"), 5)),
-                 "row 5: nan"),
-    "action out of range": ("actions", lambda t: with_column(t, "actions", pa.array(np.r_[0, 1, 3, np.zeros(
-        t.num_rows - 3, np.int64)])), "row 2: action 3 is outside Discrete"),
-    "strings": ("rewards", lambda t: with_column(t, "rewards", pa.array(["1"] * t.num_rows)),
-                "holds string, expected numbers"),
+    "NaN logp": (
+        "action_logp",
+        lambda t: with_column(t, "action_logp", nan_at(t.column("action_logp"), 5)),
+        "row 5: nan",
+    ),
+    "action out of range": (
+        "actions",
+        lambda t: with_column(t, "actions", pa.array(np.r_[0, 1, 3, np.zeros(t.num_rows - 3, np.int64)])),
+        "row 2: action 3 is outside Discrete",
+    ),
+    "strings": (
+        "rewards",
+        lambda t: with_column(t, "rewards", pa.array(["1"] * t.num_rows)),
+        "holds string, expected numbers",
+    ),
 }
 
 
@@ -238,8 +274,12 @@ def test_unreadable_files_and_missing_spaces(tmp_path):
 
 def test_episodes_returns_by_hand():
     # episode (1, a): rewards 1, 2, 3; episode (2, a): 4, 2; episode (1, b): 8; rows interleaved, not in t order
-    data = {"eps_id": np.array([1, 2, 1, 1, 2, 1]), "agent_id": np.array(["a", "a", "a", "b", "a", "a"], object),
-            "t": np.array([0, 1, 2, 0, 0, 1]), "rewards": np.array([1, 2, 3, 8, 4, 2], np.float32)}
+    data = {
+        "eps_id": np.array([1, 2, 1, 1, 2, 1]),
+        "agent_id": np.array(["a", "a", "a", "b", "a", "a"], object),
+        "t": np.array([0, 1, 2, 0, 0, 1]),
+        "rewards": np.array([1, 2, 3, 8, 4, 2], np.float32),
+    }
     returns = OfflineData.episodes_returns(data, 0.5)
     # (1, a): G2 = 3, G1 = 2 + 0.5 * 3 = 3.5, G0 = 1 + 0.5 * 3.5 = 2.75; (2, a): G1 = 2, G0 = 4 + 0.5 * 2 = 5
     np.testing.assert_allclose(returns, [2.75, 2, 3, 8, 5, 3.5])
@@ -251,9 +291,14 @@ def test_episodes_returns_by_hand():
 def test_episodes_bootstrap_by_hand():
     """Episode 1 (rows 0, 2, 3 by t) was truncated: gamma^(steps left + 1) and its last new_obs; episode 2
     terminated: nothing to bootstrap."""
-    data = {"eps_id": np.array([1, 2, 1, 1, 2]), "agent_id": None, "t": np.array([0, 0, 1, 2, 1]),
-            "rewards": np.zeros(5, np.float32), "terminateds": np.array([False, False, False, False, True]),
-            "new_obs": np.arange(5, dtype=np.float32).reshape(5, 1) * 10}
+    data = {
+        "eps_id": np.array([1, 2, 1, 1, 2]),
+        "agent_id": None,
+        "t": np.array([0, 0, 1, 2, 1]),
+        "rewards": np.zeros(5, np.float32),
+        "terminateds": np.array([False, False, False, False, True]),
+        "new_obs": np.arange(5, dtype=np.float32).reshape(5, 1) * 10,
+    }
     discount, final = OfflineData.episodes_bootstrap(data, 0.5)
     np.testing.assert_allclose(discount, [0.125, 0, 0.25, 0.5, 0])
     np.testing.assert_array_equal(final[[0, 2, 3], 0], [30, 30, 30])  # row 3 (t = 2) ends episode 1
@@ -269,9 +314,13 @@ def test_batches_see_every_row_once_per_epoch(tmp_path):
     writer.close()
     data = OfflineData(tmp_path)
     assert len(data.files) >= 3 and data.num_rows == 32
-    expected = {(k[0], t): data.episodes_returns(
-        {"eps_id": np.full(len(ep["rewards"]), k[0]), "rewards": ep["rewards"]}, 0.9)[t]
-        for k, ep in written.items() for t in range(len(ep["rewards"]))}
+    expected = {
+        (k[0], t): data.episodes_returns({"eps_id": np.full(len(ep["rewards"]), k[0]), "rewards": ep["rewards"]}, 0.9)[
+            t
+        ]
+        for k, ep in written.items()
+        for t in range(len(ep["rewards"]))
+    }
     batches = data.batches(8, np.random.default_rng(0), gamma=0.9, shuffle_files=2)
     for epoch in range(2):
         seen = []
@@ -346,8 +395,13 @@ def test_a_data_set_larger_than_the_memory_allowed_streams_and_trains(tmp_path):
     subprocess.run([sys.executable, "-c", textwrap.dedent(WRITE), str(tmp_path), "256"], check=True, timeout=120)
     on_disk = sum(p.stat().st_size for p in tmp_path.iterdir())
     assert on_disk > headroom * 2**20 and all(p.stat().st_size <= 16 * 2**20 for p in tmp_path.iterdir())
-    read = subprocess.run([sys.executable, "-c", textwrap.dedent(READ), str(tmp_path), str(headroom)],
-                          check=False, capture_output=True, text=True, timeout=120)
+    read = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(READ), str(tmp_path), str(headroom)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert read.returncode == 0, read.stderr[-2000:]
     num_rows, rows, trained = map(int, read.stdout.split())
     assert rows >= 1.3 * num_rows > 0 and trained >= 1.3 * num_rows

@@ -48,8 +48,10 @@ class OldChase(MultiAgentEnv):
         return self._obs()
 
     def _obs(self):
-        return {"runner": np.array([self.pos["runner"], self.pos["chaser"]]),
-                "chaser": np.array([self.pos["chaser"], self.pos["runner"]])}
+        return {
+            "runner": np.array([self.pos["runner"], self.pos["chaser"]]),
+            "chaser": np.array([self.pos["chaser"], self.pos["runner"]]),
+        }
 
     def step(self, action):
         self.t += 1
@@ -76,9 +78,13 @@ def by_agent(agent_id, episode, **kwargs):
 
 
 def two_policies(env=OldChase, env_config=None) -> PPOConfig:
-    return (PPOConfig().environment(env, env_config=env_config or {}).training(**SMALL)
-            .multi_agent(policies={"p_runner": PolicySpec(), "p_chaser": PolicySpec()}, policy_mapping_fn=by_agent)
-            .debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment(env, env_config=env_config or {})
+        .training(**SMALL)
+        .multi_agent(policies={"p_runner": PolicySpec(), "p_chaser": PolicySpec()}, policy_mapping_fn=by_agent)
+        .debugging(seed=0)
+    )
 
 
 def test_old_multi_agent_env_trains_with_two_policies_and_one_notice():
@@ -96,8 +102,10 @@ def test_old_multi_agent_env_trains_with_two_policies_and_one_notice():
     assert result["episode_len_mean"] == 8
     notices = [str(w.message) for w in caught if w.category is RLArenaNotice]
     assert len(notices) == 1, notices  # per env class, not per env copy or step
-    assert notices[0].startswith("Env OldChase uses RLlib's old MultiAgentEnv API (reset() without seed=, "
-                                 "no possible_agents list, one observation/action space for all agents)")
+    assert notices[0].startswith(
+        "Env OldChase uses RLlib's old MultiAgentEnv API (reset() without seed=, "
+        "no possible_agents list, one observation/action space for all agents)"
+    )
     assert "seeds are not passed on" in notices[0]
 
 
@@ -150,8 +158,9 @@ def test_rllib2_dict_spaces_keyed_by_agent_are_per_agent():
         def __init__(self, config=None):
             super().__init__(config)
             self._agent_ids = {"runner", "chaser"}
-            self.observation_space = spaces.Dict({"runner": spaces.MultiDiscrete([5, 5]),
-                                                  "chaser": spaces.MultiDiscrete([5, 5])})
+            self.observation_space = spaces.Dict(
+                {"runner": spaces.MultiDiscrete([5, 5]), "chaser": spaces.MultiDiscrete([5, 5])}
+            )
             self.action_space = spaces.Dict({"runner": spaces.Discrete(2), "chaser": spaces.Discrete(3)})
 
     env = adapt_old_api(Keyed(), report=False)
@@ -185,6 +194,7 @@ def test_current_api_env_with_one_shared_space():
 
 def test_current_envs_are_not_adapted():
     from rlarena.envs.arena import MultiAgentArena
+
     arena = MultiAgentArena()
     assert adapt_old_api(arena) is arena and as_multi_agent(arena) is arena
     cartpole = gymnasium.make("CartPole-v1")
@@ -283,8 +293,11 @@ def test_old_gym_seed_method_receives_the_seed():
 
 
 def test_check_env_reports_old_single_agent_env_as_adapted():
-    with pytest.warns(RLArenaNotice, match=r"^old API, adapted: Env OldCorridor uses the old Gym API \(reset\(\) "
-                                           r"without seed=\)"):
+    with pytest.warns(
+        RLArenaNotice,
+        match=r"^old API, adapted: Env OldCorridor uses the old Gym API \(reset\(\) "
+        r"without seed=\)",
+    ):
         check_env(OldCorridor())
     with pytest.warns(RLArenaNotice, match="old API, adapted"):
         check_env(OldGymnasiumCorridor)
@@ -302,8 +315,10 @@ def test_old_multi_agent_env_without_spaces():
     with pytest.raises(EnvError) as info:
         two_policies(NoSpace).build()
     message = str(info.value)
-    assert message == ("Env NoSpace has no observation space: set self.observation_space = <one gymnasium Space "
-                       "for every agent> or self.observation_spaces = {agent_id: Space} in its __init__.")
+    assert message == (
+        "Env NoSpace has no observation space: set self.observation_space = <one gymnasium Space "
+        "for every agent> or self.observation_spaces = {agent_id: Space} in its __init__."
+    )
 
 
 def test_old_multi_agent_env_whose_reset_returns_nothing():
@@ -312,8 +327,11 @@ def test_old_multi_agent_env_whose_reset_returns_nothing():
             super().reset()
             return {}
 
-    with pytest.raises(EnvError, match=r"^Env Empty.reset\(\) returned no observations; expected a dict "
-                                       r"\{agent_id: observation\}"):
+    with pytest.raises(
+        EnvError,
+        match=r"^Env Empty.reset\(\) returned no observations; expected a dict "
+        r"\{agent_id: observation\}",
+    ):
         two_policies(Empty).build()
 
 
@@ -323,8 +341,11 @@ def test_old_single_agent_env_without_spaces_or_with_a_bad_step():
             super().__init__(config)
             del self.action_space
 
-    with pytest.raises(EnvError, match=r"^Env NoActions has no action_space; set self.action_space = "
-                                       r"gymnasium.spaces.Discrete\(2\)"):
+    with pytest.raises(
+        EnvError,
+        match=r"^Env NoActions has no action_space; set self.action_space = "
+        r"gymnasium.spaces.Discrete\(2\)",
+    ):
         make_env_creator(NoActions)({})
 
     class ThreeTuple(OldCorridor):
@@ -349,8 +370,11 @@ def test_space_from_the_old_gym_package_is_named():
             super().__init__(config)
             self.action_space = FakeGymSpace()
 
-    with pytest.raises(EnvError, match=r"GymSpaces.action_space is Discrete \(a gym.spaces class: import the "
-                                       r"spaces from gymnasium instead"):
+    with pytest.raises(
+        EnvError,
+        match=r"GymSpaces.action_space is Discrete \(a gym.spaces class: import the "
+        r"spaces from gymnasium instead",
+    ):
         make_env_creator(GymSpaces)({})
 
 
@@ -358,6 +382,9 @@ def test_a_class_that_is_no_env_at_all():
     class NotAnEnv:
         pass
 
-    with pytest.raises(EnvError, match="^Env class NotAnEnv is not a gymnasium.Env subclass and has no "
-                                       r"reset\(\)/step\(\)"):
+    with pytest.raises(
+        EnvError,
+        match="^Env class NotAnEnv is not a gymnasium.Env subclass and has no "
+        r"reset\(\)/step\(\)",
+    ):
         make_env_creator(NotAnEnv)

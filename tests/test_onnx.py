@@ -82,11 +82,16 @@ def exported(tmp_path_factory):
         algo.train()  # trained weights live in the optimizer's flat buffer; filter statistics are non-trivial
         out[case] = (algo, "default_policy", env, algo.export_onnx(root / f"{case}.onnx"))
         algos.append(algo)
-    c4 = Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1,
-                                                              "vectorization_mode": "sync"})
+    c4 = Algorithm.from_checkpoint(
+        SHIPPED, config_overrides={"num_envs_per_env_runner": 1, "vectorization_mode": "sync"}
+    )
     algos.append(c4)
-    out["connect_four"] = (c4, "default_policy", "connect_four",
-                           c4.export_onnx(root / "c4.onnx", policy_id="default_policy"))
+    out["connect_four"] = (
+        c4,
+        "default_policy",
+        "connect_four",
+        c4.export_onnx(root / "c4.onnx", policy_id="default_policy"),
+    )
     yield out
     for algo in algos:
         algo.stop()
@@ -120,8 +125,9 @@ def test_graph_inputs_outputs_and_metadata(exported):
     for case, (algo, pid, env, path) in exported.items():
         served = OnnxPolicy(path)
         inputs, outputs = served.session.get_inputs(), served.session.get_outputs()
-        assert [i.name for i in inputs] == (["observation", "action_mask"] if case == "connect_four"
-                                            else ["observation"])
+        assert [i.name for i in inputs] == (
+            ["observation", "action_mask"] if case == "connect_four" else ["observation"]
+        )
         assert [o.name for o in outputs] == ["mean" if case == "box_actions" else "logits", "value"]
         assert all(isinstance(t.shape[0], str) for t in [*inputs, *outputs])  # a symbolic (dynamic) batch
         assert inputs[0].type == ("tensor(int64)" if case == "discrete_obs" else "tensor(float)")
@@ -153,6 +159,7 @@ def test_shipped_model_is_the_shipped_checkpoint(exported):
     # small: one shared [512, 512] trunk over the board features, ~1.6 MB
     assert SHIPPED.joinpath("model.onnx").stat().st_size < 2_000_000
     import onnx
+
     model = onnx.load(SHIPPED / "model.onnx")
     onnx.checker.check_model(model, full_check=True)
     assert model.ir_version <= 9  # readable by onnxruntime 1.17, our extras' floor
@@ -206,11 +213,16 @@ def test_export_errors(exported, league_checkpoint, tmp_path, monkeypatch):
 def test_files_that_are_not_ours(tmp_path):
     import onnx
     from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)]),
-              tmp_path / "foreign.onnx")
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(
+        helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "foreign.onnx"
+    )
     with pytest.raises(CheckpointError, match=f"not an rlarena policy.*{FORMAT}"):
         OnnxPolicy(tmp_path / "foreign.onnx")
     (tmp_path / "garbage.onnx").write_bytes(b"not a model")
@@ -239,19 +251,26 @@ def test_cli_export(cartpole_checkpoint, tmp_path, capsys):
     assert_close(OnnxPolicy(out).compute_outputs(obs)[0], torch_outputs(algo.get_policy(), obs)[0])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["export", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--policy-id", "nope"], "No policy 'nope' to export"),
-    (["export", "{tmp}/no_such_checkpoint", "--onnx", "{tmp}/m.onnx"], "no_such_checkpoint"),
-    (["export", "{league}", "--onnx", "{tmp}/m.onnx", "--policy-id", "random"], "RandomPolicy, not a trained"),
-    (["rollout", "--onnx", "{tmp}/m.onnx"], "--onnx needs --env"),
-    (["rollout", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--env", "CartPole-v1"], "either a CHECKPOINT or --onnx"),
-    (["rollout"], "Give a CHECKPOINT"),
-    (["rollout", "--onnx", "{tmp}/missing.onnx", "--env", "CartPole-v1"], "No ONNX model at"),
-    (["rollout", "--onnx", "{shipped}", "--env", "CartPole-v1"], "takes masked observations"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["export", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--policy-id", "nope"], "No policy 'nope' to export"),
+        (["export", "{tmp}/no_such_checkpoint", "--onnx", "{tmp}/m.onnx"], "no_such_checkpoint"),
+        (["export", "{league}", "--onnx", "{tmp}/m.onnx", "--policy-id", "random"], "RandomPolicy, not a trained"),
+        (["rollout", "--onnx", "{tmp}/m.onnx"], "--onnx needs --env"),
+        (["rollout", "{ckpt}", "--onnx", "{tmp}/m.onnx", "--env", "CartPole-v1"], "either a CHECKPOINT or --onnx"),
+        (["rollout"], "Give a CHECKPOINT"),
+        (["rollout", "--onnx", "{tmp}/missing.onnx", "--env", "CartPole-v1"], "No ONNX model at"),
+        (["rollout", "--onnx", "{shipped}", "--env", "CartPole-v1"], "takes masked observations"),
+    ],
+)
 def test_cli_errors_exit_2_with_one_line(cartpole_checkpoint, league_checkpoint, tmp_path, capsys, argv, message):
-    subs = {"ckpt": cartpole_checkpoint[1], "tmp": str(tmp_path), "shipped": str(SHIPPED / "model.onnx"),
-            "league": str(league_checkpoint)}
+    subs = {
+        "ckpt": cartpole_checkpoint[1],
+        "tmp": str(tmp_path),
+        "shipped": str(SHIPPED / "model.onnx"),
+        "league": str(league_checkpoint),
+    }
     assert main([a.format(**subs) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
@@ -260,18 +279,23 @@ def test_cli_errors_exit_2_with_one_line(cartpole_checkpoint, league_checkpoint,
 
 def test_rollout_onnx_without_torch(exported, tmp_path):
     """rollout --onnx imports no torch: a single-agent env, and Connect Four in self-play."""
-    code = ("import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
-            f"rc = main(['rollout', '--onnx', {str(exported['mlp'][3])!r}, '--env', 'CartPole-v1', "
-            "'--episodes', '2', '--seed', '0']); "
-            f"rc += main(['rollout', '--onnx', {str(SHIPPED / 'model.onnx')!r}, '--env', 'connect_four', "
-            "'--episodes', '1', '--seed', '0', '--explore']); "
-            "print('torch loaded' if any(m.startswith('torch.') for m in sys.modules) else 'no torch'); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    code = (
+        "import sys; sys.modules['torch'] = None; from rlarena.cli.main import main; "
+        f"rc = main(['rollout', '--onnx', {str(exported['mlp'][3])!r}, '--env', 'CartPole-v1', "
+        "'--episodes', '2', '--seed', '0']); "
+        f"rc += main(['rollout', '--onnx', {str(SHIPPED / 'model.onnx')!r}, '--env', 'connect_four', "
+        "'--episodes', '1', '--seed', '0', '--explore']); "
+        "print('torch loaded' if any(m.startswith('torch.') for m in sys.modules) else 'no torch'); sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "ONNX policy 'default_policy' (mlp.onnx) on CartPole-v1, 2 episodes, greedy actions"
     assert lines[1].startswith("episode 1: return ") and lines[2].startswith("episode 2: return ")
     assert lines[3].startswith("mean return over 2 episodes: ")
-    assert lines[4] == "ONNX policy 'default_policy' (model.onnx) on connect_four, 1 episode, sampled actions (--explore)"
+    assert (
+        lines[4] == "ONNX policy 'default_policy' (model.onnx) on connect_four, 1 episode, sampled actions (--explore)"
+    )
     assert lines[5].startswith("episode 1: return ") and lines[-1] == "no torch"

@@ -186,6 +186,7 @@ def test_shipped_agent_answers_through_onnxruntime():
 def test_checkpoint_is_exported_then_served_by_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
     from rlarena.cli.play import export_checkpoint
+
     path = export_checkpoint(str(SHIPPED_ONNX.parent), tmp_path)  # the shipped checkpoint, as --checkpoint does
     agent = load_onnx_agent(path)
     assert agent.policy_id == "default_policy" and agent.env_name == "connect_four"  # its only policy
@@ -198,9 +199,20 @@ def tiny_alphazero(directory: Path) -> Path:
     """An untrained AlphaZero Connect Four checkpoint in `directory`, its network exported beside it as
     model.onnx (the shipped agent's layout); returns the checkpoint directory."""
     from rlarena.algorithms.alphazero import AlphaZeroConfig
-    algo = AlphaZeroConfig().environment("connect_four").training(
-        num_parallel_games=2, train_batch_size=8, minibatch_size=8, replay_buffer_config={"capacity": 64},
-        mcts_config={"num_simulations": 8}, num_steps_sampled_before_learning_starts=8).build()
+
+    algo = (
+        AlphaZeroConfig()
+        .environment("connect_four")
+        .training(
+            num_parallel_games=2,
+            train_batch_size=8,
+            minibatch_size=8,
+            replay_buffer_config={"capacity": 64},
+            mcts_config={"num_simulations": 8},
+            num_steps_sampled_before_learning_starts=8,
+        )
+        .build()
+    )
     try:
         path = Path(algo.save(directory))
         algo.export_onnx(path / "model.onnx", "default_policy")
@@ -240,20 +252,25 @@ def test_levels_have_stable_keys_and_names_people_read():
 def test_the_search_levels_play_with_onnxruntime_and_numpy_alone(alphazero):
     # torch blocked in a fresh process: building the page's opponents and playing the search agent
     # must not need it (the shipped page serves with onnxruntime alone)
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from rlarena.games.connect_four.app import page_opponents, levels_markdown\n"
-            f"play = page_opponents({str(alphazero / 'model.onnx')!r}, (8, 30))\n"
-            "session = play.new_game('search_8', human_first=False)\n"
-            "play.play(session, 0)\n"
-            "print(play.opponents, play.default, play.label('search_30'), int((session.game.board != 0).sum()), "
-            "session.result, 'torch' in sys.modules and sys.modules['torch'] is not None)")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from rlarena.games.connect_four.app import page_opponents, levels_markdown\n"
+        f"play = page_opponents({str(alphazero / 'model.onnx')!r}, (8, 30))\n"
+        "session = play.new_game('search_8', human_first=False)\n"
+        "play.play(session, 0)\n"
+        "print(play.opponents, play.default, play.label('search_30'), int((session.game.board != 0).sum()), "
+        "session.result, 'torch' in sys.modules and sys.modules['torch'] is not None)"
+    )
     out = subprocess.check_output([sys.executable, "-c", code], text=True).strip()
-    assert out == ("['network', 'search_8', 'search_30', 'negamax_1', 'negamax_2', 'negamax_3', 'negamax_4', "
-                   "'negamax_5', 'negamax_6', 'negamax_7'] search_30 search, 30 simulations 3 None False")
+    assert out == (
+        "['network', 'search_8', 'search_30', 'negamax_1', 'negamax_2', 'negamax_3', 'negamax_4', "
+        "'negamax_5', 'negamax_6', 'negamax_7'] search_30 search, 30 simulations 3 None False"
+    )
 
 
 def test_the_search_agent_takes_a_win_its_untrained_network_does_not_see(alphazero):
     from rlarena.games.connect_four.app import page_opponents
+
     play = page_opponents(alphazero / "model.onnx", (50,))
     session = play.new_game("search_50")
     place(session, [".......", ".......", ".......", ".......", "X......", "OOO..XX"])
@@ -264,6 +281,7 @@ def test_the_search_agent_takes_a_win_its_untrained_network_does_not_see(alphaze
 
 def test_an_alphazero_checkpoint_is_exported_with_its_one_policy(alphazero, tmp_path):
     from rlarena.cli.play import export_checkpoint
+
     agent = load_onnx_agent(export_checkpoint(str(alphazero), tmp_path))
     assert agent.policy_id == "default_policy" and agent.env_name == "connect_four"
 
@@ -273,6 +291,7 @@ def test_play_search_levels_option(capsys):
         main(["play", "connect4", "--search", "50,lots"])
     assert exc.value.code == 2 and "is not a list of simulation counts" in capsys.readouterr().err
     from rlarena.cli.main import build_parser
+
     assert build_parser()[0].parse_args(["play", "connect4", "--search", "800,50"]).search == (50, 800)
     assert build_parser()[0].parse_args(["play", "connect4", "--search", "none"]).search == ()
 
@@ -280,6 +299,7 @@ def test_play_search_levels_option(capsys):
 def test_an_onnx_model_for_another_game_is_refused(tmp_path):
     pytest.importorskip("onnxruntime")
     import rlarena
+
     algo = rlarena.PPOConfig().environment("CartPole-v1").training(train_batch_size=64, minibatch_size=64).build()
     try:
         path = algo.export_onnx(tmp_path / "cartpole.onnx", "default_policy")
@@ -291,8 +311,10 @@ def test_an_onnx_model_for_another_game_is_refused(tmp_path):
 
 def test_the_app_module_and_command_table_load_no_heavy_module():
     # gradio and onnxruntime load only when a page is served, torch only to export a --checkpoint
-    code = ("import sys, rlarena.cli.main, rlarena.games.connect_four.app; "
-            "print([m for m in ('gradio', 'onnxruntime', 'torch', 'selenium') if m in sys.modules])")
+    code = (
+        "import sys, rlarena.cli.main, rlarena.games.connect_four.app; "
+        "print([m for m in ('gradio', 'onnxruntime', 'torch', 'selenium') if m in sys.modules])"
+    )
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
 
 

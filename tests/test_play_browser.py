@@ -51,10 +51,21 @@ def search_server(tmp_path_factory) -> Iterator[str]:
     """The page over an untrained AlphaZero network kept in its checkpoint's directory (as the shipped
     agent is), so the page offers the search levels by itself; --search picks small ones (fast games)."""
     from rlarena.algorithms.alphazero import AlphaZeroConfig
+
     tmp = tmp_path_factory.mktemp("play_search")
-    algo = AlphaZeroConfig().environment("connect_four").training(
-        num_parallel_games=2, train_batch_size=8, minibatch_size=8, replay_buffer_config={"capacity": 64},
-        mcts_config={"num_simulations": 8}, num_steps_sampled_before_learning_starts=8).build()
+    algo = (
+        AlphaZeroConfig()
+        .environment("connect_four")
+        .training(
+            num_parallel_games=2,
+            train_batch_size=8,
+            minibatch_size=8,
+            replay_buffer_config={"capacity": 64},
+            mcts_config={"num_simulations": 8},
+            num_steps_sampled_before_learning_starts=8,
+        )
+        .build()
+    )
     try:
         model = algo.export_onnx(Path(algo.save(tmp / "ckpt")) / "model.onnx", "default_policy")
     finally:
@@ -68,8 +79,15 @@ def browser() -> Iterator[Any]:
         pytest.skip("needs chromium and chromedriver on PATH: bash scripts/install-chromium.sh")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # given explicitly, so selenium-manager never looks online
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-dev-shm-usage", "--window-size=1000,1300"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,1300",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -86,6 +104,7 @@ def wait_for(driver: Any, condition: Callable[[dict[str, Any]], bool], what: str
     def check(d: Any) -> dict[str, Any] | bool:
         page = read(d)
         return page if page is not None and condition(page) else False
+
     try:
         return WebDriverWait(driver, 60, poll_frequency=0.05).until(check)  # returns as soon as it shows
     except Exception as exc:
@@ -129,8 +148,10 @@ def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
     assert default == "network" or default.startswith("search_")
     assert "network alone (no search)" in browser.find_element(By.ID, "c4-opponent").text
     assert ": yellow" in page["legend"]
-    outside = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
-                                     ".filter(name => !name.startsWith(location.origin))")
+    outside = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(name => !name.startsWith(location.origin))"
+    )
     assert outside == [], f"the page fetched from outside this machine: {outside}"
 
     page = play_to_the_end(browser, page)
@@ -149,8 +170,7 @@ def test_a_whole_game_against_the_shipped_agent(server, browser, tmp_path):
 def test_a_whole_game_against_the_search_agent(search_server, browser):
     page = open_game(browser, search_server)
     levels = browser.find_element(By.ID, "c4-opponent").text
-    for label in ("network alone (no search)", "search, 20 simulations", "search, 100 simulations",
-                  "negamax, depth 7"):
+    for label in ("network alone (no search)", "search, 20 simulations", "search, 100 simulations", "negamax, depth 7"):
         assert label in levels
     # the strongest search level is the default; the agent opens, then the human plays it out
     assert browser.find_element(By.CSS_SELECTOR, "#c4-opponent input:checked").get_attribute("value") == "search_100"
@@ -198,8 +218,16 @@ def test_two_browser_sessions_keep_their_own_boards(server, browser):
 
 def test_a_taken_port_is_one_line_error(server):
     port = server.rsplit(":", 1)[1].strip("/")
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "play", "connect4", "--port", port],
-                          capture_output=True, text=True, timeout=90, cwd=REPO, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", "play", "connect4", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == f"error: Cannot serve on 127.0.0.1:{port}: the port is taken. Choose another " \
-                                  "port with --port N (or another address with --host H)."
+    assert (
+        proc.stderr.strip() == f"error: Cannot serve on 127.0.0.1:{port}: the port is taken. Choose another "
+        "port with --port N (or another address with --host H)."
+    )

@@ -29,6 +29,7 @@ def page(tmp_path_factory) -> Iterator[dict[str, Any]]:
     pytest.importorskip("gradio")
     pytest.importorskip("onnxruntime")
     from play_server import serve_page
+
     tmp = tmp_path_factory.mktemp("page_safety")
     uploads = tmp / "gradio"
     # --search none: the network alone is the default opponent, so a move through the API is quick
@@ -37,8 +38,9 @@ def page(tmp_path_factory) -> Iterator[dict[str, Any]]:
         yield {"port": port, "origin": f"http://127.0.0.1:{port}", "uploads": uploads}
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     """One request to 127.0.0.1:port; `headers` may set Host (else 127.0.0.1:port)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -56,8 +58,14 @@ def files_under(directory: Path) -> list[str]:
 
 def multipart(name: str, content: bytes) -> tuple[bytes, str]:
     boundary = "rlarenaboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -68,8 +76,13 @@ def test_uploads_are_refused_and_nothing_is_written(page):
     body, content_type = multipart("planted.txt", b"not for this page\n" * 100)
     # from the page's own origin, from a client without one, and from another site (a cross-site form post)
     for headers in ({"Origin": origin}, {}, {"Origin": ATTACKER}):
-        for path in ("/gradio_api/upload", "/gradio_api/upload/", "/gradio_api/upload?upload_id=x",
-                     "/gradio_api/process_recording", "/upload"):
+        for path in (
+            "/gradio_api/upload",
+            "/gradio_api/upload/",
+            "/gradio_api/upload?upload_id=x",
+            "/gradio_api/process_recording",
+            "/upload",
+        ):
             status, text = request(port, "POST", path, body, {"Content-Type": content_type, **headers})
             assert status == 403, (path, headers, status, text)
     # a file sent to any other route is refused too: the page takes JSON only
@@ -82,13 +95,23 @@ def test_uploads_are_refused_and_nothing_is_written(page):
 
 def test_a_rebound_host_name_is_refused(page):
     port = page["port"]
-    for host in ("attacker.example", f"attacker.example:{port}", f"127.0.0.1.attacker.example:{port}",
-                 f"localhost.:{port}", f"192.168.1.20:{port}"):
+    for host in (
+        "attacker.example",
+        f"attacker.example:{port}",
+        f"127.0.0.1.attacker.example:{port}",
+        f"localhost.:{port}",
+        f"192.168.1.20:{port}",
+    ):
         status, text = request(port, "GET", "/", headers={"Host": host})
         assert status == 421 and b"Misdirected request" in text, (host, status, text)
         assert request(port, "GET", "/config", headers={"Host": host})[0] == 421
-        status, _ = request(port, "POST", "/gradio_api/call/play_column_4", b'{"data": []}',
-                            {"Host": host, "Content-Type": "application/json"})
+        status, _ = request(
+            port,
+            "POST",
+            "/gradio_api/call/play_column_4",
+            b'{"data": []}',
+            {"Host": host, "Content-Type": "application/json"},
+        )
         assert status == 421, host
 
 
@@ -106,16 +129,22 @@ def test_a_request_without_a_host_is_refused(page):
 def test_posts_from_other_sites_are_refused(page):
     port = page["port"]
     move = b'{"data": []}'
-    for headers in ({"Origin": ATTACKER}, {"Origin": "null"}, {"Origin": f"http://127.0.0.1:{port + 1}"},
-                    {"Origin": f"http://localhost:{port}"},  # another origin than the Host asked for
-                    {"Referer": f"{ATTACKER}/game.html"}):
-        status, text = request(port, "POST", "/gradio_api/call/play_column_4", move,
-                               {"Content-Type": "application/json", **headers})
+    for headers in (
+        {"Origin": ATTACKER},
+        {"Origin": "null"},
+        {"Origin": f"http://127.0.0.1:{port + 1}"},
+        {"Origin": f"http://localhost:{port}"},  # another origin than the Host asked for
+        {"Referer": f"{ATTACKER}/game.html"},
+    ):
+        status, text = request(
+            port, "POST", "/gradio_api/call/play_column_4", move, {"Content-Type": "application/json", **headers}
+        )
         assert status == 403 and b"Cross-site request refused" in text, (headers, status, text)
     # the simple cross-origin post a browser sends without asking: a form, text/plain or urlencoded
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):
-        status, _ = request(port, "POST", "/gradio_api/queue/join", b"data=1",
-                            {"Content-Type": content_type, "Origin": ATTACKER})
+        status, _ = request(
+            port, "POST", "/gradio_api/queue/join", b"data=1", {"Content-Type": content_type, "Origin": ATTACKER}
+        )
         assert status == 403, content_type
 
 
@@ -128,7 +157,12 @@ def test_the_page_and_its_api_work_for_its_own_origin(page):
         assert status == 200 and "components" in json.loads(text), host
     # a move through the page's API, as its own script sends it (Origin and Referer of the page)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
-        own = {"Host": host, "Origin": f"http://{host}", "Referer": f"http://{host}/", "Content-Type": "application/json"}
+        own = {
+            "Host": host,
+            "Origin": f"http://{host}",
+            "Referer": f"http://{host}/",
+            "Content-Type": "application/json",
+        }
         status, text = request(port, "POST", "/gradio_api/call/play_column_4", b'{"data": []}', own)
         assert status == 200, text
         event = json.loads(text)["event_id"]

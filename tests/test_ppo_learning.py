@@ -13,14 +13,24 @@ from probe_envs import ConstantTruncatedEnv, ContinuousIdentityEnv, DiscreteIden
 
 from rlarena import PPOConfig
 
-PROBE_TRAINING = {"train_batch_size": 256, "minibatch_size": 64, "num_epochs": 4, "lr": 3e-3,
-                  "model": {"fcnet_hiddens": [32]}}
+PROBE_TRAINING = {
+    "train_batch_size": 256,
+    "minibatch_size": 64,
+    "num_epochs": 4,
+    "lr": 3e-3,
+    "model": {"fcnet_hiddens": [32]},
+}
 
 
 def probe_config(env, seed: int = 0, **training) -> PPOConfig:
-    return (PPOConfig().environment(env).env_runners(num_envs_per_env_runner=8)
-            .training(**{**PROBE_TRAINING, **training})
-            .evaluation(evaluation_duration=100).debugging(seed=seed))
+    return (
+        PPOConfig()
+        .environment(env)
+        .env_runners(num_envs_per_env_runner=8)
+        .training(**{**PROBE_TRAINING, **training})
+        .evaluation(evaluation_duration=100)
+        .debugging(seed=seed)
+    )
 
 
 def train(build, config: PPOConfig, iterations: int):
@@ -87,7 +97,11 @@ def test_discrete_identity_with_observation_filter(build):
 
 def test_discrete_identity_with_shared_trunk_and_entropy_bonus(build):
     # vf_share_layers and a nonzero entropy_coeff take other branches of the model and the loss
-    config = probe_config(DiscreteIdentityEnv, entropy_coeff=0.01, vf_clip_param=1.0,
-                          model={"fcnet_hiddens": [32], "vf_share_layers": True})
+    config = probe_config(
+        DiscreteIdentityEnv,
+        entropy_coeff=0.01,
+        vf_clip_param=1.0,
+        model={"fcnet_hiddens": [32], "vf_share_layers": True},
+    )
     algo, _ = train(build, config, iterations=15)
     assert algo.evaluate()["episode_return_mean"] >= 0.95

@@ -29,15 +29,28 @@ from rlarena.algorithms.ppo import STAT_NAMES, ppo_loss
 from rlarena.rollout.storage import Rollout
 
 T, N = 16, 4  # SB3's n_steps and n_envs
-HP = {"batch_size": 16, "n_epochs": 4, "learning_rate": 3e-3, "gamma": 0.98, "gae_lambda": 0.8, "clip_range": 0.2,
-      "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5}
+HP = {
+    "batch_size": 16,
+    "n_epochs": 4,
+    "learning_rate": 3e-3,
+    "gamma": 0.98,
+    "gae_lambda": 0.8,
+    "clip_range": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
 # two episode ends per env copy (so rlarena's fragment is T + 2 rows for every copy): (step, truncated?)
-ENDS = {0: [(3, False), (9, True)], 1: [(5, True), (12, False)], 2: [(0, False), (14, True)],
-        3: [(7, True), (8, True)]}
+ENDS = {0: [(3, False), (9, True)], 1: [(5, True), (12, False)], 2: [(0, False), (14, True)], 3: [(7, True), (8, True)]}
 # rlarena's parameter -> SB3's, in FlatParameters order
-PARAMS = {"pi_layers.0": "mlp_extractor.policy_net.0", "pi_layers.1": "mlp_extractor.policy_net.2",
-          "vf_layers.0": "mlp_extractor.value_net.0", "vf_layers.1": "mlp_extractor.value_net.2",
-          "pi_head": "action_net", "vf_head": "value_net"}
+PARAMS = {
+    "pi_layers.0": "mlp_extractor.policy_net.0",
+    "pi_layers.1": "mlp_extractor.policy_net.2",
+    "vf_layers.0": "mlp_extractor.value_net.0",
+    "vf_layers.1": "mlp_extractor.value_net.2",
+    "pi_head": "action_net",
+    "vf_head": "value_net",
+}
 
 
 def make_sb3(**overrides):
@@ -50,12 +63,27 @@ def make_sb3(**overrides):
 
 def make_rlarena(**overrides):
     hp = {**HP, **overrides}
-    return (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=N)
-            .training(lr=hp["learning_rate"], gamma=hp["gamma"], lambda_=hp["gae_lambda"], clip_param=hp["clip_range"],
-                      train_batch_size=T * N, minibatch_size=hp["batch_size"], num_epochs=hp["n_epochs"],
-                      entropy_coeff=hp["ent_coef"], vf_loss_coeff=hp["vf_coef"], grad_clip=hp["max_grad_norm"],
-                      target_kl=hp.get("target_kl"), model={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
-            .debugging(seed=1).build())
+    return (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=N)
+        .training(
+            lr=hp["learning_rate"],
+            gamma=hp["gamma"],
+            lambda_=hp["gae_lambda"],
+            clip_param=hp["clip_range"],
+            train_batch_size=T * N,
+            minibatch_size=hp["batch_size"],
+            num_epochs=hp["n_epochs"],
+            entropy_coeff=hp["ent_coef"],
+            vf_loss_coeff=hp["vf_coef"],
+            grad_clip=hp["max_grad_norm"],
+            target_kl=hp.get("target_kl"),
+            model={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"},
+        )
+        .debugging(seed=1)
+        .build()
+    )
 
 
 def copy_weights(algo, sb3) -> None:
@@ -69,8 +97,9 @@ def copy_weights(algo, sb3) -> None:
 
 def flat_sb3(sb3) -> torch.Tensor:
     theirs = dict(sb3.policy.named_parameters())
-    return torch.cat([theirs[f"{PARAMS[layer]}.{kind}"].detach().reshape(-1)
-                      for layer in PARAMS for kind in ("weight", "bias")])
+    return torch.cat(
+        [theirs[f"{PARAMS[layer]}.{kind}"].detach().reshape(-1) for layer in PARAMS for kind in ("weight", "bias")]
+    )
 
 
 def flat_rlarena(algo) -> torch.Tensor:
@@ -188,8 +217,12 @@ def test_same_value_targets(pair):
     policy = algo.policy
     data = prepare_batch(policy.model, policy.dist, ro, algo.config.gamma, algo.config.lambda_, False)
     buf = sb3.rollout_buffer
-    for mine, theirs in [(data.advantages, buf.advantages), (data.returns, buf.returns),
-                         (data.values_old, buf.values), (data.logp_old, buf.log_probs)]:
+    for mine, theirs in [
+        (data.advantages, buf.advantages),
+        (data.returns, buf.returns),
+        (data.values_old, buf.values),
+        (data.logp_old, buf.log_probs),
+    ]:
         # SB3's [T, N] flattened env-major, as its minibatches index it, then in our valid-step order
         in_our_order = torch.from_numpy(theirs.swapaxes(0, 1).reshape(-1)[sb3_index])
         torch.testing.assert_close(mine, in_our_order, rtol=1e-5, atol=1e-6)
@@ -232,8 +265,11 @@ def test_same_update(pair):
     torch.testing.assert_close(after, after_sb3, rtol=1e-4, atol=2e-6)
     assert stats["grad_norm"] > HP["max_grad_norm"]  # the gradient clipping acted
     if sb3.target_kl is not None:  # stopped early, at the same minibatch: the same number of steps
-        assert algo.optimizers[(DEFAULT_POLICY_ID, "main")].steps == sb3.policy.optimizer.state[
-            next(iter(sb3.policy.parameters()))]["step"] < HP["n_epochs"] * T * N // HP["batch_size"]
+        assert (
+            algo.optimizers[(DEFAULT_POLICY_ID, "main")].steps
+            == sb3.policy.optimizer.state[next(iter(sb3.policy.parameters()))]["step"]
+            < HP["n_epochs"] * T * N // HP["batch_size"]
+        )
     assert stats["explained_variance"] == pytest.approx(sb3.logger.name_to_value["train/explained_variance"], rel=1e-4)
 
     # the loss terms at the updated weights, against the sampling-time log-probs: SB3's train() on

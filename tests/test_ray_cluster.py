@@ -104,8 +104,9 @@ class WhereCartPole(gym.Env):
         number = -1
         if config.remote:
             node_id = ray.get_runtime_context().get_node_id()
-            number = next(node["Resources"].get(config["resource"], 0) for node in ray.nodes()
-                          if node["NodeID"] == node_id)
+            number = next(
+                node["Resources"].get(config["resource"], 0) for node in ray.nodes() if node["NodeID"] == node_id
+            )
         self.where = np.array([config.worker_index, number], np.float32)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (6,), np.float32)
         self.action_space = self.env.action_space
@@ -125,8 +126,14 @@ class WhereCartPole(gym.Env):
 def cluster_config(cluster: ClusterNodes):
     """PPO on 2 remote runners (2 envs each, 16 steps a fragment) of one CPU each, joining the cluster
     through rlarena's own ray_init(address) (the driver is not connected before build)."""
-    return (PPOConfig().environment(WhereCartPole, env_config={"resource": NODE_NUMBER}).env_runners(num_env_runners=2, num_envs_per_env_runner=2)
-            .training(**TINY).debugging(seed=0).resources(ray_address=cluster.cluster.address))
+    return (
+        PPOConfig()
+        .environment(WhereCartPole, env_config={"resource": NODE_NUMBER})
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+        .training(**TINY)
+        .debugging(seed=0)
+        .resources(ray_address=cluster.cluster.address)
+    )
 
 
 def placement(algo) -> dict[int, int]:
@@ -159,7 +166,7 @@ def listening_addresses(pids: set[int]) -> set[ipaddress.IPv4Address | ipaddress
             if fields[3] == "0A" and fields[9] in inodes:  # state 0A: LISTEN
                 raw = bytes.fromhex(fields[1].split(":")[0])
                 # the kernel prints each 32-bit word in host (little-endian) order
-                address = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+                address = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
                 found.add(getattr(address, "ipv4_mapped", None) or address)
     return found
 
@@ -172,7 +179,7 @@ def descendants(roots: set[int]) -> set[int]:
             text = stat.read_text()
         except OSError:
             continue
-        parents[int(stat.parent.name)] = int(text[text.rindex(")") + 2:].split()[1])
+        parents[int(stat.parent.name)] = int(text[text.rindex(")") + 2 :].split()[1])
     found, grew = set(roots), True
     while grew:
         below = {pid for pid, parent in parents.items() if parent in found} - found
@@ -195,8 +202,12 @@ def test_ppo_trains_on_runners_placed_on_the_worker_nodes_of_a_loopback_only_clu
         assert sorted(where) == [1, 2] and sorted(where.values()) == [a, b]  # one runner a node, none on the head
         # every process of the cluster (nodes, agents, the runners' workers) and the driver: loopback only
         assert {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]} == {"127.0.0.1"}
-        roots = {os.getpid()} | {info.process.pid for node in cluster.cluster.list_all_nodes()
-                                 for infos in node.all_processes.values() for info in infos}
+        roots = {os.getpid()} | {
+            info.process.pid
+            for node in cluster.cluster.list_all_nodes()
+            for infos in node.all_processes.values()
+            for info in infos
+        }
         addresses = listening_addresses(descendants(roots))
     assert addresses and all(address.is_loopback for address in addresses), addresses
 
@@ -206,14 +217,17 @@ def test_without_fault_tolerance_losing_a_node_stops_training_naming_its_runner(
     with cluster_config(cluster).build() as algo:
         algo.train()
         cluster.remove(placement(algo)[2])
-        with pytest.raises(EnvError, match=r"Remote env runner 2 of 2 \(env 'WhereCartPole'\) failed: .*fault_tolerance\("):
+        with pytest.raises(
+            EnvError, match=r"Remote env runner 2 of 2 \(env 'WhereCartPole'\) failed: .*fault_tolerance\("
+        ):
             algo.train()
 
 
 def test_a_runner_on_a_lost_node_is_restarted_with_its_worker_index_on_a_node_with_room(nodes):
     cluster, _, _ = nodes
-    config = cluster_config(cluster).fault_tolerance(restart_failed_env_runners=True,
-                                                     delay_between_env_runner_restarts_s=0)
+    config = cluster_config(cluster).fault_tolerance(
+        restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0
+    )
     with config.build() as algo:
         algo.train()
         where = placement(algo)

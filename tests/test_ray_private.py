@@ -36,8 +36,10 @@ import pytest
 pytest.importorskip("ray")
 
 # the stand-in binds to 127.0.0.1 through Ray's switch for it (Linux), and its processes are found in /proc
-pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ray's loopback switch, /proc: Linux"),
-              pytest.mark.timeout(480)]  # a guard against hanging: Ray starts in tens of seconds on 2 busy cores
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ray's loopback switch, /proc: Linux"),
+    pytest.mark.timeout(480),
+]  # a guard against hanging: Ray starts in tens of seconds on 2 busy cores
 
 HOOK = """import os
 from pathlib import Path
@@ -118,8 +120,13 @@ class StandIn:
         test_ray_cluster)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         path = [str(self.hook_dir), env.get("PYTHONPATH", "")]
-        return {**env, "RAY_TMPDIR": str(self.tmp), "HOME": str(home), "PYTHONPATH": os.pathsep.join(filter(None, path)),
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return {
+            **env,
+            "RAY_TMPDIR": str(self.tmp),
+            "HOME": str(home),
+            "PYTHONPATH": os.pathsep.join(filter(None, path)),
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        }
 
     def hook_ran_in(self, pid: int) -> bool:
         return (self.hook_dir / f"ran-{pid}").exists()
@@ -151,14 +158,35 @@ def stand_in() -> Iterator[StandIn]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # the other user's cluster: loopback only (a test never opens ports to the network), no token (the
     # planter does not know the victim's)
-    env.update(RAY_TMPDIR=str(tmp), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled",
-               HOME=str(tmp / "planter"), PYTHONPATH=str(hook_dir))
+    env.update(
+        RAY_TMPDIR=str(tmp),
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="disabled",
+        HOME=str(tmp / "planter"),
+        PYTHONPATH=str(hook_dir),
+    )
     log = (tmp / "ray-start.log").open("w")
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                             '--resources={"planted": 1}', "--include-dashboard=false", "--disable-usage-stats",
-                             "--tracing-startup-hook=planted_hook:run"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=1",
+            '--resources={"planted": 1}',
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--tracing-startup-hook=planted_hook:run",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         record = tmp / "ray" / "ray_current_cluster"  # written once the cluster is up
         deadline = time.monotonic() + 120
@@ -184,8 +212,14 @@ def victim(stand_in, tmp_path_factory) -> dict:
     rlarena.rollout.ray_cluster.ray_init (twice), then joined the stand-in by its address."""
     home = tmp_path_factory.mktemp("victim-home")
     report = home / "report.json"
-    proc = subprocess.run([sys.executable, "-c", VICTIM, str(report), str(stand_in.hook_dir), stand_in.address],
-                          env=stand_in.env(home), capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", VICTIM, str(report), str(stand_in.hook_dir), stand_in.address],
+        env=stand_in.env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return {**json.loads(report.read_text()), "home": str(home)}
 
@@ -194,8 +228,14 @@ def test_the_stand_in_is_a_trap_that_rays_own_init_falls_into(stand_in, tmp_path
     """Ray's ray.init() without an address joins the planted cluster and runs its hook: the checks
     below would prove nothing otherwise."""
     code = "import os, ray; ray.init(); print(os.getpid(), ray.get_runtime_context().gcs_address)"
-    proc = subprocess.run([sys.executable, "-c", code], env=stand_in.env(tmp_path), capture_output=True, text=True,
-                          timeout=180, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=stand_in.env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     pid, address = proc.stdout.split()[-2:]
     assert address == stand_in.address
@@ -240,11 +280,33 @@ def test_cli_train_ray_runs_on_a_private_ray(stand_in, tmp_path):
     """The trials run on a private Ray (a process that joined the planted cluster would also fail here:
     Ray refuses num_cpus for a cluster it joins)."""
     config = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": {"fcnet_hiddens": [8]}}
-    proc = subprocess.Popen([sys.executable, "-m", "rlarena.cli.main", "train", "--env", "CartPole-v1", "--ray",
-                             "--config", json.dumps(config), "--stop", '{"training_iteration": 1}',
-                             "--storage-path", str(tmp_path / "runs"), "--name", "r", "--verbose", "0",
-                             "--no-tensorboard", "--no-plot"],
-                            env=stand_in.env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--ray",
+            "--config",
+            json.dumps(config),
+            "--stop",
+            '{"training_iteration": 1}',
+            "--storage-path",
+            str(tmp_path / "runs"),
+            "--name",
+            "r",
+            "--verbose",
+            "0",
+            "--no-tensorboard",
+            "--no-plot",
+        ],
+        env=stand_in.env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, err = proc.communicate(timeout=300)
     finally:
@@ -258,12 +320,33 @@ def test_cli_train_ray_runs_on_a_private_ray(stand_in, tmp_path):
 
 def test_an_address_ray_cannot_use_is_one_clear_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "train", "--env", "CartPole-v1", "--ray-address",
-                           "nonsense", "--storage-path", str(tmp_path / "runs"), "--verbose", "0"],
-                          env=env, capture_output=True, text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--ray-address",
+            "nonsense",
+            "--storage-path",
+            str(tmp_path / "runs"),
+            "--verbose",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        ("error: Cannot join the Ray cluster 'nonsense': Invalid address format: nonsense. Give the host:port of a "
-         "running cluster's head (`ray start --head` prints it; with its token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
-         "when it asks for one), or no address for a private local Ray.")]
+        (
+            "error: Cannot join the Ray cluster 'nonsense': Invalid address format: nonsense. Give the host:port of a "
+            "running cluster's head (`ray start --head` prints it; with its token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
+            "when it asks for one), or no address for a private local Ray."
+        )
+    ]
     assert not (tmp_path / "runs").exists()

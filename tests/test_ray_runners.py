@@ -25,11 +25,14 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": {"fcnet_hiddens": [16]}}
 
 
-
-
 def remote_config(num_env_runners: int = 2, seed: int | None = 0, env="CartPole-v1"):
-    return (PPOConfig().environment(env).env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=2)
-            .training(**TINY).debugging(seed=seed))
+    return (
+        PPOConfig()
+        .environment(env)
+        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=2)
+        .training(**TINY)
+        .debugging(seed=seed)
+    )
 
 
 def test_local_ray_listens_on_loopback_only(local_ray):
@@ -65,8 +68,10 @@ def test_ppo_on_two_remote_runners_reports_the_local_metrics_and_stop_frees_the_
 def test_a_seeded_run_on_remote_runners_repeats(local_ray):
     def run() -> list:
         with remote_config(seed=3).build() as algo:
-            return [(r["episode_return_mean"], r["policy_loss"], r["vf_loss"], r["num_episodes_lifetime"])
-                    for r in (algo.train() for _ in range(2))]
+            return [
+                (r["episode_return_mean"], r["policy_loss"], r["vf_loss"], r["num_episodes_lifetime"])
+                for r in (algo.train() for _ in range(2))
+            ]
 
     assert run() == run()
 
@@ -131,11 +136,13 @@ def test_an_env_class_that_asks_for_its_config_gets_the_context_even_without_opt
 
 def test_what_remote_runners_do_not_do_yet_is_refused_by_name():
     from rlarena import DQNConfig, LinUCBConfig
+
     with pytest.raises(ConfigError, match="num_env_runners=2: LinUCB samples in this process"):
         LinUCBConfig().environment("linear_bandit").env_runners(num_env_runners=2).build()
     with pytest.raises(ConfigError, match="fault_tolerance.*off-policy algorithm's replay buffer"):
         DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2).fault_tolerance(
-            restart_failed_env_runners=True).build()
+            restart_failed_env_runners=True
+        ).build()
 
     class EveryStep(Callbacks):
         def on_episode_step(self, **kwargs):
@@ -173,8 +180,11 @@ class FailOnce(gym.Env):
 
 def failing_config(tmp_path, how="raise", worker=1, **fault_tolerance):
     env_config = {"marker": str(tmp_path / "failed"), "how": how, "worker": worker}
-    return (remote_config(env=FailOnce).environment(env_config=env_config)
-            .fault_tolerance(delay_between_env_runner_restarts_s=0, **fault_tolerance))
+    return (
+        remote_config(env=FailOnce)
+        .environment(env_config=env_config)
+        .fault_tolerance(delay_between_env_runner_restarts_s=0, **fault_tolerance)
+    )
 
 
 def until_both_runners_sample(algo, patience_s: float = 120) -> dict:
@@ -219,8 +229,11 @@ def test_an_env_that_ends_its_runners_process_gets_the_runner_restarted_or_one_c
 
 
 def test_a_killed_runner_process_is_restarted_and_ignored_failures_go_on_without_it(local_ray, tmp_path):
-    with remote_config().fault_tolerance(restart_failed_env_runners=True,
-                                         delay_between_env_runner_restarts_s=0).build() as algo:
+    with (
+        remote_config()
+        .fault_tolerance(restart_failed_env_runners=True, delay_between_env_runner_restarts_s=0)
+        .build() as algo
+    ):
         algo.train()
         ray.kill(algo.env_runner_group.remote.actors[1])  # runner 2's process dies between iterations
         assert algo.train()["num_env_steps_sampled_this_iter"] == 32
@@ -238,8 +251,10 @@ def test_a_killed_runner_process_is_restarted_and_ignored_failures_go_on_without
 
 def test_a_hung_runner_is_caught_by_sample_timeout_s(local_ray, tmp_path):
     message = r"Remote env runner 2 of 2 .*returned nothing within sample_timeout_s=3"
-    with (failing_config(tmp_path, how="hang", worker=2).env_runners(sample_timeout_s=3).build() as algo,
-          pytest.raises(EnvError, match=message)):
+    with (
+        failing_config(tmp_path, how="hang", worker=2).env_runners(sample_timeout_s=3).build() as algo,
+        pytest.raises(EnvError, match=message),
+    ):
         algo.train()
     (tmp_path / "failed").unlink()
     config = failing_config(tmp_path, how="hang", worker=2, ignore_env_runner_failures=True)
@@ -248,19 +263,32 @@ def test_a_hung_runner_is_caught_by_sample_timeout_s(local_ray, tmp_path):
 
 
 def test_rllib_fault_tolerance_names_are_ours():
-    config = PPOConfig().update_from_dict({"recreate_failed_workers": True, "max_num_worker_restarts": 3,
-                                           "delay_between_worker_restarts_s": 1.5, "ignore_worker_failures": True,
-                                           "num_cpus_per_worker": 0.5})
-    assert (config.restart_failed_env_runners, config.max_num_env_runner_restarts,
-            config.delay_between_env_runner_restarts_s, config.ignore_env_runner_failures,
-            config.num_cpus_per_env_runner) == (True, 3, 1.5, True, 0.5)
+    config = PPOConfig().update_from_dict(
+        {
+            "recreate_failed_workers": True,
+            "max_num_worker_restarts": 3,
+            "delay_between_worker_restarts_s": 1.5,
+            "ignore_worker_failures": True,
+            "num_cpus_per_worker": 0.5,
+        }
+    )
+    assert (
+        config.restart_failed_env_runners,
+        config.max_num_env_runner_restarts,
+        config.delay_between_env_runner_restarts_s,
+        config.ignore_env_runner_failures,
+        config.num_cpus_per_env_runner,
+    ) == (True, 3, 1.5, True, 0.5)
 
 
 # -- evaluation runners ----------------------------------------------------------------------------------
 def test_evaluation_on_its_own_runners_in_sequence_or_parallel_to_training(local_ray):
     def config(**evaluation):
-        return (remote_config(num_env_runners=1).env_runners(num_cpus_per_env_runner=0.5)
-                .evaluation(evaluation_interval=1, evaluation_duration=5, evaluation_num_env_runners=2, **evaluation))
+        return (
+            remote_config(num_env_runners=1)
+            .env_runners(num_cpus_per_env_runner=0.5)
+            .evaluation(evaluation_interval=1, evaluation_duration=5, evaluation_num_env_runners=2, **evaluation)
+        )
 
     with config().build() as algo:
         assert len(algo.eval_env_runner_group.remote) == 2
@@ -281,12 +309,19 @@ def test_the_connect_four_league_samples_on_remote_runners_and_grows_there(local
     from rlarena.games.connect_four.opponents import OPPONENTS
     from rlarena.multiagent.league import league_mapping_fn
 
-    config = (PPOConfig().environment("connect_four")
-              .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
-              .training(train_batch_size=256, minibatch_size=128, num_epochs=1, model={"fcnet_hiddens": [16]})
-              .multi_agent(policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
-                           policy_mapping_fn=league_mapping_fn, policies_to_train=["learned"])
-              .callbacks(ConnectFourLeague).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("connect_four")
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+        .training(train_batch_size=256, minibatch_size=128, num_epochs=1, model={"fcnet_hiddens": [16]})
+        .multi_agent(
+            policies={"learned": PolicySpec(), "random": PolicySpec(policy_class=OPPONENTS["random"])},
+            policy_mapping_fn=league_mapping_fn,
+            policies_to_train=["learned"],
+        )
+        .callbacks(ConnectFourLeague)
+        .debugging(seed=0)
+    )
     with config.build() as algo:
         first = algo.train()  # the league's on_episode_end saw the runners' games (scores per opponent)
         assert first["num_env_steps_sampled_this_iter"] == 256 and first["num_episodes_lifetime"] > 0
@@ -304,9 +339,15 @@ def test_the_connect_four_league_samples_on_remote_runners_and_grows_there(local
 
 
 def test_multi_agent_evaluation_on_its_own_runners(local_ray):
-    config = (PPOConfig().environment("multi_agent_arena").env_runners(num_envs_per_env_runner=2)
-              .training(**TINY).evaluation(evaluation_interval=1, evaluation_duration=3, evaluation_num_env_runners=2)
-              .env_runners(num_cpus_per_env_runner=0.5).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("multi_agent_arena")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(**TINY)
+        .evaluation(evaluation_interval=1, evaluation_duration=3, evaluation_num_env_runners=2)
+        .env_runners(num_cpus_per_env_runner=0.5)
+        .debugging(seed=0)
+    )
     with config.build() as algo:
         result = algo.train()
         assert result["evaluation/episodes"] == 3  # 2 + 1 over the two runners
@@ -316,10 +357,18 @@ def test_multi_agent_evaluation_on_its_own_runners(local_ray):
 
 def test_a_seeded_multi_agent_run_on_remote_runners_repeats(local_ray):
     def run() -> list:
-        config = (PPOConfig().environment("multi_agent_arena").env_runners(num_env_runners=2, num_envs_per_env_runner=2)
-                  .training(**TINY).debugging(seed=5))
+        config = (
+            PPOConfig()
+            .environment("multi_agent_arena")
+            .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+            .training(**TINY)
+            .debugging(seed=5)
+        )
         with config.build() as algo:
-            return [(r["learner/default_policy/policy_loss"], r["learner/default_policy/vf_loss"]) for r in (algo.train() for _ in range(3))]
+            return [
+                (r["learner/default_policy/policy_loss"], r["learner/default_policy/vf_loss"])
+                for r in (algo.train() for _ in range(3))
+            ]
 
     assert run() == run()
 
@@ -327,6 +376,7 @@ def test_a_seeded_multi_agent_run_on_remote_runners_repeats(local_ray):
 def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
     from rlarena import Algorithm
     from rlarena.checkpoint.io import INFERENCE_OVERRIDES
+
     config = remote_config(num_env_runners=1).evaluation(evaluation_num_env_runners=1, evaluation_interval=1)
     with config.env_runners(num_cpus_per_env_runner=0.5).build() as algo:
         algo.train()
@@ -348,9 +398,18 @@ def test_a_checkpoint_trained_on_ray_is_played_without_ray(local_ray, tmp_path):
 # -- off-policy algorithms -------------------------------------------------------------------------------
 def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
     from rlarena import DQNConfig, SACConfig
-    config = (DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=2)
-              .training(num_steps_sampled_before_learning_starts=128, min_sample_timesteps_per_iteration=128,
-                        model={"fcnet_hiddens": [16]}).debugging(seed=0))
+
+    config = (
+        DQNConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2)
+        .training(
+            num_steps_sampled_before_learning_starts=128,
+            min_sample_timesteps_per_iteration=128,
+            model={"fcnet_hiddens": [16]},
+        )
+        .debugging(seed=0)
+    )
     with config.build() as algo:
         # 32 steps per env per call ("auto" with remote runners), one replay column per env of every runner
         assert algo.config.fragment_length == 32 and algo.learners["default_policy"].buffer.num_envs == 4
@@ -359,12 +418,24 @@ def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
         # one update per vector step, as locally: 32 per fragment once learning starts
         assert results[-1]["num_gradient_steps_lifetime"] == 64
         # the runners explore with the driver's epsilon (set from the schedule before each fragment)
-        remote_eps = ray.get([actor.__ray_call__.remote(lambda self: self.runner.policy.epsilon)
-                              for actor in algo.env_runner_group.remote.actors])
+        remote_eps = ray.get(
+            [
+                actor.__ray_call__.remote(lambda self: self.runner.policy.epsilon)
+                for actor in algo.env_runner_group.remote.actors
+            ]
+        )
         assert remote_eps == [algo.policy.epsilon] * 2 and 0 < algo.policy.epsilon < 1
-    config = (SACConfig().environment("Pendulum-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=1)
-              .training(num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=64,
-                        model={"fcnet_hiddens": [16]}).debugging(seed=0))
+    config = (
+        SACConfig()
+        .environment("Pendulum-v1")
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=1)
+        .training(
+            num_steps_sampled_before_learning_starts=64,
+            min_sample_timesteps_per_iteration=64,
+            model={"fcnet_hiddens": [16]},
+        )
+        .debugging(seed=0)
+    )
     with config.build() as algo:
         first, second = algo.train(), algo.train()
         assert (first["random_actions"], second["random_actions"]) == (1.0, 0.0)  # the warm-up, then the actor

@@ -32,15 +32,20 @@ TINY = {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1, "model": 
 QUIET = {"verbose": 0, "tensorboard": False, "plot": False}
 
 
-
-
 def tiny() -> PPOConfig:
-    return PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2).training(**TINY).debugging(seed=0)
+    return (
+        PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2).training(**TINY).debugging(seed=0)
+    )
 
 
 def tune_run_config(tmp_path: Path, name: str, stop: dict, **checkpointing) -> tune.RunConfig:
-    return tune.RunConfig(name=name, storage_path=str(tmp_path), stop=stop, verbose=0,
-                          checkpoint_config=tune.CheckpointConfig(**checkpointing))
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(tmp_path),
+        stop=stop,
+        verbose=0,
+        checkpoint_config=tune.CheckpointConfig(**checkpointing),
+    )
 
 
 def layout(root: Path) -> list[str]:
@@ -75,9 +80,11 @@ def test_tuner_runs_a_grid_into_rlarena_checkpoints(local_ray, tmp_path):
     space = tiny().to_dict()
     space["lr"] = tune.grid_search([1e-3, 3e-3])
     # a stop on one of rlarena's own result keys: 2 iterations of 64 steps
-    grid = tune.Tuner(rlarena.tune.trainable("PPO"), param_space=space,
-                      run_config=tune_run_config(tmp_path, "t", {"num_env_steps_sampled_lifetime": 128},
-                                                 checkpoint_at_end=True)).fit()
+    grid = tune.Tuner(
+        rlarena.tune.trainable("PPO"),
+        param_space=space,
+        run_config=tune_run_config(tmp_path, "t", {"num_env_steps_sampled_lifetime": 128}, checkpoint_at_end=True),
+    ).fit()
     assert not grid.errors and len(grid) == 2
     assert sorted(result.config["lr"] for result in grid) == [1e-3, 3e-3]
     for result in grid:
@@ -104,8 +111,11 @@ def test_tune_restore_continues_from_the_checkpoint(local_ray, tmp_path):
                 raise RuntimeError("crash in iteration 3")
             return super().step()
 
-    first = tune.Tuner(CrashOnce, param_space=tiny().to_dict(),
-                       run_config=tune_run_config(tmp_path, "r", {"training_iteration": 4}, checkpoint_frequency=1)).fit()
+    first = tune.Tuner(
+        CrashOnce,
+        param_space=tiny().to_dict(),
+        run_config=tune_run_config(tmp_path, "r", {"training_iteration": 4}, checkpoint_frequency=1),
+    ).fit()
     assert len(first.errors) == 1
     grid = tune.Tuner.restore(str(tmp_path / "r"), trainable=CrashOnce, resume_errored=True).fit()
     (result,) = grid
@@ -147,14 +157,22 @@ def test_trainable_resources_count_the_remote_env_runners(local_ray):
 
 # -- rlarena.run(ray=...) -----------------------------------------------------------------------------------
 def test_run_on_ray_writes_the_local_layout(local_ray, tmp_path, capsys):
-    kwargs = {"param_space": {"lr": rlarena.grid_search([1e-3, 3e-3])}, "stop": {"training_iteration": 2},
-              "checkpoint_freq": 1, "storage_path": tmp_path, "tensorboard": False, "plot": False}
+    kwargs = {
+        "param_space": {"lr": rlarena.grid_search([1e-3, 3e-3])},
+        "stop": {"training_iteration": 2},
+        "checkpoint_freq": 1,
+        "storage_path": tmp_path,
+        "tensorboard": False,
+        "plot": False,
+    }
     here = rlarena.run(tiny(), name="here", verbose=0, **kwargs)
     capsys.readouterr()
     there = rlarena.run(tiny(), name="there", ray=True, verbose=1, **kwargs)
     out = capsys.readouterr().out.splitlines()
     assert layout(tmp_path / "here") == layout(tmp_path / "there")
-    states = [json.loads((tmp_path / name / "experiment_state.json").read_text())["trials"] for name in ("here", "there")]
+    states = [
+        json.loads((tmp_path / name / "experiment_state.json").read_text())["trials"] for name in ("here", "there")
+    ]
     assert states[0] == states[1]  # the same trials, directories, params and statuses
     assert [t["status"] for t in states[1]] == ["TERMINATED", "TERMINATED"]
     assert [t.status for t in there.trials] == ["TERMINATED", "TERMINATED"]
@@ -181,8 +199,9 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
         time.sleep(1.0)  # the driver's next poll asks every trial to stop after its iteration
         return iteration >= 20  # (a run that ignored Ctrl-C would end here, TERMINATED)
 
-    first = rlarena.run(tiny(), param_space=space, stop=ctrl_c_in_iteration_1, storage_path=tmp_path, name="c",
-                        ray=True, **QUIET)
+    first = rlarena.run(
+        tiny(), param_space=space, stop=ctrl_c_in_iteration_1, storage_path=tmp_path, name="c", ray=True, **QUIET
+    )
     assert first.interrupted
     assert [t.status for t in first.trials] == ["INTERRUPTED", "INTERRUPTED"]
     # trial 0 stops in the iteration it pressed Ctrl-C in; trial 1 in the one it was in (its first, or
@@ -195,8 +214,16 @@ def test_ctrl_c_stops_every_ray_trial_with_a_checkpoint_and_resume_continues(loc
     assert [t["status"] for t in state["trials"]] == ["INTERRUPTED", "INTERRUPTED"]
     state["trials"][1]["status"] = "RUNNING"  # as a driver killed while trial 1 ran leaves it
     state_file.write_text(json.dumps(state))
-    resumed = rlarena.run(tiny(), param_space=space, stop={"training_iteration": 3}, storage_path=tmp_path, name="c",
-                          resume=True, ray=True, **QUIET)
+    resumed = rlarena.run(
+        tiny(),
+        param_space=space,
+        stop={"training_iteration": 3},
+        storage_path=tmp_path,
+        name="c",
+        resume=True,
+        ray=True,
+        **QUIET,
+    )
     assert [t.status for t in resumed.trials] == ["TERMINATED", "TERMINATED"]
     assert all(iterations(t.path) == [1, 2, 3] for t in resumed.trials)
     assert [t.results[-1]["iterations_since_restore"] for t in resumed.trials] == [3 - i for i in stopped_at]
@@ -213,19 +240,29 @@ def test_a_failing_ray_trial_is_recorded_and_a_mistyped_stop_key_leaves_nothing(
         return iteration >= 2
 
     space = {"lr": rlarena.grid_search([1e-3, 3e-3])}
-    results = rlarena.run(tiny(), param_space=space, stop=fail_one, checkpoint_freq=1, storage_path=tmp_path,
-                          name="f", ray=True, **QUIET)
+    results = rlarena.run(
+        tiny(), param_space=space, stop=fail_one, checkpoint_freq=1, storage_path=tmp_path, name="f", ray=True, **QUIET
+    )
     assert [t.status for t in results.trials] == ["TERMINATED", "ERROR"]
     assert results.trials[1].error == "RuntimeError: trial 1 broke"
     seen = json.loads((tmp_path / "seen.json").read_text())
     # trial 0 mid-run is RUNNING on disk; trial 1 (started beside it, 2 CPUs) RUNNING too, or already ERROR
     assert seen["trials"][0]["status"] == "RUNNING" and seen["trials"][1]["status"] in ("RUNNING", "ERROR")
     state = json.loads(state_file.read_text())
-    assert [(t["status"], t["error"]) for t in state["trials"]] == [("TERMINATED", None),
-                                                                    ("ERROR", "RuntimeError: trial 1 broke")]
+    assert [(t["status"], t["error"]) for t in state["trials"]] == [
+        ("TERMINATED", None),
+        ("ERROR", "RuntimeError: trial 1 broke"),
+    ]
     with pytest.raises(ConfigError, match="episode_return_mean"):
-        rlarena.run(tiny(), param_space=space, stop={"episode_retrun_mean": 100}, storage_path=tmp_path, name="m",
-                    ray=True, **QUIET)
+        rlarena.run(
+            tiny(),
+            param_space=space,
+            stop={"episode_retrun_mean": 100},
+            storage_path=tmp_path,
+            name="m",
+            ray=True,
+            **QUIET,
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -239,6 +276,7 @@ def test_a_trial_larger_than_the_cluster_is_refused_before_it_waits_forever(loca
 # -- where Ray comes from, and the CLI ------------------------------------------------------------------------
 def test_connect_joins_the_address_or_starts_a_loopback_ray(monkeypatch):
     from rlarena.train import ray_trials
+
     calls = []
 
     def fake_ray_init(address=None, num_cpus=None):
@@ -255,8 +293,7 @@ def test_connect_joins_the_address_or_starts_a_loopback_ray(monkeypatch):
     assert ray_trials.connect(True, tiny(), cpus + 2.5) is True  # a local Ray with room for the largest trial
     with pytest.warns(rlarena.errors.RLArenaNotice, match="no Ray cluster is running"):
         assert ray_trials.connect("auto", tiny(), 1.0) is True
-    assert calls == [("10.0.0.5:6379", cpus), ("10.0.0.6:6379", cpus), (None, cpus + 3), ("auto", None),
-                     (None, cpus)]
+    assert calls == [("10.0.0.5:6379", cpus), ("10.0.0.6:6379", cpus), (None, cpus + 3), ("auto", None), (None, cpus)]
 
 
 def test_cli_ray_flags_reach_run(monkeypatch):
@@ -278,9 +315,27 @@ def test_cli_ray_flags_reach_run(monkeypatch):
 def test_cli_train_with_ray_address_runs_the_trials_on_that_cluster(local_ray, tmp_path, capsys):
     address = ray.get_runtime_context().gcs_address  # the module's loopback Ray
     config = {**TINY, "num_envs_per_env_runner": 2, "lr": {"grid_search": [1e-3, 3e-3]}}
-    code = main(["train", "--env", "CartPole-v1", "--config", json.dumps(config), "--stop", '{"training_iteration": 2}',
-                 "--ray-address", address, "--storage-path", str(tmp_path), "--name", "cli", "--verbose", "1",
-                 "--no-tensorboard", "--no-plot"])
+    code = main(
+        [
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--config",
+            json.dumps(config),
+            "--stop",
+            '{"training_iteration": 2}',
+            "--ray-address",
+            address,
+            "--storage-path",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--verbose",
+            "1",
+            "--no-tensorboard",
+            "--no-plot",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "2 trial(s) on Ray" in out and "00000 | " in out and "00001 | " in out

@@ -20,21 +20,33 @@ def add_step(buf, obs, rewards, term, trunc, final=None, valid=None, actions=Non
     obs = np.asarray(obs, np.float32).reshape(buf.num_envs, *buf.obs_shape)
     final = obs if final is None else np.asarray(final, np.float32).reshape(obs.shape)
     actions = np.zeros(buf.num_envs, np.int64) if actions is None else actions
-    buf.add(obs, actions, np.asarray(rewards, np.float32), np.asarray(term, bool), np.asarray(trunc, bool), final,
-            valid=valid)
+    buf.add(
+        obs,
+        actions,
+        np.asarray(rewards, np.float32),
+        np.asarray(term, bool),
+        np.asarray(trunc, bool),
+        final,
+        valid=valid,
+    )
 
 
 def by_slot(sample: ReplaySample) -> dict[int, tuple]:
     """{slot index: (obs, reward, discount, next_obs)} over a sample (repeats agree)."""
     out = {}
     for j, i in enumerate(sample.indices.tolist()):
-        row = (float(sample.obs[j, 0]), float(sample.rewards[j]), float(sample.discounts[j]),
-               float(sample.next_obs[j, 0]))
+        row = (
+            float(sample.obs[j, 0]),
+            float(sample.rewards[j]),
+            float(sample.discounts[j]),
+            float(sample.next_obs[j, 0]),
+        )
         assert out.setdefault(i, row) == row
     return out
 
 
 # ---------------------------------------------------------------- trees
+
 
 def test_sum_tree_sums_search_and_updates():
     tree = SumTree(5)  # 8 leaves, 3 unused
@@ -64,6 +76,7 @@ def test_min_tree_tracks_the_smallest_leaf():
 
 
 # ---------------------------------------------------------------- prioritized sampling
+
 
 def prioritized_four(alpha=0.5):
     """One env, 5 steps, no episode end: slots 0..3 have successors, slot 4 (the newest) does not."""
@@ -113,6 +126,7 @@ def test_uniform_weights_are_one():
 
 # ---------------------------------------------------------------- n-step returns
 
+
 @pytest.mark.parametrize("cls", BUFFERS)
 def test_n_step_with_termination_and_truncation(cls):
     """n = 3, gamma = 0.5, two envs. Env 0 (obs 10t, final observations 100 + t):
@@ -123,8 +137,7 @@ def test_n_step_with_termination_and_truncation(cls):
     buf = cls(capacity=2 * 16, num_envs=2, obs_shape=(1,), obs_dtype=np.float32, n_step=3, gamma=0.5, seed=0)
     r0 = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     for t in range(9):
-        add_step(buf, [10 * t, 1000 + 10 * t], [r0[t], 1.0], [t == 2, False], [t == 4, False],
-                 final=[100 + t, 0.0])
+        add_step(buf, [10 * t, 1000 + 10 * t], [r0[t], 1.0], [t == 2, False], [t == 4, False], final=[100 + t, 0.0])
     got = by_slot(buf.sample(4000, beta=1.0) if cls is PrioritizedReplayBuffer else buf.sample(4000))
     expected = {
         # env 0 (slot = 2t): slots 0-2 end in the termination at t=2: no bootstrap
@@ -147,8 +160,14 @@ def test_next_step_autoreset_step_is_never_sampled(cls):
     """n = 2, gamma = 0.5, one env under gymnasium's next-step autoreset: t=1 terminates (final obs 91),
     t=2 only resets (valid=False), the new episode starts at t=3."""
     buf = cls(capacity=16, num_envs=1, obs_shape=(1,), obs_dtype=np.float32, n_step=2, gamma=0.5, seed=0)
-    steps = [(0, 1, False, True), (10, 2, True, True), (91, 0, False, False), (30, 4, False, True),
-             (40, 8, False, True), (50, 16, False, True)]
+    steps = [
+        (0, 1, False, True),
+        (10, 2, True, True),
+        (91, 0, False, False),
+        (30, 4, False, True),
+        (40, 8, False, True),
+        (50, 16, False, True),
+    ]
     for obs, r, term, valid in steps:
         add_step(buf, [obs], [r], [term], [False], final=[91], valid=np.array([valid]))
     got = by_slot(buf.sample(1000))
@@ -158,6 +177,7 @@ def test_next_step_autoreset_step_is_never_sampled(cls):
 
 
 # ---------------------------------------------------------------- ring overwrite
+
 
 @pytest.mark.parametrize("cls", BUFFERS)
 @pytest.mark.parametrize("n_step", [1, 2])
@@ -183,8 +203,7 @@ def test_final_observations_leave_with_their_rows(cls):
     """Env 0 terminates every step (final obs = o + 0.5): the side store holds at most the 4 live rows' worth."""
     buf = cls(capacity=8, num_envs=2, obs_shape=(1,), obs_dtype=np.float32, n_step=2, gamma=0.5, seed=0)
     for t in range(200):
-        add_step(buf, [t, 1000 + t], [1.0, 1.0], [True, False], [False, t % 7 == 6],
-                 final=[t + 0.5, 1000 + t + 0.5])
+        add_step(buf, [t, 1000 + t], [1.0, 1.0], [True, False], [False, t % 7 == 6], final=[t + 0.5, 1000 + t + 0.5])
         assert buf._tail - buf._head <= 4 + 1
     assert len(buf._final_keys) <= 16
     s = buf.sample(500)
@@ -195,6 +214,7 @@ def test_final_observations_leave_with_their_rows(cls):
 
 
 # ---------------------------------------------------------------- memory, dtypes, state
+
 
 def test_each_observation_stored_once():
     """84x84 uint8 images, 4 envs, 10k transitions, an episode end every 100 steps: about half the bytes of a
@@ -219,13 +239,30 @@ def test_state_round_trip_samples_identically(cls, steps):
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
     def make(seed):
-        return cls(capacity=3 * 20, num_envs=3, obs_shape=(2,), obs_dtype=np.float32, action_shape=(1,),
-                   action_dtype=np.float32, n_step=3, gamma=0.9, seed=seed)
+        return cls(
+            capacity=3 * 20,
+            num_envs=3,
+            obs_shape=(2,),
+            obs_dtype=np.float32,
+            action_shape=(1,),
+            action_dtype=np.float32,
+            n_step=3,
+            gamma=0.9,
+            seed=seed,
+        )
 
     rng = np.random.default_rng(5)
-    rows = [(rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(3, 1)).astype(np.float32),
-             rng.normal(size=3).astype(np.float32), rng.random(3) < 0.1, rng.random(3) < 0.1,
-             rng.normal(size=(3, 2)).astype(np.float32)) for _ in range(steps + 10)]
+    rows = [
+        (
+            rng.normal(size=(3, 2)).astype(np.float32),
+            rng.normal(size=(3, 1)).astype(np.float32),
+            rng.normal(size=3).astype(np.float32),
+            rng.random(3) < 0.1,
+            rng.random(3) < 0.1,
+            rng.normal(size=(3, 2)).astype(np.float32),
+        )
+        for _ in range(steps + 10)
+    ]
     a = make(0)
     for row in rows[:steps]:
         a.add(*row)
@@ -246,8 +283,15 @@ def test_state_round_trip_samples_identically(cls, steps):
                 a.add(*row)
                 b.add(*row)
     with pytest.raises(ValueError, match="capacity, num_envs and n_step"):
-        cls(capacity=30, num_envs=3, obs_shape=(2,), obs_dtype=np.float32, action_shape=(1,),
-            action_dtype=np.float32, n_step=3).load_state_dict(state)
+        cls(
+            capacity=30,
+            num_envs=3,
+            obs_shape=(2,),
+            obs_dtype=np.float32,
+            action_shape=(1,),
+            action_dtype=np.float32,
+            n_step=3,
+        ).load_state_dict(state)
 
 
 def test_errors_say_what_to_do():
@@ -260,8 +304,14 @@ def test_errors_say_what_to_do():
     with pytest.raises(ValueError, match="no transition is sampleable yet"):
         buf.sample(4)
     with pytest.raises(ValueError, match=r"expected \(1, 1\)"):
-        buf.add(np.zeros((2, 1), np.float32), np.zeros(1, np.int64), np.zeros(1), np.zeros(1, bool),
-                np.zeros(1, bool), np.zeros((1, 1), np.float32))
+        buf.add(
+            np.zeros((2, 1), np.float32),
+            np.zeros(1, np.int64),
+            np.zeros(1),
+            np.zeros(1, bool),
+            np.zeros(1, bool),
+            np.zeros((1, 1), np.float32),
+        )
 
 
 def test_prioritized_trees_hold_exactly_the_sampleable_slots():
@@ -283,5 +333,5 @@ def test_prioritized_trees_hold_exactly_the_sampleable_slots():
     np.testing.assert_array_equal(buf._min[slots] < np.inf, buf._sum[slots] > 0)
     for tree in (buf._sum, buf._min):
         before = tree.tree.copy()
-        tree.rebuild(before[tree._leaf0:tree._leaf0 + tree.capacity])
+        tree.rebuild(before[tree._leaf0 : tree._leaf0 + tree.capacity])
         np.testing.assert_allclose(tree.tree, before, rtol=1e-12)

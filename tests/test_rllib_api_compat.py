@@ -51,8 +51,16 @@ class RLlibStyleHeuristic(Policy):
         super().__init__(observation_space, action_space, config)
         self.calls = 0
 
-    def compute_actions(self, obs_batch, state_batches=None, prev_action_batch=None, prev_reward_batch=None,
-                        info_batch=None, episodes=None, **kwargs):
+    def compute_actions(
+        self,
+        obs_batch,
+        state_batches=None,
+        prev_action_batch=None,
+        prev_reward_batch=None,
+        info_batch=None,
+        episodes=None,
+        **kwargs,
+    ):
         self.calls += 1
         return [1 for _ in obs_batch], [], {}
 
@@ -70,13 +78,27 @@ def by_letter(agent_id, episode, **kwargs):
 
 def three_steps_config(steps_per_iter=12, policies=None, **multi_agent):
     # one env copy: the fragment is exactly steps_per_iter env steps, i.e. steps_per_iter / 3 episodes
-    return (PPOConfig().environment(ThreeSteps).framework("torch")
-            .env_runners(num_envs_per_env_runner=1)
-            .training(train_batch_size=steps_per_iter, minibatch_size=min(steps_per_iter, 64), num_epochs=1,
-                      model={"fcnet_hiddens": [8]})
-            .multi_agent(**{"policies": policies or {"pa": PolicySpec(), "pb": (RLlibStyleHeuristic, None, None, {})},
-                            "policy_mapping_fn": by_letter, "policies_to_train": ["pa"], **multi_agent})
-            .debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment(ThreeSteps)
+        .framework("torch")
+        .env_runners(num_envs_per_env_runner=1)
+        .training(
+            train_batch_size=steps_per_iter,
+            minibatch_size=min(steps_per_iter, 64),
+            num_epochs=1,
+            model={"fcnet_hiddens": [8]},
+        )
+        .multi_agent(
+            **{
+                "policies": policies or {"pa": PolicySpec(), "pb": (RLlibStyleHeuristic, None, None, {})},
+                "policy_mapping_fn": by_letter,
+                "policies_to_train": ["pa"],
+                **multi_agent,
+            }
+        )
+        .debugging(seed=0)
+    )
 
 
 @pytest.fixture
@@ -87,8 +109,12 @@ def algo(build):
 # -- result["hist_stats"] -------------------------------------------------------------------------
 def test_hist_stats_hold_each_episode_and_each_policys_returns(algo):
     first = algo.train()  # 12 steps: 4 episodes
-    assert first["hist_stats"] == {"episode_reward": [9.0] * 4, "episode_lengths": [3] * 4,
-                                   "policy_pa_reward": [3.0] * 4, "policy_pb_reward": [6.0] * 4}
+    assert first["hist_stats"] == {
+        "episode_reward": [9.0] * 4,
+        "episode_lengths": [3] * 4,
+        "policy_pa_reward": [3.0] * 4,
+        "policy_pb_reward": [6.0] * 4,
+    }
     second = algo.train()  # 4 more: fewer than the smoothing window (100), so topped up as RLlib does
     assert second["hist_stats"]["episode_reward"] == [9.0] * 8
     assert len(second["hist_stats"]["policy_pb_reward"]) == 8
@@ -134,8 +160,9 @@ def test_add_policy_with_rllib_keywords_returns_the_policy(algo):
     def mapping(agent_id, episode, worker, **kwargs):
         return "pa" if agent_id == "a" else "snapshot"
 
-    new_policy = algo.add_policy(policy_id="snapshot", policy_cls=type(algo.get_policy("pa")),
-                                 policy_mapping_fn=mapping)
+    new_policy = algo.add_policy(
+        policy_id="snapshot", policy_cls=type(algo.get_policy("pa")), policy_mapping_fn=mapping
+    )
     assert new_policy is algo.get_policy("snapshot")
     new_policy.set_state(state)
     for k, v in new_policy.get_state().items():
@@ -214,18 +241,31 @@ def test_three_tuple_heuristics_play_in_training_and_evaluation(build):
 
 
 def test_three_tuple_heuristic_in_connect_four_matches_and_training(build):
-    space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, (6, 7, 2), np.int8),
-                             "action_mask": gym.spaces.Box(0, 1, (7,), np.int8)})
-    table = play_matches(LinearHeuristic(space, gym.spaces.Discrete(7), seed=0),
-                         TupleLinear(space, gym.spaces.Discrete(7), seed=1), games_per_seat=4)
+    space = gym.spaces.Dict(
+        {"observation": gym.spaces.Box(0, 1, (6, 7, 2), np.int8), "action_mask": gym.spaces.Box(0, 1, (7,), np.int8)}
+    )
+    table = play_matches(
+        LinearHeuristic(space, gym.spaces.Discrete(7), seed=0),
+        TupleLinear(space, gym.spaces.Discrete(7), seed=1),
+        games_per_seat=4,
+    )
     assert table["win"] + table["draw"] + table["loss"] == pytest.approx(1.0)
-    config = (PPOConfig().environment("connect_four").framework("torch").env_runners(num_envs_per_env_runner=2)
-              .training(train_batch_size=64, minibatch_size=64, num_epochs=1, model={"fcnet_hiddens": [8]})
-              .multi_agent(policies={"learned": PolicySpec(), "linear": PolicySpec(policy_class=TupleLinear)},
-                           policy_mapping_fn=lambda agent_id, episode, **kw: (
-                               "learned" if episode.episode_id % 2 == int(agent_id[-1:]) else "linear"),
-                           policies_to_train=["learned"])
-              .evaluation(evaluation_interval=1, evaluation_duration=2).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("connect_four")
+        .framework("torch")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=64, minibatch_size=64, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .multi_agent(
+            policies={"learned": PolicySpec(), "linear": PolicySpec(policy_class=TupleLinear)},
+            policy_mapping_fn=lambda agent_id, episode, **kw: (
+                "learned" if episode.episode_id % 2 == int(agent_id[-1:]) else "linear"
+            ),
+            policies_to_train=["learned"],
+        )
+        .evaluation(evaluation_interval=1, evaluation_duration=2)
+        .debugging(seed=0)
+    )
     result = build(config).train()
     assert result["evaluation"]["episodes"] == 2
 
@@ -236,8 +276,11 @@ class WrongLength(Policy):
 
 
 def test_a_heuristic_returning_the_wrong_number_of_actions_is_one_clear_error(build):
-    algo = build(three_steps_config(steps_per_iter=12, policies={"pa": PolicySpec(), "pb": PolicySpec(WrongLength)})
-                 .env_runners(num_envs_per_env_runner=2))
+    algo = build(
+        three_steps_config(steps_per_iter=12, policies={"pa": PolicySpec(), "pb": PolicySpec(WrongLength)}).env_runners(
+            num_envs_per_env_runner=2
+        )
+    )
     with pytest.raises(ConfigError, match=r"WrongLength.compute_actions returned shape \(1,\) for a batch of 2 "):
         algo.train()
 
@@ -286,8 +329,9 @@ class ExactCallbacks(Callbacks):
 
 @pytest.mark.parametrize("callbacks_class", [RLlibKwargsCallbacks, ExactCallbacks])
 def test_callbacks_with_and_without_kwargs_are_called(build, callbacks_class):
-    algo = build(three_steps_config().callbacks(callbacks_class).evaluation(evaluation_interval=1,
-                                                                             evaluation_duration=2))
+    algo = build(
+        three_steps_config().callbacks(callbacks_class).evaluation(evaluation_interval=1, evaluation_duration=2)
+    )
     result = algo.train()
     kinds = [c[0] for c in algo.callbacks.calls]
     if callbacks_class is RLlibKwargsCallbacks:
@@ -308,19 +352,24 @@ class NeedsMetricsLogger(Callbacks):
 
 
 def test_a_hook_requiring_an_argument_rlarena_lacks_fails_at_build_in_one_line():
-    with pytest.raises(ConfigError, match="NeedsMetricsLogger.on_episode_end requires an argument "
-                                          "'metrics_logger', which rlarena does not pass") as info:
+    with pytest.raises(
+        ConfigError,
+        match="NeedsMetricsLogger.on_episode_end requires an argument 'metrics_logger', which rlarena does not pass",
+    ) as info:
         three_steps_config().callbacks(NeedsMetricsLogger).build()
     assert "\n" not in str(info.value)
 
 
 # -- policy_mapping_fn signatures ----------------------------------------------------------------------
-@pytest.mark.parametrize("mapping", [
-    lambda agent_id: "pa" if agent_id == "a" else "pb",  # RLlib 1.x's one-argument form (the arena tutorial)
-    lambda agent_id, episode: "pa" if agent_id == "a" else "pb",
-    lambda agent_id, episode, worker: "pa" if agent_id == "a" and episode.length >= 0 else "pb",
-    lambda agent_id, *args, **kwargs: "pa" if agent_id == "a" and "worker" in kwargs else "pb",
-])
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        lambda agent_id: "pa" if agent_id == "a" else "pb",  # RLlib 1.x's one-argument form (the arena tutorial)
+        lambda agent_id, episode: "pa" if agent_id == "a" else "pb",
+        lambda agent_id, episode, worker: "pa" if agent_id == "a" and episode.length >= 0 else "pb",
+        lambda agent_id, *args, **kwargs: "pa" if agent_id == "a" and "worker" in kwargs else "pb",
+    ],
+)
 def test_mapping_functions_of_each_rllib_signature(build, mapping):
     hist = build(three_steps_config(policy_mapping_fn=mapping)).train()["hist_stats"]
     assert hist["policy_pa_reward"] == [3.0] * 4 and hist["policy_pb_reward"] == [6.0] * 4
@@ -330,8 +379,14 @@ def test_restore_in_place_and_observation_keyword(tmp_path):
     """The notebook's `algo = config.build(); algo.restore(checkpoint)` and
     `compute_single_action(observation=obs)`."""
     from rlarena import CheckpointError, ConfigError, PPOConfig
-    config = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2)
-              .training(train_batch_size=64, minibatch_size=64, num_epochs=1).debugging(seed=3))
+
+    config = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=64, minibatch_size=64, num_epochs=1)
+        .debugging(seed=3)
+    )
     trained = config.build()
     fresh = config.build()
     try:
@@ -343,8 +398,11 @@ def test_restore_in_place_and_observation_keyword(tmp_path):
         for key, value in trained.get_policy().get_state().items():
             np.testing.assert_array_equal(fresh.get_policy().get_state()[key], value)
         obs = np.zeros(4, np.float32)
-        assert fresh.compute_single_action(observation=obs, explore=False) == \
-            fresh.compute_single_action(obs, explore=False) == fresh.compute_single_action(obs=obs, explore=False)
+        assert (
+            fresh.compute_single_action(observation=obs, explore=False)
+            == fresh.compute_single_action(obs, explore=False)
+            == fresh.compute_single_action(obs=obs, explore=False)
+        )
         with pytest.raises(ConfigError, match="one observation"):
             fresh.compute_single_action()
         assert fresh.train()["training_iteration"] == 3

@@ -33,8 +33,14 @@ QUIET = ["--verbose", "0", "--no-tensorboard", "--no-plot"]
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -43,13 +49,15 @@ def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 # -- the builder methods of RLlib 2.x (seed 003's notebook) --------------------------------------------------
 def test_notebook_builder_chain_maps_old_names_and_notes_what_it_ignores():
     with pytest.warns(RLArenaNotice) as caught:
-        config = (PPOConfig()
-                  .framework(framework="torch")
-                  .environment(env="CartPole-v1", disable_env_checking=False)
-                  .rollouts(num_rollout_workers=4, num_envs_per_worker=1)
-                  .resources(num_gpus=0)
-                  .evaluation(evaluation_interval=2, evaluation_duration=20, evaluation_num_workers=2)
-                  .debugging(seed=415, log_level="ERROR"))
+        config = (
+            PPOConfig()
+            .framework(framework="torch")
+            .environment(env="CartPole-v1", disable_env_checking=False)
+            .rollouts(num_rollout_workers=4, num_envs_per_worker=1)
+            .resources(num_gpus=0)
+            .evaluation(evaluation_interval=2, evaluation_duration=20, evaluation_num_workers=2)
+            .debugging(seed=415, log_level="ERROR")
+        )
     assert (config.env, config.num_envs_per_env_runner, config.num_env_runners) == ("CartPole-v1", 1, 0)
     assert (config.evaluation_interval, config.evaluation_duration, config.seed) == (2, 20, 415)
     notes = [str(w.message) for w in caught]
@@ -61,11 +69,14 @@ def test_notebook_builder_chain_maps_old_names_and_notes_what_it_ignores():
     config.validate()  # the config is usable as it stands
 
 
-@pytest.mark.parametrize(("call", "needle"), [
-    (lambda c: c.framework("tf2"), "framework='tf2' is ignored: rlarena runs PyTorch."),
-    (lambda c: c.framework("torch", eager_tracing=True), "eager_tracing=True is ignored"),
-    (lambda c: c.resources(num_gpus=1), "num_gpus=1 is ignored: rlarena trains on the CPU only."),
-])
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda c: c.framework("tf2"), "framework='tf2' is ignored: rlarena runs PyTorch."),
+        (lambda c: c.framework("torch", eager_tracing=True), "eager_tracing=True is ignored"),
+        (lambda c: c.resources(num_gpus=1), "num_gpus=1 is ignored: rlarena trains on the CPU only."),
+    ],
+)
 def test_framework_and_gpus_other_than_torch_on_cpu_leave_a_notice(call, needle):
     with pytest.warns(RLArenaNotice, match=needle.replace("(", r"\(").replace(")", r"\)")):
         call(PPOConfig())
@@ -88,14 +99,29 @@ def test_training_takes_old_names():
 
 
 # -- one table, the same meaning everywhere -------------------------------------------------------------------
-OLD = {"env": "CartPole-v1", "num_workers": 0, "num_envs_per_worker": 2, "num_sgd_iter": 3,
-       "sgd_minibatch_size": 32, "lambda": 0.9, "vf_share_layers": True, "train_batch_size": 64,
-       "framework": "torch", "model": {"fcnet_hiddens": [16]}}
+OLD = {
+    "env": "CartPole-v1",
+    "num_workers": 0,
+    "num_envs_per_worker": 2,
+    "num_sgd_iter": 3,
+    "sgd_minibatch_size": 32,
+    "lambda": 0.9,
+    "vf_share_layers": True,
+    "train_batch_size": 64,
+    "framework": "torch",
+    "model": {"fcnet_hiddens": [16]},
+}
 
 
 def test_update_from_dict_from_dict_and_dict_constructors_agree():
-    expected = {"num_envs_per_env_runner": 2, "num_epochs": 3, "minibatch_size": 32, "lambda_": 0.9,
-                "model": {"fcnet_hiddens": [16], "vf_share_layers": True}, "train_batch_size": 64}
+    expected = {
+        "num_envs_per_env_runner": 2,
+        "num_epochs": 3,
+        "minibatch_size": 32,
+        "lambda_": 0.9,
+        "model": {"fcnet_hiddens": [16], "vf_share_layers": True},
+        "train_batch_size": 64,
+    }
     updated = PPOConfig().update_from_dict(OLD)
     loaded = PPOConfig.from_dict(OLD)
     algo = PPOTrainer(config=OLD)
@@ -120,15 +146,25 @@ def test_ppo_takes_env_and_a_dict_config():
 def test_rllib_1x_multiagent_dict_config_trains():
     """Seed 002's PPOTrainer config: RLlib's (None, obs_space, act_space, {}) tuples under "multiagent"."""
     from rlarena.envs.arena import MultiAgentArena
+
     env = MultiAgentArena()
     obs_space, act_space = env.observation_spaces["agent1"], env.action_spaces["agent1"]
-    trainer = PPOTrainer(config={
-        "env": MultiAgentArena, "framework": "torch", "num_workers": 0, **SMALL,
-        "multiagent": {"policies": {"policy1": (None, obs_space, act_space, {}),
-                                    "policy2": (None, obs_space, act_space, {"lr": 0.0002})},
-                       "policy_mapping_fn": lambda agent_id, *args, **kw: "policy1" if agent_id == "agent1"
-                       else "policy2",
-                       "policies_to_train": ["policy1", "policy2"]}})
+    trainer = PPOTrainer(
+        config={
+            "env": MultiAgentArena,
+            "framework": "torch",
+            "num_workers": 0,
+            **SMALL,
+            "multiagent": {
+                "policies": {
+                    "policy1": (None, obs_space, act_space, {}),
+                    "policy2": (None, obs_space, act_space, {"lr": 0.0002}),
+                },
+                "policy_mapping_fn": lambda agent_id, *args, **kw: "policy1" if agent_id == "agent1" else "policy2",
+                "policies_to_train": ["policy1", "policy2"],
+            },
+        }
+    )
     try:
         assert sorted(trainer.config.policies) == ["policy1", "policy2"]
         assert trainer.config.policies_to_train == ["policy1", "policy2"]
@@ -139,22 +175,25 @@ def test_rllib_1x_multiagent_dict_config_trains():
 
 
 # -- refusals: one line naming what the option belongs to -----------------------------------------------------
-@pytest.mark.parametrize(("options", "message"), [
-    ({"learning_starts": 1000}, "'learning_starts' is an option of DQN, SAC, TD3 and DDPG"),
-    ({"prioritized_replay": True}, "'prioritized_replay' is an option of DQN, SAC, TD3 and DDPG"),
-    ({"n_step": 3}, "'n_step' is an option of DQN, SAC, TD3 and DDPG"),
-    ({"Q_model": {}}, "Q_model={} is not available: rlarena's SAC builds both networks from model="),
-    ({"optimization": {"actor_learning_rate": 3e-4}}, "takes actor_lr, critic_lr and alpha_lr"),
-    ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO; PPOConfig cannot use it"),
-    ({"horizon": 200}, "horizon=200 is not available: episodes are cut by the env itself"),
-    ({"no_done_at_end": True}, "no_done_at_end=True is not available"),
-    ({"kl_coeff": 0.2}, "kl_coeff=0.2 is not available: rlarena's PPO has no KL penalty"),
-    ({"batch_mode": "complete_episodes"}, "batch_mode='complete_episodes' is not available"),
-    ({"timesteps_per_iteration": 1000}, "set train_batch_size"),
-    ({"multiagent": {"count_steps_by": "agent_steps"}}, "multiagent.count_steps_by='agent_steps' is not available"),
-    ({"multiagent": {"policy_mapper": None}}, "Unknown option 'multiagent.policy_mapper'"),
-    ({"model": {"use_lstm": True}}, "model.use_lstm=True is not available: recurrent models"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"learning_starts": 1000}, "'learning_starts' is an option of DQN, SAC, TD3 and DDPG"),
+        ({"prioritized_replay": True}, "'prioritized_replay' is an option of DQN, SAC, TD3 and DDPG"),
+        ({"n_step": 3}, "'n_step' is an option of DQN, SAC, TD3 and DDPG"),
+        ({"Q_model": {}}, "Q_model={} is not available: rlarena's SAC builds both networks from model="),
+        ({"optimization": {"actor_learning_rate": 3e-4}}, "takes actor_lr, critic_lr and alpha_lr"),
+        ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO; PPOConfig cannot use it"),
+        ({"horizon": 200}, "horizon=200 is not available: episodes are cut by the env itself"),
+        ({"no_done_at_end": True}, "no_done_at_end=True is not available"),
+        ({"kl_coeff": 0.2}, "kl_coeff=0.2 is not available: rlarena's PPO has no KL penalty"),
+        ({"batch_mode": "complete_episodes"}, "batch_mode='complete_episodes' is not available"),
+        ({"timesteps_per_iteration": 1000}, "set train_batch_size"),
+        ({"multiagent": {"count_steps_by": "agent_steps"}}, "multiagent.count_steps_by='agent_steps' is not available"),
+        ({"multiagent": {"policy_mapper": None}}, "Unknown option 'multiagent.policy_mapper'"),
+        ({"model": {"use_lstm": True}}, "model.use_lstm=True is not available: recurrent models"),
+    ],
+)
 def test_options_without_an_equivalent_are_refused_in_one_line(options, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
         PPOConfig().update_from_dict(options)
@@ -164,9 +203,17 @@ def test_options_without_an_equivalent_are_refused_in_one_line(options, message)
 def test_the_values_rlarena_has_anyway_are_accepted_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        PPOConfig().update_from_dict({"no_done_at_end": False, "kl_coeff": 0.0, "batch_mode": "truncate_episodes",
-                                      "use_gae": True, "timesteps_per_iteration": 0, "model": {"use_lstm": False},
-                                      "multiagent": {"count_steps_by": "env_steps"}})
+        PPOConfig().update_from_dict(
+            {
+                "no_done_at_end": False,
+                "kl_coeff": 0.0,
+                "batch_mode": "truncate_episodes",
+                "use_gae": True,
+                "timesteps_per_iteration": 0,
+                "model": {"use_lstm": False},
+                "multiagent": {"count_steps_by": "env_steps"},
+            }
+        )
 
 
 def test_the_tables_do_not_overlap_with_current_names():
@@ -178,10 +225,20 @@ def test_the_tables_do_not_overlap_with_current_names():
     assert refusals <= set(NO_EQUIVALENT)  # every refused value says why
 
 
-@pytest.mark.parametrize(("typo", "expected"), [
-    ("gama", "gamma"), ("lrr", "lr"), ("num_epoch", "num_epochs"), ("trian_batch_size", "train_batch_size"),
-    ("entropy", "entropy_coeff"), ("framework_", None), ("foo", None), ("num_gpu", None), ("fcnet", None),
-])
+@pytest.mark.parametrize(
+    ("typo", "expected"),
+    [
+        ("gama", "gamma"),
+        ("lrr", "lr"),
+        ("num_epoch", "num_epochs"),
+        ("trian_batch_size", "train_batch_size"),
+        ("entropy", "entropy_coeff"),
+        ("framework_", None),
+        ("foo", None),
+        ("num_gpu", None),
+        ("fcnet", None),
+    ],
+)
 def test_suggestions_are_close_or_absent(typo, expected):
     hint = closest(typo, PPOConfig._fields())
     assert hint == (f" Did you mean {expected!r}?" if expected else "")
@@ -195,8 +252,9 @@ def test_unknown_option_names_no_poor_suggestion():
 
 # -- stop criteria written RLlib's way ----------------------------------------------------------------------
 def test_stop_keys_in_rllib_groups_read_the_flat_results():
-    stopper = Stopper({"sampler_results/episode_reward_mean": 150, "env_runners/episode_return_mean": 100,
-                       "timesteps_total": 1000})
+    stopper = Stopper(
+        {"sampler_results/episode_reward_mean": 150, "env_runners/episode_return_mean": 100, "timesteps_total": 1000}
+    )
     assert set(stopper.criteria) == {"episode_reward_mean", "episode_return_mean", "timesteps_total"}
     assert stopper({"episode_reward_mean": 151.0}) and stopper({"timesteps_total": 1000})
     assert not stopper({"episode_reward_mean": 10.0, "episode_return_mean": 10.0, "timesteps_total": 10})
@@ -221,8 +279,18 @@ CARTPOLE = RLLIB_FILES / "cartpole-ppo.yaml"  # sets fcnet_activation: linear (R
 def test_rllib_file_starts_with_cli(tmp_path, path):
     """`rlarena train -f FILE` one iteration at small sizes; benchmarks/tuned_examples.py runs them to
     their own stop criteria."""
-    proc = cli("train", "-f", str(path), "--config", json.dumps(SMALL),
-               "--stop", '{"training_iteration": 1}', *QUIET, cwd=tmp_path, check=False)
+    proc = cli(
+        "train",
+        "-f",
+        str(path),
+        "--config",
+        json.dumps(SMALL),
+        "--stop",
+        '{"training_iteration": 1}',
+        *QUIET,
+        cwd=tmp_path,
+        check=False,
+    )
     notes = proc.stderr.splitlines()
     assert "notice: framework='tf' is ignored: rlarena runs PyTorch." in notes
     assert proc.returncode == 0, proc.stderr
@@ -247,9 +315,11 @@ def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
     (tmp_path / "cartpole-r2d2.yaml").write_text(CARTPOLE_R2D2)
     proc = cli("train", "-f", "cartpole-r2d2.yaml", cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: R2D2 is one of RLlib's algorithms that rlarena does not have yet. " \
-                                  "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, " \
-                                  "CQL, IMPALA, APPO."
+    assert (
+        proc.stderr.strip() == "error: R2D2 is one of RLlib's algorithms that rlarena does not have yet. "
+        "Available: PPO, A2C, DQN, SAC, TD3, DDPG, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, "
+        "CQL, IMPALA, APPO."
+    )
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):
         get_algorithm_class("PPOO")
 
@@ -258,6 +328,7 @@ def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
 def test_train_takes_rllib_flags(tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray")
     from rlarena.train import ray_trials
+
     start_ray = ray_trials.ray_init
 
     def no_cluster_here(address=None, num_cpus=None):  # `auto` finds none, whatever else runs on this machine
@@ -266,22 +337,62 @@ def test_train_takes_rllib_flags(tmp_path, capsys, monkeypatch):
         start_ray(address, num_cpus)
 
     monkeypatch.setattr(ray_trials, "ray_init", no_cluster_here)
-    code = main(["train", "--run", "PPO", "--env", "CartPole-v1", "--stop={\"training_iteration\": 1}",
-                 "--ray-address", "auto", "--framework", "tf2", "--config", json.dumps(SMALL),
-                 "--local-dir", str(tmp_path / "r"), "--name", "x", *QUIET])
+    code = main(
+        [
+            "train",
+            "--run",
+            "PPO",
+            "--env",
+            "CartPole-v1",
+            '--stop={"training_iteration": 1}',
+            "--ray-address",
+            "auto",
+            "--framework",
+            "tf2",
+            "--config",
+            json.dumps(SMALL),
+            "--local-dir",
+            str(tmp_path / "r"),
+            "--name",
+            "x",
+            *QUIET,
+        ]
+    )
     assert code == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice: ")]  # not Ray's logs
-    assert err == ["notice: framework='tf2' is ignored: rlarena runs PyTorch.",
-                   ("notice: ray address 'auto': no Ray cluster is running on this machine; the trials run on a "
-                    "local Ray on 127.0.0.1 instead.")]
+    assert err == [
+        "notice: framework='tf2' is ignored: rlarena runs PyTorch.",
+        (
+            "notice: ray address 'auto': no Ray cluster is running on this machine; the trials run on a "
+            "local Ray on 127.0.0.1 instead."
+        ),
+    ]
     trial = tmp_path / "r" / "x" / "PPO_CartPole-v1_00000"
-    assert [json.loads(line)["training_iteration"] for line in (trial / "result.json").read_text().splitlines()] \
-        == [1]
+    assert [json.loads(line)["training_iteration"] for line in (trial / "result.json").read_text().splitlines()] == [1]
 
 
 def test_rollout_takes_rllib_flags(tmp_path, capsys):
-    assert main(["train", "--run", "PPO", "--env", "CartPole-v1", "--stop", '{"training_iteration": 1}',
-                 "--config", json.dumps(SMALL), "--storage-path", str(tmp_path), "--name", "r", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--run",
+                "PPO",
+                "--env",
+                "CartPole-v1",
+                "--stop",
+                '{"training_iteration": 1}',
+                "--config",
+                json.dumps(SMALL),
+                "--storage-path",
+                str(tmp_path),
+                "--name",
+                "r",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     run = str(tmp_path / "r")
     assert main(["rollout", run, "--run", "PPO", "--steps", "50", "--no-render", "--seed", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -298,10 +409,12 @@ def test_rollout_takes_rllib_flags(tmp_path, capsys):
 # `rlarena train` whose "auto" finds no running Ray: besides the recorded cluster (no_ray_cluster_env),
 # Ray's "auto" joins any raylet it sees in the process list (ray._private.services.find_gcs_addresses:
 # another user's Ray, another test run's); that scan is made to see none
-NO_CLUSTER_MAIN = ("import sys, ray._private.services as services; "
-                   "assert hasattr(services, '_find_address_from_flag'), 'Ray moved its process scan'; "
-                   "services._find_address_from_flag = lambda flag: set(); "
-                   "from rlarena.cli.main import main; sys.exit(main())")
+NO_CLUSTER_MAIN = (
+    "import sys, ray._private.services as services; "
+    "assert hasattr(services, '_find_address_from_flag'), 'Ray moved its process scan'; "
+    "services._find_address_from_flag = lambda flag: set(); "
+    "from rlarena.cli.main import main; sys.exit(main())"
+)
 
 
 @pytest.fixture
@@ -321,13 +434,21 @@ def test_the_tutorial_commands_run(tmp_path, no_ray_cluster_env):
     `--ray-address auto` finds no cluster (no_ray_cluster_env, NO_CLUSTER_MAIN), so it falls back to a
     local Ray with its notice on any machine."""
     python = shlex.quote(sys.executable)
-    shim = (f'rlarena() {{ if [ "$1" = train ]; then {python} -c {shlex.quote(NO_CLUSTER_MAIN)} "$@" '
-            f"--config {shlex.quote(json.dumps(SMALL))} --no-tensorboard --no-plot; "
-            f'else {python} -m rlarena.cli.main "$@"; fi; }}')
+    shim = (
+        f'rlarena() {{ if [ "$1" = train ]; then {python} -c {shlex.quote(NO_CLUSTER_MAIN)} "$@" '
+        f"--config {shlex.quote(json.dumps(SMALL))} --no-tensorboard --no-plot; "
+        f'else {python} -m rlarena.cli.main "$@"; fi; }}'
+    )
     script = REPO / "examples" / "rllib_commands.sh"
-    proc = subprocess.run(["bash", "-c", f"{shim}\nsource {shlex.quote(str(script))}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, check=False,
-                          env={**no_ray_cluster_env, "SDL_VIDEODRIVER": "dummy"})
+    proc = subprocess.run(
+        ["bash", "-c", f"{shim}\nsource {shlex.quote(str(script))}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**no_ray_cluster_env, "SDL_VIDEODRIVER": "dummy"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp_path / "runs").iterdir()
     checkpoints = sorted(p.name for p in (run / "PPO_CartPole-v1_00000" / "checkpoints").iterdir())

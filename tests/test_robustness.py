@@ -16,6 +16,7 @@ SMALL = {"train_batch_size": 64, "minibatch_size": 32}
 
 # -- numerical blow-ups -----------------------------------------------------------------------------
 
+
 def test_nan_reward_stops_training_with_finite_weights(build):
     # NaNRewardEnv turns NaN after 20 steps per env: the first iteration (4 envs x 16 steps) is clean
     algo = build(tiny_config(NaNRewardEnv, **SMALL))
@@ -45,6 +46,7 @@ def test_training_error_is_an_rlarena_error():
 
 
 # -- envs that raise --------------------------------------------------------------------------------
+
 
 def test_env_raising_mid_episode_is_an_env_error_naming_the_env(build):
     algo = build(tiny_config(BoomEnv, **SMALL))  # raises at its 7th step, inside the first fragment

@@ -39,8 +39,13 @@ def checkpoint_iterations(trial_dir: Path) -> list[int]:
 
 # -- stop criteria ------------------------------------------------------------------------------------
 def test_any_criterion_stops_and_trial_dir_holds_the_logs(make_config, tmp_path):
-    results = rlarena.run(make_config(), stop={"training_iteration": 3, "episode_return_mean": 1e9},
-                          storage_path=tmp_path, name="a", **QUIET)
+    results = rlarena.run(
+        make_config(),
+        stop={"training_iteration": 3, "episode_return_mean": 1e9},
+        storage_path=tmp_path,
+        name="a",
+        **QUIET,
+    )
     trial = Path(results.trials[0].path)
     assert iterations(trial) == [1, 2, 3]
     assert {"params.json", "progress.csv", "result.json", "checkpoints"} <= {p.name for p in trial.iterdir()}
@@ -50,11 +55,14 @@ def test_any_criterion_stops_and_trial_dir_holds_the_logs(make_config, tmp_path)
     assert Path(results.last_checkpoint).name == "checkpoint_000003"
 
 
-@pytest.mark.parametrize("stop, expected", [
-    ({"timesteps_total": 3 * 128}, 3),  # old name of num_env_steps_sampled_lifetime
-    ({"episode_reward_mean": 1.0}, 1),  # old name of episode_return_mean: the first episodes end in iteration 1
-    (lambda iteration, result: iteration >= 2, 2),
-])
+@pytest.mark.parametrize(
+    "stop, expected",
+    [
+        ({"timesteps_total": 3 * 128}, 3),  # old name of num_env_steps_sampled_lifetime
+        ({"episode_reward_mean": 1.0}, 1),  # old name of episode_return_mean: the first episodes end in iteration 1
+        (lambda iteration, result: iteration >= 2, 2),
+    ],
+)
 def test_old_names_and_callables(make_config, tmp_path, stop, expected):
     results = rlarena.run(make_config(), stop=stop, storage_path=tmp_path, **QUIET)
     assert results.best_result["training_iteration"] == expected
@@ -68,8 +76,13 @@ def test_unknown_stop_key_names_the_closest_and_leaves_nothing(make_config, tmp_
 
 def test_unknown_score_attribute_is_an_error(make_config, tmp_path):
     with pytest.raises(ConfigError, match="checkpoint_score_attribute 'return_mean'"):
-        rlarena.run(make_config(), stop={"training_iteration": 2}, checkpoint_score_attribute="return_mean",
-                    storage_path=tmp_path, **QUIET)
+        rlarena.run(
+            make_config(),
+            stop={"training_iteration": 2},
+            checkpoint_score_attribute="return_mean",
+            storage_path=tmp_path,
+            **QUIET,
+        )
 
 
 def test_evaluation_key_without_evaluation_fails_before_training(make_config, tmp_path):
@@ -118,11 +131,14 @@ class FakeAlgo:
         return str(path)
 
 
-@pytest.mark.parametrize("attribute, order, kept, best", [
-    ("score", "max", [2, 4, 6], 4),  # best two (4: 9, 2: 7) + the latest (6)
-    ("score", "min", [1, 5, 6], 5),  # lowest two (5: 0, 1: 1) + the latest
-    (None, "max", [5, 6], 6),  # no attribute: the latest two; best ranks them by episode_return_mean
-])
+@pytest.mark.parametrize(
+    "attribute, order, kept, best",
+    [
+        ("score", "max", [2, 4, 6], 4),  # best two (4: 9, 2: 7) + the latest (6)
+        ("score", "min", [1, 5, 6], 5),  # lowest two (5: 0, 1: 1) + the latest
+        (None, "max", [5, 6], 6),  # no attribute: the latest two; best ranks them by episode_return_mean
+    ],
+)
 def test_num_to_keep_keeps_best_and_latest(tmp_path, attribute, order, kept, best):
     scores = {1: 1.0, 2: 7.0, 3: 3.0, 4: 9.0, 5: 0.0, 6: 2.0}
     manager = CheckpointManager(tmp_path, num_to_keep=2, score_attribute=attribute, score_order=order)
@@ -146,8 +162,15 @@ def test_nan_scores_rank_last(tmp_path):
 
 
 def test_real_run_keeps_best_checkpoints_by_score(make_config, tmp_path):
-    results = rlarena.run(make_config(), stop={"training_iteration": 6}, checkpoint_freq=1, num_to_keep=2,
-                          checkpoint_score_attribute="episode_return_mean", storage_path=tmp_path, **QUIET)
+    results = rlarena.run(
+        make_config(),
+        stop={"training_iteration": 6},
+        checkpoint_freq=1,
+        num_to_keep=2,
+        checkpoint_score_attribute="episode_return_mean",
+        storage_path=tmp_path,
+        **QUIET,
+    )
     trial = Path(results.trials[0].path)
     scores = {r["training_iteration"]: r["episode_return_mean"] for r in results.trials[0].results}
     top2 = sorted(scores, key=lambda i: (scores[i], i), reverse=True)[:2]
@@ -170,8 +193,15 @@ def test_resume_after_a_crash_cuts_logs_back_to_the_checkpoint(make_config, tmp_
         rlarena.run(make_config(), stop=crash_at_5, checkpoint_freq=2, storage_path=tmp_path, name="r", **QUIET)
     trial = only_trial(tmp_path)
     assert iterations(trial) == [1, 2, 3, 4, 5] and checkpoint_iterations(trial) == [2, 4]
-    results = rlarena.run(make_config(), stop={"training_iteration": 6}, checkpoint_freq=2, storage_path=tmp_path,
-                          name="r", resume=True, **QUIET)
+    results = rlarena.run(
+        make_config(),
+        stop={"training_iteration": 6},
+        checkpoint_freq=2,
+        storage_path=tmp_path,
+        name="r",
+        resume=True,
+        **QUIET,
+    )
     assert iterations(trial) == [1, 2, 3, 4, 5, 6]  # 5 was redone from checkpoint 4, not duplicated
     assert [r["iterations_since_restore"] for r in results.trials[0].results][-2:] == [1, 2]
     assert results.trials[0].status == "TERMINATED"
@@ -186,13 +216,15 @@ def test_ctrl_c_writes_a_checkpoint_then_resume_continues(make_config, tmp_path)
     results = rlarena.run(make_config(), stop=press_ctrl_c_at_3, storage_path=tmp_path, name="c", **QUIET)
     assert results.interrupted and results.trials[0].status == "INTERRUPTED"
     assert Path(results.last_checkpoint).name == "checkpoint_000003"
-    results = rlarena.run(make_config(), stop={"training_iteration": 5}, storage_path=tmp_path, name="c",
-                          resume=True, **QUIET)
+    results = rlarena.run(
+        make_config(), stop={"training_iteration": 5}, storage_path=tmp_path, name="c", resume=True, **QUIET
+    )
     assert not results.interrupted
     assert iterations(Path(results.trials[0].path)) == [1, 2, 3, 4, 5]
     # a finished run resumes to nothing
-    again = rlarena.run(make_config(), stop={"training_iteration": 9}, storage_path=tmp_path, name="c",
-                        resume=True, **QUIET)
+    again = rlarena.run(
+        make_config(), stop={"training_iteration": 9}, storage_path=tmp_path, name="c", resume=True, **QUIET
+    )
     assert again.best_result["training_iteration"] == 5
 
 
@@ -212,8 +244,14 @@ def test_resume_without_name_finds_the_latest_run(make_config, tmp_path):
 # -- sweeps -------------------------------------------------------------------------------------------------
 def test_grid_sweep_ranks_trials(make_config, tmp_path):
     pd = pytest.importorskip("pandas")
-    results = rlarena.run(make_config(), param_space={"lr": rlarena.grid_search([1e-3, 3e-3]), "num_epochs": 1},
-                          stop={"training_iteration": 2}, storage_path=tmp_path, name="g", **QUIET)
+    results = rlarena.run(
+        make_config(),
+        param_space={"lr": rlarena.grid_search([1e-3, 3e-3]), "num_epochs": 1},
+        stop={"training_iteration": 2},
+        storage_path=tmp_path,
+        name="g",
+        **QUIET,
+    )
     assert len(results.trials) == 2 and {t.params["lr"] for t in results.trials} == {1e-3, 3e-3}
     df = results.dataframe
     assert isinstance(df, pd.DataFrame) and len(df) == 2
@@ -233,22 +271,34 @@ def test_sweep_resume_skips_finished_trials(make_config, tmp_path):
         return iteration >= 2
 
     space = {"lr": grid_search([1e-3, 2e-3, 3e-3])}
-    results = rlarena.run(make_config(), param_space=space, stop=ctrl_c_in_second_trial, storage_path=tmp_path,
-                          name="s", **QUIET)
+    results = rlarena.run(
+        make_config(), param_space=space, stop=ctrl_c_in_second_trial, storage_path=tmp_path, name="s", **QUIET
+    )
     assert results.interrupted
     assert [t.status for t in results.trials] == ["TERMINATED", "INTERRUPTED", "PENDING"]
     first = Path(results.trials[0].path) / "result.json"
     before = first.read_text()
-    results = rlarena.run(make_config(), param_space=space, stop={"training_iteration": 2}, storage_path=tmp_path,
-                          name="s", resume=True, **QUIET)
+    results = rlarena.run(
+        make_config(),
+        param_space=space,
+        stop={"training_iteration": 2},
+        storage_path=tmp_path,
+        name="s",
+        resume=True,
+        **QUIET,
+    )
     assert [t.status for t in results.trials] == ["TERMINATED"] * 3
     assert first.read_text() == before  # the finished trial was not run again
     assert all(iterations(Path(t.path)) == [1, 2] for t in results.trials)
 
 
 def test_random_search_spaces():
-    space = {"lr": loguniform(1e-4, 1e-2), "gamma": uniform(0.9, 0.99), "num_epochs": choice([1, 2]),
-             "model": {"fcnet_hiddens": grid_search([[8], [16]])}}
+    space = {
+        "lr": loguniform(1e-4, 1e-2),
+        "gamma": uniform(0.9, 0.99),
+        "num_epochs": choice([1, 2]),
+        "model": {"fcnet_hiddens": grid_search([[8], [16]])},
+    }
     variants = generate_variants(space, num_samples=3, seed=0)
     assert len(variants) == 6
     assert all(1e-4 <= v["lr"] <= 1e-2 and 0.9 <= v["gamma"] <= 0.99 and v["num_epochs"] in (1, 2) for v in variants)
@@ -258,8 +308,9 @@ def test_random_search_spaces():
 
 
 def test_num_samples_get_different_seeds(make_config, tmp_path):
-    results = rlarena.run(make_config(seed=7), num_samples=2, stop={"training_iteration": 1}, storage_path=tmp_path,
-                          **QUIET)
+    results = rlarena.run(
+        make_config(seed=7), num_samples=2, stop={"training_iteration": 1}, storage_path=tmp_path, **QUIET
+    )
     assert [t.params for t in results.trials] == [{"seed": 7}, {"seed": 8}]
 
 
@@ -279,8 +330,9 @@ def test_tensorboard_events_are_readable_by_tensorboard(make_config, tmp_path):
 def test_dataframe_and_learning_curve(make_config, tmp_path):
     pytest.importorskip("pandas")
     pytest.importorskip("matplotlib")
-    results = rlarena.run(make_config(), stop={"training_iteration": 3}, storage_path=tmp_path, verbose=0,
-                          tensorboard=False)
+    results = rlarena.run(
+        make_config(), stop={"training_iteration": 3}, storage_path=tmp_path, verbose=0, tensorboard=False
+    )
     df = results.dataframe
     assert list(df["training_iteration"]) == [1, 2, 3] and "episode_return_mean" in df
     png = Path(results.trials[0].path) / "learning_curve.png"
@@ -288,8 +340,9 @@ def test_dataframe_and_learning_curve(make_config, tmp_path):
 
 
 def test_progress_rows(make_config, tmp_path, capsys):
-    rlarena.run(make_config(), stop={"training_iteration": 4}, storage_path=tmp_path, verbose=1, tensorboard=False,
-                plot=False)
+    rlarena.run(
+        make_config(), stop={"training_iteration": 4}, storage_path=tmp_path, verbose=1, tensorboard=False, plot=False
+    )
     out = capsys.readouterr().out
     assert "return mean" in out and "steps/s" in out
     assert "[##########----------]  50% training_iteration 2/4" in out
@@ -297,8 +350,10 @@ def test_progress_rows(make_config, tmp_path, capsys):
 
 
 def test_import_rlarena_stays_light():
-    code = ("import sys, rlarena; heavy = [m for m in ('pandas', 'matplotlib', 'tensorboard') if m in sys.modules]; "
-            "assert not heavy, heavy; assert callable(rlarena.run) and callable(rlarena.grid_search)")
+    code = (
+        "import sys, rlarena; heavy = [m for m in ('pandas', 'matplotlib', 'tensorboard') if m in sys.modules]; "
+        "assert not heavy, heavy; assert callable(rlarena.run) and callable(rlarena.grid_search)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -40,27 +40,46 @@ def by_agent(agent_id, episode, **kwargs):
 
 
 def ppo(**env_runners) -> PPOConfig:
-    return (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2, **env_runners)
-            .training(**TINY).debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=2, **env_runners)
+        .training(**TINY)
+        .debugging(seed=0)
+    )
 
 
 def arena(**env_runners) -> PPOConfig:
-    return (PPOConfig().environment(MultiAgentArena, env_config={"width": 4, "height": 4, "ts": 10})
-            .env_runners(num_envs_per_env_runner=2, **env_runners).training(**TINY)
-            .multi_agent(policies={"p1": PolicySpec(), "p2": PolicySpec()}, policy_mapping_fn=by_agent)
-            .debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment(MultiAgentArena, env_config={"width": 4, "height": 4, "ts": 10})
+        .env_runners(num_envs_per_env_runner=2, **env_runners)
+        .training(**TINY)
+        .multi_agent(policies={"p1": PolicySpec(), "p2": PolicySpec()}, policy_mapping_fn=by_agent)
+        .debugging(seed=0)
+    )
 
 
 def bc(directory, env=None) -> BCConfig:
     """BC on a few one-step episodes of DiscreteIdentityEnv written to `directory`."""
     from rlarena.offline import OfflineWriter
+
     pytest.importorskip("pyarrow")
     probe = DiscreteIdentityEnv()
     targets = np.random.default_rng(0).integers(4, size=64)
     obs = np.eye(4, dtype=np.float32)[targets]
     writer = OfflineWriter(directory, probe.observation_space, probe.action_space)
-    writer.add({"eps_id": np.arange(64), "obs": obs, "new_obs": obs, "actions": targets,
-                "rewards": np.ones(64, np.float32), "terminateds": np.ones(64, bool), "truncateds": np.zeros(64, bool)})
+    writer.add(
+        {
+            "eps_id": np.arange(64),
+            "obs": obs,
+            "new_obs": obs,
+            "actions": targets,
+            "rewards": np.ones(64, np.float32),
+            "terminateds": np.ones(64, bool),
+            "truncateds": np.zeros(64, bool),
+        }
+    )
     writer.close()
     config = BCConfig().offline_data(input_=str(directory)).training(train_batch_size=32, model={"fcnet_hiddens": [8]})
     return config.environment(env) if env is not None else config
@@ -211,8 +230,9 @@ def test_evaluation_in_this_process(config):
 
 # -- "auto" fragment length --------------------------------------------------------------------------------
 def test_auto_fragment_length_means_one_rule_per_family():
-    on_policy = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4)
-                 .training(train_batch_size=256))
+    on_policy = (
+        PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=4).training(train_batch_size=256)
+    )
     # on-policy: one fragment of every runner fills the train batch, whichever group samples
     assert on_policy.fragment_length == 64
     assert on_policy.copy().env_runners(sample_async=True, num_sampling_processes=2).fragment_length == 32
@@ -230,8 +250,9 @@ def test_auto_fragment_length_means_one_rule_per_family():
 # -- Ray (last: after the tests that fork this process) ------------------------------------------------------
 @pytest.mark.timeout(300)
 def test_ray_groups_and_evaluation_on_ray(local_ray):
-    config = (ppo(num_env_runners=2, num_cpus_per_env_runner=0.5)
-              .evaluation(evaluation_duration=3, evaluation_num_env_runners=1))
+    config = ppo(num_env_runners=2, num_cpus_per_env_runner=0.5).evaluation(
+        evaluation_duration=3, evaluation_num_env_runners=1
+    )
     with config.build() as algo:
         group, evaluation = algo.env_runner_group, algo.eval_env_runner_group
         assert type(group) is RayRunnerGroup and isinstance(group, RunnerGroup)
@@ -250,8 +271,13 @@ def test_ray_groups_and_evaluation_on_ray(local_ray):
         assert played["episodes"] == 3 and np.isfinite(played["episode_return_mean"])
         assert evaluation.finish(evaluation.start(5)) == played  # greedy and seeded: the same episodes
     assert group.remote.actors == [] and evaluation.remote.actors == []
-    config = (APPOConfig().environment("CartPole-v1").training(**TINY).debugging(seed=0)
-              .env_runners(num_env_runners=1, num_envs_per_env_runner=2, num_cpus_per_env_runner=0.5))
+    config = (
+        APPOConfig()
+        .environment("CartPole-v1")
+        .training(**TINY)
+        .debugging(seed=0)
+        .env_runners(num_env_runners=1, num_envs_per_env_runner=2, num_cpus_per_env_runner=0.5)
+    )
     with config.build() as algo:
         group = algo.env_runner_group
         assert type(group) is AsyncRayRunnerGroup and isinstance(group, RunnerGroup)

@@ -42,8 +42,13 @@ def the_env(kind: str, registered_env: Callable[[str, Callable], str]) -> object
 
 
 def config(env: object, **env_runners: object) -> PPOConfig:
-    return (PPOConfig().environment(env).env_runners(num_envs_per_env_runner=2, **env_runners)
-            .training(**TINY).debugging(seed=0))
+    return (
+        PPOConfig()
+        .environment(env)
+        .env_runners(num_envs_per_env_runner=2, **env_runners)
+        .training(**TINY)
+        .debugging(seed=0)
+    )
 
 
 def forked(env: object, **env_runners: object) -> PPOConfig:
@@ -139,19 +144,30 @@ def test_a_killed_sampling_process_is_replaced_by_one_that_knows_the_registered_
         check_trains(algo, "registered name")
 
 
-HALF_INSTALLED = r"building it raised EnvError: Creating env '{}' failed: RuntimeError: the simulator is not installed here"
+HALF_INSTALLED = (
+    r"building it raised EnvError: Creating env '{}' failed: RuntimeError: the simulator is not installed here"
+)
 
 
 @pytest.mark.timeout(60)
 def test_sampling_processes_that_cannot_be_built_stop_training_with_one_clear_error(registered_env):
     name = registered_env("half_installed", fails_away_from_the_driver)
     why = HALF_INSTALLED.format(name)
-    with forked(name).build() as algo, pytest.raises(
-            EnvError, match=rf"^Sampling process \d of 2 \(env '{name}'\) failed: {why}\. To go on .*fault_tolerance"):
+    with (
+        forked(name).build() as algo,
+        pytest.raises(
+            EnvError, match=rf"^Sampling process \d of 2 \(env '{name}'\) failed: {why}\. To go on .*fault_tolerance"
+        ),
+    ):
         algo.train()
-    with forked(name).fault_tolerance(ignore_env_runner_failures=True).build() as algo, pytest.raises(
-            EnvError, match=rf"^Every sampling process of 2 \(env '{name}'\) has failed: nothing left to "
-                            rf"sample\. The last: Sampling process \d of 2 .* failed: {why}\.$"):
+    with (
+        forked(name).fault_tolerance(ignore_env_runner_failures=True).build() as algo,
+        pytest.raises(
+            EnvError,
+            match=rf"^Every sampling process of 2 \(env '{name}'\) has failed: nothing left to "
+            rf"sample\. The last: Sampling process \d of 2 .* failed: {why}\.$",
+        ),
+    ):
         algo.train()
 
 
@@ -160,9 +176,12 @@ def test_sampling_process_restarts_of_a_creator_that_always_raises_there_end_in_
     name = registered_env("half_installed", fails_away_from_the_driver)
     ft = {**FAULT_TOLERANCE["restart"], "max_num_env_runner_restarts": 2}
     with forked(name).fault_tolerance(**ft).build() as algo:
-        with pytest.raises(EnvError, match=rf"^Sampling process \d of 2 .* failed: {HALF_INSTALLED.format(name)}\. "
-                                           rf"Its restart cannot come: the max_num_env_runner_restarts=2 restarts are "
-                                           rf"used up"):
+        with pytest.raises(
+            EnvError,
+            match=rf"^Sampling process \d of 2 .* failed: {HALF_INSTALLED.format(name)}\. "
+            rf"Its restart cannot come: the max_num_env_runner_restarts=2 restarts are "
+            rf"used up",
+        ):
             algo.train()
         assert algo.env_runner_group.sampler.restarts == 2
 
@@ -184,8 +203,9 @@ def on_ray(env: object, **env_runners: object) -> PPOConfig:
 @pytest.mark.parametrize("kind", ENV_KINDS)
 def test_ray_runners_and_evaluation_runners_sample_every_kind_of_env(kind, registered_env, local_ray):
     # with subprocess vector envs in the actors: forked there, after the actor registered the name
-    cfg = (on_ray(the_env(kind, registered_env), num_cpus_per_env_runner=0.5, vectorization_mode="subproc")
-           .evaluation(evaluation_num_env_runners=1, evaluation_duration=2))
+    cfg = on_ray(the_env(kind, registered_env), num_cpus_per_env_runner=0.5, vectorization_mode="subproc").evaluation(
+        evaluation_num_env_runners=1, evaluation_duration=2
+    )
     with cfg.build() as algo:
         check_trains(algo, kind)
         assert algo.env_runner_group.remote.num_healthy == 2
@@ -211,9 +231,11 @@ def test_a_killed_ray_runner_is_replaced_by_one_that_knows_the_registered_name(r
 @pytest.mark.timeout(180)
 def test_a_registered_multi_agent_env_on_ray_runners_and_evaluation_runners(registered_env, local_ray):
     from rlarena.envs.arena import MultiAgentArena
+
     name = registered_env("my_arena", lambda cfg: MultiAgentArena(cfg))
-    cfg = (config(name, num_env_runners=1, num_cpus_per_env_runner=0.5)
-           .evaluation(evaluation_num_env_runners=1, evaluation_duration=2))
+    cfg = config(name, num_env_runners=1, num_cpus_per_env_runner=0.5).evaluation(
+        evaluation_num_env_runners=1, evaluation_duration=2
+    )
     with cfg.build() as algo:
         assert algo.train()["num_env_steps_sampled_this_iter"] == 64
         assert algo.evaluate()["episodes"] == 2
@@ -225,9 +247,14 @@ def test_ray_runners_that_cannot_be_built_stop_training_with_one_clear_error(reg
     runner = rf"Remote env runner \d of 2 \(env '{name}'\) failed: {HALF_INSTALLED.format(name)}"
     with on_ray(name).build() as algo, pytest.raises(EnvError, match=rf"^{runner}\. To go on .*fault_tolerance"):
         algo.train()
-    with on_ray(name).fault_tolerance(ignore_env_runner_failures=True).build() as algo, pytest.raises(
-            EnvError, match=rf"^Every remote env runner of 2 \(env '{name}'\) has failed: nothing left to sample\. "
-                            rf"The last: {runner}\.$"):
+    with (
+        on_ray(name).fault_tolerance(ignore_env_runner_failures=True).build() as algo,
+        pytest.raises(
+            EnvError,
+            match=rf"^Every remote env runner of 2 \(env '{name}'\) has failed: nothing left to sample\. "
+            rf"The last: {runner}\.$",
+        ),
+    ):
         algo.train()
 
 
@@ -237,9 +264,12 @@ def test_ray_runner_restarts_of_a_creator_that_always_raises_there_end_in_one_cl
     name = registered_env("half_installed_ray", fails_away_from_the_driver)
     ft = {**FAULT_TOLERANCE["restart"], "max_num_env_runner_restarts": 2}
     with on_ray(name).fault_tolerance(**ft).build() as algo:
-        with pytest.raises(EnvError, match=rf"^Remote env runner \d of 2 \(env '{name}'\) failed: "
-                                           rf"{HALF_INSTALLED.format(name)}\. Its restart cannot come: the "
-                                           rf"max_num_env_runner_restarts=2 restarts are used up"):
+        with pytest.raises(
+            EnvError,
+            match=rf"^Remote env runner \d of 2 \(env '{name}'\) failed: "
+            rf"{HALF_INSTALLED.format(name)}\. Its restart cannot come: the "
+            rf"max_num_env_runner_restarts=2 restarts are used up",
+        ):
             algo.train()
         assert algo.env_runner_group.remote.restarts == 2
 

@@ -24,8 +24,13 @@ from rlarena.errors import ConfigError
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
 from rlarena.policies.actor_q_policy import ActorQPolicy
 
-FAST = {"train_batch_size": 64, "num_steps_sampled_before_learning_starts": 64,
-        "min_sample_timesteps_per_iteration": 200, "lr": 3e-3, "model": {"fcnet_hiddens": [32, 32]}}
+FAST = {
+    "train_batch_size": 64,
+    "num_steps_sampled_before_learning_starts": 64,
+    "min_sample_timesteps_per_iteration": 200,
+    "lr": 3e-3,
+    "model": {"fcnet_hiddens": [32, 32]},
+}
 CONFIGS = {"SAC": SACConfig, "TD3": TD3Config, "DDPG": DDPGConfig}
 
 
@@ -35,8 +40,16 @@ def probe_config(cls, env, **training):
 
 def batch_of(obs, actions, rewards, discounts, next_obs, next_mask=None, mask=None) -> ReplayBatch:
     t = torch.tensor
-    return ReplayBatch(obs=t(obs), actions=t(actions), rewards=t(rewards), discounts=t(discounts),
-                       next_obs=t(next_obs), next_mask=next_mask, weights=torch.ones(len(rewards)), mask=mask)
+    return ReplayBatch(
+        obs=t(obs),
+        actions=t(actions),
+        rewards=t(rewards),
+        discounts=t(discounts),
+        next_obs=t(next_obs),
+        next_mask=next_mask,
+        weights=torch.ones(len(rewards)),
+        mask=mask,
+    )
 
 
 # -- math ------------------------------------------------------------------------------------------
@@ -94,8 +107,9 @@ def test_discrete_sac_critic_target_by_hand():
     assert td.item() == pytest.approx(2 - y, rel=1e-5)
     assert loss.item() == pytest.approx(0.5 * ((2 - y) ** 2 + (1 - y) ** 2), rel=1e-5)
     # masked: action 0 illegal in s1, so pi(s1) = (0, 1) and V = 2 - 0.1 ln 1 = 2
-    _, td = critic_loss(model, target, batch_of([[0.0]], [1], [0.5], [0.9], [[1.0]], torch.tensor([[False, True]])),
-                        alpha)
+    _, td = critic_loss(
+        model, target, batch_of([[0.0]], [1], [0.5], [0.9], [[1.0]], torch.tensor([[False, True]])), alpha
+    )
     assert td.item() == pytest.approx(2 - (0.5 + 0.9 * 2.0), rel=1e-5)
     # the actor's loss: sum_a pi (alpha log pi - min_k Q(s0, a)) = 1/2 (0.1 ln 1/2 - 1) * 2
     loss_pi, entropy, _ = actor_loss(model, batch, alpha)
@@ -163,13 +177,16 @@ def test_discrete_sac_solves_identity_and_learns_values():
 
 def test_box_actions_are_scaled_to_the_bounds_and_warmup_is_uniform():
     space = gym.spaces.Box(np.array([0.0, -4.0], np.float32), np.array([2.0, 4.0], np.float32))
-    policy = ActorQPolicy(gym.spaces.Box(-1, 1, (3,)), space, {"fcnet_hiddens": [8], "fcnet_activation": "relu"},
-                          seed=0, kind="td3")
+    policy = ActorQPolicy(
+        gym.spaces.Box(-1, 1, (3,)), space, {"fcnet_hiddens": [8], "fcnet_activation": "relu"}, seed=0, kind="td3"
+    )
     obs = np.random.default_rng(0).uniform(-1, 1, (2000, 3)).astype(np.float32)
     policy.random_actions = True
     actions = policy.compute_actions(obs)
     assert space.contains(actions[0]) and (actions >= space.low).all() and (actions <= space.high).all()
-    assert actions.min(0) == pytest.approx(space.low, abs=0.05) and actions.max(0) == pytest.approx(space.high, abs=0.05)
+    assert actions.min(0) == pytest.approx(space.low, abs=0.05) and actions.max(0) == pytest.approx(
+        space.high, abs=0.05
+    )
     policy.random_actions, policy.exploration_noise = False, 0.0
     greedy = policy.compute_actions(obs, explore=False)
     mu = torch.tanh(policy.model.actor(torch.from_numpy(obs))).detach().numpy()
@@ -216,8 +233,9 @@ def test_algorithm_and_space_mismatches_get_clear_errors():
         SACConfig().environment(lambda cfg: _Spaces(gym.spaces.Box(-np.inf, np.inf, (2,)))).build()
     with pytest.raises(ConfigError, match="Invalid target_entropy"):
         SACConfig().environment("Pendulum-v1").training(target_entropy="high").validate()
-    cfg = SACConfig().training(ent_coef="auto_0.1", optimization_config={"actor_learning_rate": 1e-4},
-                               learning_starts=10)  # SB3's and RLlib's older names
+    cfg = SACConfig().training(
+        ent_coef="auto_0.1", optimization_config={"actor_learning_rate": 1e-4}, learning_starts=10
+    )  # SB3's and RLlib's older names
     assert (cfg.initial_alpha, cfg.target_entropy, cfg.actor_lr) == (0.1, "auto", 1e-4)
     assert cfg.num_steps_sampled_before_learning_starts == 10
     assert SACConfig().training(ent_coef=0.05).target_entropy is None
@@ -239,11 +257,30 @@ class _Spaces(gym.Env):
 
 @pytest.mark.parametrize("algo_name", ["SAC", "TD3"])
 def test_cli_trains(tmp_path, algo_name):
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "train", "--algo", algo_name, "--env",
-                           "Pendulum-v1", "--config", json.dumps({"min_sample_timesteps_per_iteration": 200,
-                                                                  "train_batch_size": 32}),
-                           "--stop", json.dumps({"training_iteration": 2}), "--storage-path", str(tmp_path),
-                           "--no-tensorboard", "--no-plot"], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlarena.cli.main",
+            "train",
+            "--algo",
+            algo_name,
+            "--env",
+            "Pendulum-v1",
+            "--config",
+            json.dumps({"min_sample_timesteps_per_iteration": 200, "train_batch_size": 32}),
+            "--stop",
+            json.dumps({"training_iteration": 2}),
+            "--storage-path",
+            str(tmp_path),
+            "--no-tensorboard",
+            "--no-plot",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in next(tmp_path.rglob("result.json")).read_text().splitlines()]
     assert [r["training_iteration"] for r in lines] == [1, 2] and lines[-1]["num_env_steps_sampled_lifetime"] == 400
@@ -253,12 +290,14 @@ def test_cli_trains(tmp_path, algo_name):
 def test_onnx_export_serves_the_greedy_action(tmp_path, algo_name):
     pytest.importorskip("onnxscript")
     from rlarena.export.onnx import OnnxPolicy
+
     algo = probe_config(CONFIGS[algo_name], "Pendulum-v1").build()
     try:
         served = OnnxPolicy(algo.export_onnx(tmp_path / "p.onnx"))
         obs = np.random.default_rng(0).uniform(-1, 1, (6, 3)).astype(np.float32)
-        np.testing.assert_allclose(served.compute_actions(obs, explore=False),
-                                   algo.compute_actions(obs, explore=False), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            served.compute_actions(obs, explore=False), algo.compute_actions(obs, explore=False), rtol=1e-4, atol=1e-5
+        )
         np.testing.assert_allclose(served.compute_values(obs), algo.policy.compute_values(obs), rtol=1e-4, atol=1e-5)
         assert np.abs(served.compute_actions(obs, explore=True)).max() <= 2.0  # Pendulum's bounds
     finally:

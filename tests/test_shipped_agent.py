@@ -30,7 +30,11 @@ def shipped():
 
 def test_only_inference_files_are_shipped(shipped):
     assert sorted(p.name for p in SHIPPED.iterdir()) == [
-        "model.onnx", "policy.default_policy.safetensors", "rlarena_checkpoint.json", "rng.safetensors"]
+        "model.onnx",
+        "policy.default_policy.safetensors",
+        "rlarena_checkpoint.json",
+        "rng.safetensors",
+    ]
     assert type(shipped).__name__ == "AlphaZero" and list(shipped.policies) == ["default_policy"]
     assert shipped.time_total_s <= 2 * 3600  # trained within the issue's budget (the figure is in the README)
 
@@ -55,13 +59,23 @@ def test_the_served_search_agent_beats_negamax_and_keeps_the_outcome():
     """onnxruntime + numpy MCTS over model.onnx, as `rlarena play connect4` serves it (200 simulations
     here, to keep the test short; the shipped figures use more)."""
     from rlarena.export.onnx import OnnxPolicy
+
     onnx = OnnxPolicy(SHIPPED / "model.onnx")
-    search = SearchPolicy(ConnectFourGame(), outputs_evaluator(onnx.compute_outputs), 200, seed=0,
-                          observation_space=onnx.observation_space, action_space=onnx.action_space)
+    search = SearchPolicy(
+        ConnectFourGame(),
+        outputs_evaluator(onnx.compute_outputs),
+        200,
+        seed=0,
+        observation_space=onnx.observation_space,
+        action_space=onnx.action_space,
+    )
     openings = TWO_PLY[::4]  # 13 of the 49 openings, both seats
     match = play_matches(search, evaluation_opponent("negamax_5", seed=0), len(openings), openings=openings)
     assert match["distinct"] == 2 * len(openings) and match["score"] >= 0.7, match  # measured 0.885
     middle = load_positions()["middle"][:100]
     assert grade(search, middle)["outcome_kept"] >= 0.94  # measured 0.97
-    assert np.isfinite(onnx.compute_values({"observation": np.zeros((1, 6, 7, 2), np.float32),
-                                            "action_mask": np.ones((1, 7), np.float32)})).all()
+    assert np.isfinite(
+        onnx.compute_values(
+            {"observation": np.zeros((1, 6, 7, 2), np.float32), "action_mask": np.ones((1, 7), np.float32)}
+        )
+    ).all()

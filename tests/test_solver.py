@@ -127,7 +127,7 @@ def test_agrees_with_brute_force_on_small_end_games() -> None:
         scores = Solver().analyse(cur, opp)
         mask = cur | opp
         for col, col_mask in enumerate(COLUMN_MASKS):
-            move = ((mask + BOTTOM) & col_mask)
+            move = (mask + BOTTOM) & col_mask
             if not move:
                 assert scores[col] is None
             elif has_four(cur | move):

@@ -38,9 +38,13 @@ class _Boom:
 
 
 def test_subproc_worker_error_surfaces_with_env_name():
-    algo = (PPOConfig().environment(lambda cfg: _Boom(cfg)).env_runners(
-        num_envs_per_env_runner=2, vectorization_mode="subproc", num_env_workers=2)
-        .training(train_batch_size=8, minibatch_size=8).build())
+    algo = (
+        PPOConfig()
+        .environment(lambda cfg: _Boom(cfg))
+        .env_runners(num_envs_per_env_runner=2, vectorization_mode="subproc", num_env_workers=2)
+        .training(train_batch_size=8, minibatch_size=8)
+        .build()
+    )
     try:
         with pytest.raises(EnvError, match="boom in worker"):
             algo.train()
@@ -66,6 +70,7 @@ def _fails_in_workers(cfg):
     import os
 
     import gymnasium as gym
+
     if os.getpid() != _PARENT["pid"]:
         raise RuntimeError("cannot build here")
     return gym.make("CartPole-v1")
@@ -74,6 +79,7 @@ def _fails_in_workers(cfg):
 @pytest.mark.timeout(60)
 def test_a_worker_that_cannot_build_its_env_reports_why():
     import os
+
     _PARENT["pid"] = os.getpid()
     sub = make_vector_env(_fails_in_workers, {}, 4, "subproc", num_workers=2)
     try:

@@ -35,8 +35,12 @@ def boom(*args, **kwargs):
     pathlib.Path(__file__).with_name("CALLED").touch()
 """
 # every place a config names an object, and what the loader's message calls it
-SLOTS = {"env": "env", "callbacks_class": "callbacks_class", "policy_mapping_fn": "policy_mapping_fn",
-         "policy_class": "policies['rand'].policy_class"}
+SLOTS = {
+    "env": "env",
+    "callbacks_class": "callbacks_class",
+    "policy_mapping_fn": "policy_mapping_fn",
+    "policy_class": "policies['rand'].policy_class",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -65,19 +69,27 @@ def trap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def sprung(folder: Path) -> list[str]:
     """What the trap left: IMPORTED, CALLED; and whether the module was imported in this process."""
-    return sorted(p.name for p in folder.iterdir() if p.name in ("IMPORTED", "CALLED")) + \
-        (["in sys.modules"] if TRAP in sys.modules else [])
+    return sorted(p.name for p in folder.iterdir() if p.name in ("IMPORTED", "CALLED")) + (
+        ["in sys.modules"] if TRAP in sys.modules else []
+    )
 
 
 @pytest.fixture(scope="module")
 def multi_agent_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real multi-agent checkpoint whose every named slot holds one of rlarena's built-ins."""
-    config = (PPOConfig().environment("multi_agent_arena", env_config={"ts": 10})
-              .env_runners(num_envs_per_env_runner=1)
-              .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
-              .multi_agent(policies={"default_policy": PolicySpec(), "rand": PolicySpec(policy_class=RandomPolicy)},
-                           policy_mapping_fn=default_mapping_fn, policies_to_train=["default_policy"])
-              .callbacks(Callbacks).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("multi_agent_arena", env_config={"ts": 10})
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=40, minibatch_size=40, num_epochs=1, model={"fcnet_hiddens": [8]})
+        .multi_agent(
+            policies={"default_policy": PolicySpec(), "rand": PolicySpec(policy_class=RandomPolicy)},
+            policy_mapping_fn=default_mapping_fn,
+            policies_to_train=["default_policy"],
+        )
+        .callbacks(Callbacks)
+        .debugging(seed=0)
+    )
     return trained_checkpoint(config, tmp_path_factory.mktemp("ma"))
 
 
@@ -110,12 +122,16 @@ def test_planted_callable_is_refused_before_import_everywhere(slot, multi_agent_
     message = str(info.value)
     assert f"{SLOTS[slot]} names 'booby_trap:boom'" in message and str(copy) in message
     assert "register_trusted" in message and "--trust-module booby_trap" in message and "\n" not in message
-    for argv in (["rollout", str(copy), "--episodes", "1"], ["evaluate", str(copy), "--episodes", "1"],
-                 ["export", str(copy), "--onnx", str(tmp_path / "m.onnx")],
-                 ["package", str(copy), "--out", str(tmp_path / "pkg"), "--episodes", "1", "--no-video"]):
+    for argv in (
+        ["rollout", str(copy), "--episodes", "1"],
+        ["evaluate", str(copy), "--episodes", "1"],
+        ["export", str(copy), "--onnx", str(tmp_path / "m.onnx")],
+        ["package", str(copy), "--out", str(tmp_path / "pkg"), "--episodes", "1", "--no-video"],
+    ):
         assert main(argv) == 2, argv
         assert "Refusing to load checkpoint" in one_error_line(capsys)
     from rlarena.cli.play import export_checkpoint
+
     with pytest.raises(UntrustedCodeError):
         export_checkpoint(str(copy), tmp_path)
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "pkg").exists()
@@ -124,8 +140,12 @@ def test_planted_callable_is_refused_before_import_everywhere(slot, multi_agent_
 
 def test_the_issue_reproduction_runs_no_command(tmp_path, build, capsys):
     """subprocess:run as the env, with the command in env_config: the report that filed issue 10."""
-    algo = build(PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=1)
-                 .training(train_batch_size=16, minibatch_size=16, num_epochs=1))
+    algo = build(
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=16, minibatch_size=16, num_epochs=1)
+    )
     marker = tmp_path / "x"
     copy = planted(Path(algo.save(tmp_path / "c")), tmp_path, "env", {"callable": "subprocess:run"})
     meta = json.loads((copy / METADATA_FILE).read_text())
@@ -140,8 +160,13 @@ def test_the_issue_reproduction_runs_no_command(tmp_path, build, capsys):
 
 def test_cli_subprocess_prints_one_line_and_runs_nothing(multi_agent_checkpoint, trap, tmp_path):
     copy = planted(multi_agent_checkpoint, tmp_path, "callbacks_class", {"callable": f"{TRAP}:boom"})
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "rollout", str(copy), "--episodes", "1"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", "rollout", str(copy), "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "callbacks_class" in proc.stderr
     assert sprung(trap) == []
@@ -149,6 +174,7 @@ def test_cli_subprocess_prints_one_line_and_runs_nothing(multi_agent_checkpoint,
 
 def test_hub_package_with_planted_config_is_refused(multi_agent_checkpoint, trap, tmp_path):
     from rlarena.hub import CONFIG_FILE, load_from_hub, package_to_hub
+
     package = package_to_hub(multi_agent_checkpoint, tmp_path / "pkg", episodes=1, video=False).folder
     for slot, key in SLOTS.items():
         copy = planted(package, tmp_path, slot, {"callable": f"{TRAP}:boom"}, json_name=CONFIG_FILE)
@@ -166,8 +192,12 @@ def test_connect_four_league_checkpoint_with_planted_callbacks(trap, tmp_path, c
 
 
 def test_walking_out_of_a_module_is_refused(tmp_path, build):
-    algo = build(PPOConfig().environment(DiscreteIdentityEnv).env_runners(num_envs_per_env_runner=1)
-                 .training(train_batch_size=16, minibatch_size=16, num_epochs=1))
+    algo = build(
+        PPOConfig()
+        .environment(DiscreteIdentityEnv)
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=16, minibatch_size=16, num_epochs=1)
+    )
     path = Path(algo.save(tmp_path / "c"))
     another_process()
     # an rlarena module is not a free pass: only the exact built-in names are
@@ -210,8 +240,21 @@ def test_yaml_experiment_file_names_a_module_only_with_trust(trap, tmp_path, cap
 def test_resume_refuses_a_planted_checkpoint(trap, tmp_path, capsys):
     runs = tmp_path / "runs"
     tiny = '{"train_batch_size": 32, "minibatch_size": 32, "num_epochs": 1, "num_envs_per_env_runner": 2}'
-    args = ["train", "--env", "CartPole-v1", "--config", tiny, "--storage-path", str(runs), "--name", "r",
-            "--verbose", "0", "--no-tensorboard", "--no-plot"]
+    args = [
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        tiny,
+        "--storage-path",
+        str(runs),
+        "--name",
+        "r",
+        "--verbose",
+        "0",
+        "--no-tensorboard",
+        "--no-plot",
+    ]
     assert main([*args, "--stop", '{"training_iteration": 1}']) == 0
     (checkpoint,) = runs.glob("r/*/checkpoints/checkpoint_*")
     meta = json.loads((checkpoint / METADATA_FILE).read_text())
@@ -233,6 +276,7 @@ def test_builtins_load_with_no_flag(multi_agent_checkpoint, track):
     assert type(algo.callbacks) is Callbacks
     shipped = track(Algorithm.from_checkpoint(SHIPPED, config_overrides={"num_envs_per_env_runner": 1}))
     from rlarena.games.connect_four.rules import ConnectFourMultiAgent
+
     obs, _ = ConnectFourMultiAgent().reset(seed=0)
     assert 0 <= shipped.compute_single_action(next(iter(obs.values())), explore=False, policy_id="learned") < 7
 
@@ -250,8 +294,14 @@ def test_checkpoints_naming_the_old_policy_modules_still_load(multi_agent_checkp
     import importlib.util
 
     from rlarena.policies import QPolicy, TorchPolicy
-    for gone in ("rlarena.policy", "rlarena.torch_policy", "rlarena.q_policy", "rlarena.actor_q_policy",
-                 "rlarena.multiagent.policies"):
+
+    for gone in (
+        "rlarena.policy",
+        "rlarena.torch_policy",
+        "rlarena.q_policy",
+        "rlarena.actor_q_policy",
+        "rlarena.multiagent.policies",
+    ):
         assert importlib.util.find_spec(gone) is None
     old = {"callable": "rlarena.multiagent.policies:RandomPolicy"}
     copy = planted(multi_agent_checkpoint, tmp_path, "policy_class", old)
@@ -266,8 +316,12 @@ def test_checkpoints_naming_the_old_policy_modules_still_load(multi_agent_checkp
 
 @pytest.fixture
 def probe_checkpoint(tmp_path, build) -> Path:
-    algo = build(PPOConfig().environment(DiscreteIdentityEnv).env_runners(num_envs_per_env_runner=1)
-                 .training(train_batch_size=16, minibatch_size=16, num_epochs=1))
+    algo = build(
+        PPOConfig()
+        .environment(DiscreteIdentityEnv)
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=16, minibatch_size=16, num_epochs=1)
+    )
     algo.train()
     path = Path(algo.save(tmp_path / "probe"))
     another_process()
@@ -299,11 +353,20 @@ def test_register_env_trusts_its_creator(probe_checkpoint, registered_env, track
 
 def test_the_process_that_built_a_config_restores_its_checkpoints(tmp_path, build, track):
     """The script that trains restores with no flag (its own objects); another process needs trust."""
-    algo = build(PPOConfig().environment(DiscreteIdentityEnv).env_runners(num_envs_per_env_runner=1)
-                 .training(train_batch_size=16, minibatch_size=16, num_epochs=1))
+    algo = build(
+        PPOConfig()
+        .environment(DiscreteIdentityEnv)
+        .env_runners(num_envs_per_env_runner=1)
+        .training(train_batch_size=16, minibatch_size=16, num_epochs=1)
+    )
     path = algo.save(tmp_path / "c")
     assert track(Algorithm.from_checkpoint(path)).config.env is DiscreteIdentityEnv
-    proc = subprocess.run([sys.executable, "-m", "rlarena.cli.main", "evaluate", path, "--episodes", "1"],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlarena.cli.main", "evaluate", path, "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
     assert proc.returncode == 2 and "--trust-module probe_envs" in proc.stderr and "Traceback" not in proc.stderr

@@ -15,8 +15,15 @@ OLD_API_NOTICE = "RLArenaNotice: Env MultiAgentArena uses RLlib's old MultiAgent
 
 def test_tutorial_runs_end_to_end() -> None:
     env = {**os.environ, "RLARENA_TUTORIAL_ITERS": "1"}  # 1 iteration per training loop instead of 10
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "multi_agent_arena_tutorial.py")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "multi_agent_arena_tutorial.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr}"
     out = proc.stdout
     # the first cell: one step, agent1 down and agent2 up

@@ -26,8 +26,10 @@ from rlarena.callbacks import Callbacks
 
 CONFIG_CLASSES = sorted({algo.config_class for algo in ALGORITHMS.values()}, key=lambda c: c.__name__)
 # every config class an algorithm's config inherits from (the family bases: OnPolicyConfig, ...)
-ALL_CONFIG_CLASSES = sorted({k for c in CONFIG_CLASSES for k in c.__mro__
-                             if issubclass(k, AlgorithmConfig) and k is not AlgorithmConfig}, key=lambda c: c.__name__)
+ALL_CONFIG_CLASSES = sorted(
+    {k for c in CONFIG_CLASSES for k in c.__mro__ if issubclass(k, AlgorithmConfig) and k is not AlgorithmConfig},
+    key=lambda c: c.__name__,
+)
 GROUPS = sorted({f.metadata["group"] for c in CONFIG_CLASSES for f in dataclasses.fields(c)})
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -84,19 +86,23 @@ def test_every_option_is_a_typed_keyword_of_its_builder_method(cls):
         if field_types[f.name] is not Any:  # Any (target_entropy, policy_mapping_fn): the builder says more
             assert union_members(field_types[f.name]) <= builder, (
                 f"{klass.__name__}.{group}({f.name}: {param.annotation}) does not take the option's type "
-                f"{field_types[f.name]}")
+                f"{field_types[f.name]}"
+            )
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
 def test_a_value_given_to_the_builder_reaches_its_option(cls):
     """Each option through the builder of its group, on this class: the chain of super() calls
     forwards it to _set (a marker object: _set checks names, validate() checks values)."""
+
     class MyCallbacks(Callbacks):
         pass
 
     marker = object()
-    special = {"policies": (["p"], lambda v: list(v) == ["p"]),
-               "callbacks_class": (MyCallbacks, lambda v: v is MyCallbacks)}
+    special = {
+        "policies": (["p"], lambda v: list(v) == ["p"]),
+        "callbacks_class": (MyCallbacks, lambda v: v is MyCallbacks),
+    }
     for f in dataclasses.fields(cls):
         config = cls()
         value, check = special.get(f.name, (marker, lambda v: v is marker))
@@ -115,8 +121,9 @@ def test_a_config_class_builder_lists_the_options_it_declares(cls):
         own = cls.__dict__.get(group)
         names = declared(cls, group)
         if set(names) - inherited:
-            assert own is not None, f"{cls.__name__} adds {group} options {sorted(set(names) - inherited)}: " \
-                                    f"override {group}() naming them"
+            assert own is not None, (
+                f"{cls.__name__} adds {group} options {sorted(set(names) - inherited)}: override {group}() naming them"
+            )
         if own is not None:
             params = list(inspect.signature(own).parameters.values())[1:]
             named = [p.name for p in params if p.kind in NAMED]
@@ -153,19 +160,22 @@ def test_a_builder_method_called_without_options_changes_nothing(cls):
     assert {name: getattr(config, name) for name in cls._fields()} == before
 
 
-@pytest.mark.parametrize(("config", "method", "option", "value"), [
-    (PPOConfig(), "training", "grad_clip", 0.5),
-    (APPOConfig(), "training", "minibatch_size", 64),
-    (APPOConfig(), "training", "vtrace_clip_rho_threshold", 2.0),
-    (SACConfig(), "training", "target_entropy", -1.0),
-    (SACConfig(), "training", "alpha_lr", 1e-3),
-    (DQNConfig(), "training", "training_intensity", 2.0),
-    (PPOConfig(), "evaluation", "evaluation_interval", 2),
-    (PPOConfig(), "debugging", "seed", 1),
-    (PPOConfig(), "env_runners", "sample_timeout_s", 10.0),
-    (PPOConfig(), "resources", "ray_address", "127.0.0.1:6379"),
-    (PPOConfig(), "environment", "env", "CartPole-v1"),
-])
+@pytest.mark.parametrize(
+    ("config", "method", "option", "value"),
+    [
+        (PPOConfig(), "training", "grad_clip", 0.5),
+        (APPOConfig(), "training", "minibatch_size", 64),
+        (APPOConfig(), "training", "vtrace_clip_rho_threshold", 2.0),
+        (SACConfig(), "training", "target_entropy", -1.0),
+        (SACConfig(), "training", "alpha_lr", 1e-3),
+        (DQNConfig(), "training", "training_intensity", 2.0),
+        (PPOConfig(), "evaluation", "evaluation_interval", 2),
+        (PPOConfig(), "debugging", "seed", 1),
+        (PPOConfig(), "env_runners", "sample_timeout_s", 10.0),
+        (PPOConfig(), "resources", "ray_address", "127.0.0.1:6379"),
+        (PPOConfig(), "environment", "env", "CartPole-v1"),
+    ],
+)
 def test_none_is_a_value(config, method, option, value):
     getattr(config, method)(**{option: value})
     assert getattr(config, option) == value
@@ -187,8 +197,12 @@ def test_policies_none_is_one_shared_policy_again():
 
 # -- older names and unknown names ------------------------------------------------------------------------------
 def test_older_names_still_work_through_the_builder():
-    config = (PPOConfig().training(num_sgd_iter=7, sgd_minibatch_size=32, **{"lambda": 0.9})
-              .rollouts(num_envs_per_worker=3, num_rollout_workers=0).resources(num_gpus=0))
+    config = (
+        PPOConfig()
+        .training(num_sgd_iter=7, sgd_minibatch_size=32, **{"lambda": 0.9})
+        .rollouts(num_envs_per_worker=3, num_rollout_workers=0)
+        .resources(num_gpus=0)
+    )
     assert (config.num_epochs, config.minibatch_size, config.lambda_, config.num_envs_per_env_runner) == (7, 32, 0.9, 3)
     assert DQNConfig().training(learning_starts=50).num_steps_sampled_before_learning_starts == 50  # SB3's
     assert SACConfig().training(ent_coef="auto_0.5").initial_alpha == 0.5  # SB3's, through SACConfig's table
@@ -198,19 +212,22 @@ def test_older_names_still_work_through_the_builder():
         PPOConfig().training(learning_starts=50)
 
 
-@pytest.mark.parametrize(("config", "method", "typo", "suggestion"), [
-    (PPOConfig(), "training", "clip_parm", "clip_param"),
-    (PPOConfig(), "training", "lrr", "lr"),
-    (SACConfig(), "training", "alpha_lrr", "alpha_lr"),
-    (ESConfig(), "env_runners", "num_es_worker", "num_es_workers"),
-    (ESConfig(), "rollouts", "num_es_worker", "num_es_workers"),
-    (PPOConfig(), "environment", "env_confg", "env_config"),
-    (PPOConfig(), "multi_agent", "policy_mapping", "policy_mapping_fn"),
-    (PPOConfig(), "fault_tolerance", "restart_failed_env_runner", "restart_failed_env_runners"),
-    (PPOConfig(), "offline_data", "outputs", "output"),
-    (PPOConfig(), "resources", "num_torch_thread", "num_torch_threads"),
-    (PPOConfig(), "debugging", "seeds", "seed"),
-])
+@pytest.mark.parametrize(
+    ("config", "method", "typo", "suggestion"),
+    [
+        (PPOConfig(), "training", "clip_parm", "clip_param"),
+        (PPOConfig(), "training", "lrr", "lr"),
+        (SACConfig(), "training", "alpha_lrr", "alpha_lr"),
+        (ESConfig(), "env_runners", "num_es_worker", "num_es_workers"),
+        (ESConfig(), "rollouts", "num_es_worker", "num_es_workers"),
+        (PPOConfig(), "environment", "env_confg", "env_config"),
+        (PPOConfig(), "multi_agent", "policy_mapping", "policy_mapping_fn"),
+        (PPOConfig(), "fault_tolerance", "restart_failed_env_runner", "restart_failed_env_runners"),
+        (PPOConfig(), "offline_data", "outputs", "output"),
+        (PPOConfig(), "resources", "num_torch_thread", "num_torch_threads"),
+        (PPOConfig(), "debugging", "seeds", "seed"),
+    ],
+)
 def test_an_unknown_name_is_a_config_error_naming_the_closest(config, method, typo, suggestion):
     with pytest.raises(ConfigError) as info:  # not Python's TypeError
         getattr(config, method)(**{typo: 1})
@@ -218,7 +235,7 @@ def test_an_unknown_name_is_a_config_error_naming_the_closest(config, method, ty
 
 
 # -- mypy follows an option from the call --------------------------------------------------------------------
-SNIPPET = '''
+SNIPPET = """
 from rlarena.algorithms import AlgorithmConfig, DDPGConfig, ESConfig, PPOConfig, SACConfig
 
 PPOConfig().training(lr="x")  # wrong
@@ -230,7 +247,7 @@ config: PPOConfig = PPOConfig().environment("CartPole-v1").env_runners(num_envs_
 config = config.training(lr=3e-4, grad_clip=None, clip_param=0.3, num_sgd_iter=3).evaluation(evaluation_interval=None)
 AlgorithmConfig().training(grad_clip=None, gamma=0.9, model={"fcnet_hiddens": [64]})
 SACConfig().training(target_entropy="auto", tau=0.01).multi_agent(policies=["a", "b"])
-'''
+"""
 
 
 def test_mypy_flags_a_wrongly_typed_option(tmp_path: Path):
@@ -240,8 +257,14 @@ def test_mypy_flags_a_wrongly_typed_option(tmp_path: Path):
     snippet = tmp_path / "snippet.py"
     snippet.write_text(SNIPPET)
     root = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary", "--follow-imports=silent", str(snippet)],
-                         cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", "--follow-imports=silent", str(snippet)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     errors = {int(m.group(1)) for m in re.finditer(r"snippet\.py:(\d+): error", run.stdout)}
     wrong = {i for i, line in enumerate(SNIPPET.splitlines(), 1) if line.endswith("# wrong")}
     assert errors == wrong, run.stdout + run.stderr

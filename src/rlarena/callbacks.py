@@ -56,14 +56,22 @@ class Callbacks:
         """Any of on_episode_start/step/end overridden. For a single-agent env that runs it through
         the multi-agent runner (one agent, "default_agent"): the vectorized runner has no per-episode
         view. Without such hooks, single-agent training keeps the vectorized fast path."""
-        return any(getattr(type(self), name) is not getattr(Callbacks, name)
-                   for name in ("on_episode_start", "on_episode_step", "on_episode_end"))
+        return any(
+            getattr(type(self), name) is not getattr(Callbacks, name)
+            for name in ("on_episode_start", "on_episode_step", "on_episode_end")
+        )
 
 
-_EPISODE_ARGS = ("episode", "env_index", "algorithm",
-                 "worker", "env_runner",  # RLlib's old and new names for the env runner: ours
-                 "env", "base_env",  # the env copy the episode runs in (not RLlib's vectorized BaseEnv)
-                 "policies")  # {policy id: Policy}
+_EPISODE_ARGS = (
+    "episode",
+    "env_index",
+    "algorithm",
+    "worker",
+    "env_runner",  # RLlib's old and new names for the env runner: ours
+    "env",
+    "base_env",  # the env copy the episode runs in (not RLlib's vectorized BaseEnv)
+    "policies",
+)  # {policy id: Policy}
 
 # hook -> the arguments rlarena passes it (by name). RLlib's names are here so its callbacks run.
 HOOK_ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -71,8 +79,13 @@ HOOK_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "on_episode_start": _EPISODE_ARGS,
     "on_episode_step": _EPISODE_ARGS,
     "on_episode_end": _EPISODE_ARGS,
-    "on_sample_end": ("algorithm", "batches",
-                      "samples", "worker", "env_runner"),  # RLlib's: samples = batches; the env runner
+    "on_sample_end": (
+        "algorithm",
+        "batches",
+        "samples",
+        "worker",
+        "env_runner",
+    ),  # RLlib's: samples = batches; the env runner
     "on_train_result": ("algorithm", "result", "trainer"),  # trainer: RLlib 1.x's name for the algorithm
     "on_evaluate_end": ("algorithm", "evaluation_metrics"),
     "on_checkpoint": ("algorithm", "checkpoint_dir"),
@@ -97,9 +110,11 @@ def check_callbacks(cls: type[Callbacks]) -> None:
         for p in params:
             required = p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
             if required and (p.kind is p.POSITIONAL_ONLY or p.name not in offered):
-                raise ConfigError(f"{cls.__name__}.{hook} requires an argument {p.name!r}, which rlarena does not "
-                                  f"pass; it passes {', '.join(offered)} (by name). Give {p.name!r} a default or "
-                                  f"take **kwargs.")
+                raise ConfigError(
+                    f"{cls.__name__}.{hook} requires an argument {p.name!r}, which rlarena does not "
+                    f"pass; it passes {', '.join(offered)} (by name). Give {p.name!r} a default or "
+                    f"take **kwargs."
+                )
 
 
 def call_hook(callbacks: Callbacks, hook: str, **arguments: Any) -> None:

@@ -82,12 +82,26 @@ class HubPackage:
 
 
 # -- package --------------------------------------------------------------------------------------
-def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | None = None, push: bool = False,
-                   episodes: int = 10, seed: int = 0, policy_id: str | None = None, opponent: str | None = None,
-                   video: bool = True, video_format: str = "auto", fps: int | None = None,
-                   max_video_steps: int | None = None, env: Any = None, token: str | None = None,
-                   private: bool | None = None, commit_message: str | None = None,
-                   trusted_modules: list[str] | None = None) -> HubPackage:
+def package_to_hub(
+    checkpoint: Any,
+    out: str | os.PathLike,
+    *,
+    repo_id: str | None = None,
+    push: bool = False,
+    episodes: int = 10,
+    seed: int = 0,
+    policy_id: str | None = None,
+    opponent: str | None = None,
+    video: bool = True,
+    video_format: str = "auto",
+    fps: int | None = None,
+    max_video_steps: int | None = None,
+    env: Any = None,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str | None = None,
+    trusted_modules: list[str] | None = None,
+) -> HubPackage:
     """Evaluate an agent, record a replay and write a Hub-ready folder at `out`; push it if asked.
 
     `checkpoint`: a checkpoint directory or an Algorithm. `episodes` greedy episodes with seeds
@@ -118,14 +132,16 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            results, video_path = _evaluate(algo, tmp, pid, mapping_fn, opponent, episodes, seed, video,
-                                            video_format, fps, max_video_steps)
+            results, video_path = _evaluate(
+                algo, tmp, pid, mapping_fn, opponent, episodes, seed, video, video_format, fps, max_video_steps
+            )
             files = _write_weights(algo, tmp, pid)
             onnx_written = _write_onnx(algo, tmp, pid)
             _write_json(tmp / RESULTS_FILE, results)
             _write_json(tmp / CONFIG_FILE, _package_config(algo, training_config, pid, files))
-            (tmp / CARD_FILE).write_text(model_card(algo, training_config, pid, results, repo_id, video_path,
-                                                    onnx_written))
+            (tmp / CARD_FILE).write_text(
+                model_card(algo, training_config, pid, results, repo_id, video_path, onnx_written)
+            )
             replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -136,21 +152,32 @@ def package_to_hub(checkpoint: Any, out: str | os.PathLike, *, repo_id: str | No
     package = HubPackage(target, results, target / video_path.name if video_path else None)
     if push:
         assert repo_id is not None and token is not None  # checked above
-        message = commit_message or (f"rlarena {__version__}: {results['algorithm']} on {results['env']}, "
-                                     f"mean_reward {_mean_reward(results)}")
+        message = commit_message or (
+            f"rlarena {__version__}: {results['algorithm']} on {results['env']}, mean_reward {_mean_reward(results)}"
+        )
         try:
             package.url = push_to_hub(target, repo_id, token=token, private=private, commit_message=message)
         except HubError as exc:  # the evaluation is not lost: say where the folder is and how to retry
-            raise HubError(f"{exc} The package is complete at {str(target)!r}: push it again with "
-                           f"rlarena.hub.push_to_hub({str(target)!r}, {repo_id!r}).") from exc
+            raise HubError(
+                f"{exc} The package is complete at {str(target)!r}: push it again with "
+                f"rlarena.hub.push_to_hub({str(target)!r}, {repo_id!r})."
+            ) from exc
     return package
 
 
 def check_repo_id(repo_id: str) -> None:
-    if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or len(repo_id) > 96 \
-            or "--" in repo_id or ".." in repo_id or repo_id.endswith((".git", ".")):
-        raise ConfigError(f"{repo_id!r} is not a Hub repository id: expected 'user/name' (letters, digits, "
-                          f"'-', '_', '.'; at most 96 characters; no '--' or '..'), e.g. 'me/ppo-LunarLander-v3'.")
+    if (
+        not isinstance(repo_id, str)
+        or not REPO_ID.match(repo_id)
+        or len(repo_id) > 96
+        or "--" in repo_id
+        or ".." in repo_id
+        or repo_id.endswith((".git", "."))
+    ):
+        raise ConfigError(
+            f"{repo_id!r} is not a Hub repository id: expected 'user/name' (letters, digits, "
+            f"'-', '_', '.'; at most 96 characters; no '--' or '..'), e.g. 'me/ppo-LunarLander-v3'."
+        )
 
 
 def _check_out(target: Path) -> Path:
@@ -158,8 +185,10 @@ def _check_out(target: Path) -> Path:
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out {str(target)!r} is a file; the package is a directory. Choose a new path.")
     if target.exists() and any(target.iterdir()) and not _is_package(target):
-        raise ConfigError(f"Refusing to write the package into {str(target)!r}: it is a non-empty directory that "
-                          f"is not an rlarena package. Choose a new or empty directory.")
+        raise ConfigError(
+            f"Refusing to write the package into {str(target)!r}: it is a non-empty directory that "
+            f"is not an rlarena package. Choose a new or empty directory."
+        )
     return target
 
 
@@ -179,13 +208,16 @@ def _load_algorithm(checkpoint: Any, env: Any, trusted_modules: list[str] | None
     from rlarena.algorithms import Algorithm
     from rlarena.checkpoint.io import METADATA_FILE
     from rlarena.envs.registry import env_to_json
+
     if isinstance(checkpoint, Algorithm):
         return checkpoint, False, checkpoint.config.to_dict()
     if not isinstance(checkpoint, str | os.PathLike):
-        raise ConfigError(f"package_to_hub needs a checkpoint directory or an Algorithm, got "
-                          f"{type(checkpoint).__name__}.")
-    algo = Algorithm.from_checkpoint(checkpoint, env=env, config_overrides=dict(INFERENCE_OVERRIDES),
-                                     trusted_modules=trusted_modules)
+        raise ConfigError(
+            f"package_to_hub needs a checkpoint directory or an Algorithm, got {type(checkpoint).__name__}."
+        )
+    algo = Algorithm.from_checkpoint(
+        checkpoint, env=env, config_overrides=dict(INFERENCE_OVERRIDES), trusted_modules=trusted_modules
+    )
     config = read_json(Path(checkpoint) / METADATA_FILE, "Checkpoint metadata")["config"]  # from_checkpoint checked it
     config["env"] = env_to_json(algo.config.env)  # an `env` given here replaces the saved one
     return algo, True, config
@@ -193,15 +225,20 @@ def _load_algorithm(checkpoint: Any, env: Any, trusted_modules: list[str] | None
 
 def _packaged_policy(algo: Any, policy_id: str | None) -> str:
     from rlarena.policies.torch_policy import TrainablePolicy
+
     if policy_id is None:
         trained = list(algo.policies_to_train)
         if len(trained) != 1:
-            raise ConfigError(f"{algo.env_name!r} has {len(trained)} trained policies "
-                              f"({', '.join(trained) or 'none'}): pick one with policy_id (--policy-id).")
+            raise ConfigError(
+                f"{algo.env_name!r} has {len(trained)} trained policies "
+                f"({', '.join(trained) or 'none'}): pick one with policy_id (--policy-id)."
+            )
         policy_id = trained[0]
     if not isinstance(algo.get_policy(policy_id), TrainablePolicy):
-        raise ConfigError(f"Policy {policy_id!r} is a {type(algo.policies[policy_id]).__name__}, not a trained "
-                          f"network: package one of {', '.join(algo.policies_to_train)}.")
+        raise ConfigError(
+            f"Policy {policy_id!r} is a {type(algo.policies[policy_id]).__name__}, not a trained "
+            f"network: package one of {', '.join(algo.policies_to_train)}."
+        )
     return policy_id
 
 
@@ -222,41 +259,80 @@ def _opponent_mapping(algo: Any, pid: str, opponent: str | None) -> Any:
     return for_episode
 
 
-def _evaluate(algo: Any, tmp: Path, pid: str, mapping_fn: Any, opponent: str | None, episodes: int, seed: int,
-              video: bool, video_format: str, fps: int | None, max_video_steps: int | None
-              ) -> tuple[dict[str, Any], Path | None]:
+def _evaluate(
+    algo: Any,
+    tmp: Path,
+    pid: str,
+    mapping_fn: Any,
+    opponent: str | None,
+    episodes: int,
+    seed: int,
+    video: bool,
+    video_format: str,
+    fps: int | None,
+    max_video_steps: int | None,
+) -> tuple[dict[str, Any], Path | None]:
     """Greedy episodes; with `video`, episode 1 is played on an rgb_array env and recorded."""
     worker = algo.runner if algo.is_multi_agent else None  # league mappings pick opponents from worker.policies
     played, video_path = [], None
     if video:
         try:
-            video_path, first = record_video(algo, tmp / VIDEO_STEM, fmt=video_format, fps=fps, policy_id=pid,
-                                             seed=seed, explore=False, max_steps=max_video_steps,
-                                             mapping_fn=mapping_fn(0), worker=worker)
+            video_path, first = record_video(
+                algo,
+                tmp / VIDEO_STEM,
+                fmt=video_format,
+                fps=fps,
+                policy_id=pid,
+                seed=seed,
+                explore=False,
+                max_steps=max_video_steps,
+                mapping_fn=mapping_fn(0),
+                worker=worker,
+            )
         except EnvError as exc:
-            warnings.warn(f"Packaging without a replay video: {exc} (pass video=False / --no-video to skip it).",
-                          stacklevel=3)
+            warnings.warn(
+                f"Packaging without a replay video: {exc} (pass video=False / --no-video to skip it).", stacklevel=3
+            )
         else:
             if max_video_steps is None:  # a complete episode: it counts as evaluation episode 1
                 played.append(first)
     env = make_env(algo)
     try:
         for episode in range(len(played), episodes):
-            played.append(play_episode(algo, env, policy_id=pid, seed=seed + episode, explore=False,
-                                       mapping_fn=mapping_fn(episode), worker=worker))
+            played.append(
+                play_episode(
+                    algo,
+                    env,
+                    policy_id=pid,
+                    seed=seed + episode,
+                    explore=False,
+                    mapping_fn=mapping_fn(episode),
+                    worker=worker,
+                )
+            )
     finally:
         env.close()
     returns = np.array([p.episode_return for p in played])
     if algo.is_multi_agent and not any(pid in p.policies.values() for p in played):
-        raise ConfigError(f"Policy {pid!r} played no evaluation episode: the checkpoint's policy mapping never "
-                          f"chose it. Pass opponent=<policy id> (--opponent) to seat it against that policy.")
+        raise ConfigError(
+            f"Policy {pid!r} played no evaluation episode: the checkpoint's policy mapping never "
+            f"chose it. Pass opponent=<policy id> (--opponent) to seat it against that policy."
+        )
     results: dict[str, Any] = {
-        "algorithm": type(algo).__name__, "env": algo.env_name, "policy_id": pid, "explore": False,
-        "episodes": episodes, "mean_reward": float(returns.mean()), "std_reward": float(returns.std()),
-        "min_reward": float(returns.min()), "max_reward": float(returns.max()),
+        "algorithm": type(algo).__name__,
+        "env": algo.env_name,
+        "policy_id": pid,
+        "explore": False,
+        "episodes": episodes,
+        "mean_reward": float(returns.mean()),
+        "std_reward": float(returns.std()),
+        "min_reward": float(returns.min()),
+        "max_reward": float(returns.max()),
         "mean_length": float(np.mean([p.length for p in played])),
-        "episode_returns": returns.tolist(), "episode_lengths": [p.length for p in played],
-        "seeds": [p.seed for p in played], "video": video_path.name if video_path else None,
+        "episode_returns": returns.tolist(),
+        "episode_lengths": [p.length for p in played],
+        "seeds": [p.seed for p in played],
+        "video": video_path.name if video_path else None,
         "rlarena_version": __version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -269,14 +345,18 @@ def _evaluate(algo: Any, tmp: Path, pid: str, mapping_fn: Any, opponent: str | N
 def _write_weights(algo: Any, tmp: Path, pid: str) -> dict[str, str]:
     """model.safetensors (the packaged policy) and policy.<id>.safetensors (other stateful policies)."""
     from safetensors.numpy import save_file
+
     files = {}
     for other, policy in algo.policies.items():
         state = policy.get_state()
         if not state and other != pid:
             continue  # heuristics: rebuilt from their class name
         name = WEIGHTS_FILE if other == pid else f"policy.{other}.safetensors"
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / name),
-                  metadata={"format": "rlarena", "policy_id": other})
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in state.items()},
+            str(tmp / name),
+            metadata={"format": "rlarena", "policy_id": other},
+        )
         files[name] = sha256(tmp / name)
     return files
 
@@ -284,8 +364,10 @@ def _write_weights(algo: Any, tmp: Path, pid: str) -> dict[str, str]:
 def _write_onnx(algo: Any, tmp: Path, pid: str) -> bool:
     missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:  # the graph is one artifact of several: the rest of the package stands without it
-        warnings.warn(f"Packaging without {ONNX_FILE}: ONNX export needs {' and '.join(missing)} "
-                      f"(pip install 'rlarena[onnx]').", stacklevel=3)
+        warnings.warn(
+            f"Packaging without {ONNX_FILE}: ONNX export needs {' and '.join(missing)} (pip install 'rlarena[onnx]').",
+            stacklevel=3,
+        )
         return False
     algo.export_onnx(tmp / ONNX_FILE, policy_id=pid)
     return True
@@ -293,22 +375,36 @@ def _write_onnx(algo: Any, tmp: Path, pid: str) -> bool:
 
 def _package_config(algo: Any, config: dict[str, Any], pid: str, files: dict[str, str]) -> dict[str, Any]:
     from rlarena.envs.spaces import space_to_json
+
     if isinstance(config.get("env"), dict) and "unnamed" in config["env"]:
-        raise ConfigError(f"The env {algo.env_name!r} is a lambda or local function, which a Hub user cannot "
-                          f"rebuild: register it with rlarena.register_env(name, creator) or pass a Gymnasium id "
-                          f"or an importable 'module:Class'.")
+        raise ConfigError(
+            f"The env {algo.env_name!r} is a lambda or local function, which a Hub user cannot "
+            f"rebuild: register it with rlarena.register_env(name, creator) or pass a Gymnasium id "
+            f"or an importable 'module:Class'."
+        )
     policy = algo.get_policy(pid)
-    return {"library_name": "rlarena", "package_format": PACKAGE_FORMAT, "rlarena_version": __version__,
-            "algorithm": type(algo).__name__, "env": algo.env_name, "policy_id": pid,
-            "multi_agent": algo.is_multi_agent,
-            "observation_space": space_to_json(policy.observation_space),
-            "action_space": space_to_json(policy.action_space),
-            "policies": {p: {"observation_space": space_to_json(x.observation_space),
-                             "action_space": space_to_json(x.action_space)} for p, x in algo.policies.items()},
-            "counters": {"iteration": algo.iteration,
-                         "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
-                         "time_total_s": algo.time_total_s},
-            "config": config, "files": files}
+    return {
+        "library_name": "rlarena",
+        "package_format": PACKAGE_FORMAT,
+        "rlarena_version": __version__,
+        "algorithm": type(algo).__name__,
+        "env": algo.env_name,
+        "policy_id": pid,
+        "multi_agent": algo.is_multi_agent,
+        "observation_space": space_to_json(policy.observation_space),
+        "action_space": space_to_json(policy.action_space),
+        "policies": {
+            p: {"observation_space": space_to_json(x.observation_space), "action_space": space_to_json(x.action_space)}
+            for p, x in algo.policies.items()
+        },
+        "counters": {
+            "iteration": algo.iteration,
+            "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
+            "time_total_s": algo.time_total_s,
+        },
+        "config": config,
+        "files": files,
+    }
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -321,37 +417,68 @@ def _mean_reward(results: dict[str, Any]) -> str:
 
 
 # -- model card -----------------------------------------------------------------------------------
-def model_card(algo: Any, config: dict[str, Any], pid: str, results: dict[str, Any], repo_id: str | None,
-               video: Path | None, onnx: bool) -> str:
+def model_card(
+    algo: Any,
+    config: dict[str, Any],
+    pid: str,
+    results: dict[str, Any],
+    repo_id: str | None,
+    video: Path | None,
+    onnx: bool,
+) -> str:
     """README.md: YAML metadata the Hub indexes (library, tags, model-index), then the card."""
     import yaml
+
     env, name = algo.env_name, type(algo).__name__
     tags = ["reinforcement-learning", "rlarena", "deep-reinforcement-learning", env, name.lower()]
     if algo.is_multi_agent:
         tags.append("multi-agent-reinforcement-learning")
-    metadata = {"library_name": "rlarena", "tags": tags, "model-index": [{
-        "name": name,
-        "results": [{"task": {"type": "reinforcement-learning", "name": "reinforcement-learning"},
-                     "dataset": {"type": env, "name": env},
-                     "metrics": [{"type": "mean_reward", "value": _mean_reward(results),
-                                  "name": "mean_reward", "verified": False}]}]}]}
+    metadata = {
+        "library_name": "rlarena",
+        "tags": tags,
+        "model-index": [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": "reinforcement-learning", "name": "reinforcement-learning"},
+                        "dataset": {"type": env, "name": env},
+                        "metrics": [
+                            {
+                                "type": "mean_reward",
+                                "value": _mean_reward(results),
+                                "name": "mean_reward",
+                                "verified": False,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     repo = repo_id or f"<user>/{name.lower()}-{env}"
     ma = algo.is_multi_agent
     policy_arg = f', policy_id="{pid}"' if ma else ""
     if ma:
-        usage_env = (f"from rlarena.hub import make_env\n"
-                     f"env = make_env(algo)  # a {env} env as the agent was trained on\n"
-                     f"obs, _ = env.reset()\n"
-                     f"actions = {{agent: algo.compute_single_action(o, explore=False{policy_arg})\n"
-                     f"           for agent, o in obs.items()}}  # every agent to act, played by this policy")
+        usage_env = (
+            f"from rlarena.hub import make_env\n"
+            f"env = make_env(algo)  # a {env} env as the agent was trained on\n"
+            f"obs, _ = env.reset()\n"
+            f"actions = {{agent: algo.compute_single_action(o, explore=False{policy_arg})\n"
+            f"           for agent, o in obs.items()}}  # every agent to act, played by this policy"
+        )
     else:
-        usage_env = (f"import gymnasium as gym\n"
-                     f"env = gym.make(\"{env}\")\n"
-                     f"obs, _ = env.reset()\n"
-                     f"action = algo.compute_single_action(obs, explore=False)  # greedy")
+        usage_env = (
+            f"import gymnasium as gym\n"
+            f'env = gym.make("{env}")\n'
+            f"obs, _ = env.reset()\n"
+            f"action = algo.compute_single_action(obs, explore=False)  # greedy"
+        )
     if video is None:
-        replay = ("No replay video in this package: the env cannot render `rgb_array` frames, or it was packaged "
-                  "with video=False.")
+        replay = (
+            "No replay video in this package: the env cannot render `rgb_array` frames, or it was packaged "
+            "with video=False."
+        )
     elif video.suffix == ".mp4":
         replay = f'<video src="{video.name}" controls autoplay loop muted width="480"></video>'
     else:
@@ -362,11 +489,15 @@ def model_card(algo: Any, config: dict[str, Any], pid: str, results: dict[str, A
     if ma:
         opponent = results["opponent"]
         others = f"`{opponent}`, seats alternating" if opponent in algo.policies else opponent
-        who = (f"the packaged policy `{pid}` plays its agents, the others are played by {others} (seating per "
-               f"episode in `results.json`); the return is the sum of the rewards of `{pid}`'s agents\n")
-    files = [(CARD_FILE, "this model card"),
-             (CONFIG_FILE, "algorithm, training config, policy spaces, file hashes: what `load_from_hub` reads"),
-             (WEIGHTS_FILE, f"the weights of policy `{pid}` (safetensors)")]
+        who = (
+            f"the packaged policy `{pid}` plays its agents, the others are played by {others} (seating per "
+            f"episode in `results.json`); the return is the sum of the rewards of `{pid}`'s agents\n"
+        )
+    files = [
+        (CARD_FILE, "this model card"),
+        (CONFIG_FILE, "algorithm, training config, policy spaces, file hashes: what `load_from_hub` reads"),
+        (WEIGHTS_FILE, f"the weights of policy `{pid}` (safetensors)"),
+    ]
     if ma and any(p != pid and x.get_state() for p, x in algo.policies.items()):
         files.append(("policy.<id>.safetensors", "the weights of the checkpoint's other trained policies"))
     if onnx:
@@ -379,7 +510,7 @@ def model_card(algo: Any, config: dict[str, Any], pid: str, results: dict[str, A
 # {name} agent playing {env}
 
 A **{name}** agent for **{env}**, trained with [rlarena](https://github.com/rlarena/rlarena).
-Mean return over {results['episodes']} greedy episodes: **{_mean_reward(results)}**.
+Mean return over {results["episodes"]} greedy episodes: **{_mean_reward(results)}**.
 
 {replay}
 
@@ -395,10 +526,10 @@ algo = rlarena.load_from_hub("{repo}")  # JSON + safetensors: nothing is unpickl
 
 ## Evaluation
 
-- {results['episodes']} episodes with greedy actions (`explore=False`), env seeds {seeds[0]} to {seeds[-1]}
-- return {results['mean_reward']:.2f} ± {results['std_reward']:.2f} (min {results['min_reward']:.2f}, \
-max {results['max_reward']:.2f}), mean length {results['mean_length']:.1f} steps
-{('- ' + who) if who else ''}- {replay_note}; rlarena {__version__}
+- {results["episodes"]} episodes with greedy actions (`explore=False`), env seeds {seeds[0]} to {seeds[-1]}
+- return {results["mean_reward"]:.2f} ± {results["std_reward"]:.2f} (min {results["min_reward"]:.2f}, \
+max {results["max_reward"]:.2f}), mean length {results["mean_length"]:.1f} steps
+{("- " + who) if who else ""}- {replay_note}; rlarena {__version__}
 
 ## Training
 
@@ -422,8 +553,9 @@ def _import_hub() -> Any:
     try:
         import huggingface_hub
     except ImportError:
-        raise RLArenaError(f"Pushing to and loading from the Hugging Face Hub need huggingface_hub: "
-                           f"{HUB_INSTALL}.") from None
+        raise RLArenaError(
+            f"Pushing to and loading from the Hugging Face Hub need huggingface_hub: {HUB_INSTALL}."
+        ) from None
     return huggingface_hub
 
 
@@ -431,13 +563,21 @@ def _token(token: str | None) -> str:
     """The explicit token, else HF_TOKEN, else the token of `huggingface-cli login` (read from disk)."""
     token = token or os.environ.get("HF_TOKEN") or _import_hub().get_token()
     if not token:
-        raise HubError("Pushing to the Hub needs a token with write access: create one at "
-                       "https://huggingface.co/settings/tokens and set HF_TOKEN=hf_... (or run `hf auth login`).")
+        raise HubError(
+            "Pushing to the Hub needs a token with write access: create one at "
+            "https://huggingface.co/settings/tokens and set HF_TOKEN=hf_... (or run `hf auth login`)."
+        )
     return token
 
 
-def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
-                commit_message: str = "Upload an rlarena agent") -> str:
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload an rlarena agent",
+) -> str:
     """Create the model repository `repo_id` (if needed) and upload the package folder; return its URL."""
     check_repo_id(repo_id)
     if not _is_package(Path(folder)):
@@ -447,8 +587,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     api = hub.HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
-                          commit_message=commit_message)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message=commit_message)
     except Exception as exc:  # network and Hub errors come in many library types (it re-raises)
         raise _hub_error(exc, f"Uploading {str(folder)!r} to {repo_id!r}") from exc
     return str(url)
@@ -457,20 +596,32 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
 def _hub_error(exc: Exception, what: str) -> HubError:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
-        return HubError(f"{what} failed: the Hub refused the token (HTTP {status}). Check that HF_TOKEN is valid "
-                        f"and has write access to the repository's namespace.")
+        return HubError(
+            f"{what} failed: the Hub refused the token (HTTP {status}). Check that HF_TOKEN is valid "
+            f"and has write access to the repository's namespace."
+        )
     if status == 404 or type(exc).__name__ in ("RepositoryNotFoundError", "RevisionNotFoundError"):
-        return HubError(f"{what} failed: no such repository on the Hub, or it is private (HTTP 404). Check the id "
-                        f"and, for a private repository, HF_TOKEN.")
+        return HubError(
+            f"{what} failed: no such repository on the Hub, or it is private (HTTP 404). Check the id "
+            f"and, for a private repository, HF_TOKEN."
+        )
     if status is not None:
         return HubError(f"{what} failed: the Hub answered HTTP {status} ({exc}).")
-    return HubError(f"{what} failed: the Hub cannot be reached ({type(exc).__name__}: {exc}). Check the network "
-                    f"connection (and HF_ENDPOINT / proxy settings).")
+    return HubError(
+        f"{what} failed: the Hub cannot be reached ({type(exc).__name__}: {exc}). Check the network "
+        f"connection (and HF_ENDPOINT / proxy settings)."
+    )
 
 
 # -- load -----------------------------------------------------------------------------------------
-def load_from_hub(repo_id_or_folder: str | os.PathLike, *, revision: str | None = None, token: str | None = None,
-                  env: Any = None, trusted_modules: list[str] | None = None) -> Any:
+def load_from_hub(
+    repo_id_or_folder: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    env: Any = None,
+    trusted_modules: list[str] | None = None,
+) -> Any:
     """A ready Algorithm from a package folder or a Hub repository id ('user/name').
 
     Only config.json and safetensors files are read (downloaded from the Hub into its cache); the
@@ -493,37 +644,55 @@ def load_from_hub(repo_id_or_folder: str | os.PathLike, *, revision: str | None 
 def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
     hub = _import_hub()
     try:
-        return Path(hub.snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=LOAD_PATTERNS,
-                                          token=token, library_name="rlarena", library_version=__version__))
+        return Path(
+            hub.snapshot_download(
+                repo_id,
+                repo_type="model",
+                revision=revision,
+                allow_patterns=LOAD_PATTERNS,
+                token=token,
+                library_name="rlarena",
+                library_version=__version__,
+            )
+        )
     except Exception as exc:  # network and Hub errors come in many library types (it re-raises)
         cause = exc.__cause__ or exc.__context__
         # offline, snapshot_download reports a missing local copy; the connection error is its cause
-        raise _hub_error(cause if isinstance(cause, Exception) and type(exc).__name__ == "LocalEntryNotFoundError"
-                         else exc, f"Downloading {repo_id!r}") from exc
+        raise _hub_error(
+            cause if isinstance(cause, Exception) and type(exc).__name__ == "LocalEntryNotFoundError" else exc,
+            f"Downloading {repo_id!r}",
+        ) from exc
 
 
 def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
     from rlarena.algorithms import get_algorithm_class
     from rlarena.algorithms.checkpointing import saved_config
+
     meta_path = folder / CONFIG_FILE
     try:
         meta = read_json(meta_path, "Package config")  # size-checked; a link out of the folder is refused
     except FileNotFoundError:
-        raise CheckpointError(f"{str(folder)!r} is not an rlarena package: it has no {CONFIG_FILE}. Make one with "
-                              f"`rlarena package CHECKPOINT --out DIR` (a checkpoint directory loads with "
-                              f"Algorithm.from_checkpoint).") from None
+        raise CheckpointError(
+            f"{str(folder)!r} is not an rlarena package: it has no {CONFIG_FILE}. Make one with "
+            f"`rlarena package CHECKPOINT --out DIR` (a checkpoint directory loads with "
+            f"Algorithm.from_checkpoint)."
+        ) from None
     if not isinstance(meta, dict) or meta.get("library_name") != "rlarena":
-        raise CheckpointError(f"{str(meta_path)!r} is not an rlarena package's config (library_name is not "
-                              f"'rlarena'): this model was made with another library.")
+        raise CheckpointError(
+            f"{str(meta_path)!r} is not an rlarena package's config (library_name is not "
+            f"'rlarena'): this model was made with another library."
+        )
     if not isinstance(meta.get("package_format", 0), int):
         raise CheckpointError(f"{str(meta_path)!r} is corrupted: its package_format is not a whole number.")
     if meta.get("package_format", 0) > PACKAGE_FORMAT:
-        raise CheckpointError(f"{str(folder)!r} has package format {meta['package_format']}, newer than this "
-                              f"rlarena reads ({PACKAGE_FORMAT}). Upgrade rlarena.")
+        raise CheckpointError(
+            f"{str(folder)!r} has package format {meta['package_format']}, newer than this "
+            f"rlarena reads ({PACKAGE_FORMAT}). Upgrade rlarena."
+        )
     try:
         arrays = {}
         for name, state in read_verified(folder, meta["files"], "Package").items():
-            owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy."):-len(".safetensors")]
+            owner = meta["policy_id"] if name == WEIGHTS_FILE else name[len("policy.") : -len(".safetensors")]
             arrays[owner] = state
         algo_cls = get_algorithm_class(meta["algorithm"])
         caller = {*INFERENCE_OVERRIDES, *({"env"} if env is not None else ())}
@@ -531,8 +700,9 @@ def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
     except RLArenaError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"Package {str(folder)!r} has a {CONFIG_FILE} this rlarena cannot read "
-                              f"({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"Package {str(folder)!r} has a {CONFIG_FILE} this rlarena cannot read ({type(exc).__name__}: {exc})."
+        ) from None
     source = f"Package {str(folder)!r}"
     config.confine(source, caller)  # no path, cluster or process count from the file
     if env is not None:
@@ -550,6 +720,8 @@ def _load_folder(folder: Path, env: Any, trust: Trust) -> Any:
             algo.get_policy(pid).set_state(state)
     except (RuntimeError, ValueError, KeyError) as exc:
         algo.stop()
-        raise CheckpointError(f"Package {str(folder)!r}: the weights do not fit the model its config builds "
-                              f"({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"Package {str(folder)!r}: the weights do not fit the model its config builds "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     return algo

@@ -76,20 +76,23 @@ def refusal(source: str, option: str, value: Any, bound_name: str, what: str = "
     bound = limit(bound_name)
     text = repr(value) if not isinstance(value, int | float) or abs(value) < 1e6 else f"{value:.3g}"
     what = f" ({what})" if what else ""
-    return ConfigError(f"{source}: {option}={text}{what} is more than the {bound:,} rlarena accepts from a file "
-                       f"(rlarena.limits.{bound_name}). If you want it, pass it yourself (config_overrides="
-                       f"{{{option.split('.')[0]!r}: ...}} in Python, --config on the command line) or raise "
-                       f"the bound: rlarena.limits.{bound_name} = ...")
+    return ConfigError(
+        f"{source}: {option}={text}{what} is more than the {bound:,} rlarena accepts from a file "
+        f"(rlarena.limits.{bound_name}). If you want it, pass it yourself (config_overrides="
+        f"{{{option.split('.')[0]!r}: ...}} in Python, --config on the command line) or raise "
+        f"the bound: rlarena.limits.{bound_name} = ..."
+    )
 
 
-def too_large(source: str, what: str, value: int, bound_name: str,
-              error: type[Exception] = ConfigError) -> Exception:
+def too_large(source: str, what: str, value: int, bound_name: str, error: type[Exception] = ConfigError) -> Exception:
     """The one-line `error` for a file (a recorded data set, a log) whose `what` ("rows", "bytes") is
     `value`, past the bound `bound_name`: a size no option sets, so the way on is raising the bound."""
     bound = limit(bound_name)
-    return error(f"{source}: {value:,} {what} is more than the {bound:,} rlarena reads "
-                 f"(rlarena.limits.{bound_name}); nothing was read. If you trust it, raise the bound: "
-                 f"rlarena.limits.{bound_name} = ...")
+    return error(
+        f"{source}: {value:,} {what} is more than the {bound:,} rlarena reads "
+        f"(rlarena.limits.{bound_name}); nothing was read. If you trust it, raise the bound: "
+        f"rlarena.limits.{bound_name} = ..."
+    )
 
 
 def check(source: str, option: str, value: Any, bound_name: str, what: str = "") -> None:
@@ -145,18 +148,22 @@ def count_parameters(count: int, what: str, units: Iterable[int] = ()) -> None:
         return
     widest = max((int(u) for u in units), default=0)
     if widest > limit("MAX_LAYER_UNITS"):
-        raise ConfigError(f"{state.source}: its {what} has a layer of {widest:,} units, more than the "
-                          f"{limit('MAX_LAYER_UNITS'):,} rlarena builds from a file (rlarena.limits.MAX_LAYER_UNITS). "
-                          f"If you want it, pass the model yourself (config_overrides={{'model': {{...}}}}) or raise "
-                          f"the bound: rlarena.limits.MAX_LAYER_UNITS = ...")
+        raise ConfigError(
+            f"{state.source}: its {what} has a layer of {widest:,} units, more than the "
+            f"{limit('MAX_LAYER_UNITS'):,} rlarena builds from a file (rlarena.limits.MAX_LAYER_UNITS). "
+            f"If you want it, pass the model yourself (config_overrides={{'model': {{...}}}}) or raise "
+            f"the bound: rlarena.limits.MAX_LAYER_UNITS = ..."
+        )
     state.parameters += count
     bound = limit("MAX_PARAMETERS")
     if state.parameters > bound:
         part = f" (this {what}: {count:,})" if count != state.parameters else ""
-        raise ConfigError(f"{state.source}: its networks would hold {state.parameters:,} parameters{part}, more than the {bound:,} rlarena builds from a file "
-                          f"(rlarena.limits.MAX_PARAMETERS). If you want them, pass the model yourself "
-                          f"(config_overrides={{'model': {{...}}}}) or raise the bound: "
-                          f"rlarena.limits.MAX_PARAMETERS = ...")
+        raise ConfigError(
+            f"{state.source}: its networks would hold {state.parameters:,} parameters{part}, more than the {bound:,} rlarena builds from a file "
+            f"(rlarena.limits.MAX_PARAMETERS). If you want them, pass the model yourself "
+            f"(config_overrides={{'model': {{...}}}}) or raise the bound: "
+            f"rlarena.limits.MAX_PARAMETERS = ..."
+        )
 
 
 def check_all(source: str, sizes: Iterable[tuple[str, Any, str]], caller: Iterable[str] = ()) -> None:

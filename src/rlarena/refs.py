@@ -32,8 +32,13 @@ from rlarena.errors import ConfigError, UntrustedCodeError
 # rlarena's names resolve by default: a free walk of rlarena's modules would reach what they import
 # (e.g. "rlarena.checkpoint.io:shutil.rmtree").
 _C4 = "rlarena.games.connect_four"
-_C4_OPPONENTS = ("AlwaysSameHeuristic", "LinearHeuristic", "BeatLastHeuristic", "SmartHeuristic",
-                 *(f"NegamaxDepth{d}" for d in range(1, 8)))
+_C4_OPPONENTS = (
+    "AlwaysSameHeuristic",
+    "LinearHeuristic",
+    "BeatLastHeuristic",
+    "SmartHeuristic",
+    *(f"NegamaxDepth{d}" for d in range(1, 8)),
+)
 # the names of built-in classes before their modules moved -> their names now. Older checkpoints
 # store the old ones, which resolve to the new place (the old modules are gone): Connect Four's
 # before it became one package, the policies' before they became rlarena.policies.
@@ -45,15 +50,17 @@ MOVED_REFS = {
     "rlarena.torch_policy:TorchPolicy": "rlarena.policies.torch_policy:TorchPolicy",
     "rlarena.q_policy:QPolicy": "rlarena.policies.q_policy:QPolicy",
 }
-BUILTIN_REFS = frozenset({
-    "rlarena.callbacks:Callbacks",
-    "rlarena.envs.arena:MultiAgentArena",
-    "rlarena.multiagent.builder:default_mapping_fn",
-    "rlarena.multiagent.league:SelfPlayLeague",
-    "rlarena.multiagent.league:league_mapping_fn",
-    *MOVED_REFS.values(),
-    *MOVED_REFS,
-})
+BUILTIN_REFS = frozenset(
+    {
+        "rlarena.callbacks:Callbacks",
+        "rlarena.envs.arena:MultiAgentArena",
+        "rlarena.multiagent.builder:default_mapping_fn",
+        "rlarena.multiagent.league:SelfPlayLeague",
+        "rlarena.multiagent.league:league_mapping_fn",
+        *MOVED_REFS.values(),
+        *MOVED_REFS,
+    }
+)
 
 _REGISTERED: dict[str, Any] = {}  # "module:qualname" -> an object the user trusted in this process
 
@@ -64,7 +71,7 @@ class Unnamed(str):
 
 
 def ref_name(obj: Any) -> str | None:
-    """"module:qualname" of a class or function; None for lambdas, local functions and objects
+    """ "module:qualname" of a class or function; None for lambdas, local functions and objects
     without a name."""
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
@@ -89,8 +96,10 @@ def register_trusted(*objects: Any) -> None:
     for obj in objects:
         name = ref_name(obj)
         if name is None:
-            raise ConfigError(f"register_trusted({obj!r}): only module-level classes and functions have a name a "
-                              f"config can store; a lambda or local function must be passed again instead.")
+            raise ConfigError(
+                f"register_trusted({obj!r}): only module-level classes and functions have a name a "
+                f"config can store; a lambda or local function must be passed again instead."
+            )
         _REGISTERED[name] = obj
 
 
@@ -105,8 +114,9 @@ def trust_built(objects: Iterable[Any]) -> None:
 
 def _check_module_name(name: Any) -> str:
     if not isinstance(name, str) or not name or not all(part.isidentifier() for part in name.split(".")):
-        raise ConfigError(f"trusted module {name!r} is not a module name: expected e.g. 'my_project' or "
-                          f"'my_project.envs'.")
+        raise ConfigError(
+            f"trusted module {name!r} is not a module name: expected e.g. 'my_project' or 'my_project.envs'."
+        )
     return name
 
 
@@ -122,8 +132,9 @@ class Trust:
     source: str = "the config"
 
     @classmethod
-    def create(cls, modules: Iterable[str] | str | None = None, passed: Iterable[Any] = (),
-               source: str = "the config") -> Trust:
+    def create(
+        cls, modules: Iterable[str] | str | None = None, passed: Iterable[Any] = (), source: str = "the config"
+    ) -> Trust:
         if isinstance(modules, str):
             modules = [modules]
         named = {ref_name(obj): obj for obj in passed if obj is not None and not isinstance(obj, str)}
@@ -143,10 +154,15 @@ class Trust:
         ref = value.get("callable") if isinstance(value, dict) and set(value) == {"callable"} else None
         module, _, qualname = ref.partition(":") if isinstance(ref, str) else ("", "", "")
         parts = qualname.split(".")
-        if (not module or not all(p.isidentifier() for p in module.split("."))
-                or not all(p.isidentifier() and not p.startswith("__") for p in parts)):
-            raise ConfigError(f"{self.source}: {key} = {value!r} is not a saved reference: expected "
-                              f"{{'callable': 'module:qualname'}}.")
+        if (
+            not module
+            or not all(p.isidentifier() for p in module.split("."))
+            or not all(p.isidentifier() and not p.startswith("__") for p in parts)
+        ):
+            raise ConfigError(
+                f"{self.source}: {key} = {value!r} is not a saved reference: expected "
+                f"{{'callable': 'module:qualname'}}."
+            )
         if ref in self.objects:
             return self.objects[ref]
         if ref in _REGISTERED:
@@ -161,24 +177,37 @@ class Trust:
             # a trusted module's own objects only: "my_project:os.system" walks out of it
             defined_in = getattr(obj, "__module__", None)
             if not isinstance(defined_in, str) or not self.trusts_module(defined_in):
-                raise UntrustedCodeError(f"{self.source}: {key} names {ref!r}, which is defined in module "
-                                         f"{defined_in!r}, not in a trusted module ({', '.join(self.modules)}).")
+                raise UntrustedCodeError(
+                    f"{self.source}: {key} names {ref!r}, which is defined in module "
+                    f"{defined_in!r}, not in a trusted module ({', '.join(self.modules)})."
+                )
             return obj
         raise UntrustedCodeError(self.refusal(key, ref, module))
 
     def refusal(self, key: str, ref: str, module: str) -> str:
         """The one-line refusal of `key` naming `ref` from the untrusted `module`, with the ways on."""
         top = module.split(".")[0]
-        again = "env=... in Python, --env on the command line" if key == "env" else \
-            f"config_overrides={{{key!r}: ...}}" if key.isidentifier() else "config_overrides={'policies': ...}"
+        again = (
+            "env=... in Python, --env on the command line"
+            if key == "env"
+            else f"config_overrides={{{key!r}: ...}}"
+            if key.isidentifier()
+            else "config_overrides={'policies': ...}"
+        )
         trust = f"trusted_modules=[{top!r}] (--trust-module {top})"
-        head = (f"Refusing to load {self.source}: its {key} names {ref!r} from module {module!r}, which is not "
-                f"trusted (importing it would run its code).")
+        head = (
+            f"Refusing to load {self.source}: its {key} names {ref!r} from module {module!r}, which is not "
+            f"trusted (importing it would run its code)."
+        )
         if top in sys.modules and top not in sys.stdlib_module_names and top != "rlarena":
-            return (f"{head} Module {top!r} is imported in this process: if this file is your own, pass {trust}; "
-                    f"or pass the object again ({again}), or register it (rlarena.register_trusted(obj)).")
-        return (f"{head} To proceed: pass the object again ({again}), register it (rlarena.register_trusted(obj)), "
-                f"or trust its module if you trust whoever made this file: {trust}.")
+            return (
+                f"{head} Module {top!r} is imported in this process: if this file is your own, pass {trust}; "
+                f"or pass the object again ({again}), or register it (rlarena.register_trusted(obj))."
+            )
+        return (
+            f"{head} To proceed: pass the object again ({again}), register it (rlarena.register_trusted(obj)), "
+            f"or trust its module if you trust whoever made this file: {trust}."
+        )
 
 
 def _import(module: str, parts: list[str], key: str, ref: str) -> Any:
@@ -187,6 +216,8 @@ def _import(module: str, parts: list[str], key: str, ref: str) -> Any:
         for part in parts:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{key} names {ref!r}, which cannot be imported ({exc}). Install or import the module "
-                          f"that defines it, or pass the object again.") from None
+        raise ConfigError(
+            f"{key} names {ref!r}, which cannot be imported ({exc}). Install or import the module "
+            f"that defines it, or pass the object again."
+        ) from None
     return obj

@@ -47,17 +47,20 @@ class A2CConfig(OnPolicyConfig):
     use_rms_prop: bool = option(True, "training")  # SB3's; False: Adam (eps 1e-5)
     rms_prop_eps: float = option(1e-5, "training")  # SB3's (torch's default is 1e-8)
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 lambda_: float | NotProvidedType = NotProvided,
-                 entropy_coeff: float | NotProvidedType = NotProvided,
-                 vf_loss_coeff: float | NotProvidedType = NotProvided,
-                 normalize_advantages: bool | NotProvidedType = NotProvided,
-                 use_rms_prop: bool | NotProvidedType = NotProvided,
-                 rms_prop_eps: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        lambda_: float | NotProvidedType = NotProvided,
+        entropy_coeff: float | NotProvidedType = NotProvided,
+        vf_loss_coeff: float | NotProvidedType = NotProvided,
+        normalize_advantages: bool | NotProvidedType = NotProvided,
+        use_rms_prop: bool | NotProvidedType = NotProvided,
+        rms_prop_eps: float | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to OnPolicyConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -66,8 +69,16 @@ class A2CConfig(OnPolicyConfig):
         self._check("rms_prop_eps", self.rms_prop_eps > 0, "must be > 0")
 
 
-def a2c_loss(model, dist, cfg: A2CConfig, obs: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor,
-             returns: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def a2c_loss(
+    model,
+    dist,
+    cfg: A2CConfig,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    adv: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, stats[len(STAT_NAMES)]) for the whole batch.
 
         L = -mean(A_t log pi(a_t | s_t)) + c_v mean((V(s_t) - R_t)^2) - c_e mean(H[pi(. | s_t)])

@@ -95,7 +95,11 @@ class Algorithm(ABC):
         self.rng = np.random.default_rng(_seed_for(config.seed, 3))
         self.policies: dict[str, Policy] = {}
         self.policy_configs: dict[str, AlgorithmConfig] = {}  # per-policy overrides applied
-        self.learners: dict[str, Learner] = {}  # trained policy id -> what optimizing it owns
+        self.learners: dict[str, Learner] = {}
+        # algorithm-wide checkpoint groups (register_state): group -> (get, set)
+        self._states: dict[
+            str, tuple[Callable[[], dict[str, np.ndarray]], Callable[[dict[str, np.ndarray]], None]]
+        ] = {}  # trained policy id -> what optimizing it owns
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.time_total_s = 0.0
@@ -112,8 +116,13 @@ class Algorithm(ABC):
         self.env_runner_group: EnvRunnerGroup = self.make_runner_group()
         if config.output is not None:
             from rlarena.offline.record import Recorder
-            self.recorder = Recorder(config.output, {pid: self.policies[pid] for pid in self.policies_to_train},
-                                     config.output_max_file_size, self.is_multi_agent)
+
+            self.recorder = Recorder(
+                config.output,
+                {pid: self.policies[pid] for pid in self.policies_to_train},
+                config.output_max_file_size,
+                self.is_multi_agent,
+            )
         self.setup()
         for pid in self.policies_to_train:
             self.setup_policy(pid)
@@ -129,13 +138,23 @@ class Algorithm(ABC):
 
     def make_runner_group(self) -> EnvRunnerGroup:
         """The runner group the config asks for (rlarena.rollout.groups.make_runner_group)."""
-        return make_runner_group(self.config, self.env_name, self.runner,
-                                 self._structure if self.is_multi_agent else None, self._make_policy_here)
+        return make_runner_group(
+            self.config,
+            self.env_name,
+            self.runner,
+            self._structure if self.is_multi_agent else None,
+            self._make_policy_here,
+        )
 
     def make_evaluation_group(self) -> EvaluationGroup:
         """Where evaluation episodes play (rlarena.rollout.groups.make_evaluation_group)."""
-        return make_evaluation_group(self.config, self.env_name, None if self.is_multi_agent else self.policy,
-                                     self._structure if self.is_multi_agent else None, self._make_policy_here)
+        return make_evaluation_group(
+            self.config,
+            self.env_name,
+            None if self.is_multi_agent else self.policy,
+            self._structure if self.is_multi_agent else None,
+            self._make_policy_here,
+        )
 
     def _make_policy_here(self, observation_space: Any, action_space: Any, seed: int | None) -> Policy:
         return self.make_policy(observation_space, action_space, self.config, seed)
@@ -150,8 +169,9 @@ class Algorithm(ABC):
         """The single-agent policy (the multi-agent default policy)."""
         return self.get_policy(DEFAULT_POLICY_ID)  # type: ignore[return-value]
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> TrainablePolicy:
+    def make_policy(
+        self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
+    ) -> TrainablePolicy:
         """The trainable policy of a PolicySpec that names no class (`policy_class` by default; an
         algorithm whose policy takes more options than the model config overrides this)."""
         make: Callable[..., TrainablePolicy] = self.policy_class  # a TrainablePolicy class: model config first
@@ -163,8 +183,13 @@ class Algorithm(ABC):
 
     def setup_policy(self, policy_id: str) -> None:
         """Build the Learner of `policy_id`, which owns all that training it needs (build_learner)."""
-        learner = self.learner_class(policy_id, self.policies[policy_id], self.policy_configs[policy_id],
-                                     type(self).__name__, clock=lambda: self.num_env_steps_sampled_lifetime)
+        learner = self.learner_class(
+            policy_id,
+            self.policies[policy_id],
+            self.policy_configs[policy_id],
+            type(self).__name__,
+            clock=lambda: self.num_env_steps_sampled_lifetime,
+        )
         self.build_learner(learner)
         self.learners[policy_id] = learner
 
@@ -172,6 +197,17 @@ class Algorithm(ABC):
         """Register what training learner.policy needs: its optimizers (learner.add_optimizer, with their
         learning rates: the lr schedule is then applied for you), target networks (add_target), replay
         buffer or counters (register_state)."""
+
+    def register_state(
+        self,
+        group: str,
+        get: Callable[[], dict[str, np.ndarray]],
+        set: Callable[[dict[str, np.ndarray]], None],
+    ) -> None:
+        """Algorithm-wide arrays a run needs to continue (an update rhythm's counters), saved as checkpoint
+        group `group` and given back to `set` on restore; a policy's own state is its Learner's
+        (Learner.register_state)."""
+        self._states[group] = (get, set)
 
     @property
     def optimizers(self) -> dict[tuple[str, str], FlatOptimizer]:
@@ -190,17 +226,33 @@ class Algorithm(ABC):
         sample = self.env_runner_group.sample()
         if self.config.samples_elsewhere and self.is_multi_agent and self.callbacks is not None:
             for episode in sample.episodes:  # finished elsewhere: their hook runs here
-                call_hook(self.callbacks, "on_episode_end", episode=episode, env_index=episode.env_index,
-                          algorithm=self, worker=None, env_runner=None, env=None, base_env=None,
-                          policies=self.policies)
+                call_hook(
+                    self.callbacks,
+                    "on_episode_end",
+                    episode=episode,
+                    env_index=episode.env_index,
+                    algorithm=self,
+                    worker=None,
+                    env_runner=None,
+                    env=None,
+                    base_env=None,
+                    policies=self.policies,
+                )
         self.episode_stats.merge(sample.episodes)
         batches = sample.batches
         self.num_env_steps_sampled_lifetime += sample.steps
         if self.recorder is not None:
             self.recorder.record(batches)
         if self.callbacks is not None:
-            call_hook(self.callbacks, "on_sample_end", algorithm=self, batches=batches, samples=batches,
-                      worker=self.runner, env_runner=self.runner)
+            call_hook(
+                self.callbacks,
+                "on_sample_end",
+                algorithm=self,
+                batches=batches,
+                samples=batches,
+                worker=self.runner,
+                env_runner=self.runner,
+            )
         return batches
 
     # -- the loop -----------------------------------------------------------------------------
@@ -210,10 +262,12 @@ class Algorithm(ABC):
         time_this_iter_s and time_total_s count training only; evaluation time is reported apart.
         """
         if self.data_mode == "offline" and self.offline_data is None:
-            raise ConfigError(f"{type(self).__name__} learns from logged data, and this one was loaded without it (a "
-                              f"checkpoint does not choose what is read): pass the data to train on, "
-                              f"from_checkpoint(path, config_overrides={{'input_': DIR}}). Evaluating and playing "
-                              f"need none.")
+            raise ConfigError(
+                f"{type(self).__name__} learns from logged data, and this one was loaded without it (a "
+                f"checkpoint does not choose what is read): pass the data to train on, "
+                f"from_checkpoint(path, config_overrides={{'input_': DIR}}). Evaluating and playing "
+                f"need none."
+            )
         interval = self.config.evaluation_interval
         evaluates = interval is not None and interval > 0 and (self.iteration + 1) % interval == 0
         # evaluation_parallel_to_training: the evaluation runners play the weights from before this step
@@ -258,24 +312,42 @@ class Algorithm(ABC):
         except KeyError:
             raise no_such_policy(policy_id, self.policies) from None
 
-    def add_policy(self, policy_id: str, policy_cls: type[Policy] | None = None, *,
-                   policy_state: dict[str, np.ndarray] | None = None, observation_space: Any = None,
-                   action_space: Any = None, config: dict[str, Any] | None = None,
-                   policy_mapping_fn: Any = None, policies_to_train: list[str] | None = None) -> Policy:
+    def add_policy(
+        self,
+        policy_id: str,
+        policy_cls: type[Policy] | None = None,
+        *,
+        policy_state: dict[str, np.ndarray] | None = None,
+        observation_space: Any = None,
+        action_space: Any = None,
+        config: dict[str, Any] | None = None,
+        policy_mapping_fn: Any = None,
+        policies_to_train: list[str] | None = None,
+    ) -> Policy:
         """Add a policy between iterations (RLlib's add_policy). Spaces default to the env's agents
         mapped to it, else to the first policy's; policy_state (from get_policy(x).get_state())
         copies weights, e.g. to freeze a snapshot of the learner. The new mapping applies from each
         env copy's next episode."""
-        return building.add_policy(self, policy_id, policy_cls, policy_state=policy_state,
-                                   observation_space=observation_space, action_space=action_space, config=config,
-                                   policy_mapping_fn=policy_mapping_fn, policies_to_train=policies_to_train)
+        return building.add_policy(
+            self,
+            policy_id,
+            policy_cls,
+            policy_state=policy_state,
+            observation_space=observation_space,
+            action_space=action_space,
+            config=config,
+            policy_mapping_fn=policy_mapping_fn,
+            policies_to_train=policies_to_train,
+        )
 
-    def remove_policy(self, policy_id: str, *, policy_mapping_fn: Any = None,
-                      policies_to_train: list[str] | None = None) -> None:
+    def remove_policy(
+        self, policy_id: str, *, policy_mapping_fn: Any = None, policies_to_train: list[str] | None = None
+    ) -> None:
         """Remove a policy between iterations, its Learner with it. Agents of running episodes that were
         mapped to it are mapped again (with the new policy_mapping_fn) at their next step."""
-        building.remove_policy(self, policy_id, policy_mapping_fn=policy_mapping_fn,
-                               policies_to_train=policies_to_train)
+        building.remove_policy(
+            self, policy_id, policy_mapping_fn=policy_mapping_fn, policies_to_train=policies_to_train
+        )
 
     def set_policy_mapping_fn(self, policy_mapping_fn: Any) -> None:
         building.set_policy_mapping_fn(self, policy_mapping_fn)
@@ -284,18 +356,27 @@ class Algorithm(ABC):
         building.set_policies_to_train(self, policies_to_train, remember)
 
     # -- inference ----------------------------------------------------------------------------
-    def compute_actions(self, obs_batch: Any, explore: bool | None = None,
-                        policy_id: str = DEFAULT_POLICY_ID) -> np.ndarray:
+    def compute_actions(
+        self, obs_batch: Any, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID
+    ) -> np.ndarray:
         """Actions for a batch of observations. explore=None samples (RLlib's default); False is greedy."""
         first = next(iter(obs_batch.values())) if isinstance(obs_batch, dict) else obs_batch
         return policy_actions(self.get_policy(policy_id), obs_batch, explore is not False, len(first))
 
-    def compute_single_action(self, observation: Any = None, explore: bool | None = None,
-                              policy_id: str = DEFAULT_POLICY_ID, *, obs: Any = None) -> Any:
+    def compute_single_action(
+        self,
+        observation: Any = None,
+        explore: bool | None = None,
+        policy_id: str = DEFAULT_POLICY_ID,
+        *,
+        obs: Any = None,
+    ) -> Any:
         """The action for one observation (RLlib's name for it is `observation`; `obs=` works too)."""
         if (observation is None) == (obs is None):
-            raise ConfigError("compute_single_action() takes one observation: pass it positionally or as "
-                              "observation=... (or obs=...).")
+            raise ConfigError(
+                "compute_single_action() takes one observation: pass it positionally or as "
+                "observation=... (or obs=...)."
+            )
         action = self.compute_actions(stack_obs([obs if observation is None else observation]), explore, policy_id)[0]
         return action.item() if np.ndim(action) == 0 else action
 
@@ -305,6 +386,7 @@ class Algorithm(ABC):
         """Write policy `policy_id` as an ONNX model that onnxruntime plays alone (rlarena.export.onnx:
         the observation (+ action_mask) in; the masked logits (or the Box mean), then the value, out)."""
         from rlarena.export.onnx import export_onnx
+
         return export_onnx(self.policies, path, policy_id, env_name=self.env_name)
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -334,8 +416,9 @@ class Algorithm(ABC):
     def save(self, checkpoint_dir: str | Path | None = None) -> str:
         """Write a checkpoint directory (atomically) and return its path."""
         if checkpoint_dir is None:
-            checkpoint_dir = Path("checkpoints") / f"{type(self).__name__}_{self.env_name}" / \
-                f"checkpoint_{self.iteration:06d}"
+            checkpoint_dir = (
+                Path("checkpoints") / f"{type(self).__name__}_{self.env_name}" / f"checkpoint_{self.iteration:06d}"
+            )
         state = self.get_state()
         path = write_checkpoint(checkpoint_dir, checkpointing.metadata(self, state), state["arrays"])
         if self.callbacks is not None:
@@ -351,9 +434,14 @@ class Algorithm(ABC):
         self._restore(meta, arrays)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, env: EnvSpec | None = None,
-                        config_overrides: dict[str, Any] | None = None,
-                        trusted_modules: Iterable[str] | str | None = None, trust: Trust | None = None) -> Algorithm:
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        env: EnvSpec | None = None,
+        config_overrides: dict[str, Any] | None = None,
+        trusted_modules: Iterable[str] | str | None = None,
+        trust: Trust | None = None,
+    ) -> Algorithm:
         """Rebuild the algorithm saved at `path` and continue where it stopped.
 
         `env` replaces the saved env (needed when the original was a lambda or local function);
@@ -370,15 +458,18 @@ class Algorithm(ABC):
         """
         loaded = checkpointing.load(path, env, config_overrides, trusted_modules, trust)
         if cls is not Algorithm and not issubclass(loaded.algo_class, cls):
-            raise CheckpointError(f"{str(path)!r} holds a {loaded.algo_class.__name__} checkpoint, not {cls.__name__}; "
-                                  f"load it with Algorithm.from_checkpoint().")
+            raise CheckpointError(
+                f"{str(path)!r} holds a {loaded.algo_class.__name__} checkpoint, not {cls.__name__}; "
+                f"load it with Algorithm.from_checkpoint()."
+            )
         with limits.loading(loaded.source, bounded=loaded.bounded):
             algo: Algorithm = loaded.algo_class(loaded.config)
         algo._restore(loaded.meta, loaded.arrays)
         return algo
 
-    def _restore_learners(self, arrays: dict[str, dict[str, np.ndarray]],
-                          missing_ok: bool | tuple[str, ...] = ()) -> None:
+    def _restore_learners(
+        self, arrays: dict[str, dict[str, np.ndarray]], missing_ok: bool | tuple[str, ...] = ()
+    ) -> None:
         """Each learner's state from its groups (Learner.set_state; `missing_ok` as there)."""
         for learner in self.learners.values():
             learner.set_state(arrays, missing_ok)

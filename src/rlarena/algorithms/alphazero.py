@@ -69,7 +69,9 @@ class AlphaZeroConfig(AlgorithmConfig):
     replay_buffer_config: dict = option({"capacity": 200_000}, "training")  # positions kept
     num_steps_sampled_before_learning_starts: int = option(2_000, "training")  # positions
     minibatch_size: int = option(256, "training", bound="MAX_BATCH")
-    num_epochs: int = option(1, "training", bound="MAX_EPOCHS")  # gradient steps = num_epochs * train_batch_size / minibatch_size
+    num_epochs: int = option(
+        1, "training", bound="MAX_EPOCHS"
+    )  # gradient steps = num_epochs * train_batch_size / minibatch_size
     vf_loss_coeff: float = option(1.0, "training")
     l2_coeff: float = option(1e-4, "training")  # decoupled weight decay
     # AlphaZero's own defaults for options every algorithm has
@@ -80,21 +82,24 @@ class AlphaZeroConfig(AlgorithmConfig):
     # one learns (rlarena.rollout.async_sampling: each plays with the weights of the update before)
     num_self_play_workers: int = option(0, "training", role="how many")
 
-    def training(self, *,
-                 mcts_config: dict | NotProvidedType = NotProvided,
-                 num_parallel_games: int | NotProvidedType = NotProvided,
-                 random_opening_plies: list | NotProvidedType = NotProvided,
-                 replay_buffer_config: dict | NotProvidedType = NotProvided,
-                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
-                 minibatch_size: int | NotProvidedType = NotProvided,
-                 num_epochs: int | NotProvidedType = NotProvided,
-                 vf_loss_coeff: float | NotProvidedType = NotProvided,
-                 l2_coeff: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 lr: float | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 num_self_play_workers: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        mcts_config: dict | NotProvidedType = NotProvided,
+        num_parallel_games: int | NotProvidedType = NotProvided,
+        random_opening_plies: list | NotProvidedType = NotProvided,
+        replay_buffer_config: dict | NotProvidedType = NotProvided,
+        num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+        minibatch_size: int | NotProvidedType = NotProvided,
+        num_epochs: int | NotProvidedType = NotProvided,
+        vf_loss_coeff: float | NotProvidedType = NotProvided,
+        l2_coeff: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        lr: float | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        num_self_play_workers: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -104,8 +109,11 @@ class AlphaZeroConfig(AlgorithmConfig):
         return check_mcts_config(self.mcts_config)
 
     def sizes(self) -> list[tuple[str, Any, str]]:
-        return [*super().sizes(), ("replay_buffer_config.capacity", self.replay_buffer_config.get("capacity"), "MAX_REPLAY"),
-                ("mcts_config.num_simulations", self.mcts_config.get("num_simulations"), "MAX_SIMULATIONS")]
+        return [
+            *super().sizes(),
+            ("replay_buffer_config.capacity", self.replay_buffer_config.get("capacity"), "MAX_REPLAY"),
+            ("mcts_config.num_simulations", self.mcts_config.get("num_simulations"), "MAX_SIMULATIONS"),
+        ]
 
     @property
     def model_config(self) -> dict[str, Any]:
@@ -117,16 +125,26 @@ class AlphaZeroConfig(AlgorithmConfig):
         self.mcts  # noqa: B018  # checks mcts_config
         self._check("num_parallel_games", self.num_parallel_games >= 1, "must be >= 1")
         lo_hi = self.random_opening_plies
-        self._check("random_opening_plies", len(lo_hi) == 2 and all(isinstance(x, int) for x in lo_hi)
-                    and 0 <= lo_hi[0] <= lo_hi[1], "must be [min, max] with 0 <= min <= max")
+        self._check(
+            "random_opening_plies",
+            len(lo_hi) == 2 and all(isinstance(x, int) for x in lo_hi) and 0 <= lo_hi[0] <= lo_hi[1],
+            "must be [min, max] with 0 <= min <= max",
+        )
         capacity = self.replay_buffer_config.get("capacity")
-        self._check("replay_buffer_config", set(self.replay_buffer_config) <= {"capacity"}
-                    and isinstance(capacity, int) and capacity >= self.minibatch_size,
-                    "must be {'capacity': N} with N >= minibatch_size (positions kept)")
+        self._check(
+            "replay_buffer_config",
+            set(self.replay_buffer_config) <= {"capacity"}
+            and isinstance(capacity, int)
+            and capacity >= self.minibatch_size,
+            "must be {'capacity': N} with N >= minibatch_size (positions kept)",
+        )
         self._check("minibatch_size", self.minibatch_size >= 1, "must be >= 1")
         self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
-        self._check("num_steps_sampled_before_learning_starts", self.num_steps_sampled_before_learning_starts >= 0,
-                    "must be >= 0")
+        self._check(
+            "num_steps_sampled_before_learning_starts",
+            self.num_steps_sampled_before_learning_starts >= 0,
+            "must be >= 0",
+        )
         self._check("vf_loss_coeff", self.vf_loss_coeff >= 0, "must be >= 0")
         self._check("l2_coeff", self.l2_coeff >= 0, "must be >= 0")
         self._check("num_self_play_workers", self.num_self_play_workers >= 0, "must be >= 0 (0: in this process)")
@@ -151,13 +169,22 @@ class ReplayWindow:
 
     def arrays(self) -> dict[str, np.ndarray]:
         n = self.size
-        return {"obs": self.obs[:n].copy(), "legal": self.legal[:n].copy(), "pi": self.pi[:n].copy(),
-                "z": self.z[:n].copy(), "next": np.array([self.next % max(n, 1)], np.int64)}
+        return {
+            "obs": self.obs[:n].copy(),
+            "legal": self.legal[:n].copy(),
+            "pi": self.pi[:n].copy(),
+            "z": self.z[:n].copy(),
+            "next": np.array([self.next % max(n, 1)], np.int64),
+        }
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         n = min(len(arrays["z"]), len(self.z))
-        self.obs[:n], self.legal[:n], self.pi[:n], self.z[:n] = (arrays["obs"][:n], arrays["legal"][:n],
-                                                                 arrays["pi"][:n], arrays["z"][:n])
+        self.obs[:n], self.legal[:n], self.pi[:n], self.z[:n] = (
+            arrays["obs"][:n],
+            arrays["legal"][:n],
+            arrays["pi"][:n],
+            arrays["z"][:n],
+        )
         self.size, self.next = n, int(arrays["next"][0]) % len(self.z)
 
 
@@ -222,6 +249,7 @@ class SelfPlayGroup(EnvRunnerGroup):
 
     def sample(self) -> Sample:
         from rlarena.rollout.async_sampling import AsyncSampler, fragments_sample, policy_lag
+
         algo, cfg = self.algorithm, self.algorithm.config
         if not cfg.num_self_play_workers:
             algo._records = []
@@ -230,8 +258,14 @@ class SelfPlayGroup(EnvRunnerGroup):
             finally:
                 algo._records = None
         if self.sampler is None:
-            self.sampler = AsyncSampler(cfg, algo.env_name, cfg.num_self_play_workers, algo._self_play_runner,
-                                        lambda runner: {}, algo._network_state())
+            self.sampler = AsyncSampler(
+                cfg,
+                algo.env_name,
+                cfg.num_self_play_workers,
+                algo._self_play_runner,
+                lambda runner: {},
+                algo._network_state(),
+            )
         fragments = self.sampler.poll(cfg.train_batch_size)
         self.last = {"policy_lag": policy_lag(fragments, self.sampler.version), "num_fragments": len(fragments)}
         return fragments_sample(fragments)
@@ -250,8 +284,10 @@ class SelfPlayGroup(EnvRunnerGroup):
     @property
     def health(self) -> dict[str, int]:
         sampler = self.sampler
-        return {"num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
-                "num_env_runner_restarts": 0 if sampler is None else sampler.restarts}
+        return {
+            "num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
+            "num_env_runner_restarts": 0 if sampler is None else sampler.restarts,
+        }
 
     @property
     def stats(self) -> dict[str, float]:
@@ -296,8 +332,10 @@ class MatchEvaluation:
             return np.array([int(rng.choice(np.flatnonzero(game.legal_moves(s)))) for s in states])
 
         n = algo.config.evaluation_duration
-        return {"network_score_vs_random": play_match(game, network, random_player, n, rng),
-                "search_score_vs_random": play_match(game, searcher, random_player, n, rng)}
+        return {
+            "network_score_vs_random": play_match(game, network, random_player, n, rng),
+            "search_score_vs_random": play_match(game, searcher, random_player, n, rng),
+        }
 
     def stop(self) -> None:
         """Nothing runs elsewhere."""
@@ -329,8 +367,12 @@ class AlphaZero(Algorithm):
         self.game = make_game(config.env)
         self.env_name = self.game.name
         n = self.game.num_actions
-        obs_space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 1, self.game.observation_shape, np.int8),
-                                     "action_mask": gym.spaces.Box(0, 1, (n,), np.int8)})
+        obs_space = gym.spaces.Dict(
+            {
+                "observation": gym.spaces.Box(0, 1, self.game.observation_shape, np.int8),
+                "action_mask": gym.spaces.Box(0, 1, (n,), np.int8),
+            }
+        )
         self.is_multi_agent = False  # the spaces are the game's, not read from an env's agents
         building.add_policy_object(self, DEFAULT_POLICY_ID, PolicySpec(None, obs_space, gym.spaces.Discrete(n)))
         self.is_multi_agent, self.mapping_fn = True, default_mapping_fn
@@ -341,8 +383,15 @@ class AlphaZero(Algorithm):
         self.symmetries = [(np.arange(self.obs_dim), np.arange(n)), *self.game.symmetries()]
         self.held_out = self.game.held_out_keys()
         mc = config.mcts
-        self.mcts = MCTS(self.game, self.network_evaluator, mc["puct_coefficient"], mc["dirichlet_epsilon"],
-                         mc["dirichlet_noise"], rng=self.rng, solver=mc["mcts_solver"])
+        self.mcts = MCTS(
+            self.game,
+            self.network_evaluator,
+            mc["puct_coefficient"],
+            mc["dirichlet_epsilon"],
+            mc["dirichlet_noise"],
+            rng=self.rng,
+            solver=mc["mcts_solver"],
+        )
         self.num_held_out_skipped = 0
         self.games = [self._new_game() for _ in range(config.num_parallel_games)]
         self._finished: list[tuple[int, float]] = []  # (plies, first player's score) of games ended this iteration
@@ -364,15 +413,23 @@ class AlphaZero(Algorithm):
             logits, value = self.policy.model(torch.from_numpy(obs.reshape(len(obs), -1)))
         return masked_softmax(logits.numpy().astype(np.float64), legal), np.tanh(value.numpy().astype(np.float64))
 
-    def search_policy(self, num_simulations: int | None = None, seed: int | None = None,
-                      leaves_per_call: int = 1) -> SearchPolicy:
+    def search_policy(
+        self, num_simulations: int | None = None, seed: int | None = None, leaves_per_call: int = 1
+    ) -> SearchPolicy:
         """The search agent: MCTS over this network (a Policy for the game's env, arena and page);
         `leaves_per_call` > 1 batches several leaves of one tree per network call (virtual loss)."""
         mc = self.config.mcts
-        return SearchPolicy(self.game, self.network_evaluator, num_simulations or mc["num_simulations"],
-                            mc["puct_coefficient"], seed=seed, observation_space=self.policy.observation_space,
-                            action_space=self.policy.action_space, solver=mc["mcts_solver"],
-                            leaves_per_call=leaves_per_call)
+        return SearchPolicy(
+            self.game,
+            self.network_evaluator,
+            num_simulations or mc["num_simulations"],
+            mc["puct_coefficient"],
+            seed=seed,
+            observation_space=self.policy.observation_space,
+            action_space=self.policy.action_space,
+            solver=mc["mcts_solver"],
+            leaves_per_call=leaves_per_call,
+        )
 
     # -- self-play --------------------------------------------------------------------------------
     def _new_game(self) -> _Game:
@@ -491,17 +548,27 @@ class AlphaZero(Algorithm):
 
     def _episode_metrics(self) -> tuple[dict[str, Any], dict[str, list]]:
         games, self._finished = self._finished, []
-        return {"num_episodes_lifetime": self.num_episodes_lifetime, "num_episodes": len(games),
-                "episode_len_mean": float(np.mean([n for n, _ in games])) if games else math.nan,
-                "self_play/first_player_score": float(np.mean([s for _, s in games])) if games else math.nan,
-                "replay_size": self.replay.size, "num_held_out_positions_skipped": self.num_held_out_skipped}, {}
+        return {
+            "num_episodes_lifetime": self.num_episodes_lifetime,
+            "num_episodes": len(games),
+            "episode_len_mean": float(np.mean([n for n, _ in games])) if games else math.nan,
+            "self_play/first_player_score": float(np.mean([s for _, s in games])) if games else math.nan,
+            "replay_size": self.replay.size,
+            "num_held_out_positions_skipped": self.num_held_out_skipped,
+        }, {}
 
     def _learner_stats_by_policy(self, stats: dict[str, float]) -> dict[str, dict[str, float]]:
         return {DEFAULT_POLICY_ID: dict(stats)}
 
     # -- evaluation and inference -----------------------------------------------------------------
-    def compute_single_action(self, observation: Any = None, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID,
-                              full_fetch: bool = False, **kwargs: Any) -> Any:
+    def compute_single_action(
+        self,
+        observation: Any = None,
+        explore: bool | None = None,
+        policy_id: str = DEFAULT_POLICY_ID,
+        full_fetch: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """The search agent's move for one observation of the game's env ({"observation", "action_mask"}
         or the planes alone); `explore=True` samples from the visit counts."""
         if observation is None:
@@ -533,18 +600,30 @@ class AlphaZero(Algorithm):
 
     def get_state(self) -> dict[str, Any]:
         policy = self.policy
-        return {"counters": {"iteration": self.iteration,
-                             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
-                             "time_total_s": self.time_total_s, "num_evaluations": self.num_evaluations,
-                             "num_episodes_lifetime": self.num_episodes_lifetime,
-                             "num_held_out_positions_skipped": self.num_held_out_skipped},
-                "episode_window": [],
-                "policies": {DEFAULT_POLICY_ID: {"policy_class": None, "observation_space": policy.observation_space,
-                                                 "action_space": policy.action_space}},
-                "policies_to_train": [DEFAULT_POLICY_ID],
-                "rng": {"algorithm": self.rng.bit_generator.state,
-                        "policies": {DEFAULT_POLICY_ID: policy.rng.bit_generator.state}},
-                "arrays": self._state_arrays()}
+        return {
+            "counters": {
+                "iteration": self.iteration,
+                "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+                "time_total_s": self.time_total_s,
+                "num_evaluations": self.num_evaluations,
+                "num_episodes_lifetime": self.num_episodes_lifetime,
+                "num_held_out_positions_skipped": self.num_held_out_skipped,
+            },
+            "episode_window": [],
+            "policies": {
+                DEFAULT_POLICY_ID: {
+                    "policy_class": None,
+                    "observation_space": policy.observation_space,
+                    "action_space": policy.action_space,
+                }
+            },
+            "policies_to_train": [DEFAULT_POLICY_ID],
+            "rng": {
+                "algorithm": self.rng.bit_generator.state,
+                "policies": {DEFAULT_POLICY_ID: policy.rng.bit_generator.state},
+            },
+            "arrays": self._state_arrays(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or not {"counters", "arrays", "rng"} <= set(state):
@@ -569,16 +648,24 @@ class AlphaZero(Algorithm):
             self.policy.rng.bit_generator.state = meta["rng"]["policies"][DEFAULT_POLICY_ID]
         except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             detail = " ".join(str(exc).split())
-            raise CheckpointError(f"Checkpoint does not match this AlphaZero ({type(exc).__name__}: {detail}). "
-                                  f"Was it saved with a different game or model?") from exc
+            raise CheckpointError(
+                f"Checkpoint does not match this AlphaZero ({type(exc).__name__}: {detail}). "
+                f"Was it saved with a different game or model?"
+            ) from exc
         self.env_runner_group.reset(lambda i: None)  # games under way restart, self-play processes too
 
     def __repr__(self) -> str:
         return f"AlphaZero(game={self.env_name!r}, iteration={self.iteration})"
 
 
-def play_match(game: TwoPlayerGame, player, opponent, games_per_seat: int, rng: np.random.Generator,
-               opening_plies: tuple[int, int] = (0, 2)) -> float:
+def play_match(
+    game: TwoPlayerGame,
+    player,
+    opponent,
+    games_per_seat: int,
+    rng: np.random.Generator,
+    opening_plies: tuple[int, int] = (0, 2),
+) -> float:
     """The mean score (win 1, draw 0.5, loss 0) of `player` against `opponent`, each a function
     (list of positions) -> moves, over `games_per_seat` games in each seat, all games played as
     one batch, each from a random opening of `opening_plies` random moves."""
@@ -591,8 +678,11 @@ def play_match(game: TwoPlayerGame, player, opponent, games_per_seat: int, rng: 
     live = list(range(len(states)))
     while live:
         for who, fn in ((True, player), (False, opponent)):
-            idx = [i for i in live if game.terminal_value(states[i]) is None
-                   and (game.to_play(states[i]) == seats[i]) == who]
+            idx = [
+                i
+                for i in live
+                if game.terminal_value(states[i]) is None and (game.to_play(states[i]) == seats[i]) == who
+            ]
             if idx:
                 for i, a in zip(idx, fn([states[i] for i in idx])):
                     states[i] = game.step(states[i], int(a))

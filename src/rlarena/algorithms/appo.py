@@ -24,7 +24,6 @@ import torch
 
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.impala import IMPALAConfig, VTraceAlgorithm
-from rlarena.errors import CheckpointError
 from rlarena.learners import Learner
 from rlarena.nn.distributions import masked
 from rlarena.policies.torch_policy import TorchPolicy
@@ -45,13 +44,16 @@ class APPOConfig(IMPALAConfig):
     kl_target: float = option(0.01, "training")
     target_network_update_freq: int = option(1, "training")  # learner updates between target copies
 
-    def training(self, *,
-                 clip_param: float | NotProvidedType = NotProvided,
-                 use_kl_loss: bool | NotProvidedType = NotProvided,
-                 kl_coeff: float | NotProvidedType = NotProvided,
-                 kl_target: float | NotProvidedType = NotProvided,
-                 target_network_update_freq: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        clip_param: float | NotProvidedType = NotProvided,
+        use_kl_loss: bool | NotProvidedType = NotProvided,
+        kl_coeff: float | NotProvidedType = NotProvided,
+        kl_target: float | NotProvidedType = NotProvided,
+        target_network_update_freq: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to IMPALAConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -63,8 +65,9 @@ class APPOConfig(IMPALAConfig):
         self._check("target_network_update_freq", self.target_network_update_freq >= 1, "must be >= 1")
 
 
-def appo_loss(model, dist, cfg: APPOConfig, kl_coeff: float, obs, actions, behaviour_logp, target_logp, vs, adv,
-              mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+def appo_loss(
+    model, dist, cfg: APPOConfig, kl_coeff: float, obs, actions, behaviour_logp, target_logp, vs, adv, mask=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     dist_inputs, values = model(obs)
     logp, entropy = dist.log_prob_entropy(masked(dist_inputs, mask), actions, True)
     if cfg.normalize_advantages and len(adv) > 1:
@@ -108,11 +111,24 @@ class APPO(VTraceAlgorithm):
         super().build_learner(learner)
         learner.target, learner.kl_coeff = copy.deepcopy(learner.policy.model), learner.config.kl_coeff
         target = learner.target
-        learner.register_state("target", lambda: {k: v.numpy().copy() for k, v in target.state_dict().items()},
-                               lambda arrays: target.load_state_dict(
-                                   {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}))
-        learner.register_state("learner", lambda: {"kl_coeff": np.array([learner.kl_coeff], np.float64)},
-                               lambda arrays: setattr(learner, "kl_coeff", float(arrays["kl_coeff"][0])))
+        learner.register_state(
+            "target",
+            lambda: {k: v.numpy().copy() for k, v in target.state_dict().items()},
+            lambda arrays: target.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}),
+        )
+        learner.register_state(
+            "learner",
+            lambda: {"kl_coeff": np.array([learner.kl_coeff], np.float64)},
+            lambda arrays: setattr(learner, "kl_coeff", float(arrays["kl_coeff"][0])),
+        )
+
+    def setup(self) -> None:
+        super().setup()
+        self.register_state(
+            "appo",
+            lambda: {"num_updates": np.array([self.num_updates], np.int64)},
+            lambda arrays: setattr(self, "num_updates", int(arrays["num_updates"][0])),
+        )
 
     def _state(self, policy_id: str) -> APPOLearner:
         learner = self.learners[policy_id]
@@ -144,11 +160,6 @@ class APPO(VTraceAlgorithm):
         return out
 
     # -- checkpoints: the learners hold the targets and KL coefficients; the update count is APPO's own ---
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        arrays = super()._state_arrays()
-        arrays["appo"] = {"num_updates": np.array([self.num_updates], np.int64)}
-        return arrays
-
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         # checkpoint format 1 kept the KL coefficients in "appo", ordered by policy id
         old = arrays.get("appo", {}).get("kl_coeffs")
@@ -157,11 +168,6 @@ class APPO(VTraceAlgorithm):
             for pid, value in zip(sorted(self.learners), np.asarray(old).tolist()):
                 arrays.setdefault(f"learner.{pid}", {"kl_coeff": np.array([value], np.float64)})
         super()._restore(meta, arrays)
-        try:
-            self.num_updates = int(arrays["appo"]["num_updates"][0])
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise CheckpointError(f"Checkpoint does not match this APPO ({type(exc).__name__}: {exc}). Was it saved "
-                                  f"with a different model or algorithm?") from exc
 
 
 APPOConfig.algo_class = APPO

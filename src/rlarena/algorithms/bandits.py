@@ -37,7 +37,7 @@ import torch
 
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
-from rlarena.errors import CheckpointError, ConfigError, EnvError
+from rlarena.errors import ConfigError, EnvError
 from rlarena.limits import count_parameters
 from rlarena.policies.policy import MASKED_LOGIT, is_masked_space
 from rlarena.policies.torch_policy import TrainablePolicy
@@ -52,12 +52,17 @@ class BanditConfig(AlgorithmConfig):
 
     num_envs_per_env_runner: int = option(1, "env_runners")  # RLlib's; N envs: N decisions per posterior update round
     lambda_: float = option(1.0, "training")  # ridge prior A = lambda_ I (RLlib's OnlineLinearRegression lambda_)
-    min_sample_timesteps_per_iteration: int = option(100, "training", bound="MAX_BATCH")  # env steps per train() (RLlib's)
+    min_sample_timesteps_per_iteration: int = option(
+        100, "training", bound="MAX_BATCH"
+    )  # env steps per train() (RLlib's)
 
-    def training(self, *,
-                 lambda_: float | NotProvidedType = NotProvided,
-                 min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lambda_: float | NotProvidedType = NotProvided,
+        min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -65,21 +70,25 @@ class BanditConfig(AlgorithmConfig):
         super().validate()
         self._check("lambda_", self.lambda_ > 0, "must be > 0 (the ridge prior's precision)")
         self._check("min_sample_timesteps_per_iteration", self.min_sample_timesteps_per_iteration >= 1, "must be >= 1")
-        self._check("observation_filter", self.observation_filter == "NoFilter",
-                    "must be 'NoFilter' for bandits: a moving normalization would change the features the "
-                    "linear posterior has already absorbed")
+        self._check(
+            "observation_filter",
+            self.observation_filter == "NoFilter",
+            "must be 'NoFilter' for bandits: a moving normalization would change the features the "
+            "linear posterior has already absorbed",
+        )
         self._check("policies", self.policies is None, "must be None: LinUCB and LinTS are single-agent")
-        self._check("lr_schedule", self.lr_schedule is None,
-                    "must be None: LinUCB and LinTS learn by closed-form updates (no learning rate)")
+        self._check(
+            "lr_schedule",
+            self.lr_schedule is None,
+            "must be None: LinUCB and LinTS learn by closed-form updates (no learning rate)",
+        )
 
 
 @dataclass
 class LinUCBConfig(BanditConfig):
     alpha: float = option(1.0, "training")  # the width of the confidence bound (RLlib's and Li et al.'s alpha)
 
-    def training(self, *,
-                 alpha: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(self, *, alpha: float | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
         """The options declared above; the others go to BanditConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -94,16 +103,17 @@ class LinTSConfig(BanditConfig):
     # too cautious in practice, so the default samples the plain ridge posterior (v = 1), as RLlib does
     posterior_scale: float = option(1.0, "training")
 
-    def training(self, *,
-                 posterior_scale: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(self, *, posterior_scale: float | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
         """The options declared above; the others go to BanditConfig.training()."""
         return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
-        self._check("posterior_scale", math.isfinite(self.posterior_scale) and self.posterior_scale >= 0,
-                    "must be >= 0 (0: greedy)")
+        self._check(
+            "posterior_scale",
+            math.isfinite(self.posterior_scale) and self.posterior_scale >= 0,
+            "must be >= 0 (0: greedy)",
+        )
 
 
 class LinearPosterior(torch.nn.Module):
@@ -138,19 +148,32 @@ class LinearBanditPolicy(TrainablePolicy):
     model: LinearPosterior
     output_names = ("expected_reward", "value")  # ONNX: greedy expected reward per arm, and its max
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict | None = None,
-                 observation_filter: str = "NoFilter", seed: int | None = None, *, exploration: str = "ucb",
-                 alpha: float = 1.0, posterior_scale: float = 1.0, lambda_: float = 1.0):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict | None = None,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+        *,
+        exploration: str = "ucb",
+        alpha: float = 1.0,
+        posterior_scale: float = 1.0,
+        lambda_: float = 1.0,
+    ):
         if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(f"LinUCB and LinTS choose among discrete arms: the action space must be Discrete, "
-                              f"got {action_space}.")
+            raise ConfigError(
+                f"LinUCB and LinTS choose among discrete arms: the action space must be Discrete, got {action_space}."
+            )
         super().__init__(observation_space, action_space, observation_filter, seed)
         inner = observation_space["observation"] if is_masked_space(observation_space) else observation_space
         k = int(action_space.n)
         shape = tuple(getattr(inner, "shape", None) or ())
         if not isinstance(inner, gym.spaces.Box) or len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != k):
-            raise ConfigError(f"LinUCB and LinTS need a Box context of shape [d] (one posterior per arm) or "
-                              f"[num_arms={k}, d] (per-arm features, one shared posterior); got {inner}.")
+            raise ConfigError(
+                f"LinUCB and LinTS need a Box context of shape [d] (one posterior per arm) or "
+                f"[num_arms={k}, d] (per-arm features, one shared posterior); got {inner}."
+            )
         if exploration not in ("ucb", "thompson"):
             raise ConfigError(f"Unknown bandit exploration {exploration!r}: 'ucb' (LinUCB) or 'thompson' (LinTS).")
         self.num_arms, self.dim = k, shape[-1]
@@ -244,17 +267,37 @@ class LinearBandit(Algorithm):
     data_mode = "none"  # its own loop: no logged data in or out
     config: BanditConfig
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> TrainablePolicy:
+    def make_policy(
+        self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
+    ) -> TrainablePolicy:
         assert isinstance(config, BanditConfig)
-        return LinearBanditPolicy(observation_space, action_space, config.model_config, config.observation_filter,
-                                  seed, exploration=self.exploration, alpha=getattr(config, "alpha", 0.0),
-                                  posterior_scale=getattr(config, "posterior_scale", 0.0), lambda_=config.lambda_)
+        return LinearBanditPolicy(
+            observation_space,
+            action_space,
+            config.model_config,
+            config.observation_filter,
+            seed,
+            exploration=self.exploration,
+            alpha=getattr(config, "alpha", 0.0),
+            posterior_scale=getattr(config, "posterior_scale", 0.0),
+            lambda_=config.lambda_,
+        )
 
     def setup(self) -> None:
         self.cumulative_regret = 0.0  # lifetime sum of info["regret"]
         self.regret_steps = 0  # lifetime steps whose info had a regret
+        self.register_state("bandit", self._regret_state, self._set_regret_state)
         self._reset_envs(_seed_for(self.config.seed, 5, 0))
+
+    def _regret_state(self) -> dict[str, np.ndarray]:
+        return {
+            "cumulative_regret": np.array([self.cumulative_regret]),
+            "regret_steps": np.array([self.regret_steps], np.int64),
+        }
+
+    def _set_regret_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.cumulative_regret = float(arrays["cumulative_regret"][0])
+        self.regret_steps = int(arrays["regret_steps"][0])
 
     def _reset_envs(self, seed: int | None) -> None:
         self._obs, _ = self.env.reset(seed=seed)
@@ -272,8 +315,10 @@ class LinearBandit(Algorithm):
             self._obs, rewards, terminated, truncated, info = env.step(actions)
             valid = ~self._pending  # a pending copy only reset: its action was ignored
             if not (np.isfinite(rewards).all() and np.isfinite(x).all()):  # NaN would poison the posterior for good
-                raise EnvError(f"Env {self.env_name!r} gave a non-finite context or reward (rewards {rewards}); "
-                               f"LinUCB and LinTS cannot learn from NaN/inf.")
+                raise EnvError(
+                    f"Env {self.env_name!r} gave a non-finite context or reward (rewards {rewards}); "
+                    f"LinUCB and LinTS cannot learn from NaN/inf."
+                )
             policy.update(x[valid], actions[valid], rewards[valid])
             updates += int(valid.sum())
             reward_sum += float(rewards[valid].sum())
@@ -297,25 +342,16 @@ class LinearBandit(Algorithm):
         self.regret_steps += regret_steps
         out = {"mean_reward_this_iter": reward_sum / max(updates, 1), "num_updates": float(updates)}
         if regret_steps:
-            out.update(cumulative_regret=self.cumulative_regret, regret_this_iter=regret,
-                       regret_per_step_this_iter=regret / regret_steps)
+            out.update(
+                cumulative_regret=self.cumulative_regret,
+                regret_this_iter=regret,
+                regret_per_step_this_iter=regret / regret_steps,
+            )
         return out
 
     # -- checkpoints --------------------------------------------------------------------------
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        arrays = super()._state_arrays()
-        arrays["bandit"] = {"cumulative_regret": np.array([self.cumulative_regret]),
-                            "regret_steps": np.array([self.regret_steps], np.int64)}
-        return arrays
-
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         super()._restore(meta, arrays)
-        try:
-            self.cumulative_regret = float(arrays["bandit"]["cumulative_regret"][0])
-            self.regret_steps = int(arrays["bandit"]["regret_steps"][0])
-        except (KeyError, IndexError) as exc:
-            raise CheckpointError(f"Checkpoint does not match this {type(self).__name__}: it lacks the bandit's "
-                                  f"regret counters ({exc}).") from exc
         # env state is not saved: fresh contexts, reproducibly for this iteration
         self._reset_envs(_seed_for(self.config.seed, 5, self.iteration))
 

@@ -42,15 +42,21 @@ def check_data_mode(algo: Algorithm) -> None:
     name, cfg = type(algo).__name__, algo.config
     offline = "BC, MARWIL or CQL"
     if cfg.input_ is not None and algo.data_mode != "offline":
-        raise ConfigError(f"{name} learns by sampling its env, not from logged data (input_): to learn from "
-                          f"logged episodes use {offline}.")
+        raise ConfigError(
+            f"{name} learns by sampling its env, not from logged data (input_): to learn from "
+            f"logged episodes use {offline}."
+        )
     if cfg.input_ is None and algo.data_mode == "offline" and (cfg.env is None or limits.current_source() is None):
-        raise ConfigError(f"{name} learns from logged data: set .offline_data(input_=DIR) (a directory or files "
-                          f"of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout CKPT "
-                          f"--output DIR`); an env, if given, is only for evaluation.")
+        raise ConfigError(
+            f"{name} learns from logged data: set .offline_data(input_=DIR) (a directory or files "
+            f"of Parquet rows recorded with .offline_data(output=DIR) or `rlarena rollout CKPT "
+            f"--output DIR`); an env, if given, is only for evaluation."
+        )
     if cfg.output is not None and algo.data_mode != "sample":
-        raise ConfigError(f"{name} does not record its experience (output): record with PPO, A2C, DQN, SAC, "
-                          f"TD3 or DDPG, or play a checkpoint with `rlarena rollout CKPT --output DIR`.")
+        raise ConfigError(
+            f"{name} does not record its experience (output): record with PPO, A2C, DQN, SAC, "
+            f"TD3 or DDPG, or play a checkpoint with `rlarena rollout CKPT --output DIR`."
+        )
 
 
 def setup_data(algo: Algorithm) -> None:
@@ -69,31 +75,42 @@ def setup_env(algo: Algorithm) -> None:
     episode_hooks = algo.callbacks is not None and algo.callbacks.wants_episode_hooks
     probe = make_multi_agent_env(config.env, config.env_config, single_agent_too=episode_hooks)
     algo.is_multi_agent = probe is not None
-    if config.samples_elsewhere and algo.callbacks is not None and any(
+    if (
+        config.samples_elsewhere
+        and algo.callbacks is not None
+        and any(
             getattr(type(algo.callbacks), hook) is not getattr(Callbacks, hook)
-            for hook in ("on_episode_start", "on_episode_step")):
+            for hook in ("on_episode_start", "on_episode_step")
+        )
+    ):
         if probe is not None:
             probe.close()
-        what = (f"num_env_runners={config.num_env_runners}" if config.num_env_runners > 0 else "sample_async=True")
-        raise ConfigError(f"{what}: {type(algo.callbacks).__name__} overrides on_episode_start or "
-                          f"on_episode_step, which run beside the env, in this process only. With runners "
-                          f"elsewhere, on_episode_end is called here with each finished episode; move the work "
-                          f"there, or set num_env_runners=0 and sample_async=False.")
+        what = f"num_env_runners={config.num_env_runners}" if config.num_env_runners > 0 else "sample_async=True"
+        raise ConfigError(
+            f"{what}: {type(algo.callbacks).__name__} overrides on_episode_start or "
+            f"on_episode_step, which run beside the env, in this process only. With runners "
+            f"elsewhere, on_episode_end is called here with each finished episode; move the work "
+            f"there, or set num_env_runners=0 and sample_async=False."
+        )
     if probe is not None:
         setup_multi_agent(algo, probe)
         return
     if config.policies is not None:
-        raise ConfigError(f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
-                          f"PettingZoo env); {algo.env_name!r} is a single-agent Gymnasium env.")
+        raise ConfigError(
+            f".multi_agent(policies=...) needs a multi-agent env (a rlarena.MultiAgentEnv or a "
+            f"PettingZoo env); {algo.env_name!r} is a single-agent Gymnasium env."
+        )
 
     # this process is worker 0 (RLlib's local worker); runners elsewhere are 1..N. With runners
     # elsewhere, one in-process env gives the spaces and the local runner (which never samples)
     def add_policy(observation_space: Any, action_space: Any) -> Policy:
-        return add_policy_object(algo, DEFAULT_POLICY_ID, PolicySpec(observation_space=observation_space,
-                                                                     action_space=action_space))
+        return add_policy_object(
+            algo, DEFAULT_POLICY_ID, PolicySpec(observation_space=observation_space, action_space=action_space)
+        )
 
-    algo.runner = make_env_runner(config, add_policy, seed_for(config.seed, 2), algo.env_name,
-                                  num_envs=1 if config.samples_elsewhere else None)
+    algo.runner = make_env_runner(
+        config, add_policy, seed_for(config.seed, 2), algo.env_name, num_envs=1 if config.samples_elsewhere else None
+    )
     algo.env = algo.runner.env
     algo.policies_to_train = [DEFAULT_POLICY_ID]
 
@@ -103,8 +120,10 @@ def setup_offline(algo: Algorithm) -> None:
     evaluation), else the data's (the files' metadata)."""
     cfg = algo.config
     if cfg.policies is not None:
-        raise ConfigError("Offline training (.offline_data(input_=...)) trains one policy; leave .multi_agent() "
-                          "out (rows of several agents train that one policy).")
+        raise ConfigError(
+            "Offline training (.offline_data(input_=...)) trains one policy; leave .multi_agent() "
+            "out (rows of several agents train that one policy)."
+        )
     obs_space = act_space = None
     if cfg.env is not None:
         probe = make_multi_agent_env(cfg.env, cfg.env_config)
@@ -115,6 +134,7 @@ def setup_offline(algo: Algorithm) -> None:
         env.close()
     if cfg.input_ is not None:
         from rlarena.offline import OfflineData
+
         algo.offline_data = OfflineData(cfg.input_, obs_space, act_space)
         obs_space, act_space = algo.offline_data.observation_space, algo.offline_data.action_space
     algo.is_multi_agent = False
@@ -130,13 +150,24 @@ def setup_multi_agent(algo: Algorithm, probe: Any) -> None:
     algo.episode_stats = MultiAgentEpisodeStats()
     for pid, spec in (cfg.policies or {DEFAULT_POLICY_ID: PolicySpec()}).items():
         add_policy_object(algo, pid, spec)
-    algo.policies_to_train = list(cfg.policies_to_train if cfg.policies_to_train is not None
-                                  else [p for p, pol in algo.policies.items() if isinstance(pol, TrainablePolicy)])
+    algo.policies_to_train = list(
+        cfg.policies_to_train
+        if cfg.policies_to_train is not None
+        else [p for p, pol in algo.policies.items() if isinstance(pol, TrainablePolicy)]
+    )
     # with runners elsewhere this process's runner never samples: the probe env is enough
-    algo.runner = make_multi_agent_env_runner(cfg, algo.policies, algo.mapping_fn, algo.policies_to_train,
-                                              seed_for(cfg.seed, 2), algo.env_name, first_env=probe,
-                                              num_envs=1 if cfg.samples_elsewhere else None,
-                                              callbacks=algo.callbacks, algorithm=algo)
+    algo.runner = make_multi_agent_env_runner(
+        cfg,
+        algo.policies,
+        algo.mapping_fn,
+        algo.policies_to_train,
+        seed_for(cfg.seed, 2),
+        algo.env_name,
+        first_env=probe,
+        num_envs=1 if cfg.samples_elsewhere else None,
+        callbacks=algo.callbacks,
+        algorithm=algo,
+    )
 
 
 def add_policy_object(algo: Algorithm, pid: str, spec: PolicySpec) -> Policy:
@@ -155,8 +186,15 @@ def add_policy_object(algo: Algorithm, pid: str, spec: PolicySpec) -> Policy:
     seed = seed_for(algo.config.seed, 1, len(algo.policies))
     if spec.observation_space is None or spec.action_space is None:
         raise ConfigError(f"Policy {pid!r} has no observation or action space: give the PolicySpec both.")
-    policy = build_policy(spec, spec.observation_space, spec.action_space, cfg.model_config,
-                          cfg.observation_filter, seed, lambda o, a: algo.make_policy(o, a, cfg, seed))
+    policy = build_policy(
+        spec,
+        spec.observation_space,
+        spec.action_space,
+        cfg.model_config,
+        cfg.observation_filter,
+        seed,
+        lambda o, a: algo.make_policy(o, a, cfg, seed),
+    )
     algo.policies[pid], algo.policy_configs[pid] = policy, cfg
     if algo.is_multi_agent:
         algo.config.policies = {**(algo.config.policies or {}), pid: spec}
@@ -170,9 +208,18 @@ def multi_agent_runner(algo: Algorithm, what: str) -> MultiAgentEnvRunner:
     return algo.runner
 
 
-def add_policy(algo: Algorithm, policy_id: str, policy_cls: type[Policy] | None, *,
-               policy_state: dict[str, np.ndarray] | None, observation_space: Any, action_space: Any,
-               config: dict[str, Any] | None, policy_mapping_fn: Any, policies_to_train: list[str] | None) -> Policy:
+def add_policy(
+    algo: Algorithm,
+    policy_id: str,
+    policy_cls: type[Policy] | None,
+    *,
+    policy_state: dict[str, np.ndarray] | None,
+    observation_space: Any,
+    action_space: Any,
+    config: dict[str, Any] | None,
+    policy_mapping_fn: Any,
+    policies_to_train: list[str] | None,
+) -> Policy:
     multi_agent_runner(algo, "add_policy")
     if policy_id in algo.policies:
         raise ConfigError(f"A policy {policy_id!r} exists already; remove_policy() it first or pick another id.")
@@ -181,15 +228,16 @@ def add_policy(algo: Algorithm, policy_id: str, policy_cls: type[Policy] | None,
     first = next(iter(algo.policies.values()))
     if observation_space is None or action_space is None:
         try:
-            observation_space, action_space = policy_spaces(policy_id, PolicySpec(None, observation_space,
-                                                                                  action_space),
-                                                            algo._probe_env, algo.mapping_fn)
+            observation_space, action_space = policy_spaces(
+                policy_id, PolicySpec(None, observation_space, action_space), algo._probe_env, algo.mapping_fn
+            )
         except ConfigError:
             observation_space = observation_space or first.observation_space
             action_space = action_space or first.action_space
     trust_built([policy_cls])  # as a class a config built here holds (rlarena.refs)
-    policy = add_policy_object(algo, policy_id, PolicySpec(policy_cls, observation_space, action_space,
-                                                           dict(config or {})))
+    policy = add_policy_object(
+        algo, policy_id, PolicySpec(policy_cls, observation_space, action_space, dict(config or {}))
+    )
     if policy_state is not None:
         policy.set_state(policy_state)
     if policies_to_train is not None:
@@ -199,8 +247,9 @@ def add_policy(algo: Algorithm, policy_id: str, policy_cls: type[Policy] | None,
     return policy
 
 
-def remove_policy(algo: Algorithm, policy_id: str, *, policy_mapping_fn: Any,
-                  policies_to_train: list[str] | None) -> None:
+def remove_policy(
+    algo: Algorithm, policy_id: str, *, policy_mapping_fn: Any, policies_to_train: list[str] | None
+) -> None:
     runner = multi_agent_runner(algo, "remove_policy")
     algo.get_policy(policy_id)
     if policy_mapping_fn is not None:
@@ -208,9 +257,11 @@ def remove_policy(algo: Algorithm, policy_id: str, *, policy_mapping_fn: Any,
     for store in (algo.policies, algo.policy_configs, algo.config.policies or {}):
         store.pop(policy_id, None)
     algo.learners.pop(policy_id, None)  # its optimizers, targets, replay buffer and counters
-    set_policies_to_train(algo, policies_to_train if policies_to_train is not None
-                          else [p for p in algo.policies_to_train if p != policy_id],
-                          remember=policies_to_train is not None or algo.config.policies_to_train is not None)
+    set_policies_to_train(
+        algo,
+        policies_to_train if policies_to_train is not None else [p for p in algo.policies_to_train if p != policy_id],
+        remember=policies_to_train is not None or algo.config.policies_to_train is not None,
+    )
     runner.forget_policy(policy_id)  # runners elsewhere get the new policy set before their next fragment
 
 

@@ -46,8 +46,9 @@ def _objects_in(value: Any) -> list[Any]:
     return [value]
 
 
-def saved_config(config_class: type[AlgorithmConfig], meta: dict[str, Any], trust: Trust,
-                 replaced: set[str]) -> AlgorithmConfig:
+def saved_config(
+    config_class: type[AlgorithmConfig], meta: dict[str, Any], trust: Trust, replaced: set[str]
+) -> AlgorithmConfig:
     """The config a checkpoint or Hub package saved: meta["config"] read with `trust`, each policy
     given the spaces it was built with (meta["policies"]; added policies too). The options in
     `replaced` are left out: the caller sets them, so they are neither read nor resolved."""
@@ -64,14 +65,20 @@ def saved_config(config_class: type[AlgorithmConfig], meta: dict[str, Any], trus
 def metadata(algo: Algorithm, state: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint holds beside its arrays: the algorithm's name, the config, the counters, the
     episode window, the RNG states and every policy's class and spaces (from algo.get_state())."""
-    return {"algorithm": type(algo).__name__, "rlarena_version": __version__,
-            "config": algo.config.to_dict(),
-            **{k: state[k] for k in ("counters", "episode_window", "rng")},
-            "policies": {pid: {"policy_class": None if spec["policy_class"] is None
-                               else ref_to_json(spec["policy_class"]),
-                               "observation_space": space_to_json(spec["observation_space"]),
-                               "action_space": space_to_json(spec["action_space"])}
-                         for pid, spec in state["policies"].items()}}
+    return {
+        "algorithm": type(algo).__name__,
+        "rlarena_version": __version__,
+        "config": algo.config.to_dict(),
+        **{k: state[k] for k in ("counters", "episode_window", "rng")},
+        "policies": {
+            pid: {
+                "policy_class": None if spec["policy_class"] is None else ref_to_json(spec["policy_class"]),
+                "observation_space": space_to_json(spec["observation_space"]),
+                "action_space": space_to_json(spec["action_space"]),
+            }
+            for pid, spec in state["policies"].items()
+        },
+    }
 
 
 @dataclass
@@ -87,19 +94,28 @@ class Loaded:
     bounded: bool  # whether the networks it builds are bounded (the caller did not pass `model`)
 
 
-def load(path: str | Path, env: EnvSpec | None = None, config_overrides: dict[str, Any] | None = None,
-         trusted_modules: Iterable[str] | str | None = None, trust: Trust | None = None) -> Loaded:
+def load(
+    path: str | Path,
+    env: EnvSpec | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    trusted_modules: Iterable[str] | str | None = None,
+    trust: Trust | None = None,
+) -> Loaded:
     """Read the checkpoint at `path` and its config (see Algorithm.from_checkpoint for the arguments)."""
     overrides = dict(config_overrides or {})
     base = trust or Trust()
     modules = [trusted_modules] if isinstance(trusted_modules, str) else list(trusted_modules or ())
-    trust = Trust.create([*base.modules, *modules], [*base.objects.values(), *_objects_in([env, overrides])],
-                         source=f"checkpoint {str(path)!r}")
+    trust = Trust.create(
+        [*base.modules, *modules],
+        [*base.objects.values(), *_objects_in([env, overrides])],
+        source=f"checkpoint {str(path)!r}",
+    )
     meta, arrays = read_checkpoint(path)
     missing = [k for k in ("algorithm", "config", "counters", "episode_window", "rng") if k not in meta]
     if missing or not isinstance(meta["config"], dict):
-        raise CheckpointError(f"Checkpoint {str(path)!r} is corrupted: its metadata lacks "
-                              f"{', '.join(missing) or 'a valid config'}.")
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is corrupted: its metadata lacks {', '.join(missing) or 'a valid config'}."
+        )
     try:
         algo_cls = get_algorithm_class(meta["algorithm"])
     except ConfigError as exc:
@@ -115,10 +131,12 @@ def load(path: str | Path, env: EnvSpec | None = None, config_overrides: dict[st
         config.env = env
     config.update_from_dict(overrides)
     if config.env is None and config.input_ is None and algo_cls.data_mode == "offline":
-        raise CheckpointError(f"Checkpoint {str(path)!r} holds a {algo_cls.__name__} agent trained on logged data "
-                              f"without an env, and a checkpoint does not choose what is read: pass the data "
-                              f"(config_overrides={{'input_': DIR}}) to continue training, or an env to play it "
-                              f"in (env=...).")
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} holds a {algo_cls.__name__} agent trained on logged data "
+            f"without an env, and a checkpoint does not choose what is read: pass the data "
+            f"(config_overrides={{'input_': DIR}}) to continue training, or an env to play it "
+            f"in (env=...)."
+        )
     try:
         config.validate()
     except ConfigError as exc:  # a value edited into the file (or a bad override): say where it came from
@@ -132,13 +150,17 @@ def read_own(algo: Algorithm, path: str | Path) -> tuple[dict[str, Any], dict[st
     meta, arrays = read_checkpoint(path)
     where, name = f"Checkpoint {str(path)!r}", type(algo).__name__
     if meta.get("algorithm") != name:
-        raise CheckpointError(f"{where} holds a {meta.get('algorithm')} checkpoint; this is a {name}. "
-                              f"Load it with Algorithm.from_checkpoint().")
+        raise CheckpointError(
+            f"{where} holds a {meta.get('algorithm')} checkpoint; this is a {name}. "
+            f"Load it with Algorithm.from_checkpoint()."
+        )
     policies = meta.get("policies")
     saved: dict[str, Any] = policies if isinstance(policies, dict) else {}
     if set(saved) != set(algo.policies):
-        raise CheckpointError(f"{where} holds policies {sorted(saved)}; this algorithm has {sorted(algo.policies)}. "
-                              f"Load it with Algorithm.from_checkpoint().")
+        raise CheckpointError(
+            f"{where} holds policies {sorted(saved)}; this algorithm has {sorted(algo.policies)}. "
+            f"Load it with Algorithm.from_checkpoint()."
+        )
     return meta, arrays
 
 
@@ -173,41 +195,62 @@ def state_arrays(algo: Algorithm) -> dict[str, dict[str, np.ndarray]]:
             arrays[f"policy.{pid}"] = state
     for learner in algo.learners.values():
         arrays.update(learner.get_state())
+    for group, (get, _) in algo._states.items():
+        arrays[group] = get()
     return arrays
 
 
 def get_state(algo: Algorithm) -> dict[str, Any]:
     """Algorithm.get_state(): counters, the episode window, the policies (class, spaces), the policies
     in training, the RNG states, and the arrays (Algorithm._state_arrays)."""
-    return {"counters": {"iteration": algo.iteration,
-                         "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
-                         "time_total_s": algo.time_total_s, "num_evaluations": algo.num_evaluations,
-                         "num_episodes_lifetime": algo.episode_stats.lifetime},
-            "episode_window": list(algo.episode_stats.window),
-            "policies": {pid: {"policy_class": None if isinstance(p, algo.policy_class) else type(p),
-                               "observation_space": p.observation_space, "action_space": p.action_space}
-                         for pid, p in algo.policies.items()},
-            "policies_to_train": list(algo.policies_to_train),
-            "rng": {"algorithm": algo.rng.bit_generator.state,
-                    "policies": {pid: p.rng.bit_generator.state for pid, p in algo.policies.items()
-                                 if isinstance(p, TrainablePolicy)}},
-            "arrays": algo._state_arrays()}
+    return {
+        "counters": {
+            "iteration": algo.iteration,
+            "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
+            "time_total_s": algo.time_total_s,
+            "num_evaluations": algo.num_evaluations,
+            "num_episodes_lifetime": algo.episode_stats.lifetime,
+        },
+        "episode_window": list(algo.episode_stats.window),
+        "policies": {
+            pid: {
+                "policy_class": None if isinstance(p, algo.policy_class) else type(p),
+                "observation_space": p.observation_space,
+                "action_space": p.action_space,
+            }
+            for pid, p in algo.policies.items()
+        },
+        "policies_to_train": list(algo.policies_to_train),
+        "rng": {
+            "algorithm": algo.rng.bit_generator.state,
+            "policies": {
+                pid: p.rng.bit_generator.state for pid, p in algo.policies.items() if isinstance(p, TrainablePolicy)
+            },
+        },
+        "arrays": algo._state_arrays(),
+    }
 
 
 def set_state(algo: Algorithm, state: dict[str, Any]) -> None:
     """Algorithm.set_state(): the league put back as it was (policies added since removed, removed ones
     built again), then Algorithm._restore."""
     if not isinstance(state, dict) or not {"counters", "policies", "arrays", "rng"} <= set(state):
-        raise ConfigError(f"set_state() takes what {type(algo).__name__}.get_state() returned (a dict with "
-                          f"counters, policies, arrays and rng), got {type(state).__name__}.")
+        raise ConfigError(
+            f"set_state() takes what {type(algo).__name__}.get_state() returned (a dict with "
+            f"counters, policies, arrays and rng), got {type(state).__name__}."
+        )
     policies = state["policies"]
     if algo.is_multi_agent:
         for pid in [p for p in algo.policies if p not in policies]:
             algo.remove_policy(pid)
         for pid, spec in policies.items():
             if pid not in algo.policies:
-                algo.add_policy(pid, spec["policy_class"], observation_space=spec["observation_space"],
-                                action_space=spec["action_space"])
+                algo.add_policy(
+                    pid,
+                    spec["policy_class"],
+                    observation_space=spec["observation_space"],
+                    action_space=spec["action_space"],
+                )
         if "policies_to_train" in state:
             algo.set_policies_to_train(state["policies_to_train"], remember=algo.config.policies_to_train is not None)
     algo._restore(state, state["arrays"])
@@ -221,11 +264,15 @@ def restore(algo: Algorithm, meta: dict[str, Any], arrays: dict[str, dict[str, n
             if f"policy.{pid}" in arrays or isinstance(policy, TrainablePolicy):
                 policy.set_state(arrays[f"policy.{pid}"])
         algo._restore_learners(arrays, algo.restore_missing_ok)
+        for group, (_, set_) in algo._states.items():
+            set_(arrays[group])
         torch.set_rng_state(torch.from_numpy(arrays["rng"]["torch"].copy()))
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
         detail = " ".join(str(exc).split())  # torch's state_dict errors span lines: keep the error one line
-        raise CheckpointError(f"Checkpoint does not match this {type(algo).__name__} ({type(exc).__name__}: "
-                              f"{detail}). Was it saved with a different model or algorithm?") from exc
+        raise CheckpointError(
+            f"Checkpoint does not match this {type(algo).__name__} ({type(exc).__name__}: "
+            f"{detail}). Was it saved with a different model or algorithm?"
+        ) from exc
     restore_counters(algo, meta)
     # this process's runner from seed_for(seed, 2, iteration), runner i elsewhere from (..., i)
     algo.env_runner_group.reset(lambda i: seed_for(algo.config.seed, 2, algo.iteration, *((i,) if i else ())))

@@ -110,19 +110,33 @@ class AlgorithmConfig:
     env: EnvSpec | None = option(None, "environment")  # Gymnasium id, registered name, Env class or fn(env_config)
     env_config: dict = option({}, "environment")  # kwargs for the env creator / gymnasium.make
     # .env_runners()
-    num_env_runners: int = option(0, "env_runners", role="how many")  # 0: sample in this process; N: N Ray actors (rlarena.rollout.ray_runners)
-    num_cpus_per_env_runner: float = option(1.0, "env_runners", role="how many")  # Ray's CPU request per remote env runner (RLlib's)
-    num_envs_per_env_runner: int = option(8, "env_runners", bound="MAX_ENVS")  # SB3 defaults to 1; vectorizing is the point here
-    rollout_fragment_length: Literal["auto"] | int = option("auto", "env_runners", bound="MAX_BATCH")  # "auto": per family (fragment_length)
-    vectorization_mode: str = option("auto", "env_runners", role="how many")  # auto | sync | subproc | async | vector_entry_point
+    num_env_runners: int = option(
+        0, "env_runners", role="how many"
+    )  # 0: sample in this process; N: N Ray actors (rlarena.rollout.ray_runners)
+    num_cpus_per_env_runner: float = option(
+        1.0, "env_runners", role="how many"
+    )  # Ray's CPU request per remote env runner (RLlib's)
+    num_envs_per_env_runner: int = option(
+        8, "env_runners", bound="MAX_ENVS"
+    )  # SB3 defaults to 1; vectorizing is the point here
+    rollout_fragment_length: Literal["auto"] | int = option(
+        "auto", "env_runners", bound="MAX_BATCH"
+    )  # "auto": per family (fragment_length)
+    vectorization_mode: str = option(
+        "auto", "env_runners", role="how many"
+    )  # auto | sync | subproc | async | vector_entry_point
     num_env_workers: int = option(2, "env_runners", role="how many")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
-    sample_timeout_s: float | None = option(60.0, "env_runners", role="how many")  # a remote runner's fragment later than this: failed
+    sample_timeout_s: float | None = option(
+        60.0, "env_runners", role="how many"
+    )  # a remote runner's fragment later than this: failed
     # sample while the learner updates (rlarena.rollout.async_sampling): in num_sampling_processes local
     # worker processes, or on the num_env_runners Ray actors when > 0; IMPALA and APPO default to True
     sample_async: bool = option(False, "env_runners")
     num_sampling_processes: int = option(1, "env_runners", role="how many")  # local worker processes with sample_async
-    max_requests_in_flight_per_env_runner: int = option(1, "env_runners", role="how many")  # fragments a runner samples ahead (RLlib's)
+    max_requests_in_flight_per_env_runner: int = option(
+        1, "env_runners", role="how many"
+    )  # fragments a runner samples ahead (RLlib's)
     # .training() (shared by all algorithms; RLlib's AlgorithmConfig defaults, algorithms redeclare theirs)
     lr: float = option(1e-3, "training")
     lr_schedule: list | None = option(None, "training")  # [[env_step, lr], ...], linearly interpolated
@@ -135,22 +149,36 @@ class AlgorithmConfig:
     evaluation_duration: int = option(10, "evaluation", bound="MAX_EPISODES")  # episodes per evaluation
     evaluation_num_envs: int = option(0, "evaluation", bound="MAX_ENVS")  # 0: min(duration, 10)
     evaluation_explore: bool = option(False, "evaluation")  # greedy actions unless True
-    evaluation_num_env_runners: int = option(0, "evaluation", role="how many")  # 0: evaluate in this process; M: M Ray actors
-    evaluation_parallel_to_training: bool = option(False, "evaluation", role="how many")  # evaluate while the training step runs
+    evaluation_num_env_runners: int = option(
+        0, "evaluation", role="how many"
+    )  # 0: evaluate in this process; M: M Ray actors
+    evaluation_parallel_to_training: bool = option(
+        False, "evaluation", role="how many"
+    )  # evaluate while the training step runs
     # .multi_agent()
     policies: dict | None = option(None, "multi_agent")  # policy id -> PolicySpec; None: one shared policy
     policy_mapping_fn: Any = option(None, "multi_agent")  # fn(agent_id, episode, **kw) -> policy id
     policies_to_train: list | None = option(None, "multi_agent")  # None: every trainable policy
-    off_policy_estimation_methods: dict = option({}, "evaluation")  # RLlib's: {"is": {"type": "ImportanceSampling"}, ...}
+    off_policy_estimation_methods: dict = option(
+        {}, "evaluation"
+    )  # RLlib's: {"is": {"type": "ImportanceSampling"}, ...}
     # .offline_data() (RLlib's names)
-    input_: str | list[str] | None = option(None, "offline_data", role="where")  # logged episodes (dir, file, glob or list) to train on
-    output: str | None = option(None, "offline_data", role="where")  # a directory: every sampled step is written there as Parquet
-    output_max_file_size: int = option(64 * 2**20, "offline_data", role="where")  # bytes per file (whole episodes: may exceed it by one)
+    input_: str | list[str] | None = option(
+        None, "offline_data", role="where"
+    )  # logged episodes (dir, file, glob or list) to train on
+    output: str | None = option(
+        None, "offline_data", role="where"
+    )  # a directory: every sampled step is written there as Parquet
+    output_max_file_size: int = option(
+        64 * 2**20, "offline_data", role="where"
+    )  # bytes per file (whole episodes: may exceed it by one)
     # .fault_tolerance() (RLlib's names) for remote env runners; RLlib restarts by default, rlarena stops
     # with the runner's error unless asked (an env that raises on every episode would restart forever)
     restart_failed_env_runners: bool = option(False, "fault_tolerance", role="how many")  # a failed runner is replaced
     ignore_env_runner_failures: bool = option(False, "fault_tolerance", role="how many")  # a failed runner is dropped
-    max_num_env_runner_restarts: int = option(1000, "fault_tolerance", role="how many")  # restarts over the run, all runners
+    max_num_env_runner_restarts: int = option(
+        1000, "fault_tolerance", role="how many"
+    )  # restarts over the run, all runners
     delay_between_env_runner_restarts_s: float = option(60.0, "fault_tolerance", role="how many")  # after the failure
     # .callbacks()
     callbacks_class: type | None = option(None, "callbacks")  # a rlarena.Callbacks subclass
@@ -158,7 +186,9 @@ class AlgorithmConfig:
     seed: int | None = option(None, "debugging")
     # .resources()
     num_torch_threads: int = option(1, "resources", role="how many")  # 1 is fastest for small nets on CPU (benchmarks/)
-    ray_address: str | None = option(None, "resources", role="where")  # a Ray cluster to join; None: RAY_ADDRESS, else a private local Ray
+    ray_address: str | None = option(
+        None, "resources", role="where"
+    )  # a Ray cluster to join; None: RAY_ADDRESS, else a private local Ray
 
     # -- the fluent builder (RLlib's names) ---------------------------------------------------
     # Each method names its options with their types, so an IDE, mypy and a reader follow an option from
@@ -170,76 +200,99 @@ class AlgorithmConfig:
     # and passes the rest on with `super().training(**provided(locals()))` (provided: why locals()). A
     # class that only changes defaults (DDPGConfig, BCConfig) does not override: its base's method names
     # them, typed, and an override would hide the base's other typed options from a type checker.
-    def environment(self, env: EnvSpec | None | NotProvidedType = NotProvided, *,
-                    env_config: dict | NotProvidedType = NotProvided, **kwargs: Any) -> Self:
+    def environment(
+        self,
+        env: EnvSpec | None | NotProvidedType = NotProvided,
+        *,
+        env_config: dict | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """env: a Gymnasium id, a name from register_env, an Env class or a creator fn(env_config);
         env_config: kwargs for the env creator (or gymnasium.make)."""
         return self._set("environment", provided(locals()))
 
-    def env_runners(self, *,
-                    num_env_runners: int | NotProvidedType = NotProvided,
-                    num_cpus_per_env_runner: float | NotProvidedType = NotProvided,
-                    num_envs_per_env_runner: int | NotProvidedType = NotProvided,
-                    rollout_fragment_length: Literal["auto"] | int | NotProvidedType = NotProvided,
-                    vectorization_mode: str | NotProvidedType = NotProvided,
-                    num_env_workers: int | NotProvidedType = NotProvided,
-                    observation_filter: str | NotProvidedType = NotProvided,
-                    sample_timeout_s: float | None | NotProvidedType = NotProvided,
-                    sample_async: bool | NotProvidedType = NotProvided,
-                    num_sampling_processes: int | NotProvidedType = NotProvided,
-                    max_requests_in_flight_per_env_runner: int | NotProvidedType = NotProvided,
-                    **kwargs: Any) -> Self:
+    def env_runners(
+        self,
+        *,
+        num_env_runners: int | NotProvidedType = NotProvided,
+        num_cpus_per_env_runner: float | NotProvidedType = NotProvided,
+        num_envs_per_env_runner: int | NotProvidedType = NotProvided,
+        rollout_fragment_length: Literal["auto"] | int | NotProvidedType = NotProvided,
+        vectorization_mode: str | NotProvidedType = NotProvided,
+        num_env_workers: int | NotProvidedType = NotProvided,
+        observation_filter: str | NotProvidedType = NotProvided,
+        sample_timeout_s: float | None | NotProvidedType = NotProvided,
+        sample_async: bool | NotProvidedType = NotProvided,
+        num_sampling_processes: int | NotProvidedType = NotProvided,
+        max_requests_in_flight_per_env_runner: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """How and where env steps are sampled (each option's field says what it means)."""
         return self._set("env_runners", provided(locals()))
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 lr_schedule: list | None | NotProvidedType = NotProvided,
-                 gamma: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 model: dict | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        lr_schedule: list | None | NotProvidedType = NotProvided,
+        gamma: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        model: dict | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options every algorithm trains with; an algorithm's config adds its own."""
         return self._set("training", provided(locals()))
 
-    def evaluation(self, *,
-                   evaluation_interval: int | None | NotProvidedType = NotProvided,
-                   evaluation_duration: int | NotProvidedType = NotProvided,
-                   evaluation_num_envs: int | NotProvidedType = NotProvided,
-                   evaluation_explore: bool | NotProvidedType = NotProvided,
-                   evaluation_num_env_runners: int | NotProvidedType = NotProvided,
-                   evaluation_parallel_to_training: bool | NotProvidedType = NotProvided,
-                   off_policy_estimation_methods: dict | NotProvidedType = NotProvided,
-                   **kwargs: Any) -> Self:
+    def evaluation(
+        self,
+        *,
+        evaluation_interval: int | None | NotProvidedType = NotProvided,
+        evaluation_duration: int | NotProvidedType = NotProvided,
+        evaluation_num_envs: int | NotProvidedType = NotProvided,
+        evaluation_explore: bool | NotProvidedType = NotProvided,
+        evaluation_num_env_runners: int | NotProvidedType = NotProvided,
+        evaluation_parallel_to_training: bool | NotProvidedType = NotProvided,
+        off_policy_estimation_methods: dict | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         return self._set("evaluation", provided(locals()))
 
-    def offline_data(self, *,
-                     input_: str | list[str] | None | NotProvidedType = NotProvided,
-                     output: str | None | NotProvidedType = NotProvided,
-                     output_max_file_size: int | NotProvidedType = NotProvided,
-                     **kwargs: Any) -> Self:
+    def offline_data(
+        self,
+        *,
+        input_: str | list[str] | None | NotProvidedType = NotProvided,
+        output: str | None | NotProvidedType = NotProvided,
+        output_max_file_size: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """input_ (logged episodes to learn from instead of an env), output (record sampled steps),
         output_max_file_size. RLlib's `input` is read as input_ ("sampler": from the env)."""
         return self._set("offline_data", provided(locals()))
 
-    def fault_tolerance(self, *,
-                        restart_failed_env_runners: bool | NotProvidedType = NotProvided,
-                        ignore_env_runner_failures: bool | NotProvidedType = NotProvided,
-                        max_num_env_runner_restarts: int | NotProvidedType = NotProvided,
-                        delay_between_env_runner_restarts_s: float | NotProvidedType = NotProvided,
-                        **kwargs: Any) -> Self:
+    def fault_tolerance(
+        self,
+        *,
+        restart_failed_env_runners: bool | NotProvidedType = NotProvided,
+        ignore_env_runner_failures: bool | NotProvidedType = NotProvided,
+        max_num_env_runner_restarts: int | NotProvidedType = NotProvided,
+        delay_between_env_runner_restarts_s: float | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """What a failed remote env runner costs: restart_failed_env_runners (replace it, with the same
         worker index and the latest weights), ignore_env_runner_failures (go on without it),
         max_num_env_runner_restarts, delay_between_env_runner_restarts_s. Neither set: training stops
         with the runner's error."""
         return self._set("fault_tolerance", provided(locals()))
 
-    def multi_agent(self, *,
-                    policies: dict | Collection[str] | None | NotProvidedType = NotProvided,
-                    policy_mapping_fn: Callable[..., Any] | None | NotProvidedType = NotProvided,
-                    policies_to_train: list | None | NotProvidedType = NotProvided,
-                    **kwargs: Any) -> Self:
+    def multi_agent(
+        self,
+        *,
+        policies: dict | Collection[str] | None | NotProvidedType = NotProvided,
+        policy_mapping_fn: Callable[..., Any] | None | NotProvidedType = NotProvided,
+        policies_to_train: list | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """policies={id: PolicySpec(...)} (or a list of ids; None: one shared policy), policy_mapping_fn,
         policies_to_train."""
         options = provided(locals())
@@ -251,8 +304,10 @@ class AlgorithmConfig:
         """callbacks_class: a subclass of rlarena.Callbacks (None: no callbacks)."""
         options = provided(locals())
         from rlarena.callbacks import Callbacks
-        if options.get("callbacks_class") is not None and not (isinstance(callbacks_class, type)
-                                                               and issubclass(callbacks_class, Callbacks)):
+
+        if options.get("callbacks_class") is not None and not (
+            isinstance(callbacks_class, type) and issubclass(callbacks_class, Callbacks)
+        ):
             raise ConfigError(f"callbacks() takes a subclass of rlarena.Callbacks, got {callbacks_class!r}.")
         return self._set("callbacks", options)
 
@@ -260,10 +315,13 @@ class AlgorithmConfig:
         """seed; RLlib's log_level is accepted and ignored (a notice says so)."""
         return self._set("debugging", provided(locals()))
 
-    def resources(self, *,
-                  num_torch_threads: int | NotProvidedType = NotProvided,
-                  ray_address: str | None | NotProvidedType = NotProvided,
-                  **kwargs: Any) -> Self:
+    def resources(
+        self,
+        *,
+        num_torch_threads: int | NotProvidedType = NotProvided,
+        ray_address: str | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """num_torch_threads, ray_address; RLlib's num_gpus=0 is accepted (more: a notice, training stays on the CPU)."""
         return self._set("resources", provided(locals()))
 
@@ -286,9 +344,11 @@ class AlgorithmConfig:
         names = self._fields(group)
         for key in kwargs:
             if key not in names and key not in LEGACY_NAMES:
-                raise ConfigError(f"{type(self).__name__}.{group}() has no option {key!r}."
-                                  f"{closest(key, self._fields())} Valid {group}() options: "
-                                  f"{', '.join(sorted(names))}.")
+                raise ConfigError(
+                    f"{type(self).__name__}.{group}() has no option {key!r}."
+                    f"{closest(key, self._fields())} Valid {group}() options: "
+                    f"{', '.join(sorted(names))}."
+                )
         for key, value in self._translate(kwargs, names).items():
             setattr(self, key, value)
         return self
@@ -320,8 +380,11 @@ class AlgorithmConfig:
         rlarena.limits when the config was read from a file: the "how big" options, and subclasses add
         sizes inside options (a replay capacity, search simulations). Network sizes are counted where
         the networks are built (rlarena.limits.count_parameters)."""
-        sizes = [(name, getattr(self, name), bound) for name, (_, bound) in _option_roles(type(self)).items()
-                 if bound is not None]
+        sizes = [
+            (name, getattr(self, name), bound)
+            for name, (_, bound) in _option_roles(type(self)).items()
+            if bound is not None
+        ]
         # a Gymnasium id's time limit (gymnasium.make's keyword): an episode that never ends would stall evaluation
         if isinstance(self.env_config, dict) and "max_episode_steps" in self.env_config:
             sizes.append(("env_config.max_episode_steps", self.env_config["max_episode_steps"], "MAX_EPISODE_STEPS"))
@@ -400,19 +463,27 @@ class AlgorithmConfig:
         if self.input_ == "sampler":  # RLlib's default: sample the env
             self.input_ = None
         if self.input_ == "dataset":  # RLlib's: the files are in its input_config
-            raise ConfigError("input='dataset' reads RLlib's input_config; rlarena takes the files themselves: "
-                              "input_='DIR' (a directory, file, glob or list of Parquet files).")
+            raise ConfigError(
+                "input='dataset' reads RLlib's input_config; rlarena takes the files themselves: "
+                "input_='DIR' (a directory, file, glob or list of Parquet files)."
+            )
         self._check_types()
         if self.env is None and self.input_ is None:
-            raise ConfigError("No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "
-                              "from register_env, an Env class or a creator fn(env_config)), or "
-                              ".offline_data(input_=DIR) to learn from logged episodes.")
+            raise ConfigError(
+                "No environment set: call .environment('CartPole-v1') (a Gymnasium id, a name "
+                "from register_env, an Env class or a creator fn(env_config)), or "
+                ".offline_data(input_=DIR) to learn from logged episodes."
+            )
         self._check("output_max_file_size", self.output_max_file_size >= 1024, "must be >= 1024 bytes")
         if self.input_ is not None and self.output is not None:
-            raise ConfigError("offline_data(input_=..., output=...): an offline run samples no env steps to record; "
-                              "set one of them.")
-        self._check("off_policy_estimation_methods", self.input_ is not None or not self.off_policy_estimation_methods,
-                    "estimates a policy's value from logged data: set .offline_data(input_=DIR) too")
+            raise ConfigError(
+                "offline_data(input_=..., output=...): an offline run samples no env steps to record; set one of them."
+            )
+        self._check(
+            "off_policy_estimation_methods",
+            self.input_ is not None or not self.off_policy_estimation_methods,
+            "estimates a policy's value from logged data: set .offline_data(input_=DIR) too",
+        )
         self._check("lr", self.lr > 0, "must be > 0")
         self._check("gamma", 0 < self.gamma <= 1, "must be in (0, 1]")
         self._check("train_batch_size", self.train_batch_size >= 1, "must be >= 1")
@@ -424,76 +495,117 @@ class AlgorithmConfig:
         if self.sample_async:
             self._check_async_sampling()
         self._check("num_sampling_processes", self.num_sampling_processes >= 1, "must be >= 1")
-        self._check("max_requests_in_flight_per_env_runner", self.max_requests_in_flight_per_env_runner >= 1,
-                    "must be >= 1")
-        self._check("sample_timeout_s", self.sample_timeout_s is None or self.sample_timeout_s > 0,
-                    "must be > 0 seconds, or None (wait forever)")
+        self._check(
+            "max_requests_in_flight_per_env_runner", self.max_requests_in_flight_per_env_runner >= 1, "must be >= 1"
+        )
+        self._check(
+            "sample_timeout_s",
+            self.sample_timeout_s is None or self.sample_timeout_s > 0,
+            "must be > 0 seconds, or None (wait forever)",
+        )
         self._check("max_num_env_runner_restarts", self.max_num_env_runner_restarts >= 0, "must be >= 0")
-        self._check("delay_between_env_runner_restarts_s", self.delay_between_env_runner_restarts_s >= 0,
-                    "must be >= 0 seconds")
-        self._check("evaluation_num_env_runners", self.evaluation_num_env_runners >= 0,
-                    "must be >= 0 (0: evaluate in this process)")
-        self._check("evaluation_parallel_to_training",
-                    not self.evaluation_parallel_to_training or self.evaluation_num_env_runners > 0,
-                    "evaluates on remote runners while the training step runs: set evaluation_num_env_runners "
-                    "> 0 (and evaluation_interval) too")
+        self._check(
+            "delay_between_env_runner_restarts_s", self.delay_between_env_runner_restarts_s >= 0, "must be >= 0 seconds"
+        )
+        self._check(
+            "evaluation_num_env_runners",
+            self.evaluation_num_env_runners >= 0,
+            "must be >= 0 (0: evaluate in this process)",
+        )
+        self._check(
+            "evaluation_parallel_to_training",
+            not self.evaluation_parallel_to_training or self.evaluation_num_env_runners > 0,
+            "evaluates on remote runners while the training step runs: set evaluation_num_env_runners "
+            "> 0 (and evaluation_interval) too",
+        )
         self._check("grad_clip", self.grad_clip is None or self.grad_clip > 0, "must be > 0 or None")
         self._check("evaluation_duration", self.evaluation_duration >= 1, "must be >= 1")
-        self._check("evaluation_interval", self.evaluation_interval is None or self.evaluation_interval >= 1,
-                    "must be >= 1 or None")
+        self._check(
+            "evaluation_interval",
+            self.evaluation_interval is None or self.evaluation_interval >= 1,
+            "must be >= 1 or None",
+        )
         # torch's thread pool allocates per thread up front: a billion threads aborts the process (libgomp)
-        self._check("num_torch_threads", 1 <= self.num_torch_threads <= MAX_TORCH_THREADS,
-                    f"must be from 1 to {MAX_TORCH_THREADS}")
+        self._check(
+            "num_torch_threads",
+            1 <= self.num_torch_threads <= MAX_TORCH_THREADS,
+            f"must be from 1 to {MAX_TORCH_THREADS}",
+        )
         self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
-        self._choice("vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point"))
+        self._choice(
+            "vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point")
+        )
         self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
-        self._check("evaluation_num_envs", self.evaluation_num_envs >= 0,
-                    "must be >= 0 (0: min(evaluation_duration, 10))")
+        self._check(
+            "evaluation_num_envs", self.evaluation_num_envs >= 0, "must be >= 0 (0: min(evaluation_duration, 10))"
+        )
         self._check("seed", self.seed is None or self.seed >= 0, "must be >= 0 or None")  # numpy's SeedSequence
         from rlarena.nn.models import ACTIVATIONS
+
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
         if self.rollout_fragment_length != "auto":
             self._check("rollout_fragment_length", self.rollout_fragment_length >= 1, "must be >= 1 or 'auto'")
         if self.policies is not None:
             for pid in self.policies_to_train or []:
                 if pid not in self.policies:
-                    raise ConfigError(f"policies_to_train names {pid!r}, which is not in policies."
-                                      f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}.")
+                    raise ConfigError(
+                        f"policies_to_train names {pid!r}, which is not in policies."
+                        f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}."
+                    )
         if self.policy_mapping_fn is not None and not callable(self.policy_mapping_fn):
-            raise ConfigError("policy_mapping_fn must be a function fn(agent_id, episode, **kwargs) -> policy id. "
-                              "If it was a lambda saved in a checkpoint, pass it again with "
-                              "from_checkpoint(path, config_overrides={'policy_mapping_fn': fn}).")
+            raise ConfigError(
+                "policy_mapping_fn must be a function fn(agent_id, episode, **kwargs) -> policy id. "
+                "If it was a lambda saved in a checkpoint, pass it again with "
+                "from_checkpoint(path, config_overrides={'policy_mapping_fn': fn})."
+            )
         from rlarena.callbacks import Callbacks
-        if self.callbacks_class is not None and not (isinstance(self.callbacks_class, type)
-                                                     and issubclass(self.callbacks_class, Callbacks)):
-            raise ConfigError(f"callbacks_class must be a subclass of rlarena.Callbacks, got {self.callbacks_class!r}. "
-                              f"If it was defined in a script or function, pass it again with "
-                              f"from_checkpoint(path, config_overrides={{'callbacks_class': MyCallbacks}}).")
+
+        if self.callbacks_class is not None and not (
+            isinstance(self.callbacks_class, type) and issubclass(self.callbacks_class, Callbacks)
+        ):
+            raise ConfigError(
+                f"callbacks_class must be a subclass of rlarena.Callbacks, got {self.callbacks_class!r}. "
+                f"If it was defined in a script or function, pass it again with "
+                f"from_checkpoint(path, config_overrides={{'callbacks_class': MyCallbacks}})."
+            )
         if self.lr_schedule is not None:
-            ok = all(isinstance(p, list | tuple) and len(p) == 2 and all(_conform(x, float)[0] for x in p)
-                     and p[1] >= 0 for p in self.lr_schedule)
-            self._check("lr_schedule", ok and len(self.lr_schedule) >= 1,
-                        "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]")
+            ok = all(
+                isinstance(p, list | tuple) and len(p) == 2 and all(_conform(x, float)[0] for x in p) and p[1] >= 0
+                for p in self.lr_schedule
+            )
+            self._check(
+                "lr_schedule",
+                ok and len(self.lr_schedule) >= 1,
+                "must be a list of [env_step, lr] pairs, e.g. [[0, 3e-4], [1_000_000, 0.0]]",
+            )
 
     def _check_remote_sampling(self) -> None:
         """What remote (Ray) env runners do not do yet: refused by name."""
         name = getattr(self.algo_class, "__name__", type(self).__name__)
         if not getattr(self.algo_class, "samples_on_ray", False):
-            raise ConfigError(f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
-                              f"only for now (remote Ray env runners sample for PPO, A2C, IMPALA, APPO, DQN, SAC, TD3 and DDPG). "
-                              f"Set num_env_runners=0 and num_envs_per_env_runner for more envs.")
+            raise ConfigError(
+                f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
+                f"only for now (remote Ray env runners sample for PPO, A2C, IMPALA, APPO, DQN, SAC, TD3 and DDPG). "
+                f"Set num_env_runners=0 and num_envs_per_env_runner for more envs."
+            )
         if self.output is not None:
-            raise ConfigError(f"offline_data(output=...) with num_env_runners={self.num_env_runners}: recording "
-                              f"from remote env runners is not available yet. Record with num_env_runners=0.")
+            raise ConfigError(
+                f"offline_data(output=...) with num_env_runners={self.num_env_runners}: recording "
+                f"from remote env runners is not available yet. Record with num_env_runners=0."
+            )
 
     def _check_async_sampling(self) -> None:
         name = getattr(self.algo_class, "__name__", type(self).__name__)
         if not getattr(self.algo_class, "samples_async", False):
-            raise ConfigError(f"Invalid sample_async=True: {name} samples and learns in turn (sampling while the "
-                              f"learner updates is for IMPALA, APPO, PPO and A2C). Set sample_async=False.")
+            raise ConfigError(
+                f"Invalid sample_async=True: {name} samples and learns in turn (sampling while the "
+                f"learner updates is for IMPALA, APPO, PPO and A2C). Set sample_async=False."
+            )
         if self.output is not None:
-            raise ConfigError("offline_data(output=...) with sample_async=True: recording from sampling processes "
-                              "is not available yet. Record with sample_async=False.")
+            raise ConfigError(
+                "offline_data(output=...) with sample_async=True: recording from sampling processes "
+                "is not available yet. Record with sample_async=False."
+            )
 
     @property
     def samples_elsewhere(self) -> bool:
@@ -525,8 +637,10 @@ class AlgorithmConfig:
             model = dict(self.model)  # the caller's dict is not changed
             for key, value in self.model.items():
                 if key not in MODEL_TYPES:
-                    problems.append(f"Unknown model option {key!r}.{closest(str(key), MODEL_TYPES)} "
-                                    f"Valid model options: {', '.join(MODEL_TYPES)}.")
+                    problems.append(
+                        f"Unknown model option {key!r}.{closest(str(key), MODEL_TYPES)} "
+                        f"Valid model options: {', '.join(MODEL_TYPES)}."
+                    )
                     continue
                 ok, model[key] = _conform(value, MODEL_TYPES[key])
                 expected = _describe(MODEL_TYPES[key])
@@ -546,8 +660,9 @@ class AlgorithmConfig:
 
     def _choice(self, key: str, value: Any, valid: tuple) -> None:
         if value not in valid:
-            raise ConfigError(f"Invalid {key}={value!r}.{closest(str(value), valid)} Valid values: "
-                              f"{', '.join(map(str, valid))}.")
+            raise ConfigError(
+                f"Invalid {key}={value!r}.{closest(str(value), valid)} Valid values: {', '.join(map(str, valid))}."
+            )
 
     # -- build and (de)serialize --------------------------------------------------------------
     def build(self, env: EnvSpec | None = None) -> Any:
@@ -562,9 +677,11 @@ class AlgorithmConfig:
         try:
             return self.algo_class(checked)
         except MemoryError as exc:  # numpy refuses an impossible array before touching memory
-            raise ConfigError(f"Building {self.algo_class.__name__} needs more memory than this machine has ({exc}): "
-                              f"lower the sizes in the config (num_envs_per_env_runner={self.num_envs_per_env_runner}, "
-                              f"train_batch_size={self.train_batch_size}, replay_buffer_config, model).") from None
+            raise ConfigError(
+                f"Building {self.algo_class.__name__} needs more memory than this machine has ({exc}): "
+                f"lower the sizes in the config (num_envs_per_env_runner={self.num_envs_per_env_runner}, "
+                f"train_batch_size={self.train_batch_size}, replay_buffer_config, model)."
+            ) from None
 
     def checked(self) -> Self:
         """A validated copy, the one an algorithm holds; the classes and functions it names are the
@@ -576,17 +693,22 @@ class AlgorithmConfig:
     build_algo = build
 
     def copy(self) -> Self:
-        return dataclasses.replace(self, env_config=dict(self.env_config), model=dict(self.model),
-                                   policies=None if self.policies is None else dict(self.policies),
-                                   policies_to_train=None if self.policies_to_train is None
-                                   else list(self.policies_to_train))
+        return dataclasses.replace(
+            self,
+            env_config=dict(self.env_config),
+            model=dict(self.model),
+            policies=None if self.policies is None else dict(self.policies),
+            policies_to_train=None if self.policies_to_train is None else list(self.policies_to_train),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = {f: getattr(self, f) for f in self._fields()}
         out["env"] = env_to_json(self.env)
         if self.policies is not None:  # spaces are re-read from the env (checkpoints store them apart)
-            out["policies"] = {pid: {"policy_class": ref_to_json(spec.policy_class), "config": spec.config}
-                               for pid, spec in normalize_policies(self.policies).items()}
+            out["policies"] = {
+                pid: {"policy_class": ref_to_json(spec.policy_class), "config": spec.config}
+                for pid, spec in normalize_policies(self.policies).items()
+            }
         out["policy_mapping_fn"] = ref_to_json(self.policy_mapping_fn)
         out["callbacks_class"] = ref_to_json(self.callbacks_class)
         return out
@@ -602,12 +724,16 @@ class AlgorithmConfig:
             values["env"] = env_from_json(values["env"], trust)
         if values.get("policies") is not None:
             from rlarena.multiagent.policy_spec import PolicySpec
+
             if not isinstance(values["policies"], dict):
                 raise ConfigError(f"policies must be a mapping of policy id to spec, got {values['policies']!r}.")
             values["policies"] = {
-                pid: PolicySpec(policy_class=trust.resolve(spec.get("policy_class"), f"policies[{pid!r}].policy_class"),
-                                config=dict(spec.get("config") or {}))
-                for pid, spec in values["policies"].items()}
+                pid: PolicySpec(
+                    policy_class=trust.resolve(spec.get("policy_class"), f"policies[{pid!r}].policy_class"),
+                    config=dict(spec.get("config") or {}),
+                )
+                for pid, spec in values["policies"].items()
+            }
         for key in ("policy_mapping_fn", "callbacks_class"):
             if key in values:
                 values[key] = trust.resolve(values[key], key)
@@ -633,15 +759,18 @@ def outside_notice(source: str, dropped: dict[str, Any], how: str = "") -> str:
     example = _short({k: v for k, v in dropped.items() if k.isidentifier()}, 200)
     one = len(dropped) == 1
     how = how or f"config_overrides={example} (rlarena train: --config)"
-    return (f"{source} sets {shown}: a file does not choose where anything is read or written, which machine or "
-            f"cluster is contacted, or how many processes or threads run, so {'it keeps its default' if one else 'they keep their defaults'}. "
-            f"To use {'it' if one else 'them'}, pass {'it' if one else 'them'} yourself: {how}.")
+    return (
+        f"{source} sets {shown}: a file does not choose where anything is read or written, which machine or "
+        f"cluster is contacted, or how many processes or threads run, so {'it keeps its default' if one else 'they keep their defaults'}. "
+        f"To use {'it' if one else 'them'}, pass {'it' if one else 'them'} yourself: {how}."
+    )
 
 
 def normalize_policies(policies: Any) -> dict:
     """{id: PolicySpec} from a dict of specs (or RLlib's (cls, obs_space, act_space, config) tuples,
     or None for a default spec) or from a list/set of ids."""
     from rlarena.multiagent.policy_spec import PolicySpec
+
     if isinstance(policies, list | set | tuple):
         return {pid: PolicySpec() for pid in policies}
     if not isinstance(policies, dict):
@@ -694,7 +823,7 @@ def _default(f: dataclasses.Field) -> Any:
 
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
-    return text if len(text) <= width else f"{text[:width - 3]}..."
+    return text if len(text) <= width else f"{text[: width - 3]}..."
 
 
 # -- the type check behind validate() ---------------------------------------------------------------
@@ -757,8 +886,15 @@ def _conform(value: Any, annotation: Any) -> tuple[bool, Any]:
     return True, value
 
 
-_TYPE_NAMES = {bool: "true or false (bool)", int: "an integer (int)", float: "a number (float)",
-               str: "a string (str)", dict: "a dict", list: "a list", type(None): "None"}
+_TYPE_NAMES = {
+    bool: "true or false (bool)",
+    int: "an integer (int)",
+    float: "a number (float)",
+    str: "a string (str)",
+    dict: "a dict",
+    list: "a list",
+    type(None): "None",
+}
 _PLURALS = {bool: "bools", int: "integers", float: "numbers", str: "strings"}
 
 
@@ -778,8 +914,13 @@ def _invalid(name: str, value: Any, expected: str) -> str:
     text = repr(value)
     text = text if len(text) <= 60 else f"{text[:57]}..."
     hint = " (finite: not NaN or infinity)" if isinstance(value, float) and not math.isfinite(value) else ""
-    if "integer" in expected and isinstance(value, numbers.Real) and not isinstance(value, bool) \
-            and math.isfinite(value) and float(value).is_integer():
+    if (
+        "integer" in expected
+        and isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and float(value).is_integer()
+    ):
         hint = " (below 2**63)"
     if isinstance(value, str) and ("number" in expected or "integer" in expected):
         try:

@@ -31,7 +31,7 @@ from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ReplayBatch, frozen
 from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
-from rlarena.errors import CheckpointError, ConfigError
+from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, Temperature, squashed_gaussian_logp
 from rlarena.policies.actor_q_policy import ActorQPolicy
@@ -39,8 +39,17 @@ from rlarena.policies.actor_q_policy import ActorQPolicy
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
-STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "cql_loss", "q_data_mean", "entropy",
-              "alpha_prime_value", "alpha_prime_loss")
+STAT_NAMES = (
+    "critic_loss",
+    "actor_loss",
+    "alpha_loss",
+    "alpha_value",
+    "cql_loss",
+    "q_data_mean",
+    "entropy",
+    "alpha_prime_value",
+    "alpha_prime_loss",
+)
 
 
 @dataclass
@@ -52,7 +61,9 @@ class CQLConfig(SACConfig):
     alpha_lr: float | None = option(1e-3, "training")
     bc_iters: int = option(20_000, "training")  # gradient steps of behaviour cloning before SAC's actor loss
     min_q_weight: float = option(5.0, "training")  # the penalty's weight (alpha in Kumar et al.)
-    num_actions: int = option(10, "training", bound="MAX_ACTION_SAMPLES")  # actions sampled per state for each of the three logsumexp parts
+    num_actions: int = option(
+        10, "training", bound="MAX_ACTION_SAMPLES"
+    )  # actions sampled per state for each of the three logsumexp parts
     temperature: float = option(1.0, "training")  # of the logsumexp
     lagrangian: bool = option(False, "training")
     lagrangian_thresh: float = option(5.0, "training")  # tau of Kumar et al., eq. 30
@@ -62,20 +73,23 @@ class CQLConfig(SACConfig):
     min_train_timesteps_per_iteration: int = option(25_600, "training", bound="MAX_BATCH")
     store_buffer_in_checkpoints: bool = option(False, "training")  # CQL has no replay buffer
 
-    def training(self, *,
-                 actor_lr: float | None | NotProvidedType = NotProvided,
-                 critic_lr: float | None | NotProvidedType = NotProvided,
-                 alpha_lr: float | None | NotProvidedType = NotProvided,
-                 bc_iters: int | NotProvidedType = NotProvided,
-                 min_q_weight: float | NotProvidedType = NotProvided,
-                 num_actions: int | NotProvidedType = NotProvided,
-                 temperature: float | NotProvidedType = NotProvided,
-                 lagrangian: bool | NotProvidedType = NotProvided,
-                 lagrangian_thresh: float | NotProvidedType = NotProvided,
-                 deterministic_backup: bool | NotProvidedType = NotProvided,
-                 min_train_timesteps_per_iteration: int | NotProvidedType = NotProvided,
-                 store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        actor_lr: float | None | NotProvidedType = NotProvided,
+        critic_lr: float | None | NotProvidedType = NotProvided,
+        alpha_lr: float | None | NotProvidedType = NotProvided,
+        bc_iters: int | NotProvidedType = NotProvided,
+        min_q_weight: float | NotProvidedType = NotProvided,
+        num_actions: int | NotProvidedType = NotProvided,
+        temperature: float | NotProvidedType = NotProvided,
+        lagrangian: bool | NotProvidedType = NotProvided,
+        lagrangian_thresh: float | NotProvidedType = NotProvided,
+        deterministic_backup: bool | NotProvidedType = NotProvided,
+        min_train_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+        store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to SACConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -86,10 +100,16 @@ class CQLConfig(SACConfig):
         self._check("num_actions", self.num_actions >= 1, "must be >= 1")
         self._check("temperature", self.temperature > 0, "must be > 0")
         self._check("min_train_timesteps_per_iteration", self.min_train_timesteps_per_iteration >= 1, "must be >= 1")
-        self._check("store_buffer_in_checkpoints", not self.store_buffer_in_checkpoints,
-                    "must be False: CQL reads its batches from the input files, it keeps no replay buffer")
-        self._check("target_network_update_freq", self.target_network_update_freq == 0,
-                    "must be 0: CQL moves its target critics by tau after every gradient step")
+        self._check(
+            "store_buffer_in_checkpoints",
+            not self.store_buffer_in_checkpoints,
+            "must be False: CQL reads its batches from the input files, it keeps no replay buffer",
+        )
+        self._check(
+            "target_network_update_freq",
+            self.target_network_update_freq == 0,
+            "must be 0: CQL moves its target critics by tau after every gradient step",
+        )
 
     @property
     def alpha_prime_lr(self) -> float:
@@ -97,9 +117,17 @@ class CQLConfig(SACConfig):
         return self.critic_lr or self.lr
 
 
-def cql_penalty(q_data: torch.Tensor, q_rand: torch.Tensor, q_curr: torch.Tensor, q_next: torch.Tensor,
-                logp_curr: torch.Tensor, logp_next: torch.Tensor, action_dim: int, temperature: float,
-                min_q_weight: float) -> torch.Tensor:
+def cql_penalty(
+    q_data: torch.Tensor,
+    q_rand: torch.Tensor,
+    q_curr: torch.Tensor,
+    q_next: torch.Tensor,
+    logp_curr: torch.Tensor,
+    logp_next: torch.Tensor,
+    action_dim: int,
+    temperature: float,
+    min_q_weight: float,
+) -> torch.Tensor:
     """CQL(H)'s penalty per critic [K] (Kumar et al. 2020, eq. 4, its logsumexp importance-sampled as in
     their appendix F; RLlib's min_qf_loss):
 
@@ -115,8 +143,9 @@ def cql_penalty(q_data: torch.Tensor, q_rand: torch.Tensor, q_curr: torch.Tensor
     return min_q_weight * (temperature * torch.logsumexp(c / temperature, -1).mean(-1) - q_data.mean(-1))
 
 
-def cql_critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alpha: torch.Tensor,
-                    cfg: CQLConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def cql_critic_loss(
+    model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alpha: torch.Tensor, cfg: CQLConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(per critic [K]: mean (Q_k(s, a) - y)^2, per critic [K]: the CQL penalty, the mean Q of the logged
     actions), y = r + discount *
     (min_k Q'_k(s', a') [- alpha log pi(a'|s')]), a' ~ pi(.|s'). The actor gets no gradient from either."""
@@ -137,8 +166,17 @@ def cql_critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, 
     # one critic pass over the 3N actions of each state, all at s
     q_all = model.critic(obs_n.repeat(3, 1), torch.cat([a_rand, a_curr, a_next]))  # [K, 3*B*N]
     q_rand, q_curr, q_next = (q.reshape(-1, B, N) for q in q_all.chunk(3, -1))
-    penalty = cql_penalty(q_data, q_rand, q_curr, q_next, logp_curr.reshape(B, N), logp_next.reshape(B, N),
-                          batch.actions.shape[-1], cfg.temperature, cfg.min_q_weight)
+    penalty = cql_penalty(
+        q_data,
+        q_rand,
+        q_curr,
+        q_next,
+        logp_curr.reshape(B, N),
+        logp_next.reshape(B, N),
+        batch.actions.shape[-1],
+        cfg.temperature,
+        cfg.min_q_weight,
+    )
     return (q_data - y).pow(2).mean(-1), penalty, q_data.detach().mean()
 
 
@@ -160,12 +198,13 @@ class CQL(SAC):
         sampled: the lr schedule runs over the logged rows trained on."""
         policy, cfg = learner.policy, learner.config
         if not policy.continuous:
-            raise ConfigError(f"CQL needs Box actions; this data's are {policy.action_space}. For Discrete actions "
-                              f"learn from the data with BC or MARWIL (BCConfig, MARWILConfig), or train DQN online.")
+            raise ConfigError(
+                f"CQL needs Box actions; this data's are {policy.action_space}. For Discrete actions "
+                f"learn from the data with BC or MARWIL (BCConfig, MARWILConfig), or train DQN online."
+            )
         model = self.actor_q_model(learner)
         assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
-        modules: dict[str, torch.nn.Module] = {"actor": model.actor, "critic": model.critic,
-                                               "alpha": model.temperature}
+        modules: dict[str, torch.nn.Module] = {"actor": model.actor, "critic": model.critic, "alpha": model.temperature}
         if cfg.lagrangian:
             alpha_prime = Temperature(1.0)  # log alpha' = 0 at the start (RLlib's)
             model.add_module("alpha_prime", alpha_prime)
@@ -181,13 +220,15 @@ class CQL(SAC):
         policy = self.policy
         assert isinstance(policy, ActorQPolicy)  # CQL's policy: SAC's (actor_q_model checked it)
         n = len(data["rewards"])
-        return ReplayBatch(obs=torch.from_numpy(policy.normalize(data["obs"])),
-                           actions=torch.from_numpy(policy.from_env_actions(data["actions"])),
-                           rewards=torch.from_numpy(np.asarray(data["rewards"], np.float32)),
-                           discounts=torch.from_numpy(np.where(data["terminateds"], 0.0, self.config.gamma)
-                                                      .astype(np.float32)),
-                           next_obs=torch.from_numpy(policy.normalize(data["new_obs"])),
-                           next_mask=None, weights=torch.ones(n))
+        return ReplayBatch(
+            obs=torch.from_numpy(policy.normalize(data["obs"])),
+            actions=torch.from_numpy(policy.from_env_actions(data["actions"])),
+            rewards=torch.from_numpy(np.asarray(data["rewards"], np.float32)),
+            discounts=torch.from_numpy(np.where(data["terminateds"], 0.0, self.config.gamma).astype(np.float32)),
+            next_obs=torch.from_numpy(policy.normalize(data["new_obs"])),
+            next_mask=None,
+            weights=torch.ones(n),
+        )
 
     def update_policy(self, policy_id: str, batch: ReplayBatch | None = None) -> torch.Tensor:
         """One gradient step of alpha, the actor, the critics (and alpha'), all on this step's networks,
@@ -228,9 +269,19 @@ class CQL(SAC):
         if cfg.lagrangian:
             learner.step(loss_alpha_prime, "alpha_prime", clip=False)
         learner.update_targets(cfg.tau)
-        return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha, penalty.detach().sum(),
-                            q_data, entropy.mean(), alpha_prime.detach(),
-                            loss_alpha_prime.detach()])
+        return torch.stack(
+            [
+                loss_q.detach(),
+                loss_pi.detach(),
+                loss_alpha.detach(),
+                alpha,
+                penalty.detach().sum(),
+                q_data,
+                entropy.mean(),
+                alpha_prime.detach(),
+                loss_alpha_prime.detach(),
+            ]
+        )
 
     def training_step(self) -> dict[str, float]:
         """Gradient steps on logged batches until min_train_timesteps_per_iteration rows were trained on."""
@@ -247,24 +298,24 @@ class CQL(SAC):
         out = dict(zip(self.stat_names, torch.stack(stats).mean(0).tolist()))
         if not self.config.lagrangian:
             del out["alpha_prime_value"], out["alpha_prime_loss"]
-        out.update(num_env_steps_trained=rows, num_env_steps_trained_lifetime=self.num_env_steps_trained,
-                   num_gradient_steps_lifetime=self.num_gradient_steps,
-                   bc_phase=float(self.num_gradient_steps <= cfg.bc_iters))
+        out.update(
+            num_env_steps_trained=rows,
+            num_env_steps_trained_lifetime=self.num_env_steps_trained,
+            num_gradient_steps_lifetime=self.num_gradient_steps,
+            bc_phase=float(self.num_gradient_steps <= cfg.bc_iters),
+        )
         return out
 
     # -- checkpoints: targets and counters; no replay buffer -------------------------------------
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        arrays = super()._state_arrays()  # the counters' group is "cql" (OffPolicyAlgorithm._state_group)
-        arrays[self._state_group]["env_steps_trained"] = np.array([self.num_env_steps_trained], np.int64)
-        return arrays
+    def _rhythm_state(self) -> dict[str, np.ndarray]:
+        return {**super()._rhythm_state(), "env_steps_trained": np.array([self.num_env_steps_trained], np.int64)}
+
+    def _set_rhythm_state(self, arrays: dict[str, np.ndarray]) -> None:
+        super()._set_rhythm_state(arrays)
+        self.num_env_steps_trained = int(arrays["env_steps_trained"][0])
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
         super()._restore(meta, arrays)  # weights, optimizers, targets, counters (no replay buffer to restore)
-        try:
-            self.num_env_steps_trained = int(arrays[self._state_group]["env_steps_trained"][0])
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise CheckpointError(f"Checkpoint does not match this CQL ({type(exc).__name__}: {exc}). Was it saved "
-                                  f"with a different algorithm?") from exc
         self._batches = None  # the stream starts again from the restored generator
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STAT_NAMES = ("qf_loss", "q_mean", "td_error_abs_mean", "grad_norm")
 
+
 @dataclass
 class DQNConfig(OffPolicyConfig):
     """DQN's options, RLlib's names and defaults (SB3's equivalents in the module docstrings)."""
@@ -43,8 +44,11 @@ class DQNConfig(OffPolicyConfig):
     # SB3's QNetwork ([64, 64] ReLU); RLlib's 256-wide layers cost ~4x the time per step on a CPU
     model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [64, 64], "fcnet_activation": "relu"}
     # RLlib's PrioritizedEpisodeReplayBuffer, capacity 50000, alpha 0.6, beta 0.4 (annealed to 1 here)
-    replay_defaults: ClassVar[dict[str, Any]] = {**OffPolicyConfig.replay_defaults,
-                                                 "type": "PrioritizedReplayBuffer", "capacity": 50_000}
+    replay_defaults: ClassVar[dict[str, Any]] = {
+        **OffPolicyConfig.replay_defaults,
+        "type": "PrioritizedReplayBuffer",
+        "capacity": 50_000,
+    }
     num_envs_per_env_runner: int = option(8, "env_runners")  # vectorized sampling (RLlib's and SB3's: 1)
     lr: float = option(5e-4, "training")  # RLlib's (SB3: 1e-4)
     train_batch_size: int = option(32, "training")  # RLlib's and SB3's batch_size
@@ -56,17 +60,20 @@ class DQNConfig(OffPolicyConfig):
     epsilon: list = option([[0, 1.0], [10000, 0.05]], "training")  # [[env_step, epsilon], ...], interpolated
     num_steps_sampled_before_learning_starts: int = option(1000, "training")  # RLlib's (SB3's learning_starts: 100)
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 adam_epsilon: float | NotProvidedType = NotProvided,
-                 double_q: bool | NotProvidedType = NotProvided,
-                 dueling: bool | NotProvidedType = NotProvided,
-                 target_network_update_freq: int | NotProvidedType = NotProvided,
-                 epsilon: list | NotProvidedType = NotProvided,
-                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        adam_epsilon: float | NotProvidedType = NotProvided,
+        double_q: bool | NotProvidedType = NotProvided,
+        dueling: bool | NotProvidedType = NotProvided,
+        target_network_update_freq: int | NotProvidedType = NotProvided,
+        epsilon: list | NotProvidedType = NotProvided,
+        num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to OffPolicyConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -80,13 +87,14 @@ class DQNConfig(OffPolicyConfig):
 QBatch = ReplayBatch
 
 
-def dqn_loss(model: torch.nn.Module, target: torch.nn.Module, batch: QBatch,
-             double_q: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dqn_loss(
+    model: torch.nn.Module, target: torch.nn.Module, batch: QBatch, double_q: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, td_error [B], stats[3]: qf_loss, q_mean, td_error_abs_mean).
 
-        y = R + discount * Q_target(s', a*),  a* = argmax_a Q(s', a) (double Q, van Hasselt et al. 2016,
-                                                   eq. 4) or argmax_a Q_target(s', a), over the legal a only
-        loss = mean_i w_i * Huber(Q(s_i, a_i) - y_i)   (delta 1, as RLlib and SB3)
+    y = R + discount * Q_target(s', a*),  a* = argmax_a Q(s', a) (double Q, van Hasselt et al. 2016,
+                                               eq. 4) or argmax_a Q_target(s', a), over the legal a only
+    loss = mean_i w_i * Huber(Q(s_i, a_i) - y_i)   (delta 1, as RLlib and SB3)
     """
     q = model(batch.obs).gather(1, batch.actions[:, None]).squeeze(1)
     with torch.no_grad():
@@ -109,11 +117,19 @@ class DQN(OffPolicyAlgorithm):
     policy_class = QPolicy
     stat_names = STAT_NAMES
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> QPolicy:
+    def make_policy(
+        self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
+    ) -> QPolicy:
         assert isinstance(config, DQNConfig)
-        return QPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
-                       dueling=config.dueling, epsilon_schedule=config.epsilon)
+        return QPolicy(
+            observation_space,
+            action_space,
+            config.model_config,
+            config.observation_filter,
+            seed,
+            dueling=config.dueling,
+            epsilon_schedule=config.epsilon,
+        )
 
     def build_learner(self, learner: Learner) -> None:
         """Adam on the Q-network, its target network "q", the replay buffer."""
@@ -121,9 +137,11 @@ class DQN(OffPolicyAlgorithm):
         policy, cfg = learner.policy, learner.config
         assert isinstance(cfg, DQNConfig)
         if not isinstance(policy, QPolicy):
-            raise ConfigError(f"DQN trains Q-network policies; policy {learner.policy_id!r} is a "
-                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out (DQN builds a "
-                              f"QPolicy), or leave it out of policies_to_train.")
+            raise ConfigError(
+                f"DQN trains Q-network policies; policy {learner.policy_id!r} is a "
+                f"{type(policy).__name__}. Leave its PolicySpec's policy_class out (DQN builds a "
+                f"QPolicy), or leave it out of policies_to_train."
+            )
         flat = learner.add_optimizer(MAIN_OPTIMIZER, policy.model, lambda f, lr: Adam(f, lr=lr, eps=cfg.adam_epsilon))
         learner.add_target("q", policy.model, flat)
         self.add_buffer(learner)
@@ -143,8 +161,7 @@ class DQN(OffPolicyAlgorithm):
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
         policy = self.policies[policy_id]
         assert isinstance(policy, QPolicy)  # build_learner refused any other trained policy
-        return {"epsilon": policy.epsilon,
-                "cur_lr": self.learners[policy_id].current_lr(MAIN_OPTIMIZER)}
+        return {"epsilon": policy.epsilon, "cur_lr": self.learners[policy_id].current_lr(MAIN_OPTIMIZER)}
 
 
 DQNConfig.algo_class = DQN

@@ -66,21 +66,31 @@ class EvolutionConfig(AlgorithmConfig):
     """Options shared by ES and ARS."""
 
     num_envs_per_env_runner: int = option(1, "env_runners")  # the base class's vector env is unused for training
-    num_es_workers: int = option(1, "env_runners", role="how many")  # processes playing perturbations, this one included (N - 1 spawned)
+    num_es_workers: int = option(
+        1, "env_runners", role="how many"
+    )  # processes playing perturbations, this one included (N - 1 spawned)
     noise_stdev: float = option(0.02, "training")  # sigma (RLlib's ES and ARS default)
-    noise_size: int = option(2**22, "training", bound="MAX_NOISE_TABLE")  # entries in the shared noise table (RLlib: 250_000_000)
+    noise_size: int = option(
+        2**22, "training", bound="MAX_NOISE_TABLE"
+    )  # entries in the shared noise table (RLlib: 250_000_000)
 
-    def env_runners(self, *,
-                    num_envs_per_env_runner: int | NotProvidedType = NotProvided,
-                    num_es_workers: int | NotProvidedType = NotProvided,
-                    **kwargs: Any) -> Self:
+    def env_runners(
+        self,
+        *,
+        num_envs_per_env_runner: int | NotProvidedType = NotProvided,
+        num_es_workers: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.env_runners()."""
         return super().env_runners(**provided(locals()))
 
-    def training(self, *,
-                 noise_stdev: float | NotProvidedType = NotProvided,
-                 noise_size: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        noise_stdev: float | NotProvidedType = NotProvided,
+        noise_size: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -96,15 +106,20 @@ class EvolutionConfig(AlgorithmConfig):
 class ESConfig(EvolutionConfig):
     """OpenAI ES; defaults are RLlib's ES (model: RLlib's MODEL_DEFAULTS)."""
 
-    episodes_per_batch: int = option(1000, "training", bound="MAX_EPISODES")  # episodes per iteration: episodes_per_batch / 2 mirrored pairs
+    episodes_per_batch: int = option(
+        1000, "training", bound="MAX_EPISODES"
+    )  # episodes per iteration: episodes_per_batch / 2 mirrored pairs
     stepsize: float = option(0.01, "training")  # Adam's step size
     l2_coeff: float = option(0.005, "training")  # weight decay added to the Adam gradient
 
-    def training(self, *,
-                 episodes_per_batch: int | NotProvidedType = NotProvided,
-                 stepsize: float | NotProvidedType = NotProvided,
-                 l2_coeff: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        episodes_per_batch: int | NotProvidedType = NotProvided,
+        stepsize: float | NotProvidedType = NotProvided,
+        l2_coeff: float | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to EvolutionConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -124,11 +139,14 @@ class ARSConfig(EvolutionConfig):
     rollouts_used: int = option(32, "training")  # b: the best directions kept for the step
     sgd_stepsize: float = option(0.01, "training")  # alpha
 
-    def training(self, *,
-                 num_rollouts: int | NotProvidedType = NotProvided,
-                 rollouts_used: int | NotProvidedType = NotProvided,
-                 sgd_stepsize: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        num_rollouts: int | NotProvidedType = NotProvided,
+        rollouts_used: int | NotProvidedType = NotProvided,
+        sgd_stepsize: float | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to EvolutionConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -167,8 +185,13 @@ def ars_step(r_pos: np.ndarray, r_neg: np.ndarray, noise: np.ndarray, b: int, st
 
 
 # -- playing perturbations ------------------------------------------------------------------------
-def make_es_policy(observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                   seed: int | None = None, observation_filter: str = "NoFilter") -> TorchPolicy:
+def make_es_policy(
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    model_config: dict,
+    seed: int | None = None,
+    observation_filter: str = "NoFilter",
+) -> TorchPolicy:
     """A TorchPolicy whose policy tower alone is trainable: FlatParameters(policy.model) holds only it."""
     policy = TorchPolicy(observation_space, action_space, model_config, observation_filter, seed)
     model = policy.model
@@ -187,11 +210,21 @@ def noise_table(size: int) -> np.ndarray:
 class PerturbationPlayer:
     """One env and one policy copy; plays mirrored pairs greedily. Lives in a worker or in the driver."""
 
-    def __init__(self, env: Any, env_config: dict, observation_space: gym.Space, action_space: gym.Space,
-                 model_config: dict, noise_size: int, noise_stdev: float, observation_filter: str = "NoFilter"):
+    def __init__(
+        self,
+        env: Any,
+        env_config: dict,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict,
+        noise_size: int,
+        noise_stdev: float,
+        observation_filter: str = "NoFilter",
+    ):
         self.env = make_env_creator(env)(dict(env_config))
-        self.policy = make_es_policy(observation_space, action_space, model_config,
-                                     observation_filter=observation_filter)
+        self.policy = make_es_policy(
+            observation_space, action_space, model_config, observation_filter=observation_filter
+        )
         self.flat = FlatParameters(self.policy.model)
         self.noise, self.sigma = noise_table(noise_size), noise_stdev
         self.theta = self.flat.param.numpy().copy()
@@ -228,7 +261,9 @@ class PerturbationPlayer:
         out = np.empty((len(episodes), width), np.float64)
         view, dim = self.flat.param.numpy(), self.theta.size
         for row, (index, seed, sign) in enumerate(episodes):
-            np.add(self.theta, sign * self.sigma * self.noise[index:index + dim], out=view)  # in place: views stay live
+            np.add(
+                self.theta, sign * self.sigma * self.noise[index : index + dim], out=view
+            )  # in place: views stay live
             total, steps, moments = self.episode(seed)
             out[row, :2] = total, steps
             if moments is not None:
@@ -271,11 +306,18 @@ class PerturbationPool:
             proc = ctx.Process(target=_worker, args=(child, kwargs), daemon=True)
             try:
                 proc.start()
-            except (pickle.PicklingError, AttributeError, TypeError, RuntimeError) as exc:  # a lambda env, no main guard
+            except (
+                pickle.PicklingError,
+                AttributeError,
+                TypeError,
+                RuntimeError,
+            ) as exc:  # a lambda env, no main guard
                 self.close()
-                raise ConfigError(f"num_es_workers > 1 sends the env to worker processes, which failed "
-                                  f"({type(exc).__name__}: {exc}); use a Gymnasium id or a module-level env "
-                                  f"class or creator, or num_es_workers=1.") from None
+                raise ConfigError(
+                    f"num_es_workers > 1 sends the env to worker processes, which failed "
+                    f"({type(exc).__name__}: {exc}); use a Gymnasium id or a module-level env "
+                    f"class or creator, or num_es_workers=1."
+                ) from None
             child.close()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -287,15 +329,22 @@ class PerturbationPool:
             status, value = pipe.recv()
         except (EOFError, OSError):
             self.close()
-            raise EnvError(f"An ES worker playing {self.env_name!r} died (a script that starts ES workers "
-                           f"needs `if __name__ == '__main__':` around its main code).") from None
+            raise EnvError(
+                f"An ES worker playing {self.env_name!r} died (a script that starts ES workers "
+                f"needs `if __name__ == '__main__':` around its main code)."
+            ) from None
         if status == "error":
             self.close()
             raise EnvError(f"Env {self.env_name!r} failed in an ES worker: {value}")
         return value
 
-    def play(self, theta: np.ndarray, filter_state: dict[str, np.ndarray] | None,
-             episodes: list[tuple[int, int, int]], local: PerturbationPlayer | None = None) -> np.ndarray:
+    def play(
+        self,
+        theta: np.ndarray,
+        filter_state: dict[str, np.ndarray] | None,
+        episodes: list[tuple[int, int, int]],
+        local: PerturbationPlayer | None = None,
+    ) -> np.ndarray:
         """Every episode's row of PerturbationPlayer.play, in order. `local`: a player in this process
         that plays chunks too while the workers are busy (the driver is otherwise idle, and one process
         fewer competes for the cores). Each worker keeps QUEUED_CHUNKS chunks queued."""
@@ -313,7 +362,9 @@ class PerturbationPool:
         def refill(pipe: Any) -> None:
             nonlocal sent
             # near the end a worker holds no more than are left to send: the driver takes its share
-            while len(queued[pipe]) < min(QUEUED_CHUNKS, len(chunks) - sent) or (not queued[pipe] and sent < len(chunks)):
+            while len(queued[pipe]) < min(QUEUED_CHUNKS, len(chunks) - sent) or (
+                not queued[pipe] and sent < len(chunks)
+            ):
                 pipe.send(("play", chunks[sent]))
                 queued[pipe].append(sent)
                 sent += 1
@@ -374,8 +425,9 @@ class EvolutionStrategy(Algorithm):
     config: EvolutionConfig
     data_mode = "none"  # its own loop: no logged data in or out
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> TorchPolicy:
+    def make_policy(
+        self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
+    ) -> TorchPolicy:
         return make_es_policy(observation_space, action_space, config.model_config, seed, config.observation_filter)
 
     @property
@@ -387,17 +439,26 @@ class EvolutionStrategy(Algorithm):
         cfg = self.config
         dim = sum(p.numel() for p in self.policy.model.parameters() if p.requires_grad)
         if cfg.noise_size < dim:
-            raise ConfigError(f"Invalid noise_size={cfg.noise_size}: the policy has {dim} parameters to perturb; "
-                              f"set noise_size >= {dim} (a few times more keeps the directions independent).")
+            raise ConfigError(
+                f"Invalid noise_size={cfg.noise_size}: the policy has {dim} parameters to perturb; "
+                f"set noise_size >= {dim} (a few times more keeps the directions independent)."
+            )
         self.noise = noise_table(cfg.noise_size)
         assert cfg.env is not None  # validate(): an algorithm without offline data needs an env
-        kwargs: dict[str, Any] = {"env": resolve_registered(cfg.env), "env_config": cfg.env_config,
-                                  "observation_space": self.policy.observation_space,
-                                  "action_space": self.policy.action_space, "model_config": cfg.model_config,
-                                  "noise_size": cfg.noise_size, "noise_stdev": cfg.noise_stdev,
-                                  "observation_filter": cfg.observation_filter}
+        kwargs: dict[str, Any] = {
+            "env": resolve_registered(cfg.env),
+            "env_config": cfg.env_config,
+            "observation_space": self.policy.observation_space,
+            "action_space": self.policy.action_space,
+            "model_config": cfg.model_config,
+            "noise_size": cfg.noise_size,
+            "noise_stdev": cfg.noise_stdev,
+            "observation_filter": cfg.observation_filter,
+        }
         # N workers: N - 1 processes, and this process plays too while it waits for them
-        self.pool = PerturbationPool(cfg.num_es_workers - 1, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
+        self.pool = (
+            PerturbationPool(cfg.num_es_workers - 1, self.env_name, **kwargs) if cfg.num_es_workers > 1 else None
+        )
         self.player: PerturbationPlayer | None = PerturbationPlayer(**kwargs)  # None once stopped
 
     @property
@@ -426,13 +487,13 @@ class EvolutionStrategy(Algorithm):
             out = self.player.play(episodes)
         if obs_filter is not None:  # each episode's observation statistics, in episode order
             D = self.policy.obs_dim
-            for count, mean, var in zip(out[:, 2], out[:, 3:3 + D], out[:, 3 + D:]):
+            for count, mean, var in zip(out[:, 2], out[:, 3 : 3 + D], out[:, 3 + D :]):
                 obs_filter.update_moments(mean, var, count)
         returns, lengths = out[:, 0].reshape(n, 2), out[:, 1].astype(np.int64)
         r_pos, r_neg = returns[:, 0], returns[:, 1]
         self.num_env_steps_sampled_lifetime += int(lengths.sum())
         self.episode_stats.add(out[:, 0], lengths)
-        noise = np.stack([self.noise[i:i + dim] for i in indices])  # [n, dim]
+        noise = np.stack([self.noise[i : i + dim] for i in indices])  # [n, dim]
         stats = self.update(theta, r_pos, r_neg, noise)
         new = self.flat.param.numpy()
         stats["update_ratio"] = float(np.linalg.norm(new - theta) / max(float(np.linalg.norm(theta)), 1e-8))
@@ -458,8 +519,9 @@ class ES(EvolutionStrategy):
 
     def build_learner(self, learner: Learner) -> None:
         # OpenAI's Adam: beta (0.9, 0.999), eps 1e-8
-        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr=lr),
-                              lr=learner.config.stepsize)
+        learner.add_optimizer(
+            MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: Adam(flat, lr=lr), lr=learner.config.stepsize
+        )
 
     @property
     def num_pairs(self) -> int:

@@ -45,6 +45,7 @@ def estimate_off_policy(algo: Algorithm) -> dict[str, float]:
     """RLlib's off-policy estimates (importance sampling, ...) of the policy's value on the logged
     episodes of the first files, at least `evaluation_duration` episodes (rlarena.offline.estimators)."""
     from rlarena.offline.estimators import estimate_off_policy as estimate
+
     if algo._ope_data is None:  # read once: the logged episodes do not change between evaluations
         parts, episodes = [], 0
         for path in algo.offline_data.files:  # whole files, until enough episodes

@@ -56,33 +56,42 @@ class IMPALAConfig(OnPolicyConfig):
     minibatch_size: int | None = option(None, "training", bound="MAX_BATCH")  # None: the whole batch in one step
     sample_async: bool = option(True, "env_runners")
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 entropy_coeff: float | NotProvidedType = NotProvided,
-                 vf_loss_coeff: float | NotProvidedType = NotProvided,
-                 vtrace: bool | NotProvidedType = NotProvided,
-                 vtrace_clip_rho_threshold: float | None | NotProvidedType = NotProvided,
-                 vtrace_clip_pg_rho_threshold: float | None | NotProvidedType = NotProvided,
-                 num_epochs: int | NotProvidedType = NotProvided,
-                 minibatch_size: int | None | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        entropy_coeff: float | NotProvidedType = NotProvided,
+        vf_loss_coeff: float | NotProvidedType = NotProvided,
+        vtrace: bool | NotProvidedType = NotProvided,
+        vtrace_clip_rho_threshold: float | None | NotProvidedType = NotProvided,
+        vtrace_clip_pg_rho_threshold: float | None | NotProvidedType = NotProvided,
+        num_epochs: int | NotProvidedType = NotProvided,
+        minibatch_size: int | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to OnPolicyConfig.training()."""
         return super().training(**provided(locals()))
 
     def validate(self) -> None:
         super().validate()
-        self._check("vtrace", self.vtrace, "is always on in rlarena's IMPALA and APPO; for PPO's ratio as the only "
-                    "correction of the policy lag, use PPOConfig with sample_async=True")
+        self._check(
+            "vtrace",
+            self.vtrace,
+            "is always on in rlarena's IMPALA and APPO; for PPO's ratio as the only "
+            "correction of the policy lag, use PPOConfig with sample_async=True",
+        )
         self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
         self._check("minibatch_size", self.minibatch_size is None or self.minibatch_size >= 1, "must be >= 1 or None")
         for name in ("vtrace_clip_rho_threshold", "vtrace_clip_pg_rho_threshold"):
             value = getattr(self, name)
             self._check(name, value is None or value > 0, "must be > 0 or None")
         if self.minibatch_size is not None and self.minibatch_size > self.train_batch_size:
-            raise ConfigError(f"Invalid minibatch_size={self.minibatch_size}: larger than train_batch_size="
-                              f"{self.train_batch_size}. Lower minibatch_size or raise train_batch_size.")
+            raise ConfigError(
+                f"Invalid minibatch_size={self.minibatch_size}: larger than train_batch_size="
+                f"{self.train_batch_size}. Lower minibatch_size or raise train_batch_size."
+            )
 
 
 @dataclass
@@ -121,22 +130,36 @@ def prepare_vtrace_batch(model, dist, batch: Rollout, cfg: IMPALAConfig, target_
     behaviour_np = target_np if batch.behaviour_logp is None else batch.behaviour_logp
     values_np = values.numpy().reshape(T + 1, N)
     discounts = cfg.gamma * (1.0 - batch.terminated)
-    out = vtrace(behaviour_np, target_np, batch.rewards, values_np[:-1], values_np[-1], discounts,
-                 cfg.vtrace_clip_rho_threshold, cfg.vtrace_clip_pg_rho_threshold, lambda_=cfg.lambda_,
-                 valid=batch.valid)
+    out = vtrace(
+        behaviour_np,
+        target_np,
+        batch.rewards,
+        values_np[:-1],
+        values_np[-1],
+        discounts,
+        cfg.vtrace_clip_rho_threshold,
+        cfg.vtrace_clip_pg_rho_threshold,
+        lambda_=cfg.lambda_,
+        valid=batch.valid,
+    )
     valid_np = np.flatnonzero(batch.valid.reshape(-1))
     valid = torch.from_numpy(valid_np)
     vs = out.vs[batch.valid]
-    return VTraceBatch(obs=obs[:T].reshape(T * N, -1)[valid], actions=actions[valid],
-                       behaviour_logp=torch.from_numpy(behaviour_np.reshape(-1)[valid_np]),
-                       target_logp=target_logp[valid], vs=torch.from_numpy(vs),
-                       advantages=torch.from_numpy(out.pg_advantages.reshape(-1)[valid_np]),
-                       mask=None if mask is None else mask[valid],
-                       explained_variance=explained_variance(vs, values_np[:-1][batch.valid]))
+    return VTraceBatch(
+        obs=obs[:T].reshape(T * N, -1)[valid],
+        actions=actions[valid],
+        behaviour_logp=torch.from_numpy(behaviour_np.reshape(-1)[valid_np]),
+        target_logp=target_logp[valid],
+        vs=torch.from_numpy(vs),
+        advantages=torch.from_numpy(out.pg_advantages.reshape(-1)[valid_np]),
+        mask=None if mask is None else mask[valid],
+        explained_variance=explained_variance(vs, values_np[:-1][batch.valid]),
+    )
 
 
-def impala_loss(model, dist, cfg: IMPALAConfig, obs, actions, behaviour_logp, target_logp, vs, adv,
-                mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+def impala_loss(
+    model, dist, cfg: IMPALAConfig, obs, actions, behaviour_logp, target_logp, vs, adv, mask=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, stats): -mean(A_t log pi(a_t|x_t)) + c_v mean(1/2 (V(x_t) - v_t)^2) - c_e mean(H), the
     V-trace actor-critic loss (Espeholt et al. 2018, eq. 2-4), as means over the batch (RLlib sums)."""
     dist_inputs, values = model(obs)
@@ -165,7 +188,9 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         """The policy V-trace corrects towards: the learning one (IMPALA)."""
         return None
 
-    def loss(self, policy_id: str, model, dist, cfg, minibatch: list[torch.Tensor], mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, policy_id: str, model, dist, cfg, minibatch: list[torch.Tensor], mask
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         obs, actions, behaviour_logp, target_logp, vs, adv = minibatch
         return impala_loss(model, dist, cfg, obs, actions, behaviour_logp, target_logp, vs, adv, mask=mask)
 
@@ -189,8 +214,9 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
             order = torch.from_numpy(self.rng.permutation(n)) if mb_size < n else None
             parts = columns if order is None else [column[order] for column in columns]
             for minibatch in zip(*(column.split(mb_size) for column in parts)):
-                loss, mb_stats = self.loss(policy_id, model, dist, cfg, list(minibatch[:6]),
-                                           minibatch[6] if data.mask is not None else None)
+                loss, mb_stats = self.loss(
+                    policy_id, model, dist, cfg, list(minibatch[:6]), minibatch[6] if data.mask is not None else None
+                )
                 stats.append(mb_stats)
                 self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
         out = self.update_stats(self.stat_names, stats, grad_norms, data.explained_variance, lr)

@@ -42,6 +42,7 @@ class Ignored:
     """An option accepted without effect. `quiet(value)`: the value is what rlarena does anyway, so no
     notice is shown (framework='torch', num_gpus=0); otherwise one notice says `why`, or, where `why` is
     empty, the value is refused with the reason its table of refusals gives."""
+
     why: str
     quiet: Callable[[Any], bool] = lambda value: False
     choices: tuple[Any, ...] | None = None  # the values RLlib accepted; another is a mistake
@@ -49,8 +50,10 @@ class Ignored:
 
 # RLlib's configs and tuned examples set worker counts for its own speed; here the envs of one machine
 # sample fastest in this process (benchmarks/README.md), so Ray is used only when asked by our names
-_REMOTE = ("the same steps are sampled in this process, which is faster on one machine; to sample on Ray "
-           "actors (pip install 'rlarena[ray]') set {new}={value}")
+_REMOTE = (
+    "the same steps are sampled in this process, which is faster on one machine; to sample on Ray "
+    "actors (pip install 'rlarena[ray]') set {new}={value}"
+)
 IGNORED: dict[str, Ignored] = {
     # the same number of steps per iteration (train_batch_size) is sampled, by envs in this process
     "num_workers": Ignored(_REMOTE.replace("{new}", "num_env_runners"), lambda v: v == 0),
@@ -75,8 +78,9 @@ IGNORED: dict[str, Ignored] = {
     "_enable_new_api_stack": Ignored("an RLlib API-stack switch; rlarena has one stack"),
     "_enable_learner_api": Ignored("an RLlib API-stack switch; rlarena has one stack"),
     "_enable_rl_module_api": Ignored("an RLlib API-stack switch; rlarena has one stack"),
-    "evaluation_duration_unit": Ignored("rlarena evaluates whole episodes: evaluation_duration counts episodes",
-                                        lambda v: v == "episodes"),
+    "evaluation_duration_unit": Ignored(
+        "rlarena evaluates whole episodes: evaluation_duration counts episodes", lambda v: v == "episodes"
+    ),
     "shuffle_sequences": Ignored("minibatches are always shuffled", bool),
     # accepted at the value rlarena has anyway; any other value is refused (NO_EQUIVALENT says why)
     "batch_mode": Ignored("", lambda v: v == "truncate_episodes"),
@@ -86,8 +90,9 @@ IGNORED: dict[str, Ignored] = {
     "min_sample_timesteps_per_iteration": Ignored("", lambda v: v == 0),
     "no_done_at_end": Ignored("", lambda v: not v),
     "kl_coeff": Ignored("", lambda v: v == 0),
-    "actions_in_input_normalized": Ignored("rlarena records and reads env actions (CQL maps them onto its [-1, 1])",
-                                           lambda v: not v),
+    "actions_in_input_normalized": Ignored(
+        "rlarena records and reads env actions (CQL maps them onto its [-1, 1])", lambda v: not v
+    ),
     "offline_sampling": Ignored("an algorithm with input_ reads its data; nothing else samples", lambda v: True),
     "input_config": Ignored("", lambda v: not v),
 }
@@ -96,43 +101,78 @@ IGNORED: dict[str, Ignored] = {
 # distributional Q): old name -> the algorithms that read it.
 _OFF_POLICY = "DQN, SAC, TD3 and DDPG (off-policy algorithms with a replay buffer)"
 OTHER_ALGORITHMS: dict[str, str] = {
-    **dict.fromkeys(("learning_starts", "prioritized_replay", "prioritized_replay_alpha", "prioritized_replay_beta",
-                     "prioritized_replay_eps", "buffer_size", "replay_buffer_config", "n_step",
-                     "target_network_update_freq", "training_intensity", "num_steps_sampled_before_learning_starts",
-                     "store_buffer_in_checkpoints"), _OFF_POLICY),
+    **dict.fromkeys(
+        (
+            "learning_starts",
+            "prioritized_replay",
+            "prioritized_replay_alpha",
+            "prioritized_replay_beta",
+            "prioritized_replay_eps",
+            "buffer_size",
+            "replay_buffer_config",
+            "n_step",
+            "target_network_update_freq",
+            "training_intensity",
+            "num_steps_sampled_before_learning_starts",
+            "store_buffer_in_checkpoints",
+        ),
+        _OFF_POLICY,
+    ),
     **dict.fromkeys(("dueling", "double_q", "hiddens", "noisy", "num_atoms", "v_min", "v_max", "sigma0"), "DQN"),
     **dict.fromkeys(("optimization_config", "initial_alpha", "target_entropy", "alpha_lr", "ent_coef"), "SAC"),
     **dict.fromkeys(("tau", "twin_q", "actor_lr", "critic_lr", "random_timesteps"), "SAC, TD3 and DDPG"),
-    **dict.fromkeys(("actor_hiddens", "critic_hiddens", "policy_delay", "smooth_target_policy", "target_noise",
-                     "target_noise_clip", "target_policy_noise", "exploration_noise"), "DDPG and TD3"),
-    **dict.fromkeys(("vtrace", "vtrace_clip_rho_threshold", "vtrace_clip_pg_rho_threshold", "replay_proportion",
-                     "replay_buffer_num_slots", "learner_queue_size"), "IMPALA and APPO"),
-    **dict.fromkeys(("noise_stdev", "noise_size", "episodes_per_batch", "eval_prob", "stepsize",
-                     "report_length"), "ES and ARS"),
+    **dict.fromkeys(
+        (
+            "actor_hiddens",
+            "critic_hiddens",
+            "policy_delay",
+            "smooth_target_policy",
+            "target_noise",
+            "target_noise_clip",
+            "target_policy_noise",
+            "exploration_noise",
+        ),
+        "DDPG and TD3",
+    ),
+    **dict.fromkeys(
+        (
+            "vtrace",
+            "vtrace_clip_rho_threshold",
+            "vtrace_clip_pg_rho_threshold",
+            "replay_proportion",
+            "replay_buffer_num_slots",
+            "learner_queue_size",
+        ),
+        "IMPALA and APPO",
+    ),
+    **dict.fromkeys(
+        ("noise_stdev", "noise_size", "episodes_per_batch", "eval_prob", "stepsize", "report_length"), "ES and ARS"
+    ),
 }
 
 # Options with no equivalent in rlarena, and what to do instead (refused when the value would matter).
-_SAC_MODELS = ("rlarena's SAC builds both networks from model={'fcnet_hiddens': [...], 'fcnet_activation': ...} "
-               "and takes actor_lr, critic_lr and alpha_lr")
+_SAC_MODELS = (
+    "rlarena's SAC builds both networks from model={'fcnet_hiddens': [...], 'fcnet_activation': ...} "
+    "and takes actor_lr, critic_lr and alpha_lr"
+)
 NO_EQUIVALENT: dict[str, str] = {
     "input_config": "rlarena reads Parquet files named directly: input_='DIR' (a directory, file, glob or list); "
-                    "RLlib's JSON files are not read (record Parquet with .offline_data(output=DIR) or "
-                    "`rlarena rollout CKPT --output DIR`)",
+    "RLlib's JSON files are not read (record Parquet with .offline_data(output=DIR) or "
+    "`rlarena rollout CKPT --output DIR`)",
     **dict.fromkeys(("Q_model", "policy_model", "q_model_config", "policy_model_config", "optimization"), _SAC_MODELS),
     "horizon": "episodes are cut by the env itself: wrap it in gymnasium.wrappers.TimeLimit, or for a "
-               "Gymnasium id set env_config={'max_episode_steps': N}",
+    "Gymnasium id set env_config={'max_episode_steps': N}",
     "soft_horizon": "episodes are cut by the env itself (gymnasium.wrappers.TimeLimit); a time limit is a "
-                    "truncation, from which rlarena bootstraps",
+    "truncation, from which rlarena bootstraps",
     "no_done_at_end": "rlarena bootstraps from truncated episodes (time limits) and never from terminated ones",
     "kl_coeff": "rlarena's PPO has no KL penalty: it uses the clipped objective alone (as SB3); target_kl "
-                "stops an update's epochs early",
+    "stops an update's epochs early",
     "kl_target": "rlarena's PPO has no KL penalty: target_kl stops an update's epochs early instead",
     "batch_mode": "rlarena samples fixed-length fragments (RLlib's truncate_episodes) and bootstraps at cuts",
     "use_gae": "rlarena's PPO always uses GAE: lambda_=1.0 gives Monte-Carlo returns",
     "use_critic": "rlarena's PPO always learns a value function",
     "timesteps_per_iteration": "PPO samples train_batch_size env steps per iteration: set train_batch_size",
-    "min_sample_timesteps_per_iteration": "PPO samples train_batch_size env steps per iteration: set "
-                                          "train_batch_size",
+    "min_sample_timesteps_per_iteration": "PPO samples train_batch_size env steps per iteration: set train_batch_size",
 }
 
 # RLlib 1.x's nested {"multiagent": {...}}: its keys are options of .multi_agent()
@@ -178,8 +218,10 @@ def translate(options: dict[str, Any], valid: Any, current: Callable[[str], Any]
         elif key in OTHER_ALGORITHMS:
             algos = OTHER_ALGORITHMS[key]
             lacking = "" if algos.startswith(("DQN", "SAC", "DDPG", "IMPALA")) else ", which rlarena does not have yet"
-            raise ConfigError(f"{key!r} is an option of {algos}{lacking}; {owner} cannot use it. Available "
-                              f"algorithms: see `rlarena list algos`.")
+            raise ConfigError(
+                f"{key!r} is an option of {algos}{lacking}; {owner} cannot use it. Available "
+                f"algorithms: see `rlarena list algos`."
+            )
         elif key in NO_EQUIVALENT:
             raise ConfigError(f"{key}={value!r} is not available: {NO_EQUIVALENT[key]}.")
         else:
@@ -194,8 +236,9 @@ def translate(options: dict[str, Any], valid: Any, current: Callable[[str], Any]
 
 def _ignore(key: str, value: Any, rule: Ignored, refusals: dict[str, str]) -> None:
     if rule.choices is not None and value not in rule.choices:
-        raise ConfigError(f"Invalid {key}={value!r}: expected one of {', '.join(map(repr, rule.choices))} "
-                          f"({rule.why}).")
+        raise ConfigError(
+            f"Invalid {key}={value!r}: expected one of {', '.join(map(repr, rule.choices))} ({rule.why})."
+        )
     if rule.quiet(value):
         return
     if not rule.why:
@@ -205,18 +248,25 @@ def _ignore(key: str, value: Any, rule: Ignored, refusals: dict[str, str]) -> No
 
 def _multiagent(value: Any, owner: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{owner}: 'multiagent' must be a dict with policies, policy_mapping_fn, "
-                          f"policies_to_train; got {value!r}.")
+        raise ConfigError(
+            f"{owner}: 'multiagent' must be a dict with policies, policy_mapping_fn, policies_to_train; got {value!r}."
+        )
     out = {}
     for key, item in value.items():
         if key in MULTIAGENT_KEYS:
             out[key] = item
         elif key in MULTIAGENT_IGNORED:
-            _ignore(f"multiagent.{key}", item, MULTIAGENT_IGNORED[key],
-                    {f"multiagent.{k}": v for k, v in MULTIAGENT_NO_EQUIVALENT.items()})
+            _ignore(
+                f"multiagent.{key}",
+                item,
+                MULTIAGENT_IGNORED[key],
+                {f"multiagent.{k}": v for k, v in MULTIAGENT_NO_EQUIVALENT.items()},
+            )
         else:
-            raise ConfigError(f"Unknown option 'multiagent.{key}'.{closest(str(key), MULTIAGENT_KEYS)} "
-                              f"Valid: {', '.join(MULTIAGENT_KEYS)}.")
+            raise ConfigError(
+                f"Unknown option 'multiagent.{key}'.{closest(str(key), MULTIAGENT_KEYS)} "
+                f"Valid: {', '.join(MULTIAGENT_KEYS)}."
+            )
     return out
 
 

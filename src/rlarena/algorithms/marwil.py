@@ -47,7 +47,9 @@ class MARWILConfig(AlgorithmConfig):
 
     lr: float = option(1e-4, "training")
     train_batch_size: int = option(2000, "training")
-    minibatch_size: int | None = option(None, "training", bound="MAX_BATCH")  # None: one gradient step on the whole batch
+    minibatch_size: int | None = option(
+        None, "training", bound="MAX_BATCH"
+    )  # None: one gradient step on the whole batch
     beta: float = option(1.0, "training")  # 0: behaviour cloning
     vf_coeff: float = option(1.0, "training")
     bc_logstd_coeff: float = option(0.0, "training")
@@ -58,17 +60,20 @@ class MARWILConfig(AlgorithmConfig):
     # set by the first large gradients, then all but froze the policy)
     normalize_weights: bool = option(True, "training")
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 minibatch_size: int | None | NotProvidedType = NotProvided,
-                 beta: float | NotProvidedType = NotProvided,
-                 vf_coeff: float | NotProvidedType = NotProvided,
-                 bc_logstd_coeff: float | NotProvidedType = NotProvided,
-                 moving_average_sqd_adv_norm_update_rate: float | NotProvidedType = NotProvided,
-                 moving_average_sqd_adv_norm_start: float | NotProvidedType = NotProvided,
-                 normalize_weights: bool | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        minibatch_size: int | None | NotProvidedType = NotProvided,
+        beta: float | NotProvidedType = NotProvided,
+        vf_coeff: float | NotProvidedType = NotProvided,
+        bc_logstd_coeff: float | NotProvidedType = NotProvided,
+        moving_average_sqd_adv_norm_update_rate: float | NotProvidedType = NotProvided,
+        moving_average_sqd_adv_norm_start: float | NotProvidedType = NotProvided,
+        normalize_weights: bool | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -76,10 +81,16 @@ class MARWILConfig(AlgorithmConfig):
         super().validate()
         self._check("beta", self.beta >= 0, "must be >= 0 (0: behaviour cloning)")
         self._check("vf_coeff", self.vf_coeff >= 0, "must be >= 0")
-        self._check("minibatch_size", self.minibatch_size is None or 1 <= self.minibatch_size <= self.train_batch_size,
-                    f"must be in [1, train_batch_size={self.train_batch_size}] or None")
-        self._check("moving_average_sqd_adv_norm_update_rate", 0 <= self.moving_average_sqd_adv_norm_update_rate <= 1,
-                    "must be in [0, 1]")
+        self._check(
+            "minibatch_size",
+            self.minibatch_size is None or 1 <= self.minibatch_size <= self.train_batch_size,
+            f"must be in [1, train_batch_size={self.train_batch_size}] or None",
+        )
+        self._check(
+            "moving_average_sqd_adv_norm_update_rate",
+            0 <= self.moving_average_sqd_adv_norm_update_rate <= 1,
+            "must be in [0, 1]",
+        )
         self._check("moving_average_sqd_adv_norm_start", self.moving_average_sqd_adv_norm_start > 0, "must be > 0")
 
 
@@ -90,8 +101,15 @@ class BCConfig(MARWILConfig):
     beta: float = option(0.0, "training")
 
 
-def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torch.Tensor,
-                returns: torch.Tensor | None, ma_adv_norm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+def marwil_loss(
+    model,
+    dist,
+    cfg: MARWILConfig,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    returns: torch.Tensor | None,
+    ma_adv_norm: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
     """(loss, stats, the updated moving average of the squared advantage norm) for one minibatch;
     `returns` the (bootstrapped) returns-to-go, targets without gradient (None for BC: beta 0)."""
     dist_inputs, values = model(obs)
@@ -114,8 +132,11 @@ def marwil_loss(model, dist, cfg: MARWILConfig, obs: torch.Tensor, actions: torc
         vf_loss = 0.5 * adv_sq
         loss = policy_loss + cfg.vf_coeff * vf_loss
         var = returns.var()
-        stats.update(vf_loss=vf_loss.detach(), mean_weight=weights.mean(),
-                     explained_variance=(1 - (returns - values).var() / var).detach() if var > 0 else var * 0)
+        stats.update(
+            vf_loss=vf_loss.detach(),
+            mean_weight=weights.mean(),
+            explained_variance=(1 - (returns - values).var() / var).detach() if var > 0 else var * 0,
+        )
     stats["policy_loss"] = policy_loss.detach()
     return loss, stats, ma_adv_norm
 
@@ -130,8 +151,10 @@ class MARWILProgress:
     num_rows_trained_lifetime: int = 0
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"ma_adv_norm": np.array(self.ma_adv_norm, np.float64),
-                "num_rows_trained_lifetime": np.array(self.num_rows_trained_lifetime, np.int64)}
+        return {
+            "ma_adv_norm": np.array(self.ma_adv_norm, np.float64),
+            "num_rows_trained_lifetime": np.array(self.num_rows_trained_lifetime, np.int64),
+        }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self.ma_adv_norm = float(np.asarray(state["ma_adv_norm"]).reshape(-1)[0])
@@ -196,20 +219,30 @@ class MARWIL(Algorithm):
         if "returns" in batch:  # + gamma^k V(s_T) where the logged episode was truncated or cut (RLlib's bootstrap)
             with torch.no_grad():
                 final = torch.from_numpy(np.ascontiguousarray(policy.normalize(batch["bootstrap_obs"])))
-                returns = torch.from_numpy(batch["returns"]) + torch.from_numpy(batch["bootstrap_discount"]) * \
-                    model.value(final)
+                returns = torch.from_numpy(batch["returns"]) + torch.from_numpy(
+                    batch["bootstrap_discount"]
+                ) * model.value(final)
         n = len(obs)
         size = cfg.minibatch_size or n
         order = self.rng.permutation(n) if size < n else np.arange(n)
         totals: dict[str, float] = {}
         steps = 0
         for start in range(0, n - size + 1, size):
-            idx = torch.from_numpy(order[start:start + size])
-            loss, stats, progress.ma_adv_norm = marwil_loss(model, dist, cfg, obs[idx], actions[idx],
-                                                            None if returns is None else returns[idx],
-                                                            progress.ma_adv_norm)
-            learner.check_finite(loss, f"loss at iteration {self.iteration + 1}",
-                                 "With beta > 0, a smaller beta may help. " if cfg.beta > 0 else "")
+            idx = torch.from_numpy(order[start : start + size])
+            loss, stats, progress.ma_adv_norm = marwil_loss(
+                model,
+                dist,
+                cfg,
+                obs[idx],
+                actions[idx],
+                None if returns is None else returns[idx],
+                progress.ma_adv_norm,
+            )
+            learner.check_finite(
+                loss,
+                f"loss at iteration {self.iteration + 1}",
+                "With beta > 0, a smaller beta may help. " if cfg.beta > 0 else "",
+            )
             learner.step(loss, MAIN_OPTIMIZER)
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
@@ -218,8 +251,11 @@ class MARWIL(Algorithm):
         out = {k: v / steps for k, v in totals.items()}
         if cfg.beta > 0:
             out["moving_average_sqd_adv_norm"] = progress.ma_adv_norm
-        out.update(num_env_steps_trained_this_iter=n, num_env_steps_trained_lifetime=progress.num_rows_trained_lifetime,
-                   num_gradient_steps=steps)
+        out.update(
+            num_env_steps_trained_this_iter=n,
+            num_env_steps_trained_lifetime=progress.num_rows_trained_lifetime,
+            num_gradient_steps=steps,
+        )
         return out
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:

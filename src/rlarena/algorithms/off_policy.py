@@ -34,7 +34,7 @@ import torch
 
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
-from rlarena.errors import CheckpointError, ConfigError, closest
+from rlarena.errors import ConfigError, closest
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
 from rlarena.nn.flat import Adam, FlatParameters
@@ -56,25 +56,39 @@ REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "eps
 REPLAY_TYPES = {"ReplayBuffer": ReplayBuffer, "PrioritizedReplayBuffer": PrioritizedReplayBuffer}
 # RLlib's other names for the same two buffers (its episode and multi-agent variants; one buffer per
 # trained policy here), and its older key names
-REPLAY_TYPE_ALIASES = {"EpisodeReplayBuffer": "ReplayBuffer", "MultiAgentReplayBuffer": "ReplayBuffer",
-                       "MultiAgentEpisodeReplayBuffer": "ReplayBuffer",
-                       "PrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer",
-                       "MultiAgentPrioritizedReplayBuffer": "PrioritizedReplayBuffer",
-                       "MultiAgentPrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer"}
-REPLAY_KEY_ALIASES = {"prioritized_replay_alpha": "alpha", "prioritized_replay_beta": "beta",
-                      "prioritized_replay_eps": "epsilon"}
+REPLAY_TYPE_ALIASES = {
+    "EpisodeReplayBuffer": "ReplayBuffer",
+    "MultiAgentReplayBuffer": "ReplayBuffer",
+    "MultiAgentEpisodeReplayBuffer": "ReplayBuffer",
+    "PrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer",
+    "MultiAgentPrioritizedReplayBuffer": "PrioritizedReplayBuffer",
+    "MultiAgentPrioritizedEpisodeReplayBuffer": "PrioritizedReplayBuffer",
+}
+REPLAY_KEY_ALIASES = {
+    "prioritized_replay_alpha": "alpha",
+    "prioritized_replay_beta": "beta",
+    "prioritized_replay_eps": "epsilon",
+}
 
 # RLlib's old API stack and SB3 -> ours
-OLD_NAMES = {"learning_starts": "num_steps_sampled_before_learning_starts",
-             "target_update_interval": "target_network_update_freq"}
+OLD_NAMES = {
+    "learning_starts": "num_steps_sampled_before_learning_starts",
+    "target_update_interval": "target_network_update_freq",
+}
 
 
 @dataclass
 class OffPolicyConfig(AlgorithmConfig):
     """The replay and update-rhythm options every off-policy algorithm has (RLlib's names)."""
 
-    replay_defaults: ClassVar[dict[str, Any]] = {"type": "ReplayBuffer", "capacity": 1_000_000, "alpha": 0.6,
-                                                 "beta": 0.4, "beta_annealing_steps": 100_000, "epsilon": 1e-6}
+    replay_defaults: ClassVar[dict[str, Any]] = {
+        "type": "ReplayBuffer",
+        "capacity": 1_000_000,
+        "alpha": 0.6,
+        "beta": 0.4,
+        "beta_annealing_steps": 100_000,
+        "epsilon": 1e-6,
+    }
     num_envs_per_env_runner: int = option(1, "env_runners")  # SB3's and RLlib's: one env, one update per step
     replay_buffer_config: dict = option({}, "training")  # over replay_defaults (read `replay_config`)
     store_buffer_in_checkpoints: bool = option(True, "training")  # RLlib's default is False
@@ -82,23 +96,30 @@ class OffPolicyConfig(AlgorithmConfig):
     tau: float = option(1.0, "training")  # target <- tau * online + (1 - tau) * target; 1: a hard copy
     target_network_update_freq: int = option(0, "training")  # env steps between target updates; 0: each update
     num_steps_sampled_before_learning_starts: int = option(1000, "training")
-    training_intensity: float | None = option(None, "training", bound="MAX_EPOCHS")  # replayed / sampled steps; None: natural
+    training_intensity: float | None = option(
+        None, "training", bound="MAX_EPOCHS"
+    )  # replayed / sampled steps; None: natural
     train_freq: int | None = option(None, "training", bound="MAX_BATCH")  # SB3's name of rollout_fragment_length
-    gradient_steps: int | None = option(None, "training", bound="MAX_EPOCHS")  # SB3's: per fragment; -1: one per env step sampled
+    gradient_steps: int | None = option(
+        None, "training", bound="MAX_EPOCHS"
+    )  # SB3's: per fragment; -1: one per env step sampled
     min_sample_timesteps_per_iteration: int = option(1000, "training", bound="MAX_BATCH")
 
-    def training(self, *,
-                 replay_buffer_config: dict | NotProvidedType = NotProvided,
-                 store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
-                 n_step: int | NotProvidedType = NotProvided,
-                 tau: float | NotProvidedType = NotProvided,
-                 target_network_update_freq: int | NotProvidedType = NotProvided,
-                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
-                 training_intensity: float | None | NotProvidedType = NotProvided,
-                 train_freq: int | None | NotProvidedType = NotProvided,
-                 gradient_steps: int | None | NotProvidedType = NotProvided,
-                 min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        replay_buffer_config: dict | NotProvidedType = NotProvided,
+        store_buffer_in_checkpoints: bool | NotProvidedType = NotProvided,
+        n_step: int | NotProvidedType = NotProvided,
+        tau: float | NotProvidedType = NotProvided,
+        target_network_update_freq: int | NotProvidedType = NotProvided,
+        num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+        training_intensity: float | None | NotProvidedType = NotProvided,
+        train_freq: int | None | NotProvidedType = NotProvided,
+        gradient_steps: int | None | NotProvidedType = NotProvided,
+        min_sample_timesteps_per_iteration: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -148,44 +169,74 @@ class OffPolicyConfig(AlgorithmConfig):
         rc = self.replay_config
         for key in rc:
             if key not in REPLAY_KEYS:
-                raise ConfigError(f"Unknown replay_buffer_config key {key!r}.{closest(str(key), REPLAY_KEYS)} "
-                                  f"Valid keys: {', '.join(REPLAY_KEYS)}.")
+                raise ConfigError(
+                    f"Unknown replay_buffer_config key {key!r}.{closest(str(key), REPLAY_KEYS)} "
+                    f"Valid keys: {', '.join(REPLAY_KEYS)}."
+                )
         self._choice("replay_buffer_config['type']", rc["type"], tuple(REPLAY_TYPES))
-        ok_numbers = all(isinstance(rc[k], int | float) and not isinstance(rc[k], bool)
-                         for k in ("capacity", "alpha", "beta", "beta_annealing_steps", "epsilon"))
-        if not (ok_numbers and rc["capacity"] >= 1 and rc["alpha"] >= 0 and 0 <= rc["beta"] <= 1
-                and rc["beta_annealing_steps"] >= 0 and rc["epsilon"] > 0):
-            raise ConfigError(f"Invalid replay_buffer_config={self.replay_buffer_config!r}: capacity must be >= 1, "
-                              f"alpha >= 0, beta in [0, 1], beta_annealing_steps >= 0 (0: no annealing), "
-                              f"epsilon > 0.")
+        ok_numbers = all(
+            isinstance(rc[k], int | float) and not isinstance(rc[k], bool)
+            for k in ("capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
+        )
+        if not (
+            ok_numbers
+            and rc["capacity"] >= 1
+            and rc["alpha"] >= 0
+            and 0 <= rc["beta"] <= 1
+            and rc["beta_annealing_steps"] >= 0
+            and rc["epsilon"] > 0
+        ):
+            raise ConfigError(
+                f"Invalid replay_buffer_config={self.replay_buffer_config!r}: capacity must be >= 1, "
+                f"alpha >= 0, beta in [0, 1], beta_annealing_steps >= 0 (0: no annealing), "
+                f"epsilon > 0."
+            )
         if rc["capacity"] // self.num_envs_sampled < self.n_step + 1:
-            raise ConfigError(f"Invalid replay_buffer_config capacity={rc['capacity']}: it must hold n_step + 1 = "
-                              f"{self.n_step + 1} steps of each of the {self.num_envs_sampled} envs; raise it "
-                              f"to >= {(self.n_step + 1) * self.num_envs_sampled}.")
+            raise ConfigError(
+                f"Invalid replay_buffer_config capacity={rc['capacity']}: it must hold n_step + 1 = "
+                f"{self.n_step + 1} steps of each of the {self.num_envs_sampled} envs; raise it "
+                f"to >= {(self.n_step + 1) * self.num_envs_sampled}."
+            )
         if self.num_env_runners > 0 and (self.restart_failed_env_runners or self.ignore_env_runner_failures):
-            raise ConfigError(f"fault_tolerance(...) with num_env_runners={self.num_env_runners}: an off-policy "
-                              f"algorithm's replay buffer keeps each env's transitions in order, and a lost runner "
-                              f"would leave its envs' episodes cut without their last observation; remote runners "
-                              f"of off-policy algorithms stop training when one fails (PPO and A2C go on). Leave "
-                              f"restart_failed_env_runners and ignore_env_runner_failures off.")
+            raise ConfigError(
+                f"fault_tolerance(...) with num_env_runners={self.num_env_runners}: an off-policy "
+                f"algorithm's replay buffer keeps each env's transitions in order, and a lost runner "
+                f"would leave its envs' episodes cut without their last observation; remote runners "
+                f"of off-policy algorithms stop training when one fails (PPO and A2C go on). Leave "
+                f"restart_failed_env_runners and ignore_env_runner_failures off."
+            )
         self._check("n_step", self.n_step >= 1, "must be >= 1")
-        self._check("target_network_update_freq", self.target_network_update_freq >= 0,
-                    "must be >= 0 (env steps; 0: after every update)")
+        self._check(
+            "target_network_update_freq",
+            self.target_network_update_freq >= 0,
+            "must be >= 0 (env steps; 0: after every update)",
+        )
         self._check("tau", 0 < self.tau <= 1, "must be in (0, 1]")
-        self._check("num_steps_sampled_before_learning_starts", self.num_steps_sampled_before_learning_starts >= 0,
-                    "must be >= 0")
+        self._check(
+            "num_steps_sampled_before_learning_starts",
+            self.num_steps_sampled_before_learning_starts >= 0,
+            "must be >= 0",
+        )
         self._check("min_sample_timesteps_per_iteration", self.min_sample_timesteps_per_iteration >= 0, "must be >= 0")
-        self._check("training_intensity", self.training_intensity is None or self.training_intensity > 0,
-                    "must be > 0 or None")
+        self._check(
+            "training_intensity", self.training_intensity is None or self.training_intensity > 0, "must be > 0 or None"
+        )
         self._check("train_freq", self.train_freq is None or self.train_freq >= 1, "must be >= 1 or None")
         if self.train_freq is not None and self.rollout_fragment_length not in ("auto", self.train_freq):
-            raise ConfigError(f"train_freq={self.train_freq} (SB3's name) and rollout_fragment_length="
-                              f"{self.rollout_fragment_length} say the same thing differently: set one.")
-        self._check("gradient_steps", self.gradient_steps is None or self.gradient_steps >= 1
-                    or self.gradient_steps == -1, "must be >= 1, -1 (one per env step sampled) or None")
+            raise ConfigError(
+                f"train_freq={self.train_freq} (SB3's name) and rollout_fragment_length="
+                f"{self.rollout_fragment_length} say the same thing differently: set one."
+            )
+        self._check(
+            "gradient_steps",
+            self.gradient_steps is None or self.gradient_steps >= 1 or self.gradient_steps == -1,
+            "must be >= 1, -1 (one per env step sampled) or None",
+        )
         if self.gradient_steps is not None and self.training_intensity is not None:
-            raise ConfigError(f"gradient_steps={self.gradient_steps} (SB3's) and training_intensity="
-                              f"{self.training_intensity} (RLlib's) both set the updates per fragment: set one.")
+            raise ConfigError(
+                f"gradient_steps={self.gradient_steps} (SB3's) and training_intensity="
+                f"{self.training_intensity} (RLlib's) both set the updates per fragment: set one."
+            )
 
 
 @dataclass
@@ -204,11 +255,23 @@ class ReplayBatch:
 
 def check_schedule(config: AlgorithmConfig, key: str, low: float = 0.0, high: float = 1.0) -> None:
     schedule = getattr(config, key)
-    ok = len(schedule) >= 1 and all(
-        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, int | float) for x in p)
-        and low <= p[1] <= high for p in schedule) and all(a[0] <= b[0] for a, b in itertools.pairwise(schedule))
-    config._check(key, ok, f"must be a list of [env_step, value] pairs, steps ascending, values in [{low}, {high}], "
-                           f"e.g. [[0, 1.0], [10000, 0.05]]")
+    ok = (
+        len(schedule) >= 1
+        and all(
+            isinstance(p, list | tuple)
+            and len(p) == 2
+            and all(isinstance(x, int | float) for x in p)
+            and low <= p[1] <= high
+            for p in schedule
+        )
+        and all(a[0] <= b[0] for a, b in itertools.pairwise(schedule))
+    )
+    config._check(
+        key,
+        ok,
+        f"must be a list of [env_step, value] pairs, steps ascending, values in [{low}, {high}], "
+        f"e.g. [[0, 1.0], [10000, 0.05]]",
+    )
 
 
 @contextmanager
@@ -249,6 +312,7 @@ class OffPolicyAlgorithm(Algorithm):
         self.last_target_update = 0  # env step of the last target update
         self.num_gradient_steps = 0
         self._update_credit = 0.0  # fractional gradient steps owed (training_intensity)
+        self.register_state(self._state_group, self._rhythm_state, self._set_rhythm_state)
 
     def replay_learner(self, policy_id: str) -> ReplayLearner:
         """The learner of a trained policy (learner_class), typed."""
@@ -272,13 +336,24 @@ class OffPolicyAlgorithm(Algorithm):
         kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
         seed = _seed_for(self.config.seed, 5, list(self.policies).index(learner.policy_id))
         buffer = learner.buffer = REPLAY_TYPES[rc["type"]](
-            rc["capacity"], num_envs, (width,), np.float32, policy.action_shape, policy.action_dtype,
-            n_step=cfg.n_step, gamma=cfg.gamma, seed=seed, **kwargs)
+            rc["capacity"],
+            num_envs,
+            (width,),
+            np.float32,
+            policy.action_shape,
+            policy.action_dtype,
+            n_step=cfg.n_step,
+            gamma=cfg.gamma,
+            seed=seed,
+            **kwargs,
+        )
 
         def get() -> dict[str, np.ndarray] | None:
             if not self.config.store_buffer_in_checkpoints:
                 return None
-            return {k: np.array(v) for k, v in buffer.state_dict().items()}  # copies: a snapshot must not follow later adds
+            return {
+                k: np.array(v) for k, v in buffer.state_dict().items()
+            }  # copies: a snapshot must not follow later adds
 
         learner.register_state("replay", get, buffer.load_state_dict)
         return buffer
@@ -303,13 +378,26 @@ class OffPolicyAlgorithm(Algorithm):
             # the vector env's next-step autoreset: obs[t+1] after an episode end is its final observation,
             # and step t+1 only resets (valid False), see rollout/replay.py
             for t in range(len(batch.rewards)):
-                buffer.add(obs[t], batch.actions[t], batch.rewards[t], batch.terminated[t], batch.truncated[t],
-                           obs[t + 1], batch.valid[t])
+                buffer.add(
+                    obs[t],
+                    batch.actions[t],
+                    batch.rewards[t],
+                    batch.terminated[t],
+                    batch.truncated[t],
+                    obs[t + 1],
+                    batch.valid[t],
+                )
             return
         for s in range(batch.valid.shape[1]):
             for t in np.flatnonzero(batch.valid[:, s]).tolist():
-                buffer.add(obs[t, s][None], batch.actions[t, s][None], batch.rewards[t, s][None],
-                           batch.terminated[t, s][None], batch.truncated[t, s][None], obs[t + 1, s][None])
+                buffer.add(
+                    obs[t, s][None],
+                    batch.actions[t, s][None],
+                    batch.rewards[t, s][None],
+                    batch.terminated[t, s][None],
+                    batch.truncated[t, s][None],
+                    obs[t + 1, s][None],
+                )
 
     def _num_updates(self, sampled: int) -> int:
         cfg = self.config
@@ -332,19 +420,25 @@ class OffPolicyAlgorithm(Algorithm):
         buffer = learner.buffer
         if isinstance(buffer, PrioritizedReplayBuffer):
             rc = cfg.replay_config
-            done = 1.0 if rc["beta_annealing_steps"] == 0 else \
-                min(1.0, self.num_env_steps_sampled_lifetime / rc["beta_annealing_steps"])
+            done = (
+                1.0
+                if rc["beta_annealing_steps"] == 0
+                else min(1.0, self.num_env_steps_sampled_lifetime / rc["beta_annealing_steps"])
+            )
             sample = buffer.sample(cfg.train_batch_size, beta=rc["beta"] + (1 - rc["beta"]) * done)
         else:
             sample = buffer.sample(cfg.train_batch_size)
         D = policy.obs_dim
-        batch = ReplayBatch(obs=torch.from_numpy(policy.normalize(sample.obs[:, :D])),
-                            actions=torch.from_numpy(sample.actions), rewards=torch.from_numpy(sample.rewards),
-                            discounts=torch.from_numpy(sample.discounts),
-                            next_obs=torch.from_numpy(policy.normalize(sample.next_obs[:, :D])),
-                            next_mask=torch.from_numpy(sample.next_obs[:, D:] > 0.5) if policy.masked else None,
-                            weights=torch.from_numpy(sample.weights),
-                            mask=torch.from_numpy(sample.obs[:, D:] > 0.5) if policy.masked else None)
+        batch = ReplayBatch(
+            obs=torch.from_numpy(policy.normalize(sample.obs[:, :D])),
+            actions=torch.from_numpy(sample.actions),
+            rewards=torch.from_numpy(sample.rewards),
+            discounts=torch.from_numpy(sample.discounts),
+            next_obs=torch.from_numpy(policy.normalize(sample.next_obs[:, :D])),
+            next_mask=torch.from_numpy(sample.next_obs[:, D:] > 0.5) if policy.masked else None,
+            weights=torch.from_numpy(sample.weights),
+            mask=torch.from_numpy(sample.obs[:, D:] > 0.5) if policy.masked else None,
+        )
         return batch, sample.indices
 
     def update_priorities(self, policy_id: str, indices: np.ndarray, td_error: torch.Tensor) -> None:
@@ -401,8 +495,11 @@ class OffPolicyAlgorithm(Algorithm):
         out: dict[str, float] = {}
         for pid, rows in stats.items():
             values = dict(zip(self.stat_names, torch.stack(rows).mean(0).tolist())) if rows else {}
-            values.update(self.policy_metrics(pid), replay_size=float(len(self.replay_learner(pid).buffer)),
-                          num_gradient_steps_lifetime=self.num_gradient_steps)  # of all policies together
+            values.update(
+                self.policy_metrics(pid),
+                replay_size=float(len(self.replay_learner(pid).buffer)),
+                num_gradient_steps_lifetime=self.num_gradient_steps,
+            )  # of all policies together
             out.update({f"learner/{pid}/{k}": v for k, v in values.items()} if self.is_multi_agent else values)
         return out
 
@@ -411,25 +508,21 @@ class OffPolicyAlgorithm(Algorithm):
     def _state_group(self) -> str:
         return type(self).__name__.lower()
 
-    def _state_arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        """Adds the update rhythm's counters (each policy's targets and replay buffer are its learner's
-        state); schedules' positions are the env step count."""
-        arrays = super()._state_arrays()
-        arrays[self._state_group] = {
+    def _rhythm_state(self) -> dict[str, np.ndarray]:
+        """The update rhythm's counters (each policy's targets and replay buffer are its learner's state);
+        schedules' positions are the env step count."""
+        return {
             "counters": np.array([self.last_target_update, self.num_gradient_steps], np.int64),
-            "update_credit": np.array([self._update_credit], np.float64)}
-        return arrays
+            "update_credit": np.array([self._update_credit], np.float64),
+        }
+
+    def _set_rhythm_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.last_target_update, self.num_gradient_steps = (int(x) for x in arrays["counters"])
+        self._update_credit = float(arrays["update_credit"][0])
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> None:
-        # weights, learners (optimizers, targets, replay buffers), counters; the runner starts fresh episodes
+        # weights, learners (optimizers, targets, replay buffers), the rhythm; the runner starts fresh episodes
         super()._restore(meta, arrays)
-        try:
-            group = arrays[self._state_group]
-            self.last_target_update, self.num_gradient_steps = (int(x) for x in group["counters"])
-            self._update_credit = float(group["update_credit"][0])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"Checkpoint does not match this {type(self).__name__} ({type(exc).__name__}: "
-                                  f"{exc}). Was it saved with a different model, replay buffer or algorithm?") from exc
         if not self.is_multi_agent:  # episodes under way when saved end there
             for learner in self.learners.values():
                 if isinstance(learner, ReplayLearner):
@@ -449,15 +542,18 @@ class ActorQConfig(OffPolicyConfig):
     num_steps_sampled_before_learning_starts: int = option(100, "training")  # SB3's learning_starts (RLlib: 1500)
     random_timesteps: int | None = option(None, "training")  # uniform actions this long; None: until learning starts
 
-    def training(self, *,
-                 actor_lr: float | None | NotProvidedType = NotProvided,
-                 critic_lr: float | None | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 tau: float | NotProvidedType = NotProvided,
-                 twin_q: bool | NotProvidedType = NotProvided,
-                 num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
-                 random_timesteps: int | None | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        actor_lr: float | None | NotProvidedType = NotProvided,
+        critic_lr: float | None | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        tau: float | NotProvidedType = NotProvided,
+        twin_q: bool | NotProvidedType = NotProvided,
+        num_steps_sampled_before_learning_starts: int | NotProvidedType = NotProvided,
+        random_timesteps: int | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to OffPolicyConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -466,8 +562,9 @@ class ActorQConfig(OffPolicyConfig):
         for key in ("actor_lr", "critic_lr"):
             value = getattr(self, key)
             self._check(key, value is None or value > 0, "must be > 0 or None (None: lr)")
-        self._check("random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0,
-                    "must be >= 0 or None")
+        self._check(
+            "random_timesteps", self.random_timesteps is None or self.random_timesteps >= 0, "must be >= 0 or None"
+        )
 
     @property
     def warmup_steps(self) -> int:
@@ -486,20 +583,32 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
         """The ActorQPolicy options beyond the kind and twin_q (SAC: its initial alpha)."""
         return {}
 
-    def make_policy(self, observation_space: Any, action_space: Any, config: AlgorithmConfig,
-                    seed: int | None) -> ActorQPolicy:
+    def make_policy(
+        self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
+    ) -> ActorQPolicy:
         assert isinstance(config, ActorQConfig)
-        return ActorQPolicy(observation_space, action_space, config.model_config, config.observation_filter, seed,
-                            kind=self.policy_kind, twin_q=config.twin_q, algorithm=type(self).__name__,
-                            warmup_steps=config.warmup_steps, **self.policy_options(config))
+        return ActorQPolicy(
+            observation_space,
+            action_space,
+            config.model_config,
+            config.observation_filter,
+            seed,
+            kind=self.policy_kind,
+            twin_q=config.twin_q,
+            algorithm=type(self).__name__,
+            warmup_steps=config.warmup_steps,
+            **self.policy_options(config),
+        )
 
     def actor_q_model(self, learner: Learner) -> ActorQ:
         """The learner's policy's actor and critics; refuses a policy this algorithm did not build."""
         policy, name = learner.policy, type(self).__name__
         if not (isinstance(policy, ActorQPolicy) and policy.kind == self.policy_kind):
-            raise ConfigError(f"{name} trains its own actor-critic policies; policy {learner.policy_id!r} is a "
-                              f"{type(policy).__name__}. Leave its PolicySpec's policy_class out ({name} builds one), "
-                              f"or leave it out of policies_to_train.")
+            raise ConfigError(
+                f"{name} trains its own actor-critic policies; policy {learner.policy_id!r} is a "
+                f"{type(policy).__name__}. Leave its PolicySpec's policy_class out ({name} builds one), "
+                f"or leave it out of policies_to_train."
+            )
         assert isinstance(policy.model, ActorQ)
         return policy.model
 
@@ -508,8 +617,10 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
         """An Adam per named network of the policy (lr: the config's `<name>_lr`, else lr), on the
         learner; their flat parameters by name."""
         cfg = learner.config
-        return {key: learner.add_optimizer(key, module, Adam, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
-                for key, module in modules.items()}
+        return {
+            key: learner.add_optimizer(key, module, Adam, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
+            for key, module in modules.items()
+        }
 
     def update_targets(self) -> None:
         if self.config.target_network_update_freq > 0:  # 0: in update_policy (SAC: each step; TD3: each actor step)

@@ -37,13 +37,16 @@ class OnPolicyConfig(AlgorithmConfig):
     normalize_advantages: bool = option(False, "training")  # standardize advantages over the train batch
     broadcast_interval: int = option(1, "training")  # with sample_async: updates between weight broadcasts (RLlib's)
 
-    def training(self, *,
-                 lambda_: float | NotProvidedType = NotProvided,
-                 entropy_coeff: float | NotProvidedType = NotProvided,
-                 vf_loss_coeff: float | NotProvidedType = NotProvided,
-                 normalize_advantages: bool | NotProvidedType = NotProvided,
-                 broadcast_interval: int | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lambda_: float | NotProvidedType = NotProvided,
+        entropy_coeff: float | NotProvidedType = NotProvided,
+        vf_loss_coeff: float | NotProvidedType = NotProvided,
+        normalize_advantages: bool | NotProvidedType = NotProvided,
+        broadcast_interval: int | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to AlgorithmConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -89,8 +92,9 @@ class OnPolicyBatch:
         return cols if self.mask is None else [*cols, self.mask]
 
 
-def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, lam: float,
-                  normalize_advantages: bool) -> OnPolicyBatch:
+def prepare_batch(
+    model: torch.nn.Module, dist, batch: Rollout, gamma: float, lam: float, normalize_advantages: bool
+) -> OnPolicyBatch:
     """Old log-probs and values for the whole fragment in one batched forward (the runner only
     sampled actions; values[T] is V(obs after the last step), the bootstrap), GAE over [T, N], then
     the valid steps only: autoreset-only steps and padding are dropped. A fragment sampled while the
@@ -107,8 +111,9 @@ def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, la
         else:
             logp_old, _ = dist.log_prob_entropy(masked(dist_inputs[: T * N], mask), actions, False)
     values_np = values.numpy().reshape(T + 1, N)
-    adv, returns = compute_gae(batch.rewards, values_np[:-1], batch.terminated, batch.truncated,
-                               values_np[1:], gamma, lam)
+    adv, returns = compute_gae(
+        batch.rewards, values_np[:-1], batch.terminated, batch.truncated, values_np[1:], gamma, lam
+    )
 
     valid_np = np.flatnonzero(batch.valid.reshape(-1))
     valid = torch.from_numpy(valid_np)
@@ -117,10 +122,16 @@ def prepare_batch(model: torch.nn.Module, dist, batch: Rollout, gamma: float, la
         # standardized over the whole batch, as RLlib does (SB3 and CleanRL: per minibatch; the same
         # when an epoch is one minibatch, and one set of ops per iteration instead of per step)
         adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
-    return OnPolicyBatch(obs=obs[:T].reshape(T * N, -1)[valid], actions=actions[valid], logp_old=logp_old[valid],
-                         advantages=torch.from_numpy(adv), returns=torch.from_numpy(returns.reshape(-1)[valid_np]),
-                         values_old=values[: T * N][valid], mask=None if mask is None else mask[valid],
-                         explained_variance=explained_variance(returns[batch.valid], values_np[:-1][batch.valid]))
+    return OnPolicyBatch(
+        obs=obs[:T].reshape(T * N, -1)[valid],
+        actions=actions[valid],
+        logp_old=logp_old[valid],
+        advantages=torch.from_numpy(adv),
+        returns=torch.from_numpy(returns.reshape(-1)[valid_np]),
+        values_old=values[: T * N][valid],
+        mask=None if mask is None else mask[valid],
+        explained_variance=explained_variance(returns[batch.valid], values_np[:-1][batch.valid]),
+    )
 
 
 class OnPolicyAlgorithm(Algorithm):
@@ -135,7 +146,9 @@ class OnPolicyAlgorithm(Algorithm):
         self.num_updates = 0  # training steps, for broadcast_interval
 
     def build_learner(self, learner: Learner) -> None:
-        learner.add_optimizer(MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: self.make_optimizer(flat, learner.config))
+        learner.add_optimizer(
+            MAIN_OPTIMIZER, learner.policy.model, lambda flat, lr: self.make_optimizer(flat, learner.config)
+        )
 
     @abstractmethod
     def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> FlatOptimizer:
@@ -158,8 +171,9 @@ class OnPolicyAlgorithm(Algorithm):
             self.env_runner_group.broadcast()
         return out
 
-    def apply_gradients(self, policy_id: str, loss: torch.Tensor, batch: Rollout, lr: float,
-                        grad_norms: list[torch.Tensor]) -> None:
+    def apply_gradients(
+        self, policy_id: str, loss: torch.Tensor, batch: Rollout, lr: float, grad_norms: list[torch.Tensor]
+    ) -> None:
         """One step of one policy's optimizer on `loss` (its learner's step): checked finite first,
         gradients clipped at grad_clip (the norm before clipping appended to grad_norms)."""
         self.check_finite(loss, batch, policy_id, lr)
@@ -168,8 +182,13 @@ class OnPolicyAlgorithm(Algorithm):
             grad_norms.append(norms[MAIN_OPTIMIZER])
 
     @staticmethod
-    def update_stats(names: tuple[str, ...], stats: list[torch.Tensor], grad_norms: list[torch.Tensor],
-                     explained_variance: float, lr: float) -> dict[str, float]:
+    def update_stats(
+        names: tuple[str, ...],
+        stats: list[torch.Tensor],
+        grad_norms: list[torch.Tensor],
+        explained_variance: float,
+        lr: float,
+    ) -> dict[str, float]:
         """An update's statistics: the minibatches' means, the mean gradient norm, the explained
         variance of the value targets and the lr."""
         out = dict(zip(names, torch.stack(stats).mean(0).tolist()))
@@ -185,11 +204,15 @@ class OnPolicyAlgorithm(Algorithm):
             return
         # the env runners refuse NaN/inf from the env, so this is the update diverging; the batch is
         # looked at again here (on the error path only) in case something changed it
-        cause = ("its batch is finite, so the update diverged"
-                 if np.isfinite(batch.obs).all() and np.isfinite(batch.rewards).all() else
-                 "its batch holds NaN/inf observations or rewards, changed after sampling (a callback?)")
-        raise TrainingError(f"{type(self).__name__} loss became {loss.item()} at iteration {self.iteration + 1}"
-                            f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}: "
-                            f"{cause}. The update was not applied, so the weights are still finite. "
-                            f"Lower lr (now {lr}), set grad_clip, or normalize observations/rewards "
-                            f"(observation_filter='MeanStdFilter').")
+        cause = (
+            "its batch is finite, so the update diverged"
+            if np.isfinite(batch.obs).all() and np.isfinite(batch.rewards).all()
+            else "its batch holds NaN/inf observations or rewards, changed after sampling (a callback?)"
+        )
+        raise TrainingError(
+            f"{type(self).__name__} loss became {loss.item()} at iteration {self.iteration + 1}"
+            f"{'' if policy_id == DEFAULT_POLICY_ID else f' (policy {policy_id!r})'}: "
+            f"{cause}. The update was not applied, so the weights are still finite. "
+            f"Lower lr (now {lr}), set grad_clip, or normalize observations/rewards "
+            f"(observation_filter='MeanStdFilter')."
+        )

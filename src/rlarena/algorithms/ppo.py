@@ -47,20 +47,23 @@ class PPOConfig(OnPolicyConfig):
     minibatch_size: int = option(64, "training", bound="MAX_BATCH")
     target_kl: float | None = option(None, "training")  # stop the update at a minibatch past 1.5x this KL (SB3)
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 train_batch_size: int | NotProvidedType = NotProvided,
-                 grad_clip: float | None | NotProvidedType = NotProvided,
-                 lambda_: float | NotProvidedType = NotProvided,
-                 entropy_coeff: float | NotProvidedType = NotProvided,
-                 vf_loss_coeff: float | NotProvidedType = NotProvided,
-                 normalize_advantages: bool | NotProvidedType = NotProvided,
-                 clip_param: float | NotProvidedType = NotProvided,
-                 vf_clip_param: float | None | NotProvidedType = NotProvided,
-                 num_epochs: int | NotProvidedType = NotProvided,
-                 minibatch_size: int | NotProvidedType = NotProvided,
-                 target_kl: float | None | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        train_batch_size: int | NotProvidedType = NotProvided,
+        grad_clip: float | None | NotProvidedType = NotProvided,
+        lambda_: float | NotProvidedType = NotProvided,
+        entropy_coeff: float | NotProvidedType = NotProvided,
+        vf_loss_coeff: float | NotProvidedType = NotProvided,
+        normalize_advantages: bool | NotProvidedType = NotProvided,
+        clip_param: float | NotProvidedType = NotProvided,
+        vf_clip_param: float | None | NotProvidedType = NotProvided,
+        num_epochs: int | NotProvidedType = NotProvided,
+        minibatch_size: int | NotProvidedType = NotProvided,
+        target_kl: float | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to OnPolicyConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -70,16 +73,28 @@ class PPOConfig(OnPolicyConfig):
         self._check("num_epochs", self.num_epochs >= 1, "must be >= 1")
         self._check("minibatch_size", self.minibatch_size >= 1, "must be >= 1")
         if self.minibatch_size > self.train_batch_size:
-            raise ConfigError(f"Invalid minibatch_size={self.minibatch_size}: larger than "
-                              f"train_batch_size={self.train_batch_size}. Lower minibatch_size or raise "
-                              f"train_batch_size.")
+            raise ConfigError(
+                f"Invalid minibatch_size={self.minibatch_size}: larger than "
+                f"train_batch_size={self.train_batch_size}. Lower minibatch_size or raise "
+                f"train_batch_size."
+            )
         self._check("vf_clip_param", self.vf_clip_param is None or self.vf_clip_param > 0, "must be > 0 or None")
         self._check("target_kl", self.target_kl is None or self.target_kl > 0, "must be > 0 or None")
 
 
-def ppo_loss(model, dist, cfg: PPOConfig, obs: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
-             adv: torch.Tensor, returns: torch.Tensor, values_old: torch.Tensor, with_stats: bool,
-             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def ppo_loss(
+    model,
+    dist,
+    cfg: PPOConfig,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    logp_old: torch.Tensor,
+    adv: torch.Tensor,
+    returns: torch.Tensor,
+    values_old: torch.Tensor,
+    with_stats: bool,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is raw GAE, standardized here
     over the minibatch when the config asks (SB3's PPO does it per minibatch; over the whole batch
     instead, as RLlib, changes the update whenever an epoch has several minibatches).
@@ -148,8 +163,19 @@ class PPO(OnPolicyAlgorithm):
             # one gather per column and epoch; the minibatches are then views of it
             for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
                 obs, actions, logp_old, adv, returns, values_old = minibatch[:6]
-                loss, mb_stats = ppo_loss(model, dist, cfg, obs, actions, logp_old, adv, returns, values_old,
-                                          with_stats, mask=minibatch[6] if data.mask is not None else None)
+                loss, mb_stats = ppo_loss(
+                    model,
+                    dist,
+                    cfg,
+                    obs,
+                    actions,
+                    logp_old,
+                    adv,
+                    returns,
+                    values_old,
+                    with_stats,
+                    mask=minibatch[6] if data.mask is not None else None,
+                )
                 if mb_stats is not None:
                     stats.append(mb_stats)
                     # SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl

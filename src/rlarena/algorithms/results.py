@@ -12,10 +12,15 @@ if TYPE_CHECKING:
     from rlarena.algorithms.algorithm import Algorithm
 
 # Old (RLlib API stack / seed tutorial) metric names answered alongside the new ones.
-METRIC_ALIASES = {"episode_reward_mean": "episode_return_mean", "episode_reward_min": "episode_return_min",
-                  "episode_reward_max": "episode_return_max", "timesteps_total": "num_env_steps_sampled_lifetime",
-                  "episodes_total": "num_episodes_lifetime", "num_healthy_workers": "num_healthy_env_runners",
-                  "num_remote_worker_restarts": "num_env_runner_restarts"}
+METRIC_ALIASES = {
+    "episode_reward_mean": "episode_return_mean",
+    "episode_reward_min": "episode_return_min",
+    "episode_reward_max": "episode_return_max",
+    "timesteps_total": "num_env_steps_sampled_lifetime",
+    "episodes_total": "num_episodes_lifetime",
+    "num_healthy_workers": "num_healthy_env_runners",
+    "num_remote_worker_restarts": "num_env_runner_restarts",
+}
 
 
 class ResultDict(dict):
@@ -32,7 +37,7 @@ class ResultDict(dict):
     def __missing__(self, key: str) -> Any:
         prefix = f"{key}/"
         if any(isinstance(k, str) and k.startswith(prefix) for k in self):
-            return with_aliases({k[len(prefix):]: v for k, v in self.items() if k.startswith(prefix)})
+            return with_aliases({k[len(prefix) :]: v for k, v in self.items() if k.startswith(prefix)})
         if key in ("env_runners", "sampler_results"):
             return with_aliases({k: v for k, v in self.items() if "/" not in k})
         if key == "info":
@@ -67,12 +72,19 @@ def train_result(algo: Algorithm, elapsed: float, steps: int, learner_stats: dic
     iteration (which starts the next iteration's window), timing, the runners' health, the learner
     statistics, RLlib's hist_stats and config, and the old names beside the new."""
     episode_metrics, hist = algo._episode_metrics()
-    result = ResultDict({"training_iteration": algo.iteration, **episode_metrics,
-                         "num_env_steps_sampled_this_iter": steps,
-                         "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
-                         "time_this_iter_s": elapsed, "time_total_s": algo.time_total_s,
-                         "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
-                         **algo._runner_health(), **learner_stats})
+    result = ResultDict(
+        {
+            "training_iteration": algo.iteration,
+            **episode_metrics,
+            "num_env_steps_sampled_this_iter": steps,
+            "num_env_steps_sampled_lifetime": algo.num_env_steps_sampled_lifetime,
+            "time_this_iter_s": elapsed,
+            "time_total_s": algo.time_total_s,
+            "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
+            **algo._runner_health(),
+            **learner_stats,
+        }
+    )
     result.update(with_aliases(result))
     result["hist_stats"] = hist  # RLlib's per-episode lists
     result["config"] = algo.config.to_dict()  # RLlib's results carry the config (tutorials `del` it)

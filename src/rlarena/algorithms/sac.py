@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 STAT_NAMES = ("critic_loss", "actor_loss", "alpha_loss", "alpha_value", "q_mean", "entropy")
-OPTIMIZATION_CONFIG_KEYS = {"actor_learning_rate": "actor_lr", "critic_learning_rate": "critic_lr",
-                            "entropy_learning_rate": "alpha_lr"}
+OPTIMIZATION_CONFIG_KEYS = {
+    "actor_learning_rate": "actor_lr",
+    "critic_learning_rate": "critic_lr",
+    "entropy_learning_rate": "alpha_lr",
+}
 
 
 @dataclass
@@ -46,17 +49,22 @@ class SACConfig(ActorQConfig):
     """SAC's options, RLlib's names, SB3's defaults (the module docstring lists both libraries' names)."""
 
     model_defaults: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu"}
-    lr: float = option(3e-4, "training")  # SB3's learning_rate, for every optimizer without its own (RLlib's actor: 3e-5)
+    lr: float = option(
+        3e-4, "training"
+    )  # SB3's learning_rate, for every optimizer without its own (RLlib's actor: 3e-5)
     alpha_lr: float | None = option(None, "training")  # None: lr
     initial_alpha: float = option(1.0, "training")
     target_entropy: Any = option("auto", "training")  # "auto", a number, or None: alpha stays initial_alpha
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 alpha_lr: float | None | NotProvidedType = NotProvided,
-                 initial_alpha: float | NotProvidedType = NotProvided,
-                 target_entropy: Literal["auto"] | float | None | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        alpha_lr: float | None | NotProvidedType = NotProvided,
+        initial_alpha: float | NotProvidedType = NotProvided,
+        target_entropy: Literal["auto"] | float | None | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to ActorQConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -65,8 +73,10 @@ class SACConfig(ActorQConfig):
         if "optimization_config" in options:  # RLlib's old stack
             given = options.pop("optimization_config") or {}
             if not isinstance(given, dict) or set(given) - set(OPTIMIZATION_CONFIG_KEYS):
-                raise ConfigError(f"optimization_config must be a dict with keys {', '.join(OPTIMIZATION_CONFIG_KEYS)}; "
-                                  f"got {given!r}.")
+                raise ConfigError(
+                    f"optimization_config must be a dict with keys {', '.join(OPTIMIZATION_CONFIG_KEYS)}; "
+                    f"got {given!r}."
+                )
             options.update({OPTIMIZATION_CONFIG_KEYS[k]: v for k, v in given.items()})
         if "ent_coef" in options:  # SB3's
             options.update(_from_ent_coef(options.pop("ent_coef")))
@@ -77,9 +87,11 @@ class SACConfig(ActorQConfig):
         self._check("alpha_lr", self.alpha_lr is None or self.alpha_lr > 0, "must be > 0 or None (None: lr)")
         self._check("initial_alpha", self.initial_alpha > 0, "must be > 0")
         te = self.target_entropy
-        self._check("target_entropy", te in ("auto", None) or (isinstance(te, int | float) and not isinstance(te, bool)
-                                                               and math.isfinite(te)),
-                    "must be 'auto', a number, or None (alpha fixed at initial_alpha)")
+        self._check(
+            "target_entropy",
+            te in ("auto", None) or (isinstance(te, int | float) and not isinstance(te, bool) and math.isfinite(te)),
+            "must be 'auto', a number, or None (alpha fixed at initial_alpha)",
+        )
 
 
 def _from_ent_coef(value: Any) -> dict[str, Any]:
@@ -109,13 +121,14 @@ def _masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
 
-def critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alpha: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def critic_loss(
+    model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, td_error [B] of the first critic).
 
-        y = r + discount * (min_k Q'_k(s', a') - alpha log pi(a'|s')),  a' ~ pi(.|s')
-        (Discrete: the expectation over a' under pi, exactly)
-        loss = 1/2 sum_k mean_i w_i (Q_k(s_i, a_i) - y_i)^2     (Haarnoja et al. 2018, eq. 5; as SB3)
+    y = r + discount * (min_k Q'_k(s', a') - alpha log pi(a'|s')),  a' ~ pi(.|s')
+    (Discrete: the expectation over a' under pi, exactly)
+    loss = 1/2 sum_k mean_i w_i (Q_k(s_i, a_i) - y_i)^2     (Haarnoja et al. 2018, eq. 5; as SB3)
     """
     with torch.no_grad():
         if model.kind == "categorical":
@@ -136,8 +149,9 @@ def critic_loss(model: ActorQ, target: torch.nn.Module, batch: ReplayBatch, alph
     return loss, td_error[0].detach()
 
 
-def actor_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def actor_loss(
+    model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, log pi of the actions taken [B] (Box) / the policy's entropy [B] (Discrete) for the
     temperature, min Q of them [B]).
 
@@ -174,8 +188,7 @@ class SAC(ActorQAlgorithm):
         assert isinstance(learner, ReplayLearner)
         model = self.actor_q_model(learner)
         assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
-        flats = self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic,
-                                              "alpha": model.temperature})
+        flats = self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic, "alpha": model.temperature})
         learner.add_target("critic", model.critic, flats["critic"])
         self.add_buffer(learner)
 
@@ -197,8 +210,9 @@ class SAC(ActorQAlgorithm):
             loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
         else:
             loss_alpha = torch.zeros(())
-        learner.check_finite(torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach()]),
-                             "losses (critic, actor, alpha)")
+        learner.check_finite(
+            torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach()]), "losses (critic, actor, alpha)"
+        )
         if target_entropy is not None:
             learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
         with frozen(model.critic):  # the actor's loss moves the actor only
@@ -207,14 +221,12 @@ class SAC(ActorQAlgorithm):
         if cfg.target_network_update_freq == 0:
             learner.update_targets(cfg.tau)
         self.update_priorities(policy_id, indices, td_error)
-        return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha,
-                            q_pi.mean(), entropy.mean()])
+        return torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach(), alpha, q_pi.mean(), entropy.mean()])
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
         policy = self.policies[policy_id]
         assert isinstance(policy, ActorQPolicy) and policy.model.temperature is not None  # checked by build_learner
-        return {"alpha": float(policy.model.temperature.alpha),
-                **super().policy_metrics(policy_id)}
+        return {"alpha": float(policy.model.temperature.alpha), **super().policy_metrics(policy_id)}
 
 
 SACConfig.algo_class = SAC

@@ -47,14 +47,17 @@ class TD3Config(ActorQConfig):
     target_noise_clip: float = option(0.5, "training")
     exploration_noise: float = option(0.1, "training")  # std of the Gaussian exploration noise, [-1, 1] units
 
-    def training(self, *,
-                 lr: float | NotProvidedType = NotProvided,
-                 policy_delay: int | NotProvidedType = NotProvided,
-                 smooth_target_policy: bool | NotProvidedType = NotProvided,
-                 target_noise: float | NotProvidedType = NotProvided,
-                 target_noise_clip: float | NotProvidedType = NotProvided,
-                 exploration_noise: float | NotProvidedType = NotProvided,
-                 **kwargs: Any) -> Self:
+    def training(
+        self,
+        *,
+        lr: float | NotProvidedType = NotProvided,
+        policy_delay: int | NotProvidedType = NotProvided,
+        smooth_target_policy: bool | NotProvidedType = NotProvided,
+        target_noise: float | NotProvidedType = NotProvided,
+        target_noise_clip: float | NotProvidedType = NotProvided,
+        exploration_noise: float | NotProvidedType = NotProvided,
+        **kwargs: Any,
+    ) -> Self:
         """The options declared above; the others go to ActorQConfig.training()."""
         return super().training(**provided(locals()))
 
@@ -78,8 +81,9 @@ class DDPGConfig(TD3Config):
     smooth_target_policy: bool = option(False, "training")
 
 
-def td3_critic_loss(model: ActorQ, target: ActorQ | _Pair, batch: ReplayBatch, smooth: bool, noise: float,
-                    noise_clip: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def td3_critic_loss(
+    model: ActorQ, target: ActorQ | _Pair, batch: ReplayBatch, smooth: bool, noise: float, noise_clip: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, td_error [B] of the first critic, mean Q_1); see the module docstring."""
     with torch.no_grad():
         action = torch.tanh(target.actor(batch.next_obs))
@@ -128,13 +132,18 @@ class TD3(ActorQAlgorithm):
         assert isinstance(learner, TD3Learner)
         model = self.actor_q_model(learner)
         flats = self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic})
-        learner.target = _Pair(learner.add_target("actor", model.actor, flats["actor"]),
-                               learner.add_target("critic", model.critic, flats["critic"]))
+        learner.target = _Pair(
+            learner.add_target("actor", model.actor, flats["actor"]),
+            learner.add_target("critic", model.critic, flats["critic"]),
+        )
         learner.critic_steps = 0
         learner.last_actor_loss = torch.full((), float("nan"))
         self.add_buffer(learner)
-        learner.register_state("learner", lambda: {"critic_steps": np.array([learner.critic_steps], np.int64)},
-                               lambda arrays: setattr(learner, "critic_steps", int(arrays["critic_steps"][0])))
+        learner.register_state(
+            "learner",
+            lambda: {"critic_steps": np.array([learner.critic_steps], np.int64)},
+            lambda arrays: setattr(learner, "critic_steps", int(arrays["critic_steps"][0])),
+        )
 
     def replay_learner(self, policy_id: str) -> TD3Learner:
         learner = self.learners[policy_id]
@@ -150,8 +159,9 @@ class TD3(ActorQAlgorithm):
         cfg: TD3Config = learner.config
         model: ActorQ = learner.policy.model
         batch, indices = self.replay(policy_id)
-        loss_q, td_error, q_mean = td3_critic_loss(model, learner.target, batch,
-                                                   cfg.smooth_target_policy, cfg.target_noise, cfg.target_noise_clip)
+        loss_q, td_error, q_mean = td3_critic_loss(
+            model, learner.target, batch, cfg.smooth_target_policy, cfg.target_noise, cfg.target_noise_clip
+        )
         learner.check_finite(loss_q, "critic loss")
         learner.step(loss_q, "critic")
         self.update_priorities(policy_id, indices, td_error)
@@ -172,10 +182,17 @@ class TD3(ActorQAlgorithm):
         old = arrays.get(self._state_group, {}).get("critic_steps")
         if old is not None and any(f"learner.{pid}" not in arrays for pid in self.learners):
             if len(old) != len(self.learners):
-                raise CheckpointError(f"Checkpoint does not match this {type(self).__name__}: it counts the critic "
-                                      f"steps of {len(old)} policies, this algorithm trains {len(self.learners)}.")
-            arrays = {**arrays, **{f"learner.{pid}": {"critic_steps": np.array([n], np.int64)}
-                                   for pid, n in zip(self.learners, np.asarray(old).tolist())}}
+                raise CheckpointError(
+                    f"Checkpoint does not match this {type(self).__name__}: it counts the critic "
+                    f"steps of {len(old)} policies, this algorithm trains {len(self.learners)}."
+                )
+            arrays = {
+                **arrays,
+                **{
+                    f"learner.{pid}": {"critic_steps": np.array([n], np.int64)}
+                    for pid, n in zip(self.learners, np.asarray(old).tolist())
+                },
+            }
         super()._restore(meta, arrays)
 
 

@@ -26,10 +26,19 @@ class VTrace:
     pg_advantages: np.ndarray  # [T, ...] the policy gradient's advantages
 
 
-def vtrace(behaviour_logp: np.ndarray, target_logp: np.ndarray, rewards: np.ndarray, values: np.ndarray,
-           bootstrap_value: np.ndarray, discounts: np.ndarray, clip_rho_threshold: float | None = 1.0,
-           clip_pg_rho_threshold: float | None = 1.0, clip_c_threshold: float | None = 1.0,
-           lambda_: float = 1.0, valid: np.ndarray | None = None) -> VTrace:
+def vtrace(
+    behaviour_logp: np.ndarray,
+    target_logp: np.ndarray,
+    rewards: np.ndarray,
+    values: np.ndarray,
+    bootstrap_value: np.ndarray,
+    discounts: np.ndarray,
+    clip_rho_threshold: float | None = 1.0,
+    clip_pg_rho_threshold: float | None = 1.0,
+    clip_c_threshold: float | None = 1.0,
+    lambda_: float = 1.0,
+    valid: np.ndarray | None = None,
+) -> VTrace:
     """V-trace targets for a time-major fragment.
 
     behaviour_logp, target_logp: [T, ...] log-probs of the taken actions under the policy that sampled

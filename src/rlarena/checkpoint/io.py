@@ -42,8 +42,13 @@ FORMAT_VERSION = 2
 METADATA_FILE = "rlarena_checkpoint.json"
 # what playing, evaluating or exporting a checkpoint changes in its config: one env, in this process
 # (a checkpoint trained on Ray runners starts no Ray to be played)
-INFERENCE_OVERRIDES = {"num_envs_per_env_runner": 1, "vectorization_mode": "sync", "num_env_runners": 0,
-                       "evaluation_num_env_runners": 0, "evaluation_parallel_to_training": False}
+INFERENCE_OVERRIDES = {
+    "num_envs_per_env_runner": 1,
+    "vectorization_mode": "sync",
+    "num_env_runners": 0,
+    "evaluation_num_env_runners": 0,
+    "evaluation_parallel_to_training": False,
+}
 # The most JSON read from one file. The biggest that rlarena ships, the Connect Four agent's
 # rlarena_checkpoint.json, is 93 KB; a policy on raw 210x160x3 Atari frames writes 5.3 MiB of space
 # bounds. 16 MiB leaves that room, and a hostile file of this size (`[[],[],...]`) parses in about
@@ -63,8 +68,14 @@ def sha256(path: Path) -> str:
 
 def is_plain_name(name: object) -> bool:
     """A file or directory name on its own: no path separator, not '.' or '..', no NUL."""
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-            and "\0" not in name and len(name) <= 255)
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and len(name) <= 255
+    )
 
 
 def _allowed(real: Path, root: Path) -> bool:
@@ -84,9 +95,15 @@ def _allowed(real: Path, root: Path) -> bool:
     return is_real_dir and real.parent == blobs
 
 
-def confined(path: str | os.PathLike, root: str | os.PathLike, what: str = "File", *,
-             max_bytes: int | None = None, bound: str = "",
-             error: type[RLArenaError] = CheckpointError) -> Path:
+def confined(
+    path: str | os.PathLike,
+    root: str | os.PathLike,
+    what: str = "File",
+    *,
+    max_bytes: int | None = None,
+    bound: str = "",
+    error: type[RLArenaError] = CheckpointError,
+) -> Path:
     """`path`, a file of the folder `root`, resolved, after checking that it stays inside `root`: once
     every symbolic link on the way is followed (the file's own, a linked subdirectory's), it lies inside
     `root` or, in the layout of huggingface_hub's cache, is a blob of the same repository (see
@@ -105,16 +122,22 @@ def confined(path: str | os.PathLike, root: str | os.PathLike, what: str = "File
         raise error(f"{what} {str(path)!r} cannot be read ({exc}).") from None
     if not _allowed(real, top):
         how = "is a symbolic link to" if path.is_symlink() else "is reached through a symbolic link: it is"
-        raise error(f"{what} {str(path)!r} {how} {str(real)!r}, outside its directory {str(top)!r}: rlarena "
-                    f"reads only files inside the directory it is given. If you trust it, replace the link with "
-                    f"a copy of what it points to.")
+        raise error(
+            f"{what} {str(path)!r} {how} {str(real)!r}, outside its directory {str(top)!r}: rlarena "
+            f"reads only files inside the directory it is given. If you trust it, replace the link with "
+            f"a copy of what it points to."
+        )
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"{what} {str(path)!r} is not a regular file (a directory, device or FIFO): rlarena reads "
-                    f"only regular files.")
+        raise error(
+            f"{what} {str(path)!r} is not a regular file (a directory, device or FIFO): rlarena reads "
+            f"only regular files."
+        )
     if max_bytes is not None and info.st_size > max_bytes:
-        raise error(f"{what} {str(path)!r} is {info.st_size:,} bytes, more than the {max_bytes:,} rlarena reads "
-                    f"from such a file: it was not written by rlarena or was tampered with. For a file you trust, "
-                    f"raise {bound or 'the bound'}.")
+        raise error(
+            f"{what} {str(path)!r} is {info.st_size:,} bytes, more than the {max_bytes:,} rlarena reads "
+            f"from such a file: it was not written by rlarena or was tampered with. For a file you trust, "
+            f"raise {bound or 'the bound'}."
+        )
     return real
 
 
@@ -136,9 +159,11 @@ def save_path(path: str | os.PathLike, what: str, error: type[RLArenaError] = Ch
         path = path.resolve()
     target = path.parent.resolve() / path.name
     if target.is_symlink():
-        raise error(f"Refusing to write {what} to {str(target)!r}: it is a symbolic link (to "
-                    f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, or give "
-                    f"the path it points to.")
+        raise error(
+            f"Refusing to write {what} to {str(target)!r}: it is a symbolic link (to "
+            f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, or give "
+            f"the path it points to."
+        )
     return target
 
 
@@ -153,8 +178,14 @@ class AtomicFile:
     someone may have planted one: rename(2) replaces the link itself); otherwise (a path the caller
     names) it is refused (save_path). `error`: the error class of the refusals."""
 
-    def __init__(self, path: str | os.PathLike, what: str = "a file", *, replace_link: bool = False,
-                 error: type[RLArenaError] = CheckpointError):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        what: str = "a file",
+        *,
+        replace_link: bool = False,
+        error: type[RLArenaError] = CheckpointError,
+    ):
         self.what = what
         if replace_link:
             given = Path(path)
@@ -200,15 +231,25 @@ class AtomicFile:
             self.discard()
 
 
-def atomic_write(path: str | os.PathLike, what: str = "a file", *, replace_link: bool = False,
-                 error: type[RLArenaError] = CheckpointError) -> AtomicFile:
+def atomic_write(
+    path: str | os.PathLike,
+    what: str = "a file",
+    *,
+    replace_link: bool = False,
+    error: type[RLArenaError] = CheckpointError,
+) -> AtomicFile:
     """`with atomic_write(path, "the plot") as out: fig.savefig(out.file, format="png")`: see AtomicFile."""
     return AtomicFile(path, what, replace_link=replace_link, error=error)
 
 
-def write_file_atomic(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes]], object],
-                      what: str = "a file", *, replace_link: bool = False,
-                      error: type[RLArenaError] = CheckpointError) -> Path:
+def write_file_atomic(
+    path: str | os.PathLike,
+    data: bytes | str | Callable[[IO[bytes]], object],
+    what: str = "a file",
+    *,
+    replace_link: bool = False,
+    error: type[RLArenaError] = CheckpointError,
+) -> Path:
     """Write `data` (bytes, text as UTF-8, or a function that writes into the binary file it is given)
     to `path` through atomic_write; return the path written."""
     with atomic_write(path, what, replace_link=replace_link, error=error) as out:
@@ -228,8 +269,10 @@ def make_dir(path: str | os.PathLike, what: str, error: type[RLArenaError] = Che
         path.mkdir(parents=True, exist_ok=True)
     if path.is_symlink() or not path.is_dir():
         kind = f"a symbolic link (to {os.readlink(path)!r})" if path.is_symlink() else "not a directory"
-        raise error(f"Cannot write {what} into {str(path)!r}: it is {kind}, and rlarena writes only into real "
-                    f"directories there. Remove it, or replace the link with what it points to.")
+        raise error(
+            f"Cannot write {what} into {str(path)!r}: it is {kind}, and rlarena writes only into real "
+            f"directories there. Remove it, or replace the link with what it points to."
+        )
     return path
 
 
@@ -243,9 +286,11 @@ def copy_dir(src: str | os.PathLike, dst: str | os.PathLike, what: str = "Checkp
         rel = Path(folder).relative_to(src)
         for name in dirs:
             if (Path(folder) / name).is_symlink():
-                raise CheckpointError(f"{what} {str(src)!r} holds {str(Path(folder) / name)!r}, a symbolic link to a "
-                                      f"directory: rlarena copies only files inside the folder. Replace the link "
-                                      f"with what it points to.")
+                raise CheckpointError(
+                    f"{what} {str(src)!r} holds {str(Path(folder) / name)!r}, a symbolic link to a "
+                    f"directory: rlarena copies only files inside the folder. Replace the link "
+                    f"with what it points to."
+                )
             make_dir(top / rel / name, f"a copy of {str(src)!r}")
         for name in files:
             real = confined(Path(folder) / name, src, f"{what} file")
@@ -267,9 +312,11 @@ def read_json(path: Path, what: str, max_bytes: int | None = None) -> Any:
         with open(real, "rb") as f:
             data = f.read(limit + 1)
     if real.stat().st_size > limit or len(data) > limit:
-        raise CheckpointError(f"{what} {str(path)!r} is larger than the {limit / 2**20:g} MiB of JSON rlarena reads "
-                              f"(its own files are far smaller): it was not written by rlarena or was tampered "
-                              f"with. For a file you trust, raise rlarena.checkpoint.io.MAX_JSON_BYTES.")
+        raise CheckpointError(
+            f"{what} {str(path)!r} is larger than the {limit / 2**20:g} MiB of JSON rlarena reads "
+            f"(its own files are far smaller): it was not written by rlarena or was tampered "
+            f"with. For a file you trust, raise rlarena.checkpoint.io.MAX_JSON_BYTES."
+        )
     try:
         return json.loads(data.decode("utf-8"))
     except json.JSONDecodeError as exc:
@@ -280,8 +327,9 @@ def read_json(path: Path, what: str, max_bytes: int | None = None) -> Any:
         problem = "nested more deeply than Python's JSON reader allows"
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         problem = str(exc).split(";")[0]
-    raise CheckpointError(f"{what} {str(path)!r} is not valid JSON ({problem}): it is corrupted, truncated or "
-                          f"not an rlarena file.")
+    raise CheckpointError(
+        f"{what} {str(path)!r} is not valid JSON ({problem}): it is corrupted, truncated or not an rlarena file."
+    )
 
 
 def _recover_interrupted_replace(target: Path) -> None:
@@ -295,8 +343,9 @@ def _recover_interrupted_replace(target: Path) -> None:
             return
 
 
-def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
-                     arrays: dict[str, dict[str, np.ndarray]]) -> str:
+def write_checkpoint(
+    path: str | os.PathLike, metadata: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]
+) -> str:
     """Write `arrays` (group name -> {key: array}) and `metadata` as a checkpoint at `path`.
 
     An existing checkpoint at `path` is replaced only once the new one is complete; a directory
@@ -305,16 +354,22 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any],
     """
     for group in arrays:  # a group is named after a policy id, which a config sets freely
         if not is_plain_name(f"{group}.safetensors"):
-            raise CheckpointError(f"Cannot write a checkpoint: {group!r} cannot name a file in it. Name policies "
-                                  f"without '/', '\\' or NUL characters, in at most 200 characters.")
+            raise CheckpointError(
+                f"Cannot write a checkpoint: {group!r} cannot name a file in it. Name policies "
+                f"without '/', '\\' or NUL characters, in at most 200 characters."
+            )
     target = save_path(path, "a checkpoint")
     _recover_interrupted_replace(target)
     if target.exists() and not target.is_dir():
-        raise CheckpointError(f"Refusing to write a checkpoint to {str(target)!r}: it is a file. A checkpoint is "
-                              f"a directory; choose a new or empty directory path.")
+        raise CheckpointError(
+            f"Refusing to write a checkpoint to {str(target)!r}: it is a file. A checkpoint is "
+            f"a directory; choose a new or empty directory path."
+        )
     if target.exists() and any(target.iterdir()) and not (target / METADATA_FILE).exists():
-        raise CheckpointError(f"Refusing to write a checkpoint into {str(target)!r}: it is a non-empty "
-                              f"directory that is not an rlarena checkpoint. Choose a new or empty directory.")
+        raise CheckpointError(
+            f"Refusing to write a checkpoint into {str(target)!r}: it is a non-empty "
+            f"directory that is not an rlarena checkpoint. Choose a new or empty directory."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()  # new and ours: the files written into it need no temporary names of their own
@@ -342,9 +397,11 @@ def replace_dir(tmp: Path, target: Path) -> None:
     renames leaves it as .<name>.old-*, which read_checkpoint recovers.) A `target` that is a symbolic
     link is refused: what it points to is not replaced."""
     if target.is_symlink():
-        raise CheckpointError(f"Refusing to replace {str(target)!r}: it is a symbolic link (to "
-                              f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, "
-                              f"or give the path it points to.")
+        raise CheckpointError(
+            f"Refusing to replace {str(target)!r}: it is a symbolic link (to "
+            f"{os.readlink(target)!r}), and rlarena never writes through one. Remove the link, "
+            f"or give the path it points to."
+        )
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(target, old)
@@ -374,20 +431,30 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if not root.exists():
         raise CheckpointError(f"No checkpoint at {str(root)!r}: the path does not exist.")
     if not root.is_dir():
-        raise CheckpointError(f"{str(root)!r} is a file; an rlarena checkpoint is a directory "
-                              f"containing {METADATA_FILE}.")
+        raise CheckpointError(
+            f"{str(root)!r} is a file; an rlarena checkpoint is a directory containing {METADATA_FILE}."
+        )
     meta_path = root / METADATA_FILE
     if not meta_path.exists():
-        raise CheckpointError(f"{str(root)!r} is not an rlarena checkpoint (no {METADATA_FILE}). It may be "
-                              f"unfinished, or another library's format.")
+        raise CheckpointError(
+            f"{str(root)!r} is not an rlarena checkpoint (no {METADATA_FILE}). It may be "
+            f"unfinished, or another library's format."
+        )
     meta = read_json(meta_path, "Checkpoint metadata")
-    if (not isinstance(meta, dict) or not isinstance(meta.get("format_version"), int)
-            or not isinstance(meta.get("files"), dict)):
-        raise CheckpointError(f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} lacks an integer "
-                              f"format_version or the files table.")
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("format_version"), int)
+        or not isinstance(meta.get("files"), dict)
+    ):
+        raise CheckpointError(
+            f"Checkpoint {str(root)!r} is corrupted: {METADATA_FILE} lacks an integer "
+            f"format_version or the files table."
+        )
     if meta["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"Checkpoint {str(root)!r} has format version {meta['format_version']}, newer than "
-                              f"this rlarena reads ({FORMAT_VERSION}). Upgrade rlarena.")
+        raise CheckpointError(
+            f"Checkpoint {str(root)!r} has format version {meta['format_version']}, newer than "
+            f"this rlarena reads ({FORMAT_VERSION}). Upgrade rlarena."
+        )
     arrays = {name.removesuffix(".safetensors"): a for name, a in read_verified(root, meta["files"]).items()}
     return meta, arrays
 
@@ -400,13 +467,16 @@ def read_verified(root: Path, files: Any, what: str = "Checkpoint") -> dict[str,
     are read, so `../../x.safetensors` or `/etc/x` never leaves the directory (checked for every
     entry before any file is opened)."""
     if not isinstance(files, dict) or not all(isinstance(d, str) for d in files.values()):
-        raise CheckpointError(f"{what} {str(root)!r} is corrupted: its files table must map file names to "
-                              f"sha256 digests.")
+        raise CheckpointError(
+            f"{what} {str(root)!r} is corrupted: its files table must map file names to sha256 digests."
+        )
     for name in files:
         if not is_plain_name(name) or not name.endswith(".safetensors") or name == ".safetensors":
-            raise CheckpointError(f"{what} {str(root)!r} is refused: its files table names {name!r}, which is not "
-                                  f"a plain file name ending in .safetensors (rlarena reads no file outside the "
-                                  f"directory). It was not written by rlarena, or was tampered with.")
+            raise CheckpointError(
+                f"{what} {str(root)!r} is refused: its files table names {name!r}, which is not "
+                f"a plain file name ending in .safetensors (rlarena reads no file outside the "
+                f"directory). It was not written by rlarena, or was tampered with."
+            )
     arrays = {}
     for name, digest in files.items():
         file = root / name
@@ -415,13 +485,16 @@ def read_verified(root: Path, files: Any, what: str = "Checkpoint") -> dict[str,
         except FileNotFoundError:
             raise CheckpointError(f"{what} {str(root)!r} is incomplete: {name} is missing.") from None
         if sha256(real) != digest:
-            raise CheckpointError(f"{what} {str(root)!r} is corrupted: {name} does not match its recorded "
-                                  f"sha256 (truncated or modified after saving).")
+            raise CheckpointError(
+                f"{what} {str(root)!r} is corrupted: {name} does not match its recorded "
+                f"sha256 (truncated or modified after saving)."
+            )
         try:
             # safetensors checks the header against the file (offsets, sizes, dtypes, a 100 MB header
             # cap) before it copies anything, so a crafted header fails here without allocating
             arrays[name] = load_file(str(real))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types (and numpy's)
-            raise CheckpointError(f"{what} {str(root)!r}: {name} cannot be read ({type(exc).__name__}: "
-                                  f"{exc}).") from None
+            raise CheckpointError(
+                f"{what} {str(root)!r}: {name} cannot be read ({type(exc).__name__}: {exc})."
+            ) from None
     return arrays

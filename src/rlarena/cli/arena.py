@@ -53,15 +53,20 @@ def arena(args: argparse.Namespace) -> int:
     names = args.opponents
     for name in names:
         if name not in OPPONENTS:
-            raise ConfigError(f"Unknown opponent {name!r}.{closest(name, OPPONENTS)} Opponents: {', '.join(OPPONENTS)}.")
+            raise ConfigError(
+                f"Unknown opponent {name!r}.{closest(name, OPPONENTS)} Opponents: {', '.join(OPPONENTS)}."
+            )
     if args.games < 1:
-        raise ConfigError(f"--games is the number of games per seat against each opponent: at least 1, got {args.games}.")
+        raise ConfigError(
+            f"--games is the number of games per seat against each opponent: at least 1, got {args.games}."
+        )
     openings, described = openings_from_spec(args.openings, args.games, args.seed)
     path = args.checkpoint
     if args.search is not None and args.search < 1:
         raise ConfigError(f"--search is the number of simulations per move: at least 1, got {args.search}.")
-    algo = Algorithm.from_checkpoint(path, config_overrides=dict(INFERENCE_OVERRIDES),
-                                     trusted_modules=args.trusted_modules)
+    algo = Algorithm.from_checkpoint(
+        path, config_overrides=dict(INFERENCE_OVERRIDES), trusted_modules=args.trusted_modules
+    )
     # --grade's default (None): graded in the text output; the JSON keeps its one-table shape unless asked
     grading = args.grade if args.grade is not None else not args.json
     try:
@@ -77,33 +82,44 @@ def arena(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"matches": table, "grades": grades} if args.grade else table))
         return 0
-    print(f"{described_agent} from {path}: {args.games} games per seat against each opponent, "
-          f"from {described}; opponents seeded with {args.seed}")
+    print(
+        f"{described_agent} from {path}: {args.games} games per seat against each opponent, "
+        f"from {described}; opponents seeded with {args.seed}"
+    )
     print(format_table(table))
-    print("distinct: different games (seat and moves); 95% CI: Wilson interval of the score = (wins + draws/2) "
-          "/ games")
-    print(f"agent's time per move: {latency:.4f} s one position at a time (mean of {LATENCY_POSITIONS}); "
-          f"{timed.seconds_per_move:.4f} s over its {timed.moves} moves above, positions batched as the "
-          f"matches{' and grades' if grades is not None else ''} play them")
+    print("distinct: different games (seat and moves); 95% CI: Wilson interval of the score = (wins + draws/2) / games")
+    print(
+        f"agent's time per move: {latency:.4f} s one position at a time (mean of {LATENCY_POSITIONS}); "
+        f"{timed.seconds_per_move:.4f} s over its {timed.moves} moves above, positions batched as the "
+        f"matches{' and grades' if grades is not None else ''} play them"
+    )
     if grades is not None:
-        print("\nsolver grades: the agent's move on positions labelled by rlarena's exact solver "
-              "(rlarena.games.connect_four.grading)")
+        print(
+            "\nsolver grades: the agent's move on positions labelled by rlarena's exact solver "
+            "(rlarena.games.connect_four.grading)"
+        )
         print(format_grades(grades))
     return 0
 
 
-def choose_agent(algo: Algorithm, path: str, policy_id: str | None, search: int | None,
-                 seed: int) -> tuple[Policy, str]:
+def choose_agent(
+    algo: Algorithm, path: str, policy_id: str | None, search: int | None, seed: int
+) -> tuple[Policy, str]:
     """The policy that plays, and a few words naming it: the network's greedy move ("learned", or the
     checkpoint's only policy, unless `policy_id` names one), or with `search` an AlphaZero checkpoint's
     search agent (its network through MCTS)."""
     from rlarena.games.mcts import SERVE_LEAVES_PER_CALL
+
     if search is not None:
         if not isinstance(algo, SearchAgent):
-            raise ConfigError(f"--search plays an AlphaZero checkpoint's search agent; {path} is a "
-                              f"{type(algo).__name__} checkpoint, which has none. Run without --search.")
-        described = (f"search agent ({search} simulations per move, MCTS over the network, "
-                     f"{SERVE_LEAVES_PER_CALL} leaves per call)")
+            raise ConfigError(
+                f"--search plays an AlphaZero checkpoint's search agent; {path} is a "
+                f"{type(algo).__name__} checkpoint, which has none. Run without --search."
+            )
+        described = (
+            f"search agent ({search} simulations per move, MCTS over the network, "
+            f"{SERVE_LEAVES_PER_CALL} leaves per call)"
+        )
         return algo.search_policy(search, seed=seed, leaves_per_call=SERVE_LEAVES_PER_CALL), described
     if policy_id is None:
         policy_id = trained_policy_id(algo)
@@ -155,6 +171,7 @@ def solver_grades(agent: Any, required: bool) -> dict[str, dict[str, float | int
     grading was not asked for by name."""
     try:
         from rlarena.games.connect_four.grading import STAGES, grade, load_positions
+
         sets = load_positions()
     except (ImportError, OSError) as exc:
         message = f"The solver's graded test sets are not available ({type(exc).__name__}: {exc})."
@@ -167,6 +184,8 @@ def solver_grades(agent: Any, required: bool) -> dict[str, dict[str, float | int
 
 def format_grades(grades: dict[str, dict[str, float | int]]) -> str:
     lines = [f"{'stage':8s} {'positions':>9s} {'outcome kept':>13s} {'optimal move':>13s}"]
-    lines += [f"{stage:8s} {row['n']:9d} {row['outcome_kept']:13.3f} {row['optimal_move']:13.3f}"
-              for stage, row in grades.items()]
+    lines += [
+        f"{stage:8s} {row['n']:9d} {row['outcome_kept']:13.3f} {row['optimal_move']:13.3f}"
+        for stage, row in grades.items()
+    ]
     return "\n".join(lines)

@@ -39,29 +39,43 @@ def _levels(text: str) -> tuple[int, ...]:
     except ValueError:
         levels = ()
     if not levels or min(levels) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of simulation counts such as 50,200,800 "
-                                         f"(each at least 1), or 'none'")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of simulation counts such as 50,200,800 (each at least 1), or 'none'"
+        )
     return tuple(sorted(set(levels)))
 
 
 def add_play(p: argparse.ArgumentParser) -> None:
     p.add_argument("game", choices=("connect4",), help="the game to play")
     agent = p.add_mutually_exclusive_group()
-    agent.add_argument("--checkpoint", metavar="PATH", default=None,
-                       help="play this checkpoint's 'learned' policy, or its only one (exported to ONNX first; that "
-                            "step needs torch)")
-    agent.add_argument("--onnx", metavar="PATH", default=None,
-                       help="play this exported model (None: the agent shipped with rlarena)")
-    p.add_argument("--search", type=_levels, default=None, metavar="N,N,...",
-                   help="the search agent's levels, in simulations per move (e.g. 50,200,800; 'none' for no search "
-                        "levels). Default: 50,200,800,8000 for an AlphaZero network (its checkpoint's "
-                        "rlarena_checkpoint.json, next to the .onnx file for --onnx, names the algorithm), none "
-                        "for another (a PPO value head does not estimate the game's result)")
+    agent.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        default=None,
+        help="play this checkpoint's 'learned' policy, or its only one (exported to ONNX first; that step needs torch)",
+    )
+    agent.add_argument(
+        "--onnx", metavar="PATH", default=None, help="play this exported model (None: the agent shipped with rlarena)"
+    )
+    p.add_argument(
+        "--search",
+        type=_levels,
+        default=None,
+        metavar="N,N,...",
+        help="the search agent's levels, in simulations per move (e.g. 50,200,800; 'none' for no search "
+        "levels). Default: 50,200,800,8000 for an AlphaZero network (its checkpoint's "
+        "rlarena_checkpoint.json, next to the .onnx file for --onnx, names the algorithm), none "
+        "for another (a PPO value head does not estimate the game's result)",
+    )
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="N", help="port to serve on")
-    p.add_argument("--host", default="127.0.0.1", metavar="H",
-                   help="address to serve on (0.0.0.0: every interface of this machine, so anyone who can "
-                        "reach it can play; the page still refuses uploads, other sites' requests and "
-                        "host names that are not this machine's)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address to serve on (0.0.0.0: every interface of this machine, so anyone who can "
+        "reach it can play; the page still refuses uploads, other sites' requests and "
+        "host names that are not this machine's)",
+    )
     add_trust_module(p)  # for --checkpoint
 
 
@@ -77,12 +91,17 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
     # the cheap checks first: a mistyped path is reported before gradio (seconds to import) loads
     given = args.checkpoint or args.onnx
     if given is not None and not Path(given).exists():
-        what = "checkpoint directory written by `rlarena train`" if args.checkpoint else ".onnx file written by " \
-            "`rlarena export`"
+        what = (
+            "checkpoint directory written by `rlarena train`"
+            if args.checkpoint
+            else ".onnx file written by `rlarena export`"
+        )
         raise ConfigError(f"No such file or directory: {given}. Give the path of a {what}.")
     if given is None and not SHIPPED_ONNX.is_file():
-        raise ConfigError(f"The shipped agent's model is missing ({SHIPPED_ONNX}); reinstall rlarena, "
-                          f"or play another exported model with --onnx PATH.")
+        raise ConfigError(
+            f"The shipped agent's model is missing ({SHIPPED_ONNX}); reinstall rlarena, "
+            f"or play another exported model with --onnx PATH."
+        )
     # Gradio reports usage and checks for new versions over the network unless told not to
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
@@ -93,6 +112,7 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="rlarena-play-") as tmp:
         if args.checkpoint is not None:
             from rlarena.cli.rollout import resolve_checkpoint
+
             checkpoint = resolve_checkpoint(args.checkpoint)
             algorithm = checkpoint_algorithm(checkpoint)
             name = f"agent ({Path(args.checkpoint).name})"
@@ -104,10 +124,14 @@ def run_play(args: argparse.Namespace, explicit: set[str]) -> int:
         levels = search_levels(algorithm, args.search)
         play = page_opponents(model, levels)
         from rlarena.games.connect_four.app import exposure_notice, page_url, serve
-        offered = f"its network alone, search at {','.join(map(str, levels))} simulations" if levels else \
-            "its network alone"
-        banner = (f"Connect Four against {name} ({model}: {offered}) or negamax_1..7: open "
-                  f"{page_url(args.host, args.port)} (Ctrl+C to stop)")
+
+        offered = (
+            f"its network alone, search at {','.join(map(str, levels))} simulations" if levels else "its network alone"
+        )
+        banner = (
+            f"Connect Four against {name} ({model}: {offered}) or negamax_1..7: open "
+            f"{page_url(args.host, args.port)} (Ctrl+C to stop)"
+        )
         notice = exposure_notice(args.host, args.port)
         banner = f"{banner}\n{notice}" if notice else banner
         serve(build_app(play), host=args.host, port=args.port, banner=banner)
@@ -122,8 +146,9 @@ def export_checkpoint(checkpoint: str, directory: Path, trusted_modules: list[st
     from rlarena.cli.arena import trained_policy_id
     from rlarena.cli.rollout import INFERENCE_OVERRIDES, resolve_checkpoint
 
-    algo = Algorithm.from_checkpoint(resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES),
-                                     trusted_modules=trusted_modules)
+    algo = Algorithm.from_checkpoint(
+        resolve_checkpoint(checkpoint), config_overrides=dict(INFERENCE_OVERRIDES), trusted_modules=trusted_modules
+    )
     try:
         return algo.export_onnx(directory / "model.onnx", trained_policy_id(algo))
     finally:

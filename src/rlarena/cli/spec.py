@@ -35,8 +35,16 @@ from rlarena.train.search import domains_from_json, has_domains
 if TYPE_CHECKING:  # the algorithms import torch: loaded where a config is built, so that
     from rlarena.algorithms import Algorithm, AlgorithmConfig  # resolve_env serves torch-free commands
 
-RUN_KEYS = ("checkpoint_freq", "checkpoint_at_end", "num_to_keep", "checkpoint_score_attribute",
-            "checkpoint_score_order", "num_samples", "name", "storage_path")
+RUN_KEYS = (
+    "checkpoint_freq",
+    "checkpoint_at_end",
+    "num_to_keep",
+    "checkpoint_score_attribute",
+    "checkpoint_score_order",
+    "num_samples",
+    "name",
+    "storage_path",
+)
 SPEC_KEYS = ("algo", "env", "config", "stop", *RUN_KEYS)
 MAX_SPEC_BYTES = 2**20  # experiment files are a few hundred bytes
 
@@ -44,6 +52,7 @@ MAX_SPEC_BYTES = 2**20  # experiment files are a few hundred bytes
 def algorithm_class(name: str) -> type[Algorithm]:
     """The algorithm named `name` (case-insensitive: 'ppo' is PPO)."""
     from rlarena.algorithms import ALGORITHMS, get_algorithm_class
+
     folded = {k.lower(): k for k in ALGORITHMS}
     return get_algorithm_class(folded.get(name.lower(), name))
 
@@ -60,8 +69,10 @@ def resolve_env(name: str, trust: Trust | None = None) -> EnvSpec:
     if ":" in name:
         module, _, attr = name.partition(":")
         if not module or not all(part.isidentifier() for part in module.split(".")):
-            raise EnvError(f"Env {name!r}: {module!r} is not a module name (expected module:EnvClass, e.g. "
-                           f"my_project.envs:GridEnv).")
+            raise EnvError(
+                f"Env {name!r}: {module!r} is not a module name (expected module:EnvClass, e.g. "
+                f"my_project.envs:GridEnv)."
+            )
         if trust is not None and not trust.trusts_module(module):
             raise UntrustedCodeError(trust.refusal("env", name, module))
         try:
@@ -74,19 +85,23 @@ def resolve_env(name: str, trust: Trust | None = None) -> EnvSpec:
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except AttributeError:
-            raise EnvError(f"Env {name!r}: module {module!r} has no {attr!r}, and {attr!r} is not a Gymnasium id "
-                           f"it registered.") from None
+            raise EnvError(
+                f"Env {name!r}: module {module!r} has no {attr!r}, and {attr!r} is not a Gymnasium id it registered."
+            ) from None
         return obj  # type: ignore[no-any-return]
-    raise EnvError(f"Unknown env {name!r}.{closest(name, [*registered_envs(), *GAMES])} See `rlarena list envs`; "
-                   f"an env of your own: module:ClassOrCreator.")
+    raise EnvError(
+        f"Unknown env {name!r}.{closest(name, [*registered_envs(), *GAMES])} See `rlarena list envs`; "
+        f"an env of your own: module:ClassOrCreator."
+    )
 
 
 def parse_json(text: str, flag: str, example: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{flag} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}. "
-                          f"Example: {flag} '{example}'") from None
+        raise ConfigError(
+            f"{flag} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}. Example: {flag} '{example}'"
+        ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"{flag} must be a JSON object, got {text!r}. Example: {flag} '{example}'")
     return value
@@ -104,22 +119,31 @@ def _yaml_loader() -> Any:
             # an alias repeats a node: nine nested ones make a 500-byte file a billion values once
             # written out (params.json, the checkpoint); experiment files have no need for them
             if self.check_event(yaml.AliasEvent):
-                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read in experiment files",
-                                                  self.peek_event().start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not read in experiment files", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
 
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:
         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
         |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""", re.VERBOSE), list("-+0123456789."))
+        |\.(?:nan|NaN|NAN))$""",
+            re.VERBOSE,
+        ),
+        list("-+0123456789."),
+    )
     return Loader
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """Read and check an experiment file; returns a dict with the keys of SPEC_KEYS that it sets."""
     import yaml
+
     path = Path(path)
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
@@ -137,25 +161,28 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML{at}: {problem}.") from None
     if not isinstance(spec, dict):
-        raise ConfigError(f"{path} must be a YAML mapping with keys algo, env, config, stop; got "
-                          f"{type(spec).__name__}.")
+        raise ConfigError(
+            f"{path} must be a YAML mapping with keys algo, env, config, stop; got {type(spec).__name__}."
+        )
     if len(spec) == 1 and isinstance(next(iter(spec.values())), dict) and "run" in next(iter(spec.values())):
-        (name, spec), = spec.items()  # RLlib's layout: {experiment name: {run: PPO, env: ..., ...}}
+        ((name, spec),) = spec.items()  # RLlib's layout: {experiment name: {run: PPO, env: ..., ...}}
         spec = {"name": name, **spec}
     if "run" in spec and "algo" not in spec:
         spec["algo"] = spec.pop("run")
     for key in spec:
         if key not in SPEC_KEYS:
-            raise ConfigError(f"{path}: unknown key {key!r}.{closest(str(key), SPEC_KEYS)} "
-                              f"Valid keys: {', '.join(SPEC_KEYS)}.")
+            raise ConfigError(
+                f"{path}: unknown key {key!r}.{closest(str(key), SPEC_KEYS)} Valid keys: {', '.join(SPEC_KEYS)}."
+            )
     for key in ("config", "stop"):
         if key in spec and not isinstance(spec[key] or {}, dict):
             raise ConfigError(f"{path}: {key!r} must be a mapping of option: value, got {spec[key]!r}.")
     return {k: v for k, v in spec.items() if v is not None}
 
 
-def confine_experiment(config: AlgorithmConfig, param_space: dict[str, Any], source: str, caller: set[str],
-                       num_samples: int, how: str = "") -> dict[str, Any]:
+def confine_experiment(
+    config: AlgorithmConfig, param_space: dict[str, Any], source: str, caller: set[str], num_samples: int, how: str = ""
+) -> dict[str, Any]:
     """An experiment file's config and search space, made to choose nothing outside the file (as a
     checkpoint's, AlgorithmConfig.confine): its "where" and "how many" options go back to their
     defaults, with a notice, unless the caller passed them (`caller`: option names given on the command
@@ -164,14 +191,18 @@ def confine_experiment(config: AlgorithmConfig, param_space: dict[str, Any], sou
     from rlarena import limits
     from rlarena.errors import notice
     from rlarena.train.search import GridSearch, generate_variants
+
     roles = config.option_roles()
-    outside = sorted(k for k in param_space if roles.get(k, ("computes",))[0] in ("where", "how many")
-                     and k not in caller)
+    outside = sorted(
+        k for k in param_space if roles.get(k, ("computes",))[0] in ("where", "how many") and k not in caller
+    )
     config.confine(source, caller, how)
     if outside:
-        notice(f"{source} searches {', '.join(outside)}: a file does not choose where anything is read or written, "
-               f"which machine or cluster is contacted, or how many processes or threads run, so the search leaves "
-               f"{'it' if len(outside) == 1 else 'them'} out. Pass a value yourself with --config to set one.")
+        notice(
+            f"{source} searches {', '.join(outside)}: a file does not choose where anything is read or written, "
+            f"which machine or cluster is contacted, or how many processes or threads run, so the search leaves "
+            f"{'it' if len(outside) == 1 else 'them'} out. Pass a value yourself with --config to set one."
+        )
     space = {k: v for k, v in param_space.items() if k not in outside}
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
         raise ConfigError(f"{source}: num_samples={num_samples!r} must be a whole number >= 1.")
@@ -184,8 +215,9 @@ def confine_experiment(config: AlgorithmConfig, param_space: dict[str, Any], sou
     return space
 
 
-def make_config(algo: str, env: str | None, options: dict[str, Any], env_trust: Trust | None = None
-                ) -> tuple[AlgorithmConfig, dict[str, Any]]:
+def make_config(
+    algo: str, env: str | None, options: dict[str, Any], env_trust: Trust | None = None
+) -> tuple[AlgorithmConfig, dict[str, Any]]:
     """(config with the fixed options set, param_space of the options given as search spaces).
     env_trust: the env name was read from a file (see resolve_env)."""
     config = algorithm_class(algo).config_class()

@@ -21,9 +21,11 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     options = {**spec.get("config", {}), **typed}
     offline = options.get("input_", options.get("input", "sampler")) != "sampler"
     if env is None and "env" not in options and not offline:
-        raise ConfigError("No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`), an "
-                          "experiment file with -f, or logged data to learn from with --config "
-                          "'{\"input\": \"DIR\"}' (BC, MARWIL, CQL).")
+        raise ConfigError(
+            "No environment: pass --env (e.g. --env CartPole-v1; see `rlarena list envs`), an "
+            "experiment file with -f, or logged data to learn from with --config "
+            '\'{"input": "DIR"}\' (BC, MARWIL, CQL).'
+        )
     if args.seed is not None:
         options["seed"] = args.seed
     if args.framework is not None:  # RLlib's --framework: the config's framework option (torch; others noted)
@@ -37,26 +39,46 @@ def train(args: argparse.Namespace, explicit: set[str]) -> int:
     if args.file:  # the file is data: it chooses no path, cluster or process count, and its sizes are bounded
         source = f"Experiment file {str(args.file)!r}"
         if "storage_path" in spec and "storage_path" not in explicit:
-            notice(f"{source} sets storage_path={spec['storage_path']!r}: a file does not choose where runs are "
-                   f"written, so they go to {args.storage_path!r}. Pass --storage-path to choose.")
+            notice(
+                f"{source} sets storage_path={spec['storage_path']!r}: a file does not choose where runs are "
+                f"written, so they go to {args.storage_path!r}. Pass --storage-path to choose."
+            )
             kwargs["storage_path"] = args.storage_path
         caller = {*typed, *(RENAMED.get(k, k) for k in typed), *(("seed",) if args.seed is not None else ())}
-        param_space = confine_experiment(config, param_space, source, caller, kwargs["num_samples"],
-                                         how="--config '{\"option\": value}' on the command line")
+        param_space = confine_experiment(
+            config,
+            param_space,
+            source,
+            caller,
+            kwargs["num_samples"],
+            how="--config '{\"option\": value}' on the command line",
+        )
     if not stop and args.verbose:
         print("No stop criterion: training until Ctrl-C (which writes a checkpoint first).")
     # --ray-address joins a cluster (its trial actors start their env runners there too); --ray: a local Ray
     ray = args.ray_address or args.ray or None
     bounded = f"Experiment file {str(args.file)!r}" if args.file and "model" not in typed else None
-    results = run(config, stop=stop or None, param_space=param_space or None, resume=args.resume,
-                  verbose=args.verbose, tensorboard=args.tensorboard, plot=args.plot,
-                  trusted_modules=args.trusted_modules, ray=ray, source=bounded, **kwargs)
+    results = run(
+        config,
+        stop=stop or None,
+        param_space=param_space or None,
+        resume=args.resume,
+        verbose=args.verbose,
+        tensorboard=args.tensorboard,
+        plot=args.plot,
+        trusted_modules=args.trusted_modules,
+        ray=ray,
+        source=bounded,
+        **kwargs,
+    )
     if results.interrupted:
         return 130
     if args.verbose and results.best_checkpoint:
-        print(f"\nrun directory: {results.experiment_path}\n"
-              f"  rlarena rollout {results.best_checkpoint} --episodes 5\n"
-              f"  rlarena evaluate {results.best_checkpoint} --episodes 100\n"
-              f"  rlarena plot {results.experiment_path}\n"
-              f"  tensorboard --logdir {results.experiment_path}")
+        print(
+            f"\nrun directory: {results.experiment_path}\n"
+            f"  rlarena rollout {results.best_checkpoint} --episodes 5\n"
+            f"  rlarena evaluate {results.best_checkpoint} --episodes 100\n"
+            f"  rlarena plot {results.experiment_path}\n"
+            f"  tensorboard --logdir {results.experiment_path}"
+        )
     return 0

@@ -13,5 +13,6 @@ __all__ = ["check_env", "make_env_creator", "make_vector_env", "register_env", "
 def __getattr__(name: str):
     if name == "check_env":
         from rlarena.envs.checker import check_env
+
         return check_env
     raise AttributeError(name)

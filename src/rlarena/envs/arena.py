@@ -58,20 +58,28 @@ class MultiAgentArena(MultiAgentEnv):
         config = env_config("MultiAgentArena", config, DEFAULTS)
         sizes = [config[key] for key in ("width", "height", "ts")]
         if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in sizes):
-            raise EnvError(f"MultiAgentArena's width, height and ts are whole numbers; got width={sizes[0]!r}, "
-                           f"height={sizes[1]!r}, ts={sizes[2]!r}.")
+            raise EnvError(
+                f"MultiAgentArena's width, height and ts are whole numbers; got width={sizes[0]!r}, "
+                f"height={sizes[1]!r}, ts={sizes[2]!r}."
+            )
         self.width, self.height, self.ts = (int(v) for v in sizes)
         if self.width < 1 or self.height < 1 or self.width * self.height < 2 or self.ts < 1:
-            raise EnvError(f"MultiAgentArena needs width, height >= 1 with room for two agents and ts >= 1; "
-                           f"got width={self.width}, height={self.height}, ts={self.ts}.")
+            raise EnvError(
+                f"MultiAgentArena needs width, height >= 1 with room for two agents and ts >= 1; "
+                f"got width={self.width}, height={self.height}, ts={self.ts}."
+            )
         # an observation is two one-hot cells: the grid is bounded as a saved space is, and so is an episode
         if self.width * self.height > limits.MAX_GRID_CELLS or self.ts > limits.MAX_EPISODE_STEPS:
-            raise EnvError(f"MultiAgentArena of width={self.width}, height={self.height}, ts={self.ts} is larger than "
-                           f"rlarena builds ({limits.MAX_GRID_CELLS:,} cells, {limits.MAX_EPISODE_STEPS:,} steps per "
-                           f"episode: rlarena.limits.MAX_GRID_CELLS and MAX_EPISODE_STEPS; raise them to build it).")
+            raise EnvError(
+                f"MultiAgentArena of width={self.width}, height={self.height}, ts={self.ts} is larger than "
+                f"rlarena builds ({limits.MAX_GRID_CELLS:,} cells, {limits.MAX_EPISODE_STEPS:,} steps per "
+                f"episode: rlarena.limits.MAX_GRID_CELLS and MAX_EPISODE_STEPS; raise them to build it)."
+            )
         if config["render_mode"] not in (None, *self.metadata["render_modes"]):
-            raise EnvError(f"MultiAgentArena render_mode {config['render_mode']!r} is not supported; use "
-                           f"None, 'ansi' (render() returns the grid as text) or 'human' (prints it).")
+            raise EnvError(
+                f"MultiAgentArena render_mode {config['render_mode']!r} is not supported; use "
+                f"None, 'ansi' (render() returns the grid as text) or 'human' (prints it)."
+            )
         self.render_mode: str | None = config["render_mode"]
         cells = self.width * self.height
         self.possible_agents = list(AGENTS)
@@ -86,8 +94,9 @@ class MultiAgentArena(MultiAgentEnv):
         self.num_collisions = 0
         self.returns = {agent: 0.0 for agent in AGENTS}
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
         super().reset(seed=seed)  # the game has no randomness; this keeps np_random seeded for subclasses
         self.agents = list(AGENTS)
         self.agent1_pos, self.agent2_pos = (0, 0), (self.height - 1, self.width - 1)
@@ -98,8 +107,10 @@ class MultiAgentArena(MultiAgentEnv):
 
     def step(self, action_dict: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:  # type: ignore[override]
         if not self.agents:
-            raise EnvError("MultiAgentArena.step() called before reset() or after the episode ended "
-                           "(truncateds['__all__'] was True); call reset() first.")
+            raise EnvError(
+                "MultiAgentArena.step() called before reset() or after the episode ended "
+                "(truncateds['__all__'] was True); call reset() first."
+            )
         a1, a2 = (self._action(action_dict, agent) for agent in AGENTS)
         self.timesteps += 1
         self.agent2_pos, bumped2 = self._move(self.agent2_pos, self.agent1_pos, a2)  # agent2 moves first
@@ -109,8 +120,10 @@ class MultiAgentArena(MultiAgentEnv):
             self.visited.add(self.agent1_pos)
         self.collision = bumped1 or bumped2
         self.num_collisions += int(self.collision)
-        rewards = {"agent1": -1.0 if self.collision else 1.0 if new_cell else -0.5,
-                   "agent2": 1.0 if self.collision else -0.1}
+        rewards = {
+            "agent1": -1.0 if self.collision else 1.0 if new_cell else -0.5,
+            "agent2": 1.0 if self.collision else -0.1,
+        }
         for agent, reward in rewards.items():
             self.returns[agent] += reward
         over = self.timesteps >= self.ts
@@ -122,16 +135,20 @@ class MultiAgentArena(MultiAgentEnv):
 
     def _action(self, action_dict: dict[str, Any], agent: str) -> int:
         if agent not in action_dict:
-            raise EnvError(f"MultiAgentArena.step() needs an action for both agents (they move at the same "
-                           f"time); got actions for {sorted(map(str, action_dict))}, missing {agent!r}.")
+            raise EnvError(
+                f"MultiAgentArena.step() needs an action for both agents (they move at the same "
+                f"time); got actions for {sorted(map(str, action_dict))}, missing {agent!r}."
+            )
         action = action_dict[agent]
         try:
             index = operator.index(action)
         except TypeError:
             index = -1
         if not 0 <= index < 4:
-            raise EnvError(f"MultiAgentArena: {agent}'s action {action!r} is not in Discrete(4); expected an "
-                           f"int 0=up, 1=right, 2=down or 3=left.")
+            raise EnvError(
+                f"MultiAgentArena: {agent}'s action {action!r} is not in Discrete(4); expected an "
+                f"int 0=up, 1=right, 2=down or 3=left."
+            )
         return index
 
     def _move(self, pos: Cell, other: Cell, action: int) -> tuple[Cell, bool]:
@@ -156,12 +173,21 @@ class MultiAgentArena(MultiAgentEnv):
             return None
         rows = []
         for r in range(self.height):
-            row = "".join("1" if (r, c) == self.agent1_pos else "2" if (r, c) == self.agent2_pos
-                          else "." if (r, c) in self.visited else " " for c in range(self.width))
+            row = "".join(
+                "1"
+                if (r, c) == self.agent1_pos
+                else "2"
+                if (r, c) == self.agent2_pos
+                else "."
+                if (r, c) in self.visited
+                else " "
+                for c in range(self.width)
+            )
             rows.append(f"|{row}|")
         border = "+" + "-" * self.width + "+"
-        status = (f"t={self.timesteps} R1={self.returns['agent1']:.1f} R2={self.returns['agent2']:.1f}"
-                  + (" collision!" if self.collision else ""))
+        status = f"t={self.timesteps} R1={self.returns['agent1']:.1f} R2={self.returns['agent2']:.1f}" + (
+            " collision!" if self.collision else ""
+        )
         text = "\n".join([border, *rows, border, status])
         if self.render_mode == "human":
             print(text)

@@ -121,8 +121,15 @@ class RecommenderEnv(_ContextualBandit):
 
     def __init__(self, config: dict | None = None):
         super().__init__()
-        cfg = {"embedding_dim": 4, "num_users": 50, "num_items": 100, "slate_size": 5, "reward_noise_std": 0.1,
-               "problem_seed": 0, **(config or {})}
+        cfg = {
+            "embedding_dim": 4,
+            "num_users": 50,
+            "num_items": 100,
+            "slate_size": 5,
+            "reward_noise_std": 0.1,
+            "problem_seed": 0,
+            **(config or {}),
+        }
         self.dim, self.slate_size = int(cfg["embedding_dim"]), int(cfg["slate_size"])
         self.sigma = float(cfg["reward_noise_std"])
         if not 1 <= self.slate_size <= int(cfg["num_items"]):

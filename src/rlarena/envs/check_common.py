@@ -42,20 +42,27 @@ def space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[str
     if isinstance(obs_space, spaces.Dict) and set(obs_space.spaces) == MASK_KEYS:
         inner = obs_space["observation"]
     if not isinstance(inner, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
-        notes.append(f"observation_space {inner} is not Box, Discrete or MultiDiscrete; rlarena's default models "
-                     "do not handle it yet: flatten it (gymnasium.wrappers.FlattenObservation).")
+        notes.append(
+            f"observation_space {inner} is not Box, Discrete or MultiDiscrete; rlarena's default models "
+            "do not handle it yet: flatten it (gymnasium.wrappers.FlattenObservation)."
+        )
     if not isinstance(act_space, (spaces.Discrete, spaces.Box)):
-        notes.append(f"action_space {act_space} is not Discrete or Box; rlarena's default models "
-                     "do not handle it yet: bring your own model.")
+        notes.append(
+            f"action_space {act_space} is not Discrete or Box; rlarena's default models "
+            "do not handle it yet: bring your own model."
+        )
     if isinstance(inner, spaces.Box) and inner.dtype == np.float64:
-        notes.append("observation_space is a float64 Box; float32 is faster and is what the "
-                     "networks use: declare dtype=np.float32 and return float32 observations.")
+        notes.append(
+            "observation_space is a float64 Box; float32 is faster and is what the "
+            "networks use: declare dtype=np.float32 and return float32 observations."
+        )
     # SB3's env_checker gives the same advice: a Gaussian policy starts near 0 with unit scale
-    if isinstance(act_space, spaces.Box) and not ((act_space.low == -1).all()
-                                                 and (act_space.high == 1).all()):
-        notes.append(f"action_space Box spans [{act_space.low.min()}, {act_space.high.max()}], "
-                     "not [-1, 1]; use a symmetric, normalized Box action space, e.g. wrap the "
-                     "env in gymnasium.wrappers.RescaleAction(env, -1.0, 1.0).")
+    if isinstance(act_space, spaces.Box) and not ((act_space.low == -1).all() and (act_space.high == 1).all()):
+        notes.append(
+            f"action_space Box spans [{act_space.low.min()}, {act_space.high.max()}], "
+            "not [-1, 1]; use a symmetric, normalized Box action space, e.g. wrap the "
+            "env in gymnasium.wrappers.RescaleAction(env, -1.0, 1.0)."
+        )
     return notes
 
 
@@ -70,24 +77,31 @@ def box_obs_problem(what: str, obs: Any, space: spaces.Box) -> str | None:
     """Why `obs` is not in the Box `space`, in concrete words; None when it is."""
     want = f"shape {space.shape} {space.dtype}"
     if not isinstance(obs, np.ndarray):
-        return (f"{what} is {describe(obs)}, expected a numpy array of {want}; "
-                f"return np.asarray(obs, dtype=np.{space.dtype}).")
-    mismatch = (f"{what} does not match observation_space: expected {want}, "
-                f"got shape {obs.shape} {obs.dtype}")
+        return (
+            f"{what} is {describe(obs)}, expected a numpy array of {want}; "
+            f"return np.asarray(obs, dtype=np.{space.dtype})."
+        )
+    mismatch = f"{what} does not match observation_space: expected {want}, got shape {obs.shape} {obs.dtype}"
     if obs.shape != space.shape:
         return f"{mismatch}. Return shape {space.shape}, or declare the space as shape={obs.shape}."
     if not np.can_cast(obs.dtype, space.dtype):
-        return (f"{mismatch}, which {space.dtype} cannot hold. Return "
-                f"obs.astype(np.{space.dtype}), or declare the space as dtype=np.{obs.dtype}.")
+        return (
+            f"{mismatch}, which {space.dtype} cannot hold. Return "
+            f"obs.astype(np.{space.dtype}), or declare the space as dtype=np.{obs.dtype}."
+        )
     if np.issubdtype(obs.dtype, np.inexact) and not np.isfinite(obs).all():
         i = tuple(int(k) for k in np.argwhere(~np.isfinite(obs))[0])
-        return (f"{what} contains NaN/inf (obs{list(i)} = {obs[i]}), expected finite values; find "
-                "its source (division by zero, overflow): one NaN turns every network output NaN.")
+        return (
+            f"{what} contains NaN/inf (obs{list(i)} = {obs[i]}), expected finite values; find "
+            "its source (division by zero, overflow): one NaN turns every network output NaN."
+        )
     outside = (obs < space.low) | (obs > space.high)
     if outside.any():
         i = tuple(int(k) for k in np.argwhere(outside)[0])
-        return (f"{what}{list(i)} = {obs[i]} is outside observation_space bounds "
-                f"[{space.low[i]}, {space.high[i]}]; clip it, or widen the space's low/high.")
+        return (
+            f"{what}{list(i)} = {obs[i]} is outside observation_space bounds "
+            f"[{space.low[i]}, {space.high[i]}]; clip it, or widen the space's low/high."
+        )
     return None
 
 
@@ -146,7 +160,8 @@ class Probe:
             self.problems.append(
                 f"reset does not accept {' and '.join(k + '=' for k in self.missing)}; expected "
                 "`def reset(self, *, seed=None, options=None)`. Add the keywords and call "
-                "`super().reset(seed=seed)` first so self.np_random is seeded.")
+                "`super().reset(seed=seed)` first so self.np_random is seeded."
+            )
         self._rollout()
         # determinism means little until reset/step are well-formed, and cannot be asked of an old
         # env whose reset takes no seed (its adapter says so)
@@ -164,8 +179,10 @@ class Probe:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            crash = (f"{what} raised {type(exc).__name__}: {exc} — expected it to run without "
-                     "error. Fix the env; the original traceback is chained above this error.")
+            crash = (
+                f"{what} raised {type(exc).__name__}: {exc} — expected it to run without "
+                "error. Fix the env; the original traceback is chained above this error."
+            )
             raise EnvError(report(self.name, [*self.problems, crash])) from exc
 
     def _reset(self, seed: int | None) -> Any:
@@ -186,4 +203,5 @@ class Probe:
                 f"reset(seed={SEED}) does not make the env deterministic: two runs with the same "
                 "seed and the same actions gave different observations. Call "
                 "super().reset(seed=seed) and draw randomness from self.np_random (not np.random "
-                "or random).")
+                "or random)."
+            )

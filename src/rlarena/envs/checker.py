@@ -48,11 +48,14 @@ def check_env(env: gymnasium.Env | type[gymnasium.Env] | str, *, warn: bool = Tr
     it, adapted (rlarena.envs.legacy), with an "old API, adapted" notice.
     """
     from rlarena.envs.multi_agent import is_multi_agent, pettingzoo_kind
+
     if not isinstance(env, str | type) and (is_multi_agent(env) or pettingzoo_kind(env)):
         from rlarena.envs.multi_agent_checker import check_multi_agent_env
+
         return check_multi_agent_env(env, warn=warn)
     if isinstance(env, type) and issubclass(env, gymnasium.Env) and is_multi_agent_class(env):
         from rlarena.envs.multi_agent_checker import check_multi_agent_env
+
         return check_multi_agent_env(env, warn=warn)
     built = _build(env, warn)
     inner = built.env if isinstance(built, LegacyGymEnv) else built.unwrapped
@@ -73,6 +76,7 @@ def check_env(env: gymnasium.Env | type[gymnasium.Env] | str, *, warn: bool = Tr
 
 def is_multi_agent_class(cls: type) -> bool:
     from rlarena.envs.multi_agent import MultiAgentEnv
+
     return issubclass(cls, MultiAgentEnv)
 
 
@@ -83,19 +87,24 @@ def _build(env: Any, warn: bool) -> gymnasium.Env:
         except Exception as exc:
             hint = "" if env in gymnasium.registry else closest(env, gymnasium.registry)
             cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
-            raise EnvError(f"Could not make env {env!r}: {cause}. Expected a registered "
-                           f"Gymnasium id such as 'CartPole-v1'.{hint}") from exc
+            raise EnvError(
+                f"Could not make env {env!r}: {cause}. Expected a registered Gymnasium id such as 'CartPole-v1'.{hint}"
+            ) from exc
     if isinstance(env, type) and (issubclass(env, gymnasium.Env) or is_old_api_class(env)):
         try:
             env = env()
         except Exception as exc:
-            raise EnvError(f"Could not build {env.__name__}() with no arguments: "
-                           f"{type(exc).__name__}: {exc}. Pass an instance instead: "
-                           f"check_env({env.__name__}(...)).") from exc
+            raise EnvError(
+                f"Could not build {env.__name__}() with no arguments: "
+                f"{type(exc).__name__}: {exc}. Pass an instance instead: "
+                f"check_env({env.__name__}(...))."
+            ) from exc
     env = adapt_for_check(env, warn)
     if not isinstance(env, gymnasium.Env):  # a VectorEnv, a PettingZoo env...
-        raise EnvError(f"Expected one gymnasium.Env (an instance, a subclass or a registered "
-                       f"id), got {describe(env)}. Pass a single gymnasium.Env.")
+        raise EnvError(
+            f"Expected one gymnasium.Env (an instance, a subclass or a registered "
+            f"id), got {describe(env)}. Pass a single gymnasium.Env."
+        )
     return env
 
 
@@ -106,8 +115,10 @@ def _space_problems(env: gymnasium.Env) -> list[str]:
         space = getattr(env, attr, None)
         if not isinstance(space, spaces.Space):
             got = "is missing" if space is None else f"is {describe(space)}"
-            found.append(f"env.{attr} {got}, expected a gymnasium.spaces.Space; "
-                         f"set self.{attr} = gymnasium.spaces.{example} in __init__.")
+            found.append(
+                f"env.{attr} {got}, expected a gymnasium.spaces.Space; "
+                f"set self.{attr} = gymnasium.spaces.{example} in __init__."
+            )
     return found
 
 
@@ -116,15 +127,21 @@ def _obs_problem(call: str, obs: Any, space: spaces.Space) -> str | None:
     if isinstance(space, spaces.Box):
         return box_obs_problem(f"{call}'s obs", obs, space)
     if not contains(space, obs):
-        return (f"{call}'s obs is {describe(obs)}, not in observation_space {space}; "
-                "return a value inside the space, or fix the space.")
+        return (
+            f"{call}'s obs is {describe(obs)}, not in observation_space {space}; "
+            "return a value inside the space, or fix the space."
+        )
     return None
 
 
 def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
     if not isinstance(result, tuple):
-        return [(f"reset must return (obs, info) — {OLD_API} (got {describe(result)}). "
-                 "Return `obs, info` with info a dict, e.g. `return obs, {}`.")]
+        return [
+            (
+                f"reset must return (obs, info) — {OLD_API} (got {describe(result)}). "
+                "Return `obs, info` with info a dict, e.g. `return obs, {}`."
+            )
+        ]
     if len(result) != 2:
         return [f"reset returned a tuple of {len(result)} values, expected 2: (obs, info)."]
     obs, info = result
@@ -136,25 +153,28 @@ def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
 
 def _step_problems(result: Any, space: spaces.Space) -> list[str]:
     if isinstance(result, tuple) and len(result) == 4:
-        return [(f"step returned 4 values (obs, reward, done, info) — {OLD_API}: split done into "
-                 "terminated and truncated. Expected (obs, reward, terminated, truncated, info): "
-                 "terminated=True when the episode really ends, truncated=True when it is cut short "
-                 "(e.g. by a time limit).")]
+        return [
+            (
+                f"step returned 4 values (obs, reward, done, info) — {OLD_API}: split done into "
+                "terminated and truncated. Expected (obs, reward, terminated, truncated, info): "
+                "terminated=True when the episode really ends, truncated=True when it is cut short "
+                "(e.g. by a time limit)."
+            )
+        ]
     if not (isinstance(result, tuple) and len(result) == 5):
-        return [(f"step returned {describe(result)}, expected a 5-tuple "
-                 "(obs, reward, terminated, truncated, info).")]
+        return [(f"step returned {describe(result)}, expected a 5-tuple (obs, reward, terminated, truncated, info).")]
     obs, reward, terminated, truncated, info = result
     found = [_obs_problem("step", obs, space)]
     real = isinstance(reward, (int, float, np.integer, np.floating)) and not isinstance(reward, bool)
     if not real:
-        found.append(f"step's reward is {describe(reward)}, expected a real number (int or float);"
-                     " return float(reward).")
+        found.append(
+            f"step's reward is {describe(reward)}, expected a real number (int or float); return float(reward)."
+        )
     elif not math.isfinite(reward):
         found.append(f"step's reward is {reward}, expected a finite number; find its source.")
     for flag_name, flag in (("terminated", terminated), ("truncated", truncated)):
         if not isinstance(flag, (bool, np.bool_)):
-            found.append(f"step's {flag_name} is {describe(flag)}, expected a bool; "
-                         f"return bool({flag_name}).")
+            found.append(f"step's {flag_name} is {describe(flag)}, expected a bool; return bool({flag_name}).")
     if not isinstance(info, dict):
         found.append(f"step's info is {describe(info)}, expected a dict; return {{}} if empty.")
     return [problem for problem in found if problem]

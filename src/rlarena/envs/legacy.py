@@ -83,8 +83,11 @@ def _returns_info(env: Any) -> bool:
 def _old_single_agent(env: Any) -> bool:
     """An env object with reset/step that is no gymnasium.Env, or one whose reset is of the old API
     (not a class, a PettingZoo env, a vector env or an adapter)."""
-    if (isinstance(env, type | LegacyGymEnv | gymnasium.vector.VectorEnv) or pettingzoo_kind(env) is not None
-            or not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None)))):
+    if (
+        isinstance(env, type | LegacyGymEnv | gymnasium.vector.VectorEnv)
+        or pettingzoo_kind(env) is not None
+        or not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None)))
+    ):
         return False
     return not isinstance(env, gymnasium.Env) or bool(_old_reset_traits(env))
 
@@ -145,8 +148,11 @@ def _old_multi_agent_traits(env: Any) -> list[str]:
     if not isinstance(getattr(env, "possible_agents", None), list):
         found.append("no possible_agents list")
     for kind in ("observation", "action"):  # without a shared space either, MultiAgentEnv's own error says more
-        if (not isinstance(getattr(env, f"{kind}_spaces", None), dict) and not _has_space_method(env, kind)
-                and getattr(env, f"{kind}_space", None) is not None):
+        if (
+            not isinstance(getattr(env, f"{kind}_spaces", None), dict)
+            and not _has_space_method(env, kind)
+            and getattr(env, f"{kind}_space", None) is not None
+        ):
             found.append(f"no {kind}_spaces dict")
     return found
 
@@ -181,8 +187,11 @@ def _reset(env: Any, params: _ResetParams, seeder: str, seed: int | None, option
 
 
 # the notices' last sentence, by how a seed reaches the env (see _seeder)
-_SEEDING = {"reset": "", "seed": " Seeds go to its seed() method.",
-            "": " Its reset() takes no seed, so seeds are not passed on: its episodes are not reproducible."}
+_SEEDING = {
+    "reset": "",
+    "seed": " Seeds go to its seed() method.",
+    "": " Its reset() takes no seed, so seeds are not passed on: its episodes are not reproducible.",
+}
 
 
 def _name(env: Any) -> str:
@@ -192,10 +201,16 @@ def _name(env: Any) -> str:
 def _check_space(env: Any, attr: str, space: Any) -> spaces.Space:
     if not isinstance(space, spaces.Space):
         module = type(space).__module__.split(".")[0]
-        hint = (f" (a {module}.spaces class: import the spaces from gymnasium instead, "
-                f"`from gymnasium.spaces import {type(space).__name__}`)" if module == "gym" else "")
-        raise EnvError(f"Env {_name(env)}.{attr} is {type(space).__name__}{hint}, expected a gymnasium.spaces.Space; "
-                       f"set self.{attr} in __init__.")
+        hint = (
+            f" (a {module}.spaces class: import the spaces from gymnasium instead, "
+            f"`from gymnasium.spaces import {type(space).__name__}`)"
+            if module == "gym"
+            else ""
+        )
+        raise EnvError(
+            f"Env {_name(env)}.{attr} is {type(space).__name__}{hint}, expected a gymnasium.spaces.Space; "
+            f"set self.{attr} in __init__."
+        )
     return space
 
 
@@ -233,8 +248,9 @@ class LegacyGymEnv(_Wraps, gymnasium.Env):
             space = getattr(env, attr, None)
             if space is None:
                 example = "Box(-1, 1, (4,))" if attr == "observation_space" else "Discrete(2)"
-                raise EnvError(f"Env {_name(env)} has no {attr}; set self.{attr} = gymnasium.spaces.{example} "
-                               f"in its __init__.")
+                raise EnvError(
+                    f"Env {_name(env)} has no {attr}; set self.{attr} = gymnasium.spaces.{example} in its __init__."
+                )
             setattr(self, attr, _check_space(env, attr, space))
         self.metadata = dict(getattr(env, "metadata", None) or {"render_modes": []})
         self.render_mode = getattr(env, "render_mode", None)
@@ -242,22 +258,30 @@ class LegacyGymEnv(_Wraps, gymnasium.Env):
         self._seeder = _seeder(env, self._params)
         self.takes_seed = bool(self._seeder)  # checkers skip the determinism check when False
         traits = _old_reset_traits(env) or [f"not a gymnasium.Env ({type(env).__module__}.{_name(env)})"]
-        self.description = (f"Env {_name(env)} uses the old Gym API ({', '.join(traits)}); rlarena adapts it: reset() "
-                            f"may return only obs, a 4-tuple step's done becomes terminated (truncated where "
-                            f"info['TimeLimit.truncated'] says so).{_SEEDING[self._seeder]}")
+        self.description = (
+            f"Env {_name(env)} uses the old Gym API ({', '.join(traits)}); rlarena adapts it: reset() "
+            f"may return only obs, a 4-tuple step's done becomes terminated (truncated where "
+            f"info['TimeLimit.truncated'] says so).{_SEEDING[self._seeder]}"
+        )
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         result = _reset(self.env, self._params, self._seeder, seed, options)
-        if (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)
-                and not (isinstance(self.observation_space, spaces.Tuple) and self.observation_space.contains(result))):
+        if (
+            isinstance(result, tuple)
+            and len(result) == 2
+            and isinstance(result[1], dict)
+            and not (isinstance(self.observation_space, spaces.Tuple) and self.observation_space.contains(result))
+        ):
             return result[0], result[1]
         return result, {}
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
         result = self.env.step(action)
         if not isinstance(result, tuple) or len(result) not in (4, 5):
-            raise EnvError(f"Env {_name(self.env)}.step() returned {_describe(result)}, expected (obs, reward, "
-                           f"terminated, truncated, info) or the old API's (obs, reward, done, info).")
+            raise EnvError(
+                f"Env {_name(self.env)}.step() returned {_describe(result)}, expected (obs, reward, "
+                f"terminated, truncated, info) or the old API's (obs, reward, done, info)."
+            )
         if len(result) == 5:
             return result
         obs, reward, done, info = result
@@ -305,11 +329,15 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
         if self._possible is None:
             what.append("agents taken from the first reset()")
         if _old_reset_traits(env):  # an old reset comes with an old step: converted when it is one
-            what.append("obs-only resets and (obs, rewards, dones, infos) steps converted (dones become "
-                        "terminateds, truncateds stay False)")
+            what.append(
+                "obs-only resets and (obs, rewards, dones, infos) steps converted (dones become "
+                "terminateds, truncateds stay False)"
+            )
         what = what or ["spaces read per agent"]
-        self.description = (f"Env {_name(env)} uses RLlib's old MultiAgentEnv API ({', '.join(traits)}); rlarena "
-                            f"adapts it: {', '.join(what)}.{_SEEDING[self._seeder]}")
+        self.description = (
+            f"Env {_name(env)} uses RLlib's old MultiAgentEnv API ({', '.join(traits)}); rlarena "
+            f"adapts it: {', '.join(what)}.{_SEEDING[self._seeder]}"
+        )
 
     # -- agents and spaces ----------------------------------------------------------------------
     def _space_source(self, kind: str) -> tuple[str, Any]:
@@ -322,12 +350,15 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
             return "method", getattr(env, f"get_{kind}_space")
         space = getattr(env, f"{kind}_space", None)
         if space is None:
-            raise EnvError(f"Env {_name(env)} has no {kind} space: set self.{kind}_space = <one gymnasium Space for "
-                           f"every agent> or self.{kind}_spaces = {{agent_id: Space}} in its __init__.")
+            raise EnvError(
+                f"Env {_name(env)} has no {kind} space: set self.{kind}_space = <one gymnasium Space for "
+                f"every agent> or self.{kind}_spaces = {{agent_id: Space}} in its __init__."
+            )
         _check_space(env, f"{kind}_space", space)
         preferred = getattr(env, _PREFERRED_FORMAT[kind], False)
         keyed = isinstance(space, spaces.Dict) and (
-            preferred or (self._possible is not None and set(self._possible) <= set(space.spaces)))
+            preferred or (self._possible is not None and set(self._possible) <= set(space.spaces))
+        )
         return ("table", dict(space.spaces)) if keyed else ("shared", space)
 
     def _space(self, kind: str, agent: AgentID) -> spaces.Space:
@@ -337,9 +368,11 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
         if how == "method":
             return source(agent)
         if agent not in source:
-            raise EnvError(f"Env {_name(self.env)} has no {kind} space for agent {agent!r}; it knows "
-                           f"{sorted(map(str, source))}. Add the agent to its {kind} spaces, or set one shared "
-                           f"self.{kind}_space.")
+            raise EnvError(
+                f"Env {_name(self.env)} has no {kind} space for agent {agent!r}; it knows "
+                f"{sorted(map(str, source))}. Add the agent to its {kind} spaces, or set one shared "
+                f"self.{kind}_space."
+            )
         return source[agent]
 
     def get_observation_space(self, agent: AgentID) -> spaces.Space:
@@ -370,8 +403,10 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
         for agent in obs:
             if agent not in self._known:
                 if agent == ALL:
-                    raise EnvError(f"Env {_name(self.env)}.{call} returned an observation for '__all__'; "
-                                   "'__all__' belongs only in dones (terminateds/truncateds), obs is keyed by agent id.")
+                    raise EnvError(
+                        f"Env {_name(self.env)}.{call} returned an observation for '__all__'; "
+                        "'__all__' belongs only in dones (terminateds/truncateds), obs is keyed by agent id."
+                    )
                 self.get_observation_space(agent)  # an agent without a space is an error now, not later
                 self.get_action_space(agent)
                 self._known.add(agent)
@@ -386,12 +421,15 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
             obs, infos = result, {}
         if not isinstance(obs, dict) or not obs:
             got = "no observations" if isinstance(obs, dict) else _describe(obs)
-            raise EnvError(f"Env {_name(self.env)}.reset() returned {got}; expected a dict {{agent_id: observation}} "
-                           f"with the agents that act first (at least one), or (obs, infos).")
+            raise EnvError(
+                f"Env {_name(self.env)}.reset() returned {got}; expected a dict {{agent_id: observation}} "
+                f"with the agents that act first (at least one), or (obs, infos)."
+            )
         return obs, dict(infos) if isinstance(infos, dict) else {}
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[MultiAgentDict, MultiAgentDict]:
         obs, infos = self._reset_obs(seed, options)
         self._note_agents(obs, "reset()")
         self.agents = list(obs)
@@ -399,13 +437,18 @@ class LegacyMultiAgentEnv(_Wraps, MultiAgentEnv):
             infos.setdefault(agent, {})
         return obs, infos
 
-    def step(self, action_dict: MultiAgentDict) -> tuple[  # type: ignore[override]  # see MultiAgentEnv.step
-            MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]:
+    def step(
+        self, action_dict: MultiAgentDict
+    ) -> tuple[  # type: ignore[override]  # see MultiAgentEnv.step
+        MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict
+    ]:
         result = self.env.step(action_dict)
         if not (isinstance(result, tuple) and len(result) in (4, 5) and all(isinstance(x, dict) for x in result)):
-            raise EnvError(f"Env {_name(self.env)}.step() returned {_describe(result)}, expected dicts keyed by agent "
-                           f"id: (obs, rewards, terminateds, truncateds, infos) or the old API's (obs, rewards, "
-                           f"dones, infos).")
+            raise EnvError(
+                f"Env {_name(self.env)}.step() returned {_describe(result)}, expected dicts keyed by agent "
+                f"id: (obs, rewards, terminateds, truncateds, infos) or the old API's (obs, rewards, "
+                f"dones, infos)."
+            )
         if len(result) == 5:
             obs, rewards, terminateds, truncateds, infos = result
         else:

@@ -79,8 +79,9 @@ class MultiAgentEnv(gymnasium.Env):
     observation_spaces: dict[AgentID, spaces.Space]
     action_spaces: dict[AgentID, spaces.Space]
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[MultiAgentDict, MultiAgentDict]:
         """Subclasses override reset, call super().reset(seed=seed) first (it seeds self.np_random,
         as gymnasium.Env.reset does) and return (obs, infos)."""
         super().reset(seed=seed, options=options)
@@ -88,8 +89,11 @@ class MultiAgentEnv(gymnasium.Env):
 
     # gymnasium.Env.step is typed for one agent; a type checker sees every dict-returning step as an
     # incompatible override (RLlib's MultiAgentEnv has the same mismatch): hence the ignores.
-    def step(self, action_dict: MultiAgentDict) -> tuple[  # type: ignore[override]
-            MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]:
+    def step(
+        self, action_dict: MultiAgentDict
+    ) -> tuple[  # type: ignore[override]
+        MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict
+    ]:
         raise NotImplementedError(f"{type(self).__name__} must implement step(action_dict).")
 
     def get_observation_space(self, agent: AgentID) -> spaces.Space:
@@ -119,12 +123,16 @@ class MultiAgentEnv(gymnasium.Env):
 def _lookup(env: MultiAgentEnv, attr: str, agent: AgentID) -> spaces.Space:
     table = getattr(env, attr, None)
     if not isinstance(table, dict):
-        raise EnvError(f"{type(env).__name__}.{attr} is {'missing' if table is None else type(table).__name__}, "
-                       f"expected a dict {{agent_id: gymnasium.spaces.Space}}; set self.{attr} in __init__.")
+        raise EnvError(
+            f"{type(env).__name__}.{attr} is {'missing' if table is None else type(table).__name__}, "
+            f"expected a dict {{agent_id: gymnasium.spaces.Space}}; set self.{attr} in __init__."
+        )
     if agent not in table:
-        raise EnvError(f"{type(env).__name__} has no {attr[:-1].replace('_', ' ')} for agent {agent!r}; it "
-                       f"knows {sorted(map(str, table))}. Add the agent to self.{attr}, or override "
-                       f"get_{attr[:-1]} to answer for agents created on the fly.")
+        raise EnvError(
+            f"{type(env).__name__} has no {attr[:-1].replace('_', ' ')} for agent {agent!r}; it "
+            f"knows {sorted(map(str, table))}. Add the agent to self.{attr}, or override "
+            f"get_{attr[:-1]} to answer for agents created on the fly."
+        )
     return table[agent]
 
 
@@ -141,7 +149,7 @@ def is_multi_agent(env: Any) -> bool:
 
 
 def pettingzoo_kind(env: Any) -> str | None:
-    """"aec" or "parallel" for a PettingZoo env instance (wrappers included), else None. Never imports
+    """ "aec" or "parallel" for a PettingZoo env instance (wrappers included), else None. Never imports
     pettingzoo: a PettingZoo env can only exist once pettingzoo has been imported."""
     pz = sys.modules.get("pettingzoo.utils.env")
     if pz is None:
@@ -178,8 +186,7 @@ class SingleAgentAsMultiAgent(MultiAgentEnv):
     def step(self, action_dict: MultiAgentDict):  # type: ignore[override]
         a = self.AGENT_ID
         obs, reward, terminated, truncated, info = self.env.step(action_dict[a])
-        return ({a: obs}, {a: reward}, {a: terminated, ALL: terminated}, {a: truncated, ALL: truncated},
-                {a: info})
+        return ({a: obs}, {a: reward}, {a: terminated, ALL: terminated}, {a: truncated, ALL: truncated}, {a: info})
 
     def render(self) -> Any:
         return self.env.render()
@@ -193,6 +200,8 @@ def env_config(who: str, config: dict[str, Any] | None, defaults: dict[str, Any]
     config = dict(config or {})
     unknown = [key for key in config if key not in defaults]
     if unknown:
-        raise EnvError(f"{who} got unknown config key {unknown[0]!r}; valid keys are "
-                       f"{sorted(defaults)}.{closest(unknown[0], defaults)}")
+        raise EnvError(
+            f"{who} got unknown config key {unknown[0]!r}; valid keys are "
+            f"{sorted(defaults)}.{closest(unknown[0], defaults)}"
+        )
     return {**defaults, **config}

@@ -60,10 +60,13 @@ def check_multi_agent_env(env: Any, *, warn: bool = True) -> None:
             probe = _Probe(built, name)
             problems = probe.run()
             if warn and probe.unfinished:
-                warnings.warn(f"{name}: no episode ended within {MAX_EPISODE_STEPS} steps of random actions, so "
-                              "the episode end and the reset after it were not checked. If episodes are meant to "
-                              "be that long, fine; otherwise set '__all__' when the game is over.",
-                              UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"{name}: no episode ended within {MAX_EPISODE_STEPS} steps of random actions, so "
+                    "the episode end and the reset after it were not checked. If episodes are meant to "
+                    "be that long, fine; otherwise set '__all__' when the game is over.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if problems:
             raise EnvError(report(name, problems))
     finally:
@@ -76,8 +79,10 @@ def _build(env: Any, warn: bool) -> MultiAgentEnv:
         try:
             env = env()
         except Exception as exc:
-            raise EnvError(f"Could not build {env.__name__}() with no arguments: {type(exc).__name__}: {exc}. "
-                           f"Pass an instance instead: check_multi_agent_env({env.__name__}(...)).") from exc
+            raise EnvError(
+                f"Could not build {env.__name__}() with no arguments: {type(exc).__name__}: {exc}. "
+                f"Pass an instance instead: check_multi_agent_env({env.__name__}(...))."
+            ) from exc
     return wrap_multi_agent(adapt_for_check(env, warn))  # an env of RLlib's old API is checked as it is trained
 
 
@@ -88,8 +93,7 @@ def _attribute_problems(env: MultiAgentEnv) -> list[str]:
         if not isinstance(value, list):
             got = "is missing" if value is None else f"is {describe(value)}"
             example = '["agent1", "agent2"]' if attr == "possible_agents" else "[]"
-            found.append(f"env.{attr} {got}, expected a list of agent ids; set self.{attr} = {example} "
-                         "in __init__.")
+            found.append(f"env.{attr} {got}, expected a list of agent ids; set self.{attr} = {example} in __init__.")
     if found:
         return found
     for agent in env.possible_agents:
@@ -104,8 +108,10 @@ def _space_problem(call: str, getter: Callable[[Any], Any], agent: Any) -> str |
     try:
         space = getter(agent)
     except Exception as exc:  # noqa: BLE001 - the checker reports whatever a user's env raises
-        return (f"{call} raised {type(exc).__name__}: {exc}; expected the agent's gymnasium Space. Fill "
-                f"self.observation_spaces / self.action_spaces for every agent in possible_agents.")
+        return (
+            f"{call} raised {type(exc).__name__}: {exc}; expected the agent's gymnasium Space. Fill "
+            f"self.observation_spaces / self.action_spaces for every agent in possible_agents."
+        )
     if not isinstance(space, spaces.Space):
         return f"{call} returned {describe(space)}, expected a gymnasium.spaces.Space."
     return None
@@ -131,8 +137,10 @@ def _obs_problem(what: str, obs: Any, space: spaces.Space) -> str | None:
                 return problem
         return None
     if not contains(space, obs):
-        return (f"{what} is {describe(obs)}, not in the agent's observation space {space}; return a value "
-                "inside the space, or fix the space.")
+        return (
+            f"{what} is {describe(obs)}, not in the agent's observation space {space}; return a value "
+            "inside the space, or fix the space."
+        )
     return None
 
 
@@ -205,15 +213,21 @@ class _Probe(Probe):
     def _reset_problems(self, result: Any) -> list[str]:
         if not (isinstance(result, tuple) and len(result) == 2):
             got = describe(result) if not isinstance(result, tuple) else f"a tuple of {len(result)} values"
-            return [(f"reset returned {got}, expected (obs, infos): two dicts keyed by agent id, e.g. "
-                     "`return {agent: obs for agent in self.agents}, {agent: {} for agent in self.agents}`.")]
+            return [
+                (
+                    f"reset returned {got}, expected (obs, infos): two dicts keyed by agent id, e.g. "
+                    "`return {agent: obs for agent in self.agents}, {agent: {} for agent in self.agents}`."
+                )
+            ]
         obs, infos = result
         if not isinstance(obs, dict):
             return [f"reset's obs is {describe(obs)}, expected a dict {{agent_id: observation}}."]
         found = []
         if not obs:
-            found.append("reset returned no observations; expected the agents that act first "
-                         "(at least one), e.g. every agent, or only the first mover of a turn-based game.")
+            found.append(
+                "reset returned no observations; expected the agents that act first "
+                "(at least one), e.g. every agent, or only the first mover of a turn-based game."
+            )
         found += self._obs_problems("reset", obs)
         if not isinstance(infos, dict):
             found.append(f"reset's infos is {describe(infos)}, expected a dict; return {{}} per agent if empty.")
@@ -223,15 +237,19 @@ class _Probe(Probe):
         found = []
         for agent, agent_obs in obs.items():
             if agent == ALL:
-                found.append(f"{call}'s obs has the key '__all__'; '__all__' belongs only in terminateds and "
-                             "truncateds. obs is keyed by agent id.")
+                found.append(
+                    f"{call}'s obs has the key '__all__'; '__all__' belongs only in terminateds and "
+                    "truncateds. obs is keyed by agent id."
+                )
                 continue
             try:
                 space = self.env.get_observation_space(agent)
             except Exception as exc:  # noqa: BLE001 - the checker reports whatever a user's env raises
-                found.append(f"{call}'s obs names agent {agent!r}, which has no observation space "
-                             f"({type(exc).__name__}: {exc}); expected only agents from possible_agents or "
-                             f"agents get_observation_space answers for.")
+                found.append(
+                    f"{call}'s obs names agent {agent!r}, which has no observation space "
+                    f"({type(exc).__name__}: {exc}); expected only agents from possible_agents or "
+                    f"agents get_observation_space answers for."
+                )
                 continue
             problem = _obs_problem(f"{call}'s obs[{agent!r}]", agent_obs, space)
             if problem:
@@ -241,15 +259,26 @@ class _Probe(Probe):
     def _step_problems(self, result: Any, finished: set) -> tuple[list[str], bool]:
         """Problems of one step's result, and whether it ended the episode."""
         if isinstance(result, tuple) and len(result) == 4:
-            return [(f"step returned 4 values (obs, rewards, dones, infos) — {OLD_API}. Expected (obs, rewards, "
-                     "terminateds, truncateds, infos): terminateds[agent]=True when its game really ends, "
-                     "truncateds[agent]=True when it is cut short (a time limit), each with '__all__'.")], False
+            return [
+                (
+                    f"step returned 4 values (obs, rewards, dones, infos) — {OLD_API}. Expected (obs, rewards, "
+                    "terminateds, truncateds, infos): terminateds[agent]=True when its game really ends, "
+                    "truncateds[agent]=True when it is cut short (a time limit), each with '__all__'."
+                )
+            ], False
         if not (isinstance(result, tuple) and len(result) == 5):
-            return [(f"step returned {describe(result)}, expected a 5-tuple of dicts "
-                     "(obs, rewards, terminateds, truncateds, infos).")], False
+            return [
+                (
+                    f"step returned {describe(result)}, expected a 5-tuple of dicts "
+                    "(obs, rewards, terminateds, truncateds, infos)."
+                )
+            ], False
         names = ("obs", "rewards", "terminateds", "truncateds", "infos")
-        found = [f"step's {n} is {describe(v)}, expected a dict keyed by agent id."
-                 for n, v in zip(names, result) if not isinstance(v, dict)]
+        found = [
+            f"step's {n} is {describe(v)}, expected a dict keyed by agent id."
+            for n, v in zip(names, result)
+            if not isinstance(v, dict)
+        ]
         if found:
             return found, False
         obs, rewards, terminateds, truncateds, infos = result
@@ -263,27 +292,35 @@ class _Probe(Probe):
                 found.append(problem)
         for flags_name, flags in (("terminateds", terminateds), ("truncateds", truncateds)):
             if ALL not in flags:
-                found.append(f"step's {flags_name} has no '__all__' key; add {flags_name}['__all__'] = True "
-                             "when the episode is over for everyone, else False.")
+                found.append(
+                    f"step's {flags_name} has no '__all__' key; add {flags_name}['__all__'] = True "
+                    "when the episode is over for everyone, else False."
+                )
             for agent, flag in flags.items():
                 if not isinstance(flag, (bool, np.bool_)):
                     found.append(f"step's {flags_name}[{agent!r}] is {describe(flag)}, expected a bool.")
         for agent in terminateds:
             if agent != ALL and _done(terminateds, agent) and _done(truncateds, agent):
-                found.append(f"step flags {agent!r} both terminated and truncated; set one: terminated when its "
-                             "game really ended (no bootstrapping), truncated when it was cut short.")
+                found.append(
+                    f"step flags {agent!r} both terminated and truncated; set one: terminated when its "
+                    "game really ended (no bootstrapping), truncated when it was cut short."
+                )
         again = [agent for agent in obs if agent in finished]
         if again:
-            found.append(f"step's obs names {again[0]!r}, which was done (terminated or truncated) earlier in "
-                         "the episode; a done agent must not be asked to act again.")
+            found.append(
+                f"step's obs names {again[0]!r}, which was done (terminated or truncated) earlier in "
+                "the episode; a done agent must not be asked to act again."
+            )
         if not isinstance(infos, dict):
             found.append(f"step's infos is {describe(infos)}, expected a dict.")
         ended = _done(terminateds, ALL) or _done(truncateds, ALL)
         done_now = {a for a in obs if _done(terminateds, a) or _done(truncateds, a)}
         if not ended and not any(a not in finished and a not in done_now for a in obs if a != ALL):
-            found.append("step's obs has no agent left to act, but neither terminateds['__all__'] nor "
-                         "truncateds['__all__'] is True; the episode could not go on. Set '__all__' when the "
-                         "game is over, or return the observations of the agents that act next.")
+            found.append(
+                "step's obs has no agent left to act, but neither terminateds['__all__'] nor "
+                "truncateds['__all__'] is True; the episode could not go on. Set '__all__' when the "
+                "game is over, or return the observations of the agents that act next."
+            )
         return found, ended
 
     # --- determinism (Probe compares two seeded runs) ------------------------------------------
@@ -294,8 +331,9 @@ class _Probe(Probe):
         trajectory = [copy.deepcopy(obs)]  # copied: some envs return arrays mutated in place
         finished: set = set()
         for t in range(SEED_STEPS):
-            obs, _, terminateds, truncateds, _ = self._call(f"step at step {t}", self.env.step,
-                                                            self._actions(obs, finished))
+            obs, _, terminateds, truncateds, _ = self._call(
+                f"step at step {t}", self.env.step, self._actions(obs, finished)
+            )
             trajectory.append(copy.deepcopy(obs))
             if _done(terminateds, ALL) or _done(truncateds, ALL):
                 break

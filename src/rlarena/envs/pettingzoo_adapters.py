@@ -85,34 +85,42 @@ class PettingZooAECAdapter(_PettingZooAdapter):
 
     def __init__(self, env: Any) -> None:
         if pettingzoo_kind(env) != "aec":
-            raise EnvError(f"PettingZooAECAdapter needs a PettingZoo AEC env (e.g. connect_four_v3.env()), "
-                           f"got {_describe(env)}.{_parallel_hint(env)}")
+            raise EnvError(
+                f"PettingZooAECAdapter needs a PettingZoo AEC env (e.g. connect_four_v3.env()), "
+                f"got {_describe(env)}.{_parallel_hint(env)}"
+            )
         super().__init__(env, list(env.possible_agents))
         self._pending: dict[AgentID, float] = {}  # reward since the agent was last reported
         self._done: set[AgentID] = set()  # agents reported done this episode
         self._mover: AgentID | None = None  # the agent whose action the next step takes
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[MultiAgentDict, MultiAgentDict]:
         self.env.reset(seed=seed, options=options)
         self._pending, self._done, self._mover, self._over = {}, set(), None, False
         self._add_rewards()  # normally all 0; kept so that sums match PettingZoo's loop exactly
         obs, _, _, infos = self._collect()
         # an agent finishing before anyone moved cannot be reported here: reset returns no flags
         if self._mover is None:
-            raise EnvError(f"PettingZoo env {self.env} has no agent to move after reset(): env.agents is "
-                           f"{list(self.env.agents)}. Expected agent_selection to name a live agent.")
+            raise EnvError(
+                f"PettingZoo env {self.env} has no agent to move after reset(): env.agents is "
+                f"{list(self.env.agents)}. Expected agent_selection to name a live agent."
+            )
         self._refresh_agents()
         return obs, infos
 
     def step(self, action_dict: MultiAgentDict) -> StepResult:  # type: ignore[override]  # see MultiAgentEnv.step
         if self._over or self._mover is None:
-            raise EnvError("step() called before reset() or after the episode ended ('__all__' was True); "
-                           "call reset() first.")
+            raise EnvError(
+                "step() called before reset() or after the episode ended ('__all__' was True); call reset() first."
+            )
         mover = self._mover
         if set(action_dict) != {mover}:
-            raise EnvError(f"{self.env} is turn-based: step() takes exactly one action, for {mover!r} (the only "
-                           f"agent in the last obs), got actions for {sorted(map(str, action_dict))}.")
+            raise EnvError(
+                f"{self.env} is turn-based: step() takes exactly one action, for {mover!r} (the only "
+                f"agent in the last obs), got actions for {sorted(map(str, action_dict))}."
+            )
         self._mover = None
         self.env.step(action_dict[mover])
         self._add_rewards()
@@ -143,8 +151,10 @@ class PettingZooAECAdapter(_PettingZooAdapter):
         while env.agents:
             agent = env.agent_selection
             if agent in obs:
-                raise EnvError(f"PettingZoo env {env} selected {agent!r} again after stepping it with None; "
-                               "a done agent must leave env.agents on its dead step (_was_dead_step).")
+                raise EnvError(
+                    f"PettingZoo env {env} selected {agent!r} again after stepping it with None; "
+                    "a done agent must leave env.agents on its dead step (_was_dead_step)."
+                )
             terminated = bool(env.terminations[agent])
             truncated = bool(env.truncations[agent]) and not terminated
             obs[agent], infos[agent] = env.observe(agent), env.infos[agent]
@@ -159,7 +169,6 @@ class PettingZooAECAdapter(_PettingZooAdapter):
 
     def _refresh_agents(self) -> None:
         self.agents = [] if self._over else [a for a in self.env.agents if a not in self._done]
-
 
 
 class PettingZooParallelAdapter(_PettingZooAdapter):
@@ -178,12 +187,15 @@ class PettingZooParallelAdapter(_PettingZooAdapter):
 
     def __init__(self, env: Any) -> None:
         if pettingzoo_kind(env) != "parallel":
-            raise EnvError(f"PettingZooParallelAdapter needs a PettingZoo ParallelEnv (e.g. "
-                           f"module.parallel_env()), got {_describe(env)}.")
+            raise EnvError(
+                f"PettingZooParallelAdapter needs a PettingZoo ParallelEnv (e.g. "
+                f"module.parallel_env()), got {_describe(env)}."
+            )
         super().__init__(env, list(getattr(env, "possible_agents", None) or []))
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[MultiAgentDict, MultiAgentDict]:
         obs, infos = self.env.reset(seed=seed, options=options)
         self._over = False
         self._sync_agents(obs)
@@ -191,14 +203,17 @@ class PettingZooParallelAdapter(_PettingZooAdapter):
 
     def step(self, action_dict: MultiAgentDict) -> StepResult:  # type: ignore[override]  # see MultiAgentEnv.step
         if self._over:
-            raise EnvError("step() called before reset() or after the episode ended ('__all__' was True); "
-                           "call reset() first.")
+            raise EnvError(
+                "step() called before reset() or after the episode ended ('__all__' was True); call reset() first."
+            )
         obs, rewards, terminations, truncations, infos = self.env.step(action_dict)
         terminateds = {agent: bool(flag) for agent, flag in terminations.items()}
-        truncateds = {agent: bool(flag) and not terminateds.get(agent, False)
-                      for agent, flag in truncations.items()}
-        finished = [agent for agent in {**terminateds, **truncateds}
-                    if terminateds.get(agent, False) or truncateds.get(agent, False)]
+        truncateds = {agent: bool(flag) and not terminateds.get(agent, False) for agent, flag in truncations.items()}
+        finished = [
+            agent
+            for agent in {**terminateds, **truncateds}
+            if terminateds.get(agent, False) or truncateds.get(agent, False)
+        ]
         over = not self.env.agents
         terminateds[ALL] = over and all(terminateds.get(agent, False) for agent in finished)
         truncateds[ALL] = over and not terminateds[ALL]
@@ -212,7 +227,6 @@ class PettingZooParallelAdapter(_PettingZooAdapter):
         self.possible_agents += [agent for agent in obs if agent not in known]
 
 
-
 def wrap_multi_agent(env: Any) -> MultiAgentEnv:
     """`env` as a MultiAgentEnv: returned as is if it is one; PettingZoo AEC envs get
     PettingZooAECAdapter, PettingZoo ParallelEnvs PettingZooParallelAdapter."""
@@ -223,8 +237,10 @@ def wrap_multi_agent(env: Any) -> MultiAgentEnv:
         return PettingZooAECAdapter(env)
     if kind == "parallel":
         return PettingZooParallelAdapter(env)
-    raise EnvError(f"Expected a multi-agent env (an rlarena MultiAgentEnv instance, or a PettingZoo AEC or "
-                   f"Parallel env instance), got {_describe(env)}.{_hint(env)}")
+    raise EnvError(
+        f"Expected a multi-agent env (an rlarena MultiAgentEnv instance, or a PettingZoo AEC or "
+        f"Parallel env instance), got {_describe(env)}.{_hint(env)}"
+    )
 
 
 def to_pettingzoo_parallel(env: MultiAgentEnv) -> Any:
@@ -237,8 +253,10 @@ def to_pettingzoo_parallel(env: MultiAgentEnv) -> Any:
     turn-based: that is an EnvError (wrap turn-based envs the other way, as AEC envs).
     """
     if not isinstance(env, MultiAgentEnv):
-        raise EnvError(f"to_pettingzoo_parallel needs an rlarena MultiAgentEnv, got {_describe(env)}. "
-                       "Wrap a PettingZoo env first: to_pettingzoo_parallel(wrap_multi_agent(env)).")
+        raise EnvError(
+            f"to_pettingzoo_parallel needs an rlarena MultiAgentEnv, got {_describe(env)}. "
+            "Wrap a PettingZoo env first: to_pettingzoo_parallel(wrap_multi_agent(env))."
+        )
     return _parallel_view_class()(env)
 
 
@@ -267,8 +285,9 @@ def _parallel_view_class() -> type:
         def action_space(self, agent: AgentID) -> spaces.Space:
             return self.env.get_action_space(agent)
 
-        def reset(self, seed: int | None = None,
-                  options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+        def reset(
+            self, seed: int | None = None, options: dict[str, Any] | None = None
+        ) -> tuple[MultiAgentDict, MultiAgentDict]:
             obs, infos = self.env.reset(seed=seed, options=options)
             self.agents = list(obs)
             return obs, infos
@@ -289,9 +308,11 @@ def _parallel_view_class() -> type:
                 infos.setdefault(agent, {})
                 if not (terminated or truncated):
                     if agent not in obs:
-                        raise EnvError(f"to_pettingzoo_parallel needs a simultaneous-move env, but {self.env} "
-                                       f"gave no observation for live agent {agent!r} (a turn-based env?). "
-                                       "Expose turn-based games to PettingZoo as AEC envs instead.")
+                        raise EnvError(
+                            f"to_pettingzoo_parallel needs a simultaneous-move env, but {self.env} "
+                            f"gave no observation for live agent {agent!r} (a turn-based env?). "
+                            "Expose turn-based games to PettingZoo as AEC envs instead."
+                        )
                     live.append(agent)
             self.agents = live
             return obs, rewards, terminateds, truncateds, infos

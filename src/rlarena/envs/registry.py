@@ -27,22 +27,35 @@ class EnvContext(dict):
     num_workers: the number of remote env runners (num_env_runners); vector_index: the copy's place
     in its runner's vector env; remote: whether it runs in a remote runner."""
 
-    def __init__(self, env_config: dict | None = None, worker_index: int = 0, num_workers: int = 0,
-                 vector_index: int = 0, remote: bool = False):
+    def __init__(
+        self,
+        env_config: dict | None = None,
+        worker_index: int = 0,
+        num_workers: int = 0,
+        vector_index: int = 0,
+        remote: bool = False,
+    ):
         super().__init__(env_config or {})
         self.worker_index, self.num_workers = worker_index, num_workers
         self.vector_index, self.remote = vector_index, remote
 
-    def copy_with_overrides(self, env_config: dict | None = None, worker_index: int | None = None,
-                            vector_index: int | None = None) -> EnvContext:
+    def copy_with_overrides(
+        self, env_config: dict | None = None, worker_index: int | None = None, vector_index: int | None = None
+    ) -> EnvContext:
         """A new context (RLlib's method): the given values replace this one's."""
-        return EnvContext(dict(self) if env_config is None else env_config,
-                          self.worker_index if worker_index is None else worker_index, self.num_workers,
-                          self.vector_index if vector_index is None else vector_index, self.remote)
+        return EnvContext(
+            dict(self) if env_config is None else env_config,
+            self.worker_index if worker_index is None else worker_index,
+            self.num_workers,
+            self.vector_index if vector_index is None else vector_index,
+            self.remote,
+        )
 
     def __repr__(self) -> str:
-        return (f"EnvContext({dict(self)!r}, worker_index={self.worker_index}, num_workers={self.num_workers}, "
-                f"vector_index={self.vector_index})")
+        return (
+            f"EnvContext({dict(self)!r}, worker_index={self.worker_index}, num_workers={self.num_workers}, "
+            f"vector_index={self.vector_index})"
+        )
 
 
 def as_env_context(env_config: dict | None) -> EnvContext:
@@ -52,23 +65,27 @@ def as_env_context(env_config: dict | None) -> EnvContext:
         return env_config.copy_with_overrides()
     return EnvContext(env_config)
 
+
 _REGISTRY: dict[str, EnvCreator] = {}
 # rlarena's built-in envs by name: "module:class", imported on first use
-_BUILTIN = {"multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
-            "connect_four": "rlarena.games.connect_four.rules:ConnectFourMultiAgent",
-            # contextual bandits (LinUCB, LinTS), under rlarena's names and RLlib's class names
-            "linear_bandit": "rlarena.envs.bandits:LinearDiscreteEnv",
-            "LinearDiscreteEnv": "rlarena.envs.bandits:LinearDiscreteEnv",
-            "wheel_bandit": "rlarena.envs.bandits:WheelBanditEnv",
-            "WheelBanditEnv": "rlarena.envs.bandits:WheelBanditEnv",
-            "recommender_bandit": "rlarena.envs.bandits:RecommenderEnv"}
+_BUILTIN = {
+    "multi_agent_arena": "rlarena.envs.arena:MultiAgentArena",
+    "connect_four": "rlarena.games.connect_four.rules:ConnectFourMultiAgent",
+    # contextual bandits (LinUCB, LinTS), under rlarena's names and RLlib's class names
+    "linear_bandit": "rlarena.envs.bandits:LinearDiscreteEnv",
+    "LinearDiscreteEnv": "rlarena.envs.bandits:LinearDiscreteEnv",
+    "wheel_bandit": "rlarena.envs.bandits:WheelBanditEnv",
+    "WheelBanditEnv": "rlarena.envs.bandits:WheelBanditEnv",
+    "recommender_bandit": "rlarena.envs.bandits:RecommenderEnv",
+}
 
 
 def register_env(name: str, creator: EnvCreator) -> None:
     """Make `name` usable in `.environment(name)`; `creator(env_config)` returns a gymnasium.Env."""
     if not callable(creator):
-        raise EnvError(f"register_env({name!r}, ...) needs a callable creator fn(env_config) -> Env, "
-                       f"got {type(creator).__name__}.")
+        raise EnvError(
+            f"register_env({name!r}, ...) needs a callable creator fn(env_config) -> Env, got {type(creator).__name__}."
+        )
     _REGISTRY[name] = creator
     if ref_name(creator) is not None:  # a config holding the creator itself loads it again in this process
         register_trusted(creator)
@@ -112,9 +129,11 @@ def make_env_creator(env: EnvSpec, render_mode: str | None = None) -> EnvCreator
 
 def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvContext], gym.Env]:
     if isinstance(env, Unnamed):
-        raise EnvError(f"This config's env was a lambda or local function ({env}), which cannot be "
-                           f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
-                       f"with rlarena.register_env(name, creator) and use the name.")
+        raise EnvError(
+            f"This config's env was a lambda or local function ({env}), which cannot be "
+            f"restored by name. Pass env=<your creator> to from_checkpoint(), or register it "
+            f"with rlarena.register_env(name, creator) and use the name."
+        )
     if isinstance(env, str):
         if env in _REGISTRY:
             creator = _REGISTRY[env]
@@ -127,13 +146,18 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
             return lambda cfg: cls(_with_render_mode(cfg, render_mode) if render_mode else cfg)
         if env in gym.registry:
             return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
-        raise EnvError(f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
-                       f"rlarena.register_env().{closest(env, registered_envs())}")
+        raise EnvError(
+            f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
+            f"rlarena.register_env().{closest(env, registered_envs())}"
+        )
     if isinstance(env, type):
-        if not issubclass(env, gym.Env) and not (callable(getattr(env, "reset", None))
-                                                 and callable(getattr(env, "step", None))):
-            raise EnvError(f"Env class {env.__name__} is not a gymnasium.Env subclass and has no reset()/step(); "
-                           f"subclass gymnasium.Env (or rlarena.MultiAgentEnv for several agents).")
+        if not issubclass(env, gym.Env) and not (
+            callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))
+        ):
+            raise EnvError(
+                f"Env class {env.__name__} is not a gymnasium.Env subclass and has no reset()/step(); "
+                f"subclass gymnasium.Env (or rlarena.MultiAgentEnv for several agents)."
+            )
 
         def from_class(cfg: EnvContext) -> gym.Env:
             try:
@@ -145,16 +169,21 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
         return from_class
     if callable(env):
         return lambda cfg: adapt_old_api(env(cfg))
-    raise EnvError(f"Cannot make an env from {env!r}: pass a Gymnasium id, a registered name, "
-                   f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env.")
+    raise EnvError(
+        f"Cannot make an env from {env!r}: pass a Gymnasium id, a registered name, "
+        f"a gymnasium.Env subclass, or a creator fn(env_config) -> Env."
+    )
 
 
 def registered_creators(names: list[EnvSpec | None] | None = None) -> dict[str, EnvCreator]:
     """register_env names (all, or those of `names` that are registered; other env specs in `names`
     are skipped) -> their creators: what a new process (a Ray actor) registers again with
     register_creators() to know them. A forked process needs none of this: it inherits the registry."""
-    return {name: _REGISTRY[name] for name in (list(_REGISTRY) if names is None else names)
-            if isinstance(name, str) and name in _REGISTRY}
+    return {
+        name: _REGISTRY[name]
+        for name in (list(_REGISTRY) if names is None else names)
+        if isinstance(name, str) and name in _REGISTRY
+    }
 
 
 def register_creators(creators: dict[str, EnvCreator]) -> None:
@@ -179,8 +208,14 @@ def _with_render_mode(cfg: EnvContext, render_mode: str | None) -> EnvContext:
     return cfg.copy_with_overrides(env_config={**cfg, "render_mode": render_mode})
 
 
-def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "auto",
-                    render_mode: str | None = None, num_workers: int = 2) -> gym.vector.VectorEnv:
+def make_vector_env(
+    env: EnvSpec,
+    env_config: dict,
+    num_envs: int,
+    mode: str = "auto",
+    render_mode: str | None = None,
+    num_workers: int = 2,
+) -> gym.vector.VectorEnv:
     """A Gymnasium vector env in next-step autoreset mode (the native vector envs' own mode).
 
     env_config: the user's dict, or an EnvContext saying which worker this is; copy i gets that
@@ -196,16 +231,17 @@ def make_vector_env(env: EnvSpec, env_config: dict, num_envs: int, mode: str = "
             spec = gym.spec(env)
             native = spec.vector_entry_point is not None and render_mode is None
             if mode in ("auto", "vector_entry_point") and native:
-                return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                                    **env_config)
+                return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_config)
             if mode == "vector_entry_point":
-                raise EnvError(f"Env {env!r} has no native vector entry point; use vectorization_mode "
-                               f"'auto', 'sync' or 'async'.")
+                raise EnvError(
+                    f"Env {env!r} has no native vector entry point; use vectorization_mode 'auto', 'sync' or 'async'."
+                )
         creator = make_env_creator(env, render_mode)
         context = as_env_context(env_config)
         fns = [(lambda c=creator, i=i: c(context.copy_with_overrides(vector_index=i))) for i in range(num_envs)]
         if mode == "subproc":
             from rlarena.envs.subproc import BatchedSubprocVectorEnv
+
             return BatchedSubprocVectorEnv(fns, num_workers)
         if mode == "async":
             return gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)

@@ -21,8 +21,20 @@ MAX_DEPTH = 8  # Dict spaces nested in Dict spaces (masked observations use one 
 MAX_START = 2**62  # Discrete start: any int64 that n can be added to
 # Box dtypes by name: np.dtype() of an arbitrary string also makes object, string and sub-array dtypes
 # ("(1000000000,)f8" is one element of 8 GB)
-BOX_DTYPES = ("bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
-              "uint8", "uint16", "uint32", "uint64")
+BOX_DTYPES = (
+    "bool",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+)
 
 
 def space_to_json(space: gym.Space) -> dict[str, Any]:
@@ -43,8 +55,9 @@ def space_from_json(data: Any) -> gym.Space:
     space = _from_json(data, "", 0)
     size = gym.spaces.flatdim(space)
     if size > MAX_FLAT_SIZE:
-        raise ValueError(f"unreadable space: {size} elements in all, more than the {MAX_FLAT_SIZE} rlarena "
-                         f"builds models for.")
+        raise ValueError(
+            f"unreadable space: {size} elements in all, more than the {MAX_FLAT_SIZE} rlarena builds models for."
+        )
     return space
 
 
@@ -68,8 +81,10 @@ def _from_json(data: Any, where: str, depth: int) -> gym.Space:
     if kind == "MultiDiscrete":
         nvec = _array(data["nvec"], np.int64, bad, "MultiDiscrete 'nvec'")
         if nvec.ndim == 0 or nvec.size == 0 or (nvec < 1).any() or nvec.sum() > MAX_FLAT_SIZE:
-            raise bad(f"MultiDiscrete 'nvec' must be a non-empty list of whole numbers >= 1 adding up to at most "
-                      f"{MAX_FLAT_SIZE}, got {_short(data['nvec'])}.")
+            raise bad(
+                f"MultiDiscrete 'nvec' must be a non-empty list of whole numbers >= 1 adding up to at most "
+                f"{MAX_FLAT_SIZE}, got {_short(data['nvec'])}."
+            )
         return gym.spaces.MultiDiscrete(nvec)
     if kind == "Box":
         if data["dtype"] not in BOX_DTYPES:
@@ -91,8 +106,7 @@ def _from_json(data: Any, where: str, depth: int) -> gym.Space:
             raise bad(f"Dict 'spaces' must be an object of name: space, got {_short(spaces)}.")
         if depth >= MAX_DEPTH:
             raise bad(f"Dict spaces nested more than {MAX_DEPTH} deep.")
-        return gym.spaces.Dict({k: _from_json(v, f"{where}.{k}" if where else k, depth + 1)
-                                for k, v in spaces.items()})
+        return gym.spaces.Dict({k: _from_json(v, f"{where}.{k}" if where else k, depth + 1) for k, v in spaces.items()})
     raise bad(f"unknown space type {_short(kind)}; expected Box, Discrete, MultiDiscrete or Dict.")
 
 

@@ -36,6 +36,7 @@ def _end_with_parent() -> None:
     if sys.platform.startswith("linux"):
         try:
             import ctypes
+
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
@@ -45,8 +46,10 @@ def _worker(pipe, parent_end, env_fns, lo: int, hi: int, buffers: dict[str, tupl
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it closes us)
     _end_with_parent()
     parent_end.close()  # the parent's end, inherited by the fork: the pipe now ends with the parent
-    arrays = {k: np.frombuffer(raw, dtype=dt, count=int(np.prod(shape))).reshape(shape)[lo:hi]
-              for k, (raw, shape, dt) in buffers.items()}
+    arrays = {
+        k: np.frombuffer(raw, dtype=dt, count=int(np.prod(shape))).reshape(shape)[lo:hi]
+        for k, (raw, shape, dt) in buffers.items()
+    }
     try:
         env = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
         while True:
@@ -85,9 +88,13 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
         if not isinstance(self.single_observation_space, gym.spaces.Box):
             raise EnvError("vectorization_mode='subproc' needs a Box observation space; use 'async' or 'sync'.")
         ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
-        specs = {"obs": ((n, *self.single_observation_space.shape), self.single_observation_space.dtype),
-                 "actions": ((n, *self.single_action_space.shape), self.single_action_space.dtype),
-                 "rewards": ((n,), np.float64), "terminated": ((n,), np.bool_), "truncated": ((n,), np.bool_)}
+        specs = {
+            "obs": ((n, *self.single_observation_space.shape), self.single_observation_space.dtype),
+            "actions": ((n, *self.single_action_space.shape), self.single_action_space.dtype),
+            "rewards": ((n,), np.float64),
+            "terminated": ((n,), np.bool_),
+            "truncated": ((n,), np.bool_),
+        }
         buffers, self._arrays = {}, {}
         for key, (shape, dtype) in specs.items():
             raw, self._arrays[key] = _shared(ctx, shape, dtype)
@@ -95,8 +102,9 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
         num_workers = max(1, min(num_workers, n))
         self._bounds = bounds = np.linspace(0, n, num_workers + 1).astype(int)
         self._local_n = int(bounds[1])
-        self._local = gym.vector.SyncVectorEnv(list(env_fns[:self._local_n]),
-                                               autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+        self._local = gym.vector.SyncVectorEnv(
+            list(env_fns[: self._local_n]), autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP
+        )
         self._pipes, self._procs = [], []
         for lo, hi in itertools.pairwise(bounds[1:]):  # the first share is this process's own
             parent, child = ctx.Pipe()
@@ -122,8 +130,10 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         b = self._bounds
-        self._send("reset", [None if seed is None else [seed + i for i in range(lo, hi)]
-                             for lo, hi in itertools.pairwise(b[1:])])
+        self._send(
+            "reset",
+            [None if seed is None else [seed + i for i in range(lo, hi)] for lo, hi in itertools.pairwise(b[1:])],
+        )
         obs, _ = self._local.reset(seed=None if seed is None else [seed + i for i in range(self._local_n)])
         self._write_local(obs, 0.0, False, False)
         self._wait()
@@ -133,7 +143,7 @@ class BatchedSubprocVectorEnv(gym.vector.VectorEnv):
         a = self._arrays
         a["actions"][:] = actions
         self._send("step", [None] * len(self._pipes))
-        self._write_local(*self._local.step(a["actions"][:self._local_n])[:4])
+        self._write_local(*self._local.step(a["actions"][: self._local_n])[:4])
         self._wait()
         return (a["obs"].copy(), a["rewards"].copy(), a["terminated"].copy(), a["truncated"].copy(), {})
 

@@ -28,16 +28,21 @@ class PolicyGraph(nn.Module):
         self.kind = type(inner).__name__  # Box, Discrete or MultiDiscrete (flat_obs_dim allows no other)
         # one-hot as a row lookup in an identity matrix: a Gather in ONNX
         self.register_buffer("eye", torch.eye(policy.obs_dim) if self.kind != "Box" else None)
-        offsets = np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]) if isinstance(inner, gym.spaces.MultiDiscrete) \
+        offsets = (
+            np.concatenate([[0], np.cumsum(inner.nvec)[:-1]])
+            if isinstance(inner, gym.spaces.MultiDiscrete)
             else np.zeros(0)
+        )
         self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.int64))
         filt = policy.obs_filter
         # the MeanStdFilter's statistics are frozen into the graph as constants (float32; the numpy
         # filter computes in float64, a difference of ~1e-7 relative)
         self.clip = float(filt.clip) if filt is not None else None
         self.register_buffer("mean", torch.as_tensor(filt.mean, dtype=torch.float32) if filt is not None else None)
-        self.register_buffer("scale", torch.as_tensor(1.0 / np.sqrt(filt.var + filt.epsilon), dtype=torch.float32)
-                             if filt is not None else None)
+        self.register_buffer(
+            "scale",
+            torch.as_tensor(1.0 / np.sqrt(filt.var + filt.epsilon), dtype=torch.float32) if filt is not None else None,
+        )
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         if self.kind == "Discrete":  # int64 [B] -> one-hot [B, n]

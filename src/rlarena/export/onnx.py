@@ -46,8 +46,15 @@ from rlarena.policies.policy import Policy, is_masked_space
 FORMAT_VERSION = 1
 # metadata_props keys; FORMAT is what marks a file as ours
 FORMAT, OBS_SPACE, ACT_SPACE, MASKED, POLICY_ID, ENV, VERSION, LOG_STD = (
-    "rlarena.format", "rlarena.observation_space", "rlarena.action_space", "rlarena.masked",
-    "rlarena.policy_id", "rlarena.env", "rlarena.version", "rlarena.log_std")
+    "rlarena.format",
+    "rlarena.observation_space",
+    "rlarena.action_space",
+    "rlarena.masked",
+    "rlarena.policy_id",
+    "rlarena.env",
+    "rlarena.version",
+    "rlarena.log_std",
+)
 METADATA_KEYS = (FORMAT, OBS_SPACE, ACT_SPACE, MASKED, POLICY_ID, ENV, VERSION, LOG_STD)
 INSTALL_HINT = "pip install 'rlarena[onnx]'"
 # protobuf's limit on one message: a larger .onnx file is not one model (big ones keep weights outside)
@@ -59,8 +66,9 @@ def _missing(what: str, exc: ImportError) -> ConfigError:
 
 
 # -- export -------------------------------------------------------------------------------------------
-def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_id: str, *,
-                env_name: str | None = None) -> Path:
+def export_onnx(
+    policies: Mapping[str, Policy], path: str | os.PathLike, policy_id: str, *, env_name: str | None = None
+) -> Path:
     """Write `policies[policy_id]` (a TrainablePolicy) to `path` as an ONNX model; return the path.
 
     The file appears complete or not at all (written under a temporary name next to `path`, then
@@ -69,8 +77,9 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     """
     save_path(path, "the ONNX model", ConfigError)  # a link there is refused now, not after the export
     if policy_id not in policies:
-        raise ConfigError(f"No policy {policy_id!r} to export.{closest(policy_id, policies)} "
-                          f"Policies: {', '.join(policies)}.")
+        raise ConfigError(
+            f"No policy {policy_id!r} to export.{closest(policy_id, policies)} Policies: {', '.join(policies)}."
+        )
     try:
         import torch
 
@@ -80,8 +89,10 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     policy = policies[policy_id]
     if not isinstance(policy, TrainablePolicy):
         trained = [pid for pid, p in policies.items() if isinstance(p, TrainablePolicy)]
-        raise ConfigError(f"Policy {policy_id!r} is a {type(policy).__name__}, not a trained (torch) policy, so it "
-                          f"has no model to export. Exportable: {', '.join(trained) or 'none'}.")
+        raise ConfigError(
+            f"Policy {policy_id!r} is a {type(policy).__name__}, not a trained (torch) policy, so it "
+            f"has no model to export. Exportable: {', '.join(trained) or 'none'}."
+        )
     try:
         import onnx
         import onnxscript  # noqa: F401 - torch's exporter needs it; fail here with the install hint
@@ -102,7 +113,7 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     if policy.masked:
         args = (obs, torch.ones(batch, policy.action_space.n, dtype=torch.float32))
     dim = torch.export.Dim("batch")
-    names = ["observation", "action_mask"][:len(args)]
+    names = ["observation", "action_mask"][: len(args)]
     # torch.export-based exporter (the default since torch 2.9; the TorchScript one is deprecated).
     # Its progress lines, registration notices and deprecation warnings say nothing to our users.
     quiet = logging.getLogger("torch.onnx")
@@ -111,16 +122,28 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(graph, args, dynamo=True, verbose=False, input_names=names,
-                                        output_names=list(policy.output_names),
-                                        dynamic_shapes=tuple({0: dim} for _ in args))
+            program = torch.onnx.export(
+                graph,
+                args,
+                dynamo=True,
+                verbose=False,
+                input_names=names,
+                output_names=list(policy.output_names),
+                dynamic_shapes=tuple({0: dim} for _ in args),
+            )
     finally:
         quiet.setLevel(level)
     assert program is not None  # dynamo=True without a file name returns the program
     proto = program.model_proto
-    meta = {FORMAT: str(FORMAT_VERSION), OBS_SPACE: json.dumps(space_to_json(policy.observation_space)),
-            ACT_SPACE: json.dumps(space_to_json(policy.action_space)), MASKED: json.dumps(policy.masked),
-            POLICY_ID: policy_id, ENV: env_name or "", VERSION: __version__}
+    meta = {
+        FORMAT: str(FORMAT_VERSION),
+        OBS_SPACE: json.dumps(space_to_json(policy.observation_space)),
+        ACT_SPACE: json.dumps(space_to_json(policy.action_space)),
+        MASKED: json.dumps(policy.masked),
+        POLICY_ID: policy_id,
+        ENV: env_name or "",
+        VERSION: __version__,
+    }
     if policy.continuous and getattr(policy.model, "log_std", None) is not None:  # a Gaussian with a state-free std
         meta[LOG_STD] = json.dumps(policy.model.log_std.detach().cpu().numpy().astype(float).tolist())
     onnx.helper.set_model_props(proto, meta)
@@ -136,6 +159,7 @@ def export_onnx(policies: Mapping[str, Policy], path: str | os.PathLike, policy_
 def _read_metadata(meta: Mapping[str, str]) -> tuple[gym.Space, gym.Space, bool, np.ndarray | None]:
     """(observation space, action space, masked, log-std or None) from the model's metadata_props;
     a ValueError or TypeError saying what is wrong."""
+
     def value(key: str) -> Any:
         if key not in meta:
             raise ValueError(f"no {key!r}")
@@ -156,15 +180,17 @@ def _read_metadata(meta: Mapping[str, str]) -> tuple[gym.Space, gym.Space, bool,
         raise ValueError(f"observation space {obs_space} does not fit {MASKED}={json.dumps(masked)}")
     if not isinstance(act_space, gym.spaces.Discrete | gym.spaces.Box):
         raise TypeError(f"action space {act_space} is neither Discrete nor Box")
-    if masked and (not isinstance(act_space, gym.spaces.Discrete)
-                   or obs_space["action_mask"].shape != (act_space.n,)):
+    if masked and (not isinstance(act_space, gym.spaces.Discrete) or obs_space["action_mask"].shape != (act_space.n,)):
         raise ValueError(f"action_mask space {obs_space['action_mask']} does not fit action space {act_space}")
     if not isinstance(act_space, gym.spaces.Box) or LOG_STD not in meta:
         return obs_space, act_space, masked, None
     log_std = value(LOG_STD)
     size = int(np.prod(act_space.shape))
-    if not (isinstance(log_std, list) and len(log_std) == size
-            and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in log_std)):
+    if not (
+        isinstance(log_std, list)
+        and len(log_std) == size
+        and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in log_std)
+    ):
         raise ValueError(f"{LOG_STD} must be a list of {size} finite numbers, got {str(log_std)[:60]}")
     return obs_space, act_space, masked, np.asarray(log_std, np.float32)
 
@@ -220,7 +246,7 @@ def _external_data(buf: memoryview, message: str = "Model", depth: int = 0) -> b
             length, pos = _varint(buf, pos)
             if pos + length > len(buf):
                 raise ValueError("a field runs past the end of the file")
-            if number in children and _external_data(buf[pos:pos + length], children[number], depth + 1):
+            if number in children and _external_data(buf[pos : pos + length], children[number], depth + 1):
                 return True
             pos += length
         else:
@@ -246,20 +272,24 @@ class OnnxPolicy(Policy):
             raise _missing("OnnxPolicy", exc) from None
         self.path = Path(path)
         if not self.path.is_file():
-            raise CheckpointError(f"No ONNX model at {str(path)!r}: export one with "
-                                  f"`rlarena export CHECKPOINT --onnx {self.path.name}`.")
+            raise CheckpointError(
+                f"No ONNX model at {str(path)!r}: export one with `rlarena export CHECKPOINT --onnx {self.path.name}`."
+            )
         if self.path.stat().st_size > MAX_ONNX_BYTES:
-            raise CheckpointError(f"{str(path)!r} is larger than 2 GiB, more than one ONNX file holds: it is not an "
-                                  f"rlarena policy.")
+            raise CheckpointError(
+                f"{str(path)!r} is larger than 2 GiB, more than one ONNX file holds: it is not an rlarena policy."
+            )
         model = self.path.read_bytes()
         try:
             external = _external_data(memoryview(model))
         except ValueError as exc:
             raise CheckpointError(f"{str(path)!r} is not a readable ONNX model (malformed protobuf: {exc}).") from None
         if external:
-            raise CheckpointError(f"{str(path)!r} is refused: its tensors keep their data in other files (ONNX "
-                                  f"external data), which could name any file on this machine. rlarena exports "
-                                  f"none; export the policy again with `rlarena export CHECKPOINT --onnx FILE`.")
+            raise CheckpointError(
+                f"{str(path)!r} is refused: its tensors keep their data in other files (ONNX "
+                f"external data), which could name any file on this machine. rlarena exports "
+                f"none; export the policy again with `rlarena export CHECKPOINT --onnx FILE`."
+            )
         options = ort.SessionOptions()
         # a policy MLP on a small batch is fastest on one thread, and leaves the other cores to the envs
         options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
@@ -267,35 +297,49 @@ class OnnxPolicy(Policy):
         try:  # the bytes just checked, not the path again
             self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
-            raise CheckpointError(f"{str(path)!r} is not a readable ONNX model ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+            raise CheckpointError(
+                f"{str(path)!r} is not a readable ONNX model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})."
+            ) from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if FORMAT not in meta:
-            raise CheckpointError(f"{str(path)!r} is an ONNX model but not an rlarena policy (its metadata has no "
-                                  f"{FORMAT!r}). Export one with `rlarena export CHECKPOINT --onnx FILE`.")
+            raise CheckpointError(
+                f"{str(path)!r} is an ONNX model but not an rlarena policy (its metadata has no "
+                f"{FORMAT!r}). Export one with `rlarena export CHECKPOINT --onnx FILE`."
+            )
         if not (meta[FORMAT].isascii() and meta[FORMAT].isdigit() and len(meta[FORMAT]) < 10):
-            raise CheckpointError(f"{str(path)!r} has corrupted rlarena metadata ({FORMAT} is {meta[FORMAT][:60]!r}, "
-                                  f"not a format number).")
+            raise CheckpointError(
+                f"{str(path)!r} has corrupted rlarena metadata ({FORMAT} is {meta[FORMAT][:60]!r}, "
+                f"not a format number)."
+            )
         if int(meta[FORMAT]) > FORMAT_VERSION:
-            raise CheckpointError(f"{str(path)!r} was exported by a newer rlarena ({meta.get(VERSION)}, format "
-                                  f"{meta[FORMAT]}); this rlarena {__version__} reads format {FORMAT_VERSION}. "
-                                  f"Upgrade rlarena.")
+            raise CheckpointError(
+                f"{str(path)!r} was exported by a newer rlarena ({meta.get(VERSION)}, format "
+                f"{meta[FORMAT]}); this rlarena {__version__} reads format {FORMAT_VERSION}. "
+                f"Upgrade rlarena."
+            )
         try:
             obs_space, act_space, self.masked, log_std = _read_metadata(meta)
             inputs, outputs = len(self.session.get_inputs()), len(self.session.get_outputs())
             if (inputs, outputs) != (1 + self.masked, 2):
-                raise ValueError(f"the graph has {inputs} inputs and {outputs} outputs; an rlarena policy has "
-                                 f"{1 + self.masked} (observation{', action_mask' if self.masked else ''}) and 2")
+                raise ValueError(
+                    f"the graph has {inputs} inputs and {outputs} outputs; an rlarena policy has "
+                    f"{1 + self.masked} (observation{', action_mask' if self.masked else ''}) and 2"
+                )
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{str(path)!r} has corrupted rlarena metadata ({str(exc).rstrip('.')}).") from None
         super().__init__(obs_space, act_space)
-        self.policy_id, self.env_name, self.rlarena_version = meta.get(POLICY_ID, ""), meta.get(ENV, ""), \
-            meta.get(VERSION, "")
+        self.policy_id, self.env_name, self.rlarena_version = (
+            meta.get(POLICY_ID, ""),
+            meta.get(ENV, ""),
+            meta.get(VERSION, ""),
+        )
         self.continuous = isinstance(act_space, gym.spaces.Box)
         self.std = np.exp(log_std) if log_std is not None else None
         self._inner = obs_space["observation"] if is_masked_space(obs_space) else obs_space
-        self._obs_dtype = np.int64 if isinstance(self._inner, gym.spaces.Discrete | gym.spaces.MultiDiscrete) \
-            else np.float32
+        self._obs_dtype = (
+            np.int64 if isinstance(self._inner, gym.spaces.Discrete | gym.spaces.MultiDiscrete) else np.float32
+        )
         self._input_names = [i.name for i in self.session.get_inputs()]
         self.rng = np.random.default_rng(seed)
 
@@ -305,21 +349,27 @@ class OnnxPolicy(Policy):
     def _feed(self, obs_batch: Any) -> dict[str, np.ndarray]:
         if self.masked:
             if not isinstance(obs_batch, Mapping) or not {"observation", "action_mask"} <= set(obs_batch):
-                raise ConfigError(f"{self} takes masked observations: a dict with 'observation' and "
-                                  f"'action_mask' batches, got {type(obs_batch).__name__}.")
+                raise ConfigError(
+                    f"{self} takes masked observations: a dict with 'observation' and "
+                    f"'action_mask' batches, got {type(obs_batch).__name__}."
+                )
             obs, mask = obs_batch["observation"], obs_batch["action_mask"]
         else:
             obs, mask = obs_batch, None
         obs = np.asarray(obs, self._obs_dtype)
         if obs.shape[1:] != self._inner.shape:
-            raise ConfigError(f"{self} takes observations of shape [batch, {', '.join(map(str, self._inner.shape))}]"
-                              f" ({self._inner}); got an array of shape {list(obs.shape)}.")
+            raise ConfigError(
+                f"{self} takes observations of shape [batch, {', '.join(map(str, self._inner.shape))}]"
+                f" ({self._inner}); got an array of shape {list(obs.shape)}."
+            )
         feed = {self._input_names[0]: obs}
         if mask is not None:
             mask = np.asarray(mask, np.float32)
             if mask.shape != (len(obs), self.action_space.n):
-                raise ConfigError(f"{self}: action_mask must have shape [batch, {self.action_space.n}] matching "
-                                  f"the observations; got {list(mask.shape)}.")
+                raise ConfigError(
+                    f"{self}: action_mask must have shape [batch, {self.action_space.n}] matching "
+                    f"the observations; got {list(mask.shape)}."
+                )
             feed[self._input_names[1]] = mask
         return feed
 

@@ -30,8 +30,10 @@ def available_format(requested: str = "auto") -> str:
     has_mp4 = importlib.util.find_spec("imageio") is not None and importlib.util.find_spec("imageio_ffmpeg") is not None
     has_gif = importlib.util.find_spec("PIL") is not None
     if requested == "mp4" and not has_mp4:
-        raise ConfigError("MP4 video needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg "
-                          "(or choose the GIF format, which needs Pillow: --video-format gif).")
+        raise ConfigError(
+            "MP4 video needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg "
+            "(or choose the GIF format, which needs Pillow: --video-format gif)."
+        )
     if requested == "gif" and not has_gif:
         raise ConfigError("GIF video needs Pillow: pip install Pillow.")
     if requested == "auto":
@@ -59,8 +61,15 @@ class VideoWriter:
     picks in a directory (`rollout --video DIR`), where a planted link is replaced; otherwise a path
     the caller named, which is refused when it is a link."""
 
-    def __init__(self, path: Path, fmt: str, fps: int = DEFAULT_FPS, hold_last_s: float = HOLD_LAST_S, *,
-                 replace_link: bool = False):
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        fps: int = DEFAULT_FPS,
+        hold_last_s: float = HOLD_LAST_S,
+        *,
+        replace_link: bool = False,
+    ):
         self.path, self.fmt, self.fps, self.hold_last_s = path, fmt, fps, hold_last_s
         self.num_frames = 0
         self._frames: list[Any] = []
@@ -69,6 +78,7 @@ class VideoWriter:
         self._out = atomic_write(path, "the video", replace_link=replace_link, error=ConfigError)
         if fmt == "mp4":
             import imageio
+
             try:  # ffmpeg writes the file by name: the temporary one, which has the same suffix
                 self._writer = imageio.get_writer(str(self._out.tmp), fps=fps, macro_block_size=1)
             except BaseException:
@@ -80,8 +90,10 @@ class VideoWriter:
             return
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] not in (3, 4):
-            raise EnvError(f"render() returned an array of shape {frame.shape}; a video frame is an "
-                           f"(height, width, 3) RGB array (render_mode='rgb_array').")
+            raise EnvError(
+                f"render() returned an array of shape {frame.shape}; a video frame is an "
+                f"(height, width, 3) RGB array (render_mode='rgb_array')."
+            )
         frame = frame[:, :, :3].astype(np.uint8, copy=False)
         self._last = frame
         self.num_frames += 1
@@ -92,6 +104,7 @@ class VideoWriter:
             self._writer.append_data(frame)
             return
         from PIL import Image
+
         image = Image.fromarray(frame)
         if image.width > GIF_MAX_WIDTH:
             image = image.resize((GIF_MAX_WIDTH, round(image.height * GIF_MAX_WIDTH / image.width)))
@@ -110,8 +123,14 @@ class VideoWriter:
                 self._writer = None
             elif self._frames:
                 first, *rest = self._frames
-                first.save(self._out.file, format="GIF", save_all=True, append_images=rest,
-                           duration=round(1000 / self.fps), loop=0)
+                first.save(
+                    self._out.file,
+                    format="GIF",
+                    save_all=True,
+                    append_images=rest,
+                    duration=round(1000 / self.fps),
+                    loop=0,
+                )
                 self._frames = []
             if not self.num_frames:
                 self._out.discard()

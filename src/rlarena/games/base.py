@@ -115,7 +115,10 @@ def make_game(spec: object) -> TwoPlayerGame:
         return spec()
     if isinstance(spec, str) and spec in GAMES:
         import importlib
+
         module, cls = GAMES[spec].split(":")
         return getattr(importlib.import_module(module), cls)()
-    raise ConfigError(f"AlphaZero plays two-player games given as a name ({', '.join(GAMES)}) or a "
-                      f"rlarena.games.TwoPlayerGame; got {spec!r}.{closest(str(spec), GAMES)}")
+    raise ConfigError(
+        f"AlphaZero plays two-player games given as a name ({', '.join(GAMES)}) or a "
+        f"rlarena.games.TwoPlayerGame; got {spec!r}.{closest(str(spec), GAMES)}"
+    )

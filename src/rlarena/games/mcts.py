@@ -59,14 +59,21 @@ def check_mcts_config(options: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"Unknown mcts_config key(s) {unknown}: valid keys are {sorted(MCTS_DEFAULTS)}.")
     out = {**MCTS_DEFAULTS, **options}
-    rules = {"puct_coefficient": out["puct_coefficient"] > 0, "num_simulations": out["num_simulations"] >= 1,
-             "temperature": out["temperature"] > 0, "temperature_moves": out["temperature_moves"] >= 0,
-             "dirichlet_epsilon": 0 <= out["dirichlet_epsilon"] <= 1, "dirichlet_noise": out["dirichlet_noise"] > 0}
+    rules = {
+        "puct_coefficient": out["puct_coefficient"] > 0,
+        "num_simulations": out["num_simulations"] >= 1,
+        "temperature": out["temperature"] > 0,
+        "temperature_moves": out["temperature_moves"] >= 0,
+        "dirichlet_epsilon": 0 <= out["dirichlet_epsilon"] <= 1,
+        "dirichlet_noise": out["dirichlet_noise"] > 0,
+    }
     for key, ok in rules.items():
         if isinstance(out[key], bool) or not isinstance(out[key], int | float) or not ok:
-            raise ConfigError(f"Invalid mcts_config {key}={out[key]!r}: see rlarena.games.mcts.MCTS_DEFAULTS "
-                              f"(num_simulations and temperature_moves >= 1 and >= 0, coefficients > 0, "
-                              f"dirichlet_epsilon in [0, 1]).")
+            raise ConfigError(
+                f"Invalid mcts_config {key}={out[key]!r}: see rlarena.games.mcts.MCTS_DEFAULTS "
+                f"(num_simulations and temperature_moves >= 1 and >= 0, coefficients > 0, "
+                f"dirichlet_epsilon in [0, 1])."
+            )
     for key in ("argmax_tree_policy", "add_dirichlet_noise", "mcts_solver"):
         if not isinstance(out[key], bool):
             raise ConfigError(f"Invalid mcts_config {key}={out[key]!r}: must be True or False.")
@@ -130,9 +137,16 @@ def masked_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
 
 
 class MCTS:
-    def __init__(self, game: TwoPlayerGame, evaluator: Evaluator, puct_coefficient: float = 1.5,
-                 dirichlet_epsilon: float = 0.25, dirichlet_noise: float = 1.0,
-                 rng: np.random.Generator | None = None, solver: bool = True):
+    def __init__(
+        self,
+        game: TwoPlayerGame,
+        evaluator: Evaluator,
+        puct_coefficient: float = 1.5,
+        dirichlet_epsilon: float = 0.25,
+        dirichlet_noise: float = 1.0,
+        rng: np.random.Generator | None = None,
+        solver: bool = True,
+    ):
         self.game, self.evaluator, self.c_puct, self.solver = game, evaluator, float(puct_coefficient), solver
         self.eps, self.alpha = float(dirichlet_epsilon), float(dirichlet_noise)
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -202,8 +216,9 @@ class MCTS:
             noise[legal] = self.rng.dirichlet(np.full(len(legal), self.alpha))
             root.p = ((1 - self.eps) * root.prior + self.eps * noise).tolist()
 
-    def search(self, roots: Sequence[Node], num_simulations: int, noise: bool = False,
-               leaves_per_call: int = 1) -> None:
+    def search(
+        self, roots: Sequence[Node], num_simulations: int, noise: bool = False, leaves_per_call: int = 1
+    ) -> None:
         """Run `num_simulations` simulations in every (not finished) root, batching the leaves of all
         trees into one network call. Roots are expanded first (and get Dirichlet noise when `noise`);
         a root that is already expanded keeps its statistics (a reused subtree).
@@ -292,9 +307,18 @@ class SearchPolicy(Policy):
 
     For the env of `game` (its observations are `game.encode`'s planes, with an action mask)."""
 
-    def __init__(self, game: TwoPlayerGame, evaluator: Evaluator, num_simulations: int = 200,
-                 puct_coefficient: float = 1.5, seed: int | None = None, observation_space: Any = None,
-                 action_space: Any = None, solver: bool = True, leaves_per_call: int = 1):
+    def __init__(
+        self,
+        game: TwoPlayerGame,
+        evaluator: Evaluator,
+        num_simulations: int = 200,
+        puct_coefficient: float = 1.5,
+        seed: int | None = None,
+        observation_space: Any = None,
+        action_space: Any = None,
+        solver: bool = True,
+        leaves_per_call: int = 1,
+    ):
         super().__init__(observation_space, action_space)
         self.game, self.num_simulations, self.leaves_per_call = game, int(num_simulations), int(leaves_per_call)
         self.rng = np.random.default_rng(seed)

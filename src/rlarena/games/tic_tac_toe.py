@@ -15,8 +15,10 @@ import numpy as np
 
 from rlarena.games.base import TwoPlayerGame
 
-LINES = tuple(sum(1 << c for c in cells) for cells in (
-    (0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)))
+LINES = tuple(
+    sum(1 << c for c in cells)
+    for cells in ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+)
 FULL = (1 << 9) - 1
 CELL_BITS = np.array([1 << i for i in range(9)], np.int64)
 
@@ -42,7 +44,11 @@ class TicTacToe(TwoPlayerGame):
     name = "tic_tac_toe"
     num_actions = 9
     observation_shape = (3, 3, 2)
-    default_model: ClassVar[dict[str, Any]] = {"fcnet_hiddens": [64, 64], "fcnet_activation": "relu", "vf_share_layers": True}
+    default_model: ClassVar[dict[str, Any]] = {
+        "fcnet_hiddens": [64, 64],
+        "fcnet_activation": "relu",
+        "vf_share_layers": True,
+    }
 
     def initial_state(self) -> tuple[int, int, float | None]:
         return (0, 0, None)
@@ -91,7 +97,7 @@ class TicTacToe(TwoPlayerGame):
         cur, opp, _ = state
         me, them = ("X", "O") if self.to_play(state) == 0 else ("O", "X")
         cells = [me if cur >> i & 1 else them if opp >> i & 1 else "." for i in range(9)]
-        return "\n".join("".join(cells[r * 3:r * 3 + 3]) for r in range(3))
+        return "\n".join("".join(cells[r * 3 : r * 3 + 3]) for r in range(3))
 
 
 @functools.cache

@@ -51,8 +51,9 @@ class Learner:
     `config`: the policy's config (its PolicySpec overrides applied): `lr`, `lr_schedule`, `grad_clip`.
     `algorithm`: its name, for messages. `clock`: the env steps sampled so far (the schedules' x axis)."""
 
-    def __init__(self, policy_id: str, policy: Any, config: Any, algorithm: str,
-                 clock: Callable[[], float] = lambda: 0.0):
+    def __init__(
+        self, policy_id: str, policy: Any, config: Any, algorithm: str, clock: Callable[[], float] = lambda: 0.0
+    ):
         self.policy_id, self.policy, self.config, self.algorithm = policy_id, policy, config, algorithm
         self.clock = clock
         self.flats: dict[str, FlatParameters] = {}
@@ -62,8 +63,13 @@ class Learner:
         self._states: dict[str, tuple[StateGetter, StateSetter]] = {}
 
     # -- optimizers ---------------------------------------------------------------------------------
-    def add_optimizer(self, name: str, module: nn.Module, make: Callable[[FlatParameters, float], FlatOptimizer],
-                      lr: float | None = None) -> FlatParameters:
+    def add_optimizer(
+        self,
+        name: str,
+        module: nn.Module,
+        make: Callable[[FlatParameters, float], FlatOptimizer],
+        lr: float | None = None,
+    ) -> FlatParameters:
         """Put `module`'s parameters in one flat buffer and register `make(flat, lr)` on it as optimizer
         `name` (lr: the config's `lr` when None). Returns the flat parameters."""
         flat = self.flats[name] = FlatParameters(module)
@@ -84,9 +90,14 @@ class Learner:
         """Optimizer `name`'s learning rate now (at the clock's env step): what its next step uses."""
         return self.lr(name, self.clock())
 
-    def check_finite(self, loss: torch.Tensor, what: str = "loss", hint: str = "",
-                     advice: str = "set grad_clip, or scale the rewards / normalize observations "
-                                   "(observation_filter='MeanStdFilter')") -> None:
+    def check_finite(
+        self,
+        loss: torch.Tensor,
+        what: str = "loss",
+        hint: str = "",
+        advice: str = "set grad_clip, or scale the rewards / normalize observations "
+        "(observation_filter='MeanStdFilter')",
+    ) -> None:
         """A TrainingError, before any step, when `loss` is NaN or inf: `hint` says what is known of the
         cause, `advice` what else to try besides a lower learning rate."""
         value = float(loss.detach().reshape(-1)[0]) if loss.numel() == 1 else math.nan
@@ -96,9 +107,11 @@ class Learner:
             return
         who = "" if self.policy_id == "default_policy" else f" (policy {self.policy_id!r})"
         lrs = ", ".join(f"{n} {o.lr:g}" for n, o in self.optimizers.items())
-        raise TrainingError(f"{self.algorithm} {what} became {loss.detach().tolist()}{who}. The update was not applied, "
-                            f"so the weights are still finite. {hint or ''}Lower the learning rate (now {lrs}), "
-                            f"{advice}.")
+        raise TrainingError(
+            f"{self.algorithm} {what} became {loss.detach().tolist()}{who}. The update was not applied, "
+            f"so the weights are still finite. {hint or ''}Lower the learning rate (now {lrs}), "
+            f"{advice}."
+        )
 
     def step(self, loss: torch.Tensor | None, *names: str, clip: bool = True) -> dict[str, torch.Tensor]:
         """One gradient step of optimizers `names` (default: all) on `loss`: zero their gradients,
@@ -127,6 +140,7 @@ class Learner:
     def add_target(self, name: str, online: nn.Module, online_flat: FlatParameters) -> nn.Module:
         """A frozen copy of `online` (whose parameters `online_flat` holds), followed by update_targets."""
         import copy
+
         module = copy.deepcopy(online)
         flat = FlatParameters(module)
         module.requires_grad_(False)  # a target is never differentiated

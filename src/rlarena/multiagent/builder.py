@@ -29,6 +29,7 @@ def make_multi_agent_env(env_spec: Any, env_config: dict, single_agent_too: bool
     if isinstance(env_spec, str) and env_spec in gym.registry and not single_agent_too:
         return None
     from rlarena.envs.multi_agent import is_multi_agent
+
     creator = make_env_creator(env_spec)
     try:
         env = creator(dict(env_config))
@@ -47,12 +48,14 @@ def as_multi_agent(env: Any) -> Any:
     Parallel env, or a Gymnasium env (as one agent), wrapped (EnvError for anything else)."""
     from rlarena.envs.legacy import adapt_old_api
     from rlarena.envs.multi_agent import SingleAgentAsMultiAgent, is_multi_agent
+
     env = adapt_old_api(env)
     if is_multi_agent(env):
         return env
     if isinstance(env, gym.Env):
         return SingleAgentAsMultiAgent(env)
     from rlarena.envs.pettingzoo_adapters import wrap_multi_agent
+
     return wrap_multi_agent(env)
 
 
@@ -67,15 +70,25 @@ def policy_spaces(pid: str, spec: PolicySpec, env: Any, mapping_fn: Callable[...
     obs = {str(env.get_observation_space(a)) for a in mapped}
     act = {str(env.get_action_space(a)) for a in mapped}
     if len(obs) > 1 or len(act) > 1:
-        raise ConfigError(f"Cannot tell which spaces policy {pid!r} takes: the agents {mapped} differ. Give "
-                          f"PolicySpec(observation_space=..., action_space=...).")
-    return (spec.observation_space or env.get_observation_space(mapped[0]),
-            spec.action_space or env.get_action_space(mapped[0]))
+        raise ConfigError(
+            f"Cannot tell which spaces policy {pid!r} takes: the agents {mapped} differ. Give "
+            f"PolicySpec(observation_space=..., action_space=...)."
+        )
+    return (
+        spec.observation_space or env.get_observation_space(mapped[0]),
+        spec.action_space or env.get_action_space(mapped[0]),
+    )
 
 
-def build_policy(spec: PolicySpec, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str, seed: int | None,
-                 trainable: Callable[[gym.Space, gym.Space], TrainablePolicy]) -> Policy:
+def build_policy(
+    spec: PolicySpec,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    model_config: dict,
+    observation_filter: str,
+    seed: int | None,
+    trainable: Callable[[gym.Space, gym.Space], TrainablePolicy],
+) -> Policy:
     """The spec's policy: `trainable(obs_space, act_space)` (the algorithm's own kind) when the spec
     names no class; a TrainablePolicy class gets the model config; any other class is a heuristic."""
     if spec.policy_class is None:

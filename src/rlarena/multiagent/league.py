@@ -38,9 +38,11 @@ def _seats(worker: Any, episode: Any) -> list[Any]:
     envs = getattr(worker, "envs", None)
     seats = getattr(envs[episode.env_index], "possible_agents", None) if envs else None
     if not seats:
-        raise ConfigError(f"league_mapping_fn reads the seats from the env runner's envs[{episode.env_index}]"
-                          f".possible_agents; {type(worker).__name__} has none. Use it as a multi-agent "
-                          f"policy_mapping_fn (the env runner passes itself as worker=).")
+        raise ConfigError(
+            f"league_mapping_fn reads the seats from the env runner's envs[{episode.env_index}]"
+            f".possible_agents; {type(worker).__name__} has none. Use it as a multi-agent "
+            f"policy_mapping_fn (the env runner passes itself as worker=)."
+        )
     return list(seats)
 
 
@@ -91,7 +93,10 @@ class SelfPlayLeague(Callbacks):
             name = ladder[len(rungs)]
             algorithm.add_policy(name, self.ladder[name], policies_to_train=[LEARNED])
             return
-        algorithm.add_policy(f"snapshot_{algorithm.iteration}", policy_state=algorithm.get_policy(LEARNED).get_state(),
-                             policies_to_train=[LEARNED])
-        for old in self._snapshots(algorithm)[:-self.max_snapshots]:
+        algorithm.add_policy(
+            f"snapshot_{algorithm.iteration}",
+            policy_state=algorithm.get_policy(LEARNED).get_state(),
+            policies_to_train=[LEARNED],
+        )
+        for old in self._snapshots(algorithm)[: -self.max_snapshots]:
             algorithm.remove_policy(old, policies_to_train=[LEARNED])

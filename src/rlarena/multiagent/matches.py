@@ -42,8 +42,9 @@ class BatchedGame(Protocol):
         """Restart game i from openings[i]; the movers' observations (with "action_mask")."""
         ...
 
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
-                                                  dict[str, np.ndarray]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(obs, mover_reward, other_reward, done, info with "mover": the seat that just moved)."""
         ...
 
@@ -67,8 +68,15 @@ class MatchGames(NamedTuple):
     result: np.ndarray  # float [G]: the agent's reward, +1 win, 0 draw, -1 loss
 
 
-def play_games(agent: Policy, opponent: Policy, games_per_seat: int, *, openings: Sequence[Sequence[int]],
-               make_games: GameFactory, explore: bool = False) -> MatchGames:
+def play_games(
+    agent: Policy,
+    opponent: Policy,
+    games_per_seat: int,
+    *,
+    openings: Sequence[Sequence[int]],
+    make_games: GameFactory,
+    explore: bool = False,
+) -> MatchGames:
     """`agent` against `opponent`, games_per_seat games in each seat, from the openings.
 
     Game 2i (the agent in seat 0) and game 2i + 1 (in seat 1) start from openings[i mod K] (evenly
@@ -77,27 +85,33 @@ def play_games(agent: Policy, opponent: Policy, games_per_seat: int, *, openings
     observation with the action mask.
     """
     if games_per_seat < 1 or not len(openings):
-        raise ConfigError(f"A match needs games_per_seat >= 1 and at least one opening, got "
-                          f"{games_per_seat} and {len(openings)} openings.")
+        raise ConfigError(
+            f"A match needs games_per_seat >= 1 and at least one opening, got "
+            f"{games_per_seat} and {len(openings)} openings."
+        )
     n = 2 * games_per_seat
     starts = [tuple(openings[k]) for k in _spread(games_per_seat, len(openings)) for _ in range(2)]
     games = make_games(n)
     if len(games.agents) != 2:
-        raise ConfigError(f"A match is between two seats; {type(games).__name__} has {len(games.agents)} "
-                          f"({', '.join(map(str, games.agents))}).")
+        raise ConfigError(
+            f"A match is between two seats; {type(games).__name__} has {len(games.agents)} "
+            f"({', '.join(map(str, games.agents))})."
+        )
     obs = games.reset_to(starts)
     agent_seat = np.arange(n) % 2
     record = np.full((n, games.max_moves), -1, np.int8)
     for i, start in enumerate(starts):
-        record[i, :len(start)] = start
+        record[i, : len(start)] = start
     result = np.full(n, np.nan)  # the agent's reward in each slot's first game
     while np.isnan(result).any():
         playing = np.isnan(result)
         # finished slots (restarted by autoreset) are not asked: they play their first legal action
         actions = obs["action_mask"].argmax(1).astype(np.int64)
         agent_turn = games.to_play == agent_seat
-        for policy, rows in ((agent, np.flatnonzero(playing & agent_turn)),
-                             (opponent, np.flatnonzero(playing & ~agent_turn))):
+        for policy, rows in (
+            (agent, np.flatnonzero(playing & agent_turn)),
+            (opponent, np.flatnonzero(playing & ~agent_turn)),
+        ):
             if len(rows):
                 batch = {k: v[rows] for k, v in obs.items()}
                 actions[rows] = policy_actions(policy, batch, explore, len(rows))
@@ -118,15 +132,30 @@ def summarize(games: MatchGames) -> dict[str, Any]:
     wins, draws, losses = int((result > 0).sum()), int((result == 0).sum()), int((result < 0).sum())
     score = (wins + draws / 2) / n
     distinct = len(np.unique(np.column_stack((games.agent_seat, games.moves)), axis=0))
-    return {"games": n, "distinct": distinct, "win": wins / n, "draw": draws / n, "loss": losses / n,
-            "score": score, "ci": list(wilson(score, n))}
+    return {
+        "games": n,
+        "distinct": distinct,
+        "win": wins / n,
+        "draw": draws / n,
+        "loss": losses / n,
+        "score": score,
+        "ci": list(wilson(score, n)),
+    }
 
 
-def play_matches(agent: Policy, opponent: Policy, games_per_seat: int, *, openings: Sequence[Sequence[int]],
-                 make_games: GameFactory, explore: bool = False) -> dict[str, Any]:
+def play_matches(
+    agent: Policy,
+    opponent: Policy,
+    games_per_seat: int,
+    *,
+    openings: Sequence[Sequence[int]],
+    make_games: GameFactory,
+    explore: bool = False,
+) -> dict[str, Any]:
     """The summary (`summarize`) of `play_games`: games, distinct games, win/draw/loss, score, 95 % CI."""
-    return summarize(play_games(agent, opponent, games_per_seat, openings=openings, make_games=make_games,
-                                explore=explore))
+    return summarize(
+        play_games(agent, opponent, games_per_seat, openings=openings, make_games=make_games, explore=explore)
+    )
 
 
 def wilson(score: float, games: int, z: float = Z95) -> tuple[float, float]:
@@ -140,20 +169,32 @@ def wilson(score: float, games: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, round(centre - half, 12)), min(1.0, round(centre + half, 12))  # 1 - 1e-16 prints as 1
 
 
-def evaluation_table(agent: Policy, opponents: dict[str, Policy], games_per_seat: int, *,
-                     openings: Sequence[Sequence[int]], make_games: GameFactory) -> dict[str, dict[str, Any]]:
+def evaluation_table(
+    agent: Policy,
+    opponents: dict[str, Policy],
+    games_per_seat: int,
+    *,
+    openings: Sequence[Sequence[int]],
+    make_games: GameFactory,
+) -> dict[str, dict[str, Any]]:
     """play_matches (greedy) against each opponent: {name: row}."""
-    return {name: play_matches(agent, opponent, games_per_seat, openings=openings, make_games=make_games)
-            for name, opponent in opponents.items()}
+    return {
+        name: play_matches(agent, opponent, games_per_seat, openings=openings, make_games=make_games)
+        for name, opponent in opponents.items()
+    }
 
 
 def format_table(table: dict[str, dict[str, Any]], targets: dict[str, float] | None = None) -> str:
-    lines = [f"{'opponent':12s} {'games':>5s} {'distinct':>8s} {'win':>6s} {'draw':>6s} {'loss':>6s} {'score':>6s}"
-             + ("  95% CI       target" if targets else "  95% CI")]
+    lines = [
+        f"{'opponent':12s} {'games':>5s} {'distinct':>8s} {'win':>6s} {'draw':>6s} {'loss':>6s} {'score':>6s}"
+        + ("  95% CI       target" if targets else "  95% CI")
+    ]
     for name, row in table.items():
         lo, hi = row["ci"]
-        line = (f"{name:12s} {row['games']:5d} {row['distinct']:8d} {row['win']:6.3f} {row['draw']:6.3f} "
-                f"{row['loss']:6.3f} {row['score']:6.3f}  {lo:.3f}-{hi:.3f}")
+        line = (
+            f"{name:12s} {row['games']:5d} {row['distinct']:8d} {row['win']:6.3f} {row['draw']:6.3f} "
+            f"{row['loss']:6.3f} {row['score']:6.3f}  {lo:.3f}-{hi:.3f}"
+        )
         if targets and name in targets:
             line += f"  >= {targets[name]:.2f} {'met' if row['score'] >= targets[name] else 'MISSED'}"
         lines.append(line)

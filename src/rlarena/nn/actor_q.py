@@ -149,8 +149,16 @@ class ActorQ(nn.Module):
     "deterministic" (TD3/DDPG): actor -> tanh(mu). `temperature` is SAC's alpha (None for TD3).
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, kind: str, hiddens: Sequence[int], activation: str,
-                 num_q: int = 2, initial_alpha: float | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        kind: str,
+        hiddens: Sequence[int],
+        activation: str,
+        num_q: int = 2,
+        initial_alpha: float | None = None,
+    ):
         super().__init__()
         self.kind = kind
         if kind == "gaussian":
@@ -158,8 +166,9 @@ class ActorQ(nn.Module):
         else:
             self.actor = MLP(obs_dim, hiddens, action_dim, activation)
         discrete = kind == "categorical"
-        self.critic = QEnsemble(obs_dim if discrete else obs_dim + action_dim, hiddens, action_dim if discrete else 1,
-                                activation, num_q)
+        self.critic = QEnsemble(
+            obs_dim if discrete else obs_dim + action_dim, hiddens, action_dim if discrete else 1, activation, num_q
+        )
         self.temperature = Temperature(initial_alpha) if initial_alpha is not None else None
 
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,9 @@ class Distribution(ABC):
     """log_prob, entropy and the greedy action for a batch of distribution inputs."""
 
     @abstractmethod
-    def log_prob_entropy(self, inputs: torch.Tensor, actions: torch.Tensor, with_entropy: bool
-                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def log_prob_entropy(
+        self, inputs: torch.Tensor, actions: torch.Tensor, with_entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(log_prob [B], entropy [B] or None), sharing the work between the two."""
 
     @abstractmethod

@@ -30,10 +30,10 @@ class FlatParameters:
         with torch.no_grad():
             for p in params:
                 n = p.numel()
-                self.param[offset:offset + n].copy_(p.reshape(-1))
-                p.data = self.param[offset:offset + n].view_as(p)
+                self.param[offset : offset + n].copy_(p.reshape(-1))
+                p.data = self.param[offset : offset + n].view_as(p)
                 # autograd accumulates into an existing .grad in place, so the views stay live
-                p.grad = self.grad[offset:offset + n].view_as(p)
+                p.grad = self.grad[offset : offset + n].view_as(p)
                 offset += n
 
     def zero_grad(self) -> None:
@@ -68,8 +68,7 @@ def _check_size(state: dict[str, np.ndarray], key: str, buffer: torch.Tensor) ->
 class Adam:
     """Adam (Kingma & Ba 2015, Algorithm 1) on a FlatParameters buffer; same math as torch.optim.Adam."""
 
-    def __init__(self, flat: FlatParameters, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(self, flat: FlatParameters, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.flat, self.lr, self.betas, self.eps = flat, lr, betas, eps
         self.exp_avg = torch.zeros_like(flat.param)
         self.exp_avg_sq = torch.zeros_like(flat.param)
@@ -90,8 +89,12 @@ class Adam:
         self.flat.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"exp_avg": self.exp_avg.numpy().copy(), "exp_avg_sq": self.exp_avg_sq.numpy().copy(),
-                "steps": np.array([self.steps], np.int64), "lr": np.array([self.lr], np.float64)}
+        return {
+            "exp_avg": self.exp_avg.numpy().copy(),
+            "exp_avg_sq": self.exp_avg_sq.numpy().copy(),
+            "steps": np.array([self.steps], np.int64),
+            "lr": np.array([self.lr], np.float64),
+        }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         _check_size(state, "exp_avg", self.exp_avg)
@@ -120,8 +123,11 @@ class RMSprop:
         self.flat.param.addcdiv_(g, denom, value=-self.lr)  # p -= lr g / (sqrt(v) + eps)
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"square_avg": self.square_avg.numpy().copy(), "steps": np.array([self.steps], np.int64),
-                "lr": np.array([self.lr], np.float64)}
+        return {
+            "square_avg": self.square_avg.numpy().copy(),
+            "steps": np.array([self.steps], np.int64),
+            "lr": np.array([self.lr], np.float64),
+        }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         _check_size(state, "square_avg", self.square_avg)

@@ -21,8 +21,12 @@ from rlarena.limits import count_parameters, layer_parameters
 # "linear": no activation (RLlib's name; its tuned cartpole-ppo.yaml uses it)
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "silu": F.silu, "linear": lambda x: x}
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
-    "silu": lambda x: x / (1 + np.exp(-x)), "linear": lambda x: x}
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "linear": lambda x: x,
+}
 
 
 def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -44,9 +48,17 @@ class ActorCritic(nn.Module):
     state-independent log_std parameter). value(obs) -> [B].
     """
 
-    def __init__(self, obs_dim: int, out_dim: int, hiddens: Sequence[int] = (64, 64),
-                 activation: str = "tanh", vf_share_layers: bool = False, continuous: bool = False,
-                 log_std_init: float = 0.0, features: nn.Module | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        out_dim: int,
+        hiddens: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        vf_share_layers: bool = False,
+        continuous: bool = False,
+        log_std_init: float = 0.0,
+        features: nn.Module | None = None,
+    ):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
         # an optional fixed input layer (e.g. rlarena.games.connect_four.features.ConnectFourFeatures): obs -> features,
@@ -55,8 +67,11 @@ class ActorCritic(nn.Module):
         in_dim = features.out_dim if features is not None else obs_dim
         last = hiddens[-1] if hiddens else in_dim
         towers = 1 if vf_share_layers else 2
-        count_parameters(layer_parameters([in_dim, *hiddens], towers) + layer_parameters([last, out_dim + 1]),
-                         "actor-critic network", hiddens)
+        count_parameters(
+            layer_parameters([in_dim, *hiddens], towers) + layer_parameters([last, out_dim + 1]),
+            "actor-critic network",
+            hiddens,
+        )
         self.pi_layers = _tower(in_dim, hiddens)
         self.vf_layers = None if vf_share_layers else _tower(in_dim, hiddens)
         self.pi_head = _orthogonal(nn.Linear(last, out_dim), 0.01)
@@ -84,8 +99,9 @@ class ActorCritic(nn.Module):
         and load_state_dict both write in place); rebuild them if a parameter's storage is replaced.
         """
         act = NUMPY_ACTIVATIONS[self.activation]
-        layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy())
-                  for layer in [*self.pi_layers, self.pi_head]]
+        layers = [
+            (layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in [*self.pi_layers, self.pi_head]
+        ]
         *hidden, (w_out, b_out) = layers
         features = None if self.features is None else self.features.numpy
 
@@ -106,5 +122,7 @@ class ActorCritic(nn.Module):
         x = self._inputs(obs)  # the input features once for both towers
         h_pi = self._trunk(self.pi_layers, x)
         h_vf = h_pi if self.vf_layers is None else self._trunk(self.vf_layers, x)  # a shared trunk: once
-        return (F.linear(h_pi, self.pi_head.weight, self.pi_head.bias),
-                F.linear(h_vf, self.vf_head.weight, self.vf_head.bias).squeeze(-1))
+        return (
+            F.linear(h_pi, self.pi_head.weight, self.pi_head.bias),
+            F.linear(h_vf, self.vf_head.weight, self.vf_head.bias).squeeze(-1),
+        )

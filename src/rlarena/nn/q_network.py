@@ -27,8 +27,15 @@ class QNetwork(nn.Module):
     per trunk unit. Initialization is torch's default (as SB3's QNetwork).
     """
 
-    def __init__(self, obs_dim: int, num_actions: int, hiddens: Sequence[int] = (64, 64), activation: str = "relu",
-                 dueling: bool = True, features: nn.Module | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hiddens: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        dueling: bool = True,
+        features: nn.Module | None = None,
+    ):
         super().__init__()
         self.act, self.activation, self.dueling = ACTIVATIONS[activation], activation, dueling
         self.features = features  # an optional fixed input layer, as in ActorCritic

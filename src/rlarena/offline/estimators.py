@@ -32,10 +32,12 @@ def action_logp(policy: Any, x: np.ndarray, actions: np.ndarray, mask: np.ndarra
     [B, D] (after policy.normalize), `mask` [B, n] the legal actions of masked Discrete policies: the
     policy's ActionLogProbs capability."""
     if not isinstance(policy, ActionLogProbs):
-        raise ConfigError(f"Off-policy estimation needs a stochastic policy (its log-probabilities of the logged "
-                          f"actions); a {type(policy).__name__} has none (DQN's greedy or epsilon-greedy policy, a "
-                          f"heuristic). Estimate a PPO, A2C, SAC, BC or MARWIL policy, or set "
-                          f"off_policy_estimation_methods={{}}.")
+        raise ConfigError(
+            f"Off-policy estimation needs a stochastic policy (its log-probabilities of the logged "
+            f"actions); a {type(policy).__name__} has none (DQN's greedy or epsilon-greedy policy, a "
+            f"heuristic). Estimate a PPO, A2C, SAC, BC or MARWIL policy, or set "
+            f"off_policy_estimation_methods={{}}."
+        )
     return policy.action_log_probs(x, actions, mask)
 
 
@@ -50,8 +52,9 @@ def _episodes(episode: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return order, starts, step
 
 
-def _cumulative_ratios(behavior_logp: np.ndarray, target_logp: np.ndarray, starts: np.ndarray,
-                       order: np.ndarray) -> np.ndarray:
+def _cumulative_ratios(
+    behavior_logp: np.ndarray, target_logp: np.ndarray, starts: np.ndarray, order: np.ndarray
+) -> np.ndarray:
     """p_t (sorted rows, float64): exp of the running sum of log ratios within each episode. An action
     the target never takes (log-prob -inf) makes p 0 from there on."""
     log_ratio = (np.asarray(target_logp, np.float64) - np.asarray(behavior_logp, np.float64))[order]
@@ -69,15 +72,25 @@ def _cumulative_ratios(behavior_logp: np.ndarray, target_logp: np.ndarray, start
 
 def _summary(v_behavior: np.ndarray, v_target: np.ndarray) -> dict[str, float]:
     """RLlib's OffPolicyEstimator.estimate: means and std over episodes, gain and delta."""
-    out = {"v_behavior": float(v_behavior.mean()), "v_behavior_std": float(v_behavior.std()),
-           "v_target": float(v_target.mean()), "v_target_std": float(v_target.std())}
+    out = {
+        "v_behavior": float(v_behavior.mean()),
+        "v_behavior_std": float(v_behavior.std()),
+        "v_target": float(v_target.mean()),
+        "v_target_std": float(v_target.std()),
+    }
     out["v_gain"] = out["v_target"] / max(out["v_behavior"], 1e-8)
     out["v_delta"] = out["v_target"] - out["v_behavior"]
     return out
 
 
-def importance_sampling(rewards: np.ndarray, behavior_logp: np.ndarray, target_logp: np.ndarray,
-                        episode: np.ndarray, t: np.ndarray, gamma: float) -> dict[str, float]:
+def importance_sampling(
+    rewards: np.ndarray,
+    behavior_logp: np.ndarray,
+    target_logp: np.ndarray,
+    episode: np.ndarray,
+    t: np.ndarray,
+    gamma: float,
+) -> dict[str, float]:
     """Step-wise importance sampling (RLlib's ImportanceSampling): per episode
     v_target = sum_t gamma^t p_t r_t. `episode` [n] ids (any ints), `t` [n] step order within each."""
     order, starts, step = _episodes(np.asarray(episode), np.asarray(t))
@@ -86,8 +99,14 @@ def importance_sampling(rewards: np.ndarray, behavior_logp: np.ndarray, target_l
     return _summary(np.add.reduceat(discounted, starts), np.add.reduceat(p * discounted, starts))
 
 
-def weighted_importance_sampling(rewards: np.ndarray, behavior_logp: np.ndarray, target_logp: np.ndarray,
-                                 episode: np.ndarray, t: np.ndarray, gamma: float) -> dict[str, float]:
+def weighted_importance_sampling(
+    rewards: np.ndarray,
+    behavior_logp: np.ndarray,
+    target_logp: np.ndarray,
+    episode: np.ndarray,
+    t: np.ndarray,
+    gamma: float,
+) -> dict[str, float]:
     """Step-wise weighted importance sampling (RLlib's WeightedImportanceSampling): p_t divided by
     w_t, the mean p_t over the episodes that reach step t. A step where every p_t is 0 adds 0."""
     order, starts, step = _episodes(np.asarray(episode), np.asarray(t))
@@ -101,9 +120,12 @@ def weighted_importance_sampling(rewards: np.ndarray, behavior_logp: np.ndarray,
 
 ESTIMATORS = {"ImportanceSampling": importance_sampling, "WeightedImportanceSampling": weighted_importance_sampling}
 # RLlib's older class names of the same estimators
-ESTIMATOR_ALIASES = {"ImportanceSamplingEstimator": "ImportanceSampling",
-                     "WeightedImportanceSamplingEstimator": "WeightedImportanceSampling",
-                     "is": "ImportanceSampling", "wis": "WeightedImportanceSampling"}
+ESTIMATOR_ALIASES = {
+    "ImportanceSamplingEstimator": "ImportanceSampling",
+    "WeightedImportanceSamplingEstimator": "WeightedImportanceSampling",
+    "is": "ImportanceSampling",
+    "wis": "WeightedImportanceSampling",
+}
 METHOD_KEYS = ("type", "epsilon_greedy")
 
 
@@ -111,27 +133,34 @@ def _estimator(name: str, method: Any) -> tuple[Any, float]:
     """(the estimator function, epsilon_greedy) of one off_policy_estimation_methods entry."""
     valid = ", ".join(ESTIMATORS)
     if not isinstance(method, dict) or "type" not in method:
-        raise ConfigError(f"off_policy_estimation_methods[{name!r}] must be a dict with a 'type' ({valid}), e.g. "
-                          f"{{'type': 'ImportanceSampling'}}; got {method!r}.")
+        raise ConfigError(
+            f"off_policy_estimation_methods[{name!r}] must be a dict with a 'type' ({valid}), e.g. "
+            f"{{'type': 'ImportanceSampling'}}; got {method!r}."
+        )
     unknown = [k for k in method if k not in METHOD_KEYS]
     if unknown:
-        raise ConfigError(f"off_policy_estimation_methods[{name!r}] has no option {unknown[0]!r}."
-                          f"{closest(str(unknown[0]), METHOD_KEYS)} Valid options: {', '.join(METHOD_KEYS)}.")
+        raise ConfigError(
+            f"off_policy_estimation_methods[{name!r}] has no option {unknown[0]!r}."
+            f"{closest(str(unknown[0]), METHOD_KEYS)} Valid options: {', '.join(METHOD_KEYS)}."
+        )
     kind = method["type"]
     kind = getattr(kind, "__name__", kind)  # RLlib code passes the class itself
     kind = ESTIMATOR_ALIASES.get(kind, kind)
     if kind not in ESTIMATORS:
-        raise ConfigError(f"off_policy_estimation_methods[{name!r}]: unknown estimator type {method['type']!r}."
-                          f"{closest(str(kind), ESTIMATORS)} Valid types: {valid} (DirectMethod and DoublyRobust "
-                          f"are not supported).")
+        raise ConfigError(
+            f"off_policy_estimation_methods[{name!r}]: unknown estimator type {method['type']!r}."
+            f"{closest(str(kind), ESTIMATORS)} Valid types: {valid} (DirectMethod and DoublyRobust "
+            f"are not supported)."
+        )
     eps = method.get("epsilon_greedy", 0.0)
     if not (isinstance(eps, int | float) and not isinstance(eps, bool) and 0 <= eps <= 1):
         raise ConfigError(f"off_policy_estimation_methods[{name!r}]['epsilon_greedy'] must be in [0, 1]; got {eps!r}.")
     return ESTIMATORS[kind], float(eps)
 
 
-def estimate_off_policy(policy: Any, data: dict[str, np.ndarray], gamma: float,
-                        methods: dict[str, Any]) -> dict[str, float]:
+def estimate_off_policy(
+    policy: Any, data: dict[str, np.ndarray], gamma: float, methods: dict[str, Any]
+) -> dict[str, float]:
     """RLlib's off-policy estimates of `policy` on logged episodes: {"off_policy_estimation/<name>/v_target",
     .../v_behavior, .../v_gain, .../v_delta, ..._std} for each methods entry, e.g. {"is": {"type":
     "ImportanceSampling"}, "wis": {"type": "WeightedImportanceSampling", "epsilon_greedy": 0.05}}.
@@ -144,10 +173,12 @@ def estimate_off_policy(policy: Any, data: dict[str, np.ndarray], gamma: float,
     if not estimators:
         return {}
     if "action_logp" not in data:
-        raise OfflineDataError("Off-policy estimation needs the behaviour policy's log-probabilities (column "
-                               "'action_logp'), and these episodes have none. Record them with a policy that has "
-                               "log-probabilities (PPO, A2C, SAC, BC, MARWIL via .offline_data(output=DIR)), or set "
-                               "off_policy_estimation_methods={}.")
+        raise OfflineDataError(
+            "Off-policy estimation needs the behaviour policy's log-probabilities (column "
+            "'action_logp'), and these episodes have none. Record them with a policy that has "
+            "log-probabilities (PPO, A2C, SAC, BC, MARWIL via .offline_data(output=DIR)), or set "
+            "off_policy_estimation_methods={}."
+        )
     n = len(data["rewards"])
     if n == 0:
         raise OfflineDataError("Off-policy estimation got no logged steps: the input files hold no rows.")
@@ -164,8 +195,10 @@ def estimate_off_policy(policy: Any, data: dict[str, np.ndarray], gamma: float,
         logp = target
         if eps > 0:
             if policy.continuous:
-                raise ConfigError(f"off_policy_estimation_methods[{name!r}]: epsilon_greedy needs Discrete actions; "
-                                  f"this policy's are {policy.action_space}.")
+                raise ConfigError(
+                    f"off_policy_estimation_methods[{name!r}]: epsilon_greedy needs Discrete actions; "
+                    f"this policy's are {policy.action_space}."
+                )
             logp = np.log((1 - eps) * np.exp(target.astype(np.float64)) + eps / policy.action_space.n)
         values = estimator(data["rewards"], data["action_logp"], logp, episode, t, gamma)
         out.update({f"off_policy_estimation/{name}/{k}": v for k, v in values.items()})

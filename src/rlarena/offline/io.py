@@ -44,8 +44,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"rlarena"
 REQUIRED = ("eps_id", "obs", "actions", "rewards", "new_obs", "terminateds", "truncateds")
 OPTIONAL = ("agent_id", "t", "action_logp")
-NEEDS = ("Offline data needs eps_id, obs, actions, rewards, new_obs, terminateds, truncateds "
-         "(RLlib's names).")
+NEEDS = "Offline data needs eps_id, obs, actions, rewards, new_obs, terminateds, truncateds (RLlib's names)."
 # Bytes of one value of a Parquet physical type once decoded into Arrow (byte arrays: their uncompressed size).
 _VALUE_BYTES = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
 
@@ -74,8 +73,13 @@ class OfflineWriter:
     too (rlarena.offline.record draws ids as (random 31-bit prefix << 32) + counter), which keeps one
     multi-agent episode's id the same in the per-policy directories."""
 
-    def __init__(self, directory: str | os.PathLike, observation_space: gym.Space, action_space: gym.Space,
-                 max_file_size: int = 64 * 2**20):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        max_file_size: int = 64 * 2**20,
+    ):
         _pyarrow()  # fail now, not at the first file
         _check_action_space(action_space)
         if max_file_size < 1:
@@ -84,13 +88,19 @@ class OfflineWriter:
         try:  # the directory you name may be a link of yours; the files in it are written by rename (_write)
             self.directory.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise OfflineDataError(f"Cannot record into {str(self.directory)!r}: it is a file. Give a directory "
-                                   f"(output).") from None
+            raise OfflineDataError(
+                f"Cannot record into {str(self.directory)!r}: it is a file. Give a directory (output)."
+            ) from None
         self.observation_space, self.action_space, self.max_file_size = observation_space, action_space, max_file_size
         self.obs_dim = flat_obs_dim(observation_space)
         self.files: list[Path] = []
-        self._metadata = json.dumps({"format_version": FORMAT_VERSION, "observation_space":
-                                     space_to_json(observation_space), "action_space": space_to_json(action_space)})
+        self._metadata = json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "observation_space": space_to_json(observation_space),
+                "action_space": space_to_json(action_space),
+            }
+        )
         self._name = f"output-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self._optional: tuple[str, ...] | None = None  # agent_id/action_logp: fixed by the first add()
         self._open: dict[tuple[int, str | None], list[dict[str, np.ndarray]]] = {}  # episode -> its row chunks
@@ -145,6 +155,7 @@ class OfflineWriter:
 
     def _columns(self, rows: dict[str, Any]) -> dict[str, np.ndarray]:
         """The batch's columns as the file stores them, checked against the spaces."""
+
         def bad(problem: str) -> OfflineDataError:
             return OfflineDataError(f"OfflineWriter.add: {problem}")
 
@@ -154,8 +165,10 @@ class OfflineWriter:
         optional = tuple(c for c in ("agent_id", "action_logp") if c in rows)
         self._optional = optional if self._optional is None else self._optional
         if optional != self._optional:
-            raise bad(f"this batch has optional columns {list(optional)}, the first had {list(self._optional)}; "
-                      f"give agent_id and action_logp with every batch or with none.")
+            raise bad(
+                f"this batch has optional columns {list(optional)}, the first had {list(self._optional)}; "
+                f"give agent_id and action_logp with every batch or with none."
+            )
         n = len(np.asarray(rows["eps_id"]).reshape(-1))
         cols = {}
         for name in (*REQUIRED, *optional, *(("t",) if "t" in rows else ())):
@@ -170,10 +183,20 @@ class OfflineWriter:
             cols[name] = cols[name].reshape(n, -1 if n else width).astype(np.float32, copy=False)
             if cols[name].shape[1] != width:
                 space = self.action_space if name == "actions" else self.observation_space
-                raise bad(f"column {name!r} has {cols[name].shape[1]} numbers per row, expected {width} (the flat "
-                          f"size of {space}).")
-        dtypes = {"eps_id": np.int64, "t": np.int64, "rewards": np.float32, "action_logp": np.float32,
-                  "terminateds": np.bool_, "truncateds": np.bool_, "actions": np.int64, "agent_id": str}
+                raise bad(
+                    f"column {name!r} has {cols[name].shape[1]} numbers per row, expected {width} (the flat "
+                    f"size of {space})."
+                )
+        dtypes = {
+            "eps_id": np.int64,
+            "t": np.int64,
+            "rewards": np.float32,
+            "action_logp": np.float32,
+            "terminateds": np.bool_,
+            "truncateds": np.bool_,
+            "actions": np.int64,
+            "agent_id": str,
+        }
         for name, dtype in dtypes.items():
             if name in cols and name not in widths:
                 if cols[name].size != n:
@@ -197,13 +220,17 @@ class OfflineWriter:
         def vectors(x: np.ndarray) -> Any:
             return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
 
-        arrays = {"eps_id": pa.array(cols["eps_id"]),
-                  "agent_id": pa.array(cols["agent_id"], pa.string()) if "agent_id" in cols else pa.nulls(n, pa.string()),
-                  "obs": vectors(cols["obs"]),
-                  "actions": vectors(cols["actions"]) if cols["actions"].ndim == 2 else pa.array(cols["actions"]),
-                  "rewards": pa.array(cols["rewards"]), "new_obs": vectors(cols["new_obs"]),
-                  "terminateds": pa.array(cols["terminateds"]), "truncateds": pa.array(cols["truncateds"]),
-                  "t": pa.array(cols["t"])}
+        arrays = {
+            "eps_id": pa.array(cols["eps_id"]),
+            "agent_id": pa.array(cols["agent_id"], pa.string()) if "agent_id" in cols else pa.nulls(n, pa.string()),
+            "obs": vectors(cols["obs"]),
+            "actions": vectors(cols["actions"]) if cols["actions"].ndim == 2 else pa.array(cols["actions"]),
+            "rewards": pa.array(cols["rewards"]),
+            "new_obs": vectors(cols["new_obs"]),
+            "terminateds": pa.array(cols["terminateds"]),
+            "truncateds": pa.array(cols["truncateds"]),
+            "t": pa.array(cols["t"]),
+        }
         if "action_logp" in cols:
             arrays["action_logp"] = pa.array(cols["action_logp"])
         table = pa.table(arrays, metadata={METADATA_KEY: self._metadata.encode()})
@@ -223,16 +250,24 @@ def _find_files(input_: Any) -> dict[Path, Path | None]:
         path = Path(item)
         found: dict[Path, Path | None]
         if path.is_dir():
-            found = {p: path for p in sorted(path.glob("*.parquet"))
-                     if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())}
+            found = {
+                p: path
+                for p in sorted(path.glob("*.parquet"))
+                if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())
+            }
         elif path.is_file():
             found = {path: None}
         else:
-            found = {p: p.parent for p in sorted(map(Path, glob.glob(str(item))))
-                     if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())}
+            found = {
+                p: p.parent
+                for p in sorted(map(Path, glob.glob(str(item))))
+                if not p.name.startswith(".") and not (p.is_dir() and not p.is_symlink())
+            }
         if not found:
-            raise OfflineDataError(f"No offline data at {str(item)!r}: expected a directory of .parquet files, a "
-                                   f".parquet file or a glob pattern. Check the path (input_).")
+            raise OfflineDataError(
+                f"No offline data at {str(item)!r}: expected a directory of .parquet files, a "
+                f".parquet file or a glob pattern. Check the path (input_)."
+            )
         for file, root in found.items():
             _check_file(file, root)
             if files.get(file) is None:  # a file named twice is read once, inside the stricter folder
@@ -253,8 +288,10 @@ def _check_file(path: Path, root: Path | None) -> Path:
     except (OSError, RuntimeError) as exc:
         raise OfflineDataError(f"Offline data file {str(path)!r} cannot be read ({exc}).") from None
     if not regular:
-        raise OfflineDataError(f"Offline data file {str(path)!r} is not a regular file (a device or FIFO): rlarena "
-                               f"reads only regular files.")
+        raise OfflineDataError(
+            f"Offline data file {str(path)!r} is not a regular file (a device or FIFO): rlarena "
+            f"reads only regular files."
+        )
     return real
 
 
@@ -281,18 +318,22 @@ def _check_size(source: str, rows: int, nbytes: int) -> None:
     if rows > limits.limit("MAX_DATA_ROWS"):
         raise limits.too_large(source, "rows", rows, "MAX_DATA_ROWS", OfflineDataError)
     if nbytes > limits.limit("MAX_DATA_BYTES"):
-        raise limits.too_large(source, "bytes of columns once read (from the Parquet footers)", nbytes,
-                               "MAX_DATA_BYTES", OfflineDataError)
+        raise limits.too_large(
+            source, "bytes of columns once read (from the Parquet footers)", nbytes, "MAX_DATA_BYTES", OfflineDataError
+        )
 
 
 def _unreadable(path: Path, exc: Exception) -> OfflineDataError:
-    return OfflineDataError(f"{path}: not a readable Parquet file ({exc}). It is truncated, corrupted or of another "
-                            f"format; remove it or write it again.")
+    return OfflineDataError(
+        f"{path}: not a readable Parquet file ({exc}). It is truncated, corrupted or of another "
+        f"format; remove it or write it again."
+    )
 
 
 def _bad(path: Path, column: str, row: int, problem: str) -> OfflineDataError:
-    return OfflineDataError(f"{path}: column {column!r}, row {row}: {problem}. Fix or remove the file (OfflineWriter "
-                            f"writes valid rows).")
+    return OfflineDataError(
+        f"{path}: column {column!r}, row {row}: {problem}. Fix or remove the file (OfflineWriter writes valid rows)."
+    )
 
 
 class OfflineData:
@@ -302,16 +343,23 @@ class OfflineData:
     arguments win over the files' metadata); a data set past rlarena.limits.MAX_DATA_ROWS or
     MAX_DATA_BYTES is refused there, before any of its data is read."""
 
-    def __init__(self, input_: str | os.PathLike | list, observation_space: gym.Space | None = None,
-                 action_space: gym.Space | None = None):
+    def __init__(
+        self,
+        input_: str | os.PathLike | list,
+        observation_space: gym.Space | None = None,
+        action_space: gym.Space | None = None,
+    ):
         _pyarrow()
         self._roots = _find_files(input_)
         self.files = list(self._roots)
         footers = {path: self._footer(path) for path in self.files}
         self.num_rows = sum(rows for rows, _, _ in footers.values())
         where = str(input_) if isinstance(input_, str | os.PathLike) else f"{len(input_)} paths"
-        _check_size(f"Offline data {where!r} ({len(self.files)} files)", self.num_rows,
-                    sum(nbytes for _, _, nbytes in footers.values()))
+        _check_size(
+            f"Offline data {where!r} ({len(self.files)} files)",
+            self.num_rows,
+            sum(nbytes for _, _, nbytes in footers.values()),
+        )
         self.has_logp = all("action_logp" in schema.names for _, schema, _ in footers.values())
         if observation_space is None or action_space is None:
             stored = {path: self._stored_spaces(path, schema) for path, (_, schema, _) in footers.items()}
@@ -352,11 +400,15 @@ class OfflineData:
             newer = meta["format_version"] > FORMAT_VERSION
             spaces = None if newer else {k: space_from_json(meta[k]) for k in ("observation_space", "action_space")}
         except (ValueError, TypeError, KeyError) as exc:
-            raise OfflineDataError(f"{path}: its rlarena metadata is unreadable ({exc}). Pass observation_space= "
-                                   f"and action_space= to read it.") from None
+            raise OfflineDataError(
+                f"{path}: its rlarena metadata is unreadable ({exc}). Pass observation_space= "
+                f"and action_space= to read it."
+            ) from None
         if newer:
-            raise OfflineDataError(f"{path}: format version {meta['format_version']}, newer than this rlarena reads "
-                                   f"({FORMAT_VERSION}). Upgrade rlarena.")
+            raise OfflineDataError(
+                f"{path}: format version {meta['format_version']}, newer than this rlarena reads "
+                f"({FORMAT_VERSION}). Upgrade rlarena."
+            )
         return spaces
 
     @staticmethod
@@ -365,14 +417,18 @@ class OfflineData:
         first: tuple[Path, gym.Space] | None = None
         for path, spaces in stored.items():
             if spaces is None:
-                raise OfflineDataError(f"{path} does not record its spaces (it was not written by rlarena): pass "
-                                       f"observation_space= and action_space= (for training: give "
-                                       f".environment(env) for evaluation).")
+                raise OfflineDataError(
+                    f"{path} does not record its spaces (it was not written by rlarena): pass "
+                    f"observation_space= and action_space= (for training: give "
+                    f".environment(env) for evaluation)."
+                )
             if first is None:
                 first = path, spaces[which]
             elif space_to_json(spaces[which]) != space_to_json(first[1]):
-                raise OfflineDataError(f"{path} records {which} {spaces[which]}, but {first[0]} records {first[1]}: "
-                                       f"one data set has one pair of spaces. Read them separately.")
+                raise OfflineDataError(
+                    f"{path} records {which} {spaces[which]}, but {first[0]} records {first[1]}: "
+                    f"one data set has one pair of spaces. Read them separately."
+                )
         assert first is not None  # _find_files found at least one file
         return first[1]
 
@@ -397,16 +453,21 @@ class OfflineData:
         n = table.num_rows
         data: dict[str, Any] = {"eps_id": _scalars(table, "eps_id", path, np.int64)}
         agent = table.column("agent_id") if "agent_id" in names else None
-        data["agent_id"] = None if agent is None or agent.null_count == n else (
-            agent.to_numpy(zero_copy_only=False).astype(object))
+        data["agent_id"] = (
+            None if agent is None or agent.null_count == n else (agent.to_numpy(zero_copy_only=False).astype(object))
+        )
         data["obs"] = _matrix(table, "obs", self.obs_dim, path)
         if isinstance(self.action_space, gym.spaces.Discrete):
             actions = _scalars(table, "actions", path, np.int64)
             low, high = int(self.action_space.start), int(self.action_space.start + self.action_space.n)
             out = np.flatnonzero((actions < low) | (actions >= high))
             if len(out):
-                raise _bad(path, "actions", int(out[0]), f"action {actions[out[0]]} is outside {self.action_space} "
-                                                         f"(expected {low} to {high - 1})")
+                raise _bad(
+                    path,
+                    "actions",
+                    int(out[0]),
+                    f"action {actions[out[0]]} is outside {self.action_space} (expected {low} to {high - 1})",
+                )
             data["actions"] = actions
         else:
             data["actions"] = _matrix(table, "actions", int(np.prod(self.action_space.shape)), path)
@@ -466,34 +527,40 @@ class OfflineData:
         for i in rng.permutation(len(self.files)):
             yield self.files[i], self.read_file(self.files[i])
 
-    def batches(self, batch_size: int, rng: np.random.Generator, gamma: float | None = None,
-                shuffle_files: int = 2) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator, gamma: float | None = None, shuffle_files: int = 2
+    ) -> Iterator[dict[str, np.ndarray]]:
         """An endless iterator of minibatches (columns as read_file's, plus "returns", "bootstrap_discount"
         and "bootstrap_obs" (episodes_bootstrap) when gamma is given, computed per file). It holds `shuffle_files` files at a time and draws their rows in a random
         order without replacement, then reads the next ones; each epoch takes the files in a new order.
         The rows a window leaves over (fewer than batch_size) go into the next, so an epoch sees every row."""
         if batch_size < 1 or shuffle_files < 1:
-            raise ConfigError(f"OfflineData.batches: batch_size ({batch_size}) and shuffle_files ({shuffle_files}) "
-                              f"must be at least 1.")
+            raise ConfigError(
+                f"OfflineData.batches: batch_size ({batch_size}) and shuffle_files ({shuffle_files}) "
+                f"must be at least 1."
+            )
         if self.num_rows < batch_size:
-            raise OfflineDataError(f"The offline data ({len(self.files)} files) holds {self.num_rows} rows, fewer than "
-                                   f"one batch of {batch_size}: lower the batch size or record more.")
+            raise OfflineDataError(
+                f"The offline data ({len(self.files)} files) holds {self.num_rows} rows, fewer than "
+                f"one batch of {batch_size}: lower the batch size or record more."
+            )
         return self._batches(batch_size, rng, gamma, shuffle_files)
 
-    def _batches(self, batch_size: int, rng: np.random.Generator, gamma: float | None,
-                 shuffle_files: int) -> Iterator[dict[str, np.ndarray]]:
+    def _batches(
+        self, batch_size: int, rng: np.random.Generator, gamma: float | None, shuffle_files: int
+    ) -> Iterator[dict[str, np.ndarray]]:
         left: dict[str, np.ndarray] | None = None
         while True:
             order = rng.permutation(len(self.files))
             for start in range(0, len(order), shuffle_files):
-                parts = [self._rows(self.files[i], gamma) for i in order[start:start + shuffle_files]]
+                parts = [self._rows(self.files[i], gamma) for i in order[start : start + shuffle_files]]
                 window = _concatenate(parts if left is None else [*parts, left])
                 del parts
                 n = len(window["eps_id"])
                 idx = rng.permutation(n)
                 full = n - n % batch_size
                 for s in range(0, full, batch_size):
-                    yield {k: v[idx[s:s + batch_size]] for k, v in window.items()}
+                    yield {k: v[idx[s : s + batch_size]] for k, v in window.items()}
                 left = {k: v[idx[full:]] for k, v in window.items()}
                 del window  # before the next files are read: memory holds one window
 
@@ -514,8 +581,9 @@ class OfflineData:
 def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Parts' columns end to end; agent_id None-filled for parts without it (single-agent files)."""
     keys = dict.fromkeys(k for p in parts for k in p)
-    return {k: np.concatenate([p[k] if k in p else np.full(len(p["eps_id"]), None, object) for p in parts])
-            for k in keys}
+    return {
+        k: np.concatenate([p[k] if k in p else np.full(len(p["eps_id"]), None, object) for p in parts]) for k in keys
+    }
 
 
 def _episode_order(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -540,13 +608,19 @@ def _scalars(table: Any, name: str, path: Path, dtype: type) -> np.ndarray:
     """A one-value-per-row column as `dtype` (int64, float32 or bool), checked: the Arrow type fits, no
     nulls, floats finite."""
     import pyarrow as pa
+
     column = table.column(name).combine_chunks()
-    kinds = {np.int64: (pa.types.is_integer, "integers"), np.bool_: (pa.types.is_boolean, "booleans"),
-             np.float32: (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "numbers")}
+    kinds = {
+        np.int64: (pa.types.is_integer, "integers"),
+        np.bool_: (pa.types.is_boolean, "booleans"),
+        np.float32: (lambda t: pa.types.is_integer(t) or pa.types.is_floating(t), "numbers"),
+    }
     fits, expected = kinds[dtype]
     if not fits(column.type):
-        raise OfflineDataError(f"{path}: column {name!r} holds {column.type}, expected {expected}. Fix or remove the "
-                               f"file (OfflineWriter writes valid rows).")
+        raise OfflineDataError(
+            f"{path}: column {name!r} holds {column.type}, expected {expected}. Fix or remove the "
+            f"file (OfflineWriter writes valid rows)."
+        )
     if column.null_count:
         raise _bad(path, name, _first_null(column), "null (missing) value")
     values = column.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
@@ -560,26 +634,35 @@ def _matrix(table: Any, name: str, width: int, path: Path) -> np.ndarray:
     lists in the space's shape (a Box stored unflattened), flattened; checked like _scalars."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     column = table.column(name).combine_chunks()
     n = len(column)
     start, end = np.arange(n), np.arange(1, n + 1)  # row i holds items [start_i, end_i) of the current level
-    while pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or \
-            pa.types.is_fixed_size_list(column.type):
+    while (
+        pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_fixed_size_list(column.type)
+    ):
         if column.null_count:
             raise _bad(path, name, int(np.searchsorted(end, _first_null(column), "right")), "null (missing) value")
         bounds = np.concatenate([[0], np.cumsum(pc.list_value_length(column).to_numpy(zero_copy_only=False))])
         start, end = bounds[start], bounds[end]
         column = column.flatten()
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        raise OfflineDataError(f"{path}: column {name!r} holds {column.type} values, expected lists of {width} "
-                               f"numbers. Fix or remove the file (OfflineWriter writes valid rows).")
+        raise OfflineDataError(
+            f"{path}: column {name!r} holds {column.type} values, expected lists of {width} "
+            f"numbers. Fix or remove the file (OfflineWriter writes valid rows)."
+        )
     if column.null_count:
         raise _bad(path, name, int(np.searchsorted(end, _first_null(column), "right")), "null (missing) value")
     wrong = np.flatnonzero(end - start != width)
     if len(wrong):
         row = int(wrong[0])
-        raise _bad(path, name, row, f"{end[row] - start[row]} numbers, expected {width} (the flat size of the "
-                                    f"space; pass the spaces the data was recorded with)")
+        raise _bad(
+            path,
+            name,
+            row,
+            f"{end[row] - start[row]} numbers, expected {width} (the flat size of the "
+            f"space; pass the spaces the data was recorded with)",
+        )
     values = column.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(n, width)
     _check_finite(values, width, name, path)
     return values

@@ -27,8 +27,7 @@ class Recorder:
     """One writer per recorded policy; episode ids and step counters per env copy (single-agent
     fragments carry none: episodes are tracked across fragments here)."""
 
-    def __init__(self, directory: str | Path, policies: dict[str, Any], max_file_size: int,
-                 multi_agent: bool):
+    def __init__(self, directory: str | Path, policies: dict[str, Any], max_file_size: int, multi_agent: bool):
         self.directory, self.policies, self.max_file_size = Path(directory), policies, max_file_size
         self.multi_agent = multi_agent
         self.writers: dict[str, Any] = {}
@@ -40,6 +39,7 @@ class Recorder:
     def _writer(self, pid: str) -> Any:
         if pid not in self.writers:
             from rlarena.offline.io import OfflineWriter
+
             policy = self.policies[pid]
             root = self.directory
             if len(self.policies) > 1 and self.multi_agent:  # a directory rlarena names: never a link
@@ -77,9 +77,18 @@ class Recorder:
                 self._eps[i], self._t[i] = self.new_episode_id(), 0
         valid = buf.valid
         obs = buf.raw_obs if buf.raw_obs is not None else buf.obs
-        return {"eps_id": eps[valid], "obs": obs[:-1][valid], "new_obs": obs[1:][valid],
-                "actions": buf.actions[valid], "rewards": buf.rewards[valid], "terminateds": buf.terminated[valid],
-                "truncateds": buf.truncated[valid], "t": t[valid], "_x": buf.obs[:-1][valid], "_mask": _masks(buf)}
+        return {
+            "eps_id": eps[valid],
+            "obs": obs[:-1][valid],
+            "new_obs": obs[1:][valid],
+            "actions": buf.actions[valid],
+            "rewards": buf.rewards[valid],
+            "terminateds": buf.terminated[valid],
+            "truncateds": buf.truncated[valid],
+            "t": t[valid],
+            "_x": buf.obs[:-1][valid],
+            "_mask": _masks(buf),
+        }
 
     def _ma_rows(self, buf: Rollout) -> dict[str, Any]:
         valid = buf.valid
@@ -90,11 +99,19 @@ class Recorder:
         obs = buf.raw_obs if buf.raw_obs is not None else buf.obs
         agents = np.empty(S, object)
         agents[:] = [str(a) for a in buf.agent_ids]
-        return {"eps_id": np.broadcast_to(buf.eps_ids, (T, S))[valid],
-                "agent_id": np.broadcast_to(agents, (T, S))[valid], "obs": obs[:-1][valid],
-                "new_obs": obs[1:][valid], "actions": buf.actions[valid], "rewards": buf.rewards[valid],
-                "terminateds": (buf.terminated & ends)[valid], "truncateds": (buf.truncated & ends)[valid],
-                "t": buf.steps[valid], "_x": buf.obs[:-1][valid], "_mask": _masks(buf)}
+        return {
+            "eps_id": np.broadcast_to(buf.eps_ids, (T, S))[valid],
+            "agent_id": np.broadcast_to(agents, (T, S))[valid],
+            "obs": obs[:-1][valid],
+            "new_obs": obs[1:][valid],
+            "actions": buf.actions[valid],
+            "rewards": buf.rewards[valid],
+            "terminateds": (buf.terminated & ends)[valid],
+            "truncateds": (buf.truncated & ends)[valid],
+            "t": buf.steps[valid],
+            "_x": buf.obs[:-1][valid],
+            "_mask": _masks(buf),
+        }
 
     def _add_logp(self, pid: str, rows: dict[str, Any]) -> None:
         """action_logp of the (env) actions under the policy that chose them (before any update)."""
@@ -102,6 +119,7 @@ class Recorder:
         if self._logp.get(pid) is False:
             return
         from rlarena.offline.estimators import action_logp
+
         try:
             rows["action_logp"] = action_logp(self.policies[pid], x, rows["actions"], mask)
             self._logp[pid] = True
@@ -134,13 +152,20 @@ class EpisodeRecorder:
     def act(self, agent: Any, policy_id: str, obs: Any, action: Any, t: int) -> None:
         """`agent` (None: single-agent) chose `action` seeing `obs` at the episode's step t."""
         from rlarena.rollout.multi_agent_runner import stack_obs
+
         policy = self.recorder.policies[policy_id]
         flat = policy.flatten(stack_obs([obs]))[0]
         if agent in self._pending:
             self._finish(agent, flat, False, False)
         mask = policy.action_mask(stack_obs([obs]))
-        self._pending[agent] = {"policy_id": policy_id, "obs": flat, "actions": np.asarray(action),
-                                "rewards": 0.0, "t": t, "mask": None if mask is None else mask[0]}
+        self._pending[agent] = {
+            "policy_id": policy_id,
+            "obs": flat,
+            "actions": np.asarray(action),
+            "rewards": 0.0,
+            "t": t,
+            "mask": None if mask is None else mask[0],
+        }
 
     @property
     def open_agents(self) -> list[Any]:
@@ -156,6 +181,7 @@ class EpisodeRecorder:
         if row is None:
             return
         from rlarena.rollout.multi_agent_runner import stack_obs
+
         policy = self.recorder.policies[row["policy_id"]]
         flat = np.zeros_like(row["obs"]) if final_obs is None else policy.flatten(stack_obs([final_obs]))[0]
         self._finish(agent, flat, terminated, truncated)
@@ -167,13 +193,16 @@ class EpisodeRecorder:
         for pid, rows in self._rows.items():
             policy = self.recorder.policies[pid]
             x = np.stack([r["obs"] for r in rows])
-            batch = {"eps_id": np.full(len(rows), self._eps, np.int64), "obs": x,
-                     "new_obs": np.stack([r["new_obs"] for r in rows]),
-                     "actions": np.stack([r["actions"] for r in rows]).astype(policy.action_dtype),
-                     "rewards": np.array([r["rewards"] for r in rows], np.float32),
-                     "terminateds": np.array([r["terminateds"] for r in rows]),
-                     "truncateds": np.array([r["truncateds"] for r in rows]),
-                     "t": np.array([r["t"] for r in rows], np.int64)}
+            batch = {
+                "eps_id": np.full(len(rows), self._eps, np.int64),
+                "obs": x,
+                "new_obs": np.stack([r["new_obs"] for r in rows]),
+                "actions": np.stack([r["actions"] for r in rows]).astype(policy.action_dtype),
+                "rewards": np.array([r["rewards"] for r in rows], np.float32),
+                "terminateds": np.array([r["terminateds"] for r in rows]),
+                "truncateds": np.array([r["truncateds"] for r in rows]),
+                "t": np.array([r["t"] for r in rows], np.int64),
+            }
             if rows[0]["agent"] is not None:
                 agents = np.empty(len(rows), object)
                 agents[:] = [str(r["agent"]) for r in rows]

@@ -28,16 +28,35 @@ from rlarena.policies.policy import (
 from rlarena.policies.random_policy import RandomPolicy
 
 # the trainable policies import torch: loaded when first asked for
-_LAZY = {"TrainablePolicy": "rlarena.policies.torch_policy", "TorchPolicy": "rlarena.policies.torch_policy",
-         "QPolicy": "rlarena.policies.q_policy", "ActorQPolicy": "rlarena.policies.actor_q_policy"}
+_LAZY = {
+    "TrainablePolicy": "rlarena.policies.torch_policy",
+    "TorchPolicy": "rlarena.policies.torch_policy",
+    "QPolicy": "rlarena.policies.q_policy",
+    "ActorQPolicy": "rlarena.policies.actor_q_policy",
+}
 
-__all__ = ["DEFAULT_POLICY_ID", "MASKED_LOGIT", "ActionLogProbs", "ActorQPolicy", "Exploration", "ExportOutputs",
-           "Policy", "QPolicy", "RandomPolicy", "SearchAgent", "TorchPolicy", "TrainablePolicy", "is_masked_space",
-           "policy_actions", "register_feature_layer"]
+__all__ = [
+    "DEFAULT_POLICY_ID",
+    "MASKED_LOGIT",
+    "ActionLogProbs",
+    "ActorQPolicy",
+    "Exploration",
+    "ExportOutputs",
+    "Policy",
+    "QPolicy",
+    "RandomPolicy",
+    "SearchAgent",
+    "TorchPolicy",
+    "TrainablePolicy",
+    "is_masked_space",
+    "policy_actions",
+    "register_feature_layer",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'rlarena.policies' has no attribute {name!r}")
     import importlib
+
     return getattr(importlib.import_module(_LAZY[name]), name)

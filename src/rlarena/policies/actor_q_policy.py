@@ -32,29 +32,53 @@ class ActorQPolicy(TrainablePolicy):
     model: ActorQ
     exploration_attributes = ("exploration_noise", "random_actions")
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str = "NoFilter", seed: int | None = None, kind: str = "sac",
-                 twin_q: bool = True, initial_alpha: float | None = None, algorithm: str = "SAC",
-                 warmup_steps: int = 0, exploration_noise: float = 0.0):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+        kind: str = "sac",
+        twin_q: bool = True,
+        initial_alpha: float | None = None,
+        algorithm: str = "SAC",
+        warmup_steps: int = 0,
+        exploration_noise: float = 0.0,
+    ):
         discrete = isinstance(action_space, gym.spaces.Discrete)
         if kind == "td3" and not isinstance(action_space, gym.spaces.Box):
-            raise ConfigError(f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
-                              f"Discrete actions, PPO for other spaces.")
+            raise ConfigError(
+                f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
+                f"Discrete actions, PPO for other spaces."
+            )
         if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
-            raise ConfigError(f"{algorithm} needs Box or Discrete actions; this env has {action_space}. Use PPO for "
-                              f"other spaces.")
-        if isinstance(action_space, gym.spaces.Box) and not (np.isfinite(action_space.low).all()
-                                                             and np.isfinite(action_space.high).all()):
-            raise ConfigError(f"{algorithm} needs a bounded Box action space (its actor's tanh output is scaled to "
-                              f"the bounds); this env's is {action_space}. Wrap the env in "
-                              f"gymnasium.wrappers.ClipAction over a bounded space, or use PPO.")
+            raise ConfigError(
+                f"{algorithm} needs Box or Discrete actions; this env has {action_space}. Use PPO for other spaces."
+            )
+        if isinstance(action_space, gym.spaces.Box) and not (
+            np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()
+        ):
+            raise ConfigError(
+                f"{algorithm} needs a bounded Box action space (its actor's tanh output is scaled to "
+                f"the bounds); this env's is {action_space}. Wrap the env in "
+                f"gymnasium.wrappers.ClipAction over a bounded space, or use PPO."
+            )
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.kind = kind
-        action_dim = (int(action_space.n) if isinstance(action_space, gym.spaces.Discrete)
-                      else int(np.prod(action_space.shape)))
+        action_dim = (
+            int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else int(np.prod(action_space.shape))
+        )
         model_kind = "categorical" if discrete else ("gaussian" if kind == "sac" else "deterministic")
-        self.model = ActorQ(self.obs_dim, action_dim, model_kind, tuple(model_config["fcnet_hiddens"]),
-                            model_config["fcnet_activation"], 2 if twin_q else 1, initial_alpha)
+        self.model = ActorQ(
+            self.obs_dim,
+            action_dim,
+            model_kind,
+            tuple(model_config["fcnet_hiddens"]),
+            model_config["fcnet_activation"],
+            2 if twin_q else 1,
+            initial_alpha,
+        )
         self.num_actions = action_dim
         self.output_names = ("logits", "value") if discrete else ("action", "value")
         # exploration (the Exploration capability: set_exploration sets these from the two options)
@@ -95,8 +119,9 @@ class ActorQPolicy(TrainablePolicy):
             return np.tanh(mean).astype(np.float32, copy=False)
         action = np.tanh(out)
         if explore and self.exploration_noise > 0:
-            action = np.clip(action + self.exploration_noise * self.rng.standard_normal(action.shape, np.float32),
-                             -1.0, 1.0)
+            action = np.clip(
+                action + self.exploration_noise * self.rng.standard_normal(action.shape, np.float32), -1.0, 1.0
+            )
         return action.astype(np.float32, copy=False)
 
     def set_exploration(self, env_step: int) -> None:
@@ -121,8 +146,10 @@ class ActorQPolicy(TrainablePolicy):
         only). A Box action's density is the squashed Gaussian's, mapped linearly onto the bounds: the
         Jacobian of that map, -sum_i log(half width_i), makes it comparable with other policies'."""
         if self.model.kind == "deterministic":
-            raise ConfigError(f"{self.kind.upper()}'s actor is deterministic: its actions have no log-probability. "
-                              f"Estimate a SAC policy, or set off_policy_estimation_methods={{}}.")
+            raise ConfigError(
+                f"{self.kind.upper()}'s actor is deterministic: its actions have no log-probability. "
+                f"Estimate a SAC policy, or set off_policy_estimation_methods={{}}."
+            )
         with torch.inference_mode():
             xt = torch.as_tensor(np.asarray(x, np.float32))
             if self.continuous:

@@ -47,9 +47,11 @@ def flat_obs_dim(space: gym.Space) -> int:
         return int(np.sum(space.nvec))
     if isinstance(space, gym.spaces.Box):
         return int(np.prod(space.shape))
-    raise ConfigError(f"Observation space {space} is not supported yet: rlarena's default model takes Box, "
-                      f"Discrete or MultiDiscrete observations, optionally as Dict(observation=..., "
-                      f"action_mask=...). Flatten it with gymnasium.wrappers.FlattenObservation.")
+    raise ConfigError(
+        f"Observation space {space} is not supported yet: rlarena's default model takes Box, "
+        f"Discrete or MultiDiscrete observations, optionally as Dict(observation=..., "
+        f"action_mask=...). Flatten it with gymnasium.wrappers.FlattenObservation."
+    )
 
 
 class Policy(ABC):
@@ -102,9 +104,11 @@ def policy_actions(policy: Policy, obs_batch: Any, explore: bool, batch_size: in
     actions = np.asarray(out) if out is not None else None
     if actions is None or actions.ndim == 0 or len(actions) != batch_size:
         got = "nothing" if actions is None else f"shape {actions.shape}"
-        raise ConfigError(f"{type(policy).__name__}.compute_actions returned {got} for a batch of {batch_size} "
-                          f"observations; it must return one action per observation (an array or list, or "
-                          f"RLlib's (actions, state_outs, info)).")
+        raise ConfigError(
+            f"{type(policy).__name__}.compute_actions returned {got} for a batch of {batch_size} "
+            f"observations; it must return one action per observation (an array or list, or "
+            f"RLlib's (actions, state_outs, info))."
+        )
     return actions
 
 
@@ -117,8 +121,7 @@ class ActionLogProbs(Protocol):
     (a deterministic actor, epsilon-greedy Q-values) does not have this capability, or raises
     ConfigError saying why."""
 
-    def action_log_probs(self, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        ...
+    def action_log_probs(self, x: np.ndarray, actions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -127,8 +130,7 @@ class ExportOutputs(Protocol):
     graph does (an ONNX-served policy): (the masked logits, or the Box mean; the value). What a search
     over its network reads."""
 
-    def compute_outputs(self, obs_batch: Any) -> tuple[np.ndarray, np.ndarray]:
-        ...
+    def compute_outputs(self, obs_batch: Any) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @runtime_checkable
@@ -136,9 +138,9 @@ class SearchAgent(Protocol):
     """An algorithm whose network can play through a search (AlphaZero: MCTS over its policy and value):
     `search_policy(num_simulations, seed=..., leaves_per_call=...)` is that player, an rlarena Policy."""
 
-    def search_policy(self, num_simulations: int | None = None, seed: int | None = None,
-                      leaves_per_call: int = 1) -> Policy:
-        ...
+    def search_policy(
+        self, num_simulations: int | None = None, seed: int | None = None, leaves_per_call: int = 1
+    ) -> Policy: ...
 
 
 @runtime_checkable
@@ -147,5 +149,4 @@ class Exploration(Protocol):
     noise): the algorithm tells it the env steps sampled so far before each fragment, and it sets its
     own exploration from its schedule (the attributes runners elsewhere receive: exploration_attributes)."""
 
-    def set_exploration(self, env_step: int) -> None:
-        ...
+    def set_exploration(self, env_step: int) -> None: ...

@@ -32,17 +32,31 @@ class QPolicy(TrainablePolicy):
     exploration_attributes = ("epsilon",)
     output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str = "NoFilter", seed: int | None = None, dueling: bool = True,
-                 epsilon_schedule: list | None = None):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+        dueling: bool = True,
+        epsilon_schedule: list | None = None,
+    ):
         if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(f"DQN needs Discrete actions; this env has {action_space}. Use SAC or TD3 for Box "
-                              f"actions, PPO for other spaces.")
+            raise ConfigError(
+                f"DQN needs Discrete actions; this env has {action_space}. Use SAC or TD3 for Box "
+                f"actions, PPO for other spaces."
+            )
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.num_actions = int(action_space.n)
-        self.model = QNetwork(self.obs_dim, self.num_actions, tuple(model_config["fcnet_hiddens"]),
-                              model_config["fcnet_activation"], dueling,
-                              board_features(model_config.get("board_features"), self.obs_dim))
+        self.model = QNetwork(
+            self.obs_dim,
+            self.num_actions,
+            tuple(model_config["fcnet_hiddens"]),
+            model_config["fcnet_activation"],
+            dueling,
+            board_features(model_config.get("board_features"), self.obs_dim),
+        )
         self.epsilon_schedule = epsilon_schedule
         self.epsilon = 0.0
         self._numpy_q_key = -1

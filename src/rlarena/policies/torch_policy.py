@@ -32,8 +32,13 @@ class TrainablePolicy(Policy):
     model: torch.nn.Module
     output_names: tuple[str, str] = ("logits", "value")  # the ONNX outputs (rlarena.export.onnx)
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, observation_filter: str = "NoFilter",
-                 seed: int | None = None):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+    ):
         super().__init__(observation_space, action_space)
         if is_masked_space(observation_space) and not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError("Action masks need a Discrete action space.")
@@ -45,8 +50,11 @@ class TrainablePolicy(Policy):
         self.rng = np.random.default_rng(seed)
         self._one_hot = np.eye(self.obs_dim, dtype=np.float32) if isinstance(inner, gym.spaces.Discrete) else None
         # MultiDiscrete: one one-hot block per component, concatenated
-        self._offsets = (np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
-                         if isinstance(inner, gym.spaces.MultiDiscrete) else None)
+        self._offsets = (
+            np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
+            if isinstance(inner, gym.spaces.MultiDiscrete)
+            else None
+        )
         self.action_shape: tuple[int, ...]
         self.action_dtype: np.dtype
         if isinstance(action_space, gym.spaces.Box):  # self.continuous
@@ -125,18 +133,32 @@ class TorchPolicy(TrainablePolicy):
 
     model: ActorCritic
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, model_config: dict,
-                 observation_filter: str = "NoFilter", seed: int | None = None):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+    ):
         if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
             raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
         super().__init__(observation_space, action_space, observation_filter, seed)
-        out_dim = (int(np.prod(action_space.shape)) if isinstance(action_space, gym.spaces.Box)  # self.continuous
-                   else int(action_space.n))
-        self.model = ActorCritic(self.obs_dim, out_dim, hiddens=tuple(model_config["fcnet_hiddens"]),
-                                 activation=model_config["fcnet_activation"],
-                                 vf_share_layers=model_config["vf_share_layers"], continuous=self.continuous,
-                                 log_std_init=model_config["log_std_init"],
-                                 features=board_features(model_config.get("board_features"), self.obs_dim))
+        out_dim = (
+            int(np.prod(action_space.shape))
+            if isinstance(action_space, gym.spaces.Box)  # self.continuous
+            else int(action_space.n)
+        )
+        self.model = ActorCritic(
+            self.obs_dim,
+            out_dim,
+            hiddens=tuple(model_config["fcnet_hiddens"]),
+            activation=model_config["fcnet_activation"],
+            vf_share_layers=model_config["vf_share_layers"],
+            continuous=self.continuous,
+            log_std_init=model_config["log_std_init"],
+            features=board_features(model_config.get("board_features"), self.obs_dim),
+        )
         self.dist = make_distribution(action_space, self.model.log_std)
         self.output_names = ("mean" if self.continuous else "logits", "value")
         self._numpy_pi_key = -1
@@ -199,11 +221,14 @@ def board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:
     if name is None:
         return None
     if name not in FEATURE_LAYERS:
-        raise ConfigError(f"Unknown model option board_features={name!r}: use one of {sorted(FEATURE_LAYERS)} or "
-                          f"None (a game package registers its own when it is imported).")
+        raise ConfigError(
+            f"Unknown model option board_features={name!r}: use one of {sorted(FEATURE_LAYERS)} or "
+            f"None (a game package registers its own when it is imported)."
+        )
     path, size = FEATURE_LAYERS[name]
     if obs_dim != size:
-        raise ConfigError(f"board_features={name!r} reads {size} observation values, but this policy's "
-                          f"observations have {obs_dim}.")
+        raise ConfigError(
+            f"board_features={name!r} reads {size} observation values, but this policy's observations have {obs_dim}."
+        )
     module, _, qualname = path.partition(":")
     return getattr(importlib.import_module(module), qualname)()  # type: ignore[no-any-return]

@@ -56,6 +56,7 @@ def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
     sampled them (the policy now, before any new weights arrive), in one forward per policy. The
     learner's own forward of the same steps gives the target log-probs."""
     from rlarena.nn.distributions import masked
+
     for pid, batch in sample.batches.items():
         policy = policies[pid]
         T, N = batch.rewards.shape
@@ -103,6 +104,7 @@ def limit_heap_growth() -> None:
     heap only grows: 1.8 GB after 450 LunarLander fragments, measured. Fixed, large blocks are mapped
     and returned to the system whole. Elsewhere than glibc: nothing to do."""
     import ctypes
+
     try:
         ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
@@ -118,8 +120,16 @@ class Fragment:
     worker_index: int
 
 
-def _worker_main(build: Callable[[], Any], policies_of: Callable[[Any], dict[str, Any]], worker: tuple[int, int],
-                 credits: Any, mailbox: Mailbox, out: Any, stop: Any, busy_since: Any) -> None:
+def _worker_main(
+    build: Callable[[], Any],
+    policies_of: Callable[[Any], dict[str, Any]],
+    worker: tuple[int, int],
+    credits: Any,
+    mailbox: Mailbox,
+    out: Any,
+    stop: Any,
+    busy_since: Any,
+) -> None:
     """The loop of one worker process (forked: `build` and everything it closes over are its copies);
     `worker`: its index and generation (restarts of that index), which every message carries."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle (it stops us)
@@ -183,11 +193,20 @@ class AsyncSampler:
     the fragments that are ready, waiting for at least one.
     """
 
-    def __init__(self, config: Any, env_name: str, num_workers: int, build: Callable[[int, int], Any],
-                 policies_of: Callable[[Any], dict[str, Any]], state: dict[str, Any]):
+    def __init__(
+        self,
+        config: Any,
+        env_name: str,
+        num_workers: int,
+        build: Callable[[int, int], Any],
+        policies_of: Callable[[Any], dict[str, Any]],
+        state: dict[str, Any],
+    ):
         if sys.platform == "win32":
-            raise ConfigError("sample_async=True samples in forked worker processes, which Windows lacks; set "
-                              "sample_async=False, or num_env_runners > 0 to sample on Ray actors.")
+            raise ConfigError(
+                "sample_async=True samples in forked worker processes, which Windows lacks; set "
+                "sample_async=False, or num_env_runners > 0 to sample on Ray actors."
+            )
         self.config, self.env_name = config, env_name
         self.build, self.policies_of = build, policies_of
         self.depth = config.max_requests_in_flight_per_env_runner
@@ -220,9 +239,20 @@ class AsyncSampler:
         worker.generation += 1
         restarts = self.restarts
         worker.proc = self.ctx.Process(
-            target=_worker_main, daemon=True, name=f"rlarena-sampler-{worker.index}",
-            args=(lambda: self.build(worker.index, restarts), self.policies_of, (worker.index, worker.generation),
-                  worker.credits, self.mailbox, self.out, self.stop_event, worker.busy_since))
+            target=_worker_main,
+            daemon=True,
+            name=f"rlarena-sampler-{worker.index}",
+            args=(
+                lambda: self.build(worker.index, restarts),
+                self.policies_of,
+                (worker.index, worker.generation),
+                worker.credits,
+                self.mailbox,
+                self.out,
+                self.stop_event,
+                worker.busy_since,
+            ),
+        )
         worker.proc.start()
         worker.failed_at = None
 
@@ -238,7 +268,9 @@ class AsyncSampler:
             proc.kill()
             proc.join(timeout=5)
         cfg = self.config
-        worker.failure = f"Sampling process {worker.index} of {len(self.workers)} (env {self.env_name!r}) failed: {what}"
+        worker.failure = (
+            f"Sampling process {worker.index} of {len(self.workers)} (env {self.env_name!r}) failed: {what}"
+        )
         if self._may_restart():
             notice(f"{worker.failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
         elif cfg.ignore_env_runner_failures:
@@ -250,11 +282,15 @@ class AsyncSampler:
         """The error of a failure that stops training: what failed and what the options allow."""
         cfg = self.config
         if cfg.restart_failed_env_runners:
-            return (f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
-                    f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
-                    f"processes: .fault_tolerance(ignore_env_runner_failures=True).")
-        return (f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
-                f"or .fault_tolerance(restart_failed_env_runners=True).")
+            return (
+                f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
+                f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
+                f"processes: .fault_tolerance(ignore_env_runner_failures=True)."
+            )
+        return (
+            f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
+            f"or .fault_tolerance(restart_failed_env_runners=True)."
+        )
 
     def _may_restart(self) -> bool:
         cfg = self.config
@@ -277,8 +313,11 @@ class AsyncSampler:
             if not worker.proc.is_alive():
                 self._fail(worker, f"its process ended (exit code {worker.proc.exitcode})")
             elif timeout is not None and started and time.time() - started > timeout:
-                self._fail(worker, f"sampled one fragment for longer than sample_timeout_s={timeout} s (a hung "
-                                   f"env? raise sample_timeout_s for slow envs)")
+                self._fail(
+                    worker,
+                    f"sampled one fragment for longer than sample_timeout_s={timeout} s (a hung "
+                    f"env? raise sample_timeout_s for slow envs)",
+                )
         cfg = self.config
         for worker in self.workers:
             if worker.proc is not None:
@@ -290,13 +329,17 @@ class AsyncSampler:
             elif time.monotonic() - worker.failed_at >= cfg.delay_between_env_runner_restarts_s:
                 self.restarts += 1
                 self._start(worker)
-                notice(f"Sampling process {worker.index} restarted (restart {self.restarts} of at most "
-                       f"{cfg.max_num_env_runner_restarts}).")
+                notice(
+                    f"Sampling process {worker.index} restarted (restart {self.restarts} of at most "
+                    f"{cfg.max_num_env_runner_restarts})."
+                )
         if not any(w.proc is not None for w in self.workers) and not self._may_restart():
             last = max(self.workers, key=lambda w: w.failed_at or 0.0)
-            raise EnvError(f"Every sampling process of {len(self.workers)} (env {self.env_name!r}) has failed"
-                           f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: nothing "
-                           f"left to sample. The last: {last.failure}.")
+            raise EnvError(
+                f"Every sampling process of {len(self.workers)} (env {self.env_name!r}) has failed"
+                f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: nothing "
+                f"left to sample. The last: {last.failure}."
+            )
 
     # -- the learner's side -------------------------------------------------------------------
     def broadcast(self, state: dict[str, Any]) -> int:

@@ -31,6 +31,7 @@ def make_env(algo: Any, render_mode: str | None = None) -> Any:
     """One env of the algorithm's config (a MultiAgentEnv for multi-agent algorithms)."""
     from rlarena.envs.registry import make_env_creator
     from rlarena.multiagent.builder import as_multi_agent
+
     if render_mode == "rgb_array":  # frames off screen: pygame-drawn envs need no display
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
@@ -39,13 +40,23 @@ def make_env(algo: Any, render_mode: str | None = None) -> Any:
     except EnvError:
         raise
     except Exception as exc:  # e.g. an env without this render mode, pygame missing
-        raise EnvError(f"Creating env {algo.env_name!r} with render_mode={render_mode!r} failed: "
-                       f"{type(exc).__name__}: {exc}") from exc
+        raise EnvError(
+            f"Creating env {algo.env_name!r} with render_mode={render_mode!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
-def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int | None = None,
-                 explore: bool = False, writer: VideoWriter | None = None, max_steps: int | None = None,
-                 mapping_fn: Callable[..., str] | None = None, worker: Any = None) -> EpisodeResult:
+def play_episode(
+    algo: Any,
+    env: Any,
+    *,
+    policy_id: str | None = None,
+    seed: int | None = None,
+    explore: bool = False,
+    writer: VideoWriter | None = None,
+    max_steps: int | None = None,
+    mapping_fn: Callable[..., str] | None = None,
+    worker: Any = None,
+) -> EpisodeResult:
     """Play one episode of `algo` on `env` (from make_env), recording frames into `writer`.
 
     Multi-agent: each agent's policy comes from `mapping_fn(agent_id, episode, worker=worker)`
@@ -54,6 +65,7 @@ def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int
     """
     from rlarena.multiagent.builder import DEFAULT_POLICY_ID
     from rlarena.rollout.multi_agent_episode import Episode
+
     total, length, done = 0.0, 0, False
     episode = Episode(env_index=0)
     try:
@@ -63,9 +75,12 @@ def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int
         while not done:
             if algo.is_multi_agent:  # obs holds exactly the agents to act
                 fn = mapping_fn or algo.mapping_fn
-                actions = {agent: algo.compute_single_action(o, explore=explore,
-                                                             policy_id=episode.policy_for(agent, fn, worker))
-                           for agent, o in obs.items()}
+                actions = {
+                    agent: algo.compute_single_action(
+                        o, explore=explore, policy_id=episode.policy_for(agent, fn, worker)
+                    )
+                    for agent, o in obs.items()
+                }
                 obs, rewards, terminateds, truncateds, _ = env.step(actions)
                 for agent, r in rewards.items():
                     if policy_id is None or episode.policy_for_agent.get(agent) == policy_id:
@@ -86,10 +101,19 @@ def play_episode(algo: Any, env: Any, *, policy_id: str | None = None, seed: int
     return EpisodeResult(total, length, seed, {str(a): p for a, p in episode.policy_for_agent.items()})
 
 
-def record_video(algo: Any, path: str | os.PathLike, *, fmt: str = "auto", fps: int | None = None,
-                 policy_id: str | None = None, seed: int | None = None, explore: bool = False,
-                 max_steps: int | None = None, mapping_fn: Callable[..., str] | None = None,
-                 worker: Any = None) -> tuple[Path, EpisodeResult]:
+def record_video(
+    algo: Any,
+    path: str | os.PathLike,
+    *,
+    fmt: str = "auto",
+    fps: int | None = None,
+    policy_id: str | None = None,
+    seed: int | None = None,
+    explore: bool = False,
+    max_steps: int | None = None,
+    mapping_fn: Callable[..., str] | None = None,
+    worker: Any = None,
+) -> tuple[Path, EpisodeResult]:
     """Record one episode of `algo` (see play_episode) to `path` with the suffix of the format
     chosen (MP4, else GIF). EnvError when the env cannot render rgb_array frames."""
     fmt = available_format(fmt)
@@ -98,8 +122,17 @@ def record_video(algo: Any, path: str | os.PathLike, *, fmt: str = "auto", fps: 
         target = Path(path).with_suffix(f".{fmt}")
         writer = VideoWriter(target, fmt, video_fps(env, fps))
         try:
-            result = play_episode(algo, env, policy_id=policy_id, seed=seed, explore=explore, writer=writer,
-                                  max_steps=max_steps, mapping_fn=mapping_fn, worker=worker)
+            result = play_episode(
+                algo,
+                env,
+                policy_id=policy_id,
+                seed=seed,
+                explore=explore,
+                writer=writer,
+                max_steps=max_steps,
+                mapping_fn=mapping_fn,
+                worker=worker,
+            )
         except BaseException:
             writer.discard()
             raise
@@ -107,6 +140,8 @@ def record_video(algo: Any, path: str | os.PathLike, *, fmt: str = "auto", fps: 
     finally:
         env.close()
     if written is None:  # nothing was written: a file already at `target` is kept
-        raise EnvError(f"Env {algo.env_name!r} rendered no frames with render_mode='rgb_array' (render() "
-                       f"returned None): it cannot be recorded.")
+        raise EnvError(
+            f"Env {algo.env_name!r} rendered no frames with render_mode='rgb_array' (render() "
+            f"returned None): it cannot be recorded."
+        )
     return written, result

@@ -73,30 +73,48 @@ def structure_signature(policies: dict[str, Policy], mapping_fn: Any, policies_t
 EPISODE_ID_STRIDE = 10**12
 
 
-def make_env_runner(config: AlgorithmConfig, policy_for: Callable[[Any, Any], Policy], seed: int | None,
-                    env_name: str, worker_index: int = 0, num_envs: int | None = None,
-                    num_workers: int | None = None) -> EnvRunner:
+def make_env_runner(
+    config: AlgorithmConfig,
+    policy_for: Callable[[Any, Any], Policy],
+    seed: int | None,
+    env_name: str,
+    worker_index: int = 0,
+    num_envs: int | None = None,
+    num_workers: int | None = None,
+) -> EnvRunner:
     """A single-agent runner over a vector env of num_envs (default num_envs_per_env_runner) copies;
     its policy is policy_for(observation space, action space) of one copy. worker_index 0 is this
     process; a smaller num_envs than configured runs in this process (sync), without worker processes."""
     assert config.env is not None, "env runners sample an env (an offline run has none: rlarena.rollout.groups)"
-    context = EnvContext(config.env_config, worker_index=worker_index, num_workers=config.num_env_runners,
-                         remote=worker_index > 0)
+    context = EnvContext(
+        config.env_config, worker_index=worker_index, num_workers=config.num_env_runners, remote=worker_index > 0
+    )
     mode = config.vectorization_mode
     if num_envs is not None and mode in ("subproc", "async"):
         mode = "sync"
-    env = make_vector_env(config.env, context, num_envs or config.num_envs_per_env_runner, mode,
-                          num_workers=config.num_env_workers)
+    env = make_vector_env(
+        config.env, context, num_envs or config.num_envs_per_env_runner, mode, num_workers=config.num_env_workers
+    )
     policy = policy_for(env.single_observation_space, env.single_action_space)
     assert isinstance(policy, TrainablePolicy), "a single-agent runner samples with the algorithm's trainable policy"
     return EnvRunner(env, policy, config.fragment_length, seed, env_name)
 
 
-def make_multi_agent_env_runner(config: AlgorithmConfig, policies: dict[str, Policy], mapping_fn: Callable[..., str],
-                                policies_to_train: list[str], seed: int | None, env_name: str, worker_index: int = 0,
-                                num_envs: int | None = None, first_env: Any = None, callbacks: Any = None,
-                                algorithm: Any = None, episode_ids: Iterator[int] | None = None,
-                                num_workers: int | None = None) -> MultiAgentEnvRunner:
+def make_multi_agent_env_runner(
+    config: AlgorithmConfig,
+    policies: dict[str, Policy],
+    mapping_fn: Callable[..., str],
+    policies_to_train: list[str],
+    seed: int | None,
+    env_name: str,
+    worker_index: int = 0,
+    num_envs: int | None = None,
+    first_env: Any = None,
+    callbacks: Any = None,
+    algorithm: Any = None,
+    episode_ids: Iterator[int] | None = None,
+    num_workers: int | None = None,
+) -> MultiAgentEnvRunner:
     """A multi-agent runner over num_envs (default num_envs_per_env_runner) env copies, the first one
     `first_env` when given (the env the spaces were probed from). num_workers: the size of the
     runner's group (default num_env_runners; evaluation runners: evaluation_num_env_runners)."""
@@ -104,9 +122,29 @@ def make_multi_agent_env_runner(config: AlgorithmConfig, policies: dict[str, Pol
     creator = make_env_creator(config.env)
     envs = [] if first_env is None else [first_env]
     workers = config.num_env_runners if num_workers is None else num_workers
-    envs += [as_multi_agent(creator(EnvContext(config.env_config, worker_index=worker_index,
-                                               num_workers=workers, vector_index=k,
-                                               remote=worker_index > 0)))
-             for k in range(len(envs), num_envs or config.num_envs_per_env_runner)]
-    return MultiAgentEnvRunner(envs, policies, mapping_fn, set(policies_to_train), config.fragment_length, seed,
-                               env_name, callbacks, algorithm, episode_ids)
+    envs += [
+        as_multi_agent(
+            creator(
+                EnvContext(
+                    config.env_config,
+                    worker_index=worker_index,
+                    num_workers=workers,
+                    vector_index=k,
+                    remote=worker_index > 0,
+                )
+            )
+        )
+        for k in range(len(envs), num_envs or config.num_envs_per_env_runner)
+    ]
+    return MultiAgentEnvRunner(
+        envs,
+        policies,
+        mapping_fn,
+        set(policies_to_train),
+        config.fragment_length,
+        seed,
+        env_name,
+        callbacks,
+        algorithm,
+        episode_ids,
+    )

@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def compute_gae(rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                next_values: np.ndarray, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+def compute_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    next_values: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Advantages and value targets for a [T, N] rollout.
 
     next_values[t] is V(s_{t+1}), the value of the observation the env returned at step t. At a

@@ -67,9 +67,22 @@ if TYPE_CHECKING:  # the algorithm layer builds the groups: the config is only r
     # make_policy(observation space, action space, seed): a fresh copy of the algorithm's trainable policy
     MakePolicy = Callable[[Any, Any, int | None], Policy]
 
-__all__ = ["AsyncRayRunnerGroup", "EnvRunnerGroup", "EvaluationGroup", "ForkedRunnerGroup", "LocalEvaluation",
-           "LocalRunnerGroup", "OfflineRunner", "OfflineSource", "RayEvaluation", "RayRunnerGroup", "Runner",
-           "RunnerGroup", "make_evaluation_group", "make_runner_group"]
+__all__ = [
+    "AsyncRayRunnerGroup",
+    "EnvRunnerGroup",
+    "EvaluationGroup",
+    "ForkedRunnerGroup",
+    "LocalEvaluation",
+    "LocalRunnerGroup",
+    "OfflineRunner",
+    "OfflineSource",
+    "RayEvaluation",
+    "RayRunnerGroup",
+    "Runner",
+    "RunnerGroup",
+    "make_evaluation_group",
+    "make_runner_group",
+]
 
 
 @runtime_checkable
@@ -129,8 +142,10 @@ class EvaluationGroup(Protocol):
 
 
 def _no_env_to_sample() -> ConfigError:
-    return ConfigError("This algorithm learns from logged data (.offline_data(input_=...)); it has no env to "
-                       "sample. Leave input_ out to train on the env.")
+    return ConfigError(
+        "This algorithm learns from logged data (.offline_data(input_=...)); it has no env to "
+        "sample. Leave input_ out to train on the env."
+    )
 
 
 class OfflineRunner:
@@ -216,9 +231,15 @@ class EnvRunnerGroup(ABC):
         """RLlib's older name of num_remote_env_runners()."""
         return self.num_remote_env_runners()
 
-    def sync_weights(self, policies: list[str] | None = None, from_worker_or_learner_group: Any = None,
-                     to_worker_indices: list[int] | None = None, global_vars: dict | None = None,
-                     timeout_seconds: float | None = None, inference_only: bool = False) -> None:
+    def sync_weights(
+        self,
+        policies: list[str] | None = None,
+        from_worker_or_learner_group: Any = None,
+        to_worker_indices: list[int] | None = None,
+        global_vars: dict | None = None,
+        timeout_seconds: float | None = None,
+        inference_only: bool = False,
+    ) -> None:
         """RLlib's signature. Nothing to copy here (this process's runner holds the policies themselves);
         runners elsewhere take this process's state with their next call, or now where they sample
         while the learner learns (broadcast()). An unknown policy id is an error, as on Ray."""
@@ -332,14 +353,21 @@ class ForkedRunnerGroup(_SamplingWhileLearning):
 
     sampler: AsyncSampler | None
 
-    def __init__(self, config: AlgorithmConfig, env_name: str, runner: Runner,
-                 structure: Callable[[], Structure] | None):
+    def __init__(
+        self, config: AlgorithmConfig, env_name: str, runner: Runner, structure: Callable[[], Structure] | None
+    ):
         super().__init__(config, runner, structure)
         self.env_name = env_name
 
     def _start(self) -> AsyncSampler:
-        return AsyncSampler(self.config, self.env_name, self.config.num_sampling_processes, self._build,
-                            lambda runner: runner.policies, self.runner.get_state())
+        return AsyncSampler(
+            self.config,
+            self.env_name,
+            self.config.num_sampling_processes,
+            self._build,
+            lambda runner: runner.policies,
+            self.runner.get_state(),
+        )
 
     def _build(self, worker_index: int, restarts: int) -> Runner:
         """Runner `worker_index` of the sampling processes, built in the forked process (its copies of
@@ -352,19 +380,30 @@ class ForkedRunnerGroup(_SamplingWhileLearning):
             policies = self.runner.policies
             reseed_policies(policies, action_seed)
             policy = next(iter(policies.values()))
-            return make_env_runner(cfg, lambda *spaces: policy, env_seed, self.env_name, worker_index,
-                                   num_workers=cfg.num_samplers)
+            return make_env_runner(
+                cfg, lambda *spaces: policy, env_seed, self.env_name, worker_index, num_workers=cfg.num_samplers
+            )
         policies, mapping_fn, policies_to_train = self.structure()
         reseed_policies(policies, action_seed)
-        return make_multi_agent_env_runner(cfg, dict(policies), mapping_fn, policies_to_train, env_seed,
-                                           self.env_name, worker_index, num_workers=cfg.num_samplers,
-                                           episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+        return make_multi_agent_env_runner(
+            cfg,
+            dict(policies),
+            mapping_fn,
+            policies_to_train,
+            env_seed,
+            self.env_name,
+            worker_index,
+            num_workers=cfg.num_samplers,
+            episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE),
+        )
 
     @property
     def health(self) -> dict[str, int]:
         sampler = self.sampler
-        return {"num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
-                "num_env_runner_restarts": 0 if sampler is None else sampler.restarts}
+        return {
+            "num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
+            "num_env_runner_restarts": 0 if sampler is None else sampler.restarts,
+        }
 
     def stop(self) -> None:
         if self.sampler is not None:
@@ -382,13 +421,19 @@ class AsyncRayRunnerGroup(_SamplingWhileLearning):
 
     sampler: AsyncRemoteSampler | None
 
-    def __init__(self, config: AlgorithmConfig, runner: Runner, structure: Callable[[], Structure] | None,
-                 remote: RemoteEnvRunnerGroup):
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        runner: Runner,
+        structure: Callable[[], Structure] | None,
+        remote: RemoteEnvRunnerGroup,
+    ):
         super().__init__(config, runner, structure)
         self.remote = remote
 
     def _start(self) -> AsyncRemoteSampler:
         from rlarena.rollout.ray_runners import AsyncRemoteSampler
+
         return AsyncRemoteSampler(self.remote, self.runner.get_state())
 
     def reset(self, seed_for: Callable[[int], int | None]) -> None:
@@ -417,14 +462,19 @@ def ray_runners_module(key: str, value: int) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
             raise
-        raise ConfigError(f"{key}={value} runs on Ray actors, and Ray is not installed: pip install "
-                          f"'rlarena[ray]' (or set {key}=0).") from None
+        raise ConfigError(
+            f"{key}={value} runs on Ray actors, and Ray is not installed: pip install 'rlarena[ray]' (or set {key}=0)."
+        ) from None
     return ray_runners
 
 
-def make_runner_group(config: AlgorithmConfig, env_name: str, runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner,
-                      structure: Callable[[], Structure] | None = None,
-                      make_policy: MakePolicy | None = None) -> EnvRunnerGroup:
+def make_runner_group(
+    config: AlgorithmConfig,
+    env_name: str,
+    runner: EnvRunner | MultiAgentEnvRunner | OfflineRunner,
+    structure: Callable[[], Structure] | None = None,
+    make_policy: MakePolicy | None = None,
+) -> EnvRunnerGroup:
     """The runner group the config asks for, chosen once (the table in the module's docstring).
     `runner`: this process's runner (an OfflineRunner: the algorithm learns from logged data).
     Multi-agent: `structure()` gives the algorithm's (policies, mapping function, policies to train)
@@ -432,13 +482,24 @@ def make_runner_group(config: AlgorithmConfig, env_name: str, runner: EnvRunner 
     if isinstance(runner, OfflineRunner):
         return OfflineSource(runner)
     if config.num_env_runners == 0:
-        return ForkedRunnerGroup(config, env_name, runner, structure) if config.sample_async else LocalRunnerGroup(runner)
+        return (
+            ForkedRunnerGroup(config, env_name, runner, structure) if config.sample_async else LocalRunnerGroup(runner)
+        )
     remote = _remote_runners(config, env_name, runner, structure, make_policy)
-    return AsyncRayRunnerGroup(config, runner, structure, remote) if config.sample_async else RayRunnerGroup(runner, remote)
+    return (
+        AsyncRayRunnerGroup(config, runner, structure, remote)
+        if config.sample_async
+        else RayRunnerGroup(runner, remote)
+    )
 
 
-def _remote_runners(config: AlgorithmConfig, env_name: str, runner: EnvRunner | MultiAgentEnvRunner,
-                    structure: Callable[[], Structure] | None, make_policy: MakePolicy | None) -> RemoteEnvRunnerGroup:
+def _remote_runners(
+    config: AlgorithmConfig,
+    env_name: str,
+    runner: EnvRunner | MultiAgentEnvRunner,
+    structure: Callable[[], Structure] | None,
+    make_policy: MakePolicy | None,
+) -> RemoteEnvRunnerGroup:
     """num_env_runners Ray actors, worker indices 1..N (this process is worker 0). Runner i's envs reset
     with worker_seed(seed, SALT_ENVS, i, r) (r: its restarts), its actions sample with (SALT_ACTIONS, ...):
     its copies of the algorithm's policies (multi-agent), or make_policy's copy (single-agent)."""
@@ -452,12 +513,14 @@ def _remote_runners(config: AlgorithmConfig, env_name: str, runner: EnvRunner | 
         return worker_seed(seed, SALT_ACTIONS, i, r)
 
     if structure is not None:
-        return module.RemoteEnvRunnerGroup(config, env_name, env_seed_for, structure=structure,
-                                           action_seed_for=action_seed_for)
+        return module.RemoteEnvRunnerGroup(
+            config, env_name, env_seed_for, structure=structure, action_seed_for=action_seed_for
+        )
     assert isinstance(runner, EnvRunner) and make_policy is not None, "single-agent runners on Ray need make_policy"
     spaces = (runner.env.single_observation_space, runner.env.single_action_space)
-    return module.RemoteEnvRunnerGroup(config, env_name, env_seed_for,
-                                       policy_for=lambda i, r: make_policy(*spaces, action_seed_for(i, r)))
+    return module.RemoteEnvRunnerGroup(
+        config, env_name, env_seed_for, policy_for=lambda i, r: make_policy(*spaces, action_seed_for(i, r))
+    )
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -468,8 +531,13 @@ class LocalEvaluation:
     env; multi-agent: `structure()`'s policies and mapping function play a multi-agent runner's.
     Without an env (an offline algorithm given none) there is nothing to play."""
 
-    def __init__(self, config: AlgorithmConfig, env_name: str, policy: Policy | None = None,
-                 structure: Callable[[], Structure] | None = None):
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        env_name: str,
+        policy: Policy | None = None,
+        structure: Callable[[], Structure] | None = None,
+    ):
         self.config, self.env_name, self.policy, self.structure = config, env_name, policy, structure
         self.env: gym.vector.VectorEnv | None = None  # single-agent
         self.runner: MultiAgentEnvRunner | None = None  # multi-agent
@@ -494,8 +562,9 @@ class LocalEvaluation:
         if self.env is None:
             mode = "sync" if cfg.vectorization_mode in ("subproc", "async") else cfg.vectorization_mode
             self.env = make_vector_env(cfg.env, cfg.env_config, cfg.num_eval_envs, mode)
-        return evaluate_episodes(self.env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore, seed,
-                                 self.env_name)
+        return evaluate_episodes(
+            self.env, self.policy, cfg.evaluation_duration, cfg.evaluation_explore, seed, self.env_name
+        )
 
     def stop(self) -> None:
         for held in (self.env, self.runner):
@@ -510,8 +579,13 @@ class RayEvaluation:
     start() sends what to play (the policy's weights, or the multi-agent `structure()`) and returns at
     once: the episodes play while the algorithm trains (evaluation_parallel_to_training)."""
 
-    def __init__(self, config: AlgorithmConfig, remote: RemoteEvalRunnerGroup, policy: Policy | None = None,
-                 structure: Callable[[], Structure] | None = None):
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        remote: RemoteEvalRunnerGroup,
+        policy: Policy | None = None,
+        structure: Callable[[], Structure] | None = None,
+    ):
         self.config, self.remote, self.policy, self.structure = config, remote, policy, structure
 
     def start(self, seed: int | None) -> dict[int, Any]:
@@ -531,23 +605,31 @@ class RayEvaluation:
         self.remote.stop()
 
 
-def make_evaluation_group(config: AlgorithmConfig, env_name: str, policy: Policy | None = None,
-                          structure: Callable[[], Structure] | None = None,
-                          make_policy: MakePolicy | None = None) -> LocalEvaluation | RayEvaluation:
+def make_evaluation_group(
+    config: AlgorithmConfig,
+    env_name: str,
+    policy: Policy | None = None,
+    structure: Callable[[], Structure] | None = None,
+    make_policy: MakePolicy | None = None,
+) -> LocalEvaluation | RayEvaluation:
     """Evaluation in this process, or on evaluation_num_env_runners Ray actors. Single-agent: `policy`
     plays (on Ray, each actor's copy is make_policy's, its exploration seeded from
     worker_seed(seed, SALT_EVAL_ACTIONS, i, r)); multi-agent: `structure()`'s policies do."""
     if config.evaluation_num_env_runners == 0:
         return LocalEvaluation(config, env_name, policy, structure)
     if config.env is None:
-        raise ConfigError(f"evaluation_num_env_runners={config.evaluation_num_env_runners}: evaluation runners play "
-                          f"an env; set .environment(...) too, or evaluation_num_env_runners=0.")
+        raise ConfigError(
+            f"evaluation_num_env_runners={config.evaluation_num_env_runners}: evaluation runners play "
+            f"an env; set .environment(...) too, or evaluation_num_env_runners=0."
+        )
     module = ray_runners_module("evaluation_num_env_runners", config.evaluation_num_env_runners)
     if structure is not None:  # each evaluation sends the policies themselves
         return RayEvaluation(config, module.RemoteEvalRunnerGroup(config, env_name, multi_agent=True), None, structure)
     assert policy is not None and make_policy is not None, "single-agent evaluation on Ray needs the policy"
     spaces = (policy.observation_space, policy.action_space)
     remote = module.RemoteEvalRunnerGroup(
-        config, env_name,
-        policy_for=lambda i, r: make_policy(*spaces, worker_seed(config.seed, SALT_EVAL_ACTIONS, i, r)))
+        config,
+        env_name,
+        policy_for=lambda i, r: make_policy(*spaces, worker_seed(config.seed, SALT_EVAL_ACTIONS, i, r)),
+    )
     return RayEvaluation(config, remote, policy)

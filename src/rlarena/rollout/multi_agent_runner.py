@@ -91,8 +91,10 @@ class MultiAgentEpisodeStats(EpisodeStats):
         "policy_<id>_reward" with one entry per agent mapped to <id> in those episodes, in episode
         order (this iteration's episodes, topped up to the latest 100 as RLlib does)."""
         episodes = self.recent(self.iter_policy_returns, self.policy_returns)
-        out: dict[str, list[float]] = {"episode_reward": [float(r) for r, _, _ in episodes],
-                                       "episode_lengths": [int(n) for _, n, _ in episodes]}
+        out: dict[str, list[float]] = {
+            "episode_reward": [float(r) for r, _, _ in episodes],
+            "episode_lengths": [int(n) for _, n, _ in episodes],
+        }
         for _, _, by_policy in episodes:
             for pid, ret in by_policy:
                 out.setdefault(f"policy_{pid}_reward", []).append(ret)
@@ -119,17 +121,32 @@ def episodes_summary(episodes: list[Episode]) -> dict[str, float]:
     the episodes' total returns and lengths, and the mean return per policy and per agent."""
     stats = episodes_stats(episodes)
     returns = np.array([r for r, _ in stats.window])
-    out = {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
-           "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
-           "episode_len_mean": float(np.mean([n for _, n in stats.window])), "episodes": len(returns)}
+    out = {
+        "episode_return_mean": float(returns.mean()),
+        "episode_return_std": float(returns.std()),
+        "episode_return_min": float(returns.min()),
+        "episode_return_max": float(returns.max()),
+        "episode_len_mean": float(np.mean([n for _, n in stats.window])),
+        "episodes": len(returns),
+    }
     out.update({k: v for k, v in stats.metrics().items() if "/" in k})
     return out
 
 
 class MultiAgentEnvRunner:
-    def __init__(self, envs: list, policies: dict[str, Policy], mapping_fn: Callable[..., str],
-                 policies_to_train: set[str], fragment_length: int, seed: int | None, env_name: str,
-                 callbacks: Any = None, algorithm: Any = None, episode_ids: Iterator[int] | None = None):
+    def __init__(
+        self,
+        envs: list,
+        policies: dict[str, Policy],
+        mapping_fn: Callable[..., str],
+        policies_to_train: set[str],
+        fragment_length: int,
+        seed: int | None,
+        env_name: str,
+        callbacks: Any = None,
+        algorithm: Any = None,
+        episode_ids: Iterator[int] | None = None,
+    ):
         """episode_ids: where this runner's episode ids come from (a remote runner's own range, so ids
         stay unique across runners); None: the process-wide counter."""
         self.envs, self.num_envs, self.env_name = envs, len(envs), env_name
@@ -166,14 +183,26 @@ class MultiAgentEnvRunner:
         return Episode(env_index=i, episode_id=next(self._episode_ids))
 
     def _call_episode_hook(self, hook: str, i: int) -> None:
-        call_hook(self.callbacks, hook, episode=self._episodes[i], env_index=i, algorithm=self.algorithm,
-                  worker=self, env_runner=self, env=self.envs[i], base_env=self.envs[i], policies=self.policies)
+        call_hook(
+            self.callbacks,
+            hook,
+            episode=self._episodes[i],
+            env_index=i,
+            algorithm=self.algorithm,
+            worker=self,
+            env_runner=self,
+            env=self.envs[i],
+            base_env=self.envs[i],
+            policies=self.policies,
+        )
 
     def _policy_id(self, i: int, agent: Any) -> str:
         pid = self._episodes[i].policy_for(agent, self.mapping_fn, worker=self)
         if pid not in self.policies:
-            raise ConfigError(f"policy_mapping_fn mapped agent {agent!r} to {pid!r}, which is not a policy."
-                              f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}.")
+            raise ConfigError(
+                f"policy_mapping_fn mapped agent {agent!r} to {pid!r}, which is not a policy."
+                f"{closest(str(pid), self.policies)} Policies: {', '.join(self.policies)}."
+            )
         return pid
 
     # -- stepping -----------------------------------------------------------------------------
@@ -205,8 +234,9 @@ class MultiAgentEnvRunner:
                 for k, (i, agent) in enumerate(members):
                     lane = self._lanes[i].get(agent)
                     if lane is None:
-                        lane = self._lanes[i][agent] = _Lane(pid, env_index=i, agent=agent,
-                                                             episode_id=self._episodes[i].episode_id)
+                        lane = self._lanes[i][agent] = _Lane(
+                            pid, env_index=i, agent=agent, episode_id=self._episodes[i].episode_id
+                        )
                     lane.obs.append(flat[k])
                     lane.masks.append(mask[k] if mask is not None else None)
                     lane.actions.append(chosen[k])
@@ -223,9 +253,11 @@ class MultiAgentEnvRunner:
             if found is not None:
                 where, got, want = found
                 call = "reset()" if self._episodes[i].length == 0 else "step()"
-                return EnvError(f"Env {self.env_name!r} returned an observation{where} of shape {got} for agent "
-                                f"{agent!r} from {call} in env copy {i}; its observation space{where} has shape "
-                                f"{want}.")
+                return EnvError(
+                    f"Env {self.env_name!r} returned an observation{where} of shape {got} for agent "
+                    f"{agent!r} from {call} in env copy {i}; its observation space{where} has shape "
+                    f"{want}."
+                )
         return None
 
     def _step(self, segments: dict[str, list[_Segment]] | None, explore: bool, on_episode_end=None) -> None:
@@ -245,8 +277,9 @@ class MultiAgentEnvRunner:
                     lanes[agent].rewards[-1] += float(r)
             all_terminated, all_truncated = terminateds.get("__all__", False), truncateds.get("__all__", False)
             episode_over = all_terminated or all_truncated
-            done_agents = {a for a in (*terminateds, *truncateds)
-                           if a != "__all__" and (terminateds.get(a) or truncateds.get(a))}
+            done_agents = {
+                a for a in (*terminateds, *truncateds) if a != "__all__" and (terminateds.get(a) or truncateds.get(a))
+            }
             for agent in list(lanes):
                 if episode_over or agent in done_agents:
                     lane = lanes.pop(agent)
@@ -254,8 +287,9 @@ class MultiAgentEnvRunner:
                     final = obs.get(agent)
                     closing = None if final is None else self._flat_one(lane.policy_id, final)
                     if segments is not None:
-                        segments[lane.policy_id].append(_Segment(lane, terminated, closing, episode.length,
-                                                                 self._mask_one(lane.policy_id, final)))
+                        segments[lane.policy_id].append(
+                            _Segment(lane, terminated, closing, episode.length, self._mask_one(lane.policy_id, final))
+                        )
             if self.callbacks is not None and self.callbacks.wants_episode_step:
                 self._call_episode_hook("on_episode_step", i)
             if episode_over:
@@ -303,26 +337,58 @@ class MultiAgentEnvRunner:
             for agent, lane in list(lanes.items()):
                 pending = self._obs[i].get(agent)
                 if pending is not None:  # about to act: every transition is complete
-                    segments[lane.policy_id].append(_Segment(lane, False, self._flat_one(lane.policy_id, pending),
-                                                             self._episodes[i].length,
-                                                             self._mask_one(lane.policy_id, pending), False))
+                    segments[lane.policy_id].append(
+                        _Segment(
+                            lane,
+                            False,
+                            self._flat_one(lane.policy_id, pending),
+                            self._episodes[i].length,
+                            self._mask_one(lane.policy_id, pending),
+                            False,
+                        )
+                    )
                     del lanes[agent]
                 elif len(lane.obs) > 1:  # waiting for its turn: carry the open transition over
-                    done = _Lane(lane.policy_id, lane.obs[:-1], lane.masks[:-1], lane.actions[:-1], lane.rewards[:-1],
-                                 lane.steps[:-1], i, agent, lane.episode_id)
-                    segments[lane.policy_id].append(_Segment(done, False, lane.obs[-1], lane.steps[-1],
-                                                             lane.masks[-1], False))
-                    lanes[agent] = _Lane(lane.policy_id, lane.obs[-1:], lane.masks[-1:], lane.actions[-1:],
-                                         lane.rewards[-1:], lane.steps[-1:], i, agent, lane.episode_id)
+                    done = _Lane(
+                        lane.policy_id,
+                        lane.obs[:-1],
+                        lane.masks[:-1],
+                        lane.actions[:-1],
+                        lane.rewards[:-1],
+                        lane.steps[:-1],
+                        i,
+                        agent,
+                        lane.episode_id,
+                    )
+                    segments[lane.policy_id].append(
+                        _Segment(done, False, lane.obs[-1], lane.steps[-1], lane.masks[-1], False)
+                    )
+                    lanes[agent] = _Lane(
+                        lane.policy_id,
+                        lane.obs[-1:],
+                        lane.masks[-1:],
+                        lane.actions[-1:],
+                        lane.rewards[-1:],
+                        lane.steps[-1:],
+                        i,
+                        agent,
+                        lane.episode_id,
+                    )
         batches = {pid: self._pack(self._trainable(pid), segs) for pid, segs in segments.items() if segs}
         finished, self._finished = self._finished, []
         return Sample(batches, self.fragment_length * self.num_envs, finished)
 
     def _pack(self, policy: TrainablePolicy, segments: list[_Segment]) -> Rollout:
         T, S, D = max(len(s.lane.obs) for s in segments), len(segments), policy.obs_dim
-        buf = Rollout.allocate(T, S, D, policy.action_shape, policy.action_dtype,
-                               keep_raw_obs=policy.obs_filter is not None,
-                               num_actions=policy.mask_size)
+        buf = Rollout.allocate(
+            T,
+            S,
+            D,
+            policy.action_shape,
+            policy.action_dtype,
+            keep_raw_obs=policy.obs_filter is not None,
+            num_actions=policy.mask_size,
+        )
         raw = np.zeros((T + 1, S, D), np.float32)
         buf.terminated[:] = True  # padding: cut the GAE chain there (padding is never valid)
         buf.agent_ids = [s.lane.agent for s in segments]
@@ -355,8 +421,9 @@ class MultiAgentEnvRunner:
             policy.obs_filter.update(raw[:-1][buf.valid])
         return buf
 
-    def _non_finite(self, policy: TrainablePolicy, segments: list[_Segment], raw: np.ndarray,
-                    rewards: np.ndarray) -> EnvError | None:
+    def _non_finite(
+        self, policy: TrainablePolicy, segments: list[_Segment], raw: np.ndarray, rewards: np.ndarray
+    ) -> EnvError | None:
         """The first NaN/inf the env returned into one policy's fragment ([T+1, S] observations, [T, S]
         rewards; padding is zeros), naming the env copy, the agent and the step; one vectorized test."""
         check_obs = may_be_non_finite(policy.observation_space)
@@ -374,8 +441,13 @@ class MultiAgentEnvRunner:
             if step == 0:
                 return non_finite(self.env_name, "observation", value, "reset()", where)
             return non_finite(self.env_name, "observation", value, "step()", f"{where} at step {step} of its episode")
-        return non_finite(self.env_name, "reward", rewards[t - 1, s], "step()",
-                          f"{where} in the transition from its action at step {lane.steps[t - 1] + 1} of its episode")
+        return non_finite(
+            self.env_name,
+            "reward",
+            rewards[t - 1, s],
+            "step()",
+            f"{where} in the transition from its action at step {lane.steps[t - 1] + 1} of its episode",
+        )
 
     def play_episodes(self, num_episodes: int, explore: bool, seed: int | None) -> list[Episode]:
         """Play exactly `num_episodes` episodes (split evenly over the env copies), collecting nothing."""

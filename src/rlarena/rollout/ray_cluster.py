@@ -78,10 +78,12 @@ def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
         except (ValueError, ConnectionError) as exc:  # a malformed address; none running there, or a refused token
             named = f"RAY_ADDRESS={target!r}" if from_env else repr(target)
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
-            raise ClusterError(f"Cannot join the Ray cluster {named}: {reason}. Give the host:port of a running "
-                               f"cluster's head (`ray start --head` prints it; with its token in RAY_AUTH_TOKEN or "
-                               f"RAY_AUTH_TOKEN_PATH when it asks for one), or no address for a private local "
-                               f"Ray.") from None
+            raise ClusterError(
+                f"Cannot join the Ray cluster {named}: {reason}. Give the host:port of a running "
+                f"cluster's head (`ray start --head` prints it; with its token in RAY_AUTH_TOKEN or "
+                f"RAY_AUTH_TOKEN_PATH when it asks for one), or no address for a private local "
+                f"Ray."
+            ) from None
         return
     from ray._private import ray_constants
 
@@ -94,8 +96,14 @@ def ray_init(address: str | None = None, num_cpus: int | None = None) -> None:
         _use_token(os.path.join(directory, "auth_token"))
         # Ray makes its temp dir world-writable (0777, ray._common.utils.try_to_create_directory): it gets
         # a subdirectory, and the 0700 directory around it keeps other users out
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 _temp_dir=os.path.join(directory, "ray"), log_to_driver=True)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=os.path.join(directory, "ray"),
+            log_to_driver=True,
+        )
     except BaseException:
         _stop_ray()
         _remove_private_ray()
@@ -127,8 +135,10 @@ def _private_directory() -> str:
     longest_below = len("/ray/session_2024-01-01_00-00-00_000000_4194304/sockets/plasma_store")
     if sys.platform != "win32" and len(directory) + longest_below > (103 if sys.platform == "darwin" else 107):
         os.rmdir(directory)
-        raise ConfigError(f"RAY_TMPDIR={parent!r} is too long a path for Ray's sockets below it; set RAY_TMPDIR "
-                          f"to a short directory such as /tmp.")
+        raise ConfigError(
+            f"RAY_TMPDIR={parent!r} is too long a path for Ray's sockets below it; set RAY_TMPDIR "
+            f"to a short directory such as /tmp."
+        )
     return directory
 
 

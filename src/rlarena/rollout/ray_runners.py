@@ -113,8 +113,15 @@ class RemoteEnvRunner(_RunnerActor):
 
     runner: EnvRunner
 
-    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, policy: Policy, worker_index: int,
-                 env_seed: int | None, env_name: str):
+    def __init__(
+        self,
+        envs: dict[str, EnvCreator],
+        config: AlgorithmConfig,
+        policy: Policy,
+        worker_index: int,
+        env_seed: int | None,
+        env_name: str,
+    ):
         with self.building(envs, config):
             self.runner = make_env_runner(config, lambda *spaces: policy, env_seed, env_name, worker_index)
 
@@ -126,15 +133,29 @@ class RemoteMultiAgentEnvRunner(_RunnerActor):
 
     runner: MultiAgentEnvRunner
 
-    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig,
-                 structure: tuple[dict[str, Policy], Callable[..., str], list[str]], worker_index: int,
-                 env_seed: int | None, action_seed: int | None, env_name: str):
+    def __init__(
+        self,
+        envs: dict[str, EnvCreator],
+        config: AlgorithmConfig,
+        structure: tuple[dict[str, Policy], Callable[..., str], list[str]],
+        worker_index: int,
+        env_seed: int | None,
+        action_seed: int | None,
+        env_name: str,
+    ):
         with self.building(envs, config):
             policies, mapping_fn, policies_to_train = structure
             reseed_policies(policies, action_seed)
-            self.runner = make_multi_agent_env_runner(config, dict(policies), mapping_fn, policies_to_train, env_seed,
-                                                      env_name, worker_index,
-                                                      episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE))
+            self.runner = make_multi_agent_env_runner(
+                config,
+                dict(policies),
+                mapping_fn,
+                policies_to_train,
+                env_seed,
+                env_name,
+                worker_index,
+                episode_ids=itertools.count(worker_index * EPISODE_ID_STRIDE),
+            )
 
     def set_structure(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]]) -> None:
         """The driver's policies, mapping function and policies to train, after it changed them."""
@@ -150,18 +171,27 @@ class RemoteEvalRunner(_Actor):
     """The body of one evaluation actor: in-process envs (evaluation is short), whole episodes with
     the weights of each call. Its envs' EnvContext says worker_index 1..M of the M evaluation runners."""
 
-    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, policy: Policy, worker_index: int,
-                 num_envs: int, env_name: str):
+    def __init__(
+        self,
+        envs: dict[str, EnvCreator],
+        config: AlgorithmConfig,
+        policy: Policy,
+        worker_index: int,
+        num_envs: int,
+        env_name: str,
+    ):
         with self.building(envs, config):
-            context = EnvContext(config.env_config, worker_index=worker_index,
-                                 num_workers=config.evaluation_num_env_runners, remote=True)
+            context = EnvContext(
+                config.env_config, worker_index=worker_index, num_workers=config.evaluation_num_env_runners, remote=True
+            )
             mode = "sync" if config.vectorization_mode in ("subproc", "async") else config.vectorization_mode
             assert config.env is not None, "evaluation runners are made only for a config with an env"
             self.env = make_vector_env(config.env, context, num_envs, mode)
             self.policy, self.env_name = policy, env_name
 
-    def evaluate(self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool,
-                 seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(
+        self, weights: dict[str, np.ndarray], num_episodes: int, explore: bool, seed: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         self.policy.set_state(weights)
         return play_episodes(self.env, self.policy, num_episodes, explore, seed, self.env_name)
 
@@ -179,15 +209,29 @@ class RemoteMultiAgentEvalRunner(_Actor):
     """The body of one evaluation actor for a multi-agent env: env copies of its own; each call brings
     the policies (weights included) and the mapping function the evaluation plays with."""
 
-    def __init__(self, envs: dict[str, EnvCreator], config: AlgorithmConfig, worker_index: int, num_envs: int,
-                 env_name: str):
+    def __init__(
+        self, envs: dict[str, EnvCreator], config: AlgorithmConfig, worker_index: int, num_envs: int, env_name: str
+    ):
         with self.building(envs, config):
-            self.runner = make_multi_agent_env_runner(config, {}, _mapped_in_evaluate, [], None, env_name,
-                                                      worker_index, num_envs,
-                                                      num_workers=config.evaluation_num_env_runners)
+            self.runner = make_multi_agent_env_runner(
+                config,
+                {},
+                _mapped_in_evaluate,
+                [],
+                None,
+                env_name,
+                worker_index,
+                num_envs,
+                num_workers=config.evaluation_num_env_runners,
+            )
 
-    def evaluate(self, structure: tuple[dict[str, Policy], Callable[..., str], list[str]], num_episodes: int,
-                 explore: bool, seed: int | None) -> list[Episode]:
+    def evaluate(
+        self,
+        structure: tuple[dict[str, Policy], Callable[..., str], list[str]],
+        num_episodes: int,
+        explore: bool,
+        seed: int | None,
+    ) -> list[Episode]:
         self.runner.policies, self.runner.mapping_fn, _ = structure
         return self.runner.play_episodes(num_episodes, explore, seed)
 
@@ -228,8 +272,7 @@ class _ActorGroup:
 
     kind = "env runner"
 
-    def __init__(self, config: AlgorithmConfig, num_actors: int, make_actor: Callable[[int, int], Any],
-                 env_name: str):
+    def __init__(self, config: AlgorithmConfig, num_actors: int, make_actor: Callable[[int, int], Any], env_name: str):
         self.config, self.env_name, self.make_actor = config, env_name, make_actor
         self.envs = _put_creators(config)
         self.restarts = 0  # over the run, every worker index
@@ -265,16 +308,20 @@ class _ActorGroup:
                 elif time.monotonic() - slot.failed_at >= delay:
                     self.restarts += 1
                     slot.new_actor(self.make_actor(slot.worker_index, self.restarts))
-                    notice(f"Remote {self.kind} {slot.worker_index} restarted (restart {self.restarts} of at most "
-                           f"{cfg.max_num_env_runner_restarts}).")
+                    notice(
+                        f"Remote {self.kind} {slot.worker_index} restarted (restart {self.restarts} of at most "
+                        f"{cfg.max_num_env_runner_restarts})."
+                    )
             healthy = [slot for slot in self.slots if slot.actor is not None]
             if healthy:
                 return healthy
             if not self._may_restart():
                 last = max(self.slots, key=lambda slot: slot.failed_at or 0.0)
-                raise EnvError(f"Every remote {self.kind} of {len(self.slots)} (env {self.env_name!r}) has failed"
-                               f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: "
-                               f"nothing left to sample. The last: {last.failure}.")
+                raise EnvError(
+                    f"Every remote {self.kind} of {len(self.slots)} (env {self.env_name!r}) has failed"
+                    f"{' and its restarts are used up' if cfg.restart_failed_env_runners else ''}: "
+                    f"nothing left to sample. The last: {last.failure}."
+                )
             # none is healthy: every slot failed, each at its failed_at
             due = min(slot.failed_at for slot in self.slots if slot.failed_at is not None) + delay
             time.sleep(max(0.0, due - time.monotonic()))
@@ -324,8 +371,11 @@ class _ActorGroup:
         out = {}
         for index, ref in calls.items():
             if ref not in ready_set:
-                self._fail(index, f"returned nothing within sample_timeout_s={self.config.sample_timeout_s} s "
-                                  f"(a hung env? raise sample_timeout_s for slow envs)")
+                self._fail(
+                    index,
+                    f"returned nothing within sample_timeout_s={self.config.sample_timeout_s} s "
+                    f"(a hung env? raise sample_timeout_s for slow envs)",
+                )
                 continue
             try:
                 out[index] = ray.get(ref)
@@ -352,11 +402,15 @@ class _ActorGroup:
         """The error of a failure that stops training: what failed and what the options allow."""
         cfg = self.config
         if cfg.restart_failed_env_runners:
-            return (f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
-                    f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
-                    f"runners: .fault_tolerance(ignore_env_runner_failures=True).")
-        return (f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
-                f"or .fault_tolerance(restart_failed_env_runners=True).")
+            return (
+                f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
+                f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
+                f"runners: .fault_tolerance(ignore_env_runner_failures=True)."
+            )
+        return (
+            f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
+            f"or .fault_tolerance(restart_failed_env_runners=True)."
+        )
 
     def stop(self) -> None:
         """Close every actor's envs (their worker processes, with vectorization_mode="subproc"), then
@@ -393,9 +447,11 @@ def _put_creators(config: AlgorithmConfig) -> Any:
     try:
         return ray.put(envs)
     except Exception as exc:  # noqa: BLE001 - what pickling raises depends on what the creator holds
-        raise ConfigError(f"The creator registered as {config.env!r} cannot be sent to Ray's env runners: "
-                          f"{_one_line(exc)}. Make it build what it needs (clients, locks, open files) inside "
-                          f"the call rather than hold it, or use num_env_runners=0.") from None
+        raise ConfigError(
+            f"The creator registered as {config.env!r} cannot be sent to Ray's env runners: "
+            f"{_one_line(exc)}. Make it build what it needs (clients, locks, open files) inside "
+            f"the call rather than hold it, or use num_env_runners=0."
+        ) from None
 
 
 class RemoteEnvRunnerGroup(_ActorGroup):
@@ -410,12 +466,19 @@ class RemoteEnvRunnerGroup(_ActorGroup):
     replaced). Runner i's envs reset with env_seed_for(i, restarts), its actions sample with
     action_seed_for(i, restarts)."""
 
-    def __init__(self, config: AlgorithmConfig, env_name: str, env_seed_for: Callable[[int, int], int | None],
-                 policy_for: Callable[[int, int], Policy] | None = None,
-                 structure: Callable[[], tuple[dict[str, Policy], Any, list[str]]] | None = None,
-                 action_seed_for: Callable[[int, int], int | None] | None = None):
-        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
-                                                 config.num_cpus_per_env_runner))
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        env_name: str,
+        env_seed_for: Callable[[int, int], int | None],
+        policy_for: Callable[[int, int], Policy] | None = None,
+        structure: Callable[[], tuple[dict[str, Policy], Any, list[str]]] | None = None,
+        action_seed_for: Callable[[int, int], int | None] | None = None,
+    ):
+        ray_init(
+            config.ray_address,
+            cpus_needed(config.num_env_runners + config.evaluation_num_env_runners, config.num_cpus_per_env_runner),
+        )
         self.structure = structure
         make: Callable[[int, int], Any]
         if structure is None:
@@ -425,8 +488,9 @@ class RemoteEnvRunnerGroup(_ActorGroup):
         else:
             assert action_seed_for is not None, "multi-agent runners on Ray need action_seed_for"
             multi = ray.remote(RemoteMultiAgentEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
-            make = lambda i, r: multi.remote(self.envs, config, structure(), i, env_seed_for(i, r),
-                                             action_seed_for(i, r), env_name)
+            make = lambda i, r: multi.remote(
+                self.envs, config, structure(), i, env_seed_for(i, r), action_seed_for(i, r), env_name
+            )
         super().__init__(config, config.num_env_runners, make, env_name)
 
     def reset(self, seed_for: Callable[[int], int | None]) -> None:
@@ -477,10 +541,17 @@ class RemoteEvalRunnerGroup(_ActorGroup):
 
     kind = "evaluation runner"
 
-    def __init__(self, config: AlgorithmConfig, env_name: str, policy_for: Callable[[int, int], Policy] | None = None,
-                 multi_agent: bool = False):
-        ray_init(config.ray_address, cpus_needed(config.num_env_runners + config.evaluation_num_env_runners,
-                                                 config.num_cpus_per_env_runner))
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        env_name: str,
+        policy_for: Callable[[int, int], Policy] | None = None,
+        multi_agent: bool = False,
+    ):
+        ray_init(
+            config.ray_address,
+            cpus_needed(config.num_env_runners + config.evaluation_num_env_runners, config.num_cpus_per_env_runner),
+        )
         per_runner = -(-config.evaluation_duration // config.evaluation_num_env_runners)
         num_envs = min(config.num_eval_envs, per_runner)
         self.multi_agent = multi_agent
@@ -494,15 +565,20 @@ class RemoteEvalRunnerGroup(_ActorGroup):
             make = lambda i, r: single.remote(self.envs, config, policy_for(i, r), i, num_envs, env_name)
         super().__init__(config, config.evaluation_num_env_runners, make, env_name)
 
-    def start(self, what: Any, num_episodes: int, explore: bool, seed_for: Callable[[int], int | None]) -> dict[int, Any]:
+    def start(
+        self, what: Any, num_episodes: int, explore: bool, seed_for: Callable[[int], int | None]
+    ) -> dict[int, Any]:
         """Start an evaluation on the healthy runners (runner i plays its share with seed_for(i)) of
         `what`: the policy's weights, or (multi-agent) the (policies, mapping function, policies to
         train) to play; finish() collects it. Returns the pending calls."""
         slots = self._ready_slots()
         ref = ray.put(what)
         shares = [(num_episodes + k) // len(slots) for k in range(len(slots))]
-        return {s.worker_index: s.actor.evaluate.remote(ref, n, explore, seed_for(s.worker_index))
-                for s, n in zip(slots, shares) if n > 0}
+        return {
+            s.worker_index: s.actor.evaluate.remote(ref, n, explore, seed_for(s.worker_index))
+            for s, n in zip(slots, shares)
+            if n > 0
+        }
 
     def finish(self, calls: dict[int, Any]) -> Any:
         """The started evaluation's episodes in worker-index order: (returns, lengths) arrays, or the
@@ -580,12 +656,18 @@ class AsyncRemoteSampler:
                 fragments.append(Fragment(sample, version, index))
                 steps += sample.steps
             timeout = self.config.sample_timeout_s
-            late = {index for index, started in self.pending.values()
-                    if timeout is not None and time.monotonic() - started > timeout}
+            late = {
+                index
+                for index, started in self.pending.values()
+                if timeout is not None and time.monotonic() - started > timeout
+            }
             for index in late:
                 self._drop(index)
-                self.group._fail(index, f"returned nothing within sample_timeout_s={timeout} s (a hung env? raise "
-                                        f"sample_timeout_s for slow envs)")
+                self.group._fail(
+                    index,
+                    f"returned nothing within sample_timeout_s={timeout} s (a hung env? raise "
+                    f"sample_timeout_s for slow envs)",
+                )
         return fragments
 
     def _drop(self, worker_index: int) -> None:

@@ -51,17 +51,28 @@ class ReplaySample:
 class ReplayBuffer:
     """Uniform replay over N vector envs; `capacity` counts transitions (rows = capacity // num_envs, as SB3)."""
 
-    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type,
-                 action_shape: tuple[int, ...] = (), action_dtype: np.dtype | type = np.int64,
-                 n_step: int = 1, gamma: float = 0.99, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype | type,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: np.dtype | type = np.int64,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        seed: int | None = None,
+    ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         rows = capacity // num_envs
         if rows < n_step + 1:
-            raise ValueError(f"capacity {capacity} holds {rows} steps of {num_envs} envs; an n_step={n_step} "
-                             f"buffer needs at least {n_step + 1} steps: raise capacity to >= {(n_step + 1) * num_envs}")
+            raise ValueError(
+                f"capacity {capacity} holds {rows} steps of {num_envs} envs; an n_step={n_step} "
+                f"buffer needs at least {n_step + 1} steps: raise capacity to >= {(n_step + 1) * num_envs}"
+            )
         self.rows, self.num_envs, self.n_step, self.gamma = rows, num_envs, n_step, float(gamma)
         self.obs_shape, self.action_shape = tuple(obs_shape), tuple(action_shape)
         self._obs = np.zeros((rows, num_envs, *self.obs_shape), obs_dtype)  # o_t
@@ -89,8 +100,16 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ writing
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminateds: np.ndarray,
-            truncateds: np.ndarray, next_obs: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminateds: np.ndarray,
+        truncateds: np.ndarray,
+        next_obs: np.ndarray,
+        valid: np.ndarray | None = None,
+    ) -> None:
         """One step of N envs: obs [N, ...], actions [N, ...], rewards/terminateds/truncateds [N], next_obs [N, ...].
 
         next_obs is read only where an episode ended (the true final observation: gymnasium 1.x vector envs
@@ -101,11 +120,16 @@ class ReplayBuffer:
         N = self.num_envs
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         actions = np.asarray(actions)
-        for name, arr, shape in (("obs", obs, self.obs_shape), ("next_obs", next_obs, self.obs_shape),
-                                 ("actions", actions, self.action_shape)):
+        for name, arr, shape in (
+            ("obs", obs, self.obs_shape),
+            ("next_obs", next_obs, self.obs_shape),
+            ("actions", actions, self.action_shape),
+        ):
             if arr.shape != (N, *shape):
-                raise ValueError(f"add(): {name} has shape {arr.shape}, expected {(N, *shape)} "
-                                 f"(one row per env of the {N}-env vector env)")
+                raise ValueError(
+                    f"add(): {name} has shape {arr.shape}, expected {(N, *shape)} "
+                    f"(one row per env of the {N}-env vector env)"
+                )
         for name, arr in (("rewards", rewards), ("terminateds", terminateds), ("truncateds", truncateds)):
             if np.shape(arr) != (N,):
                 raise ValueError(f"add(): {name} has shape {np.shape(arr)}, expected ({N},)")
@@ -117,16 +141,18 @@ class ReplayBuffer:
                 prev = self._flags[(self._steps - 1) % self.rows]
                 bad = invalid & ((prev & _ENDED) == 0)
                 if bad.any():
-                    raise ValueError(f"add(): valid=False for env(s) {np.flatnonzero(bad).tolist()} whose previous "
-                                     "step did not end an episode; valid=False marks only the autoreset step that "
-                                     "follows an episode end (gymnasium's next-step autoreset)")
+                    raise ValueError(
+                        f"add(): valid=False for env(s) {np.flatnonzero(bad).tolist()} whose previous "
+                        "step did not end an episode; valid=False marks only the autoreset step that "
+                        "follows an episode end (gymnasium's next-step autoreset)"
+                    )
             ended &= ~invalid
             flags = np.where(invalid, _INVALID, flags).astype(np.uint8)
 
         row = self._steps % self.rows
         if self._steps >= self.rows:  # overwrite the oldest row: drop its final observations
             oldest_key = (self._steps - self.rows + 1) * N  # first slot key still alive after this write
-            live = self._final_keys[self._head:self._tail]
+            live = self._final_keys[self._head : self._tail]
             self._head += int(np.searchsorted(live, oldest_key))
         self._obs[row] = obs
         self._actions[row] = actions
@@ -145,14 +171,17 @@ class ReplayBuffer:
             size = len(self._final_keys)
             if live + k > size * 3 // 4:
                 size = max(size + size // 2, live + k)
-            new_obs = self._final_obs if size == len(self._final_obs) else np.zeros((size, *self.obs_shape),
-                                                                                     self._final_obs.dtype)
+            new_obs = (
+                self._final_obs
+                if size == len(self._final_obs)
+                else np.zeros((size, *self.obs_shape), self._final_obs.dtype)
+            )
             new_keys = self._final_keys if size == len(self._final_keys) else np.zeros(size, np.int64)
-            new_obs[:live] = self._final_obs[self._head:self._tail]
-            new_keys[:live] = self._final_keys[self._head:self._tail]
+            new_obs[:live] = self._final_obs[self._head : self._tail]
+            new_keys[:live] = self._final_keys[self._head : self._tail]
             self._final_obs, self._final_keys, self._head, self._tail = new_obs, new_keys, 0, live
-        self._final_obs[self._tail:self._tail + k] = finals
-        self._final_keys[self._tail:self._tail + k] = keys
+        self._final_obs[self._tail : self._tail + k] = finals
+        self._final_keys[self._tail : self._tail + k] = keys
         self._tail += k
 
     def _on_added(self) -> None:
@@ -194,8 +223,10 @@ class ReplayBuffer:
         every = np.arange(held)
         ok = every[self._sampleable(every // N, every % N)]
         if not len(ok):
-            raise ValueError(f"sample(): no transition is sampleable yet ({held} held; a slot becomes sampleable "
-                             f"once the {self.n_step} step(s) after it are added or its episode ends)")
+            raise ValueError(
+                f"sample(): no transition is sampleable yet ({held} held; a slot becomes sampleable "
+                f"once the {self.n_step} step(s) after it are added or its episode ends)"
+            )
         return np.concatenate([out, ok[self._rng.integers(0, len(ok), batch_size - len(out))]])
 
     def sample(self, batch_size: int) -> ReplaySample:
@@ -215,20 +246,26 @@ class ReplayBuffer:
         alive = (np.cumsum(ended, axis=1) - ended) == 0  # no episode end before step j of the window
         any_end = ended.any(1)
         steps = np.where(any_end, ended.argmax(1) + 1, n)  # k, the steps actually taken
-        returns = (self._rewards[window, e[:, None]] * alive * self.gamma ** k).sum(1)
+        returns = (self._rewards[window, e[:, None]] * alive * self.gamma**k).sum(1)
         last = (r + steps - 1) % rows  # row of the window's last step
         terminated = any_end & ((self._flags[last, e] & _TERMINATED) != 0)
-        discounts = np.where(terminated, 0.0, self.gamma ** steps)
+        discounts = np.where(terminated, 0.0, self.gamma**steps)
         next_obs = self._obs[(r + steps) % rows, e]  # o_{t+k}; replaced below where the episode ended
         if any_end.any():
             j = np.flatnonzero(any_end)
             newest = (self._steps - 1) % rows
             abs_step = self._steps - 1 - (newest - last[j]) % rows
-            live = self._final_keys[self._head:self._tail]
+            live = self._final_keys[self._head : self._tail]
             next_obs[j] = self._final_obs[self._head + np.searchsorted(live, abs_step * N + e[j])]
-        return ReplaySample(obs=self._obs[r, e], actions=self._actions[r, e], rewards=returns.astype(np.float32),
-                            next_obs=next_obs, discounts=discounts.astype(np.float32), weights=weights,
-                            indices=indices.astype(np.int64))
+        return ReplaySample(
+            obs=self._obs[r, e],
+            actions=self._actions[r, e],
+            rewards=returns.astype(np.float32),
+            next_obs=next_obs,
+            discounts=discounts.astype(np.float32),
+            weights=weights,
+            indices=indices.astype(np.int64),
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -236,9 +273,12 @@ class ReplayBuffer:
         """Plain numpy arrays (safetensors-ready): the rows written, live final observations, counters, RNG."""
         held = min(self._steps, self.rows)
         return {
-            "obs": self._obs[:held], "actions": self._actions[:held], "rewards": self._rewards[:held],
+            "obs": self._obs[:held],
+            "actions": self._actions[:held],
+            "rewards": self._rewards[:held],
             "flags": self._flags[:held],
-            "final_obs": self._final_obs[self._head:self._tail], "final_keys": self._final_keys[self._head:self._tail],
+            "final_obs": self._final_obs[self._head : self._tail],
+            "final_keys": self._final_keys[self._head : self._tail],
             "counters": np.array([self._steps, self.rows, self.num_envs, self.n_step], np.int64),
             "rng": _rng_to_array(self._rng),
         }
@@ -246,14 +286,17 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         steps, rows, num_envs, n_step = (int(x) for x in state["counters"])
         if (rows, num_envs, n_step) != (self.rows, self.num_envs, self.n_step):
-            raise ValueError(f"load_state_dict(): the state is of a buffer with {rows} steps x {num_envs} envs, "
-                             f"n_step={n_step}; this one has {self.rows} x {self.num_envs}, n_step={self.n_step}: "
-                             "build the buffer with the checkpoint's capacity, num_envs and n_step")
+            raise ValueError(
+                f"load_state_dict(): the state is of a buffer with {rows} steps x {num_envs} envs, "
+                f"n_step={n_step}; this one has {self.rows} x {self.num_envs}, n_step={self.n_step}: "
+                "build the buffer with the checkpoint's capacity, num_envs and n_step"
+            )
         held = min(steps, rows)
         for name, arr in (("obs", self._obs), ("actions", self._actions)):
             if state[name].shape != (held, *arr.shape[1:]):
-                raise ValueError(f"load_state_dict(): {name} has shape {state[name].shape}, "
-                                 f"expected {(held, *arr.shape[1:])}")
+                raise ValueError(
+                    f"load_state_dict(): {name} has shape {state[name].shape}, expected {(held, *arr.shape[1:])}"
+                )
         self._obs[:held], self._actions[:held] = state["obs"], state["actions"]
         self._rewards[:held], self._flags[:held] = state["rewards"], state["flags"]
         live = len(state["final_keys"])
@@ -303,7 +346,7 @@ class SumTree:
     def rebuild(self, leaves: np.ndarray) -> None:
         """Set every leaf at once (capacity values) and recompute all nodes, level by level."""
         self.tree[:] = self._neutral
-        self.tree[self._leaf0:self._leaf0 + self.capacity] = leaves
+        self.tree[self._leaf0 : self._leaf0 + self.capacity] = leaves
         lo = self._leaf0 // 2
         while lo >= 1:
             node = np.arange(lo, 2 * lo)
@@ -336,9 +379,19 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     sampleable transitions, cancels). New transitions get the largest priority seen so far (1 at first).
     alpha 0.6 and beta annealed from 0.4 to 1 are the paper's (and RLlib's) defaults; beta is the caller's."""
 
-    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type,
-                 action_shape: tuple[int, ...] = (), action_dtype: np.dtype | type = np.int64,
-                 n_step: int = 1, gamma: float = 0.99, alpha: float = 0.6, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype | type,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: np.dtype | type = np.int64,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        alpha: float = 0.6,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, n_step, gamma, seed)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0 (0 is uniform), got {alpha}")
@@ -362,7 +415,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         ok = self._sampleable(rows, envs)
         fresh = np.arange(depth * N) < N
         change = fresh | (ok & (self._sum[slots] == 0))
-        p = self.max_priority ** self.alpha
+        p = self.max_priority**self.alpha
         self._sum.update(slots[change], np.where(ok[change], p, 0.0))
         self._min.update(slots[change], np.where(ok[change], p, np.inf))
 
@@ -375,8 +428,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Stratified proportional sampling: one draw in each of batch_size equal slices of the total priority."""
         total = self._sum.reduce()
         if total <= 0:
-            raise ValueError(f"sample(): no transition is sampleable yet ({len(self)} held; a slot becomes "
-                             f"sampleable once the {self.n_step} step(s) after it are added or its episode ends)")
+            raise ValueError(
+                f"sample(): no transition is sampleable yet ({len(self)} held; a slot becomes "
+                f"sampleable once the {self.n_step} step(s) after it are added or its episode ends)"
+            )
         if beta < 0:
             raise ValueError(f"beta must be >= 0 (anneal it towards 1), got {beta}")
         u = (np.arange(batch_size) + self._rng.random(batch_size)) * (total / batch_size)
@@ -389,8 +444,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         sampleable since they were drawn are skipped."""
         priorities = np.asarray(priorities, np.float64).ravel()
         if not np.all(np.isfinite(priorities) & (priorities > 0)):
-            raise ValueError("update_priorities(): priorities must be positive and finite (use |TD error| + a "
-                             f"small epsilon such as 1e-6); got min {priorities.min()}, max {priorities.max()}")
+            raise ValueError(
+                "update_priorities(): priorities must be positive and finite (use |TD error| + a "
+                f"small epsilon such as 1e-6); got min {priorities.min()}, max {priorities.max()}"
+            )
         indices = np.asarray(indices, np.int64).ravel()
         keep = self._sum[indices] > 0
         self._sum.update(indices[keep], priorities[keep] ** self.alpha)
@@ -399,7 +456,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
-        state["priorities"] = self._sum.tree[self._sum._leaf0:self._sum._leaf0 + self._sum.capacity].copy()
+        state["priorities"] = self._sum.tree[self._sum._leaf0 : self._sum._leaf0 + self._sum.capacity].copy()
         state["max_priority"] = np.array(self.max_priority)
         return state
 
@@ -424,6 +481,10 @@ def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
 def _rng_from_array(words: np.ndarray) -> np.random.Generator:
     w = [int(x) for x in words]
     rng = np.random.Generator(np.random.PCG64())
-    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
-                               "has_uint32": w[4], "uinteger": w[5]}
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
     return rng

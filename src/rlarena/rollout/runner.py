@@ -76,8 +76,11 @@ def merge_samples(samples: list[Sample]) -> Sample:
     for sample in samples:
         for pid, batch in sample.batches.items():
             batches.setdefault(pid, []).append(batch)
-    return Sample({pid: concat_rollouts(parts) for pid, parts in batches.items()},
-                  sum(sample.steps for sample in samples), [e for sample in samples for e in sample.episodes])
+    return Sample(
+        {pid: concat_rollouts(parts) for pid, parts in batches.items()},
+        sum(sample.steps for sample in samples),
+        [e for sample in samples for e in sample.episodes],
+    )
 
 
 @dataclass
@@ -114,19 +117,29 @@ class EpisodeStats:
         before metrics(), which starts the next iteration."""
         episodes = self.recent(self.iter_episodes, self.window)
         returns = [float(r) for r, _ in episodes]
-        return {"episode_reward": returns, "episode_lengths": [int(n) for _, n in episodes],
-                "policy_default_policy_reward": list(returns)}
+        return {
+            "episode_reward": returns,
+            "episode_lengths": [int(n) for _, n in episodes],
+            "policy_default_policy_reward": list(returns),
+        }
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {"episodes_this_iter": self.this_iter, "num_episodes_lifetime": self.lifetime}
         if self.window:
             rets = np.array([r for r, _ in self.window])
-            out.update(episode_return_mean=float(rets.mean()), episode_return_min=float(rets.min()),
-                       episode_return_max=float(rets.max()),
-                       episode_len_mean=float(np.mean([n for _, n in self.window])))
+            out.update(
+                episode_return_mean=float(rets.mean()),
+                episode_return_min=float(rets.min()),
+                episode_return_max=float(rets.max()),
+                episode_len_mean=float(np.mean([n for _, n in self.window])),
+            )
         else:
-            out.update(episode_return_mean=float("nan"), episode_return_min=float("nan"),
-                       episode_return_max=float("nan"), episode_len_mean=float("nan"))
+            out.update(
+                episode_return_mean=float("nan"),
+                episode_return_min=float("nan"),
+                episode_return_max=float("nan"),
+                episode_len_mean=float("nan"),
+            )
         self.this_iter = 0
         self.iter_episodes = []
         return out
@@ -138,8 +151,10 @@ def env_failed(name: str, call: str, exc: Exception) -> EnvError:
 
 def non_finite(name: str, what: str, value: float, call: str, where: str) -> EnvError:
     """The error for a NaN/inf the env returned (`what`: 'observation' or 'reward')."""
-    return EnvError(f"Env {name!r} returned a non-finite {what} ({float(value)}) from {call} {where}: check the "
-                    f"env's {call}; rlarena cannot learn from NaN/inf.")
+    return EnvError(
+        f"Env {name!r} returned a non-finite {what} ({float(value)}) from {call} {where}: check the "
+        f"env's {call}; rlarena cannot learn from NaN/inf."
+    )
 
 
 def may_be_non_finite(space: gym.Space) -> bool:
@@ -188,8 +203,10 @@ def wrong_shape(env: gym.vector.VectorEnv, name: str, call: str, exc: Exception)
         if found is not None:
             where, got, want = found
             from_call = "reset()" if call == "reset()" or (resets is not None and resets[i]) else call
-            return EnvError(f"Env {name!r} returned an observation{where} of shape {got} from {from_call} in env "
-                            f"copy {i}; its observation_space{where} has shape {want}.")
+            return EnvError(
+                f"Env {name!r} returned an observation{where} of shape {got} from {from_call} in env "
+                f"copy {i}; its observation_space{where} has shape {want}."
+            )
     return None
 
 
@@ -197,13 +214,26 @@ class EnvRunner:
     """Collects fixed-length fragments from `num_envs` copies of an env (next-step autoreset) with
     one policy, `policy_id` in the Sample's batches."""
 
-    def __init__(self, env: gym.vector.VectorEnv, policy: TrainablePolicy, fragment_length: int, seed: int | None,
-                 env_name: str, policy_id: str = "default_policy"):
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        policy: TrainablePolicy,
+        fragment_length: int,
+        seed: int | None,
+        env_name: str,
+        policy_id: str = "default_policy",
+    ):
         self.env, self.policy, self.env_name, self.policy_id = env, policy, env_name, policy_id
         self.num_envs = env.num_envs
-        self.storage = Rollout.allocate(fragment_length, self.num_envs, policy.obs_dim, policy.action_shape,
-                                        policy.action_dtype, keep_raw_obs=policy.obs_filter is not None,
-                                        num_actions=policy.mask_size)
+        self.storage = Rollout.allocate(
+            fragment_length,
+            self.num_envs,
+            policy.obs_dim,
+            policy.action_shape,
+            policy.action_dtype,
+            keep_raw_obs=policy.obs_filter is not None,
+            num_actions=policy.mask_size,
+        )
         self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)
         self._ep_len = np.zeros(self.num_envs, np.int64)
@@ -214,13 +244,15 @@ class EnvRunner:
         try:
             obs, _ = self.env.reset(seed=seed)
         except Exception as exc:  # surfaced with the env's name (it re-raises)
-            raise (wrong_shape(self.env, self.env_name, "reset()", exc)
-                   or env_failed(self.env_name, "reset()", exc)) from exc
+            raise (
+                wrong_shape(self.env, self.env_name, "reset()", exc) or env_failed(self.env_name, "reset()", exc)
+            ) from exc
         self._obs = self.policy.flatten(obs)  # raw (unfiltered) flat observations
         if self._check_obs and not np.isfinite(self._obs).all():
             i = int(np.flatnonzero(~np.isfinite(self._obs).all(1))[0])
-            raise non_finite(self.env_name, "observation", self._obs[i][~np.isfinite(self._obs[i])][0], "reset()",
-                             f"in env copy {i}")
+            raise non_finite(
+                self.env_name, "observation", self._obs[i][~np.isfinite(self._obs[i])][0], "reset()", f"in env copy {i}"
+            )
         self._mask = self.policy.action_mask(obs)
         self._pending_reset = np.zeros(self.num_envs, bool)
         self._ep_return[:] = 0
@@ -261,8 +293,11 @@ class EnvRunner:
                 next_obs, rewards, terminated, truncated, _ = env.step(to_env(actions))
             except Exception as exc:  # the env's own error, with its name (it re-raises)
                 # a NaN the env returned earlier (and the policy acted on) is the likelier culprit
-                raise (self._non_finite(buf, t) or wrong_shape(env, self.env_name, "step()", exc)
-                       or env_failed(self.env_name, "step()", exc)) from exc
+                raise (
+                    self._non_finite(buf, t)
+                    or wrong_shape(env, self.env_name, "step()", exc)
+                    or env_failed(self.env_name, "step()", exc)
+                ) from exc
             obs, mask = flatten(next_obs), action_mask(next_obs)
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
@@ -288,7 +323,7 @@ class EnvRunner:
         the env copy and the step of its episode; None when all is finite. One vectorized test per
         fragment, not a check per step. Observation t + 1 and reward t came from step t; observation 0
         was checked already (by the previous fragment, or by reset())."""
-        obs = (buf.raw_obs if buf.raw_obs is not None else buf.obs)[1:steps + 1]
+        obs = (buf.raw_obs if buf.raw_obs is not None else buf.obs)[1 : steps + 1]
         rewards = buf.rewards[:steps]
         obs_ok = not self._check_obs or np.isfinite(obs).all()
         if obs_ok and np.isfinite(rewards).all():
@@ -304,7 +339,7 @@ class EnvRunner:
         ends = np.flatnonzero(buf.terminated[:t, i] | buf.truncated[:t, i])
         # the episode's valid steps up to t: since its start in this fragment, or since before it
         before = 0 if len(ends) else int(self._ep_len[i])
-        step = before + int(buf.valid[(ends[-1] + 1 if len(ends) else 0):t + 1, i].sum())
+        step = before + int(buf.valid[(ends[-1] + 1 if len(ends) else 0) : t + 1, i].sum())
         return non_finite(self.env_name, what, value, "step()", f"in env copy {i} at step {step} of its episode")
 
     def _record_episodes(self, buf: Rollout) -> None:
@@ -337,8 +372,9 @@ class EnvRunner:
         self._ep_len = np.where(last_end >= 0, tail_len, self._ep_len + tail_len)
 
 
-def evaluate_episodes(env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None,
-                      env_name: str) -> dict[str, float]:
+def evaluate_episodes(
+    env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None, env_name: str
+) -> dict[str, float]:
     """Run exactly `num_episodes` episodes, split evenly over the envs (as SB3's evaluate_policy does,
     so short episodes are not over-counted), and return their statistics."""
     return episode_summary(*play_episodes(env, policy, num_episodes, explore, seed, env_name))
@@ -346,13 +382,19 @@ def evaluate_episodes(env: gym.vector.VectorEnv, policy: Policy, num_episodes: i
 
 def episode_summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
     """An evaluation's statistics of its episodes' returns and lengths."""
-    return {"episode_return_mean": float(returns.mean()), "episode_return_std": float(returns.std()),
-            "episode_return_min": float(returns.min()), "episode_return_max": float(returns.max()),
-            "episode_len_mean": float(np.mean(lengths)), "episodes": len(returns)}
+    return {
+        "episode_return_mean": float(returns.mean()),
+        "episode_return_std": float(returns.std()),
+        "episode_return_min": float(returns.min()),
+        "episode_return_max": float(returns.max()),
+        "episode_len_mean": float(np.mean(lengths)),
+        "episodes": len(returns),
+    }
 
 
-def play_episodes(env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None,
-                  env_name: str) -> tuple[np.ndarray, np.ndarray]:
+def play_episodes(
+    env: gym.vector.VectorEnv, policy: Policy, num_episodes: int, explore: bool, seed: int | None, env_name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(returns, lengths) of exactly `num_episodes` episodes, split evenly over the envs."""
     n = env.num_envs
     quota = np.array([(num_episodes + i) // n for i in range(n)])

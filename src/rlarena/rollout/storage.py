@@ -42,8 +42,16 @@ class Rollout:
     behaviour_logp: np.ndarray | None = None
 
     @classmethod
-    def allocate(cls, T: int, N: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
-                 keep_raw_obs: bool, num_actions: int | None = None) -> Rollout:
+    def allocate(
+        cls,
+        T: int,
+        N: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        action_dtype: np.dtype,
+        keep_raw_obs: bool,
+        num_actions: int | None = None,
+    ) -> Rollout:
         """num_actions: allocate action masks for that many discrete actions."""
         return cls(
             obs=np.zeros((T + 1, N, obs_dim), np.float32),
@@ -77,18 +85,30 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         """The field `name` of every part side by side (a field each fragment has)."""
         arrays: list[np.ndarray] = [getattr(p, name) for p in parts]
         rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
-        padded = [a if len(a) == rows else np.concatenate(
-            [a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)]) for a in arrays]
+        padded = [
+            a
+            if len(a) == rows
+            else np.concatenate([a, np.full((rows - len(a), *a.shape[1:]), _PAD.get(name, 0), a.dtype)])
+            for a in arrays
+        ]
         return np.concatenate(padded, axis=1)
 
     def cat_optional(name: str) -> np.ndarray | None:
         """cat(name) for a field the fragments have only sometimes (all of them or none)."""
         return None if getattr(parts[0], name) is None else cat(name)
 
-    out = Rollout(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"), terminated=cat("terminated"),
-                  truncated=cat("truncated"), valid=cat("valid"), raw_obs=cat_optional("raw_obs"),
-                  action_mask=cat_optional("action_mask"), steps=cat_optional("steps"),
-                  behaviour_logp=cat_optional("behaviour_logp"))
+    out = Rollout(
+        obs=cat("obs"),
+        actions=cat("actions"),
+        rewards=cat("rewards"),
+        terminated=cat("terminated"),
+        truncated=cat("truncated"),
+        valid=cat("valid"),
+        raw_obs=cat_optional("raw_obs"),
+        action_mask=cat_optional("action_mask"),
+        steps=cat_optional("steps"),
+        behaviour_logp=cat_optional("behaviour_logp"),
+    )
     if parts[0].agent_ids is not None:  # multi-agent fragments: each says whose steps it holds
         agent_ids: list = []
         for p in parts:

@@ -13,4 +13,5 @@ def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'rlarena.train' has no attribute {name!r}")
     import importlib
+
     return getattr(importlib.import_module(_LAZY[name]), name)

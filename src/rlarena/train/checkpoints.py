@@ -40,8 +40,13 @@ def score_of(result: dict[str, Any] | None, attribute: str) -> float | None:
 
 
 class CheckpointManager:
-    def __init__(self, directory: Path, num_to_keep: int | None = None, score_attribute: str | None = None,
-                 score_order: str = "max"):
+    def __init__(
+        self,
+        directory: Path,
+        num_to_keep: int | None = None,
+        score_attribute: str | None = None,
+        score_order: str = "max",
+    ):
         if score_order not in ("max", "min"):
             raise ConfigError(f"checkpoint_score_order={score_order!r}: use 'max' or 'min'.")
         if num_to_keep is not None and num_to_keep < 1:
@@ -73,7 +78,7 @@ class CheckpointManager:
             return
         latest = self.records[-1]
         if self.score_attribute is None:
-            keep = self.records[-self.num_to_keep:]
+            keep = self.records[-self.num_to_keep :]
         else:
             keep = sorted(self.records, key=self._rank_key, reverse=True)[: self.num_to_keep]
         keep_ids = {r.iteration for r in keep} | {latest.iteration}

@@ -73,8 +73,10 @@ class _Interrupt(StopFlag):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.reporter.message("\nCtrl-C: stopping after this iteration and writing a checkpoint "
-                              "(Ctrl-C again to stop at once, without one).")
+        self.reporter.message(
+            "\nCtrl-C: stopping after this iteration and writing a checkpoint "
+            "(Ctrl-C again to stop at once, without one)."
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
@@ -102,12 +104,27 @@ class _Experiment:
             self.save()
 
 
-def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str, Any] | None = None,
-        num_samples: int = 1, checkpoint_freq: int = 0, checkpoint_at_end: bool = True,
-        num_to_keep: int | None = None, checkpoint_score_attribute: str | None = None,
-        checkpoint_score_order: str = "max", storage_path: str | os.PathLike = "runs", name: str | None = None,
-        resume: bool = False, verbose: int = 1, tensorboard: bool = True, plot: bool = True,
-        trusted_modules: list[str] | None = None, ray: bool | str | None = None, source: str | None = None) -> Results:
+def run(
+    config: AlgorithmConfig,
+    *,
+    stop: StopSpec = None,
+    param_space: dict[str, Any] | None = None,
+    num_samples: int = 1,
+    checkpoint_freq: int = 0,
+    checkpoint_at_end: bool = True,
+    num_to_keep: int | None = None,
+    checkpoint_score_attribute: str | None = None,
+    checkpoint_score_order: str = "max",
+    storage_path: str | os.PathLike = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    verbose: int = 1,
+    tensorboard: bool = True,
+    plot: bool = True,
+    trusted_modules: list[str] | None = None,
+    ray: bool | str | None = None,
+    source: str | None = None,
+) -> Results:
     """Train `config` until `stop`, checkpointing and logging into storage_path/name/<trial>/.
 
     stop: {result key: threshold} (any one met stops; old names such as episode_reward_mean and
@@ -135,16 +152,20 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
         build are bounded as a checkpoint's are (rlarena.limits.MAX_PARAMETERS); None: your own config.
     """
     if not isinstance(config, AlgorithmConfig):
-        raise ConfigError(f"rlarena.run takes an AlgorithmConfig such as PPOConfig().environment('CartPole-v1'), "
-                          f"got {type(config).__name__}. (Ray Tune's run('PPO', config={{...}}) form: "
-                          f"get_algorithm_class('PPO').config_class().update_from_dict({{...}}).)")
+        raise ConfigError(
+            f"rlarena.run takes an AlgorithmConfig such as PPOConfig().environment('CartPole-v1'), "
+            f"got {type(config).__name__}. (Ray Tune's run('PPO', config={{...}}) form: "
+            f"get_algorithm_class('PPO').config_class().update_from_dict({{...}}).)"
+        )
     if not isinstance(checkpoint_freq, int) or checkpoint_freq < 0:
         raise ConfigError(f"checkpoint_freq={checkpoint_freq!r}: use a whole number of iterations >= 0 (0: never).")
     if verbose not in (0, 1, 2):
         raise ConfigError(f"verbose={verbose!r}: use 0, 1 or 2.")
     if not (ray is None or isinstance(ray, bool) or (isinstance(ray, str) and ray.strip())):
-        raise ConfigError(f"ray={ray!r}: use True (a local Ray, or the cluster config.ray_address or RAY_ADDRESS "
-                          f"names), a cluster address such as 'auto' or '10.0.0.5:6379', or None to run here.")
+        raise ConfigError(
+            f"ray={ray!r}: use True (a local Ray, or the cluster config.ray_address or RAY_ADDRESS "
+            f"names), a cluster address such as 'auto' or '10.0.0.5:6379', or None to run here."
+        )
     # a malformed stop, or an evaluation key without evaluation, fails before anything runs
     needed = needed_keys(Stopper(stop), checkpoint_score_attribute)
     evaluates = bool(config.evaluation_interval) or "evaluation_interval" in (param_space or {})
@@ -153,15 +174,26 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
             raise eval_key_error(what, key)
     CheckpointManager(Path("."), num_to_keep, checkpoint_score_attribute, checkpoint_score_order)  # checks both
     config.validate()
-    opts = Options(stop, checkpoint_freq, checkpoint_at_end, num_to_keep, checkpoint_score_attribute,
-                   checkpoint_score_order, tensorboard, plot, Trust.create(trusted_modules, config.named_objects()),
-                   source)
+    opts = Options(
+        stop,
+        checkpoint_freq,
+        checkpoint_at_end,
+        num_to_keep,
+        checkpoint_score_attribute,
+        checkpoint_score_order,
+        tensorboard,
+        plot,
+        Trust.create(trusted_modules, config.named_objects()),
+        source,
+    )
     reporter = Reporter(verbose)
     interval = config.evaluation_interval
     if (checkpoint_score_attribute or "").startswith(EVAL_PREFIX) and interval and checkpoint_freq % interval:
-        reporter.message(f"Note: {checkpoint_score_attribute} is in the results every {interval} iterations only; "
-                         f"checkpoints at other iterations rank last. A checkpoint_freq that is a multiple of "
-                         f"evaluation_interval scores every checkpoint.")
+        reporter.message(
+            f"Note: {checkpoint_score_attribute} is in the results every {interval} iterations only; "
+            f"checkpoints at other iterations rank last. A checkpoint_freq that is a multiple of "
+            f"evaluation_interval scores every checkpoint."
+        )
 
     algo_name = config.algo_class.__name__ if config.algo_class else type(config).__name__
     prefix = f"{algo_name}_{_safe(env_name(config.env) if config.env is not None else 'offline')}"
@@ -182,10 +214,13 @@ def run(config: AlgorithmConfig, *, stop: StopSpec = None, param_space: dict[str
             except ModuleNotFoundError as exc:
                 if exc.name is None or exc.name.split(".")[0] != "ray":
                     raise
-                raise ConfigError(f"rlarena.run(ray={ray!r}) runs the trials on Ray, and Ray is not installed: "
-                                  f"pip install 'rlarena[ray]' (or leave ray unset to run them here).") from None
-            results, failures, interrupted = run_on_ray(ray, experiment, experiment.trials, configs, opts, reporter,
-                                                        interrupt)
+                raise ConfigError(
+                    f"rlarena.run(ray={ray!r}) runs the trials on Ray, and Ray is not installed: "
+                    f"pip install 'rlarena[ray]' (or leave ray unset to run them here)."
+                ) from None
+            results, failures, interrupted = run_on_ray(
+                ray, experiment, experiment.trials, configs, opts, reporter, interrupt
+            )
         else:
             results, failures, interrupted = _run_here(experiment, configs, opts, reporter, interrupt)
     out = Results(str(exp_path.resolve()), results, checkpoint_score_attribute, checkpoint_score_order, interrupted)
@@ -201,8 +236,9 @@ def _experiment_path(storage: Path, name: str | None, prefix: str, resume: bool,
             raise ConfigError(f"name={name!r}: use letters, digits and . _ - = , + (it names a directory).")
         path = storage / name
         if path.exists() and any(path.iterdir()) and not resume:
-            raise ConfigError(f"{str(path)!r} already holds a run. Continue it with resume=True (--resume), "
-                              f"or choose another name.")
+            raise ConfigError(
+                f"{str(path)!r} already holds a run. Continue it with resume=True (--resume), or choose another name."
+            )
         if resume and not (path / STATE_FILE).exists():
             reporter.message(f"Nothing to resume in {path}: starting a new run there.")
         return path
@@ -220,8 +256,15 @@ def _experiment_path(storage: Path, name: str | None, prefix: str, resume: bool,
     return path
 
 
-def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: str,
-                  param_space: dict[str, Any] | None, num_samples: int, opts: Options) -> _Experiment:
+def _load_or_plan(
+    path: Path,
+    config: AlgorithmConfig,
+    algo_name: str,
+    prefix: str,
+    param_space: dict[str, Any] | None,
+    num_samples: int,
+    opts: Options,
+) -> _Experiment:
     """The trials of an existing experiment (resume), or new ones from the param space."""
     state_path = path / STATE_FILE
     if state_path.exists():
@@ -229,8 +272,9 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
         trials = [Trial(**t) for t in state["trials"]]
         _check_trial_dirs(path, trials)
         if state.get("algo") not in (None, algo_name):
-            raise ConfigError(f"{str(path)!r} holds a {state['algo']} run; it cannot be resumed with a "
-                              f"{algo_name} config.")
+            raise ConfigError(
+                f"{str(path)!r} holds a {state['algo']} run; it cannot be resumed with a {algo_name} config."
+            )
         for t in trials:
             if t.status == "RUNNING":  # the process that ran it died (kill -9)
                 t.status = "INTERRUPTED"
@@ -248,24 +292,34 @@ def _load_or_plan(path: Path, config: AlgorithmConfig, algo_name: str, prefix: s
             tag = f"{tag},seed={params['seed']}".lstrip(",")
         trial_id = f"{i:05d}"
         trials.append(Trial(trial_id, _safe(f"{prefix}_{trial_id}" + (f"_{tag}" if tag else "")), params))
-    meta = {"name": path.name, "algo": algo_name, "env": prefix[len(algo_name) + 1:],
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "param_space": repr(param_space or {}),
-            "num_samples": num_samples, "checkpoint_score_attribute": opts.score_attribute,
-            "checkpoint_score_order": opts.score_order}
+    meta = {
+        "name": path.name,
+        "algo": algo_name,
+        "env": prefix[len(algo_name) + 1 :],
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "param_space": repr(param_space or {}),
+        "num_samples": num_samples,
+        "checkpoint_score_attribute": opts.score_attribute,
+        "checkpoint_score_order": opts.score_order,
+    }
     _check_trial_dirs(path, trials)  # `resume` of a directory without state starts afresh there
     return _Experiment(path, trials, meta)
 
 
-def _confine_params(params: dict[str, Any], config: AlgorithmConfig, param_space: dict[str, Any] | None,
-                    source: str) -> dict[str, Any]:
+def _confine_params(
+    params: dict[str, Any], config: AlgorithmConfig, param_space: dict[str, Any] | None, source: str
+) -> dict[str, Any]:
     """A resumed trial's parameters, read back from the experiment file: the options this call's
     param_space searches (and the seed) are the caller's; any other is the file's, which may set how
     the agent computes within rlarena.limits' bounds, but no path, cluster or process count (those are
     left out with a notice: the caller's config decides)."""
     searched = {*(param_space or {}), "seed"}
     roles = config.option_roles()
-    outside = {k: v for k, v in params.items() if k not in searched
-               and roles.get(RENAMED.get(k, k), ("computes",))[0] in ("where", "how many")}
+    outside = {
+        k: v
+        for k, v in params.items()
+        if k not in searched and roles.get(RENAMED.get(k, k), ("computes",))[0] in ("where", "how many")
+    }
     kept = {k: v for k, v in params.items() if k not in outside}
     if outside:
         notice(outside_notice(source, outside, "in the config given to rlarena.run (or --config)"))
@@ -291,20 +345,30 @@ def _check_trial_dirs(path: Path, trials: list[Trial]) -> None:
                 entries += list(checkpoints.iterdir())
         for entry in entries:
             if entry.is_symlink():
-                raise CheckpointError(f"Cannot run in {str(path)!r}: {str(entry)!r} is a symbolic link (to "
-                                      f"{os.readlink(entry)!r}). A run writes and deletes files in a trial's "
-                                      f"directory, and rlarena never follows links there; replace the link with "
-                                      f"what it points to, or remove it.")
+                raise CheckpointError(
+                    f"Cannot run in {str(path)!r}: {str(entry)!r} is a symbolic link (to "
+                    f"{os.readlink(entry)!r}). A run writes and deletes files in a trial's "
+                    f"directory, and rlarena never follows links there; replace the link with "
+                    f"what it points to, or remove it."
+                )
             if entry != trial_dir and entry.exists() and not (entry.is_file() or entry.is_dir()):
-                raise CheckpointError(f"Cannot run in {str(path)!r}: {str(entry)!r} is not a regular file or "
-                                      f"directory (a FIFO or device). A run writes its logs there; remove it.")
+                raise CheckpointError(
+                    f"Cannot run in {str(path)!r}: {str(entry)!r} is not a regular file or "
+                    f"directory (a FIFO or device). A run writes its logs there; remove it."
+                )
         if trial_dir.exists() and not trial_dir.is_dir():
-            raise CheckpointError(f"Cannot run in {str(path)!r}: {str(trial_dir)!r}, trial {trial.trial_id}'s "
-                                  f"directory, is a file.")
+            raise CheckpointError(
+                f"Cannot run in {str(path)!r}: {str(trial_dir)!r}, trial {trial.trial_id}'s directory, is a file."
+            )
 
 
-def _run_here(experiment: _Experiment, configs: dict[str, AlgorithmConfig], opts: Options, reporter: Reporter,
-              interrupt: _Interrupt) -> tuple[list[TrialResult], list[BaseException], bool]:
+def _run_here(
+    experiment: _Experiment,
+    configs: dict[str, AlgorithmConfig],
+    opts: Options,
+    reporter: Reporter,
+    interrupt: _Interrupt,
+) -> tuple[list[TrialResult], list[BaseException], bool]:
     """The unfinished trials one after another in this process; (every trial's result in order, the
     exceptions that failed trials, whether Ctrl-C stopped the run)."""
     interrupted = False
@@ -329,11 +393,12 @@ def _summarize(results: Results, reporter: Reporter, interrupted: bool) -> None:
             value = (trial.last_result or {}).get(results.score_attribute)
             text = f"{value:.4g}" if isinstance(value, int | float) else "-"
             iters = (trial.last_result or {}).get("training_iteration", 0)
-            reporter.message(f"  {trial.trial_id}  {trial.status:<11} iter {iters:>5}  {text:>10}  "
-                             f"{params_text(trial.params)}")
+            reporter.message(
+                f"  {trial.trial_id}  {trial.status:<11} iter {iters:>5}  {text:>10}  {params_text(trial.params)}"
+            )
     if results.best_checkpoint:
         reporter.message(f"best checkpoint: {results.best_checkpoint}")
     if interrupted:
-        reporter.message(f"Interrupted, checkpoint written. Continue with --resume (Python: resume=True): "
-                         f"{results.experiment_path}")
-
+        reporter.message(
+            f"Interrupted, checkpoint written. Continue with --resume (Python: resume=True): {results.experiment_path}"
+        )

@@ -35,8 +35,17 @@ MAX_RESULT_LINE = 2**20
 
 # Keys not worth a TensorBoard curve: the old-name aliases (the same curves twice) and bookkeeping.
 _NOT_LOGGED = {"config", "hist_stats"}
-_NOT_SCALARS = {"episode_reward_mean", "episode_reward_min", "episode_reward_max", "timesteps_total",
-                "episodes_total", "training_iteration", "timestamp", "trial_id", "iterations_since_restore"}
+_NOT_SCALARS = {
+    "episode_reward_mean",
+    "episode_reward_min",
+    "episode_reward_max",
+    "timesteps_total",
+    "episodes_total",
+    "training_iteration",
+    "timestamp",
+    "trial_id",
+    "iterations_since_restore",
+}
 
 
 def json_default(obj: Any) -> Any:
@@ -62,12 +71,16 @@ def _append(path: Path, newline: str | None = None) -> TextIO:
             why = "it is not a regular file (a FIFO or a device)"
         else:
             why = exc.strerror or str(exc)
-        raise CheckpointError(f"Cannot append to {str(path)!r}: {why}. A trial's logs are regular files: remove "
-                              f"what is there, or choose another storage_path.") from None
+        raise CheckpointError(
+            f"Cannot append to {str(path)!r}: {why}. A trial's logs are regular files: remove "
+            f"what is there, or choose another storage_path."
+        ) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise CheckpointError(f"Cannot append to {str(path)!r}: it is not a regular file (a FIFO or a device). "
-                              f"A trial's logs are regular files: remove it, or choose another storage_path.")
+        raise CheckpointError(
+            f"Cannot append to {str(path)!r}: it is not a regular file (a FIFO or a device). "
+            f"A trial's logs are regular files: remove it, or choose another storage_path."
+        )
     return open(fd, "a", newline=newline, encoding="utf-8")
 
 
@@ -79,8 +92,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_log(path: Path, what: str) -> Path:
     """`path`, one of a trial's logs, checked before it is read: inside its directory, a regular file,
     at most MAX_LOG_BYTES (rlarena.limits, read at call time). FileNotFoundError when missing."""
-    return confined(path, path.parent, what, max_bytes=limits.limit("MAX_LOG_BYTES"),
-                    bound="rlarena.limits.MAX_LOG_BYTES")
+    return confined(
+        path, path.parent, what, max_bytes=limits.limit("MAX_LOG_BYTES"), bound="rlarena.limits.MAX_LOG_BYTES"
+    )
 
 
 def read_results(trial_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -140,8 +154,12 @@ class TrialLogger:
         """Cut the logs back to `iteration` (the restored checkpoint's) and return the rows kept."""
         rows = [r for r in read_results(self.dir) if int(r["training_iteration"]) <= iteration]
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(self.dir / RESULT_FILE, "".join(json.dumps(row, default=json_default) + "\n" for row in rows),
-                          RESULT_FILE, replace_link=True)
+        write_file_atomic(
+            self.dir / RESULT_FILE,
+            "".join(json.dumps(row, default=json_default) + "\n" for row in rows),
+            RESULT_FILE,
+            replace_link=True,
+        )
         self._rewrite_csv(rows)
         # TensorBoard drops events at steps >= purge_step from earlier files when it reads this one
         self._purge_step = env_steps + 1
@@ -171,14 +189,17 @@ class TrialLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            self.notice("TensorBoard logging skipped: the `tensorboard` package is not installed "
-                        "(pip install tensorboard).")
+            self.notice(
+                "TensorBoard logging skipped: the `tensorboard` package is not installed (pip install tensorboard)."
+            )
             return None
         # TensorBoard opens its event file by name: no link may wait under a name it could pick
         planted = [p for p in self.dir.glob(EVENTS_GLOB) if p.is_symlink()]
         if planted:
-            raise CheckpointError(f"Cannot log to {str(self.dir)!r}: {str(planted[0])!r} is a symbolic link, and "
-                                  f"rlarena never writes through one. Remove it.")
+            raise CheckpointError(
+                f"Cannot log to {str(self.dir)!r}: {str(planted[0])!r} is a symbolic link, and "
+                f"rlarena never writes through one. Remove it."
+            )
         return SummaryWriter(log_dir=str(self.dir), purge_step=self._purge_step, flush_secs=10)
 
     # -- each iteration -----------------------------------------------------------------------
@@ -205,8 +226,12 @@ class TrialLogger:
         if self._writer is not None:
             step = int(result.get("num_env_steps_sampled_lifetime", result.get("training_iteration", 0)))
             for key, value in result.items():
-                if (key not in _NOT_SCALARS and isinstance(value, numbers.Real) and not isinstance(value, bool)
-                        and math.isfinite(value)):
+                if (
+                    key not in _NOT_SCALARS
+                    and isinstance(value, numbers.Real)
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                ):
                     self._writer.add_scalar(key, float(value), step)
 
     def _write_row(self, result: dict[str, Any]) -> None:

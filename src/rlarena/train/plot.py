@@ -54,8 +54,9 @@ def _figure():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError("Plotting needs matplotlib: pip install matplotlib "
-                          "(or the logging extra: pip install 'rlarena[logging]').") from None
+        raise ConfigError(
+            "Plotting needs matplotlib: pip install matplotlib (or the logging extra: pip install 'rlarena[logging]')."
+        ) from None
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     return fig, fig.subplots()
 
@@ -68,8 +69,9 @@ def _save(fig: Any, path: Path, replace_link: bool) -> Path:
     return path
 
 
-def plot_trial(trial_dir: str | Path, y_keys: list[str] | None = None, x_key: str = X_KEY,
-               output: str | Path | None = None) -> Path:
+def plot_trial(
+    trial_dir: str | Path, y_keys: list[str] | None = None, x_key: str = X_KEY, output: str | Path | None = None
+) -> Path:
     """learning_curve.png in the trial directory (or `output`): return mean (min-max band) and greedy
     evaluation."""
     trial_dir = Path(trial_dir)
@@ -104,8 +106,9 @@ def plot_trial(trial_dir: str | Path, y_keys: list[str] | None = None, x_key: st
     return _save(fig, trial_dir / CURVE_FILE, replace_link=True)
 
 
-def plot_comparison(trial_dirs: list[Path], output: Path, y_key: str = Y_KEY, x_key: str = X_KEY, *,
-                    replace_link: bool = False) -> Path:
+def plot_comparison(
+    trial_dirs: list[Path], output: Path, y_key: str = Y_KEY, x_key: str = X_KEY, *, replace_link: bool = False
+) -> Path:
     """One curve per trial (a sweep), in one PNG at `output` (a link there is refused, or replaced with
     `replace_link`)."""
     fig, ax = _figure()
@@ -131,9 +134,11 @@ def find_trial_dirs(run_dir: str | Path) -> list[Path]:
     found = sorted(p.parent for p in run_dir.glob(f"*/{PROGRESS_FILE}"))
     for trial in found:
         if trial.is_symlink():
-            raise CheckpointError(f"Cannot plot {str(run_dir)!r}: {str(trial)!r} is a symbolic link (to "
-                                  f"{os.readlink(trial)!r}), and rlarena reads and writes only inside the run "
-                                  f"directory. Replace the link with what it points to, or plot that directory.")
+            raise CheckpointError(
+                f"Cannot plot {str(run_dir)!r}: {str(trial)!r} is a symbolic link (to "
+                f"{os.readlink(trial)!r}), and rlarena reads and writes only inside the run "
+                f"directory. Replace the link with what it points to, or plot that directory."
+            )
     return found
 
 
@@ -141,10 +146,13 @@ def plot_run(run_dir: str | Path, y_keys: list[str] | None = None, x_key: str = 
     """Plot every trial under `run_dir`; a sweep also gets learning_curves.png comparing its trials."""
     trials = find_trial_dirs(run_dir)
     if not trials:
-        raise ConfigError(f"No {PROGRESS_FILE} under {str(run_dir)!r}: pass a run directory written by "
-                          f"`rlarena train` / rlarena.run (e.g. runs/<name>).")
+        raise ConfigError(
+            f"No {PROGRESS_FILE} under {str(run_dir)!r}: pass a run directory written by "
+            f"`rlarena train` / rlarena.run (e.g. runs/<name>)."
+        )
     paths = [plot_trial(t, y_keys, x_key) for t in trials]
     if len(trials) > 1:
-        paths.append(plot_comparison(trials, Path(run_dir) / COMPARE_FILE, (y_keys or [Y_KEY])[0], x_key,
-                                     replace_link=True))
+        paths.append(
+            plot_comparison(trials, Path(run_dir) / COMPARE_FILE, (y_keys or [Y_KEY])[0], x_key, replace_link=True)
+        )
     return paths

@@ -16,11 +16,26 @@ from rlarena.train.stop import Stopper
 
 BAR_WIDTH = 20
 # Shown in the row itself, or bookkeeping: left out of the verbose=2 detail line.
-_IN_ROW = {"training_iteration", "num_env_steps_sampled_lifetime", "episode_return_mean", "env_steps_per_sec",
-           "time_since_restore", "evaluation/episode_return_mean", "episode_reward_mean", "episode_reward_min",
-           "episode_reward_max", "timesteps_total", "episodes_total", "timestamp", "trial_id",
-           "iterations_since_restore", "time_this_iter_s", "time_total_s", "num_env_steps_sampled_this_iter",
-           "num_episodes_lifetime"}
+_IN_ROW = {
+    "training_iteration",
+    "num_env_steps_sampled_lifetime",
+    "episode_return_mean",
+    "env_steps_per_sec",
+    "time_since_restore",
+    "evaluation/episode_return_mean",
+    "episode_reward_mean",
+    "episode_reward_min",
+    "episode_reward_max",
+    "timesteps_total",
+    "episodes_total",
+    "timestamp",
+    "trial_id",
+    "iterations_since_restore",
+    "time_this_iter_s",
+    "time_total_s",
+    "num_env_steps_sampled_this_iter",
+    "num_episodes_lifetime",
+}
 
 
 def _num(value: Any, spec: str) -> str:
@@ -64,8 +79,10 @@ class Reporter:
     def row(self, result: dict[str, Any], stopper: Stopper) -> None:
         if self.verbose < 1:
             return
-        line = (f"{result.get('training_iteration', 0):>6}  {_num(result.get('num_env_steps_sampled_lifetime'), 'd'):>10}"
-                f"  {_num(result.get('episode_return_mean'), '.1f'):>11}")
+        line = (
+            f"{result.get('training_iteration', 0):>6}  {_num(result.get('num_env_steps_sampled_lifetime'), 'd'):>10}"
+            f"  {_num(result.get('episode_return_mean'), '.1f'):>11}"
+        )
         if self._with_eval:
             line += f"  {_num(result.get('evaluation/episode_return_mean'), '.1f'):>9}"
         elapsed = result.get("time_since_restore", math.nan)
@@ -76,7 +93,10 @@ class Reporter:
             line += f"  {progress_bar(frac)} {key} {_short(value)}/{_short(threshold)}"
         self._print(line)
         if self.verbose >= 2:
-            detail = [f"{k} {_num(v, '.4g')}" for k, v in result.items()
-                      if k not in _IN_ROW and isinstance(v, numbers.Real) and not isinstance(v, bool)]
+            detail = [
+                f"{k} {_num(v, '.4g')}"
+                for k, v in result.items()
+                if k not in _IN_ROW and isinstance(v, numbers.Real) and not isinstance(v, bool)
+            ]
             if detail:
                 self._print("        " + "  ".join(detail))

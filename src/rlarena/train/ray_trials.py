@@ -92,8 +92,16 @@ class TrialActor:
     """The body of one trial's Ray actor (threaded: run() trains while poll() and the driver's other
     calls are answered)."""
 
-    def __init__(self, trial: Trial, config: AlgorithmConfig, path: Path, opts: Options, verbose: int,
-                 started: bool, envs: dict[str, Any]):
+    def __init__(
+        self,
+        trial: Trial,
+        config: AlgorithmConfig,
+        path: Path,
+        opts: Options,
+        verbose: int,
+        started: bool,
+        envs: dict[str, Any],
+    ):
         register_creators(envs)  # the driver's register_env names, unknown in this process
         self.trial, self.config, self.opts = trial, config, opts
         self.lines = _Lines()
@@ -144,17 +152,25 @@ def connect(address: bool | str, config: AlgorithmConfig, cpus: float) -> bool:
         try:
             ray_init("auto")
         except ConnectionError:
-            notice("ray address 'auto': no Ray cluster is running on this machine; the trials run on a local "
-                   "Ray on 127.0.0.1 instead.")
+            notice(
+                "ray address 'auto': no Ray cluster is running on this machine; the trials run on a local "
+                "Ray on 127.0.0.1 instead."
+            )
             ray_init(None, num_cpus)
         return True
     ray_init(target, num_cpus)
     return True
 
 
-def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], configs: dict[str, AlgorithmConfig],
-               opts: Options, reporter: Reporter, interrupt: StopFlag,
-               ) -> tuple[list[TrialResult], list[BaseException], bool]:
+def run_on_ray(
+    address: bool | str,
+    experiment: TrialHost,
+    trials: list[Trial],
+    configs: dict[str, AlgorithmConfig],
+    opts: Options,
+    reporter: Reporter,
+    interrupt: StopFlag,
+) -> tuple[list[TrialResult], list[BaseException], bool]:
     """Run the unfinished `trials` on Ray; (every trial's result in order, the exceptions that failed
     trials, whether Ctrl-C stopped the run). See the module's docstring."""
     needs = {t.trial_id: trial_cpus(configs[t.trial_id]) for t in trials}
@@ -167,14 +183,18 @@ def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], 
         for trial in todo:
             if needs[trial.trial_id] > total:
                 cfg = configs[trial.trial_id]
-                raise ConfigError(f"Trial {trial.trial_id} needs {needs[trial.trial_id]:g} CPUs on Ray (1 for the "
-                                  f"trial, {cfg.num_cpus_per_env_runner:g} for each of its "
-                                  f"{cfg.num_env_runners + cfg.evaluation_num_env_runners} remote env runners) and "
-                                  f"the Ray cluster has {total:g}. Lower num_env_runners or num_cpus_per_env_runner, "
-                                  f"or add CPUs to the cluster.")
+                raise ConfigError(
+                    f"Trial {trial.trial_id} needs {needs[trial.trial_id]:g} CPUs on Ray (1 for the "
+                    f"trial, {cfg.num_cpus_per_env_runner:g} for each of its "
+                    f"{cfg.num_env_runners + cfg.evaluation_num_env_runners} remote env runners) and "
+                    f"the Ray cluster has {total:g}. Lower num_env_runners or num_cpus_per_env_runner, "
+                    f"or add CPUs to the cluster."
+                )
         sizes = " or ".join(sorted({f"{needs[t.trial_id]:g}" for t in todo}))
-        reporter.message(f"{len(todo)} trial(s) on Ray ({total:g} CPUs, {sizes} per trial); each line of a trial's "
-                         f"output starts with its id.")
+        reporter.message(
+            f"{len(todo)} trial(s) on Ray ({total:g} CPUs, {sizes} per trial); each line of a trial's "
+            f"output starts with its id."
+        )
         driver = _Driver(experiment, configs, opts, reporter, interrupt, needs, total)
         driver.run(todo)
     finally:
@@ -185,8 +205,16 @@ def run_on_ray(address: bool | str, experiment: TrialHost, trials: list[Trial], 
 
 
 class _Driver:
-    def __init__(self, experiment: TrialHost, configs: dict[str, AlgorithmConfig], opts: Options,
-                 reporter: Reporter, interrupt: StopFlag, needs: dict[str, float], total: float):
+    def __init__(
+        self,
+        experiment: TrialHost,
+        configs: dict[str, AlgorithmConfig],
+        opts: Options,
+        reporter: Reporter,
+        interrupt: StopFlag,
+        needs: dict[str, float],
+        total: float,
+    ):
         self.experiment, self.configs, self.opts = experiment, configs, opts
         self.reporter, self.interrupt, self.needs, self.total = reporter, interrupt, needs, total
         self.envs = registered_creators([c.env for c in configs.values()])
@@ -224,8 +252,15 @@ class _Driver:
         return not self.running or used + self.needs[trial.trial_id] <= self.total
 
     def _launch(self, trial: Trial) -> None:
-        actor = self.actor_class.remote(trial, self.configs[trial.trial_id], self.experiment.path.resolve(),
-                                        self.opts, self.reporter.verbose, self.experiment.started, self.envs)
+        actor = self.actor_class.remote(
+            trial,
+            self.configs[trial.trial_id],
+            self.experiment.path.resolve(),
+            self.opts,
+            self.reporter.verbose,
+            self.experiment.started,
+            self.envs,
+        )
         done = actor.run.remote()
         self.running[done] = _Running(trial, actor, done, self.needs[trial.trial_id])
         trial.status = "RUNNING"

@@ -30,8 +30,9 @@ def _pandas():
     try:
         import pandas
     except ImportError:
-        raise ConfigError("results.dataframe needs pandas: pip install pandas "
-                          "(or the logging extra: pip install 'rlarena[logging]').") from None
+        raise ConfigError(
+            "results.dataframe needs pandas: pip install pandas (or the logging extra: pip install 'rlarena[logging]')."
+        ) from None
     return pandas
 
 
@@ -69,8 +70,14 @@ class TrialResult:
 class Results:
     """The trials of one rlarena.run call (or of an experiment directory: Results.from_path)."""
 
-    def __init__(self, experiment_path: str, trials: list[TrialResult], score_attribute: str | None = None,
-                 score_order: str = "max", interrupted: bool = False):
+    def __init__(
+        self,
+        experiment_path: str,
+        trials: list[TrialResult],
+        score_attribute: str | None = None,
+        score_order: str = "max",
+        interrupted: bool = False,
+    ):
         self.experiment_path = experiment_path
         self.trials = trials
         self.score_attribute = score_attribute or DEFAULT_SCORE_ATTRIBUTE
@@ -138,13 +145,13 @@ class Results:
             raise ConfigError(f"{str(root)!r} is not an rlarena experiment directory (no {STATE_FILE}).")
         state = read_state(root)
         score_attribute = state.get("checkpoint_score_attribute")
-        trials = [load_trial(root, t, score_attribute, state.get("checkpoint_score_order", "max"))
-                  for t in state["trials"]]
+        trials = [
+            load_trial(root, t, score_attribute, state.get("checkpoint_score_order", "max")) for t in state["trials"]
+        ]
         return cls(str(root.resolve()), trials, score_attribute, state.get("checkpoint_score_order", "max"))
 
     def __repr__(self) -> str:
-        return (f"Results({self.experiment_path!r}, trials={len(self.trials)}, "
-                f"best_checkpoint={self.best_checkpoint!r})")
+        return f"Results({self.experiment_path!r}, trials={len(self.trials)}, best_checkpoint={self.best_checkpoint!r})"
 
 
 def read_state(root: Path) -> dict[str, Any]:
@@ -155,8 +162,10 @@ def read_state(root: Path) -> dict[str, Any]:
     state = read_json(path, "Experiment state")
 
     def corrupted(problem: str) -> CheckpointError:
-        return CheckpointError(f"Experiment state {str(path)!r} is corrupted: {problem}. It was not written by "
-                               f"rlarena, or was edited; this run cannot be resumed or read.")
+        return CheckpointError(
+            f"Experiment state {str(path)!r} is corrupted: {problem}. It was not written by "
+            f"rlarena, or was edited; this run cannot be resumed or read."
+        )
 
     if not isinstance(state, dict) or not isinstance(state.get("trials"), list):
         raise corrupted("expected an object with a list of trials")
@@ -188,10 +197,12 @@ def check_dirname(dirname: Any, state_path: Path) -> None:
     """A trial's directory must be a plain name inside the experiment directory: `../../x`, `/etc` or
     `a/b` are refused before anything is read or written."""
     if not is_plain_name(dirname) or dirname.startswith("."):
-        raise CheckpointError(f"Experiment state {str(state_path)!r} is refused: a trial's directory is "
-                              f"{str(dirname)[:200]!r}, which is not a plain directory name inside the experiment "
-                              f"(rlarena reads and writes nothing outside it). It was not written by rlarena, or "
-                              f"was edited.")
+        raise CheckpointError(
+            f"Experiment state {str(state_path)!r} is refused: a trial's directory is "
+            f"{str(dirname)[:200]!r}, which is not a plain directory name inside the experiment "
+            f"(rlarena reads and writes nothing outside it). It was not written by rlarena, or "
+            f"was edited."
+        )
 
 
 def load_trial(root: Path, entry: dict[str, Any], score_attribute: str | None, score_order: str) -> TrialResult:
@@ -201,17 +212,28 @@ def load_trial(root: Path, entry: dict[str, Any], score_attribute: str | None, s
     check_dirname(entry["dirname"], root / STATE_FILE)
     trial_dir = root / entry["dirname"]
     if trial_dir.is_symlink():
-        raise CheckpointError(f"Cannot read {str(root)!r}: {str(trial_dir)!r}, trial {entry['trial_id']}'s directory, "
-                              f"is a symbolic link (to {os.readlink(trial_dir)!r}), and rlarena reads an experiment "
-                              f"only inside its directory. Replace the link with what it points to.")
+        raise CheckpointError(
+            f"Cannot read {str(root)!r}: {str(trial_dir)!r}, trial {entry['trial_id']}'s directory, "
+            f"is a symbolic link (to {os.readlink(trial_dir)!r}), and rlarena reads an experiment "
+            f"only inside its directory. Replace the link with what it points to."
+        )
     rows = read_results(trial_dir)
     manager = CheckpointManager(trial_dir / "checkpoints", None, score_attribute, score_order)
     manager.scan({int(r["training_iteration"]): r for r in rows})
     if manager.ignored:
-        notice(f"Trial {entry['trial_id']}: {', '.join(str(p) for p in manager.ignored)} left out: a symbolic "
-               f"link is never one of a trial's checkpoints (it could lead anywhere). Replace it with what it "
-               f"points to if you trust it.")
-    return TrialResult(entry["trial_id"], str(trial_dir.resolve()), entry.get("params", {}), entry.get("status", "PENDING"),
-                       entry.get("error"), rows[-1] if rows else None, list(manager.records),
-                       manager.best.path if manager.best else None,
-                       manager.latest.path if manager.latest else None)
+        notice(
+            f"Trial {entry['trial_id']}: {', '.join(str(p) for p in manager.ignored)} left out: a symbolic "
+            f"link is never one of a trial's checkpoints (it could lead anywhere). Replace it with what it "
+            f"points to if you trust it."
+        )
+    return TrialResult(
+        entry["trial_id"],
+        str(trial_dir.resolve()),
+        entry.get("params", {}),
+        entry.get("status", "PENDING"),
+        entry.get("error"),
+        rows[-1] if rows else None,
+        list(manager.records),
+        manager.best.path if manager.best else None,
+        manager.latest.path if manager.latest else None,
+    )

@@ -93,15 +93,19 @@ def loguniform(low: float, high: float) -> LogUniform:
 
 
 # The YAML / JSON spelling of a domain: {"grid_search": [...]}, {"uniform": [lo, hi]}, ...
-_FROM_JSON = {"grid_search": grid_search, "choice": choice,
-              "uniform": lambda a: uniform(*a), "loguniform": lambda a: loguniform(*a)}
+_FROM_JSON = {
+    "grid_search": grid_search,
+    "choice": choice,
+    "uniform": lambda a: uniform(*a),
+    "loguniform": lambda a: loguniform(*a),
+}
 
 
 def domains_from_json(value: Any) -> Any:
     """Turn {"grid_search": [...]}-style one-key dicts (YAML, --config) into domains, recursively."""
     if isinstance(value, dict):
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key in _FROM_JSON:
                 if key in ("uniform", "loguniform") and not (isinstance(arg, list | tuple) and len(arg) == 2):
                     raise ConfigError(f"{{{key!r}: ...}} needs a [low, high] pair, got {arg!r}.")
@@ -135,8 +139,9 @@ def _replace(space: Any, values: dict[tuple, Any], prefix: tuple = ()) -> Any:
     return space
 
 
-def generate_variants(param_space: dict[str, Any] | None, num_samples: int = 1,
-                      seed: int | None = None) -> list[dict[str, Any]]:
+def generate_variants(
+    param_space: dict[str, Any] | None, num_samples: int = 1, seed: int | None = None
+) -> list[dict[str, Any]]:
     """Resolved param dicts, one per trial: the grid's cross product, repeated `num_samples` times,
     random domains drawn anew for every trial (Tune's semantics)."""
     if num_samples < 1:

@@ -26,7 +26,7 @@ def result_key(key: str) -> str:
     """The results' name for a stop key written RLlib's way ('env_runners/episode_return_mean')."""
     for prefix in FLAT_GROUPS:
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 
@@ -36,14 +36,15 @@ def missing_key_error(what: str, key: str, result: dict[str, Any], eval_interval
         return eval_key_error(what, key)
     hint = closest(key, result)
     numeric = sorted(k for k, v in result.items() if isinstance(v, numbers.Real))
-    return ConfigError(f"{what} {key!r} is not a key of the training results.{hint} "
-                       f"Result keys: {', '.join(numeric)}.")
+    return ConfigError(f"{what} {key!r} is not a key of the training results.{hint} Result keys: {', '.join(numeric)}.")
 
 
 def eval_key_error(what: str, key: str) -> ConfigError:
-    return ConfigError(f"{what} {key!r} needs evaluation, which this config does not run: set "
-                       f"evaluation_interval (config.evaluation(evaluation_interval=N), or in the command "
-                       f"line's --config '{{\"evaluation_interval\": N}}').")
+    return ConfigError(
+        f"{what} {key!r} needs evaluation, which this config does not run: set "
+        f"evaluation_interval (config.evaluation(evaluation_interval=N), or in the command "
+        f"line's --config '{{\"evaluation_interval\": N}}')."
+    )
 
 
 def key_due(key: str, iteration: int, eval_interval: int | None) -> bool:
@@ -67,12 +68,16 @@ class Stopper:
             self.fn = stop
             return
         if not isinstance(stop, Mapping):
-            raise ConfigError(f"stop must be a dict {{result key: threshold}} or a function "
-                              f"(iteration, result) -> bool, got {type(stop).__name__}.")
+            raise ConfigError(
+                f"stop must be a dict {{result key: threshold}} or a function "
+                f"(iteration, result) -> bool, got {type(stop).__name__}."
+            )
         for key, threshold in stop.items():
             if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
-                raise ConfigError(f"stop[{key!r}]={threshold!r}: a threshold must be a number "
-                                  f"(stop when result[{key!r}] >= threshold).")
+                raise ConfigError(
+                    f"stop[{key!r}]={threshold!r}: a threshold must be a number "
+                    f"(stop when result[{key!r}] >= threshold)."
+                )
             self.criteria[result_key(str(key))] = float(threshold)
 
     def __call__(self, result: dict[str, Any]) -> bool:

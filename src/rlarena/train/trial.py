@@ -92,19 +92,23 @@ def _restore(manager: CheckpointManager, config: AlgorithmConfig, reporter: Repo
         record = manager.latest
         try:
             # where it writes and how many processes it runs are this run's choice, not the checkpoint's
-            caller = {k: getattr(config, k) for k, (role, _) in config.option_roles().items()
-                      if role in ("where", "how many")}
+            caller = {
+                k: getattr(config, k) for k, (role, _) in config.option_roles().items() if role in ("where", "how many")
+            }
             algo = Algorithm.from_checkpoint(record.path, env=config.env, config_overrides=caller, trust=trust)
         except CheckpointError as exc:
             moved = manager.set_aside(record)
-            reporter.message(f"Checkpoint {record.path} cannot be loaded ({exc}); moved to {moved}, "
-                             f"trying the one before.")
+            reporter.message(
+                f"Checkpoint {record.path} cannot be loaded ({exc}); moved to {moved}, trying the one before."
+            )
             continue
         saved, given = algo.config.to_dict(), config.to_dict()
         changed = [f"{k} ({saved[k]!r} in the checkpoint)" for k in given if k != "env" and saved.get(k) != given[k]]
         if changed:
-            reporter.message(f"Resuming with the checkpoint's config; these options differ from the one "
-                             f"given and are ignored: {', '.join(changed)}.")
+            reporter.message(
+                f"Resuming with the checkpoint's config; these options differ from the one "
+                f"given and are ignored: {', '.join(changed)}."
+            )
         return algo
     return None
 
@@ -119,8 +123,9 @@ def _check_keys(result: dict[str, Any], seen: set[str], required: dict[str, str]
             raise missing_key_error(what, key, result, eval_interval)
 
 
-def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Options, reporter: Reporter,
-              interrupt: StopFlag) -> tuple[TrialResult, BaseException | None]:
+def run_trial(
+    trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Options, reporter: Reporter, interrupt: StopFlag
+) -> tuple[TrialResult, BaseException | None]:
     """Train one trial to its end (or until `interrupt` is set); (its result, the exception that
     failed it). A ConfigError (a stop key or score attribute the results lack: the same for every
     trial) and KeyboardInterrupt are raised, with the trial's status recorded first."""
@@ -142,8 +147,10 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
             if algo is not None and manager.latest is not None:
                 rows = logger.resume_at(algo.iteration, algo.num_env_steps_sampled_lifetime)
                 last = rows[-1] if rows else None
-                reporter.message(f"Trial {label}: resumed from {Path(manager.latest.path).name} "
-                                 f"(iteration {algo.iteration}, {algo.num_env_steps_sampled_lifetime} env steps)")
+                reporter.message(
+                    f"Trial {label}: resumed from {Path(manager.latest.path).name} "
+                    f"(iteration {algo.iteration}, {algo.num_env_steps_sampled_lifetime} env steps)"
+                )
             else:
                 logger.start_fresh()
         if algo is None:
@@ -159,8 +166,12 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
         while not done:
             result = algo.train()
             since_restore += 1
-            result.update(trial_id=trial.trial_id, timestamp=int(time.time()),
-                          time_since_restore=time.perf_counter() - start, iterations_since_restore=since_restore)
+            result.update(
+                trial_id=trial.trial_id,
+                timestamp=int(time.time()),
+                time_since_restore=time.perf_counter() - start,
+                iterations_since_restore=since_restore,
+            )
             _check_keys(result, seen, required, config.evaluation_interval)
             if not host.started:
                 host.start()
@@ -176,8 +187,9 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
                 reporter.message(f"checkpoint: {record.path}", level=2)
             if done:
                 trial.status = "TERMINATED"
-                reporter.message(f"Trial {trial.dirname} done at iteration {algo.iteration}: "
-                                 f"{'; '.join(stopper.met(result))}.")
+                reporter.message(
+                    f"Trial {trial.dirname} done at iteration {algo.iteration}: {'; '.join(stopper.met(result))}."
+                )
             elif interrupt.requested:
                 trial.status = "INTERRUPTED"
                 break
@@ -200,9 +212,17 @@ def run_trial(trial: Trial, config: AlgorithmConfig, host: TrialHost, opts: Opti
                 plot_trial(trial_dir)
             except RLArenaError as exc:  # matplotlib missing, a progress.csv that is not a plain file
                 reporter.message(f"Learning-curve plot skipped: {exc}")
-    return TrialResult(trial.trial_id, str(trial_dir.resolve()), trial.params, trial.status, trial.error, last,
-                       list(manager.records), manager.best.path if manager.best else None,
-                       manager.latest.path if manager.latest else None), error
+    return TrialResult(
+        trial.trial_id,
+        str(trial_dir.resolve()),
+        trial.params,
+        trial.status,
+        trial.error,
+        last,
+        list(manager.records),
+        manager.best.path if manager.best else None,
+        manager.latest.path if manager.latest else None,
+    ), error
 
 
 def params_text(params: dict[str, Any]) -> str:

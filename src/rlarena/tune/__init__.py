@@ -33,11 +33,27 @@ def trainable(algorithm: Any, *, ray_address: str | None = None) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in ("ray", "pandas", "pyarrow", "fsspec"):
             raise
-        raise ConfigError(f"rlarena.tune.trainable runs rlarena algorithms on Ray Tune, which is not installed "
-                          f"(no module {exc.name!r}): pip install 'rlarena[ray]'.") from None
+        raise ConfigError(
+            f"rlarena.tune.trainable runs rlarena algorithms on Ray Tune, which is not installed "
+            f"(no module {exc.name!r}): pip install 'rlarena[ray]'."
+        ) from None
     return make_trainable(algorithm, ray_address=ray_address)
 
 
-__all__ = ["Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "Result", "ResultGrid", "RunConfig",
-           "TuneConfig", "Tuner", "choice", "grid_search", "loguniform", "register_env", "run", "trainable",
-           "uniform"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointConfig",
+    "ExperimentAnalysis",
+    "Result",
+    "ResultGrid",
+    "RunConfig",
+    "TuneConfig",
+    "Tuner",
+    "choice",
+    "grid_search",
+    "loguniform",
+    "register_env",
+    "run",
+    "trainable",
+    "uniform",
+]

@@ -37,6 +37,7 @@ class Checkpoint(str):
         if path is None:
             return str(self)
         from rlarena.checkpoint.io import copy_dir
+
         copy_dir(self, path)
         return str(path)
 
@@ -69,7 +70,7 @@ def _scope_value(values: list[float], mode: str, scope: str) -> float:
         return values[-1]
     if scope == "all":
         return max(values) if mode == "max" else min(values)
-    window = values if scope == "avg" else values[-int(scope.split("-")[1]):]
+    window = values if scope == "avg" else values[-int(scope.split("-")[1]) :]
     return sum(window) / len(window)
 
 
@@ -91,8 +92,13 @@ class ExperimentAnalysis:
     them, the get_best_* methods take them as arguments too.
     """
 
-    def __init__(self, experiment: Results | str | os.PathLike, default_metric: str | None = None,
-                 default_mode: str | None = None, stats: dict[str, float] | None = None):
+    def __init__(
+        self,
+        experiment: Results | str | os.PathLike,
+        default_metric: str | None = None,
+        default_mode: str | None = None,
+        stats: dict[str, float] | None = None,
+    ):
         self.results = experiment if isinstance(experiment, Results) else Results.from_path(experiment)
         if default_mode is not None:
             _check_mode(default_mode, "ExperimentAnalysis")
@@ -112,8 +118,10 @@ class ExperimentAnalysis:
     def _defaults(self, metric: str | None, mode: str | None, what: str) -> tuple[str, str]:
         metric, mode = metric or self.default_metric, mode or self.default_mode
         if metric is None or mode is None:
-            raise ConfigError(f"{what} needs a metric and a mode: pass metric= and mode= to it, or to "
-                              f"tune.run(..., metric='episode_reward_mean', mode='max').")
+            raise ConfigError(
+                f"{what} needs a metric and a mode: pass metric= and mode= to it, or to "
+                f"tune.run(..., metric='episode_reward_mean', mode='max')."
+            )
         return metric, _check_mode(mode, what)
 
     def _values(self, trial: TrialResult, metric: str) -> list[float]:
@@ -134,16 +142,20 @@ class ExperimentAnalysis:
         sign = 1.0 if mode == "max" else -1.0
         return (max(scored, key=lambda s: sign * s[1])[0] if scored else None), metric
 
-    def get_best_trial(self, metric: str | None = None, mode: str | None = None,
-                       scope: str = "last") -> TrialResult | None:
+    def get_best_trial(
+        self, metric: str | None = None, mode: str | None = None, scope: str = "last"
+    ) -> TrialResult | None:
         best, metric = self._best(metric, mode, scope, "get_best_trial")
         if best is None:
-            notice(f"No trial reports {metric!r}, so there is no best one (None).{self._keys_hint(metric)} "
-                   f"See a trial's result keys with list(analysis.trials[0].last_result).")
+            notice(
+                f"No trial reports {metric!r}, so there is no best one (None).{self._keys_hint(metric)} "
+                f"See a trial's result keys with list(analysis.trials[0].last_result)."
+            )
         return best
 
-    def get_best_config(self, metric: str | None = None, mode: str | None = None,
-                        scope: str = "last") -> dict[str, Any] | None:
+    def get_best_config(
+        self, metric: str | None = None, mode: str | None = None, scope: str = "last"
+    ) -> dict[str, Any] | None:
         trial = self.get_best_trial(metric, mode, scope)
         return trial.config if trial else None
 
@@ -151,28 +163,36 @@ class ExperimentAnalysis:
         trial = self.get_best_trial(metric, mode, scope)
         return trial.path if trial else None
 
-    def get_trial_checkpoints_paths(self, trial: TrialResult, metric: str = "training_iteration"
-                                    ) -> list[tuple[str, float | None]]:
+    def get_trial_checkpoints_paths(
+        self, trial: TrialResult, metric: str = "training_iteration"
+    ) -> list[tuple[str, float | None]]:
         """[(checkpoint path, the trial's `metric` at that checkpoint's iteration)], oldest first."""
         rows = {int(r["training_iteration"]): r for r in trial.results if "training_iteration" in r}
         return [(r.path, _number(rows.get(r.iteration, {}).get(metric))) for r in trial.checkpoints]
 
-    def get_best_checkpoint(self, trial: TrialResult, metric: str | None = None,
-                            mode: str | None = None) -> Checkpoint | None:
+    def get_best_checkpoint(
+        self, trial: TrialResult, metric: str | None = None, mode: str | None = None
+    ) -> Checkpoint | None:
         """The trial's checkpoint whose iteration had the best `metric` (the latest on ties)."""
         metric, mode = self._defaults(metric, mode, "get_best_checkpoint")
-        scored = [(value, i, path) for i, (path, value) in enumerate(self.get_trial_checkpoints_paths(trial, metric))
-                  if value is not None]
+        scored = [
+            (value, i, path)
+            for i, (path, value) in enumerate(self.get_trial_checkpoints_paths(trial, metric))
+            if value is not None
+        ]
         if not scored:
             if trial.checkpoints:
-                notice(f"No checkpoint of trial {trial.trial_id} has {metric!r} in its iteration's result, "
-                       f"so there is no best one (None).")
+                notice(
+                    f"No checkpoint of trial {trial.trial_id} has {metric!r} in its iteration's result, "
+                    f"so there is no best one (None)."
+                )
             return None
         sign = 1.0 if mode == "max" else -1.0
         return Checkpoint(max(scored, key=lambda s: (sign * s[0], s[1]))[2])
 
-    def get_last_checkpoint(self, trial: TrialResult | None = None, metric: str = "training_iteration",
-                            mode: str = "max") -> Checkpoint | None:
+    def get_last_checkpoint(
+        self, trial: TrialResult | None = None, metric: str = "training_iteration", mode: str = "max"
+    ) -> Checkpoint | None:
         """The newest checkpoint of `trial`, or of the best trial by `metric` (default: the one that
         trained longest)."""
         if trial is None:
@@ -255,8 +275,10 @@ class ExperimentAnalysis:
         rows = [r for t in self.trials for r in (t.results if t.last_result else [])]
         if not rows:
             return {"start_time": time.time(), "timestamp": time.time()}
-        return {"start_time": min(float(r["timestamp"]) - float(r.get("time_since_restore", 0.0)) for r in rows),
-                "timestamp": max(float(r["timestamp"]) for r in rows)}
+        return {
+            "start_time": min(float(r["timestamp"]) - float(r.get("time_since_restore", 0.0)) for r in rows),
+            "timestamp": max(float(r["timestamp"]) for r in rows),
+        }
 
     def __repr__(self) -> str:
         return f"ExperimentAnalysis({self.experiment_path!r}, trials={len(self.trials)})"
@@ -323,14 +345,17 @@ class ResultGrid:
     def __iter__(self):
         return (Result(t) for t in self._analysis.trials)
 
-    def get_best_result(self, metric: str | None = None, mode: str | None = None, scope: str = "last",
-                        filter_nan_and_inf: bool = True) -> Result:
+    def get_best_result(
+        self, metric: str | None = None, mode: str | None = None, scope: str = "last", filter_nan_and_inf: bool = True
+    ) -> Result:
         """The trial best by `metric` (NaN and inf values never count). Like Ray, an error when no
         trial reports the metric."""
         trial, metric = self._analysis._best(metric, mode, scope, "get_best_result")
         if trial is None:
-            raise ConfigError(f"get_best_result: no trial reports {metric!r}.{self._analysis._keys_hint(metric)} "
-                              f"See a trial's result keys with list(results[0].metrics).")
+            raise ConfigError(
+                f"get_best_result: no trial reports {metric!r}.{self._analysis._keys_hint(metric)} "
+                f"See a trial's result keys with list(results[0].metrics)."
+            )
         return Result(trial)
 
     def get_dataframe(self, filter_metric: str | None = None, filter_mode: str | None = None) -> Any:

@@ -26,6 +26,10 @@ def _plain(value: Any) -> Any:
 def pretty_print(result: Mapping[str, Any], exclude: set[str] | None = None) -> str:
     """YAML of `result` without its None values, `config` and `hist_stats` (as Ray's pretty_print)."""
     import yaml
-    shown = {k: v for k, v in result.items()
-             if v is not None and k not in ("config", "hist_stats") and k not in (exclude or ())}
+
+    shown = {
+        k: v
+        for k, v in result.items()
+        if v is not None and k not in ("config", "hist_stats") and k not in (exclude or ())
+    }
     return yaml.safe_dump(_plain(shown), default_flow_style=False)

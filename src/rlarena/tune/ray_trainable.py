@@ -78,7 +78,9 @@ class AlgorithmTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint: Any) -> None:
         if not isinstance(checkpoint, str):  # Tune passes the directory, or the dict it unpickled
-            raise CheckpointError(f"{type(self).__name__} loads rlarena checkpoint directories, not {type(checkpoint).__name__}.")
+            raise CheckpointError(
+                f"{type(self).__name__} loads rlarena checkpoint directories, not {type(checkpoint).__name__}."
+            )
         self.algo.restore(checkpoint)
 
     def restore(self, checkpoint_path: Any) -> None:
@@ -91,9 +93,11 @@ class AlgorithmTrainable(tune.Trainable):
         from pyarrow.fs import FileType  # ray.tune's storage layer: the checkpoint may be on any filesystem
 
         if checkpoint.filesystem.get_file_info(pickled).type != FileType.NotFound:
-            raise CheckpointError(f"Refusing to restore {checkpoint.path!r}: it holds {_PICKLED_CHECKPOINT}, which "
-                                  f"Ray Tune would unpickle (running whatever code it names). rlarena's trainables "
-                                  f"write rlarena checkpoints (JSON + safetensors) only; this one came from elsewhere.")
+            raise CheckpointError(
+                f"Refusing to restore {checkpoint.path!r}: it holds {_PICKLED_CHECKPOINT}, which "
+                f"Ray Tune would unpickle (running whatever code it names). rlarena's trainables "
+                f"write rlarena checkpoints (JSON + safetensors) only; this one came from elsewhere."
+            )
         super().restore(checkpoint_path)
 
     def cleanup(self) -> None:
@@ -114,5 +118,12 @@ def make_trainable(algorithm: Any, *, ray_address: str | None = None) -> type[Al
     algo_cls = algorithm_class(algorithm)
     ray_init(ray_address)
     envs = registered_creators()
-    return type(algo_cls.__name__, (AlgorithmTrainable,), {"spec": TrainableSpec(algo_cls, envs), "__module__": __name__,
-                                                           "__doc__": f"{algo_cls.__name__} as a Ray Tune trainable."})
+    return type(
+        algo_cls.__name__,
+        (AlgorithmTrainable,),
+        {
+            "spec": TrainableSpec(algo_cls, envs),
+            "__module__": __name__,
+            "__doc__": f"{algo_cls.__name__} as a Ray Tune trainable.",
+        },
+    )

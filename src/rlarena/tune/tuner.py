@@ -24,26 +24,37 @@ from rlarena.tune.analysis import ExperimentAnalysis, ResultGrid
 
 ISSUE = "for Ray Tune itself: ray.tune.Tuner(rlarena.tune.trainable('PPO'), ...)"
 # Tune arguments about Ray's resources, logging and console: accepted, with no effect here.
-IGNORED = ("resources_per_trial", "max_concurrent_trials", "reuse_actors", "progress_reporter", "log_to_file",
-           "sync_config")
+IGNORED = (
+    "resources_per_trial",
+    "max_concurrent_trials",
+    "reuse_actors",
+    "progress_reporter",
+    "log_to_file",
+    "sync_config",
+)
 VERBOSITY = {0: 0, 1: 1, 2: 1, 3: 2}  # Tune's 0-3 onto rlarena.run's 0 (silent), 1 (rows), 2 (+ learner stats)
 
 
 def _refuse(call: str, names: list[str]) -> ConfigError:
-    return ConfigError(f"{call}({names[0]}=...) is not available in rlarena.tune, Ray Tune's local subset "
-                       f"(trials run one after another in this process; {ISSUE}). Remove "
-                       f"{'it' if len(names) == 1 else ', '.join(names)}.")
+    return ConfigError(
+        f"{call}({names[0]}=...) is not available in rlarena.tune, Ray Tune's local subset "
+        f"(trials run one after another in this process; {ISSUE}). Remove "
+        f"{'it' if len(names) == 1 else ', '.join(names)}."
+    )
 
 
 def algorithm_class(trainable: Any) -> type:
     """The rlarena algorithm a trainable names: "PPO" (RLlib's names too), PPO, PPOTrainer."""
     from rlarena.algorithms import Algorithm, get_algorithm_class
+
     if isinstance(trainable, str):
         return get_algorithm_class(trainable)
     if isinstance(trainable, type) and issubclass(trainable, Algorithm):
         return trainable
-    raise ConfigError(f"rlarena.tune runs rlarena algorithms: pass 'PPO', PPO or PPOTrainer, not {trainable!r} "
-                      f"(function and class trainables of your own need Ray Tune; {ISSUE}).")
+    raise ConfigError(
+        f"rlarena.tune runs rlarena algorithms: pass 'PPO', PPO or PPOTrainer, not {trainable!r} "
+        f"(function and class trainables of your own need Ray Tune; {ISSUE})."
+    )
 
 
 # The options config.to_dict() writes in a saved form: classes and functions as {"callable": "module:name"}
@@ -62,6 +73,7 @@ def _resolve_refs(config_cls: type, config: Mapping[str, Any]) -> dict[str, Any]
     checkpoint: to rlarena's built-ins and objects registered in this process. Anything else (a
     lambda, a class of an untrusted module) is refused in one line."""
     from rlarena.refs import Unnamed
+
     out = dict(config)
     for key in _SAVED_FORM_KEYS:
         if not _in_saved_form(key, config.get(key)):
@@ -72,10 +84,12 @@ def _resolve_refs(config_cls: type, config: Mapping[str, Any]) -> dict[str, Any]
             value = None
         specs = value.values() if key == "policies" and value is not None else ()
         if value is None or isinstance(value, Unnamed) or any(isinstance(s.policy_class, Unnamed) for s in specs):
-            raise ConfigError(f"config[{key!r}] is {config[key]!r}: config.to_dict() stores functions and classes "
-                              f"by name, and this one cannot be read back here. Pass the config object itself "
-                              f"(tune.run('PPO', config=config), tune.Tuner('PPO', param_space=config)), or "
-                              f"trust a module-level function or class with rlarena.register_trusted(obj).")
+            raise ConfigError(
+                f"config[{key!r}] is {config[key]!r}: config.to_dict() stores functions and classes "
+                f"by name, and this one cannot be read back here. Pass the config object itself "
+                f"(tune.run('PPO', config=config), tune.Tuner('PPO', param_space=config)), or "
+                f"trust a module-level function or class with rlarena.register_trusted(obj)."
+            )
         out[key] = value
     return out
 
@@ -100,13 +114,16 @@ def _stand_in(domain: Any, default: Any) -> Any:
 def _config_and_space(algo_cls: type, config: Any) -> tuple[Any, dict[str, Any]]:
     """(the base AlgorithmConfig, the param_space of its search domains)."""
     from rlarena.algorithms import AlgorithmConfig
+
     config_cls = algo_cls.config_class
     if config is None:
         return config_cls(), {}
     if isinstance(config, AlgorithmConfig):
         if not isinstance(config, config_cls):
-            raise ConfigError(f"config is a {type(config).__name__}, but the trainable is {algo_cls.__name__}, "
-                              f"which takes a {config_cls.__name__}.")
+            raise ConfigError(
+                f"config is a {type(config).__name__}, but the trainable is {algo_cls.__name__}, "
+                f"which takes a {config_cls.__name__}."
+            )
         base, defaults = config.copy(), config_cls()
         space = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if has_domains(getattr(base, f.name))}
         for name, domain in space.items():
@@ -118,8 +135,9 @@ def _config_and_space(algo_cls: type, config: Any) -> tuple[Any, dict[str, Any]]
         base = config_cls().update_from_dict({k: v for k, v in values.items() if k not in space})
         stand_ins = {k: _stand_in(v, None) for k, v in space.items()}
         return base.update_from_dict({k: v for k, v in stand_ins.items() if v is not None}), space
-    raise ConfigError(f"config must be an AlgorithmConfig such as PPOConfig() or a dict of options, "
-                      f"got {type(config).__name__}.")
+    raise ConfigError(
+        f"config must be an AlgorithmConfig such as PPOConfig() or a dict of options, got {type(config).__name__}."
+    )
 
 
 def _tune_stop(stop: Any) -> Any:
@@ -138,39 +156,79 @@ def _score_attr(attr: str | None) -> tuple[str | None, str]:
     return attr, "max"
 
 
-def _run(trainable: Any, config: Any, *, call: str, metric: str | None, mode: str | None, stop: Any,
-         num_samples: int, storage_path: str | os.PathLike | None, name: str | None, checkpoint_freq: int,
-         checkpoint_at_end: bool, num_to_keep: int | None, score_attribute: str | None, score_order: str,
-         resume: Any, verbose: int) -> ExperimentAnalysis:
+def _run(
+    trainable: Any,
+    config: Any,
+    *,
+    call: str,
+    metric: str | None,
+    mode: str | None,
+    stop: Any,
+    num_samples: int,
+    storage_path: str | os.PathLike | None,
+    name: str | None,
+    checkpoint_freq: int,
+    checkpoint_at_end: bool,
+    num_to_keep: int | None,
+    score_attribute: str | None,
+    score_order: str,
+    resume: Any,
+    verbose: int,
+) -> ExperimentAnalysis:
     from rlarena.train.experiment import run as run_experiment
+
     if mode is not None and mode not in ("max", "min"):
         raise ConfigError(f"{call}: mode={mode!r}; use 'max' or 'min'.")
     if verbose not in VERBOSITY:
         raise ConfigError(f"{call}: verbose={verbose!r}; use 0, 1, 2 or 3.")
     if resume not in (True, False, "AUTO", "LOCAL"):
-        raise ConfigError(f"{call}: resume={resume!r}; use True (or 'AUTO') to continue the run named by name=, "
-                          f"False to start a new one.")
+        raise ConfigError(
+            f"{call}: resume={resume!r}; use True (or 'AUTO') to continue the run named by name=, "
+            f"False to start a new one."
+        )
     algo_cls = algorithm_class(trainable)
     base, space = _config_and_space(algo_cls, config)
     start = time.time()
     results = run_experiment(
-        base, stop=_tune_stop(stop), param_space=space or None, num_samples=num_samples, checkpoint_freq=checkpoint_freq,
-        checkpoint_at_end=checkpoint_at_end, num_to_keep=num_to_keep,
+        base,
+        stop=_tune_stop(stop),
+        param_space=space or None,
+        num_samples=num_samples,
+        checkpoint_freq=checkpoint_freq,
+        checkpoint_at_end=checkpoint_at_end,
+        num_to_keep=num_to_keep,
         # metric= also ranks the kept checkpoints (Tune keeps the most recent unless checkpoint_score_attr
         # is given) and is checked to be in the results after the first iteration, as Tune checks it
         checkpoint_score_attribute=score_attribute or metric,
         checkpoint_score_order=score_order if score_attribute else (mode or "max"),
         storage_path="runs" if storage_path is None else storage_path,  # rlarena.run's default; Ray's: ~/ray_results
-        name=name, resume=bool(resume), verbose=VERBOSITY[verbose])
+        name=name,
+        resume=bool(resume),
+        verbose=VERBOSITY[verbose],
+    )
     return ExperimentAnalysis(results, metric, mode, {"start_time": start, "timestamp": time.time()})
 
 
-def run(run_or_experiment: Any, *, config: Any = None, stop: Any = None, metric: str | None = None,
-        mode: str | None = None, name: str | None = None, num_samples: int = 1, storage_path: str | None = None,
-        local_dir: str | None = None, checkpoint_freq: int = 0, checkpoint_at_end: bool = False,
-        keep_checkpoints_num: int | None = None, checkpoint_score_attr: str | None = None,
-        resume: bool | str = False, verbose: int = 3, raise_on_failed_trial: bool = True,
-        **other: Any) -> ExperimentAnalysis:
+def run(
+    run_or_experiment: Any,
+    *,
+    config: Any = None,
+    stop: Any = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    name: str | None = None,
+    num_samples: int = 1,
+    storage_path: str | None = None,
+    local_dir: str | None = None,
+    checkpoint_freq: int = 0,
+    checkpoint_at_end: bool = False,
+    keep_checkpoints_num: int | None = None,
+    checkpoint_score_attr: str | None = None,
+    resume: bool | str = False,
+    verbose: int = 3,
+    raise_on_failed_trial: bool = True,
+    **other: Any,
+) -> ExperimentAnalysis:
     """Ray Tune's tune.run: train `run_or_experiment` ("PPO", PPO, PPOTrainer) with `config` until
     `stop`, checkpointing every `checkpoint_freq` iterations and at the end; returns an
     ExperimentAnalysis. Defaults are Tune's (no checkpoint unless asked, verbose=3), except the
@@ -184,15 +242,30 @@ def run(run_or_experiment: Any, *, config: Any = None, stop: Any = None, metric:
     if local_dir is not None and storage_path is not None:
         raise ConfigError("tune.run: pass storage_path or local_dir (its older name), not both.")
     score_attribute, score_order = _score_attr(checkpoint_score_attr)
-    analysis = _run(run_or_experiment, config, call="tune.run", metric=metric, mode=mode, stop=stop,
-                    num_samples=num_samples, storage_path=storage_path or local_dir, name=name,
-                    checkpoint_freq=checkpoint_freq, checkpoint_at_end=checkpoint_at_end,
-                    num_to_keep=keep_checkpoints_num, score_attribute=score_attribute, score_order=score_order,
-                    resume=resume, verbose=verbose)
+    analysis = _run(
+        run_or_experiment,
+        config,
+        call="tune.run",
+        metric=metric,
+        mode=mode,
+        stop=stop,
+        num_samples=num_samples,
+        storage_path=storage_path or local_dir,
+        name=name,
+        checkpoint_freq=checkpoint_freq,
+        checkpoint_at_end=checkpoint_at_end,
+        num_to_keep=keep_checkpoints_num,
+        score_attribute=score_attribute,
+        score_order=score_order,
+        resume=resume,
+        verbose=verbose,
+    )
     failed = [t for t in analysis.trials if t.status == "ERROR"]
     if failed and raise_on_failed_trial:
-        raise TrainingError(f"Trials did not complete: {', '.join(f'{t.trial_id} ({t.error})' for t in failed)}. "
-                            f"Their logs: {analysis.experiment_path}")
+        raise TrainingError(
+            f"Trials did not complete: {', '.join(f'{t.trial_id} ({t.error})' for t in failed)}. "
+            f"Their logs: {analysis.experiment_path}"
+        )
     return analysis
 
 
@@ -254,8 +327,15 @@ class Tuner:
     inside run_config=RunConfig(checkpoint_config=...)).
     """
 
-    def __init__(self, trainable: Any, *, param_space: Any = None, tune_config: TuneConfig | None = None,
-                 run_config: RunConfig | None = None, checkpoint_config: CheckpointConfig | None = None):
+    def __init__(
+        self,
+        trainable: Any,
+        *,
+        param_space: Any = None,
+        tune_config: TuneConfig | None = None,
+        run_config: RunConfig | None = None,
+        checkpoint_config: CheckpointConfig | None = None,
+    ):
         self.trainable = trainable
         self.param_space = param_space
         self.tune_config = tune_config or TuneConfig()
@@ -274,20 +354,39 @@ class Tuner:
         path = os.path.abspath(os.fspath(path))
         if param_space is None:  # Ray reads it from the experiment: here, the config a trial ran with
             from rlarena.train.results import Results
+
             saved = next((t.config for t in Results.from_path(path).trials if t.config), None)
             if saved is None:
                 raise ConfigError(f"Tuner.restore({path!r}): no trial there has run yet; pass param_space= again.")
             param_space = {k: v for k, v in saved.items() if k != "algo"}
-        tuner = cls(trainable, param_space=param_space,
-                    run_config=RunConfig(name=os.path.basename(path), storage_path=os.path.dirname(path)))
+        tuner = cls(
+            trainable,
+            param_space=param_space,
+            run_config=RunConfig(name=os.path.basename(path), storage_path=os.path.dirname(path)),
+        )
         tuner._resume = True
         return tuner
 
     def fit(self) -> ResultGrid:
         tc, rc, cc = self.tune_config, self.run_config, self.checkpoint_config
-        analysis = _run(self.trainable, self.param_space, call="Tuner", metric=tc.metric, mode=tc.mode,
-                        stop=rc.stop, num_samples=tc.num_samples, storage_path=rc.storage_path, name=rc.name,
-                        checkpoint_freq=cc.checkpoint_frequency, checkpoint_at_end=bool(cc.checkpoint_at_end),
-                        num_to_keep=cc.num_to_keep, score_attribute=cc.checkpoint_score_attribute,
-                        score_order=cc.checkpoint_score_order, resume=self._resume, verbose=rc.verbose)
-        return ResultGrid(analysis)  # like Ray, a failed trial is in the grid's errors (rlarena.run raises when all fail)
+        analysis = _run(
+            self.trainable,
+            self.param_space,
+            call="Tuner",
+            metric=tc.metric,
+            mode=tc.mode,
+            stop=rc.stop,
+            num_samples=tc.num_samples,
+            storage_path=rc.storage_path,
+            name=rc.name,
+            checkpoint_freq=cc.checkpoint_frequency,
+            checkpoint_at_end=bool(cc.checkpoint_at_end),
+            num_to_keep=cc.num_to_keep,
+            score_attribute=cc.checkpoint_score_attribute,
+            score_order=cc.checkpoint_score_order,
+            resume=self._resume,
+            verbose=rc.verbose,
+        )
+        return ResultGrid(
+            analysis
+        )  # like Ray, a failed trial is in the grid's errors (rlarena.run raises when all fail)

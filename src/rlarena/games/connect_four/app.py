@@ -83,8 +83,9 @@ class ConnectFourPlay:
     absent); `default` is the key a new page starts against (the first when None).
     """
 
-    def __init__(self, opponents: Mapping[str, Policy], default: str | None = None,
-                 labels: Mapping[str, str] | None = None):
+    def __init__(
+        self, opponents: Mapping[str, Policy], default: str | None = None, labels: Mapping[str, str] | None = None
+    ):
         if not opponents:
             raise ConfigError("ConnectFourPlay needs at least one opponent.")
         self.policies = dict(opponents)
@@ -105,8 +106,10 @@ class ConnectFourPlay:
 
     def _check(self, opponent: str) -> None:
         if opponent not in self.policies:
-            raise ConfigError(f"Unknown opponent {opponent!r}.{closest(opponent, self.policies)} "
-                              f"Opponents: {', '.join(self.policies)}.")
+            raise ConfigError(
+                f"Unknown opponent {opponent!r}.{closest(opponent, self.policies)} "
+                f"Opponents: {', '.join(self.policies)}."
+            )
 
     def new_game(self, opponent: str | None = None, human_first: bool = True) -> GameSession:
         opponent = self.default if opponent is None else opponent
@@ -117,9 +120,11 @@ class ConnectFourPlay:
             session.message = f"New game against {name}. {you} and move first: click a column."
         else:
             col, legal = self._agent_move(session)
-            session.message = (f"New game against {name}. {name} ({COLOURS[0]}) opened in column "
-                               f"{col + 1}. {you}: your move." if legal else
-                               f"New game against {name}. {self._forfeit(session, col)}")
+            session.message = (
+                f"New game against {name}. {name} ({COLOURS[0]}) opened in column {col + 1}. {you}: your move."
+                if legal
+                else f"New game against {name}. {self._forfeit(session, col)}"
+            )
         return session
 
     def play(self, session: GameSession, column: int) -> GameSession:
@@ -163,8 +168,10 @@ class ConnectFourPlay:
 
     @staticmethod
     def _forfeit(session: GameSession, column: int) -> str:
-        return (f"{session.name} chose column {column + 1}, which cannot be played: it forfeits. You win! "
-                f"Press New game to play again.")
+        return (
+            f"{session.name} chose column {column + 1}, which cannot be played: it forfeits. You win! "
+            f"Press New game to play again."
+        )
 
     @staticmethod
     def _drop(session: GameSession, column: int, seat: int) -> None:
@@ -205,6 +212,7 @@ def winning_line(board: np.ndarray, row: int, col: int) -> list[tuple[int, int]]
 # -- opponents ------------------------------------------------------------------------------------------
 def negamax_opponents(levels: tuple[str, ...] = NEGAMAX_LEVELS) -> dict[str, Policy]:
     from rlarena.games.connect_four.opponents import OPPONENTS
+
     return {name: OPPONENTS[name](observation_space(), gym.spaces.Discrete(COLS)) for name in levels}
 
 
@@ -223,6 +231,7 @@ def checkpoint_algorithm(directory: str | Path) -> str | None:
     """The "algorithm" a checkpoint directory's rlarena_checkpoint.json names (None when it has none:
     e.g. an .onnx file exported elsewhere). Reads the JSON only: no torch."""
     from rlarena.checkpoint.io import read_json
+
     path = Path(directory) / "rlarena_checkpoint.json"
     if not path.is_file():
         return None
@@ -248,6 +257,7 @@ def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str
     if search:
         from rlarena.games.connect_four.game import ConnectFourGame
         from rlarena.games.mcts import SERVE_LEAVES_PER_CALL, SearchPolicy, outputs_evaluator
+
         if not isinstance(network, ExportOutputs):
             raise ConfigError(f"Search levels read the network's raw outputs; {type(network).__name__} gives none.")
         evaluator = outputs_evaluator(network.compute_outputs)
@@ -255,10 +265,14 @@ def agent_opponents(model: str | Path, search: tuple[int, ...] = ()) -> dict[str
             if n < 1:
                 raise ConfigError(f"A search level is a number of simulations per move, at least 1; got {n}.")
             # no seed: ties among equally visited moves break differently from game to game
-            levels[f"search_{n}"] = SearchPolicy(ConnectFourGame(), evaluator, n,
-                                                 observation_space=network.observation_space,
-                                                 action_space=network.action_space,
-                                                 leaves_per_call=SERVE_LEAVES_PER_CALL)
+            levels[f"search_{n}"] = SearchPolicy(
+                ConnectFourGame(),
+                evaluator,
+                n,
+                observation_space=network.observation_space,
+                action_space=network.action_space,
+                leaves_per_call=SERVE_LEAVES_PER_CALL,
+            )
     return levels
 
 
@@ -280,14 +294,17 @@ def load_onnx_agent(path: str | Path) -> Policy:
     except ModuleNotFoundError:
         raise ConfigError("Serving an ONNX agent needs onnxruntime: pip install 'rlarena[app]'") from None
     from rlarena.export.onnx import OnnxPolicy
+
     agent = OnnxPolicy(path)
     # checked at start-up, so a model for another game fails here with its name, not on the first move
     obs, act = agent.observation_space, agent.action_space
     inner = obs["observation"] if isinstance(obs, gym.spaces.Dict) and "observation" in obs.spaces else obs
     if not agent.masked or inner.shape != (ROWS, COLS, 2) or act != gym.spaces.Discrete(COLS):
-        raise ConfigError(f"{path} is not a Connect Four policy: it takes {inner} and plays {act} (exported from "
-                          f"{agent.env_name or 'an unnamed env'}); Connect Four needs a masked policy over "
-                          f"(6, 7, 2) boards playing Discrete(7).")
+        raise ConfigError(
+            f"{path} is not a Connect Four policy: it takes {inner} and plays {act} (exported from "
+            f"{agent.env_name or 'an unnamed env'}); Connect Four needs a masked policy over "
+            f"(6, 7, 2) boards playing Discrete(7)."
+        )
     return agent
 
 
@@ -332,8 +349,10 @@ def board_html(session: GameSession | None) -> str:
             if (r, c) in line:
                 classes.append("c4-line")
             label = ("empty", "red", "yellow")[v]
-            cells.append(f'<div class="{" ".join(classes)}" data-row="{r}" data-col="{c}" data-piece="{v}" '
-                         f'title="column {c + 1}" aria-label="row {ROWS - r}, column {c + 1}: {label}"></div>')
+            cells.append(
+                f'<div class="{" ".join(classes)}" data-row="{r}" data-col="{c}" data-piece="{v}" '
+                f'title="column {c + 1}" aria-label="row {ROWS - r}, column {c + 1}: {label}"></div>'
+            )
     if session is None:
         legend, result, moves = "", "", 0
     else:
@@ -341,8 +360,10 @@ def board_html(session: GameSession | None) -> str:
         legend = f"You: {you} &middot; {html.escape(session.name)}: {agent}"
         result, moves = session.result or "", session.game.moves
     over = " c4-over" if result else ""
-    return (f'<div class="c4-grid{over}" role="grid" aria-label="Connect Four board" data-moves="{moves}" '
-            f'data-result="{result}">{"".join(cells)}</div><div class="c4-legend">{legend}</div>')
+    return (
+        f'<div class="c4-grid{over}" role="grid" aria-label="Connect Four board" data-moves="{moves}" '
+        f'data-result="{result}">{"".join(cells)}</div><div class="c4-legend">{legend}</div>'
+    )
 
 
 def status_html(session: GameSession | None) -> str:
@@ -362,8 +383,10 @@ def levels_markdown(play: ConnectFourPlay) -> str:
     searches = [k for k in keys if k.startswith("search_")]
     if searches:
         counts = ", ".join(k.removeprefix("search_") for k in searches)
-        lines.append(f"- **search** ({counts} simulations): the same network looking ahead by Monte Carlo tree "
-                     f"search; more simulations play stronger and think longer.")
+        lines.append(
+            f"- **search** ({counts} simulations): the same network looking ahead by Monte Carlo tree "
+            f"search; more simulations play stronger and think longer."
+        )
     if any(k.startswith("negamax_") for k in keys):
         lines.append("- **negamax, depth d**: a classic alpha-beta player that looks d moves ahead.")
     return "\n".join(lines)
@@ -384,16 +407,23 @@ def build_app(play: ConnectFourPlay, title: str = "rlarena: Connect Four") -> An
         def move(session: GameSession | None) -> tuple[GameSession, str, str]:
             # None only if a click beats the page's load event: start a default game first
             return show(play.play(session or play.new_game(), column))
+
         return move
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown("## Connect Four against an rlarena agent\nFour in a row wins. Click a column (or its "
-                    "number) to drop a piece; the agent answers at once.\n\n" + levels_markdown(play))
+        gr.Markdown(
+            "## Connect Four against an rlarena agent\nFour in a row wins. Click a column (or its "
+            "number) to drop a piece; the agent answers at once.\n\n" + levels_markdown(play)
+        )
         with gr.Row():
             first = gr.Radio(["You", "Agent"], value="You", label="Who starts", elem_id="c4-first")
             # (label, key) pairs: the page shows the label, the handlers get the stable key
-            opponent = gr.Radio([(play.label(key), key) for key in play.opponents], value=play.default,
-                                label="Opponent", elem_id="c4-opponent")
+            opponent = gr.Radio(
+                [(play.label(key), key) for key in play.opponents],
+                value=play.default,
+                label="Opponent",
+                elem_id="c4-opponent",
+            )
         new = gr.Button("New game", variant="primary", elem_id="c4-new")
         status = gr.HTML(status_html(None), elem_id="c4-status", js_on_load=None)
         with gr.Row(elem_id="c4-columns", equal_height=True):
@@ -546,8 +576,9 @@ class PageGate:
             return 413, f"Request body too large: {int(length)} bytes; this page takes at most {self.max_body}."
         return None
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] not in ("http", "websocket"):  # lifespan
             await self.app(scope, receive, send)
             return
@@ -559,10 +590,18 @@ class PageGate:
         else:
             status, reason = refusal
             body = f"{reason}\n".encode()
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                    (b"x-content-type-options", b"nosniff"),  # the reason quotes a header
-                                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"x-content-type-options", b"nosniff"),  # the reason quotes a header
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
 
@@ -571,9 +610,11 @@ def exposure_notice(host: str, port: int) -> str:
     if is_loopback(host):
         return ""
     where = "every interface of this machine" if host.strip("[]") in WILDCARD_HOSTS else host
-    return (f"Serving on {where}: anyone who can reach port {port} here can play and call the page's API "
-            f"(no login). The page answers to this machine's IP addresses and name and to localhost, "
-            f"refuses requests from other sites' pages and all uploads.")
+    return (
+        f"Serving on {where}: anyone who can reach port {port} here can play and call the page's API "
+        f"(no login). The page answers to this machine's IP addresses and name and to localhost, "
+        f"refuses requests from other sites' pages and all uploads."
+    )
 
 
 def page_url(host: str, port: int) -> str:
@@ -583,8 +624,9 @@ def page_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = "",
-          max_body: int = MAX_BODY_BYTES) -> None:
+def serve(
+    demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = "", max_body: int = MAX_BODY_BYTES
+) -> None:
     """Serve the page until interrupted: local only, no share link, nothing fetched from outside (the
     default theme's fonts are bundled with gradio; server-side rendering would need node), behind a
     PageGate for `host`. `banner` is printed once the page is being served."""
@@ -598,19 +640,36 @@ def serve(demo: Any, host: str = "127.0.0.1", port: int = 7860, banner: str = ""
     # MCP server, the monitoring dashboard, the run-history page.
     gate = Middleware(PageGate, host=host, max_body=max_body)
     try:
-        demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, css=CSS, quiet=True,
-                    theme=gr.themes.Default(), footer_links=["api", "settings"], prevent_thread_lock=True,
-                    app_kwargs={"middleware": [gate]}, max_file_size=0, num_workers=0, mcp_server=False,
-                    enable_monitoring=False, run_history=False)
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            ssr_mode=False,
+            css=CSS,
+            quiet=True,
+            theme=gr.themes.Default(),
+            footer_links=["api", "settings"],
+            prevent_thread_lock=True,
+            app_kwargs={"middleware": [gate]},
+            max_file_size=0,
+            num_workers=0,
+            mcp_server=False,
+            enable_monitoring=False,
+            run_history=False,
+        )
     except OSError as exc:
         # gradio's own message names launch() parameters; say it in the command's terms
         reason = "the port is taken" if "empty port" in str(exc) else str(exc)
-        raise ConfigError(f"Cannot serve on {host}:{port}: {reason}. Choose another port with --port N "
-                          f"(or another address with --host H).") from None
+        raise ConfigError(
+            f"Cannot serve on {host}:{port}: {reason}. Choose another port with --port N "
+            f"(or another address with --host H)."
+        ) from None
     if not any(m.cls is PageGate for m in getattr(demo.app, "user_middleware", ())):
         demo.close()
-        raise ConfigError(f"This gradio ({gr.__version__}) did not take the page's request gate, so the page is "
-                          f"not served; install the tested version: pip install -c constraints.txt 'rlarena[app]'")
+        raise ConfigError(
+            f"This gradio ({gr.__version__}) did not take the page's request gate, so the page is "
+            f"not served; install the tested version: pip install -c constraints.txt 'rlarena[app]'"
+        )
     if banner:
         print(banner, flush=True)
     try:

@@ -56,7 +56,7 @@ def _shift(up: bool) -> np.ndarray:
 LINES = _lines()
 BELOW, ABOVE = _shift(up=False), _shift(up=True)
 BOTTOM_ROW = np.zeros(CELLS, np.float32)
-BOTTOM_ROW[(ROWS - 1) * COLS:] = 1.0
+BOTTOM_ROW[(ROWS - 1) * COLS :] = 1.0
 COLUMN_SUM = np.tile(np.eye(COLS, dtype=np.float32), (ROWS, 1))  # [42, 7]: x @ C sums each column
 FEATURES = 2 * CELLS + 3 * CELLS + 3 * COLS
 
@@ -71,8 +71,11 @@ def numpy_features(x: np.ndarray) -> np.ndarray:
     opp_win = ((((n_opp == 3) & (n_own == 0)).astype(np.float32) @ LINES.T) > 0) * empty
     playable = empty * np.maximum(1.0 - empty @ BELOW, BOTTOM_ROW)
     unsafe = ((opp_win @ ABOVE) * playable) @ COLUMN_SUM  # the cell above the move completes their four
-    return np.concatenate([x, own_win, opp_win, playable, (own_win * playable) @ COLUMN_SUM,
-                           (opp_win * playable) @ COLUMN_SUM, unsafe], axis=1, dtype=np.float32)
+    return np.concatenate(
+        [x, own_win, opp_win, playable, (own_win * playable) @ COLUMN_SUM, (opp_win * playable) @ COLUMN_SUM, unsafe],
+        axis=1,
+        dtype=np.float32,
+    )
 
 
 class ConnectFourFeatures(nn.Module):
@@ -82,8 +85,13 @@ class ConnectFourFeatures(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        for name, value in (("lines", LINES), ("below", BELOW), ("above", ABOVE), ("bottom_row", BOTTOM_ROW),
-                            ("column_sum", COLUMN_SUM)):
+        for name, value in (
+            ("lines", LINES),
+            ("below", BELOW),
+            ("above", ABOVE),
+            ("bottom_row", BOTTOM_ROW),
+            ("column_sum", COLUMN_SUM),
+        ):
             self.register_buffer(name, torch.from_numpy(value), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +105,18 @@ class ConnectFourFeatures(nn.Module):
         opp_win = (opp_three @ self.lines.T > 0).to(x.dtype) * empty
         playable = empty * torch.maximum(1.0 - empty @ self.below, self.bottom_row)
         unsafe = ((opp_win @ self.above) * playable) @ self.column_sum
-        return torch.cat([x, own_win, opp_win, playable, (own_win * playable) @ self.column_sum,
-                          (opp_win * playable) @ self.column_sum, unsafe], dim=1)
+        return torch.cat(
+            [
+                x,
+                own_win,
+                opp_win,
+                playable,
+                (own_win * playable) @ self.column_sum,
+                (opp_win * playable) @ self.column_sum,
+                unsafe,
+            ],
+            dim=1,
+        )
 
     @staticmethod
     def numpy(x: np.ndarray) -> np.ndarray:
@@ -135,6 +153,6 @@ class BoardConv(nn.Module):
             patches = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(1, 2))  # [B, 6, 7, in, 3, 3]
             cols = patches.reshape(len(x) * CELLS, -1)  # im2col: one row of in x 3 x 3 per cell
             h = np.maximum(cols @ w.reshape(len(w), -1).T + conv.bias.detach().numpy(), 0.0).reshape(
-                len(x), ROWS, COLS, -1)
+                len(x), ROWS, COLS, -1
+            )
         return h.reshape(len(x), -1).astype(np.float32, copy=False)
-

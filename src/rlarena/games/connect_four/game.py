@@ -38,8 +38,12 @@ class ConnectFourGame(TwoPlayerGame):
     observation_shape = (ROWS, COLS, 2)
     # the board model: fixed tactical features (rlarena.games.connect_four.features), one ReLU trunk
     # shared by the policy and value heads (as AlphaZero's network)
-    default_model: ClassVar[dict[str, Any]] = {"board_features": "connect_four", "fcnet_hiddens": [256, 256], "fcnet_activation": "relu",
-                     "vf_share_layers": True}
+    default_model: ClassVar[dict[str, Any]] = {
+        "board_features": "connect_four",
+        "fcnet_hiddens": [256, 256],
+        "fcnet_activation": "relu",
+        "vf_share_layers": True,
+    }
 
     def initial_state(self) -> tuple[int, int, float | None]:
         return (0, 0, None)
@@ -96,14 +100,19 @@ class ConnectFourGame(TwoPlayerGame):
         me, them = ("X", "O") if self.to_play(state) == 0 else ("O", "X")
         rows = []
         for r in range(ROWS - 1, -1, -1):
-            rows.append("".join(me if cur >> (c * COL_BITS + r) & 1 else them if opp >> (c * COL_BITS + r) & 1
-                                else "." for c in range(COLS)))
+            rows.append(
+                "".join(
+                    me if cur >> (c * COL_BITS + r) & 1 else them if opp >> (c * COL_BITS + r) & 1 else "."
+                    for c in range(COLS)
+                )
+            )
         return "\n".join(rows)
 
 
 def from_moves(moves: str) -> tuple[int, int, float | None]:
     """A position in play from a game in Pons' notation ("4453": columns 1-7)."""
     from rlarena.games.connect_four.solver import from_moves as bitboards
+
     cur, opp = bitboards(moves)
     return (cur, opp, 0.0 if (cur | opp) == BOARD_MASK else None)
 
@@ -111,6 +120,7 @@ def from_moves(moves: str) -> tuple[int, int, float | None]:
 @functools.cache
 def _test_set_keys() -> frozenset:
     from rlarena.games.connect_four.grading import load_positions
+
     keys = set()
     for positions in load_positions().values():
         for p in positions:

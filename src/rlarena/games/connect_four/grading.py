@@ -82,8 +82,10 @@ def load_positions(path: str | Path = DATA_FILE) -> dict[str, list[Position]]:
     """The stored test sets by stage ("end", "middle", "opening")."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         data = json.load(f)
-    return {stage: [Position(row["moves"], tuple(row["scores"])) for row in data["stages"][stage]]
-            for stage in data["stages"]}
+    return {
+        stage: [Position(row["moves"], tuple(row["scores"])) for row in data["stages"][stage]]
+        for stage in data["stages"]
+    }
 
 
 def save_positions(path: str | Path, stages: dict[str, list[Position]], meta: dict[str, Any]) -> None:
@@ -94,6 +96,7 @@ def save_positions(path: str | Path, stages: dict[str, list[Position]], meta: di
         rows = ",\n".join(json.dumps({"moves": p.moves, "scores": list(p.scores)}) for p in positions)
         lines.append(f'"{stage}": [\n{rows}\n]' + ("," if i < len(stages) - 1 else ""))
     lines.append("}}")
+
     def write(raw: IO[bytes]) -> None:
         # no name and mtime 0 in the gzip header: the same sets give the same bytes wherever written
         with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:

@@ -62,13 +62,17 @@ class ConnectFourHeuristic(Policy):
 
 def _unpack(obs_batch: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obs_batch, dict) or not {"observation", "action_mask"} <= set(obs_batch):
-        raise ValueError(f"{who} plays Connect Four from masked observation batches {{'observation': int8 "
-                         f"[B, 6, 7, 2], 'action_mask': int8 [B, 7]}} (connect_four_v3's format), got "
-                         f"{type(obs_batch).__name__}.")
+        raise ValueError(
+            f"{who} plays Connect Four from masked observation batches {{'observation': int8 "
+            f"[B, 6, 7, 2], 'action_mask': int8 [B, 7]}} (connect_four_v3's format), got "
+            f"{type(obs_batch).__name__}."
+        )
     planes, mask = np.asarray(obs_batch["observation"]), np.asarray(obs_batch["action_mask"]).astype(bool)
     if planes.shape[1:] != (ROWS, COLS, 2) or mask.shape != (len(planes), COLS):
-        raise ValueError(f"{who} needs a batch: observation [B, 6, 7, 2] and action_mask [B, 7], got "
-                         f"{planes.shape} and {mask.shape}. For one observation, add a batch axis (obs[None]).")
+        raise ValueError(
+            f"{who} needs a batch: observation [B, 6, 7, 2] and action_mask [B, 7], got "
+            f"{planes.shape} and {mask.shape}. For one observation, add a batch axis (obs[None])."
+        )
     return planes, mask
 
 
@@ -184,7 +188,7 @@ class SmartHeuristic(ConnectFourHeuristic):
 
 # -- negamax with alpha-beta on bitboards -----------------------------------------------------------------
 WIN = 1_000_000  # a win with the side to move's next move at ply p (moves from the root) scores WIN - p - 1
-_INF = 10 ** 9
+_INF = 10**9
 CENTRE_FIRST = (3, 2, 4, 1, 5, 0, 6)
 _ORDERED_COLUMNS = tuple(COLUMN_MASKS[c] for c in CENTRE_FIRST)
 
@@ -295,8 +299,14 @@ class NegamaxPolicy(ConnectFourHeuristic):
 
     depth = 3
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space, depth: int | None = None,
-                 seed: int | None = None, cache: bool = True):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        depth: int | None = None,
+        seed: int | None = None,
+        cache: bool = True,
+    ):
         super().__init__(observation_space, action_space, seed)
         if depth is not None:
             self.depth = int(depth)
@@ -357,8 +367,10 @@ class NegamaxDepth7(NegamaxPolicy):
     depth = 7
 
 
-_NEGAMAX = {cls.depth: cls for cls in (NegamaxDepth1, NegamaxDepth2, NegamaxDepth3, NegamaxDepth4,
-                                       NegamaxDepth5, NegamaxDepth6, NegamaxDepth7)}
+_NEGAMAX = {
+    cls.depth: cls
+    for cls in (NegamaxDepth1, NegamaxDepth2, NegamaxDepth3, NegamaxDepth4, NegamaxDepth5, NegamaxDepth6, NegamaxDepth7)
+}
 
 
 def negamax_policy(depth: int) -> type[NegamaxPolicy]:

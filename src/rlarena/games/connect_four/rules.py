@@ -51,7 +51,6 @@ DIRECTIONS = (1, COL_BITS, COL_BITS - 1, COL_BITS + 1)  # vertical, horizontal, 
 CELL_BITS = np.array([[1 << (c * COL_BITS + ROWS - 1 - r) for c in range(COLS)] for r in range(ROWS)], np.uint64)
 
 
-
 def _lines_of_four() -> np.ndarray:
     """intp [69, 4]: the flat cells (row * 7 + col, row 0 at the top) of every line of four."""
     lines = []
@@ -65,6 +64,7 @@ def _lines_of_four() -> np.ndarray:
 
 
 LINES_OF_FOUR = _lines_of_four()
+
 
 def has_four(p: int) -> bool:
     """True when the bitboard p holds four in a row."""
@@ -140,10 +140,12 @@ class Game:
 
 def observation_space() -> spaces.Dict:
     """connect_four_v3's observation space (built the same way, so it compares equal)."""
-    return spaces.Dict({
-        "observation": spaces.Box(low=0, high=1, shape=(ROWS, COLS, 2), dtype=np.int8),
-        "action_mask": spaces.Box(low=0, high=1, shape=(COLS,), dtype=np.int8),
-    })
+    return spaces.Dict(
+        {
+            "observation": spaces.Box(low=0, high=1, shape=(ROWS, COLS, 2), dtype=np.int8),
+            "action_mask": spaces.Box(low=0, high=1, shape=(COLS,), dtype=np.int8),
+        }
+    )
 
 
 # -- rendering -----------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def render_ansi(board: np.ndarray) -> str:
 def _disc() -> np.ndarray:
     yy, xx = np.mgrid[:CELL_PX, :CELL_PX] + 0.5
     centre, radius = CELL_PX / 2, CELL_PX * 0.4
-    return (yy - centre) ** 2 + (xx - centre) ** 2 <= radius ** 2
+    return (yy - centre) ** 2 + (xx - centre) ** 2 <= radius**2
 
 
 def render_rgb(board: np.ndarray) -> np.ndarray:
@@ -186,8 +188,10 @@ def _render(board: np.ndarray, mode: str | None) -> str | np.ndarray | None:
 
 def _check_render_mode(owner: str, render_mode: str | None) -> None:
     if render_mode not in (None, *RENDER_MODES):
-        raise EnvError(f"{owner} render_mode {render_mode!r} is not supported; use None, 'ansi' (render() "
-                       f"returns the board as text) or 'rgb_array' (an image array).")
+        raise EnvError(
+            f"{owner} render_mode {render_mode!r} is not supported; use None, 'ansi' (render() "
+            f"returns the board as text) or 'rgb_array' (an image array)."
+        )
 
 
 # -- the PettingZoo AEC env ------------------------------------------------------------------------------
@@ -202,6 +206,7 @@ def env(render_mode: str | None = None) -> Any:
     (numpy) instead of pygame's "human" and "rgb_array".
     """
     from pettingzoo.utils import wrappers  # type: ignore[import-untyped]
+
     raw = raw_env(render_mode=render_mode)
     wrapped = wrappers.TerminateIllegalWrapper(raw, illegal_reward=-1)
     wrapped = wrappers.AssertOutOfBoundsWrapper(wrapped)
@@ -234,8 +239,12 @@ def _aec_class() -> type:
         agents leave through AECEnv._was_dead_step. Like the original, reset() leaves
         _skip_agent_selection alone."""
 
-        metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "name": "rlarena_connect_four_v3",
-                                              "is_parallelizable": False, "render_fps": 2}
+        metadata: ClassVar[dict[str, Any]] = {
+            "render_modes": list(RENDER_MODES),
+            "name": "rlarena_connect_four_v3",
+            "is_parallelizable": False,
+            "render_fps": 2,
+        }
         agents: list[str]
         agent_selection: str
         rewards: dict[str, float]
@@ -365,15 +374,18 @@ class BatchedConnectFour:
         returns the movers' observations. An opening must be legal and leave its game running (no
         four, board not full). Games that end later still restart from the empty board (autoreset)."""
         if len(openings) != self.num_games:
-            raise EnvError(f"BatchedConnectFour.reset_to takes one opening per game ({self.num_games}), "
-                           f"got {len(openings)}.")
+            raise EnvError(
+                f"BatchedConnectFour.reset_to takes one opening per game ({self.num_games}), got {len(openings)}."
+            )
         self.reset()
         for i, opening in enumerate(openings):
             for col in opening:
                 col = int(col)
                 if not 0 <= col < COLS or self.heights[i, col] >= ROWS:
-                    raise EnvError(f"Opening {list(opening)} of game {i} plays column {col}, which is not a "
-                                   f"legal column (0..{COLS - 1}, not full) there.")
+                    raise EnvError(
+                        f"Opening {list(opening)} of game {i} plays column {col}, which is not a "
+                        f"legal column (0..{COLS - 1}, not full) there."
+                    )
                 h, seat = int(self.heights[i, col]), int(self.to_play[i])
                 self.board[i, ROWS - 1 - h, col] = seat + 1
                 self.heights[i, col] = h + 1
@@ -381,8 +393,9 @@ class BatchedConnectFour:
                 self.moves[i] += 1
                 self.to_play[i] ^= 1
                 if has_four(int(self.bits[i, seat])) or self.moves[i] == ROWS * COLS:
-                    raise EnvError(f"Opening {list(opening)} of game {i} ends the game; an opening must "
-                                   f"leave the game running.")
+                    raise EnvError(
+                        f"Opening {list(opening)} of game {i} ends the game; an opening must leave the game running."
+                    )
         return self.observe()
 
     def observe(self) -> dict[str, np.ndarray]:
@@ -395,12 +408,15 @@ class BatchedConnectFour:
         """int8 [N, 7]: 1 where the column is not full."""
         return (self.heights < ROWS).view(np.int8)
 
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
-                                                  dict[str, np.ndarray]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         cols = np.asarray(actions)
         if cols.shape != (self.num_games,) or cols.dtype.kind not in "iu":
-            raise ValueError(f"BatchedConnectFour.step takes one integer column per game: an int array of "
-                             f"shape ({self.num_games},), got {cols.dtype} {cols.shape}.")
+            raise ValueError(
+                f"BatchedConnectFour.step takes one integer column per game: an int array of "
+                f"shape ({self.num_games},), got {cols.dtype} {cols.shape}."
+            )
         if cols.min() < 0 or cols.max() >= COLS:
             raise ValueError(f"Connect Four columns are 0..{COLS - 1}; got {cols.min()}..{cols.max()}.")
         cols = cols.astype(np.intp, copy=False)
@@ -465,8 +481,9 @@ class ConnectFourMultiAgent(MultiAgentEnv):
         self.to_play = 0  # seat to move
         self.over = True  # no episode running (before reset, after the end)
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[MultiAgentDict, MultiAgentDict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[MultiAgentDict, MultiAgentDict]:
         super().reset(seed=seed, options=options)
         self.game.reset()
         self.to_play, self.over = 0, False
@@ -477,16 +494,22 @@ class ConnectFourMultiAgent(MultiAgentEnv):
         mask = self.game.legal_mask() if masked else np.zeros(COLS, np.int8)
         return {"observation": self.game.planes(seat), "action_mask": mask}
 
-    def step(self, action_dict: MultiAgentDict) -> tuple[  # type: ignore[override]  # see MultiAgentEnv.step
-            MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]:
+    def step(
+        self, action_dict: MultiAgentDict
+    ) -> tuple[  # type: ignore[override]  # see MultiAgentEnv.step
+        MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict
+    ]:
         if self.over:
-            raise EnvError("step() called before reset() or after the episode ended ('__all__' was True); "
-                           "call reset() first.")
+            raise EnvError(
+                "step() called before reset() or after the episode ended ('__all__' was True); call reset() first."
+            )
         seat = self.to_play
         mover, other = AGENTS[seat], AGENTS[1 - seat]
         if set(action_dict) != {mover}:
-            raise EnvError(f"Connect Four is turn-based: step() takes exactly one action, for {mover!r} (the only "
-                           f"agent in the last obs), got actions for {sorted(map(str, action_dict))}.")
+            raise EnvError(
+                f"Connect Four is turn-based: step() takes exactly one action, for {mover!r} (the only "
+                f"agent in the last obs), got actions for {sorted(map(str, action_dict))}."
+            )
         action = action_dict[mover]
         if not self.action_spaces[mover].contains(action):
             raise EnvError(f"{mover}'s action {action!r} is not a column 0..{COLS - 1} (Discrete({COLS})).")
@@ -499,17 +522,28 @@ class ConnectFourMultiAgent(MultiAgentEnv):
         if self.game.full():
             return self._end((1 - seat, seat), {other: 0.0, mover: 0.0})
         self.to_play = 1 - seat
-        return ({other: self._observe(1 - seat, True)}, {other: 0.0}, {other: False, ALL: False},
-                {other: False, ALL: False}, {other: {}})
+        return (
+            {other: self._observe(1 - seat, True)},
+            {other: 0.0},
+            {other: False, ALL: False},
+            {other: False, ALL: False},
+            {other: {}},
+        )
 
-    def _end(self, order: tuple[int, int], rewards: dict[str, float]) -> tuple[
-            MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]:
+    def _end(
+        self, order: tuple[int, int], rewards: dict[str, float]
+    ) -> tuple[MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict, MultiAgentDict]:
         self.over = True
         self.agents = []
         obs = {AGENTS[s]: self._observe(s, True) for s in order}
         rewards = {agent: rewards[agent] for agent in obs}
-        return (obs, rewards, {**dict.fromkeys(obs, True), ALL: True}, {**dict.fromkeys(obs, False), ALL: False},
-                {agent: {} for agent in obs})
+        return (
+            obs,
+            rewards,
+            {**dict.fromkeys(obs, True), ALL: True},
+            {**dict.fromkeys(obs, False), ALL: False},
+            {agent: {} for agent in obs},
+        )
 
     def render(self) -> str | np.ndarray | None:
         return _render(self.game.board, self.render_mode)

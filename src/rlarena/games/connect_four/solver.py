@@ -200,16 +200,20 @@ def _check(cur: int, opp: int) -> int:
     """The number of stones, after checking the pair is a position reachable in play."""
     mask = cur | opp
     if cur & opp or mask & ~BOARD_MASK:
-        raise ValueError("cur and opp must be disjoint bitboards of board cells (bit col * 7 + row from "
-                         f"the bottom, rows 0-5), got cur={cur:#x} opp={opp:#x}.")
+        raise ValueError(
+            "cur and opp must be disjoint bitboards of board cells (bit col * 7 + row from "
+            f"the bottom, rows 0-5), got cur={cur:#x} opp={opp:#x}."
+        )
     for col in range(COLS):
         column = (mask >> (col * COL_BITS)) & ((1 << ROWS) - 1)
         if column & (column + 1):  # a hole under a stone
             raise ValueError(f"Stones must stack from the bottom of each column, got mask {mask:#x}.")
     n_cur, n_opp = cur.bit_count(), opp.bit_count()
     if n_opp not in (n_cur, n_cur + 1):
-        raise ValueError(f"The side to move (cur) has {n_cur} stones and the other {n_opp}: in play the "
-                         "other has as many stones or one more. Pass the side to move first.")
+        raise ValueError(
+            f"The side to move (cur) has {n_cur} stones and the other {n_opp}: in play the "
+            "other has as many stones or one more. Pass the side to move first."
+        )
     if has_four(cur) or has_four(opp):
         raise ValueError("The game is over: a four is already on the board.")
     return n_cur + n_opp
