@@ -51,6 +51,47 @@ from rlarena.rollout.runner import Sample, merge_samples
 POLL_S = 0.2
 
 
+class FaultTolerance:
+    """The .fault_tolerance() rules for failed runners, wherever they run (this module's sampling
+    processes, Ray's actors in rlarena.rollout.ray_runners): a failed runner is restarted while
+    max_num_env_runner_restarts lasts (counted over the run, every runner together), left out with
+    ignore_env_runner_failures, and otherwise stops training with one error that names both options.
+    Subclasses hold `config` and `restarts`; `runners` names them in that error."""
+
+    config: Any
+    restarts: int
+    runners = "runners"
+
+    def _may_restart(self) -> bool:
+        cfg = self.config
+        return bool(cfg.restart_failed_env_runners and self.restarts < cfg.max_num_env_runner_restarts)
+
+    def _tolerate(self, failure: str) -> None:
+        """Say that `failure` happened and what follows: a restart, or going on without the runner;
+        raise EnvError when the config tolerates neither."""
+        cfg = self.config
+        if self._may_restart():
+            notice(f"{failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
+        elif cfg.ignore_env_runner_failures:
+            notice(f"{failure}; going on without it.")
+        else:
+            raise EnvError(self._stop_message(failure))
+
+    def _stop_message(self, failure: str) -> str:
+        """The error of a failure that stops training: what failed and what the options allow."""
+        cfg = self.config
+        if cfg.restart_failed_env_runners:
+            return (
+                f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
+                f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
+                f"{self.runners}: .fault_tolerance(ignore_env_runner_failures=True)."
+            )
+        return (
+            f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
+            f"or .fault_tolerance(restart_failed_env_runners=True)."
+        )
+
+
 def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
     """Set each batch's behaviour_logp [T, N]: the log-probs of its actions under the weights that
     sampled them (the policy now, before any new weights arrive), in one forward per policy. The
@@ -184,7 +225,7 @@ class _Worker:
         self.failure = ""  # how its last process failed (a line naming it and the error)
 
 
-class AsyncSampler:
+class AsyncSampler(FaultTolerance):
     """`num_workers` forked worker processes sampling into one queue.
 
     build(worker_index, restarts) -> a runner (the runner contract, rlarena.rollout.runner), called in
@@ -192,6 +233,8 @@ class AsyncSampler:
     log-probs. broadcast(state) sends new weights (get_state() of the learner's runner); poll() returns
     the fragments that are ready, waiting for at least one.
     """
+
+    runners = "processes"
 
     def __init__(
         self,
@@ -267,34 +310,10 @@ class AsyncSampler:
         if proc is not None and proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
-        cfg = self.config
         worker.failure = (
             f"Sampling process {worker.index} of {len(self.workers)} (env {self.env_name!r}) failed: {what}"
         )
-        if self._may_restart():
-            notice(f"{worker.failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
-        elif cfg.ignore_env_runner_failures:
-            notice(f"{worker.failure}; going on without it.")
-        else:
-            raise EnvError(self._stop_message(worker.failure))
-
-    def _stop_message(self, failure: str) -> str:
-        """The error of a failure that stops training: what failed and what the options allow."""
-        cfg = self.config
-        if cfg.restart_failed_env_runners:
-            return (
-                f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
-                f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
-                f"processes: .fault_tolerance(ignore_env_runner_failures=True)."
-            )
-        return (
-            f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
-            f"or .fault_tolerance(restart_failed_env_runners=True)."
-        )
-
-    def _may_restart(self) -> bool:
-        cfg = self.config
-        return cfg.restart_failed_env_runners and self.restarts < cfg.max_num_env_runner_restarts
+        self._tolerate(worker.failure)
 
     def _check_health(self) -> None:
         """Fail workers whose process ended or that have sampled one fragment for longer than

@@ -36,7 +36,7 @@ import torch
 
 from rlarena.envs.registry import EnvContext, EnvCreator, make_vector_env, register_creators, registered_creators
 from rlarena.errors import ConfigError, EnvError, notice
-from rlarena.rollout.async_sampling import POLL_S, Fragment, behaviour_logp, limit_heap_growth
+from rlarena.rollout.async_sampling import POLL_S, FaultTolerance, Fragment, behaviour_logp, limit_heap_growth
 from rlarena.rollout.factory import (
     EPISODE_ID_STRIDE,
     make_env_runner,
@@ -264,7 +264,7 @@ class _Slot:
 START_TIMEOUT_S = 300.0
 
 
-class _ActorGroup:
+class _ActorGroup(FaultTolerance):
     """Actors with worker indices 1..N made by `make_actor(worker_index, restarts)`, the health of
     each, and the fault-tolerance rules of the config. `self.envs` (set before the first actor is
     made): the creator of the config's register_env name, put in Ray's object store once, which
@@ -356,10 +356,6 @@ class _ActorGroup:
             if callable_now:
                 return callable_now
 
-    def _may_restart(self) -> bool:
-        cfg = self.config
-        return cfg.restart_failed_env_runners and self.restarts < cfg.max_num_env_runner_restarts
-
     def _gather(self, calls: dict[int, Any]) -> dict[int, Any]:
         """Wait for {worker index: ObjectRef} up to sample_timeout_s; {worker index: value} of the calls
         that answered. A call that raised or did not answer in time fails its runner (_fail)."""
@@ -389,28 +385,8 @@ class _ActorGroup:
         slot = self.slots[worker_index - 1]
         actor, slot.actor, slot.failed_at, slot.synced = slot.actor, None, time.monotonic(), None
         ray.kill(actor)
-        cfg = self.config
         slot.failure = f"Remote {self.kind} {worker_index} of {len(self.slots)} (env {self.env_name!r}) failed: {what}"
-        if self._may_restart():
-            notice(f"{slot.failure}; restarting it in {cfg.delay_between_env_runner_restarts_s:g} s.")
-        elif cfg.ignore_env_runner_failures:
-            notice(f"{slot.failure}; going on without it.")
-        else:
-            raise EnvError(self._stop_message(slot.failure))
-
-    def _stop_message(self, failure: str) -> str:
-        """The error of a failure that stops training: what failed and what the options allow."""
-        cfg = self.config
-        if cfg.restart_failed_env_runners:
-            return (
-                f"{failure}. Its restart cannot come: the max_num_env_runner_restarts="
-                f"{cfg.max_num_env_runner_restarts} restarts are used up. Raise it, or go on without failed "
-                f"runners: .fault_tolerance(ignore_env_runner_failures=True)."
-            )
-        return (
-            f"{failure}. To go on without it or restart it: .fault_tolerance(ignore_env_runner_failures=True) "
-            f"or .fault_tolerance(restart_failed_env_runners=True)."
-        )
+        self._tolerate(slot.failure)
 
     def stop(self) -> None:
         """Close every actor's envs (their worker processes, with vectorization_mode="subproc"), then
