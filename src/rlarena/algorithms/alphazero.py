@@ -52,7 +52,7 @@ from rlarena.multiagent.builder import default_mapping_fn
 from rlarena.multiagent.policy_spec import PolicySpec
 from rlarena.nn.flat import Adam
 from rlarena.policies.policy import MASKED_LOGIT
-from rlarena.rollout.groups import EnvRunnerGroup, EvaluationGroup
+from rlarena.rollout.groups import EnvRunnerGroup, EvaluationGroup, sampler_health
 from rlarena.rollout.runner import Sample
 
 if TYPE_CHECKING:
@@ -283,11 +283,7 @@ class SelfPlayGroup(EnvRunnerGroup):
 
     @property
     def health(self) -> dict[str, int]:
-        sampler = self.sampler
-        return {
-            "num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
-            "num_env_runner_restarts": 0 if sampler is None else sampler.restarts,
-        }
+        return sampler_health(self.sampler)
 
     @property
     def stats(self) -> dict[str, float]:

@@ -82,6 +82,7 @@ __all__ = [
     "RunnerGroup",
     "make_evaluation_group",
     "make_runner_group",
+    "sampler_health",
 ]
 
 
@@ -185,6 +186,15 @@ def merge_filters(policies: dict[str, Any], batches: dict[str, Rollout]) -> None
 
 
 # -- the groups -----------------------------------------------------------------------------------
+def sampler_health(sampler: Any) -> dict[str, int]:
+    """RLlib's num_healthy_env_runners and num_env_runner_restarts of sampling processes
+    (rlarena.rollout.async_sampling.AsyncSampler; None before they start: 0 and 0)."""
+    return {
+        "num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
+        "num_env_runner_restarts": 0 if sampler is None else sampler.restarts,
+    }
+
+
 class EnvRunnerGroup(ABC):
     """What the runner groups share, under RLlib's name (algo.env_runner_group, algo.workers): this
     process's runner, and RLlib's EnvRunnerGroup methods. The defaults are this process's: no runner
@@ -399,11 +409,7 @@ class ForkedRunnerGroup(_SamplingWhileLearning):
 
     @property
     def health(self) -> dict[str, int]:
-        sampler = self.sampler
-        return {
-            "num_healthy_env_runners": 0 if sampler is None else sampler.num_healthy,
-            "num_env_runner_restarts": 0 if sampler is None else sampler.restarts,
-        }
+        return sampler_health(self.sampler)
 
     def stop(self) -> None:
         if self.sampler is not None:
