@@ -9,6 +9,7 @@ to check_multi_agent_env. Never imports torch.
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +144,7 @@ def missing_reset_kwargs(env: Any) -> list[str]:
     return missing
 
 
-class Probe:
+class Probe(ABC):
     """Calls reset/step and collects problems; an exception raised by the env ends the probe.
 
     A checker's probe plays its episodes in `_rollout` (reporting through `_note`) and replays a
@@ -169,11 +170,13 @@ class Probe:
             self._check_determinism()
         return self.problems
 
+    @abstractmethod
     def _rollout(self) -> None:
-        raise NotImplementedError
+        """Step the env through an episode's worth of random actions, recording problems."""
 
+    @abstractmethod
     def _seeded_run(self) -> list[Any]:
-        raise NotImplementedError
+        """What a seeded reset and fixed actions produce: compared across two runs for determinism."""
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
