@@ -95,7 +95,7 @@ def test_unsupported_action_space_says_what_is_supported(make_config):
     class TupleActionEnv(BoomEnv):
         def __init__(self):
             super().__init__()
-            self.action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(2)))
+            self.action_space = gym.spaces.Sequence(gym.spaces.Discrete(2))  # Tuple/Dict/MultiDiscrete are supported
 
-    with pytest.raises(RLArenaError, match="Discrete or Box"):
+    with pytest.raises(RLArenaError, match="Discrete, Box, MultiDiscrete, MultiBinary, or a Tuple or Dict"):
         make_config(TupleActionEnv, **SMALL).build()

@@ -37,6 +37,9 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "fcnet_activation": "tanh",
     "vf_share_layers": False,
     "log_std_init": 0.0,
+    "post_fcnet_hiddens": [],  # fully connected layers after fcnet_hiddens (after the CNN for an image alone)
+    "conv_filters": None,  # [[out_channels, kernel, stride], ...]; None: by image size (rlarena.nn.catalog)
+    "conv_activation": "relu",
     "board_features": None,  # an input layer a game registers (rlarena.policies.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
@@ -47,6 +50,9 @@ MODEL_TYPES: dict[str, Any] = {
     "vf_share_layers": bool,
     "log_std_init": float,
     "board_features": str | None,
+    "post_fcnet_hiddens": list[int],
+    "conv_filters": list | None,
+    "conv_activation": str,
 }
 
 
@@ -543,6 +549,7 @@ class AlgorithmConfig:
         from rlarena.nn.models import ACTIVATIONS
 
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
+        self._choice("model.conv_activation", self.model_config["conv_activation"], tuple(ACTIVATIONS))
         if self.rollout_fragment_length != "auto":
             self._check("rollout_fragment_length", self.rollout_fragment_length >= 1, "must be >= 1 or 'auto'")
         if self.policies is not None:
@@ -644,7 +651,7 @@ class AlgorithmConfig:
                     continue
                 ok, model[key] = _conform(value, MODEL_TYPES[key])
                 expected = _describe(MODEL_TYPES[key])
-                if key == "fcnet_hiddens":
+                if key in ("fcnet_hiddens", "post_fcnet_hiddens"):
                     ok = ok and all(size >= 1 for size in model[key])
                     expected = "a list of positive integers (layer sizes, e.g. [64, 64])"
                 if not ok:

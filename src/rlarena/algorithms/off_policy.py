@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -331,15 +330,15 @@ class OffPolicyAlgorithm(Algorithm):
         num_envs = 1 if self.is_multi_agent else self.config.num_envs_sampled
         width = policy.obs_dim
         if policy.masked:  # the mask rides with the obs
-            assert isinstance(policy.action_space, gym.spaces.Discrete)  # masks need Discrete actions (TrainablePolicy)
-            width += int(policy.action_space.n)
+            assert policy.mask_size is not None  # a masked policy's mask covers its categorical choices
+            width += policy.mask_size
         kwargs: dict[str, Any] = {"alpha": rc["alpha"]} if rc["type"] == "PrioritizedReplayBuffer" else {}
         seed = _seed_for(self.config.seed, 5, list(self.policies).index(learner.policy_id))
         buffer = learner.buffer = REPLAY_TYPES[rc["type"]](
             rc["capacity"],
             num_envs,
             (width,),
-            np.float32,
+            policy.obs_dtype,  # uint8 frames stay bytes
             policy.action_shape,
             policy.action_dtype,
             n_step=cfg.n_step,
@@ -372,7 +371,7 @@ class OffPolicyAlgorithm(Algorithm):
         replayed, with the statistics of then), each with its legal actions appended."""
         obs = batch.raw_obs if batch.raw_obs is not None else batch.obs  # [T+1, N, D]
         if batch.action_mask is not None:
-            obs = np.concatenate([obs, batch.action_mask.astype(np.float32)], -1)
+            obs = np.concatenate([obs, batch.action_mask.astype(obs.dtype)], -1)
         buffer = self.replay_learner(policy_id).buffer
         if not self.is_multi_agent:
             # the vector env's next-step autoreset: obs[t+1] after an episode end is its final observation,

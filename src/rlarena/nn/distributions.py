@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlarena.errors import ConfigError
 from rlarena.policies.policy import MASKED_LOGIT
 
 
@@ -61,7 +64,13 @@ class DiagGaussian(Distribution):
 
 def masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Illegal actions get a logit of MASKED_LOGIT (-1e9): probability 0, never sampled, never greedy."""
-    return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
+    if mask is None:
+        return logits
+    if mask.shape[-1] < logits.shape[-1]:  # a mask of the categorical logits, which come first (ActionLayout)
+        return torch.cat(
+            [logits[..., : mask.shape[-1]].masked_fill(~mask, MASKED_LOGIT), logits[..., mask.shape[-1] :]], -1
+        )
+    return logits.masked_fill(~mask, MASKED_LOGIT)
 
 
 def make_distribution(action_space: gym.Space, log_std: torch.Tensor | None) -> Distribution:
@@ -69,3 +78,181 @@ def make_distribution(action_space: gym.Space, log_std: torch.Tensor | None) -> 
         return Categorical()
     assert log_std is not None
     return DiagGaussian(log_std)
+
+
+class ActionLayout:
+    """The parts of an action space (Discrete, MultiDiscrete, MultiBinary, Box, and Tuple or Dict of
+    these, nested) and how the model and the storage hold them.
+
+    The model's output is the categorical logits of every Discrete and MultiDiscrete part first (so an
+    action mask covers one prefix), then MultiBinary logits, then the Box means. A stored action is
+    one row of `dim` numbers: an index per categorical component, the bits, the Box values, in the
+    space's order; int64 when there is no Box part, else float32.
+    """
+
+    def __init__(self, space: gym.Space):
+        self.space = space
+        self.parts: list[tuple[str, Any, Any, gym.Space]] = []  # (kind, key path, sizes, space)
+        self._add(space, ())
+        self.dim = 0
+        self.logits = self.binary = self.box = 0
+        for kind, _, sizes, _ in self.parts:
+            self.dim += len(sizes) if kind == "cat" else int(np.prod(sizes))
+            if kind == "cat":
+                self.logits += int(sum(sizes))
+            elif kind == "binary":
+                self.binary += int(np.prod(sizes))
+            else:
+                self.box += int(np.prod(sizes))
+        self.input_dim = self.logits + self.binary + self.box
+        self.dtype = np.dtype(np.float32 if self.box else np.int64)
+
+    def _add(self, space: gym.Space, path: tuple) -> None:
+        if isinstance(space, gym.spaces.Dict):
+            for key, sub in space.spaces.items():
+                self._add(sub, (*path, key))
+        elif isinstance(space, gym.spaces.Tuple):
+            for i, sub in enumerate(space.spaces):
+                self._add(sub, (*path, i))
+        elif isinstance(space, gym.spaces.Discrete):
+            self.parts.append(("cat", path, (int(space.n),), space))
+        elif isinstance(space, gym.spaces.MultiDiscrete):
+            if space.nvec.ndim != 1:
+                raise ConfigError(
+                    f"MultiDiscrete actions of shape {space.nvec.shape} are not supported: use a 1-D nvec."
+                )
+            self.parts.append(("cat", path, tuple(int(n) for n in space.nvec), space))
+        elif isinstance(space, gym.spaces.MultiBinary):
+            self.parts.append(("binary", path, tuple(space.shape), space))
+        elif isinstance(space, gym.spaces.Box):
+            if not np.issubdtype(space.dtype, np.floating):
+                raise ConfigError(
+                    f"Box actions of dtype {space.dtype} are not supported: use a float Box or MultiDiscrete."
+                )
+            self.parts.append(("box", path, tuple(space.shape), space))
+        else:
+            raise ConfigError(
+                f"Action space {space} is not supported: use Discrete, Box, MultiDiscrete, MultiBinary, or a "
+                f"Tuple or Dict of these."
+            )
+
+    def to_env(self, actions: np.ndarray) -> Any:
+        """Stored actions [B, dim] -> the env's batched actions (Box parts clipped to their bounds)."""
+        out: list[tuple[tuple, Any]] = []
+        col = 0
+        for kind, path, sizes, space in self.parts:
+            width = len(sizes) if kind == "cat" else int(np.prod(sizes))
+            part = actions[:, col : col + width]
+            col += width
+            if kind == "cat":
+                value = part.astype(np.int64)
+                if isinstance(space, gym.spaces.Discrete):
+                    value = value[:, 0] + int(space.start)
+                else:
+                    value = value + getattr(space, "start", 0)
+            elif kind == "binary":
+                value = part.astype(space.dtype).reshape(len(part), *sizes)
+            else:
+                value = np.clip(part.reshape(len(part), *sizes), space.low, space.high).astype(space.dtype)
+            out.append((path, value))
+        return _nest(self.space, dict(out), ())
+
+    def from_env(self, env_actions: Any, batch: int) -> np.ndarray:
+        """The env's batched actions -> stored rows [B, dim] (what recorded or given actions look like
+        to the model)."""
+        cols = []
+        for kind, path, _, space in self.parts:
+            part = env_actions
+            for key in path:
+                part = part[key]
+            arr = np.asarray(part).reshape(batch, -1)
+            if kind == "cat":
+                arr = arr - (int(space.start) if isinstance(space, gym.spaces.Discrete) else getattr(space, "start", 0))
+            cols.append(arr.astype(self.dtype))
+        return np.concatenate(cols, 1)
+
+
+def _nest(space: gym.Space, leaves: dict, path: tuple) -> Any:
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _nest(sub, leaves, (*path, k)) for k, sub in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(_nest(sub, leaves, (*path, i)) for i, sub in enumerate(space.spaces))
+    return leaves[path]
+
+
+class Product(Distribution):
+    """Independent parts, one per component of an ActionLayout: categoricals, Bernoullis, a diagonal
+    Gaussian (log_std a state-independent parameter). log-probs and entropies are sums over parts."""
+
+    def __init__(self, layout: ActionLayout, log_std: torch.Tensor | None):
+        self.layout, self.log_std = layout, log_std
+        # (kind, first input column, its width, first action column, its width)
+        self.slices: list[tuple[str, int, int, int, int]] = []
+        logit, binary, box, col = 0, layout.logits, layout.logits + layout.binary, 0
+        for kind, _, sizes, _ in layout.parts:
+            if kind == "cat":
+                for n in sizes:
+                    self.slices.append(("cat", logit, n, col, 1))
+                    logit, col = logit + n, col + 1
+            elif kind == "binary":
+                n = int(np.prod(sizes))
+                self.slices.append(("binary", binary, n, col, n))
+                binary, col = binary + n, col + n
+            else:
+                n = int(np.prod(sizes))
+                self.slices.append(("box", box, n, col, n))
+                box, col = box + n, col + n
+
+    def log_prob_entropy(self, inputs, actions, with_entropy):
+        logp = torch.zeros(inputs.shape[:-1])
+        entropy = torch.zeros(inputs.shape[:-1]) if with_entropy else None
+        for kind, i, n, j, m in self.slices:
+            x = inputs[..., i : i + n]
+            a = actions[..., j : j + m]
+            if kind == "cat":
+                logp_all = torch.log_softmax(x, -1)
+                logp = logp + logp_all.gather(-1, a.long()).squeeze(-1)
+                if entropy is not None:
+                    entropy = entropy - (logp_all.exp() * logp_all).sum(-1)
+            elif kind == "binary":
+                logp = logp - F.binary_cross_entropy_with_logits(x, a.float(), reduction="none").sum(-1)
+                if entropy is not None:
+                    p = torch.sigmoid(x)
+                    entropy = entropy + F.binary_cross_entropy_with_logits(x, p, reduction="none").sum(-1)
+            else:
+                assert self.log_std is not None
+                log_std = self.log_std[i - self.layout.logits - self.layout.binary :][:n]
+                z = (a.float() - x) * torch.exp(-log_std)
+                logp = logp + (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * n
+                if entropy is not None:
+                    entropy = entropy + (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum()
+        return logp, entropy
+
+    def greedy(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self._actions(inputs, None)
+
+    def sample(self, inputs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """One action per row, drawn with `generator`."""
+        return self._actions(inputs, generator if generator is not None else torch.default_generator)
+
+    def _actions(self, inputs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        cols = []
+        for kind, i, n, _, _ in self.slices:
+            x = inputs[..., i : i + n]
+            if kind == "cat":
+                if generator is not None:  # Gumbel-max: argmax(logits - log E), E ~ Exp(1)
+                    x = x - torch.empty_like(x).exponential_(generator=generator).log()
+                cols.append(x.argmax(-1, keepdim=True).to(inputs.dtype))
+            elif kind == "binary":
+                if generator is None:
+                    cols.append((x > 0).to(inputs.dtype))
+                else:
+                    cols.append(torch.bernoulli(torch.sigmoid(x), generator=generator))
+            else:
+                if generator is not None:
+                    assert self.log_std is not None
+                    log_std = self.log_std[i - self.layout.logits - self.layout.binary :][:n]
+                    x = x + torch.exp(log_std) * torch.randn(x.shape, generator=generator)
+                cols.append(x)
+        out = torch.cat(cols, -1)
+        return out if self.layout.box else out.long()

@@ -58,6 +58,7 @@ class ActorCritic(nn.Module):
         continuous: bool = False,
         log_std_init: float = 0.0,
         features: nn.Module | None = None,
+        log_std_dim: int | None = None,
     ):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
@@ -66,6 +67,7 @@ class ActorCritic(nn.Module):
         self.features = features
         in_dim = features.out_dim if features is not None else obs_dim
         last = hiddens[-1] if hiddens else in_dim
+        hiddens = tuple(hiddens)
         towers = 1 if vf_share_layers else 2
         count_parameters(
             layer_parameters([in_dim, *hiddens], towers) + layer_parameters([last, out_dim + 1]),
@@ -76,7 +78,9 @@ class ActorCritic(nn.Module):
         self.vf_layers = None if vf_share_layers else _tower(in_dim, hiddens)
         self.pi_head = _orthogonal(nn.Linear(last, out_dim), 0.01)
         self.vf_head = _orthogonal(nn.Linear(last, 1), 1.0)
-        self.log_std = nn.Parameter(torch.full((out_dim,), log_std_init)) if continuous else None
+        # one per Box action dimension (out_dim of a Box; compound actions have logits beside their means)
+        std_dim = out_dim if log_std_dim is None else log_std_dim
+        self.log_std = nn.Parameter(torch.full((std_dim,), log_std_init)) if continuous else None
 
     def _trunk(self, layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         for layer in layers:

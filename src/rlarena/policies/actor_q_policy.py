@@ -22,6 +22,7 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp
+from rlarena.nn.normalize import RunningMeanStd
 from rlarena.policies.policy import MASKED_LOGIT
 from rlarena.policies.torch_policy import TrainablePolicy
 
@@ -65,6 +66,18 @@ class ActorQPolicy(TrainablePolicy):
                 f"gymnasium.wrappers.ClipAction over a bounded space, or use PPO."
             )
         super().__init__(observation_space, action_space, observation_filter, seed)
+        if self.obs_layout is not None:
+            # a Dict, Tuple or MultiBinary of vectors and indices: the actor and critics read its flat features
+            if self.obs_layout.images:
+                raise ConfigError(
+                    f"{algorithm} reads vector observations; this one holds an image "
+                    f"({self.obs_layout.images[0].name or 'the observation'}, shape {self.obs_layout.images[0].shape}). "
+                    f"Use PPO, APPO or DQN for pixels."
+                )
+            self.vector_features = self.obs_layout.numpy_features
+            self.obs_dim, self.obs_dtype = self.obs_layout.feature_dim, np.dtype(np.float32)
+            if self.obs_filter is not None:
+                self.obs_filter = RunningMeanStd((self.obs_dim,))
         self.kind = kind
         action_dim = (
             int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else int(np.prod(action_space.shape))

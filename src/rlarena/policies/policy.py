@@ -38,6 +38,36 @@ def is_masked_space(space: gym.Space) -> TypeGuard[gym.spaces.Dict]:
     return isinstance(space, gym.spaces.Dict) and set(space.spaces) == {"observation", "action_mask"}
 
 
+def has_action_mask(space: gym.Space) -> TypeGuard[gym.spaces.Dict]:
+    """A Dict observation with an "action_mask" key: the mask is the legal actions, the rest the
+    observation (PettingZoo's "observation", RLlib's "observations", or any other keys)."""
+    return isinstance(space, gym.spaces.Dict) and "action_mask" in space.spaces and len(space.spaces) > 1
+
+
+def _mask_rest(keys: list[str]) -> str | None:
+    """The one key beside "action_mask" that is the whole observation, or None (several keys: a Dict)."""
+    rest = [k for k in keys if k != "action_mask"]
+    return rest[0] if len(rest) == 1 and rest[0] in ("observation", "observations", "obs") else None
+
+
+def without_mask(space: gym.Space) -> gym.Space:
+    """The observation part of a masked space (the space itself when it has no mask)."""
+    if not has_action_mask(space):
+        return space
+    key = _mask_rest(list(space.spaces))
+    if key is not None:
+        return space[key]
+    return gym.spaces.Dict({k: v for k, v in space.spaces.items() if k != "action_mask"})
+
+
+def obs_without_mask(obs: Any, space: gym.spaces.Dict) -> Any:
+    """A batch of masked observations without the mask, matching without_mask(space)."""
+    key = _mask_rest(list(space.spaces))
+    if key is not None:
+        return obs[key]
+    return {k: obs[k] for k in space.spaces if k != "action_mask"}
+
+
 def flat_obs_dim(space: gym.Space) -> int:
     if is_masked_space(space):
         return flat_obs_dim(space["observation"])

@@ -11,7 +11,7 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.q_network import QNetwork
-from rlarena.policies.torch_policy import TrainablePolicy, board_features
+from rlarena.policies.torch_policy import TrainablePolicy, input_layer
 from rlarena.schedules import piecewise
 
 # Illegal actions' Q for the argmax: lower than any Q a network computes; -inf would make the
@@ -49,14 +49,12 @@ class QPolicy(TrainablePolicy):
             )
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.num_actions = int(action_space.n)
+        features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = QNetwork(
-            self.obs_dim,
-            self.num_actions,
-            tuple(model_config["fcnet_hiddens"]),
-            model_config["fcnet_activation"],
-            dueling,
-            board_features(model_config.get("board_features"), self.obs_dim),
+            self.obs_dim, self.num_actions, hiddens, model_config["fcnet_activation"], dueling, features
         )
+        # an encoder with no numpy form (a CNN): Q in torch
+        self._torch_q = features is not None and not hasattr(features, "numpy")
         self.epsilon_schedule = epsilon_schedule
         self.epsilon = 0.0
         self._numpy_q_key = -1
@@ -67,6 +65,9 @@ class QPolicy(TrainablePolicy):
 
     def q_values(self, x: np.ndarray) -> np.ndarray:
         """Q [B, n] for preprocessed observations, in numpy over views of the live weights."""
+        if self._torch_q:
+            with torch.inference_mode():
+                return self.model(torch.from_numpy(x)).numpy()
         key = self.model.q_head.weight.data_ptr()
         if key != self._numpy_q_key:  # first call, or the parameters moved (to a flat buffer)
             self._numpy_q, self._numpy_q_key = self.model.numpy_q(), key

@@ -16,8 +16,18 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn import ActorCritic, make_distribution
+from rlarena.nn.catalog import ObsEncoder, ObsLayout, needs_encoder
+from rlarena.nn.distributions import ActionLayout, Product, masked
 from rlarena.nn.normalize import RunningMeanStd
-from rlarena.policies.policy import FEATURE_LAYERS, MASKED_LOGIT, Policy, flat_obs_dim, is_masked_space
+from rlarena.policies.policy import (
+    FEATURE_LAYERS,
+    MASKED_LOGIT,
+    Policy,
+    flat_obs_dim,
+    has_action_mask,
+    obs_without_mask,
+    without_mask,
+)
 
 
 class TrainablePolicy(Policy):
@@ -31,6 +41,8 @@ class TrainablePolicy(Policy):
 
     model: torch.nn.Module
     output_names: tuple[str, str] = ("logits", "value")  # the ONNX outputs (rlarena.export.onnx)
+    # packed rows -> flat float32 features, for models that take a flat vector (ObsLayout.numpy_features)
+    vector_features: Any = None
 
     def __init__(
         self,
@@ -40,24 +52,59 @@ class TrainablePolicy(Policy):
         seed: int | None = None,
     ):
         super().__init__(observation_space, action_space)
-        if is_masked_space(observation_space) and not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError("Action masks need a Discrete action space.")
-        self.obs_dim = flat_obs_dim(observation_space)
-        self.masked = is_masked_space(observation_space)
-        inner = observation_space["observation"] if is_masked_space(observation_space) else observation_space
+        self.masked = has_action_mask(observation_space)
+        inner = without_mask(observation_space)
+        # spaces the flat path cannot read (an image, a MultiBinary, a Dict or Tuple) travel packed
+        # (rlarena.nn.catalog.ObsLayout) and the model's first layer is the catalog's encoder
+        self.obs_layout = ObsLayout(inner) if needs_encoder(inner) else None
+        self.action_layout = (
+            None if isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box) else ActionLayout(action_space)
+        )
+        if self.masked:
+            mask_size = (
+                self.action_layout.logits if self.action_layout is not None else getattr(action_space, "n", None)
+            )
+            if mask_size is None or mask_size == 0 or (self.action_layout is not None and self.action_layout.box):
+                raise ConfigError(
+                    "Action masks need Discrete or MultiDiscrete actions (a mask entry per choice of each part)."
+                )
+            given = int(np.prod(observation_space["action_mask"].shape))
+            if given != mask_size:
+                raise ConfigError(
+                    f"The observation's action_mask has {given} entries, the action space {action_space} has "
+                    f"{mask_size} choices: one mask entry per choice."
+                )
+        self.obs_dim = self.obs_layout.dim if self.obs_layout is not None else flat_obs_dim(inner)
+        self.obs_dtype = self.obs_layout.dtype if self.obs_layout is not None else np.dtype(np.float32)
         self.continuous = isinstance(action_space, gym.spaces.Box)
+        if observation_filter == "MeanStdFilter" and self.obs_layout is not None and self.obs_dtype != np.float32:
+            raise ConfigError(
+                "observation_filter='MeanStdFilter' standardizes vector observations; this observation has "
+                "images or indices (scaled or one-hot by the model). Leave observation_filter at 'NoFilter'."
+            )
         self.obs_filter = RunningMeanStd((self.obs_dim,)) if observation_filter == "MeanStdFilter" else None
         self.rng = np.random.default_rng(seed)
-        self._one_hot = np.eye(self.obs_dim, dtype=np.float32) if isinstance(inner, gym.spaces.Discrete) else None
+        # the torch path's draws (rlarena.nn.distributions.Product.sample), a stream apart from self.rng's
+        self.torch_rng = torch.Generator()
+        if seed is None:
+            self.torch_rng.seed()
+        else:
+            self.torch_rng.manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0] >> 1))
+        plain = self.obs_layout is None
+        self._one_hot = (
+            np.eye(self.obs_dim, dtype=np.float32) if plain and isinstance(inner, gym.spaces.Discrete) else None
+        )
         # MultiDiscrete: one one-hot block per component, concatenated
         self._offsets = (
             np.concatenate([[0], np.cumsum(inner.nvec)[:-1]]).astype(np.int64)
-            if isinstance(inner, gym.spaces.MultiDiscrete)
+            if plain and isinstance(inner, gym.spaces.MultiDiscrete)
             else None
         )
         self.action_shape: tuple[int, ...]
         self.action_dtype: np.dtype
-        if isinstance(action_space, gym.spaces.Box):  # self.continuous
+        if self.action_layout is not None:
+            self.action_shape, self.action_dtype = (self.action_layout.dim,), self.action_layout.dtype
+        elif isinstance(action_space, gym.spaces.Box):  # self.continuous
             self.action_shape = tuple(action_space.shape)
             self.action_dtype = np.dtype(np.float32)
             self._low, self._high = action_space.low, action_space.high
@@ -69,7 +116,10 @@ class TrainablePolicy(Policy):
         """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete and MultiDiscrete; the
         "observation" part of a masked Dict), before the filter."""
         if self.masked:
-            obs = obs["observation"]
+            obs = obs_without_mask(obs, self.observation_space)
+        if self.obs_layout is not None:
+            packed = self.obs_layout.pack(obs)
+            return packed if self.vector_features is None else self.vector_features(packed)
         if self._offsets is not None:
             idx = np.asarray(obs, np.int64).reshape(len(obs), -1) + self._offsets
             out = np.zeros((len(idx), self.obs_dim), np.float32)
@@ -89,8 +139,9 @@ class TrainablePolicy(Policy):
     @property
     def mask_size(self) -> int | None:
         """n, the actions an action mask covers (a masked policy's action space is Discrete), else None."""
-        space = self.action_space
-        return int(space.n) if self.masked and isinstance(space, gym.spaces.Discrete) else None
+        if not self.masked:
+            return None
+        return self.action_layout.logits if self.action_layout is not None else int(self.action_space.n)
 
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return flat if self.obs_filter is None else self.obs_filter(flat)
@@ -107,6 +158,8 @@ class TrainablePolicy(Policy):
     def to_env_actions(self, actions: np.ndarray) -> np.ndarray:
         # Gaussian samples are clipped to the bounds only for the env; the stored action stays as
         # sampled so its log-prob is exact (SB3 does the same).
+        if self.action_layout is not None:
+            return self.action_layout.to_env(actions)
         return np.clip(actions, self._low, self._high) if self.continuous else actions
 
     def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
@@ -141,25 +194,37 @@ class TorchPolicy(TrainablePolicy):
         observation_filter: str = "NoFilter",
         seed: int | None = None,
     ):
-        if not isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box):
-            raise ConfigError(f"Action space {action_space} is not supported yet: use Discrete or Box.")
         super().__init__(observation_space, action_space, observation_filter, seed)
-        out_dim = (
-            int(np.prod(action_space.shape))
-            if isinstance(action_space, gym.spaces.Box)  # self.continuous
-            else int(action_space.n)
-        )
+        layout = self.action_layout
+        if layout is not None:
+            out_dim, log_std_dim = layout.input_dim, layout.box
+        elif isinstance(action_space, gym.spaces.Box):  # self.continuous
+            out_dim = log_std_dim = int(np.prod(action_space.shape))
+        else:
+            out_dim, log_std_dim = int(action_space.n), 0
+        features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = ActorCritic(
             self.obs_dim,
             out_dim,
-            hiddens=tuple(model_config["fcnet_hiddens"]),
+            hiddens=hiddens,
             activation=model_config["fcnet_activation"],
             vf_share_layers=model_config["vf_share_layers"],
-            continuous=self.continuous,
+            continuous=log_std_dim > 0,
             log_std_init=model_config["log_std_init"],
-            features=board_features(model_config.get("board_features"), self.obs_dim),
+            features=features,
+            log_std_dim=log_std_dim,
         )
-        self.dist = make_distribution(action_space, self.model.log_std)
+        self.dist = (
+            Product(layout, self.model.log_std)
+            if layout is not None
+            else make_distribution(action_space, self.model.log_std)
+        )
+        # the torch path samples where the numpy twin cannot: an encoder with no numpy form, compound actions
+        self._sampler = (
+            Product(layout or ActionLayout(action_space), self.model.log_std)
+            if layout is not None or (features is not None and not hasattr(features, "numpy"))
+            else None
+        )
         self.output_names = ("mean" if self.continuous else "logits", "value")
         self._numpy_pi_key = -1
 
@@ -168,6 +233,8 @@ class TorchPolicy(TrainablePolicy):
         """The hot path: preprocessed obs [B, D] -> actions [B, ...] (numpy). Only the policy head
         runs here, in numpy over views of the live weights (ActorCritic.numpy_pi); values and
         log-probs are computed after the rollout in one batched torch forward."""
+        if self._sampler is not None:
+            return self._torch_sample(x, explore, mask)
         key = self.model.pi_head.weight.data_ptr()
         if key != self._numpy_pi_key:  # first call, or the parameters moved (e.g. to a flat buffer)
             self._numpy_pi, self._numpy_pi_key = self.model.numpy_pi(), key
@@ -186,6 +253,19 @@ class TorchPolicy(TrainablePolicy):
         # -log(E) with E ~ Exp(1) is Gumbel noise (E = 0 has probability ~2^-53 in float64)
         return (out - np.log(self.rng.standard_exponential(out.shape))).argmax(-1)
 
+    def _torch_sample(self, x: np.ndarray, explore: bool, mask: np.ndarray | None) -> np.ndarray:
+        """sample() through the model in torch: the encoder's convolutions, compound actions."""
+        assert self._sampler is not None
+        with torch.inference_mode():
+            inputs = self.model.pi(torch.from_numpy(x))
+            if mask is not None:
+                inputs = masked(inputs, torch.from_numpy(np.asarray(mask, bool)))
+            actions = self._sampler.sample(inputs, self.torch_rng) if explore else self._sampler.greedy(inputs)
+            out = actions.numpy()
+        if self.action_layout is not None:
+            return out
+        return out[:, 0] if not self.continuous else out.reshape(len(out), *self.action_shape)
+
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
@@ -197,7 +277,12 @@ class TorchPolicy(TrainablePolicy):
         with torch.inference_mode():
             xt = torch.as_tensor(np.asarray(x, np.float32))
             inputs = self.model.pi(xt)
-            if self.continuous:
+            if self.action_layout is not None:
+                if mask is not None:
+                    inputs = masked(inputs, torch.as_tensor(np.asarray(mask, bool)))
+                stored = actions if np.ndim(actions) == 2 else self.action_layout.from_env(actions, len(x))
+                logp, _ = self.dist.log_prob_entropy(inputs, torch.as_tensor(np.asarray(stored)), False)
+            elif self.continuous:
                 a = torch.as_tensor(np.asarray(actions, np.float32).reshape(len(x), -1))
                 logp, _ = self.dist.log_prob_entropy(inputs, a, False)
             else:
@@ -213,6 +298,24 @@ class TorchPolicy(TrainablePolicy):
         if action_mask is not None:  # an illegal action gets MASKED_LOGIT, as in sample()
             logits = torch.where(action_mask != 0, logits, torch.full_like(logits, MASKED_LOGIT))
         return logits, value
+
+
+def input_layer(
+    model_config: dict, layout: ObsLayout | None, obs_dim: int
+) -> tuple[torch.nn.Module | None, tuple[int, ...]]:
+    """(the model's input layer, the hidden sizes after it) for these observations and model options:
+    a board's feature layer, the catalog's encoder (images, dicts, ...) or none (a flat vector).
+    One image and nothing else: the CNN's features go to post_fcnet_hiddens only (RLlib's vision
+    network, SB3's CnnPolicy: the heads sit on the CNN's 512 units); otherwise fcnet_hiddens, then
+    post_fcnet_hiddens."""
+    post = tuple(model_config.get("post_fcnet_hiddens") or ())
+    hiddens = tuple(model_config["fcnet_hiddens"]) + post
+    board = board_features(model_config.get("board_features"), obs_dim)
+    if board is not None or layout is None:
+        return board, hiddens
+    encoder = ObsEncoder(layout, model_config.get("conv_filters"), model_config.get("conv_activation", "relu"))
+    only_image = len(layout.leaves) == 1 and layout.leaves[0].kind == "image"
+    return encoder, post if only_image else hiddens
 
 
 def board_features(name: str | None, obs_dim: int) -> torch.nn.Module | None:

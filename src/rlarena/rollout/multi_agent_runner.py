@@ -388,8 +388,9 @@ class MultiAgentEnvRunner:
             policy.action_dtype,
             keep_raw_obs=policy.obs_filter is not None,
             num_actions=policy.mask_size,
+            obs_dtype=policy.obs_dtype,
         )
-        raw = np.zeros((T + 1, S, D), np.float32)
+        raw = np.zeros((T + 1, S, D), policy.obs_dtype)
         buf.terminated[:] = True  # padding: cut the GAE chain there (padding is never valid)
         buf.agent_ids = [s.lane.agent for s in segments]
         buf.eps_ids = np.array([s.lane.episode_id for s in segments], np.int64)

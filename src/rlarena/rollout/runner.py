@@ -233,6 +233,7 @@ class EnvRunner:
             policy.action_dtype,
             keep_raw_obs=policy.obs_filter is not None,
             num_actions=policy.mask_size,
+            obs_dtype=policy.obs_dtype,
         )
         self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)

@@ -20,7 +20,9 @@ class Rollout:
     episode end only resets that env (the action is ignored); `valid` marks it False.
     """
 
-    obs: np.ndarray  # [T+1, N, D] float32, preprocessed (flattened, one-hot, filtered) observations
+    obs: (
+        np.ndarray
+    )  # [T+1, N, D] float32 (or uint8 packed frames), preprocessed (flattened, one-hot, filtered) observations
     actions: np.ndarray  # [T, N] int64 (Discrete) or [T, N, A] float32 (Box, before clipping)
     rewards: np.ndarray  # [T, N] float32
     terminated: np.ndarray  # [T, N] bool
@@ -51,10 +53,12 @@ class Rollout:
         action_dtype: np.dtype,
         keep_raw_obs: bool,
         num_actions: int | None = None,
+        obs_dtype: np.dtype | type = np.float32,
     ) -> Rollout:
-        """num_actions: allocate action masks for that many discrete actions."""
+        """num_actions: allocate action masks for that many discrete actions; obs_dtype: the policy's
+        packed observations' (uint8 for frames: they stay bytes)."""
         return cls(
-            obs=np.zeros((T + 1, N, obs_dim), np.float32),
+            obs=np.zeros((T + 1, N, obs_dim), obs_dtype),
             actions=np.zeros((T, N, *action_shape), action_dtype),
             rewards=np.zeros((T, N), np.float32),
             terminated=np.zeros((T, N), bool),
