@@ -319,3 +319,184 @@ def test_checker_does_not_import_torch():
             imported.append(node.module or "")
     assert "gymnasium" in imported
     assert [name for name in imported if name.split(".")[0] == "torch"] == []
+
+
+# -- image and dict observations -------------------------------------------------------------------
+class ImageEnv(GoodEnv):
+    """uint8 frames, channels first; `shape`, `high` and `obs_dtype` break it."""
+
+    shape = (3, 16, 16)
+    high = 255
+    obs_dtype = np.uint8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = spaces.Box(0, self.high, shape=self.shape, dtype=np.uint8)
+
+    def _obs(self):
+        return self.np_random.integers(0, self.high + 1, size=self.shape).astype(self.obs_dtype)
+
+
+class UnitImageEnv(ImageEnv):
+    high = 1
+
+
+class MiddleChannelsEnv(ImageEnv):
+    shape = (16, 3, 16)
+
+
+class FloatFrameEnv(ImageEnv):
+    obs_dtype = np.float32
+
+
+class DictEnv(GoodEnv):
+    """A nested Dict observation: an image, a vector and a (lidar, flag) pair under 'sensors'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = spaces.Dict(
+            {
+                "image": spaces.Box(0, 255, (3, 8, 8), np.uint8),
+                "sensors": spaces.Dict({"lidar": spaces.Box(-1, 1, (3,), np.float32), "flag": spaces.MultiBinary(2)}),
+                "pair": spaces.Tuple([spaces.Discrete(3), spaces.Box(-1, 1, (2,), np.float32)]),
+            }
+        )
+
+    def _obs(self):
+        return {
+            "image": self.np_random.integers(0, 256, (3, 8, 8)).astype(np.uint8),
+            "sensors": {
+                "lidar": self.np_random.uniform(-1, 1, 3).astype(np.float32),
+                "flag": self.np_random.integers(0, 2, 2).astype(np.int8),
+            },
+            "pair": (int(self.np_random.integers(3)), self.np_random.uniform(-1, 1, 2).astype(np.float32)),
+        }
+
+
+class LidarOutOfBoundsEnv(DictEnv):
+    def step(self, action):
+        obs, *rest = super().step(action)
+        obs["sensors"]["lidar"][1] = 5.0
+        return (obs, *rest)
+
+
+class LidarFloat64Env(DictEnv):
+    def _obs(self):
+        obs = super()._obs()
+        obs["sensors"]["lidar"] = obs["sensors"]["lidar"].astype(np.float64)
+        return obs
+
+
+class MissingKeyEnv(DictEnv):
+    def step(self, action):
+        obs, *rest = super().step(action)
+        del obs["image"]
+        return (obs, *rest)
+
+
+class ShortTupleEnv(DictEnv):
+    def step(self, action):
+        obs, *rest = super().step(action)
+        obs["pair"] = obs["pair"][:1]
+        return (obs, *rest)
+
+
+class KeyOrderEnv(DictEnv):
+    """reset lists the keys as the space does; step lists them in reverse."""
+
+    def step(self, action):
+        obs, *rest = super().step(action)
+        return ({key: obs[key] for key in reversed(obs)}, *rest)
+
+
+class TextLeafEnv(GoodEnv):
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = spaces.Dict({"x": spaces.Box(-1, 1, (4,), np.float32), "mission": spaces.Text(8)})
+
+    def _obs(self):
+        return {"x": super()._obs(), "mission": "go"}
+
+
+def warnings_of(env) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+    return [str(w.message) for w in caught]
+
+
+def test_image_and_dict_envs_pass_quietly():
+    passes_quietly(ImageEnv)
+    passes_quietly(DictEnv)
+
+
+def test_uint8_image_with_bounds_other_than_pixels_warns():
+    (note,) = warnings_of(UnitImageEnv)
+    assert "observation_space is a uint8 Box of shape (3, 16, 16) with bounds [0, 1], not [0, 255]" in note
+
+
+def test_channels_in_the_middle_warn():
+    (note,) = warnings_of(MiddleChannelsEnv)
+    assert "shape (16, 3, 16): its smallest axis, likely the channels, is the middle one" in note
+
+
+def test_float_frames_for_a_uint8_image_space():
+    message = problems_of(FloatFrameEnv)
+    assert "expected shape (3, 16, 16) uint8, got shape (3, 16, 16) float32, which uint8 cannot hold" in message
+
+
+def test_dict_value_out_of_its_space_names_the_key_path():
+    message = problems_of(LidarOutOfBoundsEnv)
+    assert (
+        "step 0: step's obs['sensors']['lidar'][1] = 5.0 is outside observation_space['sensors']['lidar'] "
+        "bounds [-1.0, 1.0]"
+    ) in message
+    assert "1 problem(s)" in message  # reset's observation is in its space
+
+
+def test_float64_value_for_a_float32_box():
+    message = problems_of(LidarFloat64Env)
+    assert (
+        "reset's obs['sensors']['lidar'] does not match observation_space['sensors']['lidar']: expected shape "
+        "(3,) float32, got shape (3,) float64, which float32 cannot hold (numpy computes in float64"
+    ) in message
+    assert "astype(np.float32)" in message
+
+
+def test_missing_dict_key():
+    message = problems_of(MissingKeyEnv)
+    assert (
+        "step's obs lacks ['image']; expected exactly the keys of observation_space: ['image', 'pair', 'sensors']"
+        in (message)
+    )
+
+
+def test_tuple_of_the_wrong_length():
+    assert "step's obs['pair'] is a tuple of 1, expected a tuple of 2 parts" in problems_of(ShortTupleEnv)
+
+
+def test_key_order_that_changes_between_reset_and_step():
+    message = problems_of(KeyOrderEnv)
+    assert "1 problem(s)" in message
+    assert (
+        "step 0: step's obs lists its keys in the order ['pair', 'sensors', 'image'], the first reset's in the "
+        "order ['image', 'sensors', 'pair']"
+    ) in message
+
+
+def test_unreadable_leaf_warns_with_its_path():
+    (note,) = warnings_of(TextLeafEnv)
+    assert note.startswith("TextLeafEnv: observation_space['mission'] is Text(") and "cannot read" in note
+
+
+def test_float64_leaf_in_a_dict_warns_with_its_path():
+    class Float64DictEnv(GoodEnv):
+        def __init__(self) -> None:
+            super().__init__()
+            self.observation_space = spaces.Dict({"x": spaces.Box(-1, 1, (4,), np.float64)})
+
+        def _obs(self):
+            return {"x": self.np_random.uniform(-1, 1, size=4)}
+
+    (note,) = warnings_of(Float64DictEnv)
+    assert "observation_space['x'] is a float64 Box" in note

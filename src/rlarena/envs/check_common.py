@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,6 @@ from rlarena.errors import EnvError
 
 SEED_STEPS = 5  # steps compared by the determinism check
 SEED = 123
-MASK_KEYS = {"observation", "action_mask"}  # rlarena's action-masking observation convention
 
 
 def report(name: str, problems: list[str]) -> str:
@@ -39,23 +38,19 @@ def describe(x: Any) -> str:
 def space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[str]:
     """Legal but likely mistakes in one agent's spaces (issued as UserWarnings by the checkers)."""
     notes = []
-    inner = obs_space
-    if isinstance(obs_space, spaces.Dict) and set(obs_space.spaces) == MASK_KEYS:
-        inner = obs_space["observation"]
-    if not isinstance(inner, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
-        notes.append(
-            f"observation_space {inner} is not Box, Discrete or MultiDiscrete; rlarena's default models "
-            "do not handle it yet: flatten it (gymnasium.wrappers.FlattenObservation)."
-        )
+    for name, leaf in space_leaves(obs_space, "observation_space"):
+        if not isinstance(leaf, OBS_LEAVES):
+            notes.append(
+                f"{name} is {str(leaf)[:60]}, which rlarena's default models cannot read (they read Box, "
+                "Discrete, MultiDiscrete and MultiBinary, in Dict and Tuple spaces): drop that part or "
+                "encode it as one of these (for MiniGrid's text mission, minigrid.wrappers.ImgObsWrapper)."
+            )
+        elif isinstance(leaf, spaces.Box):
+            notes += _box_notes(name, leaf)
     if not isinstance(act_space, (spaces.Discrete, spaces.Box)):
         notes.append(
             f"action_space {act_space} is not Discrete or Box; rlarena's default models "
             "do not handle it yet: bring your own model."
-        )
-    if isinstance(inner, spaces.Box) and inner.dtype == np.float64:
-        notes.append(
-            "observation_space is a float64 Box; float32 is faster and is what the "
-            "networks use: declare dtype=np.float32 and return float32 observations."
         )
     # SB3's env_checker gives the same advice: a Gaussian policy starts near 0 with unit scale
     if isinstance(act_space, spaces.Box) and not ((act_space.low == -1).all() and (act_space.high == 1).all()):
@@ -67,6 +62,42 @@ def space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[str
     return notes
 
 
+OBS_LEAVES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+def space_leaves(space: spaces.Space, name: str) -> list[tuple[str, spaces.Space]]:
+    """The spaces inside Dict and Tuple spaces, each with its path (`observation_space['image'][0]`)."""
+    if isinstance(space, spaces.Dict):
+        return [leaf for key, sub in space.spaces.items() for leaf in space_leaves(sub, f"{name}[{key!r}]")]
+    if isinstance(space, spaces.Tuple):
+        return [leaf for i, sub in enumerate(space.spaces) for leaf in space_leaves(sub, f"{name}[{i}]")]
+    return [(name, space)]
+
+
+def _box_notes(name: str, box: spaces.Box) -> list[str]:
+    notes = []
+    if box.dtype == np.float64:
+        notes.append(
+            f"{name} is a float64 Box; float32 is faster and is what the "
+            "networks use: declare dtype=np.float32 and return float32 observations."
+        )
+    # uint8 frames are pixels to image models, scaled by 1/255 (SB3's CNN policies and rlarena's alike)
+    pixels = (box.low == 0).all() and (box.high == 255).all()
+    if box.dtype == np.uint8 and len(box.shape) in (2, 3) and not pixels:
+        notes.append(
+            f"{name} is a uint8 Box of shape {box.shape} with bounds [{box.low.min()}, {box.high.max()}], "
+            "not [0, 255]: uint8 frames are read as images of pixels in [0, 255] (scaled by 1/255). "
+            "Declare low=0, high=255 if they are pixels, or another dtype (float32, int64) if not."
+        )
+    if len(box.shape) == 3 and box.shape[1] < min(box.shape[0], box.shape[2]):
+        notes.append(
+            f"{name} has shape {box.shape}: its smallest axis, likely the channels, is the middle one; "
+            "image models expect channels first (C, H, W) or last (H, W, C): transpose the observation "
+            "and its space, e.g. np.moveaxis(obs, 1, 0)."
+        )
+    return notes
+
+
 def contains(space: spaces.Space, value: Any) -> bool:
     try:
         return bool(space.contains(value))
@@ -74,20 +105,23 @@ def contains(space: spaces.Space, value: Any) -> bool:
         return False
 
 
-def box_obs_problem(what: str, obs: Any, space: spaces.Box) -> str | None:
-    """Why `obs` is not in the Box `space`, in concrete words; None when it is."""
+def box_obs_problem(what: str, obs: Any, space: spaces.Box, space_name: str = "observation_space") -> str | None:
+    """Why `obs` is not in the Box `space` (named `space_name` in the message), in concrete words;
+    None when it is."""
     want = f"shape {space.shape} {space.dtype}"
     if not isinstance(obs, np.ndarray):
         return (
             f"{what} is {describe(obs)}, expected a numpy array of {want}; "
             f"return np.asarray(obs, dtype=np.{space.dtype})."
         )
-    mismatch = f"{what} does not match observation_space: expected {want}, got shape {obs.shape} {obs.dtype}"
+    mismatch = f"{what} does not match {space_name}: expected {want}, got shape {obs.shape} {obs.dtype}"
     if obs.shape != space.shape:
         return f"{mismatch}. Return shape {space.shape}, or declare the space as shape={obs.shape}."
     if not np.can_cast(obs.dtype, space.dtype):
+        # numpy's default: np.array of Python floats, or arithmetic with a float64 array, is float64
+        why = " (numpy computes in float64 unless told otherwise)" if obs.dtype == np.float64 else ""
         return (
-            f"{mismatch}, which {space.dtype} cannot hold. Return "
+            f"{mismatch}, which {space.dtype} cannot hold{why}. Return "
             f"obs.astype(np.{space.dtype}), or declare the space as dtype=np.{obs.dtype}."
         )
     if np.issubdtype(obs.dtype, np.inexact) and not np.isfinite(obs).all():
@@ -100,9 +134,71 @@ def box_obs_problem(what: str, obs: Any, space: spaces.Box) -> str | None:
     if outside.any():
         i = tuple(int(k) for k in np.argwhere(outside)[0])
         return (
-            f"{what}{list(i)} = {obs[i]} is outside observation_space bounds "
+            f"{what}{list(i)} = {obs[i]} is outside {space_name} bounds "
             f"[{space.low[i]}, {space.high[i]}]; clip it, or widen the space's low/high."
         )
+    return None
+
+
+def obs_problem(what: str, obs: Any, space: spaces.Space, space_name: str = "observation_space") -> str | None:
+    """Why `obs` is not in `space`, naming the offending part of a Dict or Tuple observation
+    (`step's obs['sensors'][1]`); None when it is."""
+    if isinstance(space, spaces.Box):
+        return box_obs_problem(what, obs, space, space_name)
+    if isinstance(space, spaces.Dict):
+        if not isinstance(obs, Mapping):
+            return f"{what} is {describe(obs)}, expected a dict with the keys of {space_name}: {list(space.spaces)}."
+        missing = [k for k in space.spaces if k not in obs]
+        extra = [k for k in obs if k not in space.spaces]
+        if missing or extra:
+            found = ", ".join(
+                text
+                for text in (missing and f"lacks {missing}", extra and f"has keys {extra} it does not name")
+                if text
+            )
+            return f"{what} {found}; expected exactly the keys of {space_name}: {list(space.spaces)}."
+        for key, sub in space.spaces.items():
+            problem = obs_problem(f"{what}[{key!r}]", obs[key], sub, f"{space_name}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(space, spaces.Tuple):
+        if not isinstance(obs, tuple | list) or len(obs) != len(space.spaces):
+            got = f"a {type(obs).__name__} of {len(obs)}" if isinstance(obs, tuple | list) else describe(obs)
+            return f"{what} is {got}, expected a tuple of {len(space.spaces)} parts ({space_name} is {space})."
+        for i, sub in enumerate(space.spaces):
+            problem = obs_problem(f"{what}[{i}]", obs[i], sub, f"{space_name}[{i}]")
+            if problem:
+                return problem
+        return None
+    if not contains(space, obs):
+        return f"{what} is {describe(obs)}, not in {space_name} {space}; return a value inside the space, or fix the space."
+    return None
+
+
+def key_orders(obs: Any, path: str = "obs") -> dict[str, list[Any]]:
+    """The key order of every dict in an observation, by its path: `{"obs": ["b", "a"], ...}`."""
+    orders: dict[str, list[Any]] = {}
+    if isinstance(obs, Mapping):
+        orders[path] = list(obs)
+        for key, value in obs.items():
+            orders.update(key_orders(value, f"{path}[{key!r}]"))
+    elif isinstance(obs, tuple):
+        for i, value in enumerate(obs):
+            orders.update(key_orders(value, f"{path}[{i}]"))
+    return orders
+
+
+def key_order_problem(what: str, first: dict[str, list[Any]], now: dict[str, list[Any]], first_what: str) -> str | None:
+    """Where a dict observation lists its keys in another order than the first one did; None if nowhere."""
+    for path, keys in now.items():
+        before = first.get(path)
+        if before is not None and set(before) == set(keys) and before != keys:
+            where = path.replace("obs", f"{what}'s obs", 1)
+            return (
+                f"{where} lists its keys in the order {keys}, {first_what} in the order {before}; return them "
+                "in one fixed order (the space's): code that flattens a dict in its own order mixes up the parts."
+            )
     return None
 
 

@@ -21,14 +21,16 @@ from rlarena.envs.check_common import (
     SEED,
     SEED_STEPS,
     Probe,
-    box_obs_problem,
-    contains,
     describe,
+    key_order_problem,
+    key_orders,
+    obs_problem,
     report,
     sample_action,
     space_warnings,
     truthy,
 )
+from rlarena.envs.external_ids import register_external
 from rlarena.envs.legacy import LegacyGymEnv, adapt_for_check, is_old_api_class
 from rlarena.errors import EnvError, closest
 
@@ -82,6 +84,8 @@ def is_multi_agent_class(cls: type) -> bool:
 
 def _build(env: Any, warn: bool) -> gymnasium.Env:
     if isinstance(env, str):
+        if env not in gymnasium.registry:
+            register_external(env)  # an id of ale-py, MinAtar, minigrid: their package registers it
         try:  # check_env replaces Gymnasium's passive checker; running both would warn twice
             return gymnasium.make(env, disable_env_checker=True)
         except Exception as exc:
@@ -122,18 +126,6 @@ def _space_problems(env: gymnasium.Env) -> list[str]:
     return found
 
 
-def _obs_problem(call: str, obs: Any, space: spaces.Space) -> str | None:
-    """Why `obs` is not in `space`, in concrete words; None when it is."""
-    if isinstance(space, spaces.Box):
-        return box_obs_problem(f"{call}'s obs", obs, space)
-    if not contains(space, obs):
-        return (
-            f"{call}'s obs is {describe(obs)}, not in observation_space {space}; "
-            "return a value inside the space, or fix the space."
-        )
-    return None
-
-
 def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
     if not isinstance(result, tuple):
         return [
@@ -145,7 +137,7 @@ def _reset_problems(result: Any, space: spaces.Space) -> list[str]:
     if len(result) != 2:
         return [f"reset returned a tuple of {len(result)} values, expected 2: (obs, info)."]
     obs, info = result
-    found = [_obs_problem("reset", obs, space)]
+    found = [obs_problem("reset's obs", obs, space)]
     if not isinstance(info, dict):
         found.append(f"reset's info is {describe(info)}, expected a dict; return {{}} if empty.")
     return [problem for problem in found if problem]
@@ -164,7 +156,7 @@ def _step_problems(result: Any, space: spaces.Space) -> list[str]:
     if not (isinstance(result, tuple) and len(result) == 5):
         return [(f"step returned {describe(result)}, expected a 5-tuple (obs, reward, terminated, truncated, info).")]
     obs, reward, terminated, truncated, info = result
-    found = [_obs_problem("step", obs, space)]
+    found = [obs_problem("step's obs", obs, space)]
     real = isinstance(reward, (int, float, np.integer, np.floating)) and not isinstance(reward, bool)
     if not real:
         found.append(
@@ -184,6 +176,10 @@ class _Probe(Probe):
     """Random actions for ROLLOUT_STEPS steps of a gymnasium.Env (reset after each episode end),
     then the same seeded start twice."""
 
+    def __init__(self, env: Any, name: str) -> None:
+        super().__init__(env, name)
+        self.first_orders: dict[str, list[Any]] | None = None  # the first reset's dict key orders, by path
+
     def _step(self, action: Any, t: int) -> Any:
         return self._call(f"step({str(action)[:40]}) at step {t}", self.env.step, action)
 
@@ -198,13 +194,25 @@ class _Probe(Probe):
             if not (isinstance(result, tuple) and len(result) == 5):
                 return  # cannot tell where episodes end
             obs = result[0]
+            self._check_key_order("step", obs, f"step {t}")
             if truthy(result[2]) or truthy(result[3]):
                 obs = self._checked_reset(None, f"reset after the episode ended at step {t}")
 
     def _checked_reset(self, seed: int | None, where: str) -> Any:
         result = self._reset(seed)
         self._note("reset", where, _reset_problems(result, self.env.observation_space))
-        return result[0] if isinstance(result, tuple) and result else result
+        obs = result[0] if isinstance(result, tuple) and result else result
+        self._check_key_order("reset", obs, where)
+        return obs
+
+    def _check_key_order(self, call: str, obs: Any, where: str) -> None:
+        """A dict observation keeps the key order of the first reset's."""
+        orders = key_orders(obs)
+        if self.first_orders is None:
+            self.first_orders = orders
+            return
+        problem = key_order_problem(call, self.first_orders, orders, "the first reset's")
+        self._note("key order", where, [problem] if problem else [])
 
     def _seeded_run(self) -> list[Any]:
         actions = copy.deepcopy(self.env.action_space)

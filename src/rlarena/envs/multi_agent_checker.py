@@ -22,9 +22,8 @@ from rlarena.envs.check_common import (
     SEED,
     SEED_STEPS,
     Probe,
-    box_obs_problem,
-    contains,
     describe,
+    obs_problem,
     report,
     sample_action,
     space_warnings,
@@ -124,24 +123,6 @@ def _space_notes(env: MultiAgentEnv) -> list[str]:
         for note in space_warnings(env.get_observation_space(agent), env.get_action_space(agent)):
             agents_by_note.setdefault(note, []).append(str(agent))
     return [f"agent(s) {', '.join(agents)}: {note}" for note, agents in agents_by_note.items()]
-
-
-def _obs_problem(what: str, obs: Any, space: spaces.Space) -> str | None:
-    """Why `obs` is not in `space`, naming the offending part of a Dict observation; None when it is."""
-    if isinstance(space, spaces.Box):
-        return box_obs_problem(what, obs, space)
-    if isinstance(space, spaces.Dict) and isinstance(obs, dict) and obs.keys() == space.spaces.keys():
-        for key, sub in space.spaces.items():
-            problem = _obs_problem(f"{what}[{key!r}]", obs[key], sub)
-            if problem:
-                return problem
-        return None
-    if not contains(space, obs):
-        return (
-            f"{what} is {describe(obs)}, not in the agent's observation space {space}; return a value "
-            "inside the space, or fix the space."
-        )
-    return None
 
 
 def _reward_problem(what: str, reward: Any) -> str | None:
@@ -251,7 +232,7 @@ class _Probe(Probe):
                     f"agents get_observation_space answers for."
                 )
                 continue
-            problem = _obs_problem(f"{call}'s obs[{agent!r}]", agent_obs, space)
+            problem = obs_problem(f"{call}'s obs[{agent!r}]", agent_obs, space)
             if problem:
                 found.append(problem)
         return found

@@ -2,6 +2,9 @@
 
 A user may give a Gymnasium id ("CartPole-v1"), a name registered with `register_env`, an env class,
 or a creator `fn(env_config) -> gymnasium.Env`. This is the one table where env names become objects.
+Ids of optional packages ("ALE/Breakout-v5", "MinAtar/Breakout-v1", "MiniGrid-Empty-5x5-v0") are
+registered on first use (rlarena.envs.external_ids); an Atari id comes with DeepMind's wrappers unless
+env_config={"atari_wrappers": False} (rlarena.envs.atari).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Callable
 
 import gymnasium as gym
 
+from rlarena.envs.atari import ATARI_KEY, make_atari_env
+from rlarena.envs.external_ids import is_ale_id, register_external
 from rlarena.envs.legacy import adapt_old_api
 from rlarena.errors import EnvError, closest
 from rlarena.refs import Trust, Unnamed, ref_name, ref_to_json, register_trusted
@@ -144,6 +149,10 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
             module_name, cls_name = _BUILTIN[env].split(":")
             cls = getattr(importlib.import_module(module_name), cls_name)
             return lambda cfg: cls(_with_render_mode(cfg, render_mode) if render_mode else cfg)
+        if env not in gym.registry:
+            register_external(env)
+        if is_ale_id(env) and env in gym.registry:
+            return lambda cfg: make_atari_env(env, cfg, render_mode)
         if env in gym.registry:
             return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
         raise EnvError(
@@ -227,11 +236,15 @@ def make_vector_env(
     """
     name = env_name(env)
     try:
+        if isinstance(env, str) and env not in _REGISTRY and env not in gym.registry:
+            register_external(env)
         if isinstance(env, str) and env not in _REGISTRY and env in gym.registry:
             spec = gym.spec(env)
             native = spec.vector_entry_point is not None and render_mode is None
-            if mode in ("auto", "vector_entry_point") and native:
-                return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_config)
+            # an Atari id's native vector env (ale-py's) preprocesses its own way: asked for by name only
+            if (mode == "vector_entry_point" or mode == "auto" and not is_ale_id(env)) and native:
+                options = {k: v for k, v in env_config.items() if not (is_ale_id(env) and k == ATARI_KEY)}
+                return gym.make_vec(env, num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
             if mode == "vector_entry_point":
                 raise EnvError(
                     f"Env {env!r} has no native vector entry point; use vectorization_mode 'auto', 'sync' or 'async'."
