@@ -18,6 +18,12 @@ CORE = (
     "src/rlarena/algorithms",
     "src/rlarena/policies",
     "src/rlarena/rollout",
+    "src/rlarena/nn/catalog.py",
+    "src/rlarena/nn/memory.py",
+    "src/rlarena/nn/distributions.py",
+    "src/rlarena/envs/memory_envs.py",
+    "src/rlarena/envs/atari.py",
+    "src/rlarena/envs/spaces.py",
 )
 
 

@@ -33,6 +33,7 @@ from rlarena.multiagent.builder import (
 )
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policies.policy import Policy, policy_actions
+from rlarena.policies.recurrent_policy import RecurrentPolicy, memory_cell
 from rlarena.policies.torch_policy import TorchPolicy, TrainablePolicy
 from rlarena.refs import Trust
 from rlarena.rollout.factory import seed_for
@@ -64,6 +65,9 @@ class Algorithm(ABC):
     # whether num_env_runners > 0 samples on remote Ray env runners (rlarena.rollout.groups); the config
     # refuses it for the others
     samples_on_ray: ClassVar[bool] = False
+    supports_memory: ClassVar[bool] = (
+        False  # its loss unrolls sequences: model={"use_lstm": True} builds a RecurrentPolicy
+    )
     # whether it can sample while it learns (sample_async: rlarena.rollout.groups); the config refuses
     # sample_async for the others
     samples_async: ClassVar[bool] = False
@@ -175,6 +179,20 @@ class Algorithm(ABC):
         """The trainable policy of a PolicySpec that names no class (`policy_class` by default; an
         algorithm whose policy takes more options than the model config overrides this)."""
         make: Callable[..., TrainablePolicy] = self.policy_class  # a TrainablePolicy class: model config first
+        cell = memory_cell(config.model_config)
+        if cell is not None:
+            name = type(self).__name__
+            if not self.supports_memory:
+                raise ConfigError(
+                    f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO does "
+                    f"(sequences of max_seq_len steps)."
+                )
+            if self.is_multi_agent:
+                raise ConfigError(
+                    f"model.use_{cell}=True in a multi-agent env is not available yet: memory models train in "
+                    f"single-agent envs so far."
+                )
+            make = RecurrentPolicy
         return make(observation_space, action_space, config.model_config, config.observation_filter, seed)
 
     # -- what subclasses write ----------------------------------------------------------------

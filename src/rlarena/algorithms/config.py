@@ -40,6 +40,13 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "post_fcnet_hiddens": [],  # fully connected layers after fcnet_hiddens (after the CNN for an image alone)
     "conv_filters": None,  # [[out_channels, kernel, stride], ...]; None: by image size (rlarena.nn.catalog)
     "conv_activation": "relu",
+    # memory (rlarena.nn.memory): an LSTM or GRU cell after fcnet_hiddens; sequences of max_seq_len steps in the loss
+    "use_lstm": False,
+    "use_gru": False,
+    "lstm_cell_size": 256,
+    "max_seq_len": 20,
+    "lstm_use_prev_action": False,
+    "lstm_use_prev_reward": False,
     "board_features": None,  # an input layer a game registers (rlarena.policies.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
@@ -53,6 +60,12 @@ MODEL_TYPES: dict[str, Any] = {
     "post_fcnet_hiddens": list[int],
     "conv_filters": list | None,
     "conv_activation": str,
+    "use_lstm": bool,
+    "use_gru": bool,
+    "lstm_cell_size": int,
+    "max_seq_len": int,
+    "lstm_use_prev_action": bool,
+    "lstm_use_prev_reward": bool,
 }
 
 
@@ -550,6 +563,9 @@ class AlgorithmConfig:
 
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
         self._choice("model.conv_activation", self.model_config["conv_activation"], tuple(ACTIVATIONS))
+        for key in ("lstm_cell_size", "max_seq_len"):
+            if self.model_config[key] < 1:
+                raise ConfigError(f"Invalid model.{key}={self.model_config[key]!r}: must be >= 1.")
         if self.rollout_fragment_length != "auto":
             self._check("rollout_fragment_length", self.rollout_fragment_length >= 1, "must be >= 1 or 'auto'")
         if self.policies is not None:

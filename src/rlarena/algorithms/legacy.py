@@ -272,13 +272,10 @@ def _multiagent(value: Any, owner: str) -> dict[str, Any]:
 
 # RLlib's model options with no effect here at their usual value (a recurrent or custom model is refused)
 MODEL_IGNORED: dict[str, Ignored] = {
-    "use_lstm": Ignored("", lambda v: not v),
     "use_attention": Ignored("", lambda v: not v),
-    "max_seq_len": Ignored("used only by recurrent models, which rlarena does not have yet"),
     "_disable_preprocessor_api": Ignored("rlarena flattens observations itself"),
 }
 MODEL_NO_EQUIVALENT = {
-    "model.use_lstm": "recurrent models (LSTM) are not available yet",
     "model.use_attention": "attention models are not available yet",
 }
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
+from rlarena.algorithms.sequences import prepare_sequences
 from rlarena.errors import ConfigError
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatParameters
@@ -94,6 +95,7 @@ def ppo_loss(
     values_old: torch.Tensor,
     with_stats: bool,
     mask: torch.Tensor | None = None,
+    outputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(loss, stats[len(STAT_NAMES)] or None) for one minibatch; `adv` is raw GAE, standardized here
     over the minibatch when the config asks (SB3's PPO does it per minibatch; over the whole batch
@@ -102,8 +104,10 @@ def ppo_loss(
     On CPU every torch op costs several microseconds of dispatch, which for these small nets is most
     of the time; so the statistics (and the entropy, when its coefficient is 0) are computed only
     when asked for, and fused ops (mse_loss, add with alpha) stand in for chains of small ones.
+    `outputs`: the model's outputs for the minibatch when the caller computed them (then `obs` is unused).
     """
-    dist_inputs, values = model(obs)
+    # outputs: the model's (distribution inputs, values) computed by the caller (a recurrent model's unroll)
+    dist_inputs, values = model(obs) if outputs is None else outputs
     dist_inputs = masked(dist_inputs, mask)
     need_entropy = with_stats or cfg.entropy_coeff != 0
     logp, entropy = dist.log_prob_entropy(dist_inputs, actions, need_entropy)
@@ -134,6 +138,7 @@ def ppo_loss(
 class PPO(OnPolicyAlgorithm):
     config_class = PPOConfig
     config: PPOConfig
+    supports_memory = True
 
     def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> Adam:
         return Adam(flat, lr=config.lr, eps=1e-5)  # eps 1e-5 as SB3's PPO and CleanRL (torch's default is 1e-8)
@@ -145,6 +150,8 @@ class PPO(OnPolicyAlgorithm):
         policy = self.policies[policy_id]
         assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
         model, dist = policy.model, policy.dist
+        if batch.state_in is not None:  # a recurrent policy: sequences
+            return self.update_recurrent(policy_id, cfg, model, dist, batch)
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
         lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
 
@@ -180,6 +187,48 @@ class PPO(OnPolicyAlgorithm):
                     stats.append(mb_stats)
                     # SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl
                     # ends the whole update, unapplied (the stats are there in every epoch then)
+                    if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
+                        stop = True
+                        break
+                self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
+            if stop:
+                break
+        return self.update_stats(STAT_NAMES, stats, grad_norms, data.explained_variance, lr)
+
+    def update_recurrent(self, policy_id: str, cfg: PPOConfig, model, dist, batch: Rollout) -> dict[str, float]:
+        """num_epochs over minibatches of whole sequences (minibatch_size // max_seq_len of them), each
+        unrolled from its stored state; the loss counts the valid steps only."""
+        data = prepare_sequences(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.model_config["max_seq_len"])
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
+        L = data.obs.shape[0]
+        n = data.num_sequences
+        per_mb = max(1, min(n, round(cfg.minibatch_size / L)))
+        stats: list[torch.Tensor] = []
+        grad_norms: list[torch.Tensor] = []
+        for epoch in range(cfg.num_epochs):
+            with_stats = cfg.target_kl is not None or epoch == cfg.num_epochs - 1
+            order = torch.from_numpy(self.rng.permutation(n))
+            stop = False
+            for idx in order.split(per_mb):
+                mb = data.select(idx)
+                inputs, values, _ = model.unroll(mb.obs, mb.state0, mb.starts)
+                v = mb.valid
+                loss, mb_stats = ppo_loss(
+                    model,
+                    dist,
+                    cfg,
+                    mb.obs,
+                    mb.actions[v],
+                    mb.logp_old[v],
+                    mb.advantages[v],
+                    mb.returns[v],
+                    mb.values_old[v],
+                    with_stats,
+                    mask=None if mb.mask is None else mb.mask[v],
+                    outputs=(inputs[v], values[v]),
+                )
+                if mb_stats is not None:
+                    stats.append(mb_stats)
                     if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
                         stop = True
                         break

@@ -100,7 +100,7 @@ class ObsLayout:
         self.images = [leaf for leaf in self.leaves if leaf.kind == "image"]
 
     def _leaf_space(self, leaf: Leaf) -> Any:
-        space = self.space
+        space: Any = self.space
         for key in _path(leaf.name):
             space = space[key]
         return space
@@ -227,7 +227,7 @@ def conv_stack(
         count_parameters(out * (c * kh * kw + 1), f"conv layer {i} of the image encoder")  # before allocating
         conv = nn.Conv2d(c, out, (kh, kw), stride)
         nn.init.orthogonal_(conv.weight, math.sqrt(2))
-        nn.init.zeros_(conv.bias)
+        nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # a Conv2d has a bias
         layers.append(conv)
         c, h, w = out, (h - kh) // stride + 1, (w - kw) // stride + 1
     return layers, (c, h, w)
@@ -252,7 +252,7 @@ class ImageEncoder(nn.Module):
         self.fc = nn.Linear(flat, NATURE_UNITS) if nature else None
         if self.fc is not None:
             nn.init.orthogonal_(self.fc.weight, math.sqrt(2))
-            nn.init.zeros_(self.fc.bias)
+            nn.init.zeros_(self.fc.bias)  # type: ignore[arg-type]  # a Linear has a bias
         self.out_dim = NATURE_UNITS if nature else flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,14 +277,16 @@ class ObsEncoder(nn.Module):
     ):
         super().__init__()
         self.layout = layout
-        self.images = nn.ModuleList(ImageEncoder(leaf, conv_filters, conv_activation) for leaf in layout.images)
+        encoders = [ImageEncoder(leaf, conv_filters, conv_activation) for leaf in layout.images]
+        self.images = nn.ModuleList(encoders)
+        self._encoders = encoders  # the same modules, typed
         self.others = [leaf for leaf in layout.leaves if leaf.kind != "image"]
-        self.out_dim = sum(e.out_dim for e in self.images) + sum(leaf.feature_size for leaf in self.others)
+        self.out_dim = sum(e.out_dim for e in encoders) + sum(leaf.feature_size for leaf in self.others)
         # one-hot blocks: index + offset of its block, compared with arange (exports to ONNX as is)
         self._one_hot = any(leaf.kind == "discrete" for leaf in self.others)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [enc(x[:, enc.leaf.offset : enc.leaf.offset + enc.leaf.size]) for enc in self.images]
+        parts = [enc(x[:, enc.leaf.offset : enc.leaf.offset + enc.leaf.size]) for enc in self._encoders]
         for leaf in self.others:
             part = x[:, leaf.offset : leaf.offset + leaf.size]
             if leaf.kind == "discrete":

@@ -153,6 +153,7 @@ class ActionLayout:
             elif kind == "binary":
                 value = part.astype(space.dtype).reshape(len(part), *sizes)
             else:
+                assert isinstance(space, gym.spaces.Box)
                 value = np.clip(part.reshape(len(part), *sizes), space.low, space.high).astype(space.dtype)
             out.append((path, value))
         return _nest(self.space, dict(out), ())

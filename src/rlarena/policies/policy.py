@@ -180,3 +180,21 @@ class Exploration(Protocol):
     own exploration from its schedule (the attributes runners elsewhere receive: exploration_attributes)."""
 
     def set_exploration(self, env_step: int) -> None: ...
+
+
+@runtime_checkable
+class Recurrent(Protocol):
+    """A policy with memory: one float32 state row per env, zeros at an episode's start, carried from
+    step to step by whoever steps the env (runners, evaluation, compute_single_action)."""
+
+    state_size: int
+
+    def initial_state(self, batch_size: int) -> np.ndarray: ...
+
+    def sample_recurrent(
+        self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def compute_actions_with_state(
+        self, obs_batch: Any, state: np.ndarray, explore: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]: ...

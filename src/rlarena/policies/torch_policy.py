@@ -68,7 +68,8 @@ class TrainablePolicy(Policy):
                 raise ConfigError(
                     "Action masks need Discrete or MultiDiscrete actions (a mask entry per choice of each part)."
                 )
-            given = int(np.prod(observation_space["action_mask"].shape))
+            assert isinstance(observation_space, gym.spaces.Dict)  # has_action_mask
+            given = int(np.prod(observation_space["action_mask"].shape or ()))
             if given != mask_size:
                 raise ConfigError(
                     f"The observation's action_mask has {given} entries, the action space {action_space} has "
@@ -116,6 +117,7 @@ class TrainablePolicy(Policy):
         """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete and MultiDiscrete; the
         "observation" part of a masked Dict), before the filter."""
         if self.masked:
+            assert isinstance(self.observation_space, gym.spaces.Dict)  # has_action_mask
             obs = obs_without_mask(obs, self.observation_space)
         if self.obs_layout is not None:
             packed = self.obs_layout.pack(obs)
@@ -141,7 +143,10 @@ class TrainablePolicy(Policy):
         """n, the actions an action mask covers (a masked policy's action space is Discrete), else None."""
         if not self.masked:
             return None
-        return self.action_layout.logits if self.action_layout is not None else int(self.action_space.n)
+        if self.action_layout is not None:
+            return self.action_layout.logits
+        assert isinstance(self.action_space, gym.spaces.Discrete)  # masks need categorical actions
+        return int(self.action_space.n)
 
     def normalize(self, flat: np.ndarray) -> np.ndarray:
         return flat if self.obs_filter is None else self.obs_filter(flat)
@@ -201,7 +206,20 @@ class TorchPolicy(TrainablePolicy):
         elif isinstance(action_space, gym.spaces.Box):  # self.continuous
             out_dim = log_std_dim = int(np.prod(action_space.shape))
         else:
+            assert isinstance(action_space, gym.spaces.Discrete)  # no layout: Discrete or Box
             out_dim, log_std_dim = int(action_space.n), 0
+        self._sampler: Product | None = None
+        self.build_model(model_config, out_dim, log_std_dim)
+        self.dist = (
+            Product(layout, self.model.log_std)
+            if layout is not None
+            else make_distribution(action_space, self.model.log_std)
+        )
+        self.output_names = ("mean" if self.continuous else "logits", "value")
+        self._numpy_pi_key = -1
+
+    def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
+        """self.model (and the torch sampler when the numpy one cannot serve)."""
         features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = ActorCritic(
             self.obs_dim,
@@ -214,19 +232,9 @@ class TorchPolicy(TrainablePolicy):
             features=features,
             log_std_dim=log_std_dim,
         )
-        self.dist = (
-            Product(layout, self.model.log_std)
-            if layout is not None
-            else make_distribution(action_space, self.model.log_std)
-        )
         # the torch path samples where the numpy twin cannot: an encoder with no numpy form, compound actions
-        self._sampler = (
-            Product(layout or ActionLayout(action_space), self.model.log_std)
-            if layout is not None or (features is not None and not hasattr(features, "numpy"))
-            else None
-        )
-        self.output_names = ("mean" if self.continuous else "logits", "value")
-        self._numpy_pi_key = -1
+        if self.action_layout is not None or (features is not None and not hasattr(features, "numpy")):
+            self._sampler = Product(self.action_layout or ActionLayout(self.action_space), self.model.log_std)
 
     # -- actions ------------------------------------------------------------------------------
     def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlarena.errors import EnvError
-from rlarena.policies.policy import Policy, sampling_state, set_sampling_state
+from rlarena.policies.policy import Policy, Recurrent, sampling_state, set_sampling_state
 from rlarena.rollout.storage import Rollout, concat_rollouts
 
 if TYPE_CHECKING:  # the trainable policies import torch
@@ -234,6 +234,7 @@ class EnvRunner:
             keep_raw_obs=policy.obs_filter is not None,
             num_actions=policy.mask_size,
             obs_dtype=policy.obs_dtype,
+            state_size=policy.state_size if isinstance(policy, Recurrent) else 0,
         )
         self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)
@@ -256,6 +257,8 @@ class EnvRunner:
             )
         self._mask = self.policy.action_mask(obs)
         self._pending_reset = np.zeros(self.num_envs, bool)
+        # a recurrent policy's state per env, zero at each episode's start (Recurrent capability)
+        self._state = self.policy.initial_state(self.num_envs) if isinstance(self.policy, Recurrent) else None
         self._ep_return[:] = 0
         self._ep_len[:] = 0
 
@@ -280,6 +283,8 @@ class EnvRunner:
         flatten, normalize, sample, to_env = policy.flatten, policy.normalize, policy.sample, policy.to_env_actions
         obs, mask, pending = self._obs, self._mask, self._pending_reset
         action_mask = policy.action_mask
+        state = self._state  # a recurrent policy's state per env (None otherwise)
+        recurrent = policy if isinstance(policy, Recurrent) else None
         for t in range(len(buf.rewards)):
             x = normalize(obs)
             buf.obs[t] = x
@@ -287,7 +292,14 @@ class EnvRunner:
                 buf.raw_obs[t] = obs
             if buf.action_mask is not None:  # allocated for masked policies, whose mask is never None
                 buf.action_mask[t] = mask
-            actions = sample(x, True, mask)
+            if state is None or recurrent is None:
+                actions = sample(x, True, mask)
+            else:
+                assert buf.state_in is not None
+                buf.state_in[t] = state
+                actions, state = recurrent.sample_recurrent(x, state, True, mask)
+                if pending.any():  # this step only resets those envs: their next observation starts an episode
+                    state[pending] = 0
             buf.actions[t] = actions
             buf.valid[t] = ~pending
             try:
@@ -305,6 +317,10 @@ class EnvRunner:
             buf.truncated[t] = truncated
             pending = terminated | truncated
         buf.obs[-1] = normalize(obs)
+        if state is not None:
+            assert buf.state_in is not None
+            buf.state_in[-1] = state
+            self._state = state
         if buf.raw_obs is not None:
             buf.raw_obs[-1] = obs
         if buf.action_mask is not None:
@@ -406,8 +422,14 @@ def play_episodes(
     try:
         obs, _ = env.reset(seed=seed)
         pending = np.zeros(n, bool)
+        recurrent = policy if isinstance(policy, Recurrent) else None
+        state = recurrent.initial_state(n) if recurrent is not None else None
         while (counts < quota).any():
-            actions = policy.compute_actions(obs, explore=explore)
+            if state is None or recurrent is None:
+                actions = policy.compute_actions(obs, explore=explore)
+            else:
+                actions, state = recurrent.compute_actions_with_state(obs, state, explore)
+                state[pending] = 0  # their next observation starts an episode (next-step autoreset)
             obs, rewards, terminated, truncated, _ = env.step(actions)
             ep_ret += rewards
             ep_len += ~pending

@@ -42,6 +42,9 @@ class Rollout:
     # [T, N] float32 log-probs of the actions under the weights that sampled them, when the fragment
     # was sampled in another process while the learner moved on (rlarena.rollout.async_sampling)
     behaviour_logp: np.ndarray | None = None
+    # [T+1, N, S] float32 a recurrent policy's state before each step (zero at an episode's start; row T:
+    # before the step after the fragment, for the bootstrap value); what the losses unroll sequences from
+    state_in: np.ndarray | None = None
 
     @classmethod
     def allocate(
@@ -54,6 +57,7 @@ class Rollout:
         keep_raw_obs: bool,
         num_actions: int | None = None,
         obs_dtype: np.dtype | type = np.float32,
+        state_size: int = 0,
     ) -> Rollout:
         """num_actions: allocate action masks for that many discrete actions; obs_dtype: the policy's
         packed observations' (uint8 for frames: they stay bytes)."""
@@ -66,6 +70,7 @@ class Rollout:
             valid=np.zeros((T, N), bool),
             raw_obs=np.zeros((T + 1, N, obs_dim), np.float32) if keep_raw_obs else None,
             action_mask=np.ones((T + 1, N, num_actions), bool) if num_actions else None,
+            state_in=np.zeros((T + 1, N, state_size), np.float32) if state_size else None,
         )
 
     @property
@@ -112,6 +117,7 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         action_mask=cat_optional("action_mask"),
         steps=cat_optional("steps"),
         behaviour_logp=cat_optional("behaviour_logp"),
+        state_in=cat_optional("state_in"),
     )
     if parts[0].agent_ids is not None:  # multi-agent fragments: each says whose steps it holds
         agent_ids: list = []

@@ -1,0 +1,120 @@
+"""`RecurrentPolicy`: the actor-critic policy with memory (`model={"use_lstm": True}` or
+`{"use_gru": True}`), over rlarena.nn.memory.RecurrentActorCritic.
+
+Whoever steps the env carries the state (the Recurrent capability): the env runner keeps one row per
+env and stores it before each step (Rollout.state_in), so the loss can unroll sequences from it;
+evaluation and compute_single_action carry theirs. The hot path is one torch step per vector step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlarena.errors import ConfigError
+from rlarena.nn.distributions import ActionLayout, Product, masked
+from rlarena.nn.memory import RecurrentActorCritic
+from rlarena.policies.torch_policy import TorchPolicy, input_layer
+
+
+def memory_cell(model_config: dict) -> str | None:
+    """ "lstm", "gru" or None: the memory the model options ask for."""
+    lstm, gru = bool(model_config.get("use_lstm")), bool(model_config.get("use_gru"))
+    if lstm and gru:
+        raise ConfigError("model: use_lstm and use_gru both set; pick one memory cell.")
+    return "lstm" if lstm else "gru" if gru else None
+
+
+class RecurrentPolicy(TorchPolicy):
+    model: RecurrentActorCritic  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: dict,
+        observation_filter: str = "NoFilter",
+        seed: int | None = None,
+    ):
+        cell = memory_cell(model_config)
+        if cell is None:
+            raise ConfigError("RecurrentPolicy needs model={'use_lstm': True} or {'use_gru': True}.")
+        for option in ("lstm_use_prev_action", "lstm_use_prev_reward"):
+            if model_config.get(option):
+                raise ConfigError(
+                    f"model.{option}=True is not available yet: the memory reads the observations only. "
+                    f"Add the previous action or reward to the observation (a wrapper) meanwhile."
+                )
+        self._memory = (cell, int(model_config.get("lstm_cell_size", 256)))
+        super().__init__(observation_space, action_space, model_config, observation_filter, seed)
+
+    def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
+        cell, size = self._memory
+        features, _ = input_layer(model_config, self.obs_layout, self.obs_dim)
+        only_image = self.obs_layout is not None and [leaf.kind for leaf in self.obs_layout.leaves] == ["image"]
+        self.model = RecurrentActorCritic(
+            self.obs_dim,
+            out_dim,
+            () if only_image else tuple(model_config["fcnet_hiddens"]),
+            tuple(model_config.get("post_fcnet_hiddens") or ()),
+            model_config["fcnet_activation"],
+            cell,
+            size,
+            log_std_dim=log_std_dim,
+            log_std_init=model_config["log_std_init"],
+            features=features,
+        )
+        layout = self.action_layout or ActionLayout(self.action_space)
+        self._sampler = Product(layout, self.model.log_std)
+        self.state_size = self.model.state_size
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        return np.zeros((batch_size, self.state_size), np.float32)
+
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        raise ConfigError(
+            "A recurrent policy acts with its state: use compute_actions_with_state(obs, state) (or "
+            "compute_single_action(obs, state=...)), which returns the next state too."
+        )
+
+    def sample_recurrent(
+        self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed observations [B, D] and states [B, S] -> (actions, next states)."""
+        assert self._sampler is not None
+        with torch.inference_mode():
+            inputs, _, next_state = self.model.step(
+                torch.from_numpy(x), torch.from_numpy(np.asarray(state, np.float32))
+            )
+            if mask is not None:
+                inputs = masked(inputs, torch.from_numpy(np.asarray(mask, bool)))
+            actions = self._sampler.sample(inputs, self.torch_rng) if explore else self._sampler.greedy(inputs)
+            out = actions.numpy()
+        if self.action_layout is None:
+            out = out[:, 0] if not self.continuous else out.reshape(len(out), *self.action_shape)
+        return out, next_state.numpy().copy()
+
+    def compute_actions_with_state(
+        self, obs_batch: Any, state: np.ndarray, explore: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Env observations and states -> (env actions, next states)."""
+        x = self.normalize(self.flatten(obs_batch))
+        actions, state = self.sample_recurrent(x, state, explore, self.action_mask(obs_batch))
+        return self.to_env_actions(actions), state
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        """Actions from the initial state (each observation as an episode's first): a recurrent
+        policy's callers carry the state with compute_actions_with_state."""
+        n = len(self.flatten(obs_batch))
+        return self.compute_actions_with_state(obs_batch, self.initial_state(n), explore)[0]
+
+    def compute_values(self, obs_batch: Any) -> np.ndarray:
+        x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
+        with torch.inference_mode():
+            return self.model.step(x, torch.zeros(len(x), self.state_size))[1].numpy()
+
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ConfigError("ONNX export of a recurrent policy is not available yet.")
