@@ -119,9 +119,9 @@ def test_every_bad_value_is_reported_at_once_one_line_each():
         "Invalid num_epochs=2.5: expected an integer (int).",
         "Invalid model.vf_share_layers='no': expected true or false (bool).",
         (
-            "Unknown model option 'fcnet_hiden'. Did you mean 'fcnet_hiddens'? Valid model options: fcnet_hiddens, "
-            "fcnet_activation, vf_share_layers, log_std_init, board_features, post_fcnet_hiddens, conv_filters, "
-            "conv_activation."
+            "Unknown model option 'fcnet_hiden'. Did you mean 'fcnet_hiddens'? Valid model options: "
+            + ", ".join(MODEL_TYPES)
+            + "."
         ),
     ]
 

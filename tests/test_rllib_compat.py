@@ -191,7 +191,6 @@ def test_rllib_1x_multiagent_dict_config_trains():
         ({"timesteps_per_iteration": 1000}, "set train_batch_size"),
         ({"multiagent": {"count_steps_by": "agent_steps"}}, "multiagent.count_steps_by='agent_steps' is not available"),
         ({"multiagent": {"policy_mapper": None}}, "Unknown option 'multiagent.policy_mapper'"),
-        ({"model": {"use_lstm": True}}, "model.use_lstm=True is not available: recurrent models"),
     ],
 )
 def test_options_without_an_equivalent_are_refused_in_one_line(options, message):

@@ -32,7 +32,7 @@ from rlarena.multiagent.builder import (
     DEFAULT_POLICY_ID,
 )
 from rlarena.nn.flat import FlatOptimizer
-from rlarena.policies.policy import Policy, policy_actions
+from rlarena.policies.policy import Policy, Recurrent, batch_len, policy_actions, row, stack_obs
 from rlarena.policies.recurrent_policy import RecurrentPolicy, memory_cell
 from rlarena.policies.torch_policy import TorchPolicy, TrainablePolicy
 from rlarena.refs import Trust
@@ -44,7 +44,7 @@ from rlarena.rollout.groups import (
     make_evaluation_group,
     make_runner_group,
 )
-from rlarena.rollout.multi_agent_runner import MultiAgentEnvRunner, stack_obs
+from rlarena.rollout.multi_agent_runner import MultiAgentEnvRunner
 from rlarena.rollout.runner import EnvRunner, EpisodeStats
 
 if TYPE_CHECKING:
@@ -56,6 +56,11 @@ MAIN_OPTIMIZER = "main"
 
 
 _seed_for = seed_for  # the name the algorithm files import (the seeds' table: rlarena.rollout.factory)
+
+
+def _single(action: Any) -> Any:
+    """One action as a user reads it: a Python number for a scalar (a structure's parts as arrays)."""
+    return action.item() if isinstance(action, np.ndarray | np.generic) and np.ndim(action) == 0 else action
 
 
 class Algorithm(ABC):
@@ -179,7 +184,18 @@ class Algorithm(ABC):
         """The trainable policy of a PolicySpec that names no class (`policy_class` by default; an
         algorithm whose policy takes more options than the model config overrides this)."""
         make: Callable[..., TrainablePolicy] = self.policy_class  # a TrainablePolicy class: model config first
+        if config.model_config.get("custom_model") is not None and not issubclass(self.policy_class, TorchPolicy):
+            raise ConfigError(
+                f"model.custom_model: {type(self).__name__} trains its own network ({self.policy_class.__name__}); "
+                f"your own model (the ModelV2 protocol: logits and value_function) trains with PPO, APPO, "
+                f"IMPALA, A2C, BC or MARWIL."
+            )
         cell = memory_cell(config.model_config)
+        if cell is not None and config.model_config.get("custom_model") is not None:
+            raise ConfigError(
+                f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory so far; "
+                f"give your model its own recurrent layers and state, or drop use_{cell}."
+            )
         if cell is not None:
             name = type(self).__name__
             if not self.supports_memory:
@@ -378,25 +394,42 @@ class Algorithm(ABC):
         self, obs_batch: Any, explore: bool | None = None, policy_id: str = DEFAULT_POLICY_ID
     ) -> np.ndarray:
         """Actions for a batch of observations. explore=None samples (RLlib's default); False is greedy."""
-        first = next(iter(obs_batch.values())) if isinstance(obs_batch, dict) else obs_batch
-        return policy_actions(self.get_policy(policy_id), obs_batch, explore is not False, len(first))
+        return policy_actions(self.get_policy(policy_id), obs_batch, explore is not False, batch_len(obs_batch))
 
     def compute_single_action(
         self,
         observation: Any = None,
-        explore: bool | None = None,
+        explore: Any = None,
         policy_id: str = DEFAULT_POLICY_ID,
         *,
         obs: Any = None,
+        state: Any = None,
     ) -> Any:
-        """The action for one observation (RLlib's name for it is `observation`; `obs=` works too)."""
+        """The action for one observation (RLlib's name for it is `observation`; `obs=` works too).
+
+        A recurrent policy's memory: pass `state` (RLlib: `compute_single_action(obs, state)`; the
+        first call's state is `get_policy().get_initial_state()`) and get RLlib's
+        `(action, state_out, info)` back, state_out to pass with the next observation. Without a
+        state, a recurrent policy acts as at an episode's first step."""
         if (observation is None) == (obs is None):
             raise ConfigError(
                 "compute_single_action() takes one observation: pass it positionally or as "
                 "observation=... (or obs=...)."
             )
-        action = self.compute_actions(stack_obs([obs if observation is None else observation]), explore, policy_id)[0]
-        return action.item() if np.ndim(action) == 0 else action
+        if explore is not None and not isinstance(explore, bool):  # RLlib's second argument: the state
+            state, explore = explore, None
+        batch = stack_obs([obs if observation is None else observation])
+        if state is not None:
+            policy = self.get_policy(policy_id)
+            if not isinstance(policy, Recurrent):
+                raise ConfigError(
+                    f"compute_single_action(..., state=...): policy {policy_id!r} has no memory "
+                    f"(model use_lstm / use_gru); call it without a state."
+                )
+            rows = np.asarray(state[0] if isinstance(state, list | tuple) and len(state) == 1 else state, np.float32)
+            actions, state_out = policy.compute_actions_with_state(batch, rows.reshape(1, -1), explore is not False)
+            return _single(row(actions, 0)), [state_out[0]], {}
+        return _single(row(self.compute_actions(batch, explore, policy_id), 0))
 
     compute_action = compute_single_action  # RLlib 1.x's name (the MultiAgentArena tutorial uses it)
 

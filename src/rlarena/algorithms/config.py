@@ -47,6 +47,9 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "max_seq_len": 20,
     "lstm_use_prev_action": False,
     "lstm_use_prev_reward": False,
+    # your own network (rlarena.nn.custom): a class, or a name registered with ModelCatalog.register_custom_model
+    "custom_model": None,
+    "custom_model_config": {},
     "board_features": None,  # an input layer a game registers (rlarena.policies.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
@@ -66,6 +69,8 @@ MODEL_TYPES: dict[str, Any] = {
     "max_seq_len": int,
     "lstm_use_prev_action": bool,
     "lstm_use_prev_reward": bool,
+    "custom_model": Any,  # a class or a registered name (checked when the policy is built)
+    "custom_model_config": dict,
 }
 
 
@@ -734,6 +739,8 @@ class AlgorithmConfig:
             }
         out["policy_mapping_fn"] = ref_to_json(self.policy_mapping_fn)
         out["callbacks_class"] = ref_to_json(self.callbacks_class)
+        if self.model.get("custom_model") is not None:  # a class by its name; a registered name as it is
+            out["model"] = {**self.model, "custom_model": ref_to_json(self.model["custom_model"])}
         return out
 
     @classmethod
@@ -760,13 +767,23 @@ class AlgorithmConfig:
         for key in ("policy_mapping_fn", "callbacks_class"):
             if key in values:
                 values[key] = trust.resolve(values[key], key)
+        model = values.get("model")
+        if isinstance(model, dict) and isinstance(model.get("custom_model"), dict):  # a saved class: trusted only
+            values["model"] = {**model, "custom_model": trust.resolve(model["custom_model"], "model.custom_model")}
         return cls(**values)
 
     def named_objects(self) -> list[Any]:
         """The classes and functions this config holds (env, callbacks, mapping fn, policy classes):
         what a load may resolve a saved reference to when this config is passed again (resume)."""
         policies = normalize_policies(self.policies).values() if self.policies is not None else ()
-        return [self.env, self.callbacks_class, self.policy_mapping_fn, *(spec.policy_class for spec in policies)]
+        custom = self.model.get("custom_model") if isinstance(self.model, dict) else None
+        return [
+            self.env,
+            self.callbacks_class,
+            self.policy_mapping_fn,
+            *(spec.policy_class for spec in policies),
+            custom,
+        ]
 
     def update_from_dict(self, data: dict[str, Any]) -> Self:
         """Set options by name regardless of builder group (for CLI --config, YAML files and sweeps).

@@ -124,13 +124,50 @@ def set_sampling_state(policy: Policy, state: dict[str, np.ndarray]) -> None:
         setattr(policy, name, state[f"explore.{name}"].item())
 
 
+def batch_len(batch: Any) -> int:
+    """Rows of a batch: of its first array, however deep in dicts and tuples."""
+    while isinstance(batch, dict | tuple | list) and not isinstance(batch, np.ndarray):
+        if isinstance(batch, list) and (not batch or not isinstance(batch[0], dict | tuple | list)):
+            return len(batch)
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(batch)
+
+
+def row(batch: Any, i: int) -> Any:
+    """Row i of a batch (a structure of batches: the same structure of rows)."""
+    if isinstance(batch, dict):
+        return {k: row(v, i) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(row(v, i) for v in batch)
+    return batch[i]
+
+
+def stack_obs(observations: list[Any]) -> Any:
+    """A list of observations -> one batch (dicts and tuples stacked per part, nested)."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {k: stack_obs([o[k] for o in observations]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(stack_obs([o[i] for o in observations]) for i in range(len(first)))
+    return np.stack([np.asarray(o) for o in observations])
+
+
 def policy_actions(policy: Policy, obs_batch: Any, explore: bool, batch_size: int) -> np.ndarray:
     """policy.compute_actions as an array of `batch_size` actions. Every caller of a policy goes
     through here, so a heuristic written the RLlib way (returning `(actions, state_outs, info)`, the
     actions a list) plays the same as one returning an array."""
     out = policy.compute_actions(obs_batch, explore=explore)
-    if isinstance(out, tuple):  # RLlib's Policy.compute_actions: (actions, state_outs, info)
+    structured = isinstance(policy.action_space, gym.spaces.Tuple | gym.spaces.Dict)
+    rllib_triple = isinstance(out, tuple) and len(out) == 3 and isinstance(out[2], dict)
+    if isinstance(out, tuple) and (rllib_triple or not structured):  # RLlib's (actions, state_outs, info)
         out = out[0] if out else None
+    if structured and isinstance(out, tuple | dict):  # Tuple/Dict actions: a structure of batches
+        if batch_len(out) != batch_size:
+            raise ConfigError(
+                f"{type(policy).__name__}.compute_actions returned {batch_len(out)} actions for a batch of "
+                f"{batch_size} observations."
+            )
+        return out  # type: ignore[return-value]
     actions = np.asarray(out) if out is not None else None
     if actions is None or actions.ndim == 0 or len(actions) != batch_size:
         got = "nothing" if actions is None else f"shape {actions.shape}"

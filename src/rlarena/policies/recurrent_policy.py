@@ -74,6 +74,10 @@ class RecurrentPolicy(TorchPolicy):
     def initial_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((batch_size, self.state_size), np.float32)
 
+    def get_initial_state(self) -> list[np.ndarray]:
+        """RLlib's: one episode's first state (what compute_single_action(obs, state) takes first)."""
+        return [self.initial_state(1)[0]]
+
     def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
         raise ConfigError(
             "A recurrent policy acts with its state: use compute_actions_with_state(obs, state) (or "

@@ -17,6 +17,7 @@ import torch
 from rlarena.errors import ConfigError
 from rlarena.nn import ActorCritic, make_distribution
 from rlarena.nn.catalog import ObsEncoder, ObsLayout, needs_encoder
+from rlarena.nn.custom import CustomModel, custom_model_class
 from rlarena.nn.distributions import ActionLayout, Product, masked
 from rlarena.nn.normalize import RunningMeanStd
 from rlarena.policies.policy import (
@@ -43,6 +44,7 @@ class TrainablePolicy(Policy):
     output_names: tuple[str, str] = ("logits", "value")  # the ONNX outputs (rlarena.export.onnx)
     # packed rows -> flat float32 features, for models that take a flat vector (ObsLayout.numpy_features)
     vector_features: Any = None
+    packs_whole_observation = False  # a user's own model reads the whole observation (rlarena.nn.custom)
 
     def __init__(
         self,
@@ -55,8 +57,15 @@ class TrainablePolicy(Policy):
         self.masked = has_action_mask(observation_space)
         inner = without_mask(observation_space)
         # spaces the flat path cannot read (an image, a MultiBinary, a Dict or Tuple) travel packed
-        # (rlarena.nn.catalog.ObsLayout) and the model's first layer is the catalog's encoder
-        self.obs_layout = ObsLayout(inner) if needs_encoder(inner) else None
+        # (rlarena.nn.catalog.ObsLayout) and the model's first layer is the catalog's encoder; a user's
+        # own model gets the whole observation, its action mask included
+        self.obs_layout = (
+            ObsLayout(observation_space)
+            if self.packs_whole_observation
+            else ObsLayout(inner)
+            if needs_encoder(inner)
+            else None
+        )
         self.action_layout = (
             None if isinstance(action_space, gym.spaces.Discrete | gym.spaces.Box) else ActionLayout(action_space)
         )
@@ -78,7 +87,11 @@ class TrainablePolicy(Policy):
         self.obs_dim = self.obs_layout.dim if self.obs_layout is not None else flat_obs_dim(inner)
         self.obs_dtype = self.obs_layout.dtype if self.obs_layout is not None else np.dtype(np.float32)
         self.continuous = isinstance(action_space, gym.spaces.Box)
-        if observation_filter == "MeanStdFilter" and self.obs_layout is not None and self.obs_dtype != np.float32:
+        if (
+            observation_filter == "MeanStdFilter"
+            and self.obs_layout is not None
+            and any(leaf.kind in ("image", "discrete") for leaf in self.obs_layout.leaves)
+        ):
             raise ConfigError(
                 "observation_filter='MeanStdFilter' standardizes vector observations; this observation has "
                 "images or indices (scaled or one-hot by the model). Leave observation_filter at 'NoFilter'."
@@ -116,7 +129,7 @@ class TrainablePolicy(Policy):
     def flatten(self, obs: Any) -> np.ndarray:
         """Env observations [B, ...] -> float32 [B, D] (one-hot for Discrete and MultiDiscrete; the
         "observation" part of a masked Dict), before the filter."""
-        if self.masked:
+        if self.masked and not self.packs_whole_observation:
             assert isinstance(self.observation_space, gym.spaces.Dict)  # has_action_mask
             obs = obs_without_mask(obs, self.observation_space)
         if self.obs_layout is not None:
@@ -199,6 +212,7 @@ class TorchPolicy(TrainablePolicy):
         observation_filter: str = "NoFilter",
         seed: int | None = None,
     ):
+        self.packs_whole_observation = model_config.get("custom_model") is not None
         super().__init__(observation_space, action_space, observation_filter, seed)
         layout = self.action_layout
         if layout is not None:
@@ -220,6 +234,19 @@ class TorchPolicy(TrainablePolicy):
 
     def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
         """self.model (and the torch sampler when the numpy one cannot serve)."""
+        if self.packs_whole_observation:  # the user's own network (rlarena.nn.custom)
+            assert self.obs_layout is not None
+            self.model = CustomModel(  # type: ignore[assignment]
+                custom_model_class(model_config["custom_model"]),
+                self.obs_layout,
+                self.action_space,
+                out_dim,
+                model_config,
+                log_std_dim,
+                model_config["log_std_init"],
+            )
+            self._sampler = Product(self.action_layout or ActionLayout(self.action_space), self.model.log_std)
+            return
         features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = ActorCritic(
             self.obs_dim,

@@ -20,18 +20,11 @@ import numpy as np
 
 from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
-from rlarena.policies.policy import Policy, policy_actions, sampling_state, set_sampling_state
+from rlarena.policies.policy import Policy, policy_actions, sampling_state, set_sampling_state, stack_obs
 from rlarena.policies.torch_policy import TrainablePolicy
 from rlarena.rollout.multi_agent_episode import Episode
 from rlarena.rollout.runner import EpisodeStats, Sample, env_failed, may_be_non_finite, non_finite, shape_mismatch
 from rlarena.rollout.storage import Rollout
-
-
-def stack_obs(observations: list[Any]) -> Any:
-    """A list of per-agent observations -> one batch (dict observations stacked per key)."""
-    if isinstance(observations[0], dict):
-        return {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
-    return np.stack([np.asarray(o) for o in observations])
 
 
 @dataclass
