@@ -125,10 +125,8 @@ def set_sampling_state(policy: Policy, state: dict[str, np.ndarray]) -> None:
 
 
 def batch_len(batch: Any) -> int:
-    """Rows of a batch: of its first array, however deep in dicts and tuples."""
-    while isinstance(batch, dict | tuple | list) and not isinstance(batch, np.ndarray):
-        if isinstance(batch, list) and (not batch or not isinstance(batch[0], dict | tuple | list)):
-            return len(batch)
+    """Rows of a batch: of its first array, however deep in dicts and tuples (a list is a list of rows)."""
+    while isinstance(batch, dict | tuple):  # a list is rows already
         batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
     return len(batch)
 
