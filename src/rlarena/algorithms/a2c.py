@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
+from rlarena.algorithms.sequences import prepare_sequences
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatOptimizer, FlatParameters, RMSprop
 from rlarena.policies.torch_policy import TorchPolicy
@@ -78,15 +79,17 @@ def a2c_loss(
     adv: torch.Tensor,
     returns: torch.Tensor,
     mask: torch.Tensor | None = None,
+    outputs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, stats[len(STAT_NAMES)]) for the whole batch.
 
         L = -mean(A_t log pi(a_t | s_t)) + c_v mean((V(s_t) - R_t)^2) - c_e mean(H[pi(. | s_t)])
 
     the policy gradient with the value as baseline (Mnih et al. 2016, Algorithm S3); no 1/2 on the
-    value error and the entropy as a mean over the batch, as SB3.
+    value error and the entropy as a mean over the batch, as SB3. `outputs`: the model's (distribution
+    inputs, values) when the caller computed them (a recurrent model's unroll; `obs` is unused then).
     """
-    dist_inputs, values = model(obs)
+    dist_inputs, values = model(obs) if outputs is None else outputs
     logp, entropy = dist.log_prob_entropy(masked(dist_inputs, mask), actions, True)
     policy_loss = -(adv * logp).mean()
     vf_loss = F.mse_loss(values, returns)
@@ -98,6 +101,7 @@ def a2c_loss(
 class A2C(OnPolicyAlgorithm):
     config_class = A2CConfig
     config: A2CConfig
+    supports_memory = True
 
     def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> FlatOptimizer:
         assert isinstance(config, A2CConfig)
@@ -112,17 +116,33 @@ class A2C(OnPolicyAlgorithm):
         policy = self.policies[policy_id]
         assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
         model, dist = policy.model, policy.dist
-        data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
-        if len(data.advantages) == 0:  # every step of the fragment was an autoreset
-            return {}
         lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
-        loss, stats = a2c_loss(model, dist, cfg, data.obs, data.actions, data.advantages, data.returns, data.mask)
+        if batch.state_in is not None:  # a recurrent policy: each env's fragment unrolled whole (one sequence)
+            seqs = prepare_sequences(model, dist, batch, cfg.gamma, cfg.lambda_, len(batch.rewards))
+            v = seqs.valid
+            if not bool(v.any()):
+                return {}
+            inputs, values, _ = model.unroll(seqs.obs, seqs.state0, seqs.starts)
+            adv = seqs.advantages[v]
+            if cfg.normalize_advantages and len(adv) > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            mask = None if seqs.mask is None else seqs.mask[v]
+            loss, stats = a2c_loss(
+                model, dist, cfg, seqs.obs, seqs.actions[v], adv, seqs.returns[v], mask, (inputs[v], values[v])
+            )
+            explained = seqs.explained_variance
+        else:
+            data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.normalize_advantages)
+            if len(data.advantages) == 0:  # every step of the fragment was an autoreset
+                return {}
+            loss, stats = a2c_loss(model, dist, cfg, data.obs, data.actions, data.advantages, data.returns, data.mask)
+            explained = data.explained_variance
         grad_norms: list[torch.Tensor] = []
         self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
         out = dict(zip(STAT_NAMES, stats.tolist()))
         if grad_norms:
             out["grad_norm"] = float(grad_norms[0])
-        out["explained_variance"] = data.explained_variance
+        out["explained_variance"] = explained
         out["cur_lr"] = lr
         return out
 

@@ -200,8 +200,8 @@ class Algorithm(ABC):
             name = type(self).__name__
             if not self.supports_memory:
                 raise ConfigError(
-                    f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO does "
-                    f"(sequences of max_seq_len steps)."
+                    f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO (sequences of "
+                    f"max_seq_len steps) and A2C (each fragment unrolled whole) do."
                 )
             if self.is_multi_agent:
                 raise ConfigError(
