@@ -122,7 +122,8 @@ class A2C(OnPolicyAlgorithm):
             v = seqs.valid
             if not bool(v.any()):
                 return {}
-            inputs, values, _ = model.unroll(seqs.obs, seqs.state0, seqs.starts)
+            recurrent: Any = model  # a RecurrentActorCritic (rlarena.nn.memory)
+            inputs, values, _ = recurrent.unroll(seqs.obs, seqs.state0, seqs.starts)
             adv = seqs.advantages[v]
             if cfg.normalize_advantages and len(adv) > 1:
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)

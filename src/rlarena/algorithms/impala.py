@@ -26,6 +26,7 @@ from rlarena.algorithms.on_policy import (
     explained_variance,
     masked,
 )
+from rlarena.algorithms.sequences import Precomputed, cut, log_probs, unroll_fragment
 from rlarena.algorithms.vtrace import vtrace
 from rlarena.errors import ConfigError
 from rlarena.nn.flat import Adam, FlatParameters
@@ -179,6 +180,7 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
     Subclasses give the loss (and APPO its target network)."""
 
     config: IMPALAConfig
+    supports_memory = True
     stat_names: ClassVar[tuple[str, ...]] = STAT_NAMES
 
     def make_optimizer(self, flat: FlatParameters, config: AlgorithmConfig) -> Adam:
@@ -200,6 +202,8 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         policy = self.policies[policy_id]
         assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class it trains (Algorithm's default)
         model, dist = policy.model, policy.dist
+        if batch.state_in is not None:  # a recurrent policy: sequences
+            return self.update_recurrent(policy_id, cfg, model, dist, batch)
         data = prepare_vtrace_batch(model, dist, batch, cfg, self.target_model(policy_id))
         n = len(data.vs)
         if n == 0:  # every step of the fragment was an autoreset
@@ -222,6 +226,58 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         out = self.update_stats(self.stat_names, stats, grad_norms, data.explained_variance, lr)
         out["mean_rho"] = float((data.target_logp - data.behaviour_logp).exp().mean())
         return out
+
+    def update_recurrent(self, policy_id: str, cfg: IMPALAConfig, model, dist, batch: Rollout) -> dict[str, float]:
+        """V-trace over the whole fragment (the model, and the target, unrolled from the stored state),
+        then num_epochs over minibatches of max_seq_len sequences (minibatch_size // max_seq_len of them)."""
+        dist_inputs, values = unroll_fragment(model, batch)
+        target = self.target_model(policy_id)
+        target_logp = log_probs(dist, unroll_fragment(target, batch)[0] if target is not None else dist_inputs, batch)
+        target_np = target_logp.numpy()
+        behaviour_np = target_np if batch.behaviour_logp is None else batch.behaviour_logp
+        values_np = values.numpy()
+        out = vtrace(
+            behaviour_np,
+            target_np,
+            batch.rewards,
+            values_np[:-1],
+            values_np[-1],
+            cfg.gamma * (1.0 - batch.terminated),
+            cfg.vtrace_clip_rho_threshold,
+            cfg.vtrace_clip_pg_rho_threshold,
+            lambda_=cfg.lambda_,
+            valid=batch.valid,
+        )
+        ev = explained_variance(out.vs[batch.valid], values_np[:-1][batch.valid])
+        columns = {"behaviour_logp": behaviour_np, "target_logp": target_np, "vs": out.vs, "adv": out.pg_advantages}
+        data = cut(batch, cfg.model_config["max_seq_len"], columns, ev)
+        n = data.num_sequences
+        if n == 0:
+            return {}
+        L = data.obs.shape[0]
+        per_mb = n if cfg.minibatch_size is None else max(1, min(n, round(cfg.minibatch_size / L)))
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
+        stats: list[torch.Tensor] = []
+        grad_norms: list[torch.Tensor] = []
+        for _ in range(cfg.num_epochs):
+            for idx in torch.from_numpy(self.rng.permutation(n)).split(per_mb):
+                mb = data.select(idx)
+                inputs, values_mb, _ = model.unroll(mb.obs, mb.state0, mb.starts)
+                v = mb.valid
+                cols = [mb.obs, mb.actions[v], *(mb.columns[k][v].float() for k in columns)]
+                loss, mb_stats = self.loss(
+                    policy_id,
+                    Precomputed(model, inputs[v], values_mb[v]),
+                    dist,
+                    cfg,
+                    cols,
+                    None if mb.mask is None else mb.mask[v],
+                )
+                stats.append(mb_stats)
+                self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
+        result = self.update_stats(self.stat_names, stats, grad_norms, ev, lr)
+        result["mean_rho"] = float(np.exp(target_np - behaviour_np)[batch.valid].mean())
+        return result
 
 
 class IMPALA(VTraceAlgorithm):

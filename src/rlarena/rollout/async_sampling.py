@@ -105,7 +105,15 @@ def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
         actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
         mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
         with torch.no_grad():
-            dist_inputs, _ = policy.model(obs)
+            if batch.state_in is not None:  # a recurrent model: the fragment unrolled from its stored state
+                starts = np.zeros((T, N), bool)
+                starts[1:] = ~batch.valid[:-1]  # step t only reset the env: observation t + 1 starts an episode
+                dist_inputs, _, _ = policy.model.unroll(
+                    torch.from_numpy(batch.obs[:T]), torch.from_numpy(batch.state_in[0]), torch.from_numpy(starts)
+                )
+                dist_inputs = dist_inputs.reshape(T * N, -1)
+            else:
+                dist_inputs, _ = policy.model(obs)
             logp, _ = policy.dist.log_prob_entropy(masked(dist_inputs, mask), actions, False)
         batch.behaviour_logp = logp.numpy().reshape(T, N)
 
