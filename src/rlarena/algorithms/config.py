@@ -47,12 +47,21 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "max_seq_len": 20,
     "lstm_use_prev_action": False,
     "lstm_use_prev_reward": False,
+    # attention over the last attention_memory_inference steps (GTrXL-style, rlarena.nn.memory.AttentionCell)
+    "use_attention": False,
+    "attention_dim": 64,
+    "attention_num_transformer_units": 1,
+    "attention_num_heads": 1,
+    "attention_head_dim": 32,
+    "attention_position_wise_mlp_dim": 32,
+    "attention_memory_inference": 50,
     # your own network (rlarena.nn.custom): a class, or a name registered with ModelCatalog.register_custom_model
     "custom_model": None,
     "custom_model_config": {},
     "board_features": None,  # an input layer a game registers (rlarena.policies.policy.register_feature_layer): Connect Four's "connect_four", "conv"
 }
 MAX_TORCH_THREADS = 1024
+MAX_ATTENTION_MEMORY = 4096  # steps an attention memory keeps (each env's state row holds them all)
 # The type of each model option, written as an annotation; validate() checks `model` against it.
 MODEL_TYPES: dict[str, Any] = {
     "fcnet_hiddens": list[int],  # and each size >= 1
@@ -69,6 +78,13 @@ MODEL_TYPES: dict[str, Any] = {
     "max_seq_len": int,
     "lstm_use_prev_action": bool,
     "lstm_use_prev_reward": bool,
+    "use_attention": bool,
+    "attention_dim": int,
+    "attention_num_transformer_units": int,
+    "attention_num_heads": int,
+    "attention_head_dim": int,
+    "attention_position_wise_mlp_dim": int,
+    "attention_memory_inference": int,
     "custom_model": Any,  # a class or a registered name (checked when the policy is built)
     "custom_model_config": dict,
 }
@@ -568,9 +584,18 @@ class AlgorithmConfig:
 
         self._choice("model.fcnet_activation", self.model_config["fcnet_activation"], tuple(ACTIVATIONS))
         self._choice("model.conv_activation", self.model_config["conv_activation"], tuple(ACTIVATIONS))
-        for key in ("lstm_cell_size", "max_seq_len"):
-            if self.model_config[key] < 1:
-                raise ConfigError(f"Invalid model.{key}={self.model_config[key]!r}: must be >= 1.")
+        for key, top in (
+            ("lstm_cell_size", limits.MAX_LAYER_UNITS),
+            ("max_seq_len", limits.MAX_EPISODE_STEPS),
+            ("attention_dim", limits.MAX_LAYER_UNITS),
+            ("attention_num_transformer_units", 64),
+            ("attention_num_heads", 64),
+            ("attention_head_dim", limits.MAX_LAYER_UNITS),
+            ("attention_position_wise_mlp_dim", limits.MAX_LAYER_UNITS),
+            ("attention_memory_inference", MAX_ATTENTION_MEMORY),
+        ):
+            if not 1 <= self.model_config[key] <= top:
+                raise ConfigError(f"Invalid model.{key}={self.model_config[key]!r}: must be from 1 to {top}.")
         if self.rollout_fragment_length != "auto":
             self._check("rollout_fragment_length", self.rollout_fragment_length >= 1, "must be >= 1 or 'auto'")
         if self.policies is not None:

@@ -272,12 +272,9 @@ def _multiagent(value: Any, owner: str) -> dict[str, Any]:
 
 # RLlib's model options with no effect here at their usual value (a recurrent or custom model is refused)
 MODEL_IGNORED: dict[str, Ignored] = {
-    "use_attention": Ignored("", lambda v: not v),
     "_disable_preprocessor_api": Ignored("rlarena flattens observations itself"),
 }
-MODEL_NO_EQUIVALENT = {
-    "model.use_attention": "attention models are not available yet",
-}
+MODEL_NO_EQUIVALENT: dict[str, str] = {}
 
 
 def _model(model: Any) -> Any:

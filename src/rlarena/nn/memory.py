@@ -1,7 +1,8 @@
-"""Memory: the recurrent actor-critic (`model={"use_lstm": True}` or `"use_gru": True}`).
+"""Memory: the recurrent actor-critic (`model={"use_lstm": True}`, `{"use_gru": True}` or
+`{"use_attention": True}`).
 
 input layer (the catalog's encoder, or none) -> fcnet_hiddens (shared) -> an LSTM or GRU cell of
-`lstm_cell_size` units (its input also the previous action and reward, when asked) ->
+`lstm_cell_size` units, or attention over the last `attention_memory_inference` steps ->
 post_fcnet_hiddens -> policy and value heads. The state is one float32 row per env: [h, c] for an
 LSTM, h for a GRU; zeros at an episode's start.
 
@@ -31,6 +32,87 @@ def _linear(a: int, b: int, gain: float) -> nn.Linear:
     return layer
 
 
+class LSTMCell(nn.Module):
+    """An LSTM cell over a flat state row [h, c]."""
+
+    def __init__(self, in_dim: int, size: int):
+        super().__init__()
+        self.cell, self.size, self.state_size, self.out_dim = nn.LSTMCell(in_dim, size), size, 2 * size, size
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = self.cell(x, (state[:, : self.size], state[:, self.size :]))
+        return h, torch.cat([h, c], -1)
+
+
+class GRUCell(nn.Module):
+    """A GRU cell; the state row is h."""
+
+    def __init__(self, in_dim: int, size: int):
+        super().__init__()
+        self.cell, self.state_size, self.out_dim = nn.GRUCell(in_dim, size), size, size
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.cell(x, state)
+        return h, h
+
+
+class AttentionCell(nn.Module):
+    """Attention over the last `memory` steps (GTrXL-style, Parisotto et al. 2020, one step at a time):
+    the step's embedding attends to itself and the remembered embeddings (a learned embedding per age,
+    multi-head, pre-LayerNorm), a GRU-type gate adds the result to the embedding, then a position-wise
+    MLP, gated the same way, for each of `units` transformer units. The state row is the memory:
+    `memory` slots of (the unit inputs of that step, a 1 where the slot holds a step of this episode),
+    oldest first; zeros at an episode's start (no slot valid)."""
+
+    def __init__(self, in_dim: int, dim: int, memory: int, heads: int, head_dim: int, mlp_dim: int, units: int):
+        super().__init__()
+        self.dim, self.memory, self.units, self.heads, self.head_dim = dim, memory, units, heads, head_dim
+        self.embed = nn.Linear(in_dim, dim)
+        self.age = nn.Parameter(torch.zeros(memory + 1, dim))  # slot 0 the oldest, slot `memory` this step
+        self.norm1 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(units))
+        self.qkv = nn.ModuleList(nn.Linear(dim, 3 * heads * head_dim) for _ in range(units))
+        self.proj = nn.ModuleList(nn.Linear(heads * head_dim, dim) for _ in range(units))
+        self.gate1 = nn.ModuleList(nn.Linear(2 * dim, 2 * dim) for _ in range(units))
+        self.norm2 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(units))
+        self.mlp = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, mlp_dim), nn.ReLU(), nn.Linear(mlp_dim, dim)) for _ in range(units)
+        )
+        self.gate2 = nn.ModuleList(nn.Linear(2 * dim, 2 * dim) for _ in range(units))
+        for gate in [*self.gate1, *self.gate2]:  # start near the identity (GTrXL's gate bias): mostly x
+            nn.init.constant_(gate.bias[: self.dim], -2.0)
+        self.state_size = memory * (units * dim + 1)
+        self.out_dim = dim
+
+    @staticmethod
+    def _gate(gate: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x + z * (tanh(y') - x)-style gating: z from [x, y], candidate from y."""
+        z, candidate = gate(torch.cat([x, y], -1)).chunk(2, -1)
+        z = torch.sigmoid(z)
+        return (1 - z) * x + z * torch.tanh(candidate + y)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, K, U, D = x.shape[0], self.memory, self.units, self.dim
+        mem = state.reshape(B, K, U * D + 1)
+        valid = torch.cat([mem[:, :, -1] > 0.5, torch.ones(B, 1, dtype=torch.bool)], 1)  # [B, K+1]
+        h = self.embed(x)
+        inputs = []
+        for u in range(U):
+            inputs.append(h)
+            seq = torch.cat([mem[:, :, u * D : (u + 1) * D], h[:, None]], 1) + self.age  # [B, K+1, D]
+            q, k, v = self.qkv[u](self.norm1[u](seq)).chunk(3, -1)
+            q = q[:, -1:].reshape(B, 1, self.heads, self.head_dim).transpose(1, 2)  # this step asks
+            k = k.reshape(B, K + 1, self.heads, self.head_dim).transpose(1, 2)
+            v = v.reshape(B, K + 1, self.heads, self.head_dim).transpose(1, 2)
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # [B, H, 1, K+1]
+            scores = scores.masked_fill(~valid[:, None, None, :], -1e9)
+            attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, -1)
+            h = self._gate(self.gate1[u], h, torch.relu(self.proj[u](attended)))
+            h = self._gate(self.gate2[u], h, torch.relu(self.mlp[u](self.norm2[u](h))))
+        slot = torch.cat([*inputs, torch.ones(B, 1)], -1)  # this step's unit inputs, valid
+        next_mem = torch.cat([mem[:, 1:], slot[:, None]], 1)
+        return h, next_mem.reshape(B, -1)
+
+
 class RecurrentActorCritic(nn.Module):
     def __init__(
         self,
@@ -45,6 +127,7 @@ class RecurrentActorCritic(nn.Module):
         log_std_dim: int = 0,
         log_std_init: float = 0.0,
         features: nn.Module | None = None,
+        attention: dict | None = None,
     ):
         super().__init__()
         self.act = ACTIVATIONS[activation]
@@ -52,21 +135,34 @@ class RecurrentActorCritic(nn.Module):
         in_dim = int(features.out_dim) if features is not None else obs_dim  # type: ignore[arg-type]
         dims: list[int] = [in_dim, *hiddens]
         gates = 4 if cell == "lstm" else 3
+        if cell == "attention":
+            a = attention or {}
+            width, units = int(a.get("dim", 64)), int(a.get("units", 1))
+            cell_params = units * (width * 3 * a.get("heads", 1) * a.get("head_dim", 32) * 2 + 9 * width * width)
+            cell_size = width
+        else:
+            cell_params = gates * cell_size * (dims[-1] + extra_dim + cell_size + 2)
         count_parameters(
             layer_parameters(dims)
-            + gates * cell_size * (dims[-1] + extra_dim + cell_size + 2)
+            + cell_params
             + layer_parameters([cell_size, *post_hiddens], 2)
             + layer_parameters([(post_hiddens or [cell_size])[-1], out_dim + 1]),
             "recurrent actor-critic network",
             [*hiddens, cell_size, *post_hiddens],
         )
         self.trunk = nn.ModuleList(_linear(a, b, math.sqrt(2)) for a, b in itertools.pairwise(dims))
-        self.cell_type, self.cell_size, self.extra_dim = cell, cell_size, extra_dim
-        self.cell: nn.LSTMCell | nn.GRUCell = (nn.LSTMCell if cell == "lstm" else nn.GRUCell)(
-            dims[-1] + extra_dim, cell_size
+        self.cell_type, self.extra_dim = cell, extra_dim
+        attention = dict(attention or {})
+        self.cell: LSTMCell | GRUCell | AttentionCell = (
+            LSTMCell(dims[-1] + extra_dim, cell_size)
+            if cell == "lstm"
+            else GRUCell(dims[-1] + extra_dim, cell_size)
+            if cell == "gru"
+            else AttentionCell(dims[-1] + extra_dim, **attention)
         )
-        self.state_size = 2 * cell_size if cell == "lstm" else cell_size
-        post = [cell_size, *post_hiddens]
+        self.state_size = self.cell.state_size
+        self.cell_size = self.cell.out_dim
+        post = [self.cell_size, *post_hiddens]
         self.pi_post = nn.ModuleList(_linear(a, b, math.sqrt(2)) for a, b in itertools.pairwise(post))
         self.vf_post = nn.ModuleList(_linear(a, b, math.sqrt(2)) for a, b in itertools.pairwise(post))
         self.pi_head = _linear(post[-1], out_dim, 0.01)
@@ -81,11 +177,7 @@ class RecurrentActorCritic(nn.Module):
 
     def _cell(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(output [B, H], next state [B, S]) of one step."""
-        if isinstance(self.cell, nn.LSTMCell):
-            h, c = self.cell(x, (state[:, : self.cell_size], state[:, self.cell_size :]))
-            return h, torch.cat([h, c], -1)
-        h = self.cell(x, state)
-        return h, h
+        return self.cell(x, state)
 
     def _heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p, v = h, h

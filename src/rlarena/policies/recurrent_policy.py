@@ -21,11 +21,11 @@ from rlarena.policies.torch_policy import TorchPolicy, input_layer
 
 
 def memory_cell(model_config: dict) -> str | None:
-    """ "lstm", "gru" or None: the memory the model options ask for."""
-    lstm, gru = bool(model_config.get("use_lstm")), bool(model_config.get("use_gru"))
-    if lstm and gru:
-        raise ConfigError("model: use_lstm and use_gru both set; pick one memory cell.")
-    return "lstm" if lstm else "gru" if gru else None
+    """ "lstm", "gru", "attention" or None: the memory the model options ask for."""
+    asked = [name for name in ("lstm", "gru", "attention") if model_config.get(f"use_{name}")]
+    if len(asked) > 1:
+        raise ConfigError(f"model: {' and '.join(f'use_{a}' for a in asked)} are all set; pick one memory.")
+    return asked[0] if asked else None
 
 
 class RecurrentPolicy(TorchPolicy):
@@ -41,7 +41,9 @@ class RecurrentPolicy(TorchPolicy):
     ):
         cell = memory_cell(model_config)
         if cell is None:
-            raise ConfigError("RecurrentPolicy needs model={'use_lstm': True} or {'use_gru': True}.")
+            raise ConfigError(
+                "RecurrentPolicy needs model={'use_lstm': True}, {'use_gru': True} or {'use_attention': True}."
+            )
         for option in ("lstm_use_prev_action", "lstm_use_prev_reward"):
             if model_config.get(option):
                 raise ConfigError(
@@ -49,6 +51,14 @@ class RecurrentPolicy(TorchPolicy):
                     f"Add the previous action or reward to the observation (a wrapper) meanwhile."
                 )
         self._memory = (cell, int(model_config.get("lstm_cell_size", 256)))
+        self._attention = {
+            "dim": int(model_config["attention_dim"]),
+            "memory": int(model_config["attention_memory_inference"]),
+            "heads": int(model_config["attention_num_heads"]),
+            "head_dim": int(model_config["attention_head_dim"]),
+            "mlp_dim": int(model_config["attention_position_wise_mlp_dim"]),
+            "units": int(model_config["attention_num_transformer_units"]),
+        }
         super().__init__(observation_space, action_space, model_config, observation_filter, seed)
 
     def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
@@ -66,6 +76,7 @@ class RecurrentPolicy(TorchPolicy):
             log_std_dim=log_std_dim,
             log_std_init=model_config["log_std_init"],
             features=features,
+            attention=self._attention if cell == "attention" else None,
         )
         layout = self.action_layout or ActionLayout(self.action_space)
         self._sampler = Product(layout, self.model.log_std)
