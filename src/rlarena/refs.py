@@ -192,6 +192,8 @@ class Trust:
             if key == "env"
             else f"config_overrides={{{key!r}: ...}}"
             if key.isidentifier()
+            else "config_overrides={'model': {'custom_model': ...}}"
+            if key == "model.custom_model"
             else "config_overrides={'policies': ...}"
         )
         trust = f"trusted_modules=[{top!r}] (--trust-module {top})"

@@ -183,33 +183,40 @@ class Algorithm(ABC):
     ) -> TrainablePolicy:
         """The trainable policy of a PolicySpec that names no class (`policy_class` by default; an
         algorithm whose policy takes more options than the model config overrides this)."""
-        make: Callable[..., TrainablePolicy] = self.policy_class  # a TrainablePolicy class: model config first
-        if config.model_config.get("custom_model") is not None and not issubclass(self.policy_class, TorchPolicy):
+        make = self.model_policy_class(config)
+        return make(observation_space, action_space, config.model_config, config.observation_filter, seed)
+
+    def model_policy_class(self, config: AlgorithmConfig) -> Callable[..., TrainablePolicy]:
+        """The trainable policy class the model options ask for (a RecurrentPolicy for memory), after
+        checking this algorithm trains them; rlarena.algorithms.building calls it before make_policy,
+        so an algorithm that overrides make_policy refuses what it cannot train too."""
+        model = config.model_config
+        name = type(self).__name__
+        if model.get("custom_model") is not None and not issubclass(self.policy_class, TorchPolicy):
             raise ConfigError(
-                f"model.custom_model: {type(self).__name__} trains its own network ({self.policy_class.__name__}); "
+                f"model.custom_model: {name} trains its own network ({self.policy_class.__name__}); "
                 f"your own model (the ModelV2 protocol: logits and value_function) trains with PPO, APPO, "
                 f"IMPALA, A2C, BC or MARWIL."
             )
-        cell = memory_cell(config.model_config)
-        if cell is not None and config.model_config.get("custom_model") is not None:
+        cell = memory_cell(model)
+        if cell is None:
+            return self.policy_class
+        if model.get("custom_model") is not None:
             raise ConfigError(
                 f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory so far; "
                 f"give your model its own recurrent layers and state, or drop use_{cell}."
             )
-        if cell is not None:
-            name = type(self).__name__
-            if not self.supports_memory:
-                raise ConfigError(
-                    f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO (sequences of "
-                    f"max_seq_len steps) and A2C (each fragment unrolled whole) do."
-                )
-            if self.is_multi_agent:
-                raise ConfigError(
-                    f"model.use_{cell}=True in a multi-agent env is not available yet: memory models train in "
-                    f"single-agent envs so far."
-                )
-            make = RecurrentPolicy
-        return make(observation_space, action_space, config.model_config, config.observation_filter, seed)
+        if not self.supports_memory:
+            raise ConfigError(
+                f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO, IMPALA and APPO "
+                f"(sequences of max_seq_len steps) and A2C (each fragment unrolled whole) do."
+            )
+        if self.is_multi_agent:
+            raise ConfigError(
+                f"model.use_{cell}=True in a multi-agent env is not available yet: memory models train in "
+                f"single-agent envs so far."
+            )
+        return RecurrentPolicy
 
     # -- what subclasses write ----------------------------------------------------------------
     def setup(self) -> None:
@@ -399,34 +406,53 @@ class Algorithm(ABC):
     def compute_single_action(
         self,
         observation: Any = None,
-        explore: Any = None,
+        state: Any = None,
+        explore: bool | None = None,
         policy_id: str = DEFAULT_POLICY_ID,
         *,
         obs: Any = None,
-        state: Any = None,
+        prev_action: Any = None,
+        prev_reward: Any = None,
+        **kwargs: Any,
     ) -> Any:
         """The action for one observation (RLlib's name for it is `observation`; `obs=` works too).
 
-        A recurrent policy's memory: pass `state` (RLlib: `compute_single_action(obs, state)`; the
+        A recurrent policy's memory: pass `state` (RLlib's `compute_single_action(obs, state)`; the
         first call's state is `get_policy().get_initial_state()`) and get RLlib's
         `(action, state_out, info)` back, state_out to pass with the next observation. Without a
-        state, a recurrent policy acts as at an episode's first step."""
+        state, a recurrent policy acts as at an episode's first step. A bool in `state`'s place is
+        taken as `explore` (rlarena's older positional order)."""
         if (observation is None) == (obs is None):
             raise ConfigError(
                 "compute_single_action() takes one observation: pass it positionally or as "
                 "observation=... (or obs=...)."
             )
-        if explore is not None and not isinstance(explore, bool):  # RLlib's second argument: the state
-            state, explore = explore, None
+        if isinstance(state, bool | np.bool_):  # compute_single_action(obs, False): the older (obs, explore)
+            state, explore = None, bool(state) if explore is None else explore
+        for name, value in (("prev_action", prev_action), ("prev_reward", prev_reward)):
+            if value is not None:
+                raise ConfigError(
+                    f"compute_single_action({name}=...): rlarena's memory models read observations only "
+                    f"(lstm_use_prev_action/lstm_use_prev_reward are not available yet); leave {name} out."
+                )
+        unknown = sorted(set(kwargs) - {"full_fetch", "unsquash_action", "clip_action", "timestep", "episode", "info"})
+        if unknown:
+            raise ConfigError(f"compute_single_action() got unknown arguments: {', '.join(unknown)}.")
         batch = stack_obs([obs if observation is None else observation])
-        if state is not None:
+        if state is not None and not (isinstance(state, list | tuple) and len(state) == 0):
             policy = self.get_policy(policy_id)
             if not isinstance(policy, Recurrent):
                 raise ConfigError(
                     f"compute_single_action(..., state=...): policy {policy_id!r} has no memory "
-                    f"(model use_lstm / use_gru); call it without a state."
+                    f"(model use_lstm / use_gru / use_attention); call it without a state."
                 )
             rows = np.asarray(state[0] if isinstance(state, list | tuple) and len(state) == 1 else state, np.float32)
+            if rows.size != policy.state_size:
+                raise ConfigError(
+                    f"compute_single_action(..., state=...): the state has {rows.size} numbers, policy "
+                    f"{policy_id!r} keeps {policy.state_size}; start from get_policy().get_initial_state() "
+                    f"and pass back the state_out each call returns."
+                )
             actions, state_out = policy.compute_actions_with_state(batch, rows.reshape(1, -1), explore is not False)
             return _single(row(actions, 0)), [state_out[0]], {}
         return _single(row(self.compute_actions(batch, explore, policy_id), 0))

@@ -184,6 +184,8 @@ def add_policy_object(algo: Algorithm, pid: str, spec: PolicySpec) -> Policy:
             raise
         raise ConfigError(f"Policy {pid!r} (its PolicySpec config overrides): {exc}") from None
     seed = seed_for(algo.config.seed, 1, len(algo.policies))
+    if spec.policy_class is None:  # the algorithm's own trainable policy: may it train what the model asks for?
+        algo.model_policy_class(cfg)
     if spec.observation_space is None or spec.action_space is None:
         raise ConfigError(f"Policy {pid!r} has no observation or action space: give the PolicySpec both.")
     policy = build_policy(

@@ -52,7 +52,12 @@ def saved_config(
     """The config a checkpoint or Hub package saved: meta["config"] read with `trust`, each policy
     given the spaces it was built with (meta["policies"]; added policies too). The options in
     `replaced` are left out: the caller sets them, so they are neither read nor resolved."""
-    config = config_class.from_dict({k: v for k, v in meta["config"].items() if k not in replaced}, trust)
+    data = {k: v for k, v in meta["config"].items() if k not in replaced or k == "model"}
+    if "model" in replaced and isinstance(data.get("model"), dict):
+        # the caller's model options go over the saved ones (merged, as RLlib's training(model=...)); a
+        # custom_model the caller passes again is not resolved from the file
+        data["model"] = {k: v for k, v in data["model"].items() if k != "custom_model"}
+    config = config_class.from_dict(data, trust)
     saved_policies = meta.get("policies") or {}
     for pid, spec in (config.policies or {}).items():
         saved = saved_policies.get(pid)

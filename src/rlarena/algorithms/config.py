@@ -390,8 +390,15 @@ class AlgorithmConfig:
                     f"{', '.join(sorted(names))}."
                 )
         for key, value in self._translate(kwargs, names).items():
-            setattr(self, key, value)
+            self._assign(key, value)
         return self
+
+    def _assign(self, key: str, value: Any) -> None:
+        """Set one option; `model` is merged into the model options set so far, as RLlib's
+        `.training(model=...)` does (so passing only a class again keeps a checkpoint's other options)."""
+        if key == "model" and isinstance(value, dict) and isinstance(self.model, dict):
+            value = {**self.model, **value}
+        setattr(self, key, value)
 
     def _translate(self, options: dict[str, Any], valid: Any) -> dict[str, Any]:
         """`options` with RLlib's older names as ours; an option rlarena refuses raises ConfigError."""
@@ -814,7 +821,7 @@ class AlgorithmConfig:
         """Set options by name regardless of builder group (for CLI --config, YAML files and sweeps).
         RLlib's older names (num_sgd_iter, lambda, {"multiagent": {...}}, ...) are translated."""
         for key, value in self._translate(data, self._fields()).items():
-            setattr(self, key, value)
+            self._assign(key, value)
         return self
 
 
