@@ -560,15 +560,22 @@ class AlphaZero(Algorithm):
     def compute_single_action(
         self,
         observation: Any = None,
+        state: Any = None,
         explore: bool | None = None,
         policy_id: str = DEFAULT_POLICY_ID,
-        full_fetch: bool = False,
+        *,
+        obs: Any = None,
+        prev_action: Any = None,
+        prev_reward: Any = None,
         **kwargs: Any,
     ) -> Any:
         """The search agent's move for one observation of the game's env ({"observation", "action_mask"}
-        or the planes alone); `explore=True` samples from the visit counts."""
+        or the planes alone); `explore=True` samples from the visit counts. A search agent has no
+        recurrent state: a bool in `state`'s place is taken as `explore`."""
+        if isinstance(state, bool):
+            explore = state
         if observation is None:
-            observation = kwargs.pop("obs", None)
+            observation = obs
         planes = observation["observation"] if isinstance(observation, dict) else observation
         batch = {"observation": np.asarray(planes)[None]}
         return int(self.search_policy().compute_actions(batch, explore=bool(explore))[0])
