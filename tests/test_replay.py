@@ -335,3 +335,108 @@ def test_prioritized_trees_hold_exactly_the_sampleable_slots():
         before = tree.tree.copy()
         tree.rebuild(before[tree._leaf0 : tree._leaf0 + tree.capacity])
         np.testing.assert_allclose(tree.tree, before, rtol=1e-12)
+
+
+# -- frame stacks stored a frame per slot -----------------------------------------------------------------
+
+
+def _frame_stream(seed: int, num_envs: int, steps: int, k: int = 4, size: int = 6):
+    """What a vector env of frame-stacked episodes gives a buffer, as the off-policy algorithms feed it
+    (next-step autoreset): stacks [N, k * size] of uint8 frames (reset padding repeats the first frame),
+    episodes of random length, some truncated, a few all-zero frames (stacks that repeat by chance)."""
+    rng = np.random.default_rng(seed)
+    stacks = [None] * num_envs
+    pending = np.zeros(num_envs, bool)
+    for _ in range(steps):
+        obs = np.zeros((num_envs, k * size), np.uint8)
+        for e in range(num_envs):
+            if stacks[e] is None or pending[e]:
+                first = (
+                    rng.integers(0, 3, size, dtype=np.uint8)
+                    if rng.random() < 0.3
+                    else rng.integers(0, 255, size, dtype=np.uint8)
+                )
+                stacks[e] = [first] * k
+            obs[e] = np.concatenate(stacks[e])
+        ended = rng.random(num_envs) < 0.08
+        terminated = ended & (rng.random(num_envs) < 0.5)
+        truncated = ended & ~terminated
+        valid = ~pending
+        # the next frame: usually fresh, sometimes the same frame again (a still screen)
+        finals = np.zeros_like(obs)
+        for e in range(num_envs):
+            frame = stacks[e][-1] if rng.random() < 0.1 else rng.integers(0, 255, size, dtype=np.uint8)
+            stacks[e] = [*stacks[e][1:], frame]
+            finals[e] = np.concatenate(stacks[e])
+        yield (
+            obs,
+            rng.integers(0, 3, num_envs),
+            rng.random(num_envs).astype(np.float32),
+            terminated,
+            truncated,
+            finals,
+            valid,
+        )
+        pending = ended & valid
+
+
+@pytest.mark.parametrize("kind", [ReplayBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("capacity", [30, 400])
+def test_a_frame_stack_buffer_gives_what_a_full_one_gives_at_a_quarter_of_the_bytes(kind, capacity):
+    k, size, N = 4, 6, 3
+    full = kind(capacity, N, (k * size,), np.uint8, n_step=3, seed=5)
+    framed = kind(capacity, N, (k * size,), np.uint8, n_step=3, seed=5, frames=(k, size))
+    assert framed.frames == (k, size)
+    for step, (obs, actions, rewards, term, trunc, finals, valid) in enumerate(_frame_stream(1, N, 700)):
+        for buffer in (full, framed):
+            buffer.add(obs, actions, rewards, term, trunc, finals, valid)
+        if step > 10 and step % 7 == 0:
+            a, b = full.sample(64), framed.sample(64)
+            np.testing.assert_array_equal(a.indices, b.indices)
+            np.testing.assert_array_equal(a.obs, b.obs)
+            np.testing.assert_array_equal(a.next_obs, b.next_obs)
+    assert framed._obs.nbytes * 4 == full._obs.nbytes
+    # a checkpoint's state round trips: the same samples from a buffer loaded from it
+    restored = kind(capacity, N, (k * size,), np.uint8, n_step=3, seed=0, frames=(k, size))
+    restored.load_state_dict({key: np.array(v) for key, v in framed.state_dict().items()})
+    a, b = framed.sample(64), restored.sample(64)
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.next_obs, b.next_obs)
+
+
+def test_dqn_on_a_frame_stack_stores_a_frame_per_slot():
+    import gymnasium as gym
+
+    from rlarena.algorithms.dqn import DQNConfig
+
+    class Frames(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (4, 10, 10), np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t, self.stack = 0, np.repeat(self.np_random.integers(0, 255, (1, 10, 10), dtype=np.uint8), 4, 0)
+            return self.stack.copy(), {}
+
+        def step(self, action):
+            self.t += 1
+            self.stack = np.concatenate([self.stack[1:], self.np_random.integers(0, 255, (1, 10, 10), dtype=np.uint8)])
+            return self.stack.copy(), 1.0, False, self.t >= 20, {}
+
+    algo = (
+        DQNConfig()
+        .environment(Frames)
+        .training(
+            replay_buffer_config={"capacity": 1000}, num_steps_sampled_before_learning_starts=64, train_batch_size=16
+        )
+        .debugging(seed=0)
+        .build()
+    )
+    algo.train()
+    buffer = algo.learners["default_policy"].buffer
+    assert buffer.frames == (4, 100) and buffer._obs.shape[-1] == 100
+    sample = buffer.sample(16)
+    stacks = sample.obs.reshape(16, 4, 100)
+    # a stack's frames are the env's: consecutive frames of one episode (the padded start repeats one)
+    assert sample.obs.dtype == np.uint8 and stacks.shape == (16, 4, 100)
+    algo.stop()

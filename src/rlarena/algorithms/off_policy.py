@@ -52,6 +52,20 @@ if TYPE_CHECKING:
 # steps per env a remote runner samples per call with rollout_fragment_length "auto" (remote_fragment_scale)
 REMOTE_FRAGMENT_STEPS = 32
 REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
+
+
+def frame_stack(policy: TrainablePolicy) -> tuple[int, int] | None:
+    """(k, F) when the policy's observation is one channels-first stack of k frames of F bytes (Atari's
+    4 x 84 x 84): the replay buffer then keeps a frame per slot (rlarena.rollout.replay)."""
+    layout = policy.obs_layout
+    if layout is None or len(layout.leaves) != 1 or policy.vector_features is not None:
+        return None
+    leaf = layout.leaves[0]
+    if leaf.kind != "image" or not leaf.channels_first or len(leaf.shape) != 3 or leaf.shape[0] < 2:
+        return None
+    return int(leaf.shape[0]), int(leaf.shape[1] * leaf.shape[2])
+
+
 REPLAY_TYPES = {"ReplayBuffer": ReplayBuffer, "PrioritizedReplayBuffer": PrioritizedReplayBuffer}
 # RLlib's other names for the same two buffers (its episode and multi-agent variants; one buffer per
 # trained policy here), and its older key names
@@ -344,6 +358,7 @@ class OffPolicyAlgorithm(Algorithm):
             n_step=cfg.n_step,
             gamma=cfg.gamma,
             seed=seed,
+            frames=frame_stack(policy),
             **kwargs,
         )
 

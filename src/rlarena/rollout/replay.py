@@ -5,7 +5,9 @@ Each observation is stored once: the next observation of slot (t, i) is the obse
 (t+1, i), the following step of the same env. Only where an episode ended (terminated or truncated)
 is the true final observation kept, in a small side store, because the vector env's autoreset
 puts the next episode's first observation in slot (t+1, i). So memory is about half of a buffer that
-stores obs and next_obs (SB3's ReplayBuffer), see benchmarks/replay_memory.py.
+stores obs and next_obs (SB3's ReplayBuffer), see benchmarks/replay_memory.py. A frame stack (Atari's
+4 x 84 x 84) is stored a frame per slot: the older frames of a stack are the newer frames of the rows
+before it (`frames=(k, F)`), so a stacked observation costs one frame.
 
 A slot is sampled only once its n-step window is complete: either an episode ends inside the window
 or the observation n steps later has been written. The newest rows' slots wait for their successors,
@@ -62,6 +64,7 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
         seed: int | None = None,
+        frames: tuple[int, int] | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -75,7 +78,19 @@ class ReplayBuffer:
             )
         self.rows, self.num_envs, self.n_step, self.gamma = rows, num_envs, n_step, float(gamma)
         self.obs_shape, self.action_shape = tuple(obs_shape), tuple(action_shape)
-        self._obs = np.zeros((rows, num_envs, *self.obs_shape), obs_dtype)  # o_t
+        # frames=(k, F): the first k * F values of an observation are a stack of k frames of F values, oldest
+        # first (a channels-first frame stack). Each slot keeps only its newest frame (and the values after
+        # the stack); the older ones are read from the rows before it (see _read_obs). Only where the rows
+        # before cannot give them (rows fewer than the stack: off)
+        k_frames = frames if frames is not None and len(self.obs_shape) == 1 and rows > frames[0] > 1 else None
+        self.frames = k_frames
+        width = self.obs_shape if k_frames is None else (self.obs_shape[0] - (k_frames[0] - 1) * k_frames[1],)
+        self._obs = np.zeros((rows, num_envs, *width), obs_dtype)  # o_t (its newest frame with frames)
+        # frames only: per slot, how many rows back its stack continues (capped at k - 1); a slot where it
+        # does not continue (an episode's first observation) keeps its older frames in _keys, by absolute slot
+        self._depth = np.zeros((rows, num_envs) if k_frames else (0, num_envs), np.uint8)
+        self._keys: dict[int, np.ndarray] = {}
+        self._last: np.ndarray | None = None  # the previous add()'s observations, to see continuity
         self._actions = np.zeros((rows, num_envs, *self.action_shape), action_dtype)  # a_t
         self._rewards = np.zeros((rows, num_envs), np.float32)  # r_t
         self._flags = np.zeros((rows, num_envs), np.uint8)  # _TERMINATED | _TRUNCATED | _INVALID
@@ -95,8 +110,8 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays held (the side store counted at its allocated size)."""
-        arrays = (self._obs, self._actions, self._rewards, self._flags, self._final_obs, self._final_keys)
-        return sum(a.nbytes for a in arrays)
+        arrays = (self._obs, self._actions, self._rewards, self._flags, self._final_obs, self._final_keys, self._depth)
+        return sum(a.nbytes for a in arrays) + sum(v.nbytes for v in self._keys.values())
 
     # ------------------------------------------------------------------ writing
 
@@ -154,7 +169,7 @@ class ReplayBuffer:
             oldest_key = (self._steps - self.rows + 1) * N  # first slot key still alive after this write
             live = self._final_keys[self._head : self._tail]
             self._head += int(np.searchsorted(live, oldest_key))
-        self._obs[row] = obs
+        self._write_obs(row, obs)
         self._actions[row] = actions
         self._rewards[row] = rewards
         self._flags[row] = flags
@@ -163,6 +178,63 @@ class ReplayBuffer:
             self._append_finals(self._steps * N + envs, next_obs[envs])
         self._steps += 1
         self._on_added()
+
+    def _abs_step(self, rows: np.ndarray | int) -> np.ndarray:
+        """The absolute step (add() number) of the newest write of each row."""
+        newest = self._steps - 1
+        return newest - (newest - np.asarray(rows, np.int64)) % self.rows
+
+    def _write_obs(self, row: int, obs: np.ndarray) -> None:
+        if self.frames is None:
+            self._obs[row] = obs
+            return
+        k, F = self.frames
+        N, rows = self.num_envs, self.rows
+        prev = self._depth[(row - 1) % rows].astype(np.int64) if self._steps > 0 else np.zeros(N, np.int64)
+        if self._steps >= rows:  # `row` is the oldest: first cut the chains that reach back into it
+            oldest = self._steps - rows  # its absolute step
+            base = (row + 1) % rows
+            for e in np.flatnonzero(self._depth[base] > 0):  # the next row becomes a key where it is not one
+                stack = self._read_obs(np.array([base]), np.array([e]))[0]
+                self._keys[(oldest + 1) * N + int(e)] = stack[: (k - 1) * F].copy()
+            for i in range(1, min(k, rows)):  # rows whose chain passed the old row now start at `base`
+                later = (row + i) % rows
+                self._depth[later] = np.minimum(self._depth[later], i - 1)
+            for env in range(N):
+                self._keys.pop(oldest * N + env, None)
+            if self._steps - 1 - oldest < k:  # the previous row's chain was cut too (a tiny buffer)
+                prev = self._depth[(row - 1) % rows].astype(np.int64)
+        if self._last is None:
+            same = np.zeros(N, bool)
+        else:
+            same = (obs[:, : (k - 1) * F] == self._last[:, F : k * F]).all(1)
+        depth = np.where(same, np.minimum(prev + 1, k - 1), 0)
+        for e in np.flatnonzero(~same):
+            self._keys[self._steps * N + int(e)] = obs[e, : (k - 1) * F].copy()
+        self._depth[row] = depth
+        self._obs[row] = obs[:, (k - 1) * F :]
+        self._last = obs.copy()
+
+    def _read_obs(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
+        """Observations [B, *obs_shape] of slots (rows, envs), stacks rebuilt from their rows and keys."""
+        if self.frames is None:
+            return self._obs[rows, envs]
+        k, F = self.frames
+        out = np.empty((len(rows), *self.obs_shape), self._obs.dtype)
+        out[:, (k - 1) * F :] = self._obs[rows, envs]
+        depth = self._depth[rows, envs].astype(np.int64)
+        for j in range(1, k):  # the frame j rows back sits at stack position k - 1 - j
+            p = k - 1 - j
+            back = depth >= j
+            if back.any():
+                at = np.flatnonzero(back)
+                out[at, p * F : (p + 1) * F] = self._obs[(rows[at] - j) % self.rows, envs[at], :F]
+            if not back.all():
+                for i in np.flatnonzero(~back).tolist():  # from the key where the stack's chain starts
+                    d = int(depth[i])
+                    key = self._keys[int(self._abs_step(int(rows[i]) - d)) * self.num_envs + int(envs[i])]
+                    out[i, p * F : (p + 1) * F] = key[(p + d) * F : (p + d + 1) * F]
+        return out
 
     def _append_finals(self, keys: np.ndarray, finals: np.ndarray) -> None:
         k, live = len(keys), self._tail - self._head
@@ -250,7 +322,9 @@ class ReplayBuffer:
         last = (r + steps - 1) % rows  # row of the window's last step
         terminated = any_end & ((self._flags[last, e] & _TERMINATED) != 0)
         discounts = np.where(terminated, 0.0, self.gamma**steps)
-        next_obs = self._obs[(r + steps) % rows, e]  # o_{t+k}; replaced below where the episode ended
+        next_obs = np.empty((len(r), *self.obs_shape), self._obs.dtype)
+        going = np.flatnonzero(~any_end)  # o_{t+k}, written; where the episode ended, its final observation
+        next_obs[going] = self._read_obs((r[going] + steps[going]) % rows, e[going])
         if any_end.any():
             j = np.flatnonzero(any_end)
             newest = (self._steps - 1) % rows
@@ -258,7 +332,7 @@ class ReplayBuffer:
             live = self._final_keys[self._head : self._tail]
             next_obs[j] = self._final_obs[self._head + np.searchsorted(live, abs_step * N + e[j])]
         return ReplaySample(
-            obs=self._obs[r, e],
+            obs=self._read_obs(r, e),
             actions=self._actions[r, e],
             rewards=returns.astype(np.float32),
             next_obs=next_obs,
@@ -281,6 +355,19 @@ class ReplayBuffer:
             "final_keys": self._final_keys[self._head : self._tail],
             "counters": np.array([self._steps, self.rows, self.num_envs, self.n_step], np.int64),
             "rng": _rng_to_array(self._rng),
+            **self._frame_state(held),
+        }
+
+    def _frame_state(self, held: int) -> dict[str, np.ndarray]:
+        if self.frames is None:
+            return {}
+        slots = np.array(sorted(self._keys), np.int64)
+        k, F = self.frames
+        stacked = np.stack([self._keys[int(x)] for x in slots]) if len(slots) else np.zeros((0, (k - 1) * F))
+        return {
+            "frame_depth": self._depth[:held],
+            "frame_key_slots": slots,
+            "frame_keys": stacked.astype(self._obs.dtype),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -298,6 +385,15 @@ class ReplayBuffer:
                     f"load_state_dict(): {name} has shape {state[name].shape}, expected {(held, *arr.shape[1:])}"
                 )
         self._obs[:held], self._actions[:held] = state["obs"], state["actions"]
+        if self.frames is not None:
+            k, F = self.frames
+            if "frame_depth" not in state or state["frame_keys"].shape[1:] != ((k - 1) * F,):
+                raise ValueError("load_state_dict(): the state is not of a frame-stack buffer of this shape")
+            self._depth[:held] = state["frame_depth"]
+            self._keys = {
+                int(x): np.array(v) for x, v in zip(state["frame_key_slots"], state["frame_keys"], strict=True)
+            }
+            self._last = None  # the next observation starts a chain (the envs start fresh episodes)
         self._rewards[:held], self._flags[:held] = state["rewards"], state["flags"]
         live = len(state["final_keys"])
         size = max(8, self.num_envs, live + live // 2)
@@ -391,8 +487,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gamma: float = 0.99,
         alpha: float = 0.6,
         seed: int | None = None,
+        frames: tuple[int, int] | None = None,
     ) -> None:
-        super().__init__(capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, n_step, gamma, seed)
+        super().__init__(
+            capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, n_step, gamma, seed, frames
+        )
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0 (0 is uniform), got {alpha}")
         self.alpha = float(alpha)
