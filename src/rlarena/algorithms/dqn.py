@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +31,8 @@ from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
 from rlarena.policies.q_policy import QPolicy, masked_q
+from rlarena.policies.recurrent_policy import RecurrentQPolicy, memory_cell
+from rlarena.rollout.replay import ENDED, INVALID, TERMINATED
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -117,11 +120,14 @@ class DQN(OffPolicyAlgorithm):
     policy_class = QPolicy
     stat_names = STAT_NAMES
 
+    supports_memory = True  # R2D2: model={"use_lstm": True}
+
     def make_policy(
         self, observation_space: Any, action_space: Any, config: AlgorithmConfig, seed: int | None
     ) -> QPolicy:
         assert isinstance(config, DQNConfig)
-        return QPolicy(
+        make = RecurrentQPolicy if memory_cell(config.model_config) is not None else QPolicy
+        return make(
             observation_space,
             action_space,
             config.model_config,
@@ -150,6 +156,8 @@ class DQN(OffPolicyAlgorithm):
         """One gradient step of one policy on a replayed batch; its statistics (len(STAT_NAMES))."""
         learner = self.replay_learner(policy_id)
         cfg: DQNConfig = learner.config
+        if isinstance(learner.policy, RecurrentQPolicy):
+            return self.update_recurrent(learner, cfg)
         batch, indices = self.replay(policy_id)
         loss, td_error, stats = dqn_loss(learner.policy.model, learner.targets["q"].module, batch, cfg.double_q)
         learner.check_finite(loss)
@@ -157,6 +165,73 @@ class DQN(OffPolicyAlgorithm):
         grad_norm = norms[MAIN_OPTIMIZER] if norms else torch.linalg.vector_norm(learner.flats[MAIN_OPTIMIZER].grad)
         self.update_priorities(policy_id, indices, td_error)
         return torch.cat([stats, grad_norm.reshape(1)])
+
+    def update_recurrent(self, learner: ReplayLearner, cfg: DQNConfig) -> torch.Tensor:
+        """R2D2's step (Kapturowski et al. 2019): train_batch_size stored sequences of replay_burn_in +
+        max_seq_len steps, each unrolled from the state stored with its first step; the burn-in steps
+        only warm the state up (no gradient, no loss); n-step double-Q targets from the target network
+        unrolled over the same sequence (a step whose n-step successor lies past the sequence's end is
+        not trained on, unless its episode terminated first). Sequences are drawn uniformly."""
+        policy = learner.policy
+        assert isinstance(policy, RecurrentQPolicy)
+        model = policy.model
+        target: Any = learner.targets["q"].module  # a copy of the RecurrentQNetwork
+        burn = int(cfg.replay_config.get("replay_burn_in", 0))
+        L = burn + int(cfg.model_config["max_seq_len"])
+        seq = learner.buffer.sample_sequences(cfg.train_batch_size, L)
+        D, B = policy.obs_dim, cfg.train_batch_size
+        x = torch.from_numpy(policy.normalize(seq.obs[..., :D].reshape(L * B, D)).reshape(L, B, D))
+        mask = torch.from_numpy(seq.obs[..., D:] > 0.5) if policy.masked else None
+        invalid = (seq.flags & INVALID) != 0
+        ended = (seq.flags & ENDED) != 0
+        terminal = (seq.flags & TERMINATED) != 0
+        starts = np.zeros((L, B), bool)
+        starts[1:] = invalid[:-1]  # the step before only reset the env: an episode starts here
+        starts_t, state0 = torch.from_numpy(starts), torch.from_numpy(seq.state0)
+        with torch.no_grad():
+            q_burn, state = model.unroll(x[:burn], state0, starts_t[:burn]) if burn else (None, state0)
+            q_target, _ = target.unroll(x, state0, starts_t)
+        q_train, _ = model.unroll(x[burn:], state, starts_t[burn:])
+        q_online = q_train.detach() if q_burn is None else torch.cat([q_burn, q_train.detach()])
+        # n-step returns inside the sequence: k steps taken (fewer where the episode ends), its end's kind
+        n, gamma = cfg.n_step, cfg.gamma
+        pad = np.zeros((n, B), bool)
+        rewards = np.concatenate([seq.rewards, np.zeros((n, B), np.float32)])
+        ended_p, terminal_p = np.concatenate([ended, pad]), np.concatenate([terminal, pad])
+        ret = np.zeros((L, B), np.float64)
+        steps = np.zeros((L, B), np.int64)
+        alive = np.ones((L, B), bool)
+        term = np.zeros((L, B), bool)
+        for j in range(n):
+            ret += alive * gamma**j * rewards[j : j + L]
+            steps += alive
+            term |= alive & terminal_p[j : j + L]
+            alive &= ~ended_p[j : j + L]
+        position = np.arange(L)[:, None]
+        reach = position + steps  # the step whose Q is bootstrapped from
+        train = ~invalid & (position >= burn) & (term | (reach <= L - 1))
+        where = np.nonzero(train)
+        if len(where[0]) == 0:
+            return torch.zeros(len(STAT_NAMES))
+        t_idx, b_idx = torch.from_numpy(where[0]), torch.from_numpy(where[1])
+        nxt = torch.from_numpy(np.minimum(reach, L - 1)[where])
+        with torch.no_grad():
+            chooser = q_online if cfg.double_q else q_target
+            chooser_next = chooser[nxt, b_idx]
+            if mask is not None:
+                chooser_next = masked_q(chooser_next, mask[nxt, b_idx])
+            best = chooser_next.argmax(-1)
+            q_next = q_target[nxt, b_idx].gather(1, best[:, None]).squeeze(1)
+            discount = torch.from_numpy((~term[where]) * gamma ** steps[where]).float()
+            y = torch.from_numpy(ret[where]).float() + discount * q_next
+        actions = torch.from_numpy(seq.actions[where].astype(np.int64))
+        q = q_train[t_idx - burn, b_idx].gather(1, actions[:, None]).squeeze(1)
+        loss = F.huber_loss(q, y, delta=1.0)
+        learner.check_finite(loss)
+        norms = learner.step(loss, MAIN_OPTIMIZER)
+        grad_norm = norms[MAIN_OPTIMIZER] if norms else torch.linalg.vector_norm(learner.flats[MAIN_OPTIMIZER].grad)
+        td = (q - y).detach()
+        return torch.stack([loss.detach(), q.detach().mean(), td.abs().mean(), grad_norm.reshape(())])
 
     def policy_metrics(self, policy_id: str) -> dict[str, float]:
         policy = self.policies[policy_id]

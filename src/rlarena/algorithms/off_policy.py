@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from rlarena import limits
 from rlarena.algorithms.algorithm import Algorithm, _seed_for
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.errors import ConfigError, closest
@@ -38,7 +39,7 @@ from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ
 from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.policies.actor_q_policy import ActorQPolicy
-from rlarena.policies.policy import Exploration
+from rlarena.policies.policy import Exploration, Recurrent
 from rlarena.policies.torch_policy import TrainablePolicy
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 # RLlib keeps beta fixed); 0 keeps it fixed
 # steps per env a remote runner samples per call with rollout_fragment_length "auto" (remote_fragment_scale)
 REMOTE_FRAGMENT_STEPS = 32
-REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
+REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon", "replay_burn_in")
 
 
 def frame_stack(policy: TrainablePolicy) -> tuple[int, int] | None:
@@ -101,6 +102,7 @@ class OffPolicyConfig(AlgorithmConfig):
         "beta": 0.4,
         "beta_annealing_steps": 100_000,
         "epsilon": 1e-6,
+        "replay_burn_in": 0,  # DQN with memory (R2D2): steps before each stored sequence that only warm its state up
     }
     num_envs_per_env_runner: int = option(1, "env_runners")  # SB3's and RLlib's: one env, one update per step
     replay_buffer_config: dict = option({}, "training")  # over replay_defaults (read `replay_config`)
@@ -187,6 +189,12 @@ class OffPolicyConfig(AlgorithmConfig):
                     f"Valid keys: {', '.join(REPLAY_KEYS)}."
                 )
         self._choice("replay_buffer_config['type']", rc["type"], tuple(REPLAY_TYPES))
+        burn = rc["replay_burn_in"]
+        if not (isinstance(burn, int) and not isinstance(burn, bool) and 0 <= burn <= limits.MAX_EPISODE_STEPS):
+            raise ConfigError(
+                f"Invalid replay_buffer_config['replay_burn_in']={burn!r}: a whole number of steps >= 0 (the "
+                f"steps before each stored sequence that warm up a recurrent Q-network's state)."
+            )
         ok_numbers = all(
             isinstance(rc[k], int | float) and not isinstance(rc[k], bool)
             for k in ("capacity", "alpha", "beta", "beta_annealing_steps", "epsilon")
@@ -359,6 +367,7 @@ class OffPolicyAlgorithm(Algorithm):
             gamma=cfg.gamma,
             seed=seed,
             frames=frame_stack(policy),
+            state_size=policy.state_size if isinstance(policy, Recurrent) else 0,
             **kwargs,
         )
 
@@ -400,6 +409,7 @@ class OffPolicyAlgorithm(Algorithm):
                     batch.truncated[t],
                     obs[t + 1],
                     batch.valid[t],
+                    None if batch.state_in is None else batch.state_in[t],
                 )
             return
         for s in range(batch.valid.shape[1]):

@@ -176,7 +176,7 @@ def unpack(layout: ObsLayout, x: torch.Tensor) -> Any:
                 [(part[:, i : i + 1].long() == torch.arange(n)).float() for i, n in enumerate(leaf.nvec)], -1
             )
         else:
-            value = part.float().reshape(len(part), *leaf.shape)
+            value = part.float().reshape(-1, *leaf.shape)  # -1: an exported graph keeps its batch open
         leaves[tuple(_path(leaf.name))] = value
     return _nest(layout.space, leaves, ())
 

@@ -215,3 +215,69 @@ class RecurrentActorCritic(nn.Module):
             outs.append(h)
         logits, values = self._heads(torch.stack(outs).reshape(L * M, -1))
         return logits.reshape(L, M, -1), values.reshape(L, M), state
+
+
+class RecurrentQNetwork(nn.Module):
+    """The recurrent Q-network of DQN with memory (R2D2, Kapturowski et al. 2019): input layer ->
+    fcnet_hiddens -> an LSTM, GRU or attention cell -> Q per action (dueling: V + A - mean A).
+    `step` and `unroll` as RecurrentActorCritic's, with Q values [.., n] for outputs."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hiddens: Sequence[int],
+        activation: str,
+        cell: str = "lstm",
+        cell_size: int = 256,
+        dueling: bool = True,
+        features: nn.Module | None = None,
+        attention: dict | None = None,
+    ):
+        super().__init__()
+        self.act = ACTIVATIONS[activation]
+        self.features = features
+        in_dim = int(features.out_dim) if features is not None else obs_dim  # type: ignore[arg-type]
+        dims: list[int] = [in_dim, *hiddens]
+        count_parameters(
+            layer_parameters(dims) + 4 * cell_size * (dims[-1] + cell_size + 2) + (num_actions + 1) * (cell_size + 1),
+            "recurrent Q-network",
+            [*hiddens, cell_size],
+        )
+        self.trunk = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.cell: LSTMCell | GRUCell | AttentionCell = (
+            LSTMCell(dims[-1], cell_size)
+            if cell == "lstm"
+            else GRUCell(dims[-1], cell_size)
+            if cell == "gru"
+            else AttentionCell(dims[-1], **(attention or {}))
+        )
+        self.state_size = self.cell.state_size
+        self.q_head = nn.Linear(self.cell.out_dim, num_actions)
+        self.v_head = nn.Linear(self.cell.out_dim, 1) if dueling else None
+
+    def _q(self, h: torch.Tensor) -> torch.Tensor:
+        q = self.q_head(h)
+        return q if self.v_head is None else self.v_head(h) + q - q.mean(-1, keepdim=True)
+
+    def _embed(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs if self.features is None else self.features(obs)
+        for layer in self.trunk:
+            x = self.act(layer(x))
+        return x
+
+    def step(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of B envs: (Q [B, n], next state [B, S])."""
+        h, state = self.cell(self._embed(obs), state)
+        return self._q(h), state
+
+    def unroll(self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [L, M, D], state [M, S], starts [L, M] -> (Q [L, M, n], the state after the last step)."""
+        L, M = starts.shape
+        x = self._embed(obs.reshape(L * M, -1)).reshape(L, M, -1)
+        keep = (~starts).unsqueeze(-1).to(x.dtype)
+        outs = []
+        for t in range(L):
+            h, state = self.cell(x[t], state * keep[t])
+            outs.append(h)
+        return self._q(torch.stack(outs).reshape(L * M, -1)).reshape(L, M, -1), state

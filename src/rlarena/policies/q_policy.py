@@ -49,15 +49,34 @@ class QPolicy(TrainablePolicy):
             )
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.num_actions = int(action_space.n)
+        self.build_model(model_config, dueling)
+        self.epsilon_schedule = epsilon_schedule
+        self.epsilon = 0.0
+        self._numpy_q_key = -1
+
+    def build_model(self, model_config: dict, dueling: bool) -> None:
         features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = QNetwork(
             self.obs_dim, self.num_actions, hiddens, model_config["fcnet_activation"], dueling, features
         )
         # an encoder with no numpy form (a CNN): Q in torch
         self._torch_q = features is not None and not hasattr(features, "numpy")
-        self.epsilon_schedule = epsilon_schedule
-        self.epsilon = 0.0
-        self._numpy_q_key = -1
+
+    def epsilon_greedy(self, q: np.ndarray, explore: bool, mask: np.ndarray | None) -> np.ndarray:
+        """Greedy actions of Q [B, n] (masked), each replaced with probability epsilon by a uniform legal
+        action when exploring."""
+        if mask is not None:  # masked argmax: an illegal action is never chosen
+            q = np.where(mask, q, MASKED_Q)
+        actions = q.argmax(-1)
+        if explore and self.epsilon > 0:
+            random = self.rng.random(len(q)) < self.epsilon
+            if random.any():
+                # a uniform legal action: the argmax of uniform noise over the legal entries (-1 elsewhere)
+                noise = self.rng.random((int(random.sum()), self.num_actions))
+                if mask is not None:
+                    noise = np.where(mask[random], noise, -1.0)
+                actions[random] = noise.argmax(-1)
+        return actions
 
     def set_exploration(self, env_step: int) -> None:
         """epsilon at `env_step` of the schedule (0 without one)."""
@@ -74,19 +93,7 @@ class QPolicy(TrainablePolicy):
         return self._numpy_q(x)
 
     def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
-        q = self.q_values(x)
-        if mask is not None:  # masked argmax: an illegal action is never chosen
-            q = np.where(mask, q, MASKED_Q)
-        actions = q.argmax(-1)
-        if explore and self.epsilon > 0:
-            random = self.rng.random(len(x)) < self.epsilon
-            if random.any():
-                # a uniform legal action: the argmax of uniform noise over the legal entries (-1 elsewhere)
-                noise = self.rng.random((int(random.sum()), self.num_actions))
-                if mask is not None:
-                    noise = np.where(mask[random], noise, -1.0)
-                actions[random] = noise.argmax(-1)
-        return actions
+        return self.epsilon_greedy(self.q_values(x), explore, mask)
 
     def compute_q_values(self, obs_batch: Any) -> np.ndarray:
         """Q [B, n] for env observations (illegal actions at MASKED_Q)."""

@@ -16,7 +16,8 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.distributions import ActionLayout, Product, masked
-from rlarena.nn.memory import RecurrentActorCritic
+from rlarena.nn.memory import RecurrentActorCritic, RecurrentQNetwork
+from rlarena.policies.q_policy import QPolicy
 from rlarena.policies.torch_policy import TorchPolicy, input_layer
 
 
@@ -28,7 +29,60 @@ def memory_cell(model_config: dict) -> str | None:
     return asked[0] if asked else None
 
 
-class RecurrentPolicy(TorchPolicy):
+def attention_options(model_config: dict) -> dict[str, int]:
+    """RLlib's attention_* model options as rlarena.nn.memory.AttentionCell's arguments."""
+    return {
+        "dim": int(model_config["attention_dim"]),
+        "memory": int(model_config["attention_memory_inference"]),
+        "heads": int(model_config["attention_num_heads"]),
+        "head_dim": int(model_config["attention_head_dim"]),
+        "mlp_dim": int(model_config["attention_position_wise_mlp_dim"]),
+        "units": int(model_config["attention_num_transformer_units"]),
+    }
+
+
+class CarriesState:
+    """What every recurrent policy offers its callers around its sample_recurrent: the initial state,
+    actions with the state carried, and actions from the initial state (the Recurrent capability)."""
+
+    state_size: int
+
+    def sample_recurrent(
+        self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        return np.zeros((batch_size, self.state_size), np.float32)
+
+    def get_initial_state(self) -> list[np.ndarray]:
+        """RLlib's: one episode's first state (what compute_single_action(obs, state) takes first)."""
+        return [self.initial_state(1)[0]]
+
+    def compute_actions_with_state(
+        self, obs_batch: Any, state: np.ndarray, explore: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Env observations and states -> (env actions, next states)."""
+        policy: Any = self
+        x = policy.normalize(policy.flatten(obs_batch))
+        actions, state = self.sample_recurrent(x, state, explore, policy.action_mask(obs_batch))
+        return policy.to_env_actions(actions), state
+
+    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
+        """Actions from the initial state (each observation as an episode's first): a recurrent
+        policy's callers carry the state with compute_actions_with_state."""
+        policy: Any = self  # a TrainablePolicy too
+        n = len(policy.flatten(obs_batch))
+        return self.compute_actions_with_state(obs_batch, self.initial_state(n), explore)[0]
+
+    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
+        raise ConfigError(
+            "A recurrent policy acts with its state: use compute_actions_with_state(obs, state) (or "
+            "compute_single_action(obs, state=...)), which returns the next state too."
+        )
+
+
+class RecurrentPolicy(CarriesState, TorchPolicy):
     model: RecurrentActorCritic  # type: ignore[assignment]
 
     def __init__(
@@ -51,14 +105,7 @@ class RecurrentPolicy(TorchPolicy):
                     f"Add the previous action or reward to the observation (a wrapper) meanwhile."
                 )
         self._memory = (cell, int(model_config.get("lstm_cell_size", 256)))
-        self._attention = {
-            "dim": int(model_config["attention_dim"]),
-            "memory": int(model_config["attention_memory_inference"]),
-            "heads": int(model_config["attention_num_heads"]),
-            "head_dim": int(model_config["attention_head_dim"]),
-            "mlp_dim": int(model_config["attention_position_wise_mlp_dim"]),
-            "units": int(model_config["attention_num_transformer_units"]),
-        }
+        self._attention = attention_options(model_config)
         super().__init__(observation_space, action_space, model_config, observation_filter, seed)
 
     def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
@@ -82,19 +129,6 @@ class RecurrentPolicy(TorchPolicy):
         self._sampler = Product(layout, self.model.log_std)
         self.state_size = self.model.state_size
 
-    def initial_state(self, batch_size: int) -> np.ndarray:
-        return np.zeros((batch_size, self.state_size), np.float32)
-
-    def get_initial_state(self) -> list[np.ndarray]:
-        """RLlib's: one episode's first state (what compute_single_action(obs, state) takes first)."""
-        return [self.initial_state(1)[0]]
-
-    def sample(self, x: np.ndarray, explore: bool = True, mask: np.ndarray | None = None) -> np.ndarray:
-        raise ConfigError(
-            "A recurrent policy acts with its state: use compute_actions_with_state(obs, state) (or "
-            "compute_single_action(obs, state=...)), which returns the next state too."
-        )
-
     def sample_recurrent(
         self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,24 +146,63 @@ class RecurrentPolicy(TorchPolicy):
             out = out[:, 0] if not self.continuous else out.reshape(len(out), *self.action_shape)
         return out, next_state.numpy().copy()
 
-    def compute_actions_with_state(
-        self, obs_batch: Any, state: np.ndarray, explore: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Env observations and states -> (env actions, next states)."""
-        x = self.normalize(self.flatten(obs_batch))
-        actions, state = self.sample_recurrent(x, state, explore, self.action_mask(obs_batch))
-        return self.to_env_actions(actions), state
-
-    def compute_actions(self, obs_batch: Any, explore: bool = True) -> np.ndarray:
-        """Actions from the initial state (each observation as an episode's first): a recurrent
-        policy's callers carry the state with compute_actions_with_state."""
-        n = len(self.flatten(obs_batch))
-        return self.compute_actions_with_state(obs_batch, self.initial_state(n), explore)[0]
-
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
         with torch.inference_mode():
             return self.model.step(x, torch.zeros(len(x), self.state_size))[1].numpy()
 
     def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        raise ConfigError("ONNX export of a recurrent policy is not available yet.")
+        raise ConfigError(
+            "A recurrent policy's exported graph carries its state: export_outputs_with_state(x, action_mask, state)."
+        )
+
+    def export_outputs_with_state(
+        self, x: torch.Tensor, action_mask: torch.Tensor | None, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The exported graph's outputs with memory (rlarena.export.onnx: state_in -> state_out): (logits,
+        illegal choices at MASKED_LOGIT, or the Box mean; value; next state) for preprocessed observations
+        [B, D] and states [B, S]: one model.step, as in sample_recurrent()."""
+        logits, value, next_state = self.model.step(x, state)
+        if action_mask is not None:  # an illegal action gets MASKED_LOGIT, as in sample_recurrent()
+            logits = masked(logits, action_mask != 0)
+        return logits, value, next_state
+
+
+class RecurrentQPolicy(CarriesState, QPolicy):
+    """DQN's policy with memory (R2D2): epsilon-greedy over a RecurrentQNetwork's Q values."""
+
+    model: RecurrentQNetwork  # type: ignore[assignment]
+
+    def build_model(self, model_config: dict, dueling: bool) -> None:
+        cell = memory_cell(model_config)
+        assert cell is not None
+        features, _ = input_layer(model_config, self.obs_layout, self.obs_dim)
+        only_image = self.obs_layout is not None and [leaf.kind for leaf in self.obs_layout.leaves] == ["image"]
+        self.model = RecurrentQNetwork(
+            self.obs_dim,
+            self.num_actions,
+            () if only_image else tuple(model_config["fcnet_hiddens"]),
+            model_config["fcnet_activation"],
+            cell,
+            int(model_config["lstm_cell_size"]),
+            dueling,
+            features,
+            attention_options(model_config) if cell == "attention" else None,
+        )
+        self._torch_q = True
+        self.state_size = self.model.state_size
+
+    def sample_recurrent(
+        self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            q, next_state = self.model.step(torch.from_numpy(x), torch.from_numpy(np.asarray(state, np.float32)))
+        return self.epsilon_greedy(q.numpy(), explore, mask), next_state.numpy().copy()
+
+    def q_values(self, x: np.ndarray) -> np.ndarray:
+        """Q from the initial state (an episode's first step)."""
+        with torch.inference_mode():
+            return self.model.step(torch.from_numpy(x), torch.zeros(len(x), self.state_size))[0].numpy()
+
+    def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ConfigError("ONNX export of a recurrent Q-network is not available yet.")

@@ -31,10 +31,21 @@ from typing import ClassVar
 import numpy as np
 
 # bits of the per-slot flags byte (one byte instead of three bool arrays)
-_TERMINATED = np.uint8(1)
-_TRUNCATED = np.uint8(2)
-_INVALID = np.uint8(4)  # gymnasium's next-step autoreset: this step only reset the env, never sampled
-_ENDED = _TERMINATED | _TRUNCATED
+_TERMINATED = TERMINATED = np.uint8(1)
+_TRUNCATED = TRUNCATED = np.uint8(2)
+_INVALID = INVALID = np.uint8(4)  # gymnasium's next-step autoreset: this step only reset the env, never sampled
+_ENDED = ENDED = _TERMINATED | _TRUNCATED
+
+
+@dataclass
+class SequenceSample:
+    """B runs of L consecutive steps (time-major), for recurrent Q-learning."""
+
+    obs: np.ndarray  # [L, B, *obs_shape]
+    actions: np.ndarray  # [L, B, *action_shape]
+    rewards: np.ndarray  # [L, B] one-step rewards
+    flags: np.ndarray  # [L, B] uint8: TERMINATED, TRUNCATED (the step ended its episode), INVALID (only reset)
+    state0: np.ndarray  # [B, S] the recurrent state stored before each run's first step
 
 
 @dataclass
@@ -65,6 +76,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         seed: int | None = None,
         frames: tuple[int, int] | None = None,
+        state_size: int = 0,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -91,6 +103,9 @@ class ReplayBuffer:
         self._depth = np.zeros((rows, num_envs) if k_frames else (0, num_envs), np.uint8)
         self._keys: dict[int, np.ndarray] = {}
         self._last: np.ndarray | None = None  # the previous add()'s observations, to see continuity
+        # a recurrent policy's state before each step (what sequences are unrolled from: R2D2's stored state)
+        self.state_size = state_size
+        self._state = np.zeros((rows if state_size else 0, num_envs, state_size), np.float32)
         self._actions = np.zeros((rows, num_envs, *self.action_shape), action_dtype)  # a_t
         self._rewards = np.zeros((rows, num_envs), np.float32)  # r_t
         self._flags = np.zeros((rows, num_envs), np.uint8)  # _TERMINATED | _TRUNCATED | _INVALID
@@ -110,7 +125,16 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays held (the side store counted at its allocated size)."""
-        arrays = (self._obs, self._actions, self._rewards, self._flags, self._final_obs, self._final_keys, self._depth)
+        arrays = (
+            self._obs,
+            self._actions,
+            self._rewards,
+            self._flags,
+            self._final_obs,
+            self._final_keys,
+            self._depth,
+            self._state,
+        )
         return sum(a.nbytes for a in arrays) + sum(v.nbytes for v in self._keys.values())
 
     # ------------------------------------------------------------------ writing
@@ -124,6 +148,7 @@ class ReplayBuffer:
         truncateds: np.ndarray,
         next_obs: np.ndarray,
         valid: np.ndarray | None = None,
+        state: np.ndarray | None = None,
     ) -> None:
         """One step of N envs: obs [N, ...], actions [N, ...], rewards/terminateds/truncateds [N], next_obs [N, ...].
 
@@ -170,6 +195,10 @@ class ReplayBuffer:
             live = self._final_keys[self._head : self._tail]
             self._head += int(np.searchsorted(live, oldest_key))
         self._write_obs(row, obs)
+        if self.state_size:
+            if state is None or np.shape(state) != (N, self.state_size):
+                raise ValueError(f"add(): a buffer of recurrent states needs state [{N}, {self.state_size}]")
+            self._state[row] = state
         self._actions[row] = actions
         self._rewards[row] = rewards
         self._flags[row] = flags
@@ -308,6 +337,29 @@ class ReplayBuffer:
         indices = self._draw(batch_size)
         return self._gather(indices, np.ones(batch_size, np.float32))
 
+    def sample_sequences(self, batch_size: int, length: int) -> SequenceSample:
+        """batch_size runs of `length` consecutive steps of one env each, drawn uniformly among the runs
+        written in order (R2D2's stored sequences): they may cross episode ends (the flags say where),
+        and start from the recurrent state stored with their first step."""
+        N, rows = self.num_envs, self.rows
+        held = min(self._steps, rows)
+        if held < length:
+            raise ValueError(f"sample_sequences(): {held} steps held, fewer than a sequence of {length}")
+        newest = (self._steps - 1) % rows
+        ages = self._rng.integers(length - 1, held, batch_size)  # rows written after the sequence's first
+        first = (newest - ages) % rows
+        envs = self._rng.integers(0, N, batch_size)
+        at = (first[None, :] + np.arange(length)[:, None]) % rows  # [L, B]
+        env_at = np.broadcast_to(envs, at.shape)
+        obs = self._read_obs(at.ravel(), env_at.ravel()).reshape(length, batch_size, *self.obs_shape)
+        return SequenceSample(
+            obs=obs,
+            actions=self._actions[at, env_at],
+            rewards=self._rewards[at, env_at],
+            flags=self._flags[at, env_at],
+            state0=self._state[first, envs] if self.state_size else np.zeros((batch_size, 0), np.float32),
+        )
+
     def _gather(self, indices: np.ndarray, weights: np.ndarray) -> ReplaySample:
         N, n, rows = self.num_envs, self.n_step, self.rows
         r, e = indices // N, indices % N
@@ -356,6 +408,7 @@ class ReplayBuffer:
             "counters": np.array([self._steps, self.rows, self.num_envs, self.n_step], np.int64),
             "rng": _rng_to_array(self._rng),
             **self._frame_state(held),
+            **({"state_in": self._state[:held]} if self.state_size else {}),
         }
 
     def _frame_state(self, held: int) -> dict[str, np.ndarray]:
@@ -385,6 +438,10 @@ class ReplayBuffer:
                     f"load_state_dict(): {name} has shape {state[name].shape}, expected {(held, *arr.shape[1:])}"
                 )
         self._obs[:held], self._actions[:held] = state["obs"], state["actions"]
+        if self.state_size:
+            if "state_in" not in state or state["state_in"].shape != (held, self.num_envs, self.state_size):
+                raise ValueError("load_state_dict(): the state lacks the recurrent states this buffer keeps")
+            self._state[:held] = state["state_in"]
         if self.frames is not None:
             k, F = self.frames
             if "frame_depth" not in state or state["frame_keys"].shape[1:] != ((k - 1) * F,):
@@ -488,9 +545,20 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         alpha: float = 0.6,
         seed: int | None = None,
         frames: tuple[int, int] | None = None,
+        state_size: int = 0,
     ) -> None:
         super().__init__(
-            capacity, num_envs, obs_shape, obs_dtype, action_shape, action_dtype, n_step, gamma, seed, frames
+            capacity,
+            num_envs,
+            obs_shape,
+            obs_dtype,
+            action_shape,
+            action_dtype,
+            n_step,
+            gamma,
+            seed,
+            frames,
+            state_size,
         )
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0 (0 is uniform), got {alpha}")
