@@ -22,7 +22,9 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+import torch
 from pettingzoo.classic import connect_four_v3
+from torch import nn
 
 # RLlib: from ray import air, tune; from ray.rllib.algorithms import ppo; from
 # ray.rllib.algorithms.algorithm import Algorithm; from ray.rllib.algorithms.callbacks import
@@ -31,6 +33,10 @@ from pettingzoo.classic import connect_four_v3
 from rlarena import Algorithm, Policy, PolicySpec, air, register_env, tune
 from rlarena import Callbacks as DefaultCallbacks
 from rlarena.algorithms import ppo
+
+# RLlib: from ray.rllib.models.torch.fcnet import FullyConnectedNetwork as TorchFC; from
+# ray.rllib.models.torch.torch_modelv2 import TorchModelV2; from ray.rllib.utils.torch_utils import FLOAT_MIN
+from rlarena.models import FLOAT_MIN, TorchFC, TorchModelV2
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--win-rate-threshold", type=float, default=0.95,
@@ -52,6 +58,52 @@ env_creator = lambda config: connect_four_v3.env(render_mode="rgb_array")
 # for PettingZoo >= 1.22 (its reset() and render() calls). rlarena adapts PettingZoo AEC envs itself
 # (the agent to move gets its observation, with the action mask), so the env is registered as it is.
 register_env("connect4", lambda config: env_creator(config))
+
+
+# -- RLlib Action Mask ----------------------------------------------------------------------------
+# rlarena hands a custom model the observation as RLlib does: input_dict["obs"] is the Dict, its
+# "action_mask" included, with a batch axis (rlarena.nn.custom).
+class Connect4MaskModel(TorchModelV2, nn.Module):
+    def __init__(
+        self,
+        obs_space,
+        action_space,
+        num_outputs,
+        model_config,
+        name,
+        **kwargs,
+    ):
+        orig_space = getattr(obs_space, "original_space", obs_space)
+
+        TorchModelV2.__init__(
+            self, obs_space, action_space, num_outputs, model_config, name, **kwargs
+        )
+        nn.Module.__init__(self)
+
+        self.internal_model = TorchFC(
+            orig_space["observation"],
+            action_space,
+            num_outputs,
+            model_config,
+            name + "_internal",
+        )
+
+    def forward(self, input_dict, state, seq_lens):
+        # Extract the available actions tensor from the observation.
+        action_mask = input_dict["obs"]["action_mask"]
+
+        # Compute the unmasked logits.
+        logits, _ = self.internal_model({"obs": input_dict["obs"]["observation"]})
+
+        # Convert action_mask into a [0.0 || -inf]-type mask.
+        inf_mask = torch.clamp(torch.log(action_mask), min=FLOAT_MIN)
+        masked_logits = logits + inf_mask
+
+        # Return masked logits.
+        return masked_logits, state
+
+    def value_function(self):
+        return self.internal_model.value_function()
 
 
 # -- Opponents (the blog shows AlwaysSameHeuristic; the rest are from its repository) -------------
@@ -285,8 +337,7 @@ config = (
         ppo.PPOConfig()
         .environment("connect4")
         .framework("torch")
-        # The blog's .training(model={"custom_model": Connect4MaskModel}) is dropped: rlarena's model
-        # masks the logits itself whenever the observation is {"observation", "action_mask"}.
+        .training(model={"custom_model": Connect4MaskModel})
     )
     .multi_agent(
         policies={
@@ -346,7 +397,9 @@ algo = Algorithm.from_checkpoint(
 )
 ppo_policy = algo.get_policy("learned")
 # RLlib: ppo_policy.export_model("models", onnx=11) writes models/model.onnx; rlarena exports from the
-# algorithm (opset 17), with the mask inside the graph.
+# algorithm (opset 20), with the mask inside the graph. Connect4MaskModel reads the whole observation,
+# so the graph's input is it packed in one row (the mask, then the board: rlarena.export.onnx), which
+# rlarena.export.onnx.OnnxPolicy builds from the env's observation for onnxruntime.
 onnx_path = algo.export_onnx(Path(args.storage_path) / "models" / "model.onnx", policy_id="learned")
 print("exported", onnx_path, "| policies:", ", ".join(algo.policies))
 algo.stop()

@@ -134,6 +134,8 @@ def test_graph_inputs_outputs_and_metadata(exported):
         assert (served.policy_id, served.env_name) == (pid, env)
         assert served.observation_space == algo.get_policy(pid).observation_space
         assert served.action_space == algo.get_policy(pid).action_space
+        # a flat vector, Discrete or Box actions, no memory: format 1, which rlarena before format 2 reads
+        assert served.session.get_modelmeta().custom_metadata_map[FORMAT] == "1"
     assert not [f for f in os.listdir(path.parent) if ".tmp-" in f]  # atomic writes leave no temp files
 
 

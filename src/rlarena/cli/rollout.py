@@ -147,7 +147,8 @@ def _check_playable(algo: Algorithm, path: str) -> None:
 
 def rollout_onnx(args: argparse.Namespace) -> int:
     """Episodes played by an exported policy (rlarena.export.onnx.OnnxPolicy): onnxruntime, no torch.
-    In a multi-agent env every agent plays that one policy (self-play)."""
+    In a multi-agent env every agent plays that one policy (self-play). A policy with memory carries
+    each agent's state from step to step, from zeros at each episode's start."""
     from rlarena.export.onnx import OnnxPolicy
 
     if args.checkpoint is not None:
@@ -164,11 +165,24 @@ def rollout_onnx(args: argparse.Namespace) -> int:
         )
     policy = OnnxPolicy(args.onnx, seed=args.seed)
     from rlarena.cli.spec import resolve_env  # torch-free
+    from rlarena.policies.policy import Recurrent, row, stack_obs  # torch-free
 
     env_spec = resolve_env(args.env)
+    # a policy with memory (an exported LSTM or GRU): each agent's state, carried from step to step and
+    # back to zeros when an episode starts (each episode is a new Episode)
+    states: dict[Any, np.ndarray] = {}
+    playing: list[Episode] = []
 
     def act(obs: Any, agent: Any, episode: Episode) -> Any:
-        return policy.compute_single_action(obs, explore=args.explore)
+        if not isinstance(policy, Recurrent):
+            return policy.compute_single_action(obs, explore=args.explore)
+        if not playing or playing[0] is not episode:
+            states.clear()
+            playing[:] = [episode]
+        state = states[agent] if agent in states else policy.initial_state(1)
+        actions, states[agent] = policy.compute_actions_with_state(stack_obs([obs]), state, args.explore)
+        action = row(actions, 0)
+        return action.item() if isinstance(action, np.ndarray | np.generic) and action.ndim == 0 else action
 
     _play(args, env_spec, {}, args.env, f"ONNX policy {policy.policy_id!r} ({Path(args.onnx).name})", act, None)
     return 0
