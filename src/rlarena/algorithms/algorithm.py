@@ -461,7 +461,8 @@ class Algorithm(ABC):
 
     def export_onnx(self, path: str | Path, policy_id: str = DEFAULT_POLICY_ID) -> Path:
         """Write policy `policy_id` as an ONNX model that onnxruntime plays alone (rlarena.export.onnx:
-        the observation (+ action_mask) in; the masked logits (or the Box mean), then the value, out)."""
+        the observation (packed for images, dicts and custom models; + action_mask, + state_in for
+        memory) in; the masked logits (or the Box mean), then the value (+ state_out), out)."""
         from rlarena.export.onnx import export_onnx
 
         return export_onnx(self.policies, path, policy_id, env_name=self.env_name)

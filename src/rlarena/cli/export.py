@@ -15,8 +15,9 @@ def add_export(p: argparse.ArgumentParser) -> None:
         "--onnx",
         metavar="PATH",
         required=True,
-        help="write the policy here as ONNX: observation (+ action_mask) in; logits (masked) or the "
-        "Box mean, then the value, out; dynamic batch",
+        help="write the policy here as ONNX: the observation (packed as one row for images, dicts and "
+        "custom models; + action_mask, + state_in for memory) in; logits (masked) or the Box mean, then the "
+        "value (+ state_out), out; dynamic batch",
     )
     p.add_argument(
         "--policy-id",
