@@ -13,7 +13,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rlarena import Algorithm, DQNConfig, PPOConfig, SACConfig
+from rlarena import Algorithm, DQNConfig, MultiAgentEnv, PPOConfig, SACConfig
 from rlarena.errors import ConfigError
 from rlarena.nn.catalog import NATURE_UNITS, ObsEncoder, ObsLayout
 from rlarena.nn.distributions import ActionLayout, Product, masked
@@ -743,3 +743,68 @@ def test_the_mean_std_filter_leaves_the_index_of_a_discrete_key_alone_or_is_refu
         features = policy.model.features(torch.from_numpy(policy.normalize(policy.flatten(batch))))
     # the encoder's output: bits (2 columns), the flag one-hot (3), noise (2)
     np.testing.assert_array_equal(features[:, 2:5].numpy(), np.eye(3, dtype=np.float32)[batch["flag"] - 1])
+
+
+class TwoAgentsCompound(MultiAgentEnv):
+    """Two agents, each a Dict of a small frame and a flag; "a" acts with MultiDiscrete, "b" with a Tuple of
+    a Discrete and a Box; each is rewarded when its first part names its flag."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.agents = self.possible_agents = ["a", "b"]
+        obs = spaces.Dict({"img": spaces.Box(0, 255, (8, 8, 1), np.uint8), "flag": spaces.Discrete(3)})
+        self.observation_spaces = {agent: obs for agent in self.agents}
+        self.action_spaces = {
+            "a": spaces.MultiDiscrete([3, 2]),
+            "b": spaces.Tuple((spaces.Discrete(3), spaces.Box(-1, 1, (1,), np.float32))),
+        }
+
+    def _obs(self):
+        self.flags = {agent: int(self.rng.integers(3)) for agent in self.agents}
+        return {
+            agent: {"img": self.rng.integers(0, 255, (8, 8, 1), dtype=np.uint8), "flag": self.flags[agent]}
+            for agent in self.agents
+        }
+
+    def reset(self, *, seed=None, options=None):
+        self.rng, self.t = np.random.default_rng(seed), 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        for agent, action in actions.items():
+            assert self.action_spaces[agent].contains(
+                tuple(action) if isinstance(action, tuple) else np.asarray(action, np.int64)
+            ), (agent, action)
+        rewards = {agent: float(np.asarray(actions[agent][0]).item() == self.flags[agent]) for agent in self.agents}
+        self.t += 1
+        return self._obs(), rewards, {"__all__": self.t >= 10}, {"__all__": False}, {}
+
+
+def agent_is_policy(agent_id, episode=None, **kwargs):
+    return agent_id
+
+
+def test_multi_agent_policies_with_dict_observations_and_compound_actions_train_and_restore(tmp_path):
+    algo = (
+        PPOConfig()
+        .environment(TwoAgentsCompound)
+        .multi_agent(policies={"a", "b"}, policy_mapping_fn=agent_is_policy)
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=4)
+        .debugging(seed=0)
+        .build()
+    )
+    try:
+        for _ in range(3):
+            result = algo.train()
+        assert result["num_env_steps_sampled_lifetime"] >= 1200
+        restored = Algorithm.from_checkpoint(algo.save(str(tmp_path / "ckpt")))
+        obs, _ = TwoAgentsCompound().reset(seed=3)
+        for pid in ("a", "b"):
+            before = algo.compute_single_action(obs[pid], explore=False, policy_id=pid)
+            after = restored.compute_single_action(obs[pid], explore=False, policy_id=pid)
+            parts = zip(before, after, strict=True) if isinstance(before, tuple) else [(before, after)]
+            for x, y in parts:
+                np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=1e-6)
+        restored.stop()
+    finally:
+        algo.stop()

@@ -20,7 +20,7 @@ import numpy as np
 
 from rlarena.callbacks import call_hook
 from rlarena.errors import ConfigError, EnvError, closest
-from rlarena.policies.policy import Policy, policy_actions, sampling_state, set_sampling_state, stack_obs
+from rlarena.policies.policy import Policy, policy_actions, row, sampling_state, set_sampling_state, stack_obs
 from rlarena.policies.torch_policy import TrainablePolicy
 from rlarena.rollout.multi_agent_episode import Episode
 from rlarena.rollout.runner import EpisodeStats, Sample, env_failed, may_be_non_finite, non_finite, shape_mismatch
@@ -236,7 +236,7 @@ class MultiAgentEnvRunner:
                     lane.rewards.append(0.0)
                     lane.steps.append(self._episodes[i].length)
             for k, (i, agent) in enumerate(members):
-                actions[i][agent] = env_actions[k]
+                actions[i][agent] = row(env_actions, k)  # Tuple/Dict actions: a structure of batches
         return actions
 
     def _wrong_shape(self, policy: Policy, members: list[tuple[int, Any]]) -> EnvError | None:
