@@ -411,13 +411,9 @@ REFUSED = {
         lambda: PPOConfig().environment("CartPole-v1").training(model={**LSTM, "custom_model": TorchFC}),
         "custom_model",
     ),
-    "prev_action": (
-        lambda: PPOConfig().environment("CartPole-v1").training(model={**LSTM, "lstm_use_prev_action": True}),
+    "prev_action in DQN": (
+        lambda: DQNConfig().environment("CartPole-v1").training(model={**LSTM, "lstm_use_prev_action": True}),
         "lstm_use_prev_action",
-    ),
-    "prev_reward": (
-        lambda: PPOConfig().environment("CartPole-v1").training(model={**LSTM, "lstm_use_prev_reward": True}),
-        "lstm_use_prev_reward",
     ),
     "lstm and gru": (
         lambda: PPOConfig().environment("CartPole-v1").training(model={**LSTM, "use_gru": True}),
@@ -542,3 +538,44 @@ def test_dqn_with_memory_solves_what_a_q_network_without_cannot():
     without = greedy(mlp_config, 20)
     assert without < 0.2, without  # chance is -0.5 (2 of 4 symbols' worth), the max 1.0
     assert memory > 0.8, memory
+
+
+# -- the previous action and reward as inputs (lstm_use_prev_action / lstm_use_prev_reward) ------------------
+
+PREV = {
+    "use_gru": True,
+    "lstm_cell_size": 16,
+    "max_seq_len": 8,
+    "lstm_use_prev_action": True,
+    "lstm_use_prev_reward": True,
+}
+
+
+def test_the_previous_action_and_reward_ride_in_the_state_and_the_loss_reads_them_as_sampled():
+    algo = (
+        PPOConfig()
+        .environment("StatelessCartPole-v1")
+        .env_runners(num_envs_per_env_runner=4)
+        .training(lr=1e-12, train_batch_size=256, minibatch_size=64, num_epochs=2, model=PREV)
+        .debugging(seed=0)
+        .build()
+    )
+    try:
+        result = algo.train()
+        assert result["approx_kl"] == pytest.approx(0.0, abs=1e-6) and result["clip_fraction"] == 0.0
+        policy, batch = algo.get_policy(), algo.runner.storage
+        assert policy.state_size == 16 + 2 + 1  # the GRU's, the previous action one-hot, the previous reward
+        # each stored state holds the action and reward of the step before (zeros at an episode's start)
+        state, actions, rewards = batch.state_in, batch.actions, batch.rewards
+        starts = np.zeros(batch.valid.shape, bool)
+        starts[1:] = ~batch.valid[:-1]
+        follow = ~starts[1:] & batch.valid[:-1]
+        np.testing.assert_array_equal(state[1:-1, :, 16:18][follow], np.eye(2)[actions[:-1][follow]])
+        np.testing.assert_array_equal(state[1:-1, :, 18][follow], rewards[:-1][follow])
+        assert not state[1:-1][starts[1:]].any()
+        # RLlib's compute_single_action(obs, state, prev_action=, prev_reward=)
+        obs = np.zeros(2, np.float32)
+        action, out, _ = algo.compute_single_action(obs, policy.get_initial_state(), prev_action=1, prev_reward=1.0)
+        assert action in (0, 1) and out[0].shape == (19,) and out[0][16 + action] == 1.0
+    finally:
+        algo.stop()

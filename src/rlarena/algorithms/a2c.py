@@ -123,7 +123,7 @@ class A2C(OnPolicyAlgorithm):
             if not bool(v.any()):
                 return {}
             recurrent: Any = model  # a RecurrentActorCritic (rlarena.nn.memory)
-            inputs, values, _ = recurrent.unroll(seqs.obs, seqs.state0, seqs.starts)
+            inputs, values, _ = recurrent.unroll(seqs.obs, seqs.state0, seqs.starts, seqs.extra)
             adv = seqs.advantages[v]
             if cfg.normalize_advantages and len(adv) > 1:
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)

@@ -429,12 +429,6 @@ class Algorithm(ABC):
             )
         if isinstance(state, bool | np.bool_):  # compute_single_action(obs, False): the older (obs, explore)
             state, explore = None, bool(state) if explore is None else explore
-        for name, value in (("prev_action", prev_action), ("prev_reward", prev_reward)):
-            if value is not None:
-                raise ConfigError(
-                    f"compute_single_action({name}=...): rlarena's memory models read observations only "
-                    f"(lstm_use_prev_action/lstm_use_prev_reward are not available yet); leave {name} out."
-                )
         unknown = sorted(set(kwargs) - {"full_fetch", "unsquash_action", "clip_action", "timestep", "episode", "info"})
         if unknown:
             raise ConfigError(f"compute_single_action() got unknown arguments: {', '.join(unknown)}.")
@@ -453,9 +447,38 @@ class Algorithm(ABC):
                     f"{policy_id!r} keeps {policy.state_size}; start from get_policy().get_initial_state() "
                     f"and pass back the state_out each call returns."
                 )
-            actions, state_out = policy.compute_actions_with_state(batch, rows.reshape(1, -1), explore is not False)
+            rows = rows.reshape(1, -1).copy()
+            self._previous_inputs(policy, rows, prev_action, prev_reward)
+            actions, state_out = policy.compute_actions_with_state(batch, rows, explore is not False)
             return _single(row(actions, 0)), [state_out[0]], {}
+        if prev_action is not None or prev_reward is not None:
+            raise ConfigError(
+                "compute_single_action(prev_action=..., prev_reward=...): they are inputs of a memory "
+                "(model lstm_use_prev_action / lstm_use_prev_reward); pass the state too."
+            )
         return _single(row(self.compute_actions(batch, explore, policy_id), 0))
+
+    @staticmethod
+    def _previous_inputs(policy: Any, rows: np.ndarray, prev_action: Any, prev_reward: Any) -> None:
+        """Write RLlib's prev_action / prev_reward into a state row of a memory that reads them."""
+        reads_action, slot = getattr(policy, "use_prev_action", False), getattr(policy, "reward_slot", None)
+        if prev_action is not None:
+            if not reads_action:
+                raise ConfigError(
+                    "compute_single_action(prev_action=...): this policy's memory does not read the previous "
+                    "action (model lstm_use_prev_action); leave prev_action out."
+                )
+            stored = policy.action_layout.from_env(stack_obs([prev_action]), 1) if policy.action_layout else prev_action
+            encoded = policy.encode_actions(np.asarray(stored).reshape(1, -1))
+            start = policy.cell_state_size
+            rows[:, start : start + encoded.shape[1]] = encoded
+        if prev_reward is not None:
+            if slot is None:
+                raise ConfigError(
+                    "compute_single_action(prev_reward=...): this policy's memory does not read the previous "
+                    "reward (model lstm_use_prev_reward); leave prev_reward out."
+                )
+            rows[:, slot] = float(prev_reward)
 
     compute_action = compute_single_action  # RLlib 1.x's name (the MultiAgentArena tutorial uses it)
 

@@ -250,7 +250,7 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         )
         ev = explained_variance(out.vs[batch.valid], values_np[:-1][batch.valid])
         columns = {"behaviour_logp": behaviour_np, "target_logp": target_np, "vs": out.vs, "adv": out.pg_advantages}
-        data = cut(batch, cfg.model_config["max_seq_len"], columns, ev)
+        data = cut(batch, cfg.model_config["max_seq_len"], columns, ev, model)
         n = data.num_sequences
         if n == 0:
             return {}
@@ -262,7 +262,7 @@ class VTraceAlgorithm(OnPolicyAlgorithm):
         for _ in range(cfg.num_epochs):
             for idx in torch.from_numpy(self.rng.permutation(n)).split(per_mb):
                 mb = data.select(idx)
-                inputs, values_mb, _ = model.unroll(mb.obs, mb.state0, mb.starts)
+                inputs, values_mb, _ = model.unroll(mb.obs, mb.state0, mb.starts, mb.extra)
                 v = mb.valid
                 cols = [mb.obs, mb.actions[v], *(mb.columns[k][v].float() for k in columns)]
                 loss, mb_stats = self.loss(

@@ -211,7 +211,7 @@ class PPO(OnPolicyAlgorithm):
             stop = False
             for idx in order.split(per_mb):
                 mb = data.select(idx)
-                inputs, values, _ = model.unroll(mb.obs, mb.state0, mb.starts)
+                inputs, values, _ = model.unroll(mb.obs, mb.state0, mb.starts, mb.extra)
                 v = mb.valid
                 loss, mb_stats = ppo_loss(
                     model,

@@ -42,6 +42,11 @@ class SequenceBatch:
         raise AttributeError(name)
 
     @property
+    def extra(self) -> torch.Tensor | None:
+        """[L, M, E] the previous action and reward per step, for a model that reads them."""
+        return self.columns.get("extra")
+
+    @property
     def num_sequences(self) -> int:
         return int(self.state0.shape[0])
 
@@ -81,12 +86,22 @@ def episode_starts(batch: Rollout) -> np.ndarray:
     return starts
 
 
+def extra_inputs(model, state_in: np.ndarray) -> torch.Tensor | None:
+    """The previous action and reward the model read at each step ([.., E], the stored states' last E
+    columns), or None for a model that reads none."""
+    extra = getattr(model, "extra_dim", 0)
+    return torch.from_numpy(state_in[..., state_in.shape[-1] - extra :]) if extra else None
+
+
 def unroll_fragment(model, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
     """(distribution inputs [T+1, N, I], values [T+1, N]) of the whole fragment, without gradients."""
     assert batch.state_in is not None, "a recurrent policy's runner stores its state (Rollout.state_in)"
     with torch.no_grad():
         dist_inputs, values, _ = model.unroll(
-            torch.from_numpy(batch.obs), torch.from_numpy(batch.state_in[0]), torch.from_numpy(episode_starts(batch))
+            torch.from_numpy(batch.obs),
+            torch.from_numpy(batch.state_in[0]),
+            torch.from_numpy(episode_starts(batch)),
+            extra_inputs(model, batch.state_in),
         )
     return dist_inputs, values
 
@@ -103,7 +118,7 @@ def log_probs(dist, dist_inputs: torch.Tensor, batch: Rollout) -> torch.Tensor:
     return logp.reshape(T, N)
 
 
-def cut(batch: Rollout, max_seq_len: int, columns: Mapping[str, Any], ev: float) -> SequenceBatch:
+def cut(batch: Rollout, max_seq_len: int, columns: Mapping[str, Any], ev: float, model: Any = None) -> SequenceBatch:
     """The fragment and its per-step `columns` ([T, N]) as sequences of max_seq_len steps."""
     T, N = batch.rewards.shape
     L = max(1, min(max_seq_len, T))
@@ -120,6 +135,9 @@ def cut(batch: Rollout, max_seq_len: int, columns: Mapping[str, Any], ev: float)
     starts = seq(episode_starts(batch)[:T], False)
     starts[0] = False  # the stored state already holds the reset
     assert batch.state_in is not None
+    extra = extra_inputs(model, batch.state_in[:T])
+    if extra is not None:  # the previous action and reward, per step: what unroll reads beside the obs
+        columns = {**columns, "extra": extra}
     out = SequenceBatch(
         obs=seq(torch.from_numpy(batch.obs[:T])),
         actions=seq(torch.from_numpy(batch.actions)),
@@ -148,4 +166,4 @@ def prepare_sequences(model, dist, batch: Rollout, gamma: float, lam: float, max
     )
     ev = explained_variance(returns[batch.valid], values_np[:-1][batch.valid])
     columns = {"logp_old": logp_old, "advantages": adv, "returns": returns, "values_old": values[:-1]}
-    return cut(batch, max_seq_len, columns, ev)
+    return cut(batch, max_seq_len, columns, ev, model)

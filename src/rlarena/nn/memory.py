@@ -160,7 +160,7 @@ class RecurrentActorCritic(nn.Module):
             if cell == "gru"
             else AttentionCell(dims[-1] + extra_dim, **attention)
         )
-        self.state_size = self.cell.state_size
+        self.state_size = self.cell.state_size + extra_dim  # the cell's, then the previous action and reward
         self.cell_size = self.cell.out_dim
         post = [self.cell_size, *post_hiddens]
         self.pi_post = nn.ModuleList(_linear(a, b, math.sqrt(2)) for a, b in itertools.pairwise(post))
@@ -187,27 +187,34 @@ class RecurrentActorCritic(nn.Module):
             v = self.act(layer(v))
         return F.linear(p, self.pi_head.weight, self.pi_head.bias), self.vf_head(v).squeeze(-1)
 
-    def step(
-        self, obs: torch.Tensor, state: torch.Tensor, extra: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step of B envs: (distribution inputs [B, I], values [B], next state [B, S])."""
+    def step(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of B envs: (distribution inputs [B, I], values [B], next state [B, S]). With
+        extra_dim (the previous action and reward as inputs) the state row ends with them: this step
+        reads them from `state`, and the next state's are zeros for the policy to fill (the action it
+        picks; the runner, the reward it gets)."""
         x = self._embed(obs)
-        if extra is not None:
+        if self.extra_dim:
+            state, extra = state[:, : self.cell.state_size], state[:, self.cell.state_size :]
             x = torch.cat([x, extra], -1)
         h, state = self._cell(x, state)
         logits, values = self._heads(h)
+        if self.extra_dim:
+            state = torch.cat([state, torch.zeros(len(state), self.extra_dim)], -1)
         return logits, values, state
 
     def unroll(
         self, obs: torch.Tensor, state: torch.Tensor, starts: torch.Tensor, extra: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """L steps of M sequences: obs [L, M, D], state [M, S] (before step 0), starts [L, M] bool (an
-        episode starts at that step: the state is zeroed before it), extra [L, M, E] ->
-        (distribution inputs [L, M, I], values [L, M], the state after the last step)."""
+        episode starts at that step: the state is zeroed before it), extra [L, M, E] (with extra_dim: the
+        state's last E columns at each step, as stored) -> (distribution inputs [L, M, I], values
+        [L, M], the cell's state after the last step)."""
         L, M = starts.shape
         x = self._embed(obs.reshape(L * M, -1)).reshape(L, M, -1)
-        if extra is not None:
-            x = torch.cat([x, extra], -1)
+        if self.extra_dim:
+            assert extra is not None, "a model reading the previous action and reward needs them per step"
+            x = torch.cat([x, extra.to(x.dtype)], -1)
+            state = state[:, : self.cell.state_size]
         keep = (~starts).unsqueeze(-1).to(x.dtype)
         outs = []
         for t in range(L):

@@ -46,6 +46,7 @@ class CarriesState:
     actions with the state carried, and actions from the initial state (the Recurrent capability)."""
 
     state_size: int
+    reward_slot: int | None = None  # the state's column that holds the previous reward (lstm_use_prev_reward)
 
     def sample_recurrent(
         self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
@@ -98,12 +99,8 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
             raise ConfigError(
                 "RecurrentPolicy needs model={'use_lstm': True}, {'use_gru': True} or {'use_attention': True}."
             )
-        for option in ("lstm_use_prev_action", "lstm_use_prev_reward"):
-            if model_config.get(option):
-                raise ConfigError(
-                    f"model.{option}=True is not available yet: the memory reads the observations only. "
-                    f"Add the previous action or reward to the observation (a wrapper) meanwhile."
-                )
+        self.use_prev_action = bool(model_config.get("lstm_use_prev_action"))
+        self.use_prev_reward = bool(model_config.get("lstm_use_prev_reward"))
         self._memory = (cell, int(model_config.get("lstm_cell_size", 256)))
         self._attention = attention_options(model_config)
         super().__init__(observation_space, action_space, model_config, observation_filter, seed)
@@ -112,6 +109,13 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
         cell, size = self._memory
         features, _ = input_layer(model_config, self.obs_layout, self.obs_dim)
         only_image = self.obs_layout is not None and [leaf.kind for leaf in self.obs_layout.leaves] == ["image"]
+        # the previous action (one-hot per categorical part, the rest as it is) and reward, as inputs
+        layout = self.action_layout or ActionLayout(self.action_space)
+        self._action_blocks = [
+            (kind, n) for kind, _, sizes, _ in layout.parts for n in (sizes if kind == "cat" else [int(np.prod(sizes))])
+        ]
+        action_width = sum(n for _, n in self._action_blocks) if self.use_prev_action else 0
+        extra = action_width + int(self.use_prev_reward)
         self.model = RecurrentActorCritic(
             self.obs_dim,
             out_dim,
@@ -124,10 +128,26 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
             log_std_init=model_config["log_std_init"],
             features=features,
             attention=self._attention if cell == "attention" else None,
+            extra_dim=extra,
         )
-        layout = self.action_layout or ActionLayout(self.action_space)
         self._sampler = Product(layout, self.model.log_std)
         self.state_size = self.model.state_size
+        self.cell_state_size = self.model.state_size - extra
+        # the state row's column of the previous reward, for whoever steps the env to fill (None: not read)
+        self.reward_slot = self.state_size - 1 if self.use_prev_reward else None
+
+    def encode_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Stored actions [B, ...] -> the previous-action input [B, width] (one-hot per categorical part)."""
+        rows = np.asarray(actions).reshape(len(actions), -1)
+        parts, col = [], 0
+        for kind, n in self._action_blocks:
+            if kind == "cat":
+                parts.append(np.eye(n, dtype=np.float32)[rows[:, col].astype(np.int64)])
+                col += 1
+            else:
+                parts.append(rows[:, col : col + n].astype(np.float32))
+                col += n
+        return np.concatenate(parts, 1)
 
     def sample_recurrent(
         self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
@@ -142,9 +162,13 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
                 inputs = masked(inputs, torch.from_numpy(np.asarray(mask, bool)))
             actions = self._sampler.sample(inputs, self.torch_rng) if explore else self._sampler.greedy(inputs)
             out = actions.numpy()
+        next_rows = next_state.numpy().copy()
+        if self.use_prev_action:  # this step's action is the next step's previous action
+            width = sum(n for _, n in self._action_blocks)
+            next_rows[:, self.cell_state_size : self.cell_state_size + width] = self.encode_actions(out)
         if self.action_layout is None:
             out = out[:, 0] if not self.continuous else out.reshape(len(out), *self.action_shape)
-        return out, next_state.numpy().copy()
+        return out, next_rows
 
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         x = torch.from_numpy(self.normalize(self.flatten(obs_batch)))
@@ -159,6 +183,11 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
     def export_outputs_with_state(
         self, x: torch.Tensor, action_mask: torch.Tensor | None, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.model.extra_dim:
+            raise ConfigError(
+                "ONNX export of a memory that reads the previous action or reward (lstm_use_prev_action, "
+                "lstm_use_prev_reward) is not available yet: the graph's caller would have to fill them."
+            )
         """The exported graph's outputs with memory (rlarena.export.onnx: state_in -> state_out): (logits,
         illegal choices at MASKED_LOGIT, or the Box mean; value; next state) for preprocessed observations
         [B, D] and states [B, S]: one model.step, as in sample_recurrent()."""
@@ -172,8 +201,15 @@ class RecurrentQPolicy(CarriesState, QPolicy):
     """DQN's policy with memory (R2D2): epsilon-greedy over a RecurrentQNetwork's Q values."""
 
     model: RecurrentQNetwork  # type: ignore[assignment]
+    reward_slot = None
 
     def build_model(self, model_config: dict, dueling: bool) -> None:
+        for option in ("lstm_use_prev_action", "lstm_use_prev_reward"):
+            if model_config.get(option):
+                raise ConfigError(
+                    f"model.{option}=True: DQN's recurrent Q-network reads the observations only so far; "
+                    f"PPO, A2C, IMPALA and APPO read the previous action and reward."
+                )
         cell = memory_cell(model_config)
         assert cell is not None
         features, _ = input_layer(model_config, self.obs_layout, self.obs_dim)

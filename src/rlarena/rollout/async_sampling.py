@@ -108,8 +108,12 @@ def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
             if batch.state_in is not None:  # a recurrent model: the fragment unrolled from its stored state
                 starts = np.zeros((T, N), bool)
                 starts[1:] = ~batch.valid[:-1]  # step t only reset the env: observation t + 1 starts an episode
+                extra = getattr(policy.model, "extra_dim", 0)  # the previous action and reward, as stored
                 dist_inputs, _, _ = policy.model.unroll(
-                    torch.from_numpy(batch.obs[:T]), torch.from_numpy(batch.state_in[0]), torch.from_numpy(starts)
+                    torch.from_numpy(batch.obs[:T]),
+                    torch.from_numpy(batch.state_in[0]),
+                    torch.from_numpy(starts),
+                    torch.from_numpy(batch.state_in[:T, :, batch.state_in.shape[-1] - extra :]) if extra else None,
                 )
                 dist_inputs = dist_inputs.reshape(T * N, -1)
             else:

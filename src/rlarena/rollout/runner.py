@@ -285,6 +285,7 @@ class EnvRunner:
         action_mask = policy.action_mask
         state = self._state  # a recurrent policy's state per env (None otherwise)
         recurrent = policy if isinstance(policy, Recurrent) else None
+        reward_slot = getattr(recurrent, "reward_slot", None)
         for t in range(len(buf.rewards)):
             x = normalize(obs)
             buf.obs[t] = x
@@ -298,8 +299,6 @@ class EnvRunner:
                 assert buf.state_in is not None
                 buf.state_in[t] = state
                 actions, state = recurrent.sample_recurrent(x, state, True, mask)
-                if pending.any():  # this step only resets those envs: their next observation starts an episode
-                    state[pending] = 0
             buf.actions[t] = actions
             buf.valid[t] = ~pending
             try:
@@ -312,6 +311,11 @@ class EnvRunner:
                     or env_failed(self.env_name, "step()", exc)
                 ) from exc
             obs, mask = flatten(next_obs), action_mask(next_obs)
+            if state is not None:
+                if reward_slot is not None:  # the memory reads the previous reward (lstm_use_prev_reward)
+                    state[:, reward_slot] = rewards
+                if pending.any():  # this step only reset those envs: their next observation starts an episode
+                    state[pending] = 0
             buf.rewards[t] = rewards
             buf.terminated[t] = terminated
             buf.truncated[t] = truncated
@@ -429,8 +433,12 @@ def play_episodes(
                 actions = policy.compute_actions(obs, explore=explore)
             else:
                 actions, state = recurrent.compute_actions_with_state(obs, state, explore)
-                state[pending] = 0  # their next observation starts an episode (next-step autoreset)
             obs, rewards, terminated, truncated, _ = env.step(actions)
+            if state is not None:
+                slot = getattr(recurrent, "reward_slot", None)
+                if slot is not None:  # the memory reads the previous reward
+                    state[:, slot] = rewards
+                state[pending] = 0  # their next observation starts an episode (next-step autoreset)
             ep_ret += rewards
             ep_len += ~pending
             pending = terminated | truncated
