@@ -579,3 +579,49 @@ def test_the_previous_action_and_reward_ride_in_the_state_and_the_loss_reads_the
         assert action in (0, 1) and out[0].shape == (19,) and out[0][16 + action] == 1.0
     finally:
         algo.stop()
+
+
+@pytest.mark.slow
+def test_bc_and_marwil_with_memory_imitate_a_memory_expert_that_an_mlp_cannot(tmp_path):
+    from rlarena.algorithms.marwil import BCConfig, MARWILConfig
+
+    env_config = {"length": 8, "delay": 1}
+    model = {"use_gru": True, "lstm_cell_size": 32, "fcnet_hiddens": [], "post_fcnet_hiddens": [32], "max_seq_len": 8}
+
+    def ppo(**offline):
+        return (
+            PPOConfig()
+            .environment("RepeatPrevious-v0", env_config=env_config)
+            .env_runners(num_envs_per_env_runner=8)
+            .training(train_batch_size=512, minibatch_size=128, num_epochs=8, lr=3e-3, gamma=0.9, model=model)
+            .offline_data(**offline)
+            .debugging(seed=0)
+        )
+
+    expert = ppo().build()
+    for _ in range(15):
+        expert.train()
+    assert expert.evaluate()["episode_return_mean"] > 0.8
+    recorder = ppo(output=str(tmp_path / "rec")).build()
+    recorder.get_policy().set_state(expert.get_policy().get_state())
+    for _ in range(4):
+        recorder.train()  # recorded with the expert's weights (the first fragment's), then with its updates
+    recorder.stop()
+    expert.stop()
+    scores = {}
+    for name, config_class in (("bc", BCConfig), ("marwil", MARWILConfig)):
+        for memory in (True, False):
+            algo = (
+                config_class()
+                .environment("RepeatPrevious-v0", env_config=env_config)
+                .offline_data(input_=str(tmp_path / "rec"))
+                .training(train_batch_size=256, lr=3e-3, model=model if memory else {"fcnet_hiddens": [32]})
+                .debugging(seed=0)
+                .build()
+            )
+            for _ in range(150):
+                algo.train()
+            scores[name, memory] = algo.evaluate()["episode_return_mean"]
+            algo.stop()
+    assert scores["bc", True] > 0.7 and scores["marwil", True] > 0.7, scores
+    assert scores["bc", False] < 0.2 and scores["marwil", False] < 0.2, scores  # chance is -0.5

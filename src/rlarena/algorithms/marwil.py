@@ -31,8 +31,10 @@ import torch
 
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID, MAIN_OPTIMIZER, Algorithm
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
+from rlarena.algorithms.sequences import Precomputed
 from rlarena.learners import Learner
 from rlarena.nn.flat import Adam
+from rlarena.policies.recurrent_policy import RecurrentPolicy
 from rlarena.policies.torch_policy import TorchPolicy
 
 if TYPE_CHECKING:
@@ -170,6 +172,7 @@ class MARWILLearner(Learner):
 class MARWIL(Algorithm):
     """Reads rows of logged episodes (with their returns-to-go) and takes gradient steps on them."""
 
+    supports_memory = True  # whole logged episodes unrolled (recurrent_step)
     config_class = MARWILConfig
     config: MARWILConfig
     data_mode = "offline"
@@ -207,6 +210,8 @@ class MARWIL(Algorithm):
         cfg, policy, learner = self.config, self.policy, self.learners[DEFAULT_POLICY_ID]
         assert isinstance(policy, TorchPolicy)  # the actor-critic policy_class MARWIL trains (Algorithm's default)
         model, dist, progress = policy.model, policy.dist, self.progress
+        if isinstance(policy, RecurrentPolicy):
+            return self.recurrent_step(policy, learner)
         if self._batches is None:
             gamma = cfg.gamma if cfg.beta > 0 else None  # BC needs no returns
             self._batches = self.offline_data.batches(cfg.train_batch_size, self.rng, gamma=gamma)
@@ -255,6 +260,69 @@ class MARWIL(Algorithm):
             num_env_steps_trained_this_iter=n,
             num_env_steps_trained_lifetime=progress.num_rows_trained_lifetime,
             num_gradient_steps=steps,
+        )
+        return out
+
+    def recurrent_step(self, policy: RecurrentPolicy, learner: Learner) -> dict[str, float]:
+        """One gradient step on whole logged episodes (train_batch_size rows or a little more, whole
+        episodes), each unrolled from a zero state at its start; the loss counts the logged steps. The
+        value of an episode's last new_obs (to bootstrap a truncated or cut episode's returns) is the
+        model's after the episode's steps."""
+        cfg, progress = self.config, self.progress
+        model, dist = policy.model, policy.dist
+        if self._batches is None:
+            gamma = cfg.gamma if cfg.beta > 0 else None
+            self._batches = self.offline_data.episode_batches(cfg.train_batch_size, self.rng, gamma=gamma)
+        batch = next(self._batches)
+        valid_np = batch["valid"]
+        L1, M = batch["obs"].shape[:2]
+        flat_obs = batch["obs"].reshape(L1 * M, -1)
+        if policy.obs_filter is not None:
+            policy.obs_filter.update(flat_obs[np.append(valid_np, np.zeros((1, M), bool), 0).reshape(-1)])
+        obs = torch.from_numpy(np.ascontiguousarray(policy.normalize(flat_obs)).reshape(L1, M, -1))
+        extra = None
+        if model.extra_dim:  # the previous action and reward, from the logged steps (zero at the start)
+            prev = np.zeros((L1, M, model.extra_dim), np.float32)
+            actions_np = batch["actions"]
+            if policy.use_prev_action:
+                width = sum(n for _, n in policy._action_blocks)
+                encoded = policy.encode_actions(actions_np.reshape(L1 - 1, M, -1).reshape((L1 - 1) * M, -1))
+                prev[1:, :, :width] = encoded.reshape(L1 - 1, M, width)
+            if policy.use_prev_reward:
+                prev[1:, :, -1] = batch["rewards"]
+            extra = torch.from_numpy(prev)
+        starts = torch.zeros((L1, M), dtype=torch.bool)
+        state0 = torch.zeros(M, policy.state_size)
+        inputs, values, _ = model.unroll(obs, state0, starts, extra)
+        valid = torch.from_numpy(valid_np)
+        returns = None
+        if "returns" in batch:
+            lengths = torch.from_numpy(valid_np.sum(0))
+            with torch.no_grad():
+                final_values = values.detach()[lengths, torch.arange(M)]  # V(last new_obs), after the episode
+            returns = torch.from_numpy(batch["returns"]) + torch.from_numpy(batch["bootstrap_discount"]) * final_values
+            returns = returns[valid]
+        actions = torch.from_numpy(batch["actions"])[valid]
+        loss, stats, progress.ma_adv_norm = marwil_loss(
+            Precomputed(model, inputs[:-1][valid], values[:-1][valid]),
+            dist,
+            cfg,
+            obs[:-1][valid],
+            actions,
+            returns,
+            progress.ma_adv_norm,
+        )
+        learner.check_finite(loss, f"loss at iteration {self.iteration + 1}", "")
+        learner.step(loss, MAIN_OPTIMIZER)
+        n = int(valid_np.sum())
+        progress.num_rows_trained_lifetime += n
+        out = {k: float(v) for k, v in stats.items()}
+        if cfg.beta > 0:
+            out["moving_average_sqd_adv_norm"] = progress.ma_adv_norm
+        out.update(
+            num_env_steps_trained_this_iter=n,
+            num_env_steps_trained_lifetime=progress.num_rows_trained_lifetime,
+            num_gradient_steps=1,
         )
         return out
 

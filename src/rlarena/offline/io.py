@@ -564,6 +564,38 @@ class OfflineData:
                 left = {k: v[idx[full:]] for k, v in window.items()}
                 del window  # before the next files are read: memory holds one window
 
+    def episode_batches(
+        self, batch_size: int, rng: np.random.Generator, gamma: float | None = None, shuffle_files: int = 2
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """An endless iterator of whole logged episodes, time-major, for a recurrent model: episodes drawn
+        in a random order (files as batches() holds them) until they hold batch_size rows or more, padded
+        to the longest. Each batch: "obs" [L+1, M, D] (row len_m: the episode's last new_obs, to bootstrap
+        from), "actions" [L, M, ...], "rewards" [L, M], "valid" [L, M] bool; with gamma, "returns" [L, M]
+        (rewards-to-go) and "bootstrap_discount" [L, M] (gamma^(steps to the end + 1); 0 where the episode
+        terminated)."""
+        if batch_size < 1 or self.num_rows < 1:
+            raise OfflineDataError(f"OfflineData.episode_batches: no rows to batch (batch_size {batch_size}).")
+        return self._episode_batches(batch_size, rng, gamma, shuffle_files)
+
+    def _episode_batches(
+        self, batch_size: int, rng: np.random.Generator, gamma: float | None, shuffle_files: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        chosen: list[dict[str, np.ndarray]] = []
+        rows = 0
+        while True:
+            order = rng.permutation(len(self.files))
+            for start in range(0, len(order), shuffle_files):
+                window = _concatenate([self._rows(self.files[i], gamma) for i in order[start : start + shuffle_files]])
+                sorted_rows, first = _episode_order(window)
+                bounds = np.append(np.flatnonzero(first), len(sorted_rows))
+                for e in rng.permutation(len(bounds) - 1):
+                    idx = sorted_rows[bounds[e] : bounds[e + 1]]
+                    chosen.append({k: v[idx] for k, v in window.items() if k != "agent_id"})
+                    rows += len(idx)
+                    if rows >= batch_size:
+                        yield _pad_episodes(chosen)
+                        chosen, rows = [], 0
+
     def _rows(self, path: Path, gamma: float | None) -> dict[str, np.ndarray]:
         """read_file's columns with the same keys for every file: action_logp only when all files have it,
         agent_id only when not None, returns and the bootstrap columns when gamma is given."""
@@ -576,6 +608,29 @@ class OfflineData:
         if data["agent_id"] is None:
             del data["agent_id"]
         return data
+
+
+def _pad_episodes(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Episodes' rows (in step order) as time-major arrays padded with zeros (see episode_batches)."""
+    L, M = max(len(e["rewards"]) for e in episodes), len(episodes)
+    first = episodes[0]
+    obs = np.zeros((L + 1, M, *first["obs"].shape[1:]), first["obs"].dtype)
+    out: dict[str, np.ndarray] = {
+        "actions": np.zeros((L, M, *first["actions"].shape[1:]), first["actions"].dtype),
+        "rewards": np.zeros((L, M), np.float32),
+        "valid": np.zeros((L, M), bool),
+    }
+    if "returns" in first:
+        out["returns"] = np.zeros((L, M), np.float32)
+        out["bootstrap_discount"] = np.zeros((L, M), np.float32)
+    for m, e in enumerate(episodes):
+        n = len(e["rewards"])
+        obs[:n, m], obs[n, m] = e["obs"], e["new_obs"][-1]
+        out["actions"][:n, m], out["rewards"][:n, m], out["valid"][:n, m] = e["actions"], e["rewards"], True
+        if "returns" in e:
+            out["returns"][:n, m], out["bootstrap_discount"][:n, m] = e["returns"], e["bootstrap_discount"]
+    out["obs"] = obs
+    return out
 
 
 def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

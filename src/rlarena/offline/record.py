@@ -52,6 +52,8 @@ class Recorder:
             rows = self._ma_rows(buf) if buf.agent_ids is not None else self._single_agent_rows(buf)
             if not len(rows["rewards"]):  # a fragment of autoreset steps only (one env, one step)
                 continue
+            if buf.state_in is not None:  # a recurrent policy's log-probs need the whole fragment (its state)
+                rows["_logp"] = _recurrent_logp(self.policies[pid], buf)[buf.valid]
             rows["actions"] = self.policies[pid].to_env_actions(rows["actions"])
             self.write(pid, rows)
 
@@ -88,6 +90,7 @@ class Recorder:
             "t": t[valid],
             "_x": buf.obs[:-1][valid],
             "_mask": _masks(buf),
+            # a recurrent policy's log-probs need the whole fragment (its state): computed here, per step
         }
 
     def _ma_rows(self, buf: Rollout) -> dict[str, Any]:
@@ -111,11 +114,15 @@ class Recorder:
             "t": buf.steps[valid],
             "_x": buf.obs[:-1][valid],
             "_mask": _masks(buf),
+            # a recurrent policy's log-probs need the whole fragment (its state): computed here, per step
         }
 
     def _add_logp(self, pid: str, rows: dict[str, Any]) -> None:
         """action_logp of the (env) actions under the policy that chose them (before any update)."""
-        x, mask = rows.pop("_x"), rows.pop("_mask")
+        x, mask, logp = rows.pop("_x"), rows.pop("_mask"), rows.pop("_logp", None)
+        if logp is not None:
+            rows["action_logp"] = logp.astype(np.float32)
+            return
         if self._logp.get(pid) is False:
             return
         from rlarena.offline.estimators import action_logp
@@ -129,6 +136,12 @@ class Recorder:
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+def _recurrent_logp(policy: Any, buf: Rollout) -> np.ndarray:
+    from rlarena.rollout.async_sampling import fragment_logp
+
+    return fragment_logp(policy, buf)
 
 
 def _masks(buf: Rollout) -> np.ndarray | None:

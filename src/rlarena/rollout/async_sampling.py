@@ -96,30 +96,36 @@ def behaviour_logp(policies: dict[str, Any], sample: Sample) -> None:
     """Set each batch's behaviour_logp [T, N]: the log-probs of its actions under the weights that
     sampled them (the policy now, before any new weights arrive), in one forward per policy. The
     learner's own forward of the same steps gives the target log-probs."""
+    for pid, batch in sample.batches.items():
+        batch.behaviour_logp = fragment_logp(policies[pid], batch)
+
+
+def fragment_logp(policy: Any, batch: Any) -> np.ndarray:
+    """float32 [T, N]: the log-probs of a fragment's actions under `policy` now, in one forward (a
+    recurrent model's: unrolled from the fragment's stored state, with its stored previous actions and
+    rewards)."""
     from rlarena.nn.distributions import masked
 
-    for pid, batch in sample.batches.items():
-        policy = policies[pid]
-        T, N = batch.rewards.shape
-        obs = torch.from_numpy(batch.obs[:T].reshape(T * N, -1))
-        actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
-        mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
-        with torch.no_grad():
-            if batch.state_in is not None:  # a recurrent model: the fragment unrolled from its stored state
-                starts = np.zeros((T, N), bool)
-                starts[1:] = ~batch.valid[:-1]  # step t only reset the env: observation t + 1 starts an episode
-                extra = getattr(policy.model, "extra_dim", 0)  # the previous action and reward, as stored
-                dist_inputs, _, _ = policy.model.unroll(
-                    torch.from_numpy(batch.obs[:T]),
-                    torch.from_numpy(batch.state_in[0]),
-                    torch.from_numpy(starts),
-                    torch.from_numpy(batch.state_in[:T, :, batch.state_in.shape[-1] - extra :]) if extra else None,
-                )
-                dist_inputs = dist_inputs.reshape(T * N, -1)
-            else:
-                dist_inputs, _ = policy.model(obs)
-            logp, _ = policy.dist.log_prob_entropy(masked(dist_inputs, mask), actions, False)
-        batch.behaviour_logp = logp.numpy().reshape(T, N)
+    T, N = batch.rewards.shape
+    obs = torch.from_numpy(batch.obs[:T].reshape(T * N, -1))
+    actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
+    mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
+    with torch.no_grad():
+        if batch.state_in is not None:  # a recurrent model: the fragment unrolled from its stored state
+            starts = np.zeros((T, N), bool)
+            starts[1:] = ~batch.valid[:-1]  # step t only reset the env: observation t + 1 starts an episode
+            extra = getattr(policy.model, "extra_dim", 0)  # the previous action and reward, as stored
+            dist_inputs, _, _ = policy.model.unroll(
+                torch.from_numpy(batch.obs[:T]),
+                torch.from_numpy(batch.state_in[0]),
+                torch.from_numpy(starts),
+                torch.from_numpy(batch.state_in[:T, :, batch.state_in.shape[-1] - extra :]) if extra else None,
+            )
+            dist_inputs = dist_inputs.reshape(T * N, -1)
+        else:
+            dist_inputs, _ = policy.model(obs)
+        logp, _ = policy.dist.log_prob_entropy(masked(dist_inputs, mask), actions, False)
+    return logp.numpy().reshape(T, N)
 
 
 class Mailbox:
