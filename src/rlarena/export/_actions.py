@@ -16,6 +16,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlarena.envs.action_layout import ActionLayout, nest
+from rlarena.errors import ConfigError
+
 
 class OutputActions:
     """The parts of an action space as the model's output holds them; `actions(out, explore, rng)`.
@@ -27,8 +30,11 @@ class OutputActions:
     def __init__(self, space: gym.Space, log_std: np.ndarray | None = None):
         self.space = space
         self.plain = isinstance(space, gym.spaces.Discrete | gym.spaces.Box)
-        self.parts: list[tuple[str, tuple, tuple[int, ...], gym.Space]] = []  # (kind, key path, sizes, space)
-        self._add(space, ())
+        try:
+            layout = ActionLayout(space)
+        except ConfigError as exc:  # OnnxPolicy reports a file's unplayable space in one line
+            raise ValueError(str(exc)) from None
+        self.parts = layout.parts  # (kind, key path, sizes, space), as the trained policy's
         self.logits = sum(sum(sizes) for kind, _, sizes, _ in self.parts if kind == "cat")
         self.binary = sum(math.prod(sizes) for kind, _, sizes, _ in self.parts if kind == "binary")
         self.box = sum(math.prod(sizes) for kind, _, sizes, _ in self.parts if kind == "box")
@@ -36,31 +42,6 @@ class OutputActions:
         if log_std is not None and log_std.shape != (self.box,):
             raise ValueError(f"{self.box} log-stds expected (one per Box value), got {log_std.shape[0]}")
         self.std = np.exp(log_std).astype(np.float32) if log_std is not None else None
-
-    def _add(self, space: gym.Space, path: tuple) -> None:
-        if isinstance(space, gym.spaces.Dict):
-            for key, sub in space.spaces.items():
-                self._add(sub, (*path, key))
-        elif isinstance(space, gym.spaces.Tuple):
-            for i, sub in enumerate(space.spaces):
-                self._add(sub, (*path, i))
-        elif isinstance(space, gym.spaces.Discrete):
-            self.parts.append(("cat", path, (int(space.n),), space))
-        elif isinstance(space, gym.spaces.MultiDiscrete):
-            if space.nvec.ndim != 1:
-                raise ValueError(
-                    f"MultiDiscrete actions of shape {space.nvec.shape} (rlarena's policies take 1-D nvec)"
-                )
-            self.parts.append(("cat", path, tuple(int(n) for n in space.nvec), space))
-        elif isinstance(space, gym.spaces.MultiBinary):
-            self.parts.append(("binary", path, tuple(space.shape), space))
-        elif isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating):
-            self.parts.append(("box", path, tuple(space.shape), space))
-        else:
-            raise ValueError(
-                f"action space {space} (rlarena's policies play Discrete, MultiDiscrete, MultiBinary, "
-                f"float Box, and Tuple or Dict of these)"
-            )
 
     def actions(self, out: np.ndarray, explore: bool, rng: np.random.Generator) -> Any:
         """The model's first output [B, input_dim] -> the env's batched actions."""
@@ -102,12 +83,4 @@ class OutputActions:
                 box += n
                 value = np.clip(x.reshape(batch, *sizes), space.low, space.high).astype(space.dtype)
             values[path] = value
-        return _nest(self.space, values, ())
-
-
-def _nest(space: gym.Space, values: dict, path: tuple) -> Any:
-    if isinstance(space, gym.spaces.Dict):
-        return {k: _nest(sub, values, (*path, k)) for k, sub in space.spaces.items()}
-    if isinstance(space, gym.spaces.Tuple):
-        return tuple(_nest(sub, values, (*path, i)) for i, sub in enumerate(space.spaces))
-    return values[path]
+        return nest(self.space, values)

@@ -31,6 +31,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from rlarena.envs.action_layout import nest
 from rlarena.envs.obs_layout import ObsLayout, _path
 from rlarena.errors import ConfigError
 from rlarena.nn.models import ACTIVATIONS
@@ -178,15 +179,7 @@ def unpack(layout: ObsLayout, x: torch.Tensor) -> Any:
         else:
             value = part.float().reshape(-1, *leaf.shape)  # -1: an exported graph keeps its batch open
         leaves[tuple(_path(leaf.name))] = value
-    return _nest(layout.space, leaves, ())
-
-
-def _nest(space: gym.Space, leaves: dict, path: tuple) -> Any:
-    if isinstance(space, gym.spaces.Dict):
-        return {k: _nest(sub, leaves, (*path, k)) for k, sub in space.spaces.items()}
-    if isinstance(space, gym.spaces.Tuple):
-        return tuple(_nest(sub, leaves, (*path, i)) for i, sub in enumerate(space.spaces))
-    return leaves[path]
+    return nest(layout.space, leaves)
 
 
 class CustomModel(nn.Module):
