@@ -808,3 +808,11 @@ def test_multi_agent_policies_with_dict_observations_and_compound_actions_train_
         restored.stop()
     finally:
         algo.stop()
+
+
+def test_bool_planes_are_an_image_and_conv_filters_without_an_image_is_refused():
+    planes = ObsLayout(spaces.Box(0, 1, (10, 10, 4), bool))  # MinAtar's observation
+    assert [leaf.kind for leaf in planes.leaves] == ["image"] and planes.dtype == np.uint8
+    assert not planes.leaves[0].scale  # 0/1 as they are
+    with pytest.raises(ConfigError, match="conv_filters is set but this observation has no image"):
+        PPOConfig().environment("CartPole-v1").training(model={"conv_filters": [[16, 3, 1]]}).build()

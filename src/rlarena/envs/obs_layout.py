@@ -46,10 +46,14 @@ class Leaf:
 
 
 def is_image(space: gym.Space) -> bool:
-    """A Box read as an image: uint8 of 3 dims (HWC or CHW) or 2 dims (one grey frame), each spatial
-    side at least MIN_IMAGE_SIZE. A float Box of 3 dims stays a vector, as SB3 reads it (a board's
-    planes, already scaled): cast frames to uint8 to have them convolved."""
-    if not isinstance(space, gym.spaces.Box) or space.dtype != np.uint8 or len(space.shape) not in (2, 3):
+    """A Box read as an image: uint8 or bool (MinAtar's planes) of 3 dims (HWC or CHW) or 2 dims (one
+    grey frame), each spatial side at least MIN_IMAGE_SIZE. A float Box of 3 dims stays a vector, as SB3
+    reads it (a board's planes, already scaled): cast frames to uint8 to have them convolved."""
+    if (
+        not isinstance(space, gym.spaces.Box)
+        or space.dtype not in (np.uint8, np.bool_)
+        or len(space.shape) not in (2, 3)
+    ):
         return False
     shape = space.shape
     if len(shape) == 2:
@@ -73,7 +77,7 @@ class ObsLayout:
         self._add(space, "")
         self.dim = sum(leaf.size for leaf in self.leaves)
         fits_byte = all(
-            (leaf.kind == "image" and leaf.scale)
+            leaf.kind == "image"  # uint8 or bool
             or leaf.kind == "binary"
             or (leaf.kind == "box" and self._leaf_space(leaf).dtype == np.uint8)
             or (leaf.kind == "discrete" and max(leaf.nvec) <= 256)

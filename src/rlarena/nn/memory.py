@@ -113,6 +113,28 @@ class AttentionCell(nn.Module):
         return h, next_mem.reshape(B, -1)
 
 
+def make_cell(cell: str, in_dim: int, size: int, attention: dict | None) -> LSTMCell | GRUCell | AttentionCell:
+    """The memory cell `cell` names ("lstm", "gru", "attention") over inputs of in_dim."""
+    if cell == "lstm":
+        return LSTMCell(in_dim, size)
+    if cell == "gru":
+        return GRUCell(in_dim, size)
+    return AttentionCell(in_dim, **(attention or {}))
+
+
+def run_cell(
+    cell: nn.Module, x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cell over L steps of M sequences: x [L, M, E], state [M, S], starts [L, M] (the state zeroed
+    before a step that starts an episode) -> (outputs [L * M, H], the state after the last step)."""
+    keep = (~starts).unsqueeze(-1).to(x.dtype)
+    outs = []
+    for t in range(len(x)):
+        h, state = cell(x[t], state * keep[t])
+        outs.append(h)
+    return torch.stack(outs).reshape(len(x) * x.shape[1], -1), state
+
+
 class RecurrentActorCritic(nn.Module):
     def __init__(
         self,
@@ -153,13 +175,7 @@ class RecurrentActorCritic(nn.Module):
         self.trunk = nn.ModuleList(_linear(a, b, math.sqrt(2)) for a, b in itertools.pairwise(dims))
         self.cell_type, self.extra_dim = cell, extra_dim
         attention = dict(attention or {})
-        self.cell: LSTMCell | GRUCell | AttentionCell = (
-            LSTMCell(dims[-1] + extra_dim, cell_size)
-            if cell == "lstm"
-            else GRUCell(dims[-1] + extra_dim, cell_size)
-            if cell == "gru"
-            else AttentionCell(dims[-1] + extra_dim, **attention)
-        )
+        self.cell = make_cell(cell, dims[-1] + extra_dim, cell_size, attention)
         self.state_size = self.cell.state_size + extra_dim  # the cell's, then the previous action and reward
         self.cell_size = self.cell.out_dim
         post = [self.cell_size, *post_hiddens]
@@ -215,12 +231,8 @@ class RecurrentActorCritic(nn.Module):
             assert extra is not None, "a model reading the previous action and reward needs them per step"
             x = torch.cat([x, extra.to(x.dtype)], -1)
             state = state[:, : self.cell.state_size]
-        keep = (~starts).unsqueeze(-1).to(x.dtype)
-        outs = []
-        for t in range(L):
-            h, state = self._cell(x[t], state * keep[t])
-            outs.append(h)
-        logits, values = self._heads(torch.stack(outs).reshape(L * M, -1))
+        h, state = run_cell(self.cell, x, state, starts)
+        logits, values = self._heads(h)
         return logits.reshape(L, M, -1), values.reshape(L, M), state
 
 
@@ -252,13 +264,7 @@ class RecurrentQNetwork(nn.Module):
             [*hiddens, cell_size],
         )
         self.trunk = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
-        self.cell: LSTMCell | GRUCell | AttentionCell = (
-            LSTMCell(dims[-1], cell_size)
-            if cell == "lstm"
-            else GRUCell(dims[-1], cell_size)
-            if cell == "gru"
-            else AttentionCell(dims[-1], **(attention or {}))
-        )
+        self.cell = make_cell(cell, dims[-1], cell_size, attention)
         self.state_size = self.cell.state_size
         self.q_head = nn.Linear(self.cell.out_dim, num_actions)
         self.v_head = nn.Linear(self.cell.out_dim, 1) if dueling else None
@@ -282,9 +288,5 @@ class RecurrentQNetwork(nn.Module):
         """obs [L, M, D], state [M, S], starts [L, M] -> (Q [L, M, n], the state after the last step)."""
         L, M = starts.shape
         x = self._embed(obs.reshape(L * M, -1)).reshape(L, M, -1)
-        keep = (~starts).unsqueeze(-1).to(x.dtype)
-        outs = []
-        for t in range(L):
-            h, state = self.cell(x[t], state * keep[t])
-            outs.append(h)
-        return self._q(torch.stack(outs).reshape(L * M, -1)).reshape(L, M, -1), state
+        h, state = run_cell(self.cell, x, state, starts)
+        return self._q(h).reshape(L, M, -1), state

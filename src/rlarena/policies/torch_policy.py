@@ -346,6 +346,12 @@ def input_layer(
     post = tuple(model_config.get("post_fcnet_hiddens") or ())
     hiddens = tuple(model_config["fcnet_hiddens"]) + post
     board = board_features(model_config.get("board_features"), obs_dim)
+    if model_config.get("conv_filters") is not None and (layout is None or not layout.images):
+        raise ConfigError(
+            "model.conv_filters is set but this observation has no image: a CNN reads Box observations of uint8 "
+            "or bool with 2 or 3 dims (HWC or CHW, each side >= 5). Cast float frames to uint8 (0-255), or leave "
+            "conv_filters out."
+        )
     if board is not None or layout is None:
         return board, hiddens
     encoder = ObsEncoder(layout, model_config.get("conv_filters"), model_config.get("conv_activation", "relu"))
