@@ -43,6 +43,15 @@ class LSTMCell(nn.Module):
         h, c = self.cell(x, (state[:, : self.size], state[:, self.size :]))
         return h, torch.cat([h, c], -1)
 
+    def sequence(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L steps at once ([L, M, E] -> [L, M, H]), no episode starting inside: torch's fused LSTM over
+        the cell's own weights (the same gates, the same numbers as L forward calls)."""
+        cell = self.cell
+        hx = (state[None, :, : self.size].contiguous(), state[None, :, self.size :].contiguous())
+        params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+        out, h, c = torch.lstm(x, hx, params, True, 1, 0.0, self.training, False, False)
+        return out, torch.cat([h[0], c[0]], -1)
+
 
 class GRUCell(nn.Module):
     """A GRU cell; the state row is h."""
@@ -54,6 +63,13 @@ class GRUCell(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.cell(x, state)
         return h, h
+
+    def sequence(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L steps at once, no episode starting inside: torch's fused GRU over the cell's weights."""
+        cell = self.cell
+        params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+        out, h = torch.gru(x, state[None].contiguous(), params, True, 1, 0.0, self.training, False, False)
+        return out, h[0]
 
 
 class AttentionCell(nn.Module):
@@ -129,6 +145,12 @@ def run_cell(
     before a step that starts an episode) -> (outputs [L * M, H], the state after the last step)."""
     keep = (~starts).unsqueeze(-1).to(x.dtype)
     outs = []
+    if isinstance(cell, LSTMCell | GRUCell):  # fused over each stretch in which no episode starts
+        cuts = [0, *(t for t in torch.nonzero(starts[1:].any(1)).flatten().add(1).tolist()), len(x)]
+        for a, b in itertools.pairwise(cuts):
+            out, state = cell.sequence(x[a:b], state * keep[a])
+            outs.append(out)
+        return torch.cat(outs).reshape(len(x) * x.shape[1], -1), state
     for t in range(len(x)):
         h, state = cell(x[t], state * keep[t])
         outs.append(h)
