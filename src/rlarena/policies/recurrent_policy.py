@@ -8,6 +8,7 @@ evaluation and compute_single_action carry theirs. The hot path is one torch ste
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import gymnasium as gym
@@ -48,10 +49,11 @@ class CarriesState:
     state_size: int
     reward_slot: int | None = None  # the state's column that holds the previous reward (lstm_use_prev_reward)
 
+    @abstractmethod
     def sample_recurrent(
         self, x: np.ndarray, state: np.ndarray, explore: bool = True, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Preprocessed observations [B, D] and states [B, S] -> (actions, next states)."""
 
     def initial_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((batch_size, self.state_size), np.float32)
