@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
+from rlarena import PPOConfig
 from rlarena.envs import external_ids
 from rlarena.envs.checker import check_env
 from rlarena.envs.memory_envs import RepeatPreviousEnv, TMazeEnv
@@ -178,6 +179,37 @@ def test_minigrid_builds_and_steps():
     assert obs["image"].shape == (7, 7, 3)
     obs, *_ = env.step(2)  # forward
     assert env.observation_space["image"].contains(obs["image"])
+    # its mission is one fixed sentence: dropped, so the default models read the observation
+    assert set(env.observation_space.spaces) == {"image", "direction"} and set(obs) == {"image", "direction"}
+
+
+def test_minigrid_mission_modes():
+    pytest.importorskip("minigrid")
+    # Fetch draws its mission per episode: read as word indices by default
+    env = make_env_creator("MiniGrid-Fetch-5x5-N2-v0")({})
+    obs, _ = env.reset(seed=0)
+    assert isinstance(env.observation_space["mission"], gym.spaces.MultiDiscrete)
+    assert env.observation_space.contains(obs) and obs["mission"].any()
+    raw = make_env_creator("MiniGrid-Empty-5x5-v0")({"minigrid_mission": "keep"})
+    assert "mission" in raw.observation_space.spaces
+    with pytest.raises(ConfigError, match="minigrid_mission.*'drop', 'words', 'keep'"):
+        make_env_creator("MiniGrid-Empty-5x5-v0")({"minigrid_mission": "text"})
+
+
+def test_ppo_builds_on_a_minigrid_id():
+    pytest.importorskip("minigrid")
+    algo = (
+        PPOConfig()
+        .environment("MiniGrid-Empty-5x5-v0")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=64, minibatch_size=32, num_epochs=1)
+        .build()
+    )
+    try:
+        result = algo.train()
+        assert result["num_env_steps_sampled_lifetime"] == 64
+    finally:
+        algo.stop()
 
 
 # -- Atari -----------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ A user may give a Gymnasium id ("CartPole-v1"), a name registered with `register
 or a creator `fn(env_config) -> gymnasium.Env`. This is the one table where env names become objects.
 Ids of optional packages ("ALE/Breakout-v5", "MinAtar/Breakout-v1", "MiniGrid-Empty-5x5-v0") are
 registered on first use (rlarena.envs.external_ids); an Atari id comes with DeepMind's wrappers unless
-env_config={"atari_wrappers": False} (rlarena.envs.atari).
+env_config={"atari_wrappers": False} (rlarena.envs.atari); a MiniGrid id's text mission is dropped or
+read as word indices (rlarena.envs.minigrid).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import gymnasium as gym
 from rlarena.envs.atari import ATARI_KEY, make_atari_env
 from rlarena.envs.external_ids import is_ale_id, register_external
 from rlarena.envs.legacy import adapt_old_api
+from rlarena.envs.minigrid import is_minigrid_id, make_minigrid_env
 from rlarena.errors import EnvError, closest
 from rlarena.refs import Trust, Unnamed, ref_name, ref_to_json, register_trusted
 
@@ -153,6 +155,8 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
             register_external(env)
         if is_ale_id(env) and env in gym.registry:
             return lambda cfg: make_atari_env(env, cfg, render_mode)
+        if is_minigrid_id(env) and env in gym.registry:
+            return lambda cfg: make_minigrid_env(env, cfg, render_mode)
         if env in gym.registry:
             return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
         raise EnvError(
