@@ -41,6 +41,12 @@ def test_unknown_builder_key_names_it_and_the_closest_valid_one(method, typo, su
     assert f"{method}()" in message  # says which builder method was called
 
 
+def test_an_option_given_to_the_wrong_builder_method_names_the_right_one():
+    with pytest.raises(ConfigError, match=r"training\(\) has no option 'sample_async'\. It is an option of "
+                       r"env_runners\(\): \.env_runners\(sample_async=\.\.\.\)"):  # fmt: skip
+        PPOConfig().training(sample_async=True)
+
+
 def test_unknown_key_in_from_dict_is_refused():
     data = cartpole().to_dict()
     data["lamda_"] = 0.9

@@ -384,9 +384,10 @@ class AlgorithmConfig:
         names = self._fields(group)
         for key in kwargs:
             if key not in names and key not in LEGACY_NAMES:
+                home = self._group_of(key)
+                hint = f" It is an option of {home}(): .{home}({key}=...)." if home else closest(key, self._fields())
                 raise ConfigError(
-                    f"{type(self).__name__}.{group}() has no option {key!r}."
-                    f"{closest(key, self._fields())} Valid {group}() options: "
+                    f"{type(self).__name__}.{group}() has no option {key!r}.{hint} Valid {group}() options: "
                     f"{', '.join(sorted(names))}."
                 )
         for key, value in self._translate(kwargs, names).items():
@@ -415,6 +416,12 @@ class AlgorithmConfig:
     @classmethod
     def _fields(cls, group: str | None = None) -> dict[str, dataclasses.Field]:
         return {f.name: f for f in dataclasses.fields(cls) if group is None or f.metadata.get("group") == group}
+
+    @classmethod
+    def _group_of(cls, key: str) -> str | None:
+        """The builder method that sets option `key` (None: no option of that name)."""
+        field = cls._fields().get(key)
+        return None if field is None else field.metadata.get("group")
 
     # -- what a file may set (ROLES) ----------------------------------------------------------
     @classmethod
