@@ -119,7 +119,7 @@ def prepare_vtrace_batch(model, dist, batch: Rollout, cfg: IMPALAConfig, target_
     `target_model` when given (APPO). A fragment sampled here (sample_async=False) is on-policy: its
     behaviour log-probs are the target's."""
     T, N = batch.rewards.shape
-    obs = torch.from_numpy(batch.obs)
+    obs = torch.from_numpy(np.asarray(batch.obs))  # [T+1, N, D] (frame stacks gathered)
     actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
     mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
     with torch.no_grad():

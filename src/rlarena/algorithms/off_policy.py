@@ -41,6 +41,7 @@ from rlarena.nn.flat import Adam, FlatParameters
 from rlarena.policies.actor_q_policy import ActorQPolicy
 from rlarena.policies.policy import Exploration, Recurrent
 from rlarena.policies.torch_policy import TrainablePolicy
+from rlarena.rollout.frames import frame_stack
 from rlarena.rollout.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlarena.rollout.storage import Rollout
 
@@ -53,18 +54,6 @@ if TYPE_CHECKING:
 # steps per env a remote runner samples per call with rollout_fragment_length "auto" (remote_fragment_scale)
 REMOTE_FRAGMENT_STEPS = 32
 REPLAY_KEYS = ("type", "capacity", "alpha", "beta", "beta_annealing_steps", "epsilon", "replay_burn_in")
-
-
-def frame_stack(policy: TrainablePolicy) -> tuple[int, int] | None:
-    """(k, F) when the policy's observation is one channels-first stack of k frames of F bytes (Atari's
-    4 x 84 x 84): the replay buffer then keeps a frame per slot (rlarena.rollout.replay)."""
-    layout = policy.obs_layout
-    if layout is None or len(layout.leaves) != 1 or policy.vector_features is not None:
-        return None
-    leaf = layout.leaves[0]
-    if leaf.kind != "image" or not leaf.channels_first or len(leaf.shape) != 3 or leaf.shape[0] < 2:
-        return None
-    return int(leaf.shape[0]), int(leaf.shape[1] * leaf.shape[2])
 
 
 REPLAY_TYPES = {"ReplayBuffer": ReplayBuffer, "PrioritizedReplayBuffer": PrioritizedReplayBuffer}
@@ -393,7 +382,7 @@ class OffPolicyAlgorithm(Algorithm):
     def _store(self, policy_id: str, batch: Rollout) -> None:
         """Add a fragment to the policy's buffer: observations before the filter (it is applied when
         replayed, with the statistics of then), each with its legal actions appended."""
-        obs = batch.raw_obs if batch.raw_obs is not None else batch.obs  # [T+1, N, D]
+        obs = batch.raw_obs if batch.raw_obs is not None else np.asarray(batch.obs)  # [T+1, N, D]
         if batch.action_mask is not None:
             obs = np.concatenate([obs, batch.action_mask.astype(obs.dtype)], -1)
         buffer = self.replay_learner(policy_id).buffer

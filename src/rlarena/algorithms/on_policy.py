@@ -101,7 +101,7 @@ def prepare_batch(
     learner moved on (sample_async) brings the log-probs of the weights that sampled it: those are
     the old log-probs then, so the PPO ratio corrects for the policy lag."""
     T, N = batch.rewards.shape
-    obs = torch.from_numpy(batch.obs)  # [T+1, N, D]
+    obs = torch.from_numpy(np.asarray(batch.obs))  # [T+1, N, D] (frame stacks gathered)
     actions = torch.from_numpy(batch.actions.reshape(T * N, *batch.actions.shape[2:]))
     mask = None if batch.action_mask is None else torch.from_numpy(batch.action_mask[:T].reshape(T * N, -1))
     with torch.no_grad():

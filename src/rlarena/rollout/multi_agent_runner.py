@@ -408,6 +408,7 @@ class MultiAgentEnvRunner:
         error = self._non_finite(policy, segments, raw, buf.rewards)  # before the filter learns from raw
         if error is not None:
             raise error
+        assert isinstance(buf.obs, np.ndarray)  # allocated without frames: packed whole, not row by row
         buf.obs[:] = policy.normalize(raw.reshape(-1, D)).reshape(T + 1, S, D)
         if buf.raw_obs is not None:  # kept for the filter
             buf.raw_obs[:] = raw

@@ -16,6 +16,7 @@ import numpy as np
 
 from rlarena.errors import EnvError
 from rlarena.policies.policy import Policy, Recurrent, sampling_state, set_sampling_state
+from rlarena.rollout.frames import frame_stack
 from rlarena.rollout.storage import Rollout, concat_rollouts
 
 if TYPE_CHECKING:  # the trainable policies import torch
@@ -235,6 +236,7 @@ class EnvRunner:
             num_actions=policy.mask_size,
             obs_dtype=policy.obs_dtype,
             state_size=policy.state_size if isinstance(policy, Recurrent) else 0,
+            frames=frame_stack(policy),
         )
         self._finished: list[tuple[float, int]] = []  # this fragment's episodes, for its Sample
         self._ep_return = np.zeros(self.num_envs, np.float64)
@@ -344,14 +346,15 @@ class EnvRunner:
         the env copy and the step of its episode; None when all is finite. One vectorized test per
         fragment, not a check per step. Observation t + 1 and reward t came from step t; observation 0
         was checked already (by the previous fragment, or by reset())."""
-        obs = (buf.raw_obs if buf.raw_obs is not None else buf.obs)[1 : steps + 1]
         rewards = buf.rewards[:steps]
-        obs_ok = not self._check_obs or np.isfinite(obs).all()
+        obs = (buf.raw_obs if buf.raw_obs is not None else buf.obs)[1 : steps + 1] if self._check_obs else None
+        obs_ok = obs is None or np.isfinite(obs).all()
         if obs_ok and np.isfinite(rewards).all():
             return None
-        bad_obs = np.zeros(rewards.shape, bool) if obs_ok else ~np.isfinite(obs).all(-1)  # [steps, N]
+        bad_obs = np.zeros(rewards.shape, bool) if obs is None or obs_ok else ~np.isfinite(obs).all(-1)  # [steps, N]
         t, i = np.argwhere(bad_obs | ~np.isfinite(rewards))[0]  # the earliest (time-major)
         if bad_obs[t, i]:
+            assert obs is not None
             what, value = "observation", obs[t, i][~np.isfinite(obs[t, i])][0]
         else:
             what, value = "reward", rewards[t, i]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlarena.rollout.frames import FrameStacks
+
 
 @dataclass
 class Rollout:
@@ -20,9 +22,10 @@ class Rollout:
     episode end only resets that env (the action is ignored); `valid` marks it False.
     """
 
-    obs: (
-        np.ndarray
-    )  # [T+1, N, D] float32 (or uint8 packed frames), preprocessed (flattened, one-hot, filtered) observations
+    # [T+1, N, D] float32 (or uint8 packed frames), preprocessed (flattened, one-hot, filtered) observations;
+    # a stack of frames (Atari's 4 x 84 x 84) is kept a frame per step: FrameStacks, read by rows
+    # (obs[:T], np.asarray(obs)), written one row at a time in order
+    obs: np.ndarray | FrameStacks
     actions: np.ndarray  # [T, N] int64 (Discrete) or [T, N, A] float32 (Box, before clipping)
     rewards: np.ndarray  # [T, N] float32
     terminated: np.ndarray  # [T, N] bool
@@ -58,11 +61,16 @@ class Rollout:
         num_actions: int | None = None,
         obs_dtype: np.dtype | type = np.float32,
         state_size: int = 0,
+        frames: tuple[int, int] | None = None,
     ) -> Rollout:
         """num_actions: allocate action masks for that many discrete actions; obs_dtype: the policy's
-        packed observations' (uint8 for frames: they stay bytes)."""
+        packed observations' (uint8 for frames: they stay bytes); frames=(k, F): each observation is a
+        stack of k frames of F values (rlarena.rollout.frames.frame_stack), stored a frame per step."""
+        stacked = frames is not None and frames[0] * frames[1] == obs_dim and not keep_raw_obs
         return cls(
-            obs=np.zeros((T + 1, N, obs_dim), obs_dtype),
+            obs=FrameStacks(T, N, *frames, obs_dtype)
+            if stacked and frames is not None
+            else np.zeros((T + 1, N, obs_dim), obs_dtype),
             actions=np.zeros((T, N, *action_shape), action_dtype),
             rewards=np.zeros((T, N), np.float32),
             terminated=np.zeros((T, N), bool),
@@ -92,7 +100,7 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
 
     def cat(name: str) -> np.ndarray:
         """The field `name` of every part side by side (a field each fragment has)."""
-        arrays: list[np.ndarray] = [getattr(p, name) for p in parts]
+        arrays: list[np.ndarray] = [np.asarray(getattr(p, name)) for p in parts]
         rows = T + len(arrays[0]) - len(parts[0].rewards)  # T + 1 for the per-observation arrays
         padded = [
             a
@@ -106,8 +114,10 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         """cat(name) for a field the fragments have only sometimes (all of them or none)."""
         return None if getattr(parts[0], name) is None else cat(name)
 
+    stacks = [p.obs for p in parts if isinstance(p.obs, FrameStacks)]
+    same_length = all(len(p.rewards) == T for p in parts)
     out = Rollout(
-        obs=cat("obs"),
+        obs=FrameStacks.concat(stacks) if len(stacks) == len(parts) and same_length else cat("obs"),
         actions=cat("actions"),
         rewards=cat("rewards"),
         terminated=cat("terminated"),
