@@ -294,3 +294,60 @@ def test_check_env_reaches_ale_ids_and_the_wrapped_env():
         warnings.simplefilter("error")
         check_env("ALE/Pong-v5")  # registered on first use: the raw env
         check_env(make_atari("ALE/Pong-v5"))
+
+
+# -- EnvPool backend -------------------------------------------------------------------------------
+def test_envpool_gives_the_observations_and_autoreset_of_the_gymnasium_atari_envs():
+    pytest.importorskip("envpool")
+    pool = make_vector_env("ALE/Pong-v5", {"max_episode_steps": 5}, 2, "envpool")
+    ref = make_vector_env("ALE/Pong-v5", {}, 2, "sync")
+    assert pool.single_observation_space == ref.single_observation_space  # (4, 84, 84) uint8
+    assert pool.single_action_space == ref.single_action_space
+    obs, _ = pool.reset(seed=3)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    ends = []
+    for _ in range(7):
+        obs, rewards, _, truncated, _ = pool.step(np.zeros(2, np.int64))
+        assert rewards.dtype == np.float32 and pool.observation_space.contains(obs)
+        ends.append(bool(truncated[0]))
+    # 5 agent steps, then the step after the end only resets (next-step autoreset, as the runners read)
+    assert ends == [False, False, False, False, True, False, False]
+    again, _ = pool.reset(seed=3)
+    first, _ = make_vector_env("ALE/Pong-v5", {}, 2, "envpool").reset(seed=3)
+    np.testing.assert_array_equal(again, first)  # reset(seed) makes the pool anew with that seed
+
+
+def test_ppo_trains_on_envpool_frames_stored_a_frame_per_step():
+    pytest.importorskip("envpool")
+    from rlarena.rollout.frames import FrameStacks
+
+    algo = (
+        PPOConfig()
+        .environment("ALE/Pong-v5", env_config={"atari_wrappers": {"screen_size": 42}})
+        .env_runners(num_envs_per_env_runner=2, vectorization_mode="envpool")
+        .training(train_batch_size=64, minibatch_size=32, num_epochs=1)
+        .build()
+    )
+    try:
+        assert type(algo.runner.env).__name__ == "EnvPoolVectorEnv"
+        assert algo.policies["default_policy"].observation_space.shape == (4, 42, 42)
+        assert algo.train()["num_env_steps_sampled_lifetime"] == 64
+        assert isinstance(algo.runner.storage.obs, FrameStacks)
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "env_config", "error"),
+    [
+        ("CartPole-v1", {"atari_wrappers": {}}, "is for ale-py's 'ALE/...' ids"),
+        ("ALE/Pong-v5", {"atari_wrappers": False}, "preprocesses Atari frames itself"),
+        ("ALE/Pong-v5", {"atari_wrappers": {"frame_stak": 2}}, "no option 'frame_stak'. Did you mean 'frame_stack'"),
+        ("ALE/Pongg-v5", {}, "EnvPool has no env 'Pongg-v5'"),
+        (RepeatPreviousEnv, {}, "takes an id EnvPool knows"),
+    ],
+)
+def test_envpool_refuses_what_it_cannot_build_in_one_line(env, env_config, error):
+    pytest.importorskip("envpool")
+    with pytest.raises((ConfigError, EnvError), match=error):
+        make_vector_env(env, env_config, 2, "envpool")

@@ -164,7 +164,7 @@ class AlgorithmConfig:
     )  # "auto": per family (fragment_length)
     vectorization_mode: str = option(
         "auto", "env_runners", role="how many"
-    )  # auto | sync | subproc | async | vector_entry_point
+    )  # auto | sync | subproc | async | vector_entry_point | envpool
     num_env_workers: int = option(2, "env_runners", role="how many")  # processes for vectorization_mode="subproc"
     observation_filter: str = option("NoFilter", "env_runners")  # or "MeanStdFilter"
     sample_timeout_s: float | None = option(
@@ -587,7 +587,9 @@ class AlgorithmConfig:
         )
         self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
         self._choice(
-            "vectorization_mode", self.vectorization_mode, ("auto", "sync", "subproc", "async", "vector_entry_point")
+            "vectorization_mode",
+            self.vectorization_mode,
+            ("auto", "sync", "subproc", "async", "vector_entry_point", "envpool"),
         )
         self._choice("observation_filter", self.observation_filter, ("NoFilter", "MeanStdFilter"))
         self._check(

@@ -236,9 +236,19 @@ def make_vector_env(
 
     mode "auto": the env's native vector entry point when it has one (CartPole: numpy-batched),
     else a SyncVectorEnv. "subproc" steps batches of envs in `num_workers` processes (worth it when
-    the env step is the cost, e.g. LunarLander); "async" is Gymnasium's one-process-per-env version.
+    the env step is the cost, e.g. LunarLander); "async" is Gymnasium's one-process-per-env version;
+    "envpool" steps EnvPool's C++ pool (Atari, MuJoCo; rlarena.envs.envpool).
     """
     name = env_name(env)
+    if mode == "envpool" and render_mode is None:  # rendering (videos) takes the Gymnasium envs
+        if not isinstance(env, str) or env in _REGISTRY:
+            raise EnvError(
+                f"vectorization_mode='envpool' takes an id EnvPool knows ('ALE/Breakout-v5', 'HalfCheetah-v4'), "
+                f"not {name!r}; use 'auto', 'sync', 'subproc' or 'async'."
+            )
+        from rlarena.envs.envpool import EnvPoolVectorEnv, envpool_options
+
+        return EnvPoolVectorEnv(env, num_envs, envpool_options(env, dict(env_config)))
     try:
         if isinstance(env, str) and env not in _REGISTRY and env not in gym.registry:
             register_external(env)
