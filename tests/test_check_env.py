@@ -152,6 +152,12 @@ class MultiDiscreteActionEnv(GoodEnv):
         self.action_space = spaces.MultiDiscrete([2, 3])
 
 
+class TextActionEnv(GoodEnv):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = spaces.Text(8)
+
+
 class NoSpacesEnv(GoodEnv):
     def __init__(self) -> None:
         self.t = 0
@@ -298,8 +304,12 @@ def test_unnormalized_box_action_warns():
 
 
 def test_unsupported_action_space_warns():
-    with pytest.warns(UserWarning, match="default models do not handle it yet"):
-        check_env(MultiDiscreteActionEnv)
+    with pytest.warns(UserWarning, match=r"Action space Text\(.*is not supported: use Discrete, Box, MultiDiscrete"):
+        check_env(TextActionEnv)
+
+
+def test_compound_action_spaces_pass_quietly():
+    passes_quietly(MultiDiscreteActionEnv)
 
 
 def test_warn_false_is_silent():

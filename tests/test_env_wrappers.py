@@ -351,3 +351,28 @@ def test_envpool_refuses_what_it_cannot_build_in_one_line(env, env_config, error
     pytest.importorskip("envpool")
     with pytest.raises((ConfigError, EnvError), match=error):
         make_vector_env(env, env_config, 2, "envpool")
+
+
+# -- POPGym ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ["popgym-RepeatPreviousHard-v0", "popgym-MineSweeperEasy-v0"])
+def test_popgym_ids_build_and_pass_the_checker(env_id):
+    pytest.importorskip("popgym")
+    check_env(env_id)  # its __init__ takes no render_mode: none is passed unless rendering
+    env = make_env_creator(env_id)({})
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+
+
+def test_ppo_with_an_lstm_trains_on_a_popgym_id():
+    pytest.importorskip("popgym")
+    algo = (
+        PPOConfig()
+        .environment("popgym-RepeatPreviousEasy-v0")
+        .env_runners(num_envs_per_env_runner=2)
+        .training(train_batch_size=64, minibatch_size=32, num_epochs=1, model={"use_lstm": True, "max_seq_len": 8})
+        .build()
+    )
+    try:
+        assert algo.train()["num_env_steps_sampled_lifetime"] == 64
+    finally:
+        algo.stop()

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from rlarena.errors import EnvError
+from rlarena.envs.action_layout import ActionLayout
+from rlarena.errors import ConfigError, EnvError
 
 SEED_STEPS = 5  # steps compared by the determinism check
 SEED = 123
@@ -47,11 +48,10 @@ def space_warnings(obs_space: spaces.Space, act_space: spaces.Space) -> list[str
             )
         elif isinstance(leaf, spaces.Box):
             notes += _box_notes(name, leaf)
-    if not isinstance(act_space, (spaces.Discrete, spaces.Box)):
-        notes.append(
-            f"action_space {act_space} is not Discrete or Box; rlarena's default models "
-            "do not handle it yet: bring your own model."
-        )
+    try:
+        ActionLayout(act_space)
+    except ConfigError as exc:  # what the default models' distributions cannot take
+        notes.append(f"{exc} rlarena's default models cannot act in it: change the space or bring your own model.")
     # SB3's env_checker gives the same advice: a Gaussian policy starts near 0 with unit scale
     if isinstance(act_space, spaces.Box) and not ((act_space.low == -1).all() and (act_space.high == 1).all()):
         notes.append(

@@ -4,6 +4,7 @@ when one of its ids is asked for (Gymnasium 1.x no longer imports such packages 
     "ALE/Breakout-v5"      ale-py    (pip install "rlarena[atari]")
     "MinAtar/Breakout-v1"  MinAtar   (pip install "rlarena[minatar]")
     "MiniGrid-Empty-5x5-v0", "BabyAI-GoToLocal-v0"  minigrid  (pip install "rlarena[minigrid]")
+    "popgym-RepeatPreviousEasy-v0"  POPGym (pip install "rlarena[popgym]"): memory tasks
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PACKAGES = {
     "MinAtar/": ("minatar.gym", "register_envs", "minatar"),
     "MiniGrid-": ("minigrid", "", "minigrid"),
     "BabyAI-": ("minigrid", "", "minigrid"),
+    "popgym-": ("popgym", "", "popgym"),
 }
 
 

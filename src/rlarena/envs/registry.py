@@ -158,7 +158,9 @@ def _make_env_creator(env: EnvSpec, render_mode: str | None) -> Callable[[EnvCon
         if is_minigrid_id(env) and env in gym.registry:
             return lambda cfg: make_minigrid_env(env, cfg, render_mode)
         if env in gym.registry:
-            return lambda cfg: gym.make(env, render_mode=render_mode, **cfg)
+            # render_mode only when asked for: some envs' __init__ take no such argument (POPGym's)
+            rendering = {} if render_mode is None else {"render_mode": render_mode}
+            return lambda cfg: gym.make(env, **rendering, **cfg)
         raise EnvError(
             f"Unknown env {env!r}: it is neither a Gymnasium id nor registered with "
             f"rlarena.register_env().{closest(env, registered_envs())}"
