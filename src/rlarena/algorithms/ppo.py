@@ -7,6 +7,7 @@ differs, the line says so.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from rlarena.algorithms.algorithm import MAIN_OPTIMIZER
 from rlarena.algorithms.config import AlgorithmConfig, NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.on_policy import OnPolicyAlgorithm, OnPolicyConfig, prepare_batch
-from rlarena.algorithms.sequences import prepare_sequences
+from rlarena.algorithms.sequences import SequenceBatch, prepare_sequences
 from rlarena.errors import ConfigError
 from rlarena.nn.distributions import masked
 from rlarena.nn.flat import Adam, FlatParameters
@@ -153,89 +154,82 @@ class PPO(OnPolicyAlgorithm):
         if batch.state_in is not None:  # a recurrent policy: sequences
             return self.update_recurrent(policy_id, cfg, model, dist, batch)
         data = prepare_batch(model, dist, batch, cfg.gamma, cfg.lambda_, normalize_advantages=False)  # per minibatch
-        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
-
-        stats: list[torch.Tensor] = []
-        grad_norms: list[torch.Tensor] = []
         columns = data.columns()
         n = len(data.advantages)
         # minibatches of equal size (SB3 cuts minibatch_size pieces and a smaller rest: the same when
         # minibatch_size divides the batch)
         mb_size = math.ceil(n / max(1, math.ceil(n / cfg.minibatch_size)))
-        stop = False
-        for epoch in range(cfg.num_epochs):
-            # statistics describe the last epoch (every epoch when target_kl needs the KL)
-            with_stats = cfg.target_kl is not None or epoch == cfg.num_epochs - 1
+
+        def minibatches() -> Iterator[tuple[torch.Tensor, ...]]:
             order = torch.from_numpy(self.rng.permutation(n))
             # one gather per column and epoch; the minibatches are then views of it
-            for minibatch in zip(*(column[order].split(mb_size) for column in columns)):
-                obs, actions, logp_old, adv, returns, values_old = minibatch[:6]
-                loss, mb_stats = ppo_loss(
-                    model,
-                    dist,
-                    cfg,
-                    obs,
-                    actions,
-                    logp_old,
-                    adv,
-                    returns,
-                    values_old,
-                    with_stats,
-                    mask=minibatch[6] if data.mask is not None else None,
-                )
-                if mb_stats is not None:
-                    stats.append(mb_stats)
-                    # SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl
-                    # ends the whole update, unapplied (the stats are there in every epoch then)
-                    if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
-                        stop = True
-                        break
-                self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
-            if stop:
-                break
-        return self.update_stats(STAT_NAMES, stats, grad_norms, data.explained_variance, lr)
+            return zip(*(column[order].split(mb_size) for column in columns))
+
+        def loss_of(minibatch: tuple[torch.Tensor, ...], with_stats: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            obs, actions, logp_old, adv, returns, values_old = minibatch[:6]
+            mask = minibatch[6] if data.mask is not None else None
+            return ppo_loss(model, dist, cfg, obs, actions, logp_old, adv, returns, values_old, with_stats, mask=mask)
+
+        return self.run_epochs(policy_id, cfg, batch, data.explained_variance, minibatches, loss_of)
 
     def update_recurrent(self, policy_id: str, cfg: PPOConfig, model, dist, batch: Rollout) -> dict[str, float]:
         """num_epochs over minibatches of whole sequences (minibatch_size // max_seq_len of them), each
         unrolled from its stored state; the loss counts the valid steps only."""
         data = prepare_sequences(model, dist, batch, cfg.gamma, cfg.lambda_, cfg.model_config["max_seq_len"])
-        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
         L = data.obs.shape[0]
         n = data.num_sequences
         per_mb = max(1, min(n, round(cfg.minibatch_size / L)))
+
+        def minibatches() -> Iterator[SequenceBatch]:
+            order = torch.from_numpy(self.rng.permutation(n))
+            return (data.select(idx) for idx in order.split(per_mb))
+
+        def loss_of(mb: SequenceBatch, with_stats: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            inputs, values, _ = model.unroll(mb.obs, mb.state0, mb.starts, mb.extra)
+            v = mb.valid
+            return ppo_loss(
+                model,
+                dist,
+                cfg,
+                mb.obs,
+                mb.actions[v],
+                mb.logp_old[v],
+                mb.advantages[v],
+                mb.returns[v],
+                mb.values_old[v],
+                with_stats,
+                mask=None if mb.mask is None else mb.mask[v],
+                outputs=(inputs[v], values[v]),
+            )
+
+        return self.run_epochs(policy_id, cfg, batch, data.explained_variance, minibatches, loss_of)
+
+    def run_epochs(
+        self,
+        policy_id: str,
+        cfg: PPOConfig,
+        batch: Rollout,
+        explained_variance: float,
+        minibatches: Callable[[], Iterable[Any]],
+        loss_of: Callable[[Any, bool], tuple[torch.Tensor, torch.Tensor | None]],
+    ) -> dict[str, float]:
+        """num_epochs of minibatch steps: each epoch's minibatches() (shuffled anew), loss_of(minibatch,
+        with_stats) for each. Statistics describe the last epoch (every epoch when target_kl needs the
+        KL). SB3's early stop: a minibatch whose KL (before its step) passes 1.5 x target_kl ends the
+        whole update, unapplied."""
+        lr = self.learners[policy_id].current_lr(MAIN_OPTIMIZER)
         stats: list[torch.Tensor] = []
         grad_norms: list[torch.Tensor] = []
         for epoch in range(cfg.num_epochs):
             with_stats = cfg.target_kl is not None or epoch == cfg.num_epochs - 1
-            order = torch.from_numpy(self.rng.permutation(n))
-            stop = False
-            for idx in order.split(per_mb):
-                mb = data.select(idx)
-                inputs, values, _ = model.unroll(mb.obs, mb.state0, mb.starts, mb.extra)
-                v = mb.valid
-                loss, mb_stats = ppo_loss(
-                    model,
-                    dist,
-                    cfg,
-                    mb.obs,
-                    mb.actions[v],
-                    mb.logp_old[v],
-                    mb.advantages[v],
-                    mb.returns[v],
-                    mb.values_old[v],
-                    with_stats,
-                    mask=None if mb.mask is None else mb.mask[v],
-                    outputs=(inputs[v], values[v]),
-                )
+            for minibatch in minibatches():
+                loss, mb_stats = loss_of(minibatch, with_stats)
                 if mb_stats is not None:
                     stats.append(mb_stats)
                     if cfg.target_kl is not None and mb_stats[3] > 1.5 * cfg.target_kl:
-                        stop = True
-                        break
+                        return self.update_stats(STAT_NAMES, stats, grad_norms, explained_variance, lr)
                 self.apply_gradients(policy_id, loss, batch, lr, grad_norms)
-            if stop:
-                break
-        return self.update_stats(STAT_NAMES, stats, grad_norms, data.explained_variance, lr)
+        return self.update_stats(STAT_NAMES, stats, grad_norms, explained_variance, lr)
 
 
 PPOConfig.algo_class = PPO
