@@ -47,6 +47,7 @@ success comes after ~90-105k steps, and varies from seed to seed, hence the 300k
     python benchmarks/minigrid_dict.py                                         # 5 seeds, both libraries
     python benchmarks/minigrid_dict.py --quick                                 # 1 seed, 20k-step budget, ~1 min
     python benchmarks/minigrid_dict.py --curve --libs sb3 --max-steps 200000   # SB3's greedy curve, seed 0
+    python benchmarks/minigrid_dict.py --throughput 10                         # steps/s, + rlarena sample_async
 """
 
 from __future__ import annotations
@@ -96,13 +97,13 @@ def make_env(env_config: dict | None = None, render_mode: str | None = None):
     return make_minigrid_env(ENV_ID, {}, render_mode)
 
 
-def rlarena_config(seed: int, threads: int):
+def rlarena_config(seed: int, threads: int, sample_async: bool = False):
     from rlarena import PPOConfig
 
     return (
         PPOConfig()
         .environment(ENV_ID)
-        .env_runners(num_envs_per_env_runner=HP["n_envs"])
+        .env_runners(num_envs_per_env_runner=HP["n_envs"], sample_async=sample_async)
         .training(
             lr=HP["learning_rate"],
             train_batch_size=HP["n_envs"] * HP["n_steps"],
@@ -188,6 +189,45 @@ def make_sb3_eval_env(seed: int):
     from stable_baselines3.common.vec_env import DummyVecEnv, VecTransposeImage
 
     return VecTransposeImage(make_vec_env(make_env, n_envs=10, seed=10_000 + seed, vec_env_cls=DummyVecEnv))
+
+
+def throughput(iters: int, repeats: int) -> None:
+    """Training env steps/s without evaluations, `iters` iterations of 1,024 env steps after 2 warm-up
+    ones, alternated: rlarena, rlarena with sample_async=True (the env steps in a forked process on the
+    second core while the learner updates; the PPO ratio corrects for the one-fragment lag), SB3 (one
+    learn() call). 1 torch thread each."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(1)
+    steps = iters * HP["n_envs"] * HP["n_steps"]
+    runs: dict[str, list[float]] = {"rlarena": [], "rlarena async": [], "sb3": []}
+    for r in range(repeats):
+        for name, rates in runs.items():
+            if name == "sb3":
+                model = make_sb3_model(r)
+                model.learn(2 * HP["n_envs"] * HP["n_steps"])
+                t = time.perf_counter()
+                model.learn(steps, reset_num_timesteps=False)
+                dt = time.perf_counter() - t
+                model.get_env().close()
+            else:
+                algo = rlarena_config(r, 1, sample_async=name == "rlarena async")
+                algo.train()
+                algo.train()
+                t = time.perf_counter()
+                for _ in range(iters):
+                    algo.train()
+                dt = time.perf_counter() - t
+                algo.stop()
+            rates.append(steps / dt)
+            print(f"  repeat {r} {name:14s} {steps / dt:7.0f} env steps/s")
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for name in ("rlarena", "rlarena async"):
+        print(
+            f"RATIO training steps/s  {name} / SB3 = {med[name] / med['sb3']:.2f}x  ({med[name]:.0f} vs {med['sb3']:.0f})"
+        )
 
 
 def sb3_run(seed: int, schedule, max_steps: int, threshold: float, threads: int) -> dict:
@@ -313,7 +353,19 @@ def main(argv: list[str] | None = None) -> int:
         help="no threshold: the first seed's greedy mean return (SB3: and success rate) at every evaluation to "
         "--max-steps, per library in --libs (how the threshold was set)",
     )
+    p.add_argument(
+        "--throughput",
+        type=int,
+        default=0,
+        metavar="ITERS",
+        help="no learning to a threshold: training steps/s over ITERS iterations, rlarena (sync and sample_async) "
+        "and SB3 alternated, 3 repeats",
+    )
     args = p.parse_args(argv)
+    if args.throughput:
+        header(f"{ENV_ID} (dict observations) PPO with a small CNN, training steps/s, rlarena vs SB3")
+        throughput(args.throughput, 3)
+        return 0
     if args.quick:
         args.seeds, args.max_steps, args.eval_every = "1", 20_000, 4096
     seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs)
