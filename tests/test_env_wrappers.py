@@ -315,6 +315,7 @@ def test_envpool_gives_the_observations_and_autoreset_of_the_gymnasium_atari_env
     again, _ = pool.reset(seed=3)
     first, _ = make_vector_env("ALE/Pong-v5", {}, 2, "envpool").reset(seed=3)
     np.testing.assert_array_equal(again, first)  # reset(seed) makes the pool anew with that seed
+    pool.reset(seed=2**32 - 1)  # the runners' seeds span uint32; EnvPool takes int32
 
 
 def test_ppo_trains_on_envpool_frames_stored_a_frame_per_step():

@@ -106,7 +106,8 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None:
             self._pool.close()
-            self._pool = self._make(int(seed if isinstance(seed, int) else seed[0]))
+            # EnvPool takes an int32 seed (and seeds its envs seed, seed + 1, ...)
+            self._pool = self._make(int(seed if isinstance(seed, int) else seed[0]) % (2**31 - self.num_envs))
         obs, info = self._pool.reset()
         return obs, info
 
