@@ -152,7 +152,10 @@ def test_algorithms_train_on_stored_frame_stacks(config):
     cfg = config().environment(StackedFrames).env_runners(num_envs_per_env_runner=2).debugging(seed=0)
     if config is DQNConfig:
         cfg = cfg.training(
-            replay_buffer_config={"capacity": 500}, num_steps_sampled_before_learning_starts=32, train_batch_size=16
+            replay_buffer_config={"capacity": 500},
+            num_steps_sampled_before_learning_starts=32,
+            train_batch_size=16,
+            min_sample_timesteps_per_iteration=32,
         )
     else:
         cfg = cfg.training(train_batch_size=64)
