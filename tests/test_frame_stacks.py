@@ -64,6 +64,20 @@ def test_continuing_stacks_cost_a_frame_per_step():
     assert len(stacks.side) == 0
 
 
+def test_a_pickled_copy_reads_the_same_and_carries_no_cache():
+    import pickle
+
+    T, N, k, F = 10, 2, 4, 6
+    full = stream(T, N, k, F, 3)
+    stacks = FrameStacks(T, N, k, F, np.uint8)
+    for t in range(T + 1):
+        stacks[t] = full[t]
+    np.asarray(stacks)  # fills the read cache
+    data = pickle.dumps(stacks)
+    assert len(data) < stacks.nbytes + 2000  # not the cache, nor the last row written
+    np.testing.assert_array_equal(np.asarray(pickle.loads(data)), full)
+
+
 def test_rows_are_written_in_order():
     stacks = FrameStacks(4, 1, 2, 3, np.uint8)
     stacks[0] = np.zeros((1, 6), np.uint8)

@@ -125,6 +125,11 @@ class FrameStacks:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What travels to another process (a Ray runner's fragment): the frames and rows, not the read
+        cache or the last row written (only the writer needs it; a copy received is read, not written)."""
+        return {**self.__dict__, "_table": None, "_prev": None, "_next": 0}
+
     @staticmethod
     def concat(parts: list[FrameStacks]) -> FrameStacks:
         """Fragments of the same length side by side along the env axis (concat_rollouts)."""
