@@ -534,3 +534,36 @@ def test_passing_only_the_model_class_again_keeps_the_saved_model_options(model_
     forget_trust(module.TinyModel)
     algo = track(Algorithm.from_checkpoint(path, config_overrides={"model": {"custom_model": module.TinyModel}}))
     assert algo.get_policy().model.net.pi[0].out_features == 6
+
+
+class StatefulModel(TorchModelV2, nn.Module):
+    """An RLlib-style recurrent custom model: its own GRU state (get_initial_state not empty)."""
+
+    def __init__(self, obs_space, action_space, num_outputs, model_config, name):
+        TorchModelV2.__init__(self, obs_space, action_space, num_outputs, model_config, name)
+        nn.Module.__init__(self)
+        self.gru = nn.GRUCell(4, 8)
+        self.pi, self.v = nn.Linear(8, num_outputs), nn.Linear(8, 1)
+
+    def get_initial_state(self):
+        return [torch.zeros(8)]
+
+    def forward(self, input_dict, state, seq_lens):
+        h = self.gru(input_dict["obs_flat"], state[0])
+        self._v = self.v(h).squeeze(-1)
+        return self.pi(h), [h]
+
+    def value_function(self):
+        return self._v
+
+
+@pytest.mark.parametrize(
+    ("model", "error"),
+    [
+        ({"custom_model": StatefulModel}, r"StatefulModel keeps a recurrent state .*not supported yet"),
+        ({"custom_model": StatefulModel, "use_lstm": True}, r"use_lstm=True with a custom_model: .*drop custom_model"),
+    ],
+)
+def test_a_custom_model_with_its_own_state_is_refused_in_one_line(model, error):
+    with pytest.raises(ConfigError, match=error):
+        PPOConfig().environment("CartPole-v1").training(model=model, **TINY).build()

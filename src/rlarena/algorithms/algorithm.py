@@ -203,8 +203,9 @@ class Algorithm(ABC):
             return self.policy_class
         if model.get("custom_model") is not None:
             raise ConfigError(
-                f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory so far; "
-                f"give your model its own recurrent layers and state, or drop use_{cell}."
+                f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory so far "
+                f"(a custom model keeping its own state is not supported yet either): drop custom_model to train "
+                f"rlarena's network with use_{cell}, or drop use_{cell}."
             )
         if not self.supports_memory:
             raise ConfigError(

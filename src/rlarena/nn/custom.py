@@ -15,7 +15,9 @@ is all of it flattened into [B, n]. `num_outputs` is what the action distributio
 of a Discrete (n) or of each MultiDiscrete part (sum of nvec), the means of a Box (its size: the
 log-stds are a parameter of the policy, not outputs of the network). Whatever the model returns for
 illegal actions, the policy masks them again. The subclass need not be a TorchModelV2: any
-nn.Module with that __init__, forward and value_function will do.
+nn.Module with that __init__, forward and value_function will do. A model that keeps its own state
+(get_initial_state() not empty) is refused for now: memory comes from rlarena's own networks
+(use_lstm, use_gru, use_attention).
 
 Loading a checkpoint never imports the class it names unless the user trusted it: a registered name
 resolves only to what this process registered; a class only as rlarena.refs allows.
@@ -211,6 +213,15 @@ class CustomModel(nn.Module):
             raise ConfigError(
                 f"custom_model {model_class.__name__} must be a torch.nn.Module with forward(input_dict, state, "
                 f"seq_lens) and value_function() (RLlib's TorchModelV2 protocol)."
+            )
+        initial = getattr(self.net, "get_initial_state", None)
+        state = initial() if callable(initial) else []
+        if state is not None and len(state):
+            raise ConfigError(
+                f"custom_model {model_class.__name__} keeps a recurrent state (get_initial_state() returns "
+                f"{len(state)} tensors): custom models with their own state are not supported yet. Use a "
+                f"stateless custom model, or rlarena's network with model={{'use_lstm': True}} (or use_gru, "
+                f"use_attention)."
             )
         self.log_std = nn.Parameter(torch.full((log_std_dim,), log_std_init)) if log_std_dim else None
         self.num_outputs = num_outputs
