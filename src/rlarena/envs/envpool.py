@@ -82,8 +82,8 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
                 "vectorization_mode='envpool' needs EnvPool, which is not installed: pip install envpool."
             ) from exc
         self._name, self._options, self._envpool = envpool_id(env_id), options, envpool
-        if self._name not in envpool.list_all_envs():
-            known = envpool.list_all_envs()
+        known = envpool.list_all_envs()
+        if self._name not in known:
             raise EnvError(
                 f"EnvPool has no env {self._name!r} (from {env_id!r}).{closest(self._name, known)} "
                 "Use another vectorization_mode for envs EnvPool does not have."
