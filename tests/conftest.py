@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from rlarena import Algorithm, PPOConfig
 from rlarena.envs import registry
+from rlarena.models import ModelV2, TorchRNN, override
 
 # Checkpoints name env classes as "module:qualname"; the probe envs' module must be importable by its
 # plain name whatever pytest's import mode.
@@ -31,6 +34,44 @@ TINY_TRAINING: dict[str, Any] = {
     "num_epochs": 2,
     "model": {"fcnet_hiddens": [16]},
 }
+
+
+class RLlibLSTM(TorchRNN, nn.Module):
+    """A recurrent custom model as RLlib's examples/models/rnn_model.py writes one (its imports changed):
+    a linear layer, an nn.LSTM over [B, T, n], policy and value branches. Its initial state is `initial`
+    and -`initial` (custom_model_config; RLlib's example uses zeros), so that the zero row rlarena
+    stores at an episode's start has to mean it."""
+
+    def __init__(
+        self, obs_space, action_space, num_outputs, model_config, name, fc_size=32, lstm_state_size=32, initial=0.0
+    ):
+        nn.Module.__init__(self)
+        super().__init__(obs_space, action_space, num_outputs, model_config, name)
+        self.obs_size = int(np.prod(obs_space.shape))
+        self.lstm_state_size, self.initial = lstm_state_size, initial
+        self.fc1 = nn.Linear(self.obs_size, fc_size)
+        self.lstm = nn.LSTM(fc_size, lstm_state_size, batch_first=True)
+        self.action_branch = nn.Linear(lstm_state_size, num_outputs)
+        self.value_branch = nn.Linear(lstm_state_size, 1)
+        self._features = None
+
+    @override(ModelV2)
+    def get_initial_state(self):
+        return [
+            self.fc1.weight.new_full((self.lstm_state_size,), self.initial),
+            self.fc1.weight.new_full((self.lstm_state_size,), -self.initial),
+        ]
+
+    @override(ModelV2)
+    def value_function(self):
+        return torch.reshape(self.value_branch(self._features), [-1])
+
+    @override(TorchRNN)
+    def forward_rnn(self, inputs, state, seq_lens):
+        x = nn.functional.relu(self.fc1(inputs))
+        self._features, [h, c] = self.lstm(x, [torch.unsqueeze(state[0], 0), torch.unsqueeze(state[1], 0)])
+        return self.action_branch(self._features), [torch.squeeze(h, 0), torch.squeeze(c, 0)]
+
 
 # Keys whose values are wall-clock times: never compared, never asserted on.
 TIMING_KEYS = {"time_this_iter_s", "time_total_s", "env_steps_per_sec", "evaluation/evaluation_time_s"}

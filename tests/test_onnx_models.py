@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TRAINING, tiny_config
+from conftest import TINY_TRAINING, RLlibLSTM, tiny_config
 from gymnasium import spaces
 from torch import nn
 
@@ -139,8 +139,17 @@ MODELS: dict[str, dict] = {
     "custom_model": {"custom_model": MaskModel},
     "lstm": {"use_lstm": True, "lstm_cell_size": 8},
     "gru": {"use_gru": True, "lstm_cell_size": 8},
+    # RLlib's recurrent custom model: an nn.LSTM with its own (non-zero) initial state
+    "custom_rnn": {"custom_model": RLlibLSTM, "custom_model_config": {"lstm_state_size": 8, "initial": 0.5}},
 }
-PACKED = {"cnn": "observation", "dict_tuple": "observation", "custom_model": "whole", "gru": "observation"}
+PACKED = {
+    "cnn": "observation",
+    "dict_tuple": "observation",
+    "custom_model": "whole",
+    "gru": "observation",
+    "custom_rnn": "whole",
+}
+MEMORY_ENV = {"lstm", "custom_rnn"}  # cases trained and played on RepeatPrevious-v0
 
 
 class Exported(dict):
@@ -159,7 +168,7 @@ def exported(tmp_path_factory):
     export takes 2 to 4 s on 2 cores, and the exporter's start-up as much again)."""
     root, out, algos = tmp_path_factory.mktemp("onnx_models"), {}, []
     for case, model in MODELS.items():
-        env = "RepeatPrevious-v0" if case == "lstm" else SpacesEnv
+        env = "RepeatPrevious-v0" if case in MEMORY_ENV else SpacesEnv
         config = tiny_config(env, num_envs=1, model={**TINY_TRAINING["model"], **model})
         if env is SpacesEnv:
             config = config.environment(SpacesEnv, env_config={"case": case})
@@ -234,7 +243,7 @@ def test_onnxruntime_plays_an_episode_as_torch_does(exported, case):
     if recurrent:
         assert served.state_size == policy.state_size
 
-    env = gym.make("RepeatPrevious-v0") if case == "lstm" else SpacesEnv({"case": case})
+    env = gym.make("RepeatPrevious-v0") if case in MEMORY_ENV else SpacesEnv({"case": case})
     obs, _ = env.reset(seed=0)
     state_torch = policy.initial_state(1) if recurrent else None
     state_onnx = served.initial_state(1) if recurrent else None

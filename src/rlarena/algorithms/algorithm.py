@@ -31,6 +31,7 @@ from rlarena.learners import Learner
 from rlarena.multiagent.builder import (
     DEFAULT_POLICY_ID,
 )
+from rlarena.nn.custom import custom_model_class, keeps_state
 from rlarena.nn.flat import FlatOptimizer
 from rlarena.policies.policy import Policy, Recurrent, batch_len, policy_actions, row, stack_obs
 from rlarena.policies.recurrent_policy import RecurrentPolicy, memory_cell
@@ -199,23 +200,27 @@ class Algorithm(ABC):
                 f"IMPALA, A2C, BC or MARWIL."
             )
         cell = memory_cell(model)
-        if cell is None:
-            return self.policy_class
-        if model.get("custom_model") is not None:
+        custom = model.get("custom_model")
+        if custom is not None and cell is not None:
             raise ConfigError(
-                f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory so far "
-                f"(a custom model keeping its own state is not supported yet either): drop custom_model to train "
-                f"rlarena's network with use_{cell}, or drop use_{cell}."
+                f"model.use_{cell}=True with a custom_model: rlarena wraps only its own networks in memory; give "
+                f"your model its own state (get_initial_state() and forward(input_dict, state, seq_lens), or "
+                f"rlarena.models.TorchRNN's forward_rnn) and drop use_{cell}, or drop custom_model."
             )
+        if custom is not None and keeps_state(custom_model_class(custom)):
+            what = f"custom_model {custom_model_class(custom).__name__} keeps its own state (get_initial_state())"
+        elif cell is None:
+            return self.policy_class
+        else:
+            what = f"model.use_{cell}=True"
         if not self.supports_memory:
             raise ConfigError(
-                f"model.use_{cell}=True: {name} does not train recurrent models yet; PPO, IMPALA and APPO "
-                f"(sequences of max_seq_len steps) and A2C (each fragment unrolled whole) do."
+                f"{what}: {name} does not train recurrent models yet; PPO, IMPALA and APPO "
+                f"(sequences of max_seq_len steps), A2C (each fragment unrolled whole), BC and MARWIL do."
             )
         if self.is_multi_agent:
             raise ConfigError(
-                f"model.use_{cell}=True in a multi-agent env is not available yet: memory models train in "
-                f"single-agent envs so far."
+                f"{what} in a multi-agent env is not available yet: memory models train in single-agent envs so far."
             )
         return RecurrentPolicy
 

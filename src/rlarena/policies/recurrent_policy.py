@@ -86,7 +86,7 @@ class CarriesState:
 
 
 class RecurrentPolicy(CarriesState, TorchPolicy):
-    model: RecurrentActorCritic  # type: ignore[assignment]
+    model: RecurrentActorCritic  # type: ignore[assignment]  # or a CustomModel that keeps its own state
 
     def __init__(
         self,
@@ -97,17 +97,30 @@ class RecurrentPolicy(CarriesState, TorchPolicy):
         seed: int | None = None,
     ):
         cell = memory_cell(model_config)
-        if cell is None:
+        custom = model_config.get("custom_model") is not None  # a custom model keeping its own state
+        if cell is None and not custom:
             raise ConfigError(
-                "RecurrentPolicy needs model={'use_lstm': True}, {'use_gru': True} or {'use_attention': True}."
+                "RecurrentPolicy needs model={'use_lstm': True}, {'use_gru': True} or {'use_attention': True}, "
+                "or a custom_model with its own state."
             )
         self.use_prev_action = bool(model_config.get("lstm_use_prev_action"))
         self.use_prev_reward = bool(model_config.get("lstm_use_prev_reward"))
-        self._memory = (cell, int(model_config.get("lstm_cell_size", 256)))
+        if custom and (self.use_prev_action or self.use_prev_reward):
+            raise ConfigError(
+                "model.lstm_use_prev_action / lstm_use_prev_reward feed rlarena's own memory; a custom model "
+                "reads the observation only: leave them out, or put what it needs in the observation."
+            )
+        self._memory = (cell or "custom", int(model_config.get("lstm_cell_size", 256)))
         self._attention = attention_options(model_config)
         super().__init__(observation_space, action_space, model_config, observation_filter, seed)
 
     def build_model(self, model_config: dict, out_dim: int, log_std_dim: int) -> None:
+        if self.packs_whole_observation:  # the user's own model, keeping its own state (rlarena.nn.custom)
+            super().build_model(model_config, out_dim, log_std_dim)
+            self._action_blocks = []
+            self.state_size = self.cell_state_size = self.model.state_size
+            self.reward_slot = None
+            return
         cell, size = self._memory
         features, _ = input_layer(model_config, self.obs_layout, self.obs_dim)
         only_image = self.obs_layout is not None and [leaf.kind for leaf in self.obs_layout.leaves] == ["image"]
