@@ -181,3 +181,25 @@ def test_algorithms_train_on_stored_frame_stacks(config):
         assert np.isfinite(algo.evaluate()["env_runners"]["episode_return_mean"])
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("sample_async", [False, True], ids=["sync", "async"])
+def test_an_env_registered_by_name_stores_frame_stacks_and_trains(registered_env, sample_async):
+    """The path users take: register_env("name", creator), then .environment("name")."""
+    name = registered_env("stacked_frames_test", lambda cfg: StackedFrames())
+    algo = (
+        PPOConfig()
+        .environment(name)
+        .env_runners(num_envs_per_env_runner=2, sample_async=sample_async)
+        .training(train_batch_size=64, minibatch_size=32, num_epochs=1)
+        .debugging(seed=0)
+        .build()
+    )
+    try:
+        if not sample_async:
+            assert isinstance(algo.runner.sample().batches["default_policy"].obs, FrameStacks)
+        for _ in range(2):
+            result = algo.train()
+        assert result["num_env_steps_sampled_lifetime"] >= 64 and np.isfinite(result["policy_loss"])
+    finally:
+        algo.stop()
