@@ -73,6 +73,33 @@ class RLlibLSTM(TorchRNN, nn.Module):
         return self.action_branch(self._features), [torch.squeeze(h, 0), torch.squeeze(c, 0)]
 
 
+def record_memory_expert(model: dict[str, Any], output: Path, env_config: dict[str, Any]) -> None:
+    """Train a PPO expert with memory `model` on RepeatPrevious-v0 (greedy > 0.8 asserted), then log
+    four fragments of its play (its weights, then its updates) to `output` for BC and MARWIL."""
+
+    def ppo(**offline: Any) -> PPOConfig:
+        return (
+            PPOConfig()
+            .environment("RepeatPrevious-v0", env_config=env_config)
+            .env_runners(num_envs_per_env_runner=8)
+            .training(train_batch_size=512, minibatch_size=128, num_epochs=8, lr=3e-3, gamma=0.9, model=model)
+            .offline_data(**offline)
+            .debugging(seed=0)
+        )
+
+    expert, recorder = ppo().build(), ppo(output=str(output)).build()
+    try:
+        for _ in range(15):
+            expert.train()
+        assert expert.evaluate()["episode_return_mean"] > 0.8
+        recorder.get_policy().set_state(expert.get_policy().get_state())
+        for _ in range(4):
+            recorder.train()  # recorded with the expert's weights (the first fragment's), then with its updates
+    finally:
+        recorder.stop()
+        expert.stop()
+
+
 # Keys whose values are wall-clock times: never compared, never asserted on.
 TIMING_KEYS = {"time_this_iter_s", "time_total_s", "env_steps_per_sec", "evaluation/evaluation_time_s"}
 

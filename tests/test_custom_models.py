@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import RLlibLSTM
+from conftest import RLlibLSTM, record_memory_expert
 from torch import nn
 
 from rlarena import A2CConfig, Algorithm, APPOConfig, IMPALAConfig, Policy, PolicySpec, PPOConfig, refs
@@ -703,28 +703,7 @@ def test_bc_and_marwil_imitate_a_memory_expert_through_a_custom_recurrent_model(
     env_config = {"length": 8, "delay": 1}
     model = {"custom_model": RLlibLSTM, "max_seq_len": 8}
 
-    def ppo(**offline: Any) -> PPOConfig:
-        return (
-            PPOConfig()
-            .environment("RepeatPrevious-v0", env_config=env_config)
-            .env_runners(num_envs_per_env_runner=8)
-            .training(train_batch_size=512, minibatch_size=128, num_epochs=8, lr=3e-3, gamma=0.9, model=model)
-            .offline_data(**offline)
-            .debugging(seed=0)
-        )
-
-    expert = ppo().build()
-    recorder = ppo(output=str(tmp_path / "rec")).build()
-    try:
-        for _ in range(15):
-            expert.train()
-        assert expert.evaluate()["episode_return_mean"] > 0.8
-        recorder.get_policy().set_state(expert.get_policy().get_state())
-        for _ in range(4):
-            recorder.train()  # logged with the expert's weights, then with its updates
-    finally:
-        recorder.stop()
-        expert.stop()
+    record_memory_expert(model, tmp_path / "rec", env_config)
     for config_class in (BCConfig, MARWILConfig):
         algo = (
             config_class()

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import record_memory_expert
 
 import rlarena  # noqa: F401  (registers RepeatPrevious-v0)
 from rlarena import A2CConfig, Algorithm, APPOConfig, DQNConfig, IMPALAConfig, PPOConfig, SACConfig, TD3Config
@@ -589,26 +590,7 @@ def test_bc_and_marwil_with_memory_imitate_a_memory_expert_that_an_mlp_cannot(tm
     env_config = {"length": 8, "delay": 1}
     model = {"use_gru": True, "lstm_cell_size": 32, "fcnet_hiddens": [], "post_fcnet_hiddens": [32], "max_seq_len": 8}
 
-    def ppo(**offline):
-        return (
-            PPOConfig()
-            .environment("RepeatPrevious-v0", env_config=env_config)
-            .env_runners(num_envs_per_env_runner=8)
-            .training(train_batch_size=512, minibatch_size=128, num_epochs=8, lr=3e-3, gamma=0.9, model=model)
-            .offline_data(**offline)
-            .debugging(seed=0)
-        )
-
-    expert = ppo().build()
-    for _ in range(15):
-        expert.train()
-    assert expert.evaluate()["episode_return_mean"] > 0.8
-    recorder = ppo(output=str(tmp_path / "rec")).build()
-    recorder.get_policy().set_state(expert.get_policy().get_state())
-    for _ in range(4):
-        recorder.train()  # recorded with the expert's weights (the first fragment's), then with its updates
-    recorder.stop()
-    expert.stop()
+    record_memory_expert(model, tmp_path / "rec", env_config)
     scores = {}
     for name, config_class in (("bc", BCConfig), ("marwil", MARWILConfig)):
         for memory in (True, False):
