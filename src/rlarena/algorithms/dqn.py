@@ -4,8 +4,10 @@ and n-step returns (rlarena.rollout.replay). Config, loss, update; the sample-st
 SB3's option names (train_freq, gradient_steps, learning_starts, ...) are algorithms/off_policy.py's.
 
 Options keep RLlib's names and defaults (its DQN on the new API stack); where a default differs, the
-line says so. Before each fragment the policy's epsilon is set from the schedule over env steps; the
-target network is copied (tau 1) or Polyak-averaged every target_network_update_freq env steps.
+line says so. The loop keeps SB3's rhythm (tests/test_dqn_parity.py): epsilon follows its schedule env
+step by env step; the target network is copied (tau 1) or Polyak-averaged each time the env steps reach
+a multiple of target_network_update_freq, from the network as it was then (before the updates that
+follow); learning starts once more than num_steps_sampled_before_learning_starts steps were sampled.
 SB3's exploration_* and max_grad_norm are `epsilon=[[0, initial], [fraction * total, final]]` and grad_clip.
 """
 

@@ -104,6 +104,7 @@ OTHER_ALGORITHMS: dict[str, str] = {
     **dict.fromkeys(
         (
             "learning_starts",
+            "target_update_interval",  # SB3's name of target_network_update_freq
             "prioritized_replay",
             "prioritized_replay_alpha",
             "prioritized_replay_beta",

@@ -467,10 +467,11 @@ class OffPolicyAlgorithm(Algorithm):
         """One gradient step of one policy on a replayed batch; its statistics (len(stat_names))."""
 
     def update_targets(self) -> None:
-        """After a fragment's updates: Polyak-average every target network every
-        target_network_update_freq env steps (0: after each fragment's updates)."""
-        if self.num_env_steps_sampled_lifetime - self.last_target_update < self.config.target_network_update_freq:
-            return
+        """Polyak-average every target network towards its online one (tau 1: a copy). training_step
+        calls it at SB3's rhythm: when a fragment's sampling reaches a multiple of
+        target_network_update_freq env steps, before the updates that follow (the networks as they
+        were when that step was sampled, as SB3 copies during collection); with 0, after each
+        fragment's updates."""
         for pid in self.policies_to_train:
             learner = self.learners[pid]
             learner.update_targets(learner.config.tau)
@@ -490,8 +491,12 @@ class OffPolicyAlgorithm(Algorithm):
             for pid, batch in self.sample().items():
                 if pid in self.learners:
                     self._store(pid, batch)
-            if self.num_env_steps_sampled_lifetime >= cfg.num_steps_sampled_before_learning_starts:
-                updates = self._num_updates(self.num_env_steps_sampled_lifetime - before)
+            freq, now = cfg.target_network_update_freq, self.num_env_steps_sampled_lifetime
+            if freq and now // freq > before // freq:  # this fragment reached a multiple of freq
+                self.update_targets()
+            # SB3's and RLlib's: learning once more than learning_starts env steps were sampled
+            if now > cfg.num_steps_sampled_before_learning_starts:
+                updates = self._num_updates(now - before)
                 updated = False
                 for pid in self.policies_to_train:
                     buffer = self.replay_learner(pid).buffer
@@ -501,7 +506,7 @@ class OffPolicyAlgorithm(Algorithm):
                         stats[pid].append(self.update_policy(pid))
                         self.num_gradient_steps += 1
                         updated = True
-                if updated:
+                if updated and not freq:
                     self.update_targets()
             if self.num_env_steps_sampled_lifetime - start >= cfg.min_sample_timesteps_per_iteration:
                 break
@@ -626,12 +631,16 @@ class ActorQAlgorithm(OffPolicyAlgorithm):
         return policy.model
 
     @staticmethod
-    def add_optimizers(learner: Learner, modules: dict[str, torch.nn.Module]) -> dict[str, FlatParameters]:
-        """An Adam per named network of the policy (lr: the config's `<name>_lr`, else lr), on the
-        learner; their flat parameters by name."""
+    def add_optimizers(
+        learner: Learner, modules: dict[str, torch.nn.Module], betas: tuple[float, float] = (0.9, 0.999)
+    ) -> dict[str, FlatParameters]:
+        """An Adam (`betas`: torch's default) per named network of the policy (lr: the config's
+        `<name>_lr`, else lr), on the learner; their flat parameters by name."""
         cfg = learner.config
         return {
-            key: learner.add_optimizer(key, module, Adam, lr=getattr(cfg, f"{key}_lr") or cfg.lr)
+            key: learner.add_optimizer(
+                key, module, lambda flat, lr: Adam(flat, lr, betas), lr=getattr(cfg, f"{key}_lr") or cfg.lr
+            )
             for key, module in modules.items()
         }
 

@@ -25,11 +25,13 @@ def masked_q(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 class QPolicy(TrainablePolicy):
     """A Q-network policy for Discrete actions. `epsilon` is the exploration rate of explore=True
-    calls, set from `epsilon_schedule` ([[env_step, epsilon], ...]) by set_exploration (the Exploration
-    capability: the algorithm calls it with the env steps sampled before each fragment)."""
+    calls, from `epsilon_schedule` ([[env_step, epsilon], ...]): set_exploration (the Exploration
+    capability: the algorithm calls it with the env steps sampled before each fragment) sets where the
+    fragment starts, and each exploring call reads the schedule at its own env step and moves it on by
+    its rows (as SB3, whose epsilon follows the schedule step by step, not fragment by fragment)."""
 
     model: QNetwork
-    exploration_attributes = ("epsilon",)
+    exploration_attributes = ("epsilon", "explore_step")
     output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
 
     def __init__(
@@ -52,6 +54,7 @@ class QPolicy(TrainablePolicy):
         self.build_model(model_config, dueling)
         self.epsilon_schedule = epsilon_schedule
         self.epsilon = 0.0
+        self.explore_step = 0.0  # the env step of the next exploring call's first row
         self._numpy_q_key = -1
 
     def build_model(self, model_config: dict, dueling: bool) -> None:
@@ -68,6 +71,9 @@ class QPolicy(TrainablePolicy):
         if mask is not None:  # masked argmax: an illegal action is never chosen
             q = np.where(mask, q, MASKED_Q)
         actions = q.argmax(-1)
+        if explore and self.epsilon_schedule:
+            self.epsilon = piecewise(self.epsilon_schedule, self.explore_step)
+            self.explore_step += len(q)
         if explore and self.epsilon > 0:
             random = self.rng.random(len(q)) < self.epsilon
             if random.any():
@@ -79,7 +85,8 @@ class QPolicy(TrainablePolicy):
         return actions
 
     def set_exploration(self, env_step: int) -> None:
-        """epsilon at `env_step` of the schedule (0 without one)."""
+        """The next fragment starts at `env_step`: epsilon there (0 without a schedule)."""
+        self.explore_step = float(env_step)
         self.epsilon = piecewise(self.epsilon_schedule, env_step) if self.epsilon_schedule else 0.0
 
     def q_values(self, x: np.ndarray) -> np.ndarray:
