@@ -283,6 +283,7 @@ SLOW_TESTS = {  # 5 s or more on a 2-core machine (python -m pytest --durations=
     "test_cli.py::test_train_rollout_evaluate_plot",
     "test_connect_four.py::test_replays_1000_random_games_like_connect_four_v3",
     "test_connect_four_blog.py::test_connect_four_blog_script_grows_its_league_and_exports",
+    "test_crossq.py::test_solves_continuous_identity",
     "test_fuzz_files.py::test_mutated_files_load_or_fail_with_one_clear_error",
     "test_hub.py::test_connect_four_export_play_example",
     "test_hub.py::test_lunarlander_hub_example_quick_mode",
@@ -290,6 +291,7 @@ SLOW_TESTS = {  # 5 s or more on a 2-core machine (python -m pytest --durations=
     "test_offline_io.py::test_a_data_set_larger_than_the_memory_allowed_streams_and_trains",
     "test_shipped_agent.py::test_the_served_search_agent_beats_negamax_and_keeps_the_outcome",
     "test_static_checks.py::test_mypy_finds_no_error_in_the_core",  # ~30 s with a cold mypy cache
+    "test_tqc.py::test_solves_continuous_identity",
     "test_static_checks.py::test_ruff_passes_over_src_and_tests",
     "test_typed_builders.py::test_mypy_flags_a_wrongly_typed_option",  # ~22 s with a cold mypy cache
     "test_files_from_others.py::test_a_huge_network_is_refused_before_its_memory_is_touched",

@@ -50,6 +50,11 @@ MAX_SIMULATIONS = 100_000
 MAX_SAMPLES = 10_000
 # Actions sampled per state in one update (CQL's num_actions; it uses 10).
 MAX_ACTION_SAMPLES = 1_000
+# Critics of an ensemble (TQC's n_critics: the paper's 5; REDQ's 10), and the quantiles all of them
+# output together (TQC's n_critics * n_quantiles: the paper's 5 x 25; QR-DQN's 200). TQC's loss compares
+# each quantile with each target atom: (N * M)^2 numbers per replayed row, 1.6 MB a row at the bound.
+MAX_CRITICS = 100
+MAX_QUANTILES = 640
 # Entries of an evolution strategy's shared noise table (float32): RLlib's default, 250M, fits.
 MAX_NOISE_TABLE = 2**28
 # rlarena's own envs: cells of a MultiAgentArena grid (its observation is two one-hot cells, as large as

@@ -7,6 +7,7 @@ from rlarena.algorithms.appo import APPO, APPOConfig
 from rlarena.algorithms.bandits import LinTS, LinTSConfig, LinUCB, LinUCBConfig
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.cql import CQL, CQLConfig
+from rlarena.algorithms.crossq import CrossQ, CrossQConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
 from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
 from rlarena.algorithms.impala import IMPALA, IMPALAConfig
@@ -15,6 +16,7 @@ from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.algorithms.registry import ALGORITHM_PATHS, get_algorithm_class
 from rlarena.algorithms.sac import SAC, SACConfig
 from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
+from rlarena.algorithms.tqc import TQC, TQCConfig
 
 # name -> class, for every algorithm (rlarena.algorithms.registry holds the table)
 ALGORITHMS: dict[str, type[Algorithm]] = {name: get_algorithm_class(name) for name in ALGORITHM_PATHS}
@@ -35,6 +37,7 @@ __all__ = [
     "PPO",
     "SAC",
     "TD3",
+    "TQC",
     "A2CConfig",
     "APPOConfig",
     "ARSConfig",
@@ -44,6 +47,8 @@ __all__ = [
     "AlphaZeroConfig",
     "BCConfig",
     "CQLConfig",
+    "CrossQ",
+    "CrossQConfig",
     "DDPGConfig",
     "DQNConfig",
     "ESConfig",
@@ -57,5 +62,6 @@ __all__ = [
     "PPOTrainer",
     "SACConfig",
     "TD3Config",
+    "TQCConfig",
     "get_algorithm_class",
 ]

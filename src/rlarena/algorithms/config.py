@@ -654,7 +654,7 @@ class AlgorithmConfig:
         if not getattr(self.algo_class, "samples_on_ray", False):
             raise ConfigError(
                 f"Invalid num_env_runners={self.num_env_runners}: {name} samples in this process "
-                f"only for now (remote Ray env runners sample for PPO, A2C, IMPALA, APPO, DQN, SAC, TD3 and DDPG). "
+                f"only for now (remote Ray env runners sample for PPO, A2C, IMPALA, APPO, DQN, SAC, TD3, DDPG, TQC and CrossQ). "
                 f"Set num_env_runners=0 and num_envs_per_env_runner for more envs."
             )
         if self.output is not None:

@@ -99,7 +99,7 @@ IGNORED: dict[str, Ignored] = {
 
 # Options of other algorithms (RLlib's; DQN's that rlarena's DQNConfig lacks, e.g. noisy nets or
 # distributional Q): old name -> the algorithms that read it.
-_OFF_POLICY = "DQN, SAC, TD3 and DDPG (off-policy algorithms with a replay buffer)"
+_OFF_POLICY = "DQN, SAC, TD3, DDPG, TQC and CrossQ (off-policy algorithms with a replay buffer)"
 OTHER_ALGORITHMS: dict[str, str] = {
     **dict.fromkeys(
         (

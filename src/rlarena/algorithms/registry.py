@@ -23,6 +23,8 @@ ALGORITHM_PATHS: dict[str, str] = {
     "SAC": f"{_A}.sac:SAC",
     "TD3": f"{_A}.td3:TD3",
     "DDPG": f"{_A}.td3:DDPG",
+    "TQC": f"{_A}.tqc:TQC",
+    "CrossQ": f"{_A}.crossq:CrossQ",
     "AlphaZero": f"{_A}.alphazero:AlphaZero",
     "LinUCB": f"{_A}.bandits:LinUCB",
     "LinTS": f"{_A}.bandits:LinTS",

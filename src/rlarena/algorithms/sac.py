@@ -192,6 +192,19 @@ class SAC(ActorQAlgorithm):
         learner.add_target("critic", model.critic, flats["critic"])
         self.add_buffer(learner)
 
+    # the two losses update_policy takes, as methods: an algorithm built on SAC's update (TQC) swaps its own in
+    def actor_loss(
+        self, learner: ReplayLearner, batch: ReplayBatch, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, entropy term [B] for the temperature, Q of the actor's actions [B]): `actor_loss`."""
+        return actor_loss(learner.policy.model, batch, alpha)
+
+    def critic_loss(
+        self, learner: ReplayLearner, batch: ReplayBatch, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, td_error [B] for the priorities): `critic_loss` against the target critics."""
+        return critic_loss(learner.policy.model, learner.targets["critic"].module, batch, alpha)
+
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """One gradient step of the temperature, the critics and the actor, all three losses on this
         step's networks (as RLlib; SB3 computes the actor's after the critics' step), then the targets
@@ -203,8 +216,8 @@ class SAC(ActorQAlgorithm):
         assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
         alpha = model.temperature.alpha  # this step's value, for all three losses
         # the actor on the replayed states: its entropy drives the temperature
-        loss_pi, entropy, q_pi = actor_loss(model, batch, alpha)
-        loss_q, td_error = critic_loss(model, learner.targets["critic"].module, batch, alpha)
+        loss_pi, entropy, q_pi = self.actor_loss(learner, batch, alpha)
+        loss_q, td_error = self.critic_loss(learner, batch, alpha)
         target_entropy = target_entropy_of(cfg, learner.policy.action_space)
         if target_entropy is not None:
             loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()

@@ -1,10 +1,12 @@
-"""Actors and Q critics for SAC and TD3/DDPG.
+"""Actors and Q critics for SAC, TD3/DDPG, TQC and CrossQ.
 
 Box actions live in [-1, 1]^d inside these networks (the policy maps them to the env's bounds). Layers
 are applied functionally, as in ActorCritic, and each actor has a numpy twin for the env runner. The
 critics are an ensemble: K Q-networks (2 for twin Q) whose weights are stacked [K, in, out], so one
 batched matmul per layer computes all of them (half the torch calls of two separate MLPs; the math
-is the same). Initialization is torch's default for nn.Linear, as SB3's SAC and TD3 networks.
+is the same). A Box critic outputs one value, or n (TQC's quantiles). With a RenormSpec (CrossQ) a
+batch renormalization layer precedes each linear layer, the input's included (SBX's CrossQ networks).
+Initialization is torch's default for nn.Linear, as SB3's SAC and TD3 networks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlarena.limits import count_parameters, layer_parameters
+from rlarena.nn.batch_renorm import BatchRenorm, RenormSpec
 from rlarena.nn.models import ACTIVATIONS, NUMPY_ACTIVATIONS
 
 # SAC's log-std bounds (Haarnoja et al.'s code, SB3 and RLlib)
@@ -26,32 +29,51 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
 class MLP(nn.Module):
-    """in_dim -> hiddens (activation) -> out_dim (linear)."""
+    """in_dim -> hiddens (activation) -> out_dim (linear); with `renorm`, a BatchRenorm before each
+    linear layer."""
 
-    def __init__(self, in_dim: int, hiddens: Sequence[int], out_dim: int, activation: str):
+    def __init__(
+        self, in_dim: int, hiddens: Sequence[int], out_dim: int, activation: str, renorm: RenormSpec | None = None
+    ):
         super().__init__()
         self.act, self.activation = ACTIVATIONS[activation], activation
         dims = [in_dim, *hiddens, out_dim]
         count_parameters(layer_parameters(dims), "network", hiddens)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        # None without renorm: a SAC or TD3 model's state keeps the names it always had
+        self.norms = None if renorm is None else nn.ModuleList(BatchRenorm(d, renorm) for d in dims[:-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        *hidden, last = self.layers
-        for layer in hidden:
-            x = self.act(F.linear(x, layer.weight, layer.bias))
-        return F.linear(x, last.weight, last.bias)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = F.linear(x, layer.weight, layer.bias)
+            if i < last:
+                x = self.act(x)
+        return x
 
     def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """`forward` in numpy over zero-copy views of the live weights (see ActorCritic.numpy_pi)."""
+        """`forward` in numpy over zero-copy views of the live weights (see ActorCritic.numpy_pi);
+        batch renormalization with its running statistics, as in inference."""
         act = NUMPY_ACTIVATIONS[self.activation]
         *hidden, last = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in self.layers]
+        if self.norms is None:
 
-        def forward(x: np.ndarray) -> np.ndarray:
-            for w, b in hidden:
-                x = act(x @ w + b)
-            return x @ last[0] + last[1]
+            def forward(x: np.ndarray) -> np.ndarray:
+                for w, b in hidden:
+                    x = act(x @ w + b)
+                return x @ last[0] + last[1]
 
-        return forward
+            return forward
+        *hidden_norms, last_norm = [norm.numpy() for norm in self.norms if isinstance(norm, BatchRenorm)]
+
+        def renormed(x: np.ndarray) -> np.ndarray:
+            for (w, b), norm in zip(hidden, hidden_norms):
+                x = act(norm(x) @ w + b)
+            return last_norm(x) @ last[0] + last[1]
+
+        return renormed
 
 
 SQUASH_EPS = 1e-6  # actions on the [-1, 1] bounds would give atanh = inf: clipped inside first (as RLlib's)
@@ -75,9 +97,11 @@ class GaussianActor(nn.Module):
     """obs -> (mean [B, d], log_std [B, d]) of the Gaussian that tanh squashes (SAC, Haarnoja et al. 2018,
     appendix C): both heads on one trunk, log_std clamped to [LOG_STD_MIN, LOG_STD_MAX]."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hiddens: Sequence[int], activation: str):
+    def __init__(
+        self, obs_dim: int, action_dim: int, hiddens: Sequence[int], activation: str, renorm: RenormSpec | None = None
+    ):
         super().__init__()
-        self.net = MLP(obs_dim, hiddens, 2 * action_dim, activation)
+        self.net = MLP(obs_dim, hiddens, 2 * action_dim, activation, renorm)
         self.action_dim = action_dim
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,11 +129,20 @@ class GaussianActor(nn.Module):
 
 class QEnsemble(nn.Module):
     """K Q-networks. Box actions: Q_k(obs, action) -> [K, B] (the action concatenated to the
-    observation). Discrete: Q_k(obs) -> [K, B, n], one value per action."""
+    observation), or [K, B, n] for out_dim n > 1 (TQC's quantiles). Discrete: Q_k(obs) -> [K, B, n],
+    one value per action. With `renorm`, a BatchRenorm (per member) before each layer."""
 
-    def __init__(self, in_dim: int, hiddens: Sequence[int], out_dim: int, activation: str, num_q: int = 2):
+    def __init__(
+        self,
+        in_dim: int,
+        hiddens: Sequence[int],
+        out_dim: int,
+        activation: str,
+        num_q: int = 2,
+        renorm: RenormSpec | None = None,
+    ):
         super().__init__()
-        self.act, self.num_q = ACTIVATIONS[activation], num_q
+        self.act, self.num_q, self.out_dim = ACTIVATIONS[activation], num_q, out_dim
         dims = [in_dim, *hiddens, out_dim]
         count_parameters(layer_parameters(dims, num_q), f"ensemble of {num_q} Q-networks", hiddens)
         self.weights = nn.ParameterList()
@@ -118,16 +151,20 @@ class QEnsemble(nn.Module):
             bound = 1 / math.sqrt(a)  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both
             self.weights.append(nn.Parameter(torch.empty(num_q, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(num_q, 1, b).uniform_(-bound, bound)))
+        # None without renorm: a SAC or TD3 model's state keeps the names it always had
+        self.norms = None if renorm is None else nn.ModuleList(BatchRenorm(d, renorm, num_q) for d in dims[:-1])
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
         x = obs if action is None else torch.cat([obs, action], -1)
         x = x.expand(self.num_q, *x.shape)  # [K, B, in]
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if self.norms is not None:
+                x = self.norms[i](x)
             x = torch.baddbmm(b, x, w)
             if i < last:
                 x = self.act(x)
-        return x.squeeze(-1) if action is not None else x
+        return x.squeeze(-1) if action is not None and self.out_dim == 1 else x
 
 
 class Temperature(nn.Module):
@@ -145,8 +182,11 @@ class Temperature(nn.Module):
 class ActorQ(nn.Module):
     """An actor and its Q critics, one module (so a policy saves, loads and exports one model).
 
-    kind "gaussian" (SAC, Box): actor -> (mean, log_std); "categorical" (SAC, Discrete): actor -> logits;
-    "deterministic" (TD3/DDPG): actor -> tanh(mu). `temperature` is SAC's alpha (None for TD3).
+    kind "gaussian" (SAC, TQC, CrossQ; Box): actor -> (mean, log_std); "categorical" (SAC, Discrete):
+    actor -> logits; "deterministic" (TD3/DDPG): actor -> tanh(mu). `temperature` is SAC's alpha (None
+    for TD3). `quantiles`: a Box critic's outputs, TQC's quantiles (None: one, a Q-value). `critic_hiddens`:
+    the critics' hidden layers when they differ from the actor's (CrossQ's wider critics). `renorm`:
+    batch renormalization in actor and critics (CrossQ).
     """
 
     def __init__(
@@ -158,16 +198,24 @@ class ActorQ(nn.Module):
         activation: str,
         num_q: int = 2,
         initial_alpha: float | None = None,
+        quantiles: int | None = None,
+        critic_hiddens: Sequence[int] | None = None,
+        renorm: RenormSpec | None = None,
     ):
         super().__init__()
-        self.kind = kind
+        self.kind, self.quantiles = kind, quantiles
         if kind == "gaussian":
-            self.actor: GaussianActor | MLP = GaussianActor(obs_dim, action_dim, hiddens, activation)
+            self.actor: GaussianActor | MLP = GaussianActor(obs_dim, action_dim, hiddens, activation, renorm)
         else:
-            self.actor = MLP(obs_dim, hiddens, action_dim, activation)
+            self.actor = MLP(obs_dim, hiddens, action_dim, activation, renorm)
         discrete = kind == "categorical"
         self.critic = QEnsemble(
-            obs_dim if discrete else obs_dim + action_dim, hiddens, action_dim if discrete else 1, activation, num_q
+            obs_dim if discrete else obs_dim + action_dim,
+            hiddens if critic_hiddens is None else critic_hiddens,
+            action_dim if discrete else quantiles or 1,
+            activation,
+            num_q,
+            renorm,
         )
         self.temperature = Temperature(initial_alpha) if initial_alpha is not None else None
 
@@ -178,3 +226,9 @@ class ActorQ(nn.Module):
         if self.kind == "deterministic":
             return torch.tanh(self.actor(obs))
         return self.actor(obs)
+
+    def q_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The critics' estimate of Q(s, a) [B] for Box actions, as the actor's loss reads it: min_k Q_k
+        (clipped double Q), or for quantile critics the mean of all critics' quantiles (TQC)."""
+        q = self.critic(obs, action)
+        return q.min(0).values if self.quantiles is None else q.reshape(*q.shape[:2], -1).mean((0, 2))

@@ -5,7 +5,7 @@
   registry. Torch-free.
 - random_policy.py: `RandomPolicy`, uniformly random legal actions. Torch-free.
 - torch_policy.py: `TrainablePolicy`, the contract of a policy an algorithm trains, and `TorchPolicy`,
-  the actor-critic one; q_policy.py: `QPolicy` (DQN); actor_q_policy.py: `ActorQPolicy` (SAC, TD3, CQL).
+  the actor-critic one; q_policy.py: `QPolicy` (DQN); actor_q_policy.py: `ActorQPolicy` (SAC, TD3, CQL, TQC, CrossQ).
 
 Importing this package never imports torch (the Connect Four page and the heuristics run without it):
 the trainable policies load on first use, `rlarena.policies.TorchPolicy`, or from their own modules.

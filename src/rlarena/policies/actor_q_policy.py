@@ -1,11 +1,13 @@
-"""`ActorQPolicy`: the policy of SAC and TD3/DDPG, an actor with Q critics (rlarena.nn.actor_q.ActorQ).
+"""`ActorQPolicy`: the policy of SAC, TD3/DDPG, TQC and CrossQ, an actor with Q critics
+(rlarena.nn.actor_q.ActorQ).
 
 Box actions: the actor acts in [-1, 1]^d; `to_env_actions` maps that linearly onto the env's bounds
 (as SB3 does), and the replay buffer stores the [-1, 1] action. So the env's Box must be bounded.
 Discrete actions (SAC only): a categorical actor; action masks are honoured as everywhere (masked
 logits: an illegal action is never sampled nor chosen).
 
-Exploration, which the algorithm sets before each fragment: SAC samples its stochastic actor; TD3 adds
+Exploration, which the algorithm sets before each fragment: SAC (TQC, CrossQ: the same actor; CrossQ's
+numpy twin normalizes with the batch renormalization's running statistics) samples its stochastic actor; TD3 adds
 Gaussian noise of std `exploration_noise` (in [-1, 1] units) to its deterministic action, clipped; with
 `random_actions` set (the warm-up before learning starts, as SB3) every action is uniform (over the
 legal ones).
@@ -14,6 +16,7 @@ legal ones).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -22,13 +25,20 @@ import torch
 
 from rlarena.errors import ConfigError
 from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp
+from rlarena.nn.batch_renorm import RenormSpec
 from rlarena.nn.normalize import RunningMeanStd
 from rlarena.policies.policy import MASKED_LOGIT
 from rlarena.policies.torch_policy import TrainablePolicy
 
+# the policy kinds that take Box actions only (SAC's also takes Discrete)
+BOX_ONLY = ("td3", "tqc", "crossq")
+
 
 class ActorQPolicy(TrainablePolicy):
-    """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete) or "td3" (deterministic, Box)."""
+    """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete), "td3" (deterministic, Box),
+    "tqc" (SAC's actor, quantile critics; Box) or "crossq" (SAC's actor, batch renormalization; Box).
+
+    num_q: the critics (None: 2 with twin_q, else 1); quantiles, critic_hiddens, renorm: ActorQ's."""
 
     model: ActorQ
     exploration_attributes = ("exploration_noise", "random_actions")
@@ -46,9 +56,13 @@ class ActorQPolicy(TrainablePolicy):
         algorithm: str = "SAC",
         warmup_steps: int = 0,
         exploration_noise: float = 0.0,
+        num_q: int | None = None,
+        quantiles: int | None = None,
+        critic_hiddens: Sequence[int] | None = None,
+        renorm: RenormSpec | None = None,
     ):
         discrete = isinstance(action_space, gym.spaces.Discrete)
-        if kind == "td3" and not isinstance(action_space, gym.spaces.Box):
+        if kind in BOX_ONLY and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError(
                 f"{algorithm} needs Box actions; this env has {action_space}. Use SAC or DQN for "
                 f"Discrete actions, PPO for other spaces."
@@ -82,15 +96,18 @@ class ActorQPolicy(TrainablePolicy):
         action_dim = (
             int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else int(np.prod(action_space.shape))
         )
-        model_kind = "categorical" if discrete else ("gaussian" if kind == "sac" else "deterministic")
+        model_kind = "categorical" if discrete else ("deterministic" if kind == "td3" else "gaussian")
         self.model = ActorQ(
             self.obs_dim,
             action_dim,
             model_kind,
             tuple(model_config["fcnet_hiddens"]),
             model_config["fcnet_activation"],
-            2 if twin_q else 1,
+            (2 if twin_q else 1) if num_q is None else num_q,
             initial_alpha,
+            quantiles,
+            critic_hiddens,
+            renorm,
         )
         self.num_actions = action_dim
         self.output_names = ("logits", "value") if discrete else ("action", "value")
@@ -180,11 +197,11 @@ class ActorQPolicy(TrainablePolicy):
 
     # -- values and export --------------------------------------------------------------------
     def _greedy_and_value(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the greedy action in [-1, 1]^d or the masked logits, V(s)): Box: min_k Q_k(s, greedy action);
-        Discrete: the expectation of min_k Q_k(s, .) under the policy."""
+        """(the greedy action in [-1, 1]^d or the masked logits, V(s)): Box: the critics' Q(s, greedy
+        action) (ActorQ.q_value); Discrete: the expectation of min_k Q_k(s, .) under the policy."""
         out = self.model.greedy(x)
         if self.continuous:
-            return out, self.model.critic(x, out).min(0).values
+            return out, self.model.q_value(x, out)
         if action_mask is not None:
             out = torch.where(action_mask != 0, out, torch.full_like(out, MASKED_LOGIT))
         return out, (torch.softmax(out, -1) * self.model.critic(x).min(0).values).sum(-1)
