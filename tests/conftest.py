@@ -284,6 +284,7 @@ SLOW_TESTS = {  # 5 s or more on a 2-core machine (python -m pytest --durations=
     "test_connect_four.py::test_replays_1000_random_games_like_connect_four_v3",
     "test_connect_four_blog.py::test_connect_four_blog_script_grows_its_league_and_exports",
     "test_crossq.py::test_solves_continuous_identity",
+    "test_droq_redq.py::test_droq_solves_continuous_identity",
     "test_fuzz_files.py::test_mutated_files_load_or_fail_with_one_clear_error",
     "test_hub.py::test_connect_four_export_play_example",
     "test_hub.py::test_lunarlander_hub_example_quick_mode",

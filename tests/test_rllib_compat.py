@@ -178,9 +178,15 @@ def test_rllib_1x_multiagent_dict_config_trains():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"learning_starts": 1000}, "'learning_starts' is an option of DQN, SAC, TD3, DDPG, TQC and CrossQ"),
-        ({"prioritized_replay": True}, "'prioritized_replay' is an option of DQN, SAC, TD3, DDPG, TQC and CrossQ"),
-        ({"n_step": 3}, "'n_step' is an option of DQN, SAC, TD3, DDPG, TQC and CrossQ"),
+        (
+            {"learning_starts": 1000},
+            "'learning_starts' is an option of DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ and REDQ",
+        ),
+        (
+            {"prioritized_replay": True},
+            "'prioritized_replay' is an option of DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ and REDQ",
+        ),
+        ({"n_step": 3}, "'n_step' is an option of DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ and REDQ"),
         ({"Q_model": {}}, "Q_model={} is not available: rlarena's SAC builds both networks from model="),
         ({"optimization": {"actor_learning_rate": 3e-4}}, "takes actor_lr, critic_lr and alpha_lr"),
         ({"vtrace": True}, "'vtrace' is an option of IMPALA and APPO; PPOConfig cannot use it"),
@@ -316,7 +322,7 @@ def test_file_for_an_algorithm_rlarena_lacks_says_so_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert (
         proc.stderr.strip() == "error: R2D2 is one of RLlib's algorithms that rlarena does not have yet. "
-        "Available: PPO, A2C, DQN, SAC, TD3, DDPG, TQC, CrossQ, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, "
+        "Available: PPO, A2C, DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ, REDQ, AlphaZero, LinUCB, LinTS, ES, ARS, BC, MARWIL, "
         "CQL, IMPALA, APPO."
     )
     with pytest.raises(ConfigError, match="Unknown algorithm 'PPOO'. Did you mean 'PPO'"):

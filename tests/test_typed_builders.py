@@ -208,7 +208,9 @@ def test_older_names_still_work_through_the_builder():
     assert SACConfig().training(ent_coef="auto_0.5").initial_alpha == 0.5  # SB3's, through SACConfig's table
     assert AlgorithmConfig.rollouts is AlgorithmConfig.env_runners  # RLlib 2.x's name, the same typed options
     assert ESConfig().rollouts(num_es_workers=2).num_es_workers == 2
-    with pytest.raises(ConfigError, match="'learning_starts' is an option of DQN, SAC, TD3, DDPG, TQC and CrossQ"):
+    with pytest.raises(
+        ConfigError, match="'learning_starts' is an option of DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ and REDQ"
+    ):
         PPOConfig().training(learning_starts=50)
 
 

@@ -13,8 +13,9 @@ from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
 from rlarena.algorithms.impala import IMPALA, IMPALAConfig
 from rlarena.algorithms.marwil import BC, MARWIL, BCConfig, MARWILConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
+from rlarena.algorithms.qrdqn import QRDQN, QRDQNConfig
 from rlarena.algorithms.registry import ALGORITHM_PATHS, get_algorithm_class
-from rlarena.algorithms.sac import SAC, SACConfig
+from rlarena.algorithms.sac import REDQ, SAC, DroQ, DroQConfig, REDQConfig, SACConfig
 from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
 from rlarena.algorithms.tqc import TQC, TQCConfig
 
@@ -35,6 +36,8 @@ __all__ = [
     "IMPALA",
     "MARWIL",
     "PPO",
+    "QRDQN",
+    "REDQ",
     "SAC",
     "TD3",
     "TQC",
@@ -51,6 +54,8 @@ __all__ = [
     "CrossQConfig",
     "DDPGConfig",
     "DQNConfig",
+    "DroQ",
+    "DroQConfig",
     "ESConfig",
     "IMPALAConfig",
     "LinTS",
@@ -60,6 +65,8 @@ __all__ = [
     "MARWILConfig",
     "PPOConfig",
     "PPOTrainer",
+    "QRDQNConfig",
+    "REDQConfig",
     "SACConfig",
     "TD3Config",
     "TQCConfig",

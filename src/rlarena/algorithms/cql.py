@@ -68,6 +68,8 @@ class CQLConfig(SACConfig):
     lagrangian: bool = option(False, "training")
     lagrangian_thresh: float = option(5.0, "training")  # tau of Kumar et al., eq. 30
     deterministic_backup: bool = option(True, "training")  # True: no -alpha log pi(a'|s') in the critics' target
+    # CQL's update is its own: every step moves the actor, whose loss and the critics' target read all critics
+    unread_options: ClassVar[tuple[str, ...]] = ("target_critics_subset", "actor_q_reduction", "policy_delay")
     # RLlib's is 100 (one batch a train() call); ours 100 batches of 256, so a run's results are not one
     # line per gradient step
     min_train_timesteps_per_iteration: int = option(25_600, "training", bound="MAX_BATCH")

@@ -27,12 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import torch
 
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
-from rlarena.algorithms.off_policy import ActorQConfig, ReplayBatch, ReplayLearner, frozen
-from rlarena.algorithms.sac import SAC, SACConfig, actor_loss, target_entropy_of
+from rlarena.algorithms.off_policy import ActorQConfig, ReplayBatch, frozen
+from rlarena.algorithms.sac import SAC, SACConfig, SACLearner, actor_loss, target_entropy_of
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
 from rlarena.nn.batch_renorm import RenormSpec, batch_statistics
@@ -54,6 +53,8 @@ class CrossQConfig(SACConfig):
     batch_norm_momentum: float = option(0.01, "training")  # sb3-contrib's; SBX writes 1 - 0.01 = 0.99
     batch_norm_eps: float = option(1e-3, "training")  # SBX, sb3-contrib
     renorm_warmup_steps: int = option(100_000, "training")  # batches of plain batch norm (SBX, sb3-contrib)
+    # CrossQ's critics bootstrap from themselves (crossq_critic_loss), its actor's loss is SAC's min over them
+    unread_options: ClassVar[tuple[str, ...]] = ("target_critics_subset", "actor_q_reduction")
 
     def training(
         self,
@@ -78,7 +79,6 @@ class CrossQConfig(SACConfig):
         self._check("tau", self.tau == 1.0, f"{no_targets}; leave tau out")
         self._check("target_network_update_freq", self.target_network_update_freq == 0, f"{no_targets}; leave it out")
         self._check("train_batch_size", self.train_batch_size >= 2, "must be >= 2 (batch statistics)")
-        self._check("policy_delay", self.policy_delay >= 1, "must be >= 1")
         self._check(
             "critic_hiddens",
             all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in self.critic_hiddens),
@@ -111,20 +111,10 @@ def crossq_critic_loss(model: ActorQ, batch: ReplayBatch, alpha: torch.Tensor) -
     return 0.5 * (batch.weights * td_error.pow(2)).mean(-1).sum(), td_error[0].detach()
 
 
-class CrossQLearner(ReplayLearner):
-    """A CrossQ policy's learner: beside the replay buffer, the critic steps taken (every
-    policy_delay-th one steps the actor and temperature: learner state "learner") and the actor's last
-    statistics (reported between its steps)."""
-
-    critic_steps: int
-    last_actor_stats: torch.Tensor  # actor_loss, alpha_loss, q_mean, entropy
-
-
 class CrossQ(SAC):
     config_class = CrossQConfig
     config: CrossQConfig
     policy_kind = "crossq"
-    learner_class: ClassVar[type[Learner]] = CrossQLearner
 
     def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
         assert isinstance(config, CrossQConfig)
@@ -134,25 +124,14 @@ class CrossQ(SAC):
     def build_learner(self, learner: Learner) -> None:
         """Adam with beta1 adam_beta1 for the actor and the critics, a plain Adam for the temperature,
         no targets, the replay buffer, and the critic step counter (state "learner")."""
-        assert isinstance(learner, CrossQLearner)
+        assert isinstance(learner, SACLearner)
         cfg: CrossQConfig = learner.config
         model = self.actor_q_model(learner)
         assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
         self.add_optimizers(learner, {"actor": model.actor, "critic": model.critic}, (cfg.adam_beta1, 0.999))
         self.add_optimizers(learner, {"alpha": model.temperature})
         self.add_buffer(learner)
-        learner.critic_steps = 0
-        learner.last_actor_stats = torch.full((4,), float("nan"))
-        learner.register_state(
-            "learner",
-            lambda: {"critic_steps": np.array([learner.critic_steps], np.int64)},
-            lambda arrays: setattr(learner, "critic_steps", int(arrays["critic_steps"][0])),
-        )
-
-    def replay_learner(self, policy_id: str) -> CrossQLearner:
-        learner = self.learners[policy_id]
-        assert isinstance(learner, CrossQLearner)
-        return learner
+        self.count_critic_steps(learner)
 
     def update_policy(self, policy_id: str) -> torch.Tensor:
         """A critic step on the joint forward pass; every policy_delay-th, a step of the temperature and

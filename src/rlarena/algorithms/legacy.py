@@ -99,7 +99,7 @@ IGNORED: dict[str, Ignored] = {
 
 # Options of other algorithms (RLlib's; DQN's that rlarena's DQNConfig lacks, e.g. noisy nets or
 # distributional Q): old name -> the algorithms that read it.
-_OFF_POLICY = "DQN, SAC, TD3, DDPG, TQC and CrossQ (off-policy algorithms with a replay buffer)"
+_OFF_POLICY = "DQN, QRDQN, SAC, TD3, DDPG, TQC, CrossQ, DroQ and REDQ (off-policy algorithms with a replay buffer)"
 OTHER_ALGORITHMS: dict[str, str] = {
     **dict.fromkeys(
         (
@@ -121,12 +121,13 @@ OTHER_ALGORITHMS: dict[str, str] = {
     ),
     **dict.fromkeys(("dueling", "double_q", "hiddens", "noisy", "num_atoms", "v_min", "v_max", "sigma0"), "DQN"),
     **dict.fromkeys(("optimization_config", "initial_alpha", "target_entropy", "alpha_lr", "ent_coef"), "SAC"),
-    **dict.fromkeys(("tau", "twin_q", "actor_lr", "critic_lr", "random_timesteps"), "SAC, TD3 and DDPG"),
+    **dict.fromkeys(
+        ("tau", "twin_q", "actor_lr", "critic_lr", "random_timesteps", "policy_delay"), "SAC, TD3 and DDPG"
+    ),
     **dict.fromkeys(
         (
             "actor_hiddens",
             "critic_hiddens",
-            "policy_delay",
             "smooth_target_policy",
             "target_noise",
             "target_noise_clip",

@@ -27,7 +27,7 @@ top_quantiles_to_drop_per_net 2, lr 3e-4, batch 256, tau 0.005, [256, 256] ReLU 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -35,6 +35,7 @@ from rlarena.algorithms.config import NotProvided, NotProvidedType, option, prov
 from rlarena.algorithms.off_policy import ActorQConfig, ReplayBatch, ReplayLearner
 from rlarena.algorithms.sac import SAC, SACConfig
 from rlarena.nn.actor_q import ActorQ, GaussianActor
+from rlarena.nn.quantiles import quantile_huber_loss
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11 on
@@ -42,17 +43,18 @@ if TYPE_CHECKING:
 
 @dataclass
 class TQCConfig(SACConfig):
-    """TQC's options over SAC's (sb3-contrib's names and defaults)."""
+    """TQC's options over SAC's (sb3-contrib's names and defaults; N is SAC's n_critics, 2 as sb3-contrib's,
+    the paper's is 5)."""
 
     n_quantiles: int = option(25, "training", bound="MAX_QUANTILES")  # M, per critic (paper and sb3-contrib)
-    n_critics: int = option(2, "training", bound="MAX_CRITICS")  # N: sb3-contrib's (the paper's is 5)
     top_quantiles_to_drop_per_net: int = option(2, "training")  # d (paper and sb3-contrib)
+    # TQC's target truncates the pooled quantiles, its actor reads their mean
+    unread_options: ClassVar[tuple[str, ...]] = ("target_critics_subset", "actor_q_reduction")
 
     def training(
         self,
         *,
         n_quantiles: int | NotProvidedType = NotProvided,
-        n_critics: int | NotProvidedType = NotProvided,
         top_quantiles_to_drop_per_net: int | NotProvidedType = NotProvided,
         **kwargs: Any,
     ) -> Self:
@@ -67,7 +69,6 @@ class TQCConfig(SACConfig):
     def validate(self) -> None:
         super().validate()
         self._check("n_quantiles", self.n_quantiles >= 1, "must be >= 1")
-        self._check("n_critics", self.n_critics >= 1, "must be >= 1")
         self._check(
             "top_quantiles_to_drop_per_net",
             0 <= self.top_quantiles_to_drop_per_net < self.n_quantiles,
@@ -82,17 +83,6 @@ def truncated_atoms(quantiles: torch.Tensor, drop_per_net: int) -> torch.Tensor:
     n, b, m = quantiles.shape
     pooled = quantiles.permute(1, 0, 2).reshape(b, n * m).sort(-1).values
     return pooled[:, : (m - drop_per_net) * n]
-
-
-def quantile_huber_loss(quantiles: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[B]: mean over n, m, i of rho^1_{tau_m}(targets_i - quantiles_nm), quantiles [N, B, M] at
-    tau_m = (m + 1/2) / M, targets [B, T]: the quantile Huber loss, kappa 1 (Dabney et al. 2018)."""
-    m = quantiles.shape[-1]
-    tau = (torch.arange(m, dtype=quantiles.dtype) + 0.5) / m
-    u = targets[None, :, None, :] - quantiles[..., None]  # [N, B, M, T]
-    huber = torch.where(u.abs() <= 1.0, 0.5 * u.pow(2), u.abs() - 0.5)  # kappa = 1
-    rho = (tau[:, None] - (u < 0).to(u.dtype)).abs() * huber
-    return rho.mean((0, 2, 3))
 
 
 def tqc_critic_loss(
@@ -131,7 +121,7 @@ class TQC(SAC):
 
     def policy_options(self, config: ActorQConfig) -> dict[str, Any]:
         assert isinstance(config, TQCConfig)
-        return {**super().policy_options(config), "num_q": config.n_critics, "quantiles": config.n_quantiles}
+        return {**super().policy_options(config), "quantiles": config.n_quantiles}
 
     def actor_loss(
         self, learner: ReplayLearner, batch: ReplayBatch, alpha: torch.Tensor

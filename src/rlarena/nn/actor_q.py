@@ -1,4 +1,4 @@
-"""Actors and Q critics for SAC, TD3/DDPG, TQC and CrossQ.
+"""Actors and Q critics for SAC (DroQ, REDQ), TD3/DDPG, TQC and CrossQ.
 
 Box actions live in [-1, 1]^d inside these networks (the policy maps them to the env's bounds). Layers
 are applied functionally, as in ActorCritic, and each actor has a numpy twin for the env runner. The
@@ -6,6 +6,10 @@ critics are an ensemble: K Q-networks (2 for twin Q) whose weights are stacked [
 batched matmul per layer computes all of them (half the torch calls of two separate MLPs; the math
 is the same). A Box critic outputs one value, or n (TQC's quantiles). With a RenormSpec (CrossQ) a
 batch renormalization layer precedes each linear layer, the input's included (SBX's CrossQ networks).
+DroQ's critics (Hiraoka et al. 2022) put dropout, then layer normalization, after each hidden
+linear layer: Linear -> Dropout -> LayerNorm -> ReLU. Their dropout is on in every training forward pass
+(the online critics', the target critics' and the actor loss's, as the authors' code and SBX) and off
+inside `without_dropout(...)`, where the policy computes values for acting, evaluation and export.
 Initialization is torch's default for nn.Linear, as SB3's SAC and TD3 networks.
 """
 
@@ -13,7 +17,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -127,10 +132,24 @@ class GaussianActor(nn.Module):
         return forward
 
 
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalization over the last dimension of [K, B, d], with a gain and bias per member (torch's
+    nn.LayerNorm for each of K networks)."""
+
+    def __init__(self, members: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+
 class QEnsemble(nn.Module):
     """K Q-networks. Box actions: Q_k(obs, action) -> [K, B] (the action concatenated to the
     observation), or [K, B, n] for out_dim n > 1 (TQC's quantiles). Discrete: Q_k(obs) -> [K, B, n],
-    one value per action. With `renorm`, a BatchRenorm (per member) before each layer."""
+    one value per action. With `renorm`, a BatchRenorm (per member) before each layer; with `dropout`
+    and `layer_norm`, DroQ's dropout and layer normalization after each hidden linear layer."""
 
     def __init__(
         self,
@@ -140,6 +159,8 @@ class QEnsemble(nn.Module):
         activation: str,
         num_q: int = 2,
         renorm: RenormSpec | None = None,
+        dropout: float = 0.0,
+        layer_norm: bool = False,
     ):
         super().__init__()
         self.act, self.num_q, self.out_dim = ACTIVATIONS[activation], num_q, out_dim
@@ -151,8 +172,11 @@ class QEnsemble(nn.Module):
             bound = 1 / math.sqrt(a)  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both
             self.weights.append(nn.Parameter(torch.empty(num_q, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(num_q, 1, b).uniform_(-bound, bound)))
-        # None without renorm: a SAC or TD3 model's state keeps the names it always had
+        # None without renorm or layer_norm: a SAC or TD3 model's state keeps the names it always had
         self.norms = None if renorm is None else nn.ModuleList(BatchRenorm(d, renorm, num_q) for d in dims[:-1])
+        self.layer_norms = nn.ModuleList(EnsembleLayerNorm(num_q, d) for d in hiddens) if layer_norm else None
+        self.dropout = dropout
+        self.stochastic = True  # dropout applied (training); False inside without_dropout(...)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
         x = obs if action is None else torch.cat([obs, action], -1)
@@ -163,8 +187,27 @@ class QEnsemble(nn.Module):
                 x = self.norms[i](x)
             x = torch.baddbmm(b, x, w)
             if i < last:
+                if self.dropout > 0 and self.stochastic:
+                    x = F.dropout(x, self.dropout)  # each member, row and unit its own mask
+                if self.layer_norms is not None:
+                    x = self.layer_norms[i](x)
                 x = self.act(x)
         return x.squeeze(-1) if action is not None and self.out_dim == 1 else x
+
+
+@contextmanager
+def without_dropout(critic: nn.Module) -> Iterator[None]:
+    """Inside, `critic`'s dropout is off (values for acting, evaluation and export); afterwards it is
+    on again, as in every training forward pass."""
+    ensembles = [m for m in critic.modules() if isinstance(m, QEnsemble)]
+    before = [m.stochastic for m in ensembles]
+    for m in ensembles:
+        m.stochastic = False
+    try:
+        yield
+    finally:
+        for m, was in zip(ensembles, before):
+            m.stochastic = was
 
 
 class Temperature(nn.Module):
@@ -186,7 +229,8 @@ class ActorQ(nn.Module):
     actor -> logits; "deterministic" (TD3/DDPG): actor -> tanh(mu). `temperature` is SAC's alpha (None
     for TD3). `quantiles`: a Box critic's outputs, TQC's quantiles (None: one, a Q-value). `critic_hiddens`:
     the critics' hidden layers when they differ from the actor's (CrossQ's wider critics). `renorm`:
-    batch renormalization in actor and critics (CrossQ).
+    batch renormalization in actor and critics (CrossQ). `critic_dropout`, `critic_layer_norm`: DroQ's
+    critics (QEnsemble).
     """
 
     def __init__(
@@ -201,6 +245,8 @@ class ActorQ(nn.Module):
         quantiles: int | None = None,
         critic_hiddens: Sequence[int] | None = None,
         renorm: RenormSpec | None = None,
+        critic_dropout: float = 0.0,
+        critic_layer_norm: bool = False,
     ):
         super().__init__()
         self.kind, self.quantiles = kind, quantiles
@@ -216,6 +262,8 @@ class ActorQ(nn.Module):
             activation,
             num_q,
             renorm,
+            critic_dropout,
+            critic_layer_norm,
         )
         self.temperature = Temperature(initial_alpha) if initial_alpha is not None else None
 

@@ -1,4 +1,4 @@
-"""`ActorQPolicy`: the policy of SAC, TD3/DDPG, TQC and CrossQ, an actor with Q critics
+"""`ActorQPolicy`: the policy of SAC (DroQ, REDQ), TD3/DDPG, TQC and CrossQ, an actor with Q critics
 (rlarena.nn.actor_q.ActorQ).
 
 Box actions: the actor acts in [-1, 1]^d; `to_env_actions` maps that linearly onto the env's bounds
@@ -11,6 +11,9 @@ numpy twin normalizes with the batch renormalization's running statistics) sampl
 Gaussian noise of std `exploration_noise` (in [-1, 1] units) to its deterministic action, clipped; with
 `random_actions` set (the warm-up before learning starts, as SB3) every action is uniform (over the
 legal ones).
+
+Values (compute_values, the exported graph) come from the critics with their dropout off (DroQ's
+critics drop units only in training).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from rlarena.errors import ConfigError
-from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp
+from rlarena.nn.actor_q import ActorQ, squashed_gaussian_logp, without_dropout
 from rlarena.nn.batch_renorm import RenormSpec
 from rlarena.nn.normalize import RunningMeanStd
 from rlarena.policies.policy import MASKED_LOGIT
@@ -38,7 +41,8 @@ class ActorQPolicy(TrainablePolicy):
     """kind: "sac" (a squashed Gaussian for Box, categorical for Discrete), "td3" (deterministic, Box),
     "tqc" (SAC's actor, quantile critics; Box) or "crossq" (SAC's actor, batch renormalization; Box).
 
-    num_q: the critics (None: 2 with twin_q, else 1); quantiles, critic_hiddens, renorm: ActorQ's."""
+    num_q: the critics (None: 2 with twin_q, else 1); quantiles, critic_hiddens, renorm, critic_dropout,
+    critic_layer_norm: ActorQ's."""
 
     model: ActorQ
     exploration_attributes = ("exploration_noise", "random_actions")
@@ -60,6 +64,8 @@ class ActorQPolicy(TrainablePolicy):
         quantiles: int | None = None,
         critic_hiddens: Sequence[int] | None = None,
         renorm: RenormSpec | None = None,
+        critic_dropout: float = 0.0,
+        critic_layer_norm: bool = False,
     ):
         discrete = isinstance(action_space, gym.spaces.Discrete)
         if kind in BOX_ONLY and not isinstance(action_space, gym.spaces.Box):
@@ -108,6 +114,8 @@ class ActorQPolicy(TrainablePolicy):
             quantiles,
             critic_hiddens,
             renorm,
+            critic_dropout,
+            critic_layer_norm,
         )
         self.num_actions = action_dim
         self.output_names = ("logits", "value") if discrete else ("action", "value")
@@ -198,13 +206,15 @@ class ActorQPolicy(TrainablePolicy):
     # -- values and export --------------------------------------------------------------------
     def _greedy_and_value(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(the greedy action in [-1, 1]^d or the masked logits, V(s)): Box: the critics' Q(s, greedy
-        action) (ActorQ.q_value); Discrete: the expectation of min_k Q_k(s, .) under the policy."""
+        action) (ActorQ.q_value); Discrete: the expectation of min_k Q_k(s, .) under the policy. The critics'
+        dropout is off: a value is a function of the state."""
         out = self.model.greedy(x)
-        if self.continuous:
-            return out, self.model.q_value(x, out)
-        if action_mask is not None:
-            out = torch.where(action_mask != 0, out, torch.full_like(out, MASKED_LOGIT))
-        return out, (torch.softmax(out, -1) * self.model.critic(x).min(0).values).sum(-1)
+        with without_dropout(self.model.critic):
+            if self.continuous:
+                return out, self.model.q_value(x, out)
+            if action_mask is not None:
+                out = torch.where(action_mask != 0, out, torch.full_like(out, MASKED_LOGIT))
+            return out, (torch.softmax(out, -1) * self.model.critic(x).min(0).values).sum(-1)
 
     def compute_values(self, obs_batch: Any) -> np.ndarray:
         mask = self.action_mask(obs_batch)

@@ -1,5 +1,6 @@
-"""`QPolicy`: the DQN family's policy. Greedy actions are the masked argmax of Q; exploring ones are
-epsilon-greedy, the random action drawn uniformly over the legal actions only."""
+"""`QPolicy`: the DQN family's policy. Greedy actions are the masked argmax of Q (QR-DQN's: of the mean
+of its quantiles); exploring ones are epsilon-greedy, the random action drawn uniformly over the legal
+actions only."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ class QPolicy(TrainablePolicy):
     calls, from `epsilon_schedule` ([[env_step, epsilon], ...]): set_exploration (the Exploration
     capability: the algorithm calls it with the env steps sampled before each fragment) sets where the
     fragment starts, and each exploring call reads the schedule at its own env step and moves it on by
-    its rows (as SB3, whose epsilon follows the schedule step by step, not fragment by fragment)."""
+    its rows (as SB3, whose epsilon follows the schedule step by step, not fragment by fragment).
+    `quantiles` (QR-DQN): the network outputs that many quantiles per action, and Q is their mean
+    everywhere this policy reads it (acting, compute_q_values, ONNX export)."""
 
     model: QNetwork
     exploration_attributes = ("epsilon", "explore_step")
-    output_names = ("q_values", "value")  # ONNX: masked Q [B, n] and max_a Q [B]
+    output_names = ("q_values", "value")  # ONNX: masked Q [B, n] (QR-DQN: the quantiles' mean) and max_a Q [B]
 
     def __init__(
         self,
@@ -43,14 +46,16 @@ class QPolicy(TrainablePolicy):
         seed: int | None = None,
         dueling: bool = True,
         epsilon_schedule: list | None = None,
+        quantiles: int | None = None,
     ):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(
-                f"DQN needs Discrete actions; this env has {action_space}. Use SAC or TD3 for Box "
-                f"actions, PPO for other spaces."
+                f"{'QR-DQN' if quantiles else 'DQN'} needs Discrete actions; this env has {action_space}. Use "
+                f"SAC, TD3 or TQC for Box actions, PPO for other spaces."
             )
         super().__init__(observation_space, action_space, observation_filter, seed)
         self.num_actions = int(action_space.n)
+        self.quantiles = quantiles  # build_model reads it
         self.build_model(model_config, dueling)
         self.epsilon_schedule = epsilon_schedule
         self.epsilon = 0.0
@@ -60,7 +65,7 @@ class QPolicy(TrainablePolicy):
     def build_model(self, model_config: dict, dueling: bool) -> None:
         features, hiddens = input_layer(model_config, self.obs_layout, self.obs_dim)
         self.model = QNetwork(
-            self.obs_dim, self.num_actions, hiddens, model_config["fcnet_activation"], dueling, features
+            self.obs_dim, self.num_actions, hiddens, model_config["fcnet_activation"], dueling, features, self.quantiles
         )
         # an encoder with no numpy form (a CNN): Q in torch
         self._torch_q = features is not None and not hasattr(features, "numpy")
@@ -90,10 +95,10 @@ class QPolicy(TrainablePolicy):
         self.epsilon = piecewise(self.epsilon_schedule, env_step) if self.epsilon_schedule else 0.0
 
     def q_values(self, x: np.ndarray) -> np.ndarray:
-        """Q [B, n] for preprocessed observations, in numpy over views of the live weights."""
+        """Q [B, n] for preprocessed observations (the quantiles' mean), in numpy over views of the live weights."""
         if self._torch_q:
             with torch.inference_mode():
-                return self.model(torch.from_numpy(x)).numpy()
+                return self.model.mean_q(torch.from_numpy(x)).numpy()
         key = self.model.q_head.weight.data_ptr()
         if key != self._numpy_q_key:  # first call, or the parameters moved (to a flat buffer)
             self._numpy_q, self._numpy_q_key = self.model.numpy_q(), key
@@ -113,7 +118,7 @@ class QPolicy(TrainablePolicy):
         return self.compute_q_values(obs_batch).max(-1)
 
     def export_outputs(self, x: torch.Tensor, action_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.model(x)
+        q = self.model.mean_q(x)
         if action_mask is not None:
             q = torch.where(action_mask != 0, q, torch.full_like(q, MASKED_Q))
         return q, q.max(-1).values
