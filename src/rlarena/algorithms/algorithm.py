@@ -20,6 +20,7 @@ from rlarena import limits
 from rlarena.algorithms import building, checkpointing, evaluation
 from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.results import learner_stats_by_policy, train_result
+from rlarena.algorithms.threads import auto_threads, threads_before_learners
 from rlarena.callbacks import call_hook, make_callbacks
 from rlarena.checkpoint import write_checkpoint
 from rlarena.envs.registry import (
@@ -91,13 +92,14 @@ class Algorithm(ABC):
     policies_to_train: list[str]
     mapping_fn: Callable[..., str]  # multi-agent: agent id -> policy id
     _probe_env: Any  # multi-agent: the env the policies' spaces were read from
+    num_torch_threads: int = 1  # the learners' torch threads (config.num_torch_threads; "auto" chooses)
 
     def __init__(self, config: AlgorithmConfig | dict[str, Any] | None = None, env: EnvSpec | None = None):
         if not isinstance(config, AlgorithmConfig):  # RLlib's PPO(config={...}, env=...): option names, old ones too
             options = {**(config or {}), **({"env": env} if env is not None else {})}
             config = self.config_class().update_from_dict(options).checked()
         self.config = config
-        torch.set_num_threads(config.num_torch_threads)
+        torch.set_num_threads(threads_before_learners(config))  # "auto" decides once the learners exist
         if config.seed is not None:
             torch.manual_seed(_seed_for(config.seed, 0))
         self.env_name = env_name(config.env) if config.env is not None else "offline data"
@@ -136,6 +138,10 @@ class Algorithm(ABC):
         self.setup()
         for pid in self.policies_to_train:
             self.setup_policy(pid)
+        # the learners' threads: as asked, or "auto" from the work of one gradient step
+        asked = config.num_torch_threads
+        self.num_torch_threads = asked if isinstance(asked, int) else auto_threads(self)
+        torch.set_num_threads(self.num_torch_threads)
         # where evaluation episodes play: this process, or evaluation_num_env_runners Ray actors
         self.eval_env_runner_group: EvaluationGroup = self.make_evaluation_group()
         if self.callbacks is not None:

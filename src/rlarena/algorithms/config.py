@@ -225,7 +225,8 @@ class AlgorithmConfig:
     # .debugging()
     seed: int | None = option(None, "debugging")
     # .resources()
-    num_torch_threads: int = option(1, "resources", role="how many")  # 1 is fastest for small nets on CPU (benchmarks/)
+    # "auto": 1 for small networks, 2 where one gradient step's matrices are large (rlarena.algorithms.threads)
+    num_torch_threads: int | Literal["auto"] = option("auto", "resources", role="how many")
     ray_address: str | None = option(
         None, "resources", role="where"
     )  # a Ray cluster to join; None: RAY_ADDRESS, else a private local Ray
@@ -358,7 +359,7 @@ class AlgorithmConfig:
     def resources(
         self,
         *,
-        num_torch_threads: int | NotProvidedType = NotProvided,
+        num_torch_threads: int | Literal["auto"] | NotProvidedType = NotProvided,
         ray_address: str | None | NotProvidedType = NotProvided,
         **kwargs: Any,
     ) -> Self:
@@ -580,10 +581,12 @@ class AlgorithmConfig:
             "must be >= 1 or None",
         )
         # torch's thread pool allocates per thread up front: a billion threads aborts the process (libgomp)
+        threads = self.num_torch_threads
         self._check(
             "num_torch_threads",
-            1 <= self.num_torch_threads <= MAX_TORCH_THREADS,
-            f"must be from 1 to {MAX_TORCH_THREADS}",
+            threads == "auto"
+            or (isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= MAX_TORCH_THREADS),
+            f'must be "auto" or from 1 to {MAX_TORCH_THREADS}',
         )
         self._check("num_env_workers", self.num_env_workers >= 1, "must be >= 1")
         self._choice(

@@ -81,6 +81,7 @@ def train_result(algo: Algorithm, elapsed: float, steps: int, learner_stats: dic
             "time_this_iter_s": elapsed,
             "time_total_s": algo.time_total_s,
             "env_steps_per_sec": steps / elapsed if elapsed > 0 else float("nan"),
+            "num_torch_threads": algo.num_torch_threads,  # the learners' (num_torch_threads="auto" chooses)
             **algo._runner_health(),
             **learner_stats,
         }

@@ -66,7 +66,7 @@ class _Actor:
     def building(self, envs: dict[str, EnvCreator], config: AlgorithmConfig) -> Iterator[None]:
         try:
             register_creators(envs)
-            torch.set_num_threads(config.num_torch_threads)
+            torch.set_num_threads(config.num_torch_threads if isinstance(config.num_torch_threads, int) else 1)
             yield
         except Exception as exc:  # noqa: BLE001 - reported by ready(), raised on the driver with the runner's name
             self.build_error = _one_line(exc)
