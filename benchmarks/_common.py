@@ -293,7 +293,25 @@ def summarize(rows: list[dict[str, Any]], libs: list[str], threshold: float,
               f"{med['rlarena']['steps_per_s'] / med['sb3']['steps_per_s']:.2f}x")
         print(f"RATIO env steps to {threshold:g}     SB3 / rlarena = "
               f"{med['sb3']['steps'] / med['rlarena']['steps']:.2f}x (sample efficiency)")
+        steps_test([r["steps"] for r in rows if r["lib"] == "rlarena"], [r["steps"] for r in rows if r["lib"] == "sb3"])
     return med
+
+
+def steps_test(mine: list[float], theirs: list[float]) -> None:
+    """With 10 or more seeds a side: a two-sided Mann-Whitney U test of env steps to the threshold (unsolved
+    runs count at the budget) and a bootstrap 90 % interval of the ratio of medians SB3 / rlarena."""
+    if min(len(mine), len(theirs)) < 10:
+        return
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    p = mannwhitneyu(mine, theirs, alternative="two-sided").pvalue
+    rng = np.random.default_rng(0)
+    ratios = [np.median(rng.choice(theirs, len(theirs))) / np.median(rng.choice(mine, len(mine)))
+              for _ in range(10_000)]
+    low, high = np.percentile(ratios, [5, 95])
+    print(f"env steps: Mann-Whitney two-sided p = {p:.3f}; bootstrap 90 % interval of SB3 / rlarena medians "
+          f"{low:.2f}-{high:.2f}")
 
 
 def parse_libs(text: str) -> list[str]:
