@@ -18,6 +18,7 @@ from rlarena import Callbacks, PolicySpec, PPOConfig
 from rlarena.envs.registry import EnvContext, make_vector_env
 from rlarena.errors import ConfigError, EnvError
 from rlarena.rollout.groups import LocalEvaluation, LocalRunnerGroup
+from rlarena.schedules import piecewise
 
 # Ray's workers cannot import this test module: its classes travel by value, as a script's do
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -415,16 +416,21 @@ def test_dqn_and_sac_sample_on_remote_runners_with_their_exploration(local_ray):
         assert algo.config.fragment_length == 32 and algo.learners["default_policy"].buffer.num_envs == 4
         results = [algo.train() for _ in range(2)]
         assert [r["replay_size"] for r in results] == [128, 256]
-        # one update per vector step, as locally: 32 per fragment once learning starts
-        assert results[-1]["num_gradient_steps_lifetime"] == 64
-        # the runners explore with the driver's epsilon (set from the schedule before each fragment)
-        remote_eps = ray.get(
+        # one update per vector step, as locally: 32 per fragment once more than 128 steps were sampled
+        # (SB3's rule): the second fragment's
+        assert results[-1]["num_gradient_steps_lifetime"] == 32
+        # the runners explore from where the driver's schedule stood before the fragment, step by step
+        remote = ray.get(
             [
-                actor.__ray_call__.remote(lambda self: self.runner.policy.epsilon)
+                actor.__ray_call__.remote(lambda self: (self.runner.policy.explore_step, self.runner.policy.epsilon))
                 for actor in algo.env_runner_group.remote.actors
             ]
         )
-        assert remote_eps == [algo.policy.epsilon] * 2 and 0 < algo.policy.epsilon < 1
+        start = algo.policy.explore_step  # the driver's: the env steps sampled before the last fragment
+        assert start == 128 and 0 < algo.policy.epsilon < 1
+        for step, epsilon in remote:  # 32 vector steps of 2 envs; its last read the schedule 2 steps before
+            assert step == start + 64
+            assert epsilon == pytest.approx(piecewise(algo.config.epsilon, step - 2))
     config = (
         SACConfig()
         .environment("Pendulum-v1")
