@@ -30,7 +30,7 @@ import torch
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ReplayBatch, frozen
-from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of
+from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of, temperature_loss
 from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, Temperature, squashed_gaussian_logp
@@ -251,9 +251,7 @@ class CQL(SAC):
                 loss_pi = (alpha * logp - model.critic(batch.obs, action).min(0).values).mean()
         entropy = -logp.detach()
         target_entropy = target_entropy_of(cfg, learner.policy.action_space)
-        loss_alpha = torch.zeros(())
-        if target_entropy is not None:
-            loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
+        loss_alpha = temperature_loss(model, entropy, target_entropy)
         bellman, penalty, q_data = cql_critic_loss(model, learner.targets["critic"].module, batch, alpha, cfg)
         alpha_prime, loss_alpha_prime = torch.ones(()), torch.zeros(())
         if cfg.lagrangian:

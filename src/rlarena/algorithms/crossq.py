@@ -31,7 +31,7 @@ import torch
 
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ActorQConfig, ReplayBatch, frozen
-from rlarena.algorithms.sac import SAC, SACConfig, SACLearner, actor_loss, target_entropy_of
+from rlarena.algorithms.sac import SAC, SACConfig, SACLearner, actor_loss, target_entropy_of, temperature_loss
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
 from rlarena.nn.batch_renorm import RenormSpec, batch_statistics
@@ -152,9 +152,7 @@ class CrossQ(SAC):
             with batch_statistics(model.actor), frozen(model.critic):
                 loss_pi, entropy, q_pi = actor_loss(model, batch, alpha)
             target_entropy = target_entropy_of(cfg, learner.policy.action_space)
-            loss_alpha = torch.zeros(())
-            if target_entropy is not None:
-                loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
+            loss_alpha = temperature_loss(model, entropy, target_entropy)
             learner.check_finite(torch.stack([loss_pi.detach(), loss_alpha.detach()]), "losses (actor, alpha)")
             if target_entropy is not None:
                 learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks

@@ -178,6 +178,15 @@ def target_entropy_of(config: SACConfig, action_space: gym.Space) -> float | Non
     return -float(np.prod(action_space.shape))  # Haarnoja et al. 2018b, sec. 5: -dim(A)
 
 
+def temperature_loss(model: ActorQ, entropy: torch.Tensor, target_entropy: float | None) -> torch.Tensor:
+    """log alpha * (entropy - target entropy), averaged (Haarnoja et al. 2018b, eq. 18): alpha grows while
+    the policy's entropy [B] is under the target; 0 when alpha is fixed (target_entropy None)."""
+    if target_entropy is None:
+        return torch.zeros(())
+    assert model.temperature is not None  # SAC's kind of ActorQ learns its temperature
+    return (model.temperature.log_alpha * (entropy - target_entropy)).mean()
+
+
 def _masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return logits if mask is None else logits.masked_fill(~mask, MASKED_LOGIT)
 
@@ -332,9 +341,7 @@ class SAC(ActorQAlgorithm):
         target_entropy = target_entropy_of(cfg, learner.policy.action_space)
         if actor_step:  # the actor on the replayed states: its entropy drives the temperature
             loss_pi, entropy, q_pi = self.actor_loss(learner, batch, alpha)
-            loss_alpha = torch.zeros(())
-            if target_entropy is not None:
-                loss_alpha = (model.temperature.log_alpha * (entropy - target_entropy)).mean()
+            loss_alpha = temperature_loss(model, entropy, target_entropy)
         loss_q, td_error = self.critic_loss(learner, batch, alpha)
         if actor_step:
             learner.check_finite(
