@@ -82,8 +82,9 @@ def header(title: str) -> None:
         pass
 
 
-def load_tuned(path: str | Path) -> dict[str, Any]:
-    """A tuned example: {'algo': 'PPO', 'env': ..., 'config': {flat option: value}, 'stop': {...}}."""
+def load_tuned(path: str | Path, algos: tuple[str, ...] = ("PPO", "APPO", "IMPALA")) -> dict[str, Any]:
+    """A tuned example: {'algo': 'PPO', 'env': ..., 'config': {flat option: value}, 'stop': {...}}, whose
+    algo is one of `algos` (those the calling benchmark runs)."""
     import yaml
     path = Path(path)
     if not path.is_absolute() and not path.exists():
@@ -93,8 +94,8 @@ def load_tuned(path: str | Path) -> dict[str, Any]:
     for key in ("algo", "env", "config"):
         if key not in spec:
             raise SystemExit(f"{path}: missing top-level key {key!r} (expected algo, env, config, stop)")
-    if spec["algo"] not in ("PPO", "APPO", "IMPALA"):
-        raise SystemExit(f"{path}: algo {spec['algo']!r} is not supported by this benchmark (PPO, APPO, IMPALA)")
+    if spec["algo"] not in algos:
+        raise SystemExit(f"{path}: algo {spec['algo']!r} is not supported by this benchmark ({', '.join(algos)})")
     spec["path"] = str(path)
     return spec
 
@@ -314,12 +315,14 @@ def steps_test(mine: list[float], theirs: list[float]) -> None:
           f"{low:.2f}-{high:.2f}")
 
 
-def parse_libs(text: str) -> list[str]:
-    """'rlarena,sb3' -> ['rlarena', 'sb3']; anything else exits with the valid names."""
+def parse_libs(text: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """'rlarena,sb3' -> ['rlarena', 'sb3']; anything else exits with the valid names (rlarena, sb3 and
+    the script's `extra` peers)."""
     libs = text.split(",")
-    unknown = set(libs) - {"rlarena", "sb3"}
+    valid = ("rlarena", "sb3", *extra)
+    unknown = set(libs) - set(valid)
     if unknown:
-        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use rlarena and/or sb3")
+        raise SystemExit(f"--libs: unknown {sorted(unknown)}; use any of {', '.join(valid)}")
     return libs
 
 

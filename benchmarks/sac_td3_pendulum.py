@@ -1,5 +1,5 @@
 """Pendulum-v1 SAC and TD3: wall-clock training time and env steps to a greedy evaluation score of
--200, rlarena vs Stable-Baselines3, side by side in this process.
+-200, rlarena vs Stable-Baselines3, side by side in this process (SAC also on MuJoCo tasks: --env).
 
 Both libraries run RL-Zoo's Pendulum-v1 settings (rl-baselines3-zoo hyperparams/sac.yml, td3.yml),
 SB3's defaults for the rest, every option written out on both sides:
@@ -29,11 +29,19 @@ Seeds alternate which library goes first.
     python benchmarks/sac_td3_pendulum.py --algo sac --threads 2           # both libraries on 2 threads
     python benchmarks/sac_td3_pendulum.py --seeds 1 --max-steps 3000 --algo sac --sb3-threads 1  # smoke
     python benchmarks/sac_td3_pendulum.py --seeds 1 --max-steps 3000 --algo td3 --learning-starts 1000 --sb3-threads 1
+
+Issue 28's comparison: rlarena at its shipped tuned settings (a tuned example) against SB3 at RL-Zoo's,
+and SBX (Stable Baselines Jax: its SAC and CrossQ, run by sbx_worker.py in SBX's own venv, one process
+per run, in this job) at RL-Zoo's settings, or at others given as --sbx-hp:
+    python benchmarks/sac_td3_pendulum.py --algo sac --rlarena-tuned tuned_examples/sac/pendulum_fast.yaml \
+        --libs rlarena,sb3,sbx-sac,sbx-crossq --sbx-python /tmp/sbxvenv/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,8 +49,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    build_from_tuned,
     every_steps,
     header,
+    load_tuned,
     median,
     parse_libs,
     parse_seeds,
@@ -66,6 +76,13 @@ TD3_HP = {"n_envs": 1, "learning_rate": 1e-3, "batch_size": 256, "buffer_size": 
           "tau": 0.005, "gamma": 0.98, "train_freq": 1, "gradient_steps": 1, "noise_std": 0.1, "policy_delay": 2,
           "target_policy_noise": 0.2, "target_noise_clip": 0.5, "net_arch": [400, 300], "n_timesteps": 20_000}
 HP = {"sac": SAC_HP, "td3": TD3_HP}
+# RL-Zoo's MuJoCo SAC defaults (hyperparams/sac.yml's HalfCheetah entry, which Hopper, Walker2d and Ant
+# share): SB3's SAC defaults (lr 3e-4) with 10k random env steps first. Budget: issue 28's 50k env steps.
+SAC_MUJOCO_HP = {**SAC_HP, "learning_rate": 3e-4, "learning_starts": 10_000, "n_timesteps": 50_000}
+# --env: the task, its threshold (Gymnasium's reward_threshold) and the settings per algorithm
+TASKS = {"Pendulum-v1": (-200.0, HP),
+         "InvertedPendulum-v5": (950.0, {"sac": SAC_MUJOCO_HP}),
+         "InvertedDoublePendulum-v5": (9100.0, {"sac": SAC_MUJOCO_HP})}
 # --rlarena-algo: what rlarena runs against SB3's SAC above (issue 28: "the best algorithm rlarena offers at
 # its shipped settings"): its config class and what it sets beside SAC_HP's lr, batch, gamma, replay and
 # rhythm. CrossQ keeps its paper's lr 1e-3, beta1 0.5 and policy delay 3; its critics are [256, 256] (the
@@ -109,11 +126,16 @@ def rlarena_config(algo: str, hp: dict[str, Any], seed: int, threads: Any, itera
 
 
 def rlarena_run(algo: str, hp: dict[str, Any], seed: int, schedule, max_steps: int, threads: Any,
-                iteration_steps: int, rlarena_algo: str = "sac") -> dict[str, Any]:
+                iteration_steps: int, rlarena_algo: str = "sac", tuned: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`tuned` (a tuned example, as load_tuned reads it): rlarena runs its settings, not `hp`; its thread
+    count and the benchmark's iteration length (the evaluation grid) apply."""
     built = []
 
     def build(s: int):
-        built.append(rlarena_config(algo, hp, s, threads, iteration_steps, rlarena_algo))
+        if tuned is not None:
+            built.append(build_from_tuned(tuned, s, {"min_sample_timesteps_per_iteration": iteration_steps}))
+        else:
+            built.append(rlarena_config(algo, hp, s, threads, iteration_steps, rlarena_algo))
         return built[-1]
 
     row = run_rlarena(build, seed, schedule, max_steps, THRESHOLD)
@@ -156,6 +178,20 @@ def sb3_run(algo: str, hp: dict[str, Any], seed: int, schedule, max_steps: int, 
     return row
 
 
+# -- SBX (its own venv: sbx_worker.py) -------------------------------------------------------------
+
+def sbx_run(lib: str, hp: dict[str, Any], seed: int, max_steps: int, eval_every: int, python: str) -> dict[str, Any]:
+    """lib 'sbx-sac' | 'sbx-crossq': one run in a fresh process of SBX's venv (JAX's import and the
+    model's build are not timed, as rlarena's build is not; its JIT compile is, and reported as jit_s)."""
+    spec = {"algo": lib.split("-", 1)[1], "env": ENV_ID, "seed": seed, "threshold": THRESHOLD,
+            "max_steps": max_steps, "eval_every": eval_every, "n_eval_episodes": 20, "hp": hp}
+    worker = str(Path(__file__).resolve().parent / "sbx_worker.py")
+    done = subprocess.run([python, worker, json.dumps(spec)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{lib} seed {seed} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def probe_sb3(algo: str, hp: dict[str, Any], updates: int, candidates: list[int]) -> int:
     """SB3's fastest thread count over 100 warm-up steps + `updates` steps with an update each
     (learning_starts lowered to 100 for the probe, so TD3's 10k random steps are not timed)."""
@@ -181,7 +217,10 @@ def run_algo(algo: str, args: argparse.Namespace, seeds: list[int], libs: list[s
     rl_threads: Any = args.threads if args.threads is not None else args.rlarena_threads
     rl_threads = int(rl_threads) if str(rl_threads).isdigit() else rl_threads
     rl_algo = args.rlarena_algo if algo == "sac" else algo
-    print(f"# rlarena runs {rl_algo}: {RLARENA_ALGOS[rl_algo] if algo == 'sac' else 'the same settings'}")
+    if not (args.rlarena_tuned and algo == "sac"):
+        print(f"# rlarena runs {rl_algo}: {RLARENA_ALGOS[rl_algo] if algo == 'sac' else 'the same settings'}")
+    else:
+        rl_threads = "the tuned example's"
     sb3_threads = None
     if "sb3" in libs:
         if args.threads is not None:
@@ -193,10 +232,22 @@ def run_algo(algo: str, args: argparse.Namespace, seeds: list[int], libs: list[s
     print(f"# torch threads: rlarena {rl_threads}" + ("" if sb3_threads is None else f", SB3 {sb3_threads}"))
 
     schedule = every_steps(args.eval_every)
-    rows = run_seeds(libs, seeds, {
+    tuned = load_tuned(args.rlarena_tuned, ("SAC", "CrossQ", "TQC")) if args.rlarena_tuned and algo == "sac" else None
+    if tuned is not None and tuned["env"] != ENV_ID:
+        raise SystemExit(f"{args.rlarena_tuned} trains {tuned['env']}, not --env {ENV_ID}")
+    if tuned is not None:
+        print(f"# rlarena runs the tuned example {args.rlarena_tuned}: {tuned['algo']} {tuned['config']}")
+    sbx_hp = {**hp, **json.loads(args.sbx_hp)}
+    if any(lib.startswith("sbx") for lib in libs):
+        print(f"# SBX ({args.sbx_python}) runs {sbx_hp}; CrossQ: its own policy delay 3, Adam beta1 0.5, batch "
+              f"renorm, critics {sbx_hp.get('qf_net_arch', sbx_hp['net_arch'])}")
+    runs = {
         "rlarena": lambda seed: rlarena_run(algo, hp, seed, schedule, max_steps, rl_threads, iteration_steps,
-                                            rl_algo),
-        "sb3": lambda seed: sb3_run(algo, hp, seed, schedule, max_steps, sb3_threads)})
+                                            rl_algo, tuned),
+        "sb3": lambda seed: sb3_run(algo, hp, seed, schedule, max_steps, sb3_threads)}
+    for lib in ("sbx-sac", "sbx-crossq"):
+        runs[lib] = lambda seed, lib=lib: sbx_run(lib, sbx_hp, seed, max_steps, args.eval_every, args.sbx_python)
+    rows = run_seeds(libs, seeds, runs)
     for row in rows:
         row["ms_per_grad_step"] = 1000 * row["time_s"] / row["grad_steps"] if row["grad_steps"] else float("nan")
 
@@ -212,18 +263,28 @@ def run_algo(algo: str, args: argparse.Namespace, seeds: list[int], libs: list[s
     if "rlarena" in med and "sb3" in med:
         print(f"RATIO time per gradient step SB3 / rlarena = {per_step['sb3'] / per_step['rlarena']:.2f}x")
         print("(target: time ratio >= 3)")
+    for lib in (x for x in libs if x.startswith("sbx")):
+        mine = [r for r in rows if r["lib"] == lib]
+        print(f"{lib}: JIT compile {median([r['jit_s'] for r in mine]):.2f} s median (included in its time; per "
+              f"seed {', '.join(format(r['jit_s'], '.2f') for r in mine)})")
+        if "rlarena" in med:
+            print(f"RATIO time to {THRESHOLD:g} {lib} / rlarena = {med[lib]['time_s'] / med['rlarena']['time_s']:.2f}x; "
+                  f"without its JIT {(med[lib]['time_s'] - median([r['jit_s'] for r in mine])) / med['rlarena']['time_s']:.2f}x"
+                  f"  (target: >= 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", choices=("sac", "td3", "both"), default="both")
+    p.add_argument("--env", choices=tuple(TASKS), default="Pendulum-v1",
+                   help="the task (MuJoCo ones need: pip install mujoco)")
     p.add_argument("--seeds", default="5", help="'5' = five seeds 0..4; a list '0,5,7'; a range '0-4'; one seed N: 'N-N'")
     p.add_argument("--max-steps", type=int, default=None, help="env-step budget per run (default: the zoo's 20k)")
     p.add_argument("--eval-every", type=int, default=1000, help="evaluate every N env steps")
     p.add_argument("--learning-starts", type=int, default=None,
                    help="override learning_starts on both sides (for smoke runs of TD3, whose zoo value is 10k)")
-    p.add_argument("--libs", default="rlarena,sb3", help="comma list of rlarena,sb3")
+    p.add_argument("--libs", default="rlarena,sb3", help="comma list of rlarena,sb3,sbx-sac,sbx-crossq")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for both libraries (overrides --sb3-threads and --rlarena-threads)")
     p.add_argument("--sb3-threads", default="auto",
@@ -232,13 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rlarena-threads", default="1", help="num_torch_threads for rlarena: an int, or 'auto'")
     p.add_argument("--rlarena-algo", choices=tuple(RLARENA_ALGOS), default="sac",
                    help="with --algo sac: what rlarena runs against SB3's SAC (RLARENA_ALGOS)")
+    p.add_argument("--rlarena-tuned", default=None,
+                   help="with --algo sac: rlarena runs this tuned example (SAC, CrossQ or TQC) instead of RL-Zoo's settings")
+    p.add_argument("--sbx-python", default="/tmp/sbxvenv/bin/python", help="the python of a venv with sbx-rl")
+    p.add_argument("--sbx-hp", default="{}", help="JSON: SBX's settings over RL-Zoo's (SAC_HP), e.g. "
+                   '\'{"net_arch": [64, 64], "learning_rate": 0.003}\'; "qf_net_arch" for CrossQ\'s critics')
     args = p.parse_args(argv)
 
-    seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs)
+    seeds, libs = parse_seeds(args.seeds), parse_libs(args.libs, ("sbx-sac", "sbx-crossq"))
+    global ENV_ID, THRESHOLD, HP  # the task: every function above reads these
+    ENV_ID = args.env
+    THRESHOLD, HP = TASKS[args.env]
+    if args.algo != "sac" and "td3" not in HP:
+        raise SystemExit(f"--env {args.env}: --algo sac only (TD3 has RL-Zoo settings here for Pendulum-v1 only)")
     if args.eval_every < 1:
         raise SystemExit("--eval-every must be >= 1")
 
-    header("Pendulum-v1 SAC and TD3, same hyperparameters (RL-Zoo), rlarena vs SB3")
+    header(f"{ENV_ID} SAC and TD3, RL-Zoo's settings, rlarena vs SB3")
     print(f"# seeds {seeds}, threshold {THRESHOLD} (20 greedy episodes), evaluate every {args.eval_every} env "
           f"steps, evaluation time excluded")
     for algo in (("sac", "td3") if args.algo == "both" else (args.algo,)):
