@@ -85,6 +85,43 @@ def test_batch_renorm_after_its_warmup_corrects_by_clipped_r_and_d():
     assert x.grad is not None and torch.allclose(x.grad[:, 0], torch.zeros(2), atol=1e-6)
 
 
+@pytest.mark.parametrize("members", [0, 2])
+@pytest.mark.parametrize("warmup_steps", [10, 0])
+def test_batch_renorm_gradients_are_those_of_its_formula_written_out(members, warmup_steps):
+    """The layer runs torch's fused batch norm (r and d folded into its affine); its output, running
+    statistics and gradients (input, weight, bias) are the module docstring's formula's, op by op."""
+    torch.manual_seed(0)
+    spec = RenormSpec(momentum=0.3, eps=1e-3, warmup_steps=warmup_steps, r_max=1.5, d_max=0.5)
+    layer = BatchRenorm(4, spec, members)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2.0)
+        layer.bias.uniform_(-1.0, 1.0)
+        layer.running_mean.uniform_(-1.0, 1.0)
+        layer.running_var.uniform_(0.2, 3.0)
+    shape = (members, 16, 4) if members else (16, 4)
+    x = (torch.randn(shape) * 2 + 0.5).requires_grad_(True)
+    weight, bias = layer.weight.detach().clone().requires_grad_(True), layer.bias.detach().clone().requires_grad_(True)
+    var, mean = torch.var_mean(x, -2, keepdim=True, correction=0)
+    sigma = torch.sqrt(var + spec.eps)
+    x_hat = (x - mean) / sigma
+    if warmup_steps == 0:
+        sigma_run = torch.sqrt(layer.running_var + spec.eps)
+        r = (sigma / sigma_run).clamp(1 / spec.r_max, spec.r_max).detach()
+        d = ((mean - layer.running_mean) / sigma_run).clamp(-spec.d_max, spec.d_max).detach()
+        x_hat = x_hat * r + d
+    expected = x_hat * weight + bias
+    running = (layer.running_mean.lerp(mean.detach(), 0.3), layer.running_var.lerp(var.detach(), 0.3))
+    upstream = torch.randn(shape)
+    grads = torch.autograd.grad(expected, (x, weight, bias), upstream)
+    with batch_statistics(layer):
+        y = layer(x)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close((layer.running_mean, layer.running_var), running)
+    got = torch.autograd.grad(y, (x, layer.weight, layer.bias), upstream)
+    for name, g, want in zip(("input", "weight", "bias"), got, grads):
+        torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_batch_renorm_outside_training_uses_and_keeps_the_running_statistics():
     layer = _layer(eps=1e-3)
     with torch.no_grad():

@@ -221,6 +221,44 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, algo_name):
         algo.stop()
 
 
+def test_sac_step_gradients_are_each_loss_on_its_own_network():
+    """One SAC gradient step (actor and temperature in one backward pass, the actor's Q read through critics
+    that take no gradient from it) leaves in each network's buffer exactly its own loss's gradient,
+    computed here by plain autograd on a copy with every parameter live."""
+    import copy
+
+    from rlarena.algorithms.sac import temperature_loss
+
+    algo = probe_config(SACConfig, "Pendulum-v1", policy_delay=1, grad_clip=None).build()
+    try:
+        algo.train()
+        learner = algo.learners["default_policy"]
+        model = learner.policy.model
+        batch, indices = algo.replay("default_policy")
+        algo.replay = lambda policy_id: (batch, indices)  # the step below replays this batch
+        reference, target = copy.deepcopy(model), copy.deepcopy(learner.targets["critic"].module)
+        alpha = model.temperature.alpha
+        torch.manual_seed(7)
+        loss_pi, entropy, _ = actor_loss(reference, batch, alpha)
+        loss_alpha = temperature_loss(reference, entropy, -1.0)
+        loss_q, _ = critic_loss(reference, target, batch, alpha)
+        expected = {}
+        for name, loss, net in (
+            ("actor", loss_pi, reference.actor),
+            ("alpha", loss_alpha, reference.temperature),
+            ("critic", loss_q, reference.critic),
+        ):
+            grads = torch.autograd.grad(loss, list(net.parameters()), retain_graph=True)
+            expected[name] = torch.cat([g.reshape(-1) for g in grads])
+        torch.manual_seed(7)
+        algo.update_policy("default_policy")
+        for name, want in expected.items():
+            got = learner.flats[name].grad
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), name
+    finally:
+        algo.stop()
+
+
 # -- config, CLI, export ---------------------------------------------------------------------------
 def test_algorithm_and_space_mismatches_get_clear_errors():
     with pytest.raises(ConfigError, match="SAC needs Box or Discrete actions; this env has MultiDiscrete"):

@@ -31,7 +31,15 @@ import torch
 
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ActorQConfig, ReplayBatch, frozen
-from rlarena.algorithms.sac import SAC, SACConfig, SACLearner, actor_loss, target_entropy_of, temperature_loss
+from rlarena.algorithms.sac import (
+    SAC,
+    SACConfig,
+    SACLearner,
+    actor_loss,
+    step_actor_and_temperature,
+    target_entropy_of,
+    temperature_loss,
+)
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, QEnsemble
 from rlarena.nn.batch_renorm import RenormSpec, batch_statistics
@@ -154,9 +162,7 @@ class CrossQ(SAC):
             target_entropy = target_entropy_of(cfg, learner.policy.action_space)
             loss_alpha = temperature_loss(model, entropy, target_entropy)
             learner.check_finite(torch.stack([loss_pi.detach(), loss_alpha.detach()]), "losses (actor, alpha)")
-            if target_entropy is not None:
-                learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
-            learner.step(loss_pi, "actor")
+            step_actor_and_temperature(learner, loss_pi, loss_alpha, target_entropy is not None)
             learner.last_actor_stats = torch.stack([loss_pi.detach(), loss_alpha.detach(), q_pi.mean(), entropy.mean()])
         loss_pi, loss_alpha, q_mean, entropy_mean = learner.last_actor_stats
         return torch.stack([loss_q.detach(), loss_pi, loss_alpha, alpha, q_mean, entropy_mean])

@@ -258,6 +258,18 @@ def actor_loss(
     return (alpha * logp - q).mean(), -logp.detach(), q.detach()
 
 
+def step_actor_and_temperature(
+    learner: Learner, loss_pi: torch.Tensor, loss_alpha: torch.Tensor, learned: bool
+) -> None:
+    """One backward pass for the actor's and the temperature's losses (separate graphs: the temperature's
+    reads the entropy detached), then a step of each; grad_clip is for the actor, not the one scalar.
+    `learned` False (a fixed alpha): the actor alone."""
+    if learned:
+        learner.step(loss_pi + loss_alpha, "actor", "alpha", clip=("actor",))
+    else:
+        learner.step(loss_pi, "actor")
+
+
 class SACLearner(ReplayLearner):
     """A SAC policy's learner: beside the replay buffer, the critic steps taken (every policy_delay-th
     one steps the actor and the temperature too: learner state "learner") and the actor's last
@@ -340,17 +352,15 @@ class SAC(ActorQAlgorithm):
         actor_step = learner.critic_steps % cfg.policy_delay == 0
         target_entropy = target_entropy_of(cfg, learner.policy.action_space)
         if actor_step:  # the actor on the replayed states: its entropy drives the temperature
-            loss_pi, entropy, q_pi = self.actor_loss(learner, batch, alpha)
+            with frozen(model.critic):  # the actor's loss moves the actor only: no critic weight gradients
+                loss_pi, entropy, q_pi = self.actor_loss(learner, batch, alpha)
             loss_alpha = temperature_loss(model, entropy, target_entropy)
         loss_q, td_error = self.critic_loss(learner, batch, alpha)
         if actor_step:
             learner.check_finite(
                 torch.stack([loss_q.detach(), loss_pi.detach(), loss_alpha.detach()]), "losses (critic, actor, alpha)"
             )
-            if target_entropy is not None:
-                learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
-            with frozen(model.critic):  # the actor's loss moves the actor only
-                learner.step(loss_pi, "actor")
+            step_actor_and_temperature(learner, loss_pi, loss_alpha, target_entropy is not None)
             learner.last_actor_stats = torch.stack([loss_pi.detach(), loss_alpha.detach(), q_pi.mean(), entropy.mean()])
         else:
             learner.check_finite(loss_q, "critic loss")

@@ -113,12 +113,17 @@ class Learner:
             f"{advice}."
         )
 
-    def step(self, loss: torch.Tensor | None, *names: str, clip: bool = True) -> dict[str, torch.Tensor]:
+    def step(
+        self, loss: torch.Tensor | None, *names: str, clip: bool | tuple[str, ...] = True
+    ) -> dict[str, torch.Tensor]:
         """One gradient step of optimizers `names` (default: all) on `loss`: zero their gradients,
         backpropagate, clip each at grad_clip (global norm), step each. `loss` None: the gradients are
-        already in the buffers (computed by the caller), only clip and step. Each optimizer steps with
-        its learning rate of now (the schedule applied here, so no algorithm can forget it). Returns each
-        clipped optimizer's gradient norm before clipping. Check the loss first (check_finite)."""
+        already in the buffers (computed by the caller), only clip and step. `clip`: True clips every
+        optimizer stepped, False none, a tuple those named (one backward pass for losses of separate
+        networks, e.g. an actor's and a temperature's, of which only the network is clipped). Each
+        optimizer steps with its learning rate of now (the schedule applied here, so no algorithm can
+        forget it). Returns each clipped optimizer's gradient norm before clipping. Check the loss first
+        (check_finite)."""
         names = names or tuple(self.optimizers)
         if loss is not None:
             for name in names:
@@ -126,8 +131,9 @@ class Learner:
             loss.backward()
         norms = {}
         grad_clip = self.config.grad_clip
-        if clip and grad_clip is not None:
-            for name in names:
+        clipped = names if clip is True else () if clip is False else clip
+        if grad_clip is not None:
+            for name in clipped:
                 norms[name] = self.flats[name].clip_grad_norm_(grad_clip)
         env_step = self.clock()
         for name in names:

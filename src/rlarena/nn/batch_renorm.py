@@ -67,20 +67,21 @@ class BatchRenorm(nn.Module):
         if not self.training:
             x_hat = (x - self.running_mean) * torch.rsqrt(self.running_var + s.eps)
             return x_hat * self.weight + self.bias
-        var, mean = torch.var_mean(x, -2, keepdim=True, correction=0)  # biased variance, as Ioffe and SBX
-        sigma = torch.sqrt(var + s.eps)
-        x_hat = (x - mean) / sigma
+        weight, bias = self.weight, self.bias
         if int(self.steps) >= s.warmup_steps:
             with torch.no_grad():
+                var, mean = torch.var_mean(x, -2, keepdim=True, correction=0)  # biased, as Ioffe and SBX
                 sigma_run = torch.sqrt(self.running_var + s.eps)
-                r = (sigma / sigma_run).clamp(1 / s.r_max, s.r_max)
+                r = (torch.sqrt(var + s.eps) / sigma_run).clamp(1 / s.r_max, s.r_max)
                 d = ((mean - self.running_mean) / sigma_run).clamp(-s.d_max, s.d_max)
-            x_hat = x_hat * r + d
+            # (x_hat r + d) w + b = x_hat (r w) + (d w + b): batch norm with those as its affine
+            weight, bias = weight * r, torch.addcmul(bias, weight, d)
+        y, mean, var = _batch_norm(x, weight, bias, s.eps)
         with torch.no_grad():
             self.running_mean.lerp_(mean, s.momentum)
             self.running_var.lerp_(var, s.momentum)
             self.steps += 1
-        return x_hat * self.weight + self.bias
+        return y
 
     def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
         """The inference form in numpy, over zero-copy views of the live statistics and parameters."""
@@ -92,6 +93,27 @@ class BatchRenorm(nn.Module):
             return (x - mean) * (weight / np.sqrt(var + eps)) + bias
 
         return forward
+
+
+def _batch_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x - mu_B) / sqrt(var_B + eps) * weight + bias over dim -2 of x [B, F] (weight [1, F]) or [K, B, F]
+    (weight [K, 1, F]: statistics per member), and mu_B, var_B (biased) shaped as weight, without
+    gradient. One fused kernel each way (torch's batch norm, with the gradient through the batch's
+    statistics), where the same written out in ~10 tensor ops costs about 3x as much on a CPU."""
+    if x.dim() == 2:
+        y, mean, invstd = torch.native_batch_norm(x, weight.reshape(-1), bias.reshape(-1), None, None, True, 0.0, eps)
+    else:  # members as channels: [B, K * F]
+        K, B, F = x.shape
+        flat = x.transpose(0, 1).reshape(B, K * F)
+        y, mean, invstd = torch.native_batch_norm(
+            flat, weight.reshape(-1), bias.reshape(-1), None, None, True, 0.0, eps
+        )
+        y = y.view(B, K, F).transpose(0, 1)
+    with torch.no_grad():
+        var = invstd.pow(-2) - eps
+    return y, mean.view(weight.shape), var.view(weight.shape)
 
 
 @contextmanager
