@@ -1,6 +1,6 @@
-"""DroQ and REDQ, SAC's options (algorithms/sac.py): DroQ's critics (dropout, then layer norm, after each
-hidden linear layer) against a hand-written forward pass, their dropout on in training and off for
-values; REDQ's target, the min over M of N critics drawn anew each step; the actor's mean over the
+"""DroQ and REDQ, SAC's options (algorithms/sac.py, droq_redq.py): DroQ's critics (dropout, then layer
+norm, after each hidden linear layer) against a hand-written forward pass, their dropout on in training
+and off for values; REDQ's target, the min over M of N critics drawn anew each step; the actor's mean over the
 critics; policy_delay; a probe env DroQ solves in seconds; the checkpoint round trip; the refusals.
 Learning curves against SAC belong in benchmarks/."""
 
@@ -17,8 +17,9 @@ from probe_envs import ContinuousIdentityEnv
 
 from rlarena import Algorithm, ConfigError, CrossQConfig, DroQConfig, REDQConfig, SACConfig, TQCConfig
 from rlarena.algorithms import get_algorithm_class
+from rlarena.algorithms.droq_redq import REDQ, DroQ
 from rlarena.algorithms.off_policy import ReplayBatch
-from rlarena.algorithms.sac import REDQ, DroQ, actor_loss, critic_loss, target_min
+from rlarena.algorithms.sac import actor_loss, critic_loss, target_min
 from rlarena.checkpoint.io import read_checkpoint, write_checkpoint
 from rlarena.nn.actor_q import ActorQ, QEnsemble, without_dropout
 

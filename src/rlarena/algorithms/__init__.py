@@ -9,13 +9,14 @@ from rlarena.algorithms.config import AlgorithmConfig
 from rlarena.algorithms.cql import CQL, CQLConfig
 from rlarena.algorithms.crossq import CrossQ, CrossQConfig
 from rlarena.algorithms.dqn import DQN, DQNConfig
+from rlarena.algorithms.droq_redq import REDQ, DroQ, DroQConfig, REDQConfig
 from rlarena.algorithms.es import ARS, ES, ARSConfig, ESConfig
 from rlarena.algorithms.impala import IMPALA, IMPALAConfig
 from rlarena.algorithms.marwil import BC, MARWIL, BCConfig, MARWILConfig
 from rlarena.algorithms.ppo import PPO, PPOConfig, PPOTrainer
 from rlarena.algorithms.qrdqn import QRDQN, QRDQNConfig
 from rlarena.algorithms.registry import ALGORITHM_PATHS, get_algorithm_class
-from rlarena.algorithms.sac import REDQ, SAC, DroQ, DroQConfig, REDQConfig, SACConfig
+from rlarena.algorithms.sac import SAC, SACConfig
 from rlarena.algorithms.td3 import DDPG, TD3, DDPGConfig, TD3Config
 from rlarena.algorithms.tqc import TQC, TQCConfig
 
