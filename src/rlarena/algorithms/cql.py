@@ -30,7 +30,7 @@ import torch
 from rlarena.algorithms.algorithm import DEFAULT_POLICY_ID
 from rlarena.algorithms.config import NotProvided, NotProvidedType, option, provided
 from rlarena.algorithms.off_policy import ReplayBatch, frozen
-from rlarena.algorithms.sac import SAC, SACConfig, target_entropy_of, temperature_loss
+from rlarena.algorithms.sac import SAC, SACConfig, step_actor_and_temperature, target_entropy_of, temperature_loss
 from rlarena.errors import ConfigError
 from rlarena.learners import Learner
 from rlarena.nn.actor_q import ActorQ, GaussianActor, Temperature, squashed_gaussian_logp
@@ -262,9 +262,7 @@ class CQL(SAC):
             penalty = alpha_prime.detach() * (penalty - cfg.lagrangian_thresh)
         loss_q = (bellman + penalty).sum()
         learner.check_finite(torch.stack([loss_q.detach(), loss_pi.detach()]), "losses (critic, actor)")
-        if target_entropy is not None:
-            learner.step(loss_alpha, "alpha", clip=False)  # one scalar: grad_clip is for the networks
-        learner.step(loss_pi, "actor")
+        step_actor_and_temperature(learner, loss_pi, loss_alpha, target_entropy is not None)
         learner.step(loss_q, "critic")
         if cfg.lagrangian:
             learner.step(loss_alpha_prime, "alpha_prime", clip=False)

@@ -102,15 +102,11 @@ def _batch_norm(
     (weight [K, 1, F]: statistics per member), and mu_B, var_B (biased) shaped as weight, without
     gradient. One fused kernel each way (torch's batch norm, with the gradient through the batch's
     statistics), where the same written out in ~10 tensor ops costs about 3x as much on a CPU."""
-    if x.dim() == 2:
-        y, mean, invstd = torch.native_batch_norm(x, weight.reshape(-1), bias.reshape(-1), None, None, True, 0.0, eps)
-    else:  # members as channels: [B, K * F]
-        K, B, F = x.shape
-        flat = x.transpose(0, 1).reshape(B, K * F)
-        y, mean, invstd = torch.native_batch_norm(
-            flat, weight.reshape(-1), bias.reshape(-1), None, None, True, 0.0, eps
-        )
-        y = y.view(B, K, F).transpose(0, 1)
+    members = x.dim() == 3
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1) if members else x  # members as channels: [B, K * F]
+    y, mean, invstd = torch.native_batch_norm(flat, weight.reshape(-1), bias.reshape(-1), None, None, True, 0.0, eps)
+    if members:
+        y = y.view(x.shape[1], x.shape[0], x.shape[2]).transpose(0, 1)
     with torch.no_grad():
         var = invstd.pow(-2) - eps
     return y, mean.view(weight.shape), var.view(weight.shape)
